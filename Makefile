@@ -1,0 +1,74 @@
+# softphone: the two commands a person needs are `make run` and `make test`.
+# Both create .venv and install what the Python packages need from Debian when run as root.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+
+# Shared libraries the Python packages load at run time (opuslib -> libopus, sounddevice -> PortAudio).
+SYS_LIBS := libopus0 libportaudio2
+# Real peers the interop tests run against, all on 127.0.0.1 (see tests/interop/).
+PEERS    := kamailio kamailio-tls-modules baresip openssl tmux
+
+.PHONY: run test setup test-setup sysdeps peers lint typecheck bench clean
+
+# apt_ensure(packages, strict): install what is missing when root; otherwise print the command.
+# strict=1 fails when something is missing and we cannot install it.
+define apt_ensure
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing system packages:$$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+	      || { echo "apt-get install failed for:$$missing"; exit 1; }; \
+	  else \
+	    echo "Missing system packages:$$missing"; \
+	    echo "Install them with: sudo apt-get install$$missing"; \
+	    if [ "$(2)" = 1 ]; then exit 1; fi; \
+	  fi; \
+	fi
+endef
+
+run: setup
+	$(VENV)/bin/softphone
+
+setup: sysdeps $(VENV)/.installed
+
+sysdeps:
+	$(call apt_ensure,$(SYS_LIBS),0)
+
+peers:
+	$(call apt_ensure,$(SYS_LIBS) $(PEERS),1)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+test-setup: peers $(VENV)/.installed $(VENV)/.test-installed
+
+test: test-setup
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -p no:cacheprovider
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check softphone tests
+	$(VENV)/bin/lint-imports
+
+typecheck: $(VENV)/.test-installed
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed
+	@echo "No benchmarks yet: they arrive with the media and RTSP work."
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

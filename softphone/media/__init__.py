@@ -1,0 +1,3 @@
+"""Audio/video media: codecs, audio devices, decoding. Filled in by the audio and RTSP issues."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Persistent records: accounts, contacts, call history. Filled in by the TUI issue."""
+
+from __future__ import annotations
