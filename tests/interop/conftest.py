@@ -1,0 +1,161 @@
+"""Fixtures for the interop lab: a real Kamailio and real baresip phones on 127.0.0.1.
+
+How to use them (the helpers live in ``tests/interop/lab.py``; ``import lab`` works from any test
+module in this directory because this conftest puts the directory on ``sys.path``)::
+
+    import pytest
+    import lab
+
+    pytestmark = pytest.mark.interop
+
+    def test_softphone_calls_bob(kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory) -> None:
+        bob = baresip_factory(user="bob", transport="udp", auto_answer=True)
+        mark = kamailio.mark()
+        # ... our UA registers as alice (password "alicepw", realm "lab.test") to
+        #     kamailio.outbound_uri("udp") == "sip:127.0.0.1:<kamailio.udp_port>;transport=udp"
+        kamailio.wait_for(r"LAB REGISTERED alice expires=\\d+", timeout_s=5, since=mark)
+        # ... our UA calls sip:bob@lab.test
+        incoming = bob.wait_event("CALL_INCOMING", timeout_s=5)
+        assert incoming["peeruri"].startswith("sip:alice@lab.test")
+        bob.wait_event("CALL_ESTABLISHED", timeout_s=5)
+        bob.hangup()                                   # or hold() / resume() / transfer(uri)
+        bob.wait_event("CALL_CLOSED", timeout_s=5)
+
+Fixtures:
+
+- ``lab_pki`` (session): :class:`lab.LabPki` — ``ca_file`` plus good / expired / wrong-name
+  server certificates (SAN of the good one: IP 127.0.0.1, IP ::1, DNS lab.test, DNS localhost).
+- ``kamailio`` (session): :class:`lab.Kamailio` for ``lab.test`` — ``udp_port``/``tcp_port`` (same
+  number), ``tls_port`` (= that + 1), ``udp6_port`` ([::1], or None), ``ca_file``, ``domain``,
+  ``lines()``, ``lab_lines()``, ``mark()``, ``wait_for(regex, timeout_s, since=0) -> re.Match``.
+  Users alice/bob/carol/dave with passwords ``<user>pw``; REGISTER is challenged with 401,
+  other requests from local users with 407; a wrong password gets 403; Expires below 60 gets
+  423 with ``Min-Expires: 60``; bindings last at most 3600 s (default 3600).
+- ``kamailio_factory`` (function): ``kamailio_factory(tls_cert="expired" | "wrong_name" | "good")``
+  starts another, independent Kamailio (fresh ports) serving that TLS certificate.
+- ``baresip_factory`` (function): ``baresip_factory(user="bob", transport="udp", register=True,
+  auto_answer=False, audio="tone", record=False, kamailio=None) -> lab.Baresip``, registered (when
+  ``register``) before it returns. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
+  hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
+  ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
+  past events too, so pass ``since=phone.mark()`` to wait only for new ones.
+
+Missing peers skip the tests (``pytest.skip``), or fail them when ``CI=true`` or
+``SOFTPHONE_REQUIRE_INTEROP=1`` (see ``lab.require_binary``). When a test fails, the tail of
+every peer's log is printed in the teardown section of the report.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import lab
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember each phase's report on the item so fixtures can tell whether the test failed."""
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    reports = request.node.stash.get(_REPORTS, {})
+    return any(r.failed for r in reports.values())
+
+
+def _dump(title: str, lines: list[str], n: int = 60) -> None:
+    print(f"----- {title} (last {min(n, len(lines))} of {len(lines)} lines) -----")
+    for line in lines[-n:]:
+        print(line)
+
+
+@pytest.fixture(scope="session")
+def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> lab.LabPki:
+    return lab.make_pki(tmp_path_factory.mktemp("lab-pki"))
+
+
+@pytest.fixture(scope="session")
+def kamailio(
+    tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
+) -> Iterator[lab.Kamailio]:
+    proxy = lab.Kamailio(tmp_path_factory.mktemp("kamailio"), lab_pki).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def kamailio_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
+) -> Iterator[lab.KamailioFactory]:
+    started: list[lab.Kamailio] = []
+
+    def make(tls_cert: lab.CertKind = "good") -> lab.Kamailio:
+        proxy = lab.Kamailio(
+            tmp_path_factory.mktemp(f"kamailio-{tls_cert}"), lab_pki, tls_cert=tls_cert
+        )
+        started.append(proxy)
+        return proxy.start()
+
+    try:
+        yield make
+    finally:
+        for proxy in started:
+            if _failed(request):
+                _dump(f"kamailio ({proxy.tls_cert} cert)", proxy.lines())
+            proxy.stop()
+
+
+@pytest.fixture
+def baresip_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kamailio: lab.Kamailio
+) -> Iterator[lab.BaresipFactory]:
+    started: list[lab.Baresip] = []
+
+    def make(
+        user: str = "bob",
+        transport: lab.Transport = "udp",
+        register: bool = True,
+        auto_answer: bool = False,
+        audio: lab.Audio = "tone",
+        record: bool = False,
+        kamailio: lab.Kamailio = kamailio,
+    ) -> lab.Baresip:
+        phone = lab.Baresip(
+            workdir=tmp_path_factory.mktemp(f"baresip-{user}"),
+            kamailio=kamailio,
+            user=user,
+            transport=transport,
+            register=register,
+            auto_answer=auto_answer,
+            audio=audio,
+            record=record,
+        )
+        started.append(phone)
+        return phone.start()
+
+    try:
+        yield make
+    finally:
+        failed = _failed(request)
+        for phone in started:
+            if failed:
+                _dump(f"baresip {phone.user} ({phone.transport})", phone.lines())
+                if phone.alive():
+                    print(f"baresip {phone.user} events: {phone.ctrl.event_types()}")
+            phone.stop()
+        if failed:
+            _dump("kamailio LAB lines", kamailio.lab_lines())
