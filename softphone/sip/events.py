@@ -1,0 +1,144 @@
+"""Events the user agent core hands to the phone layer (past tense, frozen, compared by value).
+
+Everything a peer or the network does reaches the phone as one of these; exceptions are only for
+misuse and malformed input (STYLE.md "Errors").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base class of user agent events."""
+
+
+# --- registration (RFC 3261 §10) -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registered(Event):
+    account: str
+    expires: int
+    contact: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationFailed(Event):
+    account: str
+    status: int  # 0 when no response came (timeout, transport error)
+    reason: str
+    retry_in_s: float | None  # when the next attempt is scheduled, None when it is not
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unregistered(Event):
+    account: str
+
+
+# --- calls (RFC 3261 §13-§15) --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncomingCall(Event):
+    call_id: str
+    account: str
+    remote: str  # the From header's name-addr as text
+    remote_display: str | None
+    request_uri: str
+    sdp: bytes | None
+    replaces_call: bool = False  # second call while another is up (call waiting) is the phone's call
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallProgressed(Event):
+    """A provisional response: 180 Ringing or 183 Session Progress (early media when sdp is set)."""
+
+    call_id: str
+    status: int
+    reason: str
+    sdp: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAnswered(Event):
+    """Our INVITE got a 2xx (we have sent the ACK)."""
+
+    call_id: str
+    sdp: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallConfirmed(Event):
+    """The caller ACKed our 2xx: the incoming call is established."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFailed(Event):
+    """The call never got established. ``status`` 0 means no response (timeout/transport)."""
+
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(Event):
+    """An established call ended. ``by`` says who hung up."""
+
+    call_id: str
+    by: str  # "local" | "remote" | "timeout"
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReofferReceived(Event):
+    """The peer sent a re-INVITE (hold/resume/target refresh). The phone must answer it with
+    ``UserAgent.answer_reoffer`` (or ``reject_reoffer``) before returning from the sink."""
+
+    call_id: str
+    sdp: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReofferAnswered(Event):
+    """Our re-INVITE was accepted; ``sdp`` is the peer's answer."""
+
+    call_id: str
+    sdp: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReofferFailed(Event):
+    call_id: str
+    status: int
+    reason: str
+
+
+# --- transfer (RFC 3515) -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferRequested(Event):
+    """The peer asked us (transferee) to call ``target``; we answered 202 Accepted."""
+
+    call_id: str
+    target: str
+    referred_by: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferProgressed(Event):
+    """A NOTIFY about our REFER (we are the transferor), or the REFER's own final response."""
+
+    call_id: str
+    status: int
+    reason: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfReceived(Event):
+    """SIP INFO application/dtmf-relay (the RTP telephone-event path lives in rtp/)."""
+
+    call_id: str
+    digit: str
+    duration_ms: int

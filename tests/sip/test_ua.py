@@ -1,0 +1,534 @@
+"""The user agent core against other user agent cores over a fake network, clock walked by
+argument (no sockets, no sleeps). Peers' views are asserted as well as the caller's."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from softphone.sip import events as ev
+from softphone.sip.address import Address
+from softphone.sip.auth import make_challenge, verify_authorization
+from softphone.sip.errors import LocalProtocolError, ParseError
+from softphone.sip.message import Headers, SipRequest, SipResponse, parse_message
+from softphone.sip.ua import (
+    CALL_TRANSITIONS,
+    REG_TRANSITIONS,
+    AccountConfig,
+    CallInput,
+    CallState,
+    RegInput,
+    RegState,
+    UserAgent,
+    _Call,
+    _Registration,
+    redact,
+)
+from softphone.sip.uri import SipUri
+
+OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+ANSWER = OFFER.replace(b"4000", b"5000")
+
+
+@dataclass
+class Peer:
+    name: str
+    ua: UserAgent
+    address: Address
+    events: list[ev.Event] = field(default_factory=list)
+    received: list[bytes] = field(default_factory=list)
+
+    def of(self, kind: type) -> list[ev.Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def make_peer(name: str, host: str, *, seed: int, port: int = 5060, registrar: SipUri | None = None,
+              outbound: Address | None = None, password: str | None = None) -> Peer:
+    address = Address("udp", host, port)
+    acct = AccountConfig(
+        name=name,
+        aor=SipUri(user=name, host="lab.test" if registrar else host, port=None if registrar else port),
+        username=name,
+        password=password,
+        registrar=registrar,
+        outbound=outbound,
+    )
+    ua = UserAgent(accounts=[acct], rng=random.Random(seed))
+    ua.add_listener(address)
+    return Peer(name, ua, address)
+
+
+class Network:
+    """Delivers every message to the peer whose address it is for; ``drop`` filters."""
+
+    def __init__(self, *peers: Peer) -> None:
+        self.peers = {(p.address.host, p.address.port): p for p in peers}
+        self.now = 0.0
+        self.drop: Callable[[bytes, Address], bool] = lambda data, dest: False
+        self.undeliverable: list[tuple[bytes, Address]] = []
+
+    def flush(self, limit: int = 200) -> None:
+        for _ in range(limit):
+            moved = False
+            for sender in list(self.peers.values()):
+                for data, dest in sender.ua.messages_to_send():
+                    moved = True
+                    if self.drop(data, dest):
+                        continue
+                    target = self.peers.get((dest.host, dest.port))
+                    if target is None:
+                        self.undeliverable.append((data, dest))
+                        continue
+                    target.received.append(data)
+                    target.events += target.ua.receive_message(data, sender.address, self.now)
+            if not moved:
+                return
+        raise AssertionError("messages kept flowing")
+
+    def run_until(self, t_end: float) -> None:
+        self.flush()
+        while True:
+            deadlines = [(p.ua.get_timer(), p) for p in self.peers.values()]
+            due = [(at, p) for at, p in deadlines if at is not None and at <= t_end]
+            if not due:
+                break
+            at, peer = min(due, key=lambda x: x[0])
+            self.now = max(self.now, at)
+            peer.events += peer.ua.handle_timer(self.now)
+            self.flush()
+        self.now = t_end
+
+
+@pytest.fixture
+def pair() -> tuple[Network, Peer, Peer]:
+    alice = make_peer("alice", "127.0.0.1", seed=1)
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    return Network(alice, bob), alice, bob
+
+
+def call_up(net: Network, alice: Peer, bob: Peer) -> tuple[str, str]:
+    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2", port=5060), sdp=OFFER, now=net.now)
+    net.flush()
+    (incoming,) = bob.of(ev.IncomingCall)
+    bob.ua.ring(incoming.call_id, net.now)
+    bob.ua.answer(incoming.call_id, sdp=ANSWER, now=net.now)
+    net.flush()
+    return call_id, incoming.call_id
+
+
+# --- calls ----------------------------------------------------------------------------------------
+def test_call_is_set_up_and_torn_down_by_the_caller(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id, bob_call = call_up(net, alice, bob)
+    assert bob.of(ev.IncomingCall)[0].sdp == OFFER
+    assert [type(e) for e in alice.events] == [ev.CallProgressed, ev.CallAnswered]
+    assert alice.of(ev.CallAnswered) == [ev.CallAnswered(call_id=call_id, sdp=ANSWER)]
+    assert bob.of(ev.CallConfirmed) == [ev.CallConfirmed(call_id=bob_call)]
+    assert alice.ua.call_state(call_id) is CallState.CONFIRMED
+    alice.ua.hangup(call_id, net.now)
+    net.flush()
+    assert bob.of(ev.CallEnded) == [ev.CallEnded(call_id=bob_call, by="remote", status=200, reason="remote hung up")]
+    assert alice.of(ev.CallEnded)[0].by == "local"
+    assert alice.ua.call_state(call_id) is CallState.TERMINATED
+
+
+def test_callee_hangs_up(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id, bob_call = call_up(net, alice, bob)
+    bob.ua.hangup(bob_call, net.now)
+    net.flush()
+    assert alice.of(ev.CallEnded) == [ev.CallEnded(call_id=call_id, by="remote", status=200, reason="remote hung up")]
+    assert bob.of(ev.CallEnded)[0].by == "local"
+
+
+def test_invite_retransmissions_are_absorbed_and_2xx_retransmitted_until_ack(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    # Drop alice's first ACK: bob retransmits the 200, alice ACKs again, bob confirms once.
+    dropped: list[bytes] = []
+
+    def drop_first_ack(data: bytes, dest: Address) -> bool:
+        if data.startswith(b"ACK") and not dropped:
+            dropped.append(data)
+            return True
+        return False
+
+    net.drop = drop_first_ack
+    call_id, bob_call = call_up(net, alice, bob)
+    assert bob.of(ev.CallConfirmed) == []
+    net.run_until(1.0)
+    assert bob.of(ev.CallConfirmed) == [ev.CallConfirmed(call_id=bob_call)]
+    assert len(alice.of(ev.CallAnswered)) == 1  # the retransmitted 2xx is not a second answer
+    assert len(dropped) == 1
+
+
+def test_callee_rejects_busy(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2"), sdp=OFFER, now=0.0)
+    net.flush()
+    bob.ua.reject(bob.of(ev.IncomingCall)[0].call_id, status=486, now=net.now)
+    net.flush()
+    (failed,) = alice.of(ev.CallFailed)
+    assert failed.call_id == call_id and failed.status == 486 and "busy" in failed.reason.lower()
+    # the non-2xx was ACKed by alice's transaction: bob stops retransmitting
+    assert any(m.startswith(b"ACK ") for m in bob.received)
+    net.run_until(40.0)
+    assert sum(1 for m in alice.received if m.startswith(b"SIP/2.0 486")) == 1
+
+
+def test_cancel_before_answer(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2"), sdp=OFFER, now=0.0)
+    net.flush()
+    bob.ua.ring(bob.of(ev.IncomingCall)[0].call_id, net.now)
+    net.flush()
+    alice.ua.hangup(call_id, net.now)
+    net.flush()
+    assert alice.of(ev.CallFailed) == [ev.CallFailed(call_id=call_id, status=487, reason="cancelled")]
+    assert bob.of(ev.CallFailed)[0].status == 487
+    assert any(m.startswith(b"CANCEL ") for m in bob.received)
+
+
+def test_cancel_waits_for_a_provisional_response(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2"), sdp=OFFER, now=0.0)
+    alice.ua.cancel(call_id, 0.0)  # nothing came back yet: the CANCEL must wait (§9.1)
+    sent = alice.ua.messages_to_send()
+    assert [d.split(b" ", 1)[0] for d, _ in sent] == [b"INVITE"]
+    for data, _ in sent:
+        bob.events += bob.ua.receive_message(data, alice.address, 0.0)
+    net.flush()  # bob's 100 Trying releases the CANCEL
+    assert any(m.startswith(b"CANCEL ") for m in bob.received)
+    assert alice.of(ev.CallFailed)[0].status == 487
+
+
+def test_cancel_200_race_acks_then_byes(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2"), sdp=OFFER, now=0.0)
+    net.flush()
+    bob_call = bob.of(ev.IncomingCall)[0].call_id
+    bob.ua.answer(bob_call, sdp=ANSWER, now=net.now)  # the 200 is on its way...
+    alice.ua.cancel(call_id, net.now)  # ...while alice cancels
+    net.flush()
+    methods = [m.split(b" ", 1)[0] for m in bob.received]
+    assert b"CANCEL" in methods and b"ACK" in methods and b"BYE" in methods
+    assert methods.index(b"ACK") < methods.index(b"BYE")
+    assert bob.of(ev.CallEnded)[0].by == "remote"
+    assert alice.ua.call_state(call_id) is CallState.TERMINATED
+    assert alice.of(ev.CallAnswered) == []
+
+
+def test_invite_times_out_with_a_clear_reason() -> None:
+    alice = make_peer("alice", "127.0.0.1", seed=1)
+    net = Network(alice)
+    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.9"), sdp=OFFER, now=0.0)
+    net.run_until(40.0)
+    (failed,) = alice.of(ev.CallFailed)
+    assert failed.call_id == call_id and failed.status == 408
+    assert "127.0.0.9:5060" in failed.reason
+    assert len([d for d, _ in net.undeliverable if d.startswith(b"INVITE")]) == 7  # A: 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5
+
+
+def test_hold_and_resume_from_either_side(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id, bob_call = call_up(net, alice, bob)
+    hold = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
+    alice.ua.reoffer(call_id, sdp=hold, now=net.now)
+    net.flush()
+    (reoffer,) = bob.of(ev.ReofferReceived)
+    assert reoffer.sdp == hold
+    bob.ua.answer_reoffer(bob_call, sdp=ANSWER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=recvonly\r\n"), now=net.now)
+    net.flush()
+    assert alice.of(ev.ReofferAnswered)[0].sdp is not None
+    assert b"a=recvonly" in alice.of(ev.ReofferAnswered)[0].sdp  # type: ignore[operator]
+    # and bob resumes the other way
+    bob.ua.reoffer(bob_call, sdp=ANSWER, now=net.now)
+    net.flush()
+    alice.ua.answer_reoffer(call_id, sdp=OFFER, now=net.now)
+    net.flush()
+    assert bob.of(ev.ReofferAnswered) == [ev.ReofferAnswered(call_id=bob_call, sdp=OFFER)]
+    assert alice.ua.call_state(call_id) is CallState.CONFIRMED
+
+
+def test_reinvite_glare_gets_491_and_both_retry(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id, bob_call = call_up(net, alice, bob)
+    alice.ua.reoffer(call_id, sdp=OFFER, now=net.now)
+    bob.ua.reoffer(bob_call, sdp=ANSWER, now=net.now)
+    net.flush()  # the re-INVITEs cross: at least one side answers 491 (§14.2)
+    assert any(m.startswith(b"SIP/2.0 491") for m in alice.received + bob.received)
+    answered = {"alice": 0, "bob": 0}
+    for _ in range(20):  # the retries are spread out (§14.1); the phone answers each re-offer
+        for peer, cid in ((alice, call_id), (bob, bob_call)):
+            if len(peer.of(ev.ReofferReceived)) > answered[peer.name]:
+                peer.ua.answer_reoffer(cid, sdp=OFFER, now=net.now)
+                answered[peer.name] += 1
+        net.run_until(net.now + 0.5)
+    assert len(alice.of(ev.ReofferAnswered)) == 1 and len(bob.of(ev.ReofferAnswered)) == 1
+    assert alice.of(ev.ReofferFailed) == [] and bob.of(ev.ReofferFailed) == []
+
+
+def test_blind_transfer_transferor_and_transferee(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    call_id, bob_call = call_up(net, alice, bob)
+    carol = SipUri(user="carol", host="127.0.0.3")
+    alice.ua.refer(call_id, carol, net.now)
+    net.flush()
+    (asked,) = bob.of(ev.TransferRequested)
+    assert asked.call_id == bob_call and asked.target == str(carol)
+    assert alice.of(ev.TransferProgressed)[:2] == [
+        ev.TransferProgressed(call_id=call_id, status=202, reason="Accepted", final=False),
+        ev.TransferProgressed(call_id=call_id, status=100, reason="Trying", final=False),
+    ]
+    bob.ua.notify_transfer(bob_call, status=200, reason="OK", now=net.now)
+    net.flush()
+    assert alice.of(ev.TransferProgressed)[-1] == ev.TransferProgressed(call_id=call_id, status=200, reason="OK", final=True)
+    notify = [parse_message(m) for m in alice.received if m.startswith(b"NOTIFY")][-1]
+    assert (notify.headers.get("Subscription-State") or "").startswith("terminated")
+
+
+# --- checks on incoming requests -----------------------------------------------------------------
+def raw_request(method: str, uri: str, *, to_tag: str | None = None, extra: str = "", body: bytes = b"",
+                version: str = "SIP/2.0", call_id: str = "x1@192.0.2.1") -> bytes:
+    to = "<sip:bob@127.0.0.2>" + (f";tag={to_tag}" if to_tag else "")
+    head = (
+        f"{method} {uri} {version}\r\n"
+        f"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{abs(hash((method, uri, extra))) % 10**8};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:scanner@192.0.2.1>;tag=s1\r\n"
+        f"To: {to}\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: 1 {method}\r\n"
+        "Contact: <sip:scanner@192.0.2.1:5060>\r\n"
+        f"{extra}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def answer_to(bob: Peer, data: bytes, source: Address | None = None) -> SipResponse:
+    source = source or Address("udp", "192.0.2.1", 5060)
+    bob.events += bob.ua.receive_message(data, source, 0.0)
+    out = bob.ua.messages_to_send()
+    assert out, "the request got no response"
+    resp = parse_message(out[-1][0])
+    assert isinstance(resp, SipResponse)
+    return resp
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "header"),
+    [
+        (raw_request("OPTIONS", "sip:bob@127.0.0.2"), 200, ("Allow", "INVITE")),
+        (raw_request("INVITE", "sip:100@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"), 404, None),
+        (raw_request("SUBSCRIBE", "sip:bob@127.0.0.2"), 405, ("Allow", "REFER")),
+        (raw_request("OPTIONS", "sip:bob@127.0.0.2", extra="Require: 100rel\r\n"), 420, ("Unsupported", "100rel")),
+        (raw_request("INVITE", "sip:bob@127.0.0.2", body=b"hi", extra="Content-Type: text/plain\r\n"), 415, ("Accept", "application/sdp")),
+        (raw_request("BYE", "sip:bob@127.0.0.2", to_tag="nope"), 481, None),
+        (raw_request("BYE", "sip:bob@127.0.0.2"), 481, None),
+        (raw_request("OPTIONS", "sip:bob@127.0.0.2", version="SIP/3.0"), 505, None),
+        (raw_request("INVITE", "sip:bob@127.0.0.2", extra="Max-Forwards: 0\r\n").replace(b"Max-Forwards: 70\r\n", b""), 483, None),
+    ],
+)
+def test_incoming_request_checks(data: bytes, status: int, header: tuple[str, str] | None) -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    resp = answer_to(bob, data)
+    assert resp.status == status
+    if header is not None:
+        assert header[1] in (resp.headers.get_all(header[0]) or [""])[0] + " ".join(resp.headers.get_all(header[0]))
+    assert resp.to.tag  # §8.2.6.2
+    assert bob.of(ev.IncomingCall) == []
+
+
+def test_scanner_invite_never_rings() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    resp = answer_to(bob, raw_request("INVITE", "sip:1000@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"))
+    assert resp.status == 404 and bob.events == []
+
+
+def test_responses_go_to_received_and_rport() -> None:
+    """RFC 3581: the response goes back to the source IP and port, not to the Via's sent-by."""
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    data = raw_request("OPTIONS", "sip:bob@127.0.0.2")
+    bob.ua.receive_message(data, Address("udp", "198.51.100.7", 40123), 0.0)
+    ((out, dest),) = bob.ua.messages_to_send()
+    assert dest == Address("udp", "198.51.100.7", 40123)
+    via = parse_message(out).top_via
+    assert via.received == "198.51.100.7" and via.rport == 40123
+
+
+def test_response_without_rport_goes_to_sent_by_port_at_source_ip() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    data = raw_request("OPTIONS", "sip:bob@127.0.0.2").replace(b";rport", b"")
+    bob.ua.receive_message(data, Address("udp", "198.51.100.7", 40123), 0.0)
+    ((_, dest),) = bob.ua.messages_to_send()
+    assert dest == Address("udp", "198.51.100.7", 5060)
+
+
+def test_malformed_request_with_usable_headers_gets_400() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    data = raw_request("OPTIONS", "sip:bob@127.0.0.2").replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS")
+    with pytest.raises(ParseError):
+        bob.ua.receive_message(data, Address("udp", "192.0.2.1", 5060), 0.0)
+    ((out, _),) = bob.ua.messages_to_send()
+    assert out.startswith(b"SIP/2.0 400 ")
+    assert b"Call-ID: x1@192.0.2.1" in out
+
+
+def test_garbage_is_dropped_without_reply() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    with pytest.raises(ParseError):
+        bob.ua.receive_message(b"\x16\x03\x01 not sip at all", Address("udp", "192.0.2.1", 5060), 0.0)
+    assert bob.ua.messages_to_send() == []
+
+
+def test_second_call_while_in_a_call_is_call_waiting(pair: tuple[Network, Peer, Peer]) -> None:
+    net, alice, bob = pair
+    carol = make_peer("carol", "127.0.0.3", seed=3)
+    net.peers[(carol.address.host, carol.address.port)] = carol
+    call_up(net, alice, bob)
+    carol.ua.invite(None, SipUri(user="bob", host="127.0.0.2"), sdp=OFFER, now=net.now)
+    net.flush()
+    first, second = bob.of(ev.IncomingCall)
+    assert not first.replaces_call and second.replaces_call
+
+
+# --- registration ---------------------------------------------------------------------------------
+class Registrar:
+    """A minimal registrar that challenges with digest, as Kamailio does."""
+
+    def __init__(self, *, min_expires: int = 60, password: str = "alicepw", public: Address | None = None) -> None:
+        self.public = public  # where the requests seem to come from (a NAT), stamped into Via
+        self.min_expires = min_expires
+        self.password = password
+        self.requests: list[SipRequest] = []
+
+    def respond(self, data: bytes) -> bytes:
+        req = parse_message(data)
+        assert isinstance(req, SipRequest)
+        self.requests.append(req)
+        auth = req.headers.get_lines("Authorization")
+        headers = Headers()
+        vias = req.vias
+        if self.public is not None:  # §18.2.1 / RFC 3581 as the registrar applies them
+            vias[0] = vias[0].with_param("received", self.public.host).with_param("rport", str(self.public.port))
+        headers.add("Via", ", ".join(str(v) for v in vias))
+        for name in ("From", "To", "Call-ID", "CSeq"):
+            headers.add(name, req.headers.get_lines(name)[0] + (";tag=reg" if name == "To" else ""))
+        expires = int(req.headers.get("Expires") or "3600")
+        if not auth or not verify_authorization(auth[0], password=self.password, method="REGISTER"):
+            status = 403 if auth else 401
+            if status == 401:
+                headers.add("WWW-Authenticate", make_challenge(realm="lab.test", nonce=f"n{len(self.requests)}"))
+        elif 0 < expires < self.min_expires:
+            status = 423
+            headers.add("Min-Expires", str(self.min_expires))
+        else:
+            status = 200
+            if expires:
+                headers.add("Contact", f"{req.contacts[0]};expires={expires}")
+        return bytes(SipResponse(status=status, reason="x", headers=headers))
+
+
+def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
+    registrar = Address("udp", "127.0.0.10", 5070)
+    return make_peer("alice", "127.0.0.1", seed=1, registrar=SipUri(host="127.0.0.10", port=5070),
+                     outbound=registrar, password=password)
+
+
+def exchange(alice: Peer, registrar: Registrar, now: float) -> None:
+    for _ in range(10):
+        out = alice.ua.messages_to_send()
+        if not out:
+            return
+        for data, dest in out:
+            assert dest == Address("udp", "127.0.0.10", 5070)
+            alice.events += alice.ua.receive_message(registrar.respond(data), dest, now)
+
+
+def test_register_answers_the_challenge_and_refreshes() -> None:
+    alice, registrar = registering_alice(), Registrar()
+    alice.ua.register("alice", 0.0, expires=120)
+    exchange(alice, registrar, 0.0)
+    assert alice.of(ev.Registered) == [ev.Registered(account="alice", expires=120, contact="sip:alice@127.0.0.1:5060")]
+    first, second = registrar.requests
+    assert "Authorization" not in first.headers and "Authorization" in second.headers
+    assert second.cseq.seq == first.cseq.seq + 1 and second.call_id == first.call_id
+    assert b"<redacted>" in redact(bytes(second)) and b"response=" not in redact(bytes(second))
+    # the refresh is due half way through a short interval (transaction timers end first)
+    while (at := alice.ua.get_timer()) is not None and at < 60.0:
+        alice.events += alice.ua.handle_timer(at)
+    assert alice.ua.messages_to_send() == []
+    assert alice.ua.get_timer() == pytest.approx(60.0)
+    alice.events += alice.ua.handle_timer(60.0)
+    exchange(alice, registrar, 60.0)
+    assert len(alice.of(ev.Registered)) == 2
+    assert registrar.requests[-1].call_id == first.call_id  # same Call-ID for refreshes (§10.2.4)
+
+
+def test_register_423_retries_with_min_expires() -> None:
+    alice, registrar = registering_alice(), Registrar(min_expires=300)
+    alice.ua.register("alice", 0.0, expires=30)
+    exchange(alice, registrar, 0.0)
+    assert [r.headers.get("Expires") for r in registrar.requests] == ["30", "30", "300"]
+    assert "Authorization" in registrar.requests[-1].headers  # pre-authenticated retry
+    assert alice.of(ev.Registered)[0].expires == 300
+
+
+def test_wrong_password_fails_once_and_retries_later_with_backoff() -> None:
+    alice, registrar = registering_alice(password="wrong"), Registrar()
+    alice.ua.register("alice", 0.0)
+    exchange(alice, registrar, 0.0)
+    (failed,) = alice.of(ev.RegistrationFailed)
+    assert failed.status == 403 and failed.retry_in_s == 30.0 and "password" in failed.reason
+    assert len(registrar.requests) == 2  # no loop of challenges
+    alice.ua.handle_timer(30.0)
+    exchange(alice, registrar, 30.0)
+    assert alice.of(ev.RegistrationFailed)[-1].retry_in_s == 60.0  # backoff doubles
+
+
+def test_unregister_sends_expires_zero() -> None:
+    alice, registrar = registering_alice(), Registrar()
+    alice.ua.register("alice", 0.0)
+    exchange(alice, registrar, 0.0)
+    assert alice.ua.unregister("alice", 1.0)
+    exchange(alice, registrar, 1.0)
+    assert registrar.requests[-1].headers.get("Expires") == "0"
+    assert alice.of(ev.Unregistered) == [ev.Unregistered(account="alice")]
+    assert alice.ua.registration_state("alice") is RegState.IDLE
+
+
+def test_nat_address_learned_from_via_is_registered() -> None:
+    alice = registering_alice()
+    registrar = Registrar(public=Address("udp", "203.0.113.5", 62000))
+    alice.ua.register("alice", 0.0)
+    exchange(alice, registrar, 0.0)
+    assert [e.contact for e in alice.of(ev.Registered)] == ["sip:alice@203.0.113.5:62000"]
+    assert str(registrar.requests[-1].contacts[0].uri) == "sip:alice@203.0.113.5:62000"
+
+
+# --- state tables --------------------------------------------------------------------------------
+def test_every_call_state_input_pair_transitions_or_raises() -> None:
+    acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
+    for state, inp in itertools.product(CallState, CallInput):
+        call = _Call(call_id="c", account=acct, outgoing=True, state=state, invite=None,  # type: ignore[arg-type]
+                     dest=Address("udp", "127.0.0.1", 5060), local_tag="t")
+        if (state, inp) in CALL_TRANSITIONS:
+            assert call.apply(inp) is CALL_TRANSITIONS[(state, inp)]
+        else:
+            with pytest.raises(LocalProtocolError):
+                call.apply(inp)
+
+
+def test_every_registration_state_input_pair_transitions_or_raises() -> None:
+    acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
+    for state, inp in itertools.product(RegState, RegInput):
+        reg = _Registration(account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state)
+        if (state, inp) in REG_TRANSITIONS:
+            assert reg.apply(inp) is REG_TRANSITIONS[(state, inp)]
+        else:
+            with pytest.raises(LocalProtocolError):
+                reg.apply(inp)
