@@ -761,7 +761,9 @@ class Baresip:
         if libdir.is_dir():  # g722 is optional: load only what is there
             codecs = [m for m in codecs if (libdir / m).is_file()]
         if self.audio == "tone":
-            source = "audio_source\t\tausine,440\n"
+            # ausine only makes 48 kHz: with a G.711 or G.722 call baresip must resample to
+            # it, or the source fails and baresip closes the call.
+            source = "audio_source\t\tausine,440\nausrc_srate\t\t48000\nausrc_channels\t\t2\n"
             audio_modules = ["ausine.so"]
         else:
             source = f"audio_source\t\taufile,{Path(str(self.audio)).resolve()}\n"

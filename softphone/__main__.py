@@ -1,0 +1,187 @@
+"""Command line: argv -> Config -> Phone -> a front end (the headless commands, or the TUI).
+
+``softphone``                     opens the TUI (a placeholder until the TUI issue)
+``softphone dial URI``            calls, shows progress, hangs up after --duration or Ctrl-C
+``softphone listen``              registers (when configured) and waits for calls
+
+Human output goes to stderr; with ``--json`` stdout carries one JSON object per event. Logs go to
+a file in the XDG state directory (Textual owns the terminal), never to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from softphone import __version__
+
+if TYPE_CHECKING:
+    from softphone.phone.events import PhoneEvent
+
+EXIT_OK = 0
+EXIT_CALL_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="softphone",
+        description="A terminal softphone and RTSP player.",
+        epilog="Run 'softphone COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"softphone {__version__}")
+    parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: the XDG config path)")
+    parser.add_argument("--log-file", type=Path, metavar="PATH", help="log file (default: the XDG state dir)")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level; DEBUG includes every SIP message (passwords redacted)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def network_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--account", metavar="NAME", help="account to use (default: the first one)")
+        p.add_argument("--sip-port", type=_port, metavar="N", help="local SIP port (default 5060, or a free one when taken)")
+        p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="local address to listen on (default: all)")
+        p.add_argument("--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk")
+        p.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+
+    dial = sub.add_parser("dial", help="call a SIP URI, number or user", description="Call a SIP URI, a number or a user name.")
+    dial.add_argument("uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)")
+    network_options(dial)
+
+    listen = sub.add_parser("listen", help="wait for incoming calls", description="Register (when the account has a registrar) and wait for calls.")
+    network_options(listen)
+    listen.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < 10**7:
+        raise argparse.ArgumentTypeError("the duration must be a positive number of seconds")
+    return value
+
+
+def setup_logging(path: Path | None, level: str) -> Path | None:
+    from softphone.config import default_state_dir
+
+    target = path or default_state_dir() / "softphone.log"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(target, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+        target = None  # type: ignore[assignment]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level))
+    if level != "DEBUG":
+        logging.getLogger("softphone.wire").setLevel(logging.INFO)
+    return target
+
+
+class Reporter:
+    """Prints events: JSON lines on stdout with --json, and a human line on stderr always."""
+
+    def __init__(self, *, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.as_json = as_json
+        self._out, self._err = out, err
+
+    def event(self, event: PhoneEvent) -> None:
+        if self.as_json:
+            self._out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+            self._out.flush()
+        self.say(describe(event))
+
+    def say(self, text: str) -> None:
+        if text:
+            self._err.write(text + "\n")
+            self._err.flush()
+
+    def json(self, payload: dict[str, Any]) -> None:
+        if self.as_json:
+            self._out.write(json.dumps(payload, separators=(",", ":")) + "\n")
+            self._out.flush()
+
+
+def describe(event: PhoneEvent) -> str:
+    from softphone.phone import events as pe
+
+    match event:
+        case pe.Listening(transport=t, host=h, port=p, fallback=fb):
+            return f"listening on {t} {h}:{p}" + (" (default port was taken)" if fb else "")
+        case pe.Registered(account=a, expires=e):
+            return f"registered {a} (expires in {e} s)"
+        case pe.RegistrationFailed(account=a, reason=r, retry_in_s=retry):
+            tail = f"; retrying in {retry:.0f} s" if retry else ""
+            return f"registration of {a} failed: {r}{tail}"
+        case pe.Unregistered(account=a):
+            return f"unregistered {a}"
+        case pe.IncomingCall(remote=r, waiting=w):
+            return f"incoming call from {r}" + (" (call waiting)" if w else "")
+        case pe.CallStateChanged(state=s, remote=r):
+            return f"call {s}: {r}"
+        case pe.CallEnded(status=s, reason=r, duration_s=d, answered=a):
+            return f"call ended after {d:.1f} s: {r}" if a else f"call failed: {r}" + (f" (SIP {s})" if s else "")
+        case pe.TransferProgressed(status=s, reason=r, final=f):
+            return f"transfer: {s} {r}" + (" (final)" if f else "")
+        case pe.Notice(level=level, text=text):
+            return f"{level}: {text}"
+    return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from softphone.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"softphone: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(args.log_file, args.log_level)
+    if args.command is None:
+        from softphone.tui.app import run_tui
+
+        return run_tui(config)
+    import asyncio
+
+    from softphone.cli import run_dial, run_listen
+
+    reporter = Reporter(as_json=args.json)
+    if args.account is not None and config.accounts:
+        try:
+            config.account(args.account)
+        except ConfigError as exc:
+            print(f"softphone: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    runner = run_dial if args.command == "dial" else run_listen
+    try:
+        return asyncio.run(runner(config, args, reporter))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The headless commands ``dial`` and ``listen``: a Phone driven from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+from softphone.config import Config
+from softphone.phone import events as pe
+from softphone.phone.phone import Phone, PhoneError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+REGISTER_WAIT_S = 10.0
+HANGUP_WAIT_S = 8.0
+
+
+@contextlib.contextmanager
+def _interrupts(stop: asyncio.Event) -> Iterator[None]:
+    """Ctrl-C / SIGTERM set ``stop`` so the command hangs up and unregisters cleanly."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe.PhoneEvent | None:
+    """The next phone event, or None when ``stop`` is set or the deadline passes."""
+    loop = asyncio.get_running_loop()
+    timeout = None if deadline is None else max(deadline - loop.time(), 0.0)
+    get = asyncio.ensure_future(phone.next_event())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({get, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not get.done():
+            get.cancel()
+    if get in done:
+        return get.result()
+    return None
+
+
+async def _start(config: Config, args: argparse.Namespace, reporter, *, auto_answer: bool = False) -> Phone | None:  # type: ignore[no-untyped-def]
+    phone = Phone(config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer)
+    try:
+        await phone.start()
+    except PhoneError as exc:
+        reporter.say(f"softphone: {exc}")
+        await phone.stop()
+        return None
+    return phone
+
+
+async def _drain(phone: Phone, reporter) -> None:  # type: ignore[no-untyped-def]
+    while (event := phone.next_event_nowait()) is not None:
+        reporter.event(event)
+
+
+async def run_dial(config: Config, args: argparse.Namespace, reporter) -> int:  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with _interrupts(stop):
+        phone = await _start(config, args, reporter)
+        if phone is None:
+            return EXIT_FAILED
+        try:
+            await phone.wait_registered(REGISTER_WAIT_S)
+            await _drain(phone, reporter)
+            try:
+                call_id = await phone.dial(args.uri, account=args.account)
+            except PhoneError as exc:
+                reporter.say(f"softphone: cannot call {args.uri}: {exc}")
+                return EXIT_FAILED
+            deadline: float | None = None
+            hung_up = False
+            while True:
+                event = await _next(phone, stop, deadline)
+                if event is None:  # Ctrl-C, or the talk time is over
+                    if hung_up:
+                        reporter.say("softphone: the other side did not confirm the hang-up")
+                        return EXIT_FAILED
+                    hung_up = True
+                    await phone.hangup(call_id)
+                    deadline = loop.time() + HANGUP_WAIT_S
+                    continue
+                reporter.event(event)
+                if isinstance(event, pe.CallStateChanged) and event.call_id == call_id:
+                    if event.state == "established" and args.duration is not None and not hung_up:
+                        deadline = loop.time() + args.duration
+                if isinstance(event, pe.CallEnded) and event.call_id == call_id:
+                    if event.answered:
+                        return EXIT_OK
+                    reporter.say(f"softphone: call failed: {event.reason}" + (f" (SIP {event.status})" if event.status else ""))
+                    return EXIT_FAILED
+        finally:
+            await phone.stop()
+            await _drain(phone, reporter)
+
+
+async def run_listen(config: Config, args: argparse.Namespace, reporter) -> int:  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with _interrupts(stop):
+        phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
+        if phone is None:
+            return EXIT_FAILED
+        deadline = None if args.duration is None else loop.time() + args.duration
+        try:
+            while True:
+                event = await _next(phone, stop, deadline)
+                if event is None:
+                    return EXIT_OK
+                reporter.event(event)
+        finally:
+            await phone.stop()
+            await _drain(phone, reporter)

@@ -1,0 +1,293 @@
+"""Configuration: frozen dataclasses read from TOML, passed down, never read from a global.
+
+The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml``) unless
+``--config PATH`` says otherwise. Its shape is a contract other tools rely on::
+
+    sip_port = 5060                   # top-level keys are global settings
+    [[account]]
+    name = "alice"
+    uri = "sip:alice@lab.test"        # address of record
+    password = "alicepw"
+    username = "alice"                # optional auth user (default: the URI's user)
+    registrar = "sip:127.0.0.1:5070"  # optional: omit for no registration
+    proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
+    transport = "udp"                 # udp | tcp | tls
+    # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+
+Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
+temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
+half-written config and passwords are never world-readable.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from softphone.sip.address import TRANSPORTS, TransportName
+from softphone.sip.errors import ParseError
+from softphone.sip.uri import SipUri
+
+APP_NAME: Final = "softphone"
+DEFAULT_SIP_PORT: Final = 5060
+DEFAULT_RTP_PORTS: Final = (16384, 32767)
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or wrong; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    uri: SipUri
+    password: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+    registrar: SipUri | None = None
+    proxy: SipUri | None = None
+    transport: TransportName = "udp"
+    tls_ca_file: Path | None = None
+    expires: int = 3600
+
+    @property
+    def auth_username(self) -> str:
+        return self.username or self.uri.user or self.name
+
+    def __repr__(self) -> str:  # never show the password, even in a traceback or a log
+        return f"Account(name={self.name!r}, uri={str(self.uri)!r}, transport={self.transport!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    accounts: tuple[Account, ...] = ()
+    sip_port: int | None = None  # None: the default 5060, falling back to a free port when taken
+    rtp_port_min: int = DEFAULT_RTP_PORTS[0]
+    rtp_port_max: int = DEFAULT_RTP_PORTS[1]
+    user_agent: str = "softphone"
+    do_not_disturb: bool = False
+    path: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
+
+    def account(self, name: str | None = None) -> Account:
+        if not self.accounts:
+            raise ConfigError("no account is configured")
+        if name is None:
+            return self.accounts[0]
+        for acct in self.accounts:
+            if acct.name == name:
+                return acct
+        names = ", ".join(a.name for a in self.accounts)
+        raise ConfigError(f"no account named {name!r} (configured: {names})")
+
+
+def default_config_path() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME) / "config.toml"
+
+
+def default_state_dir() -> Path:
+    from platformdirs import user_state_path
+
+    return user_state_path(APP_NAME)
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME)
+
+
+_ACCOUNT_KEYS: Final = frozenset(
+    {"name", "uri", "password", "username", "display_name", "registrar", "proxy", "transport",
+     "tls_ca_file", "expires"}
+)
+_GLOBAL_KEYS: Final = frozenset({"account", "sip_port", "rtp_port_min", "rtp_port_max", "user_agent",
+                                 "do_not_disturb"})
+
+
+def load_config(path: Path | None = None, *, required: bool = False) -> Config:
+    """Read the config. A missing file at the default path gives an empty Config (unless
+    ``required``); a missing file named explicitly is an error."""
+    explicit = path is not None
+    path = path or default_config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit or required:
+            raise ConfigError(f"{path}: no such file") from None
+        return Config(path=path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, path=path)
+
+
+def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config:
+    where = str(path) if path else "config"
+    raw_accounts = data.get("account", [])
+    if not isinstance(raw_accounts, list) or not all(isinstance(a, dict) for a in raw_accounts):
+        raise ConfigError(f"{where}: 'account' must be an array of tables ([[account]])")
+    accounts = tuple(_parse_account(a, i, where) for i, a in enumerate(raw_accounts))
+    names = [a.name for a in accounts]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: account names must be unique (repeated: {', '.join(dupes)})")
+    sip_port = data.get("sip_port")
+    if sip_port is not None:
+        sip_port = _port(sip_port, f"{where}: sip_port", allow_zero=True)
+    rtp_min = _port(data.get("rtp_port_min", DEFAULT_RTP_PORTS[0]), f"{where}: rtp_port_min")
+    rtp_max = _port(data.get("rtp_port_max", DEFAULT_RTP_PORTS[1]), f"{where}: rtp_port_max")
+    if rtp_max <= rtp_min:
+        raise ConfigError(f"{where}: rtp_port_max ({rtp_max}) must be above rtp_port_min ({rtp_min})")
+    user_agent = data.get("user_agent", "softphone")
+    if not isinstance(user_agent, str):
+        raise ConfigError(f"{where}: user_agent must be a string")
+    dnd = data.get("do_not_disturb", False)
+    if not isinstance(dnd, bool):
+        raise ConfigError(f"{where}: do_not_disturb must be true or false")
+    extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
+    return Config(
+        accounts=accounts,
+        sip_port=sip_port,
+        rtp_port_min=rtp_min,
+        rtp_port_max=rtp_max,
+        user_agent=user_agent,
+        do_not_disturb=dnd,
+        path=path,
+        extra=extra,
+    )
+
+
+def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
+    label = f"{where}: account #{index + 1}"
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{label}: 'name' is required (a non-empty string)")
+    label = f"{where}: account {name!r}"
+    unknown = sorted(set(raw) - _ACCOUNT_KEYS)
+    if unknown:
+        raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}")
+    uri = _sip_uri(raw.get("uri"), f"{label}: uri", required=True)
+    assert uri is not None
+    if not uri.user:
+        raise ConfigError(f"{label}: uri {str(uri)!r} needs a user part (sip:user@domain)")
+    transport = raw.get("transport", "udp")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{label}: transport must be one of udp, tcp, tls (not {transport!r})")
+    strings = {}
+    for key in ("password", "username", "display_name"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{label}: {key} must be a string")
+        strings[key] = value
+    ca_file = raw.get("tls_ca_file")
+    ca_path: Path | None = None
+    if ca_file is not None:
+        if not isinstance(ca_file, str):
+            raise ConfigError(f"{label}: tls_ca_file must be a path string")
+        ca_path = Path(ca_file).expanduser()
+    expires = raw.get("expires", 3600)
+    if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
+        raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    return Account(
+        name=name,
+        uri=uri,
+        password=strings["password"],
+        username=strings["username"],
+        display_name=strings["display_name"],
+        registrar=_sip_uri(raw.get("registrar"), f"{label}: registrar"),
+        proxy=_sip_uri(raw.get("proxy"), f"{label}: proxy"),
+        transport=transport,
+        tls_ca_file=ca_path,
+        expires=expires,
+    )
+
+
+def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:
+    if value is None:
+        if required:
+            raise ConfigError(f"{label} is required")
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{label} must be a string like \"sip:host:port\"")
+    text = value.strip()
+    if not text.lower().startswith(("sip:", "sips:")):
+        text = "sip:" + text
+    try:
+        return SipUri.parse(text)
+    except ParseError as exc:
+        raise ConfigError(f"{label}: {value!r} is not a SIP URI ({exc})") from None
+
+
+def _port(value: object, label: str, *, allow_zero: bool = False) -> int:
+    low = 0 if allow_zero else 1
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
+        raise ConfigError(f"{label} must be a port number ({low}-65535), not {value!r}")
+    return value
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    out: dict[str, Any] = dict(config.extra)
+    if config.sip_port is not None:
+        out["sip_port"] = config.sip_port
+    if (config.rtp_port_min, config.rtp_port_max) != DEFAULT_RTP_PORTS:
+        out["rtp_port_min"], out["rtp_port_max"] = config.rtp_port_min, config.rtp_port_max
+    if config.user_agent != "softphone":
+        out["user_agent"] = config.user_agent
+    if config.do_not_disturb:
+        out["do_not_disturb"] = True
+    accounts = []
+    for a in config.accounts:
+        entry: dict[str, Any] = {"name": a.name, "uri": str(a.uri)}
+        for key in ("password", "username", "display_name"):
+            if getattr(a, key) is not None:
+                entry[key] = getattr(a, key)
+        if a.registrar is not None:
+            entry["registrar"] = str(a.registrar)
+        if a.proxy is not None:
+            entry["proxy"] = str(a.proxy)
+        entry["transport"] = a.transport
+        if a.tls_ca_file is not None:
+            entry["tls_ca_file"] = str(a.tls_ca_file)
+        if a.expires != 3600:
+            entry["expires"] = a.expires
+        accounts.append(entry)
+    if accounts:
+        out["account"] = accounts
+    return out
+
+
+def save_config(config: Config, path: Path | None = None) -> Path:
+    """Write atomically with mode 0600: a crash leaves either the old file or the new one."""
+    import tomli_w
+
+    path = path or config.path or default_config_path()
+    text = tomli_w.dumps(config_to_dict(config))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

@@ -1,0 +1,95 @@
+"""Domain events the phone publishes to front ends (CLI, TUI). Frozen, past tense, snake_case
+fields: the CLI's ``--json`` output is these events, one per line, with ``"event"`` = ``kind``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+CallStateName = Literal["calling", "ringing", "early", "established", "held", "ended"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhoneEvent:
+    kind: ClassVar[str] = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listening(PhoneEvent):
+    kind: ClassVar[str] = "listening"
+    transport: str
+    host: str
+    port: int
+    fallback: bool = False  # the default port was taken and another one was chosen
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registered(PhoneEvent):
+    kind: ClassVar[str] = "registered"
+    account: str
+    expires: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationFailed(PhoneEvent):
+    kind: ClassVar[str] = "registration_failed"
+    account: str
+    status: int
+    reason: str
+    retry_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unregistered(PhoneEvent):
+    kind: ClassVar[str] = "unregistered"
+    account: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncomingCall(PhoneEvent):
+    kind: ClassVar[str] = "incoming_call"
+    call_id: str
+    account: str
+    remote: str
+    display_name: str | None
+    waiting: bool  # another call is already up (call waiting)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStateChanged(PhoneEvent):
+    kind: ClassVar[str] = "call_state"
+    call_id: str
+    state: CallStateName
+    direction: Literal["outgoing", "incoming"]
+    remote: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(PhoneEvent):
+    kind: ClassVar[str] = "call_ended"
+    call_id: str
+    status: int
+    reason: str
+    duration_s: float  # talk time; 0 when never established
+    answered: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferProgressed(PhoneEvent):
+    kind: ClassVar[str] = "transfer"
+    call_id: str
+    status: int
+    reason: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice(PhoneEvent):
+    """Something a person should read: a warning or an error with its reason."""
+
+    kind: ClassVar[str] = "notice"
+    level: Literal["info", "warning", "error"]
+    text: str

@@ -1,0 +1,645 @@
+"""The phone: accounts, transports and calls behind one async API, with a stream of events.
+
+Front ends (the CLI now, the TUI later) call ``dial/answer/reject/hangup/hold/resume/transfer``
+and read ``events()``. They never see SIP messages, sockets or SDP. The Phone owns the UA core
+(sip/ua.py), the SIP transport (transport/sip.py), name resolution (transport/resolver.py) and,
+per call, the media session (until the audio issue: a reserved RTP port and SDP negotiation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from softphone import __version__
+from softphone.config import Account, Config
+from softphone.phone import events as pe
+from softphone.phone.target import TargetError, normalize_target
+from softphone.sdp import (
+    CodecSpec,
+    Direction,
+    LocalMedia,
+    NegotiatedMedia,
+    SdpError,
+    SessionDescription,
+    apply_answer,
+    create_answer,
+    create_offer,
+)
+from softphone.sip import events as ue
+from softphone.sip.address import DEFAULT_PORTS, Address, TransportName
+from softphone.sip.errors import LocalProtocolError
+from softphone.sip.timers import TimerConfig
+from softphone.sip.ua import AccountConfig, CallState, UserAgent, is_ip_literal
+from softphone.sip.uri import SipUri
+from softphone.transport.resolver import DnsBackend, DnspythonBackend, ResolveError, resolve
+from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint
+from softphone.transport.sip import SipTransport, TransportError
+from softphone.transport.tls import client_context
+
+logger = logging.getLogger(__name__)
+
+# What we offer until the audio engine arrives: G.711 both laws and RFC 4733 events.
+DEFAULT_CODECS: tuple[CodecSpec, ...] = (
+    CodecSpec(encoding="PCMU", clock_rate=8000, payload_type=0),
+    CodecSpec(encoding="PCMA", clock_rate=8000, payload_type=8),
+    CodecSpec(encoding="telephone-event", clock_rate=8000, payload_type=101, fmtp="0-16"),
+)
+UNREGISTER_TIMEOUT_S = 3.0
+KEEPALIVE_UDP_S = 25.0
+KEEPALIVE_STREAM_S = 90.0
+
+
+class PhoneError(Exception):
+    """An action could not be done; the message says why in words a person understands."""
+
+
+@dataclass(slots=True)
+class CallInfo:
+    call_id: str
+    account: str
+    direction: Literal["outgoing", "incoming"]
+    remote: str
+    state: pe.CallStateName
+    started_at: float  # monotonic
+    established_at: float | None = None
+    rtp: RtpEndpoint | None = None
+    offer: SessionDescription | None = None  # our last offer, waiting for its answer
+    media: NegotiatedMedia | None = None
+    session_version: int = 0
+    local_hold: bool = False
+    remote_hold: bool = False
+    transfer_of: str | None = None  # this call was made for a REFER on that call
+    remote_sdp: bytes | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Phone:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        bind_host: str = "0.0.0.0",
+        sip_port: int | None = None,
+        rng: random.Random | None = None,
+        dns: DnsBackend | None = None,
+        timers: TimerConfig | None = None,
+        auto_answer: bool = False,
+    ) -> None:
+        self._config = config
+        self._bind_host = bind_host
+        self._sip_port = sip_port if sip_port is not None else config.sip_port
+        self._rng = rng or random.SystemRandom()
+        self._dns = dns or DnspythonBackend()
+        self._timers = timers or TimerConfig()
+        self.auto_answer = auto_answer
+        self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
+        self._ua: UserAgent | None = None
+        self._transport: SipTransport | None = None
+        self._accounts: dict[str, AccountConfig] = {}
+        self._calls: dict[str, CallInfo] = {}
+        self._advertised: str = "127.0.0.1"
+        self._unregistered: asyncio.Event = asyncio.Event()
+        self._pending_unregister: set[str] = set()
+        self._registered: dict[str, bool] = {}
+        self._registration_settled: dict[str, asyncio.Event] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        accounts = self._config.accounts or (self._local_account(),)
+        resolved = [await self._account_config(a) for a in accounts]
+        self._accounts = {a.name: a for a in resolved}
+        self._advertised = self._pick_advertised_host(resolved)
+        ua = UserAgent(
+            accounts=resolved, rng=self._rng, timers=self._timers, user_agent=f"softphone/{__version__}"
+        )
+        self._ua = ua
+        self._transport = SipTransport(ua, self._on_ua_events, tls_context=self._tls_context)
+        await self._listen()
+        for acct in resolved:
+            if acct.registrar is not None:
+                self._registration_settled[acct.name] = asyncio.Event()
+                ua.register(acct.name, self._now())
+        self._pump()
+
+    async def stop(self) -> None:
+        """Hang up every call, unregister (waiting at most a few seconds), close sockets."""
+        if self._ua is None or self._transport is None:
+            return
+        ua = self._ua
+        for call_id in list(ua.active_calls()):
+            try:
+                self._handle(ua.hangup(call_id, self._now()))
+            except LocalProtocolError:
+                pass
+        self._pending_unregister = {
+            name for name in self._accounts if ua.unregister(name, self._now())
+        }
+        self._pump()
+        if self._pending_unregister:
+            try:
+                async with asyncio.timeout(UNREGISTER_TIMEOUT_S):
+                    await self._unregistered.wait()
+            except TimeoutError:
+                logger.warning("unregister not confirmed for %s", ", ".join(self._pending_unregister))
+        for info in self._calls.values():
+            if info.rtp is not None:
+                info.rtp.close()
+        await self._transport.close()
+        self._transport = None
+
+    async def __aenter__(self) -> Phone:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
+        while True:
+            yield await self._queue.get()
+
+    def next_event_nowait(self) -> pe.PhoneEvent | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def next_event(self) -> pe.PhoneEvent:
+        return await self._queue.get()
+
+    async def wait_registered(self, timeout_s: float = 10.0) -> dict[str, bool]:
+        """Wait until every account with a registrar has registered or failed once."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                for settled in self._registration_settled.values():
+                    await settled.wait()
+        except TimeoutError:
+            pass
+        return dict(self._registered)
+
+    @property
+    def calls(self) -> list[CallInfo]:
+        return list(self._calls.values())
+
+    def call(self, call_id: str) -> CallInfo:
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise PhoneError(f"no call {call_id}") from None
+
+    # ------------------------------------------------------------------ actions
+    async def dial(self, target: str, *, account: str | None = None) -> str:
+        ua = self._require_ua()
+        acct = self._account(account)
+        try:
+            uri = normalize_target(target, acct.aor)
+        except TargetError as exc:
+            raise PhoneError(str(exc)) from None
+        dest: Address | None = None
+        if acct.outbound is None and not is_ip_literal(uri.host):
+            dest = await self._resolve(uri, acct.transport)
+        rtp = await open_rtp_endpoint(
+            self._bind_host, self._config.rtp_port_min, self._config.rtp_port_max, self._rng
+        )
+        info = CallInfo(
+            call_id="",
+            account=acct.name,
+            direction="outgoing",
+            remote=str(uri),
+            state="calling",
+            started_at=self._now(),
+            rtp=rtp,
+        )
+        info.offer = self._offer(info, Direction.SENDRECV)
+        try:
+            call_id = ua.invite(acct.name, uri, sdp=bytes(info.offer), now=self._now(), dest=dest)
+        except LocalProtocolError as exc:
+            rtp.close()
+            raise PhoneError(str(exc)) from None
+        info.call_id = call_id
+        self._calls[call_id] = info
+        self._emit(pe.CallStateChanged(call_id=call_id, state="calling", direction="outgoing", remote=info.remote))
+        self._pump()
+        return call_id
+
+    async def answer(self, call_id: str) -> None:
+        ua, info = self._require_ua(), self.call(call_id)
+        if ua.call_state(call_id) is not CallState.INCOMING:
+            raise PhoneError("this call is not ringing")
+        sdp = self._answer_sdp(info, info.remote_sdp, Direction.SENDRECV)
+        if sdp is None:
+            self._handle(ua.reject(call_id, status=488, now=self._now()))
+            self._pump()
+            raise PhoneError("no common codec with the caller (rejected with 488)")
+        ua.answer(call_id, sdp=sdp, now=self._now())
+        self._pump()
+
+    async def reject(self, call_id: str, *, status: int = 486) -> None:
+        ua = self._require_ua()
+        self.call(call_id)
+        try:
+            self._handle(ua.reject(call_id, status=status, now=self._now()))
+        except LocalProtocolError as exc:
+            raise PhoneError(str(exc)) from None
+        self._pump()
+
+    async def hangup(self, call_id: str) -> None:
+        ua = self._require_ua()
+        self.call(call_id)
+        try:
+            self._handle(ua.hangup(call_id, self._now()))
+        except LocalProtocolError as exc:
+            raise PhoneError(str(exc)) from None
+        self._pump()
+
+    async def hold(self, call_id: str) -> None:
+        await self._reoffer(call_id, hold=True)
+
+    async def resume(self, call_id: str) -> None:
+        await self._reoffer(call_id, hold=False)
+
+    async def transfer(self, call_id: str, target: str) -> None:
+        ua, info = self._require_ua(), self.call(call_id)
+        acct = self._account(info.account)
+        try:
+            uri = normalize_target(target, acct.aor)
+            ua.refer(call_id, uri, self._now())
+        except (TargetError, LocalProtocolError) as exc:
+            raise PhoneError(str(exc)) from None
+        self._pump()
+
+    async def _reoffer(self, call_id: str, *, hold: bool) -> None:
+        ua, info = self._require_ua(), self.call(call_id)
+        if info.state not in ("established", "held"):
+            raise PhoneError("the call is not established")
+        info.local_hold = hold
+        info.offer = self._offer(info, Direction.SENDONLY if hold else Direction.SENDRECV)
+        try:
+            ua.reoffer(call_id, sdp=bytes(info.offer), now=self._now())
+        except LocalProtocolError as exc:
+            raise PhoneError(str(exc)) from None
+        self._pump()
+
+    # ------------------------------------------------------------------ UA events -> phone events
+    def _on_ua_events(self, events: list[object]) -> None:
+        self._handle(events)
+
+    def _handle(self, events: list[object] | list[ue.Event]) -> None:
+        for event in events:
+            try:
+                self._handle_one(event)
+            except LocalProtocolError as exc:  # a race between our action and the peer's
+                logger.info("event %r raced with the call state: %s", event, exc)
+        self._pump()
+
+    def _handle_one(self, event: object) -> None:
+        ua = self._require_ua()
+        match event:
+            case ue.Registered(account=account, expires=expires):
+                first = not self._registered.get(account)
+                self._registered[account] = True
+                self._settle(account)
+                acct = self._accounts[account]
+                if first and acct.outbound is not None and self._transport is not None:
+                    interval = KEEPALIVE_UDP_S if acct.outbound.transport == "udp" else KEEPALIVE_STREAM_S
+                    self._transport.keep_alive(acct.outbound, interval)
+                self._emit(pe.Registered(account=account, expires=expires))
+            case ue.RegistrationFailed(account=account, status=status, reason=reason, retry_in_s=retry):
+                self._registered[account] = False
+                self._settle(account)
+                self._emit(pe.RegistrationFailed(account=account, status=status, reason=reason, retry_in_s=retry))
+            case ue.Unregistered(account=account):
+                self._registered[account] = False
+                self._pending_unregister.discard(account)
+                if not self._pending_unregister:
+                    self._unregistered.set()
+                self._emit(pe.Unregistered(account=account))
+            case ue.IncomingCall():
+                self._incoming(event)
+            case ue.CallProgressed(call_id=call_id, status=status, sdp=sdp):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    if sdp is not None:
+                        self._apply_answer(info, sdp)
+                    self._set_state(info, "early" if sdp is not None and status == 183 else "ringing")
+            case ue.CallAnswered(call_id=call_id, sdp=sdp):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    if sdp is not None:
+                        self._apply_answer(info, sdp)
+                    info.established_at = self._now()
+                    self._set_state(info, "established")
+                    self._notify_transferor(info, 200, "OK")
+            case ue.CallConfirmed(call_id=call_id):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    info.established_at = self._now()
+                    self._set_state(info, "established")
+            case ue.CallFailed(call_id=call_id, status=status, reason=reason):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    self._notify_transferor(info, status or 503, reason)
+                    self._finish(info, status, reason)
+            case ue.CallEnded(call_id=call_id, status=status, reason=reason):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    self._finish(info, status, reason)
+            case ue.ReofferReceived(call_id=call_id, sdp=sdp):
+                info = self._calls.get(call_id)
+                if info is None:
+                    return
+                answer = self._answer_sdp(info, sdp, Direction.SENDONLY if info.local_hold else Direction.SENDRECV)
+                if answer is None:
+                    ua.reject_reoffer(call_id, status=488, now=self._now())
+                    return
+                ua.answer_reoffer(call_id, sdp=answer, now=self._now())
+                self._update_hold_state(info)
+            case ue.ReofferAnswered(call_id=call_id, sdp=sdp):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    if sdp is not None:
+                        self._apply_answer(info, sdp)
+                    self._update_hold_state(info)
+            case ue.ReofferFailed(call_id=call_id, status=status, reason=reason):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    info.local_hold = not info.local_hold  # the change did not happen
+                    self._emit(pe.Notice(level="warning", text=f"hold/resume failed: {reason}"))
+            case ue.TransferRequested(call_id=call_id, target=target):
+                info = self._calls.get(call_id)
+                if info is not None:
+                    self._emit(pe.Notice(level="info", text=f"transferred to {target}"))
+                    asyncio.get_running_loop().create_task(self._transfer_dial(info, target))
+            case ue.TransferProgressed(call_id=call_id, status=status, reason=reason, final=final):
+                self._emit(pe.TransferProgressed(call_id=call_id, status=status, reason=reason, final=final))
+                info = self._calls.get(call_id)
+                if final and 200 <= status < 300 and info is not None and info.state != "ended":
+                    # Blind transfer done: the transferee has the new call; we leave (RFC 5589 §6).
+                    self._handle(ua.hangup(call_id, self._now()))
+            case ue.DtmfReceived(call_id=call_id, digit=digit):
+                self._emit(pe.Notice(level="info", text=f"DTMF {digit} on {call_id}"))
+            case _:
+                logger.debug("unhandled UA event %r", event)
+
+    def _incoming(self, event: ue.IncomingCall) -> None:
+        ua = self._require_ua()
+        info = CallInfo(
+            call_id=event.call_id,
+            account=event.account,
+            direction="incoming",
+            remote=event.remote,
+            state="ringing",
+            started_at=self._now(),
+            remote_sdp=event.sdp,
+        )
+        self._calls[event.call_id] = info
+        self._emit(
+            pe.IncomingCall(
+                call_id=event.call_id,
+                account=event.account,
+                remote=event.remote,
+                display_name=event.remote_display,
+                waiting=event.replaces_call,
+            )
+        )
+        if self._config.do_not_disturb:
+            self._handle(ua.reject(event.call_id, status=480, now=self._now(), reason="Do Not Disturb"))
+            return
+        self._set_state(info, "ringing")
+        ua.ring(event.call_id, self._now())
+        if self.auto_answer:
+            asyncio.get_running_loop().create_task(self._auto_answer(event.call_id))
+
+    async def _auto_answer(self, call_id: str) -> None:
+        try:
+            await self.answer(call_id)
+        except PhoneError as exc:
+            self._emit(pe.Notice(level="error", text=f"could not answer: {exc}"))
+
+    async def _transfer_dial(self, original: CallInfo, target: str) -> None:
+        try:
+            new_id = await self.dial(target, account=original.account)
+        except PhoneError as exc:
+            ua = self._require_ua()
+            try:
+                ua.notify_transfer(original.call_id, status=503, reason=str(exc)[:60], now=self._now())
+            except LocalProtocolError:
+                pass
+            self._pump()
+            return
+        self._calls[new_id].transfer_of = original.call_id
+
+    def _notify_transferor(self, info: CallInfo, status: int, reason: str) -> None:
+        if info.transfer_of is None:
+            return
+        original, info.transfer_of = info.transfer_of, None
+        try:
+            self._require_ua().notify_transfer(original, status=status, reason=reason[:60], now=self._now())
+        except LocalProtocolError:
+            pass
+
+    # ------------------------------------------------------------------ media (SDP) helpers
+    def _offer(self, info: CallInfo, direction: Direction) -> SessionDescription:
+        assert info.rtp is not None
+        info.session_version += 1
+        local = LocalMedia(address=self._advertised, port=info.rtp.port, codecs=DEFAULT_CODECS, direction=direction)
+        return create_offer(local, session_id=info.rtp.session_id, session_version=info.session_version)
+
+    def _apply_answer(self, info: CallInfo, sdp: bytes) -> None:
+        if info.offer is None:
+            return
+        try:
+            info.media = apply_answer(info.offer, SessionDescription.parse(sdp))
+        except SdpError as exc:
+            self._emit(pe.Notice(level="warning", text=f"unusable SDP answer: {exc}"))
+
+    def _answer_sdp(self, info: CallInfo, offer_sdp: bytes | None, direction: Direction) -> bytes | None:
+        """Answer an offer (or, for an offer-less INVITE, make our offer)."""
+        if info.rtp is None:
+            info.rtp = self._open_rtp_now()
+        if not offer_sdp:
+            info.offer = self._offer(info, direction)
+            return bytes(info.offer)
+        try:
+            offer = SessionDescription.parse(offer_sdp)
+            info.session_version += 1
+            local = LocalMedia(address=self._advertised, port=info.rtp.port, codecs=DEFAULT_CODECS, direction=direction)
+            answer, media = create_answer(
+                offer, local, session_id=info.rtp.session_id, session_version=info.session_version
+            )
+        except SdpError as exc:
+            logger.info("cannot answer offer: %s", exc)
+            return None
+        info.media = media
+        return bytes(answer)
+
+    def _open_rtp_now(self) -> RtpEndpoint:
+        loop = asyncio.get_running_loop()
+        return RtpEndpoint.open_sync(
+            loop, self._bind_host, self._config.rtp_port_min, self._config.rtp_port_max, self._rng
+        )
+
+    def _update_hold_state(self, info: CallInfo) -> None:
+        media = info.media
+        info.remote_hold = bool(media is not None and media.on_hold)
+        if info.state in ("established", "held"):
+            self._set_state(info, "held" if info.local_hold or info.remote_hold else "established")
+
+    # ------------------------------------------------------------------ plumbing
+    def _set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
+        if info.state == state and state != "ringing":
+            return
+        if info.state == state and info.extra.get("ringing_sent"):
+            return
+        if state == "ringing":
+            info.extra["ringing_sent"] = True
+        info.state = state
+        self._emit(pe.CallStateChanged(call_id=info.call_id, state=state, direction=info.direction, remote=info.remote))
+
+    def _finish(self, info: CallInfo, status: int, reason: str) -> None:
+        if info.state == "ended":
+            return
+        duration = self._now() - info.established_at if info.established_at is not None else 0.0
+        self._set_state(info, "ended")
+        if info.rtp is not None:
+            info.rtp.close()
+            info.rtp = None
+        self._emit(
+            pe.CallEnded(
+                call_id=info.call_id,
+                status=status,
+                reason=reason,
+                duration_s=round(duration, 3),
+                answered=info.established_at is not None,
+            )
+        )
+
+    def _settle(self, account: str) -> None:
+        settled = self._registration_settled.get(account)
+        if settled is not None:
+            settled.set()
+
+    def _emit(self, event: pe.PhoneEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def _pump(self) -> None:
+        if self._transport is not None:
+            self._transport.pump()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _require_ua(self) -> UserAgent:
+        if self._ua is None:
+            raise PhoneError("the phone is not started")
+        return self._ua
+
+    def _account(self, name: str | None) -> AccountConfig:
+        try:
+            return self._require_ua().account(name)
+        except LocalProtocolError as exc:
+            raise PhoneError(str(exc)) from None
+
+    async def _listen(self) -> None:
+        assert self._transport is not None and self._ua is not None
+        port = self._sip_port
+        fallback = port is None
+        wanted = DEFAULT_PORTS["udp"] if port is None else port
+        transports: list[TransportName] = ["udp", "tcp"]
+        for acct in self._accounts.values():
+            if acct.transport == "tls" and "tls" not in transports:
+                transports.append("tls")
+        bound_port = wanted
+        for transport in transports:
+            if transport == "tls":
+                # No server certificate: TLS is client-only; requests come back over our connection.
+                self._ua.add_listener(Address("tls", self._advertised, bound_port))
+                continue
+            try:
+                address = await self._transport.listen(transport, self._bind_host, bound_port, fallback=fallback)
+            except TransportError as exc:
+                raise PhoneError(str(exc)) from None
+            moved = address.port != bound_port
+            if moved and transport == "udp":
+                self._emit(
+                    pe.Notice(level="warning", text=f"port {wanted}/{transport} is in use; using {address.port} instead")
+                )
+                bound_port = address.port
+            advertised = Address(transport, self._advertised, address.port)
+            self._ua.add_listener(advertised)
+            self._emit(pe.Listening(transport=transport, host=address.host, port=address.port, fallback=moved))
+
+    async def _account_config(self, acct: Account) -> AccountConfig:
+        hop_uri = acct.proxy or acct.registrar
+        outbound = await self._resolve(hop_uri, acct.transport) if hop_uri is not None else None
+        return AccountConfig(
+            name=acct.name,
+            aor=acct.uri,
+            username=acct.auth_username,
+            password=acct.password,
+            display_name=acct.display_name,
+            registrar=acct.registrar,
+            outbound=outbound,
+            transport=acct.transport,
+            expires=acct.expires,
+        )
+
+    async def _resolve(self, uri: SipUri, transport: TransportName) -> Address:
+        port = uri.port
+        if transport == "tls" and port is None:
+            port = 5061
+        try:
+            targets = await resolve(
+                uri.host,
+                port=port,
+                transport=(uri.transport or transport),  # type: ignore[arg-type]
+                sips=uri.scheme == "sips",
+                backend=self._dns,
+                rng=self._rng,
+            )
+        except ResolveError as exc:
+            raise PhoneError(f"cannot find the server for {uri}: {exc}") from None
+        return targets[0].address()
+
+    def _local_account(self) -> Account:
+        """No account configured: a peer-to-peer identity on this host."""
+        return Account(name="local", uri=SipUri(user="softphone", host=self._bind_host_for_uri()))
+
+    def _bind_host_for_uri(self) -> str:
+        return self._bind_host if self._bind_host not in ("0.0.0.0", "::") else "localhost"
+
+    def _pick_advertised_host(self, accounts: list[AccountConfig]) -> str:
+        """The address that goes into Via and Contact: the bind address when it is specific, else
+        the local address the kernel would use to reach the first outbound hop. A UDP connect()
+        sends nothing; it only asks the routing table."""
+        if self._bind_host not in ("0.0.0.0", "::", ""):
+            return self._bind_host
+        for acct in accounts:
+            if acct.outbound is not None:
+                return _route_source(acct.outbound.host) or "127.0.0.1"
+        return _route_source("192.0.2.1") or "127.0.0.1"
+
+    def _tls_context(self, address: Address):  # type: ignore[no-untyped-def]
+        ca = None
+        for name, acct in self._accounts.items():
+            cfg = self._config.account(name) if self._config.accounts else None
+            if cfg is not None and acct.outbound is not None and acct.outbound.host == address.host:
+                ca = str(cfg.tls_ca_file) if cfg.tls_ca_file else None
+        return client_context(ca)
+
+
+def _route_source(host: str) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
+
