@@ -1,0 +1,107 @@
+"""The config file: the documented shape, clear errors naming the key, atomic 0600 writes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from softphone.config import ConfigError, load_config, save_config
+
+EXAMPLE = """\
+sip_port = 5070
+
+[[account]]
+name = "alice"
+uri = "sip:alice@lab.test"
+password = "alicepw"
+username = "alice"
+registrar = "sip:127.0.0.1:5070"
+proxy = "sip:127.0.0.1:5070"
+transport = "udp"
+
+[[account]]
+name = "work"
+uri = "sip:1001@pbx.example.com"
+password = "s3cret"
+transport = "tls"
+tls_ca_file = "/etc/ssl/private-ca.pem"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_shape_loads(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, EXAMPLE))
+    assert config.sip_port == 5070
+    alice, work = config.accounts
+    assert str(alice.uri) == "sip:alice@lab.test" and alice.password == "alicepw"
+    assert str(alice.registrar) == "sip:127.0.0.1:5070" and alice.transport == "udp"
+    assert work.registrar is None and work.auth_username == "1001"
+    assert work.tls_ca_file == Path("/etc/ssl/private-ca.pem")
+    assert config.account() is alice and config.account("work") is work
+
+
+def test_password_never_in_repr(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, EXAMPLE))
+    assert "alicepw" not in repr(config.accounts[0]) and "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[account]]\nname='a'\n", "account 'a': uri is required"),
+        ("[[account]]\nuri='sip:a@b'\n", "'name' is required"),
+        ("[[account]]\nname='a'\nuri='sip:a@b'\ntransport='sctp'\n", "transport must be one of udp, tcp, tls"),
+        ("[[account]]\nname='a'\nuri='sip:b'\n", "needs a user part"),
+        ("[[account]]\nname='a'\nuri='sip:a@b'\ncolour='red'\n", "unknown key(s) colour"),
+        ("[[account]]\nname='a'\nuri='sip:a@b'\n[[account]]\nname='a'\nuri='sip:c@d'\n", "must be unique"),
+        ("sip_port = 70000\n", "sip_port must be a port number"),
+        ("rtp_port_min = 20000\nrtp_port_max = 10000\n", "must be above rtp_port_min"),
+        ("[[account]\n", "invalid TOML"),
+    ],
+)
+def test_mistakes_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_missing_explicit_file_is_an_error_but_missing_default_is_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert load_config().accounts == ()
+
+
+def test_save_is_0600_round_trips_and_keeps_unknown_top_level_keys(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, EXAMPLE + "\n[future]\nsetting = 1\n"))
+    target = tmp_path / "sub" / "saved.toml"
+    save_config(config, target)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    again = load_config(target)
+    assert again.accounts == config.accounts and again.sip_port == 5070
+    assert again.extra["future"] == {"setting": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["saved.toml"]  # no temp file left
+
+
+def test_a_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, EXAMPLE)
+    config = load_config(path)
+    import tomli_w
+
+    def boom(_: object) -> str:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tomli_w, "dumps", boom)
+    with pytest.raises(RuntimeError):
+        save_config(config, path)
+    assert path.read_text() == EXAMPLE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]

@@ -1,0 +1,50 @@
+"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md, issue 2 §1):
+no asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh
+interpreter so nothing loaded by the test process leaks in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = ("asyncio", "socket", "ssl", "textual", "sounddevice", "av", "opuslib", "numpy")
+
+MODULES = [
+    "softphone",
+    "softphone.sip",
+    "softphone.sip.uri",
+    "softphone.sip.headers",
+    "softphone.sip.message",
+    "softphone.sip.framing",
+    "softphone.sip.transaction",
+    "softphone.sip.dialog",
+    "softphone.sip.auth",
+    "softphone.sip.ua",
+    "softphone.sdp",
+    "softphone.rtp",
+    "softphone.rtsp",
+    "softphone.config",
+]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_core_imports_stay_sans_io(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        f"bad = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "", f"importing {module} pulled in {out.stdout.strip()}"
+
+
+def test_cli_help_does_not_import_the_world() -> None:
+    """`softphone --help` stays fast: argument parsing needs none of the heavy packages."""
+    code = (
+        "import sys\nfrom softphone.__main__ import build_parser\nbuild_parser()\n"
+        f"print(','.join(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == ""
