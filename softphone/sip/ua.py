@@ -1405,9 +1405,15 @@ class UserAgent:
         """A malformed request gets a 400 when the headers a response needs can be found (§8.2);
         otherwise it is dropped (the transport logs it)."""
         head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        lines = head.replace(b"\r\n", b"\n").split(b"\n")
-        if not lines or lines[0].startswith(b"SIP/"):
+        raw_lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        if not raw_lines or raw_lines[0].startswith(b"SIP/"):
             return
+        lines: list[bytes] = []
+        for line in raw_lines:  # unfold (§7.3.1) before picking headers out
+            if line[:1] in (b" ", b"\t") and lines:
+                lines[-1] += b" " + line.strip()
+            else:
+                lines.append(line)
         wanted: dict[str, list[str]] = {"via": [], "v": [], "from": [], "f": [], "to": [], "t": [], "call-id": [], "i": [], "cseq": []}
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
@@ -1427,9 +1433,10 @@ class UserAgent:
                f"Warning: 399 softphone \"{phrase.replace(chr(34), chr(39))}\"", "Content-Length: 0", "", ""]
         ).encode()
         try:
+            parse_message(body)  # never answer junk with junk
             dest = self._response_address(Via.parse(via[0].split(",")[0]), source)
         except ParseError:
-            dest = source
+            return
         self._outbox.append((body, dest))
 
     def _stamp_via(self, req: SipRequest, source: Address) -> SipRequest:
@@ -1437,7 +1444,7 @@ class UserAgent:
         vias = req.vias
         top = vias[0]
         changed = top
-        if top.host != source.host:
+        if top.host != source.host or (top.received is not None and top.received != source.host):
             changed = changed.with_param("received", source.host)
         if top.param("rport") is not None:
             changed = changed.with_param("rport", str(source.port))
@@ -1451,8 +1458,9 @@ class UserAgent:
         the sent-by port. Never a name that needs DNS."""
         if source.reliable:
             return source
-        port = via.rport or (via.port if via.received is not None or via.host == source.host else None)
-        return Address(source.transport, via.received or source.host, port or via.port or 5060)
+        # received is always the source IP (we stamp it, §18.2.1); rport asks for the source port.
+        port = source.port if via.param("rport") is not None else (via.port or 5060)
+        return Address(source.transport, source.host, port)
 
     def _account_for_request(self, req: SipRequest) -> AccountConfig | None:
         uri = req.uri
