@@ -255,3 +255,37 @@ async def test_tls_certificate_problems_are_explained(
     event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
     assert isinstance(event, pe.RegistrationFailed)
     assert words in event.reason and "tls_ca_file" in event.reason
+
+
+# --- several accounts, IPv6 ----------------------------------------------------------------------
+async def test_several_accounts_register_at_once_and_unregister_on_stop(
+    kamailio: lab.Kamailio, make_phone: Callable[..., Any]
+) -> None:
+    mark = kamailio.mark()
+    phone = await make_phone(account(kamailio, user="alice"), account(kamailio, "tcp", user="carol"))
+    seen: list[pe.PhoneEvent] = []
+    await expect(phone, lambda e: sum(isinstance(x, pe.Registered) for x in seen) == 2, seen=seen)
+    assert {e.account for e in seen if isinstance(e, pe.Registered)} == {"alice", "carol"}
+    await wait_log(kamailio, r"LAB REGISTERED alice expires=3600 proto=udp", mark)
+    await wait_log(kamailio, r"LAB REGISTERED carol expires=3600 proto=tcp", mark)
+    await phone.stop()
+    await wait_log(kamailio, r"LAB UNREGISTERED alice", mark)
+    await wait_log(kamailio, r"LAB UNREGISTERED carol", mark)
+
+
+async def test_register_over_ipv6(kamailio: lab.Kamailio) -> None:
+    if kamailio.udp6_port is None:
+        if lab.in_ci():
+            pytest.fail("Kamailio could not bind [::1] in CI")
+        pytest.skip("no IPv6 loopback on this host")
+    hop = SipUri.parse(f"sip:[::1]:{kamailio.udp6_port}")
+    acct = Account(name="bob", uri=SipUri(user="bob", host=lab.DOMAIN), password="bobpw", registrar=hop, proxy=hop)
+    phone = Phone(Config(accounts=(acct,)), bind_host="::1", sip_port=0, rng=random.Random("v6"), dns=StubBackend())
+    mark = kamailio.mark()
+    await phone.start()
+    try:
+        event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
+        assert event == pe.Registered(account="bob", expires=3600)
+        await wait_log(kamailio, r"LAB REGISTERED bob expires=3600 proto=udp contact=sip:bob@\[::1\]", mark)
+    finally:
+        await phone.stop()
