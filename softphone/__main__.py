@@ -139,6 +139,8 @@ def describe(event: PhoneEvent) -> str:
             return f"unregistered {a}"
         case pe.IncomingCall(remote=r, waiting=w):
             return f"incoming call from {r}" + (" (call waiting)" if w else "")
+        case pe.CallStateChanged(state="ended"):
+            return ""  # the call_ended line says how it ended
         case pe.CallStateChanged(state=s, remote=r):
             return f"call {s}: {r}"
         case pe.CallEnded(status=s, reason=r, duration_s=d, answered=a):

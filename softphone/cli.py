@@ -7,10 +7,14 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.phone import Phone, PhoneError
+
+if TYPE_CHECKING:
+    from softphone.__main__ import Reporter
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,7 +58,9 @@ async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe
     return None
 
 
-async def _start(config: Config, args: argparse.Namespace, reporter, *, auto_answer: bool = False) -> Phone | None:  # type: ignore[no-untyped-def]
+async def _start(
+    config: Config, args: argparse.Namespace, reporter: Reporter, *, auto_answer: bool = False
+) -> Phone | None:
     phone = Phone(config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer)
     try:
         await phone.start()
@@ -65,12 +71,12 @@ async def _start(config: Config, args: argparse.Namespace, reporter, *, auto_ans
     return phone
 
 
-async def _drain(phone: Phone, reporter) -> None:  # type: ignore[no-untyped-def]
+async def _drain(phone: Phone, reporter: Reporter) -> None:
     while (event := phone.next_event_nowait()) is not None:
         reporter.event(event)
 
 
-async def run_dial(config: Config, args: argparse.Namespace, reporter) -> int:  # type: ignore[no-untyped-def]
+async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with _interrupts(stop):
@@ -111,7 +117,7 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter) -> int:  
             await _drain(phone, reporter)
 
 
-async def run_listen(config: Config, args: argparse.Namespace, reporter) -> int:  # type: ignore[no-untyped-def]
+async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with _interrupts(stop):

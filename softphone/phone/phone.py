@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -108,12 +109,18 @@ class Phone:
         self._pending_unregister: set[str] = set()
         self._registered: dict[str, bool] = {}
         self._registration_settled: dict[str, asyncio.Event] = {}
+        self._tls_ca_files: dict[tuple[str, int], str] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         accounts = self._config.accounts or (self._local_account(),)
         resolved = [await self._account_config(a) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
+        self._tls_ca_files = {
+            (r.outbound.host, r.outbound.port): str(a.tls_ca_file)
+            for a, r in zip(accounts, resolved, strict=True)
+            if r.outbound is not None and a.tls_ca_file is not None
+        }
         self._advertised = self._pick_advertised_host(resolved)
         ua = UserAgent(
             accounts=resolved, rng=self._rng, timers=self._timers, user_agent=f"softphone/{__version__}"
@@ -510,6 +517,7 @@ class Phone:
         if info.rtp is not None:
             info.rtp.close()
             info.rtp = None
+        self._prune_ended()
         self._emit(
             pe.CallEnded(
                 call_id=info.call_id,
@@ -519,6 +527,14 @@ class Phone:
                 answered=info.established_at is not None,
             )
         )
+
+    def _prune_ended(self, keep: int = 50) -> None:
+        """Bounded memory in long sessions: forget all but the last ``keep`` ended calls."""
+        ended = [c.call_id for c in self._calls.values() if c.state == "ended"]
+        for call_id in ended[:-keep] if len(ended) > keep else []:
+            del self._calls[call_id]
+        if self._ua is not None:
+            self._ua.forget_ended_calls()
 
     def _settle(self, account: str) -> None:
         settled = self._registration_settled.get(account)
@@ -625,13 +641,9 @@ class Phone:
                 return _route_source(acct.outbound.host) or "127.0.0.1"
         return _route_source("192.0.2.1") or "127.0.0.1"
 
-    def _tls_context(self, address: Address):  # type: ignore[no-untyped-def]
-        ca = None
-        for name, acct in self._accounts.items():
-            cfg = self._config.account(name) if self._config.accounts else None
-            if cfg is not None and acct.outbound is not None and acct.outbound.host == address.host:
-                ca = str(cfg.tls_ca_file) if cfg.tls_ca_file else None
-        return client_context(ca)
+    def _tls_context(self, address: Address) -> ssl.SSLContext:
+        """Verification always on; an account's tls_ca_file is trusted for its own proxy."""
+        return client_context(self._tls_ca_files.get((address.host, address.port)))
 
 
 def _route_source(host: str) -> str | None:
