@@ -4,6 +4,7 @@ argument (no sockets, no sleeps). Peers' views are asserted as well as the calle
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -458,10 +459,12 @@ def exchange(alice: Peer, registrar: Registrar, now: float) -> None:
             alice.events += alice.ua.receive_message(registrar.respond(data), dest, now)
 
 
-def test_register_answers_the_challenge_and_refreshes() -> None:
+def test_register_answers_the_challenge_and_refreshes(caplog: pytest.LogCaptureFixture) -> None:
     alice, registrar = registering_alice(), Registrar()
-    alice.ua.register("alice", 0.0, expires=120)
-    exchange(alice, registrar, 0.0)
+    with caplog.at_level(logging.DEBUG, logger="softphone.wire"):
+        alice.ua.register("alice", 0.0, expires=120)
+        exchange(alice, registrar, 0.0)
+    assert "Authorization: <redacted>" in caplog.text and "response=" not in caplog.text  # the wire log
     assert alice.of(ev.Registered) == [ev.Registered(account="alice", expires=120, contact="sip:alice@127.0.0.1:5060")]
     first, second = registrar.requests
     assert "Authorization" not in first.headers and "Authorization" in second.headers

@@ -1,0 +1,107 @@
+"""Two Phones talking directly on 127.0.0.1 (no registrar): what the façade promises front
+ends — do-not-disturb, rejection, call waiting, answering — over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from softphone.config import Config
+from softphone.phone import events as pe
+from softphone.phone.phone import Phone, PhoneError
+from softphone.transport.resolver import StubBackend
+
+
+async def started(config: Config = Config(), *, auto_answer: bool = False, seed: str = "") -> Phone:
+    phone = Phone(config, bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed), dns=StubBackend(),
+                  auto_answer=auto_answer)
+    await phone.start()
+    return phone
+
+
+def port_of(phone: Phone) -> int:
+    events = []
+    while (event := phone.next_event_nowait()) is not None:
+        events.append(event)
+    return next(e.port for e in events if isinstance(e, pe.Listening) and e.transport == "udp")
+
+
+async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = 5.0) -> pe.PhoneEvent:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            event = await phone.next_event()
+            if predicate(event):
+                return event
+
+
+@pytest.fixture
+async def phones() -> AsyncIterator[list[Phone]]:
+    made: list[Phone] = []
+    yield made
+    for phone in made:
+        await phone.stop()
+
+
+async def test_do_not_disturb_answers_480(phones: list[Phone]) -> None:
+    callee = await started(Config(do_not_disturb=True), seed="a")
+    caller = await started(seed="b")
+    phones += [callee, caller]
+    call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
+    end = await expect(caller, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(end, pe.CallEnded) and end.call_id == call_id and end.status == 480 and not end.answered
+    assert any(isinstance(e, pe.IncomingCall) for e in [await expect(callee, lambda e: isinstance(e, pe.IncomingCall))])
+
+
+async def test_reject_busy_and_answer(phones: list[Phone]) -> None:
+    callee = await started(seed="c")
+    caller = await started(seed="d")
+    phones += [callee, caller]
+    target = f"sip:softphone@127.0.0.1:{port_of(callee)}"
+    await caller.dial(target)
+    incoming = await expect(callee, lambda e: isinstance(e, pe.IncomingCall))
+    assert isinstance(incoming, pe.IncomingCall)
+    await callee.reject(incoming.call_id, status=486)
+    end = await expect(caller, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(end, pe.CallEnded) and end.status == 486 and "busy" in end.reason.lower()
+    # and a second call is answered
+    call_id = await caller.dial(target)
+    incoming = await expect(callee, lambda e: isinstance(e, pe.IncomingCall))
+    assert isinstance(incoming, pe.IncomingCall)
+    await callee.answer(incoming.call_id)
+    await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    assert caller.call(call_id).media is not None and caller.call(call_id).media.codec.encoding == "PCMU"  # type: ignore[union-attr]
+    with pytest.raises(PhoneError, match="not ringing"):
+        await callee.answer(incoming.call_id)
+
+
+async def test_second_call_is_call_waiting(phones: list[Phone]) -> None:
+    callee = await started(auto_answer=True, seed="e")
+    first, second = await started(seed="f"), await started(seed="g")
+    phones += [callee, first, second]
+    target = f"sip:softphone@127.0.0.1:{port_of(callee)}"
+    await first.dial(target)
+    await expect(first, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    waiting_seen = []
+
+    def waiting(e: pe.PhoneEvent) -> bool:
+        if isinstance(e, pe.IncomingCall):
+            waiting_seen.append(e.waiting)
+        return len(waiting_seen) == 2
+
+    await second.dial(target)
+    await expect(callee, waiting)
+    assert waiting_seen == [False, True]
+    await expect(second, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    # the callee sees it established once the ACK arrives
+    await expect(callee, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    assert len([c for c in callee.calls if c.state == "established"]) == 2
+
+
+async def test_dialling_garbage_says_why(phones: list[Phone]) -> None:
+    phone = await started(seed="h")
+    phones.append(phone)
+    with pytest.raises(PhoneError, match="not a valid SIP address"):
+        await phone.dial("sip:")
