@@ -172,9 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from softphone.cli import run_dial, run_listen
 
     reporter = Reporter(as_json=args.json)
-    if args.account is not None and config.accounts:
+    if args.account is not None and not config.accounts:
+        print(f"softphone: no account named {args.account!r} (no accounts are configured)", file=sys.stderr)
+        return EXIT_USAGE
+    if config.accounts:
+        # The command uses one account (default: the first) and registers only that one.
+        from dataclasses import replace
+
         try:
-            config.account(args.account)
+            config = replace(config, accounts=(config.account(args.account),))
         except ConfigError as exc:
             print(f"softphone: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -100,6 +100,7 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                         reporter.say("softphone: the other side did not confirm the hang-up")
                         return EXIT_FAILED
                     hung_up = True
+                    stop.clear()  # a second Ctrl-C cuts the wait for the hang-up short
                     await phone.hangup(call_id)
                     deadline = loop.time() + HANGUP_WAIT_S
                     continue
