@@ -137,7 +137,7 @@ async def test_softphone_calls_baresip_and_hangs_up(
     await expect(phone, state(call_id, "established"))
     incoming = await wait_peer(bob, "CALL_ESTABLISHED", peer_mark)
     assert "alice@lab.test" in str(incoming.get("peeruri"))
-    await wait_log(kamailio, rf"LAB CHALLENGE 407 INVITE alice", mark)
+    await wait_log(kamailio, r"LAB CHALLENGE 407 INVITE alice", mark)
     await wait_log(kamailio, rf"LAB REQUEST INVITE alice->bob proto={transport}", mark)
     await phone.hangup(call_id)
     end = await expect(phone, ended(call_id))
@@ -210,7 +210,7 @@ async def test_hold_and_resume_from_each_side(
 async def test_blind_transfer_as_transferor(
     kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, make_phone: Callable[..., Any]
 ) -> None:
-    bob = await asyncio.to_thread(baresip_factory, "bob", "udp", True, True)
+    await asyncio.to_thread(baresip_factory, "bob", "udp", True, True)
     carol = await asyncio.to_thread(baresip_factory, "carol", "udp", True, True)
     phone = await make_phone(account(kamailio))
     await expect(phone, lambda e: isinstance(e, pe.Registered))

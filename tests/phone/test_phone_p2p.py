@@ -15,8 +15,8 @@ from softphone.phone.phone import Phone, PhoneError
 from softphone.transport.resolver import StubBackend
 
 
-async def started(config: Config = Config(), *, auto_answer: bool = False, seed: str = "") -> Phone:
-    phone = Phone(config, bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed), dns=StubBackend(),
+async def started(config: Config | None = None, *, auto_answer: bool = False, seed: str = "") -> Phone:
+    phone = Phone(config or Config(), bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed), dns=StubBackend(),
                   auto_answer=auto_answer)
     await phone.start()
     return phone

@@ -158,7 +158,7 @@ def test_invite_retransmissions_are_absorbed_and_2xx_retransmitted_until_ack(pai
         return False
 
     net.drop = drop_first_ack
-    call_id, bob_call = call_up(net, alice, bob)
+    _, bob_call = call_up(net, alice, bob)
     assert bob.of(ev.CallConfirmed) == []
     net.run_until(1.0)
     assert bob.of(ev.CallConfirmed) == [ev.CallConfirmed(call_id=bob_call)]
