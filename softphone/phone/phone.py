@@ -14,7 +14,7 @@ import random
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from softphone import __version__
@@ -77,7 +77,6 @@ class CallInfo:
     remote_hold: bool = False
     transfer_of: str | None = None  # this call was made for a REFER on that call
     remote_sdp: bytes | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Phone:
@@ -418,7 +417,7 @@ class Phone:
         if self._config.do_not_disturb:
             self._handle(ua.reject(event.call_id, status=480, now=self._now(), reason="Do Not Disturb"))
             return
-        self._set_state(info, "ringing")
+        self._emit(pe.CallStateChanged(call_id=info.call_id, state="ringing", direction="incoming", remote=info.remote))
         ua.ring(event.call_id, self._now())
         if self.auto_answer:
             asyncio.get_running_loop().create_task(self._auto_answer(event.call_id))
@@ -500,12 +499,8 @@ class Phone:
 
     # ------------------------------------------------------------------ plumbing
     def _set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
-        if info.state == state and state != "ringing":
+        if info.state == state:
             return
-        if info.state == state and info.extra.get("ringing_sent"):
-            return
-        if state == "ringing":
-            info.extra["ringing_sent"] = True
         info.state = state
         self._emit(pe.CallStateChanged(call_id=info.call_id, state=state, direction=info.direction, remote=info.remote))
 

@@ -636,16 +636,14 @@ class UserAgent:
                 self._outbox.append(call.ack)
             return []
         call.answered_tag = tag
-        dialog = self._dialogs.get((call.call_id, call.local_tag, tag))
-        if dialog is None or dialog.dialog is None:
+        if call.dialog is not None and call.dialog.remote_tag == tag:  # the early dialog confirms
+            call.dialog.refresh_target(resp)
+            call.dialog.route_set = list(reversed(resp.record_routes))
+        else:  # no early dialog, or another fork's: this 2xx makes the dialog (§13.2.2.4)
             if call.dialog is not None:
                 self._dialogs.pop(call.dialog.id, None)
             call.dialog = Dialog.from_uac(call.invite, resp)
             self._dialogs[call.dialog.id] = call
-        else:
-            call.dialog = dialog.dialog
-            call.dialog.refresh_target(resp)
-            call.dialog.route_set = list(reversed(resp.record_routes))
         call.dialog.apply(DialogInput.RECV_2XX)
         self._send_ack(call, resp, now)
         if call.state is CallState.CANCELLING:
@@ -732,8 +730,6 @@ class UserAgent:
             call.auth_attempts = 0
             self._restart_invite(call, request, hop, now)
             return []
-        if call.redirects and not candidates:
-            return None
         if candidates and all(str(c.uri) in call.visited for c in candidates):
             call.apply(CallInput.RECV_FAILURE)
             return self._end(
