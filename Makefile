@@ -9,7 +9,8 @@ PIP     := $(VENV)/bin/pip
 # Shared libraries the Python packages load at run time (opuslib -> libopus, sounddevice -> PortAudio).
 SYS_LIBS := libopus0 libportaudio2
 # Real peers the interop tests run against, all on 127.0.0.1 (see tests/interop/).
-PEERS    := kamailio kamailio-tls-modules baresip openssl tmux
+# jackd2: a paced virtual sound card (dummy driver) for the real device path.
+PEERS    := kamailio kamailio-tls-modules baresip openssl tmux jackd2
 
 .PHONY: run test setup test-setup sysdeps peers lint typecheck bench clean
 

@@ -1,0 +1,106 @@
+"""Streaming mono float32 sample-rate conversion through libswresample (PyAV).
+
+``Resampler(in_rate, out_rate)`` keeps the filter state between ``process()`` calls, so blocks of
+any size can be pushed without clicks or drift: after N input samples the output has produced
+``floor(N * out_rate / in_rate)`` samples minus a constant that is held back for the filter
+(swresample's default polyphase filter holds 16 samples at the lower of the two rates: 2 ms
+for 8 kHz <-> 48 kHz, 1 ms for 16 kHz <-> 48 kHz; measured in tests/media/test_resample.py).
+``flush()`` returns that tail at the end of a stream.
+The output is time-aligned with the input: swresample compensates its filter delay, so the
+only latency added is that held-back tail.
+
+Equal rates take an identity fast path (no PyAV at all). PyAV is imported here, in media/ only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+Pcm: TypeAlias = npt.NDArray[np.float32]
+
+_EMPTY: Pcm = np.zeros(0, dtype=np.float32)
+
+
+class ResampleError(Exception):
+    """libswresample refused the conversion (or PyAV is missing)."""
+
+
+class Resampler:
+    """Stateful mono float32 converter from ``in_rate`` to ``out_rate``."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive: {in_rate} -> {out_rate}")
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self.samples_in = 0
+        self.samples_out = 0
+        self._av: Any = None  # the av module (untyped): only touched inside this wrapper
+        self._resampler: Any = None
+        if in_rate != out_rate:
+            try:
+                import av
+            except ImportError as exc:  # pragma: no cover - av is a hard dependency
+                raise ResampleError("PyAV (av) is not installed: pip install av") from exc
+            self._av = av
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
+
+    @property
+    def is_identity(self) -> bool:
+        return self._resampler is None
+
+    @property
+    def held_back(self) -> int:
+        """Output samples owed for the input so far (the filter's tail, plus rounding)."""
+        owed = self.samples_in * self.out_rate // self.in_rate
+        return owed - self.samples_out
+
+    def process(self, pcm: npt.NDArray[np.floating]) -> Pcm:
+        """Convert the next block (1-D); returns whatever output is ready (may be empty)."""
+        block = np.ascontiguousarray(pcm, dtype=np.float32).reshape(-1)
+        self.samples_in += block.shape[0]
+        if self._resampler is None:
+            self.samples_out += block.shape[0]
+            return block
+        if block.shape[0] == 0:
+            return _EMPTY
+        frame = self._av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = self.in_rate
+        return self._run(frame)
+
+    def flush(self) -> Pcm:
+        """End of stream: the held-back tail. The resampler can be fed again afterwards."""
+        if self._resampler is None:
+            return _EMPTY
+        out = self._run(None)
+        self._resampler = self._av.AudioResampler(format="flt", layout="mono", rate=self.out_rate)
+        self.samples_in = self.samples_out = 0
+        return out
+
+    def _run(self, frame: Any) -> Pcm:
+        try:
+            frames = self._resampler.resample(frame)
+        except Exception as exc:  # PyAV raises its own FFmpegError tree (and ValueError)
+            raise ResampleError(
+                f"resampling {self.in_rate} -> {self.out_rate} Hz failed: {exc}"
+            ) from exc
+        if not frames:
+            return _EMPTY
+        parts: list[Pcm] = [f.to_ndarray().reshape(-1) for f in frames]
+        out: Pcm = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = out.astype(np.float32, copy=False)
+        self.samples_out += out.shape[0]
+        return out
+
+
+def resample(pcm: npt.NDArray[np.floating], in_rate: int, out_rate: int) -> Pcm:
+    """One-shot conversion of a whole signal (e.g. a WAV file), tail included."""
+    r = Resampler(in_rate, out_rate)
+    head = r.process(pcm)
+    if r.is_identity:
+        return head
+    tail = r.flush()
+    return np.concatenate((head, tail)) if tail.shape[0] else head

@@ -1,0 +1,111 @@
+"""Streaming resampling through libswresample: frequency, amplitude, length, latency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softphone.media.resample import Resampler, resample
+
+
+def sine(freq: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def in_blocks(r: Resampler, x: np.ndarray, block: int) -> np.ndarray:
+    parts = [r.process(x[i : i + block]) for i in range(0, len(x), block)]
+    parts.append(r.flush())
+    return np.concatenate(parts)
+
+
+def dominant_hz(x: np.ndarray, rate: int) -> float:
+    window = np.hanning(len(x))
+    spectrum = np.abs(np.fft.rfft(x * window))
+    k = int(np.argmax(spectrum))
+    # Parabolic interpolation around the peak bin for sub-bin accuracy.
+    a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-30)
+    return float((k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(x))
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def test_identity_path_passes_samples_through_unchanged() -> None:
+    r = Resampler(16000, 16000)
+    x = sine(440, 16000, 0.1)
+    assert r.is_identity
+    assert np.array_equal(r.process(x), x) and r.flush().shape == (0,)
+
+
+def test_1khz_sine_keeps_frequency_and_amplitude_8k_48k_8k() -> None:
+    x = sine(1000, 8000, 2.0)
+    up = in_blocks(Resampler(8000, 48000), x, 160)  # 20 ms blocks, as a call would
+    down = in_blocks(Resampler(48000, 8000), up, 960)
+    assert len(up) == 6 * len(x) and len(down) == len(x)
+    steady_up, steady = up[4800:-4800], down[800:-800]
+    assert dominant_hz(steady_up, 48000) == pytest.approx(1000, abs=0.5)
+    assert dominant_hz(steady, 8000) == pytest.approx(1000, abs=0.5)
+    expected = 0.5 / np.sqrt(2)
+    assert rms(steady_up) == pytest.approx(expected, rel=0.01)  # within 0.1 dB
+    assert rms(steady) == pytest.approx(expected, rel=0.01)
+    # And the signal itself comes back: time-aligned, nothing but filter ripple in the way.
+    assert np.max(np.abs(steady - x[800:-800])) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "block"),
+    [
+        (8000, 48000, 160),
+        (48000, 8000, 480),
+        (44100, 16000, 441),
+        (16000, 48000, 37),
+        (48000, 44100, 113),
+    ],
+)
+def test_output_length_tracks_the_ratio_over_many_small_blocks(
+    in_rate: int, out_rate: int, block: int
+) -> None:
+    r = Resampler(in_rate, out_rate)
+    block_pcm = np.zeros(block, dtype=np.float32)
+    lag = []
+    for _ in range(3000):
+        r.process(block_pcm)
+        lag.append(r.samples_in * out_rate / in_rate - r.samples_out)
+    produced = r.samples_out
+    tail = r.flush()
+    total_in = 3000 * block
+    # The shortfall is a constant (the filter tail), not a drift that grows with time.
+    assert max(lag[100:]) - min(lag[100:]) <= 2 * out_rate / in_rate + 2
+    assert max(lag) <= out_rate * 0.0025  # never more than 2.5 ms behind
+    assert abs(total_in * out_rate / in_rate - (produced + len(tail))) <= 1  # flush pays it back
+
+
+def test_latency_is_the_held_back_tail_and_output_is_time_aligned() -> None:
+    impulse = np.zeros(8000, dtype=np.float32)
+    impulse[4000] = 1.0
+    r = Resampler(8000, 48000)
+    out = in_blocks(r, impulse, 160)
+    assert int(np.argmax(out)) == 4000 * 6  # swresample compensates its own filter delay
+    r = Resampler(8000, 48000)
+    for _ in range(50):
+        r.process(np.zeros(160, dtype=np.float32))
+    assert r.held_back == 96  # the streaming latency: 96 / 48000 = 2.0 ms
+    r = Resampler(48000, 16000)
+    for _ in range(50):
+        r.process(np.zeros(960, dtype=np.float32))
+    assert r.held_back == 16  # 1.0 ms
+
+
+def test_one_shot_resample_of_a_whole_signal() -> None:
+    x = sine(300, 44100, 1.0)
+    y = resample(x, 44100, 16000)
+    assert len(y) == 16000
+    assert dominant_hz(y[1000:-1000], 16000) == pytest.approx(300, abs=0.5)
+    assert np.array_equal(resample(x, 44100, 44100), x)
+
+
+def test_rates_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Resampler(0, 8000)
