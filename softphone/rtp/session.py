@@ -1,0 +1,776 @@
+"""The per-call RTP session: one outgoing stream, one remote source, RTCP (sans-IO).
+
+Inputs: ``send_rtp``, ``receive_datagram``, ``handle_timer``, ``bye`` (each with ``now``, monotonic
+seconds); outputs: events and ``datagrams_to_send()``. No clock, socket or global random here:
+SSRC, initial sequence number, timestamp base and RTCP interval jitter come from an injected
+``random.Random``; NTP time is ``now + ntp_offset_s`` (the caller passes wall clock - monotonic).
+
+What it does, and where the RFC says so:
+- Sending: RFC 3550 §5.1 (random SSRC, sequence and timestamp bases; 16/32-bit wrap), with the
+  packet and octet counts the SR carries (§6.4.1).
+- Receiving: source validation with probation and sequence tracking (§A.1), loss per report
+  interval (§A.3), interarrival jitter (§A.8), a Gilbert-model burst ratio for the E-model.
+- Symmetric RTP and source latching (RFC 4961): the first address that delivers two in-sequence
+  packets becomes the only one we accept from, and the one we send RTP (and RTCP) to.
+- RTCP: compound SR or RR + SDES CNAME (§6.1) on a randomised interval (§6.2, §6.3 simplified for
+  two parties: 0.5-1.5 x ``rtcp_interval_s``, the first one at half of that), RTT from LSR/DLSR
+  (§6.4.1), BYE (§6.6), rtcp-mux demultiplexing (RFC 5761 §4).
+
+Simplifications, on purpose: one remote source at a time (a new SSRC replaces the old one, as
+after a re-INVITE or a transfer); no SSRC collision handling (§8.2); no timer reconsideration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from softphone.rtp.errors import RtpError, RtpParseError
+from softphone.rtp.packet import (
+    RtcpBye,
+    RtcpPacket,
+    RtcpReceiverReport,
+    RtcpReportBlock,
+    RtcpSdesChunk,
+    RtcpSdesItem,
+    RtcpSenderReport,
+    RtcpSourceDescription,
+    RtpPacket,
+    SdesItemType,
+    is_rtcp,
+    parse_rtcp,
+)
+
+if TYPE_CHECKING:
+    import random
+
+Address: TypeAlias = tuple[str, int]
+
+# RFC 3550 §A.1 constants.
+MIN_SEQUENTIAL: Final = 2  # packets in sequence before a source is valid (hard-wired below)
+MAX_DROPOUT: Final = 3000
+MAX_MISORDER: Final = 100
+RTP_SEQ_MOD: Final = 1 << 16
+LATCH_PACKETS: Final = 2  # in-sequence packets from one address before we latch it
+MAX_LATCH_CANDIDATES: Final = 16  # addresses tracked before latching (memory bound)
+BURST_SETTLE: Final = MAX_MISORDER  # a sequence slot is final once the max is this far ahead
+NTP_UNIX_OFFSET_S: Final = 2_208_988_800  # 1900-01-01 to 1970-01-01 (RFC 3550 §4)
+DEFAULT_RTCP_INTERVAL_S: Final = 5.0  # RFC 3550 §6.2 minimum interval
+_U32: Final = 0xFFFF_FFFF
+
+
+def ntp_timestamp(unix_time_s: float) -> int:
+    """64-bit NTP timestamp (RFC 3550 §4) for a Unix time in seconds."""
+    seconds = int(unix_time_s // 1)
+    fraction = int((unix_time_s - seconds) * (1 << 32))
+    return ((seconds + NTP_UNIX_OFFSET_S) << 32 | fraction) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def ntp_middle(ntp: int) -> int:
+    """The middle 32 bits of an NTP timestamp: the LSR / RTT unit of 1/65536 s (§6.4.1)."""
+    return (ntp >> 16) & _U32
+
+
+def _signed32(value: int) -> int:
+    value &= _U32
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+# --- events (past tense, frozen, compared by value) ------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RtpEvent:
+    """Base class of RTP session events."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RtpPacketReceived(RtpEvent):
+    """A valid packet from the remote source; ``now`` is when it arrived (for the jitter buffer).
+
+    The first packet of a source is held until the second confirms it (§A.1 probation), then both
+    are reported, each with its own arrival time.
+    """
+
+    packet: RtpPacket
+    address: Address
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RtcpReportReceived(RtpEvent):
+    """An SR or RR from the peer; ``rtt_ms`` when one of its blocks about us gave a round trip."""
+
+    ssrc: int
+    sender_report: bool
+    report: RtcpSenderReport | RtcpReceiverReport
+    rtt_ms: float | None
+    address: Address
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ByeReceived(RtpEvent):
+    """RTCP BYE (RFC 3550 §6.6) for a source other than ours."""
+
+    ssrc: int
+    reason: str
+
+
+RtcpReceived = RtcpReportReceived  # the name media-contract.md's seam sketch uses
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamStats:
+    """A snapshot of both directions. Loss counts are cumulative over the call (across SSRC
+    changes); ``fraction_lost`` is the last report interval's (0..1), ``loss_percent`` cumulative.
+    ``remote_*`` is the peer's view of our stream, from its last report block about us.
+    """
+
+    packets_sent: int
+    octets_sent: int
+    packets_received: int
+    octets_received: int
+    packets_expected: int
+    packets_lost: int
+    fraction_lost: float
+    loss_percent: float
+    jitter_ms: float
+    rtt_ms: float | None
+    burst_ratio: float
+    remote_fraction_lost: float | None
+    remote_packets_lost: int | None
+    remote_jitter_ms: float | None
+    dropped_foreign_source: int
+    dropped_malformed: int
+    remote_ssrc: int | None
+    latched_address: Address | None
+
+
+# --- state machines ----------------------------------------------------------------------------
+class LinkState(Enum):
+    UNLATCHED = auto()  # accept RTP from any address; send to the signalled one
+    LATCHED = auto()  # accept only from the latched address; send there
+    CLOSED = auto()  # we sent BYE: nothing more in or out
+
+
+class LinkInput(Enum):
+    SOURCE_CONFIRMED = auto()  # LATCH_PACKETS in-sequence packets from one address
+    REMOTE_CHANGED = auto()  # new signalled addresses (re-INVITE)
+    BYE_SENT = auto()
+
+
+L, LI = LinkState, LinkInput
+# RFC 4961 symmetric RTP + latching. A pair not listed is a bug and raises RtpError.
+LINK_TRANSITIONS: Final[Mapping[tuple[LinkState, LinkInput], LinkState]] = {
+    (L.UNLATCHED, LI.SOURCE_CONFIRMED): L.LATCHED,
+    (L.UNLATCHED, LI.REMOTE_CHANGED): L.UNLATCHED,
+    (L.LATCHED, LI.REMOTE_CHANGED): L.UNLATCHED,
+    (L.UNLATCHED, LI.BYE_SENT): L.CLOSED,
+    (L.LATCHED, LI.BYE_SENT): L.CLOSED,
+}
+
+
+class SourceState(Enum):
+    PROBATION = auto()  # one packet seen (held), waiting for the next in sequence
+    VALID = auto()
+
+
+class SequenceInput(Enum):
+    """How a packet's sequence number relates to the source's state (RFC 3550 §A.1)."""
+
+    SEQUENTIAL = auto()  # probation: exactly max_seq + 1
+    NOT_SEQUENTIAL = auto()  # probation: anything else (probation restarts)
+    IN_ORDER = auto()  # valid: ahead of max_seq by less than MAX_DROPOUT (gaps are losses)
+    MISORDERED = auto()  # valid: a duplicate, or behind max_seq by at most MAX_MISORDER
+    JUMP = auto()  # valid: a very large jump; dropped, remembered as bad_seq
+    RESTART = auto()  # valid: the packet after a JUMP: the peer restarted, re-sync
+
+
+S, SI = SourceState, SequenceInput
+SOURCE_TRANSITIONS: Final[Mapping[tuple[SourceState, SequenceInput], SourceState]] = {
+    (S.PROBATION, SI.SEQUENTIAL): S.VALID,
+    (S.PROBATION, SI.NOT_SEQUENTIAL): S.PROBATION,
+    (S.VALID, SI.IN_ORDER): S.VALID,
+    (S.VALID, SI.MISORDERED): S.VALID,
+    (S.VALID, SI.JUMP): S.VALID,
+    (S.VALID, SI.RESTART): S.VALID,
+}
+
+
+# --- receive-side bookkeeping --------------------------------------------------------------------
+class _BurstCounter:
+    """Gilbert-model transitions over settled sequence slots (received/lost), reorder-tolerant.
+
+    A slot settles once the highest sequence is BURST_SETTLE ahead, so a late packet is not a loss.
+    p = P(lost | previous received), q = P(received | previous lost), BurstR = 1 / (p + q).
+    """
+
+    __slots__ = ("_pending", "_settled", "_was_received", "counts")
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0, 0]  # received->received, received->lost, lost->received, lost->lost
+        self._settled: int | None = None  # the extended sequence of the last settled slot
+        self._was_received = True
+        self._pending: set[int] = set()
+
+    def restart(self, first_received: int) -> None:
+        """A new source (or re-sync): ``first_received`` is a received slot; counts are kept."""
+        self._settled = first_received
+        self._was_received = True
+        self._pending.clear()
+
+    def received(self, extended: int, highest: int) -> None:
+        if self._settled is None or extended <= self._settled:
+            return
+        self._pending.add(extended)
+        while self._settled < highest - BURST_SETTLE:
+            self._settle()
+
+    def _settle(self) -> None:
+        assert self._settled is not None
+        self._settled += 1
+        got = self._settled in self._pending
+        self._pending.discard(self._settled)
+        self.counts[(0 if self._was_received else 2) + (0 if got else 1)] += 1
+        self._was_received = got
+
+    def burst_ratio(self, highest: int | None) -> float:
+        rr, rl, lr, ll = self.counts
+        if self._settled is not None and highest is not None:  # settle the rest on a copy
+            was = self._was_received
+            for slot in range(self._settled + 1, highest + 1):
+                got = slot in self._pending
+                if was:
+                    rr, rl = rr + got, rl + (not got)
+                else:
+                    lr, ll = lr + got, ll + (not got)
+                was = got
+        if rl == 0 or lr + ll == 0:
+            return 1.0
+        p = rl / (rr + rl)
+        q = lr / (lr + ll)
+        return 1.0 / (p + q)
+
+
+class _Source:
+    """Reception state for one remote SSRC (RFC 3550 §A.1 ``source``, §A.8 jitter)."""
+
+    __slots__ = (
+        "bad_seq",
+        "base_extended",
+        "cycles",
+        "expected_prior",
+        "held",
+        "jitter",
+        "jitter_rate",
+        "jitter_ref",
+        "max_seq",
+        "received",
+        "received_prior",
+        "ssrc",
+        "state",
+    )
+
+    def __init__(self, ssrc: int, first: RtpPacket, address: Address, now: float) -> None:
+        self.ssrc = ssrc
+        self.state = SourceState.PROBATION
+        self.max_seq = first.sequence
+        self.cycles = 0  # count of sequence wraps, times RTP_SEQ_MOD
+        self.base_extended = 0
+        self.bad_seq = RTP_SEQ_MOD + 1  # "so seq == bad_seq is false"
+        self.received = 0
+        self.expected_prior = 0
+        self.received_prior = 0
+        self.held: tuple[RtpPacket, Address, float] | None = (first, address, now)
+        self.jitter = 0.0  # in timestamp units of jitter_rate
+        self.jitter_rate: int | None = None
+        self.jitter_ref: tuple[int, float, int] | None = None  # (payload type, arrival, timestamp)
+
+    @property
+    def extended_max(self) -> int:
+        return self.cycles + self.max_seq
+
+    @property
+    def expected(self) -> int:
+        return self.extended_max - self.base_extended + 1 if self.state is SourceState.VALID else 0
+
+    def classify(self, seq: int) -> SequenceInput:
+        """The ``update_seq`` tests of RFC 3550 §A.1, as an input for SOURCE_TRANSITIONS."""
+        if self.state is SourceState.PROBATION:
+            return SI.SEQUENTIAL if seq == (self.max_seq + 1) % RTP_SEQ_MOD else SI.NOT_SEQUENTIAL
+        udelta = (seq - self.max_seq) % RTP_SEQ_MOD
+        if udelta == 0:
+            return SI.MISORDERED  # a duplicate of the highest
+        if udelta < MAX_DROPOUT:
+            return SI.IN_ORDER
+        if udelta <= RTP_SEQ_MOD - MAX_MISORDER:
+            return SI.RESTART if seq == self.bad_seq else SI.JUMP
+        return SI.MISORDERED
+
+    def init_seq(self, seq: int, *, held: int) -> None:
+        """§A.1 ``init_seq``, counting ``held`` packets just before ``seq`` as received (the
+        probation packet we deliver, which §A.1 would discard)."""
+        self.max_seq = seq
+        self.cycles = 0
+        self.base_extended = seq - held
+        self.bad_seq = RTP_SEQ_MOD + 1
+        self.received = held
+        self.expected_prior = 0
+        self.received_prior = 0
+        self.jitter_ref = None  # the timestamp base may have changed too
+
+    def extended(self, seq: int) -> int:
+        """The extended sequence number of a packet at or behind max_seq."""
+        return self.extended_max - (self.max_seq - seq) % RTP_SEQ_MOD
+
+    def update_jitter(self, packet: RtpPacket, now: float, clock_rate: int | None) -> None:
+        """Interarrival jitter (RFC 3550 §6.4.1, §A.8) in timestamp units.
+
+        D(i,j) = (Rj - Ri) - (Sj - Si); J += (|D| - J) / 16. Only consecutive packets of one
+        payload type are compared (a payload type switch resets the reference, not J).
+        """
+        if clock_rate is None:
+            return
+        if self.jitter_rate is not None and self.jitter_rate != clock_rate:
+            self.jitter *= clock_rate / self.jitter_rate
+        self.jitter_rate = clock_rate
+        ref = self.jitter_ref
+        if ref is not None and ref[0] == packet.payload_type:
+            _, arrival, timestamp = ref
+            d = (now - arrival) * clock_rate - _signed32(packet.timestamp - timestamp)
+            self.jitter += (abs(d) - self.jitter) / 16.0
+        self.jitter_ref = (packet.payload_type, now, packet.timestamp)
+
+
+# --- the session -------------------------------------------------------------------------------
+class RtpSession:
+    """One call's RTP/RTCP endpoint (see the module docstring).
+
+    ``clock_rates`` maps payload type to RTP clock rate; it is needed for jitter (payload types not
+    in it, e.g. telephone-event, do not count towards jitter). ``now``, when given, starts the RTCP
+    timer; otherwise the first ``send_rtp`` or ``receive_datagram`` does.
+    """
+
+    def __init__(
+        self,
+        *,
+        rng: random.Random,
+        cname: str,
+        remote_rtp: Address | None,
+        remote_rtcp: Address | None,
+        rtcp_mux: bool,
+        clock_rates: Mapping[int, int] | None = None,
+        rtcp_interval_s: float = DEFAULT_RTCP_INTERVAL_S,
+        ntp_offset_s: float = 0.0,
+        now: float | None = None,
+    ) -> None:
+        self._rng = rng
+        self.cname = cname
+        # RFC 3550 §5.1: SSRC, first sequence number and timestamp base are random.
+        self.ssrc: int = rng.getrandbits(32)
+        self._next_seq = rng.getrandbits(16)
+        self._timestamp_base = rng.getrandbits(32)
+        self._remote_rtp = remote_rtp
+        self._remote_rtcp = remote_rtcp
+        self._rtcp_mux = rtcp_mux
+        self._clock_rates: dict[int, int] = dict(clock_rates or {})
+        self._rtcp_interval_s = rtcp_interval_s
+        self._ntp_offset_s = ntp_offset_s
+        self.link = LinkState.UNLATCHED
+        self._latched: Address | None = None
+        self._rtcp_from: Address | None = None  # where the peer's RTCP comes from (symmetric RTCP)
+        self._candidates: dict[Address, tuple[int, int, int]] = {}  # addr -> (ssrc, seq, run)
+        self._outbox: list[tuple[bytes, Address, bool]] = []
+        self._timer_at: float | None = None
+        # sending
+        self._packets_sent = 0
+        self._octets_sent = 0
+        self._last_sent: tuple[int, float, int] | None = None  # (timestamp, now, clock_rate)
+        self._sent_since_report = False
+        # receiving
+        self._source: _Source | None = None
+        self._packets_received = 0
+        self._octets_received = 0
+        self._retired_expected = 0
+        self._retired_lost = 0
+        self._fraction_lost = 0.0
+        self._burst = _BurstCounter()
+        self._peer_sr: tuple[int, int, float] | None = None  # (ssrc, LSR, arrival)
+        self.remote_cname: str | None = None
+        self._dropped_foreign = 0
+        self._dropped_malformed = 0
+        # the peer's view of our stream
+        self._rtt_s: float | None = None
+        self._remote_block: RtcpReportBlock | None = None
+        if now is not None:
+            self._start_timer(now)
+
+    # --- configuration -------------------------------------------------------------------------
+    def set_clock_rates(self, clock_rates: Mapping[int, int]) -> None:
+        self._clock_rates = dict(clock_rates)
+
+    def set_remote(
+        self, *, remote_rtp: Address | None, remote_rtcp: Address | None, rtcp_mux: bool
+    ) -> None:
+        """New signalled addresses (re-INVITE): unlatch, so the peer's new address can latch."""
+        self._apply(LinkInput.REMOTE_CHANGED)
+        self._remote_rtp, self._remote_rtcp, self._rtcp_mux = remote_rtp, remote_rtcp, rtcp_mux
+        self._latched = None
+        self._rtcp_from = None
+        self._candidates.clear()
+
+    def _apply(self, event: LinkInput) -> None:
+        try:
+            self.link = LINK_TRANSITIONS[(self.link, event)]
+        except KeyError:
+            raise RtpError(f"{event.name} is not allowed in link state {self.link.name}") from None
+
+    # --- sending -------------------------------------------------------------------------------
+    def send_rtp(
+        self,
+        payload: bytes,
+        *,
+        payload_type: int,
+        media_ticks: int,
+        marker: bool = False,
+        clock_rate: int,
+        now: float,
+    ) -> None:
+        """Queue one RTP packet; its timestamp is the random base + ``media_ticks`` (mod 2^32).
+
+        Nothing is queued when there is nowhere to send yet, or after ``bye``.
+        """
+        if self.link is LinkState.CLOSED:
+            return
+        self._start_timer(now)
+        destination = self._latched or self._remote_rtp
+        if destination is None:
+            return
+        timestamp = (self._timestamp_base + media_ticks) & _U32
+        packet = RtpPacket(
+            payload_type=payload_type,
+            sequence=self._next_seq,
+            timestamp=timestamp,
+            ssrc=self.ssrc,
+            marker=marker,
+            payload=payload,
+        )
+        self._next_seq = (self._next_seq + 1) % RTP_SEQ_MOD
+        self._outbox.append((bytes(packet), destination, False))
+        self._packets_sent += 1
+        self._octets_sent += len(payload)  # §6.4.1: payload octets only
+        self._last_sent = (timestamp, now, clock_rate)
+        self._sent_since_report = True
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address, bool]]:
+        """Drain the output: (data, destination, via_rtcp_socket). With rtcp-mux it is all False."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # --- receiving -----------------------------------------------------------------------------
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool = False
+    ) -> list[RtpEvent]:
+        """One datagram from the RTP socket (or the RTCP one with ``on_rtcp_port``). Never raises."""
+        if self.link is LinkState.CLOSED:
+            return []
+        self._start_timer(now)
+        if on_rtcp_port or is_rtcp(data):  # RFC 5761 §4
+            return self._receive_rtcp(data, addr, now, on_rtcp_port=on_rtcp_port)
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpParseError:
+            self._dropped_malformed += 1
+            return []
+        if self.link is LinkState.LATCHED and addr != self._latched:
+            self._dropped_foreign += 1
+            return []
+        events = self._receive_rtp(packet, addr, now)
+        if self.link is LinkState.UNLATCHED:
+            self._consider_latching(packet, addr)
+        return events
+
+    def _consider_latching(self, packet: RtpPacket, addr: Address) -> None:
+        previous = self._candidates.get(addr)
+        run = 1
+        if (
+            previous is not None
+            and previous[0] == packet.ssrc
+            and packet.sequence == (previous[1] + 1) % RTP_SEQ_MOD
+        ):
+            run = previous[2] + 1
+        if run >= LATCH_PACKETS:
+            self._apply(LinkInput.SOURCE_CONFIRMED)
+            self._latched = addr
+            self._candidates.clear()
+            return
+        if addr not in self._candidates and len(self._candidates) >= MAX_LATCH_CANDIDATES:
+            self._candidates.clear()
+        self._candidates[addr] = (packet.ssrc, packet.sequence, run)
+
+    def _receive_rtp(self, packet: RtpPacket, addr: Address, now: float) -> list[RtpEvent]:
+        source = self._source
+        if source is None or source.ssrc != packet.ssrc:
+            # A new SSRC (first packet, or the peer re-INVITEd / transferred): restart tracking.
+            if source is not None:
+                self._retire(source)
+            self._source = _Source(packet.ssrc, packet, addr, now)
+            return []
+        seq_input = source.classify(packet.sequence)
+        source.state = SOURCE_TRANSITIONS[(source.state, seq_input)]
+        events: list[RtpEvent] = []
+        match seq_input:
+            case SI.SEQUENTIAL:
+                source.init_seq(packet.sequence, held=1)
+                assert source.held is not None
+                held, held_addr, held_now = source.held
+                source.held = None
+                self._burst.restart(source.extended_max - 1)
+                events.append(self._deliver(source, held, held_addr, held_now))
+                source.received += 1
+            case SI.NOT_SEQUENTIAL:
+                source.max_seq = packet.sequence
+                source.held = (packet, addr, now)  # the older held packet is never confirmed
+                return []
+            case SI.IN_ORDER:
+                if packet.sequence < source.max_seq:
+                    source.cycles += RTP_SEQ_MOD  # wrapped
+                source.max_seq = packet.sequence
+                source.received += 1
+            case SI.MISORDERED:
+                source.received += 1
+            case SI.JUMP:
+                source.bad_seq = (packet.sequence + 1) % RTP_SEQ_MOD
+                return []
+            case SI.RESTART:  # "assume that the other side restarted without telling us"
+                self._retire(source)
+                source.init_seq(packet.sequence, held=0)
+                source.received += 1
+                self._burst.restart(source.extended_max)
+        self._burst.received(source.extended(packet.sequence), source.extended_max)
+        events.append(self._deliver(source, packet, addr, now))
+        return events
+
+    def _deliver(
+        self, source: _Source, packet: RtpPacket, addr: Address, now: float
+    ) -> RtpPacketReceived:
+        self._packets_received += 1
+        self._octets_received += len(packet.payload)
+        source.update_jitter(packet, now, self._clock_rates.get(packet.payload_type))
+        return RtpPacketReceived(packet=packet, address=addr, now=now)
+
+    def _retire(self, source: _Source) -> None:
+        """Fold a source's loss figures into the call totals before it is replaced or re-synced."""
+        self._retired_expected += source.expected
+        self._retired_lost += (
+            source.expected - source.received if source.state is SourceState.VALID else 0
+        )
+
+    def _receive_rtcp(
+        self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool
+    ) -> list[RtpEvent]:
+        try:
+            packets = parse_rtcp(data)
+        except RtpParseError:
+            self._dropped_malformed += 1
+            return []
+        if self._latched is not None:
+            if addr[0] != self._latched[0]:  # RTCP may come from another port of the peer's host
+                self._dropped_foreign += 1
+                return []
+            if on_rtcp_port:
+                self._rtcp_from = addr
+        events: list[RtpEvent] = []
+        for packet in packets:
+            match packet:
+                case RtcpSenderReport() | RtcpReceiverReport() if packet.ssrc == self.ssrc:
+                    pass  # our own report reflected back (a loop): nothing to learn
+                case RtcpSenderReport():
+                    # §6.4.1: keep the middle 32 bits of its NTP time and when it arrived (LSR/DLSR).
+                    self._peer_sr = (packet.ssrc, ntp_middle(packet.ntp_timestamp), now)
+                    events.append(self._report_received(packet, addr, now))
+                case RtcpReceiverReport():
+                    events.append(self._report_received(packet, addr, now))
+                case RtcpSourceDescription():
+                    for chunk in packet.chunks:
+                        if self._source is not None and chunk.ssrc == self._source.ssrc:
+                            self.remote_cname = chunk.cname
+                case RtcpBye():
+                    for ssrc in packet.sources:
+                        if ssrc == self.ssrc:
+                            continue
+                        events.append(ByeReceived(ssrc=ssrc, reason=packet.reason))
+                        if self._source is not None and self._source.ssrc == ssrc:
+                            self._retire(self._source)
+                            self._source = None
+                case _:
+                    pass  # APP, feedback, XR: parsed, not used
+        return events
+
+    def _report_received(
+        self, report: RtcpSenderReport | RtcpReceiverReport, addr: Address, now: float
+    ) -> RtcpReportReceived:
+        rtt_ms: float | None = None
+        for block in report.reports:
+            if block.ssrc != self.ssrc:
+                continue
+            self._remote_block = block
+            if block.lsr:
+                # §6.4.1: RTT = A - LSR - DLSR, all in 1/65536 s, A = our NTP time of arrival.
+                arrival = ntp_middle(ntp_timestamp(now + self._ntp_offset_s))
+                rtt = (arrival - block.lsr - block.dlsr) & _U32
+                if rtt < 0x8000_0000:  # a negative result means clocks or peers misbehave
+                    self._rtt_s = rtt / 65536.0
+                    rtt_ms = self._rtt_s * 1000.0
+        return RtcpReportReceived(
+            ssrc=report.ssrc,
+            sender_report=isinstance(report, RtcpSenderReport),
+            report=report,
+            rtt_ms=rtt_ms,
+            address=addr,
+            now=now,
+        )
+
+    # --- RTCP timer and reports ----------------------------------------------------------------
+    def _start_timer(self, now: float) -> None:
+        if self._timer_at is None and self.link is not LinkState.CLOSED:
+            # §6.3.1: the first report waits half the (randomised) interval.
+            self._timer_at = now + 0.5 * self._next_interval_s()
+
+    def _next_interval_s(self) -> float:
+        return self._rtcp_interval_s * self._rng.uniform(0.5, 1.5)  # §6.3.1 randomisation
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` should run next (the RTCP report), None when nothing is due."""
+        return self._timer_at
+
+    def handle_timer(self, now: float) -> list[RtpEvent]:
+        if self._timer_at is None or now < self._timer_at:
+            return []
+        self._queue_rtcp(self._reports(now))
+        self._timer_at = now + self._next_interval_s()
+        return []
+
+    def bye(self, now: float, reason: str = "") -> None:
+        """Queue a final compound SR/RR + SDES + BYE (§6.6) and stop; later calls do nothing."""
+        if self.link is LinkState.CLOSED:
+            return
+        self._queue_rtcp([*self._reports(now), RtcpBye(sources=(self.ssrc,), reason=reason)])
+        self._apply(LinkInput.BYE_SENT)
+        self._timer_at = None
+
+    def _reports(self, now: float) -> list[RtcpPacket]:
+        """The head of a compound packet (§6.1): SR if we sent since the last report, else RR,
+        then SDES with our CNAME."""
+        blocks: tuple[RtcpReportBlock, ...] = ()
+        source = self._source
+        if (
+            source is not None
+            and source.state is SourceState.VALID
+            and source.received > source.received_prior
+        ):
+            blocks = (self._report_block(source, now),)
+        head: RtcpPacket
+        if self._sent_since_report and self._last_sent is not None:
+            timestamp, sent_at, clock_rate = self._last_sent
+            head = RtcpSenderReport(
+                ssrc=self.ssrc,
+                ntp_timestamp=ntp_timestamp(now + self._ntp_offset_s),
+                # §6.4.1: the RTP timestamp of the same instant as the NTP timestamp
+                rtp_timestamp=(timestamp + round((now - sent_at) * clock_rate)) & _U32,
+                packet_count=self._packets_sent & _U32,
+                octet_count=self._octets_sent & _U32,
+                reports=blocks,
+            )
+        else:
+            head = RtcpReceiverReport(ssrc=self.ssrc, reports=blocks)
+        self._sent_since_report = False
+        cname = RtcpSdesItem(type=SdesItemType.CNAME, value=self.cname.encode()[:255])
+        sdes = RtcpSourceDescription(chunks=(RtcpSdesChunk(ssrc=self.ssrc, items=(cname,)),))
+        return [head, sdes]
+
+    def _report_block(self, source: _Source, now: float) -> RtcpReportBlock:
+        """RFC 3550 §A.3 loss figures for this interval, §6.4.1 LSR/DLSR."""
+        expected = source.expected
+        lost = expected - source.received
+        expected_interval = expected - source.expected_prior
+        received_interval = source.received - source.received_prior
+        source.expected_prior, source.received_prior = expected, source.received
+        lost_interval = expected_interval - received_interval
+        fraction = (
+            0
+            if expected_interval == 0 or lost_interval <= 0
+            else (lost_interval << 8) // expected_interval
+        )
+        fraction = min(fraction, 255)
+        self._fraction_lost = fraction / 256.0
+        lsr = dlsr = 0
+        if self._peer_sr is not None and self._peer_sr[0] == source.ssrc:
+            _, lsr, arrival = self._peer_sr
+            dlsr = min(int((now - arrival) * 65536), _U32)
+        return RtcpReportBlock(
+            ssrc=source.ssrc,
+            fraction_lost=fraction,
+            packets_lost=max(-(1 << 23), min(lost, (1 << 23) - 1)),
+            highest_sequence=source.extended_max & _U32,
+            jitter=min(int(source.jitter), _U32),
+            lsr=lsr,
+            dlsr=dlsr,
+        )
+
+    def _queue_rtcp(self, packets: list[RtcpPacket]) -> None:
+        destination = self._rtcp_destination()
+        if destination is not None:
+            self._outbox.append((b"".join(map(bytes, packets)), destination, not self._rtcp_mux))
+
+    def _rtcp_destination(self) -> Address | None:
+        if self._rtcp_mux:
+            return self._latched or self._remote_rtp
+        if self._latched is not None:
+            return self._rtcp_from or (self._latched[0], self._latched[1] + 1)
+        if self._remote_rtcp is not None:
+            return self._remote_rtcp
+        if self._remote_rtp is not None:  # RFC 3550 §11: RTCP on the next higher port
+            return (self._remote_rtp[0], self._remote_rtp[1] + 1)
+        return None
+
+    # --- statistics ----------------------------------------------------------------------------
+    def stats(self, now: float) -> StreamStats:
+        """A snapshot; reading it changes nothing (``now`` is accepted for the seam, unused)."""
+        source = self._source
+        expected = self._retired_expected
+        lost = self._retired_lost
+        jitter_ms = 0.0
+        highest: int | None = None
+        if source is not None and source.state is SourceState.VALID:
+            expected += source.expected
+            lost += source.expected - source.received
+            highest = source.extended_max
+            if source.jitter_rate:
+                jitter_ms = source.jitter / source.jitter_rate * 1000.0
+        lost = max(lost, 0)
+        block = self._remote_block
+        remote_jitter_ms: float | None = None
+        if block is not None and self._last_sent is not None:
+            remote_jitter_ms = block.jitter / self._last_sent[2] * 1000.0
+        return StreamStats(
+            packets_sent=self._packets_sent,
+            octets_sent=self._octets_sent,
+            packets_received=self._packets_received,
+            octets_received=self._octets_received,
+            packets_expected=expected,
+            packets_lost=lost,
+            fraction_lost=self._fraction_lost,
+            loss_percent=100.0 * lost / expected if expected else 0.0,
+            jitter_ms=jitter_ms,
+            rtt_ms=None if self._rtt_s is None else self._rtt_s * 1000.0,
+            burst_ratio=self._burst.burst_ratio(highest),
+            remote_fraction_lost=None if block is None else block.fraction_lost / 256.0,
+            remote_packets_lost=None if block is None else block.packets_lost,
+            remote_jitter_ms=remote_jitter_ms,
+            dropped_foreign_source=self._dropped_foreign,
+            dropped_malformed=self._dropped_malformed,
+            remote_ssrc=None if source is None else source.ssrc,
+            latched_address=self._latched,
+        )
