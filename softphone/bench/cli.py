@@ -1,0 +1,155 @@
+"""``softphone bench ...``: the jitter-buffer benchmark's command line.
+
+    softphone bench traces --out TRACES.npz [--seed N] [--profile NAME ...]
+    softphone bench jitter --trace TRACES.npz --profile NAME --speech REF.wav [--codec opus|pcmu]
+                           --out LOG.npz [--audio-out OUT.wav]
+    softphone bench jitter-report --trace TRACES.npz --speech REF.wav [--codec opus|pcmu]
+                                  [--profile NAME ...]
+
+``main(argv)`` takes everything after ``bench`` and returns the exit status (0 ok, 1 a target
+missed in ``jitter-report``, 2 usage or input errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+EXIT_OK = 0
+EXIT_TARGET_MISSED = 1
+EXIT_USAGE = 2
+
+MAX_LATE_PCT = 1.5
+MAX_ORACLE_RATIO = 1.15
+MAX_STRETCHED_PCT = 5.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softphone bench", description="Benchmarks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    traces = sub.add_parser("traces", help="write the seeded network traces")
+    traces.add_argument("--out", type=Path, required=True, metavar="TRACES.npz")
+    traces.add_argument("--seed", type=int, default=1)
+    traces.add_argument("--profile", action="append", metavar="NAME",
+                        help="only this profile (repeatable; default: all)")
+
+    jitter = sub.add_parser("jitter", help="replay one trace through the playout")
+    jitter.add_argument("--trace", type=Path, required=True, metavar="TRACES.npz")
+    jitter.add_argument("--profile", required=True, metavar="NAME")
+    jitter.add_argument("--speech", type=Path, required=True, metavar="REF.wav")
+    jitter.add_argument("--codec", default="opus", choices=["opus", "pcmu"])
+    jitter.add_argument("--out", type=Path, required=True, metavar="LOG.npz")
+    jitter.add_argument("--audio-out", type=Path, metavar="OUT.wav")
+
+    report = sub.add_parser("jitter-report", help="run every profile and print the targets")
+    report.add_argument("--trace", type=Path, required=True, metavar="TRACES.npz")
+    report.add_argument("--speech", type=Path, required=True, metavar="REF.wav")
+    report.add_argument("--codec", default="opus", choices=["opus", "pcmu"])
+    report.add_argument("--profile", action="append", metavar="NAME",
+                        help="only this profile (repeatable; default: all in the file)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    try:
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        if args.command == "traces":
+            return _traces(args, out)
+        if args.command == "jitter":
+            return _jitter(args, out)
+        return _report(args, out)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        print(f"softphone bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _traces(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.traces import PROFILES, write_traces
+
+    names = tuple(args.profile) if args.profile else None
+    for name in names or ():
+        if name not in PROFILES:
+            raise KeyError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+    written = write_traces(args.out, args.seed, names)
+    print(f"wrote {args.out}: {', '.join(written)}", file=out)
+    return EXIT_OK
+
+
+def _jitter(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.jitter import read_speech, run, score, write_wav
+    from softphone.bench.traces import load_trace
+    from softphone.media.codecs import get_codec
+
+    send, arrival = load_trace(args.trace, args.profile)
+    codec = get_codec(args.codec)
+    speech = read_speech(args.speech, codec.sample_rate)
+    started = time.perf_counter()
+    log, heard = run(send, arrival, speech, args.codec, collect_audio=args.audio_out is not None)
+    log.save(args.out)
+    if args.audio_out is not None and heard is not None:
+        write_wav(args.audio_out, heard, codec.sample_rate)
+    s = score(send, arrival, log)
+    print(
+        f"{args.profile}: late loss {s.late_loss_pct:.2f} %, mean mouth-to-ear {s.mean_ms:.1f} ms, "
+        f"concealed {s.concealed_ms:.0f} ms, stretched {s.stretched_pct:.2f} %, "
+        f"FEC frames {s.fec_frames} ({time.perf_counter() - started:.1f} s)",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.jitter import read_speech, run, score
+    from softphone.bench.oracle import fixed_buffer, oracle
+    from softphone.bench.traces import UNSEEN_PROFILES, load_trace, profile_names
+    from softphone.media.codecs import get_codec
+
+    names = list(args.profile) if args.profile else profile_names(args.trace)
+    speech = read_speech(args.speech, get_codec(args.codec).sample_rate)
+    header = (
+        f"{'profile':30s} {'late%':>6s} {'mean':>7s} {'oracle':>7s} {'ratio':>6s} "
+        f"{'fix60':>7s} {'fix60%':>7s} {'concld':>8s} {'strch%':>7s}  result"
+    )
+    print(f"codec {args.codec}; ms unless marked; 'unseen' = not tuned on", file=out)
+    print(header, file=out)
+    failed = 0
+    for name in names:
+        send, arrival = load_trace(args.trace, name)
+        log, _ = run(send, arrival, speech, args.codec)
+        s = score(send, arrival, log)
+        best = oracle(send, arrival)
+        fixed = fixed_buffer(send, arrival)
+        misses = []
+        if s.late_loss_pct > MAX_LATE_PCT:
+            misses.append("late")
+        if s.mean_ms > MAX_ORACLE_RATIO * best.mean_ms:
+            misses.append("oracle")
+        if fixed.late_fraction * 100 <= MAX_LATE_PCT and s.mean_ms >= fixed.mean_ms:
+            misses.append("fixed60")
+        if s.stretched_pct > MAX_STRETCHED_PCT:
+            misses.append("stretch")
+        failed += bool(misses)
+        verdict = "PASS" if not misses else "FAIL " + ",".join(misses)
+        tag = name + (" (unseen)" if name in UNSEEN_PROFILES else "")
+        print(
+            f"{tag:30s} {s.late_loss_pct:6.2f} {s.mean_ms:7.1f} {best.mean_ms:7.1f} "
+            f"{s.mean_ms / best.mean_ms:6.2f} {fixed.mean_ms:7.1f} {100 * fixed.late_fraction:7.2f} "
+            f"{s.concealed_ms:8.0f} {s.stretched_pct:7.2f}  {verdict}",
+            file=out,
+        )
+        out.flush()
+    return EXIT_OK if failed == 0 else EXIT_TARGET_MISSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Playout: the jitter buffer's decisions turned into audio, exactly N samples per pull.
+
+:class:`Playout` owns a :class:`softphone.rtp.jitter.JitterBuffer` (packet scheduling, codec-free)
+and the codec's decoder. On every :meth:`Playout.pull` it asks the scheduler for frames until its
+queue of decoded audio covers the block, then hands over exactly ``samples`` samples:
+
+- PLAY: decode the packet; after a concealment the pitch concealer (codecs without PLC) merges
+  into it; then the requested time-stretch (``media.stretch.accelerate`` / ``expand``: whole pitch
+  periods with overlap-add, never whole frames) is applied to the frame;
+- FEC: Opus in-band FEC from the next packet (``Decoder.decode_fec``), falling back to PLC;
+- CONCEAL: the codec's PLC (``Decoder.conceal``, Opus) or ITU-T G.711 Appendix I style pitch
+  repetition (:class:`softphone.media.conceal.PitchConcealer`) that fades out on long gaps;
+- SILENCE: zeros before the first packet is due.
+
+For every frame the receiver time of its first sample is recorded from the samples actually
+handed over (pull time + position in the block), so the benchmark's ``play_ms`` is measured, not
+intended: :meth:`Playout.frames_played` drains those records.
+
+Not for the audio callback: decoding allocates. The phone calls ``pull`` from its event loop and
+feeds the device through the ring buffers of ``media.device``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from softphone.media.codecs import CodecDescriptor, CodecError, Decoder, Pcm
+from softphone.media.conceal import PitchConcealer
+from softphone.media.stretch import accelerate, expand
+from softphone.rtp.jitter import (
+    Action,
+    Decision,
+    FrameKind,
+    JitterBuffer,
+    JitterConfig,
+    Stretch,
+)
+
+FRAMES_MEMORY: Final = 4096
+"""Frame records kept for :meth:`Playout.frames_played` (older ones are dropped)."""
+MAX_DECISIONS_PER_PULL: Final = 256
+PLC_GRANULE_S: Final = 0.0025
+"""Concealment is asked for in 2.5 ms granules (what libopus PLC works in)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlayoutStats:
+    """What the listener got so far (ms unless named otherwise)."""
+
+    target_delay_ms: float
+    buffer_delay_ms: float
+    packets_played: int
+    late: int
+    duplicate: int
+    too_old: int
+    concealed_ms: float
+    fec_frames: int
+    accelerated_ms: float
+    expanded_ms: float
+    decode_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FramePlayed:
+    """The first sample of frame ``sequence``/``timestamp`` was played at ``play_time``."""
+
+    sequence: int
+    timestamp: int
+    kind: FrameKind
+    play_time: float
+
+
+class Playout:
+    """Jitter buffer + decoder + concealment + time-stretching for one received stream."""
+
+    def __init__(
+        self,
+        codec: CodecDescriptor,
+        decoder: Decoder,
+        *,
+        frame_ms: int = 20,
+        config: JitterConfig | None = None,
+    ) -> None:
+        self.codec = codec
+        self.decoder = decoder
+        self.sample_rate = decoder.sample_rate
+        self._clock = codec.clock_rate
+        frame_ticks = codec.clock_rate * frame_ms // 1000
+        granule = max(1, round(PLC_GRANULE_S * codec.clock_rate)) if codec.has_plc else 1
+        self.jitter: JitterBuffer[bytes] = JitterBuffer(
+            clock_rate=codec.clock_rate, frame_ticks=frame_ticks, config=config,
+            granule_ticks=granule,
+            use_fec=codec.has_fec,
+        )
+        self._concealer = None if codec.has_plc else PitchConcealer(self.sample_rate)
+        self._frame_samples = self.sample_rate * frame_ms // 1000
+        self._queue = np.zeros(self.sample_rate, dtype=np.float32)  # 1 s, grows if ever needed
+        self._head = 0  # first queued sample
+        self._tail = 0  # one past the last queued sample
+        self._out_pos = 0  # samples handed over since the start (absolute position of _head)
+        self._marks: deque[tuple[int, int, int, FrameKind]] = deque()
+        self._frames: deque[FramePlayed] = deque(maxlen=FRAMES_MEMORY)
+        self._concealed = 0
+        self._accelerated = 0
+        self._expanded = 0
+        self._decode_errors = 0
+        self._last_now = 0.0
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def put(
+        self, *, sequence: int, timestamp: int, payload: bytes, now: float, marker: bool = False
+    ) -> None:
+        """One received RTP packet of this stream (payload only; PT already checked)."""
+        self.jitter.put(sequence=sequence, timestamp=timestamp, payload=payload, now=now,
+                        marker=marker)
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def pull(self, samples: int, now: float) -> Pcm:
+        """Exactly ``samples`` samples to play from ``now`` on."""
+        if samples <= 0:
+            return np.zeros(0, dtype=np.float32)
+        self._last_now = now
+        quantum = self._to_ticks(samples)
+        rounds = 0
+        while self._tail - self._head < samples:
+            rounds += 1
+            if rounds > MAX_DECISIONS_PER_PULL:  # a decoder returning nothing: never spin
+                self._append(np.zeros(samples - (self._tail - self._head), dtype=np.float32))
+                break
+            queued = self._tail - self._head
+            decision = self.jitter.next_frame(
+                now=now, needed_ticks=self._to_ticks(samples - queued),
+                queued_ticks=self._to_ticks(queued), quantum_ticks=quantum,
+            )
+            self._render(decision, queued)
+        start = self._out_pos
+        end = start + samples
+        marks = self._marks
+        while marks and marks[0][0] < end:
+            position, sequence, timestamp, kind = marks.popleft()
+            self._frames.append(FramePlayed(
+                sequence=sequence, timestamp=timestamp, kind=kind,
+                play_time=now + (position - start) / self.sample_rate,
+            ))
+        out = self._queue[self._head : self._head + samples].copy()
+        self._head += samples
+        self._out_pos = end
+        return out
+
+    def _to_ticks(self, samples: int) -> int:
+        return samples * self._clock // self.sample_rate
+
+    def _to_samples(self, ticks: int) -> int:
+        return ticks * self.sample_rate // self._clock
+
+    def _render(self, decision: Decision[bytes], queued: int) -> None:
+        action = decision.action
+        kind_override: FrameKind | None = None
+        if action is Action.PLAY:
+            assert decision.payload is not None
+            pcm = self._decode(decision.payload)
+            if pcm is None:
+                pcm = self._conceal(self._frame_samples)
+                kind_override = FrameKind.CONCEALED
+            else:
+                pcm = self._stretch(pcm, decision.stretch, queued)
+        elif action is Action.FEC:
+            assert decision.payload is not None
+            count = self._to_samples(decision.ticks)
+            rebuilt = self.decoder.decode_fec(decision.payload, count) if count > 0 else None
+            if rebuilt is None or len(rebuilt) != count:
+                pcm = self._conceal(count)
+                kind_override = FrameKind.CONCEALED
+            else:
+                pcm = rebuilt
+        elif action is Action.CONCEAL:
+            pcm = self._conceal(self._to_samples(decision.ticks))
+        else:
+            pcm = np.zeros(self._to_samples(decision.ticks), dtype=np.float32)
+        if self._concealer is not None:
+            self._concealer.remember(pcm)
+        base = self._out_pos + (self._tail - self._head)
+        for start in decision.frame_starts:
+            kind = kind_override if kind_override is not None else start.kind
+            offset = min(self._to_samples(start.offset_ticks), max(0, len(pcm) - 1))
+            self._marks.append((base + offset, start.sequence, start.timestamp, kind))
+        self._append(pcm)
+
+    def _decode(self, payload: bytes) -> Pcm | None:
+        try:
+            pcm = self.decoder.decode(payload)
+        except CodecError:
+            self._decode_errors += 1
+            return None
+        if self._concealer is not None and self._concealer.concealing:
+            pcm = self._concealer.merge(pcm)
+        return pcm
+
+    def _conceal(self, count: int) -> Pcm:
+        self._concealed += count
+        if count <= 0:
+            return np.zeros(0, dtype=np.float32)
+        if self._concealer is not None:
+            return self._concealer.conceal(count)
+        pcm = self.decoder.conceal(count)
+        if pcm is None or len(pcm) != count:
+            return np.zeros(count, dtype=np.float32)
+        return pcm
+
+    def _stretch(self, pcm: Pcm, stretch: Stretch, queued: int) -> Pcm:
+        if stretch is Stretch.NONE:
+            return pcm
+        if stretch is Stretch.EXPAND:
+            result = expand(pcm, self.sample_rate)
+        else:
+            result = accelerate(pcm, self.sample_rate, fast=stretch is Stretch.FAST_ACCELERATE)
+            if stretch is Stretch.ALIGN and -result.delta_samples > queued:
+                self.jitter.stretched(0)
+                return pcm
+        self.jitter.stretched(self._to_ticks(result.delta_samples))
+        if result.delta_samples < 0:
+            self._accelerated -= result.delta_samples
+        else:
+            self._expanded += result.delta_samples
+        return result.audio
+
+    def _append(self, pcm: Pcm) -> None:
+        count = len(pcm)
+        if self._tail + count > len(self._queue):
+            queued = self._tail - self._head
+            if queued + count > len(self._queue):
+                bigger = np.zeros(2 * (queued + count), dtype=np.float32)
+                bigger[:queued] = self._queue[self._head : self._tail]
+                self._queue = bigger
+            else:
+                self._queue[:queued] = self._queue[self._head : self._tail]
+            self._head, self._tail = 0, queued
+        self._queue[self._tail : self._tail + count] = pcm
+        self._tail += count
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def frames_played(self) -> list[FramePlayed]:
+        """Frames whose first sample has been handed over since the last call (drained)."""
+        frames = list(self._frames)
+        self._frames.clear()
+        return frames
+
+    def stats(self) -> PlayoutStats:
+        """Counters so far. ``buffer_delay_ms`` is the playout delay at the last pull over the
+        fastest recent packet: the jitter buffer's deadline plus the decoded audio still queued."""
+        jitter = self.jitter.stats(self._last_now)
+        queued_ms = (self._tail - self._head) * 1000.0 / self.sample_rate
+        to_ms = 1000.0 / self.sample_rate
+        return PlayoutStats(
+            target_delay_ms=jitter.target_delay_ms,
+            buffer_delay_ms=jitter.buffer_delay_ms + queued_ms,
+            packets_played=jitter.packets_played,
+            late=jitter.late,
+            duplicate=jitter.duplicate,
+            too_old=jitter.too_old,
+            concealed_ms=self._concealed * to_ms,
+            fec_frames=jitter.fec_frames,
+            accelerated_ms=self._accelerated * to_ms,
+            expanded_ms=self._expanded * to_ms,
+            decode_errors=self._decode_errors,
+        )

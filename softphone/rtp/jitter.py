@@ -1,0 +1,715 @@
+"""Adaptive jitter buffer: packet scheduling only, codec-free and sans-IO.
+
+Packets go in with their arrival time (``put(..., now=...)``); the playout asks what to produce
+next (``next_frame(now=..., ...)``) whenever its queue of decoded audio runs short, and gets a
+:class:`Decision`: play a packet, rebuild a missing frame from the next packet's FEC, conceal for
+a while, or play silence before the first packet is due, plus a time-stretch request. Payloads
+are opaque objects; nothing here decodes audio, reads a clock or draws random numbers.
+
+Design (how it differs from WebRTC NetEQ and PJSIP's jbuf, see shared/research/jitter-buffers.md):
+
+- **Timeline.** A media cursor (extended RTP timestamp of the next tick to produce) advances with
+  every tick produced, concealment included. The *deadline offset* of the frame at the cursor is
+  ``D = now - T/clock`` (the packet had to arrive by ``now``), and each arrival has an *arrival
+  offset* ``A = arrival - T/clock``: a packet is on time iff ``A <= D``.
+- **Target.** Arrivals are grouped into 100 ms intervals of receiver time (so packets that bunch
+  behind one slow packet, FIFO, count once, and a delay spike is one event, as NetEQ's 500 ms
+  maxima). Each interval's largest ``A`` is taken relative to a baseline: the larger of the
+  fastest arrivals in the 0.5 s before and the 0.5 s after it, which follows a step of the base
+  delay either way within 0.5 s and absorbs clock drift (the baseline moves with it). The target
+  is ``D* = baseline now + the 70 % quantile of those relative maxima over the last 5 s + 1 ms``
+  (about the 93rd-97th percentile of single packets): a change of the distribution moves it once
+  30 % of intervals show it (fast attack), and it falls as soon as they leave the window (a decay
+  of a few seconds, not NetEQ's ~30 s forgetting). Rarer late packets are waited for (below).
+- **Missing packets are waited for, not skipped.** When the frame at the cursor is missing and no
+  later packet is here, we conceal only up to the end of the playout's block and ask again. If the
+  missing packet then arrives it is played (late, "slipped") from its own packet and the extra
+  delay is removed afterwards by accelerating; if a later packet arrives instead, the missing frame
+  is concealed (or rebuilt from that packet's in-band FEC, RFC 6716 / RFC 7587 §3.3) and playout
+  continues at the later packet's time. A reordered packet thus gets until the next packet's time.
+  A long wait is costly (the whole timeline slips), so while the recent late rate is under a small
+  budget (0.6 %), a packet that turns up more than 40 ms behind the cursor is given up instead
+  (late); over budget, it is waited for. A packet older than the cursor after something newer was
+  played is late and dropped.
+- **Stretch control.** ``D`` moves in whole playout blocks (audio is handed over in blocks, so a
+  packet must be there at the pull that starts its frame): it is kept on the lowest block step at
+  or above ``D*``: accelerate when one block lower would still be above it (fast mode more than
+  25 ms above), expand when below, at most one normal stretch per 40 ms. Inside the band the
+  queued remainder of the previous block is trimmed ("align": remove at most that many samples),
+  which lowers mouth-to-ear delay without moving the deadline. Clock drift is absorbed by the same
+  loop: the baseline drifts and ``D`` follows. A governor counts what the playout really stretched:
+  above 3 % of recent audio only the large corrections are made.
+- **Sequence numbers and timestamps** are extended past their 16/32-bit wrap (RFC 3550 §A.1); a
+  jump of the sequence number beyond MAX_DROPOUT/MAX_MISORDER needs a second, consecutive packet to
+  be believed (RFC 3550 §A.1 probation) and then restarts the buffer; so does a packet whose
+  arrival offset is seconds away from the recent ones (a timestamp jump, a new source).
+- **Bounded memory.** At most ``max_packets`` packets are held (the oldest are dropped, counted),
+  the statistics keep a fixed number of intervals and the played-sequence memory is fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Final, Generic, TypeVar
+
+PayloadT = TypeVar("PayloadT")
+
+RTP_SEQ_MOD: Final = 1 << 16
+RTP_TS_MOD: Final = 1 << 32
+MAX_DROPOUT: Final = 3000  # RFC 3550 §A.1
+MAX_MISORDER: Final = 100  # RFC 3550 §A.1
+PLAYED_MEMORY: Final = 512  # sequence numbers remembered to tell duplicates from late packets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JitterConfig:
+    """Tuning of the jitter buffer. Calls and the benchmark use the same defaults."""
+
+    initial_delay_ms: float = 60.0
+    """Deadline (over the first packet's arrival) before any statistics exist."""
+    interval_ms: float = 100.0
+    """Arrivals are summarised per interval of receiver time (largest and smallest offset)."""
+    window_intervals: int = 50
+    """Intervals in the quantile window (50 x 100 ms = 5 s): how fast the target decays."""
+    baseline_intervals: int = 5
+    """Half-width of the baseline (fastest arrival) search around an interval."""
+    quantile: float = 0.7
+    """Quantile of the per-interval relative maxima that the deadline covers."""
+    margin_ms: float = 1.0
+    """Added to the quantile: a finite window underestimates the tail a little."""
+    min_target_ms: float = 0.0
+    max_target_ms: float = 1000.0
+    """Bounds of the target over the baseline."""
+    hysteresis_ms: float = 1.0
+    """Added to half a playout block before a stretch is asked for."""
+    fast_excess_ms: float = 25.0
+    """Above the target by this much, accelerate every frame, in fast mode."""
+    stretch_spacing_ms: float = 40.0
+    """Least time between two normal (not fast) stretch requests."""
+    align_min_ms: float = 2.5
+    """Queued remainder worth trimming when in the band."""
+    late_budget: float = 0.006
+    """Share of packets that may be given up as late to keep spikes from slipping the timeline:
+    while the recent late rate is below it, a missing packet that arrives more than
+    ``skip_after_ms`` behind the cursor is dropped instead of waited for."""
+    skip_after_ms: float = 40.0
+    late_memory_packets: int = 1500
+    """Time constant (in packets received) of the recent late rate."""
+    stretch_budget: float = 0.03
+    """Recent share of audio time-stretched above which only large corrections are made
+    (fast accelerate, expand far below target): small ones wait until the rate falls."""
+    max_slip_ms: float = 1000.0
+    """A missing packet arriving later than this behind the cursor is dropped, not slipped."""
+    resync_s: float = 3.0
+    """An arrival offset this far from the recent baseline restarts the buffer."""
+    max_packets: int = 500
+    """Packets held at most (10 s of 20 ms frames)."""
+
+
+class State(Enum):
+    """Where the scheduler is."""
+
+    EMPTY = auto()  # nothing received (or after reset())
+    PREFETCHING = auto()  # packets here, the first one is not due yet: silence
+    PLAYING = auto()  # the last thing produced was a packet (or its FEC)
+    CONCEALING = auto()  # the last thing produced was concealment
+
+
+class Input(Enum):
+    """What happened to the scheduler."""
+
+    PACKET_STORED = auto()
+    PACKET_PLAYED = auto()
+    FRAME_MISSED = auto()
+    RESYNCED = auto()
+    RESET = auto()
+
+
+_S, _I = State, Input
+TRANSITIONS: Final[Mapping[tuple[State, Input], State]] = {
+    (_S.EMPTY, _I.PACKET_STORED): _S.PREFETCHING,
+    (_S.PREFETCHING, _I.PACKET_STORED): _S.PREFETCHING,
+    (_S.PLAYING, _I.PACKET_STORED): _S.PLAYING,
+    (_S.CONCEALING, _I.PACKET_STORED): _S.CONCEALING,
+    (_S.PREFETCHING, _I.PACKET_PLAYED): _S.PLAYING,
+    (_S.PLAYING, _I.PACKET_PLAYED): _S.PLAYING,
+    (_S.CONCEALING, _I.PACKET_PLAYED): _S.PLAYING,
+    (_S.PLAYING, _I.FRAME_MISSED): _S.CONCEALING,
+    (_S.CONCEALING, _I.FRAME_MISSED): _S.CONCEALING,
+    (_S.PREFETCHING, _I.RESYNCED): _S.PREFETCHING,
+    (_S.PLAYING, _I.RESYNCED): _S.PREFETCHING,
+    (_S.CONCEALING, _I.RESYNCED): _S.PREFETCHING,
+    (_S.EMPTY, _I.RESET): _S.EMPTY,
+    (_S.PREFETCHING, _I.RESET): _S.EMPTY,
+    (_S.PLAYING, _I.RESET): _S.EMPTY,
+    (_S.CONCEALING, _I.RESET): _S.EMPTY,
+}
+
+
+class Action(Enum):
+    """What the playout should produce."""
+
+    PLAY = auto()  # decode ``payload`` (the packet at ``sequence``)
+    FEC = auto()  # rebuild the last ``ticks`` of the missing frame from ``payload`` (next packet)
+    CONCEAL = auto()  # ``ticks`` of concealment (codec PLC or pitch repetition)
+    SILENCE = auto()  # ``ticks`` of silence (before the first packet is due)
+
+
+class Stretch(Enum):
+    """Time-stretch to apply to a played frame."""
+
+    NONE = auto()
+    ACCELERATE = auto()  # remove a pitch period
+    FAST_ACCELERATE = auto()  # remove one or two, lower correlation needed
+    EXPAND = auto()  # insert a pitch period
+    ALIGN = auto()  # remove a pitch period only if it is no longer than what is queued
+
+
+class Arrival(Enum):
+    """What ``put`` did with a packet."""
+
+    STORED = auto()
+    DUPLICATE = auto()
+    LATE = auto()  # its frame was already concealed (or rebuilt) and later audio played
+    TOO_OLD = auto()  # far behind (more than MAX_MISORDER), or an unconfirmed sequence jump
+    RESYNCED = auto()  # stored, after a restart of the buffer
+
+
+class FrameKind(Enum):
+    """How a frame's first sample was produced."""
+
+    PACKET = auto()
+    FEC = auto()
+    CONCEALED = auto()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameStart:
+    """A frame whose first tick lies ``offset_ticks`` into a decision's output."""
+
+    sequence: int  # RTP sequence number (16 bits)
+    timestamp: int  # RTP timestamp (32 bits)
+    offset_ticks: int
+    kind: FrameKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision(Generic[PayloadT]):
+    """One step of playout. ``ticks`` of media (RTP clock) starting at ``timestamp``."""
+
+    action: Action
+    ticks: int
+    timestamp: int
+    sequence: int | None = None
+    payload: PayloadT | None = None
+    stretch: Stretch = Stretch.NONE
+    frame_starts: tuple[FrameStart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JitterStats:
+    """Counters and current delays (ms) of one scheduler."""
+
+    state: State
+    target_delay_ms: float  # target deadline over the fastest recent arrival
+    buffer_delay_ms: float  # current deadline over the fastest recent arrival
+    packets_received: int
+    packets_played: int
+    late: int
+    duplicate: int
+    too_old: int
+    overflow: int
+    frames_concealed: int  # frames skipped over (concealed, not rebuilt from FEC)
+    fec_frames: int
+    slips: int  # missing packets waited for and played late
+    resyncs: int
+    buffered_packets: int
+
+
+@dataclass(slots=True)
+class _Packet(Generic[PayloadT]):
+    sequence: int
+    timestamp: int  # extended
+    payload: PayloadT
+
+
+@dataclass(slots=True)
+class _Interval:
+    index: int
+    highest: float
+    lowest: float
+
+
+class JitterBuffer(Generic[PayloadT]):
+    """Packet scheduling for one stream. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        clock_rate: int,
+        frame_ticks: int,
+        config: JitterConfig | None = None,
+        granule_ticks: int = 1,
+        use_fec: bool = True,
+    ) -> None:
+        if clock_rate <= 0 or frame_ticks <= 0 or granule_ticks <= 0:
+            raise ValueError("clock_rate, frame_ticks and granule_ticks must be positive")
+        self.clock_rate = clock_rate
+        self.frame_ticks = frame_ticks
+        self.granule_ticks = granule_ticks
+        self.use_fec = use_fec
+        self.config = config or JitterConfig()
+        self._interval_s = self.config.interval_ms / 1000.0
+        self.state = State.EMPTY
+        self._packets: dict[int, _Packet[PayloadT]] = {}
+        self._played: deque[int] = deque(maxlen=PLAYED_MEMORY)
+        self._played_set: set[int] = set()
+        self._intervals: deque[_Interval] = deque(
+            maxlen=self.config.window_intervals + self.config.baseline_intervals + 1
+        )
+        self._finished: dict[int, float] = {}  # interval index -> final relative maximum
+        self._target: float | None = None  # D* in seconds (absolute offset)
+        self._baseline: float | None = None
+        self._counts = dict.fromkeys(
+            (
+                "received",
+                "played",
+                "skipped",
+                "late",
+                "duplicate",
+                "too_old",
+                "overflow",
+                "fec",
+                "slips",
+                "resyncs",
+            ),
+            0,
+        )
+        self._last_stretch = -math.inf
+        self._late_rate = 0.0
+        self._stretch_rate = 0.0
+        self._late_decay = 1.0 - 1.0 / max(1, self.config.late_memory_packets)
+        self._last_deadline = 0.0
+        self._restart_timeline()
+
+    # -- state machine -------------------------------------------------------------------------
+
+    def _apply(self, event: Input) -> None:
+        self.state = TRANSITIONS[(self.state, event)]
+
+    def _restart_timeline(self) -> None:
+        self._highest: int | None = None  # extended sequence number of the newest packet
+        self._highest_ts = 0  # its extended timestamp
+        self._next_seq = 0  # extended sequence number of the frame at the cursor
+        self._next_ts = 0  # its expected extended timestamp
+        self._slot_seq = 0  # next sequence whose first tick has not been reported
+        self._cursor = 0  # extended timestamp of the next tick to produce
+        self._probation: int | None = None  # 16-bit sequence of an unconfirmed jump
+        self._started = False
+
+    def reset(self) -> None:
+        """Forget everything (e.g. a new SSRC): the next packet starts afresh."""
+        self._packets.clear()
+        self._played.clear()
+        self._played_set.clear()
+        self._intervals.clear()
+        self._finished.clear()
+        self._target = None
+        self._baseline = None
+        self._restart_timeline()
+        self._apply(Input.RESET)
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def put(
+        self, *, sequence: int, timestamp: int, payload: PayloadT, now: float, marker: bool = False
+    ) -> Arrival:
+        """Take one received packet (``marker``: start of a talkspurt, RFC 3551 §4.1; the
+        timeline follows timestamps, so it needs no special handling)."""
+        del marker
+        sequence &= RTP_SEQ_MOD - 1
+        timestamp &= RTP_TS_MOD - 1
+        self._counts["received"] += 1
+        self._late_rate *= self._late_decay
+        if self._highest is None:
+            self._start(sequence, timestamp, payload, now)
+            return Arrival.STORED
+        ext = self._extend_sequence(sequence)
+        jump = ext - self._highest
+        if jump > MAX_DROPOUT or (jump < -MAX_MISORDER and ext not in self._played_set):
+            # RFC 3550 §A.1: believe a big jump only when the next packet follows it.
+            if self._probation is not None and (sequence - self._probation) % RTP_SEQ_MOD == 1:
+                self._resync(sequence, timestamp, payload, now)
+                return Arrival.RESYNCED
+            self._probation = sequence
+            self._counts["too_old"] += 1
+            return Arrival.TOO_OLD
+        self._probation = None
+        ext_ts = self._extend_timestamp(timestamp)
+        offset = now - ext_ts / self.clock_rate
+        if ext in self._packets or ext in self._played_set:
+            self._counts["duplicate"] += 1
+            return Arrival.DUPLICATE
+        if (
+            self._baseline is not None
+            and ext >= self._next_seq
+            and abs(offset - self._baseline) > self.config.resync_s
+        ):
+            self._resync(sequence, timestamp, payload, now)
+            return Arrival.RESYNCED
+        self._observe(now, offset)
+        if ext > self._highest:
+            self._highest, self._highest_ts = ext, ext_ts
+        if self._started and ext < self._next_seq:
+            if self._next_seq - ext > MAX_MISORDER:
+                self._counts["too_old"] += 1
+                return Arrival.TOO_OLD
+            self._count_late()
+            return Arrival.LATE
+        self._store(_Packet(ext, ext_ts, payload))
+        self._apply(Input.PACKET_STORED)
+        return Arrival.STORED
+
+    def _start(self, sequence: int, timestamp: int, payload: PayloadT, now: float) -> None:
+        """The first packet (or the first after a restart) anchors the timeline."""
+        ext = sequence + RTP_SEQ_MOD  # keep room below for late, reordered packets
+        ext_ts = timestamp + RTP_TS_MOD
+        self._highest, self._highest_ts = ext, ext_ts
+        offset = now - ext_ts / self.clock_rate
+        self._observe(now, offset)
+        self._next_seq = self._slot_seq = ext
+        self._next_ts = ext_ts
+        wait_s = self.config.initial_delay_ms / 1000.0
+        if self._target is not None and self._baseline is not None:
+            wait_s = max(0.0, self._target - offset)
+        # The cursor sits before the packet by the wait, so silence fills it (PREFETCHING).
+        self._cursor = ext_ts - round(wait_s * self.clock_rate)
+        self._packets[ext] = _Packet(ext, ext_ts, payload)
+        self._apply(Input.PACKET_STORED)
+
+    def _resync(self, sequence: int, timestamp: int, payload: PayloadT, now: float) -> None:
+        self._counts["resyncs"] += 1
+        self._packets.clear()
+        self._played.clear()
+        self._played_set.clear()
+        self._intervals.clear()
+        self._finished.clear()
+        self._target = None
+        self._baseline = None
+        state = self.state
+        self._restart_timeline()
+        if state is not State.EMPTY:
+            self._apply(Input.RESYNCED)
+        self._start(sequence, timestamp, payload, now)
+
+    def _count_late(self) -> None:
+        self._counts["late"] += 1
+        self._late_rate += 1.0 - self._late_decay
+
+    def _store(self, packet: _Packet[PayloadT]) -> None:
+        self._packets[packet.sequence] = packet
+        if len(self._packets) > self.config.max_packets:
+            oldest = min(self._packets)
+            del self._packets[oldest]
+            self._counts["overflow"] += 1
+
+    def _extend_sequence(self, sequence: int) -> int:
+        """RFC 3550 §A.1: the extended number closest to the newest one seen."""
+        assert self._highest is not None
+        diff = (sequence - self._highest) % RTP_SEQ_MOD
+        if diff >= RTP_SEQ_MOD // 2:
+            diff -= RTP_SEQ_MOD
+        return self._highest + diff
+
+    def _extend_timestamp(self, timestamp: int) -> int:
+        """The extended timestamp closest to the newest packet's (RFC 3550 §5.1 wrap)."""
+        diff = (timestamp - self._highest_ts) % RTP_TS_MOD
+        if diff >= RTP_TS_MOD // 2:
+            diff -= RTP_TS_MOD
+        return self._highest_ts + diff
+
+    # -- statistics ------------------------------------------------------------------------------
+
+    def _observe(self, now: float, offset: float) -> None:
+        index = math.floor(now / self._interval_s)
+        intervals = self._intervals
+        if intervals and intervals[-1].index == index:
+            last = intervals[-1]
+            last.highest = max(last.highest, offset)
+            last.lowest = min(last.lowest, offset)
+        elif not intervals or index > intervals[-1].index:
+            intervals.append(_Interval(index, offset, offset))
+        else:  # the clock went backwards (not monotonic): fold into the newest interval
+            intervals[-1].highest = max(intervals[-1].highest, offset)
+            intervals[-1].lowest = min(intervals[-1].lowest, offset)
+        self._update_target(now, force=False)
+
+    def _update_target(self, now: float, *, force: bool) -> None:
+        """Recompute D* once per interval (and whenever the newest interval's extremes move)."""
+        intervals = self._intervals
+        if not intervals:
+            return
+        half = self.config.baseline_intervals
+        newest = intervals[-1].index
+        items = list(intervals)
+        lows = [iv.lowest for iv in items]
+        relative: list[float] = []
+        for pos, iv in enumerate(items):
+            final = self._finished.get(iv.index)
+            if final is not None:
+                relative.append(final)
+                continue
+            back = min(
+                low
+                for low, other in zip(lows[: pos + 1], items[: pos + 1], strict=True)
+                if other.index >= iv.index - half
+            )
+            ahead_items = [other for other in items[pos:] if other.index <= iv.index + half]
+            span = ahead_items[-1].index - iv.index
+            base = back
+            if span * 2 >= half:
+                base = max(back, min(other.lowest for other in ahead_items))
+            value = iv.highest - base
+            if newest - iv.index > half:
+                self._finished[iv.index] = value
+            relative.append(value)
+        oldest_kept = newest - self.config.window_intervals
+        for index in [i for i in self._finished if i < oldest_kept - half]:
+            del self._finished[index]
+        window = relative[-self.config.window_intervals :]
+        window.sort()
+        rank = min(len(window) - 1, max(0, math.ceil(self.config.quantile * len(window)) - 1))
+        quantile = window[rank]
+        baseline = min(iv.lowest for iv in items if iv.index >= newest - half)
+        self._baseline = baseline
+        spread = min(
+            max(quantile, self.config.min_target_ms / 1000.0), self.config.max_target_ms / 1000.0
+        )
+        if len(window) < self.config.baseline_intervals * 2:
+            spread = max(spread, self.config.initial_delay_ms / 1000.0)
+        self._target = baseline + spread + self.config.margin_ms / 1000.0
+        del now, force
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def next_frame(
+        self, *, now: float, needed_ticks: int, queued_ticks: int = 0, quantum_ticks: int = 0
+    ) -> Decision[PayloadT]:
+        """What to produce next. ``needed_ticks``: how much more the playout needs for the block
+        it is filling (a hint for how long to conceal or stay silent); ``queued_ticks``: decoded
+        audio queued before the next decision's output and not yet handed over; ``quantum_ticks``:
+        the playout's block size (the step in which the deadline can move)."""
+        needed = max(1, needed_ticks)
+        if self.state is State.EMPTY:
+            return Decision(action=Action.SILENCE, ticks=needed, timestamp=0)
+        while True:
+            packet = self._earliest()
+            if packet is not None and packet.timestamp <= self._cursor:
+                slip = self._cursor - packet.timestamp
+                limit_ms = self.config.max_slip_ms
+                if self._late_rate < self.config.late_budget:
+                    limit_ms = min(limit_ms, self.config.skip_after_ms)
+                if slip * 1000 > limit_ms * self.clock_rate:
+                    del self._packets[packet.sequence]
+                    self._count_late()
+                    continue
+                return self._play(packet, now, queued_ticks, quantum_ticks, slip)
+            break
+        if self.state is State.PREFETCHING:
+            due = packet.timestamp if packet is not None else self._cursor + needed
+            ticks = max(1, min(needed, due - self._cursor))
+            decision: Decision[PayloadT] = Decision(
+                action=Action.SILENCE, ticks=ticks, timestamp=self._cursor % RTP_TS_MOD
+            )
+            self._cursor += ticks
+            return decision
+        gap = None if packet is None else packet.timestamp - self._cursor
+        if (
+            self.use_fec
+            and packet is not None
+            and gap is not None
+            and gap <= self.frame_ticks
+            and packet.sequence - 1 >= self._next_seq
+            and packet.sequence - 1 not in self._packets
+        ):
+            return self._fec(packet, gap)
+        ticks = needed if gap is None else min(needed, gap)
+        ticks = -(-ticks // self.granule_ticks) * self.granule_ticks
+        return self._conceal(ticks, None if packet is None else packet.sequence)
+
+    def _earliest(self) -> _Packet[PayloadT] | None:
+        if not self._packets:
+            return None
+        for seq in range(self._next_seq, self._next_seq + 8):
+            found = self._packets.get(seq)
+            if found is not None:
+                return found
+        candidates = [seq for seq in self._packets if seq >= self._next_seq]
+        if not candidates:
+            return None
+        return self._packets[min(candidates)]
+
+    def _slots_until(
+        self, end_ts: int, limit_seq: int | None, kind: FrameKind, start_ts: int
+    ) -> tuple[FrameStart, ...]:
+        """Frames (not yet reported) whose expected first tick is in [start_ts, end_ts)."""
+        starts: list[FrameStart] = []
+        while limit_seq is None or self._slot_seq < limit_seq:
+            expected = self._next_ts + (self._slot_seq - self._next_seq) * self.frame_ticks
+            if expected >= end_ts:
+                break
+            if expected >= start_ts - self.frame_ticks:
+                starts.append(
+                    FrameStart(
+                        sequence=self._slot_seq % RTP_SEQ_MOD,
+                        timestamp=expected % RTP_TS_MOD,
+                        offset_ticks=max(0, expected - start_ts),
+                        kind=kind,
+                    )
+                )
+            self._slot_seq += 1
+            if len(starts) > 64:
+                break
+        return tuple(starts)
+
+    def _conceal(self, ticks: int, limit_seq: int | None) -> Decision[PayloadT]:
+        start = self._cursor
+        starts = self._slots_until(start + ticks, limit_seq, FrameKind.CONCEALED, start)
+        self._cursor += ticks
+        self._apply(Input.FRAME_MISSED)
+        return Decision(
+            action=Action.CONCEAL, ticks=ticks, timestamp=start % RTP_TS_MOD, frame_starts=starts
+        )
+
+    def _fec(self, packet: _Packet[PayloadT], gap: int) -> Decision[PayloadT]:
+        """Rebuild the end of frame ``packet.sequence - 1`` from ``packet`` (RFC 7587 §3.3)."""
+        start = self._cursor
+        starts = self._slots_until(packet.timestamp, packet.sequence, FrameKind.FEC, start)
+        fec_starts = tuple(s for s in starts if s.kind is FrameKind.FEC)
+        self._counts["fec"] += len(fec_starts)
+        self._cursor = packet.timestamp
+        self._apply(Input.PACKET_PLAYED)
+        return Decision(
+            action=Action.FEC,
+            ticks=gap,
+            timestamp=start % RTP_TS_MOD,
+            sequence=packet.sequence % RTP_SEQ_MOD,
+            payload=packet.payload,
+            frame_starts=starts,
+        )
+
+    def _play(
+        self,
+        packet: _Packet[PayloadT],
+        now: float,
+        queued_ticks: int,
+        quantum_ticks: int,
+        slip: int,
+    ) -> Decision[PayloadT]:
+        del self._packets[packet.sequence]
+        if slip > 0 and self.state is State.CONCEALING:
+            self._counts["slips"] += 1
+        self._counts["played"] += 1
+        self._counts["skipped"] += packet.sequence - self._next_seq
+        self._played.append(packet.sequence)
+        self._played_set.add(packet.sequence)
+        if len(self._played_set) > PLAYED_MEMORY:
+            self._played_set = set(self._played)
+        start = FrameStart(
+            sequence=packet.sequence % RTP_SEQ_MOD,
+            timestamp=packet.timestamp % RTP_TS_MOD,
+            offset_ticks=0,
+            kind=FrameKind.PACKET,
+        )
+        stretch = self._stretch_for(packet.timestamp, now, queued_ticks, quantum_ticks)
+        self._next_seq = self._slot_seq = packet.sequence + 1
+        self._next_ts = packet.timestamp + self.frame_ticks
+        self._cursor = self._next_ts
+        self._started = True
+        self._apply(Input.PACKET_PLAYED)
+        return Decision(
+            action=Action.PLAY,
+            ticks=self.frame_ticks,
+            timestamp=packet.timestamp % RTP_TS_MOD,
+            sequence=packet.sequence % RTP_SEQ_MOD,
+            payload=packet.payload,
+            stretch=stretch,
+            frame_starts=(start,),
+        )
+
+    def _stretch_for(
+        self, timestamp: int, now: float, queued_ticks: int, quantum_ticks: int
+    ) -> Stretch:
+        """Compare the deadline of this frame with the target (NetEQ decision_logic.cc).
+
+        The deadline only moves in whole playout blocks, so it is kept on the lowest block step
+        at or above the target: accelerate when one block lower would still be above it (plus
+        hysteresis), expand when below it. Far above, accelerate every frame in fast mode."""
+        if self._target is None:
+            return Stretch.NONE
+        config = self.config
+        deadline = now - timestamp / self.clock_rate
+        self._last_deadline = deadline
+        excess_ms = (deadline - self._target) * 1000.0
+        quantum_ms = quantum_ticks * 1000.0 / self.clock_rate
+        self._stretch_rate *= self._late_decay
+        spaced = (now - self._last_stretch) * 1000.0 >= config.stretch_spacing_ms
+        if self._stretch_rate > config.stretch_budget:
+            spaced = False
+        stretch = Stretch.NONE
+        if excess_ms >= max(config.fast_excess_ms, quantum_ms + config.hysteresis_ms):
+            stretch = Stretch.FAST_ACCELERATE
+        elif excess_ms <= -config.fast_excess_ms:
+            stretch = Stretch.EXPAND
+        elif spaced and excess_ms >= quantum_ms + config.hysteresis_ms:
+            stretch = Stretch.ACCELERATE
+        elif spaced and excess_ms < 0.0:
+            stretch = Stretch.EXPAND
+        elif spaced and queued_ticks * 1000 >= config.align_min_ms * self.clock_rate:
+            stretch = Stretch.ALIGN
+        if stretch is not Stretch.NONE:
+            self._last_stretch = now
+        return stretch
+
+    def stretched(self, ticks: int) -> None:
+        """The playout reports how many ticks the last stretch added or removed (0 if refused):
+        feeds the stretch governor (a rate over the last ``late_memory_packets`` frames)."""
+        self._stretch_rate += (1.0 - self._late_decay) * abs(ticks) / self.frame_ticks
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    @property
+    def target_delay_ms(self) -> float:
+        """Target deadline over the fastest recent arrival (ms)."""
+        if self._target is None or self._baseline is None:
+            return self.config.initial_delay_ms
+        return (self._target - self._baseline) * 1000.0
+
+    def buffer_delay_ms(self, now: float) -> float:
+        """Deadline of the frame at the cursor over the fastest recent arrival (ms)."""
+        if self._baseline is None or self.state is State.EMPTY:
+            return 0.0
+        return (now - self._cursor / self.clock_rate - self._baseline) * 1000.0
+
+    def stats(self, now: float) -> JitterStats:
+        c = self._counts
+        return JitterStats(
+            state=self.state,
+            target_delay_ms=self.target_delay_ms,
+            buffer_delay_ms=self.buffer_delay_ms(now),
+            packets_received=c["received"],
+            packets_played=c["played"],
+            late=c["late"],
+            duplicate=c["duplicate"],
+            too_old=c["too_old"],
+            overflow=c["overflow"],
+            frames_concealed=max(0, c["skipped"] - c["fec"]),
+            fec_frames=c["fec"],
+            slips=c["slips"],
+            resyncs=c["resyncs"],
+            buffered_packets=len(self._packets),
+        )

@@ -1,0 +1,157 @@
+"""Playout: exactly N samples per pull, concealment + merge, FEC, and clock drift over 5 minutes."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softphone.media.codecs import (
+    DecoderOptions,
+    EncoderOptions,
+    Pcm,
+    get_codec,
+    unavailable_reasons,
+)
+from softphone.media.playout import Playout
+from softphone.rtp.jitter import FrameKind
+
+SPEECH = Path(__file__).resolve().parents[1] / "data" / "audio" / "speech16k.wav"
+
+
+def voiced(seconds: float, rate: int) -> Pcm:
+    """A steady voiced-like signal: 150 Hz with harmonics (pitch-periodic, like a vowel)."""
+    t = np.arange(round(seconds * rate)) / rate
+    x = np.zeros(len(t))
+    for h in (1, 2, 3, 4):
+        x += np.sin(2 * np.pi * 150 * h * t) / h
+    return (0.3 * x / 2.1).astype(np.float32)
+
+
+def speech(rate: int) -> Pcm:
+    with wave.open(str(SPEECH), "rb") as wav:
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32)
+        source = wav.getframerate()
+    pcm /= 32768.0
+    positions = np.arange(round(len(pcm) * rate / source)) * (source / rate)
+    out: Pcm = np.interp(positions, np.arange(len(pcm)), pcm).astype(np.float32)
+    return out
+
+
+def packets(codec_name: str, audio: Pcm, **fmtp: str) -> list[bytes]:
+    codec = get_codec(codec_name)
+    assert codec.make_encoder is not None
+    encoder = codec.make_encoder(EncoderOptions(fmtp=fmtp))
+    if fmtp:
+        encoder.set_packet_loss(10)
+    frame = codec.sample_rate // 50
+    return [encoder.encode(audio[i : i + frame]) for i in range(0, len(audio) - frame + 1, frame)]
+
+
+def playout(codec_name: str) -> Playout:
+    codec = get_codec(codec_name)
+    assert codec.make_decoder is not None
+    return Playout(codec, codec.make_decoder(DecoderOptions()))
+
+
+def test_pull_always_returns_exactly_the_samples_asked_for() -> None:
+    p = playout("PCMU")
+    payloads = packets("PCMU", voiced(2.0, 8000))
+    rng = np.random.default_rng(1)
+    now = 0.0
+    for i, payload in enumerate(payloads):
+        if i % 7 != 3:  # some lost
+            p.put(sequence=i, timestamp=160 * i, payload=payload, now=0.02 * i + rng.uniform(0, 0.03))
+    sizes = [1, 80, 160, 7, 333, 80, 0, 480]
+    for step in range(300):
+        n = sizes[step % len(sizes)]
+        out = p.pull(n, now)
+        assert out.shape == (n,) and out.dtype == np.float32
+        assert np.all(np.abs(out) <= 1.0)
+        now += max(n, 1) / 8000
+    assert p.stats().packets_played > 50
+
+
+def test_silence_before_the_first_packet_then_audio() -> None:
+    p = playout("PCMU")
+    assert not np.any(p.pull(80, 0.0))
+    p.put(sequence=0, timestamp=0, payload=packets("PCMU", voiced(0.02, 8000))[0], now=0.0)
+    heard = np.concatenate([p.pull(80, 0.01 * k) for k in range(1, 12)])
+    assert np.abs(heard).max() > 0.05
+
+
+def test_a_lost_packet_is_concealed_and_the_next_one_merged() -> None:
+    signal = voiced(1.0, 8000)
+    payloads = packets("PCMU", signal)
+    p = playout("PCMU")
+    out = []
+    for step in range(200):
+        now = step * 0.010
+        i = step // 2
+        if step % 2 == 0 and i < len(payloads) and i != 20:
+            p.put(sequence=i, timestamp=160 * i, payload=payloads[i], now=now)
+        out.append(p.pull(80, now))
+        if p.stats().packets_played == len(payloads) - 1:
+            break  # stop before the end of the stream is concealed too
+    heard = np.concatenate(out)
+    stats = p.stats()
+    assert stats.packets_played == len(payloads) - 1 and stats.fec_frames == 0  # all but 20
+    assert 15.0 <= stats.concealed_ms <= 30.0
+    frames = {f.sequence: f for f in p.frames_played()}
+    assert frames[20].kind is FrameKind.CONCEALED and frames[21].kind is FrameKind.PACKET
+    start = round(frames[20].play_time * 8000)
+    gap = heard[start : start + 160]
+    assert np.sqrt(np.mean(gap**2)) > 0.05  # pitch repetition, not silence
+    # No click where the concealment ends and packet 21 begins: the sample-to-sample step stays
+    # within what the signal itself does.
+    join = round(frames[21].play_time * 8000)
+    steps = np.abs(np.diff(heard[join - 40 : join + 40]))
+    assert steps.max() < 2.0 * np.abs(np.diff(signal)).max()
+
+
+@pytest.mark.skipif("opus" in unavailable_reasons(), reason="libopus is not installed")
+def test_opus_rebuilds_a_lost_frame_from_fec_in_the_next_packet() -> None:
+    payloads = packets("opus", speech(48000)[: 48000 * 2], useinbandfec="1")
+    p = playout("opus")
+    for step in range(200):
+        now = step * 0.010
+        i = step // 2
+        if step % 2 == 0 and i < len(payloads) and i != 30:
+            p.put(sequence=i, timestamp=960 * i, payload=payloads[i], now=now)
+        assert p.pull(480, now).shape == (480,)
+    stats = p.stats()
+    frames = {f.sequence: f for f in p.frames_played()}
+    assert frames[30].kind is FrameKind.FEC and stats.fec_frames == 1
+
+
+@pytest.mark.parametrize("ppm", [100.0, -100.0])
+def test_clock_drift_of_100_ppm_over_5_minutes_keeps_delay_bounded_without_underruns(
+    ppm: float,
+) -> None:
+    frame = 160
+    payload_cycle = packets("PCMU", voiced(0.4, 8000))  # 20 frames, looped
+    p = playout("PCMU")
+    count = 15000  # 300 s of 20 ms packets
+    rng = np.random.default_rng(5)
+    arrivals = (0.02 * np.arange(count) + 0.030 + rng.uniform(0.0, 0.002, count)) * (1 + ppm * 1e-6)
+    k = 0
+    for step in range(30000 + 100):
+        if p.stats().packets_played == count:
+            break  # stop before the end of the stream is concealed too
+        now = step * 0.010
+        while k < count and arrivals[k] <= now:
+            p.put(sequence=k & 0xFFFF, timestamp=k * frame, payload=payload_cycle[k % 20],
+                  now=float(arrivals[k]))
+            k += 1
+        p.pull(80, now)
+    stats = p.stats()
+    assert stats.packets_played >= count - 1
+    assert stats.late == 0
+    assert stats.concealed_ms == 0.0  # no underruns
+    # Sender and receiver clocks drift 30 ms apart; the playout delay still stays put.
+    assert 0.020 < stats.buffer_delay_ms / 1000 + 0.030 < 0.080
+    # Stretching absorbed the drift: about 30 ms of audio in 5 minutes, not more than 1 %.
+    moved = stats.accelerated_ms if ppm < 0 else stats.expanded_ms
+    assert 20.0 <= moved and stats.accelerated_ms + stats.expanded_ms < 3000.0

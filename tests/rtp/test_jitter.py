@@ -1,0 +1,271 @@
+"""The jitter buffer's scheduling with scripted arrivals (no codec, no clock: `now` by argument)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from softphone.rtp.jitter import (
+    TRANSITIONS,
+    Action,
+    Arrival,
+    Decision,
+    FrameKind,
+    Input,
+    JitterBuffer,
+    JitterConfig,
+    State,
+    Stretch,
+)
+
+CLOCK = 8000
+FRAME = 160  # 20 ms
+BLOCK = 80  # the playout pulls 10 ms blocks
+
+
+class Player:
+    """A fake playout: produces what each decision says, 10 ms per pull, applies stretches as a
+    fixed 2.5 ms period, and logs which packet played when."""
+
+    def __init__(self, jb: JitterBuffer[int]) -> None:
+        self.jb = jb
+        self.queued = 0  # ticks decoded, not yet handed over
+        self.played: list[tuple[int, float]] = []  # (payload, time the decision was made)
+        self.decisions: list[Decision[int]] = []
+
+    def pull(self, now: float) -> None:
+        while self.queued < BLOCK:
+            d = self.jb.next_frame(now=now, needed_ticks=BLOCK - self.queued,
+                                   queued_ticks=self.queued, quantum_ticks=BLOCK)
+            self.decisions.append(d)
+            produced = d.ticks
+            if d.action is Action.PLAY:
+                assert d.payload is not None
+                self.played.append((d.payload, now))
+                if d.stretch in (Stretch.ACCELERATE, Stretch.FAST_ACCELERATE):
+                    produced -= 20
+                elif d.stretch is Stretch.EXPAND:
+                    produced += 20
+                elif d.stretch is Stretch.ALIGN and self.queued >= 20:
+                    produced -= 20
+            self.queued += produced
+        self.queued -= BLOCK
+
+
+def simulate(arrivals: list[tuple[float, int]], until: float, jb: JitterBuffer[int] | None = None,
+             ) -> Player:
+    """arrivals: (arrival time in s, packet index); index i has seq i, ts i*FRAME, payload i."""
+    jb = jb or JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    player = Player(jb)
+    pending = sorted(arrivals)
+    k = 0
+    for step in itertools.count():
+        now = step * 0.010
+        if now > until:
+            break
+        while k < len(pending) and pending[k][0] <= now:
+            at, i = pending[k]
+            jb.put(sequence=i & 0xFFFF, timestamp=(i * FRAME) & 0xFFFFFFFF, payload=i, now=at)
+            k += 1
+        player.pull(now)
+    return player
+
+
+def steady(n: int, base: float = 0.030, jitter: float = 0.004, seed: int = 1,
+           start: int = 0) -> list[tuple[float, int]]:
+    rng = random.Random(seed)
+    return [(0.020 * (i - start) + base + rng.uniform(0, jitter), i) for i in range(start, start + n)]
+
+
+def test_every_state_input_pair_transitions_or_is_absent_by_design() -> None:
+    for state, event in itertools.product(State, Input):
+        target = TRANSITIONS.get((state, event))
+        assert target is None or isinstance(target, State)
+    assert all(TRANSITIONS[(s, Input.RESET)] is State.EMPTY for s in State)
+
+
+def test_steady_stream_settles_at_a_low_target_and_plays_everything_in_order() -> None:
+    player = simulate(steady(520), until=10.0)
+    played = [p for p, _ in player.played]
+    assert played[:495] == list(range(495)) and played == sorted(played)
+    stats = player.jb.stats(10.0)
+    assert stats.late == 0 and stats.frames_concealed == 0
+    # 4 ms of jitter: the target settles well under the 60 ms initial value.
+    assert stats.target_delay_ms < 12.0
+    # ...and the deadline follows it (every packet played within ~20 ms of its arrival).
+    arrival = dict((i, at) for at, i in steady(520))
+    waits = [now - arrival[i] for i, now in player.played[100:]]
+    assert max(waits) < 0.025 and min(waits) >= 0.0
+
+
+def test_a_delay_spike_costs_a_bounded_slip_and_the_extra_delay_is_removed() -> None:
+    arrivals = steady(600)
+    spike_at, height = 200, 0.300
+    spiked = []
+    for at, i in arrivals:
+        sent = 0.020 * i
+        if spike_at * 0.020 <= sent < spike_at * 0.020 + height:
+            at = max(at, spike_at * 0.020 + height + 0.030)  # queue drains at slope -1
+        spiked.append((at, i))
+    player = simulate(spiked, until=12.5)
+    played = [p for p, _ in player.played]
+    assert played == sorted(played)
+    # Within the late-loss budget the oldest spike packets are given up rather than waited for
+    # (a 300 ms slip would cost far more delay); everything after the spike plays.
+    skipped = set(range(600)) - set(played)
+    assert skipped and skipped <= set(range(spike_at, spike_at + 15))
+    assert player.jb.stats(12.5).late == len(skipped)
+    when = dict(player.played)
+    first = min(set(range(spike_at, 600)) - skipped)
+    arrival = dict((i, at) for at, i in spiked)
+    # The first packet kept plays as soon as it is there; those given up were the ones more
+    # than skip_after_ms (40 ms) behind the playout cursor...
+    assert when[first] - arrival[first] < 0.011
+    assert all(arrival[i] - 0.020 * i > 0.030 + 0.040 for i in skipped)
+    # ...and is removed quickly (fast accelerate): a second later the delay is back to normal.
+    assert when[spike_at + 65] - 0.020 * (spike_at + 65) < 0.050
+    assert Stretch.FAST_ACCELERATE in {d.stretch for d in player.decisions}
+
+
+def test_a_delay_spike_is_waited_for_when_the_late_budget_is_spent() -> None:
+    config = JitterConfig(late_budget=0.0)  # never give packets up: wait for them
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME, config=config)
+    spiked = []
+    for at, i in steady(600):
+        if 200 * 0.020 <= 0.020 * i < 200 * 0.020 + 0.300:
+            at = max(at, 200 * 0.020 + 0.330)
+        spiked.append((at, i))
+    player = simulate(spiked, until=12.5, jb=jb)
+    assert [p for p, _ in player.played] == list(range(600))  # no late loss: delay instead
+    when = dict(player.played)
+    assert when[215] - 0.020 * 215 > 0.250
+    assert when[350] - 0.020 * 350 < 0.050  # removed by fast accelerate afterwards
+
+
+def test_frequent_spikes_raise_the_target_and_it_decays_after_they_stop() -> None:
+    rng = random.Random(3)
+    arrivals = []
+    for i in range(1000):
+        at = 0.020 * i + 0.030 + rng.uniform(0, 0.004)
+        if 100 <= i < 400 and i % 5 == 0:
+            at += 0.080  # every 100 ms one packet 80 ms late, for 6 s
+        arrivals.append((at, i))
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    player = Player(jb)
+    pending = sorted(arrivals)
+    k, targets = 0, {}
+    for step in range(2100):
+        now = step * 0.010
+        while k < len(pending) and pending[k][0] <= now:
+            at, i = pending[k]
+            jb.put(sequence=i, timestamp=i * FRAME, payload=i, now=at)
+            k += 1
+        player.pull(now)
+        targets[step] = jb.target_delay_ms
+    assert targets[190] < 15.0  # before: low
+    assert targets[350] > 70.0  # one second into the spikes: covers them (fast attack)
+    assert targets[790] > 70.0  # held while they go on
+    assert targets[1500] < 15.0  # ~7 s after they stopped: back down (decay)
+
+
+def test_reordered_packets_are_played_in_order() -> None:
+    arrivals = steady(300)
+    swapped = []
+    for at, i in arrivals:
+        if i % 50 == 10:
+            at += 0.012  # arrives after its successor (jitter is at most 4 ms)
+        swapped.append((at, i))
+    player = simulate(swapped, until=6.5)
+    assert [p for p, _ in player.played] == list(range(300))
+    assert player.jb.stats(6.5).late == 0
+
+
+def test_late_duplicate_and_old_packets_are_dropped_and_counted() -> None:
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME, use_fec=False)
+    player = simulate([(at, i) for at, i in steady(130) if i != 100], until=2.5, jb=jb)
+    assert [p for p, _ in player.played][98:102] == [98, 99, 101, 102]  # 100 concealed
+    assert jb.put(sequence=100, timestamp=100 * FRAME, payload=100, now=2.5) is Arrival.LATE
+    assert jb.put(sequence=99, timestamp=99 * FRAME, payload=99, now=2.5) is Arrival.DUPLICATE
+    assert jb.put(sequence=110, timestamp=110 * FRAME, payload=110, now=2.5) is Arrival.DUPLICATE
+    # Far behind and never seen (a stray from long ago): too old.
+    assert jb.put(sequence=65000, timestamp=0, payload=-1, now=2.5) is Arrival.TOO_OLD
+    stats = jb.stats(2.5)
+    assert (stats.late, stats.duplicate, stats.too_old) == (1, 2, 1)
+    assert stats.frames_concealed == 1 and stats.fec_frames == 0
+
+
+def test_missing_packet_with_fec_in_the_next_one_is_rebuilt_from_it() -> None:
+    arrivals = [(at, i) for at, i in steady(100) if i != 40]
+    player = simulate(arrivals, until=2.5)
+    fec = [d for d in player.decisions if d.action is Action.FEC]
+    assert len(fec) == 1 and fec[0].payload == 41 and fec[0].ticks == FRAME
+    assert fec[0].frame_starts[0].sequence == 40 and fec[0].frame_starts[0].kind is FrameKind.FEC
+    assert [p for p, _ in player.played] == [i for i in range(100) if i != 40]
+
+
+def test_sequence_and_timestamp_wrap() -> None:
+    first = 65536 - 50
+    arrivals = steady(200, start=first)
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    player = Player(jb)
+    base_ts = (1 << 32) - 50 * FRAME
+    k = 0
+    for step in range(450):
+        now = step * 0.010
+        while k < len(arrivals) and arrivals[k][0] <= now:
+            at, i = arrivals[k]
+            jb.put(sequence=i & 0xFFFF, timestamp=(base_ts + (i - first) * FRAME) & 0xFFFFFFFF,
+                   payload=i, now=at)
+            k += 1
+        player.pull(now)
+    assert [p for p, _ in player.played] == list(range(first, first + 200))
+    assert jb.stats(4.5).late == 0 and jb.stats(4.5).resyncs == 0
+
+
+def test_a_sequence_jump_is_believed_only_when_confirmed_then_restarts() -> None:
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    simulate(steady(50), until=1.2, jb=jb)
+    assert jb.put(sequence=30000, timestamp=12345, payload=0, now=1.21) is Arrival.TOO_OLD
+    assert jb.put(sequence=30001, timestamp=12345 + FRAME, payload=1, now=1.23) is Arrival.RESYNCED
+    assert jb.state is State.PREFETCHING and jb.stats(1.23).resyncs == 1
+
+
+def test_a_timestamp_jump_restarts_the_timeline() -> None:
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    player = simulate(steady(50), until=1.2, jb=jb)
+    # Same sequence run, but the timestamp jumps 100 s ahead (a new source, a sender restart).
+    jump = 100 * CLOCK
+    assert jb.put(sequence=50, timestamp=50 * FRAME + jump, payload=50, now=1.03) is Arrival.RESYNCED
+    for i in range(51, 80):
+        jb.put(sequence=i, timestamp=i * FRAME + jump, payload=i, now=0.02 * i + 0.03)
+    for step in range(121, 200):
+        player.pull(step * 0.010)
+    assert [p for p, _ in player.played][50:70] == list(range(50, 70))
+
+
+def test_memory_is_bounded_under_a_flood() -> None:
+    config = JitterConfig(max_packets=200)
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME, config=config)
+    rng = random.Random(7)
+    for n in range(20000):
+        seq = rng.randrange(65536) if n % 3 else n % 65536
+        jb.put(sequence=seq, timestamp=rng.randrange(1 << 32), payload=n, now=n * 0.0001)
+        if n % 50 == 0:
+            jb.next_frame(now=n * 0.0001, needed_ticks=BLOCK, quantum_ticks=BLOCK)
+    stats = jb.stats(2.0)
+    assert stats.buffered_packets <= 200
+    assert len(jb._intervals) <= config.window_intervals + config.baseline_intervals + 1
+    assert len(jb._played_set) <= 2 * 512
+    assert stats.packets_received == 20000
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_reset_from_any_state_empties_the_buffer(state: State) -> None:
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    jb.state = state
+    jb.reset()
+    assert jb.state is State.EMPTY
+    d = jb.next_frame(now=0.0, needed_ticks=BLOCK)
+    assert d.action is Action.SILENCE and d.ticks == BLOCK
