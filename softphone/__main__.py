@@ -3,6 +3,8 @@
 ``softphone``                     opens the TUI (a placeholder until the TUI issue)
 ``softphone dial URI``            calls, shows progress, hangs up after --duration or Ctrl-C
 ``softphone listen``              registers (when configured) and waits for calls
+``softphone devices``             lists the sound devices (for input_device / output_device)
+``softphone bench ...``           benchmarks (``softphone bench --help``)
 
 Human output goes to stderr; with ``--json`` stdout carries one JSON object per event. Logs go to
 a file in the XDG state directory (Textual owns the terminal), never to the terminal.
@@ -50,15 +52,36 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="local address to listen on (default: all)")
         p.add_argument("--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk")
         p.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+        p.add_argument("--play", type=_wav_in, metavar="IN.wav", help="send this WAV as the microphone (then silence); no sound device is used")
+        p.add_argument("--record", type=Path, metavar="OUT.wav", help="record what you hear from the far end (mono WAV); no sound device is used")
+        p.add_argument("--no-audio", action="store_true", help="do not open a sound device: send silence, play nothing")
 
     dial = sub.add_parser("dial", help="call a SIP URI, number or user", description="Call a SIP URI, a number or a user name.")
     dial.add_argument("uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)")
     network_options(dial)
+    dial.add_argument("--dtmf", type=_dtmf, metavar="DIGITS", help="send these DTMF digits once the call is established")
 
     listen = sub.add_parser("listen", help="wait for incoming calls", description="Register (when the account has a registrar) and wait for calls.")
     network_options(listen)
     listen.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
+    sub.add_parser("devices", help="list sound devices", description="List the sound devices PortAudio sees.")
+    bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _wav_in(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _dtmf(text: str) -> str:
+    bad = sorted({c for c in text if c.upper() not in "0123456789*#ABCD"})
+    if not text or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: DTMF digits are 0-9, *, #, A-D")
+    return text.upper()
 
 
 def _port(text: str) -> int:
@@ -149,12 +172,23 @@ def describe(event: PhoneEvent) -> str:
             return f"transfer: {s} {r}" + (" (final)" if f else "")
         case pe.Notice(level=level, text=text):
             return f"{level}: {text}"
+        case pe.DtmfReceived(digit=digit, method=method):
+            return f"DTMF {digit} received ({method})"
+        case pe.CallStats():
+            return ""  # --json only: too chatty for a person
     return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "bench" in argv and argv[: argv.index("bench")] == [a for a in argv[: argv.index("bench")] if a.startswith("-")]:
+        from softphone.bench.cli import main as bench_main
+
+        return bench_main(argv[argv.index("bench") + 1 :])
     args = parser.parse_args(argv)
+    if args.command == "devices":
+        return _devices()
     from softphone.config import ConfigError, load_config
 
     try:
@@ -189,6 +223,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runner(config, args, reporter))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _devices() -> int:
+    from softphone.media.device import AudioDeviceError, list_devices
+
+    try:
+        devices = list_devices()
+    except AudioDeviceError as exc:
+        print(f"softphone: {exc}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    if not devices:
+        print("No sound devices found (calls still work headless: --play/--record or --no-audio).")
+        return EXIT_OK
+    for d in devices:
+        marks = ("  default input" if d.is_default_input else "") + ("  default output" if d.is_default_output else "")
+        print(
+            f"{d.index:3d}  {d.name}  [{d.host_api}]  in {d.max_input_channels}, out {d.max_output_channels},"
+            f" {d.default_samplerate:.0f} Hz{marks}"
+        )
+    return EXIT_OK
 
 
 if __name__ == "__main__":

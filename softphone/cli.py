@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from softphone.config import Config
 from softphone.phone import events as pe
+from softphone.phone.audio import AudioProvider, FileAudio, NullAudio
 from softphone.phone.phone import Phone, PhoneError
 
 if TYPE_CHECKING:
@@ -61,7 +62,12 @@ async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe
 async def _start(
     config: Config, args: argparse.Namespace, reporter: Reporter, *, auto_answer: bool = False
 ) -> Phone | None:
-    phone = Phone(config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer)
+    audio: AudioProvider | None = None
+    if args.play is not None or args.record is not None:
+        audio = FileAudio(args.play, args.record)
+    elif args.no_audio:
+        audio = NullAudio()
+    phone = Phone(config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer, audio=audio)
     try:
         await phone.start()
     except PhoneError as exc:
@@ -93,6 +99,7 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                 return EXIT_FAILED
             deadline: float | None = None
             hung_up = False
+            dtmf_sent = False
             while True:
                 event = await _next(phone, stop, deadline)
                 if event is None:  # Ctrl-C, or the talk time is over
@@ -106,8 +113,15 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                     continue
                 reporter.event(event)
                 if isinstance(event, pe.CallStateChanged) and event.call_id == call_id:
-                    if event.state == "established" and args.duration is not None and not hung_up:
+                    if event.state == "established" and args.duration is not None and not hung_up and deadline is None:
                         deadline = loop.time() + args.duration
+                    if event.state == "established" and args.dtmf and not dtmf_sent:
+                        dtmf_sent = True
+                        try:
+                            method = await phone.send_dtmf(call_id, args.dtmf)
+                            reporter.say(f"sending DTMF {args.dtmf} ({method})")
+                        except PhoneError as exc:
+                            reporter.say(f"softphone: cannot send DTMF: {exc}")
                 if isinstance(event, pe.CallEnded) and event.call_id == call_id:
                     if event.answered:
                         return EXIT_OK

@@ -14,6 +14,14 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
 
+Audio keys (all optional, top level)::
+
+    codecs = ["opus", "G722", "PCMU", "PCMA"]   # offer order (the default shown)
+    input_device = "USB"              # a device index or part of its name (`softphone devices`)
+    output_device = 3
+    ring_device = "speakers"          # where incoming calls ring (default: output_device)
+    recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
+
 Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
 temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
 half-written config and passwords are never world-readable.
@@ -36,6 +44,9 @@ from softphone.sip.uri import SipUri
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
 DEFAULT_RTP_PORTS: Final = (16384, 32767)
+DEFAULT_CODECS: Final = ("opus", "G722", "PCMU", "PCMA")
+KNOWN_CODECS: Final = {c.lower(): c for c in DEFAULT_CODECS}
+DeviceSpec = str | int | None
 
 
 class ConfigError(Exception):
@@ -71,6 +82,11 @@ class Config:
     rtp_port_max: int = DEFAULT_RTP_PORTS[1]
     user_agent: str = "softphone"
     do_not_disturb: bool = False
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    input_device: DeviceSpec = None
+    output_device: DeviceSpec = None
+    ring_device: DeviceSpec = None
+    recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
 
@@ -109,7 +125,8 @@ _ACCOUNT_KEYS: Final = frozenset(
      "tls_ca_file", "expires"}
 )
 _GLOBAL_KEYS: Final = frozenset({"account", "sip_port", "rtp_port_min", "rtp_port_max", "user_agent",
-                                 "do_not_disturb"})
+                                 "do_not_disturb", "codecs", "input_device", "output_device",
+                                 "ring_device", "recordings_dir"})
 
 
 def load_config(path: Path | None = None, *, required: bool = False) -> Config:
@@ -157,6 +174,13 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     dnd = data.get("do_not_disturb", False)
     if not isinstance(dnd, bool):
         raise ConfigError(f"{where}: do_not_disturb must be true or false")
+    codecs = _codecs(data.get("codecs", list(DEFAULT_CODECS)), f"{where}: codecs")
+    devices = {key: _device(data.get(key), f"{where}: {key}") for key in ("input_device", "output_device", "ring_device")}
+    recordings_dir = data.get("recordings_dir")
+    if recordings_dir is not None:
+        if not isinstance(recordings_dir, str) or not recordings_dir.strip():
+            raise ConfigError(f"{where}: recordings_dir must be a directory path")
+        recordings_dir = Path(recordings_dir).expanduser()
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
         accounts=accounts,
@@ -165,6 +189,11 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         rtp_port_max=rtp_max,
         user_agent=user_agent,
         do_not_disturb=dnd,
+        codecs=codecs,
+        input_device=devices["input_device"],
+        output_device=devices["output_device"],
+        ring_device=devices["ring_device"],
+        recordings_dir=recordings_dir,
         path=path,
         extra=extra,
     )
@@ -238,6 +267,29 @@ def _port(value: object, label: str, *, allow_zero: bool = False) -> int:
     return value
 
 
+def _codecs(value: object, label: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
+        raise ConfigError(f"{label} must be a non-empty list of codec names, e.g. {list(DEFAULT_CODECS)}")
+    out: list[str] = []
+    for name in value:
+        known = KNOWN_CODECS.get(name.lower())
+        if known is None:
+            raise ConfigError(f"{label}: unknown codec {name!r} (known: {', '.join(DEFAULT_CODECS)})")
+        if known not in out:
+            out.append(known)
+    return tuple(out)
+
+
+def _device(value: object, label: str) -> DeviceSpec:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, int) and value < 0):
+        raise ConfigError(f"{label} must be a device index or part of a device name, not {value!r}")
+    if isinstance(value, str) and not value.strip():
+        raise ConfigError(f"{label} must not be empty (leave it out for the default device)")
+    return value
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     out: dict[str, Any] = dict(config.extra)
     if config.sip_port is not None:
@@ -248,6 +300,13 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         out["user_agent"] = config.user_agent
     if config.do_not_disturb:
         out["do_not_disturb"] = True
+    if config.codecs != DEFAULT_CODECS:
+        out["codecs"] = list(config.codecs)
+    for key in ("input_device", "output_device", "ring_device"):
+        if getattr(config, key) is not None:
+            out[key] = getattr(config, key)
+    if config.recordings_dir is not None:
+        out["recordings_dir"] = str(config.recordings_dir)
     accounts = []
     for a in config.accounts:
         entry: dict[str, Any] = {"name": a.name, "uri": str(a.uri)}

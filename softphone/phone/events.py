@@ -75,6 +75,26 @@ class CallEnded(PhoneEvent):
     reason: str
     duration_s: float  # talk time; 0 when never established
     answered: bool
+    stats: dict[str, Any] | None = None  # the call's last audio statistics (see CallStats)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStats(PhoneEvent):
+    """Every few seconds while a call has audio: codec, packets, loss, jitter, RTT, the jitter
+    buffer, concealment and a MOS estimate (ITU-T G.107), plus microphone/speaker levels."""
+
+    kind: ClassVar[str] = "call_stats"
+    call_id: str
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfReceived(PhoneEvent):
+    kind: ClassVar[str] = "dtmf"
+    call_id: str
+    digit: str
+    method: Literal["rtp", "info"]
+    duration_ms: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,7 +3,8 @@
 Front ends (the CLI now, the TUI later) call ``dial/answer/reject/hangup/hold/resume/transfer``
 and read ``events()``. They never see SIP messages, sockets or SDP. The Phone owns the UA core
 (sip/ua.py), the SIP transport (transport/sip.py), name resolution (transport/resolver.py) and,
-per call, the media session (until the audio issue: a reserved RTP port and SDP negotiation).
+per call, the media session (phone/media.py: RTP, codecs, jitter buffer, DTMF) attached to an
+audio engine (phone/audio.py: the sound card, WAV files, or nothing).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from softphone import __version__
 from softphone.config import Account, Config
+from softphone.media.codecs import CodecError, available_codecs
 from softphone.phone import events as pe
+from softphone.phone.audio import AudioEngine, AudioProvider, DeviceAudio
+from softphone.phone.media import CallMedia, receive_map
 from softphone.phone.target import TargetError, normalize_target
 from softphone.sdp import (
     CodecSpec,
@@ -45,12 +50,30 @@ from softphone.transport.tls import client_context
 
 logger = logging.getLogger(__name__)
 
-# What we offer until the audio engine arrives: G.711 both laws and RFC 4733 events.
-DEFAULT_CODECS: tuple[CodecSpec, ...] = (
-    CodecSpec(encoding="PCMU", clock_rate=8000, payload_type=0),
-    CodecSpec(encoding="PCMA", clock_rate=8000, payload_type=8),
-    CodecSpec(encoding="telephone-event", clock_rate=8000, payload_type=101, fmtp="0-16"),
-)
+TELEPHONE_EVENT = CodecSpec(encoding="telephone-event", clock_rate=8000, payload_type=101, fmtp="0-16")
+STATS_INTERVAL_S = 5.0
+DTMF_INFO_DURATION_MS = 160
+
+
+def codec_specs(order: tuple[str, ...]) -> tuple[CodecSpec, ...]:
+    """What we offer, in the configured order, leaving out codecs whose library is missing;
+    RFC 4733 telephone-event always goes last."""
+    available = available_codecs()
+    specs: list[CodecSpec] = []
+    for name in order:
+        codec = available.get(name.lower())
+        if codec is None:
+            continue
+        specs.append(
+            CodecSpec(
+                encoding=codec.encoding,
+                clock_rate=codec.clock_rate,
+                channels=codec.channels,
+                payload_type=codec.static_payload_type,
+                fmtp=codec.fmtp,
+            )
+        )
+    return (*specs, TELEPHONE_EVENT)
 UNREGISTER_TIMEOUT_S = 3.0
 KEEPALIVE_UDP_S = 25.0
 KEEPALIVE_STREAM_S = 90.0
@@ -77,6 +100,11 @@ class CallInfo:
     remote_hold: bool = False
     transfer_of: str | None = None  # this call was made for a REFER on that call
     remote_sdp: bytes | None = None
+    local_sdp: SessionDescription | None = None  # our last offer or answer
+    audio: CallMedia | None = None
+    engine: AudioEngine | None = None
+    call_number: int = 0  # the n-th call that got media (FileAudio names recordings by it)
+    final_stats: dict[str, object] | None = None
 
 
 class Phone:
@@ -90,6 +118,7 @@ class Phone:
         dns: DnsBackend | None = None,
         timers: TimerConfig | None = None,
         auto_answer: bool = False,
+        audio: AudioProvider | None = None,
     ) -> None:
         self._config = config
         self._bind_host = bind_host
@@ -109,6 +138,12 @@ class Phone:
         self._registered: dict[str, bool] = {}
         self._registration_settled: dict[str, asyncio.Event] = {}
         self._tls_ca_files: dict[tuple[str, int], str] = {}
+        self._audio: AudioProvider = audio or DeviceAudio(
+            config.input_device, config.output_device, on_problem=self._audio_problem
+        )
+        self._codecs = codec_specs(config.codecs)
+        self._media_calls = 0
+        self._stats_handle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -154,8 +189,13 @@ class Phone:
             except TimeoutError:
                 logger.warning("unregister not confirmed for %s", ", ".join(self._pending_unregister))
         for info in self._calls.values():
+            self._stop_media(info)
             if info.rtp is not None:
                 info.rtp.close()
+        if self._stats_handle is not None:
+            self._stats_handle.cancel()
+            self._stats_handle = None
+        self._audio.close()
         await self._transport.close()
         self._transport = None
 
@@ -245,6 +285,7 @@ class Phone:
             raise PhoneError("no common codec with the caller (rejected with 488)")
         ua.answer(call_id, sdp=sdp, now=self._now())
         self._pump()
+        self._sync_media(info, sending=True)
 
     async def reject(self, call_id: str, *, status: int = 486) -> None:
         ua = self._require_ua()
@@ -279,6 +320,37 @@ class Phone:
         except (TargetError, LocalProtocolError) as exc:
             raise PhoneError(str(exc)) from None
         self._pump()
+
+    async def send_dtmf(self, call_id: str, digits: str) -> str:
+        """Send DTMF digits: RFC 4733 events when the peer offered telephone-event, else SIP INFO.
+        Returns the method used ("rtp" or "info")."""
+        ua, info = self._require_ua(), self.call(call_id)
+        bad = [d for d in digits if d.upper() not in "0123456789*#ABCD"]
+        if not digits or bad:
+            raise PhoneError(f"not DTMF digits: {digits!r} (use 0-9, *, #, A-D)")
+        if info.state not in ("established", "held"):
+            raise PhoneError("the call is not established")
+        if info.audio is not None and info.audio.has_telephone_event:
+            info.audio.send_dtmf(digits.upper(), self._now())
+            return "rtp"
+        try:
+            for digit in digits:
+                ua.send_dtmf_info(call_id, digit, duration_ms=DTMF_INFO_DURATION_MS, now=self._now())
+        except LocalProtocolError as exc:
+            raise PhoneError(str(exc)) from None
+        self._pump()
+        return "info"
+
+    def mute(self, call_id: str, muted: bool) -> None:
+        info = self.call(call_id)
+        if info.audio is not None:
+            info.audio.muted = muted
+
+    def call_stats(self, call_id: str) -> dict[str, object] | None:
+        info = self.call(call_id)
+        if info.audio is None:
+            return info.final_stats
+        return info.audio.stats(self._now()).to_json()
 
     async def _reoffer(self, call_id: str, *, hold: bool) -> None:
         ua, info = self._require_ua(), self.call(call_id)
@@ -333,6 +405,7 @@ class Phone:
                 if info is not None:
                     if sdp is not None:
                         self._apply_answer(info, sdp)
+                        self._sync_media(info, sending=False)  # early media: listen only
                     self._set_state(info, "early" if sdp is not None and status == 183 else "ringing")
             case ue.CallAnswered(call_id=call_id, sdp=sdp):
                 info = self._calls.get(call_id)
@@ -341,12 +414,14 @@ class Phone:
                         self._apply_answer(info, sdp)
                     info.established_at = self._now()
                     self._set_state(info, "established")
+                    self._sync_media(info, sending=True)
                     self._notify_transferor(info, 200, "OK")
             case ue.CallConfirmed(call_id=call_id):
                 info = self._calls.get(call_id)
                 if info is not None:
                     info.established_at = self._now()
                     self._set_state(info, "established")
+                    self._sync_media(info, sending=True)
             case ue.CallFailed(call_id=call_id, status=status, reason=reason):
                 info = self._calls.get(call_id)
                 if info is not None:
@@ -366,12 +441,14 @@ class Phone:
                     return
                 ua.answer_reoffer(call_id, sdp=answer, now=self._now())
                 self._update_hold_state(info)
+                self._sync_media(info, sending=True)
             case ue.ReofferAnswered(call_id=call_id, sdp=sdp):
                 info = self._calls.get(call_id)
                 if info is not None:
                     if sdp is not None:
                         self._apply_answer(info, sdp)
                     self._update_hold_state(info)
+                    self._sync_media(info, sending=True)
             case ue.ReofferFailed(call_id=call_id, status=status, reason=reason):
                 info = self._calls.get(call_id)
                 if info is not None:
@@ -388,8 +465,8 @@ class Phone:
                 if final and 200 <= status < 300 and info is not None and info.state != "ended":
                     # Blind transfer done: the transferee has the new call; we leave (RFC 5589 §6).
                     self._handle(ua.hangup(call_id, self._now()))
-            case ue.DtmfReceived(call_id=call_id, digit=digit):
-                self._emit(pe.Notice(level="info", text=f"DTMF {digit} on {call_id}"))
+            case ue.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration_ms):
+                self._emit(pe.DtmfReceived(call_id=call_id, digit=digit, method="info", duration_ms=duration_ms))
             case _:
                 logger.debug("unhandled UA event %r", event)
 
@@ -454,14 +531,20 @@ class Phone:
     def _offer(self, info: CallInfo, direction: Direction) -> SessionDescription:
         assert info.rtp is not None
         info.session_version += 1
-        local = LocalMedia(address=self._advertised, port=info.rtp.port, codecs=DEFAULT_CODECS, direction=direction)
-        return create_offer(local, session_id=info.rtp.session_id, session_version=info.session_version)
+        local = LocalMedia(
+            address=self._advertised, port=info.rtp.port, codecs=self._codecs, direction=direction,
+            rtcp_port=info.rtp.rtcp_port,
+        )
+        offer = create_offer(local, session_id=info.rtp.session_id, session_version=info.session_version)
+        info.local_sdp = offer
+        return offer
 
     def _apply_answer(self, info: CallInfo, sdp: bytes) -> None:
         if info.offer is None:
             return
         try:
             info.media = apply_answer(info.offer, SessionDescription.parse(sdp))
+            info.remote_sdp = sdp
         except SdpError as exc:
             self._emit(pe.Notice(level="warning", text=f"unusable SDP answer: {exc}"))
 
@@ -475,7 +558,10 @@ class Phone:
         try:
             offer = SessionDescription.parse(offer_sdp)
             info.session_version += 1
-            local = LocalMedia(address=self._advertised, port=info.rtp.port, codecs=DEFAULT_CODECS, direction=direction)
+            local = LocalMedia(
+                address=self._advertised, port=info.rtp.port, codecs=self._codecs, direction=direction,
+                rtcp_port=info.rtp.rtcp_port,
+            )
             answer, media = create_answer(
                 offer, local, session_id=info.rtp.session_id, session_version=info.session_version
             )
@@ -483,6 +569,8 @@ class Phone:
             logger.info("cannot answer offer: %s", exc)
             return None
         info.media = media
+        info.local_sdp = answer
+        info.remote_sdp = offer_sdp
         return bytes(answer)
 
     def _open_rtp_now(self) -> RtpEndpoint:
@@ -497,6 +585,80 @@ class Phone:
         if info.state in ("established", "held"):
             self._set_state(info, "held" if info.local_hold or info.remote_hold else "established")
 
+    # ------------------------------------------------------------------ audio
+    def _sync_media(self, info: CallInfo, *, sending: bool) -> None:
+        """Start or update the call's audio to match what SDP negotiated."""
+        media = info.media
+        if media is None or media.codec is None or info.rtp is None or info.state == "ended":
+            return
+        pt_map = receive_map(info.local_sdp, SessionDescription.parse(info.remote_sdp) if info.remote_sdp else None)
+        try:
+            if info.audio is None:
+                self._media_calls += 1
+                info.call_number = self._media_calls
+                engine = self._audio.engine_for_call(info.call_number)
+                info.audio = CallMedia(
+                    call_id=info.call_id,
+                    endpoint=info.rtp,
+                    media=media,
+                    pt_map=pt_map,
+                    engine_rate=engine.sample_rate,
+                    rng=self._rng,
+                    cname=f"{info.account}@{self._advertised}",
+                    on_dtmf=partial(self._dtmf_received, info.call_id),
+                )
+                info.engine = engine
+                engine.attach(info.audio)
+                self._arm_stats()
+            else:
+                info.audio.update(media, pt_map)
+        except (CodecError, SdpError, OSError) as exc:
+            self._emit(pe.Notice(level="error", text=f"audio could not start: {exc}"))
+            return
+        if sending:
+            info.audio.sending_allowed = True
+        elif info.state not in ("established", "held"):
+            info.audio.sending_allowed = False
+
+    def _stop_media(self, info: CallInfo) -> None:
+        if info.audio is None:
+            return
+        now = self._now()
+        try:
+            info.final_stats = info.audio.stats(now).to_json()
+        except Exception:  # stats are a nicety: never let them break a hang-up
+            logger.exception("final stats failed")
+        info.audio.close(now)
+        if info.engine is not None:
+            info.engine.detach(info.audio)
+            self._audio.release(info.engine)
+            info.engine = None
+        info.audio = None
+
+    def _arm_stats(self) -> None:
+        if self._stats_handle is None:
+            self._stats_handle = asyncio.get_running_loop().call_later(STATS_INTERVAL_S, self._emit_stats)
+
+    def _emit_stats(self) -> None:
+        self._stats_handle = None
+        now = self._now()
+        active = [info for info in self._calls.values() if info.audio is not None]
+        for info in active:
+            assert info.audio is not None
+            stats = info.audio.stats(now).to_json()
+            if info.engine is not None:
+                stats["mic_dbfs"] = round(info.engine.mic_level.last.rms_dbfs, 1)
+                stats["speaker_dbfs"] = round(info.engine.speaker_level.last.rms_dbfs, 1)
+            self._emit(pe.CallStats(call_id=info.call_id, stats=stats))
+        if active:
+            self._arm_stats()
+
+    def _dtmf_received(self, call_id: str, digit: str, method: Literal["rtp", "info"], duration_ms: int) -> None:
+        self._emit(pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms))
+
+    def _audio_problem(self, text: str) -> None:
+        self._emit(pe.Notice(level="warning", text=text))
+
     # ------------------------------------------------------------------ plumbing
     def _set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
         if info.state == state:
@@ -509,6 +671,7 @@ class Phone:
             return
         duration = self._now() - info.established_at if info.established_at is not None else 0.0
         self._set_state(info, "ended")
+        self._stop_media(info)
         if info.rtp is not None:
             info.rtp.close()
             info.rtp = None
@@ -520,6 +683,7 @@ class Phone:
                 reason=reason,
                 duration_s=round(duration, 3),
                 answered=info.established_at is not None,
+                stats=info.final_stats,
             )
         )
 

@@ -952,6 +952,21 @@ class UserAgent:
         request.body = f"SIP/2.0 {status} {reason}\r\n".encode()
         self._start_client(request, hop, call.account, self._ignore_response, now)
 
+    # ------------------------------------------------------------------ DTMF over SIP INFO
+    def send_dtmf_info(self, call_id: str, digit: str, *, duration_ms: int, now: float) -> None:
+        """Send one digit as INFO application/dtmf-relay: the fallback when the peer did not
+        offer RFC 4733 telephone-event (the body format SIP phones and PBXs share)."""
+        call = self._call(call_id)
+        if call.state is not CallState.CONFIRMED or call.dialog is None:
+            raise LocalProtocolError(f"cannot send DTMF in call state {call.state.name}")
+        if len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
+            raise LocalProtocolError(f"not a DTMF digit: {digit!r}")
+        request = call.dialog.build_request("INFO")
+        hop = self._hop_for(call.dialog, call.account)
+        request.headers.add("Content-Type", "application/dtmf-relay")
+        request.body = f"Signal={digit.upper()}\r\nDuration={duration_ms}\r\n".encode()
+        self._start_client(request, hop, call.account, self._ignore_response, now)
+
     # ------------------------------------------------------------------ incoming requests
     def _receive_request(self, req: SipRequest, source: Address, now: float) -> list[ev.Event]:
         if req.version.upper() != "SIP/2.0":

@@ -133,6 +133,7 @@ def baresip_factory(
         audio: lab.Audio = "tone",
         record: bool = False,
         kamailio: lab.Kamailio = kamailio,
+        extra_config: str = "",
     ) -> lab.Baresip:
         phone = lab.Baresip(
             workdir=tmp_path_factory.mktemp(f"baresip-{user}"),
@@ -143,6 +144,7 @@ def baresip_factory(
             auto_answer=auto_answer,
             audio=audio,
             record=record,
+            extra_config=extra_config,
         )
         started.append(phone)
         return phone.start()

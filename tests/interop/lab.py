@@ -38,6 +38,7 @@ import socket
 import subprocess
 import threading
 import time
+import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -766,7 +767,12 @@ class Baresip:
             source = "audio_source\t\tausine,440\nausrc_srate\t\t48000\nausrc_channels\t\t2\n"
             audio_modules = ["ausine.so"]
         else:
-            source = f"audio_source\t\taufile,{Path(str(self.audio)).resolve()}\n"
+            wav = Path(str(self.audio)).resolve()
+            with wave.open(str(wav)) as w:  # aufile needs the file's own rate and channels
+                rate, channels = w.getframerate(), w.getnchannels()
+            source = (
+                f"audio_source\t\taufile,{wav}\nausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n"
+            )
             audio_modules = ["aufile.so"]
         filters = ["sndfile.so"] if self.record else []
         lines = [
@@ -924,6 +930,7 @@ class BaresipFactory(Protocol):
         audio: Audio = "tone",
         record: bool = False,
         kamailio: Kamailio = ...,
+        extra_config: str = "",
     ) -> Baresip: ...
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from softphone.config import Account, Config
 from softphone.phone import events as pe
+from softphone.phone.audio import NullAudio
 from softphone.phone.phone import Phone
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
@@ -50,6 +51,7 @@ async def make_phone() -> AsyncIterator[Callable[..., Any]]:
             rng=random.Random(f"{len(phones)}-{id(phones)}"),
             dns=StubBackend(),  # never the system resolver: every hop here is an IP literal
             auto_answer=auto_answer,
+            audio=NullAudio(),  # silence both ways: these tests are about signalling
         )
         await phone.start()
         phones.append(phone)

@@ -72,7 +72,7 @@ async def test_reject_busy_and_answer(phones: list[Phone]) -> None:
     assert isinstance(incoming, pe.IncomingCall)
     await callee.answer(incoming.call_id)
     await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
-    assert caller.call(call_id).media is not None and caller.call(call_id).media.codec.encoding == "PCMU"  # type: ignore[union-attr]
+    assert caller.call(call_id).media is not None and caller.call(call_id).media.codec.encoding == "opus"  # type: ignore[union-attr]
     with pytest.raises(PhoneError, match="not ringing"):
         await callee.answer(incoming.call_id)
 

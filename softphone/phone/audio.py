@@ -1,0 +1,221 @@
+"""Where a call's audio comes from and goes to: a sound device, a WAV file, or nothing.
+
+An ``AudioEngine`` pumps one duplex ``AudioIO`` (media/device.py) on the event loop: every tick it
+hands what the microphone captured to each attached port and asks each port for the samples the
+speaker wants now, mixed. The device (or, headless, the loop clock) sets the pace through
+``frames_wanted``; nothing here blocks, and the PortAudio callback never waits for this code.
+
+An ``AudioProvider`` decides which engine a call uses:
+- ``DeviceAudio``: one engine on the configured sound device, shared by all calls (the held
+  call's port is simply silent); when there is no device, a notice and a silent engine.
+- ``FileAudio``: per call, a WAV file as the microphone and a WAV file recording what the
+  listener would hear (``--play`` / ``--record``); the n-th call records to ``OUT-n.wav``.
+- ``NullAudio``: silence in, nothing out (headless, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from softphone.media.device import AudioDeviceError, AudioIO, FileIO, NullIO, open_device
+from softphone.media.levels import LevelMeter
+from softphone.media.wav import WavWriter
+
+logger = logging.getLogger(__name__)
+
+Pcm = np.ndarray
+TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left waiting long
+HEADLESS_RATE = 48000
+
+
+class AudioPort(Protocol):
+    """A call's side of the engine; both run on the event loop, at the engine's rate."""
+
+    def capture(self, pcm: Pcm, now: float) -> None: ...
+
+    def render(self, samples: int, now: float) -> Pcm: ...
+
+
+class AudioEngine:
+    def __init__(self, io: AudioIO, *, record_to: Path | None = None, name: str = "audio") -> None:
+        self.io = io
+        self.name = name
+        self.sample_rate = io.sample_rate
+        self._ports: list[AudioPort] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_at = 0.0
+        self._record_path = record_to
+        self._recorder: WavWriter | None = None
+        self.mic_level = LevelMeter(self.sample_rate)
+        self.speaker_level = LevelMeter(self.sample_rate)
+        self.errors: list[str] = []
+        self._closed = False
+
+    # -- lifecycle
+    def start(self) -> None:
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        if self._record_path is not None:
+            self._record_path.parent.mkdir(parents=True, exist_ok=True)
+            self._recorder = WavWriter(self._record_path, self.sample_rate, 1)
+        self.io.start()
+        self._next_at = self._loop.time()
+        self._schedule()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.io.close()
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    # -- ports
+    def attach(self, port: AudioPort) -> None:
+        if port not in self._ports:
+            self._ports.append(port)
+        self.start()
+
+    def detach(self, port: AudioPort) -> None:
+        if port in self._ports:
+            self._ports.remove(port)
+
+    @property
+    def ports(self) -> int:
+        return len(self._ports)
+
+    # -- the pump
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        self._next_at = max(self._next_at + TICK_S, now)
+        self._handle = self._loop.call_at(self._next_at, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self._handle = None
+        try:
+            self.pump(self._loop.time())
+        except Exception as exc:  # a broken port must not stop the other calls' audio
+            logger.exception("audio pump failed")
+            self.errors.append(str(exc))
+        if not self._closed:
+            self._schedule()
+
+    def pump(self, now: float) -> None:
+        """One step: microphone to ports, ports to speaker. Public so tests can walk a clock."""
+        wanted = self.io.frames_wanted(now)  # first: it moves a paced (headless) clock to now
+        mic = self.io.read()
+        if len(mic):
+            self.mic_level.update(mic)
+            for port in list(self._ports):
+                port.capture(mic, now)
+        if wanted <= 0:
+            return
+        out = np.zeros(wanted, dtype=np.float32)
+        for port in list(self._ports):
+            out += port.render(wanted, now)
+        np.clip(out, -1.0, 1.0, out=out)
+        self.speaker_level.update(out)
+        self.io.write(out)
+        if self._recorder is not None:
+            self._recorder.write(out)
+
+
+class AudioProvider(Protocol):
+    def engine_for_call(self, call_number: int) -> AudioEngine:
+        """The engine the n-th media call (1-based) uses."""
+
+    def release(self, engine: AudioEngine) -> None:
+        """The call is over."""
+
+    def close(self) -> None: ...
+
+
+class NullAudio:
+    """Silence in; what the far end says goes nowhere."""
+
+    def engine_for_call(self, call_number: int) -> AudioEngine:
+        return AudioEngine(NullIO(HEADLESS_RATE), name="null")
+
+    def release(self, engine: AudioEngine) -> None:
+        engine.close()
+
+    def close(self) -> None:
+        pass
+
+
+def numbered(path: Path, n: int) -> Path:
+    """``OUT.wav`` for the first call, ``OUT-2.wav`` for the second, and so on."""
+    return path if n <= 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+class FileAudio:
+    """``--play IN.wav --record OUT.wav``: per call, the WAV as the microphone (then silence),
+    and a mono WAV of what the listener hears after the jitter buffer and decoding."""
+
+    def __init__(self, play: Path | None, record: Path | None) -> None:
+        self.play = play
+        self.record = record
+
+    def engine_for_call(self, call_number: int) -> AudioEngine:
+        io: AudioIO = FileIO(self.play, HEADLESS_RATE) if self.play is not None else NullIO(HEADLESS_RATE)
+        record = numbered(self.record, call_number) if self.record is not None else None
+        return AudioEngine(io, record_to=record, name="file")
+
+    def release(self, engine: AudioEngine) -> None:
+        engine.close()
+
+    def close(self) -> None:
+        pass
+
+
+class DeviceAudio:
+    """The sound card, shared by every call; opened at the first call, kept until the phone stops.
+
+    When PortAudio or the device is missing, ``on_problem`` hears why once and calls go on
+    without sound (a silent engine), so the phone keeps working headless.
+    """
+
+    def __init__(
+        self,
+        input_device: str | int | None,
+        output_device: str | int | None,
+        *,
+        on_problem: Callable[[str], None],
+    ) -> None:
+        self._input = input_device
+        self._output = output_device
+        self._on_problem = on_problem
+        self._engine: AudioEngine | None = None
+
+    def engine_for_call(self, call_number: int) -> AudioEngine:
+        if self._engine is None:
+            try:
+                io: AudioIO = open_device(self._input, self._output)
+                self._engine = AudioEngine(io, name="device")
+                self._engine.start()
+            except AudioDeviceError as exc:
+                self._on_problem(f"no audio device, calls are silent: {exc}")
+                self._engine = AudioEngine(NullIO(HEADLESS_RATE), name="null")
+        return self._engine
+
+    def release(self, engine: AudioEngine) -> None:
+        pass  # shared: closed with the phone
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None

@@ -1,0 +1,453 @@
+"""A call's media: the RTP session, the encoder, the playout and DTMF, glued to an audio port.
+
+Data path, all on the event loop:
+    microphone -> AudioEngine -> capture() -> resample -> encoder -> RtpSession -> socket
+    socket -> RtpSession -> Playout.put() ... AudioEngine -> render() -> Playout.pull() -> speaker
+The sans-IO pieces (rtp/session.py, rtp/dtmf.py, rtp/jitter.py) never see the loop; this module
+feeds them ``now`` from the loop clock and arms one timer for RTCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from softphone.media.codecs import (
+    CodecDescriptor,
+    CodecError,
+    DecoderOptions,
+    Encoder,
+    EncoderOptions,
+    get_codec,
+)
+from softphone.media.playout import Playout
+from softphone.media.resample import Resampler
+from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
+from softphone.rtp.emodel import estimate_mos
+from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
+from softphone.sdp import Direction, NegotiatedMedia, SessionDescription
+from softphone.transport.rtp import RtpEndpoint
+
+logger = logging.getLogger(__name__)
+
+Pcm = np.ndarray
+MIN_PULL = 32  # samples: tiny pulls only cost time
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStats:
+    """What the UI and ``--json`` show about a call's audio (one snapshot)."""
+
+    codec: str
+    packets_sent: int
+    packets_received: int
+    packets_lost: int
+    loss_percent: float
+    fraction_lost: float
+    jitter_ms: float
+    rtt_ms: float | None
+    remote_loss_percent: float | None
+    remote_jitter_ms: float | None
+    jitter_buffer_ms: float
+    target_delay_ms: float
+    concealed_ms: float
+    stretched_ms: float
+    late_packets: int
+    mos: float
+    r_factor: float
+    mic_dbfs: float | None = None
+    speaker_dbfs: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key in self.__slots__:
+            value = getattr(self, key)
+            out[key] = round(value, 2) if isinstance(value, float) else value
+        return out
+
+
+def receive_map(local: SessionDescription | None, remote: SessionDescription | None) -> dict[int, tuple[str, int]]:
+    """Payload type -> (encoding, clock rate) from both descriptions of the audio stream.
+
+    Our own description says how the peer should label what it sends us; a peer that reuses its
+    own numbers instead (it happens) is understood too. Ours wins on a clash.
+    """
+    out: dict[int, tuple[str, int]] = {}
+    for sdp in (local, remote):
+        if sdp is None:
+            continue
+        m = sdp.first_media("audio")
+        if m is None:
+            continue
+        for pt, rtpmap in m.rtpmaps().items():
+            out.setdefault(pt, (rtpmap.encoding, rtpmap.clock_rate))
+    return out
+
+
+def _lookup(encoding: str) -> CodecDescriptor | None:
+    try:
+        return get_codec(encoding)
+    except (CodecError, KeyError):
+        return None
+
+
+class CallMedia:
+    """One call's audio stream. Created when SDP is negotiated; ``update`` on re-INVITE."""
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        endpoint: RtpEndpoint,
+        media: NegotiatedMedia,
+        pt_map: Mapping[int, tuple[str, int]],
+        engine_rate: int,
+        rng: random.Random,
+        cname: str,
+        on_dtmf: Callable[[str, Literal["rtp", "info"], int], None],
+        on_bye: Callable[[str], None] | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self._endpoint = endpoint
+        self._rng = rng
+        self._engine_rate = engine_rate
+        self._on_dtmf = on_dtmf
+        self._on_bye = on_bye
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self.muted = False
+        self.sending_allowed = True  # False until the call is answered (early media: listen only)
+        self.closed = False
+        self._session = RtpSession(
+            rng=rng,
+            cname=cname,
+            remote_rtp=None,
+            remote_rtcp=None,
+            rtcp_mux=media.rtcp_mux,
+            ntp_offset_s=time.time() - self._loop.time(),
+        )
+        endpoint.sink = self._on_datagram
+        self._media = media
+        self._remote: tuple[tuple[str, int], tuple[str, int], bool] | None = None
+        self._pt_map: dict[int, tuple[str, int]] = dict(pt_map)
+        self._codec: CodecDescriptor | None = None
+        self._encoder: Encoder | None = None
+        self._send_pt = 0
+        self._frame_samples = 0
+        self._frame_ticks = 0
+        self._media_ticks = 0
+        self._mic_buffer = np.zeros(0, dtype=np.float32)
+        self._to_codec: Resampler | None = None
+        self._to_engine: Resampler | None = None
+        self._playout: Playout | None = None
+        self._recv_pt: int | None = None
+        self._out_fifo = np.zeros(0, dtype=np.float32)
+        self._dtmf_sender = DtmfSender(clock_rate=8000)
+        self._dtmf_base_ticks = 0
+        self._dtmf_receiver = DtmfReceiver()
+        self._dtmf_queue: list[str] = []
+        self._last_loss_percent = -1
+        self.unknown_payload_types = 0
+        self.update(media, pt_map)
+
+    # ------------------------------------------------------------------ negotiation
+    def update(self, media: NegotiatedMedia, pt_map: Mapping[int, tuple[str, int]] | None = None) -> None:
+        """(Re)apply what SDP negotiated: peer address, codec, direction (hold)."""
+        self._media = media
+        if pt_map is not None:
+            self._pt_map = dict(pt_map)
+        address = media.remote_address
+        if address and address not in ("0.0.0.0", "::") and media.remote_port:
+            rtcp_port = media.remote_rtcp_port or (media.remote_port if media.rtcp_mux else media.remote_port + 1)
+            remote = ((address, media.remote_port), (address, rtcp_port), media.rtcp_mux)
+            if remote != self._remote:  # a re-INVITE that keeps the address keeps the latch
+                self._remote = remote
+                self._session.set_remote(remote_rtp=remote[0], remote_rtcp=remote[1], rtcp_mux=remote[2])
+        if media.codec is None:
+            return
+        codec = _lookup(media.codec.encoding)
+        if codec is None or codec.make_encoder is None or codec.make_decoder is None:
+            raise CodecError(f"negotiated codec {media.codec.encoding} is not available here")
+        # Jitter is measured on audio payload types only: RFC 4733 events would inflate it.
+        self._session.set_clock_rates(
+            {pt: rate for pt, (enc, rate) in self._pt_map.items() if enc.lower() not in ("telephone-event", "cn")}
+        )
+        if self._codec is None or codec.encoding != self._codec.encoding or media.codec.payload_type != self._send_pt:
+            self._codec = codec
+            frame_ms = media.ptime_ms if media.ptime_ms in (10, 20, 30, 40, 60) else 20
+            try:
+                self._encoder = codec.make_encoder(EncoderOptions(frame_ms=frame_ms, fmtp=media.codec.fmtp))
+            except CodecError:  # a ptime this codec cannot frame (G.722 at 30 ms): use 20 ms
+                frame_ms = 20
+                self._encoder = codec.make_encoder(EncoderOptions(frame_ms=frame_ms, fmtp=media.codec.fmtp))
+            self._send_pt = media.codec.payload_type
+            self._frame_samples = codec.sample_rate * frame_ms // 1000
+            self._frame_ticks = codec.clock_rate * frame_ms // 1000
+            self._mic_buffer = np.zeros(0, dtype=np.float32)
+            self._to_codec = Resampler(self._engine_rate, codec.sample_rate)
+            self._last_loss_percent = -1
+
+    def _ensure_playout(self, pt: int, encoding: str) -> Playout | None:
+        if self._playout is not None and pt == self._recv_pt:
+            return self._playout
+        codec = _lookup(encoding)
+        if codec is None or codec.make_decoder is None:
+            return None
+        fmtp: Mapping[str, str] = {}
+        decoder = codec.make_decoder(DecoderOptions(fmtp=fmtp))
+        if self._playout is not None and self._codec_of_playout == codec.encoding:
+            self._recv_pt = pt  # same codec under another number: keep the buffer
+            return self._playout
+        self._playout = Playout(codec, decoder)
+        self._codec_of_playout = codec.encoding
+        self._recv_pt = pt
+        self._to_engine = Resampler(codec.sample_rate, self._engine_rate)
+        self._out_fifo = np.zeros(0, dtype=np.float32)
+        return self._playout
+
+    _codec_of_playout: str = ""
+
+    @property
+    def sends(self) -> bool:
+        return self._media.direction.sends and self.sending_allowed and not self.closed
+
+    @property
+    def receives(self) -> bool:
+        return self._media.direction.receives and not self.closed
+
+    @property
+    def direction(self) -> Direction:
+        return self._media.direction
+
+    @property
+    def codec_name(self) -> str:
+        return self._codec.encoding if self._codec is not None else "-"
+
+    # ------------------------------------------------------------------ audio port
+    def capture(self, pcm: Pcm, now: float) -> None:
+        """Microphone audio at the engine's rate: frame it, encode it, send it."""
+        if self.closed or self._codec is None or self._encoder is None or self._to_codec is None:
+            return
+        self._poll_dtmf(now)
+        converted = self._to_codec.process(pcm)
+        self._mic_buffer = np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
+        sent = False
+        while len(self._mic_buffer) >= self._frame_samples:
+            frame = self._mic_buffer[: self._frame_samples]
+            self._mic_buffer = self._mic_buffer[self._frame_samples :]
+            if self.sends and not self._dtmf_sender.busy:
+                if self.muted:
+                    frame = np.zeros_like(frame)
+                payload = self._encoder.encode(frame)
+                self._session.send_rtp(
+                    payload,
+                    payload_type=self._send_pt,
+                    media_ticks=self._media_ticks,
+                    clock_rate=self._codec.clock_rate,
+                    now=now,
+                )
+                sent = True
+            self._media_ticks += self._frame_ticks
+        if sent:
+            self._flush()
+
+    def render(self, samples: int, now: float) -> Pcm:
+        """``samples`` of far-end audio at the engine's rate (silence when there is none)."""
+        playout, resampler = self._playout, self._to_engine
+        if playout is None or resampler is None or not self.receives:
+            return np.zeros(samples, dtype=np.float32)
+        # Pull only what the speaker needs now (plus the resampler's rounding): pulling ahead of
+        # the clock would ask the jitter buffer for packets before their time.
+        fifo = self._out_fifo
+        for _ in range(8):  # bounded: one pull almost always suffices; the resampler may hold back a few
+            lacking = samples - len(fifo)
+            if lacking <= 0:
+                break
+            want = max(-(-lacking * playout.sample_rate // self._engine_rate), MIN_PULL)
+            fifo = np.concatenate((fifo, resampler.process(playout.pull(want, now))))
+        out, self._out_fifo = fifo[:samples], fifo[samples:]
+        if len(out) < samples:
+            out = np.concatenate((out, np.zeros(samples - len(out), dtype=np.float32)))
+        return out.astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ DTMF
+    def send_dtmf(self, digits: str, now: float) -> None:
+        """RFC 4733 events on the negotiated telephone-event payload type."""
+        if self._media.telephone_event is None:
+            raise ValueError("the peer did not offer telephone-event")
+        if self._dtmf_sender.busy:
+            self._dtmf_queue.append(digits)
+            return
+        self._dtmf_base_ticks = self._media_ticks
+        self._dtmf_sender.start(digits, now)
+
+    @property
+    def has_telephone_event(self) -> bool:
+        return self._media.telephone_event is not None
+
+    def _poll_dtmf(self, now: float) -> None:
+        te = self._media.telephone_event
+        if te is None:
+            return
+        if not self._dtmf_sender.busy and self._dtmf_queue:
+            self._dtmf_base_ticks = self._media_ticks
+            self._dtmf_sender.start(self._dtmf_queue.pop(0), now)
+        packets = self._dtmf_sender.poll(now)
+        for packet in packets:
+            # The event clock is 8 kHz; the audio clock may differ (Opus 48 kHz): scale the offset.
+            scale = (self._codec.clock_rate if self._codec else 8000) / 8000
+            self._session.send_rtp(
+                packet.payload,
+                payload_type=te.payload_type,
+                media_ticks=self._dtmf_base_ticks + int(packet.timestamp_offset_ticks * scale),
+                marker=packet.marker,
+                clock_rate=te.clock_rate,
+                now=now,
+            )
+        if packets:
+            self._flush()
+
+    # ------------------------------------------------------------------ network
+    def _on_datagram(self, data: bytes, addr: tuple[str, int], via_rtcp: bool) -> None:
+        if self.closed:
+            return
+        now = self._loop.time()
+        try:
+            events = self._session.receive_datagram(data, addr, now, on_rtcp_port=via_rtcp)
+        except Exception:  # the session promises not to raise; one bad packet never ends a call
+            logger.exception("RTP datagram from %s could not be handled", addr)
+            return
+        for event in events:
+            match event:
+                case RtpPacketReceived(packet=packet):
+                    self._on_rtp(packet, now)
+                case RtcpReportReceived():
+                    self._adapt_encoder(now)
+                case ByeReceived(reason=reason):
+                    if self._on_bye is not None:
+                        self._on_bye(reason)
+                case _:
+                    pass
+        self._flush()
+
+    def _on_rtp(self, packet: object, now: float) -> None:
+        pt = packet.payload_type  # type: ignore[attr-defined]
+        known = self._pt_map.get(pt)
+        if known is None:
+            self.unknown_payload_types += 1
+            return
+        encoding = known[0]
+        if encoding.lower() == "telephone-event":
+            for digit in self._dtmf_receiver.receive(packet.payload, packet.timestamp, now):  # type: ignore[attr-defined]
+                self._digit(digit)
+            return
+        if encoding.lower() == "cn":
+            return  # comfort noise (RFC 3389): the playout conceals the silence anyway
+        if not self._media.direction.receives:
+            return
+        playout = self._ensure_playout(pt, encoding)
+        if playout is None:
+            self.unknown_payload_types += 1
+            return
+        playout.put(
+            sequence=packet.sequence,  # type: ignore[attr-defined]
+            timestamp=packet.timestamp,  # type: ignore[attr-defined]
+            payload=packet.payload,  # type: ignore[attr-defined]
+            now=now,
+            marker=packet.marker,  # type: ignore[attr-defined]
+        )
+
+    def _digit(self, event: DtmfDigitReceived) -> None:
+        self._on_dtmf(event.digit, "rtp", event.duration_ms)
+
+    def _adapt_encoder(self, now: float) -> None:
+        """Opus: tell the encoder how much loss the peer reports, so in-band FEC matches it."""
+        if self._encoder is None:
+            return
+        stats = self._session.stats(now)
+        percent = round(100 * stats.remote_fraction_lost) if stats.remote_fraction_lost is not None else 0
+        percent = min(max(percent, 0), 30)
+        if percent != self._last_loss_percent:
+            self._encoder.set_packet_loss(percent)
+            self._last_loss_percent = percent
+
+    def _flush(self) -> None:
+        for data, dest, via_rtcp in self._session.datagrams_to_send():
+            self._endpoint.send(data, dest, via_rtcp)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.closed:
+            return
+        at = self._session.get_timer()
+        if at is not None:
+            self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        for event in self._session.handle_timer(now):
+            if isinstance(event, DtmfDigitReceived):
+                self._digit(event)
+        for digit in self._dtmf_receiver.poll(now):
+            self._digit(digit)
+        self._flush()
+
+    # ------------------------------------------------------------------ stats and end
+    def stats(self, now: float) -> MediaStats:
+        s = self._session.stats(now)
+        p = self._playout.stats() if self._playout is not None else None
+        jb_ms = p.buffer_delay_ms if p is not None else 0.0
+        frame_ms = 1000 * self._frame_samples / self._codec.sample_rate if self._codec else 20.0
+        one_way = (s.rtt_ms / 2 if s.rtt_ms is not None else 0.0) + jb_ms + frame_ms
+        late = p.late if p is not None else 0
+        played = max(p.packets_played if p is not None else 0, 1)
+        loss = s.loss_percent + 100.0 * late / (played + late)
+        estimate = estimate_mos(
+            codec=self.codec_name, one_way_delay_ms=one_way, loss_percent=loss, burst_ratio=s.burst_ratio
+        )
+        return MediaStats(
+            codec=self.codec_name,
+            packets_sent=s.packets_sent,
+            packets_received=s.packets_received,
+            packets_lost=s.packets_lost,
+            loss_percent=s.loss_percent,
+            fraction_lost=s.fraction_lost,
+            jitter_ms=s.jitter_ms,
+            rtt_ms=s.rtt_ms,
+            remote_loss_percent=(
+                100.0 * s.remote_fraction_lost if s.remote_fraction_lost is not None else None
+            ),
+            remote_jitter_ms=s.remote_jitter_ms,
+            jitter_buffer_ms=jb_ms,
+            target_delay_ms=p.target_delay_ms if p is not None else 0.0,
+            concealed_ms=p.concealed_ms if p is not None else 0.0,
+            stretched_ms=(p.accelerated_ms + p.expanded_ms) if p is not None else 0.0,
+            late_packets=late,
+            mos=estimate.mos,
+            r_factor=estimate.r,
+        )
+
+    def close(self, now: float) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._session.bye(now)
+            for data, dest, via_rtcp in self._session.datagrams_to_send():
+                self._endpoint.send(data, dest, via_rtcp)
+        except Exception:
+            logger.exception("RTCP BYE failed")
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

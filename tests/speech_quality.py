@@ -1,0 +1,97 @@
+"""Speech quality against a reference: align a recording to what was sent, then ITU-T P.862.
+
+Independent of softphone's own media code (stdlib ``wave`` + numpy), so a bug there cannot hide
+itself here.
+"""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+Signal = npt.NDArray[np.float64]
+SPEECH = Path(__file__).resolve().parent / "data" / "audio" / "speech16k.wav"
+
+
+def read_wav(path: Path) -> tuple[Signal, int]:
+    with wave.open(str(path)) as w:
+        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise ValueError(f"{path}: expected 16-bit PCM, got {8 * width}-bit")
+    data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1)
+    return data, rate
+
+
+def resample(x: Signal, rate: int, target: int) -> Signal:
+    """Band-limited enough for scoring: FFT resampling of the whole signal."""
+    if rate == target:
+        return x
+    n = round(len(x) * target / rate)
+    spectrum = np.fft.rfft(x)
+    keep = min(len(spectrum), n // 2 + 1)
+    out = np.fft.irfft(spectrum[:keep], n)
+    return out * (n / len(x))
+
+
+def write_wav(path: Path, data: Signal, rate: int) -> Path:
+    pcm = np.clip(np.round(data * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def speech_at(rate: int, directory: Path) -> Path:
+    """The reference speech at ``rate``: a peer that resamples poorly itself is not what we test."""
+    data, source_rate = read_wav(SPEECH)
+    return write_wav(directory / f"speech{rate}.wav", resample(data, source_rate, rate), rate)
+
+
+def align(reference: Signal, recording: Signal, rate: int, max_lag_s: float = 3.0) -> int:
+    """Lag (samples) at which ``reference`` best matches ``recording`` (recording[lag:] ~ reference)."""
+    n = len(recording) + len(reference)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(recording, size) * np.conj(np.fft.rfft(reference, size)), size)
+    max_lag = int(max_lag_s * rate)
+    window = np.concatenate((corr[: max_lag + 1], corr[-max_lag:]))
+    best = int(np.argmax(window))
+    return best if best <= max_lag else best - len(window)
+
+
+@dataclass(frozen=True)
+class Score:
+    pesq: float
+    lag_ms: float
+    seconds: float
+
+
+def score(reference_path: Path, recording_path: Path, *, mode: str, seconds: float = 8.0,
+          skip_s: float = 0.5) -> Score:
+    """P.862 (mode "wb" at 16 kHz, "nb" at 8 kHz) of ``seconds`` of the recording, aligned."""
+    from pesq import pesq
+
+    rate = 16000 if mode == "wb" else 8000
+    ref, ref_rate = read_wav(reference_path)
+    rec, rec_rate = read_wav(recording_path)
+    ref, rec = resample(ref, ref_rate, rate), resample(rec, rec_rate, rate)
+    lag = align(ref, rec, rate)
+    start = int(skip_s * rate)
+    length = int(seconds * rate)
+    if lag >= 0:
+        ref_seg, rec_seg = ref[start : start + length], rec[lag + start : lag + start + length]
+    else:
+        ref_seg, rec_seg = ref[start - lag : start - lag + length], rec[start : start + length]
+    n = min(len(ref_seg), len(rec_seg))
+    if n < rate * min(3.0, seconds):
+        raise AssertionError(f"only {n / rate:.1f} s of aligned speech in {recording_path}")
+    value = float(pesq(rate, ref_seg[:n].astype(np.float32), rec_seg[:n].astype(np.float32), mode))
+    return Score(pesq=value, lag_ms=1000 * lag / rate, seconds=n / rate)
