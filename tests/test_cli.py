@@ -195,11 +195,11 @@ def listening_on(transport: str) -> Callable[[Event], bool]:
 
 
 @contextmanager
-def auto_answer_listener(tmp_path: Path, port: int) -> Iterator[Background]:
+def auto_answer_listener(tmp_path: Path, port: int, *extra: str) -> Iterator[Background]:
     """``listen --auto-answer`` with no config (peer-to-peer: sip:softphone@127.0.0.1), ready."""
     argv = softphone(
         tmp_path / "listen.log", "listen", "--auto-answer", "--json", "--bind", HOST,
-        "--sip-port", str(port), "--duration", LISTEN_DURATION_S,
+        "--sip-port", str(port), "--duration", LISTEN_DURATION_S, *extra,
     )
     with background(argv, make_env(tmp_path / "listener"), tmp_path) as listener:
         for transport in ("udp", "tcp"):
@@ -253,6 +253,8 @@ BAD_INPUT = {
     "invalid-toml": ("sip_port = [\n", [], ["{config}", "invalid TOML"]),
     "account-without-uri": ('[[account]]\nname = "carol"\n', [], ["{config}", "carol", "uri"]),
     "unknown-account": (ACCOUNT_TOML, ["--account", "nosuch"], ["nosuch", "carol"]),
+    "missing-play-file": (None, ["--play", "/nonexistent/in.wav"], ["--play", "no such file"]),
+    "unknown-codec": ("codecs = ['speex']\n", [], ["{config}", "unknown codec 'speex'"]),
 }
 
 
@@ -296,6 +298,22 @@ def test_unknown_account_without_a_config_is_a_usage_error(tmp_path: Path, comma
     assert "nosuch" in result.stderr
 
 
+def test_bad_dtmf_digits_are_a_usage_error(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    argv = softphone(tmp_path / "bad.log", "dial", "sip:softphone@127.0.0.1:9", "--bind", HOST,
+                     "--sip-port", str(port), "--duration", "1", "--dtmf", "12x")
+    result = run(argv, make_env(tmp_path), tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "DTMF digits are 0-9" in result.stderr
+
+
+def test_devices_lists_or_says_there_are_none(tmp_path: Path) -> None:
+    result = run(softphone(tmp_path / "d.log", "devices"), make_env(tmp_path), tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    # This machine has no sound card (CI neither): the command says so instead of failing.
+    assert "No sound devices found" in result.stdout or re.search(r"^\s*\d+\s+\S", result.stdout, re.M)
+
+
 # ---------------------------------------------------------------------------------- 3. a real call
 def test_dial_calls_a_listener_talks_and_hangs_up(tmp_path: Path) -> None:
     listen_port, dial_port = free_ports(2)
@@ -337,6 +355,41 @@ def test_dial_calls_a_listener_talks_and_hangs_up(tmp_path: Path) -> None:
 
     assert (tmp_path / "dial.log").stat().st_size > 0  # --log-file honoured ...
     assert not (tmp_path / "dialer" / "xdg_state_home" / "softphone" / "softphone.log").exists()
+
+
+SPEECH = Path(__file__).resolve().parent / "data" / "audio" / "speech16k.wav"
+
+
+def test_dial_plays_records_and_sends_dtmf_to_a_listener(tmp_path: Path) -> None:
+    """The headless audio contract: --play as the microphone, --record what the far end says
+    (after the jitter buffer, >= 16 kHz mono), --dtmf once established; listen records too."""
+    import wave
+
+    listen_port, dial_port = free_ports(2)
+    heard_by_listener = tmp_path / "listener-heard.wav"
+    heard_by_dialer = tmp_path / "dialer-heard.wav"
+    with auto_answer_listener(tmp_path, listen_port, "--play", str(SPEECH), "--record", str(heard_by_listener)) as listener:
+        result = run(
+            softphone(tmp_path / "dial.log", "dial", f"sip:softphone@127.0.0.1:{listen_port}", "--json",
+                      "--bind", HOST, "--sip-port", str(dial_port), "--duration", "2",
+                      "--play", str(SPEECH), "--record", str(heard_by_dialer), "--dtmf", "4#"),
+            make_env(tmp_path / "dialer"), tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        listener.wait_for(lambda e: e["event"] == "dtmf" and e["digit"] == "#")
+        assert [e["digit"] for e in listener.events if e["event"] == "dtmf"] == ["4", "#"]
+        far_end = listener.wait_for(lambda e: e["event"] == "call_ended")
+        assert far_end["stats"]["packets_received"] >= 50
+        stop_listener(listener)
+    (ended,) = of_kind(json_events(result.stdout), "call_ended")
+    assert ended["stats"]["codec"] == "opus" and ended["stats"]["packets_sent"] >= 50
+    for path in (heard_by_dialer, heard_by_listener):
+        with wave.open(str(path)) as w:
+            assert w.getnchannels() == 1 and w.getframerate() >= 16000
+            assert w.getnframes() >= 1.5 * w.getframerate(), path
+            samples = w.readframes(w.getnframes())
+        assert max(abs(int.from_bytes(samples[i : i + 2], "little", signed=True)) for i in range(0, len(samples), 2)) > 1000
 
 
 # ---------------------------------------------------------------------------------- 4. failing call

@@ -65,6 +65,13 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
         ("sip_port = 70000\n", "sip_port must be a port number"),
         ("rtp_port_min = 20000\nrtp_port_max = 10000\n", "must be above rtp_port_min"),
         ("[[account]\n", "invalid TOML"),
+        ("codecs = ['speex']\n", "codecs: unknown codec 'speex'"),
+        ("codecs = []\n", "codecs must be a non-empty list"),
+        ("codecs = 'opus'\n", "codecs must be a non-empty list"),
+        ("input_device = true\n", "input_device must be a device index or part of a device name"),
+        ("output_device = -1\n", "output_device must be a device index"),
+        ("ring_device = ' '\n", "ring_device must not be empty"),
+        ("recordings_dir = 3\n", "recordings_dir must be a directory path"),
     ],
 )
 def test_mistakes_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -105,3 +112,22 @@ def test_a_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.M
         save_config(config, path)
     assert path.read_text() == EXAMPLE
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_audio_keys_load_normalise_and_round_trip(tmp_path: Path) -> None:
+    path = write(tmp_path, "codecs = ['pcmu', 'OPUS', 'PCMU']\ninput_device = 'USB'\noutput_device = 3\n"
+                           "recordings_dir = '~/calls'\n")
+    config = load_config(path)
+    assert config.codecs == ("PCMU", "opus")  # canonical spelling, first mention wins
+    assert config.input_device == "USB" and config.output_device == 3 and config.ring_device is None
+    assert config.recordings_dir == Path("~/calls").expanduser()
+    save_config(config, path)
+    again = load_config(path)
+    assert (again.codecs, again.input_device, again.output_device, again.recordings_dir) == (
+        config.codecs, config.input_device, config.output_device, config.recordings_dir)
+
+
+def test_audio_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.codecs == ("opus", "G722", "PCMU", "PCMA")
+    assert config.input_device is None and config.output_device is None and config.recordings_dir is None

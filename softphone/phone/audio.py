@@ -25,6 +25,8 @@ import numpy as np
 
 from softphone.media.device import AudioDeviceError, AudioIO, FileIO, NullIO, open_device
 from softphone.media.levels import LevelMeter
+from softphone.media.tones import RING, ToneGenerator
+from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import WavWriter
 
 logger = logging.getLogger(__name__)
@@ -134,12 +136,29 @@ class AudioEngine:
             self._recorder.write(out)
 
 
+class TonePort:
+    """Plays a tone pattern (ringback, ring) into an engine; captures nothing."""
+
+    def __init__(self, generator: ToneGenerator) -> None:
+        self._generator = generator
+
+    def capture(self, pcm: Pcm, now: float) -> None:
+        pass
+
+    def render(self, samples: int, now: float) -> Pcm:
+        return self._generator.next(samples)
+
+
 class AudioProvider(Protocol):
     def engine_for_call(self, call_number: int) -> AudioEngine:
         """The engine the n-th media call (1-based) uses."""
 
     def release(self, engine: AudioEngine) -> None:
         """The call is over."""
+
+    def tones(self, *, ringback: bool, ring: bool) -> None:
+        """Play (or stop) the ringback tone (we call, it rings there) and the ring tone (a
+        call for us). Headless providers play none: a recording holds only the far end."""
 
     def close(self) -> None: ...
 
@@ -152,6 +171,9 @@ class NullAudio:
 
     def release(self, engine: AudioEngine) -> None:
         engine.close()
+
+    def tones(self, *, ringback: bool, ring: bool) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -178,6 +200,9 @@ class FileAudio:
     def release(self, engine: AudioEngine) -> None:
         engine.close()
 
+    def tones(self, *, ringback: bool, ring: bool) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -195,11 +220,16 @@ class DeviceAudio:
         output_device: str | int | None,
         *,
         on_problem: Callable[[str], None],
+        ring_device: str | int | None = None,
     ) -> None:
         self._input = input_device
         self._output = output_device
+        self._ring_device = ring_device
         self._on_problem = on_problem
         self._engine: AudioEngine | None = None
+        self._ring_engine: AudioEngine | None = None
+        self._ringback_port: TonePort | None = None
+        self._ring_port: TonePort | None = None
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
         if self._engine is None:
@@ -212,10 +242,42 @@ class DeviceAudio:
                 self._engine = AudioEngine(NullIO(HEADLESS_RATE), name="null")
         return self._engine
 
+    def _ringer(self) -> AudioEngine:
+        """Where the ring tone plays: ``ring_device`` when configured, else the call device."""
+        if self._ring_device is None:
+            return self.engine_for_call(0)
+        if self._ring_engine is None:
+            try:
+                self._ring_engine = AudioEngine(open_device(None, self._ring_device), name="ring")
+                self._ring_engine.start()
+            except AudioDeviceError as exc:
+                self._on_problem(f"ring device unusable, ringing on the call device: {exc}")
+                self._ring_device = None
+                return self.engine_for_call(0)
+        return self._ring_engine
+
+    def tones(self, *, ringback: bool, ring: bool) -> None:
+        if ringback and self._ringback_port is None:
+            engine = self.engine_for_call(0)
+            self._ringback_port = TonePort(ToneGenerator(ringback_tone("eu"), engine.sample_rate))
+            engine.attach(self._ringback_port)
+        elif not ringback and self._ringback_port is not None:
+            self.engine_for_call(0).detach(self._ringback_port)
+            self._ringback_port = None
+        if ring and self._ring_port is None:
+            engine = self._ringer()
+            self._ring_port = TonePort(ToneGenerator(RING, engine.sample_rate))
+            engine.attach(self._ring_port)
+        elif not ring and self._ring_port is not None:
+            self._ringer().detach(self._ring_port)
+            self._ring_port = None
+
     def release(self, engine: AudioEngine) -> None:
         pass  # shared: closed with the phone
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        for engine in (self._engine, self._ring_engine):
+            if engine is not None:
+                engine.close()
+        self._engine = self._ring_engine = None
+        self._ringback_port = self._ring_port = None

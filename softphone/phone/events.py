@@ -76,6 +76,7 @@ class CallEnded(PhoneEvent):
     duration_s: float  # talk time; 0 when never established
     answered: bool
     stats: dict[str, Any] | None = None  # the call's last audio statistics (see CallStats)
+    recording: str | None = None  # the call recording's path, when the call was recorded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from softphone.media.codecs import (
 )
 from softphone.media.playout import Playout
 from softphone.media.resample import Resampler
+from softphone.media.wav import StereoRecorder
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
 from softphone.rtp.emodel import estimate_mos
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
@@ -155,6 +157,8 @@ class CallMedia:
         self._dtmf_queue: list[str] = []
         self._last_loss_percent = -1
         self.unknown_payload_types = 0
+        self._recorder: StereoRecorder | None = None
+        self.recording_path: Path | None = None
         self.update(media, pt_map)
 
     # ------------------------------------------------------------------ negotiation
@@ -236,6 +240,8 @@ class CallMedia:
         if self.closed or self._codec is None or self._encoder is None or self._to_codec is None:
             return
         self._poll_dtmf(now)
+        if self._recorder is not None:
+            self._recorder.write_local(np.zeros_like(pcm) if self.muted or not self.sends else pcm)
         converted = self._to_codec.process(pcm)
         self._mic_buffer = np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
         sent = False
@@ -260,6 +266,12 @@ class CallMedia:
 
     def render(self, samples: int, now: float) -> Pcm:
         """``samples`` of far-end audio at the engine's rate (silence when there is none)."""
+        out = self._render(samples, now)
+        if self._recorder is not None:
+            self._recorder.write_remote(out)
+        return out
+
+    def _render(self, samples: int, now: float) -> Pcm:
         playout, resampler = self._playout, self._to_engine
         if playout is None or resampler is None or not self.receives:
             return np.zeros(samples, dtype=np.float32)
@@ -276,6 +288,27 @@ class CallMedia:
         if len(out) < samples:
             out = np.concatenate((out, np.zeros(samples - len(out), dtype=np.float32)))
         return out.astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self, path: Path) -> None:
+        """Stereo WAV, local on the left and remote on the right, at the engine's rate. The
+        header is kept valid while writing, so a killed process leaves a playable file."""
+        if self._recorder is not None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._recorder = StereoRecorder(path, self._engine_rate)
+        self.recording_path = path
+
+    def stop_recording(self) -> Path | None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        recorder.close()
+        return self.recording_path
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
 
     # ------------------------------------------------------------------ DTMF
     def send_dtmf(self, digits: str, now: float) -> None:
@@ -442,6 +475,7 @@ class CallMedia:
         if self.closed:
             return
         self.closed = True
+        self.stop_recording()
         try:
             self._session.bye(now)
             for data, dest, via_rtcp in self._session.datagrams_to_send():

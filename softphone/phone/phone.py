@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
+import time
+from pathlib import Path
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -20,7 +23,7 @@ from functools import partial
 from typing import Literal
 
 from softphone import __version__
-from softphone.config import Account, Config
+from softphone.config import Account, Config, default_data_dir
 from softphone.media.codecs import CodecError, available_codecs
 from softphone.phone import events as pe
 from softphone.phone.audio import AudioEngine, AudioProvider, DeviceAudio
@@ -105,6 +108,7 @@ class CallInfo:
     engine: AudioEngine | None = None
     call_number: int = 0  # the n-th call that got media (FileAudio names recordings by it)
     final_stats: dict[str, object] | None = None
+    recording_path: Path | None = None
 
 
 class Phone:
@@ -139,7 +143,8 @@ class Phone:
         self._registration_settled: dict[str, asyncio.Event] = {}
         self._tls_ca_files: dict[tuple[str, int], str] = {}
         self._audio: AudioProvider = audio or DeviceAudio(
-            config.input_device, config.output_device, on_problem=self._audio_problem
+            config.input_device, config.output_device, on_problem=self._audio_problem,
+            ring_device=config.ring_device,
         )
         self._codecs = codec_specs(config.codecs)
         self._media_calls = 0
@@ -346,6 +351,27 @@ class Phone:
         if info.audio is not None:
             info.audio.muted = muted
 
+    def record(self, call_id: str, on: bool) -> Path | None:
+        """Start (or stop) recording the call to a stereo WAV in the recordings directory
+        (local left, remote right). Returns the file's path."""
+        info = self.call(call_id)
+        if info.audio is None:
+            raise PhoneError("the call has no audio to record yet")
+        if not on:
+            return info.audio.stop_recording()
+        if info.audio.recording:
+            return info.audio.recording_path
+        directory = self._config.recordings_dir or default_data_dir() / "recordings"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        who = re.sub(r"[^A-Za-z0-9._@+-]+", "_", info.remote.strip("<>").removeprefix("sip:"))[:60] or "call"
+        path = directory / f"{stamp}-{who}.wav"
+        try:
+            info.audio.start_recording(path)
+        except OSError as exc:
+            raise PhoneError(f"cannot record to {path}: {exc.strerror or exc}") from None
+        info.recording_path = path
+        return path
+
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         info = self.call(call_id)
         if info.audio is None:
@@ -495,6 +521,7 @@ class Phone:
             self._handle(ua.reject(event.call_id, status=480, now=self._now(), reason="Do Not Disturb"))
             return
         self._emit(pe.CallStateChanged(call_id=info.call_id, state="ringing", direction="incoming", remote=info.remote))
+        self._update_tones()
         ua.ring(event.call_id, self._now())
         if self.auto_answer:
             asyncio.get_running_loop().create_task(self._auto_answer(event.call_id))
@@ -656,6 +683,18 @@ class Phone:
     def _dtmf_received(self, call_id: str, digit: str, method: Literal["rtp", "info"], duration_ms: int) -> None:
         self._emit(pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms))
 
+    def _update_tones(self) -> None:
+        """Ringback while an outgoing call rings without early media; ring while a call for us
+        waits to be answered (not when do-not-disturb rejected it)."""
+        calls = self._calls.values()
+        ringback = any(c.direction == "outgoing" and c.state == "ringing" for c in calls)
+        ring = any(c.direction == "incoming" and c.state == "ringing" for c in calls)
+        try:
+            self._audio.tones(ringback=ringback, ring=ring)
+        except Exception as exc:  # a tone is a nicety: never let it break call handling
+            logger.exception("tones failed")
+            self._emit(pe.Notice(level="warning", text=f"cannot play tones: {exc}"))
+
     def _audio_problem(self, text: str) -> None:
         self._emit(pe.Notice(level="warning", text=text))
 
@@ -664,6 +703,7 @@ class Phone:
         if info.state == state:
             return
         info.state = state
+        self._update_tones()
         self._emit(pe.CallStateChanged(call_id=info.call_id, state=state, direction=info.direction, remote=info.remote))
 
     def _finish(self, info: CallInfo, status: int, reason: str) -> None:
@@ -684,6 +724,7 @@ class Phone:
                 duration_s=round(duration, 3),
                 answered=info.established_at is not None,
                 stats=info.final_stats,
+                recording=str(info.recording_path) if info.recording_path else None,
             )
         )
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from speech_quality import SPEECH, score
 
@@ -114,3 +116,63 @@ async def test_hold_stops_the_held_side_sending(phones: list[Phone]) -> None:
 def test_recordings_are_numbered_per_call() -> None:
     assert numbered(Path("/x/out.wav"), 1) == Path("/x/out.wav")
     assert numbered(Path("/x/out.wav"), 3) == Path("/x/out-3.wav")
+
+
+class ToneSpy(NullAudio):
+    """NullAudio that remembers what the phone asked of the tones."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, bool]] = []
+
+    def tones(self, *, ringback: bool, ring: bool) -> None:
+        if not self.calls or self.calls[-1] != (ringback, ring):
+            self.calls.append((ringback, ring))
+
+
+async def test_ringback_and_ring_follow_the_call_state(phones: list[Phone]) -> None:
+    caller_audio, callee_audio = ToneSpy(), ToneSpy()
+    callee = await started(callee_audio, seed="t1")
+    caller = await started(caller_audio, seed="t2")
+    phones += [callee, caller]
+    call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
+    incoming = await expect(callee, lambda e: isinstance(e, pe.IncomingCall))
+    await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "ringing")
+    assert callee_audio.calls[-1] == (False, True)  # a call for us: ring
+    assert caller_audio.calls[-1] == (True, False)  # it rings there: ringback
+    assert isinstance(incoming, pe.IncomingCall)
+    await callee.answer(incoming.call_id)
+    await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    await expect(callee, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    assert caller_audio.calls[-1] == (False, False) and callee_audio.calls[-1] == (False, False)
+    await caller.hangup(call_id)
+
+
+async def test_call_recording_is_stereo_local_left_remote_right(phones: list[Phone], tmp_path: Path) -> None:
+    callee = await started(FileAudio(SPEECH, None), auto_answer=True, seed="r1")
+    caller = await started(FileAudio(SPEECH, None), seed="r2")
+    caller._config = Config(recordings_dir=tmp_path / "rec")  # noqa: SLF001 - the dir under test
+    phones += [callee, caller]
+    call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
+    await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    path = caller.record(call_id, True)
+    assert path is not None and path.parent == tmp_path / "rec"
+    await expect(caller, lambda e: stats_of(call_id)(e) and e.stats["packets_received"] >= 100)  # type: ignore[attr-defined]
+    await caller.hangup(call_id)
+    end = await expect(caller, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(end, pe.CallEnded) and end.recording == str(path)
+    with wave.open(str(path)) as w:
+        assert w.getnchannels() == 2 and w.getframerate() >= 16000
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2).astype(float)
+    assert len(frames) >= w.getframerate()  # at least a second of audio
+    left_rms, right_rms = np.sqrt((frames**2).mean(axis=0))
+    assert left_rms > 300 and right_rms > 300  # speech on both sides, not silence
+
+
+async def test_record_needs_audio(phones: list[Phone]) -> None:
+    callee = await started(NullAudio(), seed="r3")
+    caller = await started(NullAudio(), seed="r4")
+    phones += [callee, caller]
+    call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
+    with pytest.raises(PhoneError, match="no audio"):
+        caller.record(call_id, True)
+    await caller.hangup(call_id)
