@@ -13,13 +13,13 @@ import asyncio
 import logging
 import random
 import re
-import time
-from pathlib import Path
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 from softphone import __version__

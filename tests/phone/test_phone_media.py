@@ -150,7 +150,7 @@ async def test_ringback_and_ring_follow_the_call_state(phones: list[Phone]) -> N
 async def test_call_recording_is_stereo_local_left_remote_right(phones: list[Phone], tmp_path: Path) -> None:
     callee = await started(FileAudio(SPEECH, None), auto_answer=True, seed="r1")
     caller = await started(FileAudio(SPEECH, None), seed="r2")
-    caller._config = Config(recordings_dir=tmp_path / "rec")  # noqa: SLF001 - the dir under test
+    caller._config = Config(recordings_dir=tmp_path / "rec")
     phones += [callee, caller]
     call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
     await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
