@@ -24,7 +24,7 @@ from typing import Literal
 
 from softphone import __version__
 from softphone.config import Account, Config, default_data_dir
-from softphone.media.codecs import CodecError, available_codecs
+from softphone.media.codecs import CodecError, available_codecs, unavailable_reasons
 from softphone.phone import events as pe
 from softphone.phone.audio import AudioEngine, AudioProvider, DeviceAudio
 from softphone.phone.media import CallMedia, receive_map
@@ -165,6 +165,9 @@ class Phone:
             accounts=resolved, rng=self._rng, timers=self._timers, user_agent=f"softphone/{__version__}"
         )
         self._ua = ua
+        for name, reason in unavailable_reasons().items():
+            if name in {c.lower() for c in self._config.codecs}:
+                self._emit(pe.Notice(level="warning", text=f"{name} is not offered: {reason}"))
         self._transport = SipTransport(ua, self._on_ua_events, tls_context=self._tls_context)
         await self._listen()
         for acct in resolved:
@@ -560,7 +563,7 @@ class Phone:
         info.session_version += 1
         local = LocalMedia(
             address=self._advertised, port=info.rtp.port, codecs=self._codecs, direction=direction,
-            rtcp_port=info.rtp.rtcp_port,
+            rtcp_port=info.rtp.rtcp_port, rtcp_mux=True,  # RFC 5761: used when the peer agrees
         )
         offer = create_offer(local, session_id=info.rtp.session_id, session_version=info.session_version)
         info.local_sdp = offer
@@ -587,7 +590,7 @@ class Phone:
             info.session_version += 1
             local = LocalMedia(
                 address=self._advertised, port=info.rtp.port, codecs=self._codecs, direction=direction,
-                rtcp_port=info.rtp.rtcp_port,
+                rtcp_port=info.rtp.rtcp_port, rtcp_mux=True,  # RFC 5761: used when the peer agrees
             )
             answer, media = create_answer(
                 offer, local, session_id=info.rtp.session_id, session_version=info.session_version
