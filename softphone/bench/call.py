@@ -1,0 +1,171 @@
+"""``softphone bench cpu|latency|device``: the audio performance benchmarks of real calls.
+
+    softphone bench cpu     [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
+    softphone bench latency [--clicks 30] [--interval-ms 400] [--codec NAME ...] [--json]
+    softphone bench device  [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
+
+- ``cpu`` (call_cpu.py): CPU seconds of a full-duplex Opus call, softphone vs baresip, and
+  baresip vs baresip, in the same run.
+- ``latency`` (call_latency.py): mouth-to-ear delay on loopback from audio timestamps, per
+  codec, against the 60 ms budget.
+- ``device`` (call_device.py): xruns and pace of the PortAudio path on JACK's dummy driver.
+
+Everything runs on 127.0.0.1; every process started is stopped by its pid. ``bench/cli.py``
+hooks these in with :func:`add_commands` and :func:`run`. Exit status: 0 done, 1 a target
+missed (latency over budget or a click lost; any xrun), 2 usage errors or a peer that is missing
+or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+COMMANDS: Final = ("cpu", "latency", "device")
+DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
+EXIT_OK = 0
+EXIT_TARGET_MISSED = 1
+EXIT_ERROR = 2
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``cpu``, ``latency`` and ``device`` to ``softphone bench``'s subparsers."""
+    cpu = subparsers.add_parser("cpu", help="CPU of a full-duplex Opus call, softphone vs baresip")
+    _seconds(cpu)
+    _speech(cpu)
+    _common(cpu)
+
+    latency = subparsers.add_parser("latency", help="mouth-to-ear delay on loopback, per codec")
+    latency.add_argument("--clicks", type=_positive_int, default=30, metavar="N",
+                         help="clicks per codec (default 30)")
+    latency.add_argument("--interval-ms", type=_interval, default=400, metavar="MS",
+                         help="time between clicks (default 400)")
+    latency.add_argument("--codec", action="append", choices=["opus", "G722", "PCMU", "PCMA"],
+                         help="codec to measure (repeatable; default opus, G722, PCMU)")
+    latency.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    device = subparsers.add_parser("device", help="xruns of the device path on JACK's dummy driver")
+    _seconds(device)
+    _speech(device)
+    _common(device)
+
+
+def _seconds(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=_positive_float, default=60.0, metavar="S",
+                   help="seconds of established call (default 60)")
+
+
+def _speech(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--speech", type=Path, default=DEFAULT_SPEECH, metavar="REF.wav",
+                   help=f"speech both sides send, looped (default {DEFAULT_SPEECH})")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", type=Path, metavar="DIR",
+                   help="keep configs and peer logs here (default: a temporary directory)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be above 0 and at most 3600")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError("must be 1 to 1000")
+    return value
+
+
+def _interval(text: str) -> int:
+    value = _positive_int(text)
+    if value < 150:
+        raise argparse.ArgumentTypeError("at least 150 ms, so that one click is heard before the next")
+    return value
+
+
+@contextmanager
+def _workdir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="softphone-bench-") as tmp:
+        yield Path(tmp)
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Run the benchmark ``args.command`` names; returns the exit status."""
+    from softphone.bench.call_peers import PeerError
+
+    stream = out or sys.stdout
+    try:
+        if args.command == "latency":
+            return _latency(args, stream)
+        if not args.speech.is_file():
+            print(f"softphone bench: {args.speech}: no such file (give --speech REF.wav)", file=sys.stderr)
+            return EXIT_ERROR
+        if args.command == "cpu":
+            return _cpu(args, stream)
+        return _device(args, stream)
+    except PeerError as exc:
+        print(f"softphone bench {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _emit(args: argparse.Namespace, out: TextIO, payload: dict[str, Any], table: str) -> None:
+    if args.json:
+        out.write(json.dumps(payload) + "\n")
+    else:
+        out.write(table + "\n")
+    out.flush()
+
+
+def _cpu(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.call_cpu import run_cpu
+
+    with _workdir(args.workdir) as workdir:
+        report = run_cpu(workdir, args.speech.resolve(), args.seconds)
+    _emit(args, out, report.to_json(), report.table())
+    return EXIT_OK
+
+
+def _latency(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
+    from softphone.bench.call_latency import BUDGET_MS, CODECS, latency_table, measure_latency
+
+    codecs = tuple(args.codec) if args.codec else CODECS
+
+    async def all_codecs() -> list[Any]:
+        return [await measure_latency(c, clicks=args.clicks, interval_s=args.interval_ms / 1000)
+                for c in codecs]
+
+    results = asyncio.run(all_codecs())
+    payload = {"benchmark": "latency", "budget_ms": BUDGET_MS, "results": [r.to_json() for r in results]}
+    _emit(args, out, payload, latency_table(results))
+    return EXIT_OK if all(r.within_budget for r in results) else EXIT_TARGET_MISSED
+
+
+def _device(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.call_device import run_device
+
+    with _workdir(args.workdir) as workdir:
+        report = run_device(workdir, args.speech.resolve(), args.seconds)
+    _emit(args, out, report.to_json(), report.table())
+    return EXIT_OK if report.xruns == 0 else EXIT_TARGET_MISSED
