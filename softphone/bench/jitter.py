@@ -3,7 +3,7 @@
 Packets carry real speech encoded with the call's codec (the speech WAV is looped), so
 concealment and time-stretching run for real. The replay is causal: packets are handed to
 :class:`softphone.media.playout.Playout` in arrival order at their arrival times, the playout is
-pulled in fixed 10 ms blocks on the receiver clock, and nothing sees the profile name or a future
+pulled in fixed 5 ms blocks on the receiver clock, and nothing sees the profile name or a future
 arrival. ``play_ms`` comes from the samples actually produced (``Playout.frames_played``).
 
 RTP sequence numbers and timestamps start just below their wrap so every run crosses it.
@@ -27,11 +27,15 @@ from softphone.rtp.jitter import FrameKind, JitterConfig
 F64 = npt.NDArray[np.float64]
 
 PACKET_MS: Final = 20
-BLOCK_MS: Final = 10
+BLOCK_MS: Final = 5
+"""The pull block. A call's audio pump (phone/audio.py) ticks every 5 ms and pulls exactly the
+samples the speaker needs, so 5 ms blocks are what calls do; the playout's delay control accounts
+for the block (a frame must be there at the pull that starts it)."""
 FIRST_SEQUENCE: Final = 65_000
 FIRST_TIMESTAMP: Final = (1 << 32) - 48_000 * 3
 DRAIN_MS: Final = 1000.0
-"""Pulls go on this long after the last arrival, so every frame gets played."""
+"""Pulls go on at most this long after the last arrival, until every frame has been played (so
+the concealment after the end of the trace does not count)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,7 +136,8 @@ def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
     t = math.floor(float(arr_ms[order[0]]) / BLOCK_MS) * BLOCK_MS
     end = float(arr_ms[order[-1]]) + DRAIN_MS
     k = 0
-    while t <= end:
+    unplayed = n
+    while t <= end and unplayed > 0:
         while k < len(order) and arr_ms[order[k]] <= t:
             i = int(order[k])
             playout.put(sequence=(FIRST_SEQUENCE + i) & 0xFFFF,
@@ -149,6 +154,7 @@ def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
             i = ticks // frame_ticks
             if i >= n or from_packet[i]:
                 continue
+            unplayed -= bool(math.isnan(play_ms[i]))
             if frame.kind is FrameKind.PACKET:
                 play_ms[i] = frame.play_time * 1000.0
                 from_packet[i] = True

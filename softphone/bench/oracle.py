@@ -11,6 +11,12 @@ constrained optimum; on our traces that step is a small fraction of a millisecon
 
 Late loss counts packets that arrived (``arr_ms`` not NaN) after their play time. Mean delay is
 over every packet, lost ones included (the path goes on through them).
+
+That oracle may change its offset by 5 ms on every packet, i.e. time-stretch a quarter of the
+audio, while our playout is held to <= 5 % of the audio time-stretched. :func:`budget_oracle` is the
+same search that also respects that budget: the total |offset change| over the trace is at most
+5 % of its duration (shared/research/jitter-buffers.md: "a cost per ms of stretch"). A second
+Lagrangian price ``mu`` per ms of offset change is found by bisection around the first.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ F64 = npt.NDArray[np.float64]
 
 MAX_LATE: Final = 0.01
 MAX_STEP_MS: Final = 5.0
+MAX_STRETCH: Final = 0.05
+"""Share of the trace's duration that the budget oracle may spend on offset changes."""
+PACKET_MS: Final = 20.0
 FIXED_BUFFER_MS: Final = 60.0
 
 
@@ -38,6 +47,11 @@ class Reference:
     late_fraction: float
     offsets_ms: F64
 
+    @property
+    def stretched_ms(self) -> float:
+        """Audio time-stretched along the path: the sum of |offset change| between packets."""
+        return float(np.abs(np.diff(self.offsets_ms)).sum())
+
 
 def _late_fraction(delay: F64, offsets: F64) -> float:
     arrived = ~np.isnan(delay)
@@ -47,11 +61,13 @@ def _late_fraction(delay: F64, offsets: F64) -> float:
     return float(np.sum(delay[arrived] > offsets[arrived] + 1e-9)) / count
 
 
-def _solve(delay: F64, grid: F64, lam: float, step: int) -> F64:
+def _solve(delay: F64, grid: F64, lam: float, step: int, mu: float = 0.0) -> F64:
     """argmin over paths on ``grid`` (moving at most ``step`` cells per packet) of
-    sum(offset) + lam * late."""
+    sum(offset) + lam * late + mu * sum(|offset change|)."""
     n, k = len(delay), len(grid)
     width = 2 * step + 1
+    cell_ms = float(grid[1] - grid[0]) if k > 1 else 1.0
+    move_cost = mu * cell_ms * np.abs(np.arange(-step, step + 1, dtype=np.float64))
     choice = np.zeros((n, k), dtype=np.int8)
     padded = np.full(k + 2 * step, np.inf)
     windows = sliding_window_view(padded, width)  # windows[j] = previous cells j-step..j+step
@@ -59,8 +75,9 @@ def _solve(delay: F64, grid: F64, lam: float, step: int) -> F64:
     value = grid + lam * (delay[0] > grid)
     for i in range(1, n):
         padded[step : step + k] = value
-        pick = np.argmin(windows, axis=1)
-        best = windows[rows, pick]
+        costs = windows + move_cost if mu > 0.0 else windows
+        pick = np.argmin(costs, axis=1)
+        best = costs[rows, pick]
         choice[i] = pick - step
         d = delay[i]
         value = best + grid if math.isnan(d) else best + grid + lam * (d > grid)
@@ -72,32 +89,101 @@ def _solve(delay: F64, grid: F64, lam: float, step: int) -> F64:
     return result
 
 
-def oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: float = MAX_LATE,
-           max_step_ms: float = MAX_STEP_MS, resolution_ms: float = 1.0) -> Reference:
-    """The hindsight-optimal offset path (see the module docstring)."""
-    delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
+def _grid(delay: F64, resolution_ms: float) -> F64 | None:
     arrived = delay[~np.isnan(delay)]
     if len(arrived) == 0:
-        zeros = np.zeros(len(delay))
-        return Reference(mean_ms=0.0, late_fraction=0.0, offsets_ms=zeros)
+        return None
     lo = math.floor(float(arrived.min()) / resolution_ms) * resolution_ms
     hi = math.ceil(float(arrived.max()) / resolution_ms) * resolution_ms
-    grid = np.arange(lo, hi + resolution_ms / 2, resolution_ms)
-    step = max(1, round(max_step_ms / resolution_ms))
+    grid: F64 = np.arange(lo, hi + resolution_ms / 2, resolution_ms)
+    return grid
+
+
+def _within_late(delay: F64, grid: F64, step: int, max_late: float, mu: float,
+                 lam_hint: float | None = None) -> tuple[F64, float]:
+    """The cheapest path (for price ``mu`` per ms of offset change) whose late loss is within
+    ``max_late``: bisection on the price per late packet (lower hull of delay vs late loss).
+    Returns the path and the price found; ``lam_hint`` narrows the first bracket."""
     # Late packets are priced in ms of summed delay: at lam = n * span nothing is ever late.
-    low, high = 0.0, float(len(delay)) * (hi - lo + resolution_ms)
-    best = _solve(delay, grid, high, step)
+    ceiling = float(len(delay)) * float(grid[-1] - grid[0] + 1.0)
+    low, high = 0.0, ceiling
+    if lam_hint is not None and lam_hint > 0.0:
+        low, high = lam_hint / 4.0, min(ceiling, lam_hint * 4.0)
+        if _late_fraction(delay, _solve(delay, grid, low, step, mu)) <= max_late:
+            low = 0.0
+    best = _solve(delay, grid, high, step, mu)
+    if _late_fraction(delay, best) > max_late:
+        low, high = high, ceiling
+        best = _solve(delay, grid, high, step, mu)
     for _ in range(40):
-        if high - low < 0.5:
+        if high - low < 0.5 or (low > 0.0 and high / low < 1.02):
             break
         lam = math.sqrt(max(low, 1.0) * high) if high / max(low, 1.0) > 4 else (low + high) / 2
-        path = _solve(delay, grid, lam, step)
+        path = _solve(delay, grid, lam, step, mu)
         if _late_fraction(delay, path) <= max_late:
             high, best = lam, path
         else:
             low = lam
-    return Reference(mean_ms=float(best.mean()), late_fraction=_late_fraction(delay, best),
-                     offsets_ms=best)
+    return best, high
+
+
+def _reference(delay: F64, path: F64) -> Reference:
+    return Reference(mean_ms=float(path.mean()), late_fraction=_late_fraction(delay, path),
+                     offsets_ms=path)
+
+
+def _no_arrivals(delay: F64) -> Reference:
+    return Reference(mean_ms=0.0, late_fraction=0.0, offsets_ms=np.zeros(len(delay)))
+
+
+def oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: float = MAX_LATE,
+           max_step_ms: float = MAX_STEP_MS, resolution_ms: float = 1.0) -> Reference:
+    """The hindsight-optimal offset path of issue 3 (see the module docstring)."""
+    delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
+    grid = _grid(delay, resolution_ms)
+    if grid is None:
+        return _no_arrivals(delay)
+    step = max(1, round(max_step_ms / resolution_ms))
+    path, _ = _within_late(delay, grid, step, max_late, 0.0)
+    return _reference(delay, path)
+
+
+def budget_oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: float = MAX_LATE,
+                  max_step_ms: float = MAX_STEP_MS, max_stretch: float = MAX_STRETCH,
+                  packet_ms: float = PACKET_MS, resolution_ms: float = 1.0) -> Reference:
+    """:func:`oracle` that also keeps the total |offset change| within ``max_stretch`` of the
+    trace's duration (the time-stretch budget our playout is held to)."""
+    delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
+    grid = _grid(delay, resolution_ms)
+    if grid is None:
+        return _no_arrivals(delay)
+    step = max(1, round(max_step_ms / resolution_ms))
+    budget_ms = max_stretch * len(delay) * packet_ms
+
+    def stretch_of(path: F64) -> float:
+        return float(np.abs(np.diff(path)).sum())
+
+    path, lam = _within_late(delay, grid, step, max_late, 0.0)
+    if stretch_of(path) <= budget_ms:
+        return _reference(delay, path)
+    # Price per ms of offset change: find one that keeps the stretch within the budget...
+    low, high = 0.0, 1.0
+    best, lam_best = _within_late(delay, grid, step, max_late, high, lam)
+    while stretch_of(best) > budget_ms and high < 1e6:
+        low, high = high, high * 4.0
+        best, lam_best = _within_late(delay, grid, step, max_late, high, lam_best)
+    # ...then the lowest such price (more stretching buys less delay), to 5 %.
+    lam = lam_best
+    for _ in range(30):
+        if high - low < 1e-3 or (low > 0.0 and high / low < 1.05):
+            break
+        mu = (low + high) / 2 if low == 0.0 or high / low < 4 else math.sqrt(low * high)
+        path, lam = _within_late(delay, grid, step, max_late, mu, lam)
+        if stretch_of(path) <= budget_ms:
+            high, best = mu, path
+        else:
+            low = mu
+    return _reference(delay, best)
 
 
 def fixed_buffer(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike,

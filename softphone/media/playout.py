@@ -45,6 +45,16 @@ FRAMES_MEMORY: Final = 4096
 MAX_DECISIONS_PER_PULL: Final = 256
 PLC_GRANULE_S: Final = 0.0025
 """Concealment is asked for in 2.5 ms granules (what libopus PLC works in)."""
+QUIET_FLOOR: Final = 10 ** (-55 / 20)
+"""A frame this quiet (RMS, full scale 1) is always quiet: silence, a pause, faint noise."""
+QUIET_CEILING: Final = 10 ** (-35 / 20)
+"""A frame this loud is never quiet, however loud the talker was."""
+QUIET_BELOW_LEVEL: Final = 10 ** (-30 / 20)
+"""In between, quiet means this far under the talker's recent level (a pause in speech)."""
+LEVEL_DECAY: Final = 10 ** (-20 / 20 / 250)
+"""The talker's level (peak frame RMS) falls 20 dB in 5 s of 20 ms frames when nobody talks."""
+QUIET_FADE_S: Final = 0.0025
+"""Cross-fade where a quiet frame is cut or padded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +82,29 @@ class FramePlayed:
     timestamp: int
     kind: FrameKind
     play_time: float
+
+
+def cut_quiet(pcm: Pcm, count: int, fade_in: Pcm, fade_out: Pcm) -> Pcm:
+    """``pcm`` without ``count`` samples (at most all but one fade's length) near its start: the
+    first fade-length of the frame cross-fades into the audio ``count`` samples later, so the
+    frame still begins where the previous one ended."""
+    fade = len(fade_in)
+    count = min(count, len(pcm) - fade)
+    if count <= 0:
+        return pcm
+    head = pcm[:fade] * fade_out + pcm[count : count + fade] * fade_in
+    return np.concatenate((head, pcm[count + fade :])).astype(np.float32, copy=False)
+
+
+def pad_quiet(pcm: Pcm, count: int, fade_in: Pcm, fade_out: Pcm) -> Pcm:
+    """``pcm`` with ``count`` more samples (at most all but one fade's length): its first
+    ``count`` samples are played, then it starts again, cross-faded over one fade's length."""
+    fade = len(fade_in)
+    count = min(count, len(pcm) - fade)
+    if count <= 0:
+        return pcm
+    joint = pcm[count : count + fade] * fade_out + pcm[:fade] * fade_in
+    return np.concatenate((pcm[:count], joint, pcm[fade:])).astype(np.float32, copy=False)
 
 
 class Playout:
@@ -109,6 +142,11 @@ class Playout:
         self._expanded = 0
         self._decode_errors = 0
         self._last_now = 0.0
+        self._level = 0.0  # the talker's recent level (RMS of the loudest recent frame)
+        self._quiet_fade = max(1, round(QUIET_FADE_S * self.sample_rate))
+        ramp = (np.arange(self._quiet_fade, dtype=np.float32) + 0.5) / self._quiet_fade
+        self._fade_in = ramp.astype(np.float32)
+        self._fade_out = (1.0 - ramp).astype(np.float32)
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -169,7 +207,7 @@ class Playout:
                 pcm = self._conceal(self._frame_samples)
                 kind_override = FrameKind.CONCEALED
             else:
-                pcm = self._stretch(pcm, decision.stretch, queued)
+                pcm = self._stretch(pcm, decision.stretch, decision.quiet_ticks)
         elif action is Action.FEC:
             assert decision.payload is not None
             count = self._to_samples(decision.ticks)
@@ -213,22 +251,37 @@ class Playout:
             return np.zeros(count, dtype=np.float32)
         return pcm
 
-    def _stretch(self, pcm: Pcm, stretch: Stretch, queued: int) -> Pcm:
+    def _quiet(self, pcm: Pcm) -> bool:
+        """Is this frame a pause (relative to the talker's recent level)? Updates the level."""
+        rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) if len(pcm) else 0.0
+        self._level = max(rms, self._level * LEVEL_DECAY)
+        return rms < max(QUIET_FLOOR, min(QUIET_CEILING, QUIET_BELOW_LEVEL * self._level))
+
+    def _stretch(self, pcm: Pcm, stretch: Stretch, quiet_ticks: int) -> Pcm:
+        """Move toward the target: by cutting or padding a quiet frame where the scheduler allows
+        it (inaudible, up to nearly a frame), else by the requested time-stretch of speech."""
+        quiet = self._quiet(pcm)
+        if quiet and quiet_ticks != 0:
+            delta = self._to_samples(abs(quiet_ticks))
+            result = cut_quiet(pcm, delta, self._fade_in, self._fade_out) if quiet_ticks > 0 \
+                else pad_quiet(pcm, delta, self._fade_in, self._fade_out)
+            return self._count_stretch(pcm, result)
         if stretch is Stretch.NONE:
             return pcm
         if stretch is Stretch.EXPAND:
-            result = expand(pcm, self.sample_rate)
+            result = expand(pcm, self.sample_rate).audio
         else:
-            result = accelerate(pcm, self.sample_rate, fast=stretch is Stretch.FAST_ACCELERATE)
-            if stretch is Stretch.ALIGN and -result.delta_samples > queued:
-                self.jitter.stretched(0)
-                return pcm
-        self.jitter.stretched(self._to_ticks(result.delta_samples))
-        if result.delta_samples < 0:
-            self._accelerated -= result.delta_samples
+            result = accelerate(pcm, self.sample_rate, fast=stretch is Stretch.FAST_ACCELERATE).audio
+        return self._count_stretch(pcm, result)
+
+    def _count_stretch(self, before: Pcm, after: Pcm) -> Pcm:
+        delta = len(after) - len(before)
+        self.jitter.stretched(self._to_ticks(delta) if delta >= 0 else -self._to_ticks(-delta))
+        if delta < 0:
+            self._accelerated -= delta
         else:
-            self._expanded += result.delta_samples
-        return result.audio
+            self._expanded += delta
+        return after
 
     def _append(self, pcm: Pcm) -> None:
         count = len(pcm)

@@ -31,14 +31,16 @@ Design (how it differs from WebRTC NetEQ and PJSIP's jbuf, see shared/research/j
   budget (0.6 %), a packet that turns up more than 40 ms behind the cursor is given up instead
   (late); over budget, it is waited for. A packet older than the cursor after something newer was
   played is late and dropped.
-- **Stretch control.** ``D`` moves in whole playout blocks (audio is handed over in blocks, so a
-  packet must be there at the pull that starts its frame): it is kept on the lowest block step at
-  or above ``D*``: accelerate when one block lower would still be above it (fast mode more than
-  25 ms above), expand when below, at most one normal stretch per 40 ms. Inside the band the
-  queued remainder of the previous block is trimmed ("align": remove at most that many samples),
-  which lowers mouth-to-ear delay without moving the deadline. Clock drift is absorbed by the same
-  loop: the baseline drifts and ``D`` follows. A governor counts what the playout really stretched:
-  above 3 % of recent audio only the large corrections are made.
+- **Stretch control.** The frame's *play* offset ``P = D + queued`` is kept at ``D* + block``
+  (a frame must be here at the pull that starts it, at most a block before it plays). Pauses take
+  the correction: every decision carries ``quiet_ticks`` (P's distance from its target) and the
+  playout cuts or pads a quiet frame by that much, inaudibly. Speech is stretched gently: a pitch
+  period at most every 120 ms when P is 8 ms above its target (not in the first second, whose
+  target is a guess) or 2 ms below it, and every frame only 60 ms or more off (a spike). The
+  target has a 10 ms floor (pull blocks and event-loop hiccups), the start is 20 ms after the
+  fastest packet seen before playout begins. Clock drift is absorbed by the same loop: the
+  baseline drifts and ``P`` follows. A governor counts what the playout really stretched: above
+  3 % of recent audio only the large corrections are made.
 - **Sequence numbers and timestamps** are extended past their 16/32-bit wrap (RFC 3550 §A.1); a
   jump of the sequence number beyond MAX_DROPOUT/MAX_MISORDER needs a second, consecutive packet to
   be believed (RFC 3550 §A.1 probation) and then restarts the buffer; so does a packet whose
@@ -69,8 +71,9 @@ PLAYED_MEMORY: Final = 512  # sequence numbers remembered to tell duplicates fro
 class JitterConfig:
     """Tuning of the jitter buffer. Calls and the benchmark use the same defaults."""
 
-    initial_delay_ms: float = 60.0
-    """Deadline (over the first packet's arrival) before any statistics exist."""
+    initial_delay_ms: float = 20.0
+    """Deadline (over the first packet's arrival) before any statistics exist: room for a
+    moderately jittery path; on a clean one the excess goes in the first quiet frames."""
     interval_ms: float = 100.0
     """Arrivals are summarised per interval of receiver time (largest and smallest offset)."""
     window_intervals: int = 50
@@ -81,17 +84,28 @@ class JitterConfig:
     """Quantile of the per-interval relative maxima that the deadline covers."""
     margin_ms: float = 1.0
     """Added to the quantile: a finite window underestimates the tail a little."""
-    min_target_ms: float = 0.0
+    min_target_ms: float = 10.0
+    """Floor of the target over the baseline. The receiver hands audio over in blocks (a call's
+    audio pump pulls ~5 ms every tick) and its event loop and the sender's are late now and then
+    by a tick or so: a target of 2 ms, which a loopback's statistics alone would give, turns the
+    first scheduling hiccup into concealment, a slip and a stretch to undo it."""
     max_target_ms: float = 1000.0
     """Bounds of the target over the baseline."""
-    hysteresis_ms: float = 1.0
-    """Added to half a playout block before a stretch is asked for."""
-    fast_excess_ms: float = 25.0
-    """Above the target by this much, accelerate every frame, in fast mode."""
-    stretch_spacing_ms: float = 40.0
-    """Least time between two normal (not fast) stretch requests."""
-    align_min_ms: float = 2.5
-    """Queued remainder worth trimming when in the band."""
+    hysteresis_ms: float = 2.0
+    """Below the target by this much, speech is expanded (pitch periods come whole)."""
+    speech_excess_ms: float = 8.0
+    """Above the target by this much, speech is accelerated (a pitch period is 2.5-15 ms: less
+    excess would often be overshot into an expand)."""
+    fast_excess_ms: float = 60.0
+    """Above the target by this much (a delay spike draining), accelerate speech every frame in
+    fast mode; below it by this much, expand every frame."""
+    stretch_spacing_ms: float = 120.0
+    """Least time between two normal time-stretches of *speech* (one pitch period each, so a
+    few % of the audio at most). Quiet frames are not limited (see ``quiet_min_ms``)."""
+    quiet_min_ms: float = 1.0
+    """Least excess (deadline over target) worth removing from a quiet frame. Quiet frames
+    (silence, pauses) are where delay is changed first: the playout cuts or pads them by up to
+    nearly a whole frame, which no listener hears, instead of time-stretching speech."""
     late_budget: float = 0.006
     """Share of packets that may be given up as late to keep spikes from slipping the timeline:
     while the recent late rate is below it, a missing packet that arrives more than
@@ -166,7 +180,6 @@ class Stretch(Enum):
     ACCELERATE = auto()  # remove a pitch period
     FAST_ACCELERATE = auto()  # remove one or two, lower correlation needed
     EXPAND = auto()  # insert a pitch period
-    ALIGN = auto()  # remove a pitch period only if it is no longer than what is queued
 
 
 class Arrival(Enum):
@@ -207,6 +220,9 @@ class Decision(Generic[PayloadT]):
     sequence: int | None = None
     payload: PayloadT | None = None
     stretch: Stretch = Stretch.NONE
+    quiet_ticks: int = 0
+    """If the decoded frame turns out quiet, remove up to this many ticks of it (> 0) or insert
+    this many (< 0) instead of applying ``stretch``: the deadline's distance from the target."""
     frame_starts: tuple[FrameStart, ...] = ()
 
 
@@ -294,6 +310,7 @@ class JitterBuffer(Generic[PayloadT]):
         self._stretch_rate = 0.0
         self._late_decay = 1.0 - 1.0 / max(1, self.config.late_memory_packets)
         self._last_deadline = 0.0
+        self._warming_up = True  # less than a second of statistics
         self._restart_timeline()
 
     # -- state machine -------------------------------------------------------------------------
@@ -309,6 +326,7 @@ class JitterBuffer(Generic[PayloadT]):
         self._slot_seq = 0  # next sequence whose first tick has not been reported
         self._cursor = 0  # extended timestamp of the next tick to produce
         self._probation: int | None = None  # 16-bit sequence of an unconfirmed jump
+        self._anchor_offset = math.inf  # arrival offset the start of playout was timed on
         self._started = False
 
     def reset(self) -> None:
@@ -362,6 +380,8 @@ class JitterBuffer(Generic[PayloadT]):
             self._resync(sequence, timestamp, payload, now)
             return Arrival.RESYNCED
         self._observe(now, offset)
+        if self.state is State.PREFETCHING and offset < self._anchor_offset:
+            self._reanchor(offset)
         if ext > self._highest:
             self._highest, self._highest_ts = ext, ext_ts
         if self._started and ext < self._next_seq:
@@ -388,8 +408,20 @@ class JitterBuffer(Generic[PayloadT]):
             wait_s = max(0.0, self._target - offset)
         # The cursor sits before the packet by the wait, so silence fills it (PREFETCHING).
         self._cursor = ext_ts - round(wait_s * self.clock_rate)
+        self._anchor_offset = offset
         self._packets[ext] = _Packet(ext, ext_ts, payload)
         self._apply(Input.PACKET_STORED)
+
+    def _reanchor(self, offset: float) -> None:
+        """Before playout starts, a packet faster than the one the start was timed on moves the
+        start earlier: the first packet of a stream is often the slowest (the sender's start-up),
+        and removing that excess later would mean cutting or stretching audio."""
+        first = self._earliest()
+        if first is None:
+            return
+        shift = round((self._anchor_offset - offset) * self.clock_rate)
+        self._cursor += max(0, min(shift, first.timestamp - self._cursor))
+        self._anchor_offset = offset
 
     def _resync(self, sequence: int, timestamp: int, payload: PayloadT, now: float) -> None:
         self._counts["resyncs"] += 1
@@ -489,7 +521,8 @@ class JitterBuffer(Generic[PayloadT]):
         spread = min(
             max(quantile, self.config.min_target_ms / 1000.0), self.config.max_target_ms / 1000.0
         )
-        if len(window) < self.config.baseline_intervals * 2:
+        self._warming_up = len(window) < self.config.baseline_intervals * 2
+        if self._warming_up:
             spread = max(spread, self.config.initial_delay_ms / 1000.0)
         self._target = baseline + spread + self.config.margin_ms / 1000.0
         del now, force
@@ -625,7 +658,7 @@ class JitterBuffer(Generic[PayloadT]):
             offset_ticks=0,
             kind=FrameKind.PACKET,
         )
-        stretch = self._stretch_for(packet.timestamp, now, queued_ticks, quantum_ticks)
+        stretch, quiet_ticks = self._stretch_for(packet.timestamp, now, queued_ticks, quantum_ticks)
         self._next_seq = self._slot_seq = packet.sequence + 1
         self._next_ts = packet.timestamp + self.frame_ticks
         self._cursor = self._next_ts
@@ -638,42 +671,56 @@ class JitterBuffer(Generic[PayloadT]):
             sequence=packet.sequence % RTP_SEQ_MOD,
             payload=packet.payload,
             stretch=stretch,
+            quiet_ticks=quiet_ticks,
             frame_starts=(start,),
         )
 
     def _stretch_for(
         self, timestamp: int, now: float, queued_ticks: int, quantum_ticks: int
-    ) -> Stretch:
-        """Compare the deadline of this frame with the target (NetEQ decision_logic.cc).
+    ) -> tuple[Stretch, int]:
+        """Compare this frame's playout offset with the target (NetEQ decision_logic.cc), and
+        say what to do if the frame is speech and what if it is quiet.
 
-        The deadline only moves in whole playout blocks, so it is kept on the lowest block step
-        at or above the target: accelerate when one block lower would still be above it (plus
-        hysteresis), expand when below it. Far above, accelerate every frame in fast mode."""
+        The offset compared is the frame's *play* offset ``P = now + queued - T`` (its first
+        sample plays after the queued audio), which only stretching and concealment move, not
+        the deadline ``D = now - T``, which jitters by a block with the pull phase. A frame
+        must be here at the pull that starts it, at most one block before it plays, so the
+        target of ``P`` is ``D* + block``: then ``D >= D*``.
+
+        Quiet frames take the whole correction: ``quiet_ticks`` is ``P``'s distance from its
+        target (cut that much, or pad it). Speech is time-stretched only gently: one pitch
+        period at most every ``stretch_spacing_ms``, when ``P`` is more than
+        ``speech_excess_ms`` above its target or ``hysteresis_ms`` below it; far off (a delay
+        spike), every frame (fast mode above). In the first second speech is not accelerated."""
         if self._target is None:
-            return Stretch.NONE
+            return Stretch.NONE, 0
         config = self.config
         deadline = now - timestamp / self.clock_rate
         self._last_deadline = deadline
-        excess_ms = (deadline - self._target) * 1000.0
-        quantum_ms = quantum_ticks * 1000.0 / self.clock_rate
+        play_s = deadline + queued_ticks / self.clock_rate
+        excess_ms = (play_s - self._target - quantum_ticks / self.clock_rate) * 1000.0
         self._stretch_rate *= self._late_decay
+        quiet_ms = 0.0
+        if excess_ms >= config.quiet_min_ms or excess_ms < 0.0:
+            quiet_ms = excess_ms
+        quiet_ticks = math.floor(quiet_ms * self.clock_rate / 1000.0)
         spaced = (now - self._last_stretch) * 1000.0 >= config.stretch_spacing_ms
         if self._stretch_rate > config.stretch_budget:
             spaced = False
         stretch = Stretch.NONE
-        if excess_ms >= max(config.fast_excess_ms, quantum_ms + config.hysteresis_ms):
+        if excess_ms >= config.fast_excess_ms:
             stretch = Stretch.FAST_ACCELERATE
         elif excess_ms <= -config.fast_excess_ms:
             stretch = Stretch.EXPAND
-        elif spaced and excess_ms >= quantum_ms + config.hysteresis_ms:
+        elif spaced and excess_ms >= config.speech_excess_ms and not self._warming_up:
+            # While the statistics are young (the first second), the target is a guess and the
+            # first packets often bunch: only quiet frames move the delay down.
             stretch = Stretch.ACCELERATE
-        elif spaced and excess_ms < 0.0:
+        elif spaced and excess_ms < -config.hysteresis_ms:
             stretch = Stretch.EXPAND
-        elif spaced and queued_ticks * 1000 >= config.align_min_ms * self.clock_rate:
-            stretch = Stretch.ALIGN
         if stretch is not Stretch.NONE:
             self._last_stretch = now
-        return stretch
+        return stretch, quiet_ticks
 
     def stretched(self, ticks: int) -> None:
         """The playout reports how many ticks the last stretch added or removed (0 if refused):

@@ -15,7 +15,7 @@ from softphone.media.codecs import (
     get_codec,
     unavailable_reasons,
 )
-from softphone.media.playout import Playout
+from softphone.media.playout import Playout, cut_quiet, pad_quiet
 from softphone.rtp.jitter import FrameKind
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "audio" / "speech16k.wav"
@@ -155,3 +155,52 @@ def test_clock_drift_of_100_ppm_over_5_minutes_keeps_delay_bounded_without_under
     # Stretching absorbed the drift: about 30 ms of audio in 5 minutes, not more than 1 %.
     moved = stats.accelerated_ms if ppm < 0 else stats.expanded_ms
     assert 20.0 <= moved and stats.accelerated_ms + stats.expanded_ms < 3000.0
+
+
+def test_quiet_frames_are_cut_and_padded_with_a_cross_fade_at_their_start() -> None:
+    fade_in = np.linspace(0.0, 1.0, 8, dtype=np.float32)
+    fade_out = (1.0 - fade_in).astype(np.float32)
+    frame = np.full(160, 0.01, dtype=np.float32)
+    frame[:80] = 0.02  # first half louder: the cut takes from the start, after the fade
+    cut = cut_quiet(frame, 100, fade_in, fade_out)
+    assert len(cut) == 60 and cut[0] == frame[0] and np.all(cut[8:] == 0.01)
+    assert len(cut_quiet(frame, 1000, fade_in, fade_out)) == 8  # at most all but one fade
+    padded = pad_quiet(frame, 50, fade_in, fade_out)
+    assert len(padded) == 210 and np.array_equal(padded[:50], frame[:50])
+    assert np.array_equal(padded[58:], frame[8:])  # then the frame again, from one fade on
+
+
+def test_delay_is_moved_in_pauses_and_speech_is_played_whole() -> None:
+    # Talkspurts (a loud vowel-like tone) with a 40 ms pause every 300 ms. The first packet is
+    # the slowest and the initial delay is a guess: the excess goes in the pauses, not in speech.
+    p = playout("PCMU")
+    frame = 160
+    tone = voiced(0.02, 8000)
+    frames = [np.zeros(frame, dtype=np.float32) if i % 15 in (13, 14) else tone
+              for i in range(400)]
+    encoded = [packets("PCMU", f)[0] for f in frames]
+    out, t, k = [], 0.0, 0
+    arrivals = [(0.030 + 0.020 * i + (0.012 if i == 0 else 0.0), i) for i in range(400)]
+    while t < 8.0:  # the last packet plays at ~8.03 s: no concealment after the stream
+        while k < len(arrivals) and arrivals[k][0] <= t:
+            at, i = arrivals[k]
+            p.put(sequence=i, timestamp=i * frame, payload=encoded[i], now=at)
+            k += 1
+        out.append(p.pull(40, t))  # 5 ms, as a call's audio pump
+        t += 0.005
+    heard = np.concatenate(out)
+    stats = p.stats()
+    assert stats.accelerated_ms > 0 and stats.concealed_ms == 0
+    assert 10.0 <= stats.target_delay_ms <= 12.0  # the floor: a clean path still gets 10 ms
+    # Every talkspurt was played whole (13 frames = 2080 samples), none stretched.
+    envelope = np.sqrt(np.convolve(heard.astype(np.float64) ** 2, np.ones(40) / 40, "same"))
+    loud = envelope > 0.05
+    edges = np.flatnonzero(np.diff(loud.astype(np.int8))) + 1
+    lengths = np.diff(edges)
+    talk = lengths[loud[edges[:-1]]]
+    pauses = lengths[~loud[edges[:-1]]]
+    assert len(talk) >= 20 and np.all(talk == talk[0]) and abs(talk[0] - 2080) <= 40, talk
+    assert pauses.min() < 300 - 40  # a pause was cut (40 ms = 320 samples, less the envelope)
+    # The delay settled at the target (+ one 5 ms block), 12 ms first-packet excess and all.
+    play = [f.play_time - 0.020 * (f.timestamp // frame) for f in p.frames_played()]
+    assert abs(play[-1] - (0.030 + 0.011 + 0.005)) < 0.0025

@@ -27,13 +27,15 @@ BLOCK = 80  # the playout pulls 10 ms blocks
 
 class Player:
     """A fake playout: produces what each decision says, 10 ms per pull, applies stretches as a
-    fixed 2.5 ms period, and logs which packet played when."""
+    fixed 2.5 ms period; every 4th frame is a pause, cut or padded by ``quiet_ticks`` (up to all
+    but 2.5 ms of it). Logs which packet played when."""
 
     def __init__(self, jb: JitterBuffer[int]) -> None:
         self.jb = jb
         self.queued = 0  # ticks decoded, not yet handed over
         self.played: list[tuple[int, float]] = []  # (payload, time the decision was made)
         self.decisions: list[Decision[int]] = []
+        self.quiet_ops = 0
 
     def pull(self, now: float) -> None:
         while self.queued < BLOCK:
@@ -44,12 +46,14 @@ class Player:
             if d.action is Action.PLAY:
                 assert d.payload is not None
                 self.played.append((d.payload, now))
-                if d.stretch in (Stretch.ACCELERATE, Stretch.FAST_ACCELERATE):
+                if d.payload % 4 == 3 and d.quiet_ticks:
+                    cut = min(abs(d.quiet_ticks), FRAME - 20)
+                    produced += -cut if d.quiet_ticks > 0 else cut
+                    self.quiet_ops += 1
+                elif d.stretch in (Stretch.ACCELERATE, Stretch.FAST_ACCELERATE):
                     produced -= 20
                 elif d.stretch is Stretch.EXPAND:
                     produced += 20
-                elif d.stretch is Stretch.ALIGN and self.queued >= 20:
-                    produced -= 20
             self.queued += produced
         self.queued -= BLOCK
 
@@ -124,9 +128,12 @@ def test_a_delay_spike_costs_a_bounded_slip_and_the_extra_delay_is_removed() -> 
     # than skip_after_ms (40 ms) behind the playout cursor...
     assert when[first] - arrival[first] < 0.011
     assert all(arrival[i] - 0.020 * i > 0.030 + 0.040 for i in skipped)
-    # ...and is removed quickly (fast accelerate): a second later the delay is back to normal.
-    assert when[spike_at + 65] - 0.020 * (spike_at + 65) < 0.050
+    # ...and is removed quickly (pauses cut, fast accelerate): a second later the delay is back
+    # to what it was before the spike.
+    before = when[spike_at - 20] - 0.020 * (spike_at - 20)
+    assert when[spike_at + 65] - 0.020 * (spike_at + 65) < before + 0.005
     assert Stretch.FAST_ACCELERATE in {d.stretch for d in player.decisions}
+    assert player.quiet_ops > 0
 
 
 def test_a_delay_spike_is_waited_for_when_the_late_budget_is_spent() -> None:
@@ -140,7 +147,8 @@ def test_a_delay_spike_is_waited_for_when_the_late_budget_is_spent() -> None:
     player = simulate(spiked, until=12.5, jb=jb)
     assert [p for p, _ in player.played] == list(range(600))  # no late loss: delay instead
     when = dict(player.played)
-    assert when[215] - 0.020 * 215 > 0.250
+    assert when[203] - 0.020 * 203 > 0.280  # waited for: the timeline slipped
+    assert when[215] - 0.020 * 215 > 0.200
     assert when[350] - 0.020 * 350 < 0.050  # removed by fast accelerate afterwards
 
 
@@ -269,3 +277,21 @@ def test_reset_from_any_state_empties_the_buffer(state: State) -> None:
     assert jb.state is State.EMPTY
     d = jb.next_frame(now=0.0, needed_ticks=BLOCK)
     assert d.action is Action.SILENCE and d.ticks == BLOCK
+
+
+def test_a_slow_first_packet_does_not_time_the_start_and_the_target_has_a_floor() -> None:
+    exact = [(0.030 + 0.020 * i, i) for i in range(300)]
+    slow_first = [(at + (0.015 if i == 0 else 0.0), i) for at, i in exact]
+    normal, slowed = simulate(exact, until=6.0), simulate(slow_first, until=6.0)
+    # Packet 1 (15 ms faster than packet 0) arrives while the start is still silence: the start
+    # is retimed on it, so the stream plays at the same offset as without the slow packet...
+    assert dict(normal.played)[1] == dict(slowed.played)[1]
+    # ...and needs no more correction than it (nothing extra to cut or stretch).
+    def corrections(player: Player) -> tuple[int, int]:
+        speech = sum(d.stretch is not Stretch.NONE for d in player.decisions)
+        return speech, sum(abs(d.quiet_ticks) for d in player.decisions)
+    assert corrections(slowed)[0] <= corrections(normal)[0]
+    assert corrections(slowed)[1] <= corrections(normal)[1] + 40
+    # A jitter-free path still gets the 10 ms floor (pull blocks, event-loop hiccups).
+    assert normal.jb.target_delay_ms >= 10.0
+
