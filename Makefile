@@ -68,8 +68,17 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed
-	@echo "No benchmarks yet: they arrive with the media and RTSP work."
+# Benchmarks (not tests: make test never runs them). Results and how to read them: README.md.
+BENCH_DIR ?= /tmp/softphone-bench
+SPEECH    := tests/data/audio/speech16k.wav
+bench: test-setup
+	mkdir -p $(BENCH_DIR)
+	$(VENV)/bin/softphone bench traces --out $(BENCH_DIR)/traces.npz --seed 1
+	-$(VENV)/bin/softphone bench jitter-report --trace $(BENCH_DIR)/traces.npz --speech $(SPEECH) --codec opus
+	-$(VENV)/bin/softphone bench jitter-report --trace $(BENCH_DIR)/traces.npz --speech $(SPEECH) --codec pcmu
+	-$(VENV)/bin/softphone bench latency
+	-$(VENV)/bin/softphone bench cpu --seconds 60
+	-$(VENV)/bin/softphone bench device --seconds 60
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
