@@ -3,45 +3,25 @@ and the decoder into the other side's recording; DTMF, mute, hold and the stats 
 
 from __future__ import annotations
 
-import asyncio
-import random
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from phone_support import expect, port_of
+from phone_support import started as start_phone
 from speech_quality import SPEECH, score
 
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.audio import AudioProvider, FileAudio, NullAudio, numbered
 from softphone.phone.phone import Phone, PhoneError
-from softphone.transport.resolver import StubBackend
 
 
 async def started(audio: AudioProvider, *, codecs: tuple[str, ...] | None = None, auto_answer: bool = False,
                   seed: str = "") -> Phone:
-    config = Config(codecs=codecs) if codecs else Config()
-    phone = Phone(config, bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed), dns=StubBackend(),
-                  auto_answer=auto_answer, audio=audio)
-    await phone.start()
-    return phone
-
-
-def port_of(phone: Phone) -> int:
-    events = []
-    while (event := phone.next_event_nowait()) is not None:
-        events.append(event)
-    return next(e.port for e in events if isinstance(e, pe.Listening) and e.transport == "udp")
-
-
-async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = 10.0) -> pe.PhoneEvent:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            event = await phone.next_event()
-            if predicate(event):
-                return event
+    return await start_phone(Config(codecs=codecs) if codecs else None, audio=audio, auto_answer=auto_answer, seed=seed)
 
 
 def stats_of(call_id: str | None = None) -> Callable[[pe.PhoneEvent], bool]:

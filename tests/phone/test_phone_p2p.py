@@ -3,38 +3,14 @@ ends — do-not-disturb, rejection, call waiting, answering — over real socket
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
+from phone_support import expect, port_of, started
 
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.phone import Phone, PhoneError
-from softphone.transport.resolver import StubBackend
-
-
-async def started(config: Config | None = None, *, auto_answer: bool = False, seed: str = "") -> Phone:
-    phone = Phone(config or Config(), bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed), dns=StubBackend(),
-                  auto_answer=auto_answer)
-    await phone.start()
-    return phone
-
-
-def port_of(phone: Phone) -> int:
-    events = []
-    while (event := phone.next_event_nowait()) is not None:
-        events.append(event)
-    return next(e.port for e in events if isinstance(e, pe.Listening) and e.transport == "udp")
-
-
-async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = 5.0) -> pe.PhoneEvent:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            event = await phone.next_event()
-            if predicate(event):
-                return event
 
 
 @pytest.fixture

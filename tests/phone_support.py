@@ -1,0 +1,38 @@
+"""Shared by the phone tests: start a Phone on 127.0.0.1, find its port, wait for an event."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+from softphone.config import Config
+from softphone.phone import events as pe
+from softphone.phone.audio import AudioProvider, NullAudio
+from softphone.phone.phone import Phone
+from softphone.transport.resolver import StubBackend
+
+
+async def started(config: Config | None = None, *, audio: AudioProvider | None = None,
+                  auto_answer: bool = False, seed: str = "") -> Phone:
+    """A started Phone, peer-to-peer (no registrar), silent unless ``audio`` says otherwise."""
+    phone = Phone(config or Config(), bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed),
+                  dns=StubBackend(), auto_answer=auto_answer, audio=audio or NullAudio())
+    await phone.start()
+    return phone
+
+
+def port_of(phone: Phone) -> int:
+    events = []
+    while (event := phone.next_event_nowait()) is not None:
+        events.append(event)
+    return next(e.port for e in events if isinstance(e, pe.Listening) and e.transport == "udp")
+
+
+async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = 10.0) -> pe.PhoneEvent:
+    """The first event matching ``predicate`` (others are passed over), within ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            event = await phone.next_event()
+            if predicate(event):
+                return event
