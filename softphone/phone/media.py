@@ -33,6 +33,7 @@ from softphone.media.resample import Resampler
 from softphone.media.wav import StereoRecorder
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
 from softphone.rtp.emodel import estimate_mos
+from softphone.rtp.packet import RtpPacket
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.sdp import Direction, NegotiatedMedia, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
@@ -149,6 +150,7 @@ class CallMedia:
         self._to_codec: Resampler | None = None
         self._to_engine: Resampler | None = None
         self._playout: Playout | None = None
+        self._playout_codec = ""
         self._recv_pt: int | None = None
         self._out_fifo = np.zeros(0, dtype=np.float32)
         self._dtmf_sender = DtmfSender(clock_rate=8000)
@@ -204,19 +206,15 @@ class CallMedia:
         codec = _lookup(encoding)
         if codec is None or codec.make_decoder is None:
             return None
-        fmtp: Mapping[str, str] = {}
-        decoder = codec.make_decoder(DecoderOptions(fmtp=fmtp))
-        if self._playout is not None and self._codec_of_playout == codec.encoding:
+        if self._playout is not None and self._playout_codec == codec.encoding:
             self._recv_pt = pt  # same codec under another number: keep the buffer
             return self._playout
-        self._playout = Playout(codec, decoder)
-        self._codec_of_playout = codec.encoding
+        self._playout = Playout(codec, codec.make_decoder(DecoderOptions()))
+        self._playout_codec = codec.encoding
         self._recv_pt = pt
         self._to_engine = Resampler(codec.sample_rate, self._engine_rate)
         self._out_fifo = np.zeros(0, dtype=np.float32)
         return self._playout
-
-    _codec_of_playout: str = ""
 
     @property
     def sends(self) -> bool:
@@ -370,31 +368,27 @@ class CallMedia:
                     pass
         self._flush()
 
-    def _on_rtp(self, packet: object, now: float) -> None:
-        pt = packet.payload_type  # type: ignore[attr-defined]
-        known = self._pt_map.get(pt)
+    def _on_rtp(self, packet: RtpPacket, now: float) -> None:
+        known = self._pt_map.get(packet.payload_type)
         if known is None:
             self.unknown_payload_types += 1
             return
         encoding = known[0]
         if encoding.lower() == "telephone-event":
-            for digit in self._dtmf_receiver.receive(packet.payload, packet.timestamp, now):  # type: ignore[attr-defined]
+            for digit in self._dtmf_receiver.receive(packet.payload, packet.timestamp, now):
                 self._digit(digit)
             return
         if encoding.lower() == "cn":
             return  # comfort noise (RFC 3389): the playout conceals the silence anyway
         if not self._media.direction.receives:
             return
-        playout = self._ensure_playout(pt, encoding)
+        playout = self._ensure_playout(packet.payload_type, encoding)
         if playout is None:
             self.unknown_payload_types += 1
             return
         playout.put(
-            sequence=packet.sequence,  # type: ignore[attr-defined]
-            timestamp=packet.timestamp,  # type: ignore[attr-defined]
-            payload=packet.payload,  # type: ignore[attr-defined]
-            now=now,
-            marker=packet.marker,  # type: ignore[attr-defined]
+            sequence=packet.sequence, timestamp=packet.timestamp, payload=packet.payload, now=now,
+            marker=packet.marker,
         )
 
     def _digit(self, event: DtmfDigitReceived) -> None:
@@ -422,16 +416,15 @@ class CallMedia:
             self._timer = None
         if self.closed:
             return
-        at = self._session.get_timer()
-        if at is not None:
-            self._timer = self._loop.call_at(at, self._on_timer)
+        # RTCP reports, and a DTMF digit whose end packets were all lost (reported on timeout).
+        deadlines = [t for t in (self._session.get_timer(), self._dtmf_receiver.next_deadline()) if t is not None]
+        if deadlines:
+            self._timer = self._loop.call_at(min(deadlines), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         now = self._loop.time()
-        for event in self._session.handle_timer(now):
-            if isinstance(event, DtmfDigitReceived):
-                self._digit(event)
+        self._session.handle_timer(now)  # does nothing before its own deadline
         for digit in self._dtmf_receiver.poll(now):
             self._digit(digit)
         self._flush()
