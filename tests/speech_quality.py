@@ -6,6 +6,7 @@ itself here.
 
 from __future__ import annotations
 
+import functools
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ def resample(x: Signal, rate: int, target: int) -> Signal:
     keep = min(len(spectrum), n // 2 + 1)
     out = np.fft.irfft(spectrum[:keep], n)
     return out * (n / len(x))
+
+
+@functools.cache
+def speech(rate: int) -> npt.NDArray[np.float32]:
+    """The reference speech at ``rate`` as float32 (FFT resampling: band-limited, simple)."""
+    data, source_rate = read_wav(SPEECH)
+    return resample(data, source_rate, rate).astype(np.float32)
 
 
 def write_wav(path: Path, data: Signal, rate: int) -> Path:

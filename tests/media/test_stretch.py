@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import wave
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from speech_quality import speech
 
 from softphone.media.stretch import (
     StretchResult,
@@ -19,26 +17,8 @@ from softphone.media.stretch import (
     stretch_to,
 )
 
-SPEECH = Path(__file__).resolve().parents[1] / "data" / "audio" / "speech16k.wav"
 RATES = (8000, 16000, 48000)
 Pcm = npt.NDArray[np.float32]
-
-
-@functools.cache
-def speech(sample_rate: int) -> Pcm:
-    """The test speech at ``sample_rate`` (FFT resampling: band-limited, simple)."""
-    with wave.open(str(SPEECH), "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
-        raw = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    x = raw.astype(np.float64) / 32768.0
-    if sample_rate == 16000:
-        return x.astype(np.float32)
-    out_len = len(x) * sample_rate // 16000
-    spectrum = np.fft.rfft(x)
-    resized = np.zeros(out_len // 2 + 1, dtype=complex)
-    keep = min(len(spectrum), len(resized))
-    resized[:keep] = spectrum[:keep]
-    return (np.fft.irfft(resized, out_len) * out_len / len(x)).astype(np.float32)
 
 
 def max_step(x: Pcm) -> float:
