@@ -775,13 +775,19 @@ class Phone:
             if acct.transport == "tls" and "tls" not in transports:
                 transports.append("tls")
         bound_port = wanted
+        bound: dict[TransportName, Address] = {}
+        if port == 0:
+            bound = await self._ephemeral_pair()
+            bound_port = bound["udp"].port
         for transport in transports:
             if transport == "tls":
                 # No server certificate: TLS is client-only; requests come back over our connection.
                 self._ua.add_listener(Address("tls", self._advertised, bound_port))
                 continue
             try:
-                address = await self._transport.listen(transport, self._bind_host, bound_port, fallback=fallback)
+                address = bound.get(transport) or await self._transport.listen(
+                    transport, self._bind_host, bound_port, fallback=fallback
+                )
             except TransportError as exc:
                 raise PhoneError(str(exc)) from None
             moved = address.port != bound_port
@@ -793,6 +799,23 @@ class Phone:
             advertised = Address(transport, self._advertised, address.port)
             self._ua.add_listener(advertised)
             self._emit(pe.Listening(transport=transport, host=address.host, port=address.port, fallback=moved))
+
+    async def _ephemeral_pair(self, attempts: int = 8) -> dict[TransportName, Address]:
+        """A port free for both UDP and TCP. The kernel picks the UDP one; the same TCP port may
+        be someone's ephemeral connection, so try again with a new one (bounded)."""
+        assert self._transport is not None
+        for _ in range(attempts):
+            try:
+                udp = await self._transport.listen("udp", self._bind_host, 0)
+            except TransportError as exc:
+                raise PhoneError(str(exc)) from None
+            try:
+                tcp = await self._transport.listen("tcp", self._bind_host, udp.port)
+            except TransportError:
+                await self._transport.unlisten(udp)
+                continue
+            return {"udp": udp, "tcp": tcp}
+        raise PhoneError(f"no port free for both UDP and TCP on {self._bind_host} after {attempts} tries")
 
     async def _account_config(self, acct: Account) -> AccountConfig:
         hop_uri = acct.proxy or acct.registrar

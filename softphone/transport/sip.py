@@ -201,6 +201,20 @@ class SipTransport:
                 f"cannot listen on {transport} on {host}: {exc.strerror or exc}"
             ) from exc
 
+    async def unlisten(self, address: Address) -> None:
+        """Close one listener bound by ``listen`` (for retrying a UDP/TCP port pair)."""
+        for entry in [e for e in self._udp if e[0] == address]:
+            self._udp.remove(entry)
+            if entry[1].transport is not None:
+                entry[1].transport.close()
+            await entry[1].closed
+        for found in [e for e in self._servers if e[0] == address]:
+            self._servers.remove(found)
+            found[1].close()
+            await found[1].wait_closed()
+        if address in self._listeners:
+            self._listeners.remove(address)
+
     def listeners(self) -> list[Address]:
         """Every bound listener, in the order they were bound."""
         return list(self._listeners)

@@ -103,7 +103,9 @@ async def test_speech_both_ways_scores_pesq(
     print(f"{codec} {direction}: softphone heard PESQ {ours.pesq:.2f}, baresip heard {theirs.pesq:.2f}; {end.stats}")
     assert ours.pesq >= PESQ_MIN[codec], f"softphone's playout of {codec}: PESQ {ours}"
     assert theirs.pesq >= PESQ_MIN[codec], f"softphone's {codec} sending: PESQ {theirs}"
-    assert end.stats["packets_lost"] == 0 and end.stats["late_packets"] <= 2
+    # Loopback loses nothing; a busy shared machine may make a few packets late, not many.
+    assert end.stats["packets_lost"] == 0
+    assert end.stats["late_packets"] <= 0.01 * end.stats["packets_received"]
 
 
 async def test_dtmf_both_ways(

@@ -251,6 +251,18 @@ async def test_port_in_use(
         await other.close()
 
 
+async def test_unlisten_frees_the_port_and_forgets_the_listener(sip_transport: SipTransport) -> None:
+    udp = await sip_transport.listen("udp", "127.0.0.1", 0)
+    tcp = await sip_transport.listen("tcp", "127.0.0.1", udp.port)
+    await sip_transport.unlisten(udp)
+    assert sip_transport.listeners() == [tcp]
+    await sip_transport.unlisten(tcp)
+    assert sip_transport.listeners() == []
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):  # both ports can be bound again
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", udp.port))
+
+
 async def test_tls_listener_needs_a_server_context(sip_transport: SipTransport) -> None:
     with pytest.raises(TransportError, match="no server certificate"):
         await sip_transport.listen("tls", "127.0.0.1", 0)
