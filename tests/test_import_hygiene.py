@@ -21,6 +21,7 @@ MODULES = [
     "softphone.sip.transaction",
     "softphone.sip.dialog",
     "softphone.sip.auth",
+    "softphone.auth.digest",
     "softphone.sip.ua",
     "softphone.sdp",
     "softphone.rtp",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Final
 
+from softphone.auth.errors import ParseError as AuthParseError
 from softphone.sip import events as ev
 from softphone.sip.address import Address, TransportName
 from softphone.sip.auth import Challenge, Credentials, DigestClient
@@ -1500,7 +1501,7 @@ class UserAgent:
         for value in values:
             try:
                 challenges.append(Challenge.parse(value))
-            except ParseError:
+            except AuthParseError:
                 continue
         client = self._auth[acct.name]
         previous = request.headers.get_lines("Proxy-Authorization" if proxy else "Authorization")

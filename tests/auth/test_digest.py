@@ -1,4 +1,4 @@
-"""Tests for softphone.sip.auth: Digest challenges, answers and verification."""
+"""Tests for softphone.auth.digest (used by SIP and RTSP): Digest challenges, answers and verification."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softphone.sip.auth import (
+from softphone.auth.digest import (
     Algorithm,
     AuthError,
     Challenge,
@@ -19,7 +19,8 @@ from softphone.sip.auth import (
     parse_challenges,
     verify_authorization,
 )
-from softphone.sip.errors import ParseError, SipError
+from softphone.auth.errors import AuthError as AuthBaseError
+from softphone.auth.errors import ParseError
 
 # RFC 7616 §3.9.1
 RFC7616_CHALLENGE = """Digest
@@ -291,7 +292,7 @@ def test_realm_matching() -> None:
     assert not only_b.can_answer(a)
     with pytest.raises(AuthError, match=r"a\.example") as excinfo:
         only_b.authorize(a, method="INVITE", uri="sip:x")
-    assert isinstance(excinfo.value, SipError)
+    assert isinstance(excinfo.value, AuthBaseError)
 
 
 def test_realm_checked_by_verifier() -> None:
