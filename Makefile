@@ -10,7 +10,12 @@ PIP     := $(VENV)/bin/pip
 SYS_LIBS := libopus0 libportaudio2
 # Real peers the interop tests run against, all on 127.0.0.1 (see tests/interop/).
 # jackd2: a paced virtual sound card (dummy driver) for the real device path.
-PEERS    := kamailio kamailio-tls-modules baresip openssl tmux jackd2
+# GStreamer's RTSP server (run by Debian's python3 with GObject bindings) plays the cameras and
+# media servers; ffmpeg makes the on-demand test file and checks the lab.
+RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+            gstreamer1.0-libav gstreamer1.0-x ffmpeg
+PEERS    := kamailio kamailio-tls-modules baresip openssl tmux jackd2 $(RTSP_LAB)
 
 .PHONY: run test setup test-setup sysdeps peers lint typecheck bench clean
 

@@ -161,3 +161,64 @@ def baresip_factory(
             phone.stop()
         if failed:
             _dump("kamailio LAB lines", kamailio.lab_lines())
+
+
+# --------------------------------------------------------------------------- RTSP lab (issue 4)
+# A GStreamer RTSP server on 127.0.0.1 (tests/interop/rtsp_lab.py, rtsp_server.py):
+# - ``rtsp_lab`` (session): one shared server with every mount of ``rtsp_lab.MOUNTS``;
+#   ``url(mount, user=, password=, scheme=)``, ``port``, ``user``/``password``, ``lines()``,
+#   ``mark()``, ``wait_for(regex, timeout_s, since)`` over its ``LAB <METHOD> <path> ...`` lines.
+# - ``rtsp_lab_private`` (function): a server of its own, for tests that restart() or stop() it.
+#   Parametrize it indirectly for TLS or a short session timeout:
+#   ``@pytest.mark.parametrize("rtsp_lab_private", [{"tls": True, "session_timeout_s": 10}],
+#   indirect=True)`` (TLS uses ``lab_pki.good``: SAN 127.0.0.1, CA in ``lab_pki.ca_file``).
+# When a test fails, the server's output during that test is printed in its teardown section.
+
+import rtsp_lab as rtsp_lab_module  # noqa: E402  (module name = fixture name below)
+
+
+@pytest.fixture(scope="session")
+def rtsp_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rtsp_lab_module.RtspLab]:
+    server = rtsp_lab_module.RtspLab(tmp_path_factory.mktemp("rtsp-lab")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _rtsp_lab_output_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print what the shared RTSP lab logged during a failed test that used it."""
+    if "rtsp_lab" not in request.fixturenames:
+        yield
+        return
+    server: rtsp_lab_module.RtspLab = request.getfixturevalue("rtsp_lab")
+    mark = server.mark()
+    yield
+    if _failed(request):
+        _dump("rtsp lab (during this test)", server.lines()[mark:])
+
+
+@pytest.fixture
+def rtsp_lab_private(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[rtsp_lab_module.RtspLab]:
+    options: dict[str, object] = dict(getattr(request, "param", None) or {})
+    tls: lab.CertPair | None = None
+    if options.pop("tls", False):
+        pki: lab.LabPki = request.getfixturevalue("lab_pki")
+        tls = pki.good
+    timeout = options.pop("session_timeout_s", None)
+    if options:
+        raise ValueError(f"rtsp_lab_private: unknown options {sorted(options)}")
+    server = rtsp_lab_module.RtspLab(
+        tmp_path_factory.mktemp("rtsp-lab-private"),
+        tls=tls,
+        session_timeout_s=int(str(timeout)) if timeout is not None else None,
+    )
+    try:
+        yield server.start()
+    finally:
+        if _failed(request):
+            _dump("rtsp lab (private)", server.lines())
+        server.stop()
