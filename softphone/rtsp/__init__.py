@@ -1,3 +1,74 @@
-"""RTSP 1.0 sans-IO client core (RFC 2326). Filled in by the RTSP issue."""
+"""RTSP 1.0 sans-IO client core (RFC 2326): URLs, messages and ``$`` framing, the client state
+machine. No sockets, no clocks: the asyncio driver lives in softphone/phone/player.py."""
 
 from __future__ import annotations
+
+from softphone.rtsp.client import (
+    AuthenticationFailed,
+    Described,
+    Event,
+    InterleavedFrameReceived,
+    Paused,
+    PlayStarted,
+    Redirected,
+    RequestFailed,
+    RequestTimedOut,
+    RtpInfo,
+    RtspClient,
+    ServerRequestReceived,
+    State,
+    TornDown,
+    Track,
+    TrackRequest,
+    TrackSetUp,
+    explain,
+)
+from softphone.rtsp.errors import (
+    LocalProtocolError,
+    ParseError,
+    ProtocolError,
+    RemoteProtocolError,
+    RtspError,
+)
+from softphone.rtsp.message import (
+    NEED_DATA,
+    Headers,
+    InterleavedFrame,
+    RtspConnection,
+    RtspRequest,
+    RtspResponse,
+)
+from softphone.rtsp.url import RtspUrl
+
+__all__ = [
+    "NEED_DATA",
+    "AuthenticationFailed",
+    "Described",
+    "Event",
+    "Headers",
+    "InterleavedFrame",
+    "InterleavedFrameReceived",
+    "LocalProtocolError",
+    "ParseError",
+    "Paused",
+    "PlayStarted",
+    "ProtocolError",
+    "Redirected",
+    "RemoteProtocolError",
+    "RequestFailed",
+    "RequestTimedOut",
+    "RtpInfo",
+    "RtspClient",
+    "RtspConnection",
+    "RtspError",
+    "RtspRequest",
+    "RtspResponse",
+    "RtspUrl",
+    "ServerRequestReceived",
+    "State",
+    "TornDown",
+    "Track",
+    "TrackRequest",
+    "TrackSetUp",
+    "explain",
+]

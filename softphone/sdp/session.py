@@ -9,6 +9,11 @@ The parser is liberal where real peers are sloppy and strict where the text is n
   round-trips byte for byte: ``bytes(SessionDescription.parse(data)) == data``.
 - Anything that is not ``<letter>=<value>``, a first line other than ``v=``, a missing ``o=`` or a
   number that is not a number raises SdpParseError with the line number.
+- ``parse(text, lenient=True)`` is for RTSP DESCRIBE bodies from IP cameras (RFC 2326 §C): the
+  text must still start with ``v=``, but a missing ``o=`` gets a placeholder origin, unreadable
+  ``t=`` / ``c=`` / ``b=`` / ``a=`` lines are dropped, ``c=IN <address>`` is read as IP4/IP6,
+  spaces around the ``/`` of ``a=rtpmap`` are removed, and an ``m=`` section whose ``m=`` line
+  cannot be read is skipped whole. SIP keeps the strict default.
 
 Attribute *values* are not validated at parse time: the helpers (``rtpmaps``, ``fmtp``, ``ptime``...)
 skip what they cannot read, so one odd ``a=`` line never makes a whole call fail.
@@ -234,6 +239,41 @@ class Origin:
         )
 
 
+# What a lenient parse puts in place of a missing o= line (RFC 8866 §5.2 fields, all unknown).
+_PLACEHOLDER_ORIGIN: Final = Origin("-", "0", 0, "IN", "IP4", "0.0.0.0")
+_RTPMAP_SLASH: Final = re.compile(r"[ \t]*/[ \t]*")
+
+
+def _lenient_value(kind: str, value: str, *, line: int) -> str:
+    """For ``parse(lenient=True)``: the value to use, repaired, or SdpParseError to drop it."""
+    if kind == "v":
+        raise SdpParseError("a second v= line", line=line)
+    if kind == "m":
+        MediaDescription.parse_media_line(value, line=line)
+    elif kind == "t":
+        # quirk: "t=now-" and other non-numeric times (the model keeps numbers only).
+        parts = value.split()
+        if len(parts) != 2 or not all(_NUMBER.fullmatch(p) for p in parts):
+            raise SdpParseError(f"bad t= line {value!r}", line=line)
+    elif kind == "c":
+        parts = value.split()
+        if len(parts) == 2 and parts[0] == "IN":
+            # quirk: "c=IN 192.0.2.1" without the address type.
+            return str(Connection.for_address(parts[1]))
+        Connection.parse(value, line=line)
+    elif kind == "o":
+        Origin.parse(value, line=line)
+    elif kind == "b":
+        _parse_bandwidth(value, line=line)
+    elif kind == "a":
+        _parse_attribute(value, line=line)
+        name, _, rest = value.partition(":")
+        if name.lower() == "rtpmap":
+            # quirk: spaces around the clock rate ("a=rtpmap:96 H264/90000 /1").
+            return f"{name}:{_RTPMAP_SLASH.sub('/', rest.strip())}"
+    return value
+
+
 def _parse_attribute(value: str, *, line: int) -> tuple[str, str | None]:
     # RFC 8866 §5.13: a=<attribute> or a=<attribute>:<value>
     name, colon, rest = value.partition(":")
@@ -425,8 +465,8 @@ class SessionDescription:
     other: list[tuple[str, str]] = field(default_factory=list)  # i= u= e= p= r= z= k= unknown
 
     @classmethod
-    def parse(cls, text: str | bytes) -> SessionDescription:
-        """Parse SDP text. Raises only SdpParseError."""
+    def parse(cls, text: str | bytes, *, lenient: bool = False) -> SessionDescription:
+        """Parse SDP text. Raises only SdpParseError. See the module docstring for ``lenient``."""
         if isinstance(text, bytes):
             # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
             text = text.decode("utf-8", "surrogateescape")
@@ -439,23 +479,42 @@ class SessionDescription:
         attributes: list[tuple[str, str | None]] = []
         other: list[tuple[str, str]] = []
         media: list[MediaDescription] = []
+        skipping_media = False  # lenient: inside an m= section whose m= line was unreadable
 
         for number, raw in enumerate(text.split("\n"), start=1):
             line = raw.rstrip(" \t\r")
             if not line:
                 continue
-            if "\r" in line or "\x00" in line:
-                raise SdpParseError("CR or NUL inside a line", line=number)
-            # RFC 8866 §5: <type>=<value>, <type> exactly one case-significant letter.
-            if len(line) < 2 or line[1] != "=" or line[0] not in _LETTERS:
-                raise SdpParseError(f"not a <type>=<value> line: {line[:40]!r}", line=number)
+            try:
+                if "\r" in line or "\x00" in line:
+                    raise SdpParseError("CR or NUL inside a line", line=number)
+                # RFC 8866 §5: <type>=<value>, <type> exactly one case-significant letter.
+                if len(line) < 2 or line[1] != "=" or line[0] not in _LETTERS:
+                    raise SdpParseError(f"not a <type>=<value> line: {line[:40]!r}", line=number)
+            except SdpParseError:
+                if lenient and version is not None:
+                    continue
+                raise
             kind, value = line[0], line[2:]
 
             if version is None:  # §5.1: v= comes first
                 if kind != "v":
                     raise SdpParseError("a description must start with v=", line=number)
                 version = _number(value, what="v=", line=number)
-            elif kind == "v":
+                continue
+            if kind == "m":
+                skipping_media = False
+            elif skipping_media:
+                continue
+            if lenient:
+                try:
+                    value = _lenient_value(kind, value, line=number)
+                except SdpParseError:
+                    # quirk (IP cameras): unreadable lines are dropped; an unreadable m= line
+                    # drops its whole section.
+                    skipping_media = kind == "m"
+                    continue
+            if kind == "v":
                 raise SdpParseError("a second v= line", line=number)
             elif kind == "m":
                 media.append(MediaDescription.parse_media_line(value, line=number))
@@ -490,6 +549,8 @@ class SessionDescription:
 
         if version is None:
             raise SdpParseError("empty description")
+        if origin is None and lenient:
+            origin = _PLACEHOLDER_ORIGIN  # quirk: cameras that leave out o=
         if origin is None:
             raise SdpParseError("missing o= line")
         return cls(
