@@ -26,6 +26,9 @@ MODULES = [
     "softphone.sdp",
     "softphone.rtp",
     "softphone.rtsp",
+    "softphone.rtsp.client",
+    "softphone.rtp.reorder",
+    "softphone.rtp.depacketize",
     "softphone.config",
 ]
 
