@@ -225,6 +225,15 @@ def test_stream_mux_config_gives_the_audio_specific_config() -> None:
     assert stream_mux_config("0001001000001000") == "400024103fc0"
 
 
+def test_stream_mux_config_cut_short_by_gstreamer_is_accepted() -> None:
+    """rtpmp4apay (GStreamer 1.22) stops right after the AudioSpecificConfig: no frameLengthType."""
+    config, sub_frames = parse_stream_mux_config(bytes.fromhex("40002420"))
+    assert (config.object_type, config.sample_rate, config.channels) == (2, 44100, 2)
+    assert sub_frames == 1
+    depack = make_depacketizer("MP4A-LATM", 44100, {"cpresent": "0", "config": "40002420"}, 2)
+    assert depack.extradata == bytes.fromhex("1210")  # AAC LC, 44.1 kHz, stereo
+
+
 def test_latm_lengths_with_several_255_bytes() -> None:
     _, frames = aac_frames()
     big = bytes(range(256)) * 3  # 768 bytes: 255 255 255 3

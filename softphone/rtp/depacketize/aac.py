@@ -431,7 +431,9 @@ def parse_stream_mux_config(data: bytes) -> tuple[AudioSpecificConfig, int]:
         reader.position = start + length
     else:
         config = read_audio_specific_config(reader)
-    if reader.u(3) != 0:  # frameLengthType 0: PayloadLengthInfo with 8-bit runs
+    # quirk: GStreamer's rtpmp4apay (1.22) cuts the config off right after the
+    # AudioSpecificConfig (config=40002420); what is missing is frameLengthType, read as 0.
+    if reader.remaining >= 3 and reader.u(3) != 0:  # 0: PayloadLengthInfo with 8-bit runs
         raise ValueError("only frameLengthType 0 is supported")
     return config, sub_frames
 
