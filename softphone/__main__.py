@@ -3,6 +3,7 @@
 ``softphone``                     opens the TUI (a placeholder until the TUI issue)
 ``softphone dial URI``            calls, shows progress, hangs up after --duration or Ctrl-C
 ``softphone listen``              registers (when configured) and waits for calls
+``softphone play URL``            plays an RTSP stream (``--headless`` without a UI)
 ``softphone devices``             lists the sound devices (for input_device / output_device)
 ``softphone bench ...``           benchmarks (``softphone bench --help``)
 
@@ -64,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     listen = sub.add_parser("listen", help="wait for incoming calls", description="Register (when the account has a registrar) and wait for calls.")
     network_options(listen)
     listen.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
+    play = sub.add_parser(
+        "play", help="play an RTSP stream (IP camera, media server)",
+        description="Play an RTSP stream: video in the terminal, audio on the sound device.",
+    )
+    play.add_argument("url", help="rtsp://[user:password@]host[:port]/path, rtsps://..., or a camera name from the config")
+    play.add_argument("--headless", action="store_true", help="no UI: decode, report, optionally save a snapshot or a recording")
+    play.add_argument("--duration", type=_seconds, metavar="S", help="stop S seconds after the command started")
+    play.add_argument("--transport", choices=["auto", "udp", "tcp"], default="auto",
+                      help="RTP over UDP or TCP interleaved; auto tries UDP and falls back to TCP (default)")
+    play.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    play.add_argument("--snapshot", type=_png_out, metavar="FILE.png", help="save the first decoded picture as a PNG")
+    play.add_argument("--record", type=_mkv_out, metavar="FILE.mkv", help="save the stream as it arrives (no re-encoding) in a Matroska file")
+    play.add_argument("--no-audio", action="store_true", help="do not open a sound device (audio is still decoded and counted)")
+    play.add_argument("--ca-file", type=_file_in, metavar="PEM", help="trust this CA for rtsps:// (default: the system's)")
+    play.add_argument("--insecure", action="store_true", help="rtsps:// without checking the certificate (self-signed cameras)")
     sub.add_parser("devices", help="list sound devices", description="List the sound devices PortAudio sees.")
     bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -75,6 +91,33 @@ def _wav_in(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     return path
+
+
+def _file_in(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _writable(text: str, suffixes: tuple[str, ...], what: str) -> Path:
+    path = Path(text).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise argparse.ArgumentTypeError(f"{text}: {what} needs a {' or '.join(suffixes)} file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: directory {parent} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory")
+    return path
+
+
+def _png_out(text: str) -> Path:
+    return _writable(text, (".png",), "--snapshot")
+
+
+def _mkv_out(text: str) -> Path:
+    return _writable(text, (".mkv", ".mka"), "--record")
 
 
 def _dtmf(text: str) -> str:
@@ -176,10 +219,30 @@ def describe(event: PhoneEvent) -> str:
             return f"DTMF {digit} received ({method})"
         case pe.CallStats():
             return ""  # --json only: too chatty for a person
+        case pe.StreamDescribed(url=url, streams=streams):
+            listed = ", ".join(f"{s.media} {s.codec}" + ("" if s.supported else " (not played)") for s in streams)
+            return f"{url}: {listed}"
+        case pe.StreamPlaying(transport=t, range_end=end):
+            return f"playing over {t.upper()}" + (f" ({end:.0f} s of media)" if end else "")
+        case pe.StreamPaused():
+            return "paused"
+        case pe.FirstFrame(ms=ms, width=w, height=h, codec=codec):
+            return f"first picture after {ms:.0f} ms: {codec} {w}x{h}"
+        case pe.StreamReconnecting(attempt=n, delay_s=d, reason=r):
+            return f"{r}; reconnecting in {d:.0f} s (attempt {n})"
+        case pe.StreamFailed(reason=r):
+            return f"softphone: cannot play: {r}"
+        case pe.StreamSummary(video_frames=v, audio_frames=a, lost_packets=lost, reconnects=rc):
+            return f"played {v} video frames, {a * 20 / 1000:.1f} s of audio; {lost} packets lost, {rc} reconnects"
+        case pe.StreamStats():
+            return ""
     return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import time
+
+    started_at = time.monotonic()  # `play --duration` counts from here
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if "bench" in argv and argv[: argv.index("bench")] == [a for a in argv[: argv.index("bench")] if a.startswith("-")]:
@@ -202,6 +265,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_tui(config)
     import asyncio
+
+    if args.command == "play":
+        from softphone.cli import run_play
+
+        try:
+            return run_play(config, args, Reporter(as_json=args.json), started_at=started_at)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
 
     from softphone.cli import run_dial, run_listen
 

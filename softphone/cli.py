@@ -1,4 +1,5 @@
-"""The headless commands ``dial`` and ``listen``: a Phone driven from the command line."""
+"""The headless commands ``dial``, ``listen`` and ``play``: a Phone (or a Player) driven from the
+command line."""
 
 from __future__ import annotations
 
@@ -149,3 +150,79 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
         finally:
             await phone.stop()
             await _drain(phone, reporter)
+
+
+EXIT_USAGE = 2
+
+
+def resolve_stream(config: Config, text: str) -> tuple[str, tuple[str, str] | None]:
+    """A URL, or the name of a ``[[camera]]`` in the config (with its credentials)."""
+    for camera in config.cameras:
+        if camera.name == text:
+            creds = (camera.username, camera.password or "") if camera.username is not None else None
+            return camera.url, creds
+    return text, None
+
+
+def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, started_at: float) -> int:
+    """``softphone play URL``: the viewer app, or ``--headless`` without a UI."""
+    from softphone.phone.player import Player, PlayerOptions
+    from softphone.rtsp.errors import RtspError
+
+    text, creds = resolve_stream(config, args.url)
+    options = PlayerOptions(
+        transport=args.transport,
+        credentials=creds,
+        snapshot=args.snapshot,
+        record=args.record,
+        ca_file=args.ca_file,
+        insecure=args.insecure,
+    )
+    audio: AudioProvider
+    if args.no_audio:
+        audio = NullAudio()
+    else:
+        from softphone.phone.audio import DeviceAudio
+
+        audio = DeviceAudio(
+            config.input_device, config.output_device,
+            on_problem=lambda text: reporter.event(pe.Notice(level="warning", text=f"{text} (the stream plays silently)")),
+        )
+    try:
+        player = Player(text, config=config, options=options, audio=audio, started_at=started_at)
+    except RtspError as exc:
+        names = ", ".join(c.name for c in config.cameras)
+        hint = f" (cameras in the config: {names})" if names else ""
+        reporter.say(f"softphone: {args.url!r} is not an RTSP URL: {exc}{hint}")
+        return EXIT_USAGE
+    if not args.headless:
+        from softphone.tui.player_app import run_player_app
+
+        try:
+            return run_player_app(player, duration_s=args.duration)
+        finally:
+            audio.close()
+    try:
+        return asyncio.run(_play_headless(player, args, reporter))
+    finally:
+        audio.close()
+
+
+async def _play_headless(player: object, args: argparse.Namespace, reporter: Reporter) -> int:
+    from softphone.phone.player import Player
+
+    assert isinstance(player, Player)
+    stop = asyncio.Event()
+    with _interrupts(stop):
+        task = asyncio.ensure_future(player.run(stop, duration_s=args.duration))
+        while True:
+            getter = asyncio.ensure_future(player.events.get())
+            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                reporter.event(getter.result())
+                continue
+            getter.cancel()
+            while (event := player.next_event_nowait()) is not None:
+                reporter.event(event)
+            return task.result()
+

@@ -22,6 +22,15 @@ Audio keys (all optional, top level)::
     ring_device = "speakers"          # where incoming calls ring (default: output_device)
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
 
+Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;
+a URL on the same host and port uses its credentials)::
+
+    [[camera]]
+    name = "frontdoor"
+    url = "rtsp://192.168.1.20/Streaming/Channels/101"
+    username = "admin"                # optional; credentials in the URL win
+    password = "p@ss#1"               # optional; special characters need no escaping here
+
 Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
 temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
 half-written config and passwords are never world-readable.
@@ -47,6 +56,19 @@ DEFAULT_RTP_PORTS: Final = (16384, 32767)
 DEFAULT_CODECS: Final = ("opus", "G722", "PCMU", "PCMA")
 KNOWN_CODECS: Final = {c.lower(): c for c in DEFAULT_CODECS}
 DeviceSpec = str | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """An RTSP source ``softphone play`` can open by name."""
+
+    name: str
+    url: str
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Camera(name={self.name!r}, url={self.url!r})"
 
 
 class ConfigError(Exception):
@@ -87,6 +109,7 @@ class Config:
     output_device: DeviceSpec = None
     ring_device: DeviceSpec = None
     recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
+    cameras: tuple[Camera, ...] = ()
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
 
@@ -126,7 +149,8 @@ _ACCOUNT_KEYS: Final = frozenset(
 )
 _GLOBAL_KEYS: Final = frozenset({"account", "sip_port", "rtp_port_min", "rtp_port_max", "user_agent",
                                  "do_not_disturb", "codecs", "input_device", "output_device",
-                                 "ring_device", "recordings_dir"})
+                                 "ring_device", "recordings_dir", "camera"})
+_CAMERA_KEYS: Final = frozenset({"name", "url", "username", "password"})
 
 
 def load_config(path: Path | None = None, *, required: bool = False) -> Config:
@@ -181,6 +205,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
             raise ConfigError(f"{where}: recordings_dir must be a directory path")
         recordings_dir = Path(recordings_dir).expanduser()
+    cameras = _cameras(data.get("camera", []), where)
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
         accounts=accounts,
@@ -194,6 +219,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         output_device=devices["output_device"],
         ring_device=devices["ring_device"],
         recordings_dir=recordings_dir,
+        cameras=cameras,
         path=path,
         extra=extra,
     )
@@ -290,6 +316,32 @@ def _device(value: object, label: str) -> DeviceSpec:
     return value
 
 
+def _cameras(raw: Any, where: str) -> tuple[Camera, ...]:
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise ConfigError(f"{where}: 'camera' must be an array of tables ([[camera]])")
+    cameras: list[Camera] = []
+    for index, entry in enumerate(raw):
+        label = f"{where}: camera #{index + 1}"
+        unknown = sorted(set(entry) - _CAMERA_KEYS)
+        if unknown:
+            raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}")
+        values: dict[str, str | None] = {}
+        for key in ("name", "url", "username", "password"):
+            value = entry.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{label}: {key} must be a string")
+            values[key] = value
+        name, url = values["name"], values["url"]
+        if not name or not name.strip():
+            raise ConfigError(f"{label}: 'name' is required (a non-empty string)")
+        if not url or not url.lower().startswith(("rtsp://", "rtsps://")):
+            raise ConfigError(f"{label} ({name!r}): 'url' must be an rtsp:// or rtsps:// URL")
+        if any(c.name == name for c in cameras):
+            raise ConfigError(f"{where}: camera names must be unique (repeated: {name})")
+        cameras.append(Camera(name=name, url=url, username=values["username"], password=values["password"]))
+    return tuple(cameras)
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     out: dict[str, Any] = dict(config.extra)
     if config.sip_port is not None:
@@ -325,6 +377,12 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         accounts.append(entry)
     if accounts:
         out["account"] = accounts
+    if config.cameras:
+        out["camera"] = [
+            {k: v for k, v in (("name", c.name), ("url", c.url), ("username", c.username),
+                               ("password", c.password)) if v is not None}
+            for c in config.cameras
+        ]
     return out
 
 
