@@ -177,6 +177,8 @@ class Reporter:
         if self.as_json:
             self._out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
             self._out.flush()
+        from softphone.phone.text import describe
+
         self.say(describe(event))
 
     def say(self, text: str) -> None:
@@ -188,55 +190,6 @@ class Reporter:
         if self.as_json:
             self._out.write(json.dumps(payload, separators=(",", ":")) + "\n")
             self._out.flush()
-
-
-def describe(event: PhoneEvent) -> str:
-    from softphone.phone import events as pe
-
-    match event:
-        case pe.Listening(transport=t, host=h, port=p, fallback=fb):
-            return f"listening on {t} {h}:{p}" + (" (default port was taken)" if fb else "")
-        case pe.Registered(account=a, expires=e):
-            return f"registered {a} (expires in {e} s)"
-        case pe.RegistrationFailed(account=a, reason=r, retry_in_s=retry):
-            tail = f"; retrying in {retry:.0f} s" if retry else ""
-            return f"registration of {a} failed: {r}{tail}"
-        case pe.Unregistered(account=a):
-            return f"unregistered {a}"
-        case pe.IncomingCall(remote=r, waiting=w):
-            return f"incoming call from {r}" + (" (call waiting)" if w else "")
-        case pe.CallStateChanged(state="ended"):
-            return ""  # the call_ended line says how it ended
-        case pe.CallStateChanged(state=s, remote=r):
-            return f"call {s}: {r}"
-        case pe.CallEnded(status=s, reason=r, duration_s=d, answered=a):
-            return f"call ended after {d:.1f} s: {r}" if a else f"call failed: {r}" + (f" (SIP {s})" if s else "")
-        case pe.TransferProgressed(status=s, reason=r, final=f):
-            return f"transfer: {s} {r}" + (" (final)" if f else "")
-        case pe.Notice(level=level, text=text):
-            return f"{level}: {text}"
-        case pe.DtmfReceived(digit=digit, method=method):
-            return f"DTMF {digit} received ({method})"
-        case pe.CallStats():
-            return ""  # --json only: too chatty for a person
-        case pe.StreamDescribed(url=url, streams=streams):
-            listed = ", ".join(f"{s.media} {s.codec}" + ("" if s.supported else " (not played)") for s in streams)
-            return f"{url}: {listed}"
-        case pe.StreamPlaying(transport=t, range_end=end):
-            return f"playing over {t.upper()}" + (f" ({end:.0f} s of media)" if end else "")
-        case pe.StreamPaused():
-            return "paused"
-        case pe.FirstFrame(ms=ms, width=w, height=h, codec=codec):
-            return f"first picture after {ms:.0f} ms: {codec} {w}x{h}"
-        case pe.StreamReconnecting(attempt=n, delay_s=d, reason=r):
-            return f"{r}; reconnecting in {d:.0f} s (attempt {n})"
-        case pe.StreamFailed(reason=r):
-            return f"softphone: cannot play: {r}"
-        case pe.StreamSummary(video_frames=v, audio_frames=a, lost_packets=lost, reconnects=rc):
-            return f"played {v} video frames, {a * 20 / 1000:.1f} s of audio; {lost} packets lost, {rc} reconnects"
-        case pe.StreamStats():
-            return ""
-    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

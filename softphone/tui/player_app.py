@@ -74,7 +74,7 @@ class PlayerApp(App[int]):
         self.exit(self._result)
 
     async def _events(self) -> None:
-        from softphone.__main__ import describe
+        from softphone.phone.text import describe
 
         while True:
             event: PhoneEvent = await self.player.events.get()

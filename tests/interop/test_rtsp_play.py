@@ -282,3 +282,56 @@ def test_rtsps(tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab, lab_pki: Any)
     result = play(tmp_path, url, "--duration", "3", "--ca-file", str(lab_pki.ca_file), "--transport", "tcp")
     assert_played(result, transport="tcp")
     assert result.one("first_frame")["codec"] == "h264"
+
+
+async def test_pause_resume_and_seek_on_demand_media(rtsp_lab: lab_rtsp.RtspLab) -> None:
+    """The façade the viewer uses: PAUSE stops the pictures, PLAY resumes, and a seek asks for
+    Range npt=<position + 10> and restarts from there."""
+    import asyncio
+
+    from softphone.phone import events as pe
+    from softphone.phone.player import Player, PlayerOptions
+
+    async def next_of(player: Player, kind: type[pe.PhoneEvent], timeout: float = 10.0) -> Any:
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await player.events.get()
+                if isinstance(event, kind):
+                    return event
+                assert not isinstance(event, pe.StreamFailed), event
+
+    player = Player(rtsp_lab.url("/file"), options=PlayerOptions(transport="tcp"))
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(player.run(stop))
+    try:
+        playing = await next_of(player, pe.StreamPlaying)
+        assert playing.range_end == pytest.approx(lab_rtsp.FILE_DURATION_S, abs=0.5)
+        await next_of(player, pe.FirstFrame)
+        await next_of(player, pe.StreamStats)
+        player.pause()
+        await next_of(player, pe.StreamPaused)
+        frames_at_pause = player.counters.video_frames
+        await next_of(player, pe.StreamStats)
+        await next_of(player, pe.StreamStats)
+        # nothing new after PAUSE was answered, but for pictures already in flight
+        assert player.counters.video_frames - frames_at_pause <= 5
+        mark = rtsp_lab.mark()
+        player.resume()
+        await next_of(player, pe.StreamPlaying)
+        await next_of(player, pe.StreamStats)
+        assert player.counters.video_frames > frames_at_pause + 5
+        position = player.position_s
+        assert position is not None
+        player.seek(10)
+        resumed = await next_of(player, pe.StreamPlaying)
+        assert resumed.range_start == pytest.approx(position + 10, abs=2.5)
+        plays = [line for line in rtsp_lab.lines()[mark:] if line.startswith("LAB PLAY")]
+        assert any("npt=" in line for line in plays), plays
+        frames = player.counters.video_frames
+        await next_of(player, pe.StreamStats)
+        await next_of(player, pe.StreamStats)
+        assert player.counters.video_frames > frames  # pictures after the seek
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(task, 10)
+    assert code == 0

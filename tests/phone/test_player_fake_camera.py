@@ -1,0 +1,238 @@
+"""The RTSP player against a scripted camera on 127.0.0.1: the behaviours a GStreamer server will
+not show (redirects, a camera whose UDP media never arrives, codecs we cannot play, RTCP before the
+PLAY answer, data on channels never set up, a scheme-less Content-Base) and the receiver reports
+a camera expects. The camera replays H.264 packets FFmpeg's packetiser produced
+(tests/data/rtp/depack_ffmpeg_h264.bin) over TCP interleaved, 10 pictures a second.
+
+Waiting is on the player's own events with deadlines; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from pathlib import Path
+
+import pytest
+
+from softphone.phone import events as pe
+from softphone.phone.player import Player, PlayerOptions
+from softphone.rtp.packet import RtpPacket, is_rtcp, parse_rtcp
+
+DATA = Path(__file__).parent.parent / "data" / "rtp"
+HOST = "127.0.0.1"
+
+
+def capture() -> tuple[str, list[RtpPacket]]:
+    head, _, body = (DATA / "depack_ffmpeg_h264.bin").read_bytes().partition(b"\n\n")
+    fmtp = next(line for line in head.decode().splitlines() if line.startswith("a=fmtp:"))
+    packets, pos = [], 0
+    while pos < len(body):
+        (size,) = struct.unpack_from("!H", body, pos)
+        packets.append(RtpPacket.parse(body[pos + 2 : pos + 2 + size]))
+        pos += 2 + size
+    return fmtp, packets
+
+
+class FakeCamera:
+    """Answers RTSP like a camera would; ``udp`` = "silent" accepts UDP SETUPs and sends nothing."""
+
+    def __init__(self, *, udp: str = "silent") -> None:
+        self.udp = udp
+        self.requests: list[str] = []
+        self.rtcp_from_client: list[bytes] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.fmtp, self.packets = capture()
+
+    async def __aenter__(self) -> FakeCamera:
+        self._server = await asyncio.start_server(self._serve, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def url(self, path: str) -> str:
+        return f"rtsp://{HOST}:{self.port}{path}"
+
+    def sdp(self, path: str) -> bytes:
+        if path.startswith("/vp8"):
+            media = "m=video 0 RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\na=control:trackID=1\r\n"
+        else:
+            media = f"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n{self.fmtp}\r\na=control:trackID=1\r\n"
+        return (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n" + media
+        ).encode()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        sender: asyncio.Task[None] | None = None
+        try:
+            while True:
+                first = await reader.readexactly(1)
+                if first == b"$":  # interleaved data from the client (RTCP receiver reports)
+                    channel, size = struct.unpack("!BH", await reader.readexactly(3))
+                    data = await reader.readexactly(size)
+                    if channel == 1 and is_rtcp(data):
+                        self.rtcp_from_client.append(data)
+                    continue
+                head = first + await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                method, uri, _ = lines[0].split(" ")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                path = "/" + uri.split("/", 3)[3] if uri.count("/") >= 3 else "/"
+                self.requests.append(f"{method} {path} {headers.get('transport', '')}")
+                cseq = headers["cseq"]
+                if path.startswith("/old"):
+                    writer.write(f"RTSP/1.0 302 Moved\r\nCSeq: {cseq}\r\nLocation: {self.url('/cam')}\r\n\r\n".encode())
+                elif method == "OPTIONS":
+                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode())
+                elif method == "DESCRIBE":
+                    body = self.sdp(path)
+                    base = f"{HOST}:{self.port}{path}/"  # quirk: a Content-Base without its scheme
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}  \r\nContent-Base: {base}\r\n"
+                        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                    )
+                elif method == "SETUP":
+                    transport = headers.get("transport", "")
+                    if "TCP" in transport:
+                        reply = "RTP/AVP/TCP;unicast;interleaved=0-1"
+                    else:
+                        client = transport.split("client_port=")[1].split(";")[0]
+                        reply = f"RTP/AVP;unicast;client_port={client};server_port=40000-40001"
+                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD;timeout=60\r\nTransport: {reply}\r\n\r\n".encode())
+                elif method == "PLAY":
+                    tcp = any("TCP" in r for r in self.requests if r.startswith("SETUP"))
+                    if tcp:
+                        # quirks: an RTCP SR before the PLAY answer, and data on channel 7 never set up
+                        sr = bytes.fromhex("80c80006" "11223344" "e8d4a51000000000" "00000000" "00000000" "00000000")
+                        writer.write(b"$\x01" + struct.pack("!H", len(sr)) + sr)
+                        writer.write(b"$\x07\x00\x04abcd")
+                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\nRTP-Info: url=trackID=1;seq=0;\r\n\r\n".encode())
+                    if tcp and sender is None:
+                        sender = asyncio.ensure_future(self._send_media(writer))
+                elif method == "TEARDOWN":
+                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n".encode())
+                    await writer.drain()
+                    return
+                else:
+                    writer.write(f"RTSP/1.0 501 Not Implemented\r\nCSeq: {cseq}\r\n\r\n".encode())
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            if sender is not None:
+                sender.cancel()
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _send_media(self, writer: asyncio.StreamWriter) -> None:
+        """Loop the captured pictures at 10 per second, with continuous seq and timestamps."""
+        loop = asyncio.get_running_loop()
+        seq, ts, start = 0, 0, loop.time()
+        frames = sorted({p.timestamp for p in self.packets})
+        for n in range(600):
+            for packet in (p for p in self.packets if p.timestamp == frames[n % len(frames)]):
+                out = RtpPacket(payload_type=96, sequence=seq % 65536, timestamp=ts % 2**32, ssrc=0x11223344, marker=packet.marker, payload=packet.payload)
+                data = bytes(out)
+                writer.write(b"$\x00" + struct.pack("!H", len(data)) + data)
+                seq += 1
+            ts += 9000
+            await writer.drain()
+            # paced by the loop clock: the next picture is due 100 ms after the previous one
+            await asyncio.sleep(max(start + (n + 1) * 0.1 - loop.time(), 0))
+
+
+async def next_of(player: Player, kind: type[pe.PhoneEvent], timeout: float = 10.0) -> pe.PhoneEvent:
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await player.events.get()
+            if isinstance(event, kind):
+                return event
+            if isinstance(event, pe.StreamFailed):
+                raise AssertionError(f"failed: {event.reason}")
+
+
+@contextlib.asynccontextmanager
+async def playing(player: Player):  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(player.run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+
+async def test_redirect_then_plays_with_camera_quirks_and_sends_receiver_reports() -> None:
+    async with FakeCamera() as camera:
+        player = Player(camera.url("/old"), options=PlayerOptions(transport="tcp"))
+        async with playing(player) as task:
+            started = await next_of(player, pe.StreamPlaying)
+            assert isinstance(started, pe.StreamPlaying) and started.transport == "tcp"
+            first = await next_of(player, pe.FirstFrame)
+            assert isinstance(first, pe.FirstFrame) and (first.width, first.height) == (160, 120)
+            async with asyncio.timeout(8):  # the first RR is due within 1.25-3.75 s (RFC 3550 §6.3.1)
+                while not camera.rtcp_from_client:
+                    await next_of(player, pe.StreamStats)
+            assert not task.done()
+        kinds = [r.split()[0] + " " + r.split()[1] for r in camera.requests]
+        assert kinds[0] == "OPTIONS /old"  # answered 302: nothing else was asked of /old
+        assert not [k for k in kinds[1:] if k.endswith("/old")]
+        assert kinds.index("DESCRIBE /cam") < kinds.index("SETUP /cam/trackID=1") < kinds.index("PLAY /cam/")
+        report = parse_rtcp(camera.rtcp_from_client[0])
+        assert type(report[0]).__name__ == "RtcpReceiverReport"
+        assert player.counters.video_frames >= 10
+
+
+async def test_auto_switches_to_tcp_when_udp_media_never_arrives() -> None:
+    async with FakeCamera(udp="silent") as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="auto"))
+        async with playing(player):
+            first = await next_of(player, pe.StreamPlaying)
+            assert isinstance(first, pe.StreamPlaying) and first.transport == "udp"
+            again = await next_of(player, pe.StreamPlaying, timeout=12)
+            assert isinstance(again, pe.StreamPlaying) and again.transport == "tcp"
+            await next_of(player, pe.FirstFrame)
+        setups = [r for r in camera.requests if r.startswith("SETUP")]
+        assert "client_port=" in setups[0] and "TCP" in setups[-1]
+        assert any(r.startswith("TEARDOWN") for r in camera.requests)  # the UDP session was ended
+
+
+async def test_no_supported_codec_is_a_clear_refusal() -> None:
+    async with FakeCamera() as camera:
+        player = Player(camera.url("/vp8"), options=PlayerOptions(transport="tcp"))
+        code = await asyncio.wait_for(player.run(asyncio.Event()), 15)
+        assert code == 1
+        events = []
+        while (event := player.next_event_nowait()) is not None:
+            events.append(event)
+        failed = [e for e in events if isinstance(e, pe.StreamFailed)]
+        assert failed and "no supported codec" in failed[0].reason and "VP8" in failed[0].reason
+        described = [e for e in events if isinstance(e, pe.StreamDescribed)]
+        assert described and described[0].streams[0].supported is False
+        assert not any(r.startswith("SETUP") for r in camera.requests)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_stop_tears_the_session_down(transport: str) -> None:
+    async with FakeCamera(udp="silent") as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport=transport))  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(player.run(stop))
+        await next_of(player, pe.StreamPlaying)
+        stop.set()
+        code = await asyncio.wait_for(task, 10)
+        assert code == 0  # PLAY was answered: it played, even if no picture came yet
+        assert any(r.startswith("TEARDOWN") for r in camera.requests)
