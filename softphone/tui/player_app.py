@@ -8,6 +8,8 @@ and keys to pause, seek and quit. It talks only to the Player façade (phone/).
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, ComposeResult
@@ -38,10 +40,11 @@ class PlayerApp(App[int]):
         Binding("right", "seek(10)", "+10 s", show=False),
     ]
 
-    def __init__(self, player: Player, *, duration_s: float | None = None) -> None:
+    def __init__(self, player: Player, *, duration_s: float | None = None, stats_out: Path | None = None) -> None:
         super().__init__()
         self.player = player
         self.duration_s = duration_s
+        self.stats_out = stats_out
         self._stop = asyncio.Event()
         self._result = 1
 
@@ -69,6 +72,7 @@ class PlayerApp(App[int]):
 
     async def _play(self) -> None:
         self._result = await self.player.run(self._stop, duration_s=self.duration_s)
+        self._write_stats()
         if self.player.state == "failed":
             return  # keep the reason on screen until the user quits
         self.exit(self._result)
@@ -82,6 +86,27 @@ class PlayerApp(App[int]):
             if text:
                 self.query_one("#messages", Static).update(text)
             self._refresh_overlay()
+
+    def _write_stats(self) -> None:
+        """``--stats-out``: what the benchmarks read (pictures decoded vs drawn, and so on)."""
+        if self.stats_out is None:
+            return
+        view = self.query_one(VideoView)
+        c = self.player.counters
+        stats = {
+            "video_frames": c.video_frames,
+            "audio_frames": c.audio_frames,
+            "frames_shown": view.frames_shown,
+            "frames_dropped": view.frames_dropped,
+            "rows_built": view.rows_built,
+            "first_frame_ms": c.first_frame_ms,
+            "lost_packets": c.lost_packets,
+            "transport": c.transport,
+        }
+        try:
+            self.stats_out.write_text(json.dumps(stats) + "\n", encoding="utf-8")
+        except OSError:
+            pass
 
     def action_quit_player(self) -> None:
         if self.player.state == "failed":
@@ -99,6 +124,6 @@ class PlayerApp(App[int]):
         self.player.seek(float(delta_s))
 
 
-def run_player_app(player: Player, *, duration_s: float | None = None) -> int:
-    result = PlayerApp(player, duration_s=duration_s).run()
+def run_player_app(player: Player, *, duration_s: float | None = None, stats_out: Path | None = None) -> int:
+    result = PlayerApp(player, duration_s=duration_s, stats_out=stats_out).run()
     return 1 if result is None else result
