@@ -457,6 +457,9 @@ class Player:
                 self._session = session
                 task = asyncio.ensure_future(session.run())
                 ended = await _first_of(task, stop, deadline, None if self._played else begin + STARTUP_LIMIT_S)
+                if ended == "startup" and self._played:
+                    # It started playing before the start-up limit: that limit is over.
+                    ended = await _first_of(task, stop, deadline, None)
                 if ended != "task":
                     await session.close(teardown=True)
                     task.cancel()
