@@ -12,6 +12,9 @@ queue of decoded audio covers the block, then hands over exactly ``samples`` sam
   repetition (:class:`softphone.media.conceal.PitchConcealer`) that fades out on long gaps;
 - SILENCE: zeros before the first packet is due.
 
+When the pulls are regular (the same size, each that long after the one before, as the
+benchmark's 5 ms pump), the scheduler is told so and starts frames exactly on a pull.
+
 For every frame the receiver time of its first sample is recorded from the samples actually
 handed over (pull time + position in the block), so the benchmark's ``play_ms`` is measured, not
 intended: :meth:`Playout.frames_played` drains those records.
@@ -55,6 +58,11 @@ LEVEL_DECAY: Final = 10 ** (-20 / 20 / 250)
 """The talker's level (peak frame RMS) falls 20 dB in 5 s of 20 ms frames when nobody talks."""
 QUIET_FADE_S: Final = 0.0025
 """Cross-fade where a quiet frame is cut or padded."""
+REGULAR_PULLS: Final = 8
+"""After this many pulls of the same size, each that size's duration after the one before, the
+pulls form a lattice and the jitter buffer aligns frame starts to it (``regular_pulls``)."""
+REGULAR_TOLERANCE_S: Final = 1e-4
+"""How far a pull's time may be from the lattice of the ones before and still keep to it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,6 +150,8 @@ class Playout:
         self._expanded = 0
         self._decode_errors = 0
         self._last_now = 0.0
+        self._last_pull: tuple[float, int] | None = None  # (now, samples) of the previous pull
+        self._regular_run = 0  # consecutive pulls that kept to the lattice of the previous ones
         self._level = 0.0  # the talker's recent level (RMS of the loudest recent frame)
         self._quiet_fade = max(1, round(QUIET_FADE_S * self.sample_rate))
         ramp = (np.arange(self._quiet_fade, dtype=np.float32) + 0.5) / self._quiet_fade
@@ -164,6 +174,8 @@ class Playout:
         if samples <= 0:
             return np.zeros(0, dtype=np.float32)
         self._last_now = now
+        self._note_pull(samples, now)
+        regular = self._regular_run >= REGULAR_PULLS
         quantum = self._to_ticks(samples)
         rounds = 0
         while self._tail - self._head < samples:
@@ -175,6 +187,7 @@ class Playout:
             decision = self.jitter.next_frame(
                 now=now, needed_ticks=self._to_ticks(samples - queued),
                 queued_ticks=self._to_ticks(queued), quantum_ticks=quantum,
+                regular_pulls=regular,
             )
             self._render(decision, queued)
         start = self._out_pos
@@ -190,6 +203,15 @@ class Playout:
         self._head += samples
         self._out_pos = end
         return out
+
+    def _note_pull(self, samples: int, now: float) -> None:
+        """Count pulls that keep to a lattice: same size, one block's duration apart."""
+        last = self._last_pull
+        on_time = last is not None and samples == last[1] and abs(
+            now - last[0] - samples / self.sample_rate
+        ) < REGULAR_TOLERANCE_S
+        self._regular_run = self._regular_run + 1 if on_time else 0
+        self._last_pull = (now, samples)
 
     def _to_ticks(self, samples: int) -> int:
         return samples * self._clock // self.sample_rate

@@ -32,15 +32,20 @@ Design (how it differs from WebRTC NetEQ and PJSIP's jbuf, see shared/research/j
   (late); over budget, it is waited for. A packet older than the cursor after something newer was
   played is late and dropped.
 - **Stretch control.** The frame's *play* offset ``P = D + queued`` is kept at ``D* + block``
-  (a frame must be here at the pull that starts it, at most a block before it plays). Pauses take
-  the correction: every decision carries ``quiet_ticks`` (P's distance from its target) and the
-  playout cuts or pads a quiet frame by that much, inaudibly. Speech is stretched gently: a pitch
-  period at most every 120 ms when P is 8 ms above its target (not in the first second, whose
-  target is a guess) or 2 ms below it, and every frame only 60 ms or more off (a spike). The
-  target has a 10 ms floor (pull blocks and event-loop hiccups), the start is 20 ms after the
-  fastest packet seen before playout begins. Clock drift is absorbed by the same loop: the
-  baseline drifts and ``P`` follows. A governor counts what the playout really stretched: above
-  3 % of recent audio only the large corrections are made.
+  (a frame must be here at the pull that starts it, at most a block before it plays). When the
+  playout pulls the same block at regular times (the benchmark's 5 ms pump), pulls form a
+  lattice and a frame's real deadline is the offset of the last pull before it, one of
+  ``D + k * block``: ``P`` is then kept at the lowest such point at or above ``D*`` (the frame
+  starts exactly on a pull; ``D* + block`` waited half a block for nothing on average). A call's
+  pump pulls what the speaker needs, irregularly, so calls keep ``D* + block``. Pauses take the
+  correction: every decision carries ``quiet_ticks`` (P's distance from its target) and the
+  playout cuts or pads a quiet frame by that much, inaudibly. Speech is stretched gently: a
+  pitch period at most every 120 ms (a refused stretch does not count) when P is 8 ms above its
+  target (not in the first second, whose target is a guess) or 2 ms below it, and every frame
+  only 60 ms or more off (a spike). The target has a 10 ms floor (pull blocks and event-loop
+  hiccups), the start is 20 ms after the fastest packet seen before playout begins. Clock drift
+  is absorbed by the same loop: the baseline drifts and ``P`` follows. A governor counts what
+  the playout really stretched: above 3 % of recent audio only the large corrections are made.
 - **Sequence numbers and timestamps** are extended past their 16/32-bit wrap (RFC 3550 §A.1); a
   jump of the sequence number beyond MAX_DROPOUT/MAX_MISORDER needs a second, consecutive packet to
   be believed (RFC 3550 §A.1 probation) and then restarts the buffer; so does a packet whose
@@ -306,6 +311,8 @@ class JitterBuffer(Generic[PayloadT]):
             0,
         )
         self._last_stretch = -math.inf
+        self._spacing_from: float | None = None  # _last_stretch before a request not yet answered
+        self._regular_pulls = False  # as told by the latest next_frame()
         self._late_rate = 0.0
         self._stretch_rate = 0.0
         self._late_decay = 1.0 - 1.0 / max(1, self.config.late_memory_packets)
@@ -530,12 +537,21 @@ class JitterBuffer(Generic[PayloadT]):
     # -- output ----------------------------------------------------------------------------------
 
     def next_frame(
-        self, *, now: float, needed_ticks: int, queued_ticks: int = 0, quantum_ticks: int = 0
+        self,
+        *,
+        now: float,
+        needed_ticks: int,
+        queued_ticks: int = 0,
+        quantum_ticks: int = 0,
+        regular_pulls: bool = False,
     ) -> Decision[PayloadT]:
         """What to produce next. ``needed_ticks``: how much more the playout needs for the block
         it is filling (a hint for how long to conceal or stay silent); ``queued_ticks``: decoded
         audio queued before the next decision's output and not yet handed over; ``quantum_ticks``:
-        the playout's block size (the step in which the deadline can move)."""
+        the playout's block size (the step in which the deadline can move); ``regular_pulls``:
+        the playout pulls ``quantum_ticks`` every ``quantum_ticks`` of time, so pulls form a
+        lattice that frame starts can be aligned to."""
+        self._regular_pulls = regular_pulls
         needed = max(1, needed_ticks)
         if self.state is State.EMPTY:
             return Decision(action=Action.SILENCE, ticks=needed, timestamp=0)
@@ -683,9 +699,8 @@ class JitterBuffer(Generic[PayloadT]):
 
         The offset compared is the frame's *play* offset ``P = now + queued - T`` (its first
         sample plays after the queued audio), which only stretching and concealment move, not
-        the deadline ``D = now - T``, which jitters by a block with the pull phase. A frame
-        must be here at the pull that starts it, at most one block before it plays, so the
-        target of ``P`` is ``D* + block``: then ``D >= D*``.
+        the deadline ``D = now - T``, which jitters by a block with the pull phase. Its target
+        is :meth:`_play_target`.
 
         Quiet frames take the whole correction: ``quiet_ticks`` is ``P``'s distance from its
         target (cut that much, or pad it). Speech is time-stretched only gently: one pitch
@@ -698,12 +713,12 @@ class JitterBuffer(Generic[PayloadT]):
         deadline = now - timestamp / self.clock_rate
         self._last_deadline = deadline
         play_s = deadline + queued_ticks / self.clock_rate
-        excess_ms = (play_s - self._target - quantum_ticks / self.clock_rate) * 1000.0
+        excess_ms = (play_s - self._play_target(deadline, quantum_ticks)) * 1000.0
         self._stretch_rate *= self._late_decay
         quiet_ms = 0.0
         if excess_ms >= config.quiet_min_ms or excess_ms < 0.0:
             quiet_ms = excess_ms
-        quiet_ticks = math.floor(quiet_ms * self.clock_rate / 1000.0)
+        quiet_ticks = math.floor(quiet_ms * self.clock_rate / 1000.0 + 1e-6)  # float error
         spaced = (now - self._last_stretch) * 1000.0 >= config.stretch_spacing_ms
         if self._stretch_rate > config.stretch_budget:
             spaced = False
@@ -718,14 +733,36 @@ class JitterBuffer(Generic[PayloadT]):
             stretch = Stretch.ACCELERATE
         elif spaced and excess_ms < -config.hysteresis_ms:
             stretch = Stretch.EXPAND
+        self._spacing_from = None
         if stretch is not Stretch.NONE:
+            self._spacing_from = self._last_stretch
             self._last_stretch = now
         return stretch, quiet_ticks
 
+    def _play_target(self, deadline: float, quantum_ticks: int) -> float:
+        """The target of the play offset ``P``, given this pull's deadline ``D``.
+
+        A frame is decided at the last pull at or before its first sample (the playout asks
+        only when its queue runs short of the block). When pulls are regular, they form a
+        lattice and that pull's offset is one of ``D + k * block``: the target is the lowest
+        such point at or above ``D*`` (the frame then starts exactly on a pull; more delay
+        would wait for nothing). Otherwise a frame must be here up to a block before it plays,
+        so the target is ``D* + block`` (then ``D >= D*`` whatever the pull's size and time)."""
+        assert self._target is not None
+        block = max(0, quantum_ticks) / self.clock_rate
+        if not self._regular_pulls or block <= 0.0:
+            return self._target + block
+        steps = math.ceil((self._target - deadline) / block - 1e-9)
+        return deadline + steps * block
+
     def stretched(self, ticks: int) -> None:
         """The playout reports how many ticks the last stretch added or removed (0 if refused):
-        feeds the stretch governor (a rate over the last ``late_memory_packets`` frames)."""
+        feeds the stretch governor (a rate over the last ``late_memory_packets`` frames); a
+        refused speech stretch does not hold the next one back by ``stretch_spacing_ms``."""
         self._stretch_rate += (1.0 - self._late_decay) * abs(ticks) / self.frame_ticks
+        if ticks == 0 and self._spacing_from is not None:
+            self._last_stretch = self._spacing_from  # refused: the next frame may try again
+        self._spacing_from = None
 
     # -- reporting -------------------------------------------------------------------------------
 

@@ -197,10 +197,39 @@ def test_delay_is_moved_in_pauses_and_speech_is_played_whole() -> None:
     loud = envelope > 0.05
     edges = np.flatnonzero(np.diff(loud.astype(np.int8))) + 1
     lengths = np.diff(edges)
-    talk = lengths[loud[edges[:-1]]]
+    talk = lengths[loud[edges[:-1]]][:-1]  # the last one is cut short by the end of the run
     pauses = lengths[~loud[edges[:-1]]]
     assert len(talk) >= 20 and np.all(talk == talk[0]) and abs(talk[0] - 2080) <= 40, talk
     assert pauses.min() < 300 - 40  # a pause was cut (40 ms = 320 samples, less the envelope)
-    # The delay settled at the target (+ one 5 ms block), 12 ms first-packet excess and all.
+    # The delay settled at the first pull at or above the target (41 ms after sending: the 5 ms
+    # pulls are regular, so the one at 45 ms), the 12 ms first-packet excess and all.
     play = [f.play_time - 0.020 * (f.timestamp // frame) for f in p.frames_played()]
-    assert abs(play[-1] - (0.030 + 0.011 + 0.005)) < 0.0025
+    assert abs(play[-1] - 0.045) < 1e-6
+
+
+@pytest.mark.parametrize("regular", [True, False])
+def test_frames_start_on_the_pulls_only_when_the_pulls_are_regular(regular: bool) -> None:
+    # 30 ms + up to 2 ms of jitter: the target is 41 ms (10 ms floor + 1). Regular 5 ms pulls
+    # decide a frame at 45 ms and start it there; a call's pump (pull times off the 5 ms grid by
+    # up to 1 ms) keeps a block of room instead: 41 + 5 = 46 ms.
+    p = playout("PCMU")
+    frame = 160
+    tone = voiced(0.02, 8000)
+    frames = [np.zeros(frame, dtype=np.float32) if i % 5 == 4 else tone for i in range(300)]
+    encoded = [packets("PCMU", f)[0] for f in frames]
+    rng = np.random.default_rng(2)
+    arrivals = 0.030 + 0.020 * np.arange(300) + rng.uniform(0.0, 0.002, 300)
+    k = 0
+    for step in range(1200):
+        t = step * 0.005 + (0.0 if regular else float(rng.uniform(0.0, 0.001)))
+        while k < 300 and arrivals[k] <= t:
+            p.put(sequence=k, timestamp=k * frame, payload=encoded[k], now=float(arrivals[k]))
+            k += 1
+        p.pull(40, t)
+    offsets = [f.play_time - 0.020 * (f.timestamp // frame) for f in p.frames_played()]
+    settled = np.array(offsets[150:250])
+    assert p.stats().concealed_ms == 0.0 and 10.0 <= p.stats().target_delay_ms <= 12.0
+    if regular:
+        assert np.all(np.abs(settled - 0.045) < 1e-6)
+    else:
+        assert 0.0455 < settled.mean() < 0.0475

@@ -34,18 +34,22 @@ class Player:
         self.jb = jb
         self.queued = 0  # ticks decoded, not yet handed over
         self.played: list[tuple[int, float]] = []  # (payload, time the decision was made)
+        self.starts: list[tuple[int, float, int]] = []  # ...and the ticks queued before it
         self.decisions: list[Decision[int]] = []
         self.quiet_ops = 0
+        self.regular = True  # pulls every 10 ms: frame starts may be aligned to them
 
     def pull(self, now: float) -> None:
         while self.queued < BLOCK:
             d = self.jb.next_frame(now=now, needed_ticks=BLOCK - self.queued,
-                                   queued_ticks=self.queued, quantum_ticks=BLOCK)
+                                   queued_ticks=self.queued, quantum_ticks=BLOCK,
+                                   regular_pulls=self.regular)
             self.decisions.append(d)
             produced = d.ticks
             if d.action is Action.PLAY:
                 assert d.payload is not None
                 self.played.append((d.payload, now))
+                self.starts.append((d.payload, now, self.queued))
                 if d.payload % 4 == 3 and d.quiet_ticks:
                     cut = min(abs(d.quiet_ticks), FRAME - 20)
                     produced += -cut if d.quiet_ticks > 0 else cut
@@ -59,10 +63,10 @@ class Player:
 
 
 def simulate(arrivals: list[tuple[float, int]], until: float, jb: JitterBuffer[int] | None = None,
-             ) -> Player:
+             player: Player | None = None) -> Player:
     """arrivals: (arrival time in s, packet index); index i has seq i, ts i*FRAME, payload i."""
     jb = jb or JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
-    player = Player(jb)
+    player = player or Player(jb)
     pending = sorted(arrivals)
     k = 0
     for step in itertools.count():
@@ -290,8 +294,52 @@ def test_a_slow_first_packet_does_not_time_the_start_and_the_target_has_a_floor(
     def corrections(player: Player) -> tuple[int, int]:
         speech = sum(d.stretch is not Stretch.NONE for d in player.decisions)
         return speech, sum(abs(d.quiet_ticks) for d in player.decisions)
-    assert corrections(slowed)[0] <= corrections(normal)[0]
+    # (One more pitch period at most: the two start on different sides of a 10 ms pull.)
+    assert corrections(slowed)[0] <= corrections(normal)[0] + 1
     assert corrections(slowed)[1] <= corrections(normal)[1] + 40
     # A jitter-free path still gets the 10 ms floor (pull blocks, event-loop hiccups).
     assert normal.jb.target_delay_ms >= 10.0
 
+
+@pytest.mark.parametrize(("regular", "offset"), [(True, 0.050), (False, 0.051)])
+def test_play_offset_is_the_lowest_pull_at_or_above_the_target(regular: bool, offset: float,
+                                                               ) -> None:
+    # 30 ms + up to 4 ms: target 41 ms over the send time (the 10 ms floor + 1 ms). The player
+    # pulls every 10 ms, so a frame can only be decided at offsets 30, 40, 50 ms...: with
+    # regular pulls it plays at 50 ms, on a pull. Without (a call's pump), it keeps a block of
+    # room: D* + 10 ms (and its deadline wanders with the pull phase).
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    player = Player(jb)
+    player.regular = regular
+    simulate(steady(400), until=8.0, jb=jb, player=player)
+    target_s = 0.030 + jb.target_delay_ms / 1000.0  # the baseline is ~30 ms
+    assert 0.0405 < target_s < 0.0415
+    plays = [now + queued / CLOCK - 0.020 * i for i, now, queued in player.starts[200:]]
+    if regular:  # each frame starts exactly on the 50 ms pull, nothing queued before it
+        assert all(abs(p - offset) < 1e-9 for p in plays)
+    else:
+        assert all(abs(p - offset) < 0.0015 for p in plays)
+    assert jb.stats(8.0).frames_concealed == 0 and jb.stats(8.0).late == 0
+
+
+def test_a_refused_speech_stretch_does_not_hold_the_next_one_back() -> None:
+    def second_decision(refused: bool) -> Stretch:
+        jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+        player = simulate(steady(150), until=2.0, jb=jb)  # past the first second
+        after = player.played[-1][0] + 1
+        stretches = []
+        for i in (after, after + 1):  # two frames' pulls, 20 ms apart, each packet just in
+            now = 0.020 * i + 0.040
+            jb.put(sequence=i, timestamp=i * FRAME, payload=i, now=now - 0.004)
+            queued = FRAME + BLOCK  # the playout holds 30 ms: 15-30 ms more than it should
+            decision = jb.next_frame(now=now, needed_ticks=BLOCK, queued_ticks=queued,
+                                     quantum_ticks=BLOCK, regular_pulls=True)
+            assert decision.payload == i and 120 <= decision.quiet_ticks <= 240  # 15-30 ms over
+            stretches.append(decision.stretch)
+            if refused:
+                jb.stretched(0)  # the playout found no pitch period it could remove
+        assert stretches[0] is Stretch.ACCELERATE
+        return stretches[1]
+
+    assert second_decision(refused=False) is Stretch.NONE  # spaced by stretch_spacing_ms
+    assert second_decision(refused=True) is Stretch.ACCELERATE
