@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--no-audio", action="store_true", help="do not open a sound device (audio is still decoded and counted)")
     play.add_argument("--ca-file", type=_file_in, metavar="PEM", help="trust this CA for rtsps:// (default: the system's)")
     play.add_argument("--insecure", action="store_true", help="rtsps:// without checking the certificate (self-signed cameras)")
+    play.add_argument("--video", choices=["auto", "halfblock", "kitty", "sixel"], default="halfblock",
+                      help="how the viewer draws: half blocks (default, every terminal and tmux), kitty graphics,"
+                           " sixel, or auto from the terminal (half blocks inside tmux)")
     play.add_argument("--stats-out", type=Path, help=argparse.SUPPRESS)  # the viewer's counters at exit, for `softphone bench`
     sub.add_parser("devices", help="list sound devices", description="List the sound devices PortAudio sees.")
     bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)

@@ -199,7 +199,7 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         from softphone.tui.player_app import run_player_app
 
         try:
-            return run_player_app(player, duration_s=args.duration, stats_out=args.stats_out)
+            return run_player_app(player, duration_s=args.duration, stats_out=args.stats_out, video_mode=args.video)
         finally:
             audio.close()
     try:

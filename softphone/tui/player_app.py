@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Static
 
-from softphone.tui.video import VideoView
+from softphone.tui.video import VideoMode, VideoView
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,8 +40,16 @@ class PlayerApp(App[int]):
         Binding("right", "seek(10)", "+10 s", show=False),
     ]
 
-    def __init__(self, player: Player, *, duration_s: float | None = None, stats_out: Path | None = None) -> None:
+    def __init__(
+        self,
+        player: Player,
+        *,
+        duration_s: float | None = None,
+        stats_out: Path | None = None,
+        video_mode: VideoMode = "halfblock",
+    ) -> None:
         super().__init__()
+        self.video_mode: VideoMode = video_mode
         self.player = player
         self.duration_s = duration_s
         self.stats_out = stats_out
@@ -49,7 +57,7 @@ class PlayerApp(App[int]):
         self._result = 1
 
     def compose(self) -> ComposeResult:
-        yield VideoView(id="video")
+        yield VideoView(id="video", mode=self.video_mode)
         yield Static("", id="messages")
         yield Footer()
 
@@ -99,6 +107,8 @@ class PlayerApp(App[int]):
             "frames_shown": view.frames_shown,
             "frames_dropped": view.frames_dropped,
             "rows_built": view.rows_built,
+            "video_mode": view.mode_in_use,
+            "images_written": view.images_written,
             "first_frame_ms": c.first_frame_ms,
             "lost_packets": c.lost_packets,
             "transport": c.transport,
@@ -124,6 +134,12 @@ class PlayerApp(App[int]):
         self.player.seek(float(delta_s))
 
 
-def run_player_app(player: Player, *, duration_s: float | None = None, stats_out: Path | None = None) -> int:
-    result = PlayerApp(player, duration_s=duration_s, stats_out=stats_out).run()
+def run_player_app(
+    player: Player,
+    *,
+    duration_s: float | None = None,
+    stats_out: Path | None = None,
+    video_mode: VideoMode = "halfblock",
+) -> int:
+    result = PlayerApp(player, duration_s=duration_s, stats_out=stats_out, video_mode=video_mode).run()
     return 1 if result is None else result
