@@ -12,27 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from pathlib import Path
 
 import pytest
+from rtp_captures import load_capture
 
 from softphone.phone import events as pe
 from softphone.phone.player import Player, PlayerOptions
 from softphone.rtp.packet import RtpPacket, is_rtcp, parse_rtcp
 
-DATA = Path(__file__).parent.parent / "data" / "rtp"
 HOST = "127.0.0.1"
-
-
-def capture() -> tuple[str, list[RtpPacket]]:
-    head, _, body = (DATA / "depack_ffmpeg_h264.bin").read_bytes().partition(b"\n\n")
-    fmtp = next(line for line in head.decode().splitlines() if line.startswith("a=fmtp:"))
-    packets, pos = [], 0
-    while pos < len(body):
-        (size,) = struct.unpack_from("!H", body, pos)
-        packets.append(RtpPacket.parse(body[pos + 2 : pos + 2 + size]))
-        pos += 2 + size
-    return fmtp, packets
 
 
 class FakeCamera:
@@ -45,7 +33,8 @@ class FakeCamera:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.fmtp, self.packets = capture()
+        cap = load_capture("h264")
+        self.fmtp, self.packets = cap.fmtp_line, cap.packets
 
     async def __aenter__(self) -> FakeCamera:
         self._server = await asyncio.start_server(self._serve, HOST, 0)

@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from rtp_captures import load_capture
 
 from softphone.rtp.depacketize import AccessUnit, Depacketizer, UnsupportedCodec, make_depacketizer
 from softphone.rtp.depacketize.aac import (
@@ -123,25 +124,6 @@ def run(
         if i != lost:
             out += dep.push(p, lost_before=int(lost is not None and i == lost + 1))
     return out + dep.flush()
-
-
-def load_capture(name: str) -> tuple[str, int, dict[str, str], list[RtpPacket]]:
-    head, _, body = (DATA / f"depack_ffmpeg_{name}.bin").read_bytes().partition(b"\n\n")
-    encoding, rate, fmtp = "", 0, {}
-    for line in head.decode().splitlines():
-        if line.startswith("a=rtpmap:"):
-            encoding, rate_text = line.split(" ", 1)[1].split("/")[:2]
-            rate = int(rate_text)
-        elif line.startswith("a=fmtp:"):
-            for part in line.split(" ", 1)[1].split(";"):
-                key, _, value = part.strip().partition("=")
-                fmtp[key] = value
-    packets, pos = [], 0
-    while pos < len(body):
-        (size,) = struct.unpack_from("!H", body, pos)
-        packets.append(RtpPacket.parse(body[pos + 2 : pos + 2 + size]))
-        pos += 2 + size
-    return encoding, rate, fmtp, packets
 
 
 # --- RFC 3640 ------------------------------------------------------------------------------
@@ -279,7 +261,8 @@ def test_latm_truncated_element_is_dropped() -> None:
 # --- FFmpeg's packetisers ------------------------------------------------------------------
 @pytest.mark.parametrize(("capture", "extradata"), [("aac", "120856e500"), ("latm", "1208")])
 def test_ffmpeg_packetiser_capture_decodes(capture: str, extradata: str) -> None:
-    encoding, rate, fmtp, packets = load_capture(capture)
+    cap = load_capture(capture)
+    encoding, rate, fmtp, packets = cap.encoding, cap.clock_rate, cap.fmtp, cap.packets
     dep = make_depacketizer(encoding, rate, fmtp)
     units = run(dep, packets)
     assert dep.extradata == bytes.fromhex(extradata)

@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from rtp_captures import load_capture
 
 from softphone.rtp.depacketize import AccessUnit, UnsupportedCodec, make_depacketizer
 from softphone.rtp.depacketize.h264 import H264Depacketizer, decode_sprop, split_annex_b
@@ -111,24 +112,6 @@ def decode(units: Sequence[AccessUnit], extradata: bytes | None = None) -> list[
     for unit in units:
         frames += ctx.decode(av.Packet(unit.data))
     return frames + ctx.decode(None)
-
-
-def load_capture(name: str) -> tuple[str, dict[str, str], list[RtpPacket]]:
-    head, _, body = (DATA / f"depack_ffmpeg_{name}.bin").read_bytes().partition(b"\n\n")
-    encoding, fmtp = "", {}
-    for line in head.decode().splitlines():
-        if line.startswith("a=rtpmap:"):
-            encoding = line.split(" ", 1)[1].split("/")[0]
-        elif line.startswith("a=fmtp:"):
-            for part in line.split(" ", 1)[1].split(";"):
-                key, _, value = part.strip().partition("=")
-                fmtp[key] = value
-    packets, pos = [], 0
-    while pos < len(body):
-        (size,) = struct.unpack_from("!H", body, pos)
-        packets.append(RtpPacket.parse(body[pos + 2 : pos + 2 + size]))
-        pos += 2 + size
-    return encoding, fmtp, packets
 
 
 def x264_stream(frames: int = 6) -> list[bytes]:
@@ -361,7 +344,8 @@ def test_x264_stream_round_trips_and_decodes(mtu: int) -> None:
 
 @pytest.mark.parametrize("capture", ["h264", "h264_sprop"])
 def test_ffmpeg_packetiser_capture_decodes(capture: str) -> None:
-    encoding, fmtp, packets = load_capture(capture)
+    cap = load_capture(capture)
+    encoding, fmtp, packets = cap.encoding, cap.fmtp, cap.packets
     dep = make_depacketizer(encoding, 90000, fmtp)
     units = run_any(dep, packets)
     assert [u.keyframe for u in units] == [True, False, False, True, False, False]
@@ -371,7 +355,8 @@ def test_ffmpeg_packetiser_capture_decodes(capture: str) -> None:
 
 
 def test_ffmpeg_capture_with_a_lost_packet_resumes_at_the_next_idr() -> None:
-    _, fmtp, packets = load_capture("h264")
+    cap = load_capture("h264")
+    fmtp, packets = cap.fmtp, cap.packets
     stamps = sorted({p.timestamp for p in packets})
     victim = next(i for i, p in enumerate(packets) if p.timestamp == stamps[1])
     dep = make_depacketizer("H264", 90000, fmtp)

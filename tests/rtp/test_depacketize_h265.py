@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from rtp_captures import load_capture
 
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtp.depacketize.h264 import split_annex_b
@@ -124,24 +125,6 @@ def decode(units: Sequence[AccessUnit], extradata: bytes | None = None) -> list[
     return frames + ctx.decode(None)
 
 
-def load_capture(name: str) -> tuple[str, dict[str, str], list[RtpPacket]]:
-    head, _, body = (DATA / f"depack_ffmpeg_{name}.bin").read_bytes().partition(b"\n\n")
-    encoding, fmtp = "", {}
-    for line in head.decode().splitlines():
-        if line.startswith("a=rtpmap:"):
-            encoding = line.split(" ", 1)[1].split("/")[0]
-        elif line.startswith("a=fmtp:"):
-            for part in line.split(" ", 1)[1].split(";"):
-                key, _, value = part.strip().partition("=")
-                fmtp[key] = value
-    packets, pos = [], 0
-    while pos < len(body):
-        (size,) = struct.unpack_from("!H", body, pos)
-        packets.append(RtpPacket.parse(body[pos + 2 : pos + 2 + size]))
-        pos += 2 + size
-    return encoding, fmtp, packets
-
-
 def test_single_ap_and_fu_are_reassembled_byte_exact() -> None:
     pk = Packetizer(mtu=40)
     packets = pk.access_unit([VPS, SPS, PPS, IDR], ts=0) + pk.access_unit([TRAIL], ts=3000)
@@ -240,7 +223,8 @@ def test_x265_stream_round_trips_and_decodes() -> None:
 
 
 def test_ffmpeg_packetiser_capture_decodes() -> None:
-    encoding, fmtp, packets = load_capture("h265")
+    cap = load_capture("h265")
+    encoding, fmtp, packets = cap.encoding, cap.fmtp, cap.packets
     dep = make_depacketizer(encoding, 90000, fmtp)
     assert isinstance(dep, H265Depacketizer) and dep.extradata is not None
     units = run(dep, packets)
