@@ -9,7 +9,6 @@ said ``listening``; every wait has a deadline and every process is killed by its
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import signal
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import make_env
 
 from softphone import __version__
 from softphone.config import Account, Config, save_config
@@ -59,17 +59,6 @@ def free_ports(count: int) -> list[int]:
         for sock in held:
             sock.close()
     return ports
-
-
-def make_env(root: Path) -> dict[str, str]:
-    """The environment of one softphone process: its XDG directories all under ``root``."""
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
-        path = root / name.lower()
-        path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def softphone(log_file: Path, *args: str) -> list[str]:

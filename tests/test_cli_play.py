@@ -3,20 +3,18 @@ What it does against a real RTSP server is in tests/interop/test_rtsp_play.py.""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_support import make_env
 
 RUN_TIMEOUT_S = 20.0
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
-        env[name] = str(tmp_path / name.lower())
+    env = make_env(tmp_path)
     return subprocess.run(
         [sys.executable, "-m", "softphone", "--log-file", str(tmp_path / "play.log"), "play", *args],
         env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,

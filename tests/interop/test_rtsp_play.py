@@ -24,6 +24,7 @@ from typing import Any
 import av
 import pytest
 import rtsp_lab as lab_rtsp
+from cli_support import make_env
 
 pytestmark = pytest.mark.interop
 
@@ -49,12 +50,7 @@ class PlayResult:
 
 
 def env_for(root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
-        path = root / name.lower()
-        path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    env["PYTHONUNBUFFERED"] = "1"
+    env = make_env(root)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), env.get("PYTHONPATH")]))
     env["SOFTPHONE_MEDIA_GUARD"] = "1"
     return env
