@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.audio import AudioProvider, FileAudio, NullAudio
-from softphone.phone.phone import Phone, PhoneError
 
 if TYPE_CHECKING:
     from softphone.__main__ import Reporter
+    from softphone.phone.phone import Phone
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -68,6 +68,8 @@ async def _start(
         audio = FileAudio(args.play, args.record)
     elif args.no_audio:
         audio = NullAudio()
+    from softphone.phone.phone import Phone, PhoneError  # not imported by `play`: faster start
+
     phone = Phone(config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer, audio=audio)
     try:
         await phone.start()
@@ -84,6 +86,8 @@ async def _drain(phone: Phone, reporter: Reporter) -> None:
 
 
 async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
+    from softphone.phone.phone import PhoneError
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with _interrupts(stop):

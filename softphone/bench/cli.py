@@ -5,6 +5,8 @@
                            --out LOG.npz [--audio-out OUT.wav]
     softphone bench jitter-report --trace TRACES.npz --speech REF.wav [--codec opus|pcmu]
                                   [--profile NAME ...]
+    softphone bench cpu|latency|device ...            (bench/call.py)
+    softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
 
 ``main(argv)`` takes everything after ``bench`` and returns the exit status (0 ok, 1 a target
 missed in ``jitter-report``, 2 usage or input errors).
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from softphone.bench import call
+from softphone.bench import call, rtsp
 
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--profile", action="append", metavar="NAME",
                         help="only this profile (repeatable; default: all in the file)")
     call.add_commands(sub)
+    rtsp.add_commands(sub)
     return parser
 
 
@@ -67,6 +70,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command in call.COMMANDS:
         return call.run(args, out=out)
+    if args.command in rtsp.COMMANDS:
+        return rtsp.run(args, out=out)
     try:
         if args.command == "traces":
             return _traces(args, out)

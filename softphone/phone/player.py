@@ -76,7 +76,8 @@ REORDER_DELAY_S = 0.1  # FFmpeg's reorder delay
 MAX_DECODE_BACKLOG = 90  # access units queued for a video decoder before we drop to a key frame
 AUDIO_TARGET_S = 0.12
 AUDIO_MAX_S = 0.5
-MAX_SYNC_HOLD_S = 1.0  # hold a picture at most this long to meet its audio
+MAX_SYNC_HOLD_S = 1.0
+PLI_INTERVAL_S = 0.5  # while waiting for a key frame, ask again this often  # hold a picture at most this long to meet its audio
 
 
 # --- outcomes of one session ---------------------------------------------------------------------
@@ -295,6 +296,7 @@ class _Track:
     recorder_index: int | None = None
     bye: bool = False
     skip_to_keyframe: bool = False
+    last_pli: float | None = None
     sender_report: tuple[int, int] | None = None  # (NTP 64-bit, RTP timestamp) of the last SR
 
 
@@ -674,6 +676,7 @@ class _Session:
         self.play_at: float | None = None
         self.last_media: float | None = None
         self.media_packets = 0
+        self.pli_sent = 0
         self.fps = 0.0
         self._frames_at_tick = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -1040,13 +1043,7 @@ class _Session:
 
     def _send_rtcp(self, track: _Track) -> None:
         for data, addr, _via_rtcp in track.session.datagrams_to_send():
-            if track.channel is not None and self.client is not None:
-                # RFC 2326 §10.12: RTCP rides the odd interleaved channel.
-                self.client.send_interleaved(track.channel + 1, data)
-                self._write()
-            elif track.endpoint is not None:
-                destination = track.server_rtcp or addr
-                track.endpoint.send(data, destination, via_rtcp=True)
+            self._send_raw_rtcp(track, data, fallback=addr)
 
     def _depacketize(self, track: _Track, packet: Any, lost: int) -> None:
         self.player.counters.lost_packets += lost
@@ -1055,6 +1052,8 @@ class _Session:
         except Exception:  # a depacketiser bug must not end the session
             logger.exception("depacketiser failed on %s", track.info.encoding)
             return
+        if track.kind == "video" and track.depack.waiting_for_keyframe:
+            self._ask_for_keyframe(track, packet.ssrc)
         for unit in units:
             self._record(track, unit)
             if track.kind == "video":
@@ -1067,6 +1066,32 @@ class _Session:
                 track.skip_to_keyframe = not track.worker.submit(unit)
             elif track.audio is not None:
                 self._play_audio(track, unit)
+
+    def _ask_for_keyframe(self, track: _Track, media_ssrc: int) -> None:
+        """Joining a live stream or after loss, ask for a key frame now instead of waiting up to
+        a whole GOP: a Picture Loss Indication (RFC 4585 §6.3.1), at most every PLI_INTERVAL_S.
+        Servers that do not know PLI ignore it and the next natural key frame comes as usual."""
+        now = self.loop.time()
+        if track.last_pli is not None and now - track.last_pli < PLI_INTERVAL_S:
+            return
+        track.last_pli = now
+        ours = track.session.ssrc
+        # Compound RTCP (RFC 3550 §6.1, RFC 4585 §3.1): an empty RR first, then the PLI
+        # (PSFB, PT 206, FMT 1, length 2: sender SSRC, media source SSRC).
+        data = (
+            bytes([0x80, 201, 0, 1]) + ours.to_bytes(4, "big")
+            + bytes([0x81, 206, 0, 2]) + ours.to_bytes(4, "big") + media_ssrc.to_bytes(4, "big")
+        )
+        self._send_raw_rtcp(track, data)
+        self.pli_sent += 1
+
+    def _send_raw_rtcp(self, track: _Track, data: bytes, fallback: tuple[str, int] | None = None) -> None:
+        if track.channel is not None and self.client is not None:
+            # RFC 2326 §10.12: RTCP rides the odd interleaved channel.
+            self.client.send_interleaved(track.channel + 1, data)
+            self._write()
+        elif track.endpoint is not None and (destination := track.server_rtcp or fallback) is not None:
+            track.endpoint.send(data, destination, via_rtcp=True)
 
     def _play_audio(self, track: _Track, unit: AccessUnit) -> None:
         assert track.audio is not None

@@ -131,7 +131,8 @@ class FakeCamera:
         seq, ts, start = 0, 0, loop.time()
         frames = sorted({p.timestamp for p in self.packets})
         for n in range(600):
-            for packet in (p for p in self.packets if p.timestamp == frames[n % len(frames)]):
+            # start one picture after a key frame, as a camera joined mid-GOP does
+            for packet in (p for p in self.packets if p.timestamp == frames[(n + 1) % len(frames)]):
                 out = RtpPacket(payload_type=96, sequence=seq % 65536, timestamp=ts % 2**32, ssrc=0x11223344, marker=packet.marker, payload=packet.payload)
                 data = bytes(out)
                 writer.write(b"$\x00" + struct.pack("!H", len(data)) + data)
@@ -140,6 +141,11 @@ class FakeCamera:
             await writer.drain()
             # paced by the loop clock: the next picture is due 100 ms after the previous one
             await asyncio.sleep(max(start + (n + 1) * 0.1 - loop.time(), 0))
+
+
+def is_pli(data: bytes) -> bool:
+    """An empty RR followed by a PSFB FMT 1 (RFC 4585 §6.3.1)."""
+    return data[8:10] == bytes([0x81, 206])
 
 
 async def next_of(player: Player, kind: type[pe.PhoneEvent], timeout: float = 10.0) -> pe.PhoneEvent:
@@ -173,15 +179,18 @@ async def test_redirect_then_plays_with_camera_quirks_and_sends_receiver_reports
             first = await next_of(player, pe.FirstFrame)
             assert isinstance(first, pe.FirstFrame) and (first.width, first.height) == (160, 120)
             async with asyncio.timeout(8):  # the first RR is due within 1.25-3.75 s (RFC 3550 §6.3.1)
-                while not camera.rtcp_from_client:
+                while not [d for d in camera.rtcp_from_client if not is_pli(d)]:
                     await next_of(player, pe.StreamStats)
             assert not task.done()
         kinds = [r.split()[0] + " " + r.split()[1] for r in camera.requests]
         assert kinds[0] == "OPTIONS /old"  # answered 302: nothing else was asked of /old
         assert not [k for k in kinds[1:] if k.endswith("/old")]
         assert kinds.index("DESCRIBE /cam") < kinds.index("SETUP /cam/trackID=1") < kinds.index("PLAY /cam/")
-        report = parse_rtcp(camera.rtcp_from_client[0])
-        assert type(report[0]).__name__ == "RtcpReceiverReport"
+        reports = [parse_rtcp(data) for data in camera.rtcp_from_client]
+        assert all(type(r[0]).__name__ == "RtcpReceiverReport" for r in reports)  # compound, RR first
+        # joined mid-GOP: a Picture Loss Indication (RFC 4585 PSFB FMT 1) for the camera's SSRC
+        plis = [data for data in camera.rtcp_from_client if is_pli(data)]
+        assert plis and plis[0][-4:] == (0x11223344).to_bytes(4, "big")
         assert player.counters.video_frames >= 10
 
 
