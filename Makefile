@@ -84,6 +84,8 @@ bench: test-setup
 	-$(VENV)/bin/softphone bench latency
 	-$(VENV)/bin/softphone bench cpu --seconds 60
 	-$(VENV)/bin/softphone bench device --seconds 60
+	-$(VENV)/bin/softphone bench rtsp-first-frame --runs 20 --transport tcp
+	-$(VENV)/bin/softphone bench rtsp-render --seconds 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
