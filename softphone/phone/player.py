@@ -69,6 +69,8 @@ UDP_NO_MEDIA_S = 3.0  # auto transport: UDP silent this long after PLAY -> TCP (
 MEDIA_TIMEOUT_S = 10.0  # a playing session with no media this long is broken
 TEARDOWN_WAIT_S = 1.0
 MAX_REDIRECTS = 5
+MAX_BUSY_RETRIES = 4  # 503 before anything played: retry after 0.25, 0.5, 0.75, 1 s
+BUSY_RETRY_S = 0.25
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STATS_INTERVAL_S = 1.0
 REORDER_UDP = 64  # packets (gortsplib's window)
@@ -100,6 +102,10 @@ class _Refused(_Outcome):
 
 class _Broken(_Outcome):
     """The connection or the media broke; worth reconnecting if the session had played."""
+
+
+class _Busy(_Outcome):
+    """503 Service Unavailable: the server is starting up or still tearing down; try again soon."""
 
 
 class _UseTcp(_Outcome):
@@ -450,6 +456,7 @@ class Player:
         transport: TransportName = "tcp" if self.options.transport == "tcp" else "udp"
         redirects = 0
         attempt = 0
+        busy_retries = 0
         failure: _Outcome | None = None
         if self._audio_provider is not None:
             self._engine = self._audio_provider.engine_for_call(1)
@@ -486,6 +493,14 @@ class Player:
                         if location.username is None and location.host == url.host:
                             location = dataclasses.replace(location, username=url.username, password=url.password)
                         url = location
+                        continue
+                    case _Busy(reason=reason) if not self._played and busy_retries < MAX_BUSY_RETRIES:
+                        # quirk: GStreamer answers 503 to a DESCRIBE that follows a TEARDOWN of
+                        # the same shared media at once; cameras do it while booting.
+                        busy_retries += 1
+                        wait = await _first_of(None, stop, deadline, loop.time() + BUSY_RETRY_S * busy_retries)
+                        if wait != "startup":
+                            break
                         continue
                     case _UseTcp(reason=reason):
                         if self.options.transport != "auto" or transport == "tcp":
@@ -890,6 +905,9 @@ class _Session:
             return
         if method == "PAUSE":
             self.player.emit(pe.Notice(level="warning", text=text))
+            return
+        if status == 503:
+            self.finish(_Busy(text, status))
             return
         if status == 454 and self.played:
             self.finish(_Broken("the server forgot the session (454)", status))

@@ -26,8 +26,9 @@ HOST = "127.0.0.1"
 class FakeCamera:
     """Answers RTSP like a camera would; ``udp`` = "silent" accepts UDP SETUPs and sends nothing."""
 
-    def __init__(self, *, udp: str = "silent") -> None:
+    def __init__(self, *, udp: str = "silent", busy: int = 0) -> None:
         self.udp = udp
+        self.busy = busy  # answer this many DESCRIBEs 503, as a booting camera does
         self.requests: list[str] = []
         self.rtcp_from_client: list[bytes] = []
         self.port = 0
@@ -85,6 +86,9 @@ class FakeCamera:
                     writer.write(f"RTSP/1.0 302 Moved\r\nCSeq: {cseq}\r\nLocation: {self.url('/cam')}\r\n\r\n".encode())
                 elif method == "OPTIONS":
                     writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode())
+                elif method == "DESCRIBE" and self.busy > 0:
+                    self.busy -= 1
+                    writer.write(f"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\n\r\n".encode())
                 elif method == "DESCRIBE":
                     body = self.sdp(path)
                     base = f"{HOST}:{self.port}{path}/"  # quirk: a Content-Base without its scheme
@@ -234,3 +238,24 @@ async def test_stop_tears_the_session_down(transport: str) -> None:
         code = await asyncio.wait_for(task, 10)
         assert code == 0  # PLAY was answered: it played, even if no picture came yet
         assert any(r.startswith("TEARDOWN") for r in camera.requests)
+
+
+async def test_a_busy_server_is_asked_again_before_giving_up() -> None:
+    async with FakeCamera(busy=2) as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        async with playing(player):
+            await next_of(player, pe.FirstFrame)
+        assert [r.split()[0] for r in camera.requests].count("DESCRIBE") == 3
+
+
+async def test_a_server_that_stays_busy_is_a_refusal_with_the_reason() -> None:
+    async with FakeCamera(busy=100) as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        code = await asyncio.wait_for(player.run(asyncio.Event()), 15)
+        assert code == 1
+        failed = []
+        while (event := player.next_event_nowait()) is not None:
+            if isinstance(event, pe.StreamFailed):
+                failed.append(event)
+        assert failed and "503" in failed[0].reason
+        assert [r.split()[0] for r in camera.requests].count("DESCRIBE") == 5  # first + 4 retries
