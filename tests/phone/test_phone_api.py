@@ -1,0 +1,442 @@
+"""The phone façade protocol: the real Phone and the FakePhone both satisfy PhoneApi (for mypy by
+typed assignment, at run time by signature), the fake's scripted behaviour, and the fake's event
+sequences compared with two real Phones calling each other on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+from collections.abc import AsyncIterator, Callable
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from phone_fake import FakeCall, FakePhone
+from phone_support import port_of, started
+
+from softphone.config import Config
+from softphone.phone import events as pe
+from softphone.phone.api import PHONE_API_GAPS, CallView, PhoneApi
+from softphone.phone.phone import CallInfo, Phone, PhoneError
+
+# --------------------------------------------------------------------------- conformance
+
+
+def _real_as_api(phone: Phone) -> PhoneApi:
+    return phone  # mypy checks Phone against the protocol here
+
+
+def _fake_as_api(phone: FakePhone) -> PhoneApi:
+    return phone
+
+
+def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
+    return info, fake
+
+
+EXPECTED_MEMBERS = {
+    "start", "stop", "events", "next_event", "next_event_nowait", "calls", "call", "call_stats",
+    "dial", "answer", "reject", "hangup", "hold", "resume", "transfer", "send_dtmf", "mute", "record",
+}
+CALL_VIEW_RETURNS = {"calls", "call"}  # the protocol says CallView; each phone has its own record
+
+
+def _members(proto: type) -> list[str]:
+    return sorted(n for n in vars(proto) if not n.startswith("_"))
+
+
+def _flavour(obj: object) -> str:
+    if isinstance(obj, property):
+        return "property"
+    if inspect.isasyncgenfunction(obj):
+        return "async iterator"
+    if inspect.iscoroutinefunction(obj):
+        return "coroutine"
+    return "function"
+
+
+Shape = tuple[str, list[tuple[str, inspect._ParameterKind, object, object]], object]
+
+
+def _shape(cls: type, name: str) -> Shape:
+    """(flavour, [(param, kind, default, type)], return type) of cls.name, with types resolved."""
+    member = inspect.getattr_static(cls, name)
+    func = member.fget if isinstance(member, property) else member
+    assert callable(func), f"{cls.__name__}.{name} is neither a method nor a property"
+    hints = typing.get_type_hints(func)
+    params = [
+        (p.name, p.kind, p.default, hints.get(p.name))
+        for p in inspect.signature(func).parameters.values()
+        if p.name != "self"
+    ]
+    flavour = _flavour(member)
+    if flavour == "async iterator":  # the protocol spells an async generator as a plain def
+        flavour = "function"
+    return flavour, params, hints.get("return")
+
+
+def test_protocol_lists_exactly_what_the_tui_uses() -> None:
+    assert set(_members(PhoneApi)) == EXPECTED_MEMBERS
+    assert set(_members(CallView)) == {
+        "call_id", "account", "direction", "remote", "state", "started_at", "established_at",
+        "local_hold", "remote_hold", "recording_path",
+    }
+
+
+@pytest.mark.parametrize("impl", [Phone, FakePhone], ids=["Phone", "FakePhone"])
+@pytest.mark.parametrize("name", sorted(EXPECTED_MEMBERS))
+def test_implementation_has_the_protocols_signature(impl: type, name: str) -> None:
+    want_flavour, want_params, want_return = _shape(PhoneApi, name)
+    got_flavour, got_params, got_return = _shape(impl, name)
+    assert (got_flavour, got_params) == (want_flavour, want_params)
+    if name not in CALL_VIEW_RETURNS:
+        assert got_return == want_return
+
+
+@pytest.mark.parametrize("record", [CallInfo, FakeCall], ids=["CallInfo", "FakeCall"])
+def test_call_records_fit_the_call_view(record: type) -> None:
+    have = {f.name: f.type for f in fields(record)}
+    for name in _members(CallView):
+        member = inspect.getattr_static(CallView, name)
+        want = typing.get_type_hints(member.fget)["return"]
+        got = typing.get_type_hints(record)[name]
+        assert name in have and got == want, f"{record.__name__}.{name}: {got} != {want}"
+
+
+def test_phone_calls_and_call_return_call_records() -> None:
+    assert typing.get_type_hints(Phone.call)["return"] is CallInfo
+    assert typing.get_type_hints(FakePhone.call)["return"] is FakeCall
+    prop = inspect.getattr_static(Phone, "calls")
+    assert typing.get_type_hints(prop.fget)["return"] == list[CallInfo]
+
+
+def test_fake_is_a_runtime_phone_api() -> None:
+    assert isinstance(FakePhone(), PhoneApi)
+
+
+def test_gaps_are_still_gaps() -> None:
+    """When one of these lands on Phone, move it into PhoneApi (and the fake) and off the list."""
+    missing = ("registrations", "accounts", "levels", "sip_trace", "silence")
+    assert set(missing) <= set(PHONE_API_GAPS)
+    for name in missing:
+        assert not hasattr(Phone, name), f"Phone.{name} exists now: add it to PhoneApi"
+    assert not hasattr(pe, "MuteChanged") and not hasattr(pe, "RecordingChanged")
+
+
+# --------------------------------------------------------------------------- the fake, scripted
+
+
+def states(events: list[pe.PhoneEvent]) -> list[str]:
+    return [e.state for e in events if isinstance(e, pe.CallStateChanged)]
+
+
+async def test_dial_goes_calling_then_ringing_then_established_step_by_step() -> None:
+    phone = FakePhone(accounts={"work": "sip:alice@example.test"})
+    await phone.start()
+    phone.drain()
+    call_id = await phone.dial("1002")
+    assert phone.drain() == [pe.CallStateChanged(
+        call_id=call_id, state="calling", direction="outgoing", remote="sip:1002@example.test")]
+    assert phone.advance() == [pe.CallStateChanged(
+        call_id=call_id, state="ringing", direction="outgoing", remote="sip:1002@example.test")]
+    assert phone.call(call_id).state == "ringing" and phone.call_stats(call_id) is None
+    assert states(phone.advance()) == ["established"]
+    assert phone.call(call_id).established_at == 2.0 and phone.pending == []
+    assert phone.dialled == ["1002"] and ("dial", {"target": "1002", "account": None}) in phone.calls_made
+
+
+async def test_dial_failure_on_demand_ends_with_the_status() -> None:
+    phone = FakePhone()
+    await phone.start()
+    phone.fail_next_dial(status=486)
+    call_id = await phone.dial("sip:bob@127.0.0.1")
+    events = phone.settle()
+    assert states(events) == ["ringing", "ended"]
+    assert events[-1] == pe.CallEnded(call_id=call_id, status=486, reason="486 Busy Here (busy)",
+                                      duration_s=0.0, answered=False)
+    assert [c.state for c in phone.calls] == ["ended"]
+
+
+async def test_hangup_while_ringing_cancels_and_after_answer_says_ok() -> None:
+    phone = FakePhone()
+    await phone.start()
+    phone.keep_next_dial_ringing()
+    ringing = await phone.dial("bob")
+    phone.settle()
+    assert phone.call(ringing).state == "ringing"
+    await phone.hangup(ringing)
+    assert phone.call(ringing).state == "ringing"  # the 487 has not come back yet
+    ended = phone.settle()
+    assert isinstance(ended[-1], pe.CallEnded) and (ended[-1].status, ended[-1].reason) == (487, "cancelled")
+    talking = await phone.dial("carol")
+    phone.settle()
+    phone.now += 30.0
+    await phone.hangup(talking)
+    end = phone.settle()[-1]
+    assert isinstance(end, pe.CallEnded) and end.answered and end.status == 200
+    assert end.duration_s == 31.0 and end.stats is not None and end.stats["codec"] == "opus"
+
+
+async def test_incoming_answer_and_call_waiting_and_reject() -> None:
+    phone = FakePhone()
+    await phone.start()
+    phone.drain()
+    first = phone.incoming("<sip:bob@example.test>", display_name="Bob")
+    assert phone.drain() == [
+        pe.IncomingCall(call_id=first, account="local", remote="<sip:bob@example.test>",
+                        display_name="Bob", waiting=False),
+        pe.CallStateChanged(call_id=first, state="ringing", direction="incoming",
+                            remote="<sip:bob@example.test>"),
+    ]
+    await phone.answer(first)
+    assert states(phone.settle()) == ["established"]
+    with pytest.raises(PhoneError, match="not ringing"):
+        await phone.answer(first)
+    second = phone.incoming("<sip:carol@example.test>")
+    incoming = [e for e in phone.drain() if isinstance(e, pe.IncomingCall)]
+    assert [e.waiting for e in incoming] == [True]
+    await phone.reject(second)
+    assert phone.drain()[-1] == pe.CallEnded(call_id=second, status=486, reason="486 Busy Here (busy)",
+                                             duration_s=0.0, answered=False)
+    assert phone.made("reject") == [{"call_id": second, "status": 486}]
+
+
+async def test_remote_cancel_of_a_ringing_call() -> None:
+    phone = FakePhone()
+    await phone.start()
+    call_id = phone.incoming("<sip:bob@example.test>")
+    phone.remote_hangup(call_id)
+    end = phone.drain()[-1]
+    assert isinstance(end, pe.CallEnded) and (end.status, end.reason, end.answered) == (487, "caller cancelled", False)
+
+
+async def test_hold_resume_and_a_refused_reoffer() -> None:
+    phone = FakePhone(autoplay=True)
+    await phone.start()
+    call_id = await phone.dial("bob")
+    phone.drain()
+    await phone.hold(call_id)
+    assert states(phone.drain()) == ["held"] and phone.call(call_id).local_hold
+    await phone.resume(call_id)
+    assert states(phone.drain()) == ["established"]
+    phone.fail_next_reoffer()
+    await phone.hold(call_id)
+    assert phone.drain() == [pe.Notice(level="warning", text="hold/resume failed: 488 Not Acceptable Here")]
+    assert phone.call(call_id).state == "established"
+    phone.remote_hold(call_id)
+    assert states(phone.drain()) == ["held"] and not phone.call(call_id).local_hold
+
+
+async def test_hold_needs_an_established_call() -> None:
+    phone = FakePhone()
+    await phone.start()
+    call_id = await phone.dial("bob")
+    with pytest.raises(PhoneError, match="not established"):
+        await phone.hold(call_id)
+
+
+async def test_dtmf_is_recorded_and_checked() -> None:
+    phone = FakePhone(autoplay=True)
+    await phone.start()
+    call_id = await phone.dial("ivr")
+    assert await phone.send_dtmf(call_id, "12#") == "rtp"
+    assert await phone.send_dtmf(call_id, "a") == "rtp"
+    assert phone.call(call_id).dtmf_sent == "12#A"
+    with pytest.raises(PhoneError, match="not DTMF digits"):
+        await phone.send_dtmf(call_id, "1x")
+    phone.remote_dtmf(call_id, "5")
+    assert phone.drain()[-1] == pe.DtmfReceived(call_id=call_id, digit="5", method="rtp", duration_ms=100)
+
+
+async def test_transfer_progresses_then_the_call_ends() -> None:
+    phone = FakePhone()
+    await phone.start()
+    call_id = await phone.dial("bob")
+    phone.settle()
+    phone.drain()
+    await phone.transfer(call_id, "carol")
+    events = phone.settle()
+    progress = [(e.status, e.reason, e.final) for e in events if isinstance(e, pe.TransferProgressed)]
+    assert progress == [(202, "Accepted", False), (100, "Trying", False), (200, "OK", True)]
+    assert states(events) == ["ended"] and phone.made("transfer") == [{"call_id": call_id, "target": "carol"}]
+
+
+async def test_transfer_refused_keeps_the_call() -> None:
+    phone = FakePhone(autoplay=True)
+    await phone.start()
+    call_id = await phone.dial("bob")
+    phone.fail_next_transfer(603)
+    phone.drain()
+    await phone.transfer(call_id, "carol")
+    last = phone.drain()[-1]
+    assert last == pe.TransferProgressed(call_id=call_id, status=603, reason="Decline", final=True)
+    assert phone.call(call_id).state == "established"
+
+
+async def test_registration_events_and_stop_unregisters() -> None:
+    phone = FakePhone(accounts={"work": "sip:a@example.test", "home": "sip:a@home.test"},
+                      registrars=["work"], expires=600)
+    await phone.start()
+    assert [type(e) for e in phone.drain()] == [pe.Listening, pe.Listening]
+    assert phone.advance() == [pe.Registered(account="work", expires=600)]
+    phone.fail_registration("home", 403)
+    assert phone.drain()[-1] == pe.RegistrationFailed(
+        account="home", status=403, reason="403 Forbidden (refused by the server (wrong password or not allowed))")
+    await phone.stop()
+    assert phone.drain()[-1] == pe.Unregistered(account="work")
+
+
+async def test_stats_and_recording_reach_call_ended(tmp_path: Path) -> None:
+    phone = FakePhone(autoplay=True, recordings_dir=tmp_path)
+    await phone.start()
+    call_id = await phone.dial("bob")
+    with pytest.raises(PhoneError, match="no call"):
+        phone.call_stats("nope")
+    path = phone.record(call_id, True)
+    assert path is not None and path.parent == tmp_path and phone.call(call_id).recording
+    assert phone.record(call_id, False) == path and not phone.call(call_id).recording
+    stats = phone.emit_stats(call_id, jitter_ms=12.5, mos=3.9)
+    assert phone.drain()[-1] == pe.CallStats(call_id=call_id, stats=stats)
+    assert phone.call_stats(call_id) == stats and stats["jitter_ms"] == 12.5
+    phone.mute(call_id, True)
+    assert phone.call(call_id).muted and ("mute", {"call_id": call_id, "muted": True}) in phone.calls_made
+    await phone.hangup(call_id)
+    end = phone.drain()[-1]
+    assert isinstance(end, pe.CallEnded) and end.recording == str(path) and end.stats == stats
+
+
+async def test_failures_on_demand_and_before_start() -> None:
+    phone = FakePhone()
+    with pytest.raises(PhoneError, match="not started"):
+        await phone.dial("bob")
+    await phone.start()
+    phone.fail_next("dial", "cannot find the server for sip:bob@nowhere.test")
+    with pytest.raises(PhoneError, match="cannot find the server"):
+        await phone.dial("sip:bob@nowhere.test")
+    assert len(phone.made("dial")) == 2 and phone.calls == []
+    with pytest.raises(PhoneError, match="no account"):
+        await phone.dial("bob", account="nope")
+    assert await phone.dial("bob")  # the failure was for one call only
+
+
+async def test_events_iterator_yields_in_order() -> None:
+    phone = FakePhone(autoplay=True)
+    await phone.start()
+    call_id = await phone.dial("bob")
+    stream = phone.events()
+    seen = [await anext(stream) for _ in range(5)]
+    assert [type(e).__name__ for e in seen] == ["Listening", "Listening"] + ["CallStateChanged"] * 3
+    assert states(seen) == ["calling", "ringing", "established"] and seen[-1].call_id == call_id  # type: ignore[attr-defined]
+    assert phone.next_event_nowait() is None
+
+
+# --------------------------------------------------------------------------- fake versus real
+
+
+def normalized(events: list[pe.PhoneEvent]) -> list[tuple[str, dict[str, object]]]:
+    """Events as the TUI sees them, with call ids numbered and timing-dependent fields dropped."""
+    ids: dict[str, str] = {}
+    out = []
+    for event in events:
+        if isinstance(event, (pe.Listening, pe.CallStats, pe.Notice)):
+            continue
+        data = event.to_json()
+        if "call_id" in data:
+            data["call_id"] = ids.setdefault(str(data["call_id"]), f"call-{len(ids) + 1}")
+        for key in ("duration_s", "stats", "event"):
+            data.pop(key, None)
+        out.append((type(event).__name__, data))
+    return out
+
+
+async def until(phone: PhoneApi, seen: list[pe.PhoneEvent], cond: Callable[[pe.PhoneEvent], bool],
+                timeout_s: float = 10.0) -> None:
+    """Read events into ``seen`` until one matches (the real phones answer over sockets)."""
+    async with asyncio.timeout(timeout_s):
+        while not cond(event := await phone.next_event()):
+            seen.append(event)
+        seen.append(event)
+
+
+def is_state(state: str) -> Callable[[pe.PhoneEvent], bool]:
+    return lambda e: isinstance(e, pe.CallStateChanged) and e.state == state
+
+
+@pytest.fixture
+async def real_pair() -> AsyncIterator[tuple[Phone, Phone, str]]:
+    caller, callee = await started(Config(), seed="api-a"), await started(Config(), seed="api-b")
+    port_of(caller)
+    target = f"sip:softphone@127.0.0.1:{port_of(callee)}"
+    yield caller, callee, target
+    await caller.stop()
+    await callee.stop()
+
+
+async def test_fake_matches_real_phones_for_a_held_call(real_pair: tuple[Phone, Phone, str]) -> None:
+    caller, callee, target = real_pair
+    a: list[pe.PhoneEvent] = []
+    b: list[pe.PhoneEvent] = []
+    call_id = await caller.dial(target)
+    await until(callee, b, lambda e: isinstance(e, pe.IncomingCall))
+    await until(callee, b, is_state("ringing"))
+    incoming = next(e for e in b if isinstance(e, pe.IncomingCall))
+    await callee.answer(incoming.call_id)
+    await until(caller, a, is_state("established"))
+    await until(callee, b, is_state("established"))
+    await caller.hold(call_id)
+    await until(caller, a, is_state("held"))
+    await until(callee, b, is_state("held"))
+    await caller.resume(call_id)
+    await until(caller, a, is_state("established"))
+    await until(callee, b, is_state("established"))
+    await caller.hangup(call_id)
+    await until(caller, a, lambda e: isinstance(e, pe.CallEnded))
+    await until(callee, b, lambda e: isinstance(e, pe.CallEnded))
+
+    fake_a, fake_b = FakePhone(), FakePhone()
+    await fake_a.start()
+    await fake_b.start()
+    fake_call = await fake_a.dial(target)
+    fake_in = fake_b.incoming(incoming.remote)
+    await fake_b.answer(fake_in)
+    fake_a.settle()
+    fake_b.settle()
+    await fake_a.hold(fake_call)
+    fake_a.settle()
+    fake_b.remote_hold(fake_in)
+    await fake_a.resume(fake_call)
+    fake_a.settle()
+    fake_b.remote_hold(fake_in, on=False)
+    await fake_a.hangup(fake_call)
+    fake_a.settle()
+    fake_b.remote_hangup(fake_in)
+
+    assert normalized(fake_a.drain()) == normalized(a)
+    assert normalized(fake_b.drain()) == normalized(b)
+    assert states(a) == ["calling", "ringing", "established", "held", "established", "ended"]
+
+
+async def test_fake_matches_real_phones_for_a_rejected_call(real_pair: tuple[Phone, Phone, str]) -> None:
+    caller, callee, target = real_pair
+    a: list[pe.PhoneEvent] = []
+    b: list[pe.PhoneEvent] = []
+    await caller.dial(target)
+    await until(callee, b, is_state("ringing"))
+    await until(caller, a, is_state("ringing"))
+    incoming = next(e for e in b if isinstance(e, pe.IncomingCall))
+    await callee.reject(incoming.call_id)
+    await until(caller, a, lambda e: isinstance(e, pe.CallEnded))
+    await until(callee, b, lambda e: isinstance(e, pe.CallEnded))
+
+    fake_a, fake_b = FakePhone(), FakePhone()
+    await fake_a.start()
+    await fake_b.start()
+    fake_a.fail_next_dial(486)
+    await fake_a.dial(target)
+    fake_a.settle()
+    await fake_b.reject(fake_b.incoming(incoming.remote))
+
+    assert normalized(fake_a.drain()) == normalized(a)
+    assert normalized(fake_b.drain()) == normalized(b)
+    assert normalized(a)[-1][1]["reason"] == "486 Busy Here (busy)"

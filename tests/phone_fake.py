@@ -1,0 +1,504 @@
+"""A scripted phone for TUI tests: ``from phone_fake import FakePhone``.
+
+``FakePhone`` satisfies :class:`softphone.phone.api.PhoneApi` and publishes the very event types
+(and field values, where the real phone's are predictable) of ``softphone.phone.events``. It
+never opens a socket and never sleeps: what the network would do later is queued as *steps*,
+and the test moves time on with :meth:`FakePhone.advance` (one step) or :meth:`FakePhone.settle`
+(all of them). ``FakePhone(autoplay=True)`` runs the steps at once, inside the action.
+
+What the other side does is a method too: :meth:`incoming`, :meth:`remote_hangup`,
+:meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`register`, :meth:`fail_registration`,
+:meth:`emit_stats`, or any event with :meth:`emit`. Failures on demand:
+:meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`
+and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
+except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name, arguments)``.
+
+The sequences mirror the real Phone (checked against two real Phones in test_phone_api.py):
+dial -> calling, [step] ringing, [step] established; answer -> [step] established;
+hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [step] 487
+"cancelled"; of an established one -> [step] 200 "OK"; reject/hangup of a ringing incoming call
+-> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from softphone.phone import events as pe
+from softphone.phone.phone import PhoneError
+from softphone.phone.target import TargetError, normalize_target
+from softphone.sip.status import explain
+from softphone.sip.uri import SipUri
+
+# Reason phrases the far end usually sends (RFC 3261 §21); the real phone shows explain(status, phrase).
+REASON_PHRASES: dict[int, str] = {
+    200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
+    480: "Temporarily Unavailable", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable",
+    603: "Decline",
+}
+
+# What a fresh call's audio statistics look like (the keys of softphone.phone.media.MediaStats).
+DEFAULT_STATS: dict[str, object] = {
+    "codec": "opus", "packets_sent": 0, "packets_received": 0, "packets_lost": 0,
+    "loss_percent": 0.0, "fraction_lost": 0.0, "jitter_ms": 0.0, "rtt_ms": None,
+    "remote_loss_percent": None, "remote_jitter_ms": None, "jitter_buffer_ms": 0.0,
+    "target_delay_ms": 0.0, "concealed_ms": 0.0, "stretched_ms": 0.0, "late_packets": 0,
+    "mos": 4.41, "r_factor": 93.2, "mic_dbfs": None, "speaker_dbfs": None,
+}
+
+DTMF_DIGITS = "0123456789*#ABCD"
+
+
+def status_reason(status: int, reason: str | None = None) -> str:
+    """The reason text the real phone puts in CallEnded for a final response from the peer."""
+    return explain(status, reason if reason is not None else REASON_PHRASES.get(status, ""))
+
+
+@dataclass(slots=True)
+class FakeCall:
+    """One call of the fake (fits softphone.phone.api.CallView), plus what the test may check."""
+
+    call_id: str
+    account: str
+    direction: Literal["outgoing", "incoming"]
+    remote: str
+    state: pe.CallStateName
+    started_at: float
+    established_at: float | None = None
+    local_hold: bool = False
+    remote_hold: bool = False
+    recording_path: Path | None = None
+    display_name: str | None = None
+    muted: bool = False
+    recording: bool = False
+    dtmf_sent: str = ""
+    stats: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_STATS))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialOutcome:
+    """How the next dial goes: answered, left ringing, or failed with a final status."""
+
+    answer: bool = True
+    status: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Something the network would do later; ``label`` shows in :attr:`FakePhone.pending`."""
+
+    label: str
+    run: Callable[[], None]
+
+
+class FakePhone:
+    """A PhoneApi with scripted behaviour. The clock (``now``) moves ``step_s`` per step."""
+
+    def __init__(
+        self,
+        *,
+        accounts: Mapping[str, str] | None = None,
+        registrars: Sequence[str] = (),
+        expires: int = 3600,
+        autoplay: bool = False,
+        step_s: float = 1.0,
+        recordings_dir: Path = Path("/nonexistent/recordings"),
+        dtmf_method: Literal["rtp", "info"] = "rtp",
+    ) -> None:
+        aors = accounts if accounts is not None else {"local": "sip:softphone@localhost"}
+        self.accounts: dict[str, SipUri] = {name: SipUri.parse(aor) for name, aor in aors.items()}
+        self.registrars = tuple(registrars)
+        self.expires = expires
+        self.autoplay = autoplay
+        self.step_s = step_s
+        self.recordings_dir = recordings_dir
+        self.dtmf_method = dtmf_method
+        self.now = 0.0
+        self.started = False
+        self.calls_made: list[tuple[str, dict[str, object]]] = []
+        self.emitted: list[pe.PhoneEvent] = []  # everything ever published, in order
+        self.registered: dict[str, bool] = {}
+        self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
+        self._calls: dict[str, FakeCall] = {}
+        self._steps: deque[Step] = deque()
+        self._next_id = 0
+        self._dial_outcomes: deque[DialOutcome] = deque()
+        self._transfer_failures: deque[tuple[int, str]] = deque()
+        self._reoffer_failures: deque[str] = deque()
+        self._raise_next: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the test's controls
+    def advance(self, steps: int = 1) -> list[pe.PhoneEvent]:
+        """Run up to ``steps`` pending steps; returns the events they published."""
+        mark = len(self.emitted)
+        for _ in range(steps):
+            if not self._steps:
+                break
+            self.now += self.step_s
+            self._steps.popleft().run()
+        return self.emitted[mark:]
+
+    def settle(self, limit: int = 1000) -> list[pe.PhoneEvent]:
+        """Run every pending step (and the ones they add); returns the events published."""
+        mark = len(self.emitted)
+        for _ in range(limit):
+            if not self._steps:
+                return self.emitted[mark:]
+            self.advance()
+        raise AssertionError(f"FakePhone did not settle in {limit} steps: {self.pending}")
+
+    @property
+    def pending(self) -> list[str]:
+        return [step.label for step in self._steps]
+
+    def drain(self) -> list[pe.PhoneEvent]:
+        """Take every queued event (as a consumer would), for tests without a bridge."""
+        out: list[pe.PhoneEvent] = []
+        while (event := self.next_event_nowait()) is not None:
+            out.append(event)
+        return out
+
+    def emit(self, event: pe.PhoneEvent) -> None:
+        """Publish any event, as the real phone would."""
+        self.emitted.append(event)
+        self._queue.put_nowait(event)
+
+    def made(self, name: str) -> list[dict[str, object]]:
+        """The arguments of every recorded call of ``name``."""
+        return [args for called, args in self.calls_made if called == name]
+
+    @property
+    def dialled(self) -> list[str]:
+        return [str(args["target"]) for args in self.made("dial")]
+
+    def fail_next(self, method: str, message: str) -> None:
+        """The next call of ``method`` (e.g. "dial", "hold") raises PhoneError(message)."""
+        self._raise_next[method] = message
+
+    def fail_next_dial(self, status: int = 486, reason: str | None = None) -> None:
+        """The next dial rings, then fails with this final status (reason: the peer's phrase)."""
+        self._dial_outcomes.append(DialOutcome(answer=False, status=status, reason=reason))
+
+    def keep_next_dial_ringing(self) -> None:
+        """The next dial rings and stays ringing until hung up (or remote_answer)."""
+        self._dial_outcomes.append(DialOutcome(answer=False))
+
+    def fail_next_transfer(self, status: int = 603, reason: str | None = None) -> None:
+        self._transfer_failures.append((status, reason or REASON_PHRASES.get(status, "")))
+
+    def fail_next_reoffer(self, reason: str = "488 Not Acceptable Here") -> None:
+        """The next hold or resume is refused by the peer: a warning Notice, no state change."""
+        self._reoffer_failures.append(reason)
+
+    def incoming(
+        self, remote: str, account: str | None = None, *, display_name: str | None = None
+    ) -> str:
+        """A call for us: IncomingCall (waiting when a call is up), then ringing. Returns its id."""
+        info = FakeCall(
+            call_id=self._new_id(), account=account or self._account_name(None),
+            direction="incoming", remote=remote, state="ringing", started_at=self.now,
+            display_name=display_name,
+        )
+        waiting = any(c.state in ("established", "held") for c in self._calls.values())
+        self._calls[info.call_id] = info
+        self.emit(pe.IncomingCall(call_id=info.call_id, account=info.account, remote=remote,
+                                  display_name=display_name, waiting=waiting))
+        self._publish_state(info)
+        return info.call_id
+
+    def remote_answer(self, call_id: str) -> None:
+        """The far end answers an outgoing call that was kept ringing."""
+        self._establish(self._fake(call_id))
+
+    def remote_hangup(self, call_id: str) -> None:
+        """The far end hangs up (or cancels a call still ringing for us)."""
+        info = self._fake(call_id)
+        if info.direction == "incoming" and info.state == "ringing":
+            self._finish(info, 487, "caller cancelled")
+        else:
+            self._finish(info, 200, "remote hung up")
+
+    def remote_hold(self, call_id: str, on: bool = True) -> None:
+        info = self._fake(call_id)
+        info.remote_hold = on
+        self._update_hold(info)
+
+    def remote_dtmf(self, call_id: str, digit: str, *, method: Literal["rtp", "info"] = "rtp",
+                    duration_ms: int = 100) -> None:
+        self.emit(pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms))
+
+    def register(self, account: str, expires: int | None = None) -> None:
+        self.registered[account] = True
+        self.emit(pe.Registered(account=account, expires=self.expires if expires is None else expires))
+
+    def fail_registration(self, account: str, status: int = 403, reason: str | None = None,
+                          retry_in_s: float | None = None) -> None:
+        self.registered[account] = False
+        self.emit(pe.RegistrationFailed(account=account, status=status,
+                                        reason=status_reason(status, reason), retry_in_s=retry_in_s))
+
+    def unregister(self, account: str) -> None:
+        self.registered[account] = False
+        self.emit(pe.Unregistered(account=account))
+
+    def emit_stats(self, call_id: str, **stats: object) -> dict[str, object]:
+        """Update the call's statistics and publish CallStats, as the phone does every 5 s."""
+        info = self._fake(call_id)
+        info.stats.update(stats)
+        self.emit(pe.CallStats(call_id=call_id, stats=dict(info.stats)))
+        return dict(info.stats)
+
+    # ------------------------------------------------------------------ PhoneApi: lifecycle
+    async def start(self) -> None:
+        self._record("start")
+        self.started = True
+        for transport in ("udp", "tcp"):
+            self.emit(pe.Listening(transport=transport, host="127.0.0.1", port=5060))
+        for account in self.registrars:
+            self._schedule(f"register {account}", partial(self.register, account))
+
+    async def stop(self) -> None:
+        self._record("stop")
+        if not self.started:
+            return
+        for info in list(self._calls.values()):
+            if info.state != "ended":
+                self._finish(info, 200, "OK")
+        self._steps.clear()
+        for account, registered in list(self.registered.items()):
+            if registered:
+                self.unregister(account)
+        self.started = False
+
+    # ------------------------------------------------------------------ PhoneApi: events
+    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
+        while True:
+            yield await self._queue.get()
+
+    async def next_event(self) -> pe.PhoneEvent:
+        return await self._queue.get()
+
+    def next_event_nowait(self) -> pe.PhoneEvent | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    # ------------------------------------------------------------------ PhoneApi: calls
+    @property
+    def calls(self) -> list[FakeCall]:
+        return list(self._calls.values())
+
+    def call(self, call_id: str) -> FakeCall:
+        self._record("call", call_id=call_id)
+        return self._fake(call_id)
+
+    def call_stats(self, call_id: str) -> dict[str, object] | None:
+        self._record("call_stats", call_id=call_id)
+        info = self._fake(call_id)
+        return dict(info.stats) if info.established_at is not None else None
+
+    # ------------------------------------------------------------------ PhoneApi: actions
+    async def dial(self, target: str, *, account: str | None = None) -> str:
+        self._record("dial", target=target, account=account)
+        self._require_started()
+        name = self._account_name(account)
+        try:
+            uri = normalize_target(target, self.accounts[name])
+        except TargetError as exc:
+            raise PhoneError(str(exc)) from None
+        info = FakeCall(call_id=self._new_id(), account=name, direction="outgoing",
+                        remote=str(uri), state="calling", started_at=self.now)
+        self._calls[info.call_id] = info
+        self._publish_state(info)
+        outcome = self._dial_outcomes.popleft() if self._dial_outcomes else DialOutcome()
+        self._schedule(f"{info.call_id} rings", lambda: self._ring(info))
+        if outcome.status is not None:
+            status, reason = outcome.status, outcome.reason
+            self._schedule(f"{info.call_id} fails {status}",
+                           lambda: self._finish(info, status, status_reason(status, reason)))
+        elif outcome.answer:
+            self._schedule(f"{info.call_id} answered", lambda: self._establish(info))
+        return info.call_id
+
+    async def answer(self, call_id: str) -> None:
+        self._record("answer", call_id=call_id)
+        self._require_started()
+        info = self._fake(call_id)
+        if info.direction != "incoming" or info.state != "ringing":
+            raise PhoneError("this call is not ringing")
+        self._schedule(f"{call_id} ACK", lambda: self._establish(info))
+
+    async def reject(self, call_id: str, *, status: int = 486) -> None:
+        self._record("reject", call_id=call_id, status=status)
+        self._require_started()
+        info = self._fake(call_id)
+        if info.direction != "incoming" or info.state != "ringing":
+            raise PhoneError(f"cannot reject a call in state {info.state.upper()}")
+        self._finish(info, status, status_reason(status))
+
+    async def hangup(self, call_id: str) -> None:
+        self._record("hangup", call_id=call_id)
+        self._require_started()
+        info = self._fake(call_id)
+        if info.state == "ended":
+            return
+        if info.direction == "incoming" and info.state == "ringing":
+            self._finish(info, 603, status_reason(603))  # the real phone rejects with 603
+        elif info.state in ("calling", "ringing", "early"):
+            self._schedule(f"{call_id} 487", lambda: self._finish(info, 487, "cancelled"))
+        else:
+            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "OK"))
+
+    async def hold(self, call_id: str) -> None:
+        self._record("hold", call_id=call_id)
+        self._reoffer(call_id, hold=True)
+
+    async def resume(self, call_id: str) -> None:
+        self._record("resume", call_id=call_id)
+        self._reoffer(call_id, hold=False)
+
+    async def transfer(self, call_id: str, target: str) -> None:
+        self._record("transfer", call_id=call_id, target=target)
+        self._require_started()
+        info = self._fake(call_id)
+        try:
+            normalize_target(target, self.accounts[info.account])
+        except TargetError as exc:
+            raise PhoneError(str(exc)) from None
+        if info.state not in ("established", "held"):
+            raise PhoneError(f"cannot transfer a call in state {info.state.upper()}")
+        progress = [(202, "Accepted", False), (100, "Trying", False)]
+        failure = self._transfer_failures.popleft() if self._transfer_failures else None
+        progress.append((*failure, True) if failure else (200, "OK", True))
+        for status, reason, final in progress:
+            self._schedule(
+                f"{call_id} transfer {status}",
+                partial(self._transfer_progressed, info, status, reason, final),
+            )
+
+    async def send_dtmf(self, call_id: str, digits: str) -> str:
+        self._record("send_dtmf", call_id=call_id, digits=digits)
+        self._require_started()
+        info = self._fake(call_id)
+        if not digits or any(d.upper() not in DTMF_DIGITS for d in digits):
+            raise PhoneError(f"not DTMF digits: {digits!r} (use 0-9, *, #, A-D)")
+        if info.state not in ("established", "held"):
+            raise PhoneError("the call is not established")
+        info.dtmf_sent += digits.upper()
+        return self.dtmf_method
+
+    def mute(self, call_id: str, muted: bool) -> None:
+        self._record("mute", call_id=call_id, muted=muted)
+        self._fake(call_id).muted = muted
+
+    def record(self, call_id: str, on: bool) -> Path | None:
+        self._record("record", call_id=call_id, on=on)
+        info = self._fake(call_id)
+        if info.established_at is None or info.state == "ended":
+            raise PhoneError("the call has no audio to record yet")
+        if on and info.recording_path is None:
+            info.recording_path = self.recordings_dir / f"{info.call_id.split('@')[0]}.wav"
+        info.recording = on
+        return info.recording_path
+
+    # ------------------------------------------------------------------ plumbing
+    def _record(self, name: str, **arguments: object) -> None:
+        self.calls_made.append((name, arguments))
+        message = self._raise_next.pop(name, None)
+        if message is not None:
+            raise PhoneError(message)
+
+    def _require_started(self) -> None:
+        if not self.started:
+            raise PhoneError("the phone is not started")
+
+    def _schedule(self, label: str, run: Callable[[], None]) -> None:
+        self._steps.append(Step(label, run))
+        if self.autoplay:
+            self.settle()
+
+    def _new_id(self) -> str:
+        self._next_id += 1
+        return f"fake-{self._next_id}@127.0.0.1"
+
+    def _account_name(self, name: str | None) -> str:
+        if name is None:
+            return next(iter(self.accounts))
+        if name not in self.accounts:
+            raise PhoneError(f"no account named {name!r}")
+        return name
+
+    def _fake(self, call_id: str) -> FakeCall:
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise PhoneError(f"no call {call_id}") from None
+
+    def _publish_state(self, info: FakeCall) -> None:
+        self.emit(pe.CallStateChanged(call_id=info.call_id, state=info.state,
+                                      direction=info.direction, remote=info.remote))
+
+    def _set_state(self, info: FakeCall, state: pe.CallStateName) -> None:
+        if info.state != state:
+            info.state = state
+            self._publish_state(info)
+
+    def _ring(self, info: FakeCall) -> None:
+        if info.state == "calling":
+            self._set_state(info, "ringing")
+
+    def _establish(self, info: FakeCall) -> None:
+        if info.state in ("calling", "ringing", "early"):
+            info.established_at = self.now
+            self._set_state(info, "established")
+
+    def _finish(self, info: FakeCall, status: int, reason: str) -> None:
+        if info.state == "ended":
+            return
+        answered = info.established_at is not None
+        self._set_state(info, "ended")
+        info.recording = False
+        self.emit(pe.CallEnded(
+            call_id=info.call_id, status=status, reason=reason,
+            duration_s=round(self.now - info.established_at, 3) if info.established_at is not None else 0.0,
+            answered=answered, stats=dict(info.stats) if answered else None,
+            recording=str(info.recording_path) if info.recording_path else None,
+        ))
+
+    def _reoffer(self, call_id: str, *, hold: bool) -> None:
+        self._require_started()
+        info = self._fake(call_id)
+        if info.state not in ("established", "held"):
+            raise PhoneError("the call is not established")
+        failure = self._reoffer_failures.popleft() if self._reoffer_failures else None
+
+        def answered() -> None:
+            if info.state not in ("established", "held"):
+                return
+            if failure is not None:
+                self.emit(pe.Notice(level="warning", text=f"hold/resume failed: {failure}"))
+                return
+            info.local_hold = hold
+            self._update_hold(info)
+
+        self._schedule(f"{call_id} re-INVITE {'hold' if hold else 'resume'}", answered)
+
+    def _update_hold(self, info: FakeCall) -> None:
+        if info.state in ("established", "held"):
+            self._set_state(info, "held" if info.local_hold or info.remote_hold else "established")
+
+    def _transfer_progressed(self, info: FakeCall, status: int, reason: str, final: bool) -> None:
+        if info.state == "ended":
+            return
+        self.emit(pe.TransferProgressed(call_id=info.call_id, status=status, reason=reason, final=final))
+        if final and 200 <= status < 300:
+            self._finish(info, 200, "OK")  # blind transfer done: we leave (RFC 5589 §6)
