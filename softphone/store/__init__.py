@@ -1,3 +1,28 @@
-"""Persistent records: accounts, contacts, call history. Filled in by the TUI issue."""
+"""Persistent records: contacts and call history in one SQLite file (sqlite3 via
+asyncio.to_thread), plus vCard import. Plain records in, plain records out; no UI imports."""
 
 from __future__ import annotations
+
+from softphone.store.contacts import Contact, ContactError, Contacts, normalise_uri
+from softphone.store.db import Database, Recovered, StoreError, default_db_path
+from softphone.store.history import CallRecord, CallResult, Direction, History, call_result
+from softphone.store.vcard import VCardProblem, parse_vcards, read_vcard
+
+__all__ = [
+    "CallRecord",
+    "CallResult",
+    "Contact",
+    "ContactError",
+    "Contacts",
+    "Database",
+    "Direction",
+    "History",
+    "Recovered",
+    "StoreError",
+    "VCardProblem",
+    "call_result",
+    "default_db_path",
+    "normalise_uri",
+    "parse_vcards",
+    "read_vcard",
+]

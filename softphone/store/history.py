@@ -1,0 +1,193 @@
+"""Call history: one :class:`CallRecord` per finished call, newest first, bounded in size.
+
+Times are stored as UTC ISO 8601 text with a fixed width, so text order is time order. The
+table keeps the newest :data:`MAX_RECORDS` calls; adding one more prunes the oldest in the same
+transaction. :func:`call_result` turns what the phone knows when a call ends (``CallEnded``:
+answered, SIP status) into the result shown to people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Final, Literal, get_args
+
+from softphone.store.db import Database, StoreError, like_pattern
+
+Direction = Literal["in", "out"]
+CallResult = Literal["answered", "missed", "rejected", "failed", "busy", "cancelled"]
+DIRECTIONS: Final = frozenset(get_args(Direction))
+CALL_RESULTS: Final = frozenset(get_args(CallResult))
+_RESULT_BY_NAME: Final[dict[str, CallResult]] = {name: name for name in get_args(CallResult)}
+MAX_RECORDS: Final = 10_000
+
+_COLUMNS: Final = (
+    "id, started_at, direction, remote_uri, remote_name, account, duration_s, result, reason, "
+    "recording_path"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    """One call. ``id`` is None until :meth:`History.add` stores it; ``started_at`` is aware."""
+
+    id: int | None = None
+    started_at: datetime
+    direction: Direction
+    remote_uri: str
+    remote_name: str | None = None
+    account: str
+    duration_s: float = 0.0
+    result: CallResult
+    reason: str = ""
+    recording_path: str | None = None
+
+
+def call_result(*, direction: Direction, answered: bool, status: int) -> CallResult:
+    """The result of a call from its final SIP status (RFC 3261 §21) and whether it was answered.
+
+    486 Busy Here / 600 Busy Everywhere: busy. 603 Decline: rejected. 487 Request Terminated:
+    the caller gave up, i.e. cancelled (ours) or missed (theirs). An unanswered incoming call
+    that timed out (408/480) or had no final status is missed; anything else is failed.
+    """
+    if answered:
+        return "answered"
+    if status in (486, 600):
+        return "busy"
+    if status == 603:
+        return "rejected"
+    if direction == "in":
+        return "missed" if status in (0, 408, 480, 487) else "failed"
+    return "cancelled" if status == 487 else "failed"
+
+
+def _to_text(when: datetime) -> str:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise StoreError("started_at must be an aware datetime (UTC), not a naive one")
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _validate(record: CallRecord) -> None:
+    if record.direction not in DIRECTIONS:
+        raise StoreError(f"direction must be 'in' or 'out', not {record.direction!r}")
+    if record.result not in CALL_RESULTS:
+        raise StoreError(f"unknown call result {record.result!r} (one of {sorted(CALL_RESULTS)})")
+    if not record.remote_uri:
+        raise StoreError("a call record needs the remote URI")
+    if record.duration_s < 0:
+        raise StoreError(f"negative call duration {record.duration_s}")
+
+
+def _from_row(row: sqlite3.Row | tuple[object, ...]) -> CallRecord:
+    (id_, started, direction, uri, name, account, duration, result, reason, recording) = row
+    return CallRecord(
+        id=int(str(id_)),
+        started_at=datetime.fromisoformat(str(started)),
+        direction="in" if direction == "in" else "out",
+        remote_uri=str(uri),
+        remote_name=None if name is None else str(name),
+        account=str(account),
+        duration_s=float(str(duration)),
+        result=_RESULT_BY_NAME.get(str(result), "failed"),
+        reason=str(reason),
+        recording_path=None if recording is None else str(recording),
+    )
+
+
+class History:
+    """The call history in ``db``. Sync methods are thread-safe; ``*_async`` run in a thread."""
+
+    def __init__(self, db: Database, *, max_records: int = MAX_RECORDS) -> None:
+        if max_records < 1:
+            raise ValueError("max_records must be at least 1")
+        self._db = db
+        self.max_records = max_records
+
+    def add(self, record: CallRecord) -> CallRecord:
+        """Store ``record`` (its id is ignored) and prune beyond :attr:`max_records`."""
+        _validate(record)
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO calls (started_at, direction, remote_uri, remote_name, account, "
+                "duration_s, result, reason, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _to_text(record.started_at), record.direction, record.remote_uri,
+                    record.remote_name, record.account, float(record.duration_s), record.result,
+                    record.reason, record.recording_path,
+                ),
+            )
+            new_id = cursor.lastrowid
+            conn.execute(
+                "DELETE FROM calls WHERE id IN (SELECT id FROM calls "
+                "ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?)",
+                (self.max_records,),
+            )
+        assert new_id is not None
+        return replace(record, id=new_id, started_at=record.started_at.astimezone(UTC))
+
+    def list(self, limit: int = 100, offset: int = 0) -> builtins.list[CallRecord]:
+        """Newest first."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM calls ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [_from_row(r) for r in rows]
+
+    def get(self, record_id: int) -> CallRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM calls WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else _from_row(row)
+
+    def search(self, text: str, limit: int = 100) -> builtins.list[CallRecord]:
+        """Calls whose remote URI, remote name or result contains ``text`` (any case), newest
+        first. ``%`` and ``_`` match themselves."""
+        pattern = like_pattern(text.casefold())
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM calls WHERE casefold(remote_uri) LIKE ?1 ESCAPE '\\' "
+                "OR casefold(remote_name) LIKE ?1 ESCAPE '\\' OR result LIKE ?1 ESCAPE '\\' "
+                "ORDER BY started_at DESC, id DESC LIMIT ?2",
+                (pattern, limit),
+            ).fetchall()
+        return [_from_row(r) for r in rows]
+
+    def delete(self, record_id: int) -> bool:
+        """Remove one call; False when there was none with that id."""
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM calls WHERE id = ?", (record_id,)).rowcount > 0
+
+    def clear(self) -> int:
+        """Remove every call; returns how many there were."""
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM calls").rowcount
+
+    def count(self) -> int:
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+    # -- async wrappers (asyncio.to_thread) ---------------------------------------------------
+
+    async def add_async(self, record: CallRecord) -> CallRecord:
+        return await asyncio.to_thread(self.add, record)
+
+    async def list_async(self, limit: int = 100, offset: int = 0) -> builtins.list[CallRecord]:
+        return await asyncio.to_thread(self.list, limit, offset)
+
+    async def get_async(self, record_id: int) -> CallRecord | None:
+        return await asyncio.to_thread(self.get, record_id)
+
+    async def search_async(self, text: str, limit: int = 100) -> builtins.list[CallRecord]:
+        return await asyncio.to_thread(self.search, text, limit)
+
+    async def delete_async(self, record_id: int) -> bool:
+        return await asyncio.to_thread(self.delete, record_id)
+
+    async def clear_async(self) -> int:
+        return await asyncio.to_thread(self.clear)
+
+    async def count_async(self) -> int:
+        return await asyncio.to_thread(self.count)
