@@ -527,7 +527,10 @@ class Player:
                         self._set_state("reconnecting", f"reconnecting (attempt {attempt})")
                         continue
                     case _:
-                        raise outcome if outcome is not None else RuntimeError("session ended without an outcome")
+                        # A bug of ours, not the server's: say so plainly, keep the traceback in the log.
+                        logger.error("RTSP session failed", exc_info=outcome)
+                        failure = _Refused(f"internal error: {outcome!r} (details in the log)")
+                        break
         finally:
             self._session = None
             if self._engine is not None and self._audio_provider is not None:
@@ -768,9 +771,9 @@ class _Session:
             with contextlib.suppress(RtspError):
                 events = self.client.teardown(self.loop.time())
                 self._flush(events)
-                torn: asyncio.Future[None] = self.done if not self.done.done() else self.loop.create_future()
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(asyncio.shield(torn), TEARDOWN_WAIT_S)
+                if not self.done.done():  # wait briefly for the answer (TornDown ends the session)
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait_for(asyncio.shield(self.done), TEARDOWN_WAIT_S)
         if self._timer is not None:
             self._timer.cancel()
         if self._setup_task is not None:
