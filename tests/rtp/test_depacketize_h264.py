@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from rtp_captures import load_capture
+from rtp_captures import decode_video, load_capture
 
 from softphone.rtp.depacketize import AccessUnit, UnsupportedCodec, make_depacketizer
 from softphone.rtp.depacketize.h264 import H264Depacketizer, decode_sprop, split_annex_b
@@ -105,13 +105,7 @@ def run(
 
 
 def decode(units: Sequence[AccessUnit], extradata: bytes | None = None) -> list[av.VideoFrame]:
-    ctx = av.CodecContext.create("h264", "r")
-    if extradata:
-        ctx.extradata = extradata
-    frames: list[av.VideoFrame] = []
-    for unit in units:
-        frames += ctx.decode(av.Packet(unit.data))
-    return frames + ctx.decode(None)
+    return decode_video("h264", units, extradata)
 
 
 def x264_stream(frames: int = 6) -> list[bytes]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from rtp_captures import load_capture
+from rtp_captures import decode_video, load_capture
 
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtp.depacketize.h264 import split_annex_b
@@ -116,13 +116,7 @@ def run(dep: object, packets: Sequence[RtpPacket], skip: int | None = None) -> l
 
 
 def decode(units: Sequence[AccessUnit], extradata: bytes | None = None) -> list[av.VideoFrame]:
-    ctx = av.CodecContext.create("hevc", "r")
-    if extradata:
-        ctx.extradata = extradata
-    frames: list[av.VideoFrame] = []
-    for unit in units:
-        frames += ctx.decode(av.Packet(unit.data))
-    return frames + ctx.decode(None)
+    return decode_video("hevc", units, extradata)
 
 
 def test_single_ap_and_fu_are_reassembled_byte_exact() -> None:
