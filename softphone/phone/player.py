@@ -31,7 +31,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,7 +55,7 @@ from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketRece
 from softphone.rtsp import client as rc
 from softphone.rtsp.errors import RtspError
 from softphone.rtsp.url import RtspUrl
-from softphone.transport.rtp import RtpEndpoint, RtpPortError
+from softphone.transport.rtp import RtpEndpoint, RtpPortError, open_rtp_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +345,6 @@ class PlayerOptions:
     ca_file: Path | None = None
     insecure: bool = False  # rtsps without certificate checks (cameras with self-signed ones)
     bind_host: str | None = None  # UDP media sockets; default: the address the RTSP socket uses
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Player:
@@ -625,7 +624,7 @@ class Player:
         self._last_shown = seq
         self.on_picture(rgb)
 
-    def audio_port(self, rate: int) -> StreamAudio | None:
+    def audio_port(self) -> StreamAudio | None:
         if self._engine is None:
             return None
         if self._audio_port is None:
@@ -642,9 +641,6 @@ class Player:
             return None
         self._recordings += 1
         self._recording = numbered(self.options.record, self._recordings)
-        return self._recording
-
-    def first_recording(self) -> Path | None:
         return self._recording
 
     @property
@@ -897,10 +893,7 @@ class _Session:
                 pass  # ServerRequestReceived and the like: the core already answered
 
     def _request_failed(self, method: str, status: int, reason: str) -> None:
-        text = f"{method} refused: {status} {reason}"
-        explain = getattr(rc, "explain", None)
-        if callable(explain):
-            text = f"{method} refused: {explain(status)}"
+        text = f"{method} refused: {rc.explain(status)}"
         if method in ("OPTIONS", "GET_PARAMETER", "SET_PARAMETER") and self.played:
             return  # keep-alives that a camera does not like: not a reason to stop
         if status == 461 or (method == "SETUP" and status == 400 and self.transport == "udp"):
@@ -960,7 +953,7 @@ class _Session:
                 host = self.player.options.bind_host or self._local_host()
                 try:
                     endpoint = await asyncio.wait_for(
-                        _open_endpoint(host, self.player.config.rtp_port_min, self.player.config.rtp_port_max, self.player._rng),
+                        open_rtp_endpoint(host, self.player.config.rtp_port_min, self.player.config.rtp_port_max, self.player._rng),
                         CONNECT_TIMEOUT_S,
                     )
                 except (RtpPortError, OSError, TimeoutError) as exc:
@@ -1125,7 +1118,7 @@ class _Session:
         counters = self.player.counters
         counters.audio_rate = self.player.audio_rate
         counters.audio_samples += len(pcm)
-        port = self.player.audio_port(self.player.audio_rate)
+        port = self.player.audio_port()
         if port is not None:
             port.push(pcm, media_time(track.sender_report, unit.timestamp, track.info.clock_rate))
 
@@ -1245,12 +1238,6 @@ class _Session:
             return
         if now - self.last_media >= MEDIA_TIMEOUT_S:
             self.finish(_Broken(f"no media for {MEDIA_TIMEOUT_S:.0f} s"))
-
-
-async def _open_endpoint(host: str, low: int, high: int, rng: random.Random) -> RtpEndpoint:
-    from softphone.transport.rtp import open_rtp_endpoint
-
-    return await open_rtp_endpoint(host, low, high, rng)
 
 
 # Encoding names (SDP rtpmap) -> FFmpeg decoder names. quirk: cameras spell them differently.
