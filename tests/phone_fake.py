@@ -8,7 +8,7 @@ and the test moves time on with :meth:`FakePhone.advance` (one step) or :meth:`F
 
 What the other side does is a method too: :meth:`incoming`, :meth:`remote_hangup`,
 :meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`register`, :meth:`fail_registration`,
-:meth:`emit_stats`, or any event with :meth:`emit`. Failures on demand:
+:meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`, or any event with :meth:`emit`. Failures on demand:
 :meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`
 and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
 except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name, arguments)``.
@@ -17,7 +17,10 @@ The sequences mirror the real Phone (checked against two real Phones in test_pho
 dial -> calling, [step] ringing, [step] established; answer -> [step] established;
 hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [step] 487
 "cancelled"; of an established one -> [step] 200 "OK"; reject/hangup of a ringing incoming call
--> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends.
+-> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends;
+mute/record -> MuteChanged/RecordingChanged at once (only when the state changes); start with
+registrars -> Registering at once, [step] Registered. ``play_file`` "plays" until
+``stop_playback`` (see :attr:`played`, :attr:`playing`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 from typing import Literal
 
 from softphone.phone import events as pe
-from softphone.phone.phone import PhoneError
+from softphone.phone.api import Registration, RegistrationState, TracedMessage
+from softphone.phone.errors import PhoneError
 from softphone.phone.target import TargetError, normalize_target
 from softphone.sip.status import explain
 from softphone.sip.uri import SipUri
@@ -78,8 +82,15 @@ class FakeCall:
     display_name: str | None = None
     muted: bool = False
     recording: bool = False
+    silenced: bool = False
     dtmf_sent: str = ""
     stats: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_STATS))
+    level_dbfs: tuple[float, float] = (-30.0, -24.0)  # (mic, speaker) while it has audio
+    trace: list[TracedMessage] = field(default_factory=list)
+
+    @property
+    def codec(self) -> str | None:
+        return str(self.stats.get("codec")) if self.established_at is not None else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +125,7 @@ class FakePhone:
         dtmf_method: Literal["rtp", "info"] = "rtp",
     ) -> None:
         aors = accounts if accounts is not None else {"local": "sip:softphone@localhost"}
-        self.accounts: dict[str, SipUri] = {name: SipUri.parse(aor) for name, aor in aors.items()}
+        self.aors: dict[str, SipUri] = {name: SipUri.parse(aor) for name, aor in aors.items()}
         self.registrars = tuple(registrars)
         self.expires = expires
         self.autoplay = autoplay
@@ -126,6 +137,10 @@ class FakePhone:
         self.calls_made: list[tuple[str, dict[str, object]]] = []
         self.emitted: list[pe.PhoneEvent] = []  # everything ever published, in order
         self.registered: dict[str, bool] = {}
+        self.wall_clock = 1_790_000_000.0  # time.time() of "now = 0" (registrations' expiry)
+        self.played: list[Path] = []  # play_file() calls, in order
+        self.playing: Path | None = None
+        self._registrations: dict[str, Registration] = {}
         self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
         self._calls: dict[str, FakeCall] = {}
         self._steps: deque[Step] = deque()
@@ -237,17 +252,29 @@ class FakePhone:
 
     def register(self, account: str, expires: int | None = None) -> None:
         self.registered[account] = True
-        self.emit(pe.Registered(account=account, expires=self.expires if expires is None else expires))
+        seconds = self.expires if expires is None else expires
+        self._set_registration(account, "registered", expires_at=self.wall_clock + self.now + seconds)
+        self.emit(pe.Registered(account=account, expires=seconds))
 
     def fail_registration(self, account: str, status: int = 403, reason: str | None = None,
                           retry_in_s: float | None = None) -> None:
         self.registered[account] = False
-        self.emit(pe.RegistrationFailed(account=account, status=status,
-                                        reason=status_reason(status, reason), retry_in_s=retry_in_s))
+        text = status_reason(status, reason)
+        self._set_registration(account, "failed", reason=text, retry_in_s=retry_in_s)
+        self.emit(pe.RegistrationFailed(account=account, status=status, reason=text, retry_in_s=retry_in_s))
 
     def unregister(self, account: str) -> None:
         self.registered[account] = False
+        self._set_registration(account, "none")
         self.emit(pe.Unregistered(account=account))
+
+    def set_levels(self, call_id: str, mic_dbfs: float, speaker_dbfs: float) -> None:
+        """What ``levels()`` returns for the call while it has audio."""
+        self._fake(call_id).level_dbfs = (mic_dbfs, speaker_dbfs)
+
+    def add_trace(self, call_id: str, *messages: TracedMessage) -> None:
+        """SIP messages ``sip_trace()`` returns for the call (the real phone records them)."""
+        self._fake(call_id).trace.extend(messages)
 
     def emit_stats(self, call_id: str, **stats: object) -> dict[str, object]:
         """Update the call's statistics and publish CallStats, as the phone does every 5 s."""
@@ -260,9 +287,13 @@ class FakePhone:
     async def start(self) -> None:
         self._record("start")
         self.started = True
+        for name in self.aors:
+            self._set_registration(name, "none")
         for transport in ("udp", "tcp"):
             self.emit(pe.Listening(transport=transport, host="127.0.0.1", port=5060))
         for account in self.registrars:
+            self._set_registration(account, "registering")
+            self.emit(pe.Registering(account=account))
             self._schedule(f"register {account}", partial(self.register, account))
 
     async def stop(self) -> None:
@@ -277,6 +308,14 @@ class FakePhone:
             if registered:
                 self.unregister(account)
         self.started = False
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self.aors)
+
+    @property
+    def registrations(self) -> Mapping[str, Registration]:
+        return {name: self._registrations[name] for name in self.aors if name in self._registrations}
 
     # ------------------------------------------------------------------ PhoneApi: events
     async def events(self) -> AsyncIterator[pe.PhoneEvent]:
@@ -312,7 +351,7 @@ class FakePhone:
         self._require_started()
         name = self._account_name(account)
         try:
-            uri = normalize_target(target, self.accounts[name])
+            uri = normalize_target(target, self.aors[name])
         except TargetError as exc:
             raise PhoneError(str(exc)) from None
         info = FakeCall(call_id=self._new_id(), account=name, direction="outgoing",
@@ -371,7 +410,7 @@ class FakePhone:
         self._require_started()
         info = self._fake(call_id)
         try:
-            normalize_target(target, self.accounts[info.account])
+            normalize_target(target, self.aors[info.account])
         except TargetError as exc:
             raise PhoneError(str(exc)) from None
         if info.state not in ("established", "held"):
@@ -398,7 +437,12 @@ class FakePhone:
 
     def mute(self, call_id: str, muted: bool) -> None:
         self._record("mute", call_id=call_id, muted=muted)
-        self._fake(call_id).muted = muted
+        info = self._fake(call_id)
+        if info.state == "ended":
+            raise PhoneError("the call has ended")
+        if info.muted != muted:
+            info.muted = muted
+            self.emit(pe.MuteChanged(call_id=call_id, muted=muted))
 
     def record(self, call_id: str, on: bool) -> Path | None:
         self._record("record", call_id=call_id, on=on)
@@ -407,8 +451,37 @@ class FakePhone:
             raise PhoneError("the call has no audio to record yet")
         if on and info.recording_path is None:
             info.recording_path = self.recordings_dir / f"{info.call_id.split('@')[0]}.wav"
-        info.recording = on
+        if info.recording != on:
+            info.recording = on
+            path = str(info.recording_path) if on and info.recording_path else None
+            self.emit(pe.RecordingChanged(call_id=call_id, path=path))
         return info.recording_path
+
+    def silence(self, call_id: str) -> None:
+        self._record("silence", call_id=call_id)
+        info = self._fake(call_id)
+        if info.direction == "incoming" and info.state == "ringing":
+            info.silenced = True
+
+    def levels(self, call_id: str) -> tuple[float, float] | None:
+        info = self._fake(call_id)
+        if info.established_at is None or info.state == "ended":
+            return None
+        return info.level_dbfs
+
+    def sip_trace(self, call_id: str) -> list[TracedMessage]:
+        return list(self._fake(call_id).trace)
+
+    async def play_file(self, path: Path) -> None:
+        self._record("play_file", path=path)
+        if not Path(path).is_file():
+            raise PhoneError(f"cannot play {path}: no such file")
+        self.played.append(Path(path))
+        self.playing = Path(path)  # "plays" until stop_playback(); returns at once
+
+    def stop_playback(self) -> None:
+        self._record("stop_playback")
+        self.playing = None
 
     # ------------------------------------------------------------------ plumbing
     def _record(self, name: str, **arguments: object) -> None:
@@ -430,10 +503,17 @@ class FakePhone:
         self._next_id += 1
         return f"fake-{self._next_id}@127.0.0.1"
 
+    def _set_registration(self, account: str, state: RegistrationState, **fields: object) -> None:
+        aor = self.aors[account]
+        transport = aor.transport or "udp"
+        self._registrations[account] = Registration(
+            account=account, aor=str(aor), transport=transport, state=state, **fields  # type: ignore[arg-type]
+        )
+
     def _account_name(self, name: str | None) -> str:
         if name is None:
-            return next(iter(self.accounts))
-        if name not in self.accounts:
+            return next(iter(self.aors))
+        if name not in self.aors:
             raise PhoneError(f"no account named {name!r}")
         return name
 

@@ -6,14 +6,13 @@ The TUI (issue 5) talks only to this protocol. Two things satisfy it: the real
 for mypy by typed assignment and at run time by comparing signatures with :mod:`inspect`.
 
 Every member below mirrors the real Phone's signature exactly; nothing here is aspirational.
-What the TUI needs but the Phone does not have yet (registration state per account, a frozen
-call snapshot with codec and mute state, audio levels at meter rate, the SIP trace of a call,
-silencing the ringer) is listed in ``PHONE_API_GAPS`` so the lead can add it to the Phone first
-and to this protocol second.
 
 Contracts the TUI may rely on (both implementations keep them):
 
-- Actions that fail raise ``softphone.phone.phone.PhoneError`` with a sentence for a person.
+- Actions that fail raise ``softphone.phone.errors.PhoneError`` with a sentence for a person.
+- Registration changes arrive as ``Registering``/``Registered``/``RegistrationFailed``/
+  ``Unregistered``; :attr:`PhoneApi.registrations` is the state they lead to.
+- ``mute`` emits ``MuteChanged`` and ``record`` emits ``RecordingChanged`` (at once, in the call).
 - Every call-state change arrives as :class:`~softphone.phone.events.CallStateChanged`; an ended
   call is ``CallStateChanged(state="ended")`` followed by :class:`~softphone.phone.events.CallEnded`.
 - ``dial`` returns the call id after ``CallStateChanged(state="calling")`` is queued; ringing and
@@ -25,13 +24,43 @@ Contracts the TUI may rely on (both implementations keep them):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from softphone.phone.events import CallStateName, PhoneEvent
 
-__all__ = ["PHONE_API_GAPS", "CallView", "PhoneApi"]
+__all__ = ["CallView", "PhoneApi", "Registration", "RegistrationState", "TracedMessage"]
+
+RegistrationState = Literal["none", "registering", "registered", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    """One account as the status bar shows it. ``state`` is ``"none"`` for an account without a
+    registrar (peer to peer) and after unregistering."""
+
+    account: str
+    aor: str  # the account's address of record, e.g. "sip:alice@example.com"
+    transport: str  # "udp" | "tcp" | "tls"
+    state: RegistrationState
+    expires_at: float | None = None  # wall clock (time.time()) when the binding runs out
+    reason: str | None = None  # why it failed, in words
+    retry_in_s: float | None = None  # when a failed registration is tried again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracedMessage:
+    """One SIP message of a call, as sent or received, for the ladder (sngrep-like) screen.
+    ``text`` is the whole message with Authorization/Proxy-Authorization values redacted."""
+
+    at: float  # wall clock (time.time())
+    direction: Literal["sent", "received"]
+    local: str  # "udp:192.0.2.1:5060"
+    remote: str  # the address it went to or came from, same form
+    first_line: str  # "INVITE sip:bob@example.com SIP/2.0" or "SIP/2.0 180 Ringing"
+    text: str
 
 
 class CallView(Protocol):
@@ -61,6 +90,14 @@ class CallView(Protocol):
     def remote_hold(self) -> bool: ...
     @property
     def recording_path(self) -> Path | None: ...
+    @property
+    def display_name(self) -> str | None:
+        """The far end's display name from From/To, when it sent one."""
+    @property
+    def muted(self) -> bool: ...
+    @property
+    def codec(self) -> str | None:
+        """The negotiated audio codec's encoding name ("opus", "PCMU", "G722"); None before SDP."""
 
 
 @runtime_checkable
@@ -71,6 +108,13 @@ class PhoneApi(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None:
         """Hang up every call, unregister, close sockets."""
+
+    @property
+    def accounts(self) -> list[str]:
+        """Account names in config order (``"local"`` when none is configured), once started."""
+    @property
+    def registrations(self) -> Mapping[str, Registration]:
+        """Account name -> its registration now, in config order."""
 
     # the event stream (one consumer)
     def events(self) -> AsyncIterator[PhoneEvent]:
@@ -103,51 +147,14 @@ class PhoneApi(Protocol):
     def mute(self, call_id: str, muted: bool) -> None: ...
     def record(self, call_id: str, on: bool) -> Path | None:
         """Start or stop recording; returns the WAV file's path."""
-
-
-# What the TUI (issue 5) needs that the real Phone lacks: the proposed member (or event, or module)
-# -> its signature and why.
-# Add each to Phone, then to PhoneApi above (the conformance test keeps them in step).
-PHONE_API_GAPS: Final[dict[str, str]] = {
-    "registrations": (
-        "@property def registrations(self) -> Mapping[str, Registration]  # account name -> "
-        "Registration(account, transport, state: Literal['none', 'registering', 'registered', "
-        "'failed'], expires_at: float | None, reason: str | None). Today: only events, the private "
-        "_registered dict and the blocking wait_registered()."
-    ),
-    "accounts": (
-        "@property def accounts(self) -> Sequence[str]  # names in config order, 'local' when none "
-        "is configured (start() invents it; the TUI cannot know its name otherwise)."
-    ),
-    "calls": (
-        "CallInfo is mutable and carries rtp/audio/engine internals; propose @property def calls("
-        "self) -> Sequence[CallSnapshot] with a frozen CallSnapshot(call_id, account, direction, "
-        "remote, display_name, state, started_at, established_at, local_hold, remote_hold, "
-        "muted, codec: str | None, recording_path). codec, muted and display_name are missing today."
-    ),
-    "MuteChanged": (
-        "mute() emits nothing and is silently ignored before the call has audio (ringing); propose "
-        "storing muted on the call (applied when audio starts) and emitting "
-        "MuteChanged(call_id, muted)."
-    ),
-    "RecordingChanged": (
-        "record() emits nothing; propose RecordingChanged(call_id, path: str | None)."
-    ),
-    "levels": (
-        "def levels(self, call_id: str) -> tuple[float, float] | None  # (mic_dbfs, speaker_dbfs) "
-        "now, for meters at ~10 Hz; today they come only in CallStats every 5 s."
-    ),
-    "sip_trace": (
-        "def sip_trace(self, call_id: str) -> Sequence[TracedMessage]  # TracedMessage(at: float, "
-        "direction: Literal['sent', 'received'], local: str, remote: str, first_line: str, "
-        "text: str) with Authorization redacted, for the ladder screen."
-    ),
-    "silence": (
-        "def silence(self, call_id: str) -> None  # stop ringing for this incoming call without "
-        "answering or rejecting it (the incoming-call modal's 'silence')."
-    ),
-    "errors": (
-        "PhoneError lives in softphone.phone.phone, which imports sockets, numpy and the codecs; "
-        "propose softphone/phone/errors.py so the TUI can catch it with a light import."
-    ),
-}
+    def silence(self, call_id: str) -> None:
+        """Stop ringing for this incoming call without answering or rejecting it."""
+    def levels(self, call_id: str) -> tuple[float, float] | None:
+        """(microphone dBFS, speaker dBFS) now, for meters at ~10 Hz; None without audio."""
+    def sip_trace(self, call_id: str) -> list[TracedMessage]:
+        """The call's SIP messages in order (the last 200), passwords redacted."""
+    async def play_file(self, path: Path) -> None:
+        """Play a WAV file (a recording) on the speaker; returns when it is done or stopped.
+        Raises PhoneError when the file cannot be read or there is no output device."""
+    def stop_playback(self) -> None:
+        """Stop what ``play_file`` plays (nothing happens when nothing plays)."""

@@ -108,6 +108,28 @@ class TransferProgressed(PhoneEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Registering(PhoneEvent):
+    """A REGISTER for the account is on its way (first time, refresh after a failure)."""
+
+    kind: ClassVar[str] = "registering"
+    account: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MuteChanged(PhoneEvent):
+    kind: ClassVar[str] = "mute"
+    call_id: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingChanged(PhoneEvent):
+    kind: ClassVar[str] = "recording"
+    call_id: str
+    path: str | None  # the WAV being written; None once recording stopped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Notice(PhoneEvent):
     """Something a person should read: a warning or an error with its reason."""
 

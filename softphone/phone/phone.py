@@ -16,19 +16,27 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from softphone import __version__
 from softphone.config import Account, Config, default_data_dir
 from softphone.media.codecs import CodecError, available_codecs, unavailable_reasons
+from softphone.media.resample import resample
+from softphone.media.wav import WavError, read_wav
 from softphone.phone import events as pe
+from softphone.phone.api import Registration, RegistrationState, TracedMessage
 from softphone.phone.audio import AudioEngine, AudioProvider, DeviceAudio
+from softphone.phone.errors import PhoneError as PhoneError  # re-exported: older imports
 from softphone.phone.media import CallMedia, receive_map
 from softphone.phone.target import TargetError, normalize_target
+from softphone.phone.trace import SipTrace
 from softphone.sdp import (
     CodecSpec,
     Direction,
@@ -82,10 +90,6 @@ KEEPALIVE_UDP_S = 25.0
 KEEPALIVE_STREAM_S = 90.0
 
 
-class PhoneError(Exception):
-    """An action could not be done; the message says why in words a person understands."""
-
-
 @dataclass(slots=True)
 class CallInfo:
     call_id: str
@@ -109,6 +113,16 @@ class CallInfo:
     call_number: int = 0  # the n-th call that got media (FileAudio names recordings by it)
     final_stats: dict[str, object] | None = None
     recording_path: Path | None = None
+    display_name: str | None = None  # the far end's, from From (incoming) when it sent one
+    muted: bool = False  # kept here so a mute before the audio starts still applies
+    silenced: bool = False  # ringing stopped for this incoming call (silence())
+    codec_name: str | None = None  # the last negotiated codec, kept after the media closes
+
+    @property
+    def codec(self) -> str | None:
+        if self.media is not None and self.media.codec is not None:
+            return self.media.codec.encoding
+        return self.codec_name
 
 
 class Phone:
@@ -149,6 +163,9 @@ class Phone:
         self._codecs = codec_specs(config.codecs)
         self._media_calls = 0
         self._stats_handle: asyncio.TimerHandle | None = None
+        self._registrations: dict[str, Registration] = {}
+        self._trace = SipTrace(time.time)
+        self._playback: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -168,12 +185,17 @@ class Phone:
         for name, reason in unavailable_reasons().items():
             if name in {c.lower() for c in self._config.codecs}:
                 self._emit(pe.Notice(level="warning", text=f"{name} is not offered: {reason}"))
-        self._transport = SipTransport(ua, self._on_ua_events, tls_context=self._tls_context)
+        self._transport = SipTransport(
+            ua, self._on_ua_events, tls_context=self._tls_context, tap=self._trace_message
+        )
         await self._listen()
         for acct in resolved:
+            self._set_registration(acct.name, "none")
             if acct.registrar is not None:
                 self._registration_settled[acct.name] = asyncio.Event()
                 ua.register(acct.name, self._now())
+                self._set_registration(acct.name, "registering")
+                self._emit(pe.Registering(account=acct.name))
         self._pump()
 
     async def stop(self) -> None:
@@ -236,6 +258,16 @@ class Phone:
         except TimeoutError:
             pass
         return dict(self._registered)
+
+    @property
+    def accounts(self) -> list[str]:
+        if self._accounts:
+            return list(self._accounts)
+        return [a.name for a in self._config.accounts] or ["local"]
+
+    @property
+    def registrations(self) -> Mapping[str, Registration]:
+        return dict(self._registrations)
 
     @property
     def calls(self) -> list[CallInfo]:
@@ -350,9 +382,32 @@ class Phone:
         return "info"
 
     def mute(self, call_id: str, muted: bool) -> None:
+        """Mute (or unmute) our microphone in this call; kept when the audio starts later."""
         info = self.call(call_id)
+        if info.state == "ended":
+            raise PhoneError("the call has ended")
         if info.audio is not None:
             info.audio.muted = muted
+        if info.muted != muted:
+            info.muted = muted
+            self._emit(pe.MuteChanged(call_id=call_id, muted=muted))
+
+    def silence(self, call_id: str) -> None:
+        """Stop ringing for this incoming call; it stays ringing for the caller until answered,
+        rejected or given up."""
+        info = self.call(call_id)
+        if info.direction == "incoming" and info.state == "ringing" and not info.silenced:
+            info.silenced = True
+            self._update_tones()
+
+    def levels(self, call_id: str) -> tuple[float, float] | None:
+        info = self.call(call_id)
+        if info.audio is None or info.engine is None:
+            return None
+        return (info.engine.mic_level.last.rms_dbfs, info.engine.speaker_level.last.rms_dbfs)
+
+    def sip_trace(self, call_id: str) -> list[TracedMessage]:
+        return self._trace.messages(call_id)
 
     def record(self, call_id: str, on: bool) -> Path | None:
         """Start (or stop) recording the call to a stereo WAV in the recordings directory
@@ -361,7 +416,11 @@ class Phone:
         if info.audio is None:
             raise PhoneError("the call has no audio to record yet")
         if not on:
-            return info.audio.stop_recording()
+            was_recording = info.audio.recording
+            path = info.audio.stop_recording()
+            if was_recording:
+                self._emit(pe.RecordingChanged(call_id=call_id, path=None))
+            return path
         if info.audio.recording:
             return info.audio.recording_path
         directory = self._config.recordings_dir or default_data_dir() / "recordings"
@@ -373,6 +432,7 @@ class Phone:
         except OSError as exc:
             raise PhoneError(f"cannot record to {path}: {exc.strerror or exc}") from None
         info.recording_path = path
+        self._emit(pe.RecordingChanged(call_id=call_id, path=str(path)))
         return path
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
@@ -416,16 +476,19 @@ class Phone:
                 if first and acct.outbound is not None and self._transport is not None:
                     interval = KEEPALIVE_UDP_S if acct.outbound.transport == "udp" else KEEPALIVE_STREAM_S
                     self._transport.keep_alive(acct.outbound, interval)
+                self._set_registration(account, "registered", expires_at=time.time() + expires)
                 self._emit(pe.Registered(account=account, expires=expires))
             case ue.RegistrationFailed(account=account, status=status, reason=reason, retry_in_s=retry):
                 self._registered[account] = False
                 self._settle(account)
+                self._set_registration(account, "failed", reason=reason, retry_in_s=retry)
                 self._emit(pe.RegistrationFailed(account=account, status=status, reason=reason, retry_in_s=retry))
             case ue.Unregistered(account=account):
                 self._registered[account] = False
                 self._pending_unregister.discard(account)
                 if not self._pending_unregister:
                     self._unregistered.set()
+                self._set_registration(account, "none")
                 self._emit(pe.Unregistered(account=account))
             case ue.IncomingCall():
                 self._incoming(event)
@@ -509,6 +572,7 @@ class Phone:
             state="ringing",
             started_at=self._now(),
             remote_sdp=event.sdp,
+            display_name=event.remote_display,
         )
         self._calls[event.call_id] = info
         self._emit(
@@ -638,6 +702,7 @@ class Phone:
                     on_dtmf=partial(self._dtmf_received, info.call_id),
                 )
                 info.engine = engine
+                info.audio.muted = info.muted
                 engine.attach(info.audio)
                 self._arm_stats()
             else:
@@ -651,6 +716,7 @@ class Phone:
             info.audio.sending_allowed = False
 
     def _stop_media(self, info: CallInfo) -> None:
+        info.codec_name = info.codec
         if info.audio is None:
             return
         now = self._now()
@@ -691,7 +757,7 @@ class Phone:
         waits to be answered (not when do-not-disturb rejected it)."""
         calls = self._calls.values()
         ringback = any(c.direction == "outgoing" and c.state == "ringing" for c in calls)
-        ring = any(c.direction == "incoming" and c.state == "ringing" for c in calls)
+        ring = any(c.direction == "incoming" and c.state == "ringing" and not c.silenced for c in calls)
         try:
             self._audio.tones(ringback=ringback, ring=ring)
         except Exception as exc:  # a tone is a nicety: never let it break call handling
@@ -701,7 +767,51 @@ class Phone:
     def _audio_problem(self, text: str) -> None:
         self._emit(pe.Notice(level="warning", text=text))
 
+    async def play_file(self, path: Path) -> None:
+        """Play a WAV file (a call recording) on the call device; returns when it has played or
+        ``stop_playback`` stopped it. One file at a time: a new one stops the old."""
+        try:
+            mono, rate = await asyncio.to_thread(read_wav, path)
+        except WavError as exc:
+            raise PhoneError(f"cannot play the recording: {exc}") from None
+        self.stop_playback()
+        engine = self._audio.engine_for_call(0)
+        samples = resample(mono, rate, engine.sample_rate).astype(np.float32, copy=False)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        port = _FilePort(samples, done)
+        self._playback = done
+        engine.attach(port)
+        try:
+            await done
+        except asyncio.CancelledError:
+            if not done.cancelled():
+                raise
+        finally:
+            engine.detach(port)
+            self._audio.release(engine)
+            if self._playback is done:
+                self._playback = None
+
+    def stop_playback(self) -> None:
+        if self._playback is not None and not self._playback.done():
+            self._playback.cancel()
+        self._playback = None
+
     # ------------------------------------------------------------------ plumbing
+    def _trace_message(self, direction: Literal["sent", "received"], data: bytes, peer: Address) -> None:
+        listeners = self._transport.listeners() if self._transport is not None else []
+        port = next((a.port for a in listeners if a.transport == peer.transport), None)
+        local = f"{peer.transport}:{self._advertised}" + (f":{port}" if port is not None else "")
+        self._trace.add(direction, data, local, f"{peer.transport}:{peer.host}:{peer.port}")
+
+    def _set_registration(self, account: str, state: RegistrationState, *, expires_at: float | None = None,
+                          reason: str | None = None, retry_in_s: float | None = None) -> None:
+        acct = self._accounts[account]
+        self._registrations[account] = Registration(
+            account=account, aor=str(acct.aor), transport=acct.transport, state=state,
+            expires_at=expires_at, reason=reason, retry_in_s=retry_in_s,
+        )
+
     def _set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
         if info.state == state:
             return
@@ -870,6 +980,27 @@ class Phone:
     def _tls_context(self, address: Address) -> ssl.SSLContext:
         """Verification always on; an account's tls_ca_file is trusted for its own proxy."""
         return client_context(self._tls_ca_files.get((address.host, address.port)))
+
+
+class _FilePort:
+    """Plays samples once into an engine, then resolves ``done``; captures nothing."""
+
+    def __init__(self, samples: npt.NDArray[np.float32], done: asyncio.Future[None]) -> None:
+        self._samples = samples
+        self._at = 0
+        self._done = done
+
+    def capture(self, pcm: object, now: float) -> None:
+        pass
+
+    def render(self, samples: int, now: float) -> npt.NDArray[np.float32]:
+        out = np.zeros(samples, dtype=np.float32)
+        chunk = self._samples[self._at : self._at + samples]
+        out[: len(chunk)] = chunk
+        self._at += len(chunk)
+        if self._at >= len(self._samples) and not self._done.done():
+            self._done.set_result(None)
+        return out
 
 
 def _route_source(host: str) -> str | None:

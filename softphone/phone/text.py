@@ -18,6 +18,12 @@ def describe(event: PhoneEvent) -> str:
             return f"registration of {a} failed: {r}{tail}"
         case pe.Unregistered(account=a):
             return f"unregistered {a}"
+        case pe.Registering(account=a):
+            return f"registering {a}"
+        case pe.MuteChanged(muted=m):
+            return "microphone muted" if m else "microphone on"
+        case pe.RecordingChanged(path=path):
+            return f"recording to {path}" if path else "recording stopped"
         case pe.IncomingCall(remote=r, waiting=w):
             return f"incoming call from {r}" + (" (call waiting)" if w else "")
         case pe.CallStateChanged(state="ended"):

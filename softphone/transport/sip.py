@@ -22,7 +22,7 @@ import logging
 import os
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 from softphone.sip.address import Address, TransportName
 from softphone.sip.errors import ParseError, RemoteProtocolError
@@ -74,6 +74,9 @@ class SipCore(Protocol):
 
 Sink = Callable[[list[object]], None]
 TlsContextFactory = Callable[[Address], ssl.SSLContext]
+# Sees every SIP message sent (after it went out) or received (before the core reads it), with
+# the address it went to or came from: the phone keeps a per-call trace for the ladder screen.
+Tap = Callable[[Literal["sent", "received"], bytes, Address], None]
 
 
 def _ip(host: str) -> str:
@@ -153,9 +156,11 @@ class SipTransport:
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        tap: Tap | None = None,
     ) -> None:
         self._core = core
         self._sink = sink
+        self._tap = tap
         self._tls_context = tls_context
         self._tls_server_context = tls_server_context
         self._max_connections = max_connections
@@ -228,6 +233,8 @@ class SipTransport:
             failures: list[tuple[Address, str]] = []
             for data, dest in self._core.messages_to_send():
                 reason = self._send(data, dest)
+                if reason is None and self._tap is not None:
+                    self._tap("sent", data, dest)
                 if reason is not None:
                     failures.append((dest, reason))
             if not failures:
@@ -316,6 +323,8 @@ class SipTransport:
         self.pump()
 
     def _deliver(self, data: bytes, source: Address) -> None:
+        if self._tap is not None:
+            self._tap("received", data, source)
         try:
             events = self._core.receive_message(data, source, self._running_loop().time())
         except RemoteProtocolError as exc:  # the peer's fault: log, drop, carry on

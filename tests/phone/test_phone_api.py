@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 from phone_fake import FakeCall, FakePhone
 from phone_support import port_of, started
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.api import PHONE_API_GAPS, CallView, PhoneApi
+from softphone.phone.api import CallView, PhoneApi, TracedMessage
 from softphone.phone.phone import CallInfo, Phone, PhoneError
 
 # --------------------------------------------------------------------------- conformance
@@ -38,6 +39,7 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 EXPECTED_MEMBERS = {
     "start", "stop", "events", "next_event", "next_event_nowait", "calls", "call", "call_stats",
     "dial", "answer", "reject", "hangup", "hold", "resume", "transfer", "send_dtmf", "mute", "record",
+    "accounts", "registrations", "silence", "levels", "sip_trace", "play_file", "stop_playback",
 }
 CALL_VIEW_RETURNS = {"calls", "call"}  # the protocol says CallView; each phone has its own record
 
@@ -80,7 +82,7 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
     assert set(_members(PhoneApi)) == EXPECTED_MEMBERS
     assert set(_members(CallView)) == {
         "call_id", "account", "direction", "remote", "state", "started_at", "established_at",
-        "local_hold", "remote_hold", "recording_path",
+        "local_hold", "remote_hold", "recording_path", "display_name", "muted", "codec",
     }
 
 
@@ -96,12 +98,17 @@ def test_implementation_has_the_protocols_signature(impl: type, name: str) -> No
 
 @pytest.mark.parametrize("record", [CallInfo, FakeCall], ids=["CallInfo", "FakeCall"])
 def test_call_records_fit_the_call_view(record: type) -> None:
-    have = {f.name: f.type for f in fields(record)}
+    have = {f.name for f in fields(record)}
     for name in _members(CallView):
         member = inspect.getattr_static(CallView, name)
         want = typing.get_type_hints(member.fget)["return"]
-        got = typing.get_type_hints(record)[name]
-        assert name in have and got == want, f"{record.__name__}.{name}: {got} != {want}"
+        own = inspect.getattr_static(record, name, None)
+        if isinstance(own, property):  # a computed member (codec)
+            got = typing.get_type_hints(own.fget)["return"]
+        else:
+            assert name in have, f"{record.__name__} has no {name}"
+            got = typing.get_type_hints(record)[name]
+        assert got == want, f"{record.__name__}.{name}: {got} != {want}"
 
 
 def test_phone_calls_and_call_return_call_records() -> None:
@@ -113,15 +120,6 @@ def test_phone_calls_and_call_return_call_records() -> None:
 
 def test_fake_is_a_runtime_phone_api() -> None:
     assert isinstance(FakePhone(), PhoneApi)
-
-
-def test_gaps_are_still_gaps() -> None:
-    """When one of these lands on Phone, move it into PhoneApi (and the fake) and off the list."""
-    missing = ("registrations", "accounts", "levels", "sip_trace", "silence")
-    assert set(missing) <= set(PHONE_API_GAPS)
-    for name in missing:
-        assert not hasattr(Phone, name), f"Phone.{name} exists now: add it to PhoneApi"
-    assert not hasattr(pe, "MuteChanged") and not hasattr(pe, "RecordingChanged")
 
 
 # --------------------------------------------------------------------------- the fake, scripted
@@ -278,13 +276,25 @@ async def test_registration_events_and_stop_unregisters() -> None:
     phone = FakePhone(accounts={"work": "sip:a@example.test", "home": "sip:a@home.test"},
                       registrars=["work"], expires=600)
     await phone.start()
-    assert [type(e) for e in phone.drain()] == [pe.Listening, pe.Listening]
+    assert phone.drain() == [
+        pe.Listening(transport="udp", host="127.0.0.1", port=5060),
+        pe.Listening(transport="tcp", host="127.0.0.1", port=5060),
+        pe.Registering(account="work"),
+    ]
+    assert phone.accounts == ["work", "home"]
+    assert {n: r.state for n, r in phone.registrations.items()} == {"work": "registering", "home": "none"}
     assert phone.advance() == [pe.Registered(account="work", expires=600)]
-    phone.fail_registration("home", 403)
+    work = phone.registrations["work"]
+    assert work.state == "registered" and work.expires_at == phone.wall_clock + phone.now + 600
+    phone.fail_registration("home", 403, retry_in_s=30)
     assert phone.drain()[-1] == pe.RegistrationFailed(
-        account="home", status=403, reason="403 Forbidden (refused by the server (wrong password or not allowed))")
+        account="home", status=403, reason="403 Forbidden (refused by the server (wrong password or not allowed))",
+        retry_in_s=30)
+    home = phone.registrations["home"]
+    assert (home.state, home.retry_in_s) == ("failed", 30) and home.reason is not None and "403" in home.reason
     await phone.stop()
     assert phone.drain()[-1] == pe.Unregistered(account="work")
+    assert phone.registrations["work"].state == "none"
 
 
 async def test_stats_and_recording_reach_call_ended(tmp_path: Path) -> None:
@@ -440,3 +450,89 @@ async def test_fake_matches_real_phones_for_a_rejected_call(real_pair: tuple[Pho
     assert normalized(fake_a.drain()) == normalized(a)
     assert normalized(fake_b.drain()) == normalized(b)
     assert normalized(a)[-1][1]["reason"] == "486 Busy Here (busy)"
+
+
+async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace(
+    real_pair: tuple[Phone, Phone, str], tmp_path: Path
+) -> None:
+    """What the TUI relies on beyond call states, on both phones: MuteChanged and
+    RecordingChanged once per change, silence() while ringing, levels only with audio, the
+    codec once answered, and a SIP trace of the call (real phone: INVITE ... BYE, redacted)."""
+    caller, callee, target = real_pair
+    a: list[pe.PhoneEvent] = []
+    b: list[pe.PhoneEvent] = []
+    call_id = await caller.dial(target)
+    await until(callee, b, is_state("ringing"))
+    incoming = next(e for e in b if isinstance(e, pe.IncomingCall))
+    assert callee.levels(incoming.call_id) is None and callee.call(incoming.call_id).codec is None
+    callee.silence(incoming.call_id)
+    assert callee.call(incoming.call_id).silenced and callee.call(incoming.call_id).state == "ringing"
+    await callee.answer(incoming.call_id)
+    await until(caller, a, is_state("established"))
+    await until(callee, b, is_state("established"))
+    caller._config = Config(recordings_dir=tmp_path)
+    caller.mute(call_id, True)
+    caller.mute(call_id, True)  # no change: no event
+    path = caller.record(call_id, True)
+    caller.record(call_id, False)
+    levels = caller.levels(call_id)
+    codec = caller.call(call_id).codec
+    await caller.hangup(call_id)
+    await until(caller, a, lambda e: isinstance(e, pe.CallEnded))
+    await until(callee, b, lambda e: isinstance(e, pe.CallEnded))
+    assert levels is not None and all(-200.0 <= v <= 0.0 for v in levels)
+    assert codec is not None and caller.call(call_id).codec == codec  # kept after the call
+    assert caller.call(call_id).muted
+
+    fake = FakePhone(autoplay=True, recordings_dir=tmp_path)
+    await fake.start()
+    fake_call = await fake.dial(target)
+    fake.mute(fake_call, True)
+    fake.mute(fake_call, True)
+    fake_path = fake.record(fake_call, True)
+    fake.record(fake_call, False)
+    assert fake.levels(fake_call) is not None and fake.call(fake_call).codec is not None
+    await fake.hangup(fake_call)
+    changes = (pe.MuteChanged, pe.RecordingChanged)
+    real_changes = [e for e in a if isinstance(e, changes)]
+    fake_changes = [e for e in fake.drain() if isinstance(e, changes)]
+    assert [type(e) for e in real_changes] == [type(e) for e in fake_changes] == [
+        pe.MuteChanged, pe.RecordingChanged, pe.RecordingChanged]
+    assert real_changes[1] == pe.RecordingChanged(call_id=call_id, path=str(path))
+    assert fake_changes[1] == pe.RecordingChanged(call_id=fake_call, path=str(fake_path))
+
+    trace = caller.sip_trace(call_id)
+    lines = [(m.direction, m.first_line.split(" ")[0] if m.direction == "sent" and not m.first_line.startswith("SIP/")
+              else m.first_line) for m in trace]
+    assert lines[0] == ("sent", "INVITE")
+    assert ("received", "SIP/2.0 200 OK") in lines and ("sent", "ACK") in lines and ("sent", "BYE") in lines
+    assert all(isinstance(m, TracedMessage) and m.remote.startswith("udp:127.0.0.1:") for m in trace)
+    assert all(m.local.startswith("udp:127.0.0.1:") for m in trace)
+    assert callee.sip_trace(incoming.call_id)[0].first_line.startswith("INVITE ")
+    assert caller.sip_trace("no-such-call") == []
+
+
+async def test_play_file_plays_a_wav_and_stops(real_pair: tuple[Phone, Phone, str], tmp_path: Path) -> None:
+    from softphone.media.wav import WavWriter
+
+    caller, _, _ = real_pair
+    with pytest.raises(PhoneError, match="cannot play the recording"):
+        await caller.play_file(tmp_path / "gone.wav")
+    wav = tmp_path / "tone.wav"
+    writer = WavWriter(wav, 8000, channels=1)
+    writer.write(np.zeros(80, dtype=np.float32))  # 10 ms: plays out in a few engine ticks
+    writer.close()
+    async with asyncio.timeout(5):
+        await caller.play_file(wav)
+    long_wav = tmp_path / "long.wav"
+    writer = WavWriter(long_wav, 8000, channels=1)
+    writer.write(np.zeros(8000 * 60, dtype=np.float32))
+    writer.close()
+    task = asyncio.ensure_future(caller.play_file(long_wav))
+    async with asyncio.timeout(5):
+        while caller._playback is None:
+            turn = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(turn.set_result, None)
+            await turn  # one turn of the loop
+        caller.stop_playback()
+        await task  # stopping ends play_file without an error

@@ -1,0 +1,61 @@
+"""The per-call SIP trace: grouping by Call-ID (long and compact form), redaction of
+credentials, and the bounds."""
+
+from __future__ import annotations
+
+from softphone.phone import trace as tr
+from softphone.phone.trace import SipTrace, call_id_of, redact
+
+INVITE_WITH_AUTH = (
+    b"INVITE sip:bob@example.test SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+    b"Call-ID: abc@127.0.0.1\r\n"
+    b'Proxy-Authorization: Digest username="alice", realm="example.test", nonce="n1", '
+    b'uri="sip:bob@example.test", response="0123456789abcdef0123456789abcdef", cnonce="c0ffee", nc=00000001\r\n'
+    b"Authorization: Basic YWxpY2U6c2VjcmV0\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_call_id_long_and_compact_form_and_missing() -> None:
+    assert call_id_of(INVITE_WITH_AUTH) == "abc@127.0.0.1"
+    assert call_id_of(b"SIP/2.0 200 OK\r\ni: x1\r\n\r\n") == "x1"
+    assert call_id_of(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\nCall-ID: in-the-body\r\n") is None
+
+
+def test_redact_hides_digest_response_cnonce_and_basic_credentials() -> None:
+    text = redact(INVITE_WITH_AUTH.decode())
+    assert "0123456789abcdef" not in text and "c0ffee" not in text and "YWxpY2U6c2VjcmV0" not in text
+    assert 'response="<redacted>"' in text and 'cnonce="<redacted>"' in text
+    assert "Authorization: Basic <redacted>" in text
+    assert 'username="alice"' in text and 'realm="example.test"' in text  # kept: they help
+
+
+def test_trace_groups_by_call_and_redacts_before_storing() -> None:
+    clock = iter([100.0, 101.0])
+    trace = SipTrace(lambda: next(clock))
+    trace.add("sent", INVITE_WITH_AUTH, "udp:127.0.0.1:5070", "udp:127.0.0.1:5060")
+    trace.add("received", b"SIP/2.0 100 Trying\r\nCall-ID: abc@127.0.0.1\r\n\r\n", "udp:127.0.0.1:5070",
+              "udp:127.0.0.1:5060")
+    trace.add("received", b"\r\n\r\n", "udp:x", "udp:y")  # keep-alive: not a message
+    messages = trace.messages("abc@127.0.0.1")
+    assert [(m.at, m.direction, m.first_line) for m in messages] == [
+        (100.0, "sent", "INVITE sip:bob@example.test SIP/2.0"),
+        (101.0, "received", "SIP/2.0 100 Trying"),
+    ]
+    assert "c0ffee" not in messages[0].text and "\r" not in messages[0].text
+    assert trace.messages("other") == []
+
+
+def test_trace_is_bounded() -> None:
+    trace = SipTrace(lambda: 0.0)
+    for n in range(tr.MAX_MESSAGES + 5):
+        trace.add("sent", f"OPTIONS sip:a SIP/2.0\r\nCSeq: {n} OPTIONS\r\nCall-ID: one\r\n\r\n".encode(), "l", "r")
+    kept = trace.messages("one")
+    assert len(kept) == tr.MAX_MESSAGES and f"CSeq: {tr.MAX_MESSAGES + 4} OPTIONS" in kept[-1].text
+    for n in range(tr.MAX_DIALOGS + 1):
+        trace.add("sent", f"BYE sip:a SIP/2.0\r\nCall-ID: c{n}\r\n\r\n".encode(), "l", "r")
+    assert trace.messages("one") == [] and trace.messages(f"c{tr.MAX_DIALOGS}") != []
+    big = b"MESSAGE sip:a SIP/2.0\r\nCall-ID: big\r\n\r\n" + b"x" * (tr.MAX_TEXT + 10)
+    trace.add("received", big, "l", "r")
+    assert trace.messages("big")[0].text.endswith("more characters not kept]")

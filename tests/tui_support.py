@@ -1,0 +1,21 @@
+"""Helpers for Pilot tests of the TUI: ``from tui_support import until``.
+
+Wait on one named condition, never on stacked pauses (STYLE.md, Testing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+
+async def until(pilot: Pilot[Any], cond: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> None:
+    """Let the app run until ``cond()`` is true; fail with ``what`` after ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not cond():
+                await pilot.pause()
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what or cond}") from None
