@@ -1,0 +1,462 @@
+"""The contacts screen: browse, search, add/edit/delete, star, and import a vCard file.
+
+:class:`ContactsScreen` is a ``Screen[str | None]``: it dismisses with the primary URI of the
+contact the user pressed Enter on (the app dials it) or None (Escape). :class:`ContactEditor`
+is the add/edit modal: it saves through the store, and when the store refuses (``ContactError``)
+it shows the message under the form and keeps everything typed. :class:`VCardPrompt` asks for
+the path of a ``.vcf`` file to import. sqlite runs through the ``*_async`` methods in workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar, Final
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Static, TextArea
+
+from softphone.phone.book import Book, Contact, StoreError, read_vcard
+from softphone.tui.screens.history import ConfirmDialog
+
+__all__ = ["ContactEditor", "ContactsScreen", "VCardPrompt", "split_uris"]
+
+SEARCH_DEBOUNCE_S: Final = 0.15
+SEARCH_LIMIT: Final = 1000
+PROBLEMS_SHOWN: Final = 3
+_URI_SEPARATORS: Final = re.compile(r"[\n,;]+")
+_CHROME: Final = 4  # the table's side margins and its vertical scrollbar
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def split_uris(text: str) -> tuple[str, ...]:
+    """The URIs typed in the editor: one per line or separated by commas, blanks dropped."""
+    return tuple(part.strip() for part in _URI_SEPARATORS.split(text) if part.strip())
+
+
+class ContactEditor(ModalScreen[Contact | None]):
+    """Add (``contact=None``) or edit a contact. Dismisses with the stored contact, or None."""
+
+    DEFAULT_CSS = """
+    ContactEditor { align: center middle; }
+    ContactEditor > Vertical {
+        width: 72; max-width: 100%; height: auto; max-height: 100%;
+        padding: 0 1; border: thick $accent; background: $surface;
+    }
+    ContactEditor #editor-title { text-style: bold; color: $accent; }
+    ContactEditor Label { color: $text-muted; }
+    ContactEditor TextArea { height: 4; }
+    ContactEditor #editor-error { color: $text-error; height: auto; }
+    ContactEditor #editor-buttons { height: auto; width: 100%; }
+    ContactEditor #editor-favourite { width: 1fr; }
+    ContactEditor Button { margin-left: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", show=True),
+        Binding("escape", "cancel", "Cancel", show=True),
+    ]
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+        ("ctrl+s", "save the contact"),
+        ("tab / shift+tab", "next / previous field"),
+        ("escape", "discard the changes"),
+    )
+
+    def __init__(self, book: Book, contact: Contact | None = None) -> None:
+        super().__init__()
+        self.book = book
+        self.contact = contact
+
+    def compose(self) -> ComposeResult:
+        contact = self.contact
+        with Vertical():
+            yield Static("Edit contact" if contact else "New contact", id="editor-title")
+            yield Label("Name")
+            yield Input(contact.name if contact else "", id="editor-name")
+            yield Label("SIP addresses or numbers (one per line, or comma separated)")
+            yield TextArea(
+                "\n".join(contact.uris) if contact else "",
+                id="editor-uris",
+                soft_wrap=False,
+                show_line_numbers=False,
+            )
+            yield Label("RTSP camera URL (optional)")
+            yield Input(
+                (contact.rtsp_url or "") if contact else "",
+                placeholder="rtsp://camera.example/stream",
+                id="editor-rtsp",
+            )
+            yield Static("", id="editor-error")
+            with Horizontal(id="editor-buttons"):
+                yield Checkbox(
+                    "Favourite", bool(contact and contact.favourite), id="editor-favourite"
+                )
+                yield Button("Save", variant="primary", id="editor-save")
+                yield Button("Cancel", id="editor-cancel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#editor-name", Input).focus()
+
+    def typed(self) -> Contact:
+        """The contact as the form holds it now (not validated)."""
+        return Contact(
+            id=self.contact.id if self.contact else None,
+            name=self.query_one("#editor-name", Input).value,
+            uris=split_uris(self.query_one("#editor-uris", TextArea).text),
+            rtsp_url=self.query_one("#editor-rtsp", Input).value.strip() or None,
+            favourite=self.query_one("#editor-favourite", Checkbox).value,
+        )
+
+    @property
+    def error(self) -> str:
+        return str(self.query_one("#editor-error", Static).content)
+
+    @on(Button.Pressed, "#editor-save")
+    def action_save(self) -> None:
+        self._save(self.typed())
+
+    @on(Button.Pressed, "#editor-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_save()
+
+    @work(exclusive=True, group="contact-save")
+    async def _save(self, contact: Contact) -> None:
+        try:
+            if contact.id is None:
+                saved = await self.book.contacts.add_async(contact)
+            else:
+                saved = await self.book.contacts.update_async(contact)
+        except StoreError as exc:  # ContactError included: the form stays as typed
+            self.query_one("#editor-error", Static).update(str(exc))
+            return
+        self.dismiss(saved)
+
+
+class VCardPrompt(ModalScreen[Path | None]):
+    """Asks for a vCard file's path (``~`` expanded); dismisses with it, or None."""
+
+    DEFAULT_CSS = """
+    VCardPrompt { align: center middle; }
+    VCardPrompt > Vertical {
+        width: 72; max-width: 100%; height: auto; padding: 0 1;
+        border: thick $accent; background: $surface;
+    }
+    VCardPrompt Label { margin-bottom: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=True),
+    ]
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+        ("enter", "import the file"),
+        ("escape", "cancel"),
+    )
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Import contacts from a vCard (.vcf) file — path:")
+            yield Input(placeholder="~/contacts.vcf", id="vcard-path")
+
+    def on_mount(self) -> None:
+        self.query_one("#vcard-path", Input).focus()
+
+    @on(Input.Submitted, "#vcard-path")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.dismiss(Path(text).expanduser() if text else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ContactsTable(DataTable[str | Text]):
+    """The contacts table; Enter (call) shows in the footer."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Call", show=True),
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
+
+
+def _add_columns(table: DataTable[str | Text], screen_width: int) -> None:
+    """The columns; name and address share what the star and video columns leave."""
+    free = max(40, screen_width - (1 + 5) - 2 * 4 - _CHROME)
+    name = max(16, free * 2 // 5)
+    table.add_column("★", key="star", width=1)
+    table.add_column("Name", key="name", width=name)
+    table.add_column("Address", key="uri", width=free - name)
+    table.add_column("Video", key="rtsp", width=5)
+
+
+class ContactsScreen(Screen[str | None]):
+    """Contacts, favourites first. Dismisses with the URI to call, or None."""
+
+    DEFAULT_CSS = """
+    ContactsScreen { layout: vertical; }
+    ContactsScreen #contacts-title { height: 1; padding: 0 1; text-style: bold; color: $accent; }
+    ContactsScreen #contacts-search { margin: 0 1; }
+    ContactsScreen ContactsTable { height: 1fr; margin: 0 1; }
+    ContactsScreen #contacts-empty { height: 1fr; content-align: center middle; color: $text-muted; }
+    ContactsScreen .-hidden { display: none; }
+    ContactsScreen ContactsTable.-empty { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", show=True),
+        Binding("slash", "focus_search", "Find", show=True),
+        Binding("a", "add", "Add", show=True),
+        Binding("e", "edit", "Edit", show=True),
+        Binding("f", "favourite", "Star", show=True),
+        Binding("d,delete", "delete", "Del", show=True),
+        Binding("i", "import_vcard", "Import", show=True),
+    ]
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+        ("enter", "call the selected contact"),
+        ("/", "search by name or address"),
+        ("a", "add a contact"),
+        ("e", "edit the selected contact"),
+        ("f", "star / unstar the selected contact"),
+        ("d / delete", "delete the selected contact"),
+        ("i", "import a vCard (.vcf) file"),
+        ("escape", "clear the search, else go back"),
+    )
+
+    def __init__(self, book: Book, *, phone_domain: str | None = None) -> None:
+        super().__init__()
+        self.book = book
+        self.phone_domain = phone_domain
+        self.contacts: list[Contact] = []
+        self.loaded = False
+        self._query = ""
+        self._debounce: Timer | None = None
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("Contacts", id="contacts-title")
+        yield Input(placeholder="/ to search by name or address", id="contacts-search")
+        table = ContactsTable(id="contacts-table", cursor_type="row", zebra_stripes=True)
+        _add_columns(table, 80)
+        yield table
+        yield Static(
+            "No contacts. Press a to add one or i to import a vCard file.",
+            id="contacts-empty",
+            classes="-hidden",
+        )
+        yield Footer()
+
+    @property
+    def table(self) -> ContactsTable:
+        return self.query_one("#contacts-table", ContactsTable)
+
+    @property
+    def search_input(self) -> Input:
+        return self.query_one("#contacts-search", Input)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._load()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Give name and address the width there is (DataTable has no flexible columns)."""
+        table = self.table
+        row = table.cursor_row
+        table.clear(columns=True)
+        _add_columns(table, event.size.width)
+        self._render_rows(row)
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="contacts-load")
+    async def _load(self, focus_id: int | None = None) -> None:
+        """(Re)read the list or the search result; the cursor goes to ``focus_id`` if given.
+        Exclusive: a newer load cancels an older one before it can overwrite the rows."""
+        query = self._query
+        try:
+            if query:
+                found = await self.book.contacts.search_async(query, SEARCH_LIMIT)
+            else:
+                found = await self.book.contacts.list_async()
+        except StoreError as exc:
+            self.notify(f"Cannot read the contacts: {exc}", severity="error")
+            return
+        row = self.table.cursor_row
+        if focus_id is not None:
+            row = next((i for i, c in enumerate(found) if c.id == focus_id), row)
+        self.contacts = found
+        self._render_rows(row)
+        self.loaded = True
+
+    def _render_rows(self, row: int) -> None:
+        table = self.table
+        table.clear()
+        for contact in self.contacts:
+            uri = contact.primary_uri if contact.uris else ""
+            more = len(contact.uris) - 1
+            table.add_row(
+                "★" if contact.favourite else "",
+                Text(contact.name, no_wrap=True, overflow="ellipsis"),
+                Text(f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"),
+                "rtsp" if contact.rtsp_url else "",
+                key=str(contact.id),
+            )
+        if self.contacts:
+            table.move_cursor(row=max(0, min(row, len(self.contacts) - 1)), animate=False)
+        empty = self.query_one("#contacts-empty", Static)
+        empty.update(
+            f"No contacts match “{self._query}”"
+            if self._query
+            else "No contacts. Press a to add one or i to import a vCard file."
+        )
+        empty.set_class(bool(self.contacts), "-hidden")
+        table.set_class(not self.contacts, "-empty")
+
+    # -- search -------------------------------------------------------------------------------
+
+    def action_focus_search(self) -> None:
+        self.search_input.focus()
+
+    @on(Input.Changed, "#contacts-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(SEARCH_DEBOUNCE_S, self._run_search)
+
+    def _run_search(self) -> None:
+        self._debounce = None
+        query = self.search_input.value.strip()
+        if query != self._query:
+            self._query = query
+            self._load()
+
+    @on(Input.Submitted, "#contacts-search")
+    def _search_submitted(self) -> None:
+        self._run_search()
+        self.table.focus()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def selected(self) -> Contact | None:
+        """The contact under the cursor, if any."""
+        if not self.contacts or self.table.row_count == 0:
+            return None
+        return self.contacts[min(self.table.cursor_row, len(self.contacts) - 1)]
+
+    @on(DataTable.RowSelected, "#contacts-table")
+    def _call(self, event: DataTable.RowSelected) -> None:
+        contact = self.selected()
+        if contact is not None and contact.uris:
+            self.dismiss(contact.primary_uri)
+
+    def action_back(self) -> None:
+        if self.search_input.value:
+            self.search_input.value = ""
+            self._run_search()
+            self.table.focus()
+        else:
+            self.dismiss(None)
+
+    def _edited(self, saved: Contact | None) -> None:
+        if saved is not None:
+            self.notify(f"Saved {saved.name}.")
+            self._load(focus_id=saved.id)
+
+    def action_add(self) -> None:
+        self.app.push_screen(ContactEditor(self.book), self._edited)
+
+    def action_edit(self) -> None:
+        contact = self.selected()
+        if contact is not None:
+            self.app.push_screen(ContactEditor(self.book, contact), self._edited)
+
+    def action_favourite(self) -> None:
+        contact = self.selected()
+        if contact is not None:
+            self._set_favourite(contact, not contact.favourite)
+
+    @work(exclusive=True, group="contacts-write")
+    async def _set_favourite(self, contact: Contact, favourite: bool) -> None:
+        try:
+            await self.book.contacts.update_async(replace(contact, favourite=favourite))
+        except StoreError as exc:
+            self.notify(f"Cannot change {contact.name}: {exc}", severity="error")
+            return
+        self._load(focus_id=contact.id)
+
+    def action_delete(self) -> None:
+        contact = self.selected()
+        if contact is None or contact.id is None:
+            return
+        contact_id = contact.id
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._delete(contact_id)
+
+        self.app.push_screen(ConfirmDialog(f"Delete the contact {contact.name}?"), done)
+
+    @work(exclusive=True, group="contacts-write")
+    async def _delete(self, contact_id: int) -> None:
+        try:
+            await self.book.contacts.delete_async(contact_id)
+        except StoreError as exc:
+            self.notify(f"Cannot delete the contact: {exc}", severity="error")
+            return
+        self._load()
+
+    def action_import_vcard(self) -> None:
+        def done(path: Path | None) -> None:
+            if path is not None:
+                self._import(path)
+
+        self.app.push_screen(VCardPrompt(), done)
+
+    @work(exclusive=True, group="contacts-write")
+    async def _import(self, path: Path) -> None:
+        """Read the file in a thread, skip cards whose addresses are already someone's (the store
+        itself would happily store duplicates), store the rest in one transaction."""
+        found, problems = await asyncio.to_thread(read_vcard, path, phone_domain=self.phone_domain)
+        if not found and any(p.line == 0 for p in problems):
+            self.notify("; ".join(str(p) for p in problems), severity="error")
+            return
+        notes = [str(p) for p in problems]
+        fresh: list[Contact] = []
+        seen: set[str] = set()
+        try:
+            for contact in found:
+                owners = await asyncio.gather(
+                    *(self.book.contacts.find_by_uri_async(u) for u in contact.uris)
+                )
+                owner = next((o for o in owners if o is not None), None)
+                if owner is not None:
+                    notes.append(f"{contact.name}: already in contacts as {owner.name}, skipped")
+                elif seen.intersection(contact.uris):
+                    notes.append(f"{contact.name}: an address repeats an earlier card, skipped")
+                else:
+                    seen.update(contact.uris)
+                    fresh.append(contact)
+            stored = await self.book.contacts.add_many_async(fresh) if fresh else []
+        except StoreError as exc:
+            self.notify(f"Cannot import {path}: {exc}", severity="error")
+            return
+        summary = f"Imported {_plural(len(stored), 'contact')}, {_plural(len(notes), 'problem')}"
+        if notes:
+            shown = "\n".join(notes[:PROBLEMS_SHOWN])
+            rest = len(notes) - PROBLEMS_SHOWN
+            summary += ":\n" + shown + (f"\n… and {rest} more" if rest > 0 else "")
+        self.notify(summary, severity="warning" if notes else "information", timeout=10)
+        self._load()
