@@ -1,0 +1,283 @@
+"""``softphone bench tui``: how fast a key press reaches the screen while a call runs and video
+plays (issue 5 §4: "a key press reaches the screen within 50 ms").
+
+``run_tui_bench(seconds)`` runs the real app headless (``App.run_test``, 160x48 cells, so the
+side pane is open) against :class:`BenchPhone`, a scripted phone with one established call that
+publishes CallStats every 0.5 s (ten times the real phone's rate) and answers ``levels()`` for the
+10 Hz meters, while :class:`BenchPlayer` pushes 640x360 RGB pictures at 25 fps into the side
+pane (scaled to the pane's box with numpy, as the real player's swscale would, on the same loop).
+
+Every ``interval_s`` it presses ``m`` (mute toggle) and measures, with ``time.perf_counter``:
+
+    key event posted (as the driver does)  ->  the phone's MuteChanged travelled the bridge, the calls
+    list row shows (or no longer shows) "muted"  ->  the screen's next refresh has run
+    (``Screen.call_after_refresh`` fires after the compositor's update)
+
+so each sample covers key dispatch, the action, the event queue, the bridge worker, the table
+update and one screen refresh. The condition is polled every 1 ms, so samples carry up to ~1 ms of
+polling slack. (``Pilot.press`` is not used for the timed press: it waits for the app to be
+idle, which with 25 fps video and 10 Hz meters adds ~100 ms of waiting that a user never sees.)
+Headless means no terminal writes: the cost of the terminal itself (and of the
+writer thread) is not in these figures. Reported: p50/p95/max in ms, the samples, and the video
+pane's frames shown and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from softphone.config import Config
+from softphone.phone import events as pe
+from softphone.phone.api import Registration, TracedMessage
+from softphone.phone.errors import PhoneError
+
+__all__ = ["BenchPhone", "BenchPlayer", "run_tui_bench"]
+
+CALL_ID = "bench-1@127.0.0.1"
+
+
+@dataclass(slots=True)
+class BenchCall:
+    """The one call (fits CallView)."""
+
+    call_id: str = CALL_ID
+    account: str = "bench"
+    direction: Literal["outgoing", "incoming"] = "outgoing"
+    remote: str = "sip:echo@127.0.0.1"
+    state: pe.CallStateName = "established"
+    started_at: float = 0.0
+    established_at: float | None = 0.0
+    local_hold: bool = False
+    remote_hold: bool = False
+    recording_path: Path | None = None
+    display_name: str | None = "Echo"
+    muted: bool = False
+    codec: str | None = "opus"
+
+
+class BenchPhone:
+    """A PhoneApi with one established call, statistics and levels; nothing else works."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
+        self._call = BenchCall()
+        self._task: asyncio.Task[None] | None = None
+        self._tick = 0
+
+    async def start(self) -> None:
+        self._call.started_at = self._call.established_at = asyncio.get_running_loop().time()
+        self._queue.put_nowait(pe.CallStateChanged(call_id=CALL_ID, state="established",
+                                                   direction="outgoing", remote=self._call.remote))
+        self._task = asyncio.create_task(self._stats())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _stats(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._tick += 1
+            wobble = float(self._tick % 7)
+            self._queue.put_nowait(pe.CallStats(call_id=CALL_ID, stats={
+                "codec": "opus", "jitter_ms": 3.0 + wobble, "loss_percent": wobble / 10,
+                "rtt_ms": 40.0 + wobble, "mos": 4.4 - wobble / 20}))
+
+    @property
+    def accounts(self) -> list[str]:
+        return ["bench"]
+
+    @property
+    def registrations(self) -> dict[str, Registration]:
+        return {"bench": Registration(account="bench", aor="sip:bench@127.0.0.1",
+                                      transport="udp", state="none")}
+
+    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
+        while True:
+            yield await self._queue.get()
+
+    async def next_event(self) -> pe.PhoneEvent:
+        return await self._queue.get()
+
+    def next_event_nowait(self) -> pe.PhoneEvent | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    @property
+    def calls(self) -> Sequence[BenchCall]:
+        return [self._call]
+
+    def call(self, call_id: str) -> BenchCall:
+        if call_id != CALL_ID:
+            raise PhoneError(f"no call {call_id}")
+        return self._call
+
+    def call_stats(self, call_id: str) -> dict[str, object] | None:
+        return None
+
+    async def dial(self, target: str, *, account: str | None = None) -> str:
+        raise PhoneError("the bench phone does not dial")
+
+    async def answer(self, call_id: str) -> None:
+        raise PhoneError("nothing rings")
+
+    async def reject(self, call_id: str, *, status: int = 486) -> None:
+        raise PhoneError("nothing rings")
+
+    async def hangup(self, call_id: str) -> None:
+        raise PhoneError("the bench call stays up")
+
+    async def hold(self, call_id: str) -> None:
+        raise PhoneError("no hold in the bench")
+
+    async def resume(self, call_id: str) -> None:
+        raise PhoneError("no hold in the bench")
+
+    async def transfer(self, call_id: str, target: str) -> None:
+        raise PhoneError("no transfer in the bench")
+
+    async def send_dtmf(self, call_id: str, digits: str) -> str:
+        return "rtp"
+
+    def mute(self, call_id: str, muted: bool) -> None:
+        self._call.muted = muted
+        self._queue.put_nowait(pe.MuteChanged(call_id=call_id, muted=muted))
+
+    def record(self, call_id: str, on: bool) -> Path | None:
+        raise PhoneError("no recording in the bench")
+
+    def silence(self, call_id: str) -> None:
+        return None
+
+    def levels(self, call_id: str) -> tuple[float, float] | None:
+        phase = time.perf_counter() % 1.0
+        return (-40.0 + 30.0 * phase, -30.0 + 20.0 * phase)
+
+    def sip_trace(self, call_id: str) -> list[TracedMessage]:
+        return []
+
+    async def play_file(self, path: Path) -> None:
+        raise PhoneError("no playback in the bench")
+
+    def stop_playback(self) -> None:
+        return None
+
+
+class BenchPlayer:
+    """Pushes 640x360 pictures at 25 fps, scaled into the pane's box (nearest neighbour)."""
+
+    def __init__(self, url: str, *, fps: float = 25.0) -> None:
+        self.url = url
+        self.fps = fps
+        self.on_picture: Callable[[np.ndarray], None] | None = None
+        self.on_state: Callable[[], None] | None = None
+        self.events: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
+        self.box: tuple[int, int] | None = None
+        self.pictures = 0
+        rng = np.random.default_rng(1)
+        base = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+        self._frames = [np.roll(base, 8 * i, axis=1) for i in range(25)]  # camera-like motion
+
+    def set_video_box(self, width_px: int, height_px: int) -> None:
+        self.box = (width_px, height_px)
+
+    def overlay(self) -> str:
+        return f"bench H264 640x360 · {self.fps:.0f} fps"
+
+    async def run(self, stop: asyncio.Event, *, duration_s: float | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not stop.is_set():
+            frame = self._frames[self.pictures % len(self._frames)]
+            if self.on_picture is not None and self.box is not None:
+                self.on_picture(_fit(frame, *self.box))
+            self.pictures += 1
+            next_at += 1.0 / self.fps
+            try:
+                async with asyncio.timeout(max(0.0, next_at - loop.time())):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+        return 0
+
+
+def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    scale = min(width / frame.shape[1], height / frame.shape[0], 1.0)
+    w, h = max(1, int(frame.shape[1] * scale)), max(1, int(frame.shape[0] * scale))
+    rows = (np.arange(h) * frame.shape[0] // h)
+    cols = (np.arange(w) * frame.shape[1] // w)
+    return np.ascontiguousarray(frame[rows][:, cols])
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    index = min(len(sorted_ms) - 1, max(0, round(q * (len(sorted_ms) - 1))))
+    return sorted_ms[index]
+
+
+async def _bench(seconds: float, interval_s: float) -> dict[str, Any]:
+    from textual.events import Key
+
+    from softphone.tui.app import make_app
+
+    phone = BenchPhone()
+    players: list[BenchPlayer] = []
+
+    def factory(url: str) -> BenchPlayer:
+        players.append(BenchPlayer(url))
+        return players[-1]
+
+    app = make_app(Config(), phone, player_factory=factory, play_on_start="rtsp://bench.invalid/")
+    samples: list[float] = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.main
+        deadline = time.perf_counter() + 5.0
+        while screen.calls_table.row_count == 0 or not players:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the app did not show the bench call")
+            await asyncio.sleep(0.01)
+        await pilot.press("escape")  # leave the dial bar: single keys act
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            await asyncio.sleep(interval_s)
+            want_muted = not phone.call(CALL_ID).muted
+            started = time.perf_counter()
+            app.post_message(Key("m", "m"))  # what the driver posts; Pilot.press waits for idle
+            while ("muted" in str(screen.calls_table.get_row_at(0)[-1])) != want_muted:
+                if time.perf_counter() - started > 2.0:
+                    raise RuntimeError("the mute flag did not reach the calls list in 2 s")
+                await asyncio.sleep(0.001)
+            refreshed = asyncio.Event()
+            screen.call_after_refresh(refreshed.set)
+            await refreshed.wait()
+            samples.append((time.perf_counter() - started) * 1000.0)
+        view = screen.side.video
+        shown, dropped = view.frames_shown, view.frames_dropped
+        pictures = players[0].pictures if players else 0
+    ordered = sorted(samples)
+    return {
+        "what": "key press -> calls list updated -> next screen refresh (headless, 160x48)",
+        "seconds": seconds,
+        "presses": len(samples),
+        "p50_ms": round(statistics.median(ordered), 2) if ordered else None,
+        "p95_ms": round(_percentile(ordered, 0.95), 2) if ordered else None,
+        "max_ms": round(ordered[-1], 2) if ordered else None,
+        "samples_ms": [round(s, 2) for s in samples],
+        "video_pictures_pushed": pictures,
+        "video_frames_shown": shown,
+        "video_frames_dropped": dropped,
+    }
+
+
+def run_tui_bench(seconds: float, *, interval_s: float = 0.2) -> dict[str, Any]:
+    """Run the bench for ``seconds`` (a press every ``interval_s``); figures in ms."""
+    return asyncio.run(_bench(seconds, interval_s))

@@ -1,0 +1,79 @@
+"""The status bar: one line per account with its registration state (issue 5 §1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from textual.widgets import Static
+
+from softphone.phone.api import Registration
+
+__all__ = ["StatusBar", "describe_registration"]
+
+
+def _hh_mm(wall: float) -> str:
+    return datetime.fromtimestamp(wall).strftime("%H:%M")
+
+
+def describe_registration(
+    reg: Registration, *, now_wall: float, failed_at: float | None = None
+) -> str:
+    """One account as a person reads it. ``failed_at`` (wall clock) is when the failure was seen,
+    so the retry countdown runs down."""
+    match reg.state:
+        case "registered":
+            until = f" until {_hh_mm(reg.expires_at)}" if reg.expires_at is not None else ""
+            return f"{reg.account}: registered{until} ({reg.transport})"
+        case "registering":
+            return f"{reg.account}: registering… ({reg.transport})"
+        case "failed":
+            text = f"{reg.account}: failed: {reg.reason or 'no reason given'}"
+            if reg.retry_in_s is not None:
+                left = reg.retry_in_s - (now_wall - failed_at if failed_at is not None else 0.0)
+                text += f" (retry in {max(0, round(left))} s)"
+            return text
+        case _:
+            return f"{reg.account}: local (no registrar)"
+
+
+class StatusBar(Static):
+    """Shows :meth:`show`'s registrations; ``-failed`` is set while any account failed."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+        background: $panel;
+        color: $text;
+    }
+    StatusBar.-failed { color: $text-warning; }
+    """
+
+    def __init__(self, *, clock: Callable[[], float], id: str | None = None) -> None:
+        super().__init__("starting…", id=id)
+        self._clock = clock
+        self._failed_at: dict[str, float] = {}
+        self.text = "starting…"
+
+    def show(self, registrations: Mapping[str, Registration]) -> None:
+        now = self._clock()
+        for name, reg in registrations.items():
+            if reg.state == "failed":
+                self._failed_at.setdefault(name, now)
+            else:
+                self._failed_at.pop(name, None)
+        lines = [
+            describe_registration(reg, now_wall=now, failed_at=self._failed_at.get(name))
+            for name, reg in registrations.items()
+        ]
+        text = "  │  ".join(lines) if lines else "no accounts"
+        self.set_class(any(r.state == "failed" for r in registrations.values()), "-failed")
+        if text != self.text:
+            self.text = text
+            self.update(text)
+
+    def failure_seen(self, account: str) -> None:
+        """A new RegistrationFailed: restart the countdown from now."""
+        self._failed_at[account] = self._clock()

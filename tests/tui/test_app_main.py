@@ -1,0 +1,374 @@
+"""Pilot tests of the main screen against FakePhone (issue 5 §1, §4)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from phone_fake import FakePhone
+from textual.pilot import Pilot
+from textual.widgets import Input
+from tui_support import until
+
+from softphone.config import Config
+from softphone.phone import events as pe
+from softphone.phone.book import Book, Contact
+from softphone.tui.app import MainScreen, SoftphoneApp, make_app
+from softphone.tui.screens.incoming import IncomingScreen
+from softphone.tui.screens.prompt import PromptScreen
+
+WALL = 1_790_000_000.0
+
+
+class FakePlayer:
+    """Stands in for softphone.phone.player.Player: pushes one picture per run() step."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.on_picture: Callable[[np.ndarray], None] | None = None
+        self.on_state: Callable[[], None] | None = None
+        self.events: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
+        self.box: tuple[int, int] | None = None
+        self.stopped = False
+
+    def set_video_box(self, width_px: int, height_px: int) -> None:
+        self.box = (width_px, height_px)
+
+    def overlay(self) -> str:
+        return f"H264 64x36 · {self.url}"
+
+    async def run(self, stop: asyncio.Event, *, duration_s: float | None = None) -> int:
+        rgb = np.full((36, 64, 3), 200, np.uint8)
+        while not stop.is_set():
+            if self.on_picture is not None:
+                self.on_picture(rgb)
+            try:
+                async with asyncio.timeout(0.04):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+        self.stopped = True
+        return 0
+
+
+def build(phone: FakePhone, **kwargs: object) -> tuple[SoftphoneApp, list[FakePlayer]]:
+    players: list[FakePlayer] = []
+
+    def factory(url: str) -> FakePlayer:
+        players.append(FakePlayer(url))
+        return players[-1]
+
+    app = make_app(Config(), phone, clock=lambda: WALL, mono_clock=lambda: phone.now,
+                   player_factory=factory, **kwargs)  # type: ignore[arg-type]
+    return app, players
+
+
+def main(app: SoftphoneApp) -> MainScreen:
+    return app.main
+
+
+async def established(pilot: Pilot[Any], app: SoftphoneApp, phone: FakePhone) -> str:
+    """Dial bob through the dial bar and let the fake answer."""
+    await pilot.press(*"sip:bob@example.test", "enter")
+    await until(pilot, lambda: phone.dialled == ["sip:bob@example.test"], what="dial")
+    phone.settle()
+    call_id = phone.calls[0].call_id
+    await until(pilot, lambda: "established" in _rows(app), what="established row")
+    return str(call_id)
+
+
+def _rows(app: SoftphoneApp) -> str:
+    table = app.main.calls_table
+    return " | ".join(" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count))
+
+
+async def test_typing_a_uri_and_enter_dials_and_shows_the_call() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert isinstance(app.focused, Input) and app.focused.id == "dial"
+        await pilot.press(*"sip:bob@example.test", "enter")
+        await until(pilot, lambda: phone.dialled == ["sip:bob@example.test"], what="dial")
+        await until(pilot, lambda: "calling" in _rows(app), what="calling row")
+        phone.settle()
+        await until(pilot, lambda: "established" in _rows(app), what="established")
+        assert "→" in _rows(app) and "opus" in _rows(app)
+        assert app.main.dial_bar.value == ""
+
+
+async def test_a_contact_name_dials_its_primary_uri(tmp_path: Path) -> None:
+    book = Book.open(tmp_path / "t.db")
+    book.contacts.add(Contact(name="Carol Jones", uris=("sip:carol@example.test", "sip:c2@x.test")))
+    phone = FakePhone()
+    app, _ = build(phone, book=book)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"Carol Jones", "enter")
+        await until(pilot, lambda: phone.dialled == ["sip:carol@example.test"], what="dial carol")
+        await until(pilot, lambda: "Carol Jones" in _rows(app), what="name in the calls list")
+    book.close()
+
+
+async def test_dial_failure_is_a_message_not_a_traceback() -> None:
+    phone = FakePhone()
+    phone.fail_next("dial", "no route to example.test")
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"sip:x@example.test", "enter")
+        await until(pilot, lambda: any("no route" in t for t in main(app).messages.texts),
+                    what="error line")
+        assert isinstance(app.focused, Input)
+
+
+async def test_incoming_call_answered_from_the_modal() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: phone.started, what="start")
+        call_id = phone.incoming("sip:dave@example.test", display_name="Dave")
+        await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
+        assert app.screen.caller == "Dave"  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: phone.made("answer") == [{"call_id": call_id}], what="answer")
+        phone.settle()
+        await until(pilot, lambda: "established" in _rows(app), what="established")
+        assert app.screen is app.main
+
+
+async def test_incoming_call_rejected_from_the_modal_and_silenced() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: phone.started, what="start")
+        call_id = phone.incoming("sip:eve@example.test")
+        await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
+        await pilot.press("s")
+        await until(pilot, lambda: phone.made("silence") == [{"call_id": call_id}], what="silence")
+        assert phone.calls[0].silenced and isinstance(app.screen, IncomingScreen)
+        await pilot.press("h")
+        await until(pilot, lambda: phone.made("reject") != [], what="reject")
+        assert phone.made("reject")[0]["call_id"] == call_id
+        await until(pilot, lambda: app.main.calls_table.row_count == 0, what="row gone")
+
+
+async def test_modal_goes_away_when_the_caller_cancels() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: phone.started, what="start")
+        call_id = phone.incoming("sip:eve@example.test")
+        await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
+        phone.remote_hangup(call_id)
+        await until(pilot, lambda: app.screen is app.main, what="modal dismissed")
+
+
+async def test_second_incoming_call_is_call_waiting_not_a_modal() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        phone.incoming("sip:frank@example.test")
+        await until(pilot, lambda: "waiting" in _rows(app), what="waiting flag")
+        assert app.screen is app.main
+        assert any("call waiting" in t for t in main(app).messages.texts)
+
+
+async def test_hold_resume_mute_record_and_dtmf_keys() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        call_id = await established(pilot, app, phone)
+        assert not isinstance(app.focused, Input)  # a dial moves focus to the calls list
+        await pilot.press("H")
+        await until(pilot, lambda: phone.made("hold") == [{"call_id": call_id}], what="hold")
+        phone.settle()
+        await until(pilot, lambda: "held" in _rows(app), what="held")
+        await pilot.press("o")
+        await until(pilot, lambda: phone.made("resume") == [{"call_id": call_id}], what="resume")
+        phone.settle()
+        await until(pilot, lambda: "established" in _rows(app), what="resumed")
+        await pilot.press("m")
+        await until(pilot, lambda: "muted" in _rows(app), what="muted flag")
+        await pilot.press("m")
+        await until(pilot, lambda: "muted" not in _rows(app), what="unmuted")
+        await pilot.press("r")
+        await until(pilot, lambda: " rec" in _rows(app), what="rec flag")
+        await pilot.press("r")
+        await until(pilot, lambda: " rec" not in _rows(app), what="rec off")
+        await pilot.press("1", "2", "asterisk", "number_sign")
+        await until(pilot, lambda: phone.calls[0].dtmf_sent == "12*#", what="DTMF")
+
+
+async def test_digits_in_the_dial_bar_are_typed_not_sent_as_dtmf() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        await pilot.press("d", "1", "2")
+        await until(pilot, lambda: app.main.dial_bar.value == "12", what="typed")
+        assert phone.made("send_dtmf") == []
+
+
+async def test_transfer_prompt_sends_the_target() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        call_id = await established(pilot, app, phone)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="prompt")
+        await pilot.press(*"sip:carol@example.test", "enter")
+        await until(pilot, lambda: phone.made("transfer") != [], what="transfer")
+        assert phone.made("transfer") == [{"call_id": call_id, "target": "sip:carol@example.test"}]
+        phone.settle()
+        await until(pilot, lambda: any("transfer: 200" in t for t in main(app).messages.texts),
+                    what="transfer progress")
+
+
+async def test_hangup_writes_a_history_row(tmp_path: Path) -> None:
+    book = Book.open(tmp_path / "t.db")
+    phone = FakePhone()
+    app, _ = build(phone, book=book)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        await pilot.press("h")
+        await until(pilot, lambda: phone.made("hangup") != [], what="hangup")
+        phone.settle()
+        await until(pilot, lambda: book.history.count() == 1, what="history row")
+        record = book.history.list()[0]
+        assert record.remote_uri == "sip:bob@example.test" and record.direction == "out"
+        assert record.result == "answered"
+    book.close()
+
+
+async def test_notice_lands_in_the_messages_area_and_dial_bar_keeps_focus() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        phone.emit(pe.Notice(level="warning", text="no audio input device"))
+        await until(pilot, lambda: "no audio input device" in main(app).messages.texts,
+                    what="notice")
+        assert isinstance(app.focused, Input) and app.screen is app.main
+
+
+async def test_registration_states_in_the_status_bar() -> None:
+    phone = FakePhone(accounts={"alice": "sip:alice@example.test", "home": "sip:me@home.test"},
+                      registrars=["alice"])
+    app, _ = build(phone)
+    async with app.run_test(size=(120, 30)) as pilot:
+        status = main(app).status
+        await until(pilot, lambda: "alice: registering" in status.text, what="registering")
+        assert "home: local (no registrar)" in status.text
+        phone.settle()
+        await until(pilot, lambda: "alice: registered until" in status.text, what="registered")
+        assert "(udp)" in status.text
+        phone.fail_registration("alice", 403, retry_in_s=30)
+        await until(pilot, lambda: "alice: failed:" in status.text, what="failed")
+        assert "retry in 30 s" in status.text
+        assert any("registration of alice failed" in t for t in main(app).messages.texts)
+
+
+async def test_side_pane_plays_a_stream_from_the_prompt() -> None:
+    phone = FakePhone()
+    app, players = build(phone)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("escape", "v")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="prompt")
+        await pilot.press(*"rtsp://cam.test/s", "enter")
+        await until(pilot, lambda: main(app).side.video.frames_shown > 0, what="a picture")
+        assert players[0].url == "rtsp://cam.test/s" and players[0].box is not None
+        await pilot.press("V")
+        await until(pilot, lambda: not main(app).side.display, what="pane hidden")
+
+
+async def test_pane_collapses_at_80_columns_and_replaces_quality_when_toggled() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = main(app)
+        await until(pilot, lambda: screen.narrow, what="narrow")
+        assert not screen.side.display and screen.quality.display
+        await pilot.press("escape", "V")
+        await until(pilot, lambda: screen.side.display, what="pane shown")
+        assert not screen.quality.display
+
+
+async def test_door_station_contact_opens_its_stream_on_incoming_call(tmp_path: Path) -> None:
+    book = Book.open(tmp_path / "t.db")
+    book.contacts.add(Contact(name="Front door", uris=("sip:door@example.test",),
+                              rtsp_url="rtsp://door.test/live"))
+    phone = FakePhone()
+    app, players = build(phone, book=book)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: phone.started, what="start")
+        phone.incoming("sip:door@example.test")
+        await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
+        assert app.screen.caller == "Front door"  # type: ignore[attr-defined]
+        assert [p.url for p in players] == ["rtsp://door.test/live"]
+    book.close()
+
+
+async def test_quality_panel_and_level_meters_follow_the_selected_call() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(120, 40)) as pilot:
+        call_id = await established(pilot, app, phone)
+        phone.set_levels(call_id, -12.0, -20.0)
+        phone.emit_stats(call_id, jitter_ms=4.5, loss_percent=1.0, rtt_ms=40.0, mos=4.1)
+        quality = main(app).quality
+        await until(pilot, lambda: quality.levels_shown == (-12.0, -20.0), what="levels")
+        notes = main(app).notes
+        await until(pilot, lambda: list(notes.quality[call_id].series["jitter_ms"])[-1:] == [4.5],
+                    what="first stats")
+        phone.emit_stats(call_id, jitter_ms=6.0, loss_percent=2.0, rtt_ms=42.0, mos=3.9)
+        history = notes.quality[call_id]
+        await until(pilot, lambda: list(history.series["jitter_ms"])[-2:] == [4.5, 6.0],
+                    what="jitter series")
+
+
+async def test_stats_of_one_call_coalesce_in_the_queue() -> None:
+    from softphone.tui.messages import PhoneEventReceived
+
+    first = PhoneEventReceived(pe.CallStats(call_id="c1", stats={"jitter_ms": 1.0}))
+    newer = PhoneEventReceived(pe.CallStats(call_id="c1", stats={"jitter_ms": 2.0}))
+    other = PhoneEventReceived(pe.CallStats(call_id="c2", stats={}))
+    notice = PhoneEventReceived(pe.Notice(level="info", text="x"))
+    assert newer.can_replace(first)
+    assert not other.can_replace(first) and not notice.can_replace(first)
+
+
+async def test_command_palette_runs_an_action() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen is not app.main, what="palette")
+        await pilot.press(*"Mute", "enter")
+        await until(pilot, lambda: phone.made("mute") != [], what="mute from the palette")
+        assert phone.made("mute")[0]["muted"] is True
+
+
+async def test_help_screen_lists_main_keys() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f1")
+        from softphone.tui.screens.help import HelpScreen
+
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        titles = [title for title, _ in app.screen.sections]  # type: ignore[attr-defined]
+        assert titles[0] == "Main screen"
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main, what="help closed")
+
+
+async def test_quit_stops_the_phone() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        await pilot.press("q")
+        await until(pilot, lambda: phone.made("stop") != [], what="stop")
+    assert phone.calls[0].state == "ended"
