@@ -1,0 +1,591 @@
+"""The accounts and settings editor: it writes the TOML config and never shows a password back.
+
+:class:`SettingsScreen` is a ``Screen[Config | None]`` with three tabs:
+
+- **Accounts**: the configured accounts; ``a`` adds, ``e``/Enter edits, ``d`` deletes (after a
+  confirmation). The editor (:class:`AccountForm`, a modal) validates by building the config
+  dict and calling :func:`~softphone.config.parse_config`; a ``ConfigError`` is shown inline and
+  the form keeps what was typed. Its password field is always empty: left empty while editing an
+  account that has one, the stored password is kept.
+- **Audio**: input, output and ring device pickers filled from
+  :meth:`DeviceService.list <softphone.phone.devices.DeviceService.list>`, a test tone, and a
+  microphone meter polled at 10 Hz while the tab is open.
+- **General**: codec order, RTP port range, SIP port, do-not-disturb, recordings directory.
+
+``ctrl+s`` validates everything with ``parse_config`` and writes the file with
+:func:`~softphone.config.save_config` (atomic, mode 0600) in a worker, then dismisses with the
+new Config. Escape with unsaved changes asks first. ``first_run=True`` opens the new-account
+form at once, under a welcome line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    ProgressBar,
+    Select,
+    Switch,
+    TabbedContent,
+    TabPane,
+)
+
+from softphone.config import Config, ConfigError, config_to_dict, parse_config, save_config
+from softphone.phone.devices import DeviceChoice, DeviceService
+from softphone.phone.errors import PhoneError
+
+__all__ = ["AccountForm", "AccountsTable", "ConfirmScreen", "SettingsScreen"]
+
+WELCOME: Final = "No config yet: add your SIP account, or press Escape for peer-to-peer calls only"
+PASSWORD_HINT: Final = "leave empty to keep the current password"
+DEFAULT_DEVICE: Final = "@default"  # the Select value for "the system's default device"
+METER_HZ: Final = 10.0
+METER_FLOOR_DBFS: Final = -60.0
+TRANSPORTS: Final = ("udp", "tcp", "tls")
+
+# Form field id -> config key, in form order (the transport is a Select, handled apart).
+_TEXT_FIELDS: Final = (
+    ("f-name", "name", "Name", "work"),
+    ("f-uri", "uri", "SIP URI", "sip:alice@example.com"),
+    ("f-display-name", "display_name", "Display name", "Alice"),
+    ("f-username", "username", "Username", "default: the URI's user"),
+    ("f-password", "password", "Password", ""),
+    ("f-registrar", "registrar", "Registrar", "sip:example.com (empty: no registration)"),
+    ("f-proxy", "proxy", "Outbound proxy", "sip:proxy.example.com (optional)"),
+    ("f-expires", "expires", "Expires (s)", "3600"),
+    ("f-tls-ca-file", "tls_ca_file", "TLS CA file", "/path/ca.pem (optional)"),
+)
+
+
+def _device_value(spec: str | int | None) -> str:
+    return DEFAULT_DEVICE if spec is None else str(spec)
+
+
+def _device_spec(value: object) -> str | int | None:
+    if not isinstance(value, str) or value == DEFAULT_DEVICE:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _number_or_text(text: str) -> int | str:
+    """A whole number as int; anything else as typed, for parse_config to name the mistake."""
+    stripped = text.strip()
+    return int(stripped) if stripped.isdigit() else stripped
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question: ``y``/Enter on Yes confirms, ``n``/Escape declines."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen #confirm-box {
+        width: 60; max-width: 95%; height: auto;
+        border: thick $warning; background: $surface; padding: 1 2;
+    }
+    ConfirmScreen #confirm-buttons { height: auto; margin-top: 1; align-horizontal: center; }
+    ConfirmScreen Button { margin: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", show=True),
+        Binding("n,escape", "answer(False)", "No", show=True),
+    ]
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+        ("y", "yes"),
+        ("n / Escape", "no"),
+    )
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Label(Text(self.question), id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Yes", id="confirm-yes", variant="warning")
+                yield Button("No", id="confirm-no")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class AccountForm(ModalScreen[dict[str, Any] | None]):
+    """Add or edit one account; dismisses with its config dict (validated) or None.
+
+    ``others`` are the other accounts' dicts: the new one is validated together with them
+    (unique names). ``account`` is the dict being edited (None: a new account); its password is
+    never put in the form, and an empty password field keeps it.
+    """
+
+    DEFAULT_CSS = """
+    AccountForm { align: center middle; }
+    AccountForm #form-box {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $accent; background: $surface; padding: 0 1;
+    }
+    AccountForm #form-title { text-style: bold; }
+    AccountForm #form-fields { grid-size: 2; grid-columns: 16 1fr; grid-rows: 1; height: auto; }
+    AccountForm #form-fields Label { color: $text-muted; }
+    AccountForm #form-error { color: $text-error; height: auto; }
+    AccountForm #form-hint { color: $text-muted; }
+    AccountForm #form-buttons { height: auto; align-horizontal: right; }
+    AccountForm Button { margin: 0 1; min-width: 10; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "submit", "OK", show=True, priority=True),
+        Binding("escape", "cancel", "Cancel", show=True),
+    ]
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+        ("Tab / Shift+Tab", "next / previous field"),
+        ("Enter / ctrl+s", "check the account and close the form"),
+        ("Escape", "cancel"),
+    )
+
+    def __init__(self, account: dict[str, Any] | None, others: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.account = account
+        self.others = others
+        self.has_password = bool(account and account.get("password"))
+
+    def compose(self) -> ComposeResult:
+        acct = self.account or {}
+        title = f"Edit account {acct['name']!r}" if acct else "New account"
+        with Vertical(id="form-box"):
+            yield Label(Text(title), id="form-title")
+            with Grid(id="form-fields"):
+                for field_id, key, label, placeholder in _TEXT_FIELDS:
+                    yield Label(label)
+                    if key == "password":
+                        yield Input(
+                            "", placeholder=PASSWORD_HINT if self.has_password else "",
+                            password=True, id=field_id, compact=True,
+                        )
+                        continue
+                    value = acct.get(key)
+                    yield Input(
+                        "" if value is None else str(value), placeholder=placeholder,
+                        id=field_id, compact=True,
+                    )
+                yield Label("Transport")
+                yield Select(
+                    [(t.upper(), t) for t in TRANSPORTS], value=str(acct.get("transport", "udp")),
+                    allow_blank=False, id="f-transport", compact=True,
+                )
+            if self.has_password:
+                yield Label(f"Password: {PASSWORD_HINT}.", id="form-hint")
+            yield Label("", id="form-error")
+            with Horizontal(id="form-buttons"):
+                yield Button("OK", id="form-ok", variant="primary")
+                yield Button("Cancel", id="form-cancel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#f-name", Input).focus()
+
+    def entered(self) -> dict[str, Any]:
+        """The account as typed (empty fields left out; an empty password keeps the old one)."""
+        out: dict[str, Any] = {}
+        for field_id, key, _, _ in _TEXT_FIELDS:
+            text = self.query_one(f"#{field_id}", Input).value.strip()
+            if key == "password":
+                text = self.query_one(f"#{field_id}", Input).value  # a password may have spaces
+                if not text and self.account and self.account.get("password"):
+                    text = self.account["password"]
+            if text:
+                out[key] = _number_or_text(text) if key == "expires" else text
+        out["transport"] = self.query_one("#f-transport", Select).value
+        return out
+
+    def action_submit(self) -> None:
+        account = self.entered()
+        try:
+            parse_config({"account": [*self.others, account]})
+        except ConfigError as exc:
+            self.query_one("#form-error", Label).update(Text(str(exc).removeprefix("config: ")))
+            return
+        self.dismiss(account)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    @on(Button.Pressed, "#form-ok")
+    def _ok(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_submit()
+
+    @on(Button.Pressed, "#form-cancel")
+    def _cancel(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_cancel()
+
+
+class AccountsTable(DataTable[str]):
+    """The accounts list; its keys act on the selected account."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "screen.add_account", "Add", show=True),
+        Binding("e", "screen.edit_account", "Edit", show=True),
+        Binding("d", "screen.delete_account", "Delete", show=True),
+    ]
+
+
+class SettingsScreen(Screen[Config | None]):
+    """Edit ``config`` and save it to ``path``; dismisses with the saved Config or None."""
+
+    DEFAULT_CSS = """
+    SettingsScreen #settings-title { text-style: bold; padding: 0 1; width: 1fr; }
+    SettingsScreen #settings-welcome {
+        color: $text-accent; text-style: bold; padding: 0 1; width: 1fr; height: auto;
+    }
+    SettingsScreen #settings-error { color: $text-error; padding: 0 1; height: auto; }
+    SettingsScreen TabbedContent { height: 1fr; }
+    SettingsScreen AccountsTable { height: 1fr; }
+    SettingsScreen .settings-grid { grid-size: 2; grid-columns: 22 1fr; grid-rows: 3; height: auto; }
+    SettingsScreen .settings-grid Label { padding: 1 0 0 1; color: $text-muted; }
+    SettingsScreen #audio-status { padding: 0 1; color: $text-warning; height: auto; }
+    SettingsScreen #audio-actions { height: auto; padding: 0 1; }
+    SettingsScreen #mic-level { padding: 1 1 0 1; }
+    SettingsScreen #mic-meter { padding: 1 0 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", show=True, priority=True),
+        Binding("escape", "cancel", "Back", show=True),
+    ]
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+        ("ctrl+s", "save the config file and close"),
+        ("Escape", "close (asks when there are unsaved changes)"),
+        ("a", "add an account (Accounts tab)"),
+        ("e / Enter", "edit the selected account"),
+        ("d", "delete the selected account"),
+        ("Tab / Shift+Tab", "move between fields"),
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        path: Path,
+        first_run: bool = False,
+        devices: DeviceService | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.path = path
+        self.first_run = first_run
+        self.devices = devices if devices is not None else DeviceService()
+        base = config_to_dict(config)
+        self.accounts: list[dict[str, Any]] = copy.deepcopy(list(base.get("account", [])))
+        self._initial: dict[str, Any] | None = None
+        self._meter_timer: Timer | None = None
+        self.device_choices: list[DeviceChoice] = []
+        self.saved: Config | None = None
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        cfg = self.config
+        yield Label(Text(f"Settings: {self.path}"), id="settings-title")
+        if self.first_run:
+            yield Label(WELCOME, id="settings-welcome")
+        with TabbedContent(initial="accounts", id="settings-tabs"):
+            with TabPane("Accounts", id="accounts"):
+                table: AccountsTable = AccountsTable(id="accounts-table", cursor_type="row")
+                yield table
+            with TabPane("Audio", id="audio"):
+                with VerticalScroll():
+                    yield Label("Looking for audio devices…", id="audio-status")
+                    with Grid(classes="settings-grid"):
+                        for key, label in (("input", "Microphone"), ("output", "Speaker"),
+                                           ("ring", "Ring on")):
+                            yield Label(label)
+                            spec = getattr(cfg, f"{key}_device")
+                            yield Select(self._device_options(key, spec), value=_device_value(spec),
+                                         allow_blank=False, id=f"{key}-device")
+                    with Horizontal(id="audio-actions"):
+                        yield Button("Test tone", id="test-tone")
+                        yield ProgressBar(total=-METER_FLOOR_DBFS, show_percentage=False,
+                                          show_eta=False, id="mic-meter")
+                        yield Label("microphone: off", id="mic-level")
+            with TabPane("General", id="general"):
+                with VerticalScroll(), Grid(classes="settings-grid"):
+                    yield Label("Codecs (in order)")
+                    yield Input(", ".join(c.lower() for c in cfg.codecs), id="codecs",
+                                placeholder="opus, g722, pcmu, pcma")
+                    yield Label("RTP ports from")
+                    yield Input(str(cfg.rtp_port_min), id="rtp-min")
+                    yield Label("RTP ports to")
+                    yield Input(str(cfg.rtp_port_max), id="rtp-max")
+                    yield Label("SIP port")
+                    yield Input("" if cfg.sip_port is None else str(cfg.sip_port), id="sip-port",
+                                placeholder="5060 (a free one when taken)")
+                    yield Label("Do not disturb")
+                    yield Switch(cfg.do_not_disturb, id="dnd")
+                    yield Label("Recordings folder")
+                    yield Input("" if cfg.recordings_dir is None else str(cfg.recordings_dir),
+                                id="recordings-dir", placeholder="default: the data folder")
+        yield Label("", id="settings-error")
+        yield Footer()
+
+    def _device_options(self, key: str, spec: str | int | None) -> list[tuple[str, str]]:
+        options = [("System default", DEFAULT_DEVICE)]
+        for d in self.device_choices:
+            if (d.inputs if key == "input" else d.outputs) > 0:
+                options.append((d.label, str(d.index)))
+        if spec is not None and all(value != str(spec) for _, value in options):
+            options.append((f"{spec} (from the config)", str(spec)))
+        return options
+
+    def on_mount(self) -> None:
+        self._fill_table()
+        self.table.focus()
+        self._initial = self.collect()
+        self._list_devices()
+        if self.first_run:
+            self.action_add_account()
+
+    def on_unmount(self) -> None:
+        self._stop_meter()
+
+    @property
+    def table(self) -> AccountsTable:
+        return self.query_one("#accounts-table", AccountsTable)
+
+    def _fill_table(self) -> None:
+        table = self.table
+        keep = table.cursor_row
+        table.clear(columns=True)
+        table.add_columns("Name", "URI", "Registrar", "Transport")
+        for acct in self.accounts:
+            table.add_row(acct["name"], acct["uri"], acct.get("registrar", "—"),
+                          str(acct.get("transport", "udp")), key=acct["name"])
+        if self.accounts:
+            table.move_cursor(row=min(keep, len(self.accounts) - 1))
+
+    # ------------------------------------------------------------------ accounts
+    def action_add_account(self) -> None:
+        self.app.push_screen(AccountForm(None, list(self.accounts)), self._added)
+
+    def _added(self, account: dict[str, Any] | None) -> None:
+        if account is not None:
+            self.accounts.append(account)
+            self._fill_table()
+            self.table.move_cursor(row=len(self.accounts) - 1)
+
+    def _selected_index(self) -> int | None:
+        row = self.table.cursor_row
+        return row if 0 <= row < len(self.accounts) else None
+
+    def action_edit_account(self) -> None:
+        index = self._selected_index()
+        if index is None:
+            self.notify("No account selected: press a to add one", severity="warning")
+            return
+        others = [a for i, a in enumerate(self.accounts) if i != index]
+
+        def edited(account: dict[str, Any] | None) -> None:
+            if account is not None:
+                self.accounts[index] = account
+                self._fill_table()
+
+        self.app.push_screen(AccountForm(self.accounts[index], others), edited)
+
+    @on(DataTable.RowSelected, "#accounts-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_edit_account()
+
+    def action_delete_account(self) -> None:
+        index = self._selected_index()
+        if index is None:
+            return
+        name = self.accounts[index]["name"]
+
+        def answered(yes: bool | None) -> None:
+            if yes and index < len(self.accounts) and self.accounts[index]["name"] == name:
+                del self.accounts[index]
+                self._fill_table()
+
+        self.app.push_screen(ConfirmScreen(f"Delete the account {name!r}?"), answered)
+
+    # ------------------------------------------------------------------ collecting and saving
+    def collect(self) -> dict[str, Any]:
+        """The config dict the screen shows now (not validated)."""
+        data = config_to_dict(self.config)  # keeps cameras, user_agent and unknown keys
+        for key in ("account", "codecs", "rtp_port_min", "rtp_port_max", "sip_port",
+                    "do_not_disturb", "recordings_dir", "input_device", "output_device",
+                    "ring_device"):
+            data.pop(key, None)
+        if self.accounts:
+            data["account"] = copy.deepcopy(self.accounts)
+        codecs = [c.strip() for c in self.query_one("#codecs", Input).value.split(",")]
+        data["codecs"] = [c for c in codecs if c]
+        data["rtp_port_min"] = _number_or_text(self.query_one("#rtp-min", Input).value)
+        data["rtp_port_max"] = _number_or_text(self.query_one("#rtp-max", Input).value)
+        sip_port = self.query_one("#sip-port", Input).value.strip()
+        if sip_port:
+            data["sip_port"] = _number_or_text(sip_port)
+        if self.query_one("#dnd", Switch).value:
+            data["do_not_disturb"] = True
+        recordings = self.query_one("#recordings-dir", Input).value.strip()
+        if recordings:
+            data["recordings_dir"] = recordings
+        for key in ("input", "output", "ring"):
+            spec = _device_spec(self.query_one(f"#{key}-device", Select).value)
+            if spec is not None:
+                data[f"{key}_device"] = spec
+        return data
+
+    @property
+    def dirty(self) -> bool:
+        return self._initial is not None and self.collect() != self._initial
+
+    def action_save(self) -> None:
+        try:
+            config = parse_config(self.collect(), path=self.path)
+        except ConfigError as exc:
+            message = str(exc).removeprefix(f"{self.path}: ")
+            self.query_one("#settings-error", Label).update(Text(message))
+            self.notify(message, title="Not saved", severity="error")
+            return
+        self.query_one("#settings-error", Label).update("")
+        self._save(config)
+
+    @work(exclusive=True, group="settings-save")
+    async def _save(self, config: Config) -> None:
+        try:
+            path = await asyncio.to_thread(save_config, config, self.path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.notify(f"Cannot write {self.path}: {reason}", title="Not saved", severity="error")
+            return
+        self.saved = config
+        self.notify(f"saved to {path}")
+        self.dismiss(config)
+
+    def action_cancel(self) -> None:
+        if not self.dirty:
+            self.dismiss(None)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(None)
+
+        self.app.push_screen(ConfirmScreen("Discard changes?"), answered)
+
+    # ------------------------------------------------------------------ audio
+    @work(exclusive=True, group="settings-devices")
+    async def _list_devices(self) -> None:
+        status = self.query_one("#audio-status", Label)
+        try:
+            choices = await asyncio.to_thread(self.devices.list)
+        except PhoneError as exc:
+            choices, reason = [], str(exc)
+        else:
+            reason = "it lists no devices"
+        self.device_choices = choices
+        initial = self._initial
+        for key in ("input", "output", "ring"):
+            select = self.query_one(f"#{key}-device", Select)
+            value = select.value
+            select.set_options(self._device_options(key, _device_spec(value)))
+            select.value = value
+        if initial is not None and self._initial is initial:
+            self._initial = self.collect()  # new options are not a change
+        has_output = any(d.outputs > 0 for d in choices)
+        self.query_one("#test-tone", Button).disabled = not has_output
+        if choices:
+            status.update("")
+            status.display = False
+        else:
+            status.update(Text(f"No audio devices found (PortAudio: {reason})"))
+        if self.query_one(TabbedContent).active == "audio":
+            self._start_meter()
+
+    @on(Button.Pressed, "#test-tone")
+    def _test_tone_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self._play_tone(_device_spec(self.query_one("#output-device", Select).value))
+
+    @work(exclusive=True, group="settings-tone")
+    async def _play_tone(self, output: str | int | None) -> None:
+        button = self.query_one("#test-tone", Button)
+        button.disabled = True
+        try:
+            await self.devices.test_tone(output)
+        except PhoneError as exc:
+            self.notify(str(exc), severity="error")
+        finally:
+            button.disabled = False
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "audio":
+            self._start_meter()
+        else:
+            self._stop_meter()
+
+    @on(Select.Changed, "#input-device")
+    def _input_changed(self, event: Select.Changed) -> None:
+        if self._meter_timer is not None:
+            self._start_meter()
+
+    def _start_meter(self) -> None:
+        if not any(d.inputs > 0 for d in self.device_choices):
+            return
+        self._stop_meter()
+        self._open_meter(_device_spec(self.query_one("#input-device", Select).value))
+
+    @work(exclusive=True, group="settings-meter")
+    async def _open_meter(self, spec: str | int | None) -> None:
+        try:
+            await asyncio.to_thread(self.devices.start_meter, spec)
+        except PhoneError as exc:
+            self.query_one("#mic-level", Label).update(Text(f"microphone: {exc}"))
+            return
+        self._meter_timer = self.set_interval(1.0 / METER_HZ, self._poll_meter)
+
+    def _poll_meter(self) -> None:
+        level = self.devices.mic_level()
+        label = self.query_one("#mic-level", Label)
+        bar = self.query_one("#mic-meter", ProgressBar)
+        if level is None:
+            label.update("microphone: off")
+            bar.update(progress=0)
+            return
+        label.update(f"microphone: {level:.0f} dBFS")
+        bar.update(progress=max(0.0, level - METER_FLOOR_DBFS))
+
+    def _stop_meter(self) -> None:
+        if self._meter_timer is not None:
+            self._meter_timer.stop()
+            self._meter_timer = None
+        self.devices.stop_meter()

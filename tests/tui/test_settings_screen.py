@@ -1,0 +1,320 @@
+"""SettingsScreen: accounts editor, audio pickers and General tab writing the TOML config."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.widgets import Button, Input, Label, Select, Static, TabbedContent
+from tui_support import until
+
+from softphone.config import Config, load_config, parse_config, save_config
+from softphone.phone.devices import DeviceChoice, DeviceService
+from softphone.phone.errors import PhoneError
+from softphone.tui.screens.settings import (
+    PASSWORD_HINT,
+    WELCOME,
+    AccountForm,
+    AccountsTable,
+    ConfirmScreen,
+    SettingsScreen,
+)
+
+TWO_ACCOUNTS = {
+    "account": [
+        {"name": "work", "uri": "sip:alice@example.com", "password": "s3cret-w0rk",
+         "registrar": "sip:example.com", "transport": "tls"},
+        {"name": "lab", "uri": "sip:alice@lab.test", "transport": "udp"},
+    ],
+}
+
+
+class FakeDevices(DeviceService):
+    """Lists fixed devices and records what the screen asks of it (no PortAudio)."""
+
+    def __init__(self, choices: list[DeviceChoice] | None = None, error: str | None = None) -> None:
+        super().__init__()
+        self.choices = choices or []
+        self.error = error
+        self.tones: list[str | int | None] = []
+        self.meters: list[str | int | None] = []
+
+    def list(self) -> list[DeviceChoice]:
+        if self.error is not None:
+            raise PhoneError(self.error)
+        return list(self.choices)
+
+    async def test_tone(self, output: str | int | None, seconds: float = 1.0) -> None:
+        self.tones.append(output)
+
+    def start_meter(self, input: str | int | None) -> None:
+        self.meters.append(input)
+
+    def mic_level(self) -> float | None:
+        return -20.0 if self.meters else None
+
+    def stop_meter(self) -> None:
+        pass
+
+
+DEVICES = [
+    DeviceChoice(name="Built-in Mic", index=0, inputs=2, outputs=0, is_default_input=True,
+                 is_default_output=False),
+    DeviceChoice(name="USB Headset", index=3, inputs=1, outputs=2, is_default_input=False,
+                 is_default_output=False),
+    DeviceChoice(name="Speakers", index=4, inputs=0, outputs=2, is_default_input=False,
+                 is_default_output=True),
+]
+
+
+class Host(App[None]):
+    def __init__(self, make: Callable[[], SettingsScreen]) -> None:
+        super().__init__()
+        self.make = make
+        self.results: list[Config | None] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("host")
+
+    def on_mount(self) -> None:
+        self.push_screen(self.make(), self.results.append)
+
+
+def config_file(tmp_path: Path, data: dict[str, Any] | None = None) -> tuple[Config, Path]:
+    path = tmp_path / "config.toml"
+    config = parse_config(data if data is not None else TWO_ACCOUNTS, path=path)
+    save_config(config, path)
+    return config, path
+
+
+def fill(form: AccountForm, **values: str) -> None:
+    for key, value in values.items():
+        form.query_one(f"#f-{key.replace('_', '-')}", Input).value = value
+
+
+def form_of(app: App[Any]) -> AccountForm:
+    assert isinstance(app.screen, AccountForm)
+    return app.screen
+
+
+def settings_of(app: App[Any]) -> SettingsScreen:
+    screen = app.screen_stack[1]
+    assert isinstance(screen, SettingsScreen)
+    return screen
+
+
+def notices(app: App[Any]) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_add_an_account_and_save_writes_toml_that_loads_back(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "config.toml"
+    app = Host(lambda: SettingsScreen(Config(), path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        form = form_of(app)
+        fill(form, name="home", uri="sip:bob@voip.example.org", password="pa ss",
+             registrar="sip:voip.example.org", expires="600")
+        form.query_one("#f-transport", Select).value = "tcp"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back on settings")
+        assert app.screen.query_one(AccountsTable).row_count == 1
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="the screen dismissed")
+    loaded = load_config(path)
+    account = loaded.account("home")
+    assert str(account.uri) == "sip:bob@voip.example.org" and account.password == "pa ss"
+    assert str(account.registrar) == "sip:voip.example.org" and account.transport == "tcp"
+    assert account.expires == 600
+    assert app.results[0] is not None and app.results[0].accounts[0].name == "home"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert f"saved to {path}" in notices(app)
+
+
+async def test_editing_never_shows_the_password_and_empty_keeps_it(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("enter")  # edit the first account (work)
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        form = form_of(app)
+        password = form.query_one("#f-password", Input)
+        assert password.value == "" and password.password and password.placeholder == PASSWORD_HINT
+        assert "s3cret" not in str(form.query_one("#form-hint", Label).render())
+        fill(form, display_name="Alice W")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved")
+    work = load_config(path).account("work")
+    assert work.password == "s3cret-w0rk" and work.display_name == "Alice W"
+
+
+async def test_an_invalid_uri_is_shown_in_the_form_and_nothing_is_written(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    before = path.read_bytes()
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        form = form_of(app)
+        fill(form, name="bad", uri="sip:")
+        await pilot.press("ctrl+s")
+        error = form.query_one("#form-error", Label)
+        await until(pilot, lambda: "uri" in str(error.render()), what="the inline error")
+        assert isinstance(app.screen, AccountForm)  # still open, with what was typed
+        assert form.query_one("#f-name", Input).value == "bad"
+        # a second account with an existing name is refused too
+        fill(form, name="work", uri="sip:carol@example.com")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "unique" in str(error.render()), what="the duplicate error")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="form closed")
+        assert app.screen.query_one(AccountsTable).row_count == 2
+    assert path.read_bytes() == before
+
+
+async def test_invalid_general_settings_are_reported_and_not_saved(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    before = path.read_bytes()
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        screen = app.screen
+        screen.query_one(TabbedContent).active = "general"
+        screen.query_one("#codecs", Input).value = "opus, speex"
+        await pilot.press("ctrl+s")
+        error = screen.query_one("#settings-error", Label)
+        await until(pilot, lambda: "unknown codec 'speex'" in str(error.render()), what="error")
+        assert app.results == [] and path.read_bytes() == before
+        screen.query_one("#codecs", Input).value = "pcmu, opus"
+        screen.query_one("#rtp-min", Input).value = "20000"
+        screen.query_one("#rtp-max", Input).value = "20100"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved")
+    saved = load_config(path)
+    assert saved.codecs == ("PCMU", "opus") and (saved.rtp_port_min, saved.rtp_port_max) == (20000, 20100)
+    assert saved.account("work").password == "s3cret-w0rk"
+
+
+async def test_a_write_error_is_a_notification_and_the_screen_stays(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    app = Host(lambda: SettingsScreen(Config(), path=blocker / "config.toml", devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any(m.startswith("Cannot write") for m in notices(app)), what="a notice")
+        assert isinstance(app.screen, SettingsScreen) and app.results == []
+
+
+async def test_escape_with_changes_asks_to_discard(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("d")  # delete "work"
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen.table.row_count == 1,
+                    what="one account left")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="discard question")
+        assert "Discard changes?" in str(app.screen.query_one("#confirm-question", Label).render())
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="kept editing")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="asked again")
+        await pilot.press("y")
+        await until(pilot, lambda: app.results == [None], what="dismissed with None")
+    assert len(load_config(path).accounts) == 2  # nothing was written
+
+
+async def test_escape_without_changes_closes_at_once(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices(DEVICES)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await until(pilot, lambda: settings_of(app).device_choices == DEVICES, what="devices listed")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.results == [None], what="closed")
+
+
+async def test_first_run_opens_the_new_account_form_under_a_welcome(tmp_path: Path) -> None:
+    app = Host(lambda: SettingsScreen(Config(), path=tmp_path / "c.toml", first_run=True,
+                                      devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        assert form_of(app).account is None
+        settings = app.screen_stack[-2]
+        assert str(settings.query_one("#settings-welcome", Label).render()) == WELCOME
+        assert settings.query_one(TabbedContent).active == "accounts"
+        await pilot.press("escape", "escape")
+        await until(pilot, lambda: app.results == [None], what="peer-to-peer only")
+    assert not (tmp_path / "c.toml").exists()
+
+
+async def test_audio_tab_lists_devices_plays_a_tone_and_meters(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    devices = FakeDevices(DEVICES)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=devices))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        screen = settings_of(app)
+        await until(pilot, lambda: screen.device_choices == DEVICES, what="devices listed")
+        screen.query_one(TabbedContent).active = "audio"
+        output = screen.query_one("#output-device", Select)
+        inputs = screen.query_one("#input-device", Select)
+        assert [v for _, v in output._options] == ["@default", "3", "4"]
+        assert [v for _, v in inputs._options] == ["@default", "0", "3"]
+        await until(pilot, lambda: devices.meters == [None], what="the meter started")
+        await until(pilot, lambda: "-20 dBFS" in str(screen.query_one("#mic-level", Label).render()),
+                    what="a level")
+        output.value = "3"
+        await pilot.click("#test-tone")
+        await until(pilot, lambda: devices.tones == [3], what="the test tone")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved")
+    assert load_config(path).output_device == 3
+
+
+async def test_no_audio_devices_says_why_and_the_rest_works(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    devices = FakeDevices(error="PortAudio is not installed: sudo apt-get install libportaudio2")
+    app = Host(lambda: SettingsScreen(config, path=path, devices=devices))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        screen = app.screen
+        status = screen.query_one("#audio-status", Label)
+        await until(pilot, lambda: "No audio devices" in str(status.render()), what="the reason")
+        assert str(status.render()) == (
+            "No audio devices found (PortAudio: PortAudio is not installed: "
+            "sudo apt-get install libportaudio2)"
+        )
+        assert screen.query_one("#test-tone", Button).disabled
+        screen.query_one(TabbedContent).active = "audio"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved anyway")
+    assert devices.meters == []
+    assert tomllib.loads(path.read_text())["account"][0]["name"] == "work"
+
+
+def test_snapshot_accounts_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    config, _ = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=Path("/nonexistent/config.toml"),
+                                      devices=FakeDevices(DEVICES)))
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_snapshot_accounts_160x48(snap_compare: Any, tmp_path: Path) -> None:
+    config, _ = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=Path("/nonexistent/config.toml"),
+                                      devices=FakeDevices(DEVICES)))
+    assert snap_compare(app, terminal_size=(160, 48))
