@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     dial.add_argument("uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)")
     network_options(dial)
     dial.add_argument("--dtmf", type=_dtmf, metavar="DIGITS", help="send these DTMF digits once the call is established")
+    dial.add_argument("--tui", action="store_true", help="open the full-screen interface, already calling")
 
     listen = sub.add_parser("listen", help="wait for incoming calls", description="Register (when the account has a registrar) and wait for calls.")
     network_options(listen)
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     play.add_argument("url", help="rtsp://[user:password@]host[:port]/path, rtsps://..., or a camera name from the config")
     play.add_argument("--headless", action="store_true", help="no UI: decode, report, optionally save a snapshot or a recording")
+    play.add_argument("--viewer", action="store_true",
+                      help="the stand-alone full-screen viewer (pause, seek) instead of the phone's side pane; "
+                           "implied by --duration, --snapshot and --record")
     play.add_argument("--duration", type=_seconds, metavar="S", help="stop S seconds after the command started")
     play.add_argument("--transport", choices=["auto", "udp", "tcp"], default="auto",
                       help="RTP over UDP or TCP interleaved; auto tries UDP and falls back to TCP (default)")
@@ -217,10 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"softphone: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(args.log_file, args.log_level)
-    if args.command is None:
+    if args.command is None or (args.command == "dial" and args.tui):
         from softphone.tui.app import run_tui
 
-        return run_tui(config)
+        # No config file yet (and none named): the TUI opens the account editor first.
+        first_run = args.config is None and config.path is not None and not config.path.exists()
+        return run_tui(config, config_path=config.path, first_run=first_run,
+                       dial=args.uri if args.command == "dial" else None)
     import asyncio
 
     if args.command == "play":

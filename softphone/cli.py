@@ -17,6 +17,7 @@ from softphone.phone.audio import AudioProvider, FileAudio, NullAudio
 if TYPE_CHECKING:
     from softphone.__main__ import Reporter
     from softphone.phone.phone import Phone
+    from softphone.phone.player import Player, PlayerOptions
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -199,6 +200,14 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         hint = f" (cameras in the config: {names})" if names else ""
         reporter.say(f"softphone: {args.url!r} is not an RTSP URL: {exc}{hint}")
         return EXIT_USAGE
+    viewer = args.viewer or args.duration is not None or args.snapshot or args.record or args.stats_out
+    if not args.headless and not viewer:
+        # The phone's TUI with the stream in its side pane (calls work beside it).
+        from softphone.tui.app import run_tui
+
+        audio.close()
+        return run_tui(config, config_path=config.path, play=args.url,
+                       player_factory=lambda text: _side_pane_player(config, text, options, started_at))
     if not args.headless:
         from softphone.tui.player_app import run_player_app
 
@@ -210,6 +219,18 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         return asyncio.run(_play_headless(player, args, reporter))
     finally:
         audio.close()
+
+
+def _side_pane_player(config: Config, text: str, options: PlayerOptions, started_at: float) -> Player:
+    """A player for the TUI's side pane with the command line's options (transport, TLS); a
+    camera name brings its credentials."""
+    from dataclasses import replace
+
+    from softphone.phone.player import Player
+
+    url, creds = resolve_stream(config, text)
+    return Player(url, config=config, options=replace(options, credentials=creds or options.credentials),
+                  started_at=started_at)
 
 
 async def _play_headless(player: object, args: argparse.Namespace, reporter: Reporter) -> int:

@@ -7,6 +7,7 @@
                                   [--profile NAME ...]
     softphone bench cpu|latency|device ...            (bench/call.py)
     softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
+    softphone bench tui [--seconds S]                 (bench/tui.py)
 
 ``main(argv)`` takes everything after ``bench`` and returns the exit status (0 ok, 1 a target
 missed in ``jitter-report``, 2 usage or input errors).
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only this profile (repeatable; default: all in the file)")
     call.add_commands(sub)
     rtsp.add_commands(sub)
+    tui = sub.add_parser("tui", help="key press -> screen latency and audio tick lateness in the TUI")
+    tui.add_argument("--seconds", type=float, default=10.0, metavar="S")
+    tui.add_argument("--interval", type=float, default=0.2, metavar="S", help="time between key presses")
+    tui.add_argument("--same-loop", action="store_true",
+                     help="run the phone on the UI's event loop (the comparison) instead of its own thread")
     return parser
 
 
@@ -72,6 +78,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return call.run(args, out=out)
     if args.command in rtsp.COMMANDS:
         return rtsp.run(args, out=out)
+    if args.command == "tui":
+        import json
+
+        from softphone.bench.tui import run_tui_bench
+
+        result = run_tui_bench(args.seconds, interval_s=args.interval, threaded=not args.same_loop)
+        result.pop("samples_ms", None)
+        out.write(json.dumps(result, indent=2) + "\n")
+        return EXIT_OK
     try:
         if args.command == "traces":
             return _traces(args, out)

@@ -726,7 +726,7 @@ def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
     stats_path.unlink(missing_ok=True)
     socket_name = f"softphone-bench-{os.getpid()}"
     with _lab(workdir) as lab:
-        argv = [sys.executable, "-m", "softphone", "play", lab.url, "--no-audio", "--transport",
+        argv = [sys.executable, "-m", "softphone", "play", lab.url, "--viewer", "--no-audio", "--transport",
                 "tcp", "--duration", f"{seconds:g}", "--stats-out", str(stats_path)]
         env = child_env(workdir, pycache=True)
         # Compile the viewer's modules into the workdir's bytecode cache first (not measured).

@@ -224,12 +224,14 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[index]
 
 
-async def _bench(seconds: float, interval_s: float) -> dict[str, Any]:
+async def _bench(seconds: float, interval_s: float, threaded: bool) -> dict[str, Any]:
     from textual.events import Key
 
+    from softphone.phone.threaded import ThreadedPhone
     from softphone.tui.app import make_app
 
-    phone = BenchPhone()
+    bench_phone = BenchPhone()
+    phone: BenchPhone | ThreadedPhone = ThreadedPhone(bench_phone) if threaded else bench_phone
     players: list[BenchPlayer] = []
 
     def factory(url: str) -> BenchPlayer:
@@ -246,6 +248,10 @@ async def _bench(seconds: float, interval_s: float) -> dict[str, Any]:
                 raise RuntimeError("the app did not show the bench call")
             await asyncio.sleep(0.01)
         await pilot.press("escape")  # leave the dial bar: single keys act
+        # The audio pump runs where the phone runs: its own thread's loop, or the UI's.
+        phone_loop = phone._loop if isinstance(phone, ThreadedPhone) else None  # noqa: SLF001
+        ticker = _AudioTicker(phone_loop or asyncio.get_running_loop())
+        ticker.start()
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             await asyncio.sleep(interval_s)
@@ -260,12 +266,16 @@ async def _bench(seconds: float, interval_s: float) -> dict[str, Any]:
             screen.call_after_refresh(refreshed.set)
             await refreshed.wait()
             samples.append((time.perf_counter() - started) * 1000.0)
+        ticker.stop()
         view = screen.side.video
         shown, dropped = view.frames_shown, view.frames_dropped
         pictures = players[0].pictures if players else 0
+    if isinstance(phone, ThreadedPhone):
+        await phone.stop()
     ordered = sorted(samples)
     return {
         "what": "key press -> calls list updated -> next screen refresh (headless, 160x48)",
+        "phone": "own thread (ThreadedPhone)" if threaded else "on the UI's loop",
         "seconds": seconds,
         "presses": len(samples),
         "p50_ms": round(statistics.median(ordered), 2) if ordered else None,
@@ -275,9 +285,60 @@ async def _bench(seconds: float, interval_s: float) -> dict[str, Any]:
         "video_pictures_pushed": pictures,
         "video_frames_shown": shown,
         "video_frames_dropped": dropped,
+        **ticker.report(),
     }
 
 
-def run_tui_bench(seconds: float, *, interval_s: float = 0.2) -> dict[str, Any]:
-    """Run the bench for ``seconds`` (a press every ``interval_s``); figures in ms."""
-    return asyncio.run(_bench(seconds, interval_s))
+class _AudioTicker:
+    """The audio engine's pump shares the UI's event loop (phone/audio.py: a ``call_at`` every
+    TICK_S). This ticker runs the same schedule and records how late each tick fires: a tick
+    later than the speaker ring's fill (DeviceIO keeps 2 blocks of 10 ms) is an underrun the UI
+    caused on a real sound card."""
+
+    RING_MS = 20.0
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        from softphone.phone.audio import TICK_S
+
+        self._loop = loop
+        self._tick_s = TICK_S
+        self._next = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self.late_ms: list[float] = []
+
+    def start(self) -> None:
+        self._loop.call_soon_threadsafe(self._first)
+
+    def _first(self) -> None:
+        self._next = self._loop.time() + self._tick_s
+        self._handle = self._loop.call_at(self._next, self._tick)
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        self.late_ms.append((now - self._next) * 1000.0)
+        self._next = max(self._next + self._tick_s, now)
+        self._handle = self._loop.call_at(self._next, self._tick)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def report(self) -> dict[str, Any]:
+        ordered = sorted(self.late_ms)
+        return {
+            "audio_ticks": len(ordered),
+            "audio_tick_late_p99_ms": round(_percentile(ordered, 0.99), 2) if ordered else None,
+            "audio_tick_late_max_ms": round(ordered[-1], 2) if ordered else None,
+            "audio_ticks_over_ring_ms": sum(1 for v in ordered if v > self.RING_MS),
+            "audio_ring_ms": self.RING_MS,
+        }
+
+
+def run_tui_bench(seconds: float, *, interval_s: float = 0.2, threaded: bool = True) -> dict[str, Any]:
+    """Run the bench for ``seconds`` (a press every ``interval_s``); figures in ms. ``threaded``:
+    the phone on its own thread (ThreadedPhone, as ``softphone`` runs it) or on the UI's loop."""
+    return asyncio.run(_bench(seconds, interval_s, threaded))

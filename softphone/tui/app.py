@@ -41,6 +41,7 @@ from softphone.phone.book import Book, StoreError, record_for
 from softphone.phone.errors import PhoneError
 from softphone.phone.text import describe
 from softphone.tui.bridge import start_bridge
+from softphone.tui.gc_policy import IDLE_COLLECT_S, QuietCollector
 from softphone.tui.messages import PhoneEventReceived
 from softphone.tui.screens.help import HelpScreen, HelpSection
 from softphone.tui.screens.incoming import IncomingChoice, IncomingScreen
@@ -721,9 +722,24 @@ class SoftphoneApp(App[None]):
         self.phone = deps.phone
         self.main = MainScreen(deps)
         self._stopping = False
+        self.collector = QuietCollector()
 
     def get_default_screen(self) -> Screen[None]:
         return self.main
+
+    def on_mount(self) -> None:
+        # Full GC pauses would delay the audio pump (see tui/gc_policy.py): only when idle.
+        self.collector.start()
+        self.set_interval(IDLE_COLLECT_S, self._collect_when_idle)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
+
+    def _collect_when_idle(self) -> None:
+        try:
+            self.collector.collect_if(lambda: all(c.state == "ended" for c in self.phone.calls))
+        except PhoneError:
+            pass
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
@@ -799,11 +815,14 @@ def run_tui(
     play: str | None = None,
     config_path: Path | None = None,
     first_run: bool = False,
+    player_factory: Callable[[str], PlayerLike] | None = None,
 ) -> int:
     """Build the real Phone and Book, run the app; returns 0."""
     from softphone.phone.phone import Phone
+    from softphone.phone.threaded import ThreadedPhone
 
-    phone = Phone(config)
+    # The phone (SIP, RTP and the audio pump) on its own thread: UI work never delays audio.
+    phone = ThreadedPhone(Phone(config))
     book: Book | None = None
     problem: str | None = None
     try:
@@ -812,7 +831,8 @@ def run_tui(
         problem = str(exc)
     try:
         make_app(config, phone, book=book, config_path=config_path, dial_on_start=dial,
-                 play_on_start=play, first_run=first_run, book_problem=problem).run()
+                 play_on_start=play, first_run=first_run, book_problem=problem,
+                 player_factory=player_factory).run()
     finally:
         if book is not None:
             book.close()

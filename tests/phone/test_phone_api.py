@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import typing
 from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
@@ -19,7 +20,10 @@ from phone_support import port_of, started
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.api import CallView, PhoneApi, TracedMessage
+from softphone.phone.audio import NullAudio
 from softphone.phone.phone import CallInfo, Phone, PhoneError
+from softphone.phone.threaded import ThreadedPhone
+from softphone.transport.resolver import StubBackend
 
 # --------------------------------------------------------------------------- conformance
 
@@ -29,6 +33,10 @@ def _real_as_api(phone: Phone) -> PhoneApi:
 
 
 def _fake_as_api(phone: FakePhone) -> PhoneApi:
+    return phone
+
+
+def _threaded_as_api(phone: ThreadedPhone) -> PhoneApi:
     return phone
 
 
@@ -86,7 +94,7 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
     }
 
 
-@pytest.mark.parametrize("impl", [Phone, FakePhone], ids=["Phone", "FakePhone"])
+@pytest.mark.parametrize("impl", [Phone, FakePhone, ThreadedPhone], ids=["Phone", "FakePhone", "ThreadedPhone"])
 @pytest.mark.parametrize("name", sorted(EXPECTED_MEMBERS))
 def test_implementation_has_the_protocols_signature(impl: type, name: str) -> None:
     want_flavour, want_params, want_return = _shape(PhoneApi, name)
@@ -536,3 +544,42 @@ async def test_play_file_plays_a_wav_and_stops(real_pair: tuple[Phone, Phone, st
             await turn  # one turn of the loop
         caller.stop_playback()
         await task  # stopping ends play_file without an error
+
+
+async def test_threaded_phone_runs_the_phone_on_its_own_loop_and_thread() -> None:
+    """The TUI's phone: every call crosses to the phone's thread and back, events arrive on the
+    caller's loop, PhoneError comes back unchanged, and stop() ends the thread."""
+    import threading
+
+    from phone_support import started
+
+    callee = await started(Config(), seed="thr-b", auto_answer=True)
+    target = f"sip:softphone@127.0.0.1:{port_of(callee)}"
+    inner = Phone(Config(), bind_host="127.0.0.1", sip_port=0, rng=random.Random("thr-a"),
+                  dns=StubBackend(), audio=NullAudio())
+    phone = ThreadedPhone(inner)
+    seen: list[pe.PhoneEvent] = []
+    try:
+        await phone.start()
+        thread = phone._thread
+        assert thread is not None and thread.is_alive() and thread is not threading.current_thread()
+        assert phone.accounts == ["local"]
+        call_id = await phone.dial(target)
+        await until(phone, seen, is_state("established"))
+        on_loop = phone._sync(lambda: threading.current_thread())
+        assert on_loop is thread  # plain methods run on the phone's thread
+        phone.mute(call_id, True)
+        await until(phone, seen, lambda e: isinstance(e, pe.MuteChanged))
+        assert phone.call(call_id).muted and phone.levels(call_id) is not None
+        with pytest.raises(PhoneError, match="not DTMF digits"):
+            await phone.send_dtmf(call_id, "xyz")
+        with pytest.raises(PhoneError, match="no call"):
+            phone.call("nope")
+        await phone.hangup(call_id)
+        await until(phone, seen, lambda e: isinstance(e, pe.CallEnded))
+        assert [c.state for c in phone.calls] == ["ended"]
+        assert any(m.first_line.startswith("BYE ") for m in phone.sip_trace(call_id))
+    finally:
+        await phone.stop()
+        await callee.stop()
+    assert not thread.is_alive() and phone._loop is None
