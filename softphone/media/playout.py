@@ -333,9 +333,12 @@ class Playout:
         jitter = self.jitter.stats(self._last_now)
         queued_ms = (self._tail - self._head) * 1000.0 / self.sample_rate
         to_ms = 1000.0 / self.sample_rate
+        # Before the first pull there is no playout delay yet (packets may already be waiting:
+        # stats asked for right after the answer must not measure against a clock at 0).
+        buffer_ms = jitter.buffer_delay_ms + queued_ms if self._last_now > 0.0 else 0.0
         return PlayoutStats(
             target_delay_ms=jitter.target_delay_ms,
-            buffer_delay_ms=jitter.buffer_delay_ms + queued_ms,
+            buffer_delay_ms=max(0.0, buffer_ms),
             packets_played=jitter.packets_played,
             late=jitter.late,
             duplicate=jitter.duplicate,

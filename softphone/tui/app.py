@@ -19,6 +19,7 @@ the row's ``waiting`` flag, not the modal (it would steal the keys of the call i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -52,6 +53,8 @@ from softphone.tui.widgets.messages_log import Level, MessagesLog
 from softphone.tui.widgets.quality import QualityHistory, QualityPanel
 from softphone.tui.widgets.side_pane import PlayerLike, SidePane
 from softphone.tui.widgets.status_bar import StatusBar
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from softphone.phone.devices import DeviceService  # type: ignore[import-not-found,unused-ignore]
@@ -415,7 +418,8 @@ class MainScreen(Screen[None]):
         if history is None:
             try:
                 stats = self.phone.call_stats(call_id)
-            except PhoneError:
+            except Exception:  # statistics are a nicety: a bug there must not end the app
+                logger.exception("call_stats(%s) failed", call_id)
                 stats = None
             if stats is not None:
                 history = self.notes.quality[call_id] = QualityHistory()
@@ -441,7 +445,8 @@ class MainScreen(Screen[None]):
         if call_id is not None:
             try:
                 levels = self.phone.levels(call_id)
-            except PhoneError:
+            except Exception:  # meters are a nicety: a bug there must not end the app
+                logger.exception("levels(%s) failed", call_id)
                 levels = None
         self.quality.show_levels(levels)
 

@@ -233,3 +233,14 @@ def test_frames_start_on_the_pulls_only_when_the_pulls_are_regular(regular: bool
         assert np.all(np.abs(settled - 0.045) < 1e-6)
     else:
         assert 0.0455 < settled.mean() < 0.0475
+
+
+def test_stats_before_the_first_pull_have_no_playout_delay() -> None:
+    """The TUI reads stats right after the answer: packets may have arrived (on a monotonic
+    clock hours from zero) before the audio engine first pulled. No negative delay then."""
+    p = playout("PCMU")
+    for i, payload in enumerate(packets("PCMU", voiced(0.1, 8000))):
+        p.put(sequence=i, timestamp=160 * i, payload=payload, now=20_000.0 + 0.02 * i)
+    assert p.stats().buffer_delay_ms == 0.0
+    p.pull(160, 20_000.2)
+    assert 0.0 < p.stats().buffer_delay_ms < 1000.0

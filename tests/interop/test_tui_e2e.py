@@ -1,0 +1,74 @@
+"""The whole product once, as a person uses it: ``softphone`` in a terminal (a private tmux
+server, 100x30), registered to Kamailio on 127.0.0.1, calls baresip's bob by typing the URI in
+the dial bar, sees the call established on screen, hangs up with a key and quits. Asserted on
+both sides: our screen, baresip's ctrl_tcp events, Kamailio's log, and the history file."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import lab
+import pytest
+import tomli_w
+from cli_support import make_env
+from tmux_term import TmuxTerm
+
+pytestmark = pytest.mark.interop
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(path: Path, kamailio: lab.Kamailio) -> None:
+    hop = f"sip:127.0.0.1:{kamailio.port_for('udp')}"
+    path.write_text(tomli_w.dumps({
+        "sip_port": 0,
+        "account": [{
+            "name": "alice", "uri": f"sip:alice@{lab.DOMAIN}", "password": lab.USERS["alice"],
+            "registrar": hop, "proxy": hop, "transport": "udp",
+        }],
+    }))
+
+
+def test_tui_calls_baresip_through_kamailio_and_hangs_up(
+    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, tmp_path: Path
+) -> None:
+    bob = baresip_factory(user="bob", transport="udp", auto_answer=True)
+    config = tmp_path / "config.toml"
+    write_config(config, kamailio)
+    env = make_env(tmp_path)
+    since = kamailio.mark()
+    term = TmuxTerm("softphone-e2e", size=(100, 30))
+    try:
+        term.start([sys.executable, "-m", "softphone", "--config", str(config)], env=env, cwd=REPO)
+        term.wait_for(r"alice.*registered", timeout_s=20)
+        mark = bob.mark()
+        term.send(bob.aor, literal=True)  # the dial bar has focus at start
+        term.send("Enter")
+        bob.wait_event("CALL_ESTABLISHED", timeout_s=15, since=mark)
+        term.wait_for(r"(?i)established", timeout_s=10)
+        # Dialling moved the focus to the calls list: the footer shows the call keys. (No Escape
+        # here: ESC then h sent at once would reach the app as Alt+h.)
+        term.wait_for(r"h Hang up", timeout_s=5)
+        term.send("h")
+        try:
+            bob.wait_event("CALL_CLOSED", timeout_s=15, since=mark)
+        except lab.LabError as exc:
+            raise AssertionError(f"{exc}; our screen:\n{term.screen()}") from None
+        term.wait_for(r"call ended after [0-9.]+ s", timeout_s=10)
+        term.send("q")
+        term.wait_dead(timeout_s=15)
+        screen = term.screen()
+        assert "Traceback" not in screen, screen
+    finally:
+        term.close()
+    kamailio.wait_for(r"LAB REQUEST INVITE alice->bob", timeout_s=5, since=since)
+    history = tmp_path / "xdg_data_home" / "softphone"
+    db = history / "softphone.db"
+    assert db.is_file(), f"no history database in {history}"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT direction, remote_uri, result FROM calls").fetchall()
+    assert rows == [("out", bob.aor, "answered")], rows
+    log = tmp_path / "xdg_state_home" / "softphone" / "softphone.log"
+    assert log.is_file() and "Traceback" not in log.read_text(errors="replace")
