@@ -249,7 +249,7 @@ async def _bench(seconds: float, interval_s: float, threaded: bool) -> dict[str,
             await asyncio.sleep(0.01)
         await pilot.press("escape")  # leave the dial bar: single keys act
         # The audio pump runs where the phone runs: its own thread's loop, or the UI's.
-        phone_loop = phone._loop if isinstance(phone, ThreadedPhone) else None  # noqa: SLF001
+        phone_loop = phone._loop if isinstance(phone, ThreadedPhone) else None
         ticker = _AudioTicker(phone_loop or asyncio.get_running_loop())
         ticker.start()
         end = time.perf_counter() + seconds

@@ -147,7 +147,7 @@ class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(a.keys, a.name, a.label, show=a.show) for a in ACTIONS
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = MAIN_HELP  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = MAIN_HELP
 
     def __init__(self, deps: AppDeps) -> None:
         super().__init__()
@@ -696,9 +696,9 @@ class MainScreen(Screen[None]):
 
 
 def help_sections() -> list[HelpSection]:
-    """The main screen's keys, then every other screen's ``HELP`` (the ones that exist)."""
+    """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist)."""
     sections: list[HelpSection] = [("Main screen", MAIN_HELP),
-                                   ("Incoming call", IncomingScreen.HELP)]
+                                   ("Incoming call", IncomingScreen.KEYS_HELP)]
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
@@ -709,7 +709,7 @@ def help_sections() -> list[HelpSection]:
             screen = getattr(__import__(f"softphone.tui.screens.{module}", fromlist=[name]), name)
         except (ImportError, AttributeError):
             continue
-        sections.append((title, tuple(getattr(screen, "HELP", ()))))
+        sections.append((title, tuple(getattr(screen, "KEYS_HELP", ()))))
     return sections
 
 
@@ -748,7 +748,7 @@ class SoftphoneApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
-            if command.title != "Keys":  # Textual's help panel reads HELP as markdown: ours is a table
+            if command.title != "Keys":  # our help screen (F1) lists every key of every screen
                 yield command
         if screen is self.main:
             for action in ACTIONS:

@@ -66,7 +66,7 @@ class ContactEditor(ModalScreen[Contact | None]):
         Binding("ctrl+s", "save", "Save", show=True),
         Binding("escape", "cancel", "Cancel", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ctrl+s", "save the contact"),
         ("tab / shift+tab", "next / previous field"),
         ("escape", "discard the changes"),
@@ -161,7 +161,7 @@ class VCardPrompt(ModalScreen[Path | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter", "import the file"),
         ("escape", "cancel"),
     )
@@ -224,7 +224,7 @@ class ContactsScreen(Screen[str | None]):
         Binding("d,delete", "delete", "Del", show=True),
         Binding("i", "import_vcard", "Import", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter", "call the selected contact"),
         ("/", "search by name or address"),
         ("a", "add a contact"),

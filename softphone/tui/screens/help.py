@@ -1,4 +1,4 @@
-"""The help screen: every key of every screen, from each screen's ``HELP`` attribute."""
+"""The help screen: every key of every screen, from each screen's ``KEYS_HELP`` attribute."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
         Binding("question_mark", "close", "Close", show=False),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (("Escape", "close the help"),)  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (("Escape", "close the help"),)
 
     def __init__(self, sections: Sequence[HelpSection]) -> None:
         super().__init__()

@@ -97,7 +97,7 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("n", "answer(False)", "No", show=True),
         Binding("escape", "answer(False)", "Cancel", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("y", "yes, do it"),
         ("n / escape", "no, leave it"),
     )
@@ -167,7 +167,7 @@ class HistoryScreen(Screen[str | None]):
         Binding("delete", "delete", "Delete", show=True),
         Binding("C", "clear_all", "Clear", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]  # the contract shadows Textual str HELP
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter", "call the selected party back"),
         ("/", "search calls (name, address or result)"),
         ("p", "play the call's recording; again to stop"),

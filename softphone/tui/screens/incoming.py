@@ -50,7 +50,7 @@ class IncomingScreen(ModalScreen[IncomingChoice | None]):
         Binding("s", "silence", "Silence", show=True),
         Binding("escape", "hide", "Hide", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("a / Enter", "answer the call"),
         ("h / r", "reject the call"),
         ("s", "silence the ringing (the call keeps ringing for the caller)"),

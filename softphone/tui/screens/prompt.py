@@ -31,7 +31,7 @@ class PromptScreen(ModalScreen[str | None]):
     PromptScreen #prompt-hint { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("Enter", "confirm"),
         ("Escape", "cancel"),
     )

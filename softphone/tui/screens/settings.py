@@ -104,7 +104,7 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes", show=True),
         Binding("n,escape", "answer(False)", "No", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("y", "yes"),
         ("n / Escape", "no"),
     )
@@ -159,7 +159,7 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
         Binding("ctrl+s", "submit", "OK", show=True, priority=True),
         Binding("escape", "cancel", "Cancel", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("Tab / Shift+Tab", "next / previous field"),
         ("Enter / ctrl+s", "check the account and close the form"),
         ("Escape", "cancel"),
@@ -280,7 +280,7 @@ class SettingsScreen(Screen[Config | None]):
         Binding("ctrl+s", "save", "Save", show=True, priority=True),
         Binding("escape", "cancel", "Back", show=True),
     ]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ctrl+s", "save the config file and close"),
         ("Escape", "close (asks when there are unsaved changes)"),
         ("a", "add an account (Accounts tab)"),

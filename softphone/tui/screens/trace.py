@@ -229,7 +229,7 @@ class MessageScreen(ModalScreen[None]):
     MessageScreen #message-scroll { height: 1fr; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", show=True)]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("↑/↓ PgUp/PgDn", "scroll the message"),
         ("Escape", "close"),
     )
@@ -268,7 +268,7 @@ class TraceScreen(Screen[None]):
     TraceScreen #trace-empty { color: $text-muted; padding: 1 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back", show=True)]
-    HELP: ClassVar[tuple[tuple[str, str], ...]] = (  # type: ignore[assignment]
+    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("↑/↓", "select a message"),
         ("Enter", "show the whole message (passwords redacted)"),
         ("Escape", "back"),
