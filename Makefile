@@ -85,6 +85,8 @@ bench: test-setup
 	-$(VENV)/bin/softphone bench cpu --seconds 60
 	-$(VENV)/bin/softphone bench device --seconds 60
 	-$(VENV)/bin/softphone bench rtsp-first-frame --runs 20 --transport tcp
+	-$(VENV)/bin/softphone bench tui --seconds 20
+	-$(VENV)/bin/softphone bench tui --seconds 20 --same-loop
 	-$(VENV)/bin/softphone bench rtsp-render --seconds 20
 
 clean:
