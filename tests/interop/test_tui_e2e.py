@@ -5,12 +5,14 @@ both sides: our screen, baresip's ctrl_tcp events, Kamailio's log, and the histo
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from pathlib import Path
 
 import lab
 import pytest
+import rtsp_lab as rtsp_lab_module
 import tomli_w
 from cli_support import make_env
 from tmux_term import TmuxTerm
@@ -18,6 +20,7 @@ from tmux_term import TmuxTerm
 pytestmark = pytest.mark.interop
 
 REPO = Path(__file__).resolve().parents[2]
+GUARD_DIR = Path(__file__).with_name("media_guard")
 
 
 def write_config(path: Path, kamailio: lab.Kamailio) -> None:
@@ -72,3 +75,29 @@ def test_tui_calls_baresip_through_kamailio_and_hangs_up(
     assert rows == [("out", bob.aor, "answered")], rows
     log = tmp_path / "xdg_state_home" / "softphone" / "softphone.log"
     assert log.is_file() and "Traceback" not in log.read_text(errors="replace")
+
+
+def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: rtsp_lab_module.RtspLab, tmp_path: Path) -> None:
+    """``softphone play URL`` opens the phone's interface with the stream beside the calls: the
+    GStreamer lab's H.264 camera shows as half blocks in the side pane, under the media guard
+    (our own RTSP client and decoder, never ffmpeg's network code)."""
+    config = tmp_path / "config.toml"
+    config.write_text(tomli_w.dumps({"sip_port": 0}))
+    env = make_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), env.get("PYTHONPATH")]))
+    env["SOFTPHONE_MEDIA_GUARD"] = "1"
+    env["COLORTERM"] = "truecolor"
+    term = TmuxTerm("softphone-e2e-play", size=(160, 48))
+    try:
+        term.start([sys.executable, "-m", "softphone", "--config", str(config), "play",
+                    rtsp_lab.url("/h264")], env=env, cwd=REPO)
+        term.wait_for(r"(?s)(?:[\u2580\u2584]{40}.*?){20}", timeout_s=30)  # a picture: 20 rows of half blocks
+        term.wait_for(r"first picture after \d+ ms: h264", timeout_s=5)
+        term.wait_for(r"Dial|Call:", timeout_s=5)  # the phone's screen, not the bare viewer
+        term.send("C-q")  # the dial bar has the focus: q would be typed, ctrl+q quits
+        term.wait_dead(timeout_s=15)
+        assert "Traceback" not in term.screen()
+    finally:
+        term.close()
+    log = tmp_path / "xdg_state_home" / "softphone" / "softphone.log"
+    assert "Traceback" not in log.read_text(errors="replace")

@@ -10,14 +10,17 @@ app's thread; from any other thread through ``App.call_from_thread``), the view'
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 from textual import work
-from textual.app import ComposeResult
+from textual._context import active_app
+from textual.app import App, ComposeResult
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Label
 
 from softphone.phone import events as pe
@@ -60,6 +63,8 @@ class SidePane(Vertical):
         self.url: str | None = None
         self._stop = asyncio.Event()
         self._box: tuple[int, int] | None = None
+        self._app: App[object] | None = None
+        self._picture_context = contextvars.copy_context()
 
     def compose(self) -> ComposeResult:
         yield Label("No stream. Press v to open an RTSP URL.", id="pane-hint")
@@ -80,6 +85,9 @@ class SidePane(Vertical):
         self.close()
         self.player, self.url = player, url
         self._stop = asyncio.Event()
+        # Pictures arrive in callbacks the player's decoder thread queued on the loop: those run
+        # outside the app's context, so keep the app and its context from here.
+        self._app, self._picture_context = self.app, contextvars.copy_context()
         player.on_picture = self._on_picture
         player.on_state = self._on_state
         if self._box is not None:
@@ -115,14 +123,36 @@ class SidePane(Vertical):
         self.query_one("#pane-status", Label).update(text)
 
     def _on_picture(self, rgb: np.ndarray) -> None:
-        if threading.get_ident() == self.app._thread_id:
-            self.video.show(rgb)
+        app = self._app
+        if app is None:
+            return
+        if threading.get_ident() != app._thread_id:
+            app.call_from_thread(self._show, rgb)
+        elif active_app.get(None) is app:
+            self._show(rgb)
         else:
-            self.app.call_from_thread(self.video.show, rgb)
+            self._picture_context.run(self._show, rgb)
+
+    def _show(self, rgb: np.ndarray) -> None:
+        if self.player is None or self._app is None:
+            return  # closed, or the app is ending: the player may still hand over a picture
+        try:
+            video = self.video
+        except NoMatches:  # the widgets are being torn down
+            return
+        video.show(rgb)
+
+    def on_unmount(self) -> None:
+        self._app = None
+        self.close()
 
     def _on_state(self) -> None:
-        if self.player is not None:
+        if self.player is None or self._app is None:
+            return
+        try:
             self.video.set_overlay(self.player.overlay())
+        except NoMatches:  # the widgets are being torn down
+            pass
 
     def on_video_view_size_changed(self, message: VideoView.SizeChanged) -> None:
         self._box = (message.width_px, message.height_px)
