@@ -14,12 +14,12 @@ from tui_support import until
 from softphone.config import Config, load_config, parse_config, save_config
 from softphone.phone.devices import DeviceChoice, DeviceService
 from softphone.phone.errors import PhoneError
+from softphone.tui.screens.confirm import ConfirmDialog
 from softphone.tui.screens.settings import (
     PASSWORD_HINT,
     WELCOME,
     AccountForm,
     AccountsTable,
-    ConfirmScreen,
     SettingsScreen,
 )
 
@@ -221,17 +221,17 @@ async def test_escape_with_changes_asks_to_discard(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
         await pilot.press("d")  # delete "work"
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete confirmation")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="delete confirmation")
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen.table.row_count == 1,
                     what="one account left")
         await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="discard question")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="discard question")
         assert "Discard changes?" in str(app.screen.query_one("#confirm-question", Label).render())
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="kept editing")
         await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="asked again")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="asked again")
         await pilot.press("y")
         await until(pilot, lambda: app.results == [None], what="dismissed with None")
     assert len(load_config(path).accounts) == 2  # nothing was written

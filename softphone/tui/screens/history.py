@@ -22,14 +22,14 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, CallRecord, StoreError
 from softphone.phone.errors import PhoneError
+from softphone.tui.screens.confirm import ConfirmDialog
 
 __all__ = [
     "ConfirmDialog",
@@ -77,52 +77,6 @@ def format_duration(seconds: float) -> str:
 
 def _local_now() -> datetime:
     return datetime.now().astimezone()
-
-
-class ConfirmDialog(ModalScreen[bool]):
-    """A yes/no question; dismisses with True (y / the confirm button) or False (n / Escape)."""
-
-    DEFAULT_CSS = """
-    ConfirmDialog { align: center middle; }
-    ConfirmDialog > Vertical {
-        width: auto; max-width: 70; height: auto; padding: 1 2;
-        border: thick $accent; background: $surface;
-    }
-    ConfirmDialog #confirm-question { width: auto; max-width: 64; margin-bottom: 1; }
-    ConfirmDialog Horizontal { width: auto; height: auto; }
-    ConfirmDialog Button { margin-right: 2; }
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", show=True),
-        Binding("n", "answer(False)", "No", show=True),
-        Binding("escape", "answer(False)", "Cancel", show=True),
-    ]
-    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("y", "yes, do it"),
-        ("n / escape", "no, leave it"),
-    )
-
-    def __init__(self, question: str, *, confirm_label: str = "Delete") -> None:
-        super().__init__()
-        self.question = question
-        self.confirm_label = confirm_label
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(self.question, id="confirm-question")
-            with Horizontal():
-                yield Button(self.confirm_label, variant="error", id="confirm-yes")
-                yield Button("Cancel", id="confirm-no")
-
-    def on_mount(self) -> None:
-        self.query_one("#confirm-no", Button).focus()
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "confirm-yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
 
 
 class HistoryTable(DataTable[str | Text]):

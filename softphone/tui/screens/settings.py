@@ -48,6 +48,7 @@ from textual.widgets import (
 from softphone.config import Config, ConfigError, config_to_dict, parse_config, save_config
 from softphone.phone.devices import DeviceChoice, DeviceService
 from softphone.phone.errors import PhoneError
+from softphone.tui.screens.confirm import ConfirmDialog
 
 __all__ = ["AccountForm", "AccountsTable", "ConfirmScreen", "SettingsScreen"]
 
@@ -88,49 +89,9 @@ def _number_or_text(text: str) -> int | str:
     return int(stripped) if stripped.isdigit() else stripped
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question: ``y``/Enter on Yes confirms, ``n``/Escape declines."""
-
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen #confirm-box {
-        width: 60; max-width: 95%; height: auto;
-        border: thick $warning; background: $surface; padding: 1 2;
-    }
-    ConfirmScreen #confirm-buttons { height: auto; margin-top: 1; align-horizontal: center; }
-    ConfirmScreen Button { margin: 0 1; }
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", show=True),
-        Binding("n,escape", "answer(False)", "No", show=True),
-    ]
-    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("y", "yes"),
-        ("n / Escape", "no"),
-    )
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-box"):
-            yield Label(Text(self.question), id="confirm-question")
-            with Horizontal(id="confirm-buttons"):
-                yield Button("Yes", id="confirm-yes", variant="warning")
-                yield Button("No", id="confirm-no")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#confirm-no", Button).focus()
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "confirm-yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+def ConfirmScreen(question: str) -> ConfirmDialog:
+    """The shared yes/no modal, worded for settings (Yes rather than Delete)."""
+    return ConfirmDialog(question, confirm_label="Yes")
 
 
 class AccountForm(ModalScreen[dict[str, Any] | None]):
