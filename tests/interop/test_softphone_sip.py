@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -99,6 +100,11 @@ async def test_register_answers_kamailios_challenge(kamailio: lab.Kamailio, make
     assert event == pe.Registered(account="alice", expires=3600)
     await wait_log(kamailio, r"LAB CHALLENGE 401 REGISTER alice", mark)
     await wait_log(kamailio, r"LAB REGISTERED alice expires=3600", mark)
+    # What the TUI's status line reads (the FakePhone gives the same for its scripted register).
+    reg = phone.registrations["alice"]
+    assert (reg.state, reg.transport, reg.aor, reg.reason) == ("registered", "udp", f"sip:alice@{lab.DOMAIN}", None)
+    assert reg.expires_at is not None and abs(reg.expires_at - (time.time() + 3600)) < 30
+    assert phone.accounts == ["alice"]
 
 
 async def test_wrong_password_is_reported_with_the_status(kamailio: lab.Kamailio, make_phone: Callable[..., Any]) -> None:
@@ -107,6 +113,8 @@ async def test_wrong_password_is_reported_with_the_status(kamailio: lab.Kamailio
     event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
     assert isinstance(event, pe.RegistrationFailed) and event.status == 403
     assert "403" in event.reason and event.retry_in_s
+    reg = phone.registrations["alice"]
+    assert (reg.state, reg.reason, reg.retry_in_s) == ("failed", event.reason, event.retry_in_s)
     await wait_log(kamailio, r"LAB REPLY 403 REGISTER alice", mark)
 
 
