@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from softphone.__main__ import Reporter
     from softphone.phone.phone import Phone
     from softphone.phone.player import Player, PlayerOptions
+
+logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -205,9 +208,18 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         # The phone's TUI with the stream in its side pane (calls work beside it).
         from softphone.tui.app import run_tui
 
-        audio.close()
-        return run_tui(config, config_path=config.path, play=args.url,
-                       player_factory=lambda text: _side_pane_player(config, text, options, started_at))
+        audio.close()  # its problems would print over the screen; the pane's own logs them
+        pane_audio: AudioProvider = NullAudio()
+        if not args.no_audio:
+            from softphone.phone.audio import DeviceAudio
+
+            pane_audio = DeviceAudio(config.input_device, config.output_device,
+                                     on_problem=lambda text: logger.warning("stream audio: %s", text))
+        try:
+            return run_tui(config, config_path=config.path, play=args.url,
+                           player_factory=lambda text: _side_pane_player(config, text, options, started_at, pane_audio))
+        finally:
+            pane_audio.close()
     if not args.headless:
         from softphone.tui.player_app import run_player_app
 
@@ -221,7 +233,9 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         audio.close()
 
 
-def _side_pane_player(config: Config, text: str, options: PlayerOptions, started_at: float) -> Player:
+def _side_pane_player(
+    config: Config, text: str, options: PlayerOptions, started_at: float, audio: AudioProvider
+) -> Player:
     """A player for the TUI's side pane with the command line's options (transport, TLS); a
     camera name brings its credentials."""
     from dataclasses import replace
@@ -230,7 +244,7 @@ def _side_pane_player(config: Config, text: str, options: PlayerOptions, started
 
     url, creds = resolve_stream(config, text)
     return Player(url, config=config, options=replace(options, credentials=creds or options.credentials),
-                  started_at=started_at)
+                  audio=audio, started_at=started_at)
 
 
 async def _play_headless(player: object, args: argparse.Namespace, reporter: Reporter) -> int:
