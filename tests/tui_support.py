@@ -8,7 +8,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widgets import Static
 
 
 async def until(pilot: Pilot[Any], cond: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> None:
@@ -19,3 +22,19 @@ async def until(pilot: Pilot[Any], cond: Callable[[], object], timeout_s: float 
                 await pilot.pause()
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout_s} s waiting for {what or cond}") from None
+
+
+class Host(App[None]):
+    """A bare app for screen tests: pushes ``make()`` on mount and keeps what the screen
+    dismissed with in ``results``."""
+
+    def __init__(self, make: Callable[[], Screen[Any]]) -> None:
+        super().__init__()
+        self.make = make
+        self.results: list[Any] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("host")
+
+    def on_mount(self) -> None:
+        self.push_screen(self.make(), self.results.append)

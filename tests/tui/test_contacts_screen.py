@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static, TextArea
+from tui_support import Host as BaseHost
 from tui_support import until
 
 from softphone.phone.book import Book, Contact
@@ -19,20 +19,7 @@ from softphone.tui.screens.history import ConfirmDialog
 VCARDS = Path(__file__).resolve().parents[1] / "data" / "vcard"
 
 
-class Host(App[None]):
-    """Pushes the screen on mount and keeps what it dismissed with."""
-
-    def __init__(self, make: Callable[[], ContactsScreen]) -> None:
-        super().__init__()
-        self.make = make
-        self.results: list[str | None] = []
-
-    def compose(self) -> ComposeResult:
-        yield Static("host")
-
-    def on_mount(self) -> None:
-        self.push_screen(self.make(), self.results.append)
-
+class Host(BaseHost):
     def notes(self) -> list[tuple[str, str]]:
         return [(n.message, n.severity) for n in self._notifications]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from phone_fake import FakePhone
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Static
-from tui_support import until
+from tui_support import Host, until
 
 from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, CallRecord, Contact
@@ -30,21 +30,6 @@ NOW = datetime(2026, 11, 12, 15, 30, tzinfo=TZ)  # a Thursday
 
 def fixed_now() -> datetime:
     return NOW
-
-
-class Host(App[None]):
-    """Pushes the screen on mount and keeps what it dismissed with."""
-
-    def __init__(self, make: Callable[[], HistoryScreen]) -> None:
-        super().__init__()
-        self.make = make
-        self.results: list[str | None] = []
-
-    def compose(self) -> ComposeResult:
-        yield Static("host")
-
-    def on_mount(self) -> None:
-        self.push_screen(self.make(), self.results.append)
 
 
 def record(minutes_ago: float, uri: str, **kw: Any) -> CallRecord:
