@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Literal
 from softphone.phone import events as pe
 from softphone.phone.api import Registration, RegistrationState, TracedMessage
 from softphone.phone.errors import PhoneError
+from softphone.phone.event_queue import EventReader
 from softphone.phone.target import TargetError, normalize_target
 from softphone.sip.status import explain
 from softphone.sip.uri import SipUri
@@ -110,7 +111,7 @@ class Step:
     run: Callable[[], None]
 
 
-class FakePhone:
+class FakePhone(EventReader):
     """A PhoneApi with scripted behaviour. The clock (``now``) moves ``step_s`` per step."""
 
     def __init__(
@@ -318,18 +319,6 @@ class FakePhone:
         return {name: self._registrations[name] for name in self.aors if name in self._registrations}
 
     # ------------------------------------------------------------------ PhoneApi: events
-    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
-        while True:
-            yield await self._queue.get()
-
-    async def next_event(self) -> pe.PhoneEvent:
-        return await self._queue.get()
-
-    def next_event_nowait(self) -> pe.PhoneEvent | None:
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
 
     # ------------------------------------------------------------------ PhoneApi: calls
     @property

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,7 @@ from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.api import Registration, TracedMessage
 from softphone.phone.errors import PhoneError
+from softphone.phone.event_queue import EventReader
 
 __all__ = ["BenchPhone", "BenchPlayer", "run_tui_bench"]
 
@@ -63,7 +64,7 @@ class BenchCall:
     codec: str | None = "opus"
 
 
-class BenchPhone:
+class BenchPhone(EventReader):
     """A PhoneApi with one established call, statistics and levels; nothing else works."""
 
     def __init__(self) -> None:
@@ -100,18 +101,6 @@ class BenchPhone:
         return {"bench": Registration(account="bench", aor="sip:bench@127.0.0.1",
                                       transport="udp", state="none")}
 
-    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
-        while True:
-            yield await self._queue.get()
-
-    async def next_event(self) -> pe.PhoneEvent:
-        return await self._queue.get()
-
-    def next_event_nowait(self) -> pe.PhoneEvent | None:
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
 
     @property
     def calls(self) -> Sequence[BenchCall]:

@@ -16,7 +16,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +34,7 @@ from softphone.phone import events as pe
 from softphone.phone.api import Registration, RegistrationState, TracedMessage
 from softphone.phone.audio import AudioEngine, AudioProvider, DeviceAudio
 from softphone.phone.errors import PhoneError as PhoneError  # re-exported: older imports
+from softphone.phone.event_queue import EventReader
 from softphone.phone.media import CallMedia, receive_map
 from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.trace import SipTrace
@@ -125,7 +126,7 @@ class CallInfo:
         return self.codec_name
 
 
-class Phone:
+class Phone(EventReader):
     def __init__(
         self,
         config: Config,
@@ -236,18 +237,6 @@ class Phone:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
-        while True:
-            yield await self._queue.get()
-
-    def next_event_nowait(self) -> pe.PhoneEvent | None:
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
-
-    async def next_event(self) -> pe.PhoneEvent:
-        return await self._queue.get()
 
     async def wait_registered(self, timeout_s: float = 10.0) -> dict[str, bool]:
         """Wait until every account with a registrar has registered or failed once."""

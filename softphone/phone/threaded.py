@@ -20,13 +20,14 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from softphone.phone import events as pe
 from softphone.phone.api import CallView, PhoneApi, Registration, TracedMessage
 from softphone.phone.errors import PhoneError
+from softphone.phone.event_queue import EventReader
 
 __all__ = ["ThreadedPhone"]
 
@@ -36,7 +37,7 @@ T = TypeVar("T")
 SYNC_TIMEOUT_S = 5.0  # a plain method that takes longer means the phone's loop is stuck
 
 
-class ThreadedPhone:
+class ThreadedPhone(EventReader):
     """``ThreadedPhone(phone)``: the same PhoneApi, with ``phone`` living on its own thread from
     ``start()`` to ``stop()``. Before ``start()`` and after ``stop()`` calls go straight through."""
 
@@ -130,18 +131,6 @@ class ThreadedPhone:
     def registrations(self) -> Mapping[str, Registration]:
         return self._sync(lambda: dict(self.inner.registrations))
 
-    async def events(self) -> AsyncIterator[pe.PhoneEvent]:
-        while True:
-            yield await self._queue.get()
-
-    async def next_event(self) -> pe.PhoneEvent:
-        return await self._queue.get()
-
-    def next_event_nowait(self) -> pe.PhoneEvent | None:
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
 
     @property
     def calls(self) -> Sequence[CallView]:
