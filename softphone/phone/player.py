@@ -303,6 +303,7 @@ class _Track:
     bye: bool = False
     skip_to_keyframe: bool = False
     last_pli: float | None = None
+    ssrc: int | None = None  # the server's, from SETUP's Transport or PLAY's RTP-Info
     sender_report: tuple[int, int] | None = None  # (NTP 64-bit, RTP timestamp) of the last SR
 
 
@@ -871,6 +872,7 @@ class _Session:
                 self.play_at = now
                 self.last_media = None
                 self.player.playing(self.transport, start, end)
+                self._ask_for_keyframes_on_join(event.rtp_info)
                 self._next_stats = now + STATS_INTERVAL_S
             case rc.Paused():
                 self.player.paused()
@@ -995,6 +997,8 @@ class _Session:
                 host = str(peer[0])
             track.server_rtcp = (host, event.server_ports[1])
             track.session.set_remote(remote_rtp=(host, event.server_ports[0]), remote_rtcp=track.server_rtcp, rtcp_mux=False)
+        if event.ssrc is not None:
+            track.ssrc = event.ssrc
         if track.kind == "video":
             self._start_video(track)
         else:
@@ -1080,6 +1084,19 @@ class _Session:
                 track.skip_to_keyframe = not track.worker.submit(unit)
             elif track.audio is not None:
                 self._play_audio(track, unit)
+
+    def _ask_for_keyframes_on_join(self, rtp_info: tuple[rc.RtpInfo, ...]) -> None:
+        """Ask for a key frame as soon as PLAY is answered, when the server has told us its SSRC
+        (SETUP's Transport or PLAY's RTP-Info): a live encoder then starts the key frame one
+        picture earlier than when we wait to see a non-key packet first (about 40 ms at 25 fps
+        against GStreamer). Servers that play a file, or do not know PLI, ignore it."""
+        for info in rtp_info:
+            track = next((t for t in self.tracks if t.info.index == info.index), None)
+            if track is not None and info.ssrc is not None:
+                track.ssrc = info.ssrc
+        for track in self.tracks:
+            if track.kind == "video" and track.ssrc is not None and track.depack.waiting_for_keyframe:
+                self._ask_for_keyframe(track, track.ssrc)
 
     def _ask_for_keyframe(self, track: _Track, media_ssrc: int) -> None:
         """Joining a live stream or after loss, ask for a key frame now instead of waiting up to

@@ -26,9 +26,12 @@ HOST = "127.0.0.1"
 class FakeCamera:
     """Answers RTSP like a camera would; ``udp`` = "silent" accepts UDP SETUPs and sends nothing."""
 
-    def __init__(self, *, udp: str = "silent", busy: int = 0) -> None:
+    def __init__(self, *, udp: str = "silent", busy: int = 0, ssrc_in: str | None = None, media_after_pli: bool = False) -> None:
         self.udp = udp
         self.busy = busy  # answer this many DESCRIBEs 503, as a booting camera does
+        self.ssrc_in = ssrc_in  # "setup" (Transport ssrc=) or "rtp-info": where the camera tells its SSRC
+        self.media_after_pli = media_after_pli  # send nothing until asked for a key frame
+        self.pli_seen = asyncio.Event()
         self.requests: list[str] = []
         self.rtcp_from_client: list[bytes] = []
         self.port = 0
@@ -74,6 +77,8 @@ class FakeCamera:
                     data = await reader.readexactly(size)
                     if channel == 1 and is_rtcp(data):
                         self.rtcp_from_client.append(data)
+                        if is_pli(data):
+                            self.pli_seen.set()
                     continue
                 head = first + await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode().split("\r\n")
@@ -100,6 +105,8 @@ class FakeCamera:
                     transport = headers.get("transport", "")
                     if "TCP" in transport:
                         reply = "RTP/AVP/TCP;unicast;interleaved=0-1"
+                        if self.ssrc_in == "setup":
+                            reply += f";ssrc={SSRC:08X}"
                     else:
                         client = transport.split("client_port=")[1].split(";")[0]
                         reply = f"RTP/AVP;unicast;client_port={client};server_port=40000-40001"
@@ -111,7 +118,8 @@ class FakeCamera:
                         sr = bytes.fromhex("80c80006" "11223344" "e8d4a51000000000" "00000000" "00000000" "00000000")
                         writer.write(b"$\x01" + struct.pack("!H", len(sr)) + sr)
                         writer.write(b"$\x07\x00\x04abcd")
-                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\nRTP-Info: url=trackID=1;seq=0;\r\n\r\n".encode())
+                    info = f"url=trackID=1;seq=0;ssrc={SSRC:08X}" if self.ssrc_in == "rtp-info" else "url=trackID=1;seq=0;"
+                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\nRTP-Info: {info}\r\n\r\n".encode())
                     if tcp and sender is None:
                         sender = asyncio.ensure_future(self._send_media(writer))
                 elif method == "TEARDOWN":
@@ -131,13 +139,15 @@ class FakeCamera:
 
     async def _send_media(self, writer: asyncio.StreamWriter) -> None:
         """Loop the captured pictures at 10 per second, with continuous seq and timestamps."""
+        if self.media_after_pli:
+            await self.pli_seen.wait()
         loop = asyncio.get_running_loop()
         seq, ts, start = 0, 0, loop.time()
         frames = sorted({p.timestamp for p in self.packets})
         for n in range(600):
             # start one picture after a key frame, as a camera joined mid-GOP does
             for packet in (p for p in self.packets if p.timestamp == frames[(n + 1) % len(frames)]):
-                out = RtpPacket(payload_type=96, sequence=seq % 65536, timestamp=ts % 2**32, ssrc=0x11223344, marker=packet.marker, payload=packet.payload)
+                out = RtpPacket(payload_type=96, sequence=seq % 65536, timestamp=ts % 2**32, ssrc=SSRC, marker=packet.marker, payload=packet.payload)
                 data = bytes(out)
                 writer.write(b"$\x00" + struct.pack("!H", len(data)) + data)
                 seq += 1
@@ -145,6 +155,9 @@ class FakeCamera:
             await writer.drain()
             # paced by the loop clock: the next picture is due 100 ms after the previous one
             await asyncio.sleep(max(start + (n + 1) * 0.1 - loop.time(), 0))
+
+
+SSRC = 0x11223344
 
 
 def is_pli(data: bytes) -> bool:
@@ -259,3 +272,19 @@ async def test_a_server_that_stays_busy_is_a_refusal_with_the_reason() -> None:
                 failed.append(event)
         assert failed and "503" in failed[0].reason
         assert [r.split()[0] for r in camera.requests].count("DESCRIBE") == 5  # first + 4 retries
+
+
+@pytest.mark.parametrize("ssrc_in", ["setup", "rtp-info"])
+async def test_a_key_frame_is_asked_for_as_soon_as_play_is_answered(ssrc_in: str) -> None:
+    """The camera tells its SSRC (SETUP's Transport, or only RTP-Info) and sends nothing until
+    it gets a PLI: pictures come only if the player asks right after PLAY, without first
+    waiting to see a non-key packet."""
+    async with FakeCamera(ssrc_in=ssrc_in, media_after_pli=True) as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        async with playing(player):
+            first = await next_of(player, pe.FirstFrame)
+            assert isinstance(first, pe.FirstFrame) and (first.width, first.height) == (160, 120)
+        plis = [data for data in camera.rtcp_from_client if is_pli(data)]
+        assert plis[0][-4:] == SSRC.to_bytes(4, "big")
+        assert player.counters.video_frames >= 1
+
