@@ -8,15 +8,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.audio import AudioProvider, FileAudio, NullAudio
 
 if TYPE_CHECKING:
     from softphone.__main__ import Reporter
+    from softphone.phone.audio import AudioEngine, AudioProvider
     from softphone.phone.phone import Phone
     from softphone.phone.player import Player, PlayerOptions
 
@@ -67,6 +67,8 @@ async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe
 async def _start(
     config: Config, args: argparse.Namespace, reporter: Reporter, *, auto_answer: bool = False
 ) -> Phone | None:
+    from softphone.phone.audio import FileAudio, NullAudio
+
     audio: AudioProvider | None = None
     if args.play is not None or args.record is not None:
         audio = FileAudio(args.play, args.record)
@@ -186,16 +188,17 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         ca_file=args.ca_file,
         insecure=args.insecure,
     )
-    audio: AudioProvider
-    if args.no_audio:
-        audio = NullAudio()
-    else:
-        from softphone.phone.audio import DeviceAudio
+    def stream_audio() -> AudioProvider:
+        from softphone.phone.audio import DeviceAudio, NullAudio
 
-        audio = DeviceAudio(
+        if args.no_audio:
+            return NullAudio()
+        return DeviceAudio(
             config.input_device, config.output_device,
             on_problem=lambda text: reporter.event(pe.Notice(level="warning", text=f"{text} (the stream plays silently)")),
         )
+
+    audio = AudioLater(stream_audio)
     try:
         player = Player(text, config=config, options=options, audio=audio, started_at=started_at)
     except RtspError as exc:
@@ -206,12 +209,11 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
     viewer = args.viewer or args.duration is not None or args.snapshot or args.record or args.stats_out
     if not args.headless and not viewer:
         # The phone's TUI with the stream in its side pane (calls work beside it).
+        from softphone.phone.audio import DeviceAudio, NullAudio
         from softphone.tui.app import run_tui
 
-        audio.close()  # its problems would print over the screen; the pane's own logs them
         pane_audio: AudioProvider = NullAudio()
-        if not args.no_audio:
-            from softphone.phone.audio import DeviceAudio
+        if not args.no_audio:  # problems go to the log: printed, they would land over the screen
 
             pane_audio = DeviceAudio(config.input_device, config.output_device,
                                      on_problem=lambda text: logger.warning("stream audio: %s", text))
@@ -231,6 +233,35 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         return asyncio.run(_play_headless(player, args, reporter))
     finally:
         audio.close()
+
+
+class AudioLater:
+    """An AudioProvider made when a stream first has audio to play. ``softphone play`` thus
+    connects without importing numpy and the audio stack (phone/preload.py loads them
+    meanwhile), and opens the sound device only for streams that have sound."""
+
+    def __init__(self, make: Callable[[], AudioProvider]) -> None:
+        self._make = make
+        self._provider: AudioProvider | None = None
+
+    def _made(self) -> AudioProvider:
+        if self._provider is None:
+            self._provider = self._make()
+        return self._provider
+
+    def engine_for_call(self, call_number: int) -> AudioEngine:
+        return self._made().engine_for_call(call_number)
+
+    def release(self, engine: AudioEngine) -> None:
+        self._made().release(engine)
+
+    def tones(self, *, ringback: bool, ring: bool) -> None:
+        if self._provider is not None:
+            self._provider.tones(ringback=ringback, ring=ring)
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
 
 
 def _side_pane_player(

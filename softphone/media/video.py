@@ -31,12 +31,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 import av
 import av.container
-import numpy as np
-import numpy.typing as npt
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
@@ -44,21 +42,20 @@ from av.codec.context import Flags
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 
-from softphone.media.codecs.base import Pcm16
-from softphone.media.codecs.g711 import Codes, alaw_to_linear, ulaw_to_linear
+from softphone.media.errors import MediaError as MediaError  # defined without PyAV, re-exported
+
+if TYPE_CHECKING:
+    # numpy is imported where it is used: decoding video needs only PyAV, so a player's first
+    # picture does not wait for numpy's import (~40 ms; see softphone.media.preload).
+    import numpy as np
+    import numpy.typing as npt
+
+    Rgb: TypeAlias = npt.NDArray[np.uint8]
+    Pcm: TypeAlias = npt.NDArray[np.float32]
 
 logger = logging.getLogger(__name__)
-
-Rgb: TypeAlias = npt.NDArray[np.uint8]
-Pcm: TypeAlias = npt.NDArray[np.float32]
-
-_EMPTY_PCM: Final[Pcm] = np.zeros(0, dtype=np.float32)
 _RTP_TS_MODULUS: Final = 1 << 32  # RFC 3550 §5.1: the timestamp field is 32 bits and wraps
 _DEFAULT_INTERPOLATION: Final = "AREA"  # swscale: 0.13 ms for 640x360 -> 160x94, no aliasing
-
-
-class MediaError(Exception):
-    """A codec, picture or file operation that cannot be done (PyAV's errors end up here)."""
 
 
 class EncodedUnit(Protocol):
@@ -220,6 +217,8 @@ class DecodedPicture:
             array = rgb.to_ndarray()
         except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"cannot scale a {self.width}x{self.height} picture: {exc}") from exc
+        import numpy as np
+
         return np.ascontiguousarray(array, dtype=np.uint8).reshape(height, width, 3)
 
 
@@ -418,25 +417,29 @@ class AudioDecoder:
         return AudioResampler(format="flt", layout="mono", rate=self.output_rate)
 
     def decode(self, unit: EncodedUnit) -> Pcm:
+        import numpy as np
+
         if unit.codec != self.codec:
             raise MediaError(f"a {unit.codec} unit was given to the {self.codec} decoder")
         if not unit.data:
             self.errors += 1
-            return _EMPTY_PCM
+            return np.zeros(0, dtype=np.float32)
         try:
             frames = self._context.decode(av.Packet(unit.data))
         except (av.FFmpegError, ValueError) as exc:
             self.errors += 1
             logger.debug("%s decoder rejected a unit: %s", self.codec, exc)
-            return _EMPTY_PCM
+            return np.zeros(0, dtype=np.float32)
         blocks = [block for frame in frames if (block := self._resample(frame)).size]
         if not blocks:
-            return _EMPTY_PCM
+            return np.zeros(0, dtype=np.float32)
         pcm = np.concatenate(blocks).astype(np.float32, copy=False)
         self.samples += pcm.size
         return pcm
 
     def _resample(self, frame: AudioFrame) -> Pcm:
+        import numpy as np
+
         frame.pts = None  # swresample re-times by sample count; RTP timing lives elsewhere
         try:
             out = self._resampler.resample(frame)
@@ -444,7 +447,7 @@ class AudioDecoder:
             self._resampler = self._new_resampler()
             out = self._resampler.resample(frame)
         if not out:
-            return _EMPTY_PCM
+            return np.zeros(0, dtype=np.float32)
         return np.concatenate([f.to_ndarray().reshape(-1) for f in out]).astype(np.float32)
 
 
@@ -464,8 +467,13 @@ class RecordedStream:
     channels: int | None = None
 
 
-def _g711_expander(table: Callable[[Codes], Pcm16]) -> Callable[[bytes], bytes]:
+def _g711_expander(law: str) -> Callable[[bytes], bytes]:
     def expand(payload: bytes) -> bytes:
+        import numpy as np
+
+        from softphone.media.codecs.g711 import alaw_to_linear, ulaw_to_linear
+
+        table = ulaw_to_linear if law == "ulaw" else alaw_to_linear
         return table(np.frombuffer(payload, dtype=np.uint8)).astype("<i2").tobytes()
 
     return expand
@@ -490,8 +498,8 @@ _MUX_CODECS: Final[Mapping[str, _MuxCodec]] = {
     "pcm_s16be": _MuxCodec(name="pcm_s16be"),
     # Matroska has no G.711 (FFmpeg's muxer refuses it): its exact 16-bit expansion
     # (G.711 Tables 1/2, lossless: every character maps to one distinct value) is stored.
-    "pcm_mulaw": _MuxCodec(name="pcm_s16le", transform=_g711_expander(ulaw_to_linear)),
-    "pcm_alaw": _MuxCodec(name="pcm_s16le", transform=_g711_expander(alaw_to_linear)),
+    "pcm_mulaw": _MuxCodec(name="pcm_s16le", transform=_g711_expander("ulaw")),
+    "pcm_alaw": _MuxCodec(name="pcm_s16le", transform=_g711_expander("alaw")),
 }
 _REORDER_ALLOWANCE_S: Final = Fraction(1, 5)  # pts - dts room for B-frames (see _next_times)
 _MAX_PENDING: Final = 2000  # units held while waiting for every video stream's first key frame

@@ -17,6 +17,12 @@ the server, the network or the user ends it. Around sessions sits the policy (is
 Video is decoded in one worker thread per stream so the event loop (and the TUI on it) never
 waits for a decoder; only the newest picture is converted to RGB and shown. Audio is decoded on
 the loop (cheap) and played through the audio engine when one is given.
+
+Nothing here imports PyAV or numpy before media flows: ``run()`` has them imported on a thread
+(phone/preload.py) while the RTSP handshake and the wait for the first key frame go on, the video
+decoder opens on its worker's thread, and audio that arrives before they are loaded is kept and
+decoded afterwards. That, and asking for a key frame as soon as PLAY is answered, took the first
+picture of ``softphone play`` from ~290 ms to ~175 ms (``softphone bench rtsp-first-frame``).
 """
 
 from __future__ import annotations
@@ -31,24 +37,14 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.config import Config
-from softphone.media.video import (
-    AudioDecoder,
-    DecodedPicture,
-    MediaError,
-    RecordedStream,
-    StreamRecorder,
-    VideoDecoder,
-    save_png,
-)
+from softphone.media.errors import MediaError
 from softphone.phone import events as pe
-from softphone.phone.audio import AudioEngine, AudioProvider, numbered
+from softphone.phone import preload
 from softphone.rtp.depacketize import AccessUnit, Depacketizer, UnsupportedCodec, make_depacketizer
 from softphone.rtp.reorder import ReorderBuffer
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
@@ -56,6 +52,15 @@ from softphone.rtsp import client as rc
 from softphone.rtsp.errors import RtspError
 from softphone.rtsp.url import RtspUrl
 from softphone.transport.rtp import RtpEndpoint, RtpPortError, open_rtp_endpoint
+
+if TYPE_CHECKING:
+    # PyAV and numpy are imported when media flows, not with this module: the first picture
+    # should not wait for their import (phone/preload.py loads them while we connect).
+    import numpy as np
+
+    from softphone.media.video import AudioDecoder, DecodedPicture, StreamRecorder, VideoDecoder
+    from softphone.phone.audio import AudioEngine, AudioProvider
+    from softphone.phone.stream_audio import StreamAudio
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +81,9 @@ STATS_INTERVAL_S = 1.0
 REORDER_UDP = 64  # packets (gortsplib's window)
 REORDER_DELAY_S = 0.1  # FFmpeg's reorder delay
 MAX_DECODE_BACKLOG = 90  # access units queued for a video decoder before we drop to a key frame
-AUDIO_TARGET_S = 0.12
-AUDIO_MAX_S = 0.5
-MAX_SYNC_HOLD_S = 1.0
-PLI_INTERVAL_S = 0.5  # while waiting for a key frame, ask again this often  # hold a picture at most this long to meet its audio
+MAX_SYNC_HOLD_S = 1.0  # hold a picture at most this long to meet its audio
+PENDING_AUDIO_UNITS = 250  # audio units kept while PyAV loads (about 5 s of AAC; it takes ~0.1 s)
+PLI_INTERVAL_S = 0.5  # while waiting for a key frame, ask again this often
 
 
 # --- outcomes of one session ---------------------------------------------------------------------
@@ -118,90 +122,6 @@ class _Redirect(_Outcome):
         self.location = location
 
 
-# --- audio ------------------------------------------------------------------------------------------
-class StreamAudio:
-    """An AudioPort that plays decoded stream audio with a small FIFO: it starts once
-    ``target_s`` is buffered, re-buffers after an underrun, and drops the oldest audio when more
-    than ``max_s`` piles up so that latency cannot grow (issue 4: "latency that grows")."""
-
-    def __init__(self, sample_rate: int, *, target_s: float = AUDIO_TARGET_S, max_s: float = AUDIO_MAX_S) -> None:
-        self.sample_rate = sample_rate
-        self._target = int(target_s * sample_rate)
-        self._max = int(max_s * sample_rate)
-        self._chunks: collections.deque[np.ndarray] = collections.deque()
-        self._buffered = 0
-        self._playing = False
-        self.underruns = 0
-        self.dropped_samples = 0
-        self.played_samples = 0
-        # media time (NTP seconds, from the stream's RTCP SR) of each chunk's first sample
-        self._times: collections.deque[float | None] = collections.deque()
-        self._clock: tuple[float, float] | None = None  # (media time playing, loop time) at the last render
-
-    @property
-    def buffered_s(self) -> float:
-        return self._buffered / self.sample_rate
-
-    def clock(self, now: float) -> float | None:
-        """The media time being heard at loop time ``now`` (None before sender reports)."""
-        if self._clock is None or not self._playing:
-            return None
-        media, at = self._clock
-        return media + (now - at)
-
-    def push(self, pcm: np.ndarray, media_time: float | None = None) -> None:
-        if not len(pcm):
-            return
-        self._chunks.append(pcm)
-        self._times.append(media_time)
-        self._buffered += len(pcm)
-        if self._buffered > self._max:
-            excess = self._buffered - self._target
-            self.dropped_samples += excess
-            self._take(excess)
-
-    def clear(self) -> None:
-        self._chunks.clear()
-        self._times.clear()
-        self._buffered = 0
-        self._playing = False
-        self._clock = None
-
-    def _take(self, samples: int) -> np.ndarray:
-        out = np.zeros(samples, dtype=np.float32)
-        filled = 0
-        while filled < samples and self._chunks:
-            head = self._chunks[0]
-            n = min(len(head), samples - filled)
-            out[filled : filled + n] = head[:n]
-            filled += n
-            if n == len(head):
-                self._chunks.popleft()
-                self._times.popleft()
-            else:
-                self._chunks[0] = head[n:]
-                first = self._times[0]
-                self._times[0] = None if first is None else first + n / self.sample_rate
-        self._buffered -= filled
-        return out
-
-    def capture(self, pcm: np.ndarray, now: float) -> None:
-        pass  # a viewer sends nothing
-
-    def render(self, samples: int, now: float) -> np.ndarray:
-        if not self._playing:
-            if self._buffered < self._target:
-                return np.zeros(samples, dtype=np.float32)
-            self._playing = True
-        if self._buffered < samples:
-            self.underruns += 1
-            self._playing = False
-        head = self._times[0] if self._times else None
-        self._clock = None if head is None else (head, now)
-        self.played_samples += samples
-        return self._take(samples)
-
-
 def media_time(sender_report: tuple[int, int] | None, timestamp: int, clock_rate: int) -> float | None:
     """When (NTP seconds) the sample with RTP ``timestamp`` was taken, from the stream's last
     sender report (RFC 3550 §6.4.1: the SR pairs an NTP time with an RTP timestamp). This is how
@@ -214,17 +134,29 @@ def media_time(sender_report: tuple[int, int] | None, timestamp: int, clock_rate
 
 
 # --- video decoding off the loop -----------------------------------------------------------------
-PictureSink = Callable[[DecodedPicture, "np.ndarray | None"], None]
+PictureSink = Callable[["DecodedPicture", "np.ndarray | None"], None]
 
 
 class _VideoWorker:
     """Decodes one video stream in its own thread. Only the newest picture of a burst is
     converted to RGB (and only when someone shows it); results go back to the loop with
     ``call_soon_threadsafe``. A backlog beyond MAX_DECODE_BACKLOG is dropped up to the next key
-    frame, so a slow machine shows fewer frames instead of growing latency."""
+    frame, so a slow machine shows fewer frames instead of growing latency.
 
-    def __init__(self, decoder: VideoDecoder, loop: asyncio.AbstractEventLoop, sink: PictureSink) -> None:
-        self._decoder = decoder
+    The decoder is opened on the worker's thread, so the loop never waits for PyAV's import
+    (phone/preload.py); units that arrive meanwhile wait in the queue. When it cannot be opened,
+    ``on_failure`` is called on the loop and later units are dropped."""
+
+    def __init__(
+        self,
+        open_decoder: Callable[[], VideoDecoder],
+        loop: asyncio.AbstractEventLoop,
+        sink: PictureSink,
+        on_failure: Callable[[MediaError], None],
+    ) -> None:
+        self._open_decoder = open_decoder
+        self._decoder: VideoDecoder | None = None
+        self._on_failure = on_failure
         self._loop = loop
         self._sink = sink
         self._queue: collections.deque[AccessUnit | None] = collections.deque()
@@ -255,9 +187,18 @@ class _VideoWorker:
 
     @property
     def errors(self) -> int:
-        return self._decoder.errors
+        return self._decoder.errors if self._decoder is not None else 0
 
     def _run(self) -> None:
+        try:
+            decoder = self._open_decoder()
+        except MediaError as exc:
+            failed: MediaError | None = exc
+        else:
+            failed, self._decoder = None, decoder
+        if failed is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: we are shutting down
+                self._loop.call_soon_threadsafe(self._on_failure, failed)
         while True:
             with self._ready:
                 while not self._queue:
@@ -266,6 +207,8 @@ class _VideoWorker:
                 behind = len(self._queue)
             if unit is None:
                 return
+            if self._decoder is None:
+                continue  # it could not be opened (said once, by on_failure)
             try:
                 pictures = self._decoder.decode(unit)
             except Exception:  # a decoder bug must not kill the thread silently
@@ -299,6 +242,8 @@ class _Track:
     server_rtcp: tuple[str, int] | None = None
     worker: _VideoWorker | None = None
     audio: AudioDecoder | None = None
+    audio_failed: bool = False
+    pending_audio: collections.deque[AccessUnit] = field(default_factory=lambda: collections.deque(maxlen=PENDING_AUDIO_UNITS))
     recorder_index: int | None = None
     bye: bool = False
     skip_to_keyframe: bool = False
@@ -458,8 +403,7 @@ class Player:
         attempt = 0
         busy_retries = 0
         failure: _Outcome | None = None
-        if self._audio_provider is not None:
-            self._engine = self._audio_provider.engine_for_call(1)
+        preload.start()
         try:
             while True:
                 session = _Session(self, url, transport)
@@ -537,6 +481,7 @@ class Player:
                 if self._audio_port is not None:
                     self._engine.detach(self._audio_port)
                 self._audio_provider.release(self._engine)
+            self._engine, self._audio_port = None, None
         if failure is not None:
             self._set_state("failed", f"failed: {failure.reason}")
             self.emit(pe.StreamFailed(reason=failure.reason, status=failure.status))
@@ -594,6 +539,8 @@ class Player:
             c.first_frame_ms = round(self.elapsed_ms(), 1)
             self.emit(pe.FirstFrame(ms=c.first_frame_ms, width=picture.width, height=picture.height, codec=codec))
         if self.options.snapshot is not None and not self._snapshot_done:
+            from softphone.media.video import save_png  # loaded: the picture came from it
+
             try:
                 save_png(picture, self.options.snapshot)
                 self._snapshot_done = True
@@ -626,18 +573,31 @@ class Player:
         self.on_picture(rgb)
 
     def audio_port(self) -> StreamAudio | None:
-        if self._engine is None:
+        """Where decoded stream audio goes; the audio engine is asked for (a sound device
+        opened) when the first audio is decoded, not before."""
+        engine = self._audio_engine()
+        if engine is None:
             return None
         if self._audio_port is None:
-            self._audio_port = StreamAudio(self._engine.sample_rate)
-            self._engine.attach(self._audio_port)
+            from softphone.phone.stream_audio import StreamAudio
+
+            self._audio_port = StreamAudio(engine.sample_rate)
+            engine.attach(self._audio_port)
         return self._audio_port
+
+    def _audio_engine(self) -> AudioEngine | None:
+        if self._engine is None and self._audio_provider is not None and self._session is not None:
+            self._engine = self._audio_provider.engine_for_call(1)
+        return self._engine
 
     @property
     def audio_rate(self) -> int:
-        return self._engine.sample_rate if self._engine is not None else 48000
+        engine = self._audio_engine()
+        return engine.sample_rate if engine is not None else 48000
 
     def next_recording(self) -> Path | None:
+        from softphone.phone.audio import numbered
+
         if self.options.record is None:
             return None
         self._recordings += 1
@@ -1001,26 +961,31 @@ class _Session:
             track.ssrc = event.ssrc
         if track.kind == "video":
             self._start_video(track)
-        else:
-            track.audio = self._make_audio_decoder(track)
+        # audio: the decoder is opened with the first unit that arrives once PyAV is loaded
 
     def _start_video(self, track: _Track) -> None:
         codec = _decoder_name(track.info.encoding)
-        try:
-            decoder = VideoDecoder(codec, track.depack.extradata)
-        except MediaError as exc:
+        extradata = track.depack.extradata
+
+        def open_decoder() -> VideoDecoder:  # on the worker's thread
+            from softphone.media.video import VideoDecoder
+
+            return VideoDecoder(codec, extradata)
+
+        def failed(exc: MediaError) -> None:
             self.player.emit(pe.Notice(level="error", text=f"cannot decode {track.info.encoding}: {exc}"))
-            return
 
         def sink(picture: DecodedPicture, rgb: np.ndarray | None) -> None:
             if not self._closing:
                 when = media_time(track.sender_report, picture.timestamp, track.info.clock_rate)
                 self.player.picture(picture, rgb, codec, when)
 
-        track.worker = _VideoWorker(decoder, self.loop, sink)
+        track.worker = _VideoWorker(open_decoder, self.loop, sink, failed)
         track.worker.box = self.player.box
 
     def _make_audio_decoder(self, track: _Track) -> AudioDecoder | None:
+        from softphone.media.video import AudioDecoder
+
         codec = _decoder_name(track.info.encoding)
         try:
             return AudioDecoder(
@@ -1082,7 +1047,7 @@ class _Session:
                 # A decoder that cannot keep up drops to the next key frame rather than showing
                 # smeared pictures or letting latency grow.
                 track.skip_to_keyframe = not track.worker.submit(unit)
-            elif track.audio is not None:
+            else:
                 self._play_audio(track, unit)
 
     def _ask_for_keyframes_on_join(self, rtp_info: tuple[rc.RtpInfo, ...]) -> None:
@@ -1125,9 +1090,27 @@ class _Session:
             track.endpoint.send(data, destination, via_rtcp=True)
 
     def _play_audio(self, track: _Track, unit: AccessUnit) -> None:
-        assert track.audio is not None
+        if track.audio is None:
+            if track.audio_failed:
+                return
+            if not preload.ready():
+                # PyAV and numpy are still being imported (the first picture goes first): keep
+                # the units, a bounded number, and decode them once they are loaded.
+                track.pending_audio.append(unit)
+                return
+            track.audio = self._make_audio_decoder(track)
+            if track.audio is None:
+                track.audio_failed = True
+                track.pending_audio.clear()
+                return
+        units = [*track.pending_audio, unit]
+        track.pending_audio.clear()
+        for each in units:
+            self._decode_audio(track, track.audio, each)
+
+    def _decode_audio(self, track: _Track, decoder: AudioDecoder, unit: AccessUnit) -> None:
         try:
-            pcm = track.audio.decode(unit)
+            pcm = decoder.decode(unit)
         except MediaError:
             return
         if not len(pcm):
@@ -1146,6 +1129,8 @@ class _Session:
             video = next((t for t in self.tracks if t.kind == "video"), None)
             if video is not None and (track is not video or not unit.keyframe):
                 return  # start the file at a key frame, so that it plays from its first byte
+            from softphone.media.video import RecordedStream, StreamRecorder
+
             streams: list[RecordedStream] = []
             for t in self.tracks:
                 t.recorder_index = len(streams)

@@ -288,3 +288,24 @@ async def test_a_key_frame_is_asked_for_as_soon_as_play_is_answered(ssrc_in: str
         assert plis[0][-4:] == SSRC.to_bytes(4, "big")
         assert player.counters.video_frames >= 1
 
+
+
+async def test_a_decoder_that_cannot_open_is_reported_and_the_stream_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The video decoder opens on its own thread (PyAV may still be loading); when it fails,
+    the player says why once and keeps the session (the audio, the recording) going."""
+    from softphone.media import video
+    from softphone.media.errors import MediaError
+
+    def broken(*args: object, **kwargs: object) -> video.VideoDecoder:
+        raise MediaError("no h264 decoder in this FFmpeg")
+
+    monkeypatch.setattr(video, "VideoDecoder", broken)
+    async with FakeCamera() as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        async with playing(player) as task:
+            notice = await next_of(player, pe.Notice)
+            assert isinstance(notice, pe.Notice) and notice.level == "error"
+            assert notice.text == "cannot decode H264: no h264 decoder in this FFmpeg"
+            await next_of(player, pe.StreamStats)  # still playing a second later
+            assert not task.done()
+        assert player.counters.video_frames == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softphone.phone.player import StreamAudio
+from softphone.phone.stream_audio import StreamAudio
 
 RATE = 48000
 

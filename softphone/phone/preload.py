@@ -1,0 +1,72 @@
+"""Import PyAV and numpy on a thread while an RTSP player connects (phone/player.py).
+
+``softphone play`` needs neither before PLAY is answered, and after PLAY it waits for the first
+key frame (50-80 ms against a live encoder on loopback). Importing them costs about as much as
+that wait (PyAV ~55 ms, numpy ~40 ms on the 2-core lab machine), so the player starts the import
+here when it opens the connection and the two overlap instead of adding up.
+
+The decoders import what they need themselves, as usual: a module being imported here is simply
+waited for (Python's per-module import locks), so nothing depends on this having run, only the
+time to the first picture. Where PyAV and numpy are loaded already (the TUI), :func:`start` is a
+no-op. Import errors are left for the real import to raise where it is handled.
+
+The GIL lets only one thread run Python at a time; while the import runs, the interpreter's switch
+interval is lowered so that the main thread, woken by an RTSP answer, gets the GIL within a
+millisecond instead of five.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+from typing import Final
+
+logger = logging.getLogger(__name__)
+
+# In the order they are needed: the video decoder first, then what audio decoding and playback use.
+MODULES: Final = ("softphone.media.video", "numpy", "softphone.phone.audio", "softphone.phone.stream_audio")
+SWITCH_INTERVAL_S: Final = 0.001
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+_done = threading.Event()
+
+
+def start() -> None:
+    """Begin importing MODULES on a daemon thread (once per process)."""
+    global _thread
+    with _lock:
+        if _thread is not None:
+            return
+        if all(name in sys.modules for name in MODULES):
+            _done.set()
+            _thread = threading.current_thread()  # nothing to do, ever
+            return
+        _thread = threading.Thread(target=_run, name="media-preload", daemon=True)
+        _thread.start()
+
+
+def ready() -> bool:
+    """True once every module is imported (or its import failed, to be raised where used)."""
+    return _done.is_set() or all(name in sys.modules for name in MODULES)
+
+
+def wait(timeout: float | None = None) -> bool:
+    """Block until :func:`ready` (for tests and tools; the player never blocks on it)."""
+    return _done.wait(timeout)
+
+
+def _run() -> None:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, SWITCH_INTERVAL_S))
+    try:
+        for name in MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the real import, where it is used, raises and reports it
+                logger.debug("preloading %s failed", name, exc_info=True)
+    finally:
+        sys.setswitchinterval(previous)
+        _done.set()
