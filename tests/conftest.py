@@ -4,12 +4,17 @@ The interop gate: in CI (``CI=true``) or when ``SOFTPHONE_REQUIRE_INTEROP=1``, a
 test marked ``interop`` passed ends with a failing exit status, so that a CI whose peers silently
 went missing (every interop test skipped, or none collected) cannot look green.
 ``SOFTPHONE_REQUIRE_INTEROP=0`` turns the gate off explicitly (e.g. for a partial local run with CI=true).
+
+numpy is imported here, before any test runs: a player started by a test imports it on a thread
+(phone/preload.py), and pytest.approx (like hypothesis) looks numpy up in ``sys.modules`` without
+importing it, so it could find the half-imported module and fail on a missing attribute.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy  # noqa: F401  (see the module docstring)
 import pytest
 
 
