@@ -200,6 +200,7 @@ class PeerTimes:
     argv: tuple[str, ...]
     clock: str
     times_ms: tuple[float | None, ...]
+    last_output: str = ""  # the end of its stderr, shown when runs failed
 
     @property
     def spread(self) -> Spread:
@@ -263,6 +264,10 @@ class FirstFrameReport:
             s = p.spread
             lines.append(f"{p.name:24s} {s.runs:4d} {s.failed:4d} {_fmt(s.median):>7s} "
                          f"{_fmt(s.p90):>7s} {_fmt(s.low):>7s} {_fmt(s.high):>7s}  {p.clock}")
+        for p in (self.softphone, self.ffmpeg, self.ffmpeg_low_delay):
+            if p.spread.failed:
+                lines.append(f"  {p.name}: {p.spread.failed} run(s) without a picture; its output ended: "
+                             f"{p.last_output or '(nothing)'}")
         lines.append("")
         lines.append(f"{'ratio (median / p90)':24s} {'vs ffmpeg':>15s} {'vs low-delay':>15s}")
         for p in (self.softphone, self.softphone_wall):
@@ -639,14 +644,14 @@ def run_first_frame(workdir: Path, *, runs: int, transport: str, seed: int, cold
         command=command, transport=transport, holder=not cold, pycache=pycache, url=url,
         softphone=PeerTimes(name="softphone first_frame", argv=tuple(ours),
                             clock="first_frame.ms (from main(), after interpreter start-up)",
-                            times_ms=tuple(times["sp"])),
+                            times_ms=tuple(times["sp"]), last_output=_tail(workdir / "softphone.log", 3)),
         softphone_wall=PeerTimes(name="softphone spawn->line", argv=tuple(ours),
                                  clock="wall clock, spawn to the first_frame line on our pipe",
                                  times_ms=tuple(times["wall"])),
         ffmpeg=PeerTimes(name="ffmpeg", argv=tuple(default), clock="wall clock, spawn to exit",
-                         times_ms=tuple(times["ff"])),
-        ffmpeg_low_delay=PeerTimes(name="ffmpeg low-delay", argv=tuple(low),
-                                   clock="wall clock, spawn to exit", times_ms=tuple(times["low"])),
+                         times_ms=tuple(times["ff"]), last_output=_tail(workdir / "ffmpeg.log", 3)),
+        ffmpeg_low_delay=PeerTimes(name="ffmpeg low-delay", argv=tuple(low), clock="wall clock, spawn to exit",
+                                   times_ms=tuple(times["low"]), last_output=_tail(workdir / "ffmpeg-low-delay.log", 3)),
     )
 
 

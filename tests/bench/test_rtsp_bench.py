@@ -126,6 +126,16 @@ def test_first_frame_report_prints_ratios_and_the_exact_commands() -> None:
     json.dumps(payload)  # serialisable as is
 
 
+def test_first_frame_report_says_how_a_failed_peer_ended() -> None:
+    from dataclasses import replace
+
+    report = _first_frame_report([400.0, None, 450.0], [500.0, 600.0, 700.0])
+    report = replace(report, softphone=replace(report.softphone, last_output="ModuleNotFoundError: No module named 'platformdirs'"))
+    table = report.table()
+    assert "sp: 1 run(s) without a picture; its output ended: ModuleNotFoundError: No module named 'platformdirs'" in table
+    assert "low: 0 run(s)" not in table  # peers that never failed say nothing
+
+
 def _render(stats: Mapping[str, object], samples: list[tuple[float, float]],
             call: Mapping[str, object] | None) -> RenderReport:
     return RenderReport(command="softphone bench rtsp-render --seconds 20", viewer_argv=("play",),
