@@ -2,8 +2,9 @@
 
 ``softphone play`` needs neither before PLAY is answered, and after PLAY it waits for the first
 key frame (50-80 ms against a live encoder on loopback). Importing them costs about as much as
-that wait (PyAV ~55 ms, numpy ~40 ms on the 2-core lab machine), so the player starts the import
-here when it opens the connection and the two overlap instead of adding up.
+that wait (PyAV ~35 ms, numpy ~50 ms, measured inside ``softphone play`` on the 2-core lab
+machine), so the player starts the import here when it opens the connection and the two overlap
+instead of adding up.
 
 The decoders import what they need themselves, as usual: a module being imported here is simply
 waited for (Python's per-module import locks), so nothing depends on this having run, only the
@@ -38,19 +39,19 @@ def start() -> None:
     """Begin importing MODULES on a daemon thread (once per process)."""
     global _thread
     with _lock:
-        if _thread is not None:
+        if _thread is not None or _done.is_set():
             return
         if all(name in sys.modules for name in MODULES):
-            _done.set()
-            _thread = threading.current_thread()  # nothing to do, ever
+            _done.set()  # loaded already (the TUI): nothing to do
             return
         _thread = threading.Thread(target=_run, name="media-preload", daemon=True)
         _thread.start()
 
 
 def ready() -> bool:
-    """True once every module is imported (or its import failed, to be raised where used)."""
-    return _done.is_set() or all(name in sys.modules for name in MODULES)
+    """True once :func:`start`'s imports are done (or failed, to be raised where used). A module
+    being imported is in ``sys.modules`` before it is complete, so that alone proves nothing."""
+    return _done.is_set()
 
 
 def wait(timeout: float | None = None) -> bool:
