@@ -214,7 +214,6 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
 
         pane_audio: AudioProvider = NullAudio()
         if not args.no_audio:  # problems go to the log: printed, they would land over the screen
-
             pane_audio = DeviceAudio(config.input_device, config.output_device,
                                      on_problem=lambda text: logger.warning("stream audio: %s", text))
         try:

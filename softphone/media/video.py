@@ -46,7 +46,7 @@ from softphone.media.errors import MediaError as MediaError  # defined without P
 
 if TYPE_CHECKING:
     # numpy is imported where it is used: decoding video needs only PyAV, so a player's first
-    # picture does not wait for numpy's import (~40 ms; see softphone.media.preload).
+    # picture does not wait for numpy's import (~50 ms; see softphone/phone/preload.py).
     import numpy as np
     import numpy.typing as npt
 
