@@ -213,6 +213,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "devices":
         return _devices()
+    if args.command == "play":
+        from softphone.phone import preload
+
+        preload.hold_gc()  # until the first picture: start-up speed (phone/preload.py)
+        try:
+            return _run(args, started_at)
+        finally:
+            preload.release_gc()
+    return _run(args, started_at)
+
+
+def _run(args: argparse.Namespace, started_at: float) -> int:
     from softphone.config import ConfigError, load_config
 
     try:

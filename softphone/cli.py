@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from softphone.config import Config
-from softphone.phone import events as pe
 
 if TYPE_CHECKING:
     from softphone.__main__ import Reporter
+    from softphone.phone import events as pe
     from softphone.phone.audio import AudioEngine, AudioProvider
     from softphone.phone.phone import Phone
     from softphone.phone.player import Player, PlayerOptions
@@ -92,6 +92,7 @@ async def _drain(phone: Phone, reporter: Reporter) -> None:
 
 
 async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
+    from softphone.phone import events as pe  # not imported by `play`: faster start
     from softphone.phone.phone import PhoneError
 
     stop = asyncio.Event()
@@ -189,6 +190,7 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         insecure=args.insecure,
     )
     def stream_audio() -> AudioProvider:
+        from softphone.phone import player_events as pe
         from softphone.phone.audio import DeviceAudio, NullAudio
 
         if args.no_audio:
@@ -209,8 +211,11 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
     viewer = args.viewer or args.duration is not None or args.snapshot or args.record or args.stats_out
     if not args.headless and not viewer:
         # The phone's TUI with the stream in its side pane (calls work beside it).
+        from softphone.phone import preload
         from softphone.phone.audio import DeviceAudio, NullAudio
         from softphone.tui.app import run_tui
+
+        preload.release_gc()  # a long-running app: the collector runs as usual
 
         pane_audio: AudioProvider = NullAudio()
         if not args.no_audio:  # problems go to the log: printed, they would land over the screen

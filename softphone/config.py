@@ -39,16 +39,14 @@ half-written config and passwords are never world-readable.
 from __future__ import annotations
 
 import os
-import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from softphone.sip.address import TRANSPORTS, TransportName
-from softphone.sip.errors import ParseError
-from softphone.sip.uri import SipUri
+if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone play` needs none
+    from softphone.sip.address import TransportName
+    from softphone.sip.uri import SipUri
 
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
@@ -166,6 +164,8 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
         return Config(path=path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    import tomllib
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -238,6 +238,8 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     assert uri is not None
     if not uri.user:
         raise ConfigError(f"{label}: uri {str(uri)!r} needs a user part (sip:user@domain)")
+    from softphone.sip.address import TRANSPORTS
+
     transport = raw.get("transport", "udp")
     if transport not in TRANSPORTS:
         raise ConfigError(f"{label}: transport must be one of udp, tcp, tls (not {transport!r})")
@@ -280,6 +282,9 @@ def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | N
     text = value.strip()
     if not text.lower().startswith(("sip:", "sips:")):
         text = "sip:" + text
+    from softphone.sip.errors import ParseError
+    from softphone.sip.uri import SipUri
+
     try:
         return SipUri.parse(text)
     except ParseError as exc:
@@ -388,6 +393,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def save_config(config: Config, path: Path | None = None) -> Path:
     """Write atomically with mode 0600: a crash leaves either the old file or the new one."""
+    import tempfile
+
     import tomli_w
 
     path = path or config.path or default_config_path()

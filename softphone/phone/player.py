@@ -18,11 +18,11 @@ Video is decoded in one worker thread per stream so the event loop (and the TUI 
 waits for a decoder; only the newest picture is converted to RGB and shown. Audio is decoded on
 the loop (cheap) and played through the audio engine when one is given.
 
-Nothing here imports PyAV or numpy before media flows: ``run()`` has them imported on a thread
-(phone/preload.py) while the RTSP handshake and the wait for the first key frame go on, the video
-decoder opens on its worker's thread, and audio that arrives before they are loaded is kept and
-decoded afterwards. That, and asking for a key frame as soon as PLAY is answered, took the first
-picture of ``softphone play`` from ~290 ms to ~175 ms (``softphone bench rtsp-first-frame``).
+Nothing on the way to PLAY imports more than it needs: PyAV, numpy and the RTP modules load once
+PLAY is answered (PyAV and numpy on a thread, phone/preload.py), while the server prepares the
+first key frame we have just asked for; the video decoder opens on its worker's thread, and audio
+that arrives before they are loaded is kept and decoded afterwards. That took the first picture of
+``softphone play`` from ~290 ms to ~XXX ms (``softphone bench rtsp-first-frame``).
 """
 
 from __future__ import annotations
@@ -43,24 +43,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.config import Config
 from softphone.media.errors import MediaError
-from softphone.phone import events as pe
+from softphone.phone import player_events as pe
 from softphone.phone import preload
 from softphone.rtp.depacketize import AccessUnit, Depacketizer, UnsupportedCodec, make_depacketizer
-from softphone.rtp.reorder import ReorderBuffer
-from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.rtsp import client as rc
 from softphone.rtsp.errors import RtspError
 from softphone.rtsp.url import RtspUrl
 from softphone.transport.rtp import RtpEndpoint, RtpPortError, open_rtp_endpoint
 
 if TYPE_CHECKING:
-    # PyAV and numpy are imported when media flows, not with this module: the first picture
-    # should not wait for their import (phone/preload.py loads them while we connect).
+    # Imported once PLAY is answered, not with this module: the PLAY request should not wait
+    # for them (phone/preload.py loads PyAV and numpy; _Session._open_rtp the RTP modules).
     import numpy as np
 
     from softphone.media.video import AudioDecoder, DecodedPicture, StreamRecorder, VideoDecoder
     from softphone.phone.audio import AudioEngine, AudioProvider
     from softphone.phone.stream_audio import StreamAudio
+    from softphone.rtp.reorder import ReorderBuffer
+    from softphone.rtp.session import RtpSession
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +235,10 @@ class _Track:
     info: rc.Track
     kind: Literal["video", "audio"]
     depack: Depacketizer
-    session: RtpSession
-    reorder: ReorderBuffer
+    our_ssrc: int  # for the PLI sent before the RTP session exists (RFC 3550 §8.1: random)
+    session: RtpSession | None = None  # made when PLAY is answered (or with the first datagram)
+    reorder: ReorderBuffer | None = None
+    server_rtp: tuple[str, int] | None = None
     endpoint: RtpEndpoint | None = None
     channel: int | None = None  # interleaved RTP channel (RTCP on channel + 1)
     server_rtcp: tuple[str, int] | None = None
@@ -403,7 +405,6 @@ class Player:
         attempt = 0
         busy_retries = 0
         failure: _Outcome | None = None
-        preload.start()
         try:
             while True:
                 session = _Session(self, url, transport)
@@ -538,6 +539,7 @@ class Player:
         if c.first_frame_ms is None:
             c.first_frame_ms = round(self.elapsed_ms(), 1)
             self.emit(pe.FirstFrame(ms=c.first_frame_ms, width=picture.width, height=picture.height, codec=codec))
+            preload.release_gc()  # start-up is over (held by `softphone play`, __main__.py)
         if self.options.snapshot is not None and not self._snapshot_done:
             from softphone.media.video import save_png  # loaded: the picture came from it
 
@@ -782,6 +784,8 @@ class _Session:
         self._flush([])
 
     def _new_reorder(self) -> ReorderBuffer:
+        from softphone.rtp.reorder import ReorderBuffer
+
         if self.transport == "tcp":
             return ReorderBuffer(capacity=1, max_delay_s=0.0)
         return ReorderBuffer(capacity=REORDER_UDP, max_delay_s=REORDER_DELAY_S)
@@ -831,8 +835,8 @@ class _Session:
                 self.played = True
                 self.play_at = now
                 self.last_media = None
+                self._started(event.rtp_info)
                 self.player.playing(self.transport, start, end)
-                self._ask_for_keyframes_on_join(event.rtp_info)
                 self._next_stats = now + STATS_INTERVAL_S
             case rc.Paused():
                 self.player.paused()
@@ -896,16 +900,28 @@ class _Session:
             depack = make_depacketizer(info.encoding, info.clock_rate, info.fmtp, info.channels or 1)
         except UnsupportedCodec:
             return None
-        session = RtpSession(
-            rng=self.player._rng,
-            cname=f"softphone-{self.player._rng.getrandbits(32):08x}",
-            remote_rtp=None,
-            remote_rtcp=None,
-            rtcp_mux=False,
-            clock_rates={info.payload_type: info.clock_rate} if info.payload_type is not None else {},
-        )
-        track = _Track(info=info, kind=kind, depack=depack, session=session, reorder=self._new_reorder())
-        return track
+        return _Track(info=info, kind=kind, depack=depack, our_ssrc=self.player._rng.getrandbits(32))
+
+    def _open_rtp(self, track: _Track) -> RtpSession:
+        """The track's RTP session and reorder buffer, made when PLAY is answered (or with a
+        datagram before that): the RTP modules load after PLAY has gone out, while the server
+        prepares its first key frame, not before it."""
+        if track.session is None:
+            from softphone.rtp.session import RtpSession
+
+            info = track.info
+            track.session = RtpSession(
+                rng=self.player._rng,
+                cname=f"softphone-{self.player._rng.getrandbits(32):08x}",
+                remote_rtp=track.server_rtp,
+                remote_rtcp=track.server_rtcp,
+                rtcp_mux=False,
+                clock_rates={info.payload_type: info.clock_rate} if info.payload_type is not None else {},
+                ssrc=track.our_ssrc,
+            )
+        if track.reorder is None:
+            track.reorder = self._new_reorder()
+        return track.session
 
     async def _setup(self) -> None:
         assert self.client is not None
@@ -955,13 +971,14 @@ class _Session:
             peer = self.tcp.get_extra_info("peername")
             if event.source is None and peer:
                 host = str(peer[0])
+            track.server_rtp = (host, event.server_ports[0])
             track.server_rtcp = (host, event.server_ports[1])
-            track.session.set_remote(remote_rtp=(host, event.server_ports[0]), remote_rtcp=track.server_rtcp, rtcp_mux=False)
+            if track.session is not None:
+                track.session.set_remote(remote_rtp=track.server_rtp, remote_rtcp=track.server_rtcp, rtcp_mux=False)
         if event.ssrc is not None:
             track.ssrc = event.ssrc
-        if track.kind == "video":
-            self._start_video(track)
-        # audio: the decoder is opened with the first unit that arrives once PyAV is loaded
+        # The decoders start when PLAY is answered (_started), not here: importing PyAV now
+        # would hold up the PLAY request.
 
     def _start_video(self, track: _Track) -> None:
         codec = _decoder_name(track.info.encoding)
@@ -999,11 +1016,30 @@ class _Session:
             self.player.emit(pe.Notice(level="error", text=f"cannot decode {track.info.encoding} audio: {exc}"))
             return None
 
+    def _started(self, rtp_info: tuple[rc.RtpInfo, ...]) -> None:
+        """PLAY is answered. In the order that gets the first picture soonest: ask for a key
+        frame (its round trip to the encoder is the longest wait), then start loading PyAV and
+        numpy (phone/preload.py) and the video decoders, then make the RTP sessions; the key
+        frame takes 50-80 ms to come from a live encoder on loopback, and all that fits in it."""
+        self._ask_for_keyframes_on_join(rtp_info)
+        self._write()
+        preload.start()
+        self.loop.call_later(preload.GC_HOLD_AFTER_PLAY_S, preload.release_gc)  # audio-only streams
+        for track in self.tracks:
+            if track.kind == "video" and track.worker is None:
+                self._start_video(track)
+        for track in self.tracks:
+            self._open_rtp(track)
+
     # --- media ------------------------------------------------------------------------------------
     def _media(self, track: _Track, data: bytes, addr: tuple[str, int] | tuple[str, Any], rtcp: bool, now: float) -> None:
         if self._closing:
             return
-        for event in track.session.receive_datagram(data, addr, now, on_rtcp_port=rtcp):
+        from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived
+
+        session = self._open_rtp(track)
+        assert track.reorder is not None
+        for event in session.receive_datagram(data, addr, now, on_rtcp_port=rtcp):
             match event:
                 case RtpPacketReceived(packet=packet, now=arrived):
                     self.last_media = now
@@ -1025,6 +1061,8 @@ class _Session:
         self._arm()
 
     def _send_rtcp(self, track: _Track) -> None:
+        if track.session is None:
+            return
         for data, addr, _via_rtcp in track.session.datagrams_to_send():
             self._send_raw_rtcp(track, data, fallback=addr)
 
@@ -1071,7 +1109,7 @@ class _Session:
         if track.last_pli is not None and now - track.last_pli < PLI_INTERVAL_S:
             return
         track.last_pli = now
-        ours = track.session.ssrc
+        ours = track.our_ssrc
         # Compound RTCP (RFC 3550 §6.1, RFC 4585 §3.1): an empty RR first, then the PLI
         # (PSFB, PT 206, FMT 1, length 2: sender SSRC, media source SSRC).
         data = (
@@ -1168,9 +1206,9 @@ class _Session:
         if self.client is not None and (at := self.client.get_timer()) is not None:
             deadlines.append(at)
         for track in self.tracks:
-            if (at := track.session.get_timer()) is not None:
+            if track.session is not None and (at := track.session.get_timer()) is not None:
                 deadlines.append(at)
-            if (at := track.reorder.next_deadline()) is not None:
+            if track.reorder is not None and (at := track.reorder.next_deadline()) is not None:
                 deadlines.append(at)
         if self._next_stats is not None:
             deadlines.append(self._next_stats)
@@ -1189,10 +1227,10 @@ class _Session:
         if self.client is not None and (at := self.client.get_timer()) is not None and at <= now:
             events = self.client.handle_timer(now)
         for track in self.tracks:
-            if (at := track.session.get_timer()) is not None and at <= now:
+            if track.session is not None and (at := track.session.get_timer()) is not None and at <= now:
                 track.session.handle_timer(now)
                 self._send_rtcp(track)
-            if (at := track.reorder.next_deadline()) is not None and at <= now:
+            if track.reorder is not None and (at := track.reorder.next_deadline()) is not None and at <= now:
                 for packet, lost in track.reorder.poll(now):
                     self._depacketize(track, packet, lost)
         if self._next_stats is not None and now >= self._next_stats:

@@ -3,11 +3,43 @@ An empty string means "nothing to say" (events meant for --json only)."""
 
 from __future__ import annotations
 
-from softphone.phone import events as pe
-from softphone.phone.events import PhoneEvent
+from softphone.phone import player_events as ps
+from softphone.phone.player_events import PhoneEvent
 
 
 def describe(event: PhoneEvent) -> str:
+    line = _player_line(event)
+    return line if line is not None else _call_line(event)
+
+
+def _player_line(event: PhoneEvent) -> str | None:
+    match event:
+        case ps.Notice(level=level, text=text):
+            return f"{level}: {text}"
+        case ps.StreamDescribed(url=url, streams=streams):
+            listed = ", ".join(f"{s.media} {s.codec}" + ("" if s.supported else " (not played)") for s in streams)
+            return f"{url}: {listed}"
+        case ps.StreamPlaying(transport=t, range_end=end):
+            return f"playing over {t.upper()}" + (f" ({end:.0f} s of media)" if end else "")
+        case ps.StreamPaused():
+            return "paused"
+        case ps.FirstFrame(ms=ms, width=w, height=h, codec=codec):
+            return f"first picture after {ms:.0f} ms: {codec} {w}x{h}"
+        case ps.StreamReconnecting(attempt=n, delay_s=d, reason=r):
+            return f"{r}; reconnecting in {d:.0f} s (attempt {n})"
+        case ps.StreamFailed(reason=r):
+            return f"softphone: cannot play: {r}"
+        case ps.StreamSummary(video_frames=v, audio_frames=a, lost_packets=lost, reconnects=rc):
+            return f"played {v} video frames, {a * 20 / 1000:.1f} s of audio; {lost} packets lost, {rc} reconnects"
+        case ps.StreamStats():
+            return ""
+    return None
+
+
+def _call_line(event: PhoneEvent) -> str:
+    # The SIP events load only when one is shown: `softphone play` never makes their classes.
+    from softphone.phone import events as pe
+
     match event:
         case pe.Listening(transport=t, host=h, port=p, fallback=fb):
             return f"listening on {t} {h}:{p}" + (" (default port was taken)" if fb else "")
@@ -34,27 +66,8 @@ def describe(event: PhoneEvent) -> str:
             return f"call ended after {d:.1f} s: {r}" if a else f"call failed: {r}" + (f" (SIP {s})" if s else "")
         case pe.TransferProgressed(status=s, reason=r, final=f):
             return f"transfer: {s} {r}" + (" (final)" if f else "")
-        case pe.Notice(level=level, text=text):
-            return f"{level}: {text}"
         case pe.DtmfReceived(digit=digit, method=method):
             return f"DTMF {digit} received ({method})"
         case pe.CallStats():
             return ""  # --json only: too chatty for a person
-        case pe.StreamDescribed(url=url, streams=streams):
-            listed = ", ".join(f"{s.media} {s.codec}" + ("" if s.supported else " (not played)") for s in streams)
-            return f"{url}: {listed}"
-        case pe.StreamPlaying(transport=t, range_end=end):
-            return f"playing over {t.upper()}" + (f" ({end:.0f} s of media)" if end else "")
-        case pe.StreamPaused():
-            return "paused"
-        case pe.FirstFrame(ms=ms, width=w, height=h, codec=codec):
-            return f"first picture after {ms:.0f} ms: {codec} {w}x{h}"
-        case pe.StreamReconnecting(attempt=n, delay_s=d, reason=r):
-            return f"{r}; reconnecting in {d:.0f} s (attempt {n})"
-        case pe.StreamFailed(reason=r):
-            return f"softphone: cannot play: {r}"
-        case pe.StreamSummary(video_frames=v, audio_frames=a, lost_packets=lost, reconnects=rc):
-            return f"played {v} video frames, {a * 20 / 1000:.1f} s of audio; {lost} packets lost, {rc} reconnects"
-        case pe.StreamStats():
-            return ""
     return ""

@@ -364,11 +364,13 @@ class RtpSession:
         rtcp_interval_s: float = DEFAULT_RTCP_INTERVAL_S,
         ntp_offset_s: float = 0.0,
         now: float | None = None,
+        ssrc: int | None = None,
     ) -> None:
         self._rng = rng
         self.cname = cname
-        # RFC 3550 §5.1: SSRC, first sequence number and timestamp base are random.
-        self.ssrc: int = rng.getrandbits(32)
+        # RFC 3550 §5.1: SSRC, first sequence number and timestamp base are random (``ssrc``: one
+        # drawn already, by a caller that needed it before the session was made).
+        self.ssrc: int = rng.getrandbits(32) if ssrc is None else ssrc
         self._next_seq = rng.getrandbits(16)
         self._timestamp_base = rng.getrandbits(32)
         self._remote_rtp = remote_rtp

@@ -22,11 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
-from softphone.auth.basic import BasicChallenge, basic_authorization
-from softphone.auth.digest import Challenge, Credentials, DigestClient, parse_challenges
-from softphone.auth.errors import AuthError
 from softphone.rtsp.errors import LocalProtocolError, ParseError
 from softphone.rtsp.message import (
     NEED_DATA,
@@ -38,6 +35,9 @@ from softphone.rtsp.message import (
 )
 from softphone.rtsp.url import RtspUrl
 from softphone.sdp import SdpParseError, SessionDescription
+
+if TYPE_CHECKING:
+    from softphone.auth.digest import Challenge, DigestClient
 
 __all__ = [
     "DEFAULT_SESSION_TIMEOUT_S",
@@ -506,7 +506,8 @@ class RtspClient:
         if credentials is None and url.username is not None:
             credentials = (url.username, url.password or "")
         self._credentials = credentials
-        self._digest = DigestClient([Credentials(*credentials)] if credentials else [], rng=rng)
+        self._rng = rng
+        self._digest_client: DigestClient | None = None  # made with the first challenge
         self._auth = _Auth.NONE
         self._digest_realm: str | None = None
         self._connection = RtspConnection()
@@ -681,9 +682,21 @@ class RtspClient:
         self._log_wire("sent", data)
         self._out += data
 
+    @property
+    def _digest(self) -> DigestClient:
+        # The auth modules load with the first challenge: most cameras on a LAN never ask.
+        if self._digest_client is None:
+            from softphone.auth.digest import Credentials, DigestClient
+
+            creds = [Credentials(*self._credentials)] if self._credentials else []
+            self._digest_client = DigestClient(creds, rng=self._rng)
+        return self._digest_client
+
     def _authorization(self, request: RtspRequest, pending: _Pending) -> str | None:
         """Credentials for every request once the server asked (RFC 2326 §D, RFC 7616 §3.4)."""
         if self._auth is _Auth.BASIC and self._credentials is not None:
+            from softphone.auth.basic import basic_authorization
+
             return basic_authorization(*self._credentials)
         if self._auth is _Auth.DIGEST:
             values = self._digest.cached(method=request.method, uri=request.uri)
@@ -813,6 +826,8 @@ class RtspClient:
 
         if self._credentials is None:
             return failed("the server asks for credentials and none were given")
+        from softphone.auth.digest import parse_challenges
+
         values = _challenge_values(response)
         # RFC 8760 §2.4 / RFC 7616 §3.7: the strongest Digest algorithm offered; Basic last.
         challenges = sorted(
@@ -861,6 +876,8 @@ class RtspClient:
     def _refresh_nonce(self, response: RtspResponse) -> None:
         """A keep-alive was challenged (the nonce expired): later requests use the new nonce.
         The keep-alive itself is not repeated; the next one carries fresh credentials."""
+        from softphone.auth.digest import parse_challenges
+
         challenges = parse_challenges(_challenge_values(response))
         if self._auth is _Auth.DIGEST and challenges:
             best = max(challenges, key=lambda c: c.algorithm.strength)
@@ -1037,6 +1054,9 @@ def _challenge_values(response: RtspResponse) -> list[str]:
 
 
 def _basic_offered(values: Sequence[str]) -> bool:
+    from softphone.auth.basic import BasicChallenge
+    from softphone.auth.errors import AuthError
+
     for value in values:
         try:
             BasicChallenge.parse(value)

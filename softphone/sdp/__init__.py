@@ -5,18 +5,9 @@ Sans-IO and pure: text in, dataclasses out, and back.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from softphone.sdp.errors import SdpError, SdpParseError
-from softphone.sdp.negotiation import (
-    AUXILIARY_ENCODINGS,
-    CodecSpec,
-    LocalMedia,
-    NegotiatedCodec,
-    NegotiatedMedia,
-    apply_answer,
-    codec_matches,
-    create_answer,
-    create_offer,
-)
 from softphone.sdp.session import (
     STATIC_PAYLOAD_TYPES,
     Connection,
@@ -26,6 +17,35 @@ from softphone.sdp.session import (
     RtpMap,
     SessionDescription,
 )
+
+# Offer/answer is for SIP; RTSP only parses. It loads when first asked for (PEP 562), so that
+# `softphone play` does not make its classes on the way to PLAY.
+_NEGOTIATION = frozenset({
+    "AUXILIARY_ENCODINGS", "CodecSpec", "LocalMedia", "NegotiatedCodec", "NegotiatedMedia",
+    "apply_answer", "codec_matches", "create_answer", "create_offer",
+})
+
+if TYPE_CHECKING:
+    from softphone.sdp.negotiation import (
+        AUXILIARY_ENCODINGS,
+        CodecSpec,
+        LocalMedia,
+        NegotiatedCodec,
+        NegotiatedMedia,
+        apply_answer,
+        codec_matches,
+        create_answer,
+        create_offer,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NEGOTIATION:
+        from softphone.sdp import negotiation
+
+        return getattr(negotiation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AUXILIARY_ENCODINGS",

@@ -1,17 +1,23 @@
-"""The player's start-up: PyAV and numpy load on a thread while it connects (phone/preload.py),
-so nothing before the first picture may need them; audio that arrives before they are loaded is
-kept and decoded afterwards, not lost."""
+"""The player's start-up: on the way to PLAY only the handshake's modules load; PyAV and numpy load
+on a thread once PLAY is answered (phone/preload.py), the RTP modules with the first media, so
+nothing before the first picture may need them; audio that arrives before they are loaded is kept
+and decoded afterwards, not lost; the garbage collector is paused until the first picture."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_camera import FakeCamera
 
+from softphone.__main__ import main
 from softphone.cli import AudioLater
 from softphone.phone import preload
 from softphone.phone.audio import NullAudio
@@ -21,6 +27,34 @@ from softphone.rtsp import client as rc
 from softphone.rtsp.url import RtspUrl
 
 HEAVY = ("numpy", "av", "sounddevice", "softphone.media.video", "softphone.phone.audio")
+# Not needed to send PLAY: what decodes, the RTP session, digest auth (until a challenge), SDP
+# offer/answer, the SIP events and URIs, the TOML parser (no config file).
+NOT_BEFORE_PLAY = (*HEAVY, "softphone.rtp.session", "softphone.rtp.packet", "softphone.rtp.reorder",
+                   "softphone.auth.basic", "softphone.auth.digest", "softphone.sdp.negotiation",
+                   "softphone.phone.events", "softphone.sip.uri", "tomllib")
+
+# `softphone play` in a child that notes, when it sends PLAY and when it prints the first picture,
+# which of NOT_BEFORE_PLAY are loaded and whether the garbage collector runs.
+WATCH_PLAY = f"""
+import gc, json, socket, sys
+def note(label):
+    loaded = [m for m in {NOT_BEFORE_PLAY!r} if m in sys.modules]
+    sys.stderr.write(label + " " + json.dumps([loaded, gc.isenabled()]) + "\\n")
+send = socket.socket.send
+def watched_send(self, data, *args):
+    if data.startswith(b"PLAY "):
+        note("AT-PLAY")
+    return send(self, data, *args)
+socket.socket.send = watched_send
+write = sys.stdout.write
+def watched_write(text):
+    if '"first_frame"' in text:
+        note("AT-PICTURE")
+    return write(text)
+sys.stdout.write = watched_write
+from softphone.__main__ import main
+sys.exit(main())
+"""
 
 
 def test_the_play_path_imports_neither_pyav_nor_numpy() -> None:
@@ -33,6 +67,51 @@ def test_the_play_path_imports_neither_pyav_nor_numpy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2], check=True)
     assert json.loads(done.stdout) == []
+
+
+async def test_only_the_handshake_is_loaded_when_play_goes_out(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    async with FakeCamera(ssrc_in="setup") as camera:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WATCH_PLAY, "play", camera.url("/h264"), "--headless", "--json", "--no-audio",
+            "--duration", "4", "--transport", "tcp",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        out, err = await asyncio.wait_for(child.communicate(), 60)
+    notes = dict(line.split(" ", 1) for line in err.decode().splitlines() if line.startswith("AT-"))
+    events = [json.loads(line)["event"] for line in out.decode().splitlines()]
+    assert child.returncode == 0, err.decode()[-2000:]
+    assert "first_frame" in events and events[-1] == "summary"
+    loaded, collecting = json.loads(notes["AT-PLAY"])
+    assert loaded == [] and collecting is False
+    # ... and what decodes the picture did load after PLAY; the collector runs again with it
+    loaded, collecting = json.loads(notes["AT-PICTURE"])
+    assert {"av", "softphone.media.video", "softphone.rtp.session", "softphone.rtp.packet"} <= set(loaded)
+    assert collecting is True
+
+
+def test_the_collector_runs_again_when_play_ends_early() -> None:
+    assert gc.isenabled()
+    assert main(["play", "http://not-rtsp/", "--headless"]) == 2  # refused before it connects
+    assert gc.isenabled()
+
+
+def test_holding_the_collector_leaves_alone_a_collector_paused_by_someone_else() -> None:
+    assert gc.isenabled()
+    preload.hold_gc()
+    assert not gc.isenabled()
+    preload.release_gc()
+    assert gc.isenabled()
+    preload.release_gc()  # twice: nothing more
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        preload.hold_gc()
+        preload.release_gc()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_preload_imports_pyav_and_numpy_in_a_fresh_interpreter() -> None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from softphone.rtp.errors import RtpError
-from softphone.rtp.packet import RtpPacket
+
+if TYPE_CHECKING:  # the RTP packet module loads with the RTP session, after PLAY
+    from softphone.rtp.packet import RtpPacket
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

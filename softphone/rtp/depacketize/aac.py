@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from softphone.rtp.depacketize import AccessUnit, BitReader, UnsupportedCodec
-from softphone.rtp.packet import RtpPacket
+
+if TYPE_CHECKING:  # the RTP packet module loads with the RTP session, after PLAY
+    from softphone.rtp.packet import RtpPacket
 
 # ISO/IEC 14496-3 Table 1.18 samplingFrequencyIndex.
 SAMPLE_RATES: Final = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000,

@@ -11,9 +11,12 @@ The unit is the RTP payload as it is; an empty payload (a keep-alive some sender
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from softphone.rtp.depacketize import AccessUnit
-from softphone.rtp.packet import RtpPacket
+
+if TYPE_CHECKING:  # the RTP packet module loads with the RTP session, after PLAY
+    from softphone.rtp.packet import RtpPacket
 
 
 class PayloadDepacketizer:

@@ -33,10 +33,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from softphone.rtp.depacketize import AccessUnit, BitReader, UnsupportedCodec
-from softphone.rtp.packet import RtpPacket
+
+if TYPE_CHECKING:  # the RTP packet module loads with the RTP session, after PLAY
+    from softphone.rtp.packet import RtpPacket
 
 START_CODE: Final = b"\x00\x00\x00\x01"
 MAX_ACCESS_UNIT_BYTES: Final = 16 << 20  # a 4K intra frame is a few MB; more is junk

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from softphone.rtp.depacketize import AccessUnit
-from softphone.rtp.packet import RtpPacket
+
+if TYPE_CHECKING:  # the RTP packet module loads with the RTP session, after PLAY
+    from softphone.rtp.packet import RtpPacket
 
 MAIN_HEADER_SIZE: Final = 8
 RESTART_HEADER_SIZE: Final = 4
