@@ -75,6 +75,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """One SIP account ([[account]] in the config file)."""
+
     name: str
     uri: SipUri
     password: str | None = None
@@ -96,6 +98,8 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """Everything the config file says, with the defaults for what it leaves out."""
+
     accounts: tuple[Account, ...] = ()
     sip_port: int | None = None  # None: the default 5060, falling back to a free port when taken
     rtp_port_min: int = DEFAULT_RTP_PORTS[0]

@@ -18,10 +18,10 @@ Video is decoded in one worker thread per stream so the event loop (and the TUI 
 waits for a decoder; only the newest picture is converted to RGB and shown. Audio is decoded on
 the loop (cheap) and played through the audio engine when one is given.
 
-Nothing on the way to PLAY imports more than it needs: PyAV, numpy and the RTP modules load once
-PLAY is answered (PyAV and numpy on a thread, phone/preload.py), while the server prepares the
-first key frame we have just asked for; the video decoder opens on its worker's thread, and audio
-that arrives before they are loaded is kept and decoded afterwards. That took the first picture of
+Nothing on the way to PLAY imports more than it needs: PyAV and the RTP modules load once PLAY is
+answered (PyAV on a thread, phone/preload.py), while the server prepares the first key frame we
+have just asked for, and numpy after the first picture; the video decoder opens on its worker's
+thread, and audio that arrives before numpy and PyAV are loaded is kept and decoded afterwards. That took the first picture of
 ``softphone play`` from ~290 ms to ~XXX ms (``softphone bench rtsp-first-frame``).
 """
 
@@ -232,6 +232,8 @@ class _VideoWorker:
 # --- one track of a session --------------------------------------------------------------------------
 @dataclass(eq=False)
 class _Track:
+    """One played stream of a session: its depacketiser, RTP session, decoder and state."""
+
     info: rc.Track
     kind: Literal["video", "audio"]
     depack: Depacketizer
@@ -268,6 +270,8 @@ class _Connection(asyncio.Protocol):
 # --- the player ----------------------------------------------------------------------------------------
 @dataclass
 class PlayerCounters:
+    """What the player has played so far (the stats and summary events)."""
+
     video_frames: int = 0
     audio_samples: int = 0
     audio_rate: int = 48000
@@ -286,6 +290,8 @@ class PlayerCounters:
 
 @dataclass
 class PlayerOptions:
+    """How to play: transport, credentials, snapshot and recording files, TLS."""
+
     transport: TransportChoice = "auto"
     credentials: tuple[str, str] | None = None
     snapshot: Path | None = None
@@ -539,7 +545,10 @@ class Player:
         if c.first_frame_ms is None:
             c.first_frame_ms = round(self.elapsed_ms(), 1)
             self.emit(pe.FirstFrame(ms=c.first_frame_ms, width=picture.width, height=picture.height, codec=codec))
-            preload.release_gc()  # start-up is over (held by `softphone play`, __main__.py)
+            # Start-up is over (the collector was held by `softphone play`, __main__.py); after
+            # the event has gone out, which the front end's task does on the next loop pass.
+            asyncio.get_running_loop().call_soon(preload.release_gc)
+            preload.picture_shown()
         if self.options.snapshot is not None and not self._snapshot_done:
             from softphone.media.video import save_png  # loaded: the picture came from it
 
@@ -1018,12 +1027,13 @@ class _Session:
 
     def _started(self, rtp_info: tuple[rc.RtpInfo, ...]) -> None:
         """PLAY is answered. In the order that gets the first picture soonest: ask for a key
-        frame (its round trip to the encoder is the longest wait), then start loading PyAV and
-        numpy (phone/preload.py) and the video decoders, then make the RTP sessions; the key
-        frame takes 50-80 ms to come from a live encoder on loopback, and all that fits in it."""
+        frame (its round trip to the encoder is the longest wait), then start loading PyAV
+        (phone/preload.py; numpy and the audio modules follow the first picture) and the video
+        decoders, then make the RTP sessions; the key frame takes 50-80 ms to come from a live
+        encoder on loopback, and all that fits in it."""
         self._ask_for_keyframes_on_join(rtp_info)
         self._write()
-        preload.start()
+        preload.start(video=any(track.kind == "video" for track in self.tracks))
         self.loop.call_later(preload.GC_HOLD_AFTER_PLAY_S, preload.release_gc)  # audio-only streams
         for track in self.tracks:
             if track.kind == "video" and track.worker is None:
@@ -1109,7 +1119,7 @@ class _Session:
         if track.last_pli is not None and now - track.last_pli < PLI_INTERVAL_S:
             return
         track.last_pli = now
-        ours = track.our_ssrc
+        ours = track.session.ssrc if track.session is not None else track.our_ssrc
         # Compound RTCP (RFC 3550 §6.1, RFC 4585 §3.1): an empty RR first, then the PLI
         # (PSFB, PT 206, FMT 1, length 2: sender SSRC, media source SSRC).
         data = (

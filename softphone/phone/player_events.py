@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Literal
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhoneEvent:
+    """The base of every event the phone and the player publish; ``kind`` names it in JSON."""
+
     kind: ClassVar[str] = "event"
 
     def to_json(self) -> dict[str, Any]:
@@ -43,6 +45,8 @@ class StreamInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamDescribed(PhoneEvent):
+    """The RTSP presentation was described: its streams, and which of them play."""
+
     kind: ClassVar[str] = "described"
     url: str  # never carries credentials
     streams: tuple[StreamInfo, ...]
@@ -53,6 +57,8 @@ class StreamDescribed(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamPlaying(PhoneEvent):
+    """PLAY was answered; media flows over ``transport``."""
+
     kind: ClassVar[str] = "playing"
     transport: Literal["udp", "tcp"]  # the one in use, never "auto"
     range_start: float | None = None
@@ -61,11 +67,15 @@ class StreamPlaying(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamPaused(PhoneEvent):
+    """The stream is paused (PAUSE answered)."""
+
     kind: ClassVar[str] = "paused"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FirstFrame(PhoneEvent):
+    """The first picture was decoded, ``ms`` after the command started."""
+
     kind: ClassVar[str] = "first_frame"
     ms: float  # since the command started
     width: int
@@ -75,6 +85,8 @@ class FirstFrame(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamStats(PhoneEvent):
+    """Counters of a playing stream, once a second."""
+
     kind: ClassVar[str] = "stats"
     video_frames: int
     audio_frames: int  # 20 ms units of decoded audio
@@ -85,6 +97,8 @@ class StreamStats(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReconnecting(PhoneEvent):
+    """A session that played broke; the next try is in ``delay_s``."""
+
     kind: ClassVar[str] = "reconnecting"
     attempt: int
     delay_s: float
@@ -93,6 +107,8 @@ class StreamReconnecting(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamFailed(PhoneEvent):
+    """The player gave up: a refusal, or the command's limits."""
+
     kind: ClassVar[str] = "failed"
     reason: str
     status: int | None = None
@@ -100,6 +116,8 @@ class StreamFailed(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamSummary(PhoneEvent):
+    """The player ended: what it played, lost and wrote."""
+
     kind: ClassVar[str] = "summary"
     video_frames: int
     audio_frames: int

@@ -1,10 +1,15 @@
-"""Import PyAV and numpy on a thread while an RTSP player connects (phone/player.py).
+"""Start-up speed of ``softphone play``: PyAV and numpy load on a thread, and the garbage
+collector waits, until the first picture (phone/player.py).
 
-``softphone play`` needs neither before PLAY is answered, and after PLAY it waits for the first
-key frame (50-80 ms against a live encoder on loopback). Importing them costs about as much as
-that wait (PyAV ~35 ms, numpy ~50 ms, measured inside ``softphone play`` on the 2-core lab
-machine), so the player starts the import here when it opens the connection and the two overlap
-instead of adding up.
+``softphone play`` needs neither PyAV nor numpy to send PLAY, and after PLAY it waits for the
+first key frame (50-80 ms against a live encoder on loopback). So the player starts the import
+here when PLAY is answered, and it runs during that wait instead of before PLAY. It goes in two
+steps: PyAV (~35 ms on the 2-core lab machine), which the video decoder needs; then, once the
+first picture is out (or ``REST_AFTER_S`` later at the latest), numpy and the audio modules
+(~40 ms), which audio decoding and playback need. Importing numpy during the wait made the first
+picture ~5 ms later: it took the CPU from the decoder and from the server's encoder on the same
+two cores. Audio that arrives meanwhile is kept, not lost (phone/player.py). A stream without
+video imports everything at once.
 
 The decoders import what they need themselves, as usual: a module being imported here is simply
 waited for (Python's per-module import locks), so nothing depends on this having run, only the
@@ -17,8 +22,11 @@ millisecond instead of five.
 
 The cyclic garbage collector is paused for the same start-up (:func:`hold_gc`): the imports on the
 way to PLAY allocate enough to run it ~40 times, about 5 ms on the lab machine, and nothing they
-make is garbage. It runs again with the first picture, a second after PLAY, or when the command
-ends (:func:`release_gc`).
+make is garbage. It runs again after the first picture, a second after PLAY, or when the command
+ends (:func:`release_gc`). What start-up made is frozen first (``gc.freeze``): modules, classes
+and functions that live as long as the process, which the collector then never walks again;
+otherwise its first run after the pause would go through all of them at once, ~10 ms just when
+the pictures start.
 """
 
 from __future__ import annotations
@@ -32,19 +40,23 @@ from typing import Final
 
 logger = logging.getLogger(__name__)
 
-# In the order they are needed: the video decoder first, then what audio decoding and playback use.
-MODULES: Final = ("softphone.media.video", "numpy", "softphone.phone.audio", "softphone.phone.stream_audio")
+VIDEO_MODULES: Final = ("softphone.media.video",)  # the video decoder: PyAV
+REST_MODULES: Final = ("numpy", "softphone.phone.audio", "softphone.phone.stream_audio")  # audio
+MODULES: Final = VIDEO_MODULES + REST_MODULES
+REST_AFTER_S: Final = 0.5  # at the latest, after the video modules, when no picture comes
 SWITCH_INTERVAL_S: Final = 0.001
 GC_HOLD_AFTER_PLAY_S: Final = 1.0  # the collector runs again this long after PLAY at the latest
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()
+_picture_shown = threading.Event()
 _gc_held = False
 
 
-def start() -> None:
-    """Begin importing MODULES on a daemon thread (once per process)."""
+def start(*, video: bool = False) -> None:
+    """Begin importing MODULES on a daemon thread (once per process). With ``video``, the
+    modules after VIDEO_MODULES wait for :func:`picture_shown` (at most REST_AFTER_S)."""
     global _thread
     with _lock:
         if _thread is not None or _done.is_set():
@@ -52,8 +64,13 @@ def start() -> None:
         if all(name in sys.modules for name in MODULES):
             _done.set()  # loaded already (the TUI): nothing to do
             return
-        _thread = threading.Thread(target=_run, name="media-preload", daemon=True)
+        _thread = threading.Thread(target=_run, args=(video,), name="media-preload", daemon=True)
         _thread.start()
+
+
+def picture_shown() -> None:
+    """The first picture is out: what audio needs may load now."""
+    _picture_shown.set()
 
 
 def ready() -> bool:
@@ -67,11 +84,15 @@ def wait(timeout: float | None = None) -> bool:
     return _done.wait(timeout)
 
 
-def _run() -> None:
+def _run(video: bool) -> None:
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, SWITCH_INTERVAL_S))
     try:
         for name in MODULES:
+            if video and name == REST_MODULES[0]:
+                sys.setswitchinterval(previous)  # nothing else is importing while we wait
+                _picture_shown.wait(REST_AFTER_S)
+                sys.setswitchinterval(min(previous, SWITCH_INTERVAL_S))
             try:
                 importlib.import_module(name)
             except Exception:  # the real import, where it is used, raises and reports it
@@ -94,4 +115,5 @@ def release_gc() -> None:
     global _gc_held
     if _gc_held:
         _gc_held = False
+        gc.freeze()
         gc.enable()

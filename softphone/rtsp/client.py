@@ -219,6 +219,8 @@ class RtpInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Described(Event):
+    """DESCRIBE answered with an SDP (RFC 2326 §10.2): the RTP tracks, controls resolved."""
+
     sdp: SessionDescription
     base_url: RtspUrl
     tracks: tuple[Track, ...]
@@ -238,6 +240,8 @@ class TrackSetUp(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlayStarted(Event):
+    """PLAY answered (RFC 2326 §10.5): the range that will play, and RTP-Info per track."""
+
     range_start: float | None  # npt seconds (RFC 2326 §3.6); None for "now" or absent
     range_end: float | None
     rtp_info: tuple[RtpInfo, ...]
@@ -245,21 +249,25 @@ class PlayStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Paused(Event):
-    pass
+    """PAUSE answered (RFC 2326 §10.6)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TornDown(Event):
-    pass
+    """TEARDOWN answered (RFC 2326 §10.7): the session is over."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Redirected(Event):
+    """A 3xx answer (RFC 2326 §11.3): play ``location`` instead."""
+
     location: RtspUrl
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestFailed(Event):
+    """A request answered with an error status (RFC 2326 §7.1.1)."""
+
     method: str
     status: int
     reason: str
@@ -267,23 +275,31 @@ class RequestFailed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthenticationFailed(Event):
+    """401 after the credentials were tried, or none to try (RFC 2326 §D)."""
+
     method: str
     reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestTimedOut(Event):
+    """No answer within the request timeout."""
+
     method: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterleavedFrameReceived(Event):
+    """A ``$`` frame on a channel that was set up (RFC 2326 §10.12)."""
+
     channel: int
     data: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerRequestReceived(Event):
+    """A request from the server (RFC 2326 §10), already answered."""
+
     method: str
 
 

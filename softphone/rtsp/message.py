@@ -143,6 +143,8 @@ class Headers:
 
 @dataclass(slots=True, kw_only=True)
 class _Message:
+    """What requests and responses share: headers and a body (RFC 2326 §4)."""
+
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
     version: str = RTSP_VERSION

@@ -93,23 +93,35 @@ async def test_only_the_handshake_is_loaded_when_play_goes_out(tmp_path: Path) -
 
 def test_the_collector_runs_again_when_play_ends_early() -> None:
     assert gc.isenabled()
-    assert main(["play", "http://not-rtsp/", "--headless"]) == 2  # refused before it connects
+    try:
+        assert main(["play", "http://not-rtsp/", "--headless"]) == 2  # refused before it connects
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_the_collector_is_held_then_runs_again_without_walking_what_start_up_made() -> None:
     assert gc.isenabled()
+    try:
+        preload.hold_gc()
+        assert not gc.isenabled()
+        before = gc.get_freeze_count()
+        preload.release_gc()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > before  # start-up's objects: frozen, not collected all at once
+        preload.release_gc()  # twice: nothing more
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
 
 
 def test_holding_the_collector_leaves_alone_a_collector_paused_by_someone_else() -> None:
-    assert gc.isenabled()
-    preload.hold_gc()
-    assert not gc.isenabled()
-    preload.release_gc()
-    assert gc.isenabled()
-    preload.release_gc()  # twice: nothing more
-    assert gc.isenabled()
     gc.disable()
     try:
+        before = gc.get_freeze_count()
         preload.hold_gc()
         preload.release_gc()
-        assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_freeze_count() == before
     finally:
         gc.enable()
 
@@ -129,6 +141,26 @@ def test_preload_imports_pyav_and_numpy_in_a_fresh_interpreter() -> None:
     assert ok and ready
     assert set(loaded) == set(HEAVY) - {"sounddevice"}  # PortAudio is opened with a device, not here
     assert switch == pytest.approx(0.005)  # the default, given back once the import is done
+
+
+def test_with_video_numpy_waits_for_the_first_picture() -> None:
+    """PyAV first; numpy (what audio needs) only once the first picture is out."""
+    code = (
+        "import sys, json\n"
+        "from softphone.phone import preload\n"
+        "preload.REST_AFTER_S = 60.0\n"
+        "preload.start(video=True)\n"
+        "import softphone.media.video\n"  # returns once the thread's import of it is complete
+        "waiting = ['numpy' in sys.modules, preload.ready()]\n"
+        "preload.picture_shown()\n"
+        "ok = preload.wait(60)\n"
+        "print(json.dumps([waiting, ok, 'numpy' in sys.modules, 'softphone.phone.audio' in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
+                          cwd=Path(__file__).resolve().parents[2], check=True)
+    waiting, ok, numpy_loaded, audio_loaded = json.loads(done.stdout)
+    assert waiting == [False, False]
+    assert ok and numpy_loaded and audio_loaded
 
 
 @pytest.fixture
