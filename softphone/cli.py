@@ -241,8 +241,8 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
 
 class AudioLater:
     """An AudioProvider made when a stream first has audio to play. ``softphone play`` thus
-    connects without importing numpy and the audio stack (phone/preload.py loads them
-    meanwhile), and opens the sound device only for streams that have sound."""
+    connects without importing numpy and the audio stack (phone/preload.py loads them after the
+    first picture), and opens the sound device only for streams that have sound."""
 
     def __init__(self, make: Callable[[], AudioProvider]) -> None:
         self._make = make
