@@ -227,8 +227,10 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         finally:
             pane_audio.close()
     if not args.headless:
+        from softphone.phone import preload
         from softphone.tui.player_app import run_player_app
 
+        preload.release_gc()  # a long-running app: the collector runs as usual
         try:
             return run_player_app(player, duration_s=args.duration, stats_out=args.stats_out, video_mode=args.video)
         finally:

@@ -486,6 +486,7 @@ class Player:
                         break
         finally:
             self._session = None
+            preload.release_gc()  # start-up is over, however it ended
             if self._engine is not None and self._audio_provider is not None:
                 if self._audio_port is not None:
                     self._engine.detach(self._audio_port)

@@ -115,6 +115,18 @@ def test_the_collector_is_held_then_runs_again_without_walking_what_start_up_mad
         gc.unfreeze()
 
 
+async def test_the_collector_runs_again_when_the_player_ends_without_a_picture() -> None:
+    """A refused stream never shows a picture: the end of run() releases what start-up held."""
+    player = Player("rtsp://127.0.0.1:1/nothing-listens-here")
+    preload.hold_gc()
+    try:
+        assert await player.run(asyncio.Event(), duration_s=10.0) == 1
+        assert gc.isenabled()
+    finally:
+        preload.release_gc()
+        gc.unfreeze()
+
+
 def test_holding_the_collector_leaves_alone_a_collector_paused_by_someone_else() -> None:
     gc.disable()
     try:
