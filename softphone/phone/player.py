@@ -1122,7 +1122,7 @@ class _Session:
         if track.last_pli is not None and now - track.last_pli < PLI_INTERVAL_S:
             return
         track.last_pli = now
-        ours = track.session.ssrc if track.session is not None else track.our_ssrc
+        ours = track.our_ssrc  # the RTP session's too: it is given this one and keeps it
         # Compound RTCP (RFC 3550 §6.1, RFC 4585 §3.1): an empty RR first, then the PLI
         # (PSFB, PT 206, FMT 1, length 2: sender SSRC, media source SSRC).
         data = (
