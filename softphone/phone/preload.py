@@ -86,20 +86,26 @@ def wait(timeout: float | None = None) -> bool:
 
 def _run(video: bool) -> None:
     previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, SWITCH_INTERVAL_S))
+    fast = min(previous, SWITCH_INTERVAL_S)
     try:
-        for name in MODULES:
-            if video and name == REST_MODULES[0]:
-                sys.setswitchinterval(previous)  # nothing else is importing while we wait
-                _picture_shown.wait(REST_AFTER_S)
-                sys.setswitchinterval(min(previous, SWITCH_INTERVAL_S))
-            try:
-                importlib.import_module(name)
-            except Exception:  # the real import, where it is used, raises and reports it
-                logger.debug("preloading %s failed", name, exc_info=True)
+        sys.setswitchinterval(fast)
+        _import(VIDEO_MODULES)
+        if video:
+            sys.setswitchinterval(previous)  # nothing is being imported while we wait
+            _picture_shown.wait(REST_AFTER_S)
+            sys.setswitchinterval(fast)
+        _import(REST_MODULES)
     finally:
         sys.setswitchinterval(previous)
         _done.set()
+
+
+def _import(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the real import, where it is used, raises and reports it
+            logger.debug("preloading %s failed", name, exc_info=True)
 
 
 def hold_gc() -> None:
