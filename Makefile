@@ -63,11 +63,14 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 test-setup: peers $(VENV)/.installed $(VENV)/.test-installed
 
 test: test-setup
+	$(VENV)/bin/ruff check softphone tests
+	$(VENV)/bin/ruff format --check softphone tests
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:cacheprovider
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check softphone tests
+	$(VENV)/bin/ruff format --check softphone tests
 	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.test-installed

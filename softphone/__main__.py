@@ -39,56 +39,153 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'softphone COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"softphone {__version__}")
-    parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: the XDG config path)")
-    parser.add_argument("--log-file", type=Path, metavar="PATH", help="log file (default: the XDG state dir)")
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--config", type=Path, metavar="PATH", help="config file (default: the XDG config path)"
+    )
+    parser.add_argument(
+        "--log-file", type=Path, metavar="PATH", help="log file (default: the XDG state dir)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level; DEBUG includes every SIP message (passwords redacted)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def network_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--account", metavar="NAME", help="account to use (default: the first one)")
-        p.add_argument("--sip-port", type=_port, metavar="N", help="local SIP port (default 5060, or a free one when taken)")
-        p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="local address to listen on (default: all)")
-        p.add_argument("--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk")
+        p.add_argument(
+            "--sip-port",
+            type=_port,
+            metavar="N",
+            help="local SIP port (default 5060, or a free one when taken)",
+        )
+        p.add_argument(
+            "--bind",
+            default="0.0.0.0",
+            metavar="ADDR",
+            help="local address to listen on (default: all)",
+        )
+        p.add_argument(
+            "--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk"
+        )
         p.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
-        p.add_argument("--play", type=_wav_in, metavar="IN.wav", help="send this WAV as the microphone (then silence); no sound device is used")
-        p.add_argument("--record", type=Path, metavar="OUT.wav", help="record what you hear from the far end (mono WAV); no sound device is used")
-        p.add_argument("--no-audio", action="store_true", help="do not open a sound device: send silence, play nothing")
+        p.add_argument(
+            "--play",
+            type=_wav_in,
+            metavar="IN.wav",
+            help="send this WAV as the microphone (then silence); no sound device is used",
+        )
+        p.add_argument(
+            "--record",
+            type=Path,
+            metavar="OUT.wav",
+            help="record what you hear from the far end (mono WAV); no sound device is used",
+        )
+        p.add_argument(
+            "--no-audio",
+            action="store_true",
+            help="do not open a sound device: send silence, play nothing",
+        )
 
-    dial = sub.add_parser("dial", help="call a SIP URI, number or user", description="Call a SIP URI, a number or a user name.")
-    dial.add_argument("uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)")
+    dial = sub.add_parser(
+        "dial",
+        help="call a SIP URI, number or user",
+        description="Call a SIP URI, a number or a user name.",
+    )
+    dial.add_argument(
+        "uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)"
+    )
     network_options(dial)
-    dial.add_argument("--dtmf", type=_dtmf, metavar="DIGITS", help="send these DTMF digits once the call is established")
-    dial.add_argument("--tui", action="store_true", help="open the full-screen interface, already calling")
+    dial.add_argument(
+        "--dtmf",
+        type=_dtmf,
+        metavar="DIGITS",
+        help="send these DTMF digits once the call is established",
+    )
+    dial.add_argument(
+        "--tui", action="store_true", help="open the full-screen interface, already calling"
+    )
 
-    listen = sub.add_parser("listen", help="wait for incoming calls", description="Register (when the account has a registrar) and wait for calls.")
+    listen = sub.add_parser(
+        "listen",
+        help="wait for incoming calls",
+        description="Register (when the account has a registrar) and wait for calls.",
+    )
     network_options(listen)
     listen.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
     play = sub.add_parser(
-        "play", help="play an RTSP stream (IP camera, media server)",
+        "play",
+        help="play an RTSP stream (IP camera, media server)",
         description="Play an RTSP stream: video in the terminal, audio on the sound device.",
     )
-    play.add_argument("url", help="rtsp://[user:password@]host[:port]/path, rtsps://..., or a camera name from the config")
-    play.add_argument("--headless", action="store_true", help="no UI: decode, report, optionally save a snapshot or a recording")
-    play.add_argument("--viewer", action="store_true",
-                      help="the stand-alone full-screen viewer (pause, seek) instead of the phone's side pane; "
-                           "implied by --duration, --snapshot and --record")
-    play.add_argument("--duration", type=_seconds, metavar="S", help="stop S seconds after the command started")
-    play.add_argument("--transport", choices=["auto", "udp", "tcp"], default="auto",
-                      help="RTP over UDP or TCP interleaved; auto tries UDP and falls back to TCP (default)")
+    play.add_argument(
+        "url",
+        help="rtsp://[user:password@]host[:port]/path, rtsps://..., or a camera name from the config",
+    )
+    play.add_argument(
+        "--headless",
+        action="store_true",
+        help="no UI: decode, report, optionally save a snapshot or a recording",
+    )
+    play.add_argument(
+        "--viewer",
+        action="store_true",
+        help="the stand-alone full-screen viewer (pause, seek) instead of the phone's side pane; "
+        "implied by --duration, --snapshot and --record",
+    )
+    play.add_argument(
+        "--duration", type=_seconds, metavar="S", help="stop S seconds after the command started"
+    )
+    play.add_argument(
+        "--transport",
+        choices=["auto", "udp", "tcp"],
+        default="auto",
+        help="RTP over UDP or TCP interleaved; auto tries UDP and falls back to TCP (default)",
+    )
     play.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
-    play.add_argument("--snapshot", type=_png_out, metavar="FILE.png", help="save the first decoded picture as a PNG")
-    play.add_argument("--record", type=_mkv_out, metavar="FILE.mkv", help="save the stream as it arrives (no re-encoding) in a Matroska file")
-    play.add_argument("--no-audio", action="store_true", help="do not open a sound device (audio is still decoded and counted)")
-    play.add_argument("--ca-file", type=_file_in, metavar="PEM", help="trust this CA for rtsps:// (default: the system's)")
-    play.add_argument("--insecure", action="store_true", help="rtsps:// without checking the certificate (self-signed cameras)")
-    play.add_argument("--video", choices=["auto", "halfblock", "kitty", "sixel"], default="halfblock",
-                      help="how the viewer draws: half blocks (default, every terminal and tmux), kitty graphics,"
-                           " sixel, or auto from the terminal (half blocks inside tmux)")
-    play.add_argument("--stats-out", type=Path, help=argparse.SUPPRESS)  # the viewer's counters at exit, for `softphone bench`
-    sub.add_parser("devices", help="list sound devices", description="List the sound devices PortAudio sees.")
+    play.add_argument(
+        "--snapshot",
+        type=_png_out,
+        metavar="FILE.png",
+        help="save the first decoded picture as a PNG",
+    )
+    play.add_argument(
+        "--record",
+        type=_mkv_out,
+        metavar="FILE.mkv",
+        help="save the stream as it arrives (no re-encoding) in a Matroska file",
+    )
+    play.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="do not open a sound device (audio is still decoded and counted)",
+    )
+    play.add_argument(
+        "--ca-file",
+        type=_file_in,
+        metavar="PEM",
+        help="trust this CA for rtsps:// (default: the system's)",
+    )
+    play.add_argument(
+        "--insecure",
+        action="store_true",
+        help="rtsps:// without checking the certificate (self-signed cameras)",
+    )
+    play.add_argument(
+        "--video",
+        choices=["auto", "halfblock", "kitty", "sixel"],
+        default="halfblock",
+        help="how the viewer draws: half blocks (default, every terminal and tmux), kitty graphics,"
+        " sixel, or auto from the terminal (half blocks inside tmux)",
+    )
+    play.add_argument(
+        "--stats-out", type=Path, help=argparse.SUPPRESS
+    )  # the viewer's counters at exit, for `softphone bench`
+    sub.add_parser(
+        "devices", help="list sound devices", description="List the sound devices PortAudio sees."
+    )
     bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
@@ -111,7 +208,9 @@ def _file_in(text: str) -> Path:
 def _writable(text: str, suffixes: tuple[str, ...], what: str) -> Path:
     path = Path(text).expanduser()
     if path.suffix.lower() not in suffixes:
-        raise argparse.ArgumentTypeError(f"{text}: {what} needs a {' or '.join(suffixes)} file name")
+        raise argparse.ArgumentTypeError(
+            f"{text}: {what} needs a {' or '.join(suffixes)} file name"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: directory {parent} does not exist")
@@ -177,7 +276,9 @@ def setup_logging(path: Path | None, level: str) -> Path | None:
 class Reporter:
     """Prints events: JSON lines on stdout with --json, and a human line on stderr always."""
 
-    def __init__(self, *, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, *, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ) -> None:
         self.as_json = as_json
         self._out, self._err = out, err
 
@@ -206,7 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = time.monotonic()  # `play --duration` counts from here
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "bench" in argv and argv[: argv.index("bench")] == [a for a in argv[: argv.index("bench")] if a.startswith("-")]:
+    if "bench" in argv and argv[: argv.index("bench")] == [
+        a for a in argv[: argv.index("bench")] if a.startswith("-")
+    ]:
         from softphone.bench.cli import main as bench_main
 
         return bench_main(argv[argv.index("bench") + 1 :])
@@ -238,8 +341,12 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
 
         # No config file yet (and none named): the TUI opens the account editor first.
         first_run = args.config is None and config.path is not None and not config.path.exists()
-        return run_tui(config, config_path=config.path, first_run=first_run,
-                       dial=args.uri if args.command == "dial" else None)
+        return run_tui(
+            config,
+            config_path=config.path,
+            first_run=first_run,
+            dial=args.uri if args.command == "dial" else None,
+        )
     import asyncio
 
     if args.command == "play":
@@ -254,7 +361,10 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
 
     reporter = Reporter(as_json=args.json)
     if args.account is not None and not config.accounts:
-        print(f"softphone: no account named {args.account!r} (no accounts are configured)", file=sys.stderr)
+        print(
+            f"softphone: no account named {args.account!r} (no accounts are configured)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if config.accounts:
         # The command uses one account (default: the first) and registers only that one.
@@ -284,7 +394,9 @@ def _devices() -> int:
         print("No sound devices found (calls still work headless: --play/--record or --no-audio).")
         return EXIT_OK
     for d in devices:
-        marks = ("  default input" if d.is_default_input else "") + ("  default output" if d.is_default_output else "")
+        marks = ("  default input" if d.is_default_input else "") + (
+            "  default output" if d.is_default_output else ""
+        )
         print(
             f"{d.index:3d}  {d.name}  [{d.host_api}]  in {d.max_input_channels}, out {d.max_output_channels},"
             f" {d.default_samplerate:.0f} Hz{marks}"

@@ -54,7 +54,9 @@ async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe
     get = asyncio.ensure_future(phone.next_event())
     stopped = asyncio.ensure_future(stop.wait())
     try:
-        done, _ = await asyncio.wait({get, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {get, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         stopped.cancel()
         if not get.done():
@@ -76,7 +78,9 @@ async def _start(
         audio = NullAudio()
     from softphone.phone.phone import Phone, PhoneError  # not imported by `play`: faster start
 
-    phone = Phone(config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer, audio=audio)
+    phone = Phone(
+        config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer, audio=audio
+    )
     try:
         await phone.start()
     except PhoneError as exc:
@@ -125,7 +129,12 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                     continue
                 reporter.event(event)
                 if isinstance(event, pe.CallStateChanged) and event.call_id == call_id:
-                    if event.state == "established" and args.duration is not None and not hung_up and deadline is None:
+                    if (
+                        event.state == "established"
+                        and args.duration is not None
+                        and not hung_up
+                        and deadline is None
+                    ):
                         deadline = loop.time() + args.duration
                     if event.state == "established" and args.dtmf and not dtmf_sent:
                         dtmf_sent = True
@@ -137,7 +146,10 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                 if isinstance(event, pe.CallEnded) and event.call_id == call_id:
                     if event.answered:
                         return EXIT_OK
-                    reporter.say(f"softphone: call failed: {event.reason}" + (f" (SIP {event.status})" if event.status else ""))
+                    reporter.say(
+                        f"softphone: call failed: {event.reason}"
+                        + (f" (SIP {event.status})" if event.status else "")
+                    )
                     return EXIT_FAILED
         finally:
             await phone.stop()
@@ -170,12 +182,16 @@ def resolve_stream(config: Config, text: str) -> tuple[str, tuple[str, str] | No
     """A URL, or the name of a ``[[camera]]`` in the config (with its credentials)."""
     for camera in config.cameras:
         if camera.name == text:
-            creds = (camera.username, camera.password or "") if camera.username is not None else None
+            creds = (
+                (camera.username, camera.password or "") if camera.username is not None else None
+            )
             return camera.url, creds
     return text, None
 
 
-def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, started_at: float) -> int:
+def run_play(
+    config: Config, args: argparse.Namespace, reporter: Reporter, *, started_at: float
+) -> int:
     """``softphone play URL``: the viewer app, or ``--headless`` without a UI."""
     from softphone.phone.player import Player, PlayerOptions
     from softphone.rtsp.errors import RtspError
@@ -189,6 +205,7 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         ca_file=args.ca_file,
         insecure=args.insecure,
     )
+
     def stream_audio() -> AudioProvider:
         from softphone.phone import player_events as pe
         from softphone.phone.audio import DeviceAudio, NullAudio
@@ -196,8 +213,11 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         if args.no_audio:
             return NullAudio()
         return DeviceAudio(
-            config.input_device, config.output_device,
-            on_problem=lambda text: reporter.event(pe.Notice(level="warning", text=f"{text} (the stream plays silently)")),
+            config.input_device,
+            config.output_device,
+            on_problem=lambda text: reporter.event(
+                pe.Notice(level="warning", text=f"{text} (the stream plays silently)")
+            ),
         )
 
     audio = AudioLater(stream_audio)
@@ -208,7 +228,9 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
         hint = f" (cameras in the config: {names})" if names else ""
         reporter.say(f"softphone: {args.url!r} is not an RTSP URL: {exc}{hint}")
         return EXIT_USAGE
-    viewer = args.viewer or args.duration is not None or args.snapshot or args.record or args.stats_out
+    viewer = (
+        args.viewer or args.duration is not None or args.snapshot or args.record or args.stats_out
+    )
     if not args.headless and not viewer:
         # The phone's TUI with the stream in its side pane (calls work beside it).
         from softphone.phone import preload
@@ -219,11 +241,20 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
 
         pane_audio: AudioProvider = NullAudio()
         if not args.no_audio:  # problems go to the log: printed, they would land over the screen
-            pane_audio = DeviceAudio(config.input_device, config.output_device,
-                                     on_problem=lambda text: logger.warning("stream audio: %s", text))
+            pane_audio = DeviceAudio(
+                config.input_device,
+                config.output_device,
+                on_problem=lambda text: logger.warning("stream audio: %s", text),
+            )
         try:
-            return run_tui(config, config_path=config.path, play=args.url,
-                           player_factory=lambda text: _side_pane_player(config, text, options, started_at, pane_audio))
+            return run_tui(
+                config,
+                config_path=config.path,
+                play=args.url,
+                player_factory=lambda text: _side_pane_player(
+                    config, text, options, started_at, pane_audio
+                ),
+            )
         finally:
             pane_audio.close()
     if not args.headless:
@@ -232,7 +263,9 @@ def run_play(config: Config, args: argparse.Namespace, reporter: Reporter, *, st
 
         preload.release_gc()  # a long-running app: the collector runs as usual
         try:
-            return run_player_app(player, duration_s=args.duration, stats_out=args.stats_out, video_mode=args.video)
+            return run_player_app(
+                player, duration_s=args.duration, stats_out=args.stats_out, video_mode=args.video
+            )
         finally:
             audio.close()
     try:
@@ -280,8 +313,13 @@ def _side_pane_player(
     from softphone.phone.player import Player
 
     url, creds = resolve_stream(config, text)
-    return Player(url, config=config, options=replace(options, credentials=creds or options.credentials),
-                  audio=audio, started_at=started_at)
+    return Player(
+        url,
+        config=config,
+        options=replace(options, credentials=creds or options.credentials),
+        audio=audio,
+        started_at=started_at,
+    )
 
 
 async def _play_headless(player: object, args: argparse.Namespace, reporter: Reporter) -> int:
@@ -301,4 +339,3 @@ async def _play_headless(player: object, args: argparse.Namespace, reporter: Rep
             while (event := player.next_event_nowait()) is not None:
                 reporter.event(event)
             return task.result()
-

@@ -146,12 +146,35 @@ def default_data_dir() -> Path:
 
 
 _ACCOUNT_KEYS: Final = frozenset(
-    {"name", "uri", "password", "username", "display_name", "registrar", "proxy", "transport",
-     "tls_ca_file", "expires"}
+    {
+        "name",
+        "uri",
+        "password",
+        "username",
+        "display_name",
+        "registrar",
+        "proxy",
+        "transport",
+        "tls_ca_file",
+        "expires",
+    }
 )
-_GLOBAL_KEYS: Final = frozenset({"account", "sip_port", "rtp_port_min", "rtp_port_max", "user_agent",
-                                 "do_not_disturb", "codecs", "input_device", "output_device",
-                                 "ring_device", "recordings_dir", "camera"})
+_GLOBAL_KEYS: Final = frozenset(
+    {
+        "account",
+        "sip_port",
+        "rtp_port_min",
+        "rtp_port_max",
+        "user_agent",
+        "do_not_disturb",
+        "codecs",
+        "input_device",
+        "output_device",
+        "ring_device",
+        "recordings_dir",
+        "camera",
+    }
+)
 _CAMERA_KEYS: Final = frozenset({"name", "url", "username", "password"})
 
 
@@ -195,7 +218,9 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     rtp_min = _port(data.get("rtp_port_min", DEFAULT_RTP_PORTS[0]), f"{where}: rtp_port_min")
     rtp_max = _port(data.get("rtp_port_max", DEFAULT_RTP_PORTS[1]), f"{where}: rtp_port_max")
     if rtp_max <= rtp_min:
-        raise ConfigError(f"{where}: rtp_port_max ({rtp_max}) must be above rtp_port_min ({rtp_min})")
+        raise ConfigError(
+            f"{where}: rtp_port_max ({rtp_max}) must be above rtp_port_min ({rtp_min})"
+        )
     user_agent = data.get("user_agent", "softphone")
     if not isinstance(user_agent, str):
         raise ConfigError(f"{where}: user_agent must be a string")
@@ -203,7 +228,10 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     if not isinstance(dnd, bool):
         raise ConfigError(f"{where}: do_not_disturb must be true or false")
     codecs = _codecs(data.get("codecs", list(DEFAULT_CODECS)), f"{where}: codecs")
-    devices = {key: _device(data.get(key), f"{where}: {key}") for key in ("input_device", "output_device", "ring_device")}
+    devices = {
+        key: _device(data.get(key), f"{where}: {key}")
+        for key in ("input_device", "output_device", "ring_device")
+    }
     recordings_dir = data.get("recordings_dir")
     if recordings_dir is not None:
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
@@ -282,7 +310,7 @@ def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | N
             raise ConfigError(f"{label} is required")
         return None
     if not isinstance(value, str):
-        raise ConfigError(f"{label} must be a string like \"sip:host:port\"")
+        raise ConfigError(f'{label} must be a string like "sip:host:port"')
     text = value.strip()
     if not text.lower().startswith(("sip:", "sips:")):
         text = "sip:" + text
@@ -304,12 +332,16 @@ def _port(value: object, label: str, *, allow_zero: bool = False) -> int:
 
 def _codecs(value: object, label: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
-        raise ConfigError(f"{label} must be a non-empty list of codec names, e.g. {list(DEFAULT_CODECS)}")
+        raise ConfigError(
+            f"{label} must be a non-empty list of codec names, e.g. {list(DEFAULT_CODECS)}"
+        )
     out: list[str] = []
     for name in value:
         known = KNOWN_CODECS.get(name.lower())
         if known is None:
-            raise ConfigError(f"{label}: unknown codec {name!r} (known: {', '.join(DEFAULT_CODECS)})")
+            raise ConfigError(
+                f"{label}: unknown codec {name!r} (known: {', '.join(DEFAULT_CODECS)})"
+            )
         if known not in out:
             out.append(known)
     return tuple(out)
@@ -318,7 +350,11 @@ def _codecs(value: object, label: str) -> tuple[str, ...]:
 def _device(value: object, label: str) -> DeviceSpec:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, int) and value < 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, str))
+        or (isinstance(value, int) and value < 0)
+    ):
         raise ConfigError(f"{label} must be a device index or part of a device name, not {value!r}")
     if isinstance(value, str) and not value.strip():
         raise ConfigError(f"{label} must not be empty (leave it out for the default device)")
@@ -347,7 +383,9 @@ def _cameras(raw: Any, where: str) -> tuple[Camera, ...]:
             raise ConfigError(f"{label} ({name!r}): 'url' must be an rtsp:// or rtsps:// URL")
         if any(c.name == name for c in cameras):
             raise ConfigError(f"{where}: camera names must be unique (repeated: {name})")
-        cameras.append(Camera(name=name, url=url, username=values["username"], password=values["password"]))
+        cameras.append(
+            Camera(name=name, url=url, username=values["username"], password=values["password"])
+        )
     return tuple(cameras)
 
 
@@ -388,8 +426,16 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         out["account"] = accounts
     if config.cameras:
         out["camera"] = [
-            {k: v for k, v in (("name", c.name), ("url", c.url), ("username", c.username),
-                               ("password", c.password)) if v is not None}
+            {
+                k: v
+                for k, v in (
+                    ("name", c.name),
+                    ("url", c.url),
+                    ("username", c.username),
+                    ("password", c.password),
+                )
+                if v is not None
+            }
             for c in config.cameras
         ]
     return out

@@ -18,10 +18,19 @@ HOST = "127.0.0.1"
 class FakeCamera:
     """Answers RTSP like a camera would; ``udp`` = "silent" accepts UDP SETUPs and sends nothing."""
 
-    def __init__(self, *, udp: str = "silent", busy: int = 0, ssrc_in: str | None = None, media_after_pli: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        udp: str = "silent",
+        busy: int = 0,
+        ssrc_in: str | None = None,
+        media_after_pli: bool = False,
+    ) -> None:
         self.udp = udp
         self.busy = busy  # answer this many DESCRIBEs 503, as a booting camera does
-        self.ssrc_in = ssrc_in  # "setup" (Transport ssrc=) or "rtp-info": where the camera tells its SSRC
+        self.ssrc_in = (
+            ssrc_in  # "setup" (Transport ssrc=) or "rtp-info": where the camera tells its SSRC
+        )
         self.media_after_pli = media_after_pli  # send nothing until asked for a key frame
         self.pli_seen = asyncio.Event()
         self.requests: list[str] = []
@@ -52,9 +61,7 @@ class FakeCamera:
             media = "m=video 0 RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\na=control:trackID=1\r\n"
         else:
             media = f"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n{self.fmtp}\r\na=control:trackID=1\r\n"
-        return (
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n" + media
-        ).encode()
+        return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n" + media).encode()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -75,23 +82,33 @@ class FakeCamera:
                 head = first + await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode().split("\r\n")
                 method, uri, _ = lines[0].split(" ")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
                 path = "/" + uri.split("/", 3)[3] if uri.count("/") >= 3 else "/"
                 self.requests.append(f"{method} {path} {headers.get('transport', '')}")
                 cseq = headers["cseq"]
                 if path.startswith("/old"):
-                    writer.write(f"RTSP/1.0 302 Moved\r\nCSeq: {cseq}\r\nLocation: {self.url('/cam')}\r\n\r\n".encode())
+                    writer.write(
+                        f"RTSP/1.0 302 Moved\r\nCSeq: {cseq}\r\nLocation: {self.url('/cam')}\r\n\r\n".encode()
+                    )
                 elif method == "OPTIONS":
-                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode())
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode()
+                    )
                 elif method == "DESCRIBE" and self.busy > 0:
                     self.busy -= 1
-                    writer.write(f"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\n\r\n".encode())
+                    writer.write(
+                        f"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\n\r\n".encode()
+                    )
                 elif method == "DESCRIBE":
                     body = self.sdp(path)
                     base = f"{HOST}:{self.port}{path}/"  # quirk: a Content-Base without its scheme
                     writer.write(
                         f"RTSP/1.0 200 OK\r\nCSeq: {cseq}  \r\nContent-Base: {base}\r\n"
-                        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                        + body
                     )
                 elif method == "SETUP":
                     transport = headers.get("transport", "")
@@ -102,16 +119,26 @@ class FakeCamera:
                     else:
                         client = transport.split("client_port=")[1].split(";")[0]
                         reply = f"RTP/AVP;unicast;client_port={client};server_port=40000-40001"
-                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD;timeout=60\r\nTransport: {reply}\r\n\r\n".encode())
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD;timeout=60\r\nTransport: {reply}\r\n\r\n".encode()
+                    )
                 elif method == "PLAY":
                     tcp = any("TCP" in r for r in self.requests if r.startswith("SETUP"))
                     if tcp:
                         # quirks: an RTCP SR before the PLAY answer, and data on channel 7 never set up
-                        sr = bytes.fromhex("80c80006" "11223344" "e8d4a51000000000" "00000000" "00000000" "00000000")
+                        sr = bytes.fromhex(
+                            "80c8000611223344e8d4a51000000000000000000000000000000000"
+                        )
                         writer.write(b"$\x01" + struct.pack("!H", len(sr)) + sr)
                         writer.write(b"$\x07\x00\x04abcd")
-                    info = f"url=trackID=1;seq=0;ssrc={SSRC:08X}" if self.ssrc_in == "rtp-info" else "url=trackID=1;seq=0;"
-                    writer.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\nRTP-Info: {info}\r\n\r\n".encode())
+                    info = (
+                        f"url=trackID=1;seq=0;ssrc={SSRC:08X}"
+                        if self.ssrc_in == "rtp-info"
+                        else "url=trackID=1;seq=0;"
+                    )
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\nRTP-Info: {info}\r\n\r\n".encode()
+                    )
                     if tcp and sender is None:
                         sender = asyncio.ensure_future(self._send_media(writer))
                 elif method == "TEARDOWN":
@@ -139,7 +166,14 @@ class FakeCamera:
         for n in range(600):
             # start one picture after a key frame, as a camera joined mid-GOP does
             for packet in (p for p in self.packets if p.timestamp == frames[(n + 1) % len(frames)]):
-                out = RtpPacket(payload_type=96, sequence=seq % 65536, timestamp=ts % 2**32, ssrc=SSRC, marker=packet.marker, payload=packet.payload)
+                out = RtpPacket(
+                    payload_type=96,
+                    sequence=seq % 65536,
+                    timestamp=ts % 2**32,
+                    ssrc=SSRC,
+                    marker=packet.marker,
+                    payload=packet.payload,
+                )
                 data = bytes(out)
                 writer.write(b"$\x00" + struct.pack("!H", len(data)) + data)
                 seq += 1

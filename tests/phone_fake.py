@@ -43,19 +43,41 @@ from softphone.sip.uri import SipUri
 
 # Reason phrases the far end usually sends (RFC 3261 §21); the real phone shows explain(status, phrase).
 REASON_PHRASES: dict[int, str] = {
-    200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
-    480: "Temporarily Unavailable", 486: "Busy Here", 487: "Request Terminated",
-    488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable",
+    200: "OK",
+    202: "Accepted",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    480: "Temporarily Unavailable",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    500: "Server Internal Error",
+    503: "Service Unavailable",
     603: "Decline",
 }
 
 # What a fresh call's audio statistics look like (the keys of softphone.phone.media.MediaStats).
 DEFAULT_STATS: dict[str, object] = {
-    "codec": "opus", "packets_sent": 0, "packets_received": 0, "packets_lost": 0,
-    "loss_percent": 0.0, "fraction_lost": 0.0, "jitter_ms": 0.0, "rtt_ms": None,
-    "remote_loss_percent": None, "remote_jitter_ms": None, "jitter_buffer_ms": 0.0,
-    "target_delay_ms": 0.0, "concealed_ms": 0.0, "stretched_ms": 0.0, "late_packets": 0,
-    "mos": 4.41, "r_factor": 93.2, "mic_dbfs": None, "speaker_dbfs": None,
+    "codec": "opus",
+    "packets_sent": 0,
+    "packets_received": 0,
+    "packets_lost": 0,
+    "loss_percent": 0.0,
+    "fraction_lost": 0.0,
+    "jitter_ms": 0.0,
+    "rtt_ms": None,
+    "remote_loss_percent": None,
+    "remote_jitter_ms": None,
+    "jitter_buffer_ms": 0.0,
+    "target_delay_ms": 0.0,
+    "concealed_ms": 0.0,
+    "stretched_ms": 0.0,
+    "late_packets": 0,
+    "mos": 4.41,
+    "r_factor": 93.2,
+    "mic_dbfs": None,
+    "speaker_dbfs": None,
 }
 
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -219,14 +241,25 @@ class FakePhone(EventReader):
     ) -> str:
         """A call for us: IncomingCall (waiting when a call is up), then ringing. Returns its id."""
         info = FakeCall(
-            call_id=self._new_id(), account=account or self._account_name(None),
-            direction="incoming", remote=remote, state="ringing", started_at=self.now,
+            call_id=self._new_id(),
+            account=account or self._account_name(None),
+            direction="incoming",
+            remote=remote,
+            state="ringing",
+            started_at=self.now,
             display_name=display_name,
         )
         waiting = any(c.state in ("established", "held") for c in self._calls.values())
         self._calls[info.call_id] = info
-        self.emit(pe.IncomingCall(call_id=info.call_id, account=info.account, remote=remote,
-                                  display_name=display_name, waiting=waiting))
+        self.emit(
+            pe.IncomingCall(
+                call_id=info.call_id,
+                account=info.account,
+                remote=remote,
+                display_name=display_name,
+                waiting=waiting,
+            )
+        )
         self._publish_state(info)
         return info.call_id
 
@@ -247,22 +280,41 @@ class FakePhone(EventReader):
         info.remote_hold = on
         self._update_hold(info)
 
-    def remote_dtmf(self, call_id: str, digit: str, *, method: Literal["rtp", "info"] = "rtp",
-                    duration_ms: int = 100) -> None:
-        self.emit(pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms))
+    def remote_dtmf(
+        self,
+        call_id: str,
+        digit: str,
+        *,
+        method: Literal["rtp", "info"] = "rtp",
+        duration_ms: int = 100,
+    ) -> None:
+        self.emit(
+            pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms)
+        )
 
     def register(self, account: str, expires: int | None = None) -> None:
         self.registered[account] = True
         seconds = self.expires if expires is None else expires
-        self._set_registration(account, "registered", expires_at=self.wall_clock + self.now + seconds)
+        self._set_registration(
+            account, "registered", expires_at=self.wall_clock + self.now + seconds
+        )
         self.emit(pe.Registered(account=account, expires=seconds))
 
-    def fail_registration(self, account: str, status: int = 403, reason: str | None = None,
-                          retry_in_s: float | None = None) -> None:
+    def fail_registration(
+        self,
+        account: str,
+        status: int = 403,
+        reason: str | None = None,
+        retry_in_s: float | None = None,
+    ) -> None:
         self.registered[account] = False
         text = status_reason(status, reason)
         self._set_registration(account, "failed", reason=text, retry_in_s=retry_in_s)
-        self.emit(pe.RegistrationFailed(account=account, status=status, reason=text, retry_in_s=retry_in_s))
+        self.emit(
+            pe.RegistrationFailed(
+                account=account, status=status, reason=text, retry_in_s=retry_in_s
+            )
+        )
 
     def unregister(self, account: str) -> None:
         self.registered[account] = False
@@ -316,7 +368,9 @@ class FakePhone(EventReader):
 
     @property
     def registrations(self) -> Mapping[str, Registration]:
-        return {name: self._registrations[name] for name in self.aors if name in self._registrations}
+        return {
+            name: self._registrations[name] for name in self.aors if name in self._registrations
+        }
 
     # ------------------------------------------------------------------ PhoneApi: events
 
@@ -343,16 +397,24 @@ class FakePhone(EventReader):
             uri = normalize_target(target, self.aors[name])
         except TargetError as exc:
             raise PhoneError(str(exc)) from None
-        info = FakeCall(call_id=self._new_id(), account=name, direction="outgoing",
-                        remote=str(uri), state="calling", started_at=self.now)
+        info = FakeCall(
+            call_id=self._new_id(),
+            account=name,
+            direction="outgoing",
+            remote=str(uri),
+            state="calling",
+            started_at=self.now,
+        )
         self._calls[info.call_id] = info
         self._publish_state(info)
         outcome = self._dial_outcomes.popleft() if self._dial_outcomes else DialOutcome()
         self._schedule(f"{info.call_id} rings", lambda: self._ring(info))
         if outcome.status is not None:
             status, reason = outcome.status, outcome.reason
-            self._schedule(f"{info.call_id} fails {status}",
-                           lambda: self._finish(info, status, status_reason(status, reason)))
+            self._schedule(
+                f"{info.call_id} fails {status}",
+                lambda: self._finish(info, status, status_reason(status, reason)),
+            )
         elif outcome.answer:
             self._schedule(f"{info.call_id} answered", lambda: self._establish(info))
         return info.call_id
@@ -496,7 +558,11 @@ class FakePhone(EventReader):
         aor = self.aors[account]
         transport = aor.transport or "udp"
         self._registrations[account] = Registration(
-            account=account, aor=str(aor), transport=transport, state=state, **fields  # type: ignore[arg-type]
+            account=account,
+            aor=str(aor),
+            transport=transport,
+            state=state,
+            **fields,  # type: ignore[arg-type]
         )
 
     def _account_name(self, name: str | None) -> str:
@@ -513,8 +579,11 @@ class FakePhone(EventReader):
             raise PhoneError(f"no call {call_id}") from None
 
     def _publish_state(self, info: FakeCall) -> None:
-        self.emit(pe.CallStateChanged(call_id=info.call_id, state=info.state,
-                                      direction=info.direction, remote=info.remote))
+        self.emit(
+            pe.CallStateChanged(
+                call_id=info.call_id, state=info.state, direction=info.direction, remote=info.remote
+            )
+        )
 
     def _set_state(self, info: FakeCall, state: pe.CallStateName) -> None:
         if info.state != state:
@@ -536,12 +605,19 @@ class FakePhone(EventReader):
         answered = info.established_at is not None
         self._set_state(info, "ended")
         info.recording = False
-        self.emit(pe.CallEnded(
-            call_id=info.call_id, status=status, reason=reason,
-            duration_s=round(self.now - info.established_at, 3) if info.established_at is not None else 0.0,
-            answered=answered, stats=dict(info.stats) if answered else None,
-            recording=str(info.recording_path) if info.recording_path else None,
-        ))
+        self.emit(
+            pe.CallEnded(
+                call_id=info.call_id,
+                status=status,
+                reason=reason,
+                duration_s=round(self.now - info.established_at, 3)
+                if info.established_at is not None
+                else 0.0,
+                answered=answered,
+                stats=dict(info.stats) if answered else None,
+                recording=str(info.recording_path) if info.recording_path else None,
+            )
+        )
 
     def _reoffer(self, call_id: str, *, hold: bool) -> None:
         self._require_started()
@@ -568,6 +644,8 @@ class FakePhone(EventReader):
     def _transfer_progressed(self, info: FakeCall, status: int, reason: str, final: bool) -> None:
         if info.state == "ended":
             return
-        self.emit(pe.TransferProgressed(call_id=info.call_id, status=status, reason=reason, final=final))
+        self.emit(
+            pe.TransferProgressed(call_id=info.call_id, status=status, reason=reason, final=final)
+        )
         if final and 200 <= status < 300:
             self._finish(info, 200, "OK")  # blind transfer done: we leave (RFC 5589 §6)

@@ -13,11 +13,23 @@ from softphone.phone.phone import Phone
 from softphone.transport.resolver import StubBackend
 
 
-async def started(config: Config | None = None, *, audio: AudioProvider | None = None,
-                  auto_answer: bool = False, seed: str = "") -> Phone:
+async def started(
+    config: Config | None = None,
+    *,
+    audio: AudioProvider | None = None,
+    auto_answer: bool = False,
+    seed: str = "",
+) -> Phone:
     """A started Phone, peer-to-peer (no registrar), silent unless ``audio`` says otherwise."""
-    phone = Phone(config or Config(), bind_host="127.0.0.1", sip_port=0, rng=random.Random(seed),
-                  dns=StubBackend(), auto_answer=auto_answer, audio=audio or NullAudio())
+    phone = Phone(
+        config or Config(),
+        bind_host="127.0.0.1",
+        sip_port=0,
+        rng=random.Random(seed),
+        dns=StubBackend(),
+        auto_answer=auto_answer,
+        audio=audio or NullAudio(),
+    )
     await phone.start()
     return phone
 
@@ -29,7 +41,9 @@ def port_of(phone: Phone) -> int:
     return next(e.port for e in events if isinstance(e, pe.Listening) and e.transport == "udp")
 
 
-async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = 10.0) -> pe.PhoneEvent:
+async def expect(
+    phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = 10.0
+) -> pe.PhoneEvent:
     """The first event matching ``predicate`` (others are passed over), within ``timeout_s``."""
     async with asyncio.timeout(timeout_s):
         while True:

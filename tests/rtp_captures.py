@@ -46,7 +46,9 @@ def load_capture(name: str) -> Capture:
     return Capture(encoding, rate, fmtp, fmtp_line, packets)
 
 
-def decode_video(codec: str, units: Sequence[AccessUnit], extradata: bytes | None = None) -> list[av.VideoFrame]:
+def decode_video(
+    codec: str, units: Sequence[AccessUnit], extradata: bytes | None = None
+) -> list[av.VideoFrame]:
     """Decode depacketised access units with FFmpeg (tests only): proof the output is a valid stream."""
     ctx = av.CodecContext.create(codec, "r")
     if extradata:

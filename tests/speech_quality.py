@@ -82,8 +82,14 @@ class Score:
     seconds: float
 
 
-def score(reference_path: Path, recording_path: Path, *, mode: str, seconds: float = 8.0,
-          skip_s: float = 0.5) -> Score:
+def score(
+    reference_path: Path,
+    recording_path: Path,
+    *,
+    mode: str,
+    seconds: float = 8.0,
+    skip_s: float = 0.5,
+) -> Score:
     """P.862 (mode "wb" at 16 kHz, "nb" at 8 kHz) of ``seconds`` of the recording, aligned."""
     from pesq import pesq
 

@@ -68,8 +68,14 @@ def softphone(log_file: Path, *args: str) -> list[str]:
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """One-shot command; subprocess.run kills the child (by its pid) when the timeout expires."""
     return subprocess.run(
-        argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, check=False,
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
 
 
@@ -90,8 +96,13 @@ class Background:
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.events: list[Event] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -125,7 +136,9 @@ class Background:
         self.events.append(event)
         return event
 
-    def wait_for(self, matches: Callable[[Event], bool], timeout_s: float = WAIT_TIMEOUT_S) -> Event:
+    def wait_for(
+        self, matches: Callable[[Event], bool], timeout_s: float = WAIT_TIMEOUT_S
+    ) -> Event:
         """The first event (seen before or arriving within the deadline) that ``matches``."""
         for event in self.events:
             if matches(event):
@@ -187,8 +200,17 @@ def listening_on(transport: str) -> Callable[[Event], bool]:
 def auto_answer_listener(tmp_path: Path, port: int, *extra: str) -> Iterator[Background]:
     """``listen --auto-answer`` with no config (peer-to-peer: sip:softphone@127.0.0.1), ready."""
     argv = softphone(
-        tmp_path / "listen.log", "listen", "--auto-answer", "--json", "--bind", HOST,
-        "--sip-port", str(port), "--duration", LISTEN_DURATION_S, *extra,
+        tmp_path / "listen.log",
+        "listen",
+        "--auto-answer",
+        "--json",
+        "--bind",
+        HOST,
+        "--sip-port",
+        str(port),
+        "--duration",
+        LISTEN_DURATION_S,
+        *extra,
     )
     with background(argv, make_env(tmp_path / "listener"), tmp_path) as listener:
         for transport in ("udp", "tcp"):
@@ -215,12 +237,22 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     ("command", "mentions", "absent"),
     [
         ([], ["dial", "listen", "--config", "--log-file", "--log-level", "--version"], []),
-        (["dial"], ["uri", "--account", "--sip-port", "--bind", "--duration", "--json"], ["--auto-answer"]),
-        (["listen"], ["--account", "--sip-port", "--bind", "--duration", "--json", "--auto-answer"], []),
+        (
+            ["dial"],
+            ["uri", "--account", "--sip-port", "--bind", "--duration", "--json"],
+            ["--auto-answer"],
+        ),
+        (
+            ["listen"],
+            ["--account", "--sip-port", "--bind", "--duration", "--json", "--auto-answer"],
+            [],
+        ),
     ],
     ids=["top", "dial", "listen"],
 )
-def test_help_lists_the_options(tmp_path: Path, command: list[str], mentions: list[str], absent: list[str]) -> None:
+def test_help_lists_the_options(
+    tmp_path: Path, command: list[str], mentions: list[str], absent: list[str]
+) -> None:
     result = run(softphone(tmp_path / "h.log", *command, "--help"), make_env(tmp_path), tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: softphone")
@@ -262,8 +294,17 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, case: str, command: str) -> 
     target = ["sip:softphone@127.0.0.1:9"] if command == "dial" else []
     # --duration 1 first: if a bad input were accepted, the command would still end soon.
     argv = softphone(
-        tmp_path / "bad.log", *global_args, command, *target, "--bind", HOST,
-        "--sip-port", str(port), "--duration", "1", *extra,
+        tmp_path / "bad.log",
+        *global_args,
+        command,
+        *target,
+        "--bind",
+        HOST,
+        "--sip-port",
+        str(port),
+        "--duration",
+        "1",
+        *extra,
     )
     result = run(argv, make_env(tmp_path), tmp_path)
     assert result.returncode == 2, result.stderr
@@ -278,8 +319,17 @@ def test_unknown_account_without_a_config_is_a_usage_error(tmp_path: Path, comma
     (port,) = free_ports(1)
     target = ["sip:softphone@127.0.0.1:9"] if command == "dial" else []
     argv = softphone(
-        tmp_path / "bad.log", command, *target, "--bind", HOST, "--sip-port", str(port),
-        "--duration", "1", "--account", "nosuch",
+        tmp_path / "bad.log",
+        command,
+        *target,
+        "--bind",
+        HOST,
+        "--sip-port",
+        str(port),
+        "--duration",
+        "1",
+        "--account",
+        "nosuch",
     )
     result = run(argv, make_env(tmp_path), tmp_path)
     assert "Traceback" not in result.stderr
@@ -289,8 +339,19 @@ def test_unknown_account_without_a_config_is_a_usage_error(tmp_path: Path, comma
 
 def test_bad_dtmf_digits_are_a_usage_error(tmp_path: Path) -> None:
     (port,) = free_ports(1)
-    argv = softphone(tmp_path / "bad.log", "dial", "sip:softphone@127.0.0.1:9", "--bind", HOST,
-                     "--sip-port", str(port), "--duration", "1", "--dtmf", "12x")
+    argv = softphone(
+        tmp_path / "bad.log",
+        "dial",
+        "sip:softphone@127.0.0.1:9",
+        "--bind",
+        HOST,
+        "--sip-port",
+        str(port),
+        "--duration",
+        "1",
+        "--dtmf",
+        "12x",
+    )
     result = run(argv, make_env(tmp_path), tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "DTMF digits are 0-9" in result.stderr
@@ -300,7 +361,9 @@ def test_devices_lists_or_says_there_are_none(tmp_path: Path) -> None:
     result = run(softphone(tmp_path / "d.log", "devices"), make_env(tmp_path), tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr
     # This machine has no sound card (CI neither): the command says so instead of failing.
-    assert "No sound devices found" in result.stdout or re.search(r"^\s*\d+\s+\S", result.stdout, re.M)
+    assert "No sound devices found" in result.stdout or re.search(
+        r"^\s*\d+\s+\S", result.stdout, re.M
+    )
 
 
 # ---------------------------------------------------------------------------------- 3. a real call
@@ -310,9 +373,20 @@ def test_dial_calls_a_listener_talks_and_hangs_up(tmp_path: Path) -> None:
     env = make_env(tmp_path / "dialer")
     with auto_answer_listener(tmp_path, listen_port) as listener:
         result = run(
-            softphone(tmp_path / "dial.log", "dial", uri, "--json", "--bind", HOST,
-                      "--sip-port", str(dial_port), "--duration", "1"),
-            env, tmp_path,
+            softphone(
+                tmp_path / "dial.log",
+                "dial",
+                uri,
+                "--json",
+                "--bind",
+                HOST,
+                "--sip-port",
+                str(dial_port),
+                "--duration",
+                "1",
+            ),
+            env,
+            tmp_path,
         )
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
@@ -321,7 +395,8 @@ def test_dial_calls_a_listener_talks_and_hangs_up(tmp_path: Path) -> None:
 
         listening = of_kind(events, "listening")
         assert {(e["transport"], e["host"], e["port"]) for e in listening} == {
-            ("udp", HOST, dial_port), ("tcp", HOST, dial_port)
+            ("udp", HOST, dial_port),
+            ("tcp", HOST, dial_port),
         }
         states = of_kind(events, "call_state")
         assert [e["state"] for e in states] == ["calling", "ringing", "established", "ended"]
@@ -357,12 +432,30 @@ def test_dial_plays_records_and_sends_dtmf_to_a_listener(tmp_path: Path) -> None
     listen_port, dial_port = free_ports(2)
     heard_by_listener = tmp_path / "listener-heard.wav"
     heard_by_dialer = tmp_path / "dialer-heard.wav"
-    with auto_answer_listener(tmp_path, listen_port, "--play", str(SPEECH), "--record", str(heard_by_listener)) as listener:
+    with auto_answer_listener(
+        tmp_path, listen_port, "--play", str(SPEECH), "--record", str(heard_by_listener)
+    ) as listener:
         result = run(
-            softphone(tmp_path / "dial.log", "dial", f"sip:softphone@127.0.0.1:{listen_port}", "--json",
-                      "--bind", HOST, "--sip-port", str(dial_port), "--duration", "2",
-                      "--play", str(SPEECH), "--record", str(heard_by_dialer), "--dtmf", "4#"),
-            make_env(tmp_path / "dialer"), tmp_path,
+            softphone(
+                tmp_path / "dial.log",
+                "dial",
+                f"sip:softphone@127.0.0.1:{listen_port}",
+                "--json",
+                "--bind",
+                HOST,
+                "--sip-port",
+                str(dial_port),
+                "--duration",
+                "2",
+                "--play",
+                str(SPEECH),
+                "--record",
+                str(heard_by_dialer),
+                "--dtmf",
+                "4#",
+            ),
+            make_env(tmp_path / "dialer"),
+            tmp_path,
         )
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
@@ -378,7 +471,13 @@ def test_dial_plays_records_and_sends_dtmf_to_a_listener(tmp_path: Path) -> None
             assert w.getnchannels() == 1 and w.getframerate() >= 16000
             assert w.getnframes() >= 1.5 * w.getframerate(), path
             samples = w.readframes(w.getnframes())
-        assert max(abs(int.from_bytes(samples[i : i + 2], "little", signed=True)) for i in range(0, len(samples), 2)) > 1000
+        assert (
+            max(
+                abs(int.from_bytes(samples[i : i + 2], "little", signed=True))
+                for i in range(0, len(samples), 2)
+            )
+            > 1000
+        )
 
 
 # ---------------------------------------------------------------------------------- 4. failing call
@@ -386,9 +485,20 @@ def test_dial_to_an_unknown_user_fails_with_404(tmp_path: Path) -> None:
     listen_port, dial_port = free_ports(2)
     with auto_answer_listener(tmp_path, listen_port) as listener:
         result = run(
-            softphone(tmp_path / "dial.log", "dial", f"sip:nobody@127.0.0.1:{listen_port}", "--json",
-                      "--bind", HOST, "--sip-port", str(dial_port), "--duration", "1"),
-            make_env(tmp_path / "dialer"), tmp_path,
+            softphone(
+                tmp_path / "dial.log",
+                "dial",
+                f"sip:nobody@127.0.0.1:{listen_port}",
+                "--json",
+                "--bind",
+                HOST,
+                "--sip-port",
+                str(dial_port),
+                "--duration",
+                "1",
+            ),
+            make_env(tmp_path / "dialer"),
+            tmp_path,
         )
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
@@ -409,14 +519,22 @@ def test_dial_to_an_unknown_user_fails_with_404(tmp_path: Path) -> None:
 def test_ctrl_c_during_a_call_hangs_up(tmp_path: Path) -> None:
     listen_port, dial_port = free_ports(2)
     argv = softphone(
-        tmp_path / "dial.log", "dial", f"sip:softphone@127.0.0.1:{listen_port}", "--json",
-        "--bind", HOST, "--sip-port", str(dial_port),  # no --duration: talks until Ctrl-C
+        tmp_path / "dial.log",
+        "dial",
+        f"sip:softphone@127.0.0.1:{listen_port}",
+        "--json",
+        "--bind",
+        HOST,
+        "--sip-port",
+        str(dial_port),  # no --duration: talks until Ctrl-C
     )
     with (
         auto_answer_listener(tmp_path, listen_port) as listener,
         background(argv, make_env(tmp_path / "dialer"), tmp_path) as dial,
     ):
-        established = dial.wait_for(lambda e: e["event"] == "call_state" and e["state"] == "established")
+        established = dial.wait_for(
+            lambda e: e["event"] == "call_state" and e["state"] == "established"
+        )
         dial.interrupt()
         code = dial.finish()
         assert "Traceback" not in dial.stderr
@@ -468,10 +586,22 @@ def test_dial_calls_from_the_configured_account(
         )
     with auto_answer_listener(tmp_path, listen_port) as listener:
         result = run(
-            softphone(tmp_path / "dial.log", *global_args, "dial", f"sip:softphone@127.0.0.1:{listen_port}",
-                      "--json", "--bind", HOST, "--sip-port", str(dial_port), "--duration", "1",
-                      *account_args),
-            env, tmp_path,
+            softphone(
+                tmp_path / "dial.log",
+                *global_args,
+                "dial",
+                f"sip:softphone@127.0.0.1:{listen_port}",
+                "--json",
+                "--bind",
+                HOST,
+                "--sip-port",
+                str(dial_port),
+                "--duration",
+                "1",
+                *account_args,
+            ),
+            env,
+            tmp_path,
         )
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr

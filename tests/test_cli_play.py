@@ -16,16 +16,38 @@ RUN_TIMEOUT_S = 20.0
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = make_env(tmp_path)
     return subprocess.run(
-        [sys.executable, "-m", "softphone", "--log-file", str(tmp_path / "play.log"), "play", *args],
-        env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, check=False,
+        [
+            sys.executable,
+            "-m",
+            "softphone",
+            "--log-file",
+            str(tmp_path / "play.log"),
+            "play",
+            *args,
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
 
 
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run(tmp_path, "--help")
     assert result.returncode == 0
-    for option in ("--headless", "--duration", "--transport", "--json", "--snapshot", "--record", "--no-audio", "--insecure"):
+    for option in (
+        "--headless",
+        "--duration",
+        "--transport",
+        "--json",
+        "--snapshot",
+        "--record",
+        "--no-audio",
+        "--insecure",
+    ):
         assert option in result.stdout, option
 
 
@@ -41,7 +63,16 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
         (["rtsp://127.0.0.1:9/x", "--duration", "0"], "positive"),
         (["rtsp://127.0.0.1:9/x", "--ca-file", "/nonexistent.pem"], "no such file"),
     ],
-    ids=["http-url", "empty-host", "snapshot-suffix", "snapshot-dir", "record-suffix", "transport", "duration", "ca-file"],
+    ids=[
+        "http-url",
+        "empty-host",
+        "snapshot-suffix",
+        "snapshot-dir",
+        "record-suffix",
+        "transport",
+        "duration",
+        "ca-file",
+    ],
 )
 def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str], says: str) -> None:
     result = run(tmp_path, *args, "--headless")
@@ -54,7 +85,9 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str], says: str) 
 def test_a_name_that_is_no_camera_lists_the_configured_ones(tmp_path: Path) -> None:
     config = tmp_path / "xdg_config_home" / "softphone" / "config.toml"
     config.parent.mkdir(parents=True)
-    config.write_text('[[camera]]\nname = "door"\nurl = "rtsp://127.0.0.1:9/door"\n', encoding="utf-8")
+    config.write_text(
+        '[[camera]]\nname = "door"\nurl = "rtsp://127.0.0.1:9/door"\n', encoding="utf-8"
+    )
     result = run(tmp_path, "garage", "--headless")
     assert result.returncode == 2, result.stderr
     assert "'garage' is not an RTSP URL" in result.stderr and "door" in result.stderr

@@ -58,10 +58,16 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
     [
         ("[[account]]\nname='a'\n", "account 'a': uri is required"),
         ("[[account]]\nuri='sip:a@b'\n", "'name' is required"),
-        ("[[account]]\nname='a'\nuri='sip:a@b'\ntransport='sctp'\n", "transport must be one of udp, tcp, tls"),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\ntransport='sctp'\n",
+            "transport must be one of udp, tcp, tls",
+        ),
         ("[[account]]\nname='a'\nuri='sip:b'\n", "needs a user part"),
         ("[[account]]\nname='a'\nuri='sip:a@b'\ncolour='red'\n", "unknown key(s) colour"),
-        ("[[account]]\nname='a'\nuri='sip:a@b'\n[[account]]\nname='a'\nuri='sip:c@d'\n", "must be unique"),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\n[[account]]\nname='a'\nuri='sip:c@d'\n",
+            "must be unique",
+        ),
         ("sip_port = 70000\n", "sip_port must be a port number"),
         ("rtp_port_min = 20000\nrtp_port_max = 10000\n", "must be above rtp_port_min"),
         ("[[account]\n", "invalid TOML"),
@@ -81,7 +87,9 @@ def test_mistakes_name_the_file_and_key(tmp_path: Path, text: str, message: str)
     assert message in str(info.value) and str(path) in str(info.value)
 
 
-def test_missing_explicit_file_is_an_error_but_missing_default_is_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_explicit_file_is_an_error_but_missing_default_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
@@ -115,8 +123,11 @@ def test_a_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_audio_keys_load_normalise_and_round_trip(tmp_path: Path) -> None:
-    path = write(tmp_path, "codecs = ['pcmu', 'OPUS', 'PCMU']\ninput_device = 'USB'\noutput_device = 3\n"
-                           "recordings_dir = '~/calls'\n")
+    path = write(
+        tmp_path,
+        "codecs = ['pcmu', 'OPUS', 'PCMU']\ninput_device = 'USB'\noutput_device = 3\n"
+        "recordings_dir = '~/calls'\n",
+    )
     config = load_config(path)
     assert config.codecs == ("PCMU", "opus")  # canonical spelling, first mention wins
     assert config.input_device == "USB" and config.output_device == 3 and config.ring_device is None
@@ -124,10 +135,18 @@ def test_audio_keys_load_normalise_and_round_trip(tmp_path: Path) -> None:
     save_config(config, path)
     again = load_config(path)
     assert (again.codecs, again.input_device, again.output_device, again.recordings_dir) == (
-        config.codecs, config.input_device, config.output_device, config.recordings_dir)
+        config.codecs,
+        config.input_device,
+        config.output_device,
+        config.recordings_dir,
+    )
 
 
 def test_audio_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.codecs == ("opus", "G722", "PCMU", "PCMA")
-    assert config.input_device is None and config.output_device is None and config.recordings_dir is None
+    assert (
+        config.input_device is None
+        and config.output_device is None
+        and config.recordings_dir is None
+    )

@@ -40,7 +40,9 @@ def test_core_imports_stay_sans_io(module: str) -> None:
         f"bad = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "", f"importing {module} pulled in {out.stdout.strip()}"
 
 
@@ -50,5 +52,7 @@ def test_cli_help_does_not_import_the_world() -> None:
         "import sys\nfrom softphone.__main__ import build_parser\nbuild_parser()\n"
         f"print(','.join(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == ""

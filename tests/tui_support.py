@@ -14,7 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 
-async def until(pilot: Pilot[Any], cond: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> None:
+async def until(
+    pilot: Pilot[Any], cond: Callable[[], object], timeout_s: float = 5.0, what: str = ""
+) -> None:
     """Let the app run until ``cond()`` is true; fail with ``what`` after ``timeout_s``."""
     try:
         async with asyncio.timeout(timeout_s):

@@ -1,9 +1,9 @@
 """Authentication errors, shared by the SIP and RTSP cores.
 
-    AuthError
-    ├── ParseError      a challenge or credentials header value that is not well formed
-    └── NoCredentials   we cannot answer: no credentials fit the challenged realm, or no
-                        supported qop
+AuthError
+├── ParseError      a challenge or credentials header value that is not well formed
+└── NoCredentials   we cannot answer: no credentials fit the challenged realm, or no
+                    supported qop
 """
 
 from __future__ import annotations

@@ -42,12 +42,26 @@ def add_commands(subparsers: Any) -> None:
     _common(cpu)
 
     latency = subparsers.add_parser("latency", help="mouth-to-ear delay on loopback, per codec")
-    latency.add_argument("--clicks", type=_positive_int, default=30, metavar="N",
-                         help="clicks per codec (default 30)")
-    latency.add_argument("--interval-ms", type=_interval, default=400, metavar="MS",
-                         help="time between clicks (default 400)")
-    latency.add_argument("--codec", action="append", choices=["opus", "G722", "PCMU", "PCMA"],
-                         help="codec to measure (repeatable; default opus, G722, PCMU)")
+    latency.add_argument(
+        "--clicks",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="clicks per codec (default 30)",
+    )
+    latency.add_argument(
+        "--interval-ms",
+        type=_interval,
+        default=400,
+        metavar="MS",
+        help="time between clicks (default 400)",
+    )
+    latency.add_argument(
+        "--codec",
+        action="append",
+        choices=["opus", "G722", "PCMU", "PCMA"],
+        help="codec to measure (repeatable; default opus, G722, PCMU)",
+    )
     latency.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     device = subparsers.add_parser("device", help="xruns of the device path on JACK's dummy driver")
@@ -57,18 +71,32 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _seconds(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=_positive_float, default=60.0, metavar="S",
-                   help="seconds of established call (default 60)")
+    p.add_argument(
+        "--seconds",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds of established call (default 60)",
+    )
 
 
 def _speech(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--speech", type=Path, default=DEFAULT_SPEECH, metavar="REF.wav",
-                   help=f"speech both sides send, looped (default {DEFAULT_SPEECH})")
+    p.add_argument(
+        "--speech",
+        type=Path,
+        default=DEFAULT_SPEECH,
+        metavar="REF.wav",
+        help=f"speech both sides send, looped (default {DEFAULT_SPEECH})",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, metavar="DIR",
-                   help="keep configs and peer logs here (default: a temporary directory)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep configs and peer logs here (default: a temporary directory)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -95,7 +123,9 @@ def _positive_int(text: str) -> int:
 def _interval(text: str) -> int:
     value = _positive_int(text)
     if value < 150:
-        raise argparse.ArgumentTypeError("at least 150 ms, so that one click is heard before the next")
+        raise argparse.ArgumentTypeError(
+            "at least 150 ms, so that one click is heard before the next"
+        )
     return value
 
 
@@ -118,7 +148,10 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         if args.command == "latency":
             return _latency(args, stream)
         if not args.speech.is_file():
-            print(f"softphone bench: {args.speech}: no such file (give --speech REF.wav)", file=sys.stderr)
+            print(
+                f"softphone bench: {args.speech}: no such file (give --speech REF.wav)",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         if args.command == "cpu":
             return _cpu(args, stream)
@@ -153,11 +186,17 @@ def _latency(args: argparse.Namespace, out: TextIO) -> int:
     codecs = tuple(args.codec) if args.codec else CODECS
 
     async def all_codecs() -> list[Any]:
-        return [await measure_latency(c, clicks=args.clicks, interval_s=args.interval_ms / 1000)
-                for c in codecs]
+        return [
+            await measure_latency(c, clicks=args.clicks, interval_s=args.interval_ms / 1000)
+            for c in codecs
+        ]
 
     results = asyncio.run(all_codecs())
-    payload = {"benchmark": "latency", "budget_ms": BUDGET_MS, "results": [r.to_json() for r in results]}
+    payload = {
+        "benchmark": "latency",
+        "budget_ms": BUDGET_MS,
+        "results": [r.to_json() for r in results],
+    }
     _emit(args, out, payload, latency_table(results))
     return EXIT_OK if all(r.within_budget for r in results) else EXIT_TARGET_MISSED
 

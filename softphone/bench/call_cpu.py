@@ -84,9 +84,14 @@ class CpuReport:
             "benchmark": "cpu",
             "codec": "opus",
             "calls": [
-                {**asdict(c), "seconds": round(c.seconds, 3), "caller_cpu_s": round(c.caller_cpu_s, 3),
-                 "callee_cpu_s": round(c.callee_cpu_s, 3), "caller_percent": round(c.caller_percent, 2),
-                 "callee_percent": round(c.callee_percent, 2)}
+                {
+                    **asdict(c),
+                    "seconds": round(c.seconds, 3),
+                    "caller_cpu_s": round(c.caller_cpu_s, 3),
+                    "callee_cpu_s": round(c.callee_cpu_s, 3),
+                    "caller_percent": round(c.caller_percent, 2),
+                    "callee_percent": round(c.callee_percent, 2),
+                }
                 for c in (self.softphone_call, self.baresip_call)
             ],
             "softphone_packets_sent": self.softphone_packets_sent,
@@ -101,10 +106,14 @@ class CpuReport:
             f"{'call':24s} {'process':18s} {'CPU s':>7s} {'% of 1 core':>11s}",
         ]
         for call in (self.softphone_call, self.baresip_call):
-            rows.append(f"{call.label:24s} {call.caller + ' (caller)':18s} "
-                        f"{call.caller_cpu_s:7.2f} {call.caller_percent:11.2f}")
-            rows.append(f"{'':24s} {call.callee + ' (callee)':18s} "
-                        f"{call.callee_cpu_s:7.2f} {call.callee_percent:11.2f}")
+            rows.append(
+                f"{call.label:24s} {call.caller + ' (caller)':18s} "
+                f"{call.caller_cpu_s:7.2f} {call.caller_percent:11.2f}"
+            )
+            rows.append(
+                f"{'':24s} {call.callee + ' (callee)':18s} "
+                f"{call.callee_cpu_s:7.2f} {call.callee_percent:11.2f}"
+            )
         rows += [
             f"over {self.softphone_call.seconds:.1f} s of established call each (Opus 20 ms, both ways); "
             f"softphone sent {self.softphone_packets_sent} / received "
@@ -127,18 +136,33 @@ def softphone_to_baresip(workdir: Path, speech: Path, seconds: float) -> tuple[C
     phone = SoftphoneDial(workdir / "softphone", bob.uri, play=speech, codecs=("opus",))
     with stopping(bob, phone):
         phone.start()
-        phone.wait_event(lambda e: e.get("event") == "call_state" and e.get("state") == "established",
-                         ESTABLISH_TIMEOUT_S, "established call")
+        phone.wait_event(
+            lambda e: e.get("event") == "call_state" and e.get("state") == "established",
+            ESTABLISH_TIMEOUT_S,
+            "established call",
+        )
         bob.ctrl.wait_event("CALL_ESTABLISHED", ESTABLISH_TIMEOUT_S)
         start_sp, start_bob, t0 = cpu_seconds(phone.pid), cpu_seconds(bob.pid), time.monotonic()
 
         _talk(seconds, lambda t: phone.find_event(lambda e: e.get("event") == "call_ended", t))
-        end_sp, end_bob, elapsed = cpu_seconds(phone.pid), cpu_seconds(bob.pid), time.monotonic() - t0
+        end_sp, end_bob, elapsed = (
+            cpu_seconds(phone.pid),
+            cpu_seconds(bob.pid),
+            time.monotonic() - t0,
+        )
         bob.ctrl.command("hangup")
-        last = phone.wait_event(lambda e: e.get("event") == "call_ended", HANGUP_TIMEOUT_S, "call_ended")
+        last = phone.wait_event(
+            lambda e: e.get("event") == "call_ended", HANGUP_TIMEOUT_S, "call_ended"
+        )
     stats = last.get("stats") or {}
-    cpu = CallCpu(label="softphone -> baresip", caller="softphone", callee="baresip",
-                  seconds=elapsed, caller_cpu_s=end_sp - start_sp, callee_cpu_s=end_bob - start_bob)
+    cpu = CallCpu(
+        label="softphone -> baresip",
+        caller="softphone",
+        callee="baresip",
+        seconds=elapsed,
+        caller_cpu_s=end_sp - start_sp,
+        callee_cpu_s=end_bob - start_bob,
+    )
     return cpu, int(stats.get("packets_sent", 0)), int(stats.get("packets_received", 0))
 
 
@@ -155,8 +179,14 @@ def baresip_to_baresip(workdir: Path, speech: Path, seconds: float) -> CallCpu:
         end_a, end_b, elapsed = cpu_seconds(alice.pid), cpu_seconds(bob.pid), time.monotonic() - t0
         alice.ctrl.command("hangup")
         bob.ctrl.wait_event("CALL_CLOSED", HANGUP_TIMEOUT_S)
-    return CallCpu(label="baresip -> baresip", caller="baresip", callee="baresip",
-                   seconds=elapsed, caller_cpu_s=end_a - start_a, callee_cpu_s=end_b - start_b)
+    return CallCpu(
+        label="baresip -> baresip",
+        caller="baresip",
+        callee="baresip",
+        seconds=elapsed,
+        caller_cpu_s=end_a - start_a,
+        callee_cpu_s=end_b - start_b,
+    )
 
 
 def run_cpu(workdir: Path, speech: Path, seconds: float) -> CpuReport:
@@ -164,7 +194,13 @@ def run_cpu(workdir: Path, speech: Path, seconds: float) -> CpuReport:
     wav = looped_wav(speech, workdir / "speech48k.wav", seconds + 60.0)
     ours, sent, received = softphone_to_baresip(workdir, wav, seconds)
     if received < 0.9 * PACKETS_PER_S * seconds or sent < 0.9 * PACKETS_PER_S * seconds:
-        raise PeerError(f"media did not flow both ways (softphone sent {sent}, received {received})")
+        raise PeerError(
+            f"media did not flow both ways (softphone sent {sent}, received {received})"
+        )
     theirs = baresip_to_baresip(workdir, wav, seconds)
-    return CpuReport(softphone_call=ours, baresip_call=theirs, softphone_packets_sent=sent,
-                     softphone_packets_received=received)
+    return CpuReport(
+        softphone_call=ours,
+        baresip_call=theirs,
+        softphone_packets_sent=sent,
+        softphone_packets_received=received,
+    )

@@ -53,10 +53,15 @@ class DeviceCounters:
     def read(io: DeviceIO) -> DeviceCounters:
         ex = io.exchange
         return DeviceCounters(
-            callbacks=ex.callbacks, frames_played=ex.frames_played, frames_captured=ex.frames_captured,
-            input_underflows=ex.input_underflows, input_overflows=ex.input_overflows,
-            output_underflows=ex.output_underflows, output_overflows=ex.output_overflows,
-            ring_underruns=ex.speaker.underruns, ring_overruns=ex.speaker.overruns + ex.microphone.overruns,
+            callbacks=ex.callbacks,
+            frames_played=ex.frames_played,
+            frames_captured=ex.frames_captured,
+            input_underflows=ex.input_underflows,
+            input_overflows=ex.input_overflows,
+            output_underflows=ex.output_underflows,
+            output_overflows=ex.output_overflows,
+            ring_underruns=ex.speaker.underruns,
+            ring_overruns=ex.speaker.overruns + ex.microphone.overruns,
             missing_samples=ex.speaker.missing_samples,
             dropped_samples=ex.speaker.dropped_samples + ex.microphone.dropped_samples,
             callback_errors=ex.callback_errors,
@@ -81,36 +86,52 @@ class DeviceReport:
     @property
     def xruns(self) -> int:
         c = self.counts
-        return (c.input_underflows + c.input_overflows + c.output_underflows + c.output_overflows
-                + c.ring_underruns + c.ring_overruns)
+        return (
+            c.input_underflows
+            + c.input_overflows
+            + c.output_underflows
+            + c.output_overflows
+            + c.ring_underruns
+            + c.ring_overruns
+        )
 
     @property
     def pace(self) -> float:
         return self.counts.frames_played / (self.seconds * self.sample_rate)
 
     def to_json(self) -> dict[str, Any]:
-        return {"benchmark": "device", "seconds": round(self.seconds, 3), "sample_rate": self.sample_rate,
-                "block": self.block, "latency_s": list(self.latency_s), "xruns": self.xruns,
-                "frames_played_per_elapsed": round(self.pace, 4), **asdict(self.counts),
-                "speaker_dbfs": round(self.speaker_dbfs, 1), "packets_received": self.packets_received,
-                "packets_sent": self.packets_sent}
+        return {
+            "benchmark": "device",
+            "seconds": round(self.seconds, 3),
+            "sample_rate": self.sample_rate,
+            "block": self.block,
+            "latency_s": list(self.latency_s),
+            "xruns": self.xruns,
+            "frames_played_per_elapsed": round(self.pace, 4),
+            **asdict(self.counts),
+            "speaker_dbfs": round(self.speaker_dbfs, 1),
+            "packets_received": self.packets_received,
+            "packets_sent": self.packets_sent,
+        }
 
     def table(self) -> str:
         c = self.counts
-        return "\n".join([
-            f"device: JACK dummy 'system' at {self.sample_rate} Hz, {self.block}-sample blocks, "
-            f"PortAudio latency in/out {1000 * self.latency_s[0]:.1f}/{1000 * self.latency_s[1]:.1f} ms",
-            f"call: {self.seconds:.1f} s established, Opus to baresip; received {self.packets_received}, "
-            f"sent {self.packets_sent} RTP packets; loudest speaker block seen {self.speaker_dbfs:.1f} dBFS",
-            f"xruns: {self.xruns}  (PortAudio flags: output underflow {c.output_underflows}, "
-            f"output overflow {c.output_overflows}, input underflow {c.input_underflows}, "
-            f"input overflow {c.input_overflows}; rings: underruns {c.ring_underruns}, "
-            f"overruns {c.ring_overruns})",
-            f"zeros played for lack of audio: {c.missing_samples} samples; dropped: {c.dropped_samples}; "
-            f"callback errors: {c.callback_errors}; callbacks: {c.callbacks}",
-            f"frames played {c.frames_played} in {self.seconds:.2f} s = {self.pace:.4f} x real time "
-            f"(captured {c.frames_captured})",
-        ])
+        return "\n".join(
+            [
+                f"device: JACK dummy 'system' at {self.sample_rate} Hz, {self.block}-sample blocks, "
+                f"PortAudio latency in/out {1000 * self.latency_s[0]:.1f}/{1000 * self.latency_s[1]:.1f} ms",
+                f"call: {self.seconds:.1f} s established, Opus to baresip; received {self.packets_received}, "
+                f"sent {self.packets_sent} RTP packets; loudest speaker block seen {self.speaker_dbfs:.1f} dBFS",
+                f"xruns: {self.xruns}  (PortAudio flags: output underflow {c.output_underflows}, "
+                f"output overflow {c.output_overflows}, input underflow {c.input_underflows}, "
+                f"input overflow {c.input_overflows}; rings: underruns {c.ring_underruns}, "
+                f"overruns {c.ring_overruns})",
+                f"zeros played for lack of audio: {c.missing_samples} samples; dropped: {c.dropped_samples}; "
+                f"callback errors: {c.callback_errors}; callbacks: {c.callbacks}",
+                f"frames played {c.frames_played} in {self.seconds:.2f} s = {self.pace:.4f} x real time "
+                f"(captured {c.frames_captured})",
+            ]
+        )
 
 
 async def _expect(phone: Phone, match: Any, timeout_s: float) -> pe.PhoneEvent | None:
@@ -132,8 +153,14 @@ def _established(e: pe.PhoneEvent) -> bool:
 async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
     notices: list[str] = []
     audio = DeviceAudio(JACK_DEVICE, JACK_DEVICE, on_problem=notices.append)
-    phone = Phone(Config(codecs=("opus",)), bind_host="127.0.0.1", sip_port=0,
-                  rng=random.Random(8), dns=StubBackend(), audio=audio)
+    phone = Phone(
+        Config(codecs=("opus",)),
+        bind_host="127.0.0.1",
+        sip_port=0,
+        rng=random.Random(8),
+        dns=StubBackend(),
+        audio=audio,
+    )
     await phone.start()
     try:
         call_id = await phone.dial(uri)
@@ -141,7 +168,9 @@ async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
             raise PeerError("the call to baresip was not established")
         engine = phone.call(call_id).engine
         if engine is None or not isinstance(engine.io, DeviceIO):
-            raise PeerError(f"the call is not on the JACK device: {'; '.join(notices) or 'no engine'}")
+            raise PeerError(
+                f"the call is not on the JACK device: {'; '.join(notices) or 'no engine'}"
+            )
         io = engine.io
         before, t0 = DeviceCounters.read(io), time.monotonic()
         level = -200.0  # loudest 10 ms block seen at the twice-a-second looks: is sound coming out?
@@ -154,8 +183,12 @@ async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
         ended = await _expect(phone, lambda e: isinstance(e, pe.CallEnded), 10.0)
         stats = ended.stats if isinstance(ended, pe.CallEnded) and ended.stats else {}
         return DeviceReport(
-            seconds=elapsed, sample_rate=io.sample_rate, block=io.block, latency_s=io.latency_s,
-            counts=after - before, speaker_dbfs=level,
+            seconds=elapsed,
+            sample_rate=io.sample_rate,
+            block=io.block,
+            latency_s=io.latency_s,
+            counts=after - before,
+            speaker_dbfs=level,
             packets_received=int(str(stats.get("packets_received", 0))),
             packets_sent=int(str(stats.get("packets_sent", 0))),
         )

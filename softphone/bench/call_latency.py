@@ -56,8 +56,13 @@ def click(sample_rate: int = RATE) -> Pcm:
     return (CLICK_PEAK * np.hanning(n) * np.sin(2 * np.pi * sweep)).astype(np.float32)
 
 
-def detect_clicks(signal: npt.NDArray[np.floating], template: Pcm, *,
-                  threshold: float = DETECT_THRESHOLD, min_gap: int | None = None) -> list[int]:
+def detect_clicks(
+    signal: npt.NDArray[np.floating],
+    template: Pcm,
+    *,
+    threshold: float = DETECT_THRESHOLD,
+    min_gap: int | None = None,
+) -> list[int]:
     """Start positions of ``template`` in ``signal``, by normalised cross-correlation.
 
     A position scores ``<x[k:k+L], t> / (|t| * max(|x[k:k+L]|, |t| / 10))`` (1.0 for an exact
@@ -196,11 +201,18 @@ class LatencyResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "codec": self.codec, "clicks": self.clicks, "found": self.found, "extra": self.extra,
-            "mean_ms": round(self.mean_ms, 2), "p95_ms": round(self.p95_ms, 2),
-            "max_ms": round(self.max_ms, 2), "min_ms": round(self.min_ms, 2),
-            "jitter_buffer_ms": self.jitter_buffer_ms, "target_delay_ms": self.target_delay_ms,
-            "budget_ms": BUDGET_MS, "within_budget": self.within_budget,
+            "codec": self.codec,
+            "clicks": self.clicks,
+            "found": self.found,
+            "extra": self.extra,
+            "mean_ms": round(self.mean_ms, 2),
+            "p95_ms": round(self.p95_ms, 2),
+            "max_ms": round(self.max_ms, 2),
+            "min_ms": round(self.min_ms, 2),
+            "jitter_buffer_ms": self.jitter_buffer_ms,
+            "target_delay_ms": self.target_delay_ms,
+            "budget_ms": BUDGET_MS,
+            "within_budget": self.within_budget,
         }
 
 
@@ -235,8 +247,9 @@ def _udp_port(phone: Phone) -> int:
     raise RuntimeError("the callee is not listening on UDP")
 
 
-async def measure_latency(codec: str, *, clicks: int = 30, interval_s: float = 0.4,
-                          warmup_s: float = 1.0, seed: int = 1) -> LatencyResult:
+async def measure_latency(
+    codec: str, *, clicks: int = 30, interval_s: float = 0.4, warmup_s: float = 1.0, seed: int = 1
+) -> LatencyResult:
     """One call, caller to callee, ``clicks`` clicks ``interval_s`` apart after ``warmup_s``."""
     # Each click lands at a random phase of the 20 ms packet (as speech does), not always at
     # the start of a frame, so the packetisation wait is sampled, not its worst case.
@@ -246,17 +259,33 @@ async def measure_latency(codec: str, *, clicks: int = 30, interval_s: float = 0
     mic, speaker = ClickIO(positions, end), TapIO()
     config = Config(codecs=(codec,))
     rng = random.Random(seed)
-    callee = Phone(config, bind_host="127.0.0.1", sip_port=0, rng=random.Random(rng.random()),
-                   dns=StubBackend(), auto_answer=True, audio=OneEngine(speaker))
-    caller = Phone(config, bind_host="127.0.0.1", sip_port=0, rng=random.Random(rng.random()),
-                   dns=StubBackend(), audio=OneEngine(mic))
+    callee = Phone(
+        config,
+        bind_host="127.0.0.1",
+        sip_port=0,
+        rng=random.Random(rng.random()),
+        dns=StubBackend(),
+        auto_answer=True,
+        audio=OneEngine(speaker),
+    )
+    caller = Phone(
+        config,
+        bind_host="127.0.0.1",
+        sip_port=0,
+        rng=random.Random(rng.random()),
+        dns=StubBackend(),
+        audio=OneEngine(mic),
+    )
     await callee.start()
     try:
         await caller.start()
         try:
             call_id = await caller.dial(f"sip:softphone@127.0.0.1:{_udp_port(callee)}")
-            await _expect(caller, lambda e: isinstance(e, pe.CallStateChanged)
-                          and e.state == "established", 10.0)
+            await _expect(
+                caller,
+                lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established",
+                10.0,
+            )
             async with asyncio.timeout(end / RATE + 10.0):
                 await mic.done.wait()
             callee_calls = [c for c in callee.calls if c.audio is not None]
@@ -271,7 +300,10 @@ async def measure_latency(codec: str, *, clicks: int = 30, interval_s: float = 0
     sent = [mic.capture_time(p) for p in positions]
     delays, extra = match_clicks(sent, heard, interval_s - 0.025)
     return LatencyResult(
-        codec=codec, clicks=clicks, found=len(delays), extra=extra,
+        codec=codec,
+        clicks=clicks,
+        found=len(delays),
+        extra=extra,
         delays_ms=tuple(1000.0 * d for d in delays),
         jitter_buffer_ms=_float(stats, "jitter_buffer_ms"),
         target_delay_ms=_float(stats, "target_delay_ms"),
@@ -284,14 +316,18 @@ def _float(stats: dict[str, object] | None, key: str) -> float | None:
 
 
 def latency_table(results: list[LatencyResult]) -> str:
-    rows = [f"{'codec':6s} {'clicks':>9s} {'mean':>7s} {'p95':>7s} {'max':>7s} {'min':>7s} "
-            f"{'jb':>6s}  budget {BUDGET_MS:.0f} ms (p95)"]
+    rows = [
+        f"{'codec':6s} {'clicks':>9s} {'mean':>7s} {'p95':>7s} {'max':>7s} {'min':>7s} "
+        f"{'jb':>6s}  budget {BUDGET_MS:.0f} ms (p95)"
+    ]
     for r in results:
         jb = f"{r.jitter_buffer_ms:6.1f}" if r.jitter_buffer_ms is not None else f"{'-':>6s}"
         rows.append(
             f"{r.codec:6s} {f'{r.found}/{r.clicks}':>9s} {r.mean_ms:7.1f} {r.p95_ms:7.1f} "
             f"{r.max_ms:7.1f} {r.min_ms:7.1f} {jb}  {'PASS' if r.within_budget else 'FAIL'}"
         )
-    rows.append("ms, mouth (caller's microphone) to ear (callee's speaker), device buffers excluded;"
-                " jb = callee's jitter buffer delay at the end")
+    rows.append(
+        "ms, mouth (caller's microphone) to ear (callee's speaker), device buffers excluded;"
+        " jb = callee's jitter buffer delay at the end"
+    )
     return "\n".join(rows)

@@ -83,13 +83,19 @@ def which(name: str, package: str) -> str:
     return path
 
 
-def start(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None,
-          log: Path) -> subprocess.Popen[bytes]:
+def start(
+    argv: list[str], *, cwd: Path, env: dict[str, str] | None = None, log: Path
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session, stdout+stderr to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -130,8 +136,13 @@ def free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str,
-               alive: Callable[[], bool] | None = None, poll_s: float = 0.02) -> None:
+def wait_until(
+    cond: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    alive: Callable[[], bool] | None = None,
+    poll_s: float = 0.02,
+) -> None:
     """Wait for ``cond`` (checked every ``poll_s``) until ``timeout_s``; PeerError on timeout."""
     deadline = time.monotonic() + timeout_s
     while not cond():
@@ -240,8 +251,15 @@ class BaresipPeer:
     ends, so make it longer than the call); ``codec`` is baresip's internal codec name.
     """
 
-    def __init__(self, workdir: Path, *, audio: Path, codec: str = "opus/48000/1",
-                 user: str = "bench", extra_config: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        audio: Path,
+        codec: str = "opus/48000/1",
+        user: str = "bench",
+        extra_config: str = "",
+    ) -> None:
         self.workdir = workdir
         self.audio = audio
         self.codec = codec
@@ -272,26 +290,28 @@ class BaresipPeer:
         rate, channels = wav_format(self.audio)
         modules = ["opus.so", "g722.so", "g711.so", "aufile.so"]
         modules = [m for m in modules if (BARESIP_MODULES / m).is_file()]
-        return "".join([
-            "poll_method\t\tepoll\n",
-            f"sip_listen\t\t{HOST}:{self.sip_port}\n",
-            "call_local_timeout\t120\ncall_max_calls\t\t4\n",
-            f"audio_source\t\taufile,{self.audio.resolve()}\n",
-            f"ausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n",
-            "audio_player\t\t\naudio_alert\t\t\n",
-            "ausrc_format\t\ts16\nauplay_format\t\ts16\n",
-            "rtp_tos\t\t\t0\nrtcp_mux\t\tno\njitter_buffer_delay\t5-10\n",
-            f"audio_codecs\t\t{self.codec}\n",
-            f"net_interface\t\t{HOST}\n",
-            f"dns_server\t\t{HOST}:53\n",
-            f"module_path\t\t{BARESIP_MODULES}\n",
-            *[f"module\t\t\t{m}\n" for m in modules],
-            "module_tmp\t\taccount.so\n",
-            "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
-            f"ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}\n",
-            "statmode_default\toff\nmenu_bell\t\tno\nringback_disabled\tyes\n",
-            self.extra_config,
-        ])
+        return "".join(
+            [
+                "poll_method\t\tepoll\n",
+                f"sip_listen\t\t{HOST}:{self.sip_port}\n",
+                "call_local_timeout\t120\ncall_max_calls\t\t4\n",
+                f"audio_source\t\taufile,{self.audio.resolve()}\n",
+                f"ausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n",
+                "audio_player\t\t\naudio_alert\t\t\n",
+                "ausrc_format\t\ts16\nauplay_format\t\ts16\n",
+                "rtp_tos\t\t\t0\nrtcp_mux\t\tno\njitter_buffer_delay\t5-10\n",
+                f"audio_codecs\t\t{self.codec}\n",
+                f"net_interface\t\t{HOST}\n",
+                f"dns_server\t\t{HOST}:53\n",
+                f"module_path\t\t{BARESIP_MODULES}\n",
+                *[f"module\t\t\t{m}\n" for m in modules],
+                "module_tmp\t\taccount.so\n",
+                "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
+                f"ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}\n",
+                "statmode_default\toff\nmenu_bell\t\tno\nringback_disabled\tyes\n",
+                self.extra_config,
+            ]
+        )
 
     def start(self, timeout_s: float = 10.0) -> BaresipPeer:
         binary = which("baresip", "baresip")
@@ -304,11 +324,18 @@ class BaresipPeer:
         )
         (self.workdir / "contacts").write_text("")
         # -t: it quits by itself after 15 min even if the benchmark is killed hard.
-        self.proc = start([binary, "-f", str(self.workdir), "-t", "900"], cwd=self.workdir,
-                          log=self.workdir / "baresip.log")
+        self.proc = start(
+            [binary, "-f", str(self.workdir), "-t", "900"],
+            cwd=self.workdir,
+            log=self.workdir / "baresip.log",
+        )
         proc = self.proc
-        wait_until(lambda: _accepts(self.ctrl_port), timeout_s, "baresip ctrl_tcp",
-                   alive=lambda: proc.poll() is None)
+        wait_until(
+            lambda: _accepts(self.ctrl_port),
+            timeout_s,
+            "baresip ctrl_tcp",
+            alive=lambda: proc.poll() is None,
+        )
         self._ctrl = BaresipCtrl(self.ctrl_port)
         return self
 
@@ -326,7 +353,11 @@ class BaresipPeer:
 
     def log_tail(self, lines: int = 20) -> str:
         path = self.workdir / "baresip.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
 
 def wav_format(path: Path) -> tuple[int, int]:
@@ -353,8 +384,16 @@ def _accepts(port: int) -> bool:
 class SoftphoneDial:
     """``softphone dial URI --json`` in a child process; events read from its stdout."""
 
-    def __init__(self, workdir: Path, uri: str, *, play: Path | None, codecs: tuple[str, ...],
-                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        uri: str,
+        *,
+        play: Path | None,
+        codecs: tuple[str, ...],
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.uri = uri
         self.play = play
@@ -375,15 +414,34 @@ class SoftphoneDial:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.toml"
         config.write_text("codecs = [" + ", ".join(f'"{c}"' for c in self.codecs) + "]\n")
-        argv = [sys.executable, "-m", "softphone", "--config", str(config),
-                "--log-file", str(self.workdir / "softphone.log"), "dial", self.uri,
-                "--bind", HOST, "--sip-port", "0", "--json", *self.extra_args]
+        argv = [
+            sys.executable,
+            "-m",
+            "softphone",
+            "--config",
+            str(config),
+            "--log-file",
+            str(self.workdir / "softphone.log"),
+            "dial",
+            self.uri,
+            "--bind",
+            HOST,
+            "--sip-port",
+            "0",
+            "--json",
+            *self.extra_args,
+        ]
         if self.play is not None:
             argv += ["--play", str(self.play)]
         with (self.workdir / "stderr.log").open("ab") as err:
             self.proc = subprocess.Popen(
-                argv, cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=err, start_new_session=True,
+                argv,
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
             )
         return self
 
@@ -435,7 +493,11 @@ class SoftphoneDial:
 
     def stderr_tail(self, lines: int = 10) -> str:
         path = self.workdir / "stderr.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
 
 # --------------------------------------------------------------------------- jackd
@@ -463,13 +525,16 @@ class JackServer:
         env = {**os.environ, **self.CLIENT_ENV}
         self.proc = start(
             [jackd, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            cwd=self.workdir, env=env, log=self.workdir / "jackd.log",
+            cwd=self.workdir,
+            env=env,
+            log=self.workdir / "jackd.log",
         )
         proc = self.proc
 
         def ready() -> bool:
-            probe = subprocess.run([lsp, "-s", self.name], env=env, capture_output=True,
-                                   timeout=10, check=False)
+            probe = subprocess.run(
+                [lsp, "-s", self.name], env=env, capture_output=True, timeout=10, check=False
+            )
             return probe.returncode == 0
 
         wait_until(ready, timeout_s, f"jackd {self.name}", alive=lambda: proc.poll() is None)

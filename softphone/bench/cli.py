@@ -41,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     traces = sub.add_parser("traces", help="write the seeded network traces")
     traces.add_argument("--out", type=Path, required=True, metavar="TRACES.npz")
     traces.add_argument("--seed", type=int, default=1)
-    traces.add_argument("--profile", action="append", metavar="NAME",
-                        help="only this profile (repeatable; default: all)")
+    traces.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="only this profile (repeatable; default: all)",
+    )
 
     jitter = sub.add_parser("jitter", help="replay one trace through the playout")
     jitter.add_argument("--trace", type=Path, required=True, metavar="TRACES.npz")
@@ -56,15 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--trace", type=Path, required=True, metavar="TRACES.npz")
     report.add_argument("--speech", type=Path, required=True, metavar="REF.wav")
     report.add_argument("--codec", default="opus", choices=["opus", "pcmu"])
-    report.add_argument("--profile", action="append", metavar="NAME",
-                        help="only this profile (repeatable; default: all in the file)")
+    report.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="only this profile (repeatable; default: all in the file)",
+    )
     call.add_commands(sub)
     rtsp.add_commands(sub)
-    tui = sub.add_parser("tui", help="key press -> screen latency and audio tick lateness in the TUI")
+    tui = sub.add_parser(
+        "tui", help="key press -> screen latency and audio tick lateness in the TUI"
+    )
     tui.add_argument("--seconds", type=float, default=10.0, metavar="S")
-    tui.add_argument("--interval", type=float, default=0.2, metavar="S", help="time between key presses")
-    tui.add_argument("--same-loop", action="store_true",
-                     help="run the phone on the UI's event loop (the comparison) instead of its own thread")
+    tui.add_argument(
+        "--interval", type=float, default=0.2, metavar="S", help="time between key presses"
+    )
+    tui.add_argument(
+        "--same-loop",
+        action="store_true",
+        help="run the phone on the UI's event loop (the comparison) instead of its own thread",
+    )
     return parser
 
 
@@ -147,10 +162,16 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         f"{'strch%':>7s}  result"
     )
     print(f"codec {args.codec}; ms unless marked; 'unseen' = not tuned on", file=out)
-    print("oracle/ratio: issue 3's oracle (offset may change 5 ms every packet, i.e. up to 25 % "
-          "stretched);", file=out)
-    print("b-orcl/b-ratio: the same oracle held to our stretch budget (total |offset change| "
-          "<= 5 % of the trace)", file=out)
+    print(
+        "oracle/ratio: issue 3's oracle (offset may change 5 ms every packet, i.e. up to 25 % "
+        "stretched);",
+        file=out,
+    )
+    print(
+        "b-orcl/b-ratio: the same oracle held to our stretch budget (total |offset change| "
+        "<= 5 % of the trace)",
+        file=out,
+    )
     print(header, file=out)
     failed = 0
     for name in names:

@@ -92,7 +92,9 @@ def read_speech(path: Path, sample_rate: int) -> Pcm:
     return result
 
 
-def encode_packets(codec: CodecDescriptor, speech: Pcm, count: int, loss_percent: int) -> list[bytes]:
+def encode_packets(
+    codec: CodecDescriptor, speech: Pcm, count: int, loss_percent: int
+) -> list[bytes]:
     """``count`` 20 ms payloads of the looped speech. Opus gets in-band FEC (the peer's
     ``useinbandfec=1``) and the loss percentage RTCP would report, as in a call."""
     assert codec.make_encoder is not None
@@ -105,9 +107,15 @@ def encode_packets(codec: CodecDescriptor, speech: Pcm, count: int, loss_percent
     return [encoder.encode(looped[i * frame : (i + 1) * frame]) for i in range(count)]
 
 
-def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
-        collect_audio: bool = False, config: JitterConfig | None = None,
-        ) -> tuple[JitterLog, Pcm | None]:
+def run(
+    send_ms: F64,
+    arr_ms: F64,
+    speech: Pcm,
+    codec_name: str = "opus",
+    *,
+    collect_audio: bool = False,
+    config: JitterConfig | None = None,
+) -> tuple[JitterLog, Pcm | None]:
     """Replay one trace; returns the log and (optionally) what the listener heard.
     ``config`` is for experiments only: the benchmark uses the calls' defaults (None)."""
     codec = get_codec(codec_name)
@@ -118,8 +126,9 @@ def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
     arrived = ~np.isnan(arr_ms)
     loss_percent = math.ceil(100.0 * (1.0 - float(arrived.mean()))) if n else 0
     payloads = encode_packets(codec, speech, n, loss_percent)
-    playout = Playout(codec, codec.make_decoder(DecoderOptions()), frame_ms=PACKET_MS,
-                      config=config)
+    playout = Playout(
+        codec, codec.make_decoder(DecoderOptions()), frame_ms=PACKET_MS, config=config
+    )
     frame_ticks = codec.clock_rate * PACKET_MS // 1000
     block = playout.sample_rate * BLOCK_MS // 1000
 
@@ -130,8 +139,9 @@ def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
     fec = np.zeros(n, dtype=bool)
     audio: list[Pcm] = []
     if len(order) == 0:
-        log = JitterLog(play_ms=play_ms, from_packet=from_packet, fec=fec, concealed_ms=0.0,
-                        stretched_ms=0.0)
+        log = JitterLog(
+            play_ms=play_ms, from_packet=from_packet, fec=fec, concealed_ms=0.0, stretched_ms=0.0
+        )
         return log, None
     t = math.floor(float(arr_ms[order[0]]) / BLOCK_MS) * BLOCK_MS
     end = float(arr_ms[order[-1]]) + DRAIN_MS
@@ -140,9 +150,12 @@ def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
     while t <= end and unplayed > 0:
         while k < len(order) and arr_ms[order[k]] <= t:
             i = int(order[k])
-            playout.put(sequence=(FIRST_SEQUENCE + i) & 0xFFFF,
-                        timestamp=(FIRST_TIMESTAMP + i * frame_ticks) & 0xFFFFFFFF,
-                        payload=payloads[i], now=float(arr_ms[i]) / 1000.0)
+            playout.put(
+                sequence=(FIRST_SEQUENCE + i) & 0xFFFF,
+                timestamp=(FIRST_TIMESTAMP + i * frame_ticks) & 0xFFFFFFFF,
+                payload=payloads[i],
+                now=float(arr_ms[i]) / 1000.0,
+            )
             k += 1
         pcm = playout.pull(block, t / 1000.0)
         if collect_audio:
@@ -164,9 +177,13 @@ def run(send_ms: F64, arr_ms: F64, speech: Pcm, codec_name: str = "opus", *,
                 fec[i] = frame.kind is FrameKind.FEC
         t += BLOCK_MS
     stats = playout.stats()
-    log = JitterLog(play_ms=play_ms, from_packet=from_packet, fec=fec,
-                    concealed_ms=stats.concealed_ms,
-                    stretched_ms=stats.accelerated_ms + stats.expanded_ms)
+    log = JitterLog(
+        play_ms=play_ms,
+        from_packet=from_packet,
+        fec=fec,
+        concealed_ms=stats.concealed_ms,
+        stretched_ms=stats.accelerated_ms + stats.expanded_ms,
+    )
     heard = np.concatenate(audio) if collect_audio else None
     return log, heard
 

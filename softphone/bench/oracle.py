@@ -99,8 +99,9 @@ def _grid(delay: F64, resolution_ms: float) -> F64 | None:
     return grid
 
 
-def _within_late(delay: F64, grid: F64, step: int, max_late: float, mu: float,
-                 lam_hint: float | None = None) -> tuple[F64, float]:
+def _within_late(
+    delay: F64, grid: F64, step: int, max_late: float, mu: float, lam_hint: float | None = None
+) -> tuple[F64, float]:
     """The cheapest path (for price ``mu`` per ms of offset change) whose late loss is within
     ``max_late``: bisection on the price per late packet (lower hull of delay vs late loss).
     Returns the path and the price found; ``lam_hint`` narrows the first bracket."""
@@ -128,16 +129,23 @@ def _within_late(delay: F64, grid: F64, step: int, max_late: float, mu: float,
 
 
 def _reference(delay: F64, path: F64) -> Reference:
-    return Reference(mean_ms=float(path.mean()), late_fraction=_late_fraction(delay, path),
-                     offsets_ms=path)
+    return Reference(
+        mean_ms=float(path.mean()), late_fraction=_late_fraction(delay, path), offsets_ms=path
+    )
 
 
 def _no_arrivals(delay: F64) -> Reference:
     return Reference(mean_ms=0.0, late_fraction=0.0, offsets_ms=np.zeros(len(delay)))
 
 
-def oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: float = MAX_LATE,
-           max_step_ms: float = MAX_STEP_MS, resolution_ms: float = 1.0) -> Reference:
+def oracle(
+    send_ms: npt.ArrayLike,
+    arr_ms: npt.ArrayLike,
+    *,
+    max_late: float = MAX_LATE,
+    max_step_ms: float = MAX_STEP_MS,
+    resolution_ms: float = 1.0,
+) -> Reference:
     """The hindsight-optimal offset path of issue 3 (see the module docstring)."""
     delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
     grid = _grid(delay, resolution_ms)
@@ -148,9 +156,16 @@ def oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: float = M
     return _reference(delay, path)
 
 
-def budget_oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: float = MAX_LATE,
-                  max_step_ms: float = MAX_STEP_MS, max_stretch: float = MAX_STRETCH,
-                  packet_ms: float = PACKET_MS, resolution_ms: float = 1.0) -> Reference:
+def budget_oracle(
+    send_ms: npt.ArrayLike,
+    arr_ms: npt.ArrayLike,
+    *,
+    max_late: float = MAX_LATE,
+    max_step_ms: float = MAX_STEP_MS,
+    max_stretch: float = MAX_STRETCH,
+    packet_ms: float = PACKET_MS,
+    resolution_ms: float = 1.0,
+) -> Reference:
     """:func:`oracle` that also keeps the total |offset change| within ``max_stretch`` of the
     trace's duration (the time-stretch budget our playout is held to)."""
     delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
@@ -186,8 +201,9 @@ def budget_oracle(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, *, max_late: fl
     return _reference(delay, best)
 
 
-def fixed_buffer(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike,
-                 buffer_ms: float = FIXED_BUFFER_MS) -> Reference:
+def fixed_buffer(
+    send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike, buffer_ms: float = FIXED_BUFFER_MS
+) -> Reference:
     """A fixed jitter buffer: every packet plays ``buffer_ms`` after the first arrival's delay."""
     arr_ms = np.asarray(arr_ms, dtype=np.float64)
     delay = arr_ms - np.asarray(send_ms, dtype=np.float64)
@@ -196,5 +212,8 @@ def fixed_buffer(send_ms: npt.ArrayLike, arr_ms: npt.ArrayLike,
         return Reference(mean_ms=0.0, late_fraction=0.0, offsets_ms=np.zeros(len(delay)))
     first = arrived[np.argmin(arr_ms[arrived])]
     offsets = np.full(len(delay), float(delay[first]) + buffer_ms)
-    return Reference(mean_ms=float(offsets.mean()), late_fraction=_late_fraction(delay, offsets),
-                     offsets_ms=offsets)
+    return Reference(
+        mean_ms=float(offsets.mean()),
+        late_fraction=_late_fraction(delay, offsets),
+        offsets_ms=offsets,
+    )

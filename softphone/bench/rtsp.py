@@ -84,8 +84,16 @@ TARGET_FRAME_RATIO: Final = 1.0
 FRAME_RATIO_TOLERANCE: Final = 0.02
 TARGET_CPU_PER_S: Final = 0.6
 
-LOW_DELAY_FLAGS: Final = ("-fflags", "nobuffer", "-flags", "low_delay", "-probesize", "32",
-                          "-analyzeduration", "0")
+LOW_DELAY_FLAGS: Final = (
+    "-fflags",
+    "nobuffer",
+    "-flags",
+    "low_delay",
+    "-probesize",
+    "32",
+    "-analyzeduration",
+    "0",
+)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -122,14 +130,27 @@ class Spread:
     def of(samples: Sequence[float | None]) -> Spread:
         ok = [s for s in samples if s is not None]
         if not ok:
-            return Spread(runs=len(samples), failed=len(samples), median=None, p90=None,
-                          low=None, high=None)
-        return Spread(runs=len(samples), failed=len(samples) - len(ok), median=quantile(ok, 0.5),
-                      p90=quantile(ok, 0.9), low=min(ok), high=max(ok))
+            return Spread(
+                runs=len(samples), failed=len(samples), median=None, p90=None, low=None, high=None
+            )
+        return Spread(
+            runs=len(samples),
+            failed=len(samples) - len(ok),
+            median=quantile(ok, 0.5),
+            p90=quantile(ok, 0.9),
+            low=min(ok),
+            high=max(ok),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"runs": self.runs, "failed": self.failed, "median_ms": _round(self.median),
-                "p90_ms": _round(self.p90), "min_ms": _round(self.low), "max_ms": _round(self.high)}
+        return {
+            "runs": self.runs,
+            "failed": self.failed,
+            "median_ms": _round(self.median),
+            "p90_ms": _round(self.p90),
+            "min_ms": _round(self.low),
+            "max_ms": _round(self.high),
+        }
 
 
 def ratio(ours: float | None, theirs: float | None) -> float | None:
@@ -221,53 +242,85 @@ class FirstFrameReport:
 
     def ratios(self, ours: PeerTimes) -> dict[str, float | None]:
         a, d, low = ours.spread, self.ffmpeg.spread, self.ffmpeg_low_delay.spread
-        return {"vs_ffmpeg_median": ratio(a.median, d.median), "vs_ffmpeg_p90": ratio(a.p90, d.p90),
-                "vs_low_delay_median": ratio(a.median, low.median),
-                "vs_low_delay_p90": ratio(a.p90, low.p90)}
+        return {
+            "vs_ffmpeg_median": ratio(a.median, d.median),
+            "vs_ffmpeg_p90": ratio(a.p90, d.p90),
+            "vs_low_delay_median": ratio(a.median, low.median),
+            "vs_low_delay_p90": ratio(a.p90, low.p90),
+        }
 
     def met(self, ours: PeerTimes | None = None) -> bool:
         r = self.ratios(ours or self.softphone)
         vs_default, vs_low = r["vs_ffmpeg_median"], r["vs_low_delay_median"]
-        return (vs_default is not None and vs_default <= TARGET_VS_DEFAULT
-                and vs_low is not None and vs_low <= TARGET_VS_LOW_DELAY
-                and self.softphone.spread.failed == 0)
+        return (
+            vs_default is not None
+            and vs_default <= TARGET_VS_DEFAULT
+            and vs_low is not None
+            and vs_low <= TARGET_VS_LOW_DELAY
+            and self.softphone.spread.failed == 0
+        )
 
     def to_json(self) -> dict[str, Any]:
         peers = (self.softphone, self.softphone_wall, self.ffmpeg, self.ffmpeg_low_delay)
         return {
-            "benchmark": "rtsp-first-frame", "command": self.command, "transport": self.transport,
-            "joined_running_stream": self.holder, "bytecode_cache": self.pycache, "url": self.url,
-            "peers": {p.name: {"argv": list(p.argv), "clock": p.clock, "times_ms": list(p.times_ms),
-                               **p.spread.to_json()} for p in peers},
-            "ratios": {self.softphone.name: _rounded(self.ratios(self.softphone)),
-                       self.softphone_wall.name: _rounded(self.ratios(self.softphone_wall))},
+            "benchmark": "rtsp-first-frame",
+            "command": self.command,
+            "transport": self.transport,
+            "joined_running_stream": self.holder,
+            "bytecode_cache": self.pycache,
+            "url": self.url,
+            "peers": {
+                p.name: {
+                    "argv": list(p.argv),
+                    "clock": p.clock,
+                    "times_ms": list(p.times_ms),
+                    **p.spread.to_json(),
+                }
+                for p in peers
+            },
+            "ratios": {
+                self.softphone.name: _rounded(self.ratios(self.softphone)),
+                self.softphone_wall.name: _rounded(self.ratios(self.softphone_wall)),
+            },
             "targets": {"vs_ffmpeg": TARGET_VS_DEFAULT, "vs_low_delay": TARGET_VS_LOW_DELAY},
-            "met": self.met(), "met_by_wall_clock": self.met(self.softphone_wall),
+            "met": self.met(),
+            "met_by_wall_clock": self.met(self.softphone_wall),
         }
 
     def table(self) -> str:
-        join = ("joined a running stream (a background client holds the shared mount)"
-                if self.holder else "cold: the server starts the mount's pipeline for each client")
+        join = (
+            "joined a running stream (a background client holds the shared mount)"
+            if self.holder
+            else "cold: the server starts the mount's pipeline for each client"
+        )
         lines = [
             f"command: {self.command}",
             f"stream: {self.url} (H.264 {WIDTH}x{HEIGHT} {FPS} fps, key frame every {GOP} frames "
             f"+ AAC), RTP over {self.transport.upper()}; {join}",
             "each run waits a random 0-1 s (one GOP) first; the peers' order rotates per run; one "
             "uncounted warm-up round",
-            "softphone's bytecode: " + ("cached in the workdir, as after pip install"
-                                        if self.pycache else "compiled from source at every start"),
+            "softphone's bytecode: "
+            + (
+                "cached in the workdir, as after pip install"
+                if self.pycache
+                else "compiled from source at every start"
+            ),
             "",
             f"{'peer':24s} {'runs':>4s} {'fail':>4s} {'median':>7s} {'p90':>7s} {'min':>7s} "
             f"{'max':>7s}  clock",
         ]
         for p in (self.softphone, self.softphone_wall, self.ffmpeg, self.ffmpeg_low_delay):
             s = p.spread
-            lines.append(f"{p.name:24s} {s.runs:4d} {s.failed:4d} {_fmt(s.median):>7s} "
-                         f"{_fmt(s.p90):>7s} {_fmt(s.low):>7s} {_fmt(s.high):>7s}  {p.clock}")
+            lines.append(
+                f"{p.name:24s} {s.runs:4d} {s.failed:4d} {_fmt(s.median):>7s} "
+                f"{_fmt(s.p90):>7s} {_fmt(s.low):>7s} {_fmt(s.high):>7s}  {p.clock}"
+            )
         for p in (self.softphone, self.ffmpeg, self.ffmpeg_low_delay):
             if p.spread.failed:
-                lines.append(f"  {p.name}: {p.spread.failed} run(s) without a picture; its output ended: "
-                             f"{p.last_output or '(nothing)'}")
+                lines.append(
+                    f"  {p.name}: {p.spread.failed} run(s) without a picture; its output ended: "
+                    f"{p.last_output or '(nothing)'}"
+                )
         lines.append("")
         lines.append(f"{'ratio (median / p90)':24s} {'vs ffmpeg':>15s} {'vs low-delay':>15s}")
         for p in (self.softphone, self.softphone_wall):
@@ -277,10 +330,12 @@ class FirstFrameReport:
                 f"{_fmt(r['vs_ffmpeg_p90'], '.2f'):<5s} {_fmt(r['vs_low_delay_median'], '.2f'):>7s} / "
                 f"{_fmt(r['vs_low_delay_p90'], '.2f'):<5s}"
             )
-        lines.append(f"{'target (median)':24s} {'<= ' + str(TARGET_VS_DEFAULT):>15s} "
-                     f"{'<= ' + str(TARGET_VS_LOW_DELAY):>15s}   "
-                     f"{'MET' if self.met() else 'MISSED'} (first_frame.ms); "
-                     f"{'MET' if self.met(self.softphone_wall) else 'MISSED'} (spawn wall clock)")
+        lines.append(
+            f"{'target (median)':24s} {'<= ' + str(TARGET_VS_DEFAULT):>15s} "
+            f"{'<= ' + str(TARGET_VS_LOW_DELAY):>15s}   "
+            f"{'MET' if self.met() else 'MISSED'} (first_frame.ms); "
+            f"{'MET' if self.met(self.softphone_wall) else 'MISSED'} (spawn wall clock)"
+        )
         lines.append("")
         for p in (self.softphone, self.ffmpeg, self.ffmpeg_low_delay):
             lines.append(f"{p.name}: {shlex.join(p.argv)}")
@@ -359,29 +414,43 @@ class RenderReport:
 
     def met(self) -> bool:
         shown, cpu = self.shown_ratio, self.cpu_per_stream_s
-        ok = (shown is not None and shown >= TARGET_FRAME_RATIO - FRAME_RATIO_TOLERANCE
-              and cpu is not None and cpu <= TARGET_CPU_PER_S)
+        ok = (
+            shown is not None
+            and shown >= TARGET_FRAME_RATIO - FRAME_RATIO_TOLERANCE
+            and cpu is not None
+            and cpu <= TARGET_CPU_PER_S
+        )
         if self.call is not None:
             ok = ok and self.xruns == 0
         return ok
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "benchmark": "rtsp-render", "command": self.command, "viewer_argv": list(self.viewer_argv),
-            "pane_cells": list(PANE), "duration_s": self.duration_s, "wall_s": round(self.wall_s, 2),
-            "played_s": round(self.played_s, 2), "stats": dict(self.stats),
+            "benchmark": "rtsp-render",
+            "command": self.command,
+            "viewer_argv": list(self.viewer_argv),
+            "pane_cells": list(PANE),
+            "duration_s": self.duration_s,
+            "wall_s": round(self.wall_s, 2),
+            "played_s": round(self.played_s, 2),
+            "stats": dict(self.stats),
             "shown_per_source_frame": _round(self.shown_ratio, 4),
             "decoded_per_source_frame": _round(self.decoded_ratio, 4),
             "drawn_per_decoded_frame": _round(self.drawn_per_decoded, 4),
             "cpu_total_s": _round(self.cpu_total_s, 2),
             "cpu_s_per_stream_s": _round(self.cpu_per_stream_s, 3),
-            "cpu_s_per_s_steady": _round(self.cpu_steady, 3), "showed_video": self.showed_video,
+            "cpu_s_per_s_steady": _round(self.cpu_steady, 3),
+            "showed_video": self.showed_video,
             "call": dict(self.call) if self.call is not None else None,
             "call_argv": list(self.call_argv),
-            "jack_xruns_at_s": [round(t, 1) if math.isfinite(t) else None
-                                for t in self.jack_xruns_at],  # None: after the viewer exited
-            "targets": {"shown_per_source_frame": TARGET_FRAME_RATIO,
-                        "cpu_s_per_stream_s": TARGET_CPU_PER_S, "xruns": 0},
+            "jack_xruns_at_s": [
+                round(t, 1) if math.isfinite(t) else None for t in self.jack_xruns_at
+            ],  # None: after the viewer exited
+            "targets": {
+                "shown_per_source_frame": TARGET_FRAME_RATIO,
+                "cpu_s_per_stream_s": TARGET_CPU_PER_S,
+                "xruns": 0,
+            },
             "met": self.met(),
         }
 
@@ -418,9 +487,11 @@ class RenderReport:
             )
             if self.jack_xruns_at:
                 seen = ", ".join(_when(t) for t in self.jack_xruns_at)
-                lines.append(f"  jackd logged {len(self.jack_xruns_at)} xrun(s) (each one counts as "
-                             f"an input overflow and an output underflow), seen at {seen} s "
-                             "after the viewer's spawn (to within 0.2 s)")
+                lines.append(
+                    f"  jackd logged {len(self.jack_xruns_at)} xrun(s) (each one counts as "
+                    f"an input overflow and an output underflow), seen at {seen} s "
+                    "after the viewer's spawn (to within 0.2 s)"
+                )
             lines.append(f"  {shlex.join(self.call_argv)}")
         lines.append(f"result: {'MET' if self.met() else 'MISSED'}")
         return "\n".join(lines)
@@ -445,11 +516,22 @@ class LabServer:
             raise PeerError(f"{SERVER_SCRIPT} is missing (run from a checkout of the repository)")
         if not Path(SYSTEM_PYTHON).is_file():
             raise PeerError(f"{SYSTEM_PYTHON} is missing (the lab server needs python3-gi)")
-        argv = [SYSTEM_PYTHON, "-u", str(SERVER_SCRIPT), "--port", "0",
-                "--config", json.dumps(SERVER_CONFIG)]
+        argv = [
+            SYSTEM_PYTHON,
+            "-u",
+            str(SERVER_SCRIPT),
+            "--port",
+            "0",
+            "--config",
+            json.dumps(SERVER_CONFIG),
+        ]
         proc = self._proc = start(argv, cwd=self.workdir, log=self.log)
-        wait_until(lambda: self._ready() is not None, timeout_s, "the RTSP lab server's READY line",
-                   alive=lambda: proc.poll() is None)
+        wait_until(
+            lambda: self._ready() is not None,
+            timeout_s,
+            "the RTSP lab server's READY line",
+            alive=lambda: proc.poll() is None,
+        )
         self.port = self._ready() or 0
         return self
 
@@ -521,27 +603,63 @@ def child_env(workdir: Path, *, pycache: bool) -> dict[str, str]:
 
 
 def softphone_play_argv(url: str, transport: str) -> list[str]:
-    return [sys.executable, "-m", "softphone", "play", url, "--headless", "--json", "--no-audio",
-            "--duration", f"{PLAY_DURATION_S:g}", "--transport", transport]
+    return [
+        sys.executable,
+        "-m",
+        "softphone",
+        "play",
+        url,
+        "--headless",
+        "--json",
+        "--no-audio",
+        "--duration",
+        f"{PLAY_DURATION_S:g}",
+        "--transport",
+        transport,
+    ]
 
 
 def ffmpeg_argv(ffmpeg: str, url: str, transport: str, *, low_delay: bool) -> list[str]:
     """``-map 0:v:0``: with ``-probesize 32`` FFmpeg may not learn the picture size before the
     first packets and then maps only the audio stream, so ``-frames:v 1`` would never end."""
-    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
-            "-rtsp_transport", transport, *(LOW_DELAY_FLAGS if low_delay else ()),
-            "-i", url, "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"]
+    return [
+        ffmpeg,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-rtsp_transport",
+        transport,
+        *(LOW_DELAY_FLAGS if low_delay else ()),
+        "-i",
+        url,
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]
 
 
-def _time_softphone(argv: list[str], log: Path,
-                    env: dict[str, str]) -> tuple[float | None, float | None]:
+def _time_softphone(
+    argv: list[str], log: Path, env: dict[str, str]
+) -> tuple[float | None, float | None]:
     """(first_frame.ms, wall ms from spawn to reading that line); None, None on failure."""
     from softphone.bench.call_peers import stop
 
     with log.open("ab") as err:
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                start_new_session=True, cwd=REPO, env=env)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            start_new_session=True,
+            cwd=REPO,
+            env=env,
+        )
     try:
         assert proc.stdout is not None
         found = _read_first_frame(proc.stdout, started + RUN_TIMEOUT_S)
@@ -583,8 +701,13 @@ def _time_ffmpeg(argv: list[str], log: Path) -> float | None:
 
     with log.open("ab") as err:
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         code = proc.wait(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -594,8 +717,9 @@ def _time_ffmpeg(argv: list[str], log: Path) -> float | None:
     return (time.monotonic() - started) * 1000 if code == 0 else None
 
 
-def run_first_frame(workdir: Path, *, runs: int, transport: str, seed: int, cold: bool,
-                    pycache: bool, command: str) -> FirstFrameReport:
+def run_first_frame(
+    workdir: Path, *, runs: int, transport: str, seed: int, cold: bool, pycache: bool, command: str
+) -> FirstFrameReport:
     from softphone.bench.call_peers import PeerError, start, stop, wait_until, which
 
     ffmpeg = which("ffmpeg", "ffmpeg")
@@ -608,19 +732,41 @@ def run_first_frame(workdir: Path, *, runs: int, transport: str, seed: int, cold
         holder = None
         if not cold:
             before = lab.plays()
-            holder = start([ffmpeg, "-nostdin", "-loglevel", "error", "-rtsp_transport", transport,
-                            "-i", url, "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
-                           cwd=workdir, log=workdir / "holder.log")
+            holder = start(
+                [
+                    ffmpeg,
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-rtsp_transport",
+                    transport,
+                    "-i",
+                    url,
+                    "-map",
+                    "0:v:0",
+                    "-c",
+                    "copy",
+                    "-f",
+                    "null",
+                    "-",
+                ],
+                cwd=workdir,
+                log=workdir / "holder.log",
+            )
             held = holder
-            wait_until(lambda: lab.plays() > before, 15.0, "the background client's PLAY",
-                       alive=lambda: held.poll() is None)
+            wait_until(
+                lambda: lab.plays() > before,
+                15.0,
+                "the background client's PLAY",
+                alive=lambda: held.poll() is None,
+            )
         env = child_env(workdir, pycache=pycache)
         try:
             times: dict[str, list[float | None]] = {"sp": [], "wall": [], "ff": [], "low": []}
             order = ("sp", "ff", "low")
             # Round 0 is a warm-up (page cache, and the bytecode cache with ``pycache``): not counted.
             for i in range(-1, runs):
-                for peer in order[i % 3:] + order[: i % 3]:
+                for peer in order[i % 3 :] + order[: i % 3]:
                     _pause(rng.uniform(0.0, GOP / FPS))
                     if holder is not None and holder.poll() is not None:
                         raise PeerError("the background client (ffmpeg -c copy) stopped")
@@ -641,24 +787,52 @@ def run_first_frame(workdir: Path, *, runs: int, transport: str, seed: int, cold
             if holder is not None:
                 stop(holder)
     return FirstFrameReport(
-        command=command, transport=transport, holder=not cold, pycache=pycache, url=url,
-        softphone=PeerTimes(name="softphone first_frame", argv=tuple(ours),
-                            clock="first_frame.ms (from main(), after interpreter start-up)",
-                            times_ms=tuple(times["sp"]), last_output=_tail(workdir / "softphone.log", 3)),
-        softphone_wall=PeerTimes(name="softphone spawn->line", argv=tuple(ours),
-                                 clock="wall clock, spawn to the first_frame line on our pipe",
-                                 times_ms=tuple(times["wall"])),
-        ffmpeg=PeerTimes(name="ffmpeg", argv=tuple(default), clock="wall clock, spawn to exit",
-                         times_ms=tuple(times["ff"]), last_output=_tail(workdir / "ffmpeg.log", 3)),
-        ffmpeg_low_delay=PeerTimes(name="ffmpeg low-delay", argv=tuple(low), clock="wall clock, spawn to exit",
-                                   times_ms=tuple(times["low"]), last_output=_tail(workdir / "ffmpeg-low-delay.log", 3)),
+        command=command,
+        transport=transport,
+        holder=not cold,
+        pycache=pycache,
+        url=url,
+        softphone=PeerTimes(
+            name="softphone first_frame",
+            argv=tuple(ours),
+            clock="first_frame.ms (from main(), after interpreter start-up)",
+            times_ms=tuple(times["sp"]),
+            last_output=_tail(workdir / "softphone.log", 3),
+        ),
+        softphone_wall=PeerTimes(
+            name="softphone spawn->line",
+            argv=tuple(ours),
+            clock="wall clock, spawn to the first_frame line on our pipe",
+            times_ms=tuple(times["wall"]),
+        ),
+        ffmpeg=PeerTimes(
+            name="ffmpeg",
+            argv=tuple(default),
+            clock="wall clock, spawn to exit",
+            times_ms=tuple(times["ff"]),
+            last_output=_tail(workdir / "ffmpeg.log", 3),
+        ),
+        ffmpeg_low_delay=PeerTimes(
+            name="ffmpeg low-delay",
+            argv=tuple(low),
+            clock="wall clock, spawn to exit",
+            times_ms=tuple(times["low"]),
+            last_output=_tail(workdir / "ffmpeg-low-delay.log", 3),
+        ),
     )
 
 
-def _tmux(socket_name: str, *args: str,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["tmux", "-L", socket_name, "-f", "/dev/null", *args],
-                          capture_output=True, text=True, timeout=10, check=False, env=env)
+def _tmux(
+    socket_name: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["tmux", "-L", socket_name, "-f", "/dev/null", *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+        env=env,
+    )
 
 
 def _cpu_or_none(pid: int) -> float | None:
@@ -670,18 +844,38 @@ def _cpu_or_none(pid: int) -> float | None:
         return None
 
 
-def _start_call(workdir: Path, seconds: float, speech: Path) -> tuple[subprocess.Popen[bytes], list[str], Path]:
+def _start_call(
+    workdir: Path, seconds: float, speech: Path
+) -> tuple[subprocess.Popen[bytes], list[str], Path]:
     """``softphone bench device`` in the background, once its call is established."""
     from softphone.bench.call_peers import PeerError, stop, wait_until
 
     calldir = workdir / "call"
     calldir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "softphone", "bench", "device", "--seconds", f"{seconds:g}",
-            "--speech", str(speech), "--workdir", str(calldir), "--json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "softphone",
+        "bench",
+        "device",
+        "--seconds",
+        f"{seconds:g}",
+        "--speech",
+        str(speech),
+        "--workdir",
+        str(calldir),
+        "--json",
+    ]
     out = calldir / "device.json"
     with out.open("wb") as sink:
-        proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     baresip_log = calldir / "baresip" / "baresip.log"
 
     def established() -> bool:
@@ -691,11 +885,18 @@ def _start_call(workdir: Path, seconds: float, speech: Path) -> tuple[subprocess
             return False
 
     try:
-        wait_until(established, CALL_LEAD_S, "the concurrent call (softphone bench device)",
-                   alive=lambda: proc.poll() is None, poll_s=0.1)
+        wait_until(
+            established,
+            CALL_LEAD_S,
+            "the concurrent call (softphone bench device)",
+            alive=lambda: proc.poll() is None,
+            poll_s=0.1,
+        )
     except PeerError:
         stop(proc)
-        raise PeerError(f"softphone bench device did not establish its call: {_tail(out)}") from None
+        raise PeerError(
+            f"softphone bench device did not establish its call: {_tail(out)}"
+        ) from None
     return proc, argv, out
 
 
@@ -722,8 +923,9 @@ def _finish_call(proc: subprocess.Popen[bytes], out: Path, timeout_s: float) -> 
     raise PeerError(f"softphone bench device gave no result (exit {proc.returncode}): {_tail(out)}")
 
 
-def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
-               command: str) -> RenderReport:
+def run_render(
+    workdir: Path, *, seconds: float, with_call: bool, speech: Path, command: str
+) -> RenderReport:
     from softphone.bench.call_peers import PeerError, stop, wait_until, which
 
     which("tmux", "tmux")
@@ -731,12 +933,31 @@ def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
     stats_path.unlink(missing_ok=True)
     socket_name = f"softphone-bench-{os.getpid()}"
     with _lab(workdir) as lab:
-        argv = [sys.executable, "-m", "softphone", "play", lab.url, "--viewer", "--no-audio", "--transport",
-                "tcp", "--duration", f"{seconds:g}", "--stats-out", str(stats_path)]
+        argv = [
+            sys.executable,
+            "-m",
+            "softphone",
+            "play",
+            lab.url,
+            "--viewer",
+            "--no-audio",
+            "--transport",
+            "tcp",
+            "--duration",
+            f"{seconds:g}",
+            "--stats-out",
+            str(stats_path),
+        ]
         env = child_env(workdir, pycache=True)
         # Compile the viewer's modules into the workdir's bytecode cache first (not measured).
-        subprocess.run([sys.executable, "-c", "import softphone.cli, softphone.tui.player_app"],
-                       cwd=REPO, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", "import softphone.cli, softphone.tui.player_app"],
+            cwd=REPO,
+            env=env,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         call = None
         if with_call:
             call = _start_call(workdir, seconds + CALL_MARGIN_S, speech)
@@ -747,9 +968,23 @@ def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
         showed = False
         try:
             started = time.monotonic()
-            made = _tmux(socket_name, "new-session", "-d", "-s", "viewer", "-x", str(PANE[0]),
-                         "-y", str(PANE[1]), "-e", "COLORTERM=truecolor", "-c", str(REPO),
-                         "exec " + shlex.join(argv), env=env)
+            made = _tmux(
+                socket_name,
+                "new-session",
+                "-d",
+                "-s",
+                "viewer",
+                "-x",
+                str(PANE[0]),
+                "-y",
+                str(PANE[1]),
+                "-e",
+                "COLORTERM=truecolor",
+                "-c",
+                str(REPO),
+                "exec " + shlex.join(argv),
+                env=env,
+            )
             if made.returncode != 0:
                 raise PeerError(f"tmux new-session failed: {made.stderr.strip()}")
             shown = _tmux(socket_name, "display-message", "-p", "-t", "viewer", "#{pane_pid}")
@@ -771,8 +1006,10 @@ def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
                     showed = screen.count("\u2580") + screen.count("\u2584") > 100
                 _pause(SAMPLE_S)
             else:
-                raise PeerError(f"the viewer did not exit {seconds + RUN_TIMEOUT_S + 15.0:.0f} s "
-                                "after it started")
+                raise PeerError(
+                    f"the viewer did not exit {seconds + RUN_TIMEOUT_S + 15.0:.0f} s "
+                    "after it started"
+                )
             wall = time.monotonic() - started
             wait_until(stats_path.is_file, 5.0, f"the viewer's --stats-out file {stats_path}")
             stats = json.loads(stats_path.read_text())
@@ -784,10 +1021,19 @@ def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
             if call is not None:
                 stop(call[0])
     return RenderReport(
-        command=command, viewer_argv=tuple(argv), duration_s=seconds, stats=stats,
-        cpu_samples=tuple(samples), wall_s=wall, showed_video=showed, call=call_result,
-        jack_xruns_at=tuple(xruns_at + [math.inf] * (count_jack_xruns(_read(jack_log)) - xruns_seen)
-                            if with_call else ()),
+        command=command,
+        viewer_argv=tuple(argv),
+        duration_s=seconds,
+        stats=stats,
+        cpu_samples=tuple(samples),
+        wall_s=wall,
+        showed_video=showed,
+        call=call_result,
+        jack_xruns_at=tuple(
+            xruns_at + [math.inf] * (count_jack_xruns(_read(jack_log)) - xruns_seen)
+            if with_call
+            else ()
+        ),
         call_argv=tuple(call[1]) if call is not None else (),
     )
 
@@ -797,33 +1043,65 @@ def run_render(workdir: Path, *, seconds: float, with_call: bool, speech: Path,
 
 def add_commands(subparsers: Any) -> None:
     """Add ``rtsp-first-frame`` and ``rtsp-render`` to ``softphone bench``'s subparsers."""
-    first = subparsers.add_parser("rtsp-first-frame",
-                                  help="time to the first picture, softphone vs FFmpeg")
-    first.add_argument("--runs", type=_runs, default=10, metavar="N",
-                       help="runs per peer (default 10; at least 10 to see the GOP's spread)")
-    first.add_argument("--transport", choices=["tcp", "udp"], default="tcp",
-                       help="RTP transport of every peer (default tcp)")
+    first = subparsers.add_parser(
+        "rtsp-first-frame", help="time to the first picture, softphone vs FFmpeg"
+    )
+    first.add_argument(
+        "--runs",
+        type=_runs,
+        default=10,
+        metavar="N",
+        help="runs per peer (default 10; at least 10 to see the GOP's spread)",
+    )
+    first.add_argument(
+        "--transport",
+        choices=["tcp", "udp"],
+        default="tcp",
+        help="RTP transport of every peer (default tcp)",
+    )
     first.add_argument("--seed", type=int, default=1, help="seed of the random pauses (default 1)")
-    first.add_argument("--cold", action="store_true",
-                       help="no background client: each peer starts the server's pipeline")
-    first.add_argument("--no-pycache", action="store_true",
-                       help="let softphone compile its modules at every start (no bytecode cache)")
+    first.add_argument(
+        "--cold",
+        action="store_true",
+        help="no background client: each peer starts the server's pipeline",
+    )
+    first.add_argument(
+        "--no-pycache",
+        action="store_true",
+        help="let softphone compile its modules at every start (no bytecode cache)",
+    )
     _common(first)
 
-    render = subparsers.add_parser("rtsp-render",
-                                   help="frames drawn and CPU of the viewer in a 100x30 tmux pane")
-    render.add_argument("--seconds", type=_seconds, default=20.0, metavar="S",
-                        help="the viewer's --duration (default 20)")
-    render.add_argument("--no-call", action="store_true",
-                        help="without the concurrent call on JACK's dummy driver")
-    render.add_argument("--speech", type=Path, default=DEFAULT_SPEECH, metavar="REF.wav",
-                        help=f"speech of the concurrent call (default {DEFAULT_SPEECH})")
+    render = subparsers.add_parser(
+        "rtsp-render", help="frames drawn and CPU of the viewer in a 100x30 tmux pane"
+    )
+    render.add_argument(
+        "--seconds",
+        type=_seconds,
+        default=20.0,
+        metavar="S",
+        help="the viewer's --duration (default 20)",
+    )
+    render.add_argument(
+        "--no-call", action="store_true", help="without the concurrent call on JACK's dummy driver"
+    )
+    render.add_argument(
+        "--speech",
+        type=Path,
+        default=DEFAULT_SPEECH,
+        metavar="REF.wav",
+        help=f"speech of the concurrent call (default {DEFAULT_SPEECH})",
+    )
     _common(render)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, metavar="DIR",
-                   help="keep logs and the viewer's stats here (default: a temporary directory)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep logs and the viewer's stats here (default: a temporary directory)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -875,17 +1153,30 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         with _workdir(args.workdir) as workdir:
             report: FirstFrameReport | RenderReport
             if args.command == "rtsp-first-frame":
-                report = run_first_frame(workdir, runs=args.runs, transport=args.transport,
-                                         seed=args.seed, cold=args.cold,
-                                         pycache=not args.no_pycache, command=command)
+                report = run_first_frame(
+                    workdir,
+                    runs=args.runs,
+                    transport=args.transport,
+                    seed=args.seed,
+                    cold=args.cold,
+                    pycache=not args.no_pycache,
+                    command=command,
+                )
             else:
                 speech = args.speech if args.speech.is_absolute() else Path.cwd() / args.speech
                 if not args.no_call and not speech.is_file():
-                    print(f"softphone bench: {args.speech}: no such file (give --speech REF.wav)",
-                          file=sys.stderr)
+                    print(
+                        f"softphone bench: {args.speech}: no such file (give --speech REF.wav)",
+                        file=sys.stderr,
+                    )
                     return EXIT_ERROR
-                report = run_render(workdir, seconds=args.seconds, with_call=not args.no_call,
-                                    speech=speech, command=command)
+                report = run_render(
+                    workdir,
+                    seconds=args.seconds,
+                    with_call=not args.no_call,
+                    speech=speech,
+                    command=command,
+                )
     except (PeerError, OSError, ValueError) as exc:
         print(f"softphone bench {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR

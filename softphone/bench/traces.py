@@ -50,8 +50,9 @@ def _random_loss(rng: np.random.Generator, arrival: F64, rate: float) -> F64:
     return out
 
 
-def _gilbert_elliott(rng: np.random.Generator, n: int, p: float, r: float, bad_loss: float,
-                     good_loss: float = 0.0) -> npt.NDArray[np.bool_]:
+def _gilbert_elliott(
+    rng: np.random.Generator, n: int, p: float, r: float, bad_loss: float, good_loss: float = 0.0
+) -> npt.NDArray[np.bool_]:
     """Per-packet loss flags: good->bad with probability p, bad->good with r."""
     lost = np.zeros(n, dtype=bool)
     bad = False
@@ -115,7 +116,9 @@ def _drift(ppm: float) -> Callable[[np.random.Generator], Trace]:
         # The receiver's clock runs ppm faster (or slower) than the sender's.
         return send, (send + delay) * (1.0 + ppm * 1e-6)
 
-    profile.__doc__ = f"40 ms + gamma(2, 2 ms) with the receiver clock off by {ppm:+.0f} ppm; 300 s."
+    profile.__doc__ = (
+        f"40 ms + gamma(2, 2 ms) with the receiver clock off by {ppm:+.0f} ppm; 300 s."
+    )
     return profile
 
 
@@ -174,19 +177,27 @@ def bursty_then_calm(rng: np.random.Generator) -> Trace:
     return send, arrival
 
 
-PROFILES: Final[Mapping[str, Callable[[np.random.Generator], Trace]]] = MappingProxyType({
-    "clean": clean,
-    "wifi_jitter": wifi_jitter,
-    "mobile_bursty": mobile_bursty,
-    "delay_spike": delay_spike,
-    "drift_plus_100ppm": _drift(100.0),
-    "drift_minus_100ppm": _drift(-100.0),
-    "periodic_congestion": periodic_congestion,
-    "step_changes": step_changes,
-    "bursty_then_calm": bursty_then_calm,
-})
-TUNING_PROFILES: Final = ("clean", "wifi_jitter", "mobile_bursty", "delay_spike",
-                          "drift_plus_100ppm", "drift_minus_100ppm")
+PROFILES: Final[Mapping[str, Callable[[np.random.Generator], Trace]]] = MappingProxyType(
+    {
+        "clean": clean,
+        "wifi_jitter": wifi_jitter,
+        "mobile_bursty": mobile_bursty,
+        "delay_spike": delay_spike,
+        "drift_plus_100ppm": _drift(100.0),
+        "drift_minus_100ppm": _drift(-100.0),
+        "periodic_congestion": periodic_congestion,
+        "step_changes": step_changes,
+        "bursty_then_calm": bursty_then_calm,
+    }
+)
+TUNING_PROFILES: Final = (
+    "clean",
+    "wifi_jitter",
+    "mobile_bursty",
+    "delay_spike",
+    "drift_plus_100ppm",
+    "drift_minus_100ppm",
+)
 UNSEEN_PROFILES: Final = ("periodic_congestion", "step_changes", "bursty_then_calm")
 
 

@@ -75,8 +75,11 @@ class BenchPhone(EventReader):
 
     async def start(self) -> None:
         self._call.started_at = self._call.established_at = asyncio.get_running_loop().time()
-        self._queue.put_nowait(pe.CallStateChanged(call_id=CALL_ID, state="established",
-                                                   direction="outgoing", remote=self._call.remote))
+        self._queue.put_nowait(
+            pe.CallStateChanged(
+                call_id=CALL_ID, state="established", direction="outgoing", remote=self._call.remote
+            )
+        )
         self._task = asyncio.create_task(self._stats())
 
     async def stop(self) -> None:
@@ -88,9 +91,18 @@ class BenchPhone(EventReader):
             await asyncio.sleep(0.5)
             self._tick += 1
             wobble = float(self._tick % 7)
-            self._queue.put_nowait(pe.CallStats(call_id=CALL_ID, stats={
-                "codec": "opus", "jitter_ms": 3.0 + wobble, "loss_percent": wobble / 10,
-                "rtt_ms": 40.0 + wobble, "mos": 4.4 - wobble / 20}))
+            self._queue.put_nowait(
+                pe.CallStats(
+                    call_id=CALL_ID,
+                    stats={
+                        "codec": "opus",
+                        "jitter_ms": 3.0 + wobble,
+                        "loss_percent": wobble / 10,
+                        "rtt_ms": 40.0 + wobble,
+                        "mos": 4.4 - wobble / 20,
+                    },
+                )
+            )
 
     @property
     def accounts(self) -> list[str]:
@@ -98,9 +110,11 @@ class BenchPhone(EventReader):
 
     @property
     def registrations(self) -> dict[str, Registration]:
-        return {"bench": Registration(account="bench", aor="sip:bench@127.0.0.1",
-                                      transport="udp", state="none")}
-
+        return {
+            "bench": Registration(
+                account="bench", aor="sip:bench@127.0.0.1", transport="udp", state="none"
+            )
+        }
 
     @property
     def calls(self) -> Sequence[BenchCall]:
@@ -203,8 +217,8 @@ class BenchPlayer:
 def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     scale = min(width / frame.shape[1], height / frame.shape[0], 1.0)
     w, h = max(1, int(frame.shape[1] * scale)), max(1, int(frame.shape[0] * scale))
-    rows = (np.arange(h) * frame.shape[0] // h)
-    cols = (np.arange(w) * frame.shape[1] // w)
+    rows = np.arange(h) * frame.shape[0] // h
+    cols = np.arange(w) * frame.shape[1] // w
     return np.ascontiguousarray(frame[rows][:, cols])
 
 
@@ -327,7 +341,9 @@ class _AudioTicker:
         }
 
 
-def run_tui_bench(seconds: float, *, interval_s: float = 0.2, threaded: bool = True) -> dict[str, Any]:
+def run_tui_bench(
+    seconds: float, *, interval_s: float = 0.2, threaded: bool = True
+) -> dict[str, Any]:
     """Run the bench for ``seconds`` (a press every ``interval_s``); figures in ms. ``threaded``:
     the phone on its own thread (ThreadedPhone, as ``softphone`` runs it) or on the UI's loop."""
     return asyncio.run(_bench(seconds, interval_s, threaded))

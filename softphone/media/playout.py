@@ -133,7 +133,9 @@ class Playout:
         frame_ticks = codec.clock_rate * frame_ms // 1000
         granule = max(1, round(PLC_GRANULE_S * codec.clock_rate)) if codec.has_plc else 1
         self.jitter: JitterBuffer[bytes] = JitterBuffer(
-            clock_rate=codec.clock_rate, frame_ticks=frame_ticks, config=config,
+            clock_rate=codec.clock_rate,
+            frame_ticks=frame_ticks,
+            config=config,
             granule_ticks=granule,
             use_fec=codec.has_fec,
         )
@@ -164,8 +166,9 @@ class Playout:
         self, *, sequence: int, timestamp: int, payload: bytes, now: float, marker: bool = False
     ) -> None:
         """One received RTP packet of this stream (payload only; PT already checked)."""
-        self.jitter.put(sequence=sequence, timestamp=timestamp, payload=payload, now=now,
-                        marker=marker)
+        self.jitter.put(
+            sequence=sequence, timestamp=timestamp, payload=payload, now=now, marker=marker
+        )
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -185,8 +188,10 @@ class Playout:
                 break
             queued = self._tail - self._head
             decision = self.jitter.next_frame(
-                now=now, needed_ticks=self._to_ticks(samples - queued),
-                queued_ticks=self._to_ticks(queued), quantum_ticks=quantum,
+                now=now,
+                needed_ticks=self._to_ticks(samples - queued),
+                queued_ticks=self._to_ticks(queued),
+                quantum_ticks=quantum,
                 regular_pulls=regular,
             )
             self._render(decision, queued)
@@ -195,10 +200,14 @@ class Playout:
         marks = self._marks
         while marks and marks[0][0] < end:
             position, sequence, timestamp, kind = marks.popleft()
-            self._frames.append(FramePlayed(
-                sequence=sequence, timestamp=timestamp, kind=kind,
-                play_time=now + (position - start) / self.sample_rate,
-            ))
+            self._frames.append(
+                FramePlayed(
+                    sequence=sequence,
+                    timestamp=timestamp,
+                    kind=kind,
+                    play_time=now + (position - start) / self.sample_rate,
+                )
+            )
         out = self._queue[self._head : self._head + samples].copy()
         self._head += samples
         self._out_pos = end
@@ -207,9 +216,11 @@ class Playout:
     def _note_pull(self, samples: int, now: float) -> None:
         """Count pulls that keep to a lattice: same size, one block's duration apart."""
         last = self._last_pull
-        on_time = last is not None and samples == last[1] and abs(
-            now - last[0] - samples / self.sample_rate
-        ) < REGULAR_TOLERANCE_S
+        on_time = (
+            last is not None
+            and samples == last[1]
+            and abs(now - last[0] - samples / self.sample_rate) < REGULAR_TOLERANCE_S
+        )
         self._regular_run = self._regular_run + 1 if on_time else 0
         self._last_pull = (now, samples)
 
@@ -285,15 +296,20 @@ class Playout:
         quiet = self._quiet(pcm)
         if quiet and quiet_ticks != 0:
             delta = self._to_samples(abs(quiet_ticks))
-            result = cut_quiet(pcm, delta, self._fade_in, self._fade_out) if quiet_ticks > 0 \
+            result = (
+                cut_quiet(pcm, delta, self._fade_in, self._fade_out)
+                if quiet_ticks > 0
                 else pad_quiet(pcm, delta, self._fade_in, self._fade_out)
+            )
             return self._count_stretch(pcm, result)
         if stretch is Stretch.NONE:
             return pcm
         if stretch is Stretch.EXPAND:
             result = expand(pcm, self.sample_rate).audio
         else:
-            result = accelerate(pcm, self.sample_rate, fast=stretch is Stretch.FAST_ACCELERATE).audio
+            result = accelerate(
+                pcm, self.sample_rate, fast=stretch is Stretch.FAST_ACCELERATE
+            ).audio
         return self._count_stretch(pcm, result)
 
     def _count_stretch(self, before: Pcm, after: Pcm) -> Pcm:

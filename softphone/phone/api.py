@@ -81,9 +81,11 @@ class CallView(Protocol):
     @property
     def started_at(self) -> float:
         """Monotonic seconds (the event loop's clock) when the call began."""
+
     @property
     def established_at(self) -> float | None:
         """Monotonic seconds when it was answered; None until then (the call timer starts here)."""
+
     @property
     def local_hold(self) -> bool: ...
     @property
@@ -93,6 +95,7 @@ class CallView(Protocol):
     @property
     def display_name(self) -> str | None:
         """The far end's display name from From/To, when it sent one."""
+
     @property
     def muted(self) -> bool: ...
     @property
@@ -112,6 +115,7 @@ class PhoneApi(Protocol):
     @property
     def accounts(self) -> list[str]:
         """Account names in config order (``"local"`` when none is configured), once started."""
+
     @property
     def registrations(self) -> Mapping[str, Registration]:
         """Account name -> its registration now, in config order."""
@@ -119,6 +123,7 @@ class PhoneApi(Protocol):
     # the event stream (one consumer)
     def events(self) -> AsyncIterator[PhoneEvent]:
         """An endless async iterator of events (the Phone's is an async generator)."""
+
     async def next_event(self) -> PhoneEvent: ...
     def next_event_nowait(self) -> PhoneEvent | None: ...
 
@@ -126,8 +131,10 @@ class PhoneApi(Protocol):
     @property
     def calls(self) -> Sequence[CallView]:
         """Every call the phone knows, ended ones included (the last 50), oldest first."""
+
     def call(self, call_id: str) -> CallView:
         """One call; raises PhoneError for an unknown id."""
+
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         """The call's audio statistics now (keys as in ``MediaStats``), or its last ones once ended;
         None before it had audio."""
@@ -135,6 +142,7 @@ class PhoneApi(Protocol):
     # actions
     async def dial(self, target: str, *, account: str | None = None) -> str:
         """Call ``target`` (a SIP URI or a number on the account's domain); returns the call id."""
+
     async def answer(self, call_id: str) -> None: ...
     async def reject(self, call_id: str, *, status: int = 486) -> None: ...
     async def hangup(self, call_id: str) -> None: ...
@@ -142,19 +150,26 @@ class PhoneApi(Protocol):
     async def resume(self, call_id: str) -> None: ...
     async def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer (REFER); progress comes as TransferProgressed events."""
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         """Returns the method used: ``"rtp"`` (RFC 4733) or ``"info"``."""
+
     def mute(self, call_id: str, muted: bool) -> None: ...
     def record(self, call_id: str, on: bool) -> Path | None:
         """Start or stop recording; returns the WAV file's path."""
+
     def silence(self, call_id: str) -> None:
         """Stop ringing for this incoming call without answering or rejecting it."""
+
     def levels(self, call_id: str) -> tuple[float, float] | None:
         """(microphone dBFS, speaker dBFS) now, for meters at ~10 Hz; None without audio."""
+
     def sip_trace(self, call_id: str) -> list[TracedMessage]:
         """The call's SIP messages in order (the last 200), passwords redacted."""
+
     async def play_file(self, path: Path) -> None:
         """Play a WAV file (a recording) on the speaker; returns when it is done or stopped.
         Raises PhoneError when the file cannot be read or there is no output device."""
+
     def stop_playback(self) -> None:
         """Stop what ``play_file`` plays (nothing happens when nothing plays)."""

@@ -193,7 +193,9 @@ class FileAudio:
         self.record = record
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
-        io: AudioIO = FileIO(self.play, HEADLESS_RATE) if self.play is not None else NullIO(HEADLESS_RATE)
+        io: AudioIO = (
+            FileIO(self.play, HEADLESS_RATE) if self.play is not None else NullIO(HEADLESS_RATE)
+        )
         record = numbered(self.record, call_number) if self.record is not None else None
         return AudioEngine(io, record_to=record, name="file")
 

@@ -76,7 +76,9 @@ class MediaStats:
         return out
 
 
-def receive_map(local: SessionDescription | None, remote: SessionDescription | None) -> dict[int, tuple[str, int]]:
+def receive_map(
+    local: SessionDescription | None, remote: SessionDescription | None
+) -> dict[int, tuple[str, int]]:
     """Payload type -> (encoding, clock rate) from both descriptions of the audio stream.
 
     Our own description says how the peer should label what it sends us; a peer that reuses its
@@ -164,18 +166,24 @@ class CallMedia:
         self.update(media, pt_map)
 
     # ------------------------------------------------------------------ negotiation
-    def update(self, media: NegotiatedMedia, pt_map: Mapping[int, tuple[str, int]] | None = None) -> None:
+    def update(
+        self, media: NegotiatedMedia, pt_map: Mapping[int, tuple[str, int]] | None = None
+    ) -> None:
         """(Re)apply what SDP negotiated: peer address, codec, direction (hold)."""
         self._media = media
         if pt_map is not None:
             self._pt_map = dict(pt_map)
         address = media.remote_address
         if address and address not in ("0.0.0.0", "::") and media.remote_port:
-            rtcp_port = media.remote_rtcp_port or (media.remote_port if media.rtcp_mux else media.remote_port + 1)
+            rtcp_port = media.remote_rtcp_port or (
+                media.remote_port if media.rtcp_mux else media.remote_port + 1
+            )
             remote = ((address, media.remote_port), (address, rtcp_port), media.rtcp_mux)
             if remote != self._remote:  # a re-INVITE that keeps the address keeps the latch
                 self._remote = remote
-                self._session.set_remote(remote_rtp=remote[0], remote_rtcp=remote[1], rtcp_mux=remote[2])
+                self._session.set_remote(
+                    remote_rtp=remote[0], remote_rtcp=remote[1], rtcp_mux=remote[2]
+                )
         if media.codec is None:
             return
         codec = _lookup(media.codec.encoding)
@@ -183,16 +191,28 @@ class CallMedia:
             raise CodecError(f"negotiated codec {media.codec.encoding} is not available here")
         # Jitter is measured on audio payload types only: RFC 4733 events would inflate it.
         self._session.set_clock_rates(
-            {pt: rate for pt, (enc, rate) in self._pt_map.items() if enc.lower() not in ("telephone-event", "cn")}
+            {
+                pt: rate
+                for pt, (enc, rate) in self._pt_map.items()
+                if enc.lower() not in ("telephone-event", "cn")
+            }
         )
-        if self._codec is None or codec.encoding != self._codec.encoding or media.codec.payload_type != self._send_pt:
+        if (
+            self._codec is None
+            or codec.encoding != self._codec.encoding
+            or media.codec.payload_type != self._send_pt
+        ):
             self._codec = codec
             frame_ms = media.ptime_ms if media.ptime_ms in (10, 20, 30, 40, 60) else 20
             try:
-                self._encoder = codec.make_encoder(EncoderOptions(frame_ms=frame_ms, fmtp=media.codec.fmtp))
+                self._encoder = codec.make_encoder(
+                    EncoderOptions(frame_ms=frame_ms, fmtp=media.codec.fmtp)
+                )
             except CodecError:  # a ptime this codec cannot frame (G.722 at 30 ms): use 20 ms
                 frame_ms = 20
-                self._encoder = codec.make_encoder(EncoderOptions(frame_ms=frame_ms, fmtp=media.codec.fmtp))
+                self._encoder = codec.make_encoder(
+                    EncoderOptions(frame_ms=frame_ms, fmtp=media.codec.fmtp)
+                )
             self._send_pt = media.codec.payload_type
             self._frame_samples = codec.sample_rate * frame_ms // 1000
             self._frame_ticks = codec.clock_rate * frame_ms // 1000
@@ -241,7 +261,9 @@ class CallMedia:
         if self._recorder is not None:
             self._recorder.write_local(np.zeros_like(pcm) if self.muted or not self.sends else pcm)
         converted = self._to_codec.process(pcm)
-        self._mic_buffer = np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
+        self._mic_buffer = (
+            np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
+        )
         sent = False
         while len(self._mic_buffer) >= self._frame_samples:
             frame = self._mic_buffer[: self._frame_samples]
@@ -276,7 +298,9 @@ class CallMedia:
         # Pull only what the speaker needs now (plus the resampler's rounding): pulling ahead of
         # the clock would ask the jitter buffer for packets before their time.
         fifo = self._out_fifo
-        for _ in range(8):  # bounded: one pull almost always suffices; the resampler may hold back a few
+        for _ in range(
+            8
+        ):  # bounded: one pull almost always suffices; the resampler may hold back a few
             lacking = samples - len(fifo)
             if lacking <= 0:
                 break
@@ -387,7 +411,10 @@ class CallMedia:
             self.unknown_payload_types += 1
             return
         playout.put(
-            sequence=packet.sequence, timestamp=packet.timestamp, payload=packet.payload, now=now,
+            sequence=packet.sequence,
+            timestamp=packet.timestamp,
+            payload=packet.payload,
+            now=now,
             marker=packet.marker,
         )
 
@@ -399,7 +426,9 @@ class CallMedia:
         if self._encoder is None:
             return
         stats = self._session.stats(now)
-        percent = round(100 * stats.remote_fraction_lost) if stats.remote_fraction_lost is not None else 0
+        percent = (
+            round(100 * stats.remote_fraction_lost) if stats.remote_fraction_lost is not None else 0
+        )
         percent = min(max(percent, 0), 30)
         if percent != self._last_loss_percent:
             self._encoder.set_packet_loss(percent)
@@ -417,7 +446,11 @@ class CallMedia:
         if self.closed:
             return
         # RTCP reports, and a DTMF digit whose end packets were all lost (reported on timeout).
-        deadlines = [t for t in (self._session.get_timer(), self._dtmf_receiver.next_deadline()) if t is not None]
+        deadlines = [
+            t
+            for t in (self._session.get_timer(), self._dtmf_receiver.next_deadline())
+            if t is not None
+        ]
         if deadlines:
             self._timer = self._loop.call_at(min(deadlines), self._on_timer)
 
@@ -440,7 +473,10 @@ class CallMedia:
         played = max(p.packets_played if p is not None else 0, 1)
         loss = s.loss_percent + 100.0 * late / (played + late)
         estimate = estimate_mos(
-            codec=self.codec_name, one_way_delay_ms=one_way, loss_percent=loss, burst_ratio=s.burst_ratio
+            codec=self.codec_name,
+            one_way_delay_ms=one_way,
+            loss_percent=loss,
+            burst_ratio=s.burst_ratio,
         )
         return MediaStats(
             codec=self.codec_name,

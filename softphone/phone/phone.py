@@ -62,7 +62,9 @@ from softphone.transport.tls import client_context
 
 logger = logging.getLogger(__name__)
 
-TELEPHONE_EVENT = CodecSpec(encoding="telephone-event", clock_rate=8000, payload_type=101, fmtp="0-16")
+TELEPHONE_EVENT = CodecSpec(
+    encoding="telephone-event", clock_rate=8000, payload_type=101, fmtp="0-16"
+)
 STATS_INTERVAL_S = 5.0
 DTMF_INFO_DURATION_MS = 160
 
@@ -86,6 +88,8 @@ def codec_specs(order: tuple[str, ...]) -> tuple[CodecSpec, ...]:
             )
         )
     return (*specs, TELEPHONE_EVENT)
+
+
 UNREGISTER_TIMEOUT_S = 3.0
 KEEPALIVE_UDP_S = 25.0
 KEEPALIVE_STREAM_S = 90.0
@@ -158,7 +162,9 @@ class Phone(EventReader):
         self._registration_settled: dict[str, asyncio.Event] = {}
         self._tls_ca_files: dict[tuple[str, int], str] = {}
         self._audio: AudioProvider = audio or DeviceAudio(
-            config.input_device, config.output_device, on_problem=self._audio_problem,
+            config.input_device,
+            config.output_device,
+            on_problem=self._audio_problem,
             ring_device=config.ring_device,
         )
         self._codecs = codec_specs(config.codecs)
@@ -180,7 +186,10 @@ class Phone(EventReader):
         }
         self._advertised = self._pick_advertised_host(resolved)
         ua = UserAgent(
-            accounts=resolved, rng=self._rng, timers=self._timers, user_agent=f"softphone/{__version__}"
+            accounts=resolved,
+            rng=self._rng,
+            timers=self._timers,
+            user_agent=f"softphone/{__version__}",
         )
         self._ua = ua
         for name, reason in unavailable_reasons().items():
@@ -218,7 +227,9 @@ class Phone(EventReader):
                 async with asyncio.timeout(UNREGISTER_TIMEOUT_S):
                     await self._unregistered.wait()
             except TimeoutError:
-                logger.warning("unregister not confirmed for %s", ", ".join(self._pending_unregister))
+                logger.warning(
+                    "unregister not confirmed for %s", ", ".join(self._pending_unregister)
+                )
         for info in self._calls.values():
             self._stop_media(info)
             if info.rtp is not None:
@@ -236,7 +247,6 @@ class Phone(EventReader):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
 
     async def wait_registered(self, timeout_s: float = 10.0) -> dict[str, bool]:
         """Wait until every account with a registrar has registered or failed once."""
@@ -299,7 +309,11 @@ class Phone(EventReader):
             raise PhoneError(str(exc)) from None
         info.call_id = call_id
         self._calls[call_id] = info
-        self._emit(pe.CallStateChanged(call_id=call_id, state="calling", direction="outgoing", remote=info.remote))
+        self._emit(
+            pe.CallStateChanged(
+                call_id=call_id, state="calling", direction="outgoing", remote=info.remote
+            )
+        )
         self._pump()
         return call_id
 
@@ -364,7 +378,9 @@ class Phone(EventReader):
             return "rtp"
         try:
             for digit in digits:
-                ua.send_dtmf_info(call_id, digit, duration_ms=DTMF_INFO_DURATION_MS, now=self._now())
+                ua.send_dtmf_info(
+                    call_id, digit, duration_ms=DTMF_INFO_DURATION_MS, now=self._now()
+                )
         except LocalProtocolError as exc:
             raise PhoneError(str(exc)) from None
         self._pump()
@@ -414,7 +430,10 @@ class Phone(EventReader):
             return info.audio.recording_path
         directory = self._config.recordings_dir or default_data_dir() / "recordings"
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        who = re.sub(r"[^A-Za-z0-9._@+-]+", "_", info.remote.strip("<>").removeprefix("sip:"))[:60] or "call"
+        who = (
+            re.sub(r"[^A-Za-z0-9._@+-]+", "_", info.remote.strip("<>").removeprefix("sip:"))[:60]
+            or "call"
+        )
         path = directory / f"{stamp}-{who}.wav"
         try:
             info.audio.start_recording(path)
@@ -463,15 +482,23 @@ class Phone(EventReader):
                 self._settle(account)
                 acct = self._accounts[account]
                 if first and acct.outbound is not None and self._transport is not None:
-                    interval = KEEPALIVE_UDP_S if acct.outbound.transport == "udp" else KEEPALIVE_STREAM_S
+                    interval = (
+                        KEEPALIVE_UDP_S if acct.outbound.transport == "udp" else KEEPALIVE_STREAM_S
+                    )
                     self._transport.keep_alive(acct.outbound, interval)
                 self._set_registration(account, "registered", expires_at=time.time() + expires)
                 self._emit(pe.Registered(account=account, expires=expires))
-            case ue.RegistrationFailed(account=account, status=status, reason=reason, retry_in_s=retry):
+            case ue.RegistrationFailed(
+                account=account, status=status, reason=reason, retry_in_s=retry
+            ):
                 self._registered[account] = False
                 self._settle(account)
                 self._set_registration(account, "failed", reason=reason, retry_in_s=retry)
-                self._emit(pe.RegistrationFailed(account=account, status=status, reason=reason, retry_in_s=retry))
+                self._emit(
+                    pe.RegistrationFailed(
+                        account=account, status=status, reason=reason, retry_in_s=retry
+                    )
+                )
             case ue.Unregistered(account=account):
                 self._registered[account] = False
                 self._pending_unregister.discard(account)
@@ -487,7 +514,9 @@ class Phone(EventReader):
                     if sdp is not None:
                         self._apply_answer(info, sdp)
                         self._sync_media(info, sending=False)  # early media: listen only
-                    self._set_state(info, "early" if sdp is not None and status == 183 else "ringing")
+                    self._set_state(
+                        info, "early" if sdp is not None and status == 183 else "ringing"
+                    )
             case ue.CallAnswered(call_id=call_id, sdp=sdp):
                 info = self._calls.get(call_id)
                 if info is not None:
@@ -516,7 +545,9 @@ class Phone(EventReader):
                 info = self._calls.get(call_id)
                 if info is None:
                     return
-                answer = self._answer_sdp(info, sdp, Direction.SENDONLY if info.local_hold else Direction.SENDRECV)
+                answer = self._answer_sdp(
+                    info, sdp, Direction.SENDONLY if info.local_hold else Direction.SENDRECV
+                )
                 if answer is None:
                     ua.reject_reoffer(call_id, status=488, now=self._now())
                     return
@@ -541,13 +572,21 @@ class Phone(EventReader):
                     self._emit(pe.Notice(level="info", text=f"transferred to {target}"))
                     asyncio.get_running_loop().create_task(self._transfer_dial(info, target))
             case ue.TransferProgressed(call_id=call_id, status=status, reason=reason, final=final):
-                self._emit(pe.TransferProgressed(call_id=call_id, status=status, reason=reason, final=final))
+                self._emit(
+                    pe.TransferProgressed(
+                        call_id=call_id, status=status, reason=reason, final=final
+                    )
+                )
                 info = self._calls.get(call_id)
                 if final and 200 <= status < 300 and info is not None and info.state != "ended":
                     # Blind transfer done: the transferee has the new call; we leave (RFC 5589 §6).
                     self._handle(ua.hangup(call_id, self._now()))
             case ue.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration_ms):
-                self._emit(pe.DtmfReceived(call_id=call_id, digit=digit, method="info", duration_ms=duration_ms))
+                self._emit(
+                    pe.DtmfReceived(
+                        call_id=call_id, digit=digit, method="info", duration_ms=duration_ms
+                    )
+                )
             case _:
                 logger.debug("unhandled UA event %r", event)
 
@@ -574,9 +613,15 @@ class Phone(EventReader):
             )
         )
         if self._config.do_not_disturb:
-            self._handle(ua.reject(event.call_id, status=480, now=self._now(), reason="Do Not Disturb"))
+            self._handle(
+                ua.reject(event.call_id, status=480, now=self._now(), reason="Do Not Disturb")
+            )
             return
-        self._emit(pe.CallStateChanged(call_id=info.call_id, state="ringing", direction="incoming", remote=info.remote))
+        self._emit(
+            pe.CallStateChanged(
+                call_id=info.call_id, state="ringing", direction="incoming", remote=info.remote
+            )
+        )
         self._update_tones()
         ua.ring(event.call_id, self._now())
         if self.auto_answer:
@@ -594,7 +639,9 @@ class Phone(EventReader):
         except PhoneError as exc:
             ua = self._require_ua()
             try:
-                ua.notify_transfer(original.call_id, status=503, reason=str(exc)[:60], now=self._now())
+                ua.notify_transfer(
+                    original.call_id, status=503, reason=str(exc)[:60], now=self._now()
+                )
             except LocalProtocolError:
                 pass
             self._pump()
@@ -606,7 +653,9 @@ class Phone(EventReader):
             return
         original, info.transfer_of = info.transfer_of, None
         try:
-            self._require_ua().notify_transfer(original, status=status, reason=reason[:60], now=self._now())
+            self._require_ua().notify_transfer(
+                original, status=status, reason=reason[:60], now=self._now()
+            )
         except LocalProtocolError:
             pass
 
@@ -615,10 +664,16 @@ class Phone(EventReader):
         assert info.rtp is not None
         info.session_version += 1
         local = LocalMedia(
-            address=self._advertised, port=info.rtp.port, codecs=self._codecs, direction=direction,
-            rtcp_port=info.rtp.rtcp_port, rtcp_mux=True,  # RFC 5761: used when the peer agrees
+            address=self._advertised,
+            port=info.rtp.port,
+            codecs=self._codecs,
+            direction=direction,
+            rtcp_port=info.rtp.rtcp_port,
+            rtcp_mux=True,  # RFC 5761: used when the peer agrees
         )
-        offer = create_offer(local, session_id=info.rtp.session_id, session_version=info.session_version)
+        offer = create_offer(
+            local, session_id=info.rtp.session_id, session_version=info.session_version
+        )
         info.local_sdp = offer
         return offer
 
@@ -631,7 +686,9 @@ class Phone(EventReader):
         except SdpError as exc:
             self._emit(pe.Notice(level="warning", text=f"unusable SDP answer: {exc}"))
 
-    def _answer_sdp(self, info: CallInfo, offer_sdp: bytes | None, direction: Direction) -> bytes | None:
+    def _answer_sdp(
+        self, info: CallInfo, offer_sdp: bytes | None, direction: Direction
+    ) -> bytes | None:
         """Answer an offer (or, for an offer-less INVITE, make our offer)."""
         if info.rtp is None:
             info.rtp = self._open_rtp_now()
@@ -642,8 +699,12 @@ class Phone(EventReader):
             offer = SessionDescription.parse(offer_sdp)
             info.session_version += 1
             local = LocalMedia(
-                address=self._advertised, port=info.rtp.port, codecs=self._codecs, direction=direction,
-                rtcp_port=info.rtp.rtcp_port, rtcp_mux=True,  # RFC 5761: used when the peer agrees
+                address=self._advertised,
+                port=info.rtp.port,
+                codecs=self._codecs,
+                direction=direction,
+                rtcp_port=info.rtp.rtcp_port,
+                rtcp_mux=True,  # RFC 5761: used when the peer agrees
             )
             answer, media = create_answer(
                 offer, local, session_id=info.rtp.session_id, session_version=info.session_version
@@ -674,7 +735,9 @@ class Phone(EventReader):
         media = info.media
         if media is None or media.codec is None or info.rtp is None or info.state == "ended":
             return
-        pt_map = receive_map(info.local_sdp, SessionDescription.parse(info.remote_sdp) if info.remote_sdp else None)
+        pt_map = receive_map(
+            info.local_sdp, SessionDescription.parse(info.remote_sdp) if info.remote_sdp else None
+        )
         try:
             if info.audio is None:
                 self._media_calls += 1
@@ -722,7 +785,9 @@ class Phone(EventReader):
 
     def _arm_stats(self) -> None:
         if self._stats_handle is None:
-            self._stats_handle = asyncio.get_running_loop().call_later(STATS_INTERVAL_S, self._emit_stats)
+            self._stats_handle = asyncio.get_running_loop().call_later(
+                STATS_INTERVAL_S, self._emit_stats
+            )
 
     def _emit_stats(self) -> None:
         self._stats_handle = None
@@ -738,15 +803,21 @@ class Phone(EventReader):
         if active:
             self._arm_stats()
 
-    def _dtmf_received(self, call_id: str, digit: str, method: Literal["rtp", "info"], duration_ms: int) -> None:
-        self._emit(pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms))
+    def _dtmf_received(
+        self, call_id: str, digit: str, method: Literal["rtp", "info"], duration_ms: int
+    ) -> None:
+        self._emit(
+            pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms)
+        )
 
     def _update_tones(self) -> None:
         """Ringback while an outgoing call rings without early media; ring while a call for us
         waits to be answered (not when do-not-disturb rejected it)."""
         calls = self._calls.values()
         ringback = any(c.direction == "outgoing" and c.state == "ringing" for c in calls)
-        ring = any(c.direction == "incoming" and c.state == "ringing" and not c.silenced for c in calls)
+        ring = any(
+            c.direction == "incoming" and c.state == "ringing" and not c.silenced for c in calls
+        )
         try:
             self._audio.tones(ringback=ringback, ring=ring)
         except Exception as exc:  # a tone is a nicety: never let it break call handling
@@ -787,18 +858,32 @@ class Phone(EventReader):
         self._playback = None
 
     # ------------------------------------------------------------------ plumbing
-    def _trace_message(self, direction: Literal["sent", "received"], data: bytes, peer: Address) -> None:
+    def _trace_message(
+        self, direction: Literal["sent", "received"], data: bytes, peer: Address
+    ) -> None:
         listeners = self._transport.listeners() if self._transport is not None else []
         port = next((a.port for a in listeners if a.transport == peer.transport), None)
         local = f"{peer.transport}:{self._advertised}" + (f":{port}" if port is not None else "")
         self._trace.add(direction, data, local, f"{peer.transport}:{peer.host}:{peer.port}")
 
-    def _set_registration(self, account: str, state: RegistrationState, *, expires_at: float | None = None,
-                          reason: str | None = None, retry_in_s: float | None = None) -> None:
+    def _set_registration(
+        self,
+        account: str,
+        state: RegistrationState,
+        *,
+        expires_at: float | None = None,
+        reason: str | None = None,
+        retry_in_s: float | None = None,
+    ) -> None:
         acct = self._accounts[account]
         self._registrations[account] = Registration(
-            account=account, aor=str(acct.aor), transport=acct.transport, state=state,
-            expires_at=expires_at, reason=reason, retry_in_s=retry_in_s,
+            account=account,
+            aor=str(acct.aor),
+            transport=acct.transport,
+            state=state,
+            expires_at=expires_at,
+            reason=reason,
+            retry_in_s=retry_in_s,
         )
 
     def _set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
@@ -806,7 +891,11 @@ class Phone(EventReader):
             return
         info.state = state
         self._update_tones()
-        self._emit(pe.CallStateChanged(call_id=info.call_id, state=state, direction=info.direction, remote=info.remote))
+        self._emit(
+            pe.CallStateChanged(
+                call_id=info.call_id, state=state, direction=info.direction, remote=info.remote
+            )
+        )
 
     def _finish(self, info: CallInfo, status: int, reason: str) -> None:
         if info.state == "ended":
@@ -892,12 +981,19 @@ class Phone(EventReader):
             moved = address.port != bound_port
             if moved and transport == "udp":
                 self._emit(
-                    pe.Notice(level="warning", text=f"port {wanted}/{transport} is in use; using {address.port} instead")
+                    pe.Notice(
+                        level="warning",
+                        text=f"port {wanted}/{transport} is in use; using {address.port} instead",
+                    )
                 )
                 bound_port = address.port
             advertised = Address(transport, self._advertised, address.port)
             self._ua.add_listener(advertised)
-            self._emit(pe.Listening(transport=transport, host=address.host, port=address.port, fallback=moved))
+            self._emit(
+                pe.Listening(
+                    transport=transport, host=address.host, port=address.port, fallback=moved
+                )
+            )
 
     async def _ephemeral_pair(self, attempts: int = 8) -> dict[TransportName, Address]:
         """A port free for both UDP and TCP. The kernel picks the UDP one; the same TCP port may
@@ -914,7 +1010,9 @@ class Phone(EventReader):
                 await self._transport.unlisten(udp)
                 continue
             return {"udp": udp, "tcp": tcp}
-        raise PhoneError(f"no port free for both UDP and TCP on {self._bind_host} after {attempts} tries")
+        raise PhoneError(
+            f"no port free for both UDP and TCP on {self._bind_host} after {attempts} tries"
+        )
 
     async def _account_config(self, acct: Account) -> AccountConfig:
         hop_uri = acct.proxy or acct.registrar
@@ -1000,4 +1098,3 @@ def _route_source(host: str) -> str | None:
             return str(probe.getsockname()[0])
     except OSError:
         return None
-

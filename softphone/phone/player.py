@@ -124,7 +124,9 @@ class _Redirect(_Outcome):
         self.location = location
 
 
-def media_time(sender_report: tuple[int, int] | None, timestamp: int, clock_rate: int) -> float | None:
+def media_time(
+    sender_report: tuple[int, int] | None, timestamp: int, clock_rate: int
+) -> float | None:
     """When (NTP seconds) the sample with RTP ``timestamp`` was taken, from the stream's last
     sender report (RFC 3550 §6.4.1: the SR pairs an NTP time with an RTP timestamp). This is how
     audio and video, each on its own RTP clock, are put on one time line for lip sync."""
@@ -224,7 +226,9 @@ class _VideoWorker:
                     try:
                         rgb = picture.to_rgb(*picture.fit(*box))
                     except MediaError:
-                        logger.warning("cannot scale a %dx%d picture", picture.width, picture.height)
+                        logger.warning(
+                            "cannot scale a %dx%d picture", picture.width, picture.height
+                        )
                 try:
                     self._loop.call_soon_threadsafe(self._sink, picture, rgb)
                 except RuntimeError:
@@ -249,7 +253,9 @@ class _Track:
     worker: _VideoWorker | None = None
     audio: AudioDecoder | None = None
     audio_failed: bool = False
-    pending_audio: collections.deque[AccessUnit] = field(default_factory=lambda: collections.deque(maxlen=PENDING_AUDIO_UNITS))
+    pending_audio: collections.deque[AccessUnit] = field(
+        default_factory=lambda: collections.deque(maxlen=PENDING_AUDIO_UNITS)
+    )
     recorder_index: int | None = None
     bye: bool = False
     skip_to_keyframe: bool = False
@@ -418,7 +424,9 @@ class Player:
                 session = _Session(self, url, transport)
                 self._session = session
                 task = asyncio.ensure_future(session.run())
-                ended = await _first_of(task, stop, deadline, None if self._played else begin + STARTUP_LIMIT_S)
+                ended = await _first_of(
+                    task, stop, deadline, None if self._played else begin + STARTUP_LIMIT_S
+                )
                 if ended == "startup" and self._played:
                     # It started playing before the start-up limit: that limit is over.
                     ended = await _first_of(task, stop, deadline, None)
@@ -428,7 +436,9 @@ class Player:
                     with contextlib.suppress(BaseException):
                         await task
                     if ended == "startup" and not self._played:
-                        failure = _Refused(f"no answer from {url.host}:{url.port} within {STARTUP_LIMIT_S:.0f} s")
+                        failure = _Refused(
+                            f"no answer from {url.host}:{url.port} within {STARTUP_LIMIT_S:.0f} s"
+                        )
                     break
                 outcome = task.exception() if not task.cancelled() else _Broken("cancelled")
                 await session.close(teardown=False)
@@ -444,14 +454,20 @@ class Player:
                             break
                         self.emit(pe.Notice(level="info", text=f"redirected to {location}"))
                         if location.username is None and location.host == url.host:
-                            location = dataclasses.replace(location, username=url.username, password=url.password)
+                            location = dataclasses.replace(
+                                location, username=url.username, password=url.password
+                            )
                         url = location
                         continue
-                    case _Busy(reason=reason) if not self._played and busy_retries < MAX_BUSY_RETRIES:
+                    case _Busy(reason=reason) if (
+                        not self._played and busy_retries < MAX_BUSY_RETRIES
+                    ):
                         # quirk: GStreamer answers 503 to a DESCRIBE that follows a TEARDOWN of
                         # the same shared media at once; cameras do it while booting.
                         busy_retries += 1
-                        wait = await _first_of(None, stop, deadline, loop.time() + BUSY_RETRY_S * busy_retries)
+                        wait = await _first_of(
+                            None, stop, deadline, loop.time() + BUSY_RETRY_S * busy_retries
+                        )
                         if wait != "startup":
                             break
                         continue
@@ -473,7 +489,9 @@ class Player:
                         attempt += 1
                         self.counters.reconnects += 1
                         self._set_state("reconnecting", f"reconnecting in {delay:.0f} s: {reason}")
-                        self.emit(pe.StreamReconnecting(attempt=attempt, delay_s=delay, reason=reason))
+                        self.emit(
+                            pe.StreamReconnecting(attempt=attempt, delay_s=delay, reason=reason)
+                        )
                         wait = await _first_of(None, stop, deadline, loop.time() + delay)
                         if wait != "startup":  # stopped, or the time is up
                             break
@@ -507,7 +525,9 @@ class Player:
                 reconnects=c.reconnects,
                 transport=c.transport,
                 recording=str(self._recording) if self._recording else None,
-                snapshot=str(self.options.snapshot) if self._snapshot_done and self.options.snapshot else None,
+                snapshot=str(self.options.snapshot)
+                if self._snapshot_done and self.options.snapshot
+                else None,
             )
         )
         return 0 if self._played and failure is None else 1
@@ -541,13 +561,23 @@ class Player:
         self._set_state("paused", "paused")
         self.emit(pe.StreamPaused())
 
-    def picture(self, picture: DecodedPicture, rgb: np.ndarray | None, codec: str, picture_time: float | None = None) -> None:
+    def picture(
+        self,
+        picture: DecodedPicture,
+        rgb: np.ndarray | None,
+        codec: str,
+        picture_time: float | None = None,
+    ) -> None:
         c = self.counters
         c.video_frames += 1
         c.width, c.height, c.codec = picture.width, picture.height, codec
         if c.first_frame_ms is None:
             c.first_frame_ms = round(self.elapsed_ms(), 1)
-            self.emit(pe.FirstFrame(ms=c.first_frame_ms, width=picture.width, height=picture.height, codec=codec))
+            self.emit(
+                pe.FirstFrame(
+                    ms=c.first_frame_ms, width=picture.width, height=picture.height, codec=codec
+                )
+            )
             # Start-up is over (the collector was held by `softphone play`, __main__.py); after
             # the event has gone out, which the front end's task does on the next loop pass.
             asyncio.get_running_loop().call_soon(preload.release_gc)
@@ -558,7 +588,9 @@ class Player:
             try:
                 save_png(picture, self.options.snapshot)
                 self._snapshot_done = True
-                self.emit(pe.Notice(level="info", text=f"snapshot saved to {self.options.snapshot}"))
+                self.emit(
+                    pe.Notice(level="info", text=f"snapshot saved to {self.options.snapshot}")
+                )
             except MediaError as exc:
                 self._snapshot_done = True  # tried once; say why and go on playing
                 self.emit(pe.Notice(level="error", text=f"cannot save the snapshot: {exc}"))
@@ -574,7 +606,9 @@ class Player:
         loop = asyncio.get_running_loop()
         audio_now = self._audio_port.clock(loop.time()) if self._audio_port is not None else None
         hold = 0.0 if audio_now is None or picture_time is None else picture_time - audio_now
-        self.av_offset_ms = None if audio_now is None or picture_time is None else round(hold * 1000, 1)
+        self.av_offset_ms = (
+            None if audio_now is None or picture_time is None else round(hold * 1000, 1)
+        )
         if 0.0 < hold <= MAX_SYNC_HOLD_S:
             loop.call_later(hold, self._show_if_newest, rgb, seq)
         else:
@@ -624,7 +658,10 @@ class Player:
 
 
 async def _first_of(
-    task: asyncio.Future[Any] | None, stop: asyncio.Event, deadline: float | None, limit: float | None
+    task: asyncio.Future[Any] | None,
+    stop: asyncio.Event,
+    deadline: float | None,
+    limit: float | None,
 ) -> Literal["task", "stop", "deadline", "startup"]:
     """Wait for the task, ``stop``, the deadline (--duration) or ``limit``, whichever is first."""
     loop = asyncio.get_running_loop()
@@ -682,15 +719,22 @@ class _Session:
         try:
             transport, _ = await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: _Connection(self), url.host, url.port, ssl=ssl_ctx,
+                    lambda: _Connection(self),
+                    url.host,
+                    url.port,
+                    ssl=ssl_ctx,
                     server_hostname=url.host if ssl_ctx is not None else None,
                 ),
                 CONNECT_TIMEOUT_S,
             )
         except TimeoutError:
-            raise _Broken(f"cannot reach {url.host}:{url.port}: no answer within {CONNECT_TIMEOUT_S:.0f} s") from None
+            raise _Broken(
+                f"cannot reach {url.host}:{url.port}: no answer within {CONNECT_TIMEOUT_S:.0f} s"
+            ) from None
         except ssl.SSLCertVerificationError as exc:
-            raise _Refused(f"TLS certificate of {url.host} rejected: {exc.verify_message} (--insecure skips the check)") from None
+            raise _Refused(
+                f"TLS certificate of {url.host} rejected: {exc.verify_message} (--insecure skips the check)"
+            ) from None
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise _Broken(f"cannot reach {url.host}:{url.port}: {reason}") from None
@@ -718,12 +762,17 @@ class _Session:
                 cam = RtspUrl.parse(camera.url)
             except RtspError:
                 continue
-            if (cam.host, cam.port) == (self.url.host, self.url.port) and camera.username is not None:
+            if (cam.host, cam.port) == (
+                self.url.host,
+                self.url.port,
+            ) and camera.username is not None:
                 return camera.username, camera.password or ""
         return None, None
 
     def _ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.player.options.ca_file) if self.player.options.ca_file else None)
+        ctx = ssl.create_default_context(
+            cafile=str(self.player.options.ca_file) if self.player.options.ca_file else None
+        )
         if self.player.options.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -738,7 +787,12 @@ class _Session:
         if self._closing:
             return
         self._closing = True
-        if teardown and self.client is not None and self.tcp is not None and not self.tcp.is_closing():
+        if (
+            teardown
+            and self.client is not None
+            and self.tcp is not None
+            and not self.tcp.is_closing()
+        ):
             with contextlib.suppress(RtspError):
                 events = self.client.teardown(self.loop.time())
                 self._flush(events)
@@ -909,10 +963,14 @@ class _Session:
 
     def _make_track(self, info: rc.Track, kind: Literal["video", "audio"]) -> _Track | None:
         try:
-            depack = make_depacketizer(info.encoding, info.clock_rate, info.fmtp, info.channels or 1)
+            depack = make_depacketizer(
+                info.encoding, info.clock_rate, info.fmtp, info.channels or 1
+            )
         except UnsupportedCodec:
             return None
-        return _Track(info=info, kind=kind, depack=depack, our_ssrc=self.player._rng.getrandbits(32))
+        return _Track(
+            info=info, kind=kind, depack=depack, our_ssrc=self.player._rng.getrandbits(32)
+        )
 
     def _open_rtp(self, track: _Track) -> RtpSession:
         """The track's RTP session and reorder buffer, made when PLAY is answered (or with a
@@ -928,7 +986,9 @@ class _Session:
                 remote_rtp=track.server_rtp,
                 remote_rtcp=track.server_rtcp,
                 rtcp_mux=False,
-                clock_rates={info.payload_type: info.clock_rate} if info.payload_type is not None else {},
+                clock_rates={info.payload_type: info.clock_rate}
+                if info.payload_type is not None
+                else {},
                 ssrc=track.our_ssrc,
             )
         if track.reorder is None:
@@ -943,17 +1003,32 @@ class _Session:
                 host = self.player.options.bind_host or self._local_host()
                 try:
                     endpoint = await asyncio.wait_for(
-                        open_rtp_endpoint(host, self.player.config.rtp_port_min, self.player.config.rtp_port_max, self.player._rng),
+                        open_rtp_endpoint(
+                            host,
+                            self.player.config.rtp_port_min,
+                            self.player.config.rtp_port_max,
+                            self.player._rng,
+                        ),
                         CONNECT_TIMEOUT_S,
                     )
                 except (RtpPortError, OSError, TimeoutError) as exc:
                     self.finish(_UseTcp(f"no UDP port for media ({exc})"))
                     return
                 track.endpoint = endpoint
-                endpoint.sink = lambda data, addr, via_rtcp, t=track: self._media(t, data, addr, via_rtcp, self.loop.time())
-                requests.append(rc.TrackRequest(index=track.info.index, transport="udp", client_ports=(endpoint.port, endpoint.rtcp_port)))
+                endpoint.sink = lambda data, addr, via_rtcp, t=track: self._media(
+                    t, data, addr, via_rtcp, self.loop.time()
+                )
+                requests.append(
+                    rc.TrackRequest(
+                        index=track.info.index,
+                        transport="udp",
+                        client_ports=(endpoint.port, endpoint.rtcp_port),
+                    )
+                )
             else:
-                requests.append(rc.TrackRequest(index=track.info.index, transport="tcp", client_ports=None))
+                requests.append(
+                    rc.TrackRequest(index=track.info.index, transport="tcp", client_ports=None)
+                )
         if self._closing:
             return
         self.client.setup(requests, self.loop.time())
@@ -986,7 +1061,9 @@ class _Session:
             track.server_rtp = (host, event.server_ports[0])
             track.server_rtcp = (host, event.server_ports[1])
             if track.session is not None:
-                track.session.set_remote(remote_rtp=track.server_rtp, remote_rtcp=track.server_rtcp, rtcp_mux=False)
+                track.session.set_remote(
+                    remote_rtp=track.server_rtp, remote_rtcp=track.server_rtcp, rtcp_mux=False
+                )
         if event.ssrc is not None:
             track.ssrc = event.ssrc
         # The decoders start when PLAY is answered (_started), not here: importing PyAV now
@@ -1002,7 +1079,9 @@ class _Session:
             return VideoDecoder(codec, extradata)
 
         def failed(exc: MediaError) -> None:
-            self.player.emit(pe.Notice(level="error", text=f"cannot decode {track.info.encoding}: {exc}"))
+            self.player.emit(
+                pe.Notice(level="error", text=f"cannot decode {track.info.encoding}: {exc}")
+            )
 
         def sink(picture: DecodedPicture, rgb: np.ndarray | None) -> None:
             if not self._closing:
@@ -1025,7 +1104,9 @@ class _Session:
                 output_rate=self.player.audio_rate,
             )
         except MediaError as exc:
-            self.player.emit(pe.Notice(level="error", text=f"cannot decode {track.info.encoding} audio: {exc}"))
+            self.player.emit(
+                pe.Notice(level="error", text=f"cannot decode {track.info.encoding} audio: {exc}")
+            )
             return None
 
     def _started(self, rtp_info: tuple[rc.RtpInfo, ...]) -> None:
@@ -1045,7 +1126,14 @@ class _Session:
             self._open_rtp(track)
 
     # --- media ------------------------------------------------------------------------------------
-    def _media(self, track: _Track, data: bytes, addr: tuple[str, int] | tuple[str, Any], rtcp: bool, now: float) -> None:
+    def _media(
+        self,
+        track: _Track,
+        data: bytes,
+        addr: tuple[str, int] | tuple[str, Any],
+        rtcp: bool,
+        now: float,
+    ) -> None:
         if self._closing:
             return
         from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived
@@ -1111,7 +1199,11 @@ class _Session:
             if track is not None and info.ssrc is not None:
                 track.ssrc = info.ssrc
         for track in self.tracks:
-            if track.kind == "video" and track.ssrc is not None and track.depack.waiting_for_keyframe:
+            if (
+                track.kind == "video"
+                and track.ssrc is not None
+                and track.depack.waiting_for_keyframe
+            ):
                 self._ask_for_keyframe(track, track.ssrc)
 
     def _ask_for_keyframe(self, track: _Track, media_ssrc: int) -> None:
@@ -1126,18 +1218,26 @@ class _Session:
         # Compound RTCP (RFC 3550 §6.1, RFC 4585 §3.1): an empty RR first, then the PLI
         # (PSFB, PT 206, FMT 1, length 2: sender SSRC, media source SSRC).
         data = (
-            bytes([0x80, 201, 0, 1]) + ours.to_bytes(4, "big")
-            + bytes([0x81, 206, 0, 2]) + ours.to_bytes(4, "big") + media_ssrc.to_bytes(4, "big")
+            bytes([0x80, 201, 0, 1])
+            + ours.to_bytes(4, "big")
+            + bytes([0x81, 206, 0, 2])
+            + ours.to_bytes(4, "big")
+            + media_ssrc.to_bytes(4, "big")
         )
         self._send_raw_rtcp(track, data)
         self.pli_sent += 1
 
-    def _send_raw_rtcp(self, track: _Track, data: bytes, fallback: tuple[str, int] | None = None) -> None:
+    def _send_raw_rtcp(
+        self, track: _Track, data: bytes, fallback: tuple[str, int] | None = None
+    ) -> None:
         if track.channel is not None and self.client is not None:
             # RFC 2326 §10.12: RTCP rides the odd interleaved channel.
             self.client.send_interleaved(track.channel + 1, data)
             self._write()
-        elif track.endpoint is not None and (destination := track.server_rtcp or fallback) is not None:
+        elif (
+            track.endpoint is not None
+            and (destination := track.server_rtcp or fallback) is not None
+        ):
             track.endpoint.send(data, destination, via_rtcp=True)
 
     def _play_audio(self, track: _Track, unit: AccessUnit) -> None:
@@ -1226,7 +1326,10 @@ class _Session:
         if self._next_stats is not None:
             deadlines.append(self._next_stats)
         if self.play_at is not None:
-            deadlines.append((self.last_media or self.play_at) + (UDP_NO_MEDIA_S if self.last_media is None else MEDIA_TIMEOUT_S))
+            deadlines.append(
+                (self.last_media or self.play_at)
+                + (UDP_NO_MEDIA_S if self.last_media is None else MEDIA_TIMEOUT_S)
+            )
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -1240,10 +1343,18 @@ class _Session:
         if self.client is not None and (at := self.client.get_timer()) is not None and at <= now:
             events = self.client.handle_timer(now)
         for track in self.tracks:
-            if track.session is not None and (at := track.session.get_timer()) is not None and at <= now:
+            if (
+                track.session is not None
+                and (at := track.session.get_timer()) is not None
+                and at <= now
+            ):
                 track.session.handle_timer(now)
                 self._send_rtcp(track)
-            if track.reorder is not None and (at := track.reorder.next_deadline()) is not None and at <= now:
+            if (
+                track.reorder is not None
+                and (at := track.reorder.next_deadline()) is not None
+                and at <= now
+            ):
                 for packet, lost in track.reorder.poll(now):
                     self._depacketize(track, packet, lost)
         if self._next_stats is not None and now >= self._next_stats:

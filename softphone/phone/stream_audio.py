@@ -17,7 +17,9 @@ class StreamAudio:
     ``target_s`` is buffered, re-buffers after an underrun, and drops the oldest audio when more
     than ``max_s`` piles up so that latency cannot grow (issue 4: "latency that grows")."""
 
-    def __init__(self, sample_rate: int, *, target_s: float = AUDIO_TARGET_S, max_s: float = AUDIO_MAX_S) -> None:
+    def __init__(
+        self, sample_rate: int, *, target_s: float = AUDIO_TARGET_S, max_s: float = AUDIO_MAX_S
+    ) -> None:
         self.sample_rate = sample_rate
         self._target = int(target_s * sample_rate)
         self._max = int(max_s * sample_rate)
@@ -29,7 +31,9 @@ class StreamAudio:
         self.played_samples = 0
         # media time (NTP seconds, from the stream's RTCP SR) of each chunk's first sample
         self._times: collections.deque[float | None] = collections.deque()
-        self._clock: tuple[float, float] | None = None  # (media time playing, loop time) at the last render
+        self._clock: tuple[float, float] | None = (
+            None  # (media time playing, loop time) at the last render
+        )
 
     @property
     def buffered_s(self) -> float:

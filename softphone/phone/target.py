@@ -47,4 +47,6 @@ def normalize_target(text: str, aor: SipUri) -> SipUri:
     try:  # a host or host:port (a direct call to a device)
         return SipUri.parse("sip:" + raw)
     except ParseError as exc:
-        raise TargetError(f"{raw!r} is not a number, a user name or a SIP address ({exc})") from None
+        raise TargetError(
+            f"{raw!r} is not a number, a user name or a SIP address ({exc})"
+        ) from None

@@ -17,7 +17,9 @@ def _player_line(event: PhoneEvent) -> str | None:
         case ps.Notice(level=level, text=text):
             return f"{level}: {text}"
         case ps.StreamDescribed(url=url, streams=streams):
-            listed = ", ".join(f"{s.media} {s.codec}" + ("" if s.supported else " (not played)") for s in streams)
+            listed = ", ".join(
+                f"{s.media} {s.codec}" + ("" if s.supported else " (not played)") for s in streams
+            )
             return f"{url}: {listed}"
         case ps.StreamPlaying(transport=t, range_end=end):
             return f"playing over {t.upper()}" + (f" ({end:.0f} s of media)" if end else "")
@@ -63,7 +65,11 @@ def _call_line(event: PhoneEvent) -> str:
         case pe.CallStateChanged(state=s, remote=r):
             return f"call {s}: {r}"
         case pe.CallEnded(status=s, reason=r, duration_s=d, answered=a):
-            return f"call ended after {d:.1f} s: {r}" if a else f"call failed: {r}" + (f" (SIP {s})" if s else "")
+            return (
+                f"call ended after {d:.1f} s: {r}"
+                if a
+                else f"call failed: {r}" + (f" (SIP {s})" if s else "")
+            )
         case pe.TransferProgressed(status=s, reason=r, final=f):
             return f"transfer: {s} {r}" + (" (final)" if f else "")
         case pe.DtmfReceived(digit=digit, method=method):

@@ -131,7 +131,6 @@ class ThreadedPhone(EventReader):
     def registrations(self) -> Mapping[str, Registration]:
         return self._sync(lambda: dict(self.inner.registrations))
 
-
     @property
     def calls(self) -> Sequence[CallView]:
         return self._sync(lambda: list(self.inner.calls))

@@ -40,7 +40,9 @@ def redact(text: str) -> str:
     def one(match: re.Match[str]) -> str:
         prefix, scheme, rest = match.groups()
         if scheme.lower() == "digest":
-            return prefix + scheme + _DIGEST_SECRET.sub(lambda m: f'{m.group(1)}="{REDACTED}"', rest)
+            return (
+                prefix + scheme + _DIGEST_SECRET.sub(lambda m: f'{m.group(1)}="{REDACTED}"', rest)
+            )
         return f"{prefix}{scheme} {REDACTED}"
 
     return _AUTH_HEADER.sub(one, text)
@@ -53,7 +55,9 @@ class SipTrace:
         self._clock = wall_clock
         self._by_call: OrderedDict[str, deque[TracedMessage]] = OrderedDict()
 
-    def add(self, direction: Literal["sent", "received"], data: bytes, local: str, remote: str) -> None:
+    def add(
+        self, direction: Literal["sent", "received"], data: bytes, local: str, remote: str
+    ) -> None:
         call_id = call_id_of(data)
         if call_id is None or not data.strip():
             return
@@ -70,8 +74,14 @@ class SipTrace:
         else:
             self._by_call.move_to_end(call_id)
         messages.append(
-            TracedMessage(at=self._clock(), direction=direction, local=local, remote=remote,
-                          first_line=first_line, text=text)
+            TracedMessage(
+                at=self._clock(),
+                direction=direction,
+                local=local,
+                remote=remote,
+                first_line=first_line,
+                text=text,
+            )
         )
 
     def messages(self, call_id: str) -> list[TracedMessage]:

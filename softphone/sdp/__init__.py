@@ -20,10 +20,19 @@ from softphone.sdp.session import (
 
 # Offer/answer is for SIP; RTSP only parses. It loads when first asked for (PEP 562), so that
 # `softphone play` does not make its classes on the way to PLAY.
-_NEGOTIATION = frozenset({
-    "AUXILIARY_ENCODINGS", "CodecSpec", "LocalMedia", "NegotiatedCodec", "NegotiatedMedia",
-    "apply_answer", "codec_matches", "create_answer", "create_offer",
-})
+_NEGOTIATION = frozenset(
+    {
+        "AUXILIARY_ENCODINGS",
+        "CodecSpec",
+        "LocalMedia",
+        "NegotiatedCodec",
+        "NegotiatedMedia",
+        "apply_answer",
+        "codec_matches",
+        "create_answer",
+        "create_offer",
+    }
+)
 
 if TYPE_CHECKING:
     from softphone.sdp.negotiation import (

@@ -44,7 +44,9 @@ class IncomingCall(Event):
     remote_display: str | None
     request_uri: str
     sdp: bytes | None
-    replaces_call: bool = False  # second call while another is up (call waiting) is the phone's call
+    replaces_call: bool = (
+        False  # second call while another is up (call waiting) is the phone's call
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

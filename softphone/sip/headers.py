@@ -155,7 +155,7 @@ def parse_header_params(text: str, what: str) -> tuple[Param, ...]:
     i = skip_ws(i)
     while i < n:
         if text[i] != ";":
-            raise ParseError(f"unexpected {text[i:i + 20]!r} in {what} parameters")
+            raise ParseError(f"unexpected {text[i : i + 20]!r} in {what} parameters")
         i = skip_ws(i + 1)
         start = i
         while i < n and text[i] in TOKEN_CHARS:
@@ -247,7 +247,9 @@ class NameAddr:
         if uri_text != uri_text.strip(_WSP):
             raise ParseError(f"whitespace inside <...> in {text!r}")
         uri = parse_uri(uri_text)
-        return cls(uri=uri, display_name=display, params=parse_header_params(rest[gt + 1 :], "name-addr"))
+        return cls(
+            uri=uri, display_name=display, params=parse_header_params(rest[gt + 1 :], "name-addr")
+        )
 
     @classmethod
     def _parse_addr_spec(cls, s: str) -> NameAddr:
@@ -313,10 +315,14 @@ class Via:
         rport = find_param(params, "rport")
         if rport:
             parse_port(rport)
-        return cls(transport=transport.upper(), host=host, port=port, params=params, version=version)
+        return cls(
+            transport=transport.upper(), host=host, port=port, params=params, version=version
+        )
 
     def __str__(self) -> str:
-        return f"SIP/{self.version}/{self.transport} {self.sent_by}{format_header_params(self.params)}"
+        return (
+            f"SIP/{self.version}/{self.transport} {self.sent_by}{format_header_params(self.params)}"
+        )
 
     def param(self, name: str) -> str | None:
         return find_param(self.params, name)
@@ -399,4 +405,3 @@ def parse_contacts(value: str) -> list[NameAddr] | Literal["*"]:
     if not items:
         raise ParseError("empty Contact header")
     return [NameAddr.parse(item) for item in items]
-

@@ -361,7 +361,9 @@ class SipResponse(_MessageBase):
         return message
 
     def __bytes__(self) -> bytes:
-        return _serialize(f"{self.version} {self.status:03d} {self.reason}", self.headers, self.body)
+        return _serialize(
+            f"{self.version} {self.status:03d} {self.reason}", self.headers, self.body
+        )
 
 
 SipMessage: TypeAlias = SipRequest | SipResponse
@@ -487,7 +489,9 @@ def parse_message(data: bytes) -> SipMessage:
     message: SipMessage
     if start_line[:4].upper() == "SIP/":
         version, status, reason = _parse_status_line(start_line)
-        message = SipResponse(status=status, reason=reason, headers=headers, body=body, version=version)
+        message = SipResponse(
+            status=status, reason=reason, headers=headers, body=body, version=version
+        )
         message._check_mandatory()
     else:
         method, uri, version = _parse_request_line(start_line)

@@ -153,7 +153,9 @@ class _Registration:
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
         if nxt is None:
-            raise LocalProtocolError(f"registration {self.account.name}: {inp.name} in {self.state.name}")
+            raise LocalProtocolError(
+                f"registration {self.account.name}: {inp.name} in {self.state.name}"
+            )
         self.state = nxt
         return nxt
 
@@ -195,7 +197,10 @@ CALL_TRANSITIONS: Final[dict[tuple[CallState, CallInput], CallState]] = {
     (C.PROCEEDING, CI.RECV_FAILURE): C.TERMINATED,
     (C.PROCEEDING, CI.CANCEL): C.CANCELLING,
     (C.CANCELLING, CI.RECV_1XX): C.CANCELLING,
-    (C.CANCELLING, CI.RECV_2XX): C.CONFIRMED,  # CANCEL/200 race: confirmed, then BYE at once (§9.1, §15)
+    (
+        C.CANCELLING,
+        CI.RECV_2XX,
+    ): C.CONFIRMED,  # CANCEL/200 race: confirmed, then BYE at once (§9.1, §15)
     (C.CANCELLING, CI.RECV_FAILURE): C.TERMINATED,
     (C.CANCELLING, CI.CANCEL): C.CANCELLING,
     (C.INCOMING, CI.SEND_2XX): C.ANSWERED,
@@ -250,7 +255,9 @@ class _Call:
         return nxt
 
 
-ResponseHandler = Callable[[ClientTransaction, "SipResponse | None", int, str, float], list[ev.Event]]
+ResponseHandler = Callable[
+    [ClientTransaction, "SipResponse | None", int, str, float], list[ev.Event]
+]
 
 
 class UserAgent:
@@ -362,7 +369,12 @@ class UserAgent:
 
     def receive_message(self, data: bytes, source: Address, now: float) -> list[ev.Event]:
         if wire.isEnabledFor(logging.DEBUG):
-            wire.debug("recv %d bytes from %s:\n%s", len(data), source, redact(data).decode("utf-8", "replace"))
+            wire.debug(
+                "recv %d bytes from %s:\n%s",
+                len(data),
+                source,
+                redact(data).decode("utf-8", "replace"),
+            )
         try:
             msg = parse_message(data)
         except ParseError as exc:
@@ -421,7 +433,14 @@ class UserAgent:
         if reg.contact is None:
             reg.contact = self._contact_uri(acct, dest.transport)
         headers = Headers()
-        headers.add("From", str(NameAddr(uri=acct.aor, display_name=acct.display_name).with_param("tag", reg.from_tag)))
+        headers.add(
+            "From",
+            str(
+                NameAddr(uri=acct.aor, display_name=acct.display_name).with_param(
+                    "tag", reg.from_tag
+                )
+            ),
+        )
         headers.add("To", str(NameAddr(uri=acct.aor, display_name=acct.display_name)))
         headers.add("Call-ID", reg.call_id)
         headers.add("CSeq", f"{reg.cseq} REGISTER")
@@ -439,7 +458,9 @@ class UserAgent:
     def _on_register_response(
         self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
     ) -> list[ev.Event]:
-        reg = next((r for r in self._registrations.values() if r.call_id == tx.request.call_id), None)
+        reg = next(
+            (r for r in self._registrations.values() if r.call_id == tx.request.call_id), None
+        )
         if reg is None:
             return []
         acct = reg.account
@@ -477,11 +498,16 @@ class UserAgent:
         self._deadlines[("register", acct.name)] = now + retry_in
         return [
             ev.RegistrationFailed(
-                account=acct.name, status=status, reason=explain(status, reason), retry_in_s=retry_in
+                account=acct.name,
+                status=status,
+                reason=explain(status, reason),
+                retry_in_s=retry_in,
             )
         ]
 
-    def _retry_with_auth(self, reg: _Registration, tx: ClientTransaction, resp: SipResponse, now: float) -> bool:
+    def _retry_with_auth(
+        self, reg: _Registration, tx: ClientTransaction, resp: SipResponse, now: float
+    ) -> bool:
         request = self._authorized_copy(reg.account, tx.request, resp, reg.auth_attempts)
         if request is None:
             return False
@@ -495,14 +521,20 @@ class UserAgent:
     def _granted_expires(self, reg: _Registration, resp: SipResponse) -> int:
         """§10.2.4: the expires of our own binding in the 200, else Expires, else what we asked."""
         for contact in resp.contacts:
-            if isinstance(contact.uri, SipUri) and reg.contact is not None and contact.uri.matches(reg.contact):
+            if (
+                isinstance(contact.uri, SipUri)
+                and reg.contact is not None
+                and contact.uri.matches(reg.contact)
+            ):
                 value = contact.param("expires")
                 if value and value.isdigit():
                     return int(value)
         header = _int_header(resp, "Expires")
         return header if header is not None else reg.expires
 
-    def _learn_nat_address(self, reg: _Registration, resp: SipResponse, dest: Address, now: float) -> bool:
+    def _learn_nat_address(
+        self, reg: _Registration, resp: SipResponse, dest: Address, now: float
+    ) -> bool:
         """RFC 3581: when the registrar saw us at another address than our Contact (NAT), register
         the learned address instead, once. Only for UDP: over TCP/TLS the registrar reaches us
         through the connection itself."""
@@ -540,7 +572,12 @@ class UserAgent:
         call_id = self._new_call_id()
         local_tag = self._token()
         headers = Headers()
-        headers.add("From", str(NameAddr(uri=acct.aor, display_name=acct.display_name).with_param("tag", local_tag)))
+        headers.add(
+            "From",
+            str(
+                NameAddr(uri=acct.aor, display_name=acct.display_name).with_param("tag", local_tag)
+            ),
+        )
         headers.add("To", str(NameAddr(uri=target)))
         headers.add("Call-ID", call_id)
         headers.add("CSeq", f"{self._rng.randint(1, 10000)} INVITE")
@@ -585,7 +622,9 @@ class UserAgent:
         headers.add("CSeq", f"{inv.cseq.seq} CANCEL")
         headers.add("Max-Forwards", "70")
         cancel = SipRequest(method="CANCEL", uri=inv.uri, headers=headers)
-        self._start_client(cancel, call.dest, call.account, self._ignore_response, now, keep_via=True)
+        self._start_client(
+            cancel, call.dest, call.account, self._ignore_response, now, keep_via=True
+        )
 
     def _on_invite_response(
         self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
@@ -598,7 +637,9 @@ class UserAgent:
         if resp is None:  # timeout or transport error
             if call.state in (CallState.CALLING, CallState.PROCEEDING, CallState.CANCELLING):
                 call.apply(CallInput.RECV_FAILURE)
-                return self._end(call, ev.CallFailed(call_id=call.call_id, status=status, reason=reason))
+                return self._end(
+                    call, ev.CallFailed(call_id=call.call_id, status=status, reason=reason)
+                )
             return []
         if status == 100:
             # Any provisional, 100 included, allows a CANCEL to go out (§9.1).
@@ -625,9 +666,15 @@ class UserAgent:
             return []
         call.apply(CallInput.RECV_1XX)
         body = resp.body if resp.content_type == "application/sdp" and resp.body else None
-        return [ev.CallProgressed(call_id=call.call_id, status=resp.status, reason=resp.reason, sdp=body)]
+        return [
+            ev.CallProgressed(
+                call_id=call.call_id, status=resp.status, reason=resp.reason, sdp=body
+            )
+        ]
 
-    def _invite_2xx(self, call: _Call, tx: ClientTransaction, resp: SipResponse, now: float) -> list[ev.Event]:
+    def _invite_2xx(
+        self, call: _Call, tx: ClientTransaction, resp: SipResponse, now: float
+    ) -> list[ev.Event]:
         tag = resp.to.tag or ""
         if call.answered_tag is not None and tag != call.answered_tag:
             # A second fork answered (§13.2.2.4): ACK it, then BYE it.
@@ -665,7 +712,9 @@ class UserAgent:
         ack = dialog.build_request("ACK", seq=resp.cseq.seq)
         self._send_stateless(call.account, ack, self._hop_for(dialog, call.account), now)
         bye = dialog.build_request("BYE")
-        self._start_client(bye, self._hop_for(dialog, call.account), call.account, self._ignore_response, now)
+        self._start_client(
+            bye, self._hop_for(dialog, call.account), call.account, self._ignore_response, now
+        )
         return []
 
     def _send_ack(self, call: _Call, resp: SipResponse, now: float) -> None:
@@ -675,7 +724,9 @@ class UserAgent:
         for name in ("Authorization", "Proxy-Authorization"):
             for value in call.invite.headers.get_lines(name):
                 ack.headers.add(name, value)
-        call.ack = self._send_stateless(call.account, ack, self._hop_for(call.dialog, call.account), now)
+        call.ack = self._send_stateless(
+            call.account, ack, self._hop_for(call.dialog, call.account), now
+        )
 
     def _invite_failure(
         self, call: _Call, tx: ClientTransaction, resp: SipResponse, now: float
@@ -735,7 +786,9 @@ class UserAgent:
             call.apply(CallInput.RECV_FAILURE)
             return self._end(
                 call,
-                ev.CallFailed(call_id=call.call_id, status=482, reason="redirect loop (482 Loop Detected)"),
+                ev.CallFailed(
+                    call_id=call.call_id, status=482, reason="redirect loop (482 Loop Detected)"
+                ),
             )
         return None
 
@@ -764,13 +817,17 @@ class UserAgent:
         call = self._call(call_id)
         if call.state is not CallState.INCOMING or call.invite_server_tx is None:
             raise LocalProtocolError(f"cannot answer a call in state {call.state.name}")
-        resp = self._response(call.invite, 200, to_tag=call.local_tag, contact=call.account, sdp=sdp)
+        resp = self._response(
+            call.invite, 200, to_tag=call.local_tag, contact=call.account, sdp=sdp
+        )
         assert call.dialog is not None
         call.dialog.apply(DialogInput.ACK_OR_2XX_SENT)
         call.apply(CallInput.SEND_2XX)
         self._server_send(call.invite_server_tx, resp, now)
 
-    def reject(self, call_id: str, *, status: int = 486, now: float, reason: str | None = None) -> list[ev.Event]:
+    def reject(
+        self, call_id: str, *, status: int = 486, now: float, reason: str | None = None
+    ) -> list[ev.Event]:
         call = self._call(call_id)
         if call.state is not CallState.INCOMING or call.invite_server_tx is None:
             raise LocalProtocolError(f"cannot reject a call in state {call.state.name}")
@@ -779,7 +836,9 @@ class UserAgent:
         resp = self._response(call.invite, status, to_tag=call.local_tag, reason=reason)
         call.apply(CallInput.REJECT)
         self._server_send(call.invite_server_tx, resp, now)
-        return self._end(call, ev.CallFailed(call_id=call_id, status=status, reason=explain(status, resp.reason)))
+        return self._end(
+            call, ev.CallFailed(call_id=call_id, status=status, reason=explain(status, resp.reason))
+        )
 
     # ------------------------------------------------------------------ ending calls (§15)
     def hangup(self, call_id: str, now: float) -> list[ev.Event]:
@@ -802,7 +861,9 @@ class UserAgent:
         assert call.dialog is not None
         call.apply(CallInput.SEND_BYE)
         bye = call.dialog.build_request("BYE")
-        self._start_client(bye, self._hop_for(call.dialog, call.account), call.account, self._on_bye_response, now)
+        self._start_client(
+            bye, self._hop_for(call.dialog, call.account), call.account, self._on_bye_response, now
+        )
 
     def _on_bye_response(
         self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
@@ -820,7 +881,9 @@ class UserAgent:
         if call.state is CallState.TERMINATING:
             call.apply(CallInput.BYE_DONE)
         self._forget_dialog(call)
-        return self._end(call, ev.CallEnded(call_id=call.call_id, by="local", status=status, reason=reason))
+        return self._end(
+            call, ev.CallEnded(call_id=call.call_id, by="local", status=status, reason=reason)
+        )
 
     # ------------------------------------------------------------------ re-INVITE (§14)
     def reoffer(self, call_id: str, *, sdp: bytes, now: float) -> None:
@@ -839,7 +902,9 @@ class UserAgent:
         assert call.dialog is not None and call.reoffer_sdp is not None
         request = call.dialog.build_request("INVITE")
         hop = self._hop_for(call.dialog, call.account)
-        request.headers.add("Contact", str(NameAddr(uri=self._contact_uri(call.account, hop.transport))))
+        request.headers.add(
+            "Contact", str(NameAddr(uri=self._contact_uri(call.account, hop.transport)))
+        )
         request.headers.add("Allow", ALLOW)
         request.headers.add("Content-Type", "application/sdp")
         request.body = call.reoffer_sdp
@@ -859,7 +924,9 @@ class UserAgent:
             call.reoffer_client = False
             call.dialog.refresh_target(resp)
             ack = call.dialog.build_request("ACK", seq=tx.request.cseq.seq)
-            call.ack = self._send_stateless(call.account, ack, self._hop_for(call.dialog, call.account), now)
+            call.ack = self._send_stateless(
+                call.account, ack, self._hop_for(call.dialog, call.account), now
+            )
             body = resp.body if resp.content_type == "application/sdp" and resp.body else None
             return [ev.ReofferAnswered(call_id=call.call_id, sdp=body)]
         if resp is not None and status in (401, 407):
@@ -876,7 +943,9 @@ class UserAgent:
             self._deadlines[("glare", call.call_id)] = now + wait
             return []
         call.reoffer_client = False
-        events: list[ev.Event] = [ev.ReofferFailed(call_id=call.call_id, status=status, reason=explain(status, reason))]
+        events: list[ev.Event] = [
+            ev.ReofferFailed(call_id=call.call_id, status=status, reason=explain(status, reason))
+        ]
         if status in (408, 481) and call.state is CallState.CONFIRMED:
             # §14.1: a 481 or 408 to a re-INVITE ends the dialog.
             self._send_bye(call, now)
@@ -908,7 +977,9 @@ class UserAgent:
             raise LocalProtocolError(f"cannot transfer a call in state {call.state.name}")
         request = call.dialog.build_request("REFER")
         hop = self._hop_for(call.dialog, call.account)
-        request.headers.add("Contact", str(NameAddr(uri=self._contact_uri(call.account, hop.transport))))
+        request.headers.add(
+            "Contact", str(NameAddr(uri=self._contact_uri(call.account, hop.transport)))
+        )
         request.headers.add("Refer-To", str(NameAddr(uri=target)))
         request.headers.add("Referred-By", str(NameAddr(uri=call.account.aor)))
         self._start_client(request, hop, call.account, self._on_refer_response, now)
@@ -927,7 +998,9 @@ class UserAgent:
                 self._start_client(request, tx.dest, call.account, self._on_refer_response, now)
                 return []
         ok = 200 <= status < 300
-        return [ev.TransferProgressed(call_id=call.call_id, status=status, reason=reason, final=not ok)]
+        return [
+            ev.TransferProgressed(call_id=call.call_id, status=status, reason=reason, final=not ok)
+        ]
 
     def notify_transfer(self, call_id: str, *, status: int, reason: str, now: float) -> None:
         """As transferee, tell the transferor how the new call goes (RFC 3515 §2.4.5)."""
@@ -939,13 +1012,17 @@ class UserAgent:
             call.refer_in_progress = False
         self._send_refer_notify(call, status, reason, final=final, now=now)
 
-    def _send_refer_notify(self, call: _Call, status: int, reason: str, *, final: bool, now: float) -> None:
+    def _send_refer_notify(
+        self, call: _Call, status: int, reason: str, *, final: bool, now: float
+    ) -> None:
         assert call.dialog is not None
         if call.state in (CallState.TERMINATED, CallState.TERMINATING):
             return
         request = call.dialog.build_request("NOTIFY")
         hop = self._hop_for(call.dialog, call.account)
-        request.headers.add("Contact", str(NameAddr(uri=self._contact_uri(call.account, hop.transport))))
+        request.headers.add(
+            "Contact", str(NameAddr(uri=self._contact_uri(call.account, hop.transport)))
+        )
         request.headers.add("Event", "refer")
         state = "terminated;reason=noresource" if final else "active;expires=60"
         request.headers.add("Subscription-State", state)
@@ -1001,11 +1078,17 @@ class UserAgent:
         if handler is None:
             return self._final(tx, req, 405, now, extra=[("Allow", ALLOW)])
         unsupported = [
-            tag for tag in req.headers.get_all("Require") if tag.strip().lower() not in SUPPORTED_EXTENSIONS
+            tag
+            for tag in req.headers.get_all("Require")
+            if tag.strip().lower() not in SUPPORTED_EXTENSIONS
         ]
         if unsupported and req.method not in ("CANCEL", "ACK"):
             return self._final(tx, req, 420, now, extra=[("Unsupported", ", ".join(unsupported))])
-        if req.method == "INVITE" and req.body and req.content_type not in (None, "application/sdp"):
+        if (
+            req.method == "INVITE"
+            and req.body
+            and req.content_type not in (None, "application/sdp")
+        ):
             return self._final(tx, req, 415, now, extra=[("Accept", "application/sdp")])
         if has_tag:
             call = self._dialogs.get((req.call_id, req.to.tag or "", req.from_.tag or ""))
@@ -1021,12 +1104,20 @@ class UserAgent:
             return self._final(tx, req, 481, now)
         return handler(self, req, tx, None, now)
 
-    def _on_options(self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float) -> list[ev.Event]:
+    def _on_options(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float
+    ) -> list[ev.Event]:
         return self._final(
-            tx, req, 200, now, extra=[("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")]
+            tx,
+            req,
+            200,
+            now,
+            extra=[("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")],
         )
 
-    def _on_invite(self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float) -> list[ev.Event]:
+    def _on_invite(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float
+    ) -> list[ev.Event]:
         if call is not None:
             return self._on_reinvite(req, tx, call, now)
         acct = self._account_for_request(req)
@@ -1054,7 +1145,9 @@ class UserAgent:
         self._server_owner[server_key(req)] = call.call_id
         self._server_send(tx, self._response(req, 100), now)
         waiting = any(
-            c.state in (CallState.CONFIRMED, CallState.ANSWERED) for c in self._calls.values() if c is not call
+            c.state in (CallState.CONFIRMED, CallState.ANSWERED)
+            for c in self._calls.values()
+            if c is not call
         )
         body = req.body if req.body else None
         return [
@@ -1069,7 +1162,9 @@ class UserAgent:
             )
         ]
 
-    def _on_reinvite(self, req: SipRequest, tx: ServerTransaction, call: _Call, now: float) -> list[ev.Event]:
+    def _on_reinvite(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call, now: float
+    ) -> list[ev.Event]:
         if call.state is not CallState.CONFIRMED:
             return self._final(tx, req, 491 if call.state is CallState.ANSWERED else 481, now)
         waiting_to_retry = ("glare", call.call_id) in self._deadlines
@@ -1082,21 +1177,28 @@ class UserAgent:
         self._server_send(tx, self._response(req, 100), now)
         return [ev.ReofferReceived(call_id=call.call_id, sdp=req.body or None)]
 
-    def _on_bye(self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float) -> list[ev.Event]:
+    def _on_bye(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float
+    ) -> list[ev.Event]:
         assert call is not None
         events = self._final(tx, req, 200, now)
         if call.state is CallState.INCOMING and call.invite_server_tx is not None:
-            self._server_send(call.invite_server_tx, self._response(call.invite, 487, to_tag=call.local_tag), now)
+            self._server_send(
+                call.invite_server_tx, self._response(call.invite, 487, to_tag=call.local_tag), now
+            )
         if call.state is CallState.TERMINATING:
             call.apply(CallInput.RECV_BYE)
             return events
         call.apply(CallInput.RECV_BYE)
         self._forget_dialog(call)
         return events + self._end(
-            call, ev.CallEnded(call_id=call.call_id, by="remote", status=200, reason="remote hung up")
+            call,
+            ev.CallEnded(call_id=call.call_id, by="remote", status=200, reason="remote hung up"),
         )
 
-    def _on_refer(self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float) -> list[ev.Event]:
+    def _on_refer(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float
+    ) -> list[ev.Event]:
         if call is None:
             return self._final(tx, req, 403, now, reason="Out-of-dialog REFER not accepted")
         targets = req.headers.get_all("Refer-To")
@@ -1113,9 +1215,16 @@ class UserAgent:
         call.refer_in_progress = True
         self._send_refer_notify(call, 100, "Trying", final=False, now=now)
         referred_by = req.headers.get("Referred-By")
-        return [*events, ev.TransferRequested(call_id=call.call_id, target=str(target.uri), referred_by=referred_by)]
+        return [
+            *events,
+            ev.TransferRequested(
+                call_id=call.call_id, target=str(target.uri), referred_by=referred_by
+            ),
+        ]
 
-    def _on_notify(self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float) -> list[ev.Event]:
+    def _on_notify(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float
+    ) -> list[ev.Event]:
         assert call is not None
         event = (req.headers.get("Event") or "").split(";")[0].strip().lower()
         if event != "refer":
@@ -1125,10 +1234,16 @@ class UserAgent:
         state = (req.headers.get("Subscription-State") or "").split(";")[0].strip().lower()
         final = state == "terminated" or status >= 200
         if status:
-            events.append(ev.TransferProgressed(call_id=call.call_id, status=status, reason=reason, final=final))
+            events.append(
+                ev.TransferProgressed(
+                    call_id=call.call_id, status=status, reason=reason, final=final
+                )
+            )
         return events
 
-    def _on_info(self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float) -> list[ev.Event]:
+    def _on_info(
+        self, req: SipRequest, tx: ServerTransaction, call: _Call | None, now: float
+    ) -> list[ev.Event]:
         assert call is not None
         if not req.body:
             return self._final(tx, req, 200, now)
@@ -1136,7 +1251,9 @@ class UserAgent:
             return self._final(tx, req, 415, now, extra=[("Accept", "application/dtmf-relay")])
         fields = dict(
             (k.strip().lower(), v.strip())
-            for k, _, v in (line.partition("=") for line in req.body.decode("utf-8", "replace").splitlines())
+            for k, _, v in (
+                line.partition("=") for line in req.body.decode("utf-8", "replace").splitlines()
+            )
         )
         digit = fields.get("signal", "")
         events = self._final(tx, req, 200, now)
@@ -1144,7 +1261,9 @@ class UserAgent:
             duration = fields.get("duration", "250")
             events.append(
                 ev.DtmfReceived(
-                    call_id=call.call_id, digit=digit.upper(), duration_ms=int(duration) if duration.isdigit() else 250
+                    call_id=call.call_id,
+                    digit=digit.upper(),
+                    duration_ms=int(duration) if duration.isdigit() else 250,
                 )
             )
         return events
@@ -1160,10 +1279,14 @@ class UserAgent:
         self._server_send(cancel_tx, resp, now)
         if call is None or call.state is not CallState.INCOMING or call.invite_server_tx is None:
             return []
-        self._server_send(call.invite_server_tx, self._response(call.invite, 487, to_tag=call.local_tag), now)
+        self._server_send(
+            call.invite_server_tx, self._response(call.invite, 487, to_tag=call.local_tag), now
+        )
         call.apply(CallInput.RECV_CANCEL)
         self._forget_dialog(call)
-        return self._end(call, ev.CallFailed(call_id=call.call_id, status=487, reason="caller cancelled"))
+        return self._end(
+            call, ev.CallFailed(call_id=call.call_id, status=487, reason="caller cancelled")
+        )
 
     def _receive_ack(self, req: SipRequest, now: float) -> list[ev.Event]:
         key = server_key(req)
@@ -1187,7 +1310,12 @@ class UserAgent:
         if tx is None:
             # §17.1.1.2 / RFC 6026: a 2xx retransmission after the transaction is gone.
             call = self._calls.get(resp.call_id)
-            if call is not None and 200 <= resp.status < 300 and resp.cseq.method == "INVITE" and call.ack:
+            if (
+                call is not None
+                and 200 <= resp.status < 300
+                and resp.cseq.method == "INVITE"
+                and call.ack
+            ):
                 self._outbox.append(call.ack)
             return []
         return self._client_events(key, tx, tx.receive_response(resp, now), now)
@@ -1215,7 +1343,11 @@ class UserAgent:
         return tx
 
     def _client_events(
-        self, key: tuple[str, str], tx: ClientTransaction, tx_events: Sequence[TransactionEvent], now: float
+        self,
+        key: tuple[str, str],
+        tx: ClientTransaction,
+        tx_events: Sequence[TransactionEvent],
+        now: float,
     ) -> list[ev.Event]:
         out: list[ev.Event] = []
         handler = self._handlers.get(key, self._ignore_response)
@@ -1223,7 +1355,13 @@ class UserAgent:
             if isinstance(item, ResponseReceived):
                 out += handler(tx, item.response, item.response.status, item.response.reason, now)
             elif isinstance(item, TransactionTimedOut):
-                out += handler(tx, None, 408, f"no response from {tx.dest.host_port} ({tx.method} timed out)", now)
+                out += handler(
+                    tx,
+                    None,
+                    408,
+                    f"no response from {tx.dest.host_port} ({tx.method} timed out)",
+                    now,
+                )
             elif isinstance(item, TransportFailed):
                 out += handler(tx, None, 503, item.reason, now)
             elif isinstance(item, TransactionTerminated):
@@ -1231,7 +1369,9 @@ class UserAgent:
                 self._handlers.pop(key, None)
         return out
 
-    def _server_events(self, key: tuple[str, str, str], tx_events: Sequence[TransactionEvent], now: float) -> list[ev.Event]:
+    def _server_events(
+        self, key: tuple[str, str, str], tx_events: Sequence[TransactionEvent], now: float
+    ) -> list[ev.Event]:
         out: list[ev.Event] = []
         call = self._calls.get(self._server_owner.get(key, ""))
         for item in tx_events:
@@ -1239,13 +1379,23 @@ class UserAgent:
                 out += self._ack_received(call, key, now)
             elif isinstance(item, AckNotReceived) and call is not None:
                 out += self._ack_timed_out(call, key, now)
-            elif isinstance(item, TransportFailed) and call is not None and call.state is CallState.INCOMING:
+            elif (
+                isinstance(item, TransportFailed)
+                and call is not None
+                and call.state is CallState.INCOMING
+            ):
                 call.apply(CallInput.REJECT)
-                out += self._end(call, ev.CallFailed(call_id=call.call_id, status=503, reason=item.reason))
+                out += self._end(
+                    call, ev.CallFailed(call_id=call.call_id, status=503, reason=item.reason)
+                )
             elif isinstance(item, TransactionTerminated):
                 self._server_tx.pop(key, None)
                 self._server_owner.pop(key, None)
-                if call is not None and call.reoffer_server_tx is not None and server_key(call.reoffer_server_tx.request) == key:
+                if (
+                    call is not None
+                    and call.reoffer_server_tx is not None
+                    and server_key(call.reoffer_server_tx.request) == key
+                ):
                     call.reoffer_server_tx = None
                     call.reoffer_request = None
         return out
@@ -1268,7 +1418,10 @@ class UserAgent:
         if call.state is CallState.ANSWERED:
             self._send_bye(call, now)
             return self._end(
-                call, ev.CallEnded(call_id=call.call_id, by="timeout", status=408, reason="no ACK for our answer")
+                call,
+                ev.CallEnded(
+                    call_id=call.call_id, by="timeout", status=408, reason="no ACK for our answer"
+                ),
             )
         return []
 
@@ -1330,18 +1483,29 @@ class UserAgent:
 
     def _contact_uri(self, acct: AccountConfig, transport: TransportName) -> SipUri:
         reg = self._registrations.get(acct.name)
-        if reg is not None and reg.contact is not None and reg.contact.transport in (
-            None if transport == "udp" else transport,
-            transport,
+        if (
+            reg is not None
+            and reg.contact is not None
+            and reg.contact.transport
+            in (
+                None if transport == "udp" else transport,
+                transport,
+            )
         ):
             return reg.contact
         local = self._local(transport)
-        params: tuple[tuple[str, str | None], ...] = () if transport == "udp" else (("transport", transport),)
-        return SipUri(scheme="sip", user=acct.aor.user, host=local.host, port=local.port, params=params)
+        params: tuple[tuple[str, str | None], ...] = (
+            () if transport == "udp" else (("transport", transport),)
+        )
+        return SipUri(
+            scheme="sip", user=acct.aor.user, host=local.host, port=local.port, params=params
+        )
 
     def _address_for_uri(self, uri: SipUri, default_transport: TransportName) -> Address:
         """Next hop for a URI whose host is an IP literal (RFC 3263 §4.2 without DNS)."""
-        transport = (uri.transport or ("tls" if uri.scheme == "sips" else default_transport)).lower()
+        transport = (
+            uri.transport or ("tls" if uri.scheme == "sips" else default_transport)
+        ).lower()
         if transport not in ("udp", "tcp", "tls"):
             raise LocalProtocolError(f"unsupported transport {transport!r} in {uri}")
         if not is_ip_literal(uri.host):
@@ -1385,7 +1549,9 @@ class UserAgent:
             for line in req.headers.get_lines("Record-Route"):  # §12.1.1
                 headers.add("Record-Route", line)
         if contact is not None:
-            headers.add("Contact", str(NameAddr(uri=self._contact_uri(contact, self._reply_transport(req)))))
+            headers.add(
+                "Contact", str(NameAddr(uri=self._contact_uri(contact, self._reply_transport(req))))
+            )
         for name, value in extra:
             headers.add(name, value)
         if status != 100:
@@ -1394,13 +1560,17 @@ class UserAgent:
             headers.add("Content-Type", "application/sdp")
             if "Allow" not in headers:
                 headers.add("Allow", ALLOW)
-        return SipResponse(status=status, reason=reason or reason_phrase(status), headers=headers, body=sdp or b"")
+        return SipResponse(
+            status=status, reason=reason or reason_phrase(status), headers=headers, body=sdp or b""
+        )
 
     def _reply_transport(self, req: SipRequest) -> TransportName:
         t = req.top_via.transport.lower()
         return t if t in ("udp", "tcp", "tls") else "udp"  # type: ignore[return-value]
 
-    def _send_stateless(self, acct: AccountConfig, request: SipRequest, dest: Address, now: float) -> tuple[bytes, Address]:
+    def _send_stateless(
+        self, acct: AccountConfig, request: SipRequest, dest: Address, now: float
+    ) -> tuple[bytes, Address]:
         request.headers.prepend("Via", str(self._via(dest.transport)))
         if "Max-Forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
@@ -1426,7 +1596,17 @@ class UserAgent:
                 lines[-1] += b" " + line.strip()
             else:
                 lines.append(line)
-        wanted: dict[str, list[str]] = {"via": [], "v": [], "from": [], "f": [], "to": [], "t": [], "call-id": [], "i": [], "cseq": []}
+        wanted: dict[str, list[str]] = {
+            "via": [],
+            "v": [],
+            "from": [],
+            "f": [],
+            "to": [],
+            "t": [],
+            "call-id": [],
+            "i": [],
+            "cseq": [],
+        }
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
             key = name.strip().decode("latin-1").lower()
@@ -1441,8 +1621,16 @@ class UserAgent:
         body = "\r\n".join(
             [f"SIP/2.0 {exc.status_hint} {reason_phrase(exc.status_hint)}"]
             + [f"Via: {v}" for v in via]
-            + [f"From: {frm[0]}", f"To: {to[0]}", f"Call-ID: {cid[0]}", f"CSeq: {cseq[0]}",
-               f"Warning: 399 softphone \"{phrase.replace(chr(34), chr(39))}\"", "Content-Length: 0", "", ""]
+            + [
+                f"From: {frm[0]}",
+                f"To: {to[0]}",
+                f"Call-ID: {cid[0]}",
+                f"CSeq: {cseq[0]}",
+                f'Warning: 399 softphone "{phrase.replace(chr(34), chr(39))}"',
+                "Content-Length: 0",
+                "",
+                "",
+            ]
         ).encode()
         try:
             parse_message(body)  # never answer junk with junk
@@ -1480,8 +1668,14 @@ class UserAgent:
             return None
         for acct in self._accounts.values():
             reg = self._registrations.get(acct.name)
-            if reg is not None and reg.contact is not None and uri.user == reg.contact.user and (
-                uri.host == reg.contact.host and (uri.port or 5060) == (reg.contact.port or 5060)
+            if (
+                reg is not None
+                and reg.contact is not None
+                and uri.user == reg.contact.user
+                and (
+                    uri.host == reg.contact.host
+                    and (uri.port or 5060) == (reg.contact.port or 5060)
+                )
             ):
                 return acct
         for acct in self._accounts.values():
@@ -1515,20 +1709,31 @@ class UserAgent:
         name = "Proxy-Authorization" if proxy else "Authorization"
         copy.headers.remove(name)
         for challenge in usable[:1]:
-            value = client.authorize(challenge, method=request.method, uri=str(request.uri), body=request.body, proxy=proxy)
+            value = client.authorize(
+                challenge,
+                method=request.method,
+                uri=str(request.uri),
+                body=request.body,
+                proxy=proxy,
+            )
             copy.headers.add(name, value)
         return copy
 
     @staticmethod
     def _copy_request(request: SipRequest) -> SipRequest:
         return SipRequest(
-            method=request.method, uri=request.uri, headers=request.headers.copy(), body=request.body
+            method=request.method,
+            uri=request.uri,
+            headers=request.headers.copy(),
+            body=request.body,
         )
 
     def _serialize(self, msg: SipMessage, dest: Address) -> bytes:
         data = bytes(msg)
         if wire.isEnabledFor(logging.DEBUG):
-            wire.debug("send %d bytes to %s:\n%s", len(data), dest, redact(data).decode("utf-8", "replace"))
+            wire.debug(
+                "send %d bytes to %s:\n%s", len(data), dest, redact(data).decode("utf-8", "replace")
+            )
         return data
 
     # ------------------------------------------------------------------ small helpers
@@ -1553,7 +1758,9 @@ class UserAgent:
         return f"{self._token(20)}@{host}"
 
     def _token(self, length: int = 10) -> str:
-        return "".join(self._rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(length))
+        return "".join(
+            self._rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(length)
+        )
 
     def forget_ended_calls(self) -> None:
         """Drop terminated calls whose transactions are gone (bounded memory in long sessions)."""
@@ -1591,7 +1798,12 @@ def _parse_sipfrag(body: bytes) -> tuple[int, str]:
     return 0, ""
 
 
-_METHODS: Final[dict[str, Callable[[UserAgent, SipRequest, ServerTransaction, _Call | None, float], list[ev.Event]]]] = {
+_METHODS: Final[
+    dict[
+        str,
+        Callable[[UserAgent, SipRequest, ServerTransaction, _Call | None, float], list[ev.Event]],
+    ]
+] = {
     "OPTIONS": UserAgent._on_options,
     "INVITE": UserAgent._on_invite,
     "BYE": UserAgent._on_bye,

@@ -107,7 +107,11 @@ def _check_hostname(host: str) -> None:
             raise ParseError(f"bad host {host!r}")
     if all(label.isdigit() for label in labels):
         # A dotted all-digit host must be an IPv4address, not a hostname.
-        if len(labels) != 4 or host.endswith(".") or any(len(lb) > 3 or int(lb) > 255 for lb in labels):
+        if (
+            len(labels) != 4
+            or host.endswith(".")
+            or any(len(lb) > 3 or int(lb) > 255 for lb in labels)
+        ):
             raise ParseError(f"bad IPv4 address {host!r}")
 
 

@@ -119,11 +119,17 @@ def validate_contact(contact: Contact) -> Contact:
         except ValueError as exc:
             raise ContactError(f"{name}: bad RTSP URL {rtsp_url!r}: {exc}") from exc
         if scheme not in RTSP_SCHEMES or not rtsp_url.lower().startswith(f"{scheme}://"):
-            raise ContactError(f"{name}: the RTSP URL must start with rtsp:// or rtsps://, not {rtsp_url!r}")
+            raise ContactError(
+                f"{name}: the RTSP URL must start with rtsp:// or rtsps://, not {rtsp_url!r}"
+            )
         if not host:
             raise ContactError(f"{name}: the RTSP URL {rtsp_url!r} has no host")
     return Contact(
-        id=contact.id, name=name, uris=tuple(uris), rtsp_url=rtsp_url, favourite=bool(contact.favourite)
+        id=contact.id,
+        name=name,
+        uris=tuple(uris),
+        rtsp_url=rtsp_url,
+        favourite=bool(contact.favourite),
     )
 
 
@@ -271,7 +277,10 @@ class Contacts:
 
 def _with_id(contact: Contact, contact_id: int) -> Contact:
     return Contact(
-        id=contact_id, name=contact.name, uris=contact.uris, rtsp_url=contact.rtsp_url,
+        id=contact_id,
+        name=contact.name,
+        uris=contact.uris,
+        rtsp_url=contact.rtsp_url,
         favourite=contact.favourite,
     )
 
@@ -300,7 +309,10 @@ def _load(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> lis
         if i + 1 == len(rows) or rows[i + 1][0] != contact_id:
             out.append(
                 Contact(
-                    id=int(contact_id), name=str(name), uris=tuple(uris), favourite=bool(favourite),
+                    id=int(contact_id),
+                    name=str(name),
+                    uris=tuple(uris),
+                    favourite=bool(favourite),
                     rtsp_url=None if rtsp_url is None else str(rtsp_url),
                 )
             )

@@ -276,7 +276,9 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; a crash loses no committed data
+        conn.execute(
+            "PRAGMA synchronous = NORMAL"
+        )  # safe with WAL; a crash loses no committed data
         problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise _Corrupt("integrity check failed: " + "; ".join(map(str, problems[:3])))

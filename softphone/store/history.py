@@ -114,9 +114,15 @@ class History:
                 "INSERT INTO calls (started_at, direction, remote_uri, remote_name, account, "
                 "duration_s, result, reason, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    _to_text(record.started_at), record.direction, record.remote_uri,
-                    record.remote_name, record.account, float(record.duration_s), record.result,
-                    record.reason, record.recording_path,
+                    _to_text(record.started_at),
+                    record.direction,
+                    record.remote_uri,
+                    record.remote_name,
+                    record.account,
+                    float(record.duration_s),
+                    record.result,
+                    record.reason,
+                    record.recording_path,
                 ),
             )
             new_id = cursor.lastrowid
@@ -139,7 +145,9 @@ class History:
 
     def get(self, record_id: int) -> CallRecord | None:
         with self._db.read() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM calls WHERE id = ?", (record_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM calls WHERE id = ?", (record_id,)
+            ).fetchone()
         return None if row is None else _from_row(row)
 
     def search(self, text: str, limit: int = 100) -> builtins.list[CallRecord]:

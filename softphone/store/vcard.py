@@ -239,7 +239,9 @@ def _card_contact(
         except ContactError as exc:
             problems.append(VCardProblem(line=prop.line, message=f"{prop.name} skipped: {exc}"))
     if not name:
-        problems.append(VCardProblem(line=card.line, message="card skipped: it has no name (FN, N or ORG)"))
+        problems.append(
+            VCardProblem(line=card.line, message="card skipped: it has no name (FN, N or ORG)")
+        )
         return None
     uris: list[str] = []
     # SIP addresses before numbers; within each, preferred ones first (stable sort).
@@ -248,11 +250,15 @@ def _card_contact(
             uris.append(uri)
     if not uris:
         problems.append(
-            VCardProblem(line=card.line, message=f"card {name!r} skipped: no phone number or SIP address")
+            VCardProblem(
+                line=card.line, message=f"card {name!r} skipped: no phone number or SIP address"
+            )
         )
         return None
     try:
-        return validate_contact(Contact(name=name, uris=tuple(uris), rtsp_url=rtsp_url, favourite=favourite))
+        return validate_contact(
+            Contact(name=name, uris=tuple(uris), rtsp_url=rtsp_url, favourite=favourite)
+        )
     except ContactError as exc:
         problems.append(VCardProblem(line=card.line, message=f"card {name!r} skipped: {exc}"))
         return None
@@ -273,11 +279,17 @@ def parse_vcards(
         upper = line.strip().upper()
         if upper == "BEGIN:VCARD":
             if card is not None:
-                problems.append(VCardProblem(line=card.line, message="card skipped: no END:VCARD before the next card"))
+                problems.append(
+                    VCardProblem(
+                        line=card.line, message="card skipped: no END:VCARD before the next card"
+                    )
+                )
             card = _Card(line=number)
             continue
         if card is None:
-            problems.append(VCardProblem(line=number, message="text outside BEGIN:VCARD … END:VCARD ignored"))
+            problems.append(
+                VCardProblem(line=number, message="text outside BEGIN:VCARD … END:VCARD ignored")
+            )
             continue
         if upper == "END:VCARD":
             cards.append(card)
@@ -285,11 +297,15 @@ def parse_vcards(
             continue
         prop = _parse_property(number, line)
         if prop is None:
-            problems.append(VCardProblem(line=number, message=f"not a vCard property, ignored: {line[:40]!r}"))
+            problems.append(
+                VCardProblem(line=number, message=f"not a vCard property, ignored: {line[:40]!r}")
+            )
             continue
         card.props.append(prop)
     if card is not None:
-        problems.append(VCardProblem(line=card.line, message="card skipped: the file ends before END:VCARD"))
+        problems.append(
+            VCardProblem(line=card.line, message="card skipped: the file ends before END:VCARD")
+        )
     for complete in cards:
         try:
             contact = _card_contact(complete, phone_domain, problems)

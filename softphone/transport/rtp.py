@@ -82,7 +82,9 @@ class RtpEndpoint:
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         async def attach() -> None:
             for via_rtcp, sock in zip((False, True), self._socks, strict=True):
-                transport, _ = await loop.create_datagram_endpoint(partial(_Protocol, self, via_rtcp), sock=sock)
+                transport, _ = await loop.create_datagram_endpoint(
+                    partial(_Protocol, self, via_rtcp), sock=sock
+                )
                 if self._closed:
                     transport.close()
                 else:

@@ -60,8 +60,14 @@ if TYPE_CHECKING:
     from softphone.phone.devices import DeviceService  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
-    "ACTIONS", "AppDeps", "MainScreen", "SoftphoneApp", "default_player_factory", "help_sections",
-    "make_app", "run_tui",
+    "ACTIONS",
+    "AppDeps",
+    "MainScreen",
+    "SoftphoneApp",
+    "default_player_factory",
+    "help_sections",
+    "make_app",
+    "run_tui",
 ]
 
 NARROW_COLUMNS: Final = 100
@@ -107,8 +113,16 @@ MAIN_HELP: Final[tuple[tuple[str, str], ...]] = (
     ("Escape (dial bar)", "leave the dial bar; then the single keys below work"),
     ("↑ / ↓", "select a call"),
     ("0-9 * #", "send DTMF in the selected call (outside the dial bar)"),
-    *((a.keys.replace("question_mark", "?").replace("slash", "/").replace("plus", "+")
-       .replace(",", " / "), a.help) for a in ACTIONS),
+    *(
+        (
+            a.keys.replace("question_mark", "?")
+            .replace("slash", "/")
+            .replace("plus", "+")
+            .replace(",", " / "),
+            a.help,
+        )
+        for a in ACTIONS
+    ),
     ("ctrl+p", "command palette: every action by name"),
 )
 
@@ -203,11 +217,14 @@ class MainScreen(Screen[None]):
         self.set_interval(1.0, self._tick, name="call-timers")
         self._levels_timer = self.set_interval(0.1, self._poll_levels, name="levels", pause=True)
         if self.deps.book_problem is not None:
-            self.tell(f"history and contacts are not available: {self.deps.book_problem}",
-                      "warning")
+            self.tell(
+                f"history and contacts are not available: {self.deps.book_problem}", "warning"
+            )
         elif self.book is not None and self.book.recovered is not None:
-            self.tell(f"the history database was damaged and moved aside: {self.book.recovered}",
-                      "warning")
+            self.tell(
+                f"the history database was damaged and moved aside: {self.book.recovered}",
+                "warning",
+            )
         self._start_phone()
 
     def mono(self) -> float:
@@ -335,8 +352,9 @@ class MainScreen(Screen[None]):
             self.tell(f"call waiting: {caller} — select it and press a", "warning")
             return
         self.tell(f"incoming call from {caller} ({event.remote})", notify=False)
-        modal = IncomingScreen(self.phone, event.call_id, caller=caller, uri=event.remote,
-                               account=event.account)
+        modal = IncomingScreen(
+            self.phone, event.call_id, caller=caller, uri=event.remote, account=event.account
+        )
         self._incoming = modal
         self.app.push_screen(modal, partial(self._incoming_chosen, event.call_id))
 
@@ -385,9 +403,17 @@ class MainScreen(Screen[None]):
                 flags.append("waiting")
             name = self.notes.names.get(call.remote) or call.display_name or call.remote
             talk = None if call.established_at is None else now - call.established_at
-            rows.append(CallRow(call_id=call.call_id, direction=call.direction, remote=name,
-                                state=call.state, talk_s=talk, codec=call.codec,
-                                flags=tuple(flags)))
+            rows.append(
+                CallRow(
+                    call_id=call.call_id,
+                    direction=call.direction,
+                    remote=name,
+                    state=call.state,
+                    talk_s=talk,
+                    codec=call.codec,
+                    flags=tuple(flags),
+                )
+            )
         self.calls_table.show_rows(rows)
         self._refresh_quality()
         if self._levels_timer is not None:
@@ -506,8 +532,9 @@ class MainScreen(Screen[None]):
     def action_answer(self) -> None:
         call = self.selected_call()
         if call is None or call.direction != "incoming" or call.state != "ringing":
-            ringing = [c for c in self.live_calls()
-                       if c.direction == "incoming" and c.state == "ringing"]
+            ringing = [
+                c for c in self.live_calls() if c.direction == "incoming" and c.state == "ringing"
+            ]
             if not ringing:
                 self.app.notify("No call is ringing.", severity="warning")
                 return
@@ -679,8 +706,10 @@ class MainScreen(Screen[None]):
                 self.open_stream(url)
 
         self.app.push_screen(
-            PromptScreen("Open a stream in the side pane",
-                         placeholder="rtsp://camera.local/stream or a camera name"),
+            PromptScreen(
+                "Open a stream in the side pane",
+                placeholder="rtsp://camera.local/stream or a camera name",
+            ),
             chosen,
         )
 
@@ -697,8 +726,10 @@ class MainScreen(Screen[None]):
 
 def help_sections() -> list[HelpSection]:
     """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist)."""
-    sections: list[HelpSection] = [("Main screen", MAIN_HELP),
-                                   ("Incoming call", IncomingScreen.KEYS_HELP)]
+    sections: list[HelpSection] = [
+        ("Main screen", MAIN_HELP),
+        ("Incoming call", IncomingScreen.KEYS_HELP),
+    ]
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
@@ -754,8 +785,11 @@ class SoftphoneApp(App[None]):
             for action in ACTIONS:
                 if action.name == "quit":
                     continue  # the system commands have Quit (it runs our action_quit)
-                yield SystemCommand(action.label if action.label != "Rec" else "Record",
-                                    action.help, partial(self.main.run_action, action.name))
+                yield SystemCommand(
+                    action.label if action.label != "Rec" else "Record",
+                    action.help,
+                    partial(self.main.run_action, action.name),
+                )
 
     async def action_quit(self) -> None:
         """Hang up every call (phone.stop), then leave."""
@@ -804,11 +838,17 @@ def make_app(
     import time
 
     deps = AppDeps(
-        config=config, phone=phone, book=book, book_problem=book_problem,
+        config=config,
+        phone=phone,
+        book=book,
+        book_problem=book_problem,
         config_path=config_path,
         player_factory=player_factory or default_player_factory(config),
-        clock=clock or time.time, mono_clock=mono_clock,
-        dial_on_start=dial_on_start, play_on_start=play_on_start, first_run=first_run,
+        clock=clock or time.time,
+        mono_clock=mono_clock,
+        dial_on_start=dial_on_start,
+        play_on_start=play_on_start,
+        first_run=first_run,
     )
     return SoftphoneApp(deps)
 
@@ -835,11 +875,18 @@ def run_tui(
     except StoreError as exc:
         problem = str(exc)
     try:
-        make_app(config, phone, book=book, config_path=config_path, dial_on_start=dial,
-                 play_on_start=play, first_run=first_run, book_problem=problem,
-                 player_factory=player_factory).run()
+        make_app(
+            config,
+            phone,
+            book=book,
+            config_path=config_path,
+            dial_on_start=dial,
+            play_on_start=play,
+            first_run=first_run,
+            book_problem=problem,
+            player_factory=player_factory,
+        ).run()
     finally:
         if book is not None:
             book.close()
     return 0
-

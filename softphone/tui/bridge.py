@@ -27,6 +27,9 @@ async def pump_events(phone: PhoneApi, target: DOMNode) -> None:
 def start_bridge(target: DOMNode, phone: PhoneApi) -> Worker[None]:
     """Run :func:`pump_events` as a worker owned by ``target`` (a screen or the app)."""
     return target.run_worker(
-        pump_events(phone, target), group=BRIDGE_GROUP, name="bridge", exclusive=True,
+        pump_events(phone, target),
+        group=BRIDGE_GROUP,
+        name="bridge",
+        exclusive=True,
         exit_on_error=True,
     )

@@ -141,5 +141,7 @@ def run_player_app(
     stats_out: Path | None = None,
     video_mode: VideoMode = "halfblock",
 ) -> int:
-    result = PlayerApp(player, duration_s=duration_s, stats_out=stats_out, video_mode=video_mode).run()
+    result = PlayerApp(
+        player, duration_s=duration_s, stats_out=stats_out, video_mode=video_mode
+    ).run()
     return 1 if result is None else result

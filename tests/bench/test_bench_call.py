@@ -115,8 +115,10 @@ async def test_latency_of_three_clicks_through_two_phones_is_sane() -> None:
 
 def test_latency_command_prints_json_for_one_codec() -> None:
     out = io.StringIO()
-    status = run(parse(["latency", "--codec", "PCMU", "--clicks", "3", "--interval-ms", "300",
-                        "--json"]), out=out)
+    status = run(
+        parse(["latency", "--codec", "PCMU", "--clicks", "3", "--interval-ms", "300", "--json"]),
+        out=out,
+    )
     payload = json.loads(out.getvalue())
     (result,) = payload["results"]
     assert result["codec"] == "PCMU" and result["clicks"] == 3 and result["found"] == 3
@@ -143,8 +145,12 @@ def test_arguments_and_their_defaults() -> None:
     assert (device.seconds, device.json, device.workdir) == (5.0, True, Path("/tmp/x"))
     latency = parse(["latency", "--codec", "opus", "--codec", "G722"])
     assert (latency.clicks, latency.interval_ms, latency.codec) == (30, 400, ["opus", "G722"])
-    for bad in (["cpu", "--seconds", "0"], ["latency", "--interval-ms", "50"],
-                ["latency", "--codec", "gsm"], ["latency", "--clicks", "x"]):
+    for bad in (
+        ["cpu", "--seconds", "0"],
+        ["latency", "--interval-ms", "50"],
+        ["latency", "--codec", "gsm"],
+        ["latency", "--clicks", "x"],
+    ):
         with pytest.raises(SystemExit):
             parse(bad)
 
@@ -158,12 +164,28 @@ def test_a_missing_speech_file_is_a_usage_error_before_any_peer_starts(tmp_path:
 def test_cpu_report_ratios_compare_softphone_with_baresip() -> None:
     from softphone.bench.call_cpu import CallCpu, CpuReport
 
-    ours = CallCpu(label="softphone -> baresip", caller="softphone", callee="baresip", seconds=60.0,
-                   caller_cpu_s=3.0, callee_cpu_s=1.5)
-    theirs = CallCpu(label="baresip -> baresip", caller="baresip", callee="baresip", seconds=60.0,
-                     caller_cpu_s=1.0, callee_cpu_s=2.0)
-    report = CpuReport(softphone_call=ours, baresip_call=theirs, softphone_packets_sent=3000,
-                       softphone_packets_received=2990)
+    ours = CallCpu(
+        label="softphone -> baresip",
+        caller="softphone",
+        callee="baresip",
+        seconds=60.0,
+        caller_cpu_s=3.0,
+        callee_cpu_s=1.5,
+    )
+    theirs = CallCpu(
+        label="baresip -> baresip",
+        caller="baresip",
+        callee="baresip",
+        seconds=60.0,
+        caller_cpu_s=1.0,
+        callee_cpu_s=2.0,
+    )
+    report = CpuReport(
+        softphone_call=ours,
+        baresip_call=theirs,
+        softphone_packets_sent=3000,
+        softphone_packets_received=2990,
+    )
     payload = report.to_json()
     assert payload["ratio_softphone_vs_baresip_same_call"] == 2.0
     assert payload["ratio_softphone_vs_baresip_caller"] == 3.0
@@ -177,14 +199,31 @@ def test_device_xruns_count_every_flag_and_ring_fault_over_the_call_only() -> No
 
     from softphone.bench.call_device import DeviceCounters, DeviceReport
 
-    zero = DeviceCounters(callbacks=0, frames_played=0, frames_captured=0, input_underflows=0,
-                          input_overflows=0, output_underflows=0, output_overflows=0,
-                          ring_underruns=0, ring_overruns=0, missing_samples=0, dropped_samples=0,
-                          callback_errors=0)
+    zero = DeviceCounters(
+        callbacks=0,
+        frames_played=0,
+        frames_captured=0,
+        input_underflows=0,
+        input_overflows=0,
+        output_underflows=0,
+        output_overflows=0,
+        ring_underruns=0,
+        ring_overruns=0,
+        missing_samples=0,
+        dropped_samples=0,
+        callback_errors=0,
+    )
     before = replace(zero, callbacks=10, frames_played=4800, output_underflows=1)
     after = replace(zero, callbacks=110, frames_played=52800, output_underflows=2, ring_overruns=3)
-    report = DeviceReport(seconds=1.0, sample_rate=48000, block=480, latency_s=(0.0, 0.02),
-                          counts=after - before, speaker_dbfs=-20.0, packets_received=50,
-                          packets_sent=50)
+    report = DeviceReport(
+        seconds=1.0,
+        sample_rate=48000,
+        block=480,
+        latency_s=(0.0, 0.02),
+        counts=after - before,
+        speaker_dbfs=-20.0,
+        packets_received=50,
+        packets_sent=50,
+    )
     assert report.xruns == 4 and report.pace == 1.0  # the underflow before the call is not counted
     assert report.to_json()["xruns"] == 4 and "xruns: 4" in report.table()

@@ -27,11 +27,27 @@ def short_trace(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_traces_command_writes_every_profile_as_float64_pairs(tmp_path: Path) -> None:
     out = tmp_path / "traces.npz"
-    assert main(["traces", "--out", str(out), "--seed", "3", "--profile", "clean",
-                 "--profile", "delay_spike"], stdout=io.StringIO()) == 0
+    assert (
+        main(
+            [
+                "traces",
+                "--out",
+                str(out),
+                "--seed",
+                "3",
+                "--profile",
+                "clean",
+                "--profile",
+                "delay_spike",
+            ],
+            stdout=io.StringIO(),
+        )
+        == 0
+    )
     with np.load(out) as data:
-        assert sorted(data.files) == sorted(["clean/send_ms", "clean/arr_ms",
-                                             "delay_spike/send_ms", "delay_spike/arr_ms"])
+        assert sorted(data.files) == sorted(
+            ["clean/send_ms", "clean/arr_ms", "delay_spike/send_ms", "delay_spike/arr_ms"]
+        )
         send, arrival = data["clean/send_ms"], data["clean/arr_ms"]
         assert send.dtype == np.float64 and arrival.shape == send.shape == (3000,)
         assert np.all(np.diff(send) == 20.0)
@@ -40,8 +56,14 @@ def test_traces_command_writes_every_profile_as_float64_pairs(tmp_path: Path) ->
 
 def test_profiles_are_seeded_and_cover_the_issue_and_unseen_kinds() -> None:
     assert set(TUNING_PROFILES) | set(UNSEEN_PROFILES) == set(PROFILES)
-    assert {"clean", "wifi_jitter", "mobile_bursty", "delay_spike", "drift_plus_100ppm",
-            "drift_minus_100ppm"} == set(TUNING_PROFILES) and len(UNSEEN_PROFILES) >= 3
+    assert {
+        "clean",
+        "wifi_jitter",
+        "mobile_bursty",
+        "delay_spike",
+        "drift_plus_100ppm",
+        "drift_minus_100ppm",
+    } == set(TUNING_PROFILES) and len(UNSEEN_PROFILES) >= 3
     a = generate(7, ("mobile_bursty",))
     b = generate(7, ("mobile_bursty",))
     c = generate(8, ("mobile_bursty",))
@@ -54,13 +76,33 @@ def test_profiles_are_seeded_and_cover_the_issue_and_unseen_kinds() -> None:
 def test_jitter_command_writes_the_documented_log(tmp_path: Path) -> None:
     traces, log, audio = tmp_path / "t.npz", tmp_path / "log.npz", tmp_path / "out.wav"
     _, arrival = short_trace(traces)
-    status = main(["jitter", "--trace", str(traces), "--profile", "short", "--speech", str(SPEECH),
-                   "--codec", "pcmu", "--out", str(log), "--audio-out", str(audio)],
-                  stdout=io.StringIO())
+    status = main(
+        [
+            "jitter",
+            "--trace",
+            str(traces),
+            "--profile",
+            "short",
+            "--speech",
+            str(SPEECH),
+            "--codec",
+            "pcmu",
+            "--out",
+            str(log),
+            "--audio-out",
+            str(audio),
+        ],
+        stdout=io.StringIO(),
+    )
     assert status == 0
     with np.load(log) as data:
-        assert sorted(data.files) == ["concealed_ms", "fec", "from_packet", "play_ms",
-                                      "stretched_ms"]
+        assert sorted(data.files) == [
+            "concealed_ms",
+            "fec",
+            "from_packet",
+            "play_ms",
+            "stretched_ms",
+        ]
         play, from_packet, fec = data["play_ms"], data["from_packet"], data["fec"]
         assert play.dtype == np.float64 and play.shape == (150,)
         assert from_packet.dtype == np.bool_ and from_packet.shape == (150,)
@@ -84,8 +126,20 @@ def test_jitter_command_writes_the_documented_log(tmp_path: Path) -> None:
 def test_jitter_command_rejects_an_unknown_profile(tmp_path: Path) -> None:
     traces = tmp_path / "t.npz"
     short_trace(traces)
-    status = main(["jitter", "--trace", str(traces), "--profile", "nope", "--speech", str(SPEECH),
-                   "--out", str(tmp_path / "log.npz")], stdout=io.StringIO())
+    status = main(
+        [
+            "jitter",
+            "--trace",
+            str(traces),
+            "--profile",
+            "nope",
+            "--speech",
+            str(SPEECH),
+            "--out",
+            str(tmp_path / "log.npz"),
+        ],
+        stdout=io.StringIO(),
+    )
     assert status == 2
 
 

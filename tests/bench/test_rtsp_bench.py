@@ -94,10 +94,15 @@ def _peer(name: str, times: list[float | None]) -> PeerTimes:
 
 def _first_frame_report(ours: list[float | None], low: list[float | None]) -> FirstFrameReport:
     return FirstFrameReport(
-        command="softphone bench rtsp-first-frame --runs 3", transport="tcp", holder=True, pycache=True,
-        url="rtsp://127.0.0.1:1/h264", softphone=_peer("sp", ours),
+        command="softphone bench rtsp-first-frame --runs 3",
+        transport="tcp",
+        holder=True,
+        pycache=True,
+        url="rtsp://127.0.0.1:1/h264",
+        softphone=_peer("sp", ours),
         softphone_wall=_peer("sp-wall", [t + 30 if t is not None else None for t in ours]),
-        ffmpeg=_peer("ff", [1000.0, 1200.0, 1100.0]), ffmpeg_low_delay=_peer("low", low),
+        ffmpeg=_peer("ff", [1000.0, 1200.0, 1100.0]),
+        ffmpeg_low_delay=_peer("low", low),
     )
 
 
@@ -130,17 +135,35 @@ def test_first_frame_report_says_how_a_failed_peer_ended() -> None:
     from dataclasses import replace
 
     report = _first_frame_report([400.0, None, 450.0], [500.0, 600.0, 700.0])
-    report = replace(report, softphone=replace(report.softphone, last_output="ModuleNotFoundError: No module named 'platformdirs'"))
+    report = replace(
+        report,
+        softphone=replace(
+            report.softphone, last_output="ModuleNotFoundError: No module named 'platformdirs'"
+        ),
+    )
     table = report.table()
-    assert "sp: 1 run(s) without a picture; its output ended: ModuleNotFoundError: No module named 'platformdirs'" in table
+    assert (
+        "sp: 1 run(s) without a picture; its output ended: ModuleNotFoundError: No module named 'platformdirs'"
+        in table
+    )
     assert "low: 0 run(s)" not in table  # peers that never failed say nothing
 
 
-def _render(stats: Mapping[str, object], samples: list[tuple[float, float]],
-            call: Mapping[str, object] | None) -> RenderReport:
-    return RenderReport(command="softphone bench rtsp-render --seconds 20", viewer_argv=("play",),
-                        duration_s=20.0, stats=stats, cpu_samples=tuple(samples), wall_s=20.3,
-                        showed_video=True, call=call)
+def _render(
+    stats: Mapping[str, object],
+    samples: list[tuple[float, float]],
+    call: Mapping[str, object] | None,
+) -> RenderReport:
+    return RenderReport(
+        command="softphone bench rtsp-render --seconds 20",
+        viewer_argv=("play",),
+        duration_s=20.0,
+        stats=stats,
+        cpu_samples=tuple(samples),
+        wall_s=20.3,
+        showed_video=True,
+        call=call,
+    )
 
 
 def test_render_ratios_count_from_the_first_picture() -> None:
@@ -156,14 +179,17 @@ def test_render_ratios_count_from_the_first_picture() -> None:
 
 
 def test_jack_xruns_are_counted_from_jackd_log_lines_and_shown_by_time() -> None:
-    log = ("JackTimedDriver::Process XRun = 30 usec\n"
-           "JackEngine::XRun: client = PortAudio was not finished, state = Running\n"
-           "JackAudioDriver::ProcessGraphAsyncMaster: Process error\n"
-           "JackEngine::XRun: client = PortAudio was not finished, state = Triggered\n")
+    log = (
+        "JackTimedDriver::Process XRun = 30 usec\n"
+        "JackEngine::XRun: client = PortAudio was not finished, state = Running\n"
+        "JackAudioDriver::ProcessGraphAsyncMaster: Process error\n"
+        "JackEngine::XRun: client = PortAudio was not finished, state = Triggered\n"
+    )
     assert count_jack_xruns(log) == 2
     assert count_jack_xruns("") == 0
-    report = replace(_render({"frames_shown": 1}, [], {"xruns": 4}),
-                     jack_xruns_at=(-1.0, 0.8, math.inf))
+    report = replace(
+        _render({"frames_shown": 1}, [], {"xruns": 4}), jack_xruns_at=(-1.0, 0.8, math.inf)
+    )
     assert "seen at before, 0.8, after exit s" in report.table()
     assert report.to_json()["jack_xruns_at_s"] == [-1.0, 0.8, None]
 
@@ -184,7 +210,9 @@ def test_render_misses_on_dropped_frames_cpu_or_xruns() -> None:
 def test_commands_parse_with_their_defaults() -> None:
     first = parse(["rtsp-first-frame"])
     assert (first.runs, first.transport, first.seed, first.cold) == (10, "tcp", 1, False)
-    assert command_line(first) == "softphone bench rtsp-first-frame --runs 10 --transport tcp --seed 1"
+    assert (
+        command_line(first) == "softphone bench rtsp-first-frame --runs 10 --transport tcp --seed 1"
+    )
     raw = parse(["rtsp-first-frame", "--runs", "20", "--cold", "--no-pycache"])
     assert command_line(raw).endswith("--runs 20 --transport tcp --seed 1 --cold --no-pycache")
     render = parse(["rtsp-render", "--seconds", "8", "--no-call"])
@@ -196,7 +224,8 @@ def test_commands_parse_with_their_defaults() -> None:
 
 
 def test_child_env_caches_bytecode_in_the_workdir_only_when_asked(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     cached = child_env(tmp_path, pycache=True)
     assert "PYTHONDONTWRITEBYTECODE" not in cached
@@ -213,7 +242,9 @@ def test_low_delay_ffmpeg_maps_the_video_so_that_it_can_end() -> None:
     assert "-fflags" not in ffmpeg_argv("ffmpeg", "rtsp://x/h264", "tcp", low_delay=False)
 
 
-def test_render_refuses_a_missing_speech_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_refuses_a_missing_speech_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = parse(["rtsp-render", "--speech", "/nonexistent/speech.wav", "--workdir", str(tmp_path)])
     assert run(args) == EXIT_ERROR
     assert "no such file" in capsys.readouterr().err

@@ -770,9 +770,7 @@ class Baresip:
             wav = Path(str(self.audio)).resolve()
             with wave.open(str(wav)) as w:  # aufile needs the file's own rate and channels
                 rate, channels = w.getframerate(), w.getnchannels()
-            source = (
-                f"audio_source\t\taufile,{wav}\nausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n"
-            )
+            source = f"audio_source\t\taufile,{wav}\nausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n"
             audio_modules = ["aufile.so"]
         filters = ["sndfile.so"] if self.record else []
         lines = [

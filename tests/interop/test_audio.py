@@ -44,11 +44,23 @@ PESQ_MIN = {"opus": 3.5, "PCMU": 3.5, "PCMA": 3.3, "G722": 2.8}
 async def audio_phone() -> AsyncIterator[Callable[..., Any]]:
     phones: list[Phone] = []
 
-    async def make(acct: Account, audio: AudioProvider, *, codecs: tuple[str, ...] | None = None,
-                   auto_answer: bool = False) -> Phone:
+    async def make(
+        acct: Account,
+        audio: AudioProvider,
+        *,
+        codecs: tuple[str, ...] | None = None,
+        auto_answer: bool = False,
+    ) -> Phone:
         config = Config(accounts=(acct,), codecs=codecs) if codecs else Config(accounts=(acct,))
-        phone = Phone(config, bind_host="127.0.0.1", sip_port=0, rng=random.Random(len(phones)),
-                      dns=StubBackend(), auto_answer=auto_answer, audio=audio)
+        phone = Phone(
+            config,
+            bind_host="127.0.0.1",
+            sip_port=0,
+            rng=random.Random(len(phones)),
+            dns=StubBackend(),
+            auto_answer=auto_answer,
+            audio=audio,
+        )
         await phone.start()
         phones.append(phone)
         return phone
@@ -59,7 +71,9 @@ async def audio_phone() -> AsyncIterator[Callable[..., Any]]:
 
 
 def stats_at_least(call_id: str, key: str, value: int) -> Callable[[pe.PhoneEvent], bool]:
-    return lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id and int(e.stats[key]) >= value
+    return lambda e: (
+        isinstance(e, pe.CallStats) and e.call_id == call_id and int(e.stats[key]) >= value
+    )
 
 
 def dec_recording(bob: lab.Baresip) -> Path:
@@ -71,16 +85,28 @@ def dec_recording(bob: lab.Baresip) -> Path:
 @pytest.mark.parametrize("codec", list(CODECS))
 @pytest.mark.parametrize("direction", ["softphone_calls", "baresip_calls"])
 async def test_speech_both_ways_scores_pesq(
-    codec: str, direction: str, kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory,
-    audio_phone: Callable[..., Any], tmp_path: Path,
+    codec: str,
+    direction: str,
+    kamailio: lab.Kamailio,
+    baresip_factory: lab.BaresipFactory,
+    audio_phone: Callable[..., Any],
+    tmp_path: Path,
 ) -> None:
     baresip_name, mode, rate = CODECS[codec]
     # baresip plays the speech at the codec's own rate, so its resampler is not part of the test.
-    bob = baresip_factory(auto_answer=direction == "softphone_calls", audio=speech_at(rate, tmp_path), record=True,
-                          extra_config=f"audio_codecs\t\t{baresip_name}\n")
+    bob = baresip_factory(
+        auto_answer=direction == "softphone_calls",
+        audio=speech_at(rate, tmp_path),
+        record=True,
+        extra_config=f"audio_codecs\t\t{baresip_name}\n",
+    )
     heard = tmp_path / "alice-heard.wav"
-    alice = await audio_phone(account(kamailio), FileAudio(SPEECH, heard), codecs=(codec,),
-                              auto_answer=direction == "baresip_calls")
+    alice = await audio_phone(
+        account(kamailio),
+        FileAudio(SPEECH, heard),
+        codecs=(codec,),
+        auto_answer=direction == "baresip_calls",
+    )
     await alice.wait_registered(8.0)
     if direction == "softphone_calls":
         call_id = await alice.dial(bob.aor)
@@ -90,7 +116,9 @@ async def test_speech_both_ways_scores_pesq(
         assert isinstance(incoming, pe.IncomingCall)
         call_id = incoming.call_id
     await expect(alice, state(call_id, "established"))
-    event = await expect(alice, stats_at_least(call_id, "packets_received", TALK_PACKETS), timeout_s=30)
+    event = await expect(
+        alice, stats_at_least(call_id, "packets_received", TALK_PACKETS), timeout_s=30
+    )
     assert isinstance(event, pe.CallStats)
     assert event.stats["codec"].lower() == codec.lower()
     await alice.hangup(call_id)
@@ -100,7 +128,9 @@ async def test_speech_both_ways_scores_pesq(
 
     ours = score(SPEECH, heard, mode=mode)  # what softphone heard from baresip
     theirs = score(SPEECH, dec_recording(bob), mode=mode)  # what baresip heard from softphone
-    print(f"{codec} {direction}: softphone heard PESQ {ours.pesq:.2f}, baresip heard {theirs.pesq:.2f}; {end.stats}")
+    print(
+        f"{codec} {direction}: softphone heard PESQ {ours.pesq:.2f}, baresip heard {theirs.pesq:.2f}; {end.stats}"
+    )
     assert ours.pesq >= PESQ_MIN[codec], f"softphone's playout of {codec}: PESQ {ours}"
     assert theirs.pesq >= PESQ_MIN[codec], f"softphone's {codec} sending: PESQ {theirs}"
     # Loopback loses nothing; a busy shared machine may make a few packets late, not many.
@@ -119,8 +149,13 @@ async def test_dtmf_both_ways(
     since = bob.mark()
     assert await alice.send_dtmf(call_id, "1#") == "rtp"
     for digit in "1#":
-        await asyncio.to_thread(bob.wait_event, "CALL_DTMF_START", 8.0,
-                                lambda e, d=digit: d in str(e.get("param", "")), since)
+        await asyncio.to_thread(
+            bob.wait_event,
+            "CALL_DTMF_START",
+            8.0,
+            lambda e, d=digit: d in str(e.get("param", "")),
+            since,
+        )
     # And the reverse: baresip sends RFC 4733 events, softphone reports each digit once.
     await asyncio.to_thread(bob.command, "sndcode", "5")
     got = await expect(alice, lambda e: isinstance(e, pe.DtmfReceived))
@@ -141,24 +176,40 @@ async def test_hold_stops_media_in_the_right_direction(
 
     await alice.hold(call_id)  # we go sendonly: we keep sending, baresip stops sending to us
     await expect(alice, state(call_id, "held"))
-    first = await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
-    second = await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
+    first = await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
+    second = await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
     assert isinstance(first, pe.CallStats) and isinstance(second, pe.CallStats)
     assert second.stats["packets_sent"] - first.stats["packets_sent"] >= 150  # ~5 s at 50 packets/s
     assert second.stats["packets_received"] - first.stats["packets_received"] <= 5
 
     await alice.resume(call_id)
     await expect(alice, state(call_id, "established"))
-    await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
-    after = await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
+    await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
+    after = await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
     assert isinstance(after, pe.CallStats)
     assert after.stats["packets_received"] - second.stats["packets_received"] >= 150
 
-    await asyncio.to_thread(bob.hold)  # baresip holds us: it goes sendonly, we go recvonly and stop sending
+    await asyncio.to_thread(
+        bob.hold
+    )  # baresip holds us: it goes sendonly, we go recvonly and stop sending
     await expect(alice, state(call_id, "held"))
-    await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
-    h1 = await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
-    h2 = await expect(alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15)
+    await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
+    h1 = await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
+    h2 = await expect(
+        alice, lambda e: isinstance(e, pe.CallStats) and e.call_id == call_id, timeout_s=15
+    )
     assert isinstance(h1, pe.CallStats) and isinstance(h2, pe.CallStats)
     assert h2.stats["packets_sent"] == h1.stats["packets_sent"]
     await alice.hangup(call_id)

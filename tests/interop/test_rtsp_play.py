@@ -62,23 +62,49 @@ def test_the_media_guard_is_on_in_the_play_processes(tmp_path: Path) -> None:
         "try:\n    av.open('rtsp://127.0.0.1:9/x')\nexcept RuntimeError as e:\n    print('av:', e)\n"
         "try:\n    subprocess.run(['ffmpeg', '-version'])\nexcept RuntimeError as e:\n    print('spawn:', e)\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], env=env_for(tmp_path), capture_output=True, text=True, timeout=30, check=True)
-    assert "av: av.open('rtsp://127.0.0.1:9/x'): FFmpeg must not do the networking" in done.stdout, done.stdout + done.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert (
+        "av: av.open('rtsp://127.0.0.1:9/x'): FFmpeg must not do the networking" in done.stdout
+    ), done.stdout + done.stderr
     assert "spawn: the play path must not run ffmpeg" in done.stdout
 
 
 def argv(tmp_path: Path, url: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "softphone", "--log-file", str(tmp_path / "play.log"), "--log-level", "DEBUG",
-        "play", url, "--headless", "--json", "--no-audio", *extra,
+        sys.executable,
+        "-m",
+        "softphone",
+        "--log-file",
+        str(tmp_path / "play.log"),
+        "--log-level",
+        "DEBUG",
+        "play",
+        url,
+        "--headless",
+        "--json",
+        "--no-audio",
+        *extra,
     ]
 
 
 def play(tmp_path: Path, url: str, *extra: str) -> PlayResult:
     started = time.monotonic()
     done = subprocess.run(
-        argv(tmp_path, url, *extra), env=env_for(tmp_path), cwd=tmp_path, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False,
+        argv(tmp_path, url, *extra),
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_LIMIT_S,
+        check=False,
     )
     elapsed = time.monotonic() - started
     events = [json.loads(line) for line in done.stdout.splitlines()]
@@ -102,8 +128,12 @@ VIDEO_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("mount", "transport", "codec"), VIDEO_CASES, ids=[f"{m[1:]}-{t}" for m, t, _ in VIDEO_CASES])
-def test_video_streams_play(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str, transport: str, codec: str) -> None:
+@pytest.mark.parametrize(
+    ("mount", "transport", "codec"), VIDEO_CASES, ids=[f"{m[1:]}-{t}" for m, t, _ in VIDEO_CASES]
+)
+def test_video_streams_play(
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str, transport: str, codec: str
+) -> None:
     result = play(tmp_path, rtsp_lab.url(mount), "--transport", transport, "--duration", "3")
     assert_played(result, transport=transport)
     described = result.one("described")
@@ -138,7 +168,9 @@ def test_audio_streams_play(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: s
     assert summary["audio_frames"] <= 50 * 3.0 + 10, summary
 
 
-def test_auto_falls_back_to_tcp_when_udp_is_refused(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> None:
+def test_auto_falls_back_to_tcp_when_udp_is_refused(
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab
+) -> None:
     mark = rtsp_lab.mark()
     result = play(tmp_path, rtsp_lab.url("/tcp-only"), "--duration", "4")
     assert_played(result, transport="tcp")
@@ -148,7 +180,9 @@ def test_auto_falls_back_to_tcp_when_udp_is_refused(tmp_path: Path, rtsp_lab: la
     assert any("RTP/AVP/TCP" in s for s in setups), setups
 
 
-def test_forced_udp_on_a_tcp_only_server_fails_with_the_reason(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> None:
+def test_forced_udp_on_a_tcp_only_server_fails_with_the_reason(
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab
+) -> None:
     result = play(tmp_path, rtsp_lab.url("/tcp-only"), "--transport", "udp", "--duration", "10")
     assert result.returncode == 1
     assert "461" in result.one("failed")["reason"]
@@ -158,7 +192,9 @@ def test_forced_udp_on_a_tcp_only_server_fails_with_the_reason(tmp_path: Path, r
 
 # --------------------------------------------------------------------------- auth and refusals
 @pytest.mark.parametrize("mount", ["/basic", "/digest"])
-def test_credentials_from_the_url_with_special_characters(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str) -> None:
+def test_credentials_from_the_url_with_special_characters(
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str
+) -> None:
     url = rtsp_lab.url(mount, user=rtsp_lab.user, password=rtsp_lab.password)
     assert "%40" in url and "%23" in url
     result = play(tmp_path, url, "--duration", "3")
@@ -169,7 +205,9 @@ def test_credentials_from_the_url_with_special_characters(tmp_path: Path, rtsp_l
 
 
 @pytest.mark.parametrize("mount", ["/basic", "/digest"])
-def test_credentials_from_the_config_by_camera_name(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str) -> None:
+def test_credentials_from_the_config_by_camera_name(
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
         f'[[camera]]\nname = "door"\nurl = "{rtsp_lab.url(mount)}"\nusername = "{rtsp_lab.user}"\n'
@@ -178,7 +216,14 @@ def test_credentials_from_the_config_by_camera_name(tmp_path: Path, rtsp_lab: la
     )
     args = argv(tmp_path, "door", "--duration", "3")
     args[3:3] = ["--config", str(config)]
-    done = subprocess.run(args, env=env_for(tmp_path), capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False)
+    done = subprocess.run(
+        args,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=RUN_LIMIT_S,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert any(json.loads(line)["event"] == "first_frame" for line in done.stdout.splitlines())
 
@@ -210,7 +255,16 @@ def test_unknown_mount_is_404(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> Non
 # --------------------------------------------------------------------------- snapshot and recording
 def test_snapshot_and_recording(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> None:
     png, mkv = tmp_path / "shot.png", tmp_path / "rec.mkv"
-    result = play(tmp_path, rtsp_lab.url("/h264"), "--duration", "4", "--snapshot", str(png), "--record", str(mkv))
+    result = play(
+        tmp_path,
+        rtsp_lab.url("/h264"),
+        "--duration",
+        "4",
+        "--snapshot",
+        str(png),
+        "--record",
+        str(mkv),
+    )
     assert_played(result, transport="udp")
     summary = result.one("summary")
     assert summary["snapshot"] == str(png) and summary["recording"] == str(mkv)
@@ -236,7 +290,9 @@ def test_on_demand_file_reports_its_range(tmp_path: Path, rtsp_lab: lab_rtsp.Rts
 
 
 @pytest.mark.parametrize("rtsp_lab_private", [{"session_timeout_s": 10}], indirect=True)
-def test_keep_alive_holds_a_session_past_its_timeout(tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab) -> None:
+def test_keep_alive_holds_a_session_past_its_timeout(
+    tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab
+) -> None:
     """Session timeout 10 s (GStreamer drops a silent session about 5 s after it); a play three
     times that long must keep its session with zero reconnects (issue 4 §5)."""
     mark = rtsp_lab_private.mark()
@@ -244,19 +300,31 @@ def test_keep_alive_holds_a_session_past_its_timeout(tmp_path: Path, rtsp_lab_pr
     assert_played(result, transport="udp")
     assert result.elapsed_s >= 29.5  # played the whole --duration
     lines = rtsp_lab_private.lines()[mark:]
-    teardown = next((i for i, line in enumerate(lines) if line.startswith("LAB TEARDOWN")), len(lines))
-    assert not [line for line in lines[:teardown] if "SESSION-REMOVED" in line], lines  # never timed out
+    teardown = next(
+        (i for i, line in enumerate(lines) if line.startswith("LAB TEARDOWN")), len(lines)
+    )
+    assert not [line for line in lines[:teardown] if "SESSION-REMOVED" in line], (
+        lines
+    )  # never timed out
     keepalives = [line for line in lines if line.startswith(("LAB GET_PARAMETER", "LAB OPTIONS"))]
     assert len(keepalives) >= 5, lines  # every timeout/2 = 5 s after the last request
     assert result.one("summary")["reconnects"] == 0
     stats = result.of("stats")
-    assert stats[-1]["video_frames"] - stats[-4]["video_frames"] >= 25, stats[-4:]  # still flowing at the end
+    assert stats[-1]["video_frames"] - stats[-4]["video_frames"] >= 25, stats[
+        -4:
+    ]  # still flowing at the end
 
 
-def test_reconnects_after_a_server_restart(tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab) -> None:
+def test_reconnects_after_a_server_restart(
+    tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab
+) -> None:
     proc = subprocess.Popen(
-        argv(tmp_path, rtsp_lab_private.url("/h264"), "--duration", "16"), env=env_for(tmp_path),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        argv(tmp_path, rtsp_lab_private.url("/h264"), "--duration", "16"),
+        env=env_for(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     events: list[Event] = []
     first_frame = threading.Event()
@@ -295,7 +363,9 @@ def test_reconnects_after_a_server_restart(tmp_path: Path, rtsp_lab_private: lab
 @pytest.mark.parametrize("rtsp_lab_private", [{"tls": True}], indirect=True)
 def test_rtsps(tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab, lab_pki: Any) -> None:
     url = rtsp_lab_private.url("/h264", scheme="rtsps")
-    result = play(tmp_path, url, "--duration", "3", "--ca-file", str(lab_pki.ca_file), "--transport", "tcp")
+    result = play(
+        tmp_path, url, "--duration", "3", "--ca-file", str(lab_pki.ca_file), "--transport", "tcp"
+    )
     assert_played(result, transport="tcp")
     assert result.one("first_frame")["codec"] == "h264"
 
@@ -305,7 +375,9 @@ def media_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     """The guard of the subprocesses, in this process (undone after the test)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("media_guard_site", GUARD_DIR / "sitecustomize.py")
+    spec = importlib.util.spec_from_file_location(
+        "media_guard_site", GUARD_DIR / "sitecustomize.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -314,7 +386,9 @@ def media_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     module.install()
 
 
-async def test_pause_resume_and_seek_on_demand_media(rtsp_lab: lab_rtsp.RtspLab, media_guard: None) -> None:
+async def test_pause_resume_and_seek_on_demand_media(
+    rtsp_lab: lab_rtsp.RtspLab, media_guard: None
+) -> None:
     """The façade the viewer uses: PAUSE stops the pictures, PLAY resumes, and a seek asks for
     Range npt=<position + 10> and restarts from there."""
     import asyncio

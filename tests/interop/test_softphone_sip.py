@@ -25,8 +25,14 @@ pytestmark = pytest.mark.interop
 STEP_S = 8.0  # bound for any one step; real steps take milliseconds
 
 
-def account(kamailio: lab.Kamailio, transport: lab.Transport = "udp", *, user: str = "alice",
-            password: str | None = None, expires: int = 3600) -> Account:
+def account(
+    kamailio: lab.Kamailio,
+    transport: lab.Transport = "udp",
+    *,
+    user: str = "alice",
+    password: str | None = None,
+    expires: int = 3600,
+) -> Account:
     hop = SipUri.parse(f"sip:127.0.0.1:{kamailio.port_for(transport)}")
     return Account(
         name=user,
@@ -63,8 +69,12 @@ async def make_phone() -> AsyncIterator[Callable[..., Any]]:
         await phone.stop()
 
 
-async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeout_s: float = STEP_S,
-                 seen: list[pe.PhoneEvent] | None = None) -> pe.PhoneEvent:
+async def expect(
+    phone: Phone,
+    predicate: Callable[[pe.PhoneEvent], bool],
+    timeout_s: float = STEP_S,
+    seen: list[pe.PhoneEvent] | None = None,
+) -> pe.PhoneEvent:
     """The first event matching ``predicate``; events on the way are kept in ``seen``."""
     async with asyncio.timeout(timeout_s):
         while True:
@@ -76,14 +86,20 @@ async def expect(phone: Phone, predicate: Callable[[pe.PhoneEvent], bool], timeo
 
 
 def state(call_id: str | None, name: str) -> Callable[[pe.PhoneEvent], bool]:
-    return lambda e: isinstance(e, pe.CallStateChanged) and e.state == name and (call_id is None or e.call_id == call_id)
+    return lambda e: (
+        isinstance(e, pe.CallStateChanged)
+        and e.state == name
+        and (call_id is None or e.call_id == call_id)
+    )
 
 
 def ended(call_id: str | None = None) -> Callable[[pe.PhoneEvent], bool]:
     return lambda e: isinstance(e, pe.CallEnded) and (call_id is None or e.call_id == call_id)
 
 
-async def wait_peer(peer: lab.Baresip, event: str, since: int = 0, timeout_s: float = STEP_S) -> dict[str, Any]:
+async def wait_peer(
+    peer: lab.Baresip, event: str, since: int = 0, timeout_s: float = STEP_S
+) -> dict[str, Any]:
     return await asyncio.to_thread(peer.wait_event, event, timeout_s, None, since)
 
 
@@ -93,7 +109,9 @@ async def wait_log(kamailio: lab.Kamailio, pattern: str, since: int = 0) -> str:
 
 
 # --- registration --------------------------------------------------------------------------------
-async def test_register_answers_kamailios_challenge(kamailio: lab.Kamailio, make_phone: Callable[..., Any]) -> None:
+async def test_register_answers_kamailios_challenge(
+    kamailio: lab.Kamailio, make_phone: Callable[..., Any]
+) -> None:
     mark = kamailio.mark()
     phone = await make_phone(account(kamailio))
     event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
@@ -102,12 +120,19 @@ async def test_register_answers_kamailios_challenge(kamailio: lab.Kamailio, make
     await wait_log(kamailio, r"LAB REGISTERED alice expires=3600", mark)
     # What the TUI's status line reads (the FakePhone gives the same for its scripted register).
     reg = phone.registrations["alice"]
-    assert (reg.state, reg.transport, reg.aor, reg.reason) == ("registered", "udp", f"sip:alice@{lab.DOMAIN}", None)
+    assert (reg.state, reg.transport, reg.aor, reg.reason) == (
+        "registered",
+        "udp",
+        f"sip:alice@{lab.DOMAIN}",
+        None,
+    )
     assert reg.expires_at is not None and abs(reg.expires_at - (time.time() + 3600)) < 30
     assert phone.accounts == ["alice"]
 
 
-async def test_wrong_password_is_reported_with_the_status(kamailio: lab.Kamailio, make_phone: Callable[..., Any]) -> None:
+async def test_wrong_password_is_reported_with_the_status(
+    kamailio: lab.Kamailio, make_phone: Callable[..., Any]
+) -> None:
     mark = kamailio.mark()
     phone = await make_phone(account(kamailio, password="not-the-password"))
     event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
@@ -136,7 +161,9 @@ async def test_too_brief_expires_gets_423_then_registers_and_refreshes(
 # --- calls through Kamailio to and from baresip, over UDP, TCP and TLS ----------------------------
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_softphone_calls_baresip_and_hangs_up(
-    transport: lab.Transport, kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory,
+    transport: lab.Transport,
+    kamailio: lab.Kamailio,
+    baresip_factory: lab.BaresipFactory,
     make_phone: Callable[..., Any],
 ) -> None:
     bob = await asyncio.to_thread(baresip_factory, "bob", transport, True, True)
@@ -157,7 +184,9 @@ async def test_softphone_calls_baresip_and_hangs_up(
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_baresip_calls_softphone_and_hangs_up(
-    transport: lab.Transport, kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory,
+    transport: lab.Transport,
+    kamailio: lab.Kamailio,
+    baresip_factory: lab.BaresipFactory,
     make_phone: Callable[..., Any],
 ) -> None:
     phone = await make_phone(account(kamailio, transport), auto_answer=True)
@@ -203,7 +232,10 @@ async def test_hold_and_resume_from_each_side(
     mark = kamailio.mark()
     await phone.hold(call_id)
     await expect(phone, state(call_id, "held"))
-    assert phone.call(call_id).media is not None and phone.call(call_id).media.direction.value == "sendonly"  # type: ignore[union-attr]
+    assert (
+        phone.call(call_id).media is not None
+        and phone.call(call_id).media.direction.value == "sendonly"
+    )  # type: ignore[union-attr]
     await wait_log(kamailio, r"LAB RELAYED-REPLY 200 INVITE", mark)
     await phone.resume(call_id)
     await expect(phone, state(call_id, "established"))
@@ -228,7 +260,9 @@ async def test_blind_transfer_as_transferor(
     await expect(phone, state(call_id, "established"))
     carol_mark = carol.mark()
     await phone.transfer(call_id, "sip:carol@lab.test")
-    done = await expect(phone, lambda e: isinstance(e, pe.TransferProgressed) and e.final, timeout_s=15.0)
+    done = await expect(
+        phone, lambda e: isinstance(e, pe.TransferProgressed) and e.final, timeout_s=15.0
+    )
     assert isinstance(done, pe.TransferProgressed) and done.status == 200
     established = await wait_peer(carol, "CALL_ESTABLISHED", carol_mark)
     assert "bob@lab.test" in str(established.get("peeruri"))
@@ -246,8 +280,13 @@ async def test_blind_transfer_as_transferee(
     await expect(phone, state(call_id, "established"))
     carol_mark = carol.mark()
     await asyncio.to_thread(bob.transfer, "sip:carol@lab.test")
-    new_call = await expect(phone, lambda e: isinstance(e, pe.CallStateChanged) and e.call_id != call_id
-                            and e.state == "established", timeout_s=15.0)
+    new_call = await expect(
+        phone,
+        lambda e: (
+            isinstance(e, pe.CallStateChanged) and e.call_id != call_id and e.state == "established"
+        ),
+        timeout_s=15.0,
+    )
     assert isinstance(new_call, pe.CallStateChanged) and "carol@lab.test" in new_call.remote
     await wait_peer(carol, "CALL_ESTABLISHED", carol_mark)
     await expect(phone, ended(call_id), timeout_s=15.0)  # bob hangs up after our NOTIFY 200
@@ -256,9 +295,14 @@ async def test_blind_transfer_as_transferee(
 
 
 # --- TLS certificate problems are named -----------------------------------------------------------
-@pytest.mark.parametrize(("cert", "words"), [("expired", "expired"), ("wrong_name", "expected name")])
+@pytest.mark.parametrize(
+    ("cert", "words"), [("expired", "expired"), ("wrong_name", "expected name")]
+)
 async def test_tls_certificate_problems_are_explained(
-    cert: lab.CertKind, words: str, kamailio_factory: lab.KamailioFactory, make_phone: Callable[..., Any]
+    cert: lab.CertKind,
+    words: str,
+    kamailio_factory: lab.KamailioFactory,
+    make_phone: Callable[..., Any],
 ) -> None:
     bad = await asyncio.to_thread(kamailio_factory, cert)
     phone = await make_phone(account(bad, "tls"))
@@ -272,7 +316,9 @@ async def test_several_accounts_register_at_once_and_unregister_on_stop(
     kamailio: lab.Kamailio, make_phone: Callable[..., Any]
 ) -> None:
     mark = kamailio.mark()
-    phone = await make_phone(account(kamailio, user="alice"), account(kamailio, "tcp", user="carol"))
+    phone = await make_phone(
+        account(kamailio, user="alice"), account(kamailio, "tcp", user="carol")
+    )
     seen: list[pe.PhoneEvent] = []
     await expect(phone, lambda e: sum(isinstance(x, pe.Registered) for x in seen) == 2, seen=seen)
     assert {e.account for e in seen if isinstance(e, pe.Registered)} == {"alice", "carol"}
@@ -289,13 +335,27 @@ async def test_register_over_ipv6(kamailio: lab.Kamailio) -> None:
             pytest.fail("Kamailio could not bind [::1] in CI")
         pytest.skip("no IPv6 loopback on this host")
     hop = SipUri.parse(f"sip:[::1]:{kamailio.udp6_port}")
-    acct = Account(name="bob", uri=SipUri(user="bob", host=lab.DOMAIN), password="bobpw", registrar=hop, proxy=hop)
-    phone = Phone(Config(accounts=(acct,)), bind_host="::1", sip_port=0, rng=random.Random("v6"), dns=StubBackend())
+    acct = Account(
+        name="bob",
+        uri=SipUri(user="bob", host=lab.DOMAIN),
+        password="bobpw",
+        registrar=hop,
+        proxy=hop,
+    )
+    phone = Phone(
+        Config(accounts=(acct,)),
+        bind_host="::1",
+        sip_port=0,
+        rng=random.Random("v6"),
+        dns=StubBackend(),
+    )
     mark = kamailio.mark()
     await phone.start()
     try:
         event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
         assert event == pe.Registered(account="bob", expires=3600)
-        await wait_log(kamailio, r"LAB REGISTERED bob expires=3600 proto=udp contact=sip:bob@\[::1\]", mark)
+        await wait_log(
+            kamailio, r"LAB REGISTERED bob expires=3600 proto=udp contact=sip:bob@\[::1\]", mark
+        )
     finally:
         await phone.stop()

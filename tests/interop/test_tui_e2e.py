@@ -25,13 +25,23 @@ GUARD_DIR = Path(__file__).with_name("media_guard")
 
 def write_config(path: Path, kamailio: lab.Kamailio) -> None:
     hop = f"sip:127.0.0.1:{kamailio.port_for('udp')}"
-    path.write_text(tomli_w.dumps({
-        "sip_port": 0,
-        "account": [{
-            "name": "alice", "uri": f"sip:alice@{lab.DOMAIN}", "password": lab.USERS["alice"],
-            "registrar": hop, "proxy": hop, "transport": "udp",
-        }],
-    }))
+    path.write_text(
+        tomli_w.dumps(
+            {
+                "sip_port": 0,
+                "account": [
+                    {
+                        "name": "alice",
+                        "uri": f"sip:alice@{lab.DOMAIN}",
+                        "password": lab.USERS["alice"],
+                        "registrar": hop,
+                        "proxy": hop,
+                        "transport": "udp",
+                    }
+                ],
+            }
+        )
+    )
 
 
 def test_tui_calls_baresip_through_kamailio_and_hangs_up(
@@ -77,7 +87,9 @@ def test_tui_calls_baresip_through_kamailio_and_hangs_up(
     assert log.is_file() and "Traceback" not in log.read_text(errors="replace")
 
 
-def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: rtsp_lab_module.RtspLab, tmp_path: Path) -> None:
+def test_tui_plays_a_camera_in_the_side_pane(
+    rtsp_lab: rtsp_lab_module.RtspLab, tmp_path: Path
+) -> None:
     """``softphone play URL`` opens the phone's interface with the stream beside the calls: the
     GStreamer lab's H.264 camera shows as half blocks in the side pane, under the media guard
     (our own RTSP client and decoder, never ffmpeg's network code)."""
@@ -89,9 +101,22 @@ def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: rtsp_lab_module.RtspLab, 
     env["COLORTERM"] = "truecolor"
     term = TmuxTerm("softphone-e2e-play", size=(160, 48))
     try:
-        term.start([sys.executable, "-m", "softphone", "--config", str(config), "play",
-                    rtsp_lab.url("/h264")], env=env, cwd=REPO)
-        term.wait_for(r"(?s)(?:[\u2580\u2584]{40}.*?){20}", timeout_s=30)  # a picture: 20 rows of half blocks
+        term.start(
+            [
+                sys.executable,
+                "-m",
+                "softphone",
+                "--config",
+                str(config),
+                "play",
+                rtsp_lab.url("/h264"),
+            ],
+            env=env,
+            cwd=REPO,
+        )
+        term.wait_for(
+            r"(?s)(?:[\u2580\u2584]{40}.*?){20}", timeout_s=30
+        )  # a picture: 20 rows of half blocks
         term.wait_for(r"first picture after \d+ ms: h264", timeout_s=5)
         term.wait_for(r"Dial|Call:", timeout_s=5)  # the phone's screen, not the bare viewer
         term.send("C-q")  # the dial bar has the focus: q would be typed, ctrl+q quits

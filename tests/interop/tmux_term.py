@@ -29,15 +29,35 @@ class TmuxTerm:
         self._dir = Path(tempfile.mkdtemp(prefix="tmux-term-"))
         self._fifo_fd: int | None = None
 
-    def _tmux(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True,
-                              text=True, timeout=10, check=False, env=dict(env) if env is not None else None)
+    def _tmux(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            env=dict(env) if env is not None else None,
+        )
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> TmuxTerm:
         import shlex
 
-        made = self._tmux("new-session", "-d", "-s", "t", "-x", str(self.size[0]), "-y", str(self.size[1]),
-                          "-c", str(cwd), "exec " + shlex.join(argv), env=env)
+        made = self._tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            str(self.size[0]),
+            "-y",
+            str(self.size[1]),
+            "-c",
+            str(cwd),
+            "exec " + shlex.join(argv),
+            env=env,
+        )
         if made.returncode != 0:
             raise TmuxError(f"tmux new-session failed: {made.stderr.strip()}")
         # Keep the pane after the program exits, so its last screen (a traceback?) can be read.
@@ -90,7 +110,9 @@ class TmuxTerm:
             if left <= 0 or self.dead():
                 break
             self._wait_output(min(left, 0.5))  # 0.5 s: a screen may settle after its last write
-        raise TmuxError(f"{pattern!r} did not show in {timeout_s:.0f} s; the screen:\n{self.screen()}")
+        raise TmuxError(
+            f"{pattern!r} did not show in {timeout_s:.0f} s; the screen:\n{self.screen()}"
+        )
 
     def wait_dead(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -101,7 +123,9 @@ class TmuxTerm:
             if left <= 0:
                 break
             self._wait_output(min(left, 0.2))
-        raise TmuxError(f"the program did not exit in {timeout_s:.0f} s; the screen:\n{self.screen()}")
+        raise TmuxError(
+            f"the program did not exit in {timeout_s:.0f} s; the screen:\n{self.screen()}"
+        )
 
     def close(self) -> None:
         self._tmux("kill-server")  # our private server (and the program in it) only

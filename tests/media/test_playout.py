@@ -63,7 +63,9 @@ def test_pull_always_returns_exactly_the_samples_asked_for() -> None:
     now = 0.0
     for i, payload in enumerate(payloads):
         if i % 7 != 3:  # some lost
-            p.put(sequence=i, timestamp=160 * i, payload=payload, now=0.02 * i + rng.uniform(0, 0.03))
+            p.put(
+                sequence=i, timestamp=160 * i, payload=payload, now=0.02 * i + rng.uniform(0, 0.03)
+            )
     sizes = [1, 80, 160, 7, 333, 80, 0, 480]
     for step in range(300):
         n = sizes[step % len(sizes)]
@@ -142,8 +144,12 @@ def test_clock_drift_of_100_ppm_over_5_minutes_keeps_delay_bounded_without_under
             break  # stop before the end of the stream is concealed too
         now = step * 0.010
         while k < count and arrivals[k] <= now:
-            p.put(sequence=k & 0xFFFF, timestamp=k * frame, payload=payload_cycle[k % 20],
-                  now=float(arrivals[k]))
+            p.put(
+                sequence=k & 0xFFFF,
+                timestamp=k * frame,
+                payload=payload_cycle[k % 20],
+                now=float(arrivals[k]),
+            )
             k += 1
         p.pull(80, now)
     stats = p.stats()
@@ -176,8 +182,7 @@ def test_delay_is_moved_in_pauses_and_speech_is_played_whole() -> None:
     p = playout("PCMU")
     frame = 160
     tone = voiced(0.02, 8000)
-    frames = [np.zeros(frame, dtype=np.float32) if i % 15 in (13, 14) else tone
-              for i in range(400)]
+    frames = [np.zeros(frame, dtype=np.float32) if i % 15 in (13, 14) else tone for i in range(400)]
     encoded = [packets("PCMU", f)[0] for f in frames]
     out, t, k = [], 0.0, 0
     arrivals = [(0.030 + 0.020 * i + (0.012 if i == 0 else 0.0), i) for i in range(400)]

@@ -25,7 +25,9 @@ RATE = 48_000
 class FakeDevice:
     """An AudioIO that records what is written and captures ``capture`` (one block per read)."""
 
-    def __init__(self, sample_rate: int = RATE, capture: npt.NDArray[np.float32] | None = None) -> None:
+    def __init__(
+        self, sample_rate: int = RATE, capture: npt.NDArray[np.float32] | None = None
+    ) -> None:
         self.sample_rate = sample_rate
         self.written: list[npt.NDArray[np.float32]] = []
         self.capture = capture
@@ -69,17 +71,37 @@ async def no_wait(seconds: float) -> None:
     return None
 
 
-def info(index: int, name: str, ins: int, outs: int, *, din: bool = False, dout: bool = False) -> DeviceInfo:
-    return DeviceInfo(index=index, name=name, host_api="ALSA", max_input_channels=ins,
-                      max_output_channels=outs, default_samplerate=48000.0,
-                      is_default_input=din, is_default_output=dout)
+def info(
+    index: int, name: str, ins: int, outs: int, *, din: bool = False, dout: bool = False
+) -> DeviceInfo:
+    return DeviceInfo(
+        index=index,
+        name=name,
+        host_api="ALSA",
+        max_input_channels=ins,
+        max_output_channels=outs,
+        default_samplerate=48000.0,
+        is_default_input=din,
+        is_default_output=dout,
+    )
 
 
 def test_list_maps_portaudio_devices_to_choices() -> None:
-    service = DeviceService(list_devices=lambda: [info(0, "Mic", 2, 0, din=True), info(3, "Speakers", 0, 2, dout=True)])
+    service = DeviceService(
+        list_devices=lambda: [info(0, "Mic", 2, 0, din=True), info(3, "Speakers", 0, 2, dout=True)]
+    )
     assert service.list() == [
-        DeviceChoice(name="Mic", index=0, inputs=2, outputs=0, is_default_input=True, is_default_output=False),
-        DeviceChoice(name="Speakers", index=3, inputs=0, outputs=2, is_default_input=False, is_default_output=True),
+        DeviceChoice(
+            name="Mic", index=0, inputs=2, outputs=0, is_default_input=True, is_default_output=False
+        ),
+        DeviceChoice(
+            name="Speakers",
+            index=3,
+            inputs=0,
+            outputs=2,
+            is_default_input=False,
+            is_default_output=True,
+        ),
     ]
     assert service.list()[1].label == "3: Speakers (default)"
 
@@ -88,7 +110,9 @@ def test_list_raises_phone_error_with_the_portaudio_reason() -> None:
     def missing() -> list[DeviceInfo]:
         raise AudioDeviceError("PortAudio is not installed: sudo apt-get install libportaudio2")
 
-    with pytest.raises(PhoneError, match=r"^PortAudio is not installed: sudo apt-get install libportaudio2$"):
+    with pytest.raises(
+        PhoneError, match=r"^PortAudio is not installed: sudo apt-get install libportaudio2$"
+    ):
         DeviceService(list_devices=missing).list()
 
 
@@ -122,7 +146,9 @@ async def test_test_tone_open_failure_is_a_phone_error() -> None:
     def broken(input: str | int | None, output: str | int | None) -> FakeDevice:
         raise AudioDeviceError("no output device matches 'nope'")
 
-    with pytest.raises(PhoneError, match="cannot play the test tone: no output device matches 'nope'"):
+    with pytest.raises(
+        PhoneError, match="cannot play the test tone: no output device matches 'nope'"
+    ):
         await DeviceService(open_device=broken, sleep=no_wait).test_tone("nope")
 
 

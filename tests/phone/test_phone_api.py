@@ -45,9 +45,31 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 
 
 EXPECTED_MEMBERS = {
-    "start", "stop", "events", "next_event", "next_event_nowait", "calls", "call", "call_stats",
-    "dial", "answer", "reject", "hangup", "hold", "resume", "transfer", "send_dtmf", "mute", "record",
-    "accounts", "registrations", "silence", "levels", "sip_trace", "play_file", "stop_playback",
+    "start",
+    "stop",
+    "events",
+    "next_event",
+    "next_event_nowait",
+    "calls",
+    "call",
+    "call_stats",
+    "dial",
+    "answer",
+    "reject",
+    "hangup",
+    "hold",
+    "resume",
+    "transfer",
+    "send_dtmf",
+    "mute",
+    "record",
+    "accounts",
+    "registrations",
+    "silence",
+    "levels",
+    "sip_trace",
+    "play_file",
+    "stop_playback",
 }
 CALL_VIEW_RETURNS = {"calls", "call"}  # the protocol says CallView; each phone has its own record
 
@@ -89,12 +111,25 @@ def _shape(cls: type, name: str) -> Shape:
 def test_protocol_lists_exactly_what_the_tui_uses() -> None:
     assert set(_members(PhoneApi)) == EXPECTED_MEMBERS
     assert set(_members(CallView)) == {
-        "call_id", "account", "direction", "remote", "state", "started_at", "established_at",
-        "local_hold", "remote_hold", "recording_path", "display_name", "muted", "codec",
+        "call_id",
+        "account",
+        "direction",
+        "remote",
+        "state",
+        "started_at",
+        "established_at",
+        "local_hold",
+        "remote_hold",
+        "recording_path",
+        "display_name",
+        "muted",
+        "codec",
     }
 
 
-@pytest.mark.parametrize("impl", [Phone, FakePhone, ThreadedPhone], ids=["Phone", "FakePhone", "ThreadedPhone"])
+@pytest.mark.parametrize(
+    "impl", [Phone, FakePhone, ThreadedPhone], ids=["Phone", "FakePhone", "ThreadedPhone"]
+)
 @pytest.mark.parametrize("name", sorted(EXPECTED_MEMBERS))
 def test_implementation_has_the_protocols_signature(impl: type, name: str) -> None:
     want_flavour, want_params, want_return = _shape(PhoneApi, name)
@@ -142,14 +177,23 @@ async def test_dial_goes_calling_then_ringing_then_established_step_by_step() ->
     await phone.start()
     phone.drain()
     call_id = await phone.dial("1002")
-    assert phone.drain() == [pe.CallStateChanged(
-        call_id=call_id, state="calling", direction="outgoing", remote="sip:1002@example.test")]
-    assert phone.advance() == [pe.CallStateChanged(
-        call_id=call_id, state="ringing", direction="outgoing", remote="sip:1002@example.test")]
+    assert phone.drain() == [
+        pe.CallStateChanged(
+            call_id=call_id, state="calling", direction="outgoing", remote="sip:1002@example.test"
+        )
+    ]
+    assert phone.advance() == [
+        pe.CallStateChanged(
+            call_id=call_id, state="ringing", direction="outgoing", remote="sip:1002@example.test"
+        )
+    ]
     assert phone.call(call_id).state == "ringing" and phone.call_stats(call_id) is None
     assert states(phone.advance()) == ["established"]
     assert phone.call(call_id).established_at == 2.0 and phone.pending == []
-    assert phone.dialled == ["1002"] and ("dial", {"target": "1002", "account": None}) in phone.calls_made
+    assert (
+        phone.dialled == ["1002"]
+        and ("dial", {"target": "1002", "account": None}) in phone.calls_made
+    )
 
 
 async def test_dial_failure_on_demand_ends_with_the_status() -> None:
@@ -159,8 +203,9 @@ async def test_dial_failure_on_demand_ends_with_the_status() -> None:
     call_id = await phone.dial("sip:bob@127.0.0.1")
     events = phone.settle()
     assert states(events) == ["ringing", "ended"]
-    assert events[-1] == pe.CallEnded(call_id=call_id, status=486, reason="486 Busy Here (busy)",
-                                      duration_s=0.0, answered=False)
+    assert events[-1] == pe.CallEnded(
+        call_id=call_id, status=486, reason="486 Busy Here (busy)", duration_s=0.0, answered=False
+    )
     assert [c.state for c in phone.calls] == ["ended"]
 
 
@@ -174,7 +219,10 @@ async def test_hangup_while_ringing_cancels_and_after_answer_says_ok() -> None:
     await phone.hangup(ringing)
     assert phone.call(ringing).state == "ringing"  # the 487 has not come back yet
     ended = phone.settle()
-    assert isinstance(ended[-1], pe.CallEnded) and (ended[-1].status, ended[-1].reason) == (487, "cancelled")
+    assert isinstance(ended[-1], pe.CallEnded) and (ended[-1].status, ended[-1].reason) == (
+        487,
+        "cancelled",
+    )
     talking = await phone.dial("carol")
     phone.settle()
     phone.now += 30.0
@@ -190,10 +238,16 @@ async def test_incoming_answer_and_call_waiting_and_reject() -> None:
     phone.drain()
     first = phone.incoming("<sip:bob@example.test>", display_name="Bob")
     assert phone.drain() == [
-        pe.IncomingCall(call_id=first, account="local", remote="<sip:bob@example.test>",
-                        display_name="Bob", waiting=False),
-        pe.CallStateChanged(call_id=first, state="ringing", direction="incoming",
-                            remote="<sip:bob@example.test>"),
+        pe.IncomingCall(
+            call_id=first,
+            account="local",
+            remote="<sip:bob@example.test>",
+            display_name="Bob",
+            waiting=False,
+        ),
+        pe.CallStateChanged(
+            call_id=first, state="ringing", direction="incoming", remote="<sip:bob@example.test>"
+        ),
     ]
     await phone.answer(first)
     assert states(phone.settle()) == ["established"]
@@ -203,8 +257,9 @@ async def test_incoming_answer_and_call_waiting_and_reject() -> None:
     incoming = [e for e in phone.drain() if isinstance(e, pe.IncomingCall)]
     assert [e.waiting for e in incoming] == [True]
     await phone.reject(second)
-    assert phone.drain()[-1] == pe.CallEnded(call_id=second, status=486, reason="486 Busy Here (busy)",
-                                             duration_s=0.0, answered=False)
+    assert phone.drain()[-1] == pe.CallEnded(
+        call_id=second, status=486, reason="486 Busy Here (busy)", duration_s=0.0, answered=False
+    )
     assert phone.made("reject") == [{"call_id": second, "status": 486}]
 
 
@@ -214,7 +269,11 @@ async def test_remote_cancel_of_a_ringing_call() -> None:
     call_id = phone.incoming("<sip:bob@example.test>")
     phone.remote_hangup(call_id)
     end = phone.drain()[-1]
-    assert isinstance(end, pe.CallEnded) and (end.status, end.reason, end.answered) == (487, "caller cancelled", False)
+    assert isinstance(end, pe.CallEnded) and (end.status, end.reason, end.answered) == (
+        487,
+        "caller cancelled",
+        False,
+    )
 
 
 async def test_hold_resume_and_a_refused_reoffer() -> None:
@@ -228,7 +287,9 @@ async def test_hold_resume_and_a_refused_reoffer() -> None:
     assert states(phone.drain()) == ["established"]
     phone.fail_next_reoffer()
     await phone.hold(call_id)
-    assert phone.drain() == [pe.Notice(level="warning", text="hold/resume failed: 488 Not Acceptable Here")]
+    assert phone.drain() == [
+        pe.Notice(level="warning", text="hold/resume failed: 488 Not Acceptable Here")
+    ]
     assert phone.call(call_id).state == "established"
     phone.remote_hold(call_id)
     assert states(phone.drain()) == ["held"] and not phone.call(call_id).local_hold
@@ -252,7 +313,9 @@ async def test_dtmf_is_recorded_and_checked() -> None:
     with pytest.raises(PhoneError, match="not DTMF digits"):
         await phone.send_dtmf(call_id, "1x")
     phone.remote_dtmf(call_id, "5")
-    assert phone.drain()[-1] == pe.DtmfReceived(call_id=call_id, digit="5", method="rtp", duration_ms=100)
+    assert phone.drain()[-1] == pe.DtmfReceived(
+        call_id=call_id, digit="5", method="rtp", duration_ms=100
+    )
 
 
 async def test_transfer_progresses_then_the_call_ends() -> None:
@@ -263,9 +326,13 @@ async def test_transfer_progresses_then_the_call_ends() -> None:
     phone.drain()
     await phone.transfer(call_id, "carol")
     events = phone.settle()
-    progress = [(e.status, e.reason, e.final) for e in events if isinstance(e, pe.TransferProgressed)]
+    progress = [
+        (e.status, e.reason, e.final) for e in events if isinstance(e, pe.TransferProgressed)
+    ]
     assert progress == [(202, "Accepted", False), (100, "Trying", False), (200, "OK", True)]
-    assert states(events) == ["ended"] and phone.made("transfer") == [{"call_id": call_id, "target": "carol"}]
+    assert states(events) == ["ended"] and phone.made("transfer") == [
+        {"call_id": call_id, "target": "carol"}
+    ]
 
 
 async def test_transfer_refused_keeps_the_call() -> None:
@@ -281,8 +348,11 @@ async def test_transfer_refused_keeps_the_call() -> None:
 
 
 async def test_registration_events_and_stop_unregisters() -> None:
-    phone = FakePhone(accounts={"work": "sip:a@example.test", "home": "sip:a@home.test"},
-                      registrars=["work"], expires=600)
+    phone = FakePhone(
+        accounts={"work": "sip:a@example.test", "home": "sip:a@home.test"},
+        registrars=["work"],
+        expires=600,
+    )
     await phone.start()
     assert phone.drain() == [
         pe.Listening(transport="udp", host="127.0.0.1", port=5060),
@@ -290,16 +360,26 @@ async def test_registration_events_and_stop_unregisters() -> None:
         pe.Registering(account="work"),
     ]
     assert phone.accounts == ["work", "home"]
-    assert {n: r.state for n, r in phone.registrations.items()} == {"work": "registering", "home": "none"}
+    assert {n: r.state for n, r in phone.registrations.items()} == {
+        "work": "registering",
+        "home": "none",
+    }
     assert phone.advance() == [pe.Registered(account="work", expires=600)]
     work = phone.registrations["work"]
     assert work.state == "registered" and work.expires_at == phone.wall_clock + phone.now + 600
     phone.fail_registration("home", 403, retry_in_s=30)
     assert phone.drain()[-1] == pe.RegistrationFailed(
-        account="home", status=403, reason="403 Forbidden (refused by the server (wrong password or not allowed))",
-        retry_in_s=30)
+        account="home",
+        status=403,
+        reason="403 Forbidden (refused by the server (wrong password or not allowed))",
+        retry_in_s=30,
+    )
     home = phone.registrations["home"]
-    assert (home.state, home.retry_in_s) == ("failed", 30) and home.reason is not None and "403" in home.reason
+    assert (
+        (home.state, home.retry_in_s) == ("failed", 30)
+        and home.reason is not None
+        and "403" in home.reason
+    )
     await phone.stop()
     assert phone.drain()[-1] == pe.Unregistered(account="work")
     assert phone.registrations["work"].state == "none"
@@ -318,7 +398,10 @@ async def test_stats_and_recording_reach_call_ended(tmp_path: Path) -> None:
     assert phone.drain()[-1] == pe.CallStats(call_id=call_id, stats=stats)
     assert phone.call_stats(call_id) == stats and stats["jitter_ms"] == 12.5
     phone.mute(call_id, True)
-    assert phone.call(call_id).muted and ("mute", {"call_id": call_id, "muted": True}) in phone.calls_made
+    assert (
+        phone.call(call_id).muted
+        and ("mute", {"call_id": call_id, "muted": True}) in phone.calls_made
+    )
     await phone.hangup(call_id)
     end = phone.drain()[-1]
     assert isinstance(end, pe.CallEnded) and end.recording == str(path) and end.stats == stats
@@ -368,8 +451,12 @@ def normalized(events: list[pe.PhoneEvent]) -> list[tuple[str, dict[str, object]
     return out
 
 
-async def until(phone: PhoneApi, seen: list[pe.PhoneEvent], cond: Callable[[pe.PhoneEvent], bool],
-                timeout_s: float = 10.0) -> None:
+async def until(
+    phone: PhoneApi,
+    seen: list[pe.PhoneEvent],
+    cond: Callable[[pe.PhoneEvent], bool],
+    timeout_s: float = 10.0,
+) -> None:
     """Read events into ``seen`` until one matches (the real phones answer over sockets)."""
     async with asyncio.timeout(timeout_s):
         while not cond(event := await phone.next_event()):
@@ -391,7 +478,9 @@ async def real_pair() -> AsyncIterator[tuple[Phone, Phone, str]]:
     await callee.stop()
 
 
-async def test_fake_matches_real_phones_for_a_held_call(real_pair: tuple[Phone, Phone, str]) -> None:
+async def test_fake_matches_real_phones_for_a_held_call(
+    real_pair: tuple[Phone, Phone, str],
+) -> None:
     caller, callee, target = real_pair
     a: list[pe.PhoneEvent] = []
     b: list[pe.PhoneEvent] = []
@@ -435,7 +524,9 @@ async def test_fake_matches_real_phones_for_a_held_call(real_pair: tuple[Phone, 
     assert states(a) == ["calling", "ringing", "established", "held", "established", "ended"]
 
 
-async def test_fake_matches_real_phones_for_a_rejected_call(real_pair: tuple[Phone, Phone, str]) -> None:
+async def test_fake_matches_real_phones_for_a_rejected_call(
+    real_pair: tuple[Phone, Phone, str],
+) -> None:
     caller, callee, target = real_pair
     a: list[pe.PhoneEvent] = []
     b: list[pe.PhoneEvent] = []
@@ -474,7 +565,9 @@ async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace
     incoming = next(e for e in b if isinstance(e, pe.IncomingCall))
     assert callee.levels(incoming.call_id) is None and callee.call(incoming.call_id).codec is None
     callee.silence(incoming.call_id)
-    assert callee.call(incoming.call_id).silenced and callee.call(incoming.call_id).state == "ringing"
+    assert (
+        callee.call(incoming.call_id).silenced and callee.call(incoming.call_id).state == "ringing"
+    )
     await callee.answer(incoming.call_id)
     await until(caller, a, is_state("established"))
     await until(callee, b, is_state("established"))
@@ -504,23 +597,41 @@ async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace
     changes = (pe.MuteChanged, pe.RecordingChanged)
     real_changes = [e for e in a if isinstance(e, changes)]
     fake_changes = [e for e in fake.drain() if isinstance(e, changes)]
-    assert [type(e) for e in real_changes] == [type(e) for e in fake_changes] == [
-        pe.MuteChanged, pe.RecordingChanged, pe.RecordingChanged]
+    assert (
+        [type(e) for e in real_changes]
+        == [type(e) for e in fake_changes]
+        == [pe.MuteChanged, pe.RecordingChanged, pe.RecordingChanged]
+    )
     assert real_changes[1] == pe.RecordingChanged(call_id=call_id, path=str(path))
     assert fake_changes[1] == pe.RecordingChanged(call_id=fake_call, path=str(fake_path))
 
     trace = caller.sip_trace(call_id)
-    lines = [(m.direction, m.first_line.split(" ")[0] if m.direction == "sent" and not m.first_line.startswith("SIP/")
-              else m.first_line) for m in trace]
+    lines = [
+        (
+            m.direction,
+            m.first_line.split(" ")[0]
+            if m.direction == "sent" and not m.first_line.startswith("SIP/")
+            else m.first_line,
+        )
+        for m in trace
+    ]
     assert lines[0] == ("sent", "INVITE")
-    assert ("received", "SIP/2.0 200 OK") in lines and ("sent", "ACK") in lines and ("sent", "BYE") in lines
-    assert all(isinstance(m, TracedMessage) and m.remote.startswith("udp:127.0.0.1:") for m in trace)
+    assert (
+        ("received", "SIP/2.0 200 OK") in lines
+        and ("sent", "ACK") in lines
+        and ("sent", "BYE") in lines
+    )
+    assert all(
+        isinstance(m, TracedMessage) and m.remote.startswith("udp:127.0.0.1:") for m in trace
+    )
     assert all(m.local.startswith("udp:127.0.0.1:") for m in trace)
     assert callee.sip_trace(incoming.call_id)[0].first_line.startswith("INVITE ")
     assert caller.sip_trace("no-such-call") == []
 
 
-async def test_play_file_plays_a_wav_and_stops(real_pair: tuple[Phone, Phone, str], tmp_path: Path) -> None:
+async def test_play_file_plays_a_wav_and_stops(
+    real_pair: tuple[Phone, Phone, str], tmp_path: Path
+) -> None:
     from softphone.media.wav import WavWriter
 
     caller, _, _ = real_pair
@@ -555,8 +666,14 @@ async def test_threaded_phone_runs_the_phone_on_its_own_loop_and_thread() -> Non
 
     callee = await started(Config(), seed="thr-b", auto_answer=True)
     target = f"sip:softphone@127.0.0.1:{port_of(callee)}"
-    inner = Phone(Config(), bind_host="127.0.0.1", sip_port=0, rng=random.Random("thr-a"),
-                  dns=StubBackend(), audio=NullAudio())
+    inner = Phone(
+        Config(),
+        bind_host="127.0.0.1",
+        sip_port=0,
+        rng=random.Random("thr-a"),
+        dns=StubBackend(),
+        audio=NullAudio(),
+    )
     phone = ThreadedPhone(inner)
     seen: list[pe.PhoneEvent] = []
     try:

@@ -19,9 +19,16 @@ from softphone.phone.audio import AudioProvider, FileAudio, NullAudio, numbered
 from softphone.phone.phone import Phone, PhoneError
 
 
-async def started(audio: AudioProvider, *, codecs: tuple[str, ...] | None = None, auto_answer: bool = False,
-                  seed: str = "") -> Phone:
-    return await start_phone(Config(codecs=codecs) if codecs else None, audio=audio, auto_answer=auto_answer, seed=seed)
+async def started(
+    audio: AudioProvider,
+    *,
+    codecs: tuple[str, ...] | None = None,
+    auto_answer: bool = False,
+    seed: str = "",
+) -> Phone:
+    return await start_phone(
+        Config(codecs=codecs) if codecs else None, audio=audio, auto_answer=auto_answer, seed=seed
+    )
 
 
 def stats_of(call_id: str | None = None) -> Callable[[pe.PhoneEvent], bool]:
@@ -42,7 +49,9 @@ PESQ_FLOOR = {"opus": ("wb", 3.0), "G722": ("wb", 2.4), "PCMU": ("nb", 3.0), "PC
 
 
 @pytest.mark.parametrize("codec", ["opus", "G722", "PCMU", "PCMA"])
-async def test_speech_reaches_the_other_side(codec: str, phones: list[Phone], tmp_path: Path) -> None:
+async def test_speech_reaches_the_other_side(
+    codec: str, phones: list[Phone], tmp_path: Path
+) -> None:
     heard = tmp_path / "heard.wav"
     callee = await started(FileAudio(None, heard), auto_answer=True, seed="callee")
     caller = await started(FileAudio(SPEECH, None), codecs=(codec,), seed="caller")
@@ -52,12 +61,16 @@ async def test_speech_reaches_the_other_side(codec: str, phones: list[Phone], tm
     assert isinstance(event, pe.CallStats) and event.stats["codec"].lower() == codec.lower()
     await caller.hangup(call_id)
     end = await expect(caller, lambda e: isinstance(e, pe.CallEnded))
-    assert isinstance(end, pe.CallEnded) and end.stats is not None and end.stats["packets_sent"] >= 150
+    assert (
+        isinstance(end, pe.CallEnded) and end.stats is not None and end.stats["packets_sent"] >= 150
+    )
     await expect(callee, lambda e: isinstance(e, pe.CallEnded))
 
     mode, floor = PESQ_FLOOR[codec]
     quality = score(SPEECH, heard, mode=mode, seconds=2.5, skip_s=1.0)
-    assert quality.pesq >= floor, f"what the callee heard is not the speech the caller sent: {quality}"
+    assert quality.pesq >= floor, (
+        f"what the callee heard is not the speech the caller sent: {quality}"
+    )
 
 
 async def test_dtmf_rtp_events_reach_the_other_side_once_each(phones: list[Phone]) -> None:
@@ -127,7 +140,9 @@ async def test_ringback_and_ring_follow_the_call_state(phones: list[Phone]) -> N
     await caller.hangup(call_id)
 
 
-async def test_call_recording_is_stereo_local_left_remote_right(phones: list[Phone], tmp_path: Path) -> None:
+async def test_call_recording_is_stereo_local_left_remote_right(
+    phones: list[Phone], tmp_path: Path
+) -> None:
     callee = await started(FileAudio(SPEECH, None), auto_answer=True, seed="r1")
     caller = await started(FileAudio(SPEECH, None), seed="r2")
     caller._config = Config(recordings_dir=tmp_path / "rec")
@@ -142,7 +157,9 @@ async def test_call_recording_is_stereo_local_left_remote_right(phones: list[Pho
     assert isinstance(end, pe.CallEnded) and end.recording == str(path)
     with wave.open(str(path)) as w:
         assert w.getnchannels() == 2 and w.getframerate() >= 16000
-        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2).astype(float)
+        frames = (
+            np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2).astype(float)
+        )
     assert len(frames) >= w.getframerate()  # at least a second of audio
     left_rms, right_rms = np.sqrt((frames**2).mean(axis=0))
     assert left_rms > 300 and right_rms > 300  # speech on both sides, not silence

@@ -27,8 +27,16 @@ async def test_do_not_disturb_answers_480(phones: list[Phone]) -> None:
     phones += [callee, caller]
     call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
     end = await expect(caller, lambda e: isinstance(e, pe.CallEnded))
-    assert isinstance(end, pe.CallEnded) and end.call_id == call_id and end.status == 480 and not end.answered
-    assert any(isinstance(e, pe.IncomingCall) for e in [await expect(callee, lambda e: isinstance(e, pe.IncomingCall))])
+    assert (
+        isinstance(end, pe.CallEnded)
+        and end.call_id == call_id
+        and end.status == 480
+        and not end.answered
+    )
+    assert any(
+        isinstance(e, pe.IncomingCall)
+        for e in [await expect(callee, lambda e: isinstance(e, pe.IncomingCall))]
+    )
 
 
 async def test_reject_busy_and_answer(phones: list[Phone]) -> None:
@@ -48,7 +56,10 @@ async def test_reject_busy_and_answer(phones: list[Phone]) -> None:
     assert isinstance(incoming, pe.IncomingCall)
     await callee.answer(incoming.call_id)
     await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
-    assert caller.call(call_id).media is not None and caller.call(call_id).media.codec.encoding == "opus"  # type: ignore[union-attr]
+    assert (
+        caller.call(call_id).media is not None
+        and caller.call(call_id).media.codec.encoding == "opus"
+    )  # type: ignore[union-attr]
     with pytest.raises(PhoneError, match="not ringing"):
         await callee.answer(incoming.call_id)
 

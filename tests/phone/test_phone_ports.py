@@ -26,7 +26,9 @@ def taken_port() -> Iterator[int]:
 
 
 def make(port: int | None) -> Phone:
-    return Phone(Config(), bind_host="127.0.0.1", sip_port=port, rng=random.Random(1), dns=StubBackend())
+    return Phone(
+        Config(), bind_host="127.0.0.1", sip_port=port, rng=random.Random(1), dns=StubBackend()
+    )
 
 
 async def test_an_explicit_port_that_is_taken_is_an_error(taken_port: int) -> None:
@@ -36,7 +38,9 @@ async def test_an_explicit_port_that_is_taken_is_an_error(taken_port: int) -> No
     await phone.stop()
 
 
-async def test_the_default_port_falls_back_and_says_so(monkeypatch: pytest.MonkeyPatch, taken_port: int) -> None:
+async def test_the_default_port_falls_back_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, taken_port: int
+) -> None:
     from softphone.sip import address
 
     monkeypatch.setitem(address.DEFAULT_PORTS, "udp", taken_port)  # pretend 5060 is this busy port
@@ -48,6 +52,9 @@ async def test_the_default_port_falls_back_and_says_so(monkeypatch: pytest.Monke
             events.append(event)
         udp = next(e for e in events if isinstance(e, pe.Listening) and e.transport == "udp")
         assert udp.fallback and udp.port != taken_port
-        assert any(isinstance(e, pe.Notice) and f"port {taken_port}/udp is in use" in e.text for e in events)
+        assert any(
+            isinstance(e, pe.Notice) and f"port {taken_port}/udp is in use" in e.text
+            for e in events
+        )
     finally:
         await phone.stop()

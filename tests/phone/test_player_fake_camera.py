@@ -20,7 +20,9 @@ from softphone.phone.player import Player, PlayerOptions
 from softphone.rtp.packet import parse_rtcp
 
 
-async def next_of(player: Player, kind: type[pe.PhoneEvent], timeout: float = 10.0) -> pe.PhoneEvent:
+async def next_of(
+    player: Player, kind: type[pe.PhoneEvent], timeout: float = 10.0
+) -> pe.PhoneEvent:
     async with asyncio.timeout(timeout):
         while True:
             event = await player.events.get()
@@ -50,16 +52,24 @@ async def test_redirect_then_plays_with_camera_quirks_and_sends_receiver_reports
             assert isinstance(started, pe.StreamPlaying) and started.transport == "tcp"
             first = await next_of(player, pe.FirstFrame)
             assert isinstance(first, pe.FirstFrame) and (first.width, first.height) == (160, 120)
-            async with asyncio.timeout(8):  # the first RR is due within 1.25-3.75 s (RFC 3550 §6.3.1)
+            async with asyncio.timeout(
+                8
+            ):  # the first RR is due within 1.25-3.75 s (RFC 3550 §6.3.1)
                 while not [d for d in camera.rtcp_from_client if not is_pli(d)]:
                     await next_of(player, pe.StreamStats)
             assert not task.done()
         kinds = [r.split()[0] + " " + r.split()[1] for r in camera.requests]
         assert kinds[0] == "OPTIONS /old"  # answered 302: nothing else was asked of /old
         assert not [k for k in kinds[1:] if k.endswith("/old")]
-        assert kinds.index("DESCRIBE /cam") < kinds.index("SETUP /cam/trackID=1") < kinds.index("PLAY /cam/")
+        assert (
+            kinds.index("DESCRIBE /cam")
+            < kinds.index("SETUP /cam/trackID=1")
+            < kinds.index("PLAY /cam/")
+        )
         reports = [parse_rtcp(data) for data in camera.rtcp_from_client]
-        assert all(type(r[0]).__name__ == "RtcpReceiverReport" for r in reports)  # compound, RR first
+        assert all(
+            type(r[0]).__name__ == "RtcpReceiverReport" for r in reports
+        )  # compound, RR first
         # joined mid-GOP: a Picture Loss Indication (RFC 4585 PSFB FMT 1) for the camera's SSRC
         plis = [data for data in camera.rtcp_from_client if is_pli(data)]
         assert plis and plis[0][-4:] == (0x11223344).to_bytes(4, "big")
@@ -144,8 +154,9 @@ async def test_a_key_frame_is_asked_for_as_soon_as_play_is_answered(ssrc_in: str
         assert player.counters.video_frames >= 1
 
 
-
-async def test_a_decoder_that_cannot_open_is_reported_and_the_stream_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_decoder_that_cannot_open_is_reported_and_the_stream_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The video decoder opens on its own thread (PyAV may still be loading); when it fails,
     the player says why once and keeps the session (the audio, the recording) going."""
     from softphone.media import video

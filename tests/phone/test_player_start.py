@@ -29,9 +29,18 @@ from softphone.rtsp.url import RtspUrl
 HEAVY = ("numpy", "av", "sounddevice", "softphone.media.video", "softphone.phone.audio")
 # Not needed to send PLAY: what decodes, the RTP session, digest auth (until a challenge), SDP
 # offer/answer, the SIP events and URIs, the TOML parser (no config file).
-NOT_BEFORE_PLAY = (*HEAVY, "softphone.rtp.session", "softphone.rtp.packet", "softphone.rtp.reorder",
-                   "softphone.auth.basic", "softphone.auth.digest", "softphone.sdp.negotiation",
-                   "softphone.phone.events", "softphone.sip.uri", "tomllib")
+NOT_BEFORE_PLAY = (
+    *HEAVY,
+    "softphone.rtp.session",
+    "softphone.rtp.packet",
+    "softphone.rtp.reorder",
+    "softphone.auth.basic",
+    "softphone.auth.digest",
+    "softphone.sdp.negotiation",
+    "softphone.phone.events",
+    "softphone.sip.uri",
+    "tomllib",
+)
 
 # `softphone play` in a child that notes, when it sends PLAY and when it prints the first picture,
 # which of NOT_BEFORE_PLAY are loaded and whether the garbage collector runs.
@@ -64,18 +73,40 @@ def test_the_play_path_imports_neither_pyav_nor_numpy() -> None:
         "import softphone.__main__, softphone.config, softphone.cli, softphone.phone.player\n"
         f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2], check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     assert json.loads(done.stdout) == []
 
 
 async def test_only_the_handshake_is_loaded_when_play_goes_out(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
     async with FakeCamera(ssrc_in="setup") as camera:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WATCH_PLAY, "play", camera.url("/h264"), "--headless", "--json", "--no-audio",
-            "--duration", "4", "--transport", "tcp",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            sys.executable,
+            "-c",
+            WATCH_PLAY,
+            "play",
+            camera.url("/h264"),
+            "--headless",
+            "--json",
+            "--no-audio",
+            "--duration",
+            "4",
+            "--transport",
+            "tcp",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
             cwd=Path(__file__).resolve().parents[2],
         )
         out, err = await asyncio.wait_for(child.communicate(), 60)
@@ -87,7 +118,9 @@ async def test_only_the_handshake_is_loaded_when_play_goes_out(tmp_path: Path) -
     assert loaded == [] and collecting is False
     # ... and what decodes the picture did load after PLAY; the collector runs again with it
     loaded, collecting = json.loads(notes["AT-PICTURE"])
-    assert {"av", "softphone.media.video", "softphone.rtp.session", "softphone.rtp.packet"} <= set(loaded)
+    assert {"av", "softphone.media.video", "softphone.rtp.session", "softphone.rtp.packet"} <= set(
+        loaded
+    )
     assert collecting is True
 
 
@@ -108,7 +141,9 @@ def test_the_collector_is_held_then_runs_again_without_walking_what_start_up_mad
         before = gc.get_freeze_count()
         preload.release_gc()
         assert gc.isenabled()
-        assert gc.get_freeze_count() > before  # start-up's objects: frozen, not collected all at once
+        assert (
+            gc.get_freeze_count() > before
+        )  # start-up's objects: frozen, not collected all at once
         preload.release_gc()  # twice: nothing more
         assert gc.isenabled()
     finally:
@@ -147,11 +182,19 @@ def test_preload_imports_pyav_and_numpy_in_a_fresh_interpreter() -> None:
         f"print(json.dumps([ok, preload.ready(), [m for m in {list(HEAVY)!r} if m in sys.modules],"
         " sys.getswitchinterval()]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
-                          cwd=Path(__file__).resolve().parents[2], check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     ok, ready, loaded, switch = json.loads(done.stdout)
     assert ok and ready
-    assert set(loaded) == set(HEAVY) - {"sounddevice"}  # PortAudio is opened with a device, not here
+    assert set(loaded) == set(HEAVY) - {
+        "sounddevice"
+    }  # PortAudio is opened with a device, not here
     assert switch == pytest.approx(0.005)  # the default, given back once the import is done
 
 
@@ -168,8 +211,14 @@ def test_with_video_numpy_waits_for_the_first_picture() -> None:
         "ok = preload.wait(60)\n"
         "print(json.dumps([waiting, ok, 'numpy' in sys.modules, 'softphone.phone.audio' in sys.modules]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
-                          cwd=Path(__file__).resolve().parents[2], check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     waiting, ok, numpy_loaded, audio_loaded = json.loads(done.stdout)
     assert waiting == [False, False]
     assert ok and numpy_loaded and audio_loaded
@@ -184,18 +233,30 @@ def not_loaded_yet(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
 
 
 def pcmu_track(session: _Session) -> _Track:
-    info = rc.Track(index=0, media="audio", encoding="PCMU", clock_rate=8000, channels=1, payload_type=0,
-                    fmtp={}, control_url=RtspUrl.parse("rtsp://127.0.0.1/a/trackID=0"))
+    info = rc.Track(
+        index=0,
+        media="audio",
+        encoding="PCMU",
+        clock_rate=8000,
+        channels=1,
+        payload_type=0,
+        fmtp={},
+        control_url=RtspUrl.parse("rtsp://127.0.0.1/a/trackID=0"),
+    )
     track = session._make_track(info, "audio")
     assert track is not None
     return track
 
 
 def unit(n: int) -> AccessUnit:
-    return AccessUnit(data=bytes([0x55 + n]) * 160, timestamp=160 * n, keyframe=True, codec="pcm_mulaw")
+    return AccessUnit(
+        data=bytes([0x55 + n]) * 160, timestamp=160 * n, keyframe=True, codec="pcm_mulaw"
+    )
 
 
-async def test_audio_before_pyav_is_loaded_is_kept_and_decoded_after(not_loaded_yet: list[bool]) -> None:
+async def test_audio_before_pyav_is_loaded_is_kept_and_decoded_after(
+    not_loaded_yet: list[bool],
+) -> None:
     player = Player("rtsp://127.0.0.1:1/a")
     session = _Session(player, player.url, "tcp")
     track = pcmu_track(session)

@@ -25,7 +25,9 @@ def test_call_id_long_and_compact_form_and_missing() -> None:
 
 def test_redact_hides_digest_response_cnonce_and_basic_credentials() -> None:
     text = redact(INVITE_WITH_AUTH.decode())
-    assert "0123456789abcdef" not in text and "c0ffee" not in text and "YWxpY2U6c2VjcmV0" not in text
+    assert (
+        "0123456789abcdef" not in text and "c0ffee" not in text and "YWxpY2U6c2VjcmV0" not in text
+    )
     assert 'response="<redacted>"' in text and 'cnonce="<redacted>"' in text
     assert "Authorization: Basic <redacted>" in text
     assert 'username="alice"' in text and 'realm="example.test"' in text  # kept: they help
@@ -35,8 +37,12 @@ def test_trace_groups_by_call_and_redacts_before_storing() -> None:
     clock = iter([100.0, 101.0])
     trace = SipTrace(lambda: next(clock))
     trace.add("sent", INVITE_WITH_AUTH, "udp:127.0.0.1:5070", "udp:127.0.0.1:5060")
-    trace.add("received", b"SIP/2.0 100 Trying\r\nCall-ID: abc@127.0.0.1\r\n\r\n", "udp:127.0.0.1:5070",
-              "udp:127.0.0.1:5060")
+    trace.add(
+        "received",
+        b"SIP/2.0 100 Trying\r\nCall-ID: abc@127.0.0.1\r\n\r\n",
+        "udp:127.0.0.1:5070",
+        "udp:127.0.0.1:5060",
+    )
     trace.add("received", b"\r\n\r\n", "udp:x", "udp:y")  # keep-alive: not a message
     messages = trace.messages("abc@127.0.0.1")
     assert [(m.at, m.direction, m.first_line) for m in messages] == [
@@ -50,7 +56,12 @@ def test_trace_groups_by_call_and_redacts_before_storing() -> None:
 def test_trace_is_bounded() -> None:
     trace = SipTrace(lambda: 0.0)
     for n in range(tr.MAX_MESSAGES + 5):
-        trace.add("sent", f"OPTIONS sip:a SIP/2.0\r\nCSeq: {n} OPTIONS\r\nCall-ID: one\r\n\r\n".encode(), "l", "r")
+        trace.add(
+            "sent",
+            f"OPTIONS sip:a SIP/2.0\r\nCSeq: {n} OPTIONS\r\nCall-ID: one\r\n\r\n".encode(),
+            "l",
+            "r",
+        )
     kept = trace.messages("one")
     assert len(kept) == tr.MAX_MESSAGES and f"CSeq: {tr.MAX_MESSAGES + 4} OPTIONS" in kept[-1].text
     for n in range(tr.MAX_DIALOGS + 1):

@@ -28,7 +28,10 @@ def test_targets(typed: str, uri: str) -> None:
     assert str(normalize_target(typed, AOR)) == uri
 
 
-@pytest.mark.parametrize(("typed", "words"), [("", "empty"), ("sip:", "not a valid SIP address"), ("a b@c", "not a valid")])
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [("", "empty"), ("sip:", "not a valid SIP address"), ("a b@c", "not a valid")],
+)
 def test_bad_targets_say_why(typed: str, words: str) -> None:
     with pytest.raises(TargetError, match=words):
         normalize_target(typed, AOR)

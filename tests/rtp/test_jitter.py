@@ -41,9 +41,13 @@ class Player:
 
     def pull(self, now: float) -> None:
         while self.queued < BLOCK:
-            d = self.jb.next_frame(now=now, needed_ticks=BLOCK - self.queued,
-                                   queued_ticks=self.queued, quantum_ticks=BLOCK,
-                                   regular_pulls=self.regular)
+            d = self.jb.next_frame(
+                now=now,
+                needed_ticks=BLOCK - self.queued,
+                queued_ticks=self.queued,
+                quantum_ticks=BLOCK,
+                regular_pulls=self.regular,
+            )
             self.decisions.append(d)
             produced = d.ticks
             if d.action is Action.PLAY:
@@ -62,8 +66,12 @@ class Player:
         self.queued -= BLOCK
 
 
-def simulate(arrivals: list[tuple[float, int]], until: float, jb: JitterBuffer[int] | None = None,
-             player: Player | None = None) -> Player:
+def simulate(
+    arrivals: list[tuple[float, int]],
+    until: float,
+    jb: JitterBuffer[int] | None = None,
+    player: Player | None = None,
+) -> Player:
     """arrivals: (arrival time in s, packet index); index i has seq i, ts i*FRAME, payload i."""
     jb = jb or JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
     player = player or Player(jb)
@@ -81,10 +89,13 @@ def simulate(arrivals: list[tuple[float, int]], until: float, jb: JitterBuffer[i
     return player
 
 
-def steady(n: int, base: float = 0.030, jitter: float = 0.004, seed: int = 1,
-           start: int = 0) -> list[tuple[float, int]]:
+def steady(
+    n: int, base: float = 0.030, jitter: float = 0.004, seed: int = 1, start: int = 0
+) -> list[tuple[float, int]]:
     rng = random.Random(seed)
-    return [(0.020 * (i - start) + base + rng.uniform(0, jitter), i) for i in range(start, start + n)]
+    return [
+        (0.020 * (i - start) + base + rng.uniform(0, jitter), i) for i in range(start, start + n)
+    ]
 
 
 def test_every_state_input_pair_transitions_or_is_absent_by_design() -> None:
@@ -228,8 +239,12 @@ def test_sequence_and_timestamp_wrap() -> None:
         now = step * 0.010
         while k < len(arrivals) and arrivals[k][0] <= now:
             at, i = arrivals[k]
-            jb.put(sequence=i & 0xFFFF, timestamp=(base_ts + (i - first) * FRAME) & 0xFFFFFFFF,
-                   payload=i, now=at)
+            jb.put(
+                sequence=i & 0xFFFF,
+                timestamp=(base_ts + (i - first) * FRAME) & 0xFFFFFFFF,
+                payload=i,
+                now=at,
+            )
             k += 1
         player.pull(now)
     assert [p for p, _ in player.played] == list(range(first, first + 200))
@@ -249,7 +264,9 @@ def test_a_timestamp_jump_restarts_the_timeline() -> None:
     player = simulate(steady(50), until=1.2, jb=jb)
     # Same sequence run, but the timestamp jumps 100 s ahead (a new source, a sender restart).
     jump = 100 * CLOCK
-    assert jb.put(sequence=50, timestamp=50 * FRAME + jump, payload=50, now=1.03) is Arrival.RESYNCED
+    assert (
+        jb.put(sequence=50, timestamp=50 * FRAME + jump, payload=50, now=1.03) is Arrival.RESYNCED
+    )
     for i in range(51, 80):
         jb.put(sequence=i, timestamp=i * FRAME + jump, payload=i, now=0.02 * i + 0.03)
     for step in range(121, 200):
@@ -290,10 +307,12 @@ def test_a_slow_first_packet_does_not_time_the_start_and_the_target_has_a_floor(
     # Packet 1 (15 ms faster than packet 0) arrives while the start is still silence: the start
     # is retimed on it, so the stream plays at the same offset as without the slow packet...
     assert dict(normal.played)[1] == dict(slowed.played)[1]
+
     # ...and needs no more correction than it (nothing extra to cut or stretch).
     def corrections(player: Player) -> tuple[int, int]:
         speech = sum(d.stretch is not Stretch.NONE for d in player.decisions)
         return speech, sum(abs(d.quiet_ticks) for d in player.decisions)
+
     # (One more pitch period at most: the two start on different sides of a 10 ms pull.)
     assert corrections(slowed)[0] <= corrections(normal)[0] + 1
     assert corrections(slowed)[1] <= corrections(normal)[1] + 40
@@ -302,8 +321,10 @@ def test_a_slow_first_packet_does_not_time_the_start_and_the_target_has_a_floor(
 
 
 @pytest.mark.parametrize(("regular", "offset"), [(True, 0.050), (False, 0.051)])
-def test_play_offset_is_the_lowest_pull_at_or_above_the_target(regular: bool, offset: float,
-                                                               ) -> None:
+def test_play_offset_is_the_lowest_pull_at_or_above_the_target(
+    regular: bool,
+    offset: float,
+) -> None:
     # 30 ms + up to 4 ms: target 41 ms over the send time (the 10 ms floor + 1 ms). The player
     # pulls every 10 ms, so a frame can only be decided at offsets 30, 40, 50 ms...: with
     # regular pulls it plays at 50 ms, on a pull. Without (a call's pump), it keeps a block of
@@ -332,8 +353,13 @@ def test_a_refused_speech_stretch_does_not_hold_the_next_one_back() -> None:
             now = 0.020 * i + 0.040
             jb.put(sequence=i, timestamp=i * FRAME, payload=i, now=now - 0.004)
             queued = FRAME + BLOCK  # the playout holds 30 ms: 15-30 ms more than it should
-            decision = jb.next_frame(now=now, needed_ticks=BLOCK, queued_ticks=queued,
-                                     quantum_ticks=BLOCK, regular_pulls=True)
+            decision = jb.next_frame(
+                now=now,
+                needed_ticks=BLOCK,
+                queued_ticks=queued,
+                quantum_ticks=BLOCK,
+                regular_pulls=True,
+            )
             assert decision.payload == i and 120 <= decision.quiet_ticks <= 240  # 15-30 ms over
             stretches.append(decision.stretch)
             if refused:

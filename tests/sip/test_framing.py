@@ -23,7 +23,9 @@ def drain(framer: StreamFramer) -> list[bytes | KeepAlivePing | KeepAlivePong]:
     return out
 
 
-@pytest.mark.parametrize("message", [INVITE, REGISTER, COMPACT], ids=["invite", "register", "compact"])
+@pytest.mark.parametrize(
+    "message", [INVITE, REGISTER, COMPACT], ids=["invite", "register", "compact"]
+)
 def test_message_split_at_every_byte_boundary(message: bytes) -> None:
     for cut in range(len(message) + 1):
         framer = StreamFramer()
@@ -46,7 +48,14 @@ def test_message_fed_one_byte_at_a_time() -> None:
 def test_several_messages_and_keepalives_in_one_chunk() -> None:
     framer = StreamFramer()
     framer.receive_data(b"\r\n\r\n" + INVITE + b"\r\n" + REGISTER + COMPACT + b"\r\n\r\n")
-    assert drain(framer) == [KeepAlivePing(), INVITE, KeepAlivePong(), REGISTER, COMPACT, KeepAlivePing()]
+    assert drain(framer) == [
+        KeepAlivePing(),
+        INVITE,
+        KeepAlivePong(),
+        REGISTER,
+        COMPACT,
+        KeepAlivePing(),
+    ]
     assert framer.next_event() is None
 
 

@@ -56,7 +56,9 @@ def test_compact_forms_cover_rfc3261_and_extensions() -> None:
         ("", []),
     ],
 )
-def test_split_header_values_respects_quotes_and_angle_brackets(value: str, parts: list[str]) -> None:
+def test_split_header_values_respects_quotes_and_angle_brackets(
+    value: str, parts: list[str]
+) -> None:
     assert split_header_values(value) == parts
 
 
@@ -138,10 +140,19 @@ def test_name_addr_param_helpers() -> None:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("Bell, Alexander <sip:a.g.bell@example.com>;tag=43", "display name must be quoted"),  # baddn
-        ('"Mr. J. User <sip:j.user@example.com>;tag=ldw22z', "unterminated quoted string"),  # quotbal
+        (
+            "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            "display name must be quoted",
+        ),  # baddn
+        (
+            '"Mr. J. User <sip:j.user@example.com>;tag=ldw22z',
+            "unterminated quoted string",
+        ),  # quotbal
         ("< sip:t.watson@example.org >", "whitespace inside"),
-        ("sip:user@example.com?Route=%3Csip:sip.example.com%3E", "must be enclosed in <>"),  # regbadct
+        (
+            "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            "must be enclosed in <>",
+        ),  # regbadct
         ('"Joe" <sip:joe@example.org>;;,;', "empty parameter"),  # badinv01
         ('"Bell" <sip:a.g.bell@example.com>;;tag=43', "empty parameter"),
         ("<sip:a@b>;tag=", "empty value"),
@@ -168,13 +179,17 @@ def test_via_with_rfc4475_whitespace_everywhere() -> None:
 
 
 def test_via_nat_params_and_ipv6() -> None:
-    via = Via.parse("SIP/2.0/udp [2001:db8::9:1] : 5060;received=2001:db8::7;rport=40312;branch=z9hG4bKx")
+    via = Via.parse(
+        "SIP/2.0/udp [2001:db8::9:1] : 5060;received=2001:db8::7;rport=40312;branch=z9hG4bKx"
+    )
     assert (via.transport, via.host, via.port) == ("UDP", "2001:db8::9:1", 5060)
     assert (via.received, via.rport, via.sent_by) == ("2001:db8::7", 40312, "[2001:db8::9:1]:5060")
     bare = Via.parse("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1")
     assert bare.rport is None and bare.param("rport") == "" and bare.received is None
     filled = bare.with_param("rport", "4000").with_param("received", "203.0.113.9")
-    assert str(filled) == "SIP/2.0/UDP 10.0.0.1:5060;rport=4000;branch=z9hG4bK1;received=203.0.113.9"
+    assert (
+        str(filled) == "SIP/2.0/UDP 10.0.0.1:5060;rport=4000;branch=z9hG4bK1;received=203.0.113.9"
+    )
     assert filled.without_param("rport").rport is None
 
 

@@ -38,7 +38,9 @@ def crlf(text: str) -> bytes:
     return text.replace("\n", "\r\n").encode()
 
 
-def request(*headers: str, start: str = "OPTIONS sip:bob@example.com SIP/2.0", body: str = "") -> bytes:
+def request(
+    *headers: str, start: str = "OPTIONS sip:bob@example.com SIP/2.0", body: str = ""
+) -> bytes:
     return crlf("\n".join([start, *headers, "", body]))
 
 
@@ -72,7 +74,10 @@ def test_baresip_invite_fields() -> None:
     assert req.cseq == CSeq(seq=21184, method="INVITE")
     assert req.max_forwards == 70 and req.content_type == "application/sdp"
     assert req.headers.get_all("Allow")[:3] == ["INVITE", "ACK", "BYE"]
-    assert req.contacts[0].param("+sip.instance") == '"<urn:uuid:0d3f5e21-7a3b-4c49-9e36-3f1b2a7c8d90>"'
+    assert (
+        req.contacts[0].param("+sip.instance")
+        == '"<urn:uuid:0d3f5e21-7a3b-4c49-9e36-3f1b2a7c8d90>"'
+    )
     assert req.body.startswith(b"v=0\r\n") and req.body.endswith(b"a=sendrecv\r\n")
     assert len(req.body) == int(req.headers.get("Content-Length") or -1)
 
@@ -93,7 +98,9 @@ def test_200_with_record_route_lists_every_hop_in_order() -> None:
 def test_auth_headers_are_not_split_on_commas() -> None:
     reg = SipRequest.parse(load("msg_register_auth.sip"))
     (auth,) = reg.headers.get_all("authorization")
-    assert auth.startswith('Digest username="alice", realm="example.com"') and auth.endswith("nc=00000001")
+    assert auth.startswith('Digest username="alice", realm="example.com"') and auth.endswith(
+        "nc=00000001"
+    )
     assert reg.expires == 3600 and reg.contacts[0].param("reg-id") == "1"
     challenge = SipResponse.parse(load("msg_401_www_authenticate.sip"))
     assert len(challenge.headers.get_all("WWW-Authenticate")) == 2
@@ -104,7 +111,9 @@ def test_compact_forms_are_equivalent_to_long_names() -> None:
     req = SipRequest.parse(load("msg_compact.sip"))
     assert req.call_id == "compact-0f3a@192.0.2.1"
     assert [v.branch for v in req.vias] == ["z9hG4bKcompact1", "z9hG4bKcompact0"]
-    assert req.from_.display_name == "Carol" and req.to.uri == SipUri(user="bob", host="biloxi.example.com")
+    assert req.from_.display_name == "Carol" and req.to.uri == SipUri(
+        user="bob", host="biloxi.example.com"
+    )
     assert req.headers.get_all("Supported") == ["timer", "100rel"]
     assert req.content_type == "application/sdp" and "Content-Length" in req.headers
     assert req.headers.get_lines("l") == req.headers.get_lines("content-length")
@@ -173,7 +182,9 @@ def test_wsinv_short_tortuous_invite() -> None:
     (contact,) = req.contacts
     assert contact.display_name == 'Quoted string ""'
     assert contact.params == (("newparam", "newvalue"), ("secondparam", None), ("q", "0.33"))
-    assert req.routes[0].uri == SipUri.parse("sip:services.example.com;lr;unknownwith=value;unknown-no-value")
+    assert req.routes[0].uri == SipUri.parse(
+        "sip:services.example.com;lr;unknownwith=value;unknown-no-value"
+    )
     assert req.body == b"v=0\r"  # Content-Length 4 cuts the body short of its LF
 
 
@@ -214,10 +225,15 @@ def test_esc01_escnull_and_semiuri() -> None:
     )
     assert isinstance(esc.uri, SipUri) and esc.uri.user == "sips:user@example.com"
     contact_uri = esc.contacts[0].uri
-    assert isinstance(contact_uri, SipUri) and contact_uri.params == (("lr", None), ("name", "value%41"))
+    assert isinstance(contact_uri, SipUri) and contact_uri.params == (
+        ("lr", None),
+        ("name", "value%41"),
+    )
     nul = SipRequest.parse(with_base("To: sip:null-%00-null@example.com", drop="To"))
     assert isinstance(nul.to.uri, SipUri) and nul.to.uri.user == "null-\x00-null"
-    semi = SipRequest.parse(with_base(start="OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0"))
+    semi = SipRequest.parse(
+        with_base(start="OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0")
+    )
     assert isinstance(semi.uri, SipUri) and semi.uri.user == "user;par=u@example.net"
     assert bytes(semi).startswith(b"OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0\r\n")
 
@@ -290,9 +306,9 @@ def test_response_reasons_utf8_empty_and_missing() -> None:
     def response(start: str) -> SipResponse:
         return SipResponse.parse(crlf("\n".join([start, *BASE, "", ""])))
 
-    assert response("SIP/2.0 200 = 2**3 * 5**2 но сто девяносто девять - простое").reason.startswith(
-        "= 2**3 * 5**2 но"
-    )
+    assert response(
+        "SIP/2.0 200 = 2**3 * 5**2 но сто девяносто девять - простое"
+    ).reason.startswith("= 2**3 * 5**2 но")
     noreason = response("SIP/2.0 100 ")
     assert (noreason.status, noreason.reason) == (100, "")
     assert bytes(noreason).startswith(b"SIP/2.0 100 \r\n")
@@ -315,23 +331,44 @@ def test_other_sip_versions_are_kept_for_the_ua_to_answer_505() -> None:
         (with_base("Content-Length: 9999", body="v=0"), "Content-Length 9999 exceeds"),  # clerr
         (with_base("Content-Length: -999"), "bad Content-Length"),  # ncl
         (with_base("Content-Length: 0", "l: 0"), "more than one Content-Length"),  # mcl01
-        (with_base("CSeq: 36893488147419103232 OPTIONS", drop="CSeq"), "bad CSeq number"),  # scalar02
+        (
+            with_base("CSeq: 36893488147419103232 OPTIONS", drop="CSeq"),
+            "bad CSeq number",
+        ),  # scalar02
         (with_base("CSeq: -1 OPTIONS", drop="CSeq"), "bad CSeq number"),
         (with_base("CSeq: 1 INVITE", drop="CSeq"), "does not match request method"),  # mismatch01
         (with_base(start="NEWMETHOD sip:user@example.com SIP/2.0"), "does not match"),  # mismatch02
-        (with_base('From: "Mr. J. User <sip:j.user@example.com>;tag=ldw22z', drop="From"), "unterminated"),
-        (with_base("From: Bell, Alexander <sip:a.g.bell@example.com>;tag=43", drop="From"), "must be quoted"),
+        (
+            with_base('From: "Mr. J. User <sip:j.user@example.com>;tag=ldw22z', drop="From"),
+            "unterminated",
+        ),
+        (
+            with_base("From: Bell, Alexander <sip:a.g.bell@example.com>;tag=43", drop="From"),
+            "must be quoted",
+        ),
         (with_base(start="INVITE <sip:user@example.com> SIP/2.0"), "no scheme"),  # ltgtruri
-        (with_base(start="INVITE sip:user@example.com; lr SIP/2.0"), "malformed request line"),  # lwsruri
-        (with_base(start="INVITE  sip:user@example.com  SIP/2.0"), "malformed request line"),  # lwsstart
-        (with_base(start="OPTIONS sip:remote-target@example.com SIP/2.0  "), "malformed request line"),  # trws
+        (
+            with_base(start="INVITE sip:user@example.com; lr SIP/2.0"),
+            "malformed request line",
+        ),  # lwsruri
+        (
+            with_base(start="INVITE  sip:user@example.com  SIP/2.0"),
+            "malformed request line",
+        ),  # lwsstart
+        (
+            with_base(start="OPTIONS sip:remote-target@example.com SIP/2.0  "),
+            "malformed request line",
+        ),  # trws
         (
             with_base(start="INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0"),
             "must not carry URI headers",
         ),  # escruri
         (with_base(start="OPTIONS sip:a@b SIP/2.0x"), "bad SIP version"),
         (with_base(start="OPT[IONS sip:a@b SIP/2.0"), "bad method"),
-        (crlf("SIP/2.0 4294967301 better not break the receiver\n\n"), "bad status code"),  # bigcode
+        (
+            crlf("SIP/2.0 4294967301 better not break the receiver\n\n"),
+            "bad status code",
+        ),  # bigcode
         (crlf("SIP/2.0 099 Too Low\n\n"), "out of range"),
         (crlf("SIP/2.0 700 Too High\n\n"), "out of range"),
         (with_base("To: <sip:carol@example.com>"), "more than one To"),  # multi01
@@ -396,16 +433,30 @@ def test_accessors_report_bad_optional_headers() -> None:
     with pytest.raises(ParseError):
         _ = req.routes
     empty = SipRequest.parse(with_base())
-    assert (empty.expires, empty.max_forwards, empty.content_type, empty.contacts) == (None, None, None, [])
+    assert (empty.expires, empty.max_forwards, empty.content_type, empty.contacts) == (
+        None,
+        None,
+        None,
+        [],
+    )
 
 
 # ---- Headers ---------------------------------------------------------------------------------
 
 
 def test_headers_multimap_lookups_are_case_and_compact_insensitive() -> None:
-    h = Headers([("v", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2"), ("Via", "SIP/2.0/UDP c")])
+    h = Headers(
+        [
+            ("v", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2"),
+            ("Via", "SIP/2.0/UDP c"),
+        ]
+    )
     assert h.get("VIA") == "SIP/2.0/UDP a;branch=z9hG4bK1"
-    assert h.get_all("via") == ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b;branch=z9hG4bK2", "SIP/2.0/UDP c"]
+    assert h.get_all("via") == [
+        "SIP/2.0/UDP a;branch=z9hG4bK1",
+        "SIP/2.0/UDP b;branch=z9hG4bK2",
+        "SIP/2.0/UDP c",
+    ]
     assert len(h.get_lines("Via")) == 2
     assert "v" in h and "Via" in h and "To" not in h and 3 not in h
     assert h.get("To") is None and h.get_all("To") == []
@@ -442,7 +493,11 @@ def test_headers_add_prepend_set_remove_keep_order() -> None:
 
 
 def test_content_length_is_rewritten_keeping_its_name() -> None:
-    resp = SipResponse.parse(load("msg_compact.sip").replace(b"INVITE sip:bob@biloxi.example.com SIP/2.0", b"SIP/2.0 200 OK"))
+    resp = SipResponse.parse(
+        load("msg_compact.sip").replace(
+            b"INVITE sip:bob@biloxi.example.com SIP/2.0", b"SIP/2.0 200 OK"
+        )
+    )
     resp.body = b"v=0\r\n"
     out = bytes(resp)
     assert b"\r\nl: 5\r\n" in out and b"Content-Length" not in out
@@ -457,7 +512,14 @@ def test_built_request_serializes_with_content_length_appended() -> None:
             [
                 ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKm1"),
                 ("To", str(NameAddr(uri=SipUri(user="bob", host="example.com")))),
-                ("From", str(NameAddr(uri=SipUri(user="al", host="example.com"), display_name="Al B").with_param("tag", "t"))),
+                (
+                    "From",
+                    str(
+                        NameAddr(
+                            uri=SipUri(user="al", host="example.com"), display_name="Al B"
+                        ).with_param("tag", "t")
+                    ),
+                ),
                 ("Call-ID", "m1"),
                 ("CSeq", str(CSeq(seq=1, method="MESSAGE"))),
                 ("Content-Type", "text/plain;charset=UTF-8"),

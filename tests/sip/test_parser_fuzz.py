@@ -21,7 +21,9 @@ FIXTURES = [p.read_bytes() for p in sorted(DATA.glob("msg_*.sip"))]
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text built from the characters that matter to SIP parsers, so examples get past the first check.
-SIP_ALPHABET = st.sampled_from([*"sipSIP:@;=?&<>\"\\,/[]%. \t-_+0123456789abcdefxyz*#!~'()", "é", "\x00", "\r", "\n"])
+SIP_ALPHABET = st.sampled_from(
+    [*"sipSIP:@;=?&<>\"\\,/[]%. \t-_+0123456789abcdefxyz*#!~'()", "é", "\x00", "\r", "\n"]
+)
 SIP_TEXT = st.one_of(st.text(), st.text(SIP_ALPHABET, max_size=60))
 
 
@@ -34,7 +36,11 @@ def mutated_fixture(draw: st.DrawFn) -> bytes:
         if kind == "flip" and data:
             data[pos] = draw(st.integers(0, 255))
         elif kind == "insert":
-            data[pos:pos] = draw(st.sampled_from([b"\r\n", b" ", b":", b";", b",", b"<", b'"', b"\\", b"%", b"\xff", b"9" * 20]))
+            data[pos:pos] = draw(
+                st.sampled_from(
+                    [b"\r\n", b" ", b":", b";", b",", b"<", b'"', b"\\", b"%", b"\xff", b"9" * 20]
+                )
+            )
         elif kind == "delete" and data:
             del data[pos : pos + draw(st.integers(1, 20))]
         else:
@@ -95,7 +101,16 @@ def test_header_parsers_on_arbitrary_text(text: str) -> None:
 
 
 @FAST
-@given(st.lists(st.one_of(st.binary(max_size=80), mutated_fixture(), st.sampled_from([b"\r\n", b"\r\n\r\n", b"\r"])), max_size=6))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=80),
+            mutated_fixture(),
+            st.sampled_from([b"\r\n", b"\r\n\r\n", b"\r"]),
+        ),
+        max_size=6,
+    )
+)
 def test_stream_framer_on_arbitrary_chunks(chunks: list[bytes]) -> None:
     framer = StreamFramer(max_message_size=4096)
     try:
@@ -109,7 +124,9 @@ def test_stream_framer_on_arbitrary_chunks(chunks: list[bytes]) -> None:
 
 
 USER = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
-TOKENISH = st.text(st.sampled_from(list("abcXYZ019-_.!~*'()&+$:/[]=;?@% ")), min_size=1, max_size=10)
+TOKENISH = st.text(
+    st.sampled_from(list("abcXYZ019-_.!~*'()&+$:/[]=;?@% ")), min_size=1, max_size=10
+)
 
 
 @st.composite

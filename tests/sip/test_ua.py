@@ -47,12 +47,22 @@ class Peer:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-def make_peer(name: str, host: str, *, seed: int, port: int = 5060, registrar: SipUri | None = None,
-              outbound: Address | None = None, password: str | None = None) -> Peer:
+def make_peer(
+    name: str,
+    host: str,
+    *,
+    seed: int,
+    port: int = 5060,
+    registrar: SipUri | None = None,
+    outbound: Address | None = None,
+    password: str | None = None,
+) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
         name=name,
-        aor=SipUri(user=name, host="lab.test" if registrar else host, port=None if registrar else port),
+        aor=SipUri(
+            user=name, host="lab.test" if registrar else host, port=None if registrar else port
+        ),
         username=name,
         password=password,
         registrar=registrar,
@@ -112,7 +122,9 @@ def pair() -> tuple[Network, Peer, Peer]:
 
 
 def call_up(net: Network, alice: Peer, bob: Peer) -> tuple[str, str]:
-    call_id = alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2", port=5060), sdp=OFFER, now=net.now)
+    call_id = alice.ua.invite(
+        None, SipUri(user="bob", host="127.0.0.2", port=5060), sdp=OFFER, now=net.now
+    )
     net.flush()
     (incoming,) = bob.of(ev.IncomingCall)
     bob.ua.ring(incoming.call_id, net.now)
@@ -132,7 +144,9 @@ def test_call_is_set_up_and_torn_down_by_the_caller(pair: tuple[Network, Peer, P
     assert alice.ua.call_state(call_id) is CallState.CONFIRMED
     alice.ua.hangup(call_id, net.now)
     net.flush()
-    assert bob.of(ev.CallEnded) == [ev.CallEnded(call_id=bob_call, by="remote", status=200, reason="remote hung up")]
+    assert bob.of(ev.CallEnded) == [
+        ev.CallEnded(call_id=bob_call, by="remote", status=200, reason="remote hung up")
+    ]
     assert alice.of(ev.CallEnded)[0].by == "local"
     assert alice.ua.call_state(call_id) is CallState.TERMINATED
 
@@ -142,11 +156,15 @@ def test_callee_hangs_up(pair: tuple[Network, Peer, Peer]) -> None:
     call_id, bob_call = call_up(net, alice, bob)
     bob.ua.hangup(bob_call, net.now)
     net.flush()
-    assert alice.of(ev.CallEnded) == [ev.CallEnded(call_id=call_id, by="remote", status=200, reason="remote hung up")]
+    assert alice.of(ev.CallEnded) == [
+        ev.CallEnded(call_id=call_id, by="remote", status=200, reason="remote hung up")
+    ]
     assert bob.of(ev.CallEnded)[0].by == "local"
 
 
-def test_invite_retransmissions_are_absorbed_and_2xx_retransmitted_until_ack(pair: tuple[Network, Peer, Peer]) -> None:
+def test_invite_retransmissions_are_absorbed_and_2xx_retransmitted_until_ack(
+    pair: tuple[Network, Peer, Peer],
+) -> None:
     net, alice, bob = pair
     # Drop alice's first ACK: bob retransmits the 200, alice ACKs again, bob confirms once.
     dropped: list[bytes] = []
@@ -188,7 +206,9 @@ def test_cancel_before_answer(pair: tuple[Network, Peer, Peer]) -> None:
     net.flush()
     alice.ua.hangup(call_id, net.now)
     net.flush()
-    assert alice.of(ev.CallFailed) == [ev.CallFailed(call_id=call_id, status=487, reason="cancelled")]
+    assert alice.of(ev.CallFailed) == [
+        ev.CallFailed(call_id=call_id, status=487, reason="cancelled")
+    ]
     assert bob.of(ev.CallFailed)[0].status == 487
     assert any(m.startswith(b"CANCEL ") for m in bob.received)
 
@@ -230,7 +250,9 @@ def test_invite_times_out_with_a_clear_reason() -> None:
     (failed,) = alice.of(ev.CallFailed)
     assert failed.call_id == call_id and failed.status == 408
     assert "127.0.0.9:5060" in failed.reason
-    assert len([d for d, _ in net.undeliverable if d.startswith(b"INVITE")]) == 7  # A: 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5
+    assert (
+        len([d for d, _ in net.undeliverable if d.startswith(b"INVITE")]) == 7
+    )  # A: 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5
 
 
 def test_hold_and_resume_from_either_side(pair: tuple[Network, Peer, Peer]) -> None:
@@ -241,7 +263,9 @@ def test_hold_and_resume_from_either_side(pair: tuple[Network, Peer, Peer]) -> N
     net.flush()
     (reoffer,) = bob.of(ev.ReofferReceived)
     assert reoffer.sdp == hold
-    bob.ua.answer_reoffer(bob_call, sdp=ANSWER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=recvonly\r\n"), now=net.now)
+    bob.ua.answer_reoffer(
+        bob_call, sdp=ANSWER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=recvonly\r\n"), now=net.now
+    )
     net.flush()
     assert alice.of(ev.ReofferAnswered)[0].sdp is not None
     assert b"a=recvonly" in alice.of(ev.ReofferAnswered)[0].sdp  # type: ignore[operator]
@@ -286,14 +310,24 @@ def test_blind_transfer_transferor_and_transferee(pair: tuple[Network, Peer, Pee
     ]
     bob.ua.notify_transfer(bob_call, status=200, reason="OK", now=net.now)
     net.flush()
-    assert alice.of(ev.TransferProgressed)[-1] == ev.TransferProgressed(call_id=call_id, status=200, reason="OK", final=True)
+    assert alice.of(ev.TransferProgressed)[-1] == ev.TransferProgressed(
+        call_id=call_id, status=200, reason="OK", final=True
+    )
     notify = [parse_message(m) for m in alice.received if m.startswith(b"NOTIFY")][-1]
     assert (notify.headers.get("Subscription-State") or "").startswith("terminated")
 
 
 # --- checks on incoming requests -----------------------------------------------------------------
-def raw_request(method: str, uri: str, *, to_tag: str | None = None, extra: str = "", body: bytes = b"",
-                version: str = "SIP/2.0", call_id: str = "x1@192.0.2.1") -> bytes:
+def raw_request(
+    method: str,
+    uri: str,
+    *,
+    to_tag: str | None = None,
+    extra: str = "",
+    body: bytes = b"",
+    version: str = "SIP/2.0",
+    call_id: str = "x1@192.0.2.1",
+) -> bytes:
     to = "<sip:bob@127.0.0.2>" + (f";tag={to_tag}" if to_tag else "")
     head = (
         f"{method} {uri} {version}\r\n"
@@ -324,14 +358,36 @@ def answer_to(bob: Peer, data: bytes, source: Address | None = None) -> SipRespo
     ("data", "status", "header"),
     [
         (raw_request("OPTIONS", "sip:bob@127.0.0.2"), 200, ("Allow", "INVITE")),
-        (raw_request("INVITE", "sip:100@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"), 404, None),
+        (
+            raw_request(
+                "INVITE", "sip:100@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"
+            ),
+            404,
+            None,
+        ),
         (raw_request("SUBSCRIBE", "sip:bob@127.0.0.2"), 405, ("Allow", "REFER")),
-        (raw_request("OPTIONS", "sip:bob@127.0.0.2", extra="Require: 100rel\r\n"), 420, ("Unsupported", "100rel")),
-        (raw_request("INVITE", "sip:bob@127.0.0.2", body=b"hi", extra="Content-Type: text/plain\r\n"), 415, ("Accept", "application/sdp")),
+        (
+            raw_request("OPTIONS", "sip:bob@127.0.0.2", extra="Require: 100rel\r\n"),
+            420,
+            ("Unsupported", "100rel"),
+        ),
+        (
+            raw_request(
+                "INVITE", "sip:bob@127.0.0.2", body=b"hi", extra="Content-Type: text/plain\r\n"
+            ),
+            415,
+            ("Accept", "application/sdp"),
+        ),
         (raw_request("BYE", "sip:bob@127.0.0.2", to_tag="nope"), 481, None),
         (raw_request("BYE", "sip:bob@127.0.0.2"), 481, None),
         (raw_request("OPTIONS", "sip:bob@127.0.0.2", version="SIP/3.0"), 505, None),
-        (raw_request("INVITE", "sip:bob@127.0.0.2", extra="Max-Forwards: 0\r\n").replace(b"Max-Forwards: 70\r\n", b""), 483, None),
+        (
+            raw_request("INVITE", "sip:bob@127.0.0.2", extra="Max-Forwards: 0\r\n").replace(
+                b"Max-Forwards: 70\r\n", b""
+            ),
+            483,
+            None,
+        ),
     ],
 )
 def test_incoming_request_checks(data: bytes, status: int, header: tuple[str, str] | None) -> None:
@@ -339,14 +395,21 @@ def test_incoming_request_checks(data: bytes, status: int, header: tuple[str, st
     resp = answer_to(bob, data)
     assert resp.status == status
     if header is not None:
-        assert header[1] in (resp.headers.get_all(header[0]) or [""])[0] + " ".join(resp.headers.get_all(header[0]))
+        assert header[1] in (resp.headers.get_all(header[0]) or [""])[0] + " ".join(
+            resp.headers.get_all(header[0])
+        )
     assert resp.to.tag  # §8.2.6.2
     assert bob.of(ev.IncomingCall) == []
 
 
 def test_scanner_invite_never_rings() -> None:
     bob = make_peer("bob", "127.0.0.2", seed=2)
-    resp = answer_to(bob, raw_request("INVITE", "sip:1000@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"))
+    resp = answer_to(
+        bob,
+        raw_request(
+            "INVITE", "sip:1000@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"
+        ),
+    )
     assert resp.status == 404 and bob.events == []
 
 
@@ -371,7 +434,9 @@ def test_response_without_rport_goes_to_sent_by_port_at_source_ip() -> None:
 
 def test_malformed_request_with_usable_headers_gets_400() -> None:
     bob = make_peer("bob", "127.0.0.2", seed=2)
-    data = raw_request("OPTIONS", "sip:bob@127.0.0.2").replace(b"Content-Length: 0", b"Content-Length: 500")
+    data = raw_request("OPTIONS", "sip:bob@127.0.0.2").replace(
+        b"Content-Length: 0", b"Content-Length: 500"
+    )
     with pytest.raises(ParseError):
         bob.ua.receive_message(data, Address("udp", "192.0.2.1", 5060), 0.0)
     ((out, dest),) = bob.ua.messages_to_send()
@@ -382,7 +447,9 @@ def test_malformed_request_with_usable_headers_gets_400() -> None:
 
 def test_malformed_request_whose_response_would_be_malformed_is_dropped() -> None:
     bob = make_peer("bob", "127.0.0.2", seed=2)
-    data = raw_request("OPTIONS", "sip:bob@127.0.0.2").replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS")
+    data = raw_request("OPTIONS", "sip:bob@127.0.0.2").replace(
+        b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS"
+    )
     with pytest.raises(ParseError):
         bob.ua.receive_message(data, Address("udp", "192.0.2.1", 5060), 0.0)
     assert bob.ua.messages_to_send() == []
@@ -391,7 +458,9 @@ def test_malformed_request_whose_response_would_be_malformed_is_dropped() -> Non
 def test_garbage_is_dropped_without_reply() -> None:
     bob = make_peer("bob", "127.0.0.2", seed=2)
     with pytest.raises(ParseError):
-        bob.ua.receive_message(b"\x16\x03\x01 not sip at all", Address("udp", "192.0.2.1", 5060), 0.0)
+        bob.ua.receive_message(
+            b"\x16\x03\x01 not sip at all", Address("udp", "192.0.2.1", 5060), 0.0
+        )
     assert bob.ua.messages_to_send() == []
 
 
@@ -410,7 +479,9 @@ def test_second_call_while_in_a_call_is_call_waiting(pair: tuple[Network, Peer, 
 class Registrar:
     """A minimal registrar that challenges with digest, as Kamailio does."""
 
-    def __init__(self, *, min_expires: int = 60, password: str = "alicepw", public: Address | None = None) -> None:
+    def __init__(
+        self, *, min_expires: int = 60, password: str = "alicepw", public: Address | None = None
+    ) -> None:
         self.public = public  # where the requests seem to come from (a NAT), stamped into Via
         self.min_expires = min_expires
         self.password = password
@@ -424,7 +495,11 @@ class Registrar:
         headers = Headers()
         vias = req.vias
         if self.public is not None:  # §18.2.1 / RFC 3581 as the registrar applies them
-            vias[0] = vias[0].with_param("received", self.public.host).with_param("rport", str(self.public.port))
+            vias[0] = (
+                vias[0]
+                .with_param("received", self.public.host)
+                .with_param("rport", str(self.public.port))
+            )
         headers.add("Via", ", ".join(str(v) for v in vias))
         for name in ("From", "To", "Call-ID", "CSeq"):
             headers.add(name, req.headers.get_lines(name)[0] + (";tag=reg" if name == "To" else ""))
@@ -432,7 +507,10 @@ class Registrar:
         if not auth or not verify_authorization(auth[0], password=self.password, method="REGISTER"):
             status = 403 if auth else 401
             if status == 401:
-                headers.add("WWW-Authenticate", make_challenge(realm="lab.test", nonce=f"n{len(self.requests)}"))
+                headers.add(
+                    "WWW-Authenticate",
+                    make_challenge(realm="lab.test", nonce=f"n{len(self.requests)}"),
+                )
         elif 0 < expires < self.min_expires:
             status = 423
             headers.add("Min-Expires", str(self.min_expires))
@@ -445,8 +523,14 @@ class Registrar:
 
 def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
     registrar = Address("udp", "127.0.0.10", 5070)
-    return make_peer("alice", "127.0.0.1", seed=1, registrar=SipUri(host="127.0.0.10", port=5070),
-                     outbound=registrar, password=password)
+    return make_peer(
+        "alice",
+        "127.0.0.1",
+        seed=1,
+        registrar=SipUri(host="127.0.0.10", port=5070),
+        outbound=registrar,
+        password=password,
+    )
 
 
 def exchange(alice: Peer, registrar: Registrar, now: float) -> None:
@@ -464,8 +548,12 @@ def test_register_answers_the_challenge_and_refreshes(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.DEBUG, logger="softphone.wire"):
         alice.ua.register("alice", 0.0, expires=120)
         exchange(alice, registrar, 0.0)
-    assert "Authorization: <redacted>" in caplog.text and "response=" not in caplog.text  # the wire log
-    assert alice.of(ev.Registered) == [ev.Registered(account="alice", expires=120, contact="sip:alice@127.0.0.1:5060")]
+    assert (
+        "Authorization: <redacted>" in caplog.text and "response=" not in caplog.text
+    )  # the wire log
+    assert alice.of(ev.Registered) == [
+        ev.Registered(account="alice", expires=120, contact="sip:alice@127.0.0.1:5060")
+    ]
     first, second = registrar.requests
     assert "Authorization" not in first.headers and "Authorization" in second.headers
     assert second.cseq.seq == first.cseq.seq + 1 and second.call_id == first.call_id
@@ -526,8 +614,15 @@ def test_nat_address_learned_from_via_is_registered() -> None:
 def test_every_call_state_input_pair_transitions_or_raises() -> None:
     acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
     for state, inp in itertools.product(CallState, CallInput):
-        call = _Call(call_id="c", account=acct, outgoing=True, state=state, invite=None,  # type: ignore[arg-type]
-                     dest=Address("udp", "127.0.0.1", 5060), local_tag="t")
+        call = _Call(
+            call_id="c",
+            account=acct,
+            outgoing=True,
+            state=state,
+            invite=None,  # type: ignore[arg-type]
+            dest=Address("udp", "127.0.0.1", 5060),
+            local_tag="t",
+        )
         if (state, inp) in CALL_TRANSITIONS:
             assert call.apply(inp) is CALL_TRANSITIONS[(state, inp)]
         else:
@@ -538,7 +633,9 @@ def test_every_call_state_input_pair_transitions_or_raises() -> None:
 def test_every_registration_state_input_pair_transitions_or_raises() -> None:
     acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
     for state, inp in itertools.product(RegState, RegInput):
-        reg = _Registration(account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state)
+        reg = _Registration(
+            account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state
+        )
         if (state, inp) in REG_TRANSITIONS:
             assert reg.apply(inp) is REG_TRANSITIONS[(state, inp)]
         else:

@@ -53,7 +53,9 @@ def mutated(draw: st.DrawFn) -> bytes:
         elif op == "cut":
             del data[at : at + draw(st.integers(1, 40))]
         elif op == "insert":
-            data[at:at] = draw(st.sampled_from([b"\r\n", b":", b";", b"<", b">", b",", b"\"", b" ", b"\x00", b"%"]))
+            data[at:at] = draw(
+                st.sampled_from([b"\r\n", b":", b";", b"<", b">", b",", b'"', b" ", b"\x00", b"%"])
+            )
         else:
             lines = bytes(data).split(b"\r\n")
             i = draw(st.integers(0, len(lines) - 1))

@@ -9,7 +9,9 @@ from softphone.sip.uri import AbsoluteUri, SipUri, TelUri, parse_uri
 
 
 def test_full_sip_uri_parses_into_every_component() -> None:
-    uri = SipUri.parse("sips:alice:secret@Atlanta.Example.com:5061;transport=TCP;lr?subject=hi%20there&priority=urgent")
+    uri = SipUri.parse(
+        "sips:alice:secret@Atlanta.Example.com:5061;transport=TCP;lr?subject=hi%20there&priority=urgent"
+    )
     assert uri == SipUri(
         scheme="sips",
         user="alice",

@@ -31,8 +31,14 @@ def person(name: str, *uris: str, favourite: bool = False, rtsp_url: str | None 
 def test_round_trip_normalises_and_keeps_uri_order(db: Database) -> None:
     contacts = Contacts(db)
     stored = contacts.add(
-        person("  Front   Door ", "door@192.168.1.20", "tel:+49-30-1234", "SIPS:Door@Cam.Example:5061",
-               rtsp_url="rtsp://192.168.1.20/ch1", favourite=True)
+        person(
+            "  Front   Door ",
+            "door@192.168.1.20",
+            "tel:+49-30-1234",
+            "SIPS:Door@Cam.Example:5061",
+            rtsp_url="rtsp://192.168.1.20/ch1",
+            favourite=True,
+        )
     )
     assert stored.id is not None
     assert stored.name == "Front Door"
@@ -61,10 +67,23 @@ def test_update_replaces_uris_and_delete_cascades(db: Database) -> None:
 
 def test_list_puts_favourites_first_then_names_ignoring_case(db: Database) -> None:
     contacts = Contacts(db)
-    for name, fav in [("charlie", False), ("Bob", True), ("alice", False), ("Émile", False),
-                      ("Zed", True), ("Ærin", False)]:
-        contacts.add(person(name, f"sip:{len(name)}{name[:1].lower()}@example.com".replace("é", "e")
-                            .replace("æ", "a"), favourite=fav))
+    for name, fav in [
+        ("charlie", False),
+        ("Bob", True),
+        ("alice", False),
+        ("Émile", False),
+        ("Zed", True),
+        ("Ærin", False),
+    ]:
+        contacts.add(
+            person(
+                name,
+                f"sip:{len(name)}{name[:1].lower()}@example.com".replace("é", "e").replace(
+                    "æ", "a"
+                ),
+                favourite=fav,
+            )
+        )
     assert [c.name for c in contacts.list()] == ["Bob", "Zed", "alice", "charlie", "Émile", "Ærin"]
     assert contacts.count() == 6
 

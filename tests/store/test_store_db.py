@@ -64,12 +64,20 @@ def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path) -> None
     path = tmp_path / "softphone.db"
     with Database.open(path) as db:
         History(db).add(
-            CallRecord(started_at=FIXED_NOW, direction="out", remote_uri="sip:a@b", account="x", result="failed")
+            CallRecord(
+                started_at=FIXED_NOW,
+                direction="out",
+                remote_uri="sip:a@b",
+                account="x",
+                result="failed",
+            )
         )
     with Database.open(path) as db:
         assert History(db).count() == 1
         with db.read() as conn:
-            assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+            assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(
+                MIGRATIONS
+            )
 
 
 def test_v1_database_is_migrated_forward_keeping_its_rows(tmp_path: Path) -> None:
@@ -82,7 +90,9 @@ def test_v1_database_is_migrated_forward_keeping_its_rows(tmp_path: Path) -> Non
         assert bob is not None and bob.name == "Bob" and bob.favourite and bob.rtsp_url is None
         assert bob.uris == ("sip:bob@example.com",)
         # the column added by version 2 is usable
-        updated = contacts.update(bob.__class__(id=7, name="Bob", uris=bob.uris, rtsp_url="rtsp://cam/1"))
+        updated = contacts.update(
+            bob.__class__(id=7, name="Bob", uris=bob.uris, rtsp_url="rtsp://cam/1")
+        )
         assert contacts.get(7) == updated
         (call,) = History(db).list()
         assert call.id == 1 and call.remote_name == "Bob" and call.duration_s == 12.5
@@ -97,7 +107,9 @@ def test_newer_schema_is_a_clear_error_and_the_file_is_left_alone(tmp_path: Path
     conn.commit()
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(StoreError, match=r"schema version 99, newer than this softphone understands"):
+    with pytest.raises(
+        StoreError, match=r"schema version 99, newer than this softphone understands"
+    ):
         Database.open(path)
     assert path.read_bytes() == before
     assert list(tmp_path.glob("*.corrupt-*")) == []
@@ -135,8 +147,13 @@ def test_damaged_pages_are_detected_and_moved_aside_without_overwriting_earlier_
         history = History(db)
         for i in range(300):
             history.add(
-                CallRecord(started_at=FIXED_NOW, direction="in", remote_uri=f"sip:u{i}@h" + "x" * 200,
-                           account="a", result="missed")
+                CallRecord(
+                    started_at=FIXED_NOW,
+                    direction="in",
+                    remote_uri=f"sip:u{i}@h" + "x" * 200,
+                    account="a",
+                    result="missed",
+                )
             )
         with db.read() as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -164,9 +181,7 @@ def test_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
 def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     with Database.open(tmp_path / "s.db") as db:
         with pytest.raises(RuntimeError), db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO contacts (name, favourite) VALUES ('ghost', 0)"
-            )
+            conn.execute("INSERT INTO contacts (name, favourite) VALUES ('ghost', 0)")
             raise RuntimeError("boom")
         with db.read() as conn:
             assert conn.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
@@ -179,7 +194,9 @@ def test_closed_database_says_so(tmp_path: Path) -> None:
         History(db).count()
 
 
-def test_default_path_is_in_the_xdg_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_path_is_in_the_xdg_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     with Database.open() as db:
         assert db.path == tmp_path / "xdg" / "softphone" / "softphone.db"
@@ -196,7 +213,9 @@ def test_sqlite_errors_inside_a_transaction_become_store_errors(tmp_path: Path) 
     with Database.open(tmp_path / "s.db") as db:
         with pytest.raises(StoreError, match="cannot write"), db.transaction() as conn:
             conn.execute("INSERT INTO contacts (name) VALUES ('kept back')")
-            conn.execute("INSERT INTO contact_uris VALUES (999, 0, 'sip:a@b', 'a@b')")  # no contact 999
+            conn.execute(
+                "INSERT INTO contact_uris VALUES (999, 0, 'sip:a@b', 'a@b')"
+            )  # no contact 999
         with pytest.raises(StoreError, match="cannot read"), db.read() as conn:
             conn.execute("SELECT nope FROM contacts")
         with db.read() as conn:
@@ -211,5 +230,7 @@ def test_store_imports_no_ui_or_media() -> None:
         "import sys, softphone.store\n"
         "print(','.join(m for m in ('textual', 'sounddevice', 'av', 'numpy') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == ""

@@ -24,8 +24,14 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 def call(n: int = 0, **changes: object) -> CallRecord:
     base = CallRecord(
-        started_at=T0 + timedelta(minutes=n), direction="out", remote_uri=f"sip:user{n}@example.com",
-        remote_name=None, account="work", duration_s=1.5 * n, result="answered", reason="BYE",
+        started_at=T0 + timedelta(minutes=n),
+        direction="out",
+        remote_uri=f"sip:user{n}@example.com",
+        remote_name=None,
+        account="work",
+        duration_s=1.5 * n,
+        result="answered",
+        reason="BYE",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -33,12 +39,19 @@ def call(n: int = 0, **changes: object) -> CallRecord:
 def test_round_trip_keeps_every_field(db: Database) -> None:
     history = History(db)
     record = call(
-        3, direction="in", remote_name="Zoë", result="missed", reason="487 Request Terminated",
-        recording_path="/rec/c.wav", started_at=datetime(2024, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+        3,
+        direction="in",
+        remote_name="Zoë",
+        result="missed",
+        reason="487 Request Terminated",
+        recording_path="/rec/c.wav",
+        started_at=datetime(2024, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
     )
     stored = history.add(record)
     assert stored.id is not None
-    assert stored.started_at.tzinfo == UTC and stored.started_at == datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    assert stored.started_at.tzinfo == UTC and stored.started_at == datetime(
+        2024, 3, 1, 12, 0, tzinfo=UTC
+    )
     assert history.get(stored.id) == stored
     assert history.list() == [stored]
 
@@ -63,7 +76,10 @@ def test_search_matches_uri_name_and_result_ignoring_case(db: Database) -> None:
     assert [r.remote_uri for r in history.search("ALICE")] == ["sip:alice@example.com"]
     assert [r.remote_name for r in history.search("émile")] == ["ÉMILE Zola"]  # not just ASCII
     assert [r.result for r in history.search("Missed")] == ["missed"]
-    assert [r.remote_uri for r in history.search("example")] == ["sip:bob@example.com", "sip:alice@example.com"]
+    assert [r.remote_uri for r in history.search("example")] == [
+        "sip:bob@example.com",
+        "sip:alice@example.com",
+    ]
     assert history.search("nobody") == []
 
 
@@ -92,9 +108,13 @@ def test_history_is_bounded_keeping_the_newest(db: Database) -> None:
     history = History(db, max_records=5)
     for n in range(8):
         history.add(call(n))
-    history.add(call(-1, remote_uri="sip:ancient@example.com", duration_s=0.0))  # older than all: pruned at once
+    history.add(
+        call(-1, remote_uri="sip:ancient@example.com", duration_s=0.0)
+    )  # older than all: pruned at once
     assert history.count() == 5
-    assert [r.remote_uri for r in history.list()] == [f"sip:user{n}@example.com" for n in (7, 6, 5, 4, 3)]
+    assert [r.remote_uri for r in history.list()] == [
+        f"sip:user{n}@example.com" for n in (7, 6, 5, 4, 3)
+    ]
 
 
 def test_default_bound_is_ten_thousand(db: Database) -> None:
@@ -103,7 +123,10 @@ def test_default_bound_is_ten_thousand(db: Database) -> None:
     with db.transaction() as conn:  # bulk-load 10 000 rows directly, then add through the API
         conn.executemany(
             "INSERT INTO calls (started_at, direction, remote_uri, account, result) VALUES (?, 'in', ?, 'a', 'missed')",
-            [((T0 + timedelta(seconds=i)).isoformat(timespec="microseconds"), f"sip:{i}@h") for i in range(10_000)],
+            [
+                ((T0 + timedelta(seconds=i)).isoformat(timespec="microseconds"), f"sip:{i}@h")
+                for i in range(10_000)
+            ],
         )
     history.add(call(0, started_at=T0 + timedelta(days=1)))
     assert history.count() == 10_000
@@ -121,7 +144,9 @@ def test_default_bound_is_ten_thousand(db: Database) -> None:
         ({"duration_s": -1.0}, "negative"),
     ],
 )
-def test_bad_records_are_refused_with_a_reason(db: Database, change: dict[str, object], message: str) -> None:
+def test_bad_records_are_refused_with_a_reason(
+    db: Database, change: dict[str, object], message: str
+) -> None:
     with pytest.raises(StoreError, match=message):
         History(db).add(call(1, **change))
     assert History(db).count() == 0
@@ -145,7 +170,9 @@ def test_bad_records_are_refused_with_a_reason(db: Database, change: dict[str, o
         ("in", False, 500, "failed"),
     ],
 )
-def test_call_result_from_status(direction: str, answered: bool, status: int, expected: str) -> None:
+def test_call_result_from_status(
+    direction: str, answered: bool, status: int, expected: str
+) -> None:
     assert call_result(direction=direction, answered=answered, status=status) == expected  # type: ignore[arg-type]
 
 

@@ -35,7 +35,10 @@ def test_ios_export_with_groups_unicode_and_vcard4() -> None:
     # SIP addresses first (IMPP;X-SERVICE-TYPE=SIP, X-SIP bare user@host), then numbers,
     # type=pref first; the tel:-valued TEL and the Skype IMPP are handled / ignored.
     assert soren.uris == (
-        "sip:soren@nordic.example", "sip:desk@nordic.example", "tel:+4520123456", "tel:+4533123456",
+        "sip:soren@nordic.example",
+        "sip:desk@nordic.example",
+        "tel:+4520123456",
+        "tel:+4533123456",
     )
     assert zoe.name == "Zoë Long-Folded-Name"
     assert zoe.uris == ("sips:zoe@secure.example;transport=tls", "tel:+33123456789")  # folded TEL
@@ -51,7 +54,9 @@ def test_outlook_2_1_quoted_printable_and_charset() -> None:
     assert jurgen.name == "Jürgen Müller"  # QUOTED-PRINTABLE in ISO-8859-1
     assert jurgen.uris == ("sip:juergen@pbx.example.de", "tel:+491715550000", "tel:+493012345678")
     assert francoise.name == "Françoise Dupont"  # UTF-8 QP with a soft line break inside N
-    assert problems == [VCardProblem(line=17, message="card skipped: the file ends before END:VCARD")]
+    assert problems == [
+        VCardProblem(line=17, message="card skipped: the file ends before END:VCARD")
+    ]
 
 
 def test_tel_as_sip_on_request() -> None:
@@ -94,7 +99,9 @@ def test_unreadable_file_is_a_problem_not_an_exception(tmp_path: Path) -> None:
 
 def test_utf16_file_with_bom(tmp_path: Path) -> None:
     path = tmp_path / "u16.vcf"
-    path.write_bytes("BEGIN:VCARD\r\nFN:Ünal\r\nTEL:+90 212 000 0000\r\nEND:VCARD\r\n".encode("utf-16"))
+    path.write_bytes(
+        "BEGIN:VCARD\r\nFN:Ünal\r\nTEL:+90 212 000 0000\r\nEND:VCARD\r\n".encode("utf-16")
+    )
     (unal,), problems = read_vcard(path)
     assert unal.name == "Ünal" and problems == []
 
@@ -109,9 +116,27 @@ def test_imported_contacts_store_and_find(tmp_path: Path) -> None:
 
 
 LINES = st.sampled_from(
-    ["BEGIN:VCARD", "END:VCARD", "VERSION:2.1", "FN:x", "N:;;;;", "TEL:+1", "TEL:abc", " folded",
-     "IMPP:sip:@", "X-SIP:a@b", "N;ENCODING=QUOTED-PRINTABLE:=C3=", "=", "URL:rtsp://", "a.b.c:d",
-     "FN;CHARSET=bogus:y", ":", ";;", "\\", "CATEGORIES:starred"]
+    [
+        "BEGIN:VCARD",
+        "END:VCARD",
+        "VERSION:2.1",
+        "FN:x",
+        "N:;;;;",
+        "TEL:+1",
+        "TEL:abc",
+        " folded",
+        "IMPP:sip:@",
+        "X-SIP:a@b",
+        "N;ENCODING=QUOTED-PRINTABLE:=C3=",
+        "=",
+        "URL:rtsp://",
+        "a.b.c:d",
+        "FN;CHARSET=bogus:y",
+        ":",
+        ";;",
+        "\\",
+        "CATEGORIES:starred",
+    ]
 )
 
 

@@ -251,7 +251,9 @@ async def test_port_in_use(
         await other.close()
 
 
-async def test_unlisten_frees_the_port_and_forgets_the_listener(sip_transport: SipTransport) -> None:
+async def test_unlisten_frees_the_port_and_forgets_the_listener(
+    sip_transport: SipTransport,
+) -> None:
     udp = await sip_transport.listen("udp", "127.0.0.1", 0)
     tcp = await sip_transport.listen("tcp", "127.0.0.1", udp.port)
     await sip_transport.unlisten(udp)

@@ -61,8 +61,14 @@ def build(phone: FakePhone, **kwargs: object) -> tuple[SoftphoneApp, list[FakePl
         players.append(FakePlayer(url))
         return players[-1]
 
-    app = make_app(Config(), phone, clock=lambda: WALL, mono_clock=lambda: phone.now,
-                   player_factory=factory, **kwargs)  # type: ignore[arg-type]
+    app = make_app(
+        Config(),
+        phone,
+        clock=lambda: WALL,
+        mono_clock=lambda: phone.now,
+        player_factory=factory,
+        **kwargs,
+    )  # type: ignore[arg-type]
     return app, players
 
 
@@ -117,8 +123,9 @@ async def test_dial_failure_is_a_message_not_a_traceback() -> None:
     app, _ = build(phone)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press(*"sip:x@example.test", "enter")
-        await until(pilot, lambda: any("no route" in t for t in main(app).messages.texts),
-                    what="error line")
+        await until(
+            pilot, lambda: any("no route" in t for t in main(app).messages.texts), what="error line"
+        )
         assert isinstance(app.focused, Input)
 
 
@@ -222,8 +229,11 @@ async def test_transfer_prompt_sends_the_target() -> None:
         await until(pilot, lambda: phone.made("transfer") != [], what="transfer")
         assert phone.made("transfer") == [{"call_id": call_id, "target": "sip:carol@example.test"}]
         phone.settle()
-        await until(pilot, lambda: any("transfer: 200" in t for t in main(app).messages.texts),
-                    what="transfer progress")
+        await until(
+            pilot,
+            lambda: any("transfer: 200" in t for t in main(app).messages.texts),
+            what="transfer progress",
+        )
 
 
 async def test_hangup_writes_a_history_row(tmp_path: Path) -> None:
@@ -247,14 +257,17 @@ async def test_notice_lands_in_the_messages_area_and_dial_bar_keeps_focus() -> N
     app, _ = build(phone)
     async with app.run_test(size=(100, 30)) as pilot:
         phone.emit(pe.Notice(level="warning", text="no audio input device"))
-        await until(pilot, lambda: "no audio input device" in main(app).messages.texts,
-                    what="notice")
+        await until(
+            pilot, lambda: "no audio input device" in main(app).messages.texts, what="notice"
+        )
         assert isinstance(app.focused, Input) and app.screen is app.main
 
 
 async def test_registration_states_in_the_status_bar() -> None:
-    phone = FakePhone(accounts={"alice": "sip:alice@example.test", "home": "sip:me@home.test"},
-                      registrars=["alice"])
+    phone = FakePhone(
+        accounts={"alice": "sip:alice@example.test", "home": "sip:me@home.test"},
+        registrars=["alice"],
+    )
     app, _ = build(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         status = main(app).status
@@ -296,8 +309,11 @@ async def test_pane_collapses_at_80_columns_and_replaces_quality_when_toggled() 
 
 async def test_door_station_contact_opens_its_stream_on_incoming_call(tmp_path: Path) -> None:
     book = Book.open(tmp_path / "t.db")
-    book.contacts.add(Contact(name="Front door", uris=("sip:door@example.test",),
-                              rtsp_url="rtsp://door.test/live"))
+    book.contacts.add(
+        Contact(
+            name="Front door", uris=("sip:door@example.test",), rtsp_url="rtsp://door.test/live"
+        )
+    )
     phone = FakePhone()
     app, players = build(phone, book=book)
     async with app.run_test(size=(120, 30)) as pilot:
@@ -319,12 +335,18 @@ async def test_quality_panel_and_level_meters_follow_the_selected_call() -> None
         quality = main(app).quality
         await until(pilot, lambda: quality.levels_shown == (-12.0, -20.0), what="levels")
         notes = main(app).notes
-        await until(pilot, lambda: list(notes.quality[call_id].series["jitter_ms"])[-1:] == [4.5],
-                    what="first stats")
+        await until(
+            pilot,
+            lambda: list(notes.quality[call_id].series["jitter_ms"])[-1:] == [4.5],
+            what="first stats",
+        )
         phone.emit_stats(call_id, jitter_ms=6.0, loss_percent=2.0, rtt_ms=42.0, mos=3.9)
         history = notes.quality[call_id]
-        await until(pilot, lambda: list(history.series["jitter_ms"])[-2:] == [4.5, 6.0],
-                    what="jitter series")
+        await until(
+            pilot,
+            lambda: list(history.series["jitter_ms"])[-2:] == [4.5, 6.0],
+            what="jitter series",
+        )
 
 
 async def test_stats_of_one_call_coalesce_in_the_queue() -> None:

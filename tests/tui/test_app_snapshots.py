@@ -32,8 +32,10 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def two_accounts() -> tuple[SoftphoneApp, FakePhone]:
-    phone = FakePhone(accounts={"alice": "sip:alice@example.test", "office": "sip:me@office.test"},
-                      registrars=["alice", "office"])
+    phone = FakePhone(
+        accounts={"alice": "sip:alice@example.test", "office": "sip:me@office.test"},
+        registrars=["alice", "office"],
+    )
     app = make_app(Config(), phone, clock=lambda: WALL, mono_clock=lambda: phone.now)
     return app, phone
 
@@ -61,12 +63,20 @@ def in_call(phone: FakePhone, app: SoftphoneApp) -> Callable[[Pilot[Any]], Await
         phone.fail_registration("office", 403, retry_in_s=30)
         call_id = phone.calls[0].call_id
         phone.set_levels(call_id, -18.0, -26.0)
-        for jitter, loss, rtt, mos in ((3.0, 0.0, 38.0, 4.4), (5.5, 1.2, 41.0, 4.1),
-                                       (4.0, 0.4, 40.0, 4.3)):
+        for jitter, loss, rtt, mos in (
+            (3.0, 0.0, 38.0, 4.4),
+            (5.5, 1.2, 41.0, 4.1),
+            (4.0, 0.4, 40.0, 4.3),
+        ):
             phone.emit_stats(call_id, jitter_ms=jitter, loss_percent=loss, rtt_ms=rtt, mos=mos)
-            await until(pilot, lambda j=jitter: app.main.notes.quality.get(call_id) is not None
-                        and list(app.main.notes.quality[call_id].series["jitter_ms"])[-1:] == [j],
-                        what="stats")
+            await until(
+                pilot,
+                lambda j=jitter: (
+                    app.main.notes.quality.get(call_id) is not None
+                    and list(app.main.notes.quality[call_id].series["jitter_ms"])[-1:] == [j]
+                ),
+                what="stats",
+            )
         phone.now += 75.0  # 01:15 of talk time
         phone.emit_stats(call_id, jitter_ms=4.0, loss_percent=0.4, rtt_ms=40.0, mos=4.3)
         await until(pilot, lambda: "01:15" in _rows(app), what="timer")

@@ -32,22 +32,31 @@ def book(tmp_path: Path) -> Iterator[Book]:
 
 
 def fill(book: Book) -> None:
-    book.contacts.add_many([
-        Contact(name="zoe Zimmer", uris=("sip:zoe@example.com",)),
-        Contact(name="Bob Brown", uris=("sip:bob@example.com", "tel:+15550100", "bob@work.example"),
-                favourite=True),
-        Contact(name="Front Door", uris=("sip:door@192.0.2.20",),
-                rtsp_url="rtsp://192.0.2.20/stream"),
-        Contact(name="Alice Anderson", uris=("sip:alice@example.com",)),
-    ])
+    book.contacts.add_many(
+        [
+            Contact(name="zoe Zimmer", uris=("sip:zoe@example.com",)),
+            Contact(
+                name="Bob Brown",
+                uris=("sip:bob@example.com", "tel:+15550100", "bob@work.example"),
+                favourite=True,
+            ),
+            Contact(
+                name="Front Door",
+                uris=("sip:door@192.0.2.20",),
+                rtsp_url="rtsp://192.0.2.20/stream",
+            ),
+            Contact(name="Alice Anderson", uris=("sip:alice@example.com",)),
+        ]
+    )
 
 
 async def loaded(pilot: Pilot[Any], rows: int) -> ContactsScreen:
     await until(pilot, lambda: isinstance(pilot.app.screen, ContactsScreen), what="screen")
     screen = pilot.app.screen
     assert isinstance(screen, ContactsScreen)
-    await until(pilot, lambda: screen.loaded and screen.table.row_count == rows,
-                what=f"{rows} rows")
+    await until(
+        pilot, lambda: screen.loaded and screen.table.row_count == rows, what=f"{rows} rows"
+    )
     return screen
 
 
@@ -112,14 +121,20 @@ async def test_favourite_toggle_persists(book: Book) -> None:
     async with host(book).run_test(size=(100, 30)) as pilot:
         screen = await loaded(pilot, 4)
         await pilot.press("down", "f")  # Alice
-        await until(pilot, lambda: names(screen)[:2] == ["Alice Anderson", "Bob Brown"],
-                    what="Alice starred")
+        await until(
+            pilot,
+            lambda: names(screen)[:2] == ["Alice Anderson", "Bob Brown"],
+            what="Alice starred",
+        )
         alice = next(c for c in book.contacts.list() if c.name == "Alice Anderson")
         assert alice.favourite
         assert screen.selected() == alice  # the cursor followed her to the top
         await pilot.press("f")
-        await until(pilot, lambda: not book.contacts.get(alice.id or 0).favourite,  # type: ignore[union-attr]
-                    what="unstarred")
+        await until(
+            pilot,
+            lambda: not book.contacts.get(alice.id or 0).favourite,  # type: ignore[union-attr]
+            what="unstarred",
+        )
 
 
 async def test_delete_with_confirm(book: Book) -> None:
@@ -198,8 +213,11 @@ async def test_import_vcard_counts_and_skips_duplicates(book: Book) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await loaded(pilot, 0)
         await import_file(pilot, str(VCARDS / "google.vcf"))
-        await until(pilot, lambda: any(m.startswith("Imported") for m, _ in app.notes()),
-                    what="import summary")
+        await until(
+            pilot,
+            lambda: any(m.startswith("Imported") for m, _ in app.notes()),
+            what="import summary",
+        )
         message, severity = next(n for n in app.notes() if n[0].startswith("Imported"))
         stored = book.contacts.count()
         assert stored == 3 and message.startswith("Imported 3 contacts, 1 problem:\n")
@@ -208,8 +226,11 @@ async def test_import_vcard_counts_and_skips_duplicates(book: Book) -> None:
         # The same file again: every card is already there, nothing is stored twice.
         app._notifications.clear()
         await import_file(pilot, str(VCARDS / "google.vcf"))
-        await until(pilot, lambda: any(m.startswith("Imported") for m, _ in app.notes()),
-                    what="second summary")
+        await until(
+            pilot,
+            lambda: any(m.startswith("Imported") for m, _ in app.notes()),
+            what="second summary",
+        )
         message, severity = next(n for n in app.notes() if n[0].startswith("Imported"))
         assert message.startswith("Imported 0 contacts, 4 problems:\n")  # 3 duplicates + 1
         assert "Alice Anderson: already in contacts as Alice Anderson, skipped" in message
@@ -226,15 +247,20 @@ async def test_import_unreadable_path_is_an_error(book: Book, tmp_path: Path) ->
         assert severity == "error" and "cannot read" in message and "missing.vcf" in message
 
 
-async def test_import_expands_home(book: Book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_import_expands_home(
+    book: Book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "ios.vcf").write_bytes((VCARDS / "ios.vcf").read_bytes())
     app = host(book)
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, 0)
         await import_file(pilot, "~/ios.vcf")
-        await until(pilot, lambda: any(m.startswith("Imported") for m, _ in app.notes()),
-                    what="import summary")
+        await until(
+            pilot,
+            lambda: any(m.startswith("Imported") for m, _ in app.notes()),
+            what="import summary",
+        )
         assert book.contacts.count() > 0
 
 

@@ -34,21 +34,40 @@ def fixed_now() -> datetime:
 
 def record(minutes_ago: float, uri: str, **kw: Any) -> CallRecord:
     fields: dict[str, Any] = {
-        "direction": "out", "account": "work", "result": "answered", "duration_s": 65.0,
+        "direction": "out",
+        "account": "work",
+        "result": "answered",
+        "duration_s": 65.0,
     }
     fields.update(kw)
-    return CallRecord(started_at=(NOW - timedelta(minutes=minutes_ago)).astimezone(UTC),
-                      remote_uri=uri, **fields)
+    return CallRecord(
+        started_at=(NOW - timedelta(minutes=minutes_ago)).astimezone(UTC), remote_uri=uri, **fields
+    )
 
 
 def fill(book: Book, recording: Path | None = None) -> None:
     book.contacts.add(Contact(name="Alice Anderson", uris=("sip:alice@example.com",)))
     h = book.history
     h.add(record(60 * 24 * 30, "sip:old@example.com", result="failed", duration_s=0))
-    h.add(record(60 * 24 * 3, "sip:bob@example.com", remote_name="Bob B", direction="in",
-                 result="missed", duration_s=0))
-    h.add(record(60 * 5, "sip:alice@example.com", remote_name="A. from INVITE", duration_s=3725,
-                 recording_path=str(recording) if recording else "/nowhere/rec-1.wav"))
+    h.add(
+        record(
+            60 * 24 * 3,
+            "sip:bob@example.com",
+            remote_name="Bob B",
+            direction="in",
+            result="missed",
+            duration_s=0,
+        )
+    )
+    h.add(
+        record(
+            60 * 5,
+            "sip:alice@example.com",
+            remote_name="A. from INVITE",
+            duration_s=3725,
+            recording_path=str(recording) if recording else "/nowhere/rec-1.wav",
+        )
+    )
     h.add(record(10, "sip:carol@example.com", direction="in", duration_s=42))
 
 
@@ -67,8 +86,9 @@ def screen_of(app: App[Any]) -> HistoryScreen:
 async def loaded(pilot: Pilot[Any], rows: int) -> HistoryScreen:
     await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen), what="screen pushed")
     screen = screen_of(pilot.app)
-    await until(pilot, lambda: screen.loaded and screen.table.row_count == rows,
-                what=f"{rows} rows")
+    await until(
+        pilot, lambda: screen.loaded and screen.table.row_count == rows, what=f"{rows} rows"
+    )
     return screen
 
 
@@ -91,7 +111,12 @@ async def test_rows_newest_first_with_contact_names(book: Book) -> None:
         table = screen.table
         remotes = [str(table.get_row_at(i)[2]) for i in range(4)]
         # contact name beats the INVITE's display name; remote_name beats the bare URI
-        assert remotes == ["sip:carol@example.com", "Alice Anderson", "Bob B", "sip:old@example.com"]
+        assert remotes == [
+            "sip:carol@example.com",
+            "Alice Anderson",
+            "Bob B",
+            "sip:old@example.com",
+        ]
         first = table.get_row_at(1)
         assert first[0] == "Today 10:30" and first[3] == "1:02:05" and first[5] == "●"
         assert str(table.get_row_at(2)[4]) == "missed" and table.get_row_at(2)[3] == ""
@@ -146,8 +171,9 @@ async def test_paging_loads_more_at_the_end(book: Book) -> None:
         await pilot.press("end")
         await until(pilot, lambda: screen.table.row_count == 6, what="second page")
         await pilot.press("end")
-        await until(pilot, lambda: screen.table.row_count == 7 and screen.exhausted,
-                    what="last page")
+        await until(
+            pilot, lambda: screen.table.row_count == 7 and screen.exhausted, what="last page"
+        )
         uris = [r.remote_uri for r in screen.records]
         assert uris == [f"sip:u{i}@example.com" for i in range(7)]
 
@@ -175,8 +201,9 @@ async def test_clear_all_asks_then_empties(book: Book) -> None:
         await pilot.press("C")
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), what="confirm")
         await pilot.press("y")
-        await until(pilot, lambda: book.history.count() == 0 and screen.records == [],
-                    what="cleared")
+        await until(
+            pilot, lambda: book.history.count() == 0 and screen.records == [], what="cleared"
+        )
         assert not screen.query_one("#history-empty").has_class("-hidden")
 
 
@@ -233,8 +260,11 @@ async def test_missing_recording_notifies(book: Book) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, 4)
         await pilot.press("down", "p")
-        await until(pilot, lambda: any("is gone" in n.message for n in app._notifications),
-                    what="error notification")
+        await until(
+            pilot,
+            lambda: any("is gone" in n.message for n in app._notifications),
+            what="error notification",
+        )
         note = next(n for n in app._notifications if "is gone" in n.message)
         assert note.severity == "error" and "/nowhere/rec-1.wav" in note.message
         assert phone.played == []
@@ -259,4 +289,3 @@ def test_snapshot_light_theme(snap_compare: Any, tmp_path: Path) -> None:
     app = snapshot_app(tmp_path)
     app.theme = "textual-light"
     assert snap_compare(app, terminal_size=(80, 24), run_before=wait_rows)
-

@@ -25,8 +25,13 @@ from softphone.tui.screens.settings import (
 
 TWO_ACCOUNTS = {
     "account": [
-        {"name": "work", "uri": "sip:alice@example.com", "password": "s3cret-w0rk",
-         "registrar": "sip:example.com", "transport": "tls"},
+        {
+            "name": "work",
+            "uri": "sip:alice@example.com",
+            "password": "s3cret-w0rk",
+            "registrar": "sip:example.com",
+            "transport": "tls",
+        },
         {"name": "lab", "uri": "sip:alice@lab.test", "transport": "udp"},
     ],
 }
@@ -61,12 +66,30 @@ class FakeDevices(DeviceService):
 
 
 DEVICES = [
-    DeviceChoice(name="Built-in Mic", index=0, inputs=2, outputs=0, is_default_input=True,
-                 is_default_output=False),
-    DeviceChoice(name="USB Headset", index=3, inputs=1, outputs=2, is_default_input=False,
-                 is_default_output=False),
-    DeviceChoice(name="Speakers", index=4, inputs=0, outputs=2, is_default_input=False,
-                 is_default_output=True),
+    DeviceChoice(
+        name="Built-in Mic",
+        index=0,
+        inputs=2,
+        outputs=0,
+        is_default_input=True,
+        is_default_output=False,
+    ),
+    DeviceChoice(
+        name="USB Headset",
+        index=3,
+        inputs=1,
+        outputs=2,
+        is_default_input=False,
+        is_default_output=False,
+    ),
+    DeviceChoice(
+        name="Speakers",
+        index=4,
+        inputs=0,
+        outputs=2,
+        is_default_input=False,
+        is_default_output=True,
+    ),
 ]
 
 
@@ -118,8 +141,14 @@ async def test_add_an_account_and_save_writes_toml_that_loads_back(tmp_path: Pat
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
         form = form_of(app)
-        fill(form, name="home", uri="sip:bob@voip.example.org", password="pa ss",
-             registrar="sip:voip.example.org", expires="600")
+        fill(
+            form,
+            name="home",
+            uri="sip:bob@voip.example.org",
+            password="pa ss",
+            registrar="sip:voip.example.org",
+            expires="600",
+        )
         form.query_one("#f-transport", Select).value = "tcp"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back on settings")
@@ -200,18 +229,25 @@ async def test_invalid_general_settings_are_reported_and_not_saved(tmp_path: Pat
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(app.results) == 1, what="saved")
     saved = load_config(path)
-    assert saved.codecs == ("PCMU", "opus") and (saved.rtp_port_min, saved.rtp_port_max) == (20000, 20100)
+    assert saved.codecs == ("PCMU", "opus") and (saved.rtp_port_min, saved.rtp_port_max) == (
+        20000,
+        20100,
+    )
     assert saved.account("work").password == "s3cret-w0rk"
 
 
 async def test_a_write_error_is_a_notification_and_the_screen_stays(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    app = Host(lambda: SettingsScreen(Config(), path=blocker / "config.toml", devices=FakeDevices()))
+    app = Host(
+        lambda: SettingsScreen(Config(), path=blocker / "config.toml", devices=FakeDevices())
+    )
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: any(m.startswith("Cannot write") for m in notices(app)), what="a notice")
+        await until(
+            pilot, lambda: any(m.startswith("Cannot write") for m in notices(app)), what="a notice"
+        )
         assert isinstance(app.screen, SettingsScreen) and app.results == []
 
 
@@ -221,10 +257,15 @@ async def test_escape_with_changes_asks_to_discard(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
         await pilot.press("d")  # delete "work"
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="delete confirmation")
+        await until(
+            pilot, lambda: isinstance(app.screen, ConfirmDialog), what="delete confirmation"
+        )
         await pilot.press("y")
-        await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen.table.row_count == 1,
-                    what="one account left")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, SettingsScreen) and app.screen.table.row_count == 1,
+            what="one account left",
+        )
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="discard question")
         assert "Discard changes?" in str(app.screen.query_one("#confirm-question", Label).render())
@@ -242,14 +283,19 @@ async def test_escape_without_changes_closes_at_once(tmp_path: Path) -> None:
     app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices(DEVICES)))
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
-        await until(pilot, lambda: settings_of(app).device_choices == DEVICES, what="devices listed")
+        await until(
+            pilot, lambda: settings_of(app).device_choices == DEVICES, what="devices listed"
+        )
         await pilot.press("escape")
         await until(pilot, lambda: app.results == [None], what="closed")
 
 
 async def test_first_run_opens_the_new_account_form_under_a_welcome(tmp_path: Path) -> None:
-    app = Host(lambda: SettingsScreen(Config(), path=tmp_path / "c.toml", first_run=True,
-                                      devices=FakeDevices()))
+    app = Host(
+        lambda: SettingsScreen(
+            Config(), path=tmp_path / "c.toml", first_run=True, devices=FakeDevices()
+        )
+    )
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
         assert form_of(app).account is None
@@ -275,8 +321,11 @@ async def test_audio_tab_lists_devices_plays_a_tone_and_meters(tmp_path: Path) -
         assert [v for _, v in output._options] == ["@default", "3", "4"]
         assert [v for _, v in inputs._options] == ["@default", "0", "3"]
         await until(pilot, lambda: devices.meters == [None], what="the meter started")
-        await until(pilot, lambda: "-20 dBFS" in str(screen.query_one("#mic-level", Label).render()),
-                    what="a level")
+        await until(
+            pilot,
+            lambda: "-20 dBFS" in str(screen.query_one("#mic-level", Label).render()),
+            what="a level",
+        )
         output.value = "3"
         await pilot.click("#test-tone")
         await until(pilot, lambda: devices.tones == [3], what="the test tone")
@@ -308,13 +357,19 @@ async def test_no_audio_devices_says_why_and_the_rest_works(tmp_path: Path) -> N
 
 def test_snapshot_accounts_80x24(snap_compare: Any, tmp_path: Path) -> None:
     config, _ = config_file(tmp_path)
-    app = Host(lambda: SettingsScreen(config, path=Path("/nonexistent/config.toml"),
-                                      devices=FakeDevices(DEVICES)))
+    app = Host(
+        lambda: SettingsScreen(
+            config, path=Path("/nonexistent/config.toml"), devices=FakeDevices(DEVICES)
+        )
+    )
     assert snap_compare(app, terminal_size=(80, 24))
 
 
 def test_snapshot_accounts_160x48(snap_compare: Any, tmp_path: Path) -> None:
     config, _ = config_file(tmp_path)
-    app = Host(lambda: SettingsScreen(config, path=Path("/nonexistent/config.toml"),
-                                      devices=FakeDevices(DEVICES)))
+    app = Host(
+        lambda: SettingsScreen(
+            config, path=Path("/nonexistent/config.toml"), devices=FakeDevices(DEVICES)
+        )
+    )
     assert snap_compare(app, terminal_size=(160, 48))

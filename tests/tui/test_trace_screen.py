@@ -40,11 +40,26 @@ AUTH_INVITE = (
 )
 
 
-def msg(n: int, direction: Literal["sent", "received"], remote: str, first_line: str,
-        cseq: str, text: str | None = None) -> TracedMessage:
-    body = text or f"{first_line}\r\nCall-ID: c1@192.0.2.10\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
-    return TracedMessage(at=T0 + n * 0.125, direction=direction, local=US, remote=remote,
-                         first_line=first_line, text=body)
+def msg(
+    n: int,
+    direction: Literal["sent", "received"],
+    remote: str,
+    first_line: str,
+    cseq: str,
+    text: str | None = None,
+) -> TracedMessage:
+    body = (
+        text
+        or f"{first_line}\r\nCall-ID: c1@192.0.2.10\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+    )
+    return TracedMessage(
+        at=T0 + n * 0.125,
+        direction=direction,
+        local=US,
+        remote=remote,
+        first_line=first_line,
+        text=body,
+    )
 
 
 TRACE = [
@@ -88,8 +103,16 @@ def rows(app: App[Any]) -> list[str]:
 
 def test_labels_name_the_method_or_status_and_the_answered_method() -> None:
     assert [message_label(m) for m in TRACE] == [
-        "INVITE", "407 Proxy Authentication Required (INVITE)", "ACK", "INVITE", "100 Trying",
-        "180 Ringing", "200 OK (INVITE)", "ACK", "BYE", "200 OK (BYE)",
+        "INVITE",
+        "407 Proxy Authentication Required (INVITE)",
+        "ACK",
+        "INVITE",
+        "100 Trying",
+        "180 Ringing",
+        "200 OK (INVITE)",
+        "ACK",
+        "BYE",
+        "200 OK (BYE)",
     ]
 
 
@@ -116,7 +139,9 @@ def test_rows_draw_arrows_from_sender_to_receiver() -> None:
 
 
 def test_redaction_hides_authorization_values_and_digest_responses() -> None:
-    shown = redact_for_display(AUTH_INVITE + 'X-Note: response="leak"\r\nAuthorization: Basic YWxpY2U6cHc=\r\n')
+    shown = redact_for_display(
+        AUTH_INVITE + 'X-Note: response="leak"\r\nAuthorization: Basic YWxpY2U6cHc=\r\n'
+    )
     assert SECRET not in shown and "leak" not in shown and "YWxpY2U6cHc=" not in shown
     assert "Proxy-Authorization: <redacted>\r\nContent-Length: 0" in shown  # the folded line too
     assert "Authorization: <redacted>" in shown and 'response="<redacted>"' in shown
@@ -126,7 +151,11 @@ async def test_ladder_shows_one_row_per_message_with_columns_for_each_party() ->
     phone, call_id = phone_with(TRACE)
     app = Host(lambda: TraceScreen(phone, call_id, tz=UTC))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, TraceScreen) and len(rows(app)) == 10, what="10 rows")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, TraceScreen) and len(rows(app)) == 10,
+            what="10 rows",
+        )
         shown = rows(app)
         assert shown[0].startswith("14:05:09.250 ") and shown[9].startswith("14:05:10.375 ")
         assert all(row.count("│") + row.count("┼") == 3 for row in shown)
@@ -140,7 +169,9 @@ async def test_enter_shows_the_full_message_redacted_and_escape_closes_it() -> N
     phone, call_id = phone_with(TRACE)
     app = Host(lambda: TraceScreen(phone, call_id, tz=UTC))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, TraceScreen) and len(rows(app)) == 10, what="rows")
+        await until(
+            pilot, lambda: isinstance(app.screen, TraceScreen) and len(rows(app)) == 10, what="rows"
+        )
         await pilot.press("down", "down", "down", "enter")
         await until(pilot, lambda: isinstance(app.screen, MessageScreen), what="the message modal")
         modal = app.screen
@@ -158,7 +189,11 @@ async def test_refresh_adds_new_messages_and_keeps_the_selection() -> None:
     phone, call_id = phone_with(TRACE[:4])
     app = Host(lambda: TraceScreen(phone, call_id, tz=UTC))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, TraceScreen) and len(rows(app)) == 4, what="4 rows")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, TraceScreen) and len(rows(app)) == 4,
+            what="4 rows",
+        )
         await pilot.press("down", "down")
         phone.add_trace(call_id, *TRACE[4:])
         await until(pilot, lambda: len(rows(app)) == 10, timeout_s=3.0, what="the refresh")
@@ -174,7 +209,9 @@ async def test_empty_trace_says_so_and_then_shows_messages_when_they_come() -> N
         empty = app.screen.query_one("#trace-empty")
         assert empty.display and str(empty.render()) == EMPTY_TEXT
         phone.add_trace(call_id, TRACE[0])
-        await until(pilot, lambda: len(rows(app)) == 1 and not empty.display, timeout_s=3.0, what="a row")
+        await until(
+            pilot, lambda: len(rows(app)) == 1 and not empty.display, timeout_s=3.0, what="a row"
+        )
 
 
 async def test_a_phone_error_is_a_notification_not_a_traceback() -> None:
@@ -184,7 +221,11 @@ async def test_a_phone_error_is_a_notification_not_a_traceback() -> None:
 
     app = Host(lambda: TraceScreen(Broken(), "nope", tz=UTC))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: any(n.message == "no call with id nope" for n in app._notifications), what="a notice")
+        await until(
+            pilot,
+            lambda: any(n.message == "no call with id nope" for n in app._notifications),
+            what="a notice",
+        )
         assert str(app.screen.query_one("#trace-empty").render()) == EMPTY_TEXT
 
 

@@ -310,7 +310,9 @@ class ContactsScreen(Screen[str | None]):
             table.add_row(
                 "★" if contact.favourite else "",
                 Text(contact.name, no_wrap=True, overflow="ellipsis"),
-                Text(f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"),
+                Text(
+                    f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"
+                ),
                 "rtsp" if contact.rtsp_url else "",
                 key=str(contact.id),
             )

@@ -402,4 +402,3 @@ class HistoryScreen(Screen[str | None]):
         self.records = []
         self.exhausted = True
         self._render_rows([], keep_cursor=False)
-

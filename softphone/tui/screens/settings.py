@@ -142,19 +142,27 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
                     yield Label(label)
                     if key == "password":
                         yield Input(
-                            "", placeholder=PASSWORD_HINT if self.has_password else "",
-                            password=True, id=field_id, compact=True,
+                            "",
+                            placeholder=PASSWORD_HINT if self.has_password else "",
+                            password=True,
+                            id=field_id,
+                            compact=True,
                         )
                         continue
                     value = acct.get(key)
                     yield Input(
-                        "" if value is None else str(value), placeholder=placeholder,
-                        id=field_id, compact=True,
+                        "" if value is None else str(value),
+                        placeholder=placeholder,
+                        id=field_id,
+                        compact=True,
                     )
                 yield Label("Transport")
                 yield Select(
-                    [(t.upper(), t) for t in TRANSPORTS], value=str(acct.get("transport", "udp")),
-                    allow_blank=False, id="f-transport", compact=True,
+                    [(t.upper(), t) for t in TRANSPORTS],
+                    value=str(acct.get("transport", "udp")),
+                    allow_blank=False,
+                    id="f-transport",
+                    compact=True,
                 )
             if self.has_password:
                 yield Label(f"Password: {PASSWORD_HINT}.", id="form-hint")
@@ -284,34 +292,54 @@ class SettingsScreen(Screen[Config | None]):
                 with VerticalScroll():
                     yield Label("Looking for audio devices…", id="audio-status")
                     with Grid(classes="settings-grid"):
-                        for key, label in (("input", "Microphone"), ("output", "Speaker"),
-                                           ("ring", "Ring on")):
+                        for key, label in (
+                            ("input", "Microphone"),
+                            ("output", "Speaker"),
+                            ("ring", "Ring on"),
+                        ):
                             yield Label(label)
                             spec = getattr(cfg, f"{key}_device")
-                            yield Select(self._device_options(key, spec), value=_device_value(spec),
-                                         allow_blank=False, id=f"{key}-device")
+                            yield Select(
+                                self._device_options(key, spec),
+                                value=_device_value(spec),
+                                allow_blank=False,
+                                id=f"{key}-device",
+                            )
                     with Horizontal(id="audio-actions"):
                         yield Button("Test tone", id="test-tone")
-                        yield ProgressBar(total=-METER_FLOOR_DBFS, show_percentage=False,
-                                          show_eta=False, id="mic-meter")
+                        yield ProgressBar(
+                            total=-METER_FLOOR_DBFS,
+                            show_percentage=False,
+                            show_eta=False,
+                            id="mic-meter",
+                        )
                         yield Label("microphone: off", id="mic-level")
             with TabPane("General", id="general"):
                 with VerticalScroll(), Grid(classes="settings-grid"):
                     yield Label("Codecs (in order)")
-                    yield Input(", ".join(c.lower() for c in cfg.codecs), id="codecs",
-                                placeholder="opus, g722, pcmu, pcma")
+                    yield Input(
+                        ", ".join(c.lower() for c in cfg.codecs),
+                        id="codecs",
+                        placeholder="opus, g722, pcmu, pcma",
+                    )
                     yield Label("RTP ports from")
                     yield Input(str(cfg.rtp_port_min), id="rtp-min")
                     yield Label("RTP ports to")
                     yield Input(str(cfg.rtp_port_max), id="rtp-max")
                     yield Label("SIP port")
-                    yield Input("" if cfg.sip_port is None else str(cfg.sip_port), id="sip-port",
-                                placeholder="5060 (a free one when taken)")
+                    yield Input(
+                        "" if cfg.sip_port is None else str(cfg.sip_port),
+                        id="sip-port",
+                        placeholder="5060 (a free one when taken)",
+                    )
                     yield Label("Do not disturb")
                     yield Switch(cfg.do_not_disturb, id="dnd")
                     yield Label("Recordings folder")
-                    yield Input("" if cfg.recordings_dir is None else str(cfg.recordings_dir),
-                                id="recordings-dir", placeholder="default: the data folder")
+                    yield Input(
+                        "" if cfg.recordings_dir is None else str(cfg.recordings_dir),
+                        id="recordings-dir",
+                        placeholder="default: the data folder",
+                    )
         yield Label("", id="settings-error")
         yield Footer()
 
@@ -345,8 +373,13 @@ class SettingsScreen(Screen[Config | None]):
         table.clear(columns=True)
         table.add_columns("Name", "URI", "Registrar", "Transport")
         for acct in self.accounts:
-            table.add_row(acct["name"], acct["uri"], acct.get("registrar", "—"),
-                          str(acct.get("transport", "udp")), key=acct["name"])
+            table.add_row(
+                acct["name"],
+                acct["uri"],
+                acct.get("registrar", "—"),
+                str(acct.get("transport", "udp")),
+                key=acct["name"],
+            )
         if self.accounts:
             table.move_cursor(row=min(keep, len(self.accounts) - 1))
 
@@ -400,9 +433,18 @@ class SettingsScreen(Screen[Config | None]):
     def collect(self) -> dict[str, Any]:
         """The config dict the screen shows now (not validated)."""
         data = config_to_dict(self.config)  # keeps cameras, user_agent and unknown keys
-        for key in ("account", "codecs", "rtp_port_min", "rtp_port_max", "sip_port",
-                    "do_not_disturb", "recordings_dir", "input_device", "output_device",
-                    "ring_device"):
+        for key in (
+            "account",
+            "codecs",
+            "rtp_port_min",
+            "rtp_port_max",
+            "sip_port",
+            "do_not_disturb",
+            "recordings_dir",
+            "input_device",
+            "output_device",
+            "ring_device",
+        ):
             data.pop(key, None)
         if self.accounts:
             data["account"] = copy.deepcopy(self.accounts)

@@ -145,7 +145,9 @@ def ladder_row(message: TracedMessage, parties: Sequence[str], width: int) -> st
         line[end + 1] = "◀"
     # The label sits in the hop next to the sender, so a crossed life line stays visible.
     step = [x for x in positions if low < x < high]
-    seg_low, seg_high = (start, min(step, default=end)) if end > start else (max(step, default=end), start)
+    seg_low, seg_high = (
+        (start, min(step, default=end)) if end > start else (max(step, default=end), start)
+    )
     label = _fit(message_label(message), seg_high - seg_low - 5)
     if label:
         text = f" {label} "

@@ -10,8 +10,14 @@ from textual.widgets import DataTable
 __all__ = ["CallRow", "CallsTable", "format_timer"]
 
 COLUMNS = ("", "Remote", "State", "Time", "Codec", "Flags")
-WIDTHS: dict[str, int | None] = {"": 1, "Remote": None, "State": 11, "Time": 7, "Codec": 5,
-                                 "Flags": 16}
+WIDTHS: dict[str, int | None] = {
+    "": 1,
+    "Remote": None,
+    "State": 11,
+    "Time": 7,
+    "Codec": 5,
+    "Flags": 16,
+}
 
 
 def format_timer(seconds: float | None) -> str:
@@ -38,8 +44,14 @@ class CallRow:
 
     def cells(self) -> tuple[str, ...]:
         arrow = "→" if self.direction == "outgoing" else "←"
-        return (arrow, self.remote, self.state, format_timer(self.talk_s), self.codec or "",
-                " ".join(self.flags))
+        return (
+            arrow,
+            self.remote,
+            self.state,
+            format_timer(self.talk_s),
+            self.codec or "",
+            " ".join(self.flags),
+        )
 
 
 class CallsTable(DataTable[str]):
@@ -70,7 +82,9 @@ class CallsTable(DataTable[str]):
             elif old != cells:
                 for label, value, before in zip(COLUMNS, cells, old, strict=True):
                     if value != before:
-                        self.update_cell(call_id, label or "dir", value, update_width=label == "Remote")
+                        self.update_cell(
+                            call_id, label or "dir", value, update_width=label == "Remote"
+                        )
             self._shown[call_id] = cells
 
     @property

@@ -35,15 +35,15 @@ class BookSuggester(Suggester):
         try:
             for contact in await self.book.contacts.search_async(text, limit=5):
                 if contact.name.casefold().startswith(needle):
-                    return value + contact.name[len(value):]
+                    return value + contact.name[len(value) :]
                 for uri in contact.uris:
                     for form in (uri, uri.partition(":")[2]):
                         if form.casefold().startswith(needle):
-                            return value + form[len(value):]
+                            return value + form[len(value) :]
             for record in await self.book.history.search_async(text, limit=5):
                 for form in (record.remote_uri, record.remote_uri.partition(":")[2]):
                     if form.casefold().startswith(needle):
-                        return value + form[len(value):]
+                        return value + form[len(value) :]
         except StoreError:
             return None
         return None

@@ -16,8 +16,12 @@ from textual.widgets import Label, Sparkline, Static
 __all__ = ["LevelMeter", "QualityHistory", "QualityPanel", "level_bar"]
 
 HISTORY_POINTS: Final = 60
-METRICS: Final = (("jitter_ms", "jitter", "ms"), ("loss_percent", "loss", "%"),
-                  ("rtt_ms", "RTT", "ms"), ("mos", "MOS", ""))
+METRICS: Final = (
+    ("jitter_ms", "jitter", "ms"),
+    ("loss_percent", "loss", "%"),
+    ("rtt_ms", "RTT", "ms"),
+    ("mos", "MOS", ""),
+)
 FLOOR_DBFS: Final = -60.0
 
 
@@ -109,7 +113,9 @@ class QualityPanel(Vertical):
         self.query_one("#quality-empty", Label).display = history is None or not history.latest
         for key, name, unit in METRICS:
             latest = history.latest.get(key) if history is not None else None
-            self.query_one(f"#label-{key}", Label).update(f"{name:<7}{_value_text(latest, unit):>9}")
+            self.query_one(f"#label-{key}", Label).update(
+                f"{name:<7}{_value_text(latest, unit):>9}"
+            )
             spark = self.query_one(f"#spark-{key}", Sparkline)
             spark.data = list(history.series[key]) if history is not None else []
 
@@ -120,5 +126,7 @@ class QualityPanel(Vertical):
 
     @property
     def levels_shown(self) -> tuple[float | None, float | None]:
-        return (self.query_one("#meter-mic", LevelMeter).dbfs,
-                self.query_one("#meter-speaker", LevelMeter).dbfs)
+        return (
+            self.query_one("#meter-mic", LevelMeter).dbfs,
+            self.query_one("#meter-speaker", LevelMeter).dbfs,
+        )

@@ -12,7 +12,9 @@ import os
 import subprocess
 from typing import Any
 
-BANNED_PROGRAMS = frozenset({"ffmpeg", "ffprobe", "ffplay", "gst-launch-1.0", "gst-play-1.0", "gst-discoverer-1.0"})
+BANNED_PROGRAMS = frozenset(
+    {"ffmpeg", "ffprobe", "ffplay", "gst-launch-1.0", "gst-play-1.0", "gst-discoverer-1.0"}
+)
 
 
 class MediaGuardError(RuntimeError):
@@ -30,8 +32,14 @@ def install() -> None:
     real_open = av.open
 
     def guarded_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(file, (str, os.PathLike)) and "://" in os.fspath(file) and not os.fspath(file).startswith("file:"):
-            raise MediaGuardError(f"av.open({os.fspath(file)!r}): FFmpeg must not do the networking")
+        if (
+            isinstance(file, (str, os.PathLike))
+            and "://" in os.fspath(file)
+            and not os.fspath(file).startswith("file:")
+        ):
+            raise MediaGuardError(
+                f"av.open({os.fspath(file)!r}): FFmpeg must not do the networking"
+            )
         return real_open(file, *args, **kwargs)
 
     av.open = guarded_open  # type: ignore[assignment]
