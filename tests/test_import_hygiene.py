@@ -20,7 +20,6 @@ MODULES = [
     "softphone.sip.framing",
     "softphone.sip.transaction",
     "softphone.sip.dialog",
-    "softphone.sip.auth",
     "softphone.auth.digest",
     "softphone.sip.ua",
     "softphone.sdp",

@@ -387,6 +387,10 @@ class DigestClient:
                 return creds
         return None
 
+    def has_credentials(self, realm: str) -> bool:
+        """Whether a username and password fit ``realm`` (its own, or a catch-all)."""
+        return self._credentials_for(realm) is not None
+
     def can_answer(self, challenge: Challenge, *, previous: Sequence[str] = ()) -> bool:
         """Whether to answer ``challenge`` without asking the user.
 

@@ -842,42 +842,31 @@ class RtspClient:
 
         if self._credentials is None:
             return failed("the server asks for credentials and none were given")
-        from softphone.auth.digest import parse_challenges
+        # The auth modules load with the first challenge: most cameras on a LAN never ask.
+        from softphone.auth.challenge import REFUSED, choose_challenge
+
+        if pending.auth_attempts >= _MAX_AUTH_ATTEMPTS:
+            return failed(REFUSED)
 
         values = _challenge_values(response)
-        # RFC 8760 §2.4 / RFC 7616 §3.7: the strongest Digest algorithm offered; Basic last.
-        challenges = sorted(
-            parse_challenges(values), key=lambda c: c.algorithm.strength, reverse=True
-        )
-        basic = _basic_offered(values)
-        if pending.auth_attempts >= _MAX_AUTH_ATTEMPTS:
-            return failed("the server rejected the credentials")
-        if challenges:
-            challenge = challenges[0]
-            if challenge.nonce in pending.nonces and not challenge.stale:
-                return failed("the server rejected the credentials")
-            return self._retry_digest(pending, challenge, now)
-        if basic:
+        choice = choose_challenge(self._digest, values, answered_nonces=pending.nonces)
+        if choice.challenge is not None:
+            return self._retry_digest(pending, choice.challenge, now)
+        if choice.offered == 0 and _basic_offered(values):
             if pending.basic_tried:
-                return failed("the server rejected the credentials")
+                return failed(REFUSED)
             self._auth = _Auth.BASIC
             pending.basic_tried = True
             pending.auth_attempts += 1
             self._transmit(pending, now)
             return []
-        offered = response.headers.get_all("WWW-Authenticate")
-        schemes = ", ".join(v.split(" ")[0] for v in offered) or "none"
-        return failed(f"no supported authentication scheme offered ({schemes})")
+        if choice.offered == 0:
+            offered = response.headers.get_all("WWW-Authenticate")
+            schemes = ", ".join(v.split(" ")[0] for v in offered) or "none"
+            return failed(f"no supported authentication scheme offered ({schemes})")
+        return failed(choice.reason)
 
     def _retry_digest(self, pending: _Pending, challenge: Challenge, now: float) -> list[Event]:
-        if not self._digest.can_answer(challenge):  # e.g. only qop=auth-conf offered
-            self._apply(Input.RECV_FAILURE)
-            return [
-                AuthenticationFailed(
-                    method=pending.request.method,
-                    reason=f"unsupported digest challenge (qop {', '.join(challenge.qop)})",
-                )
-            ]
         if self._digest_realm not in (None, challenge.realm):
             self._digest.forget()
         # Remembered here; _transmit computes the value (nc 1 for a new nonce, RFC 7616 §3.4).
@@ -892,16 +881,16 @@ class RtspClient:
     def _refresh_nonce(self, response: RtspResponse) -> None:
         """A keep-alive was challenged (the nonce expired): later requests use the new nonce.
         The keep-alive itself is not repeated; the next one carries fresh credentials."""
-        from softphone.auth.digest import parse_challenges
+        from softphone.auth.challenge import choose_challenge
 
-        challenges = parse_challenges(_challenge_values(response))
-        if self._auth is _Auth.DIGEST and challenges:
-            best = max(challenges, key=lambda c: c.algorithm.strength)
-            if self._digest.can_answer(best):
-                if self._digest_realm != best.realm:
-                    self._digest.forget()
-                self._digest.remember(best)
-                self._digest_realm = best.realm
+        if self._auth is not _Auth.DIGEST:
+            return
+        best = choose_challenge(self._digest, _challenge_values(response)).challenge
+        if best is not None:
+            if self._digest_realm != best.realm:
+                self._digest.forget()
+            self._digest.remember(best)
+            self._digest_realm = best.realm
 
     def _on_server_request(self, request: RtspRequest) -> list[Event]:
         """Requests from the server (RFC 2326 §10): 200 to OPTIONS/GET_PARAMETER, else 501."""

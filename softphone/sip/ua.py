@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Final
 
-from softphone.auth.errors import ParseError as AuthParseError
+from softphone.auth.challenge import choose_challenge
+from softphone.auth.digest import Credentials, DigestClient
 from softphone.sip import events as ev
 from softphone.sip.address import Address, TransportName
-from softphone.sip.auth import Challenge, Credentials, DigestClient
 from softphone.sip.dialog import Dialog, DialogInput
 from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError, SipError
 from softphone.sip.headers import NameAddr, Via
@@ -1691,32 +1691,21 @@ class UserAgent:
         """§22.2: resend with credentials. Give up after MAX_AUTH_ATTEMPTS unless the nonce was stale."""
         proxy = resp.status == 407
         values = resp.headers.get_lines("Proxy-Authenticate" if proxy else "WWW-Authenticate")
-        challenges: list[Challenge] = []
-        for value in values:
-            try:
-                challenges.append(Challenge.parse(value))
-            except AuthParseError:
-                continue
         client = self._auth[acct.name]
         previous = request.headers.get_lines("Proxy-Authorization" if proxy else "Authorization")
-        usable = [c for c in challenges if client.can_answer(c, previous=previous)]
-        if not usable:
+        challenge = choose_challenge(client, values, previous=previous).challenge
+        if challenge is None:
             return None
-        if attempts >= MAX_AUTH_ATTEMPTS and not any(c.stale for c in usable):
+        if attempts >= MAX_AUTH_ATTEMPTS and not challenge.stale:
             return None
         copy = self._copy_request(request)
         copy.headers.remove("Via")
         name = "Proxy-Authorization" if proxy else "Authorization"
         copy.headers.remove(name)
-        for challenge in usable[:1]:
-            value = client.authorize(
-                challenge,
-                method=request.method,
-                uri=str(request.uri),
-                body=request.body,
-                proxy=proxy,
-            )
-            copy.headers.add(name, value)
+        value = client.authorize(
+            challenge, method=request.method, uri=str(request.uri), body=request.body, proxy=proxy
+        )
+        copy.headers.add(name, value)
         return copy
 
     @staticmethod

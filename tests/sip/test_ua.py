@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from softphone.auth.digest import Algorithm, make_challenge, verify_authorization
 from softphone.sip import events as ev
 from softphone.sip.address import Address
-from softphone.sip.auth import make_challenge, verify_authorization
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.message import Headers, SipRequest, SipResponse, parse_message
 from softphone.sip.ua import (
@@ -480,8 +480,14 @@ class Registrar:
     """A minimal registrar that challenges with digest, as Kamailio does."""
 
     def __init__(
-        self, *, min_expires: int = 60, password: str = "alicepw", public: Address | None = None
+        self,
+        *,
+        min_expires: int = 60,
+        password: str = "alicepw",
+        public: Address | None = None,
+        algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,),
     ) -> None:
+        self.algorithms = algorithms  # one challenge each, in this order
         self.public = public  # where the requests seem to come from (a NAT), stamped into Via
         self.min_expires = min_expires
         self.password = password
@@ -506,10 +512,11 @@ class Registrar:
         expires = int(req.headers.get("Expires") or "3600")
         if not auth or not verify_authorization(auth[0], password=self.password, method="REGISTER"):
             status = 403 if auth else 401
-            if status == 401:
+            for algorithm in self.algorithms if status == 401 else ():
+                nonce = f"n{len(self.requests)}-{algorithm.value}"
                 headers.add(
                     "WWW-Authenticate",
-                    make_challenge(realm="lab.test", nonce=f"n{len(self.requests)}"),
+                    make_challenge(realm="lab.test", nonce=nonce, algorithm=algorithm),
                 )
         elif 0 < expires < self.min_expires:
             status = 423
@@ -567,6 +574,17 @@ def test_register_answers_the_challenge_and_refreshes(caplog: pytest.LogCaptureF
     exchange(alice, registrar, 60.0)
     assert len(alice.of(ev.Registered)) == 2
     assert registrar.requests[-1].call_id == first.call_id  # same Call-ID for refreshes (§10.2.4)
+
+
+def test_register_answers_the_strongest_challenge_whatever_the_order() -> None:
+    # RFC 8760 §2.4: a registrar offers SHA-256 beside MD5 for old phones; we take SHA-256.
+    alice = registering_alice()
+    registrar = Registrar(algorithms=(Algorithm.MD5, Algorithm.SHA256))
+    alice.ua.register("alice", 0.0)
+    exchange(alice, registrar, 0.0)
+    assert len(alice.of(ev.Registered)) == 1
+    answer = registrar.requests[1].headers.get("Authorization") or ""
+    assert "algorithm=SHA-256" in answer and 'nonce="n1-SHA-256"' in answer
 
 
 def test_register_423_retries_with_min_expires() -> None:
