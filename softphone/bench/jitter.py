@@ -22,7 +22,8 @@ import numpy.typing as npt
 
 from softphone.media.codecs import CodecDescriptor, EncoderOptions, Pcm, get_codec
 from softphone.media.playout import Playout
-from softphone.rtp.jitter import FrameKind, JitterConfig
+from softphone.rtp.jitter import FrameKind
+from softphone.rtp.jitter_target import JitterConfig
 
 F64 = npt.NDArray[np.float64]
 

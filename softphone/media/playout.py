@@ -39,9 +39,9 @@ from softphone.rtp.jitter import (
     Decision,
     FrameKind,
     JitterBuffer,
-    JitterConfig,
     Stretch,
 )
+from softphone.rtp.jitter_target import JitterConfig
 
 FRAMES_MEMORY: Final = 4096
 """Frame records kept for :meth:`Playout.frames_played` (older ones are dropped)."""

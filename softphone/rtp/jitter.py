@@ -12,7 +12,7 @@ Design (how it differs from WebRTC NetEQ and PJSIP's jbuf, see shared/research/j
   every tick produced, concealment included. The *deadline offset* of the frame at the cursor is
   ``D = now - T/clock`` (the packet had to arrive by ``now``), and each arrival has an *arrival
   offset* ``A = arrival - T/clock``: a packet is on time iff ``A <= D``.
-- **Target.** Arrivals are grouped into 100 ms intervals of receiver time (so packets that bunch
+- **Target** (estimated in :mod:`softphone.rtp.jitter_target`). Arrivals are grouped into 100 ms intervals of receiver time (so packets that bunch
   behind one slow packet, FIFO, count once, and a delay spike is one event, as NetEQ's 500 ms
   maxima). Each interval's largest ``A`` is taken relative to a baseline: the larger of the
   fastest arrivals in the 0.5 s before and the 0.5 s after it, which follows a step of the base
@@ -63,6 +63,8 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final, Generic, TypeVar
 
+from softphone.rtp.jitter_target import JitterConfig, TargetEstimator
+
 PayloadT = TypeVar("PayloadT")
 
 RTP_SEQ_MOD: Final = 1 << 16
@@ -70,63 +72,6 @@ RTP_TS_MOD: Final = 1 << 32
 MAX_DROPOUT: Final = 3000  # RFC 3550 §A.1
 MAX_MISORDER: Final = 100  # RFC 3550 §A.1
 PLAYED_MEMORY: Final = 512  # sequence numbers remembered to tell duplicates from late packets
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JitterConfig:
-    """Tuning of the jitter buffer. Calls and the benchmark use the same defaults."""
-
-    initial_delay_ms: float = 20.0
-    """Deadline (over the first packet's arrival) before any statistics exist: room for a
-    moderately jittery path; on a clean one the excess goes in the first quiet frames."""
-    interval_ms: float = 100.0
-    """Arrivals are summarised per interval of receiver time (largest and smallest offset)."""
-    window_intervals: int = 50
-    """Intervals in the quantile window (50 x 100 ms = 5 s): how fast the target decays."""
-    baseline_intervals: int = 5
-    """Half-width of the baseline (fastest arrival) search around an interval."""
-    quantile: float = 0.7
-    """Quantile of the per-interval relative maxima that the deadline covers."""
-    margin_ms: float = 1.0
-    """Added to the quantile: a finite window underestimates the tail a little."""
-    min_target_ms: float = 10.0
-    """Floor of the target over the baseline. The receiver hands audio over in blocks (a call's
-    audio pump pulls ~5 ms every tick) and its event loop and the sender's are late now and then
-    by a tick or so: a target of 2 ms, which a loopback's statistics alone would give, turns the
-    first scheduling hiccup into concealment, a slip and a stretch to undo it."""
-    max_target_ms: float = 1000.0
-    """Bounds of the target over the baseline."""
-    hysteresis_ms: float = 2.0
-    """Below the target by this much, speech is expanded (pitch periods come whole)."""
-    speech_excess_ms: float = 8.0
-    """Above the target by this much, speech is accelerated (a pitch period is 2.5-15 ms: less
-    excess would often be overshot into an expand)."""
-    fast_excess_ms: float = 60.0
-    """Above the target by this much (a delay spike draining), accelerate speech every frame in
-    fast mode; below it by this much, expand every frame."""
-    stretch_spacing_ms: float = 120.0
-    """Least time between two normal time-stretches of *speech* (one pitch period each, so a
-    few % of the audio at most). Quiet frames are not limited (see ``quiet_min_ms``)."""
-    quiet_min_ms: float = 1.0
-    """Least excess (deadline over target) worth removing from a quiet frame. Quiet frames
-    (silence, pauses) are where delay is changed first: the playout cuts or pads them by up to
-    nearly a whole frame, which no listener hears, instead of time-stretching speech."""
-    late_budget: float = 0.006
-    """Share of packets that may be given up as late to keep spikes from slipping the timeline:
-    while the recent late rate is below it, a missing packet that arrives more than
-    ``skip_after_ms`` behind the cursor is dropped instead of waited for."""
-    skip_after_ms: float = 40.0
-    late_memory_packets: int = 1500
-    """Time constant (in packets received) of the recent late rate."""
-    stretch_budget: float = 0.03
-    """Recent share of audio time-stretched above which only large corrections are made
-    (fast accelerate, expand far below target): small ones wait until the rate falls."""
-    max_slip_ms: float = 1000.0
-    """A missing packet arriving later than this behind the cursor is dropped, not slipped."""
-    resync_s: float = 3.0
-    """An arrival offset this far from the recent baseline restarts the buffer."""
-    max_packets: int = 500
-    """Packets held at most (10 s of 20 ms frames)."""
 
 
 class State(Enum):
@@ -258,13 +203,6 @@ class _Packet(Generic[PayloadT]):
     payload: PayloadT
 
 
-@dataclass(slots=True)
-class _Interval:
-    index: int
-    highest: float
-    lowest: float
-
-
 class JitterBuffer(Generic[PayloadT]):
     """Packet scheduling for one stream. See the module docstring."""
 
@@ -284,17 +222,11 @@ class JitterBuffer(Generic[PayloadT]):
         self.granule_ticks = granule_ticks
         self.use_fec = use_fec
         self.config = config or JitterConfig()
-        self._interval_s = self.config.interval_ms / 1000.0
         self.state = State.EMPTY
         self._packets: dict[int, _Packet[PayloadT]] = {}
         self._played: deque[int] = deque(maxlen=PLAYED_MEMORY)
         self._played_set: set[int] = set()
-        self._intervals: deque[_Interval] = deque(
-            maxlen=self.config.window_intervals + self.config.baseline_intervals + 1
-        )
-        self._finished: dict[int, float] = {}  # interval index -> final relative maximum
-        self._target: float | None = None  # D* in seconds (absolute offset)
-        self._baseline: float | None = None
+        self._delay = TargetEstimator(self.config)  # D* and the baseline (jitter_target.py)
         self._counts = dict.fromkeys(
             (
                 "received",
@@ -317,7 +249,6 @@ class JitterBuffer(Generic[PayloadT]):
         self._stretch_rate = 0.0
         self._late_decay = 1.0 - 1.0 / max(1, self.config.late_memory_packets)
         self._last_deadline = 0.0
-        self._warming_up = True  # less than a second of statistics
         self._restart_timeline()
 
     # -- state machine -------------------------------------------------------------------------
@@ -341,10 +272,7 @@ class JitterBuffer(Generic[PayloadT]):
         self._packets.clear()
         self._played.clear()
         self._played_set.clear()
-        self._intervals.clear()
-        self._finished.clear()
-        self._target = None
-        self._baseline = None
+        self._delay.reset()
         self._restart_timeline()
         self._apply(Input.RESET)
 
@@ -380,13 +308,13 @@ class JitterBuffer(Generic[PayloadT]):
             self._counts["duplicate"] += 1
             return Arrival.DUPLICATE
         if (
-            self._baseline is not None
+            self._delay.baseline is not None
             and ext >= self._next_seq
-            and abs(offset - self._baseline) > self.config.resync_s
+            and abs(offset - self._delay.baseline) > self.config.resync_s
         ):
             self._resync(sequence, timestamp, payload, now)
             return Arrival.RESYNCED
-        self._observe(now, offset)
+        self._delay.observe(now, offset)
         if self.state is State.PREFETCHING and offset < self._anchor_offset:
             self._reanchor(offset)
         if ext > self._highest:
@@ -407,12 +335,12 @@ class JitterBuffer(Generic[PayloadT]):
         ext_ts = timestamp + RTP_TS_MOD
         self._highest, self._highest_ts = ext, ext_ts
         offset = now - ext_ts / self.clock_rate
-        self._observe(now, offset)
+        self._delay.observe(now, offset)
         self._next_seq = self._slot_seq = ext
         self._next_ts = ext_ts
         wait_s = self.config.initial_delay_ms / 1000.0
-        if self._target is not None and self._baseline is not None:
-            wait_s = max(0.0, self._target - offset)
+        if self._delay.target is not None and self._delay.baseline is not None:
+            wait_s = max(0.0, self._delay.target - offset)
         # The cursor sits before the packet by the wait, so silence fills it (PREFETCHING).
         self._cursor = ext_ts - round(wait_s * self.clock_rate)
         self._anchor_offset = offset
@@ -435,10 +363,7 @@ class JitterBuffer(Generic[PayloadT]):
         self._packets.clear()
         self._played.clear()
         self._played_set.clear()
-        self._intervals.clear()
-        self._finished.clear()
-        self._target = None
-        self._baseline = None
+        self._delay.reset()
         state = self.state
         self._restart_timeline()
         if state is not State.EMPTY:
@@ -470,69 +395,6 @@ class JitterBuffer(Generic[PayloadT]):
         if diff >= RTP_TS_MOD // 2:
             diff -= RTP_TS_MOD
         return self._highest_ts + diff
-
-    # -- statistics ------------------------------------------------------------------------------
-
-    def _observe(self, now: float, offset: float) -> None:
-        index = math.floor(now / self._interval_s)
-        intervals = self._intervals
-        if intervals and intervals[-1].index == index:
-            last = intervals[-1]
-            last.highest = max(last.highest, offset)
-            last.lowest = min(last.lowest, offset)
-        elif not intervals or index > intervals[-1].index:
-            intervals.append(_Interval(index, offset, offset))
-        else:  # the clock went backwards (not monotonic): fold into the newest interval
-            intervals[-1].highest = max(intervals[-1].highest, offset)
-            intervals[-1].lowest = min(intervals[-1].lowest, offset)
-        self._update_target(now, force=False)
-
-    def _update_target(self, now: float, *, force: bool) -> None:
-        """Recompute D* once per interval (and whenever the newest interval's extremes move)."""
-        intervals = self._intervals
-        if not intervals:
-            return
-        half = self.config.baseline_intervals
-        newest = intervals[-1].index
-        items = list(intervals)
-        lows = [iv.lowest for iv in items]
-        relative: list[float] = []
-        for pos, iv in enumerate(items):
-            final = self._finished.get(iv.index)
-            if final is not None:
-                relative.append(final)
-                continue
-            back = min(
-                low
-                for low, other in zip(lows[: pos + 1], items[: pos + 1], strict=True)
-                if other.index >= iv.index - half
-            )
-            ahead_items = [other for other in items[pos:] if other.index <= iv.index + half]
-            span = ahead_items[-1].index - iv.index
-            base = back
-            if span * 2 >= half:
-                base = max(back, min(other.lowest for other in ahead_items))
-            value = iv.highest - base
-            if newest - iv.index > half:
-                self._finished[iv.index] = value
-            relative.append(value)
-        oldest_kept = newest - self.config.window_intervals
-        for index in [i for i in self._finished if i < oldest_kept - half]:
-            del self._finished[index]
-        window = relative[-self.config.window_intervals :]
-        window.sort()
-        rank = min(len(window) - 1, max(0, math.ceil(self.config.quantile * len(window)) - 1))
-        quantile = window[rank]
-        baseline = min(iv.lowest for iv in items if iv.index >= newest - half)
-        self._baseline = baseline
-        spread = min(
-            max(quantile, self.config.min_target_ms / 1000.0), self.config.max_target_ms / 1000.0
-        )
-        self._warming_up = len(window) < self.config.baseline_intervals * 2
-        if self._warming_up:
-            spread = max(spread, self.config.initial_delay_ms / 1000.0)
-        self._target = baseline + spread + self.config.margin_ms / 1000.0
-        del now, force
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -707,7 +569,7 @@ class JitterBuffer(Generic[PayloadT]):
         period at most every ``stretch_spacing_ms``, when ``P`` is more than
         ``speech_excess_ms`` above its target or ``hysteresis_ms`` below it; far off (a delay
         spike), every frame (fast mode above). In the first second speech is not accelerated."""
-        if self._target is None:
+        if self._delay.target is None:
             return Stretch.NONE, 0
         config = self.config
         deadline = now - timestamp / self.clock_rate
@@ -727,7 +589,7 @@ class JitterBuffer(Generic[PayloadT]):
             stretch = Stretch.FAST_ACCELERATE
         elif excess_ms <= -config.fast_excess_ms:
             stretch = Stretch.EXPAND
-        elif spaced and excess_ms >= config.speech_excess_ms and not self._warming_up:
+        elif spaced and excess_ms >= config.speech_excess_ms and not self._delay.warming_up:
             # While the statistics are young (the first second), the target is a guess and the
             # first packets often bunch: only quiet frames move the delay down.
             stretch = Stretch.ACCELERATE
@@ -748,11 +610,11 @@ class JitterBuffer(Generic[PayloadT]):
         such point at or above ``D*`` (the frame then starts exactly on a pull; more delay
         would wait for nothing). Otherwise a frame must be here up to a block before it plays,
         so the target is ``D* + block`` (then ``D >= D*`` whatever the pull's size and time)."""
-        assert self._target is not None
+        assert self._delay.target is not None
         block = max(0, quantum_ticks) / self.clock_rate
         if not self._regular_pulls or block <= 0.0:
-            return self._target + block
-        steps = math.ceil((self._target - deadline) / block - 1e-9)
+            return self._delay.target + block
+        steps = math.ceil((self._delay.target - deadline) / block - 1e-9)
         return deadline + steps * block
 
     def stretched(self, ticks: int) -> None:
@@ -769,15 +631,15 @@ class JitterBuffer(Generic[PayloadT]):
     @property
     def target_delay_ms(self) -> float:
         """Target deadline over the fastest recent arrival (ms)."""
-        if self._target is None or self._baseline is None:
+        if self._delay.target is None or self._delay.baseline is None:
             return self.config.initial_delay_ms
-        return (self._target - self._baseline) * 1000.0
+        return (self._delay.target - self._delay.baseline) * 1000.0
 
     def buffer_delay_ms(self, now: float) -> float:
         """Deadline of the frame at the cursor over the fastest recent arrival (ms)."""
-        if self._baseline is None or self.state is State.EMPTY:
+        if self._delay.baseline is None or self.state is State.EMPTY:
             return 0.0
-        return (now - self._cursor / self.clock_rate - self._baseline) * 1000.0
+        return (now - self._cursor / self.clock_rate - self._delay.baseline) * 1000.0
 
     def stats(self, now: float) -> JitterStats:
         c = self._counts

@@ -1,0 +1,178 @@
+"""The jitter buffer's tuning, and the estimate of its target delay (sans-IO, no clock).
+
+The buffer (:mod:`softphone.rtp.jitter`) reports every arrival's *offset* (arrival time minus
+the packet's media time) to a :class:`TargetEstimator`, which answers with the target deadline
+``D*`` and the baseline it is measured from:
+
+- Arrivals are grouped into intervals of receiver time (100 ms by default), so that packets
+  that bunch behind one slow packet count once and a delay spike is one event, as NetEQ's
+  500 ms maxima.
+- Each interval's largest offset is taken relative to a baseline: the larger of the fastest
+  arrivals in the half-second before and the half-second after it. The baseline follows a step
+  of the base delay either way within half a second, and moves with clock drift.
+- ``D* = baseline now + the 70 % quantile of those relative maxima over the last 5 s + 1 ms``,
+  bounded by a floor and a ceiling. While less than a second of statistics exists, the target
+  is at least the initial delay (the estimate is a guess then).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = ["JitterConfig", "TargetEstimator"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JitterConfig:
+    """Tuning of the jitter buffer. Calls and the benchmark use the same defaults."""
+
+    initial_delay_ms: float = 20.0
+    """Deadline (over the first packet's arrival) before any statistics exist: room for a
+    moderately jittery path; on a clean one the excess goes in the first quiet frames."""
+    interval_ms: float = 100.0
+    """Arrivals are summarised per interval of receiver time (largest and smallest offset)."""
+    window_intervals: int = 50
+    """Intervals in the quantile window (50 x 100 ms = 5 s): how fast the target decays."""
+    baseline_intervals: int = 5
+    """Half-width of the baseline (fastest arrival) search around an interval."""
+    quantile: float = 0.7
+    """Quantile of the per-interval relative maxima that the deadline covers."""
+    margin_ms: float = 1.0
+    """Added to the quantile: a finite window underestimates the tail a little."""
+    min_target_ms: float = 10.0
+    """Floor of the target over the baseline. The receiver hands audio over in blocks (a call's
+    audio pump pulls ~5 ms every tick) and its event loop and the sender's are late now and then
+    by a tick or so: a target of 2 ms, which a loopback's statistics alone would give, turns the
+    first scheduling hiccup into concealment, a slip and a stretch to undo it."""
+    max_target_ms: float = 1000.0
+    """Bounds of the target over the baseline."""
+    hysteresis_ms: float = 2.0
+    """Below the target by this much, speech is expanded (pitch periods come whole)."""
+    speech_excess_ms: float = 8.0
+    """Above the target by this much, speech is accelerated (a pitch period is 2.5-15 ms: less
+    excess would often be overshot into an expand)."""
+    fast_excess_ms: float = 60.0
+    """Above the target by this much (a delay spike draining), accelerate speech every frame in
+    fast mode; below it by this much, expand every frame."""
+    stretch_spacing_ms: float = 120.0
+    """Least time between two normal time-stretches of *speech* (one pitch period each, so a
+    few % of the audio at most). Quiet frames are not limited (see ``quiet_min_ms``)."""
+    quiet_min_ms: float = 1.0
+    """Least excess (deadline over target) worth removing from a quiet frame. Quiet frames
+    (silence, pauses) are where delay is changed first: the playout cuts or pads them by up to
+    nearly a whole frame, which no listener hears, instead of time-stretching speech."""
+    late_budget: float = 0.006
+    """Share of packets that may be given up as late to keep spikes from slipping the timeline:
+    while the recent late rate is below it, a missing packet that arrives more than
+    ``skip_after_ms`` behind the cursor is dropped instead of waited for."""
+    skip_after_ms: float = 40.0
+    late_memory_packets: int = 1500
+    """Time constant (in packets received) of the recent late rate."""
+    stretch_budget: float = 0.03
+    """Recent share of audio time-stretched above which only large corrections are made
+    (fast accelerate, expand far below target): small ones wait until the rate falls."""
+    max_slip_ms: float = 1000.0
+    """A missing packet arriving later than this behind the cursor is dropped, not slipped."""
+    resync_s: float = 3.0
+    """An arrival offset this far from the recent baseline restarts the buffer."""
+    max_packets: int = 500
+    """Packets held at most (10 s of 20 ms frames)."""
+
+
+@dataclass(slots=True)
+class _Interval:
+    index: int
+    highest: float
+    lowest: float
+
+
+class TargetEstimator:
+    """Target deadline ``D*`` and baseline (both absolute offsets, in seconds) from arrivals."""
+
+    def __init__(self, config: JitterConfig) -> None:
+        self.config = config
+        self._interval_s = config.interval_ms / 1000.0
+        self._intervals: deque[_Interval] = deque(
+            maxlen=config.window_intervals + config.baseline_intervals + 1
+        )
+        self._finished: dict[int, float] = {}  # interval index -> final relative maximum
+        self.target: float | None = None
+        """``D*``: the deadline offset that covers the chosen quantile; None before any arrival."""
+        self.baseline: float | None = None
+        """The fastest recent arrival offset."""
+        self.warming_up = True
+        """Less than a second of statistics: the target is a guess."""
+
+    @property
+    def intervals_held(self) -> int:
+        """Intervals kept in memory (bounded by the window and the baseline's half-width)."""
+        return len(self._intervals)
+
+    def reset(self) -> None:
+        """Forget every arrival (a new source, or a restart of the buffer)."""
+        self._intervals.clear()
+        self._finished.clear()
+        self.target = None
+        self.baseline = None
+        self.warming_up = True
+
+    def observe(self, now: float, offset: float) -> None:
+        """One arrival at receiver time ``now`` with arrival offset ``offset``."""
+        index = math.floor(now / self._interval_s)
+        intervals = self._intervals
+        if intervals and intervals[-1].index == index:
+            last = intervals[-1]
+            last.highest = max(last.highest, offset)
+            last.lowest = min(last.lowest, offset)
+        elif not intervals or index > intervals[-1].index:
+            intervals.append(_Interval(index, offset, offset))
+        else:  # the clock went backwards (not monotonic): fold into the newest interval
+            intervals[-1].highest = max(intervals[-1].highest, offset)
+            intervals[-1].lowest = min(intervals[-1].lowest, offset)
+        self._update()
+
+    def _update(self) -> None:
+        """Recompute D* (every arrival: the newest interval's extremes may have moved)."""
+        intervals = self._intervals
+        half = self.config.baseline_intervals
+        newest = intervals[-1].index
+        items = list(intervals)
+        lows = [iv.lowest for iv in items]
+        relative: list[float] = []
+        for pos, iv in enumerate(items):
+            final = self._finished.get(iv.index)
+            if final is not None:
+                relative.append(final)
+                continue
+            back = min(
+                low
+                for low, other in zip(lows[: pos + 1], items[: pos + 1], strict=True)
+                if other.index >= iv.index - half
+            )
+            ahead_items = [other for other in items[pos:] if other.index <= iv.index + half]
+            span = ahead_items[-1].index - iv.index
+            base = back
+            if span * 2 >= half:
+                base = max(back, min(other.lowest for other in ahead_items))
+            value = iv.highest - base
+            if newest - iv.index > half:
+                self._finished[iv.index] = value
+            relative.append(value)
+        oldest_kept = newest - self.config.window_intervals
+        for index in [i for i in self._finished if i < oldest_kept - half]:
+            del self._finished[index]
+        window = relative[-self.config.window_intervals :]
+        window.sort()
+        rank = min(len(window) - 1, max(0, math.ceil(self.config.quantile * len(window)) - 1))
+        quantile = window[rank]
+        baseline = min(iv.lowest for iv in items if iv.index >= newest - half)
+        self.baseline = baseline
+        spread = min(
+            max(quantile, self.config.min_target_ms / 1000.0), self.config.max_target_ms / 1000.0
+        )
+        self.warming_up = len(window) < self.config.baseline_intervals * 2
+        if self.warming_up:
+            spread = max(spread, self.config.initial_delay_ms / 1000.0)
+        self.target = baseline + spread + self.config.margin_ms / 1000.0
