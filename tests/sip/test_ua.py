@@ -13,22 +13,13 @@ import pytest
 
 from softphone.auth.digest import Algorithm, make_challenge, verify_authorization
 from softphone.sip import events as ev
+from softphone.sip.account import AccountConfig
 from softphone.sip.address import Address
+from softphone.sip.call import CALL_TRANSITIONS, Call, CallInput, CallState
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.message import Headers, SipRequest, SipResponse, parse_message
-from softphone.sip.ua import (
-    CALL_TRANSITIONS,
-    REG_TRANSITIONS,
-    AccountConfig,
-    CallInput,
-    CallState,
-    RegInput,
-    RegState,
-    UserAgent,
-    _Call,
-    _Registration,
-    redact,
-)
+from softphone.sip.registration import REG_TRANSITIONS, RegInput, Registration, RegState
+from softphone.sip.ua import UserAgent, redact
 from softphone.sip.uri import SipUri
 
 OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
@@ -632,7 +623,7 @@ def test_nat_address_learned_from_via_is_registered() -> None:
 def test_every_call_state_input_pair_transitions_or_raises() -> None:
     acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
     for state, inp in itertools.product(CallState, CallInput):
-        call = _Call(
+        call = Call(
             call_id="c",
             account=acct,
             outgoing=True,
@@ -651,9 +642,7 @@ def test_every_call_state_input_pair_transitions_or_raises() -> None:
 def test_every_registration_state_input_pair_transitions_or_raises() -> None:
     acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
     for state, inp in itertools.product(RegState, RegInput):
-        reg = _Registration(
-            account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state
-        )
+        reg = Registration(account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state)
         if (state, inp) in REG_TRANSITIONS:
             assert reg.apply(inp) is REG_TRANSITIONS[(state, inp)]
         else:
