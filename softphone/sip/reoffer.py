@@ -97,7 +97,8 @@ class Reoffers:
             call.ack = self._ctx.send_stateless(ack, hop_for(dialog, call.account), now)
             return [ev.ReofferAnswered(call_id=call.call_id, sdp=sdp_body(resp))]
         if not sub.allows(RI.RECV_FAILURE):
-            # An earlier re-INVITE's transaction failing after its final response: it is over.
+            # No re-INVITE of ours is outstanding: an earlier one's transaction failing after
+            # its final response (a transport error on the ACK) changes nothing.
             logger.debug("re-INVITE %s: %d in %s ignored", call.call_id, status, sub.state.name)
             return []
         if (
@@ -156,20 +157,19 @@ class Reoffers:
     # --- theirs (§14.2) --------------------------------------------------------------------------
     def answer(self, call: Call, *, sdp: bytes | None, now: float) -> None:
         sub = call.reoffer
-        if not sub.allows(RI.SEND_2XX) or sub.server_tx is None or sub.request is None:
+        tx, request = sub.server_tx, sub.request
+        if not sub.allows(RI.SEND_2XX) or tx is None or request is None:
             raise LocalProtocolError("no re-INVITE to answer")
-        tx, resp = (
-            sub.server_tx,
-            self._ctx.response(sub.request, 200, contact=call.account, sdp=sdp),
-        )
+        resp = self._ctx.response(request, 200, contact=call.account, sdp=sdp)
         sub.apply(RI.SEND_2XX)
         self._ctx.send_response(tx, resp, now)
 
     def reject(self, call: Call, *, status: int = 488, now: float) -> None:
         sub = call.reoffer
-        if not sub.allows(RI.SEND_REJECT) or sub.server_tx is None or sub.request is None:
+        tx, request = sub.server_tx, sub.request
+        if not sub.allows(RI.SEND_REJECT) or tx is None or request is None:
             raise LocalProtocolError("no re-INVITE to reject")
-        tx, resp = sub.server_tx, self._ctx.response(sub.request, status)
+        resp = self._ctx.response(request, status)
         sub.apply(RI.SEND_REJECT)
         self._ctx.send_response(tx, resp, now)
 
