@@ -35,7 +35,7 @@ MODULES = ["softphone", "softphone.config", *_sans_io_modules()]
 
 
 def test_the_sans_io_modules_are_found() -> None:
-    assert {"softphone.sip.ua", "softphone.rtp.jitter", "softphone.rtsp.client"} <= set(MODULES)
+    assert {"softphone.sip.ua", "softphone.sip.registration", "softphone.rtp.jitter", "softphone.rtsp.client"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -50,10 +50,12 @@ from softphone.sdp import (
     create_offer,
 )
 from softphone.sip import events as ue
+from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import DEFAULT_PORTS, Address, TransportName
+from softphone.sip.call import CallState
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.timers import TimerConfig
-from softphone.sip.ua import AccountConfig, CallState, UserAgent, is_ip_literal
+from softphone.sip.ua import UserAgent
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import DnsBackend, DnspythonBackend, ResolveError, resolve
 from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint

@@ -39,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, assert_never
 
 from softphone.sip.address import Address
 from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
@@ -490,8 +490,23 @@ class ClientTransaction(_Transaction):
             case Input.RECV_1XX | Input.RECV_2XX | Input.RECV_300_699:
                 assert isinstance(message, SipResponse)
                 events += self._on_response(input_, old, now, message)
-            case _:  # D, K, M, transport errors: only the state changes
-                pass
+            case Input.TIMER_D | Input.TIMER_K | Input.TIMER_M | Input.TRANSPORT_ERROR:
+                pass  # only the state changes
+            case (
+                Input.RECV_REQUEST
+                | Input.RECV_ACK
+                | Input.SEND_1XX
+                | Input.SEND_2XX
+                | Input.SEND_300_699
+                | Input.TIMER_G
+                | Input.TIMER_H
+                | Input.TIMER_I
+                | Input.TIMER_J
+                | Input.TIMER_L
+            ):
+                pass  # server inputs: no client table has them, so they never get here
+            case _:
+                assert_never(input_)
         return events
 
     def _on_response(
@@ -638,8 +653,23 @@ class ServerTransaction(_Transaction):
                 events.append(AckNotReceived(branch=self.branch))
             case Input.TIMER_L if not self.ack_received:
                 events.append(AckNotReceived(branch=self.branch))
-            case _:  # I, J, L after an ACK, transport errors: only the state changes
-                pass
+            case Input.TIMER_I | Input.TIMER_J | Input.TIMER_L | Input.TRANSPORT_ERROR:
+                pass  # I, J, L after an ACK, transport errors: only the state changes
+            case (
+                Input.RECV_1XX
+                | Input.RECV_2XX
+                | Input.RECV_300_699
+                | Input.TIMER_A
+                | Input.TIMER_B
+                | Input.TIMER_D
+                | Input.TIMER_E
+                | Input.TIMER_F
+                | Input.TIMER_K
+                | Input.TIMER_M
+            ):
+                pass  # client inputs: no server table has them, so they never get here
+            case _:
+                assert_never(input_)
         return events
 
     def _on_final_sent(self, input_: Input, old: State, now: float) -> None:

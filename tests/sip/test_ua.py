@@ -5,113 +5,20 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
+from sip_support import ANSWER, OFFER, Network, Peer, call_up, make_peer
 
 from softphone.auth.digest import Algorithm, make_challenge, verify_authorization
 from softphone.sip import events as ev
+from softphone.sip.account import AccountConfig
 from softphone.sip.address import Address
+from softphone.sip.call import CALL_TRANSITIONS, Call, CallInput, CallState
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.message import Headers, SipRequest, SipResponse, parse_message
-from softphone.sip.ua import (
-    CALL_TRANSITIONS,
-    REG_TRANSITIONS,
-    AccountConfig,
-    CallInput,
-    CallState,
-    RegInput,
-    RegState,
-    UserAgent,
-    _Call,
-    _Registration,
-    redact,
-)
+from softphone.sip.registration import REG_TRANSITIONS, RegInput, Registration, RegState
+from softphone.sip.ua import redact
 from softphone.sip.uri import SipUri
-
-OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-ANSWER = OFFER.replace(b"4000", b"5000")
-
-
-@dataclass
-class Peer:
-    name: str
-    ua: UserAgent
-    address: Address
-    events: list[ev.Event] = field(default_factory=list)
-    received: list[bytes] = field(default_factory=list)
-
-    def of(self, kind: type) -> list[ev.Event]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def make_peer(
-    name: str,
-    host: str,
-    *,
-    seed: int,
-    port: int = 5060,
-    registrar: SipUri | None = None,
-    outbound: Address | None = None,
-    password: str | None = None,
-) -> Peer:
-    address = Address("udp", host, port)
-    acct = AccountConfig(
-        name=name,
-        aor=SipUri(
-            user=name, host="lab.test" if registrar else host, port=None if registrar else port
-        ),
-        username=name,
-        password=password,
-        registrar=registrar,
-        outbound=outbound,
-    )
-    ua = UserAgent(accounts=[acct], rng=random.Random(seed))
-    ua.add_listener(address)
-    return Peer(name, ua, address)
-
-
-class Network:
-    """Delivers every message to the peer whose address it is for; ``drop`` filters."""
-
-    def __init__(self, *peers: Peer) -> None:
-        self.peers = {(p.address.host, p.address.port): p for p in peers}
-        self.now = 0.0
-        self.drop: Callable[[bytes, Address], bool] = lambda data, dest: False
-        self.undeliverable: list[tuple[bytes, Address]] = []
-
-    def flush(self, limit: int = 200) -> None:
-        for _ in range(limit):
-            moved = False
-            for sender in list(self.peers.values()):
-                for data, dest in sender.ua.messages_to_send():
-                    moved = True
-                    if self.drop(data, dest):
-                        continue
-                    target = self.peers.get((dest.host, dest.port))
-                    if target is None:
-                        self.undeliverable.append((data, dest))
-                        continue
-                    target.received.append(data)
-                    target.events += target.ua.receive_message(data, sender.address, self.now)
-            if not moved:
-                return
-        raise AssertionError("messages kept flowing")
-
-    def run_until(self, t_end: float) -> None:
-        self.flush()
-        while True:
-            deadlines = [(p.ua.get_timer(), p) for p in self.peers.values()]
-            due = [(at, p) for at, p in deadlines if at is not None and at <= t_end]
-            if not due:
-                break
-            at, peer = min(due, key=lambda x: x[0])
-            self.now = max(self.now, at)
-            peer.events += peer.ua.handle_timer(self.now)
-            self.flush()
-        self.now = t_end
 
 
 @pytest.fixture
@@ -119,18 +26,6 @@ def pair() -> tuple[Network, Peer, Peer]:
     alice = make_peer("alice", "127.0.0.1", seed=1)
     bob = make_peer("bob", "127.0.0.2", seed=2)
     return Network(alice, bob), alice, bob
-
-
-def call_up(net: Network, alice: Peer, bob: Peer) -> tuple[str, str]:
-    call_id = alice.ua.invite(
-        None, SipUri(user="bob", host="127.0.0.2", port=5060), sdp=OFFER, now=net.now
-    )
-    net.flush()
-    (incoming,) = bob.of(ev.IncomingCall)
-    bob.ua.ring(incoming.call_id, net.now)
-    bob.ua.answer(incoming.call_id, sdp=ANSWER, now=net.now)
-    net.flush()
-    return call_id, incoming.call_id
 
 
 # --- calls ----------------------------------------------------------------------------------------
@@ -632,7 +527,7 @@ def test_nat_address_learned_from_via_is_registered() -> None:
 def test_every_call_state_input_pair_transitions_or_raises() -> None:
     acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
     for state, inp in itertools.product(CallState, CallInput):
-        call = _Call(
+        call = Call(
             call_id="c",
             account=acct,
             outgoing=True,
@@ -651,9 +546,7 @@ def test_every_call_state_input_pair_transitions_or_raises() -> None:
 def test_every_registration_state_input_pair_transitions_or_raises() -> None:
     acct = AccountConfig(name="a", aor=SipUri(user="a", host="h"), username="a")
     for state, inp in itertools.product(RegState, RegInput):
-        reg = _Registration(
-            account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state
-        )
+        reg = Registration(account=acct, call_id="c", from_tag="f", cseq=1, expires=60, state=state)
         if (state, inp) in REG_TRANSITIONS:
             assert reg.apply(inp) is REG_TRANSITIONS[(state, inp)]
         else:

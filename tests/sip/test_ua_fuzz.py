@@ -10,10 +10,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from softphone.sip.account import AccountConfig
 from softphone.sip.address import Address
 from softphone.sip.errors import RemoteProtocolError
 from softphone.sip.message import parse_message
-from softphone.sip.ua import AccountConfig, UserAgent
+from softphone.sip.ua import UserAgent
 from softphone.sip.uri import SipUri
 
 DATA = Path(__file__).parent.parent / "data" / "sip"

@@ -1,0 +1,86 @@
+"""What the user agent core knows of an account, and where its requests go, sans-IO.
+
+Next hops are Addresses (IP literals). Name resolution (RFC 3263) happens in the phone layer
+before a request is started; a hop that would need DNS inside a dialog goes to the account's
+outbound proxy, or fails with a clear reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from softphone.sip.address import Address, TransportName
+from softphone.sip.dialog import Dialog
+from softphone.sip.errors import LocalProtocolError
+from softphone.sip.uri import SipUri, Uri
+
+_IP4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """What the core needs to know of an account. The phone layer builds it from the config."""
+
+    name: str
+    aor: SipUri
+    username: str
+    password: str | None = None
+    display_name: str | None = None
+    registrar: SipUri | None = None  # None: no registration (peer-to-peer)
+    outbound: Address | None = None  # resolved next hop for out-of-dialog requests
+    transport: TransportName = "udp"
+    expires: int = 3600
+
+
+def account_for_uri(
+    accounts: Iterable[AccountConfig],
+    uri: Uri,
+    registered_contact: Callable[[str], SipUri | None],
+) -> AccountConfig | None:
+    """Whose request this is: the account whose registered Contact it reaches, else whose AOR
+    user it names; a URI without user (a direct call to our IP) is for the first account."""
+    if not isinstance(uri, SipUri):
+        return None
+    accounts = list(accounts)
+    for acct in accounts:
+        contact = registered_contact(acct.name)
+        if (
+            contact is not None
+            and uri.user == contact.user
+            and (uri.host == contact.host and (uri.port or 5060) == (contact.port or 5060))
+        ):
+            return acct
+    for acct in accounts:
+        if uri.user is not None and uri.user == acct.aor.user:
+            return acct
+    if uri.user is None:
+        return accounts[0]
+    return None
+
+
+def is_ip_literal(host: str) -> bool:
+    return bool(_IP4.match(host)) or ":" in host
+
+
+def address_for_uri(uri: SipUri, default_transport: TransportName) -> Address:
+    """Next hop for a URI whose host is an IP literal (RFC 3263 §4.2 without DNS)."""
+    transport = (uri.transport or ("tls" if uri.scheme == "sips" else default_transport)).lower()
+    if transport not in ("udp", "tcp", "tls"):
+        raise LocalProtocolError(f"unsupported transport {transport!r} in {uri}")
+    if not is_ip_literal(uri.host):
+        raise LocalProtocolError(f"{uri.host} needs a DNS look-up; resolve it first")
+    port = uri.port or (5061 if transport == "tls" else 5060)
+    return Address(transport, uri.host, port, server_name=uri.host)  # type: ignore[arg-type]
+
+
+def hop_for(dialog: Dialog, acct: AccountConfig) -> Address:
+    """Where an in-dialog request goes: the first route, else the remote target (§12.2.1.1)."""
+    uri = dialog.route_set[0].uri if dialog.route_set else dialog.remote_target
+    if isinstance(uri, SipUri):
+        if is_ip_literal(uri.host):
+            return address_for_uri(uri, acct.transport)
+    if acct.outbound is not None:
+        return acct.outbound
+    raise LocalProtocolError(f"cannot reach {uri} without a DNS look-up")

@@ -1,0 +1,58 @@
+"""Credentials for the requests the user agent sends (RFC 3261 §22.2), sans-IO.
+
+One DigestClient per account keeps the nonces it answered, so that later requests can carry
+credentials before being challenged (RFC 7616 §3.4). Which challenge of a 401/407 to answer is
+decided by ``choose_challenge``, shared with RTSP (auth/challenge.py). The user agent turns an
+authorized copy into a new client transaction (``UaContext.resend_with_credentials``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Final
+
+from softphone.auth.challenge import choose_challenge
+from softphone.auth.digest import Credentials, DigestClient
+from softphone.sip.account import AccountConfig
+from softphone.sip.compose import copy_request
+from softphone.sip.message import SipRequest, SipResponse
+
+MAX_AUTH_ATTEMPTS: Final = 2
+
+
+class Authenticator:
+    def __init__(self, accounts: Sequence[AccountConfig], rng: random.Random) -> None:
+        self._clients = {
+            a.name: DigestClient(
+                [Credentials(username=a.username, password=a.password)] if a.password else [], rng
+            )
+            for a in accounts
+        }
+
+    def cached(self, acct: AccountConfig, method: str, uri: str) -> list[str]:
+        return self._clients[acct.name].cached(method, uri)
+
+    def authorized_copy(
+        self, acct: AccountConfig, request: SipRequest, resp: SipResponse, attempts: int
+    ) -> SipRequest | None:
+        """§22.2: ``request`` again, without Via, with credentials for ``resp``'s challenge.
+        None after MAX_AUTH_ATTEMPTS unless the nonce was stale, or when no challenge fits."""
+        proxy = resp.status == 407
+        values = resp.headers.get_lines("Proxy-Authenticate" if proxy else "WWW-Authenticate")
+        client = self._clients[acct.name]
+        previous = request.headers.get_lines("Proxy-Authorization" if proxy else "Authorization")
+        challenge = choose_challenge(client, values, previous=previous).challenge
+        if challenge is None:
+            return None
+        if attempts >= MAX_AUTH_ATTEMPTS and not challenge.stale:
+            return None
+        copy = copy_request(request)
+        copy.headers.remove("Via")
+        name = "Proxy-Authorization" if proxy else "Authorization"
+        copy.headers.remove(name)
+        value = client.authorize(
+            challenge, method=request.method, uri=str(request.uri), body=request.body, proxy=proxy
+        )
+        copy.headers.add(name, value)
+        return copy

@@ -1,0 +1,148 @@
+"""Incoming calls: the callee's side of INVITE (RFC 3261 §13.3), sans-IO.
+
+A new INVITE rings (IncomingCall); the phone rings, answers or rejects. The 2xx waits for its
+ACK (§13.3.1.4: no ACK within 64*T1 ends the call with a BYE), and a CANCEL before the answer
+ends the call with 487 (§9.2).
+"""
+
+from __future__ import annotations
+
+from softphone.sip import events as ev
+from softphone.sip.bye import Bye
+from softphone.sip.call import Call, CallInput, CallState
+from softphone.sip.context import MethodTable, ServerKey, UaContext
+from softphone.sip.dialog import Dialog, DialogInput
+from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
+from softphone.sip.message import SipRequest
+from softphone.sip.status import explain
+from softphone.sip.transaction import (
+    AckNotReceived,
+    AckReceived,
+    ServerTransaction,
+    TransactionEvent,
+    TransportFailed,
+    server_key,
+)
+
+
+class InviteServer:
+    def __init__(self, ctx: UaContext, bye: Bye) -> None:
+        self._ctx = ctx
+        self._bye = bye
+
+    def install(self, methods: MethodTable) -> None:
+        methods.register_method(
+            "INVITE",
+            out_of_dialog=self._on_invite,
+            accept=("application/sdp",),
+            addressed_to_us=True,
+        )
+        methods.observe_call_transactions(self._on_transaction_event)
+
+    def ring(self, call: Call, now: float, *, status: int = 180) -> None:
+        if call.state is not CallState.INCOMING or call.invite_server_tx is None:
+            raise LocalProtocolError(f"cannot ring a call in state {call.state.name}")
+        resp = self._ctx.response(call.invite, status, to_tag=call.local_tag, contact=call.account)
+        self._ctx.send_response(call.invite_server_tx, resp, now)
+
+    def answer(self, call: Call, *, sdp: bytes | None, now: float) -> None:
+        if call.state is not CallState.INCOMING or call.invite_server_tx is None:
+            raise LocalProtocolError(f"cannot answer a call in state {call.state.name}")
+        resp = self._ctx.response(
+            call.invite, 200, to_tag=call.local_tag, contact=call.account, sdp=sdp
+        )
+        assert call.dialog is not None
+        call.dialog.apply(DialogInput.ACK_OR_2XX_SENT)
+        call.apply(CallInput.SEND_2XX)
+        self._ctx.send_response(call.invite_server_tx, resp, now)
+
+    def reject(
+        self, call: Call, *, status: int = 486, now: float, reason: str | None = None
+    ) -> list[ev.Event]:
+        if call.state is not CallState.INCOMING or call.invite_server_tx is None:
+            raise LocalProtocolError(f"cannot reject a call in state {call.state.name}")
+        if not 300 <= status < 700:
+            raise LocalProtocolError(f"a rejection needs a 3xx-6xx status, not {status}")
+        resp = self._ctx.response(call.invite, status, to_tag=call.local_tag, reason=reason)
+        call.apply(CallInput.REJECT)
+        self._ctx.send_response(call.invite_server_tx, resp, now)
+        return call.end(
+            ev.CallFailed(call_id=call.call_id, status=status, reason=explain(status, resp.reason))
+        )
+
+    def cancelled(self, call: Call, now: float) -> list[ev.Event]:
+        """§9.2: the CANCEL matched this call's INVITE (and got its 200): 487 unless answered."""
+        if call.state is not CallState.INCOMING or call.invite_server_tx is None:
+            return []
+        self._ctx.send_response(
+            call.invite_server_tx,
+            self._ctx.response(call.invite, 487, to_tag=call.local_tag),
+            now,
+        )
+        call.apply(CallInput.RECV_CANCEL)
+        call.forget_dialog()
+        return call.end(ev.CallFailed(call_id=call.call_id, status=487, reason="caller cancelled"))
+
+    def _on_invite(self, req: SipRequest, tx: ServerTransaction, now: float) -> list[ev.Event]:
+        ctx = self._ctx
+        acct = ctx.account_for_request(req)
+        assert acct is not None
+        if req.call_id in ctx.calls:  # same Call-ID, new transaction, no tag: a merged request
+            return ctx.reply(tx, req, 482, now)
+        local_tag = ctx.token()
+        try:
+            dialog = Dialog.from_uas(req, local_tag)
+        except RemoteProtocolError as exc:
+            return ctx.reply(tx, req, exc.status_hint, now, reason=str(exc))
+        call = Call(
+            call_id=req.call_id,
+            account=acct,
+            outgoing=False,
+            state=CallState.INCOMING,
+            invite=req,
+            dest=tx.source,
+            local_tag=local_tag,
+            dialog=dialog,
+            invite_server_tx=tx,
+        )
+        ctx.calls.add(call)
+        ctx.calls.index_dialog(call)
+        ctx.own_server_transaction(server_key(req), call)
+        ctx.send_response(tx, ctx.response(req, 100), now)
+        waiting = any(
+            c.state in (CallState.CONFIRMED, CallState.ANSWERED) for c in ctx.calls if c is not call
+        )
+        return [
+            ev.IncomingCall(
+                call_id=call.call_id,
+                account=acct.name,
+                remote=str(req.from_.without_param("tag")),
+                remote_display=req.from_.display_name,
+                request_uri=str(req.uri),
+                sdp=req.body if req.body else None,
+                replaces_call=waiting,
+            )
+        ]
+
+    def _on_transaction_event(
+        self, call: Call, key: ServerKey, item: TransactionEvent, now: float
+    ) -> list[ev.Event]:
+        """The ACK for our 2xx confirms the call (then a BYE waiting for it goes); no ACK within
+        64*T1 ends it with BYE (§13.3.1.4); a transport failure before the answer ends it."""
+        if isinstance(item, AckReceived) and call.state is CallState.ANSWERED:
+            call.apply(CallInput.RECV_ACK)
+            events: list[ev.Event] = [ev.CallConfirmed(call_id=call.call_id)]
+            if call.bye_pending:
+                self._bye.send(call, now)
+            return events
+        if isinstance(item, AckNotReceived) and call.state is CallState.ANSWERED:
+            self._bye.send(call, now)
+            return call.end(
+                ev.CallEnded(
+                    call_id=call.call_id, by="timeout", status=408, reason="no ACK for our answer"
+                ),
+            )
+        if isinstance(item, TransportFailed) and call.state is CallState.INCOMING:
+            call.apply(CallInput.REJECT)
+            return call.end(ev.CallFailed(call_id=call.call_id, status=503, reason=item.reason))
+        return []

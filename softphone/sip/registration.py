@@ -1,0 +1,296 @@
+"""Registration (RFC 3261 §10.2; RFC 3581 for the address a NAT gives us), sans-IO.
+
+One Registration per account with a registrar: REGISTER with the account's Contact, refresh
+before the binding expires, back off after failures, learn our public address from the Via the
+registrar stamped, and unregister with Expires: 0. Times are deadlines kept by the user agent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum, auto
+from functools import partial
+from typing import Final
+
+from softphone.sip import events as ev
+from softphone.sip.account import AccountConfig, address_for_uri
+from softphone.sip.address import Address
+from softphone.sip.context import UaContext
+from softphone.sip.errors import LocalProtocolError
+from softphone.sip.headers import NameAddr
+from softphone.sip.message import Headers, SipMessage, SipRequest, SipResponse
+from softphone.sip.status import explain
+from softphone.sip.transaction import ClientTransaction
+from softphone.sip.uri import SipUri
+
+logger = logging.getLogger(__name__)
+
+REGISTER_RETRY_MIN_S: Final = 30.0
+REGISTER_RETRY_MAX_S: Final = 1800.0
+
+
+class RegState(Enum):
+    IDLE = auto()
+    REGISTERING = auto()
+    REGISTERED = auto()
+    FAILED = auto()  # waiting for the retry timer
+    UNREGISTERING = auto()
+
+
+class RegInput(Enum):
+    START = auto()
+    OK = auto()
+    FAIL = auto()
+    RETRY = auto()  # refresh or retry timer fired, or an auth/423 resend
+    STOP = auto()
+    STOPPED = auto()
+
+
+R, RI = RegState, RegInput
+REG_TRANSITIONS: Final[dict[tuple[RegState, RegInput], RegState]] = {
+    (R.IDLE, RI.START): R.REGISTERING,
+    (R.FAILED, RI.START): R.REGISTERING,
+    (R.REGISTERED, RI.START): R.REGISTERING,
+    (R.REGISTERING, RI.RETRY): R.REGISTERING,
+    (R.REGISTERING, RI.OK): R.REGISTERED,
+    (R.REGISTERING, RI.FAIL): R.FAILED,
+    (R.REGISTERED, RI.RETRY): R.REGISTERING,
+    (R.FAILED, RI.RETRY): R.REGISTERING,
+    (R.REGISTERING, RI.STOP): R.UNREGISTERING,
+    (R.REGISTERED, RI.STOP): R.UNREGISTERING,
+    (R.FAILED, RI.STOP): R.IDLE,
+    (R.IDLE, RI.STOP): R.IDLE,
+    (R.UNREGISTERING, RI.RETRY): R.UNREGISTERING,
+    (R.UNREGISTERING, RI.STOPPED): R.IDLE,
+    (R.UNREGISTERING, RI.OK): R.IDLE,
+    (R.UNREGISTERING, RI.FAIL): R.IDLE,
+}
+
+
+@dataclass(slots=True)
+class Registration:
+    account: AccountConfig
+    call_id: str
+    from_tag: str
+    cseq: int
+    expires: int
+    state: RegState = RegState.IDLE
+    contact: SipUri | None = None  # the Contact we register (learned NAT address included)
+    auth_attempts: int = 0
+    failures: int = 0
+    nat_rewritten: bool = False
+
+    def apply(self, inp: RegInput) -> RegState:
+        nxt = REG_TRANSITIONS.get((self.state, inp))
+        if nxt is None:
+            raise LocalProtocolError(
+                f"registration {self.account.name}: {inp.name} in {self.state.name}"
+            )
+        self.state = nxt
+        return nxt
+
+    def next_cseq(self) -> int:
+        """§10.2.4: one Call-ID for every REGISTER of a binding, CSeq + 1 each time."""
+        self.cseq += 1
+        return self.cseq
+
+
+class Registrations:
+    """The registrations of every account that has a registrar."""
+
+    def __init__(self, ctx: UaContext) -> None:
+        self._ctx = ctx
+        self._by_account: dict[str, Registration] = {}
+
+    def state(self, account: str) -> RegState:
+        reg = self._by_account.get(account)
+        return reg.state if reg else RegState.IDLE
+
+    def contact(self, account: str) -> SipUri | None:
+        """The Contact registered for ``account`` (our public address once learned), if any."""
+        reg = self._by_account.get(account)
+        return reg.contact if reg is not None else None
+
+    def register(self, acct: AccountConfig, now: float, *, expires: int | None = None) -> None:
+        if acct.registrar is None:
+            raise LocalProtocolError(f"account {acct.name!r} has no registrar")
+        reg = self._by_account.get(acct.name)
+        if reg is None:
+            reg = Registration(
+                account=acct,
+                call_id=self._ctx.new_call_id(),
+                from_tag=self._ctx.token(),
+                cseq=self._ctx.rng.randint(1, 10000),
+                expires=expires if expires is not None else acct.expires,
+            )
+            self._by_account[acct.name] = reg
+        elif expires is not None:
+            reg.expires = expires
+        reg.apply(RegInput.START)
+        reg.auth_attempts = 0
+        self._ctx.clear_deadline(("register", acct.name))
+        self._send(reg, reg.expires, now)
+
+    def unregister(self, account: str, now: float) -> bool:
+        """Send REGISTER with Expires: 0. Returns False when nothing was registered."""
+        reg = self._by_account.get(account)
+        if reg is None or reg.state in (RegState.IDLE, RegState.FAILED):
+            if reg is not None:
+                reg.apply(RegInput.STOP)
+            self._ctx.clear_deadline(("register", account))
+            return False
+        reg.apply(RegInput.STOP)
+        reg.auth_attempts = 0
+        self._ctx.clear_deadline(("register", account))
+        self._send(reg, 0, now)
+        return True
+
+    def _send(self, reg: Registration, expires: int, now: float) -> None:
+        acct = reg.account
+        assert acct.registrar is not None
+        dest = acct.outbound or address_for_uri(acct.registrar, acct.transport)
+        reg.next_cseq()
+        if reg.contact is None:
+            reg.contact = self._ctx.contact_uri(acct, dest.transport)
+        headers = Headers()
+        headers.add(
+            "From",
+            str(
+                NameAddr(uri=acct.aor, display_name=acct.display_name).with_param(
+                    "tag", reg.from_tag
+                )
+            ),
+        )
+        headers.add("To", str(NameAddr(uri=acct.aor, display_name=acct.display_name)))
+        headers.add("Call-ID", reg.call_id)
+        headers.add("CSeq", f"{reg.cseq} REGISTER")
+        headers.add("Contact", str(NameAddr(uri=reg.contact)))
+        headers.add("Expires", str(expires))
+        headers.add("Allow", self._ctx.allow)
+        uri = acct.registrar.replace(user=None, password=None, headers=())
+        # Pre-authenticate refreshes with the last challenge (RFC 7616 §3.4 nonce reuse); a
+        # stale nonce is simply challenged again.
+        for value in self._ctx.cached_credentials(acct, "REGISTER", str(uri)):
+            headers.add("Authorization", value)
+        request = SipRequest(method="REGISTER", uri=uri, headers=headers)
+        self._ctx.start_client(request, dest, acct, self._on_response, now)
+
+    def _on_response(
+        self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
+    ) -> list[ev.Event]:
+        reg = next((r for r in self._by_account.values() if r.call_id == tx.request.call_id), None)
+        if reg is None:
+            return []
+        acct = reg.account
+        unregistering = reg.state is RegState.UNREGISTERING
+        if resp is not None and status < 200:
+            return []
+        if resp is not None and status in (401, 407):
+
+            def retrying(_request: SipRequest) -> None:
+                reg.apply(RegInput.RETRY)
+
+            if self._ctx.resend_with_credentials(
+                tx,
+                resp,
+                account=acct,
+                owner=reg,
+                next_cseq=reg.next_cseq,
+                handler=self._on_response,
+                now=now,
+                prepare=retrying,
+            ):
+                return []
+        if resp is not None and status == 423 and not unregistering:
+            min_expires = _int_header(resp, "Min-Expires")
+            if min_expires and min_expires > reg.expires:
+                # RFC 3261 §10.2.8: retry with at least the registrar's Min-Expires.
+                reg.expires = min_expires
+                reg.apply(RegInput.RETRY)
+                self._send(reg, reg.expires, now)
+                return []
+        if unregistering:
+            reg.apply(RegInput.OK if 200 <= status < 300 else RegInput.FAIL)
+            return [ev.Unregistered(account=acct.name)]
+        if resp is not None and 200 <= status < 300:
+            reg.auth_attempts = 0
+            if self._learn_nat_address(reg, resp, tx.dest, now):
+                return []
+            expires = self._granted_expires(reg, resp)
+            reg.apply(RegInput.OK)
+            reg.failures = 0
+            # Refresh well before expiry: half way for short intervals, a minute early otherwise.
+            refresh_in = expires / 2 if expires <= 240 else expires - 60
+            self._ctx.set_deadline(
+                ("register", acct.name), now + max(refresh_in, 1.0), partial(self._due, acct.name)
+            )
+            return [ev.Registered(account=acct.name, expires=expires, contact=str(reg.contact))]
+        reg.apply(RegInput.FAIL)
+        reg.failures += 1
+        retry_in = min(REGISTER_RETRY_MIN_S * 2 ** (reg.failures - 1), REGISTER_RETRY_MAX_S)
+        self._ctx.set_deadline(
+            ("register", acct.name), now + retry_in, partial(self._due, acct.name)
+        )
+        return [
+            ev.RegistrationFailed(
+                account=acct.name,
+                status=status,
+                reason=explain(status, reason),
+                retry_in_s=retry_in,
+            )
+        ]
+
+    def _due(self, account: str, now: float) -> list[ev.Event]:
+        """The refresh, or the retry after a failure, is due."""
+        reg = self._by_account.get(account)
+        if reg is not None and reg.state in (RegState.REGISTERED, RegState.FAILED):
+            reg.apply(RegInput.RETRY)
+            reg.auth_attempts = 0
+            self._send(reg, reg.expires, now)
+        return []
+
+    def _granted_expires(self, reg: Registration, resp: SipResponse) -> int:
+        """§10.2.4: the expires of our own binding in the 200, else Expires, else what we asked."""
+        for contact in resp.contacts:
+            if (
+                isinstance(contact.uri, SipUri)
+                and reg.contact is not None
+                and contact.uri.matches(reg.contact)
+            ):
+                value = contact.param("expires")
+                if value and value.isdigit():
+                    return int(value)
+        header = _int_header(resp, "Expires")
+        return header if header is not None else reg.expires
+
+    def _learn_nat_address(
+        self, reg: Registration, resp: SipResponse, dest: Address, now: float
+    ) -> bool:
+        """RFC 3581: when the registrar saw us at another address than our Contact (NAT), register
+        the learned address instead, once. Only for UDP: over TCP/TLS the registrar reaches us
+        through the connection itself."""
+        if dest.transport != "udp" or reg.nat_rewritten or reg.contact is None:
+            return False
+        via = resp.top_via
+        received, rport = via.received, via.rport
+        if received is None and rport is None:
+            return False
+        host = received or reg.contact.host
+        port = rport or reg.contact.port
+        if host == reg.contact.host and port == reg.contact.port:
+            return False
+        logger.info("registrar sees us at %s:%s (NAT); re-registering that address", host, port)
+        reg.nat_rewritten = True
+        reg.contact = reg.contact.replace(host=host, port=port)
+        reg.apply(RegInput.RETRY)
+        self._send(reg, reg.expires, now)
+        return True
+
+
+def _int_header(msg: SipMessage, name: str) -> int | None:
+    value = msg.headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None
