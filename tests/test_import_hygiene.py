@@ -1,6 +1,7 @@
-"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md, issue 2 §1):
-no asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh
-interpreter so nothing loaded by the test process leaks in."""
+"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md: the protocol
+cores are sans-IO, so that they run and are tested without a loop, a socket or a device): no
+asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh interpreter
+so nothing loaded by the test process leaks in."""
 
 from __future__ import annotations
 
@@ -26,7 +27,16 @@ MODULES = [
     "softphone.rtp",
     "softphone.rtsp",
     "softphone.rtsp.client",
+    "softphone.rtsp.state",
+    "softphone.rtsp.events",
+    "softphone.rtsp.headers",
+    "softphone.rtsp.status",
     "softphone.rtp.reorder",
+    "softphone.rtp.session",
+    "softphone.rtp.source",
+    "softphone.rtp.report",
+    "softphone.rtp.feedback",
+    "softphone.rtp.ntp",
     "softphone.rtp.depacketize",
     "softphone.config",
 ]
