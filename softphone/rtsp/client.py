@@ -26,6 +26,7 @@ from typing import Final
 from softphone.rtsp.errors import LocalProtocolError, ParseError
 from softphone.rtsp.events import (
     AuthenticationFailed,
+    ClientEvent,
     Described,
     Event,
     InterleavedFrameReceived,
@@ -67,6 +68,7 @@ __all__ = [
     "MAX_KEEPALIVE_INTERVAL_S",
     "REQUEST_TIMEOUT_S",
     "AuthenticationFailed",
+    "ClientEvent",
     "Described",
     "Event",
     "InterleavedFrameReceived",
@@ -181,7 +183,7 @@ class RtspClient:
         self._apply(Input.SEND_PAUSE)
         self._send("PAUSE", self.aggregate_url, now, blocking=True)
 
-    def teardown(self, now: float) -> list[Event]:
+    def teardown(self, now: float) -> list[ClientEvent]:
         """TEARDOWN (§10.7). Without a session nothing is sent and TornDown comes back at once."""
         if self.state is State.CLOSED:
             return []
@@ -224,8 +226,8 @@ class RtspClient:
             deadlines.append(keepalive)
         return min(deadlines, default=None)
 
-    def handle_timer(self, now: float) -> list[Event]:
-        events: list[Event] = []
+    def handle_timer(self, now: float) -> list[ClientEvent]:
+        events: list[ClientEvent] = []
         for cseq, pending in sorted(self._pending.items()):
             if pending.blocking and now >= pending.sent_at + REQUEST_TIMEOUT_S:
                 del self._pending[cseq]
@@ -239,10 +241,10 @@ class RtspClient:
             self._send_keepalive(now)
         return events
 
-    def receive_data(self, data: bytes, now: float) -> list[Event]:
+    def receive_data(self, data: bytes, now: float) -> list[ClientEvent]:
         """Feed bytes read from the connection; raises only RemoteProtocolError."""
         self._connection.receive_data(data)
-        events: list[Event] = []
+        events: list[ClientEvent] = []
         while (item := self._connection.next_event()) is not NEED_DATA:
             if isinstance(item, InterleavedFrame):
                 if item.channel in self._channels:
@@ -346,7 +348,7 @@ class RtspClient:
         pending = self._pending.get(cseq)
         return (cseq, pending) if pending is not None else None
 
-    def _on_response(self, response: RtspResponse, now: float) -> list[Event]:
+    def _on_response(self, response: RtspResponse, now: float) -> list[ClientEvent]:
         match = self._match(response)
         if match is None:
             logger.debug("%s: response to no outstanding request dropped", self.url)
@@ -393,11 +395,11 @@ class RtspClient:
         handler = _SUCCESS_HANDLERS[method]
         return handler(self, response, pending, now)
 
-    def _fail(self, method: str, status: int, reason: str) -> list[Event]:
+    def _fail(self, method: str, status: int, reason: str) -> list[ClientEvent]:
         self._apply(Input.RECV_FAILURE)
         return [RequestFailed(method=method, status=status, reason=reason)]
 
-    def _on_redirect(self, method: str, response: RtspResponse) -> list[Event]:
+    def _on_redirect(self, method: str, response: RtspResponse) -> list[ClientEvent]:
         """3xx (RFC 2326 §11.3): report the Location; the driver connects there."""
         target = redirect_target(self.url, response)
         if target is None:
@@ -407,7 +409,7 @@ class RtspClient:
 
     def _on_unauthorized(
         self, pending: _Pending, response: RtspResponse, now: float
-    ) -> list[Event]:
+    ) -> list[ClientEvent]:
         """401 (RFC 2326 §D.1, RFC 7235 §3.1): answer the strongest challenge, once per nonce
         (rtsp/status.py); a request that cannot be answered fails, unless nothing waits for
         it."""
@@ -420,7 +422,7 @@ class RtspClient:
         self._apply(Input.RECV_FAILURE)
         return [AuthenticationFailed(method=pending.request.method, reason=refused)]
 
-    def _on_server_request(self, request: RtspRequest) -> list[Event]:
+    def _on_server_request(self, request: RtspRequest) -> list[ClientEvent]:
         """Requests from the server (RFC 2326 §10): 200 to OPTIONS/GET_PARAMETER, else 501."""
         status = 200 if request.method in ("OPTIONS", "GET_PARAMETER") else 501
         response = RtspResponse(status=status, reason=reason_phrase(status))
@@ -437,12 +439,14 @@ class RtspClient:
 
     # -- successful responses ------------------------------------------------------------------
 
-    def _describe(self, now: float) -> list[Event]:
+    def _describe(self, now: float) -> list[ClientEvent]:
         self._apply(Input.SEND_DESCRIBE)
         self._send("DESCRIBE", self.url, now, blocking=True, headers={"Accept": "application/sdp"})
         return []
 
-    def _on_options_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_options_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         self.public = frozenset(
             m.strip().upper()
             for value in response.headers.get_all("Public")
@@ -451,7 +455,9 @@ class RtspClient:
         )
         return self._describe(now)
 
-    def _on_describe_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_describe_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         # quirk: no Content-Type on the DESCRIBE answer; the body is read as SDP regardless.
         try:
             sdp = SessionDescription.parse(response.body, lenient=True)
@@ -480,7 +486,9 @@ class RtspClient:
         self._apply(Input.RECV_DESCRIBE_OK)
         return [Described(sdp=sdp, base_url=base, tracks=tracks)]
 
-    def _on_setup_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_setup_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         asked = self._current_setup
         assert asked is not None  # set with every SETUP sent
         session = response.headers.get("Session")
@@ -529,7 +537,9 @@ class RtspClient:
             self.play(now)
         return [event]
 
-    def _on_play_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_play_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         start, end = parse_range(response.headers.get("Range"))
         rtp_info = tuple(
             RtpInfo(url=url, index=self._track_for(url), seq=seq, rtptime=rtptime, ssrc=ssrc)
@@ -538,7 +548,9 @@ class RtspClient:
         self._apply(Input.RECV_PLAY_OK)
         return [PlayStarted(range_start=start, range_end=end, rtp_info=rtp_info)]
 
-    def _on_pause_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_pause_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         self._apply(Input.RECV_PAUSE_OK)
         return [Paused()]
 

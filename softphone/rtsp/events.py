@@ -4,6 +4,7 @@ they carry (tracks, RTP-Info entries), plus what ``setup()`` is asked for each t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from softphone.rtsp.headers import TransportName
 from softphone.rtsp.url import RtspUrl
@@ -133,3 +134,20 @@ class ServerRequestReceived(Event):
     """A request from the server (RFC 2326 §10), already answered."""
 
     method: str
+
+
+# Every event the client reports: consumers match on it and end with assert_never, so that a new
+# event fails type-checking where it is not handled.
+ClientEvent: TypeAlias = (
+    Described
+    | TrackSetUp
+    | PlayStarted
+    | Paused
+    | TornDown
+    | Redirected
+    | RequestFailed
+    | AuthenticationFailed
+    | RequestTimedOut
+    | InterleavedFrameReceived
+    | ServerRequestReceived
+)
