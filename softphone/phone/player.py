@@ -310,7 +310,7 @@ class Player:
     def _end_of(self, task: asyncio.Task[SessionEnd]) -> SessionEnd | None:
         """How the session's task ended; None for a bug of ours (logged with its traceback)."""
         if task.cancelled():
-            return SessionEnd(outcome=policy.Outcome.BROKEN, reason="cancelled")
+            return SessionEnd(policy.Outcome.BROKEN, "cancelled")
         if (exc := task.exception()) is not None:
             # A bug of ours, not the server's: say so plainly, keep the traceback in the log.
             logger.error("RTSP session failed", exc_info=exc)

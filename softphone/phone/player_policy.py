@@ -185,7 +185,7 @@ def refused_before_play(end: SessionEnd, *, played: bool) -> SessionEnd:
     """Before anything played, a broken connection is a refusal of this URL, not a reason to
     reconnect."""
     if end.outcome is Outcome.BROKEN and not played:
-        return SessionEnd(outcome=Outcome.REFUSED, reason=end.reason, status=end.status)
+        return SessionEnd(Outcome.REFUSED, end.reason, end.status)
     return end
 
 
@@ -198,20 +198,16 @@ def after_refusal(
         return "ignore"  # keep-alives that a camera does not like: not a reason to stop
     if status == 461 or (method == "SETUP" and status == 400 and transport == "udp"):
         return SessionEnd(
-            outcome=Outcome.USE_TCP,
-            reason=f"the server refuses RTP over UDP ({status} {reason})",
-            status=status,
+            Outcome.USE_TCP, f"the server refuses RTP over UDP ({status} {reason})", status
         )
     if method == "PAUSE":
         return "warn"
     text = refusal_text(method, status)
     if status == 503:
-        return SessionEnd(outcome=Outcome.BUSY, reason=text, status=status)
+        return SessionEnd(Outcome.BUSY, text, status)
     if status == 454 and played:
-        return SessionEnd(
-            outcome=Outcome.BROKEN, reason="the server forgot the session (454)", status=status
-        )
-    return SessionEnd(outcome=Outcome.REFUSED, reason=text, status=status)
+        return SessionEnd(Outcome.BROKEN, "the server forgot the session (454)", status)
+    return SessionEnd(Outcome.REFUSED, text, status)
 
 
 def refusal_text(method: str, status: int) -> str:
@@ -239,16 +235,10 @@ def check_media(
         if now - play_at < UDP_NO_MEDIA_S:
             return None
         if transport == "udp" and choice == "auto":
-            return SessionEnd(
-                outcome=Outcome.USE_TCP,
-                reason=f"no media over UDP within {UDP_NO_MEDIA_S:.0f} s",
-            )
+            return SessionEnd(Outcome.USE_TCP, f"no media over UDP within {UDP_NO_MEDIA_S:.0f} s")
         if now - play_at >= MEDIA_TIMEOUT_S:
-            return SessionEnd(
-                outcome=Outcome.BROKEN,
-                reason=f"no media within {MEDIA_TIMEOUT_S:.0f} s of PLAY",
-            )
+            return SessionEnd(Outcome.BROKEN, f"no media within {MEDIA_TIMEOUT_S:.0f} s of PLAY")
         return None
     if now - last_media >= MEDIA_TIMEOUT_S:
-        return SessionEnd(outcome=Outcome.BROKEN, reason=f"no media for {MEDIA_TIMEOUT_S:.0f} s")
+        return SessionEnd(Outcome.BROKEN, f"no media for {MEDIA_TIMEOUT_S:.0f} s")
     return None

@@ -184,18 +184,16 @@ class PlayerSession:
             )
         except ConnectTimedOut:
             return SessionEnd(
-                outcome=Outcome.BROKEN,
-                reason=f"cannot reach {url.host}:{url.port}: no answer within {CONNECT_TIMEOUT_S:.0f} s",
+                Outcome.BROKEN,
+                f"cannot reach {url.host}:{url.port}: no answer within {CONNECT_TIMEOUT_S:.0f} s",
             )
         except CertificateRejected as exc:
             return SessionEnd(
-                outcome=Outcome.REFUSED,
-                reason=f"TLS certificate of {url.host} rejected: {exc.verify_message} (--insecure skips the check)",
+                Outcome.REFUSED,
+                f"TLS certificate of {url.host} rejected: {exc.verify_message} (--insecure skips the check)",
             )
         except Unreachable as exc:
-            return SessionEnd(
-                outcome=Outcome.BROKEN, reason=f"cannot reach {url.host}:{url.port}: {exc.reason}"
-            )
+            return SessionEnd(Outcome.BROKEN, f"cannot reach {url.host}:{url.port}: {exc.reason}")
         self.client = rc.RtspClient(
             url,
             rng=self._rng,
@@ -263,7 +261,7 @@ class PlayerSession:
             self._recording = None
         if self.stream is not None:
             self.stream.close()
-        self.finish(SessionEnd(outcome=Outcome.ENDED, reason="closed"))
+        self.finish(SessionEnd(Outcome.ENDED, "closed"))
 
     def set_box(self, box: tuple[int, int] | None) -> None:
         for track in self.tracks:
@@ -300,17 +298,14 @@ class PlayerSession:
             events = self.client.receive_data(data, self.loop.time())
         except RtspError as exc:
             self._fail(
-                SessionEnd(
-                    outcome=Outcome.BROKEN,
-                    reason=f"the server sent something that is not RTSP: {exc}",
-                )
+                SessionEnd(Outcome.BROKEN, f"the server sent something that is not RTSP: {exc}")
             )
             return
         self._flush(events)
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "the server closed the connection"
-        self._fail(SessionEnd(outcome=Outcome.BROKEN, reason=reason))
+        self._fail(SessionEnd(Outcome.BROKEN, reason))
 
     def _fail(self, end: SessionEnd) -> None:
         self.finish(policy.refused_before_play(end, played=self.played or self._host.has_played))
@@ -343,29 +338,19 @@ class PlayerSession:
             case rc.Paused():
                 self._host.paused()
             case rc.TornDown():
-                self.finish(SessionEnd(outcome=Outcome.ENDED, reason="torn down"))
+                self.finish(SessionEnd(Outcome.ENDED, "torn down"))
             case rc.Redirected(location=location):
                 self.finish(
-                    SessionEnd(
-                        outcome=Outcome.REDIRECT,
-                        reason=f"redirected to {location}",
-                        location=location,
-                    )
+                    SessionEnd(Outcome.REDIRECT, f"redirected to {location}", location=location)
                 )
             case rc.AuthenticationFailed(method=method, reason=reason):
                 self._fail(
-                    SessionEnd(
-                        outcome=Outcome.REFUSED,
-                        reason=f"{method}: 401 Unauthorized: {reason}",
-                        status=401,
-                    )
+                    SessionEnd(Outcome.REFUSED, f"{method}: 401 Unauthorized: {reason}", 401)
                 )
             case rc.RequestFailed(method=method, status=status, reason=reason):
                 self._request_failed(method, status, reason)
             case rc.RequestTimedOut(method=method):
-                self._fail(
-                    SessionEnd(outcome=Outcome.BROKEN, reason=f"no answer to {method} within 10 s")
-                )
+                self._fail(SessionEnd(Outcome.BROKEN, f"no answer to {method} within 10 s"))
             case rc.InterleavedFrameReceived(channel=channel, data=data):
                 found = self.by_channel.get(channel)
                 if found is not None:
@@ -406,10 +391,7 @@ class PlayerSession:
         if not chosen:
             listed = ", ".join(f"{t.media} {t.encoding}" for t in tracks) or "none"
             self._fail(
-                SessionEnd(
-                    outcome=Outcome.REFUSED,
-                    reason=f"no supported codec (the server offers: {listed})",
-                )
+                SessionEnd(Outcome.REFUSED, f"no supported codec (the server offers: {listed})")
             )
             return
         self.tracks = chosen
@@ -478,9 +460,7 @@ class PlayerSession:
                         CONNECT_TIMEOUT_S,
                     )
                 except (RtpPortError, OSError, TimeoutError) as exc:
-                    self.finish(
-                        SessionEnd(outcome=Outcome.USE_TCP, reason=f"no UDP port for media ({exc})")
-                    )
+                    self.finish(SessionEnd(Outcome.USE_TCP, f"no UDP port for media ({exc})"))
                     return
                 track.endpoint = endpoint
                 endpoint.sink = lambda data, addr, via_rtcp, t=track: self._media(
@@ -590,10 +570,7 @@ class PlayerSession:
                     track.bye = True
                     if all(t.bye for t in self.tracks) and self.played:
                         self.finish(
-                            SessionEnd(
-                                outcome=Outcome.ENDED,
-                                reason="the server ended the stream (RTCP BYE)",
-                            )
+                            SessionEnd(Outcome.ENDED, "the server ended the stream (RTCP BYE)")
                         )
                 case _:
                     pass  # receiver reports: what the server thinks of our (absent) stream
