@@ -33,6 +33,7 @@ class FakeCamera:
         )
         self.media_after_pli = media_after_pli  # send nothing until asked for a key frame
         self.pli_seen = asyncio.Event()
+        self.disconnected = asyncio.Event()  # a client's connection ended
         self.requests: list[str] = []
         self.rtcp_from_client: list[bytes] = []
         self.port = 0
@@ -155,6 +156,7 @@ class FakeCamera:
                 sender.cancel()
             writer.close()
             self._tasks.discard(task)
+            self.disconnected.set()
 
     async def _send_media(self, writer: asyncio.StreamWriter) -> None:
         """Loop the captured pictures at 10 per second, with continuous seq and timestamps."""

@@ -1,6 +1,7 @@
-"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md, the layout):
-no asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh
-interpreter so nothing loaded by the test process leaks in."""
+"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md: the protocol
+cores are sans-IO, so that they run and are tested without a loop, a socket or a device): no
+asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh interpreter
+so nothing loaded by the test process leaks in."""
 
 from __future__ import annotations
 
@@ -35,7 +36,12 @@ MODULES = ["softphone", "softphone.config", *_sans_io_modules()]
 
 
 def test_the_sans_io_modules_are_found() -> None:
-    assert {"softphone.sip.ua", "softphone.sip.registration", "softphone.rtp.jitter", "softphone.rtsp.client"} <= set(MODULES)
+    assert {
+        "softphone.sip.ua",
+        "softphone.sip.registration",
+        "softphone.rtp.jitter",
+        "softphone.rtsp.client",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -29,7 +29,7 @@ class Notice(PhoneEvent):
     text: str
 
 
-# --- the RTSP player (issue 4 §4: `softphone play --json`) ---------------------------------------
+# --- the RTSP player (what `softphone play --json` prints) ----------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

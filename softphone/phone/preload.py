@@ -1,5 +1,5 @@
 """Start-up speed of ``softphone play``: PyAV and numpy load on a thread, and the garbage
-collector waits, until the first picture (phone/player.py).
+collector waits, until the first picture (phone/player_session.py, phone/player_media.py).
 
 ``softphone play`` needs neither PyAV nor numpy to send PLAY, and after PLAY it waits for the
 first key frame (50-80 ms against a live encoder on loopback). So the player starts the import
@@ -8,8 +8,8 @@ steps: PyAV (~35 ms on the 2-core lab machine), which the video decoder needs; t
 first picture is out (or ``REST_AFTER_S`` later at the latest), numpy and the audio modules
 (~40 ms), which audio decoding and playback need. Importing numpy during the wait made the first
 picture ~5 ms later: it took the CPU from the decoder and from the server's encoder on the same
-two cores. Audio that arrives meanwhile is kept, not lost (phone/player.py). A stream without
-video imports everything at once.
+two cores. Audio that arrives meanwhile is kept, not lost (phone/player_media.py). A stream
+without video imports everything at once.
 
 The decoders import what they need themselves, as usual: a module being imported here is simply
 waited for (Python's per-module import locks), so nothing depends on this having run, only the

@@ -15,7 +15,7 @@ AUDIO_MAX_S = 0.5
 class StreamAudio:
     """An AudioPort that plays decoded stream audio with a small FIFO: it starts once
     ``target_s`` is buffered, re-buffers after an underrun, and drops the oldest audio when more
-    than ``max_s`` piles up so that latency cannot grow (issue 4: "latency that grows")."""
+    than ``max_s`` piles up, so that a stream heard for hours is not heard later and later."""
 
     def __init__(
         self, sample_rate: int, *, target_s: float = AUDIO_TARGET_S, max_s: float = AUDIO_MAX_S

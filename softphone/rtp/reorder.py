@@ -1,7 +1,8 @@
 """RTP reorder buffer: packets in arrival order in, packets in sequence order out (sans-IO).
 
-For RTSP over UDP (issue 4 §2); TCP interleaved uses it too with ``capacity=1``, which passes
-packets straight through but still drops duplicates and follows sender restarts.
+For RTSP over UDP, where packets overtake each other; TCP interleaved uses it too with
+``capacity=1``, which passes packets straight through but still drops duplicates and follows
+sender restarts.
 
 - Sequence numbers are extended past their 16-bit wrap (RFC 3550 §A.1): each one is placed at
   the signed 16-bit distance from the next one expected.
@@ -51,7 +52,7 @@ def _signed16(delta: int) -> int:
 
 
 class ReorderBuffer:
-    """Puts RTP packets of one stream back in sequence order (issue 4 contract §3).
+    """Puts RTP packets of one stream back in sequence order.
 
     Counters: ``received`` (every packet pushed), ``lost`` (sequence numbers given up on),
     ``duplicates``, ``reordered`` (arrived after a higher sequence number, in time), ``late``

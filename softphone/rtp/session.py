@@ -16,6 +16,9 @@ What it does, and where the RFC says so:
   two parties: 0.5-1.5 x ``rtcp_interval_s``, the first one at half of that), RTT from LSR/DLSR
   (§6.4.1), BYE (§6.6), rtcp-mux demultiplexing (RFC 5761 §4).
 
+The parts live beside it: reception state per remote source in rtp/source.py, report packets in
+rtp/report.py, NTP time in rtp/ntp.py.
+
 Simplifications, on purpose: one remote source at a time (a new SSRC replaces the old one, as
 after a re-INVITE or a transfer); no SSRC collision handling (§8.2); no timer reconsideration.
 """
@@ -25,57 +28,55 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, assert_never
 
 from softphone.rtp.errors import RtpError, RtpParseError
+from softphone.rtp.ntp import ntp_middle, ntp_timestamp
 from softphone.rtp.packet import (
     RtcpBye,
     RtcpPacket,
     RtcpReceiverReport,
     RtcpReportBlock,
-    RtcpSdesChunk,
-    RtcpSdesItem,
     RtcpSenderReport,
     RtcpSourceDescription,
+    RtcpUnknown,
     RtpPacket,
-    SdesItemType,
     is_rtcp,
     parse_rtcp,
+)
+from softphone.rtp.report import delay_since_last_sr, receiver_report, report_block, sender_report
+from softphone.rtp.source import (
+    RTP_SEQ_MOD,
+    SOURCE_TRANSITIONS,
+    Address,
+    BurstCounter,
+    SequenceInput,
+    Source,
+    SourceState,
 )
 
 if TYPE_CHECKING:
     import random
 
-Address: TypeAlias = tuple[str, int]
+__all__ = [
+    "DEFAULT_RTCP_INTERVAL_S",
+    "LINK_TRANSITIONS",
+    "Address",
+    "ByeReceived",
+    "LinkInput",
+    "LinkState",
+    "RtcpReceived",
+    "RtcpReportReceived",
+    "RtpEvent",
+    "RtpPacketReceived",
+    "RtpSession",
+    "StreamStats",
+]
 
-# RFC 3550 §A.1 constants.
-MIN_SEQUENTIAL: Final = 2  # packets in sequence before a source is valid (hard-wired below)
-MAX_DROPOUT: Final = 3000
-MAX_MISORDER: Final = 100
-RTP_SEQ_MOD: Final = 1 << 16
 LATCH_PACKETS: Final = 2  # in-sequence packets from one address before we latch it
 MAX_LATCH_CANDIDATES: Final = 16  # addresses tracked before latching (memory bound)
-BURST_SETTLE: Final = MAX_MISORDER  # a sequence slot is final once the max is this far ahead
-NTP_UNIX_OFFSET_S: Final = 2_208_988_800  # 1900-01-01 to 1970-01-01 (RFC 3550 §4)
 DEFAULT_RTCP_INTERVAL_S: Final = 5.0  # RFC 3550 §6.2 minimum interval
 _U32: Final = 0xFFFF_FFFF
-
-
-def ntp_timestamp(unix_time_s: float) -> int:
-    """64-bit NTP timestamp (RFC 3550 §4) for a Unix time in seconds."""
-    seconds = int(unix_time_s // 1)
-    fraction = int((unix_time_s - seconds) * (1 << 32))
-    return ((seconds + NTP_UNIX_OFFSET_S) << 32 | fraction) & 0xFFFF_FFFF_FFFF_FFFF
-
-
-def ntp_middle(ntp: int) -> int:
-    """The middle 32 bits of an NTP timestamp: the LSR / RTT unit of 1/65536 s (§6.4.1)."""
-    return (ntp >> 16) & _U32
-
-
-def _signed32(value: int) -> int:
-    value &= _U32
-    return value - (1 << 32) if value & 0x8000_0000 else value
 
 
 # --- events (past tense, frozen, compared by value) ------------------------------------------------
@@ -171,178 +172,6 @@ LINK_TRANSITIONS: Final[Mapping[tuple[LinkState, LinkInput], LinkState]] = {
 }
 
 
-class SourceState(Enum):
-    PROBATION = auto()  # one packet seen (held), waiting for the next in sequence
-    VALID = auto()
-
-
-class SequenceInput(Enum):
-    """How a packet's sequence number relates to the source's state (RFC 3550 §A.1)."""
-
-    SEQUENTIAL = auto()  # probation: exactly max_seq + 1
-    NOT_SEQUENTIAL = auto()  # probation: anything else (probation restarts)
-    IN_ORDER = auto()  # valid: ahead of max_seq by less than MAX_DROPOUT (gaps are losses)
-    MISORDERED = auto()  # valid: a duplicate, or behind max_seq by at most MAX_MISORDER
-    JUMP = auto()  # valid: a very large jump; dropped, remembered as bad_seq
-    RESTART = auto()  # valid: the packet after a JUMP: the peer restarted, re-sync
-
-
-S, SI = SourceState, SequenceInput
-SOURCE_TRANSITIONS: Final[Mapping[tuple[SourceState, SequenceInput], SourceState]] = {
-    (S.PROBATION, SI.SEQUENTIAL): S.VALID,
-    (S.PROBATION, SI.NOT_SEQUENTIAL): S.PROBATION,
-    (S.VALID, SI.IN_ORDER): S.VALID,
-    (S.VALID, SI.MISORDERED): S.VALID,
-    (S.VALID, SI.JUMP): S.VALID,
-    (S.VALID, SI.RESTART): S.VALID,
-}
-
-
-# --- receive-side bookkeeping --------------------------------------------------------------------
-class _BurstCounter:
-    """Gilbert-model transitions over settled sequence slots (received/lost), reorder-tolerant.
-
-    A slot settles once the highest sequence is BURST_SETTLE ahead, so a late packet is not a loss.
-    p = P(lost | previous received), q = P(received | previous lost), BurstR = 1 / (p + q).
-    """
-
-    __slots__ = ("_pending", "_settled", "_was_received", "counts")
-
-    def __init__(self) -> None:
-        self.counts = [0, 0, 0, 0]  # received->received, received->lost, lost->received, lost->lost
-        self._settled: int | None = None  # the extended sequence of the last settled slot
-        self._was_received = True
-        self._pending: set[int] = set()
-
-    def restart(self, first_received: int) -> None:
-        """A new source (or re-sync): ``first_received`` is a received slot; counts are kept."""
-        self._settled = first_received
-        self._was_received = True
-        self._pending.clear()
-
-    def received(self, extended: int, highest: int) -> None:
-        if self._settled is None or extended <= self._settled:
-            return
-        self._pending.add(extended)
-        while self._settled < highest - BURST_SETTLE:
-            self._settle()
-
-    def _settle(self) -> None:
-        assert self._settled is not None
-        self._settled += 1
-        got = self._settled in self._pending
-        self._pending.discard(self._settled)
-        self.counts[(0 if self._was_received else 2) + (0 if got else 1)] += 1
-        self._was_received = got
-
-    def burst_ratio(self, highest: int | None) -> float:
-        rr, rl, lr, ll = self.counts
-        if self._settled is not None and highest is not None:  # settle the rest on a copy
-            was = self._was_received
-            for slot in range(self._settled + 1, highest + 1):
-                got = slot in self._pending
-                if was:
-                    rr, rl = rr + got, rl + (not got)
-                else:
-                    lr, ll = lr + got, ll + (not got)
-                was = got
-        if rl == 0 or lr + ll == 0:
-            return 1.0
-        p = rl / (rr + rl)
-        q = lr / (lr + ll)
-        return 1.0 / (p + q)
-
-
-class _Source:
-    """Reception state for one remote SSRC (RFC 3550 §A.1 ``source``, §A.8 jitter)."""
-
-    __slots__ = (
-        "bad_seq",
-        "base_extended",
-        "cycles",
-        "expected_prior",
-        "held",
-        "jitter",
-        "jitter_rate",
-        "jitter_ref",
-        "max_seq",
-        "received",
-        "received_prior",
-        "ssrc",
-        "state",
-    )
-
-    def __init__(self, ssrc: int, first: RtpPacket, address: Address, now: float) -> None:
-        self.ssrc = ssrc
-        self.state = SourceState.PROBATION
-        self.max_seq = first.sequence
-        self.cycles = 0  # count of sequence wraps, times RTP_SEQ_MOD
-        self.base_extended = 0
-        self.bad_seq = RTP_SEQ_MOD + 1  # "so seq == bad_seq is false"
-        self.received = 0
-        self.expected_prior = 0
-        self.received_prior = 0
-        self.held: tuple[RtpPacket, Address, float] | None = (first, address, now)
-        self.jitter = 0.0  # in timestamp units of jitter_rate
-        self.jitter_rate: int | None = None
-        self.jitter_ref: tuple[int, float, int] | None = None  # (payload type, arrival, timestamp)
-
-    @property
-    def extended_max(self) -> int:
-        return self.cycles + self.max_seq
-
-    @property
-    def expected(self) -> int:
-        return self.extended_max - self.base_extended + 1 if self.state is SourceState.VALID else 0
-
-    def classify(self, seq: int) -> SequenceInput:
-        """The ``update_seq`` tests of RFC 3550 §A.1, as an input for SOURCE_TRANSITIONS."""
-        if self.state is SourceState.PROBATION:
-            return SI.SEQUENTIAL if seq == (self.max_seq + 1) % RTP_SEQ_MOD else SI.NOT_SEQUENTIAL
-        udelta = (seq - self.max_seq) % RTP_SEQ_MOD
-        if udelta == 0:
-            return SI.MISORDERED  # a duplicate of the highest
-        if udelta < MAX_DROPOUT:
-            return SI.IN_ORDER
-        if udelta <= RTP_SEQ_MOD - MAX_MISORDER:
-            return SI.RESTART if seq == self.bad_seq else SI.JUMP
-        return SI.MISORDERED
-
-    def init_seq(self, seq: int, *, held: int) -> None:
-        """§A.1 ``init_seq``, counting ``held`` packets just before ``seq`` as received (the
-        probation packet we deliver, which §A.1 would discard)."""
-        self.max_seq = seq
-        self.cycles = 0
-        self.base_extended = seq - held
-        self.bad_seq = RTP_SEQ_MOD + 1
-        self.received = held
-        self.expected_prior = 0
-        self.received_prior = 0
-        self.jitter_ref = None  # the timestamp base may have changed too
-
-    def extended(self, seq: int) -> int:
-        """The extended sequence number of a packet at or behind max_seq."""
-        return self.extended_max - (self.max_seq - seq) % RTP_SEQ_MOD
-
-    def update_jitter(self, packet: RtpPacket, now: float, clock_rate: int | None) -> None:
-        """Interarrival jitter (RFC 3550 §6.4.1, §A.8) in timestamp units.
-
-        D(i,j) = (Rj - Ri) - (Sj - Si); J += (|D| - J) / 16. Only consecutive packets of one
-        payload type are compared (a payload type switch resets the reference, not J).
-        """
-        if clock_rate is None:
-            return
-        if self.jitter_rate is not None and self.jitter_rate != clock_rate:
-            self.jitter *= clock_rate / self.jitter_rate
-        self.jitter_rate = clock_rate
-        ref = self.jitter_ref
-        if ref is not None and ref[0] == packet.payload_type:
-            _, arrival, timestamp = ref
-            d = (now - arrival) * clock_rate - _signed32(packet.timestamp - timestamp)
-            self.jitter += (abs(d) - self.jitter) / 16.0
-        self.jitter_ref = (packet.payload_type, now, packet.timestamp)
-
-
 # --- the session -------------------------------------------------------------------------------
 class RtpSession:
     """One call's RTP/RTCP endpoint (see the module docstring).
@@ -391,13 +220,13 @@ class RtpSession:
         self._last_sent: tuple[int, float, int] | None = None  # (timestamp, now, clock_rate)
         self._sent_since_report = False
         # receiving
-        self._source: _Source | None = None
+        self._source: Source | None = None
         self._packets_received = 0
         self._octets_received = 0
         self._retired_expected = 0
         self._retired_lost = 0
         self._fraction_lost = 0.0
-        self._burst = _BurstCounter()
+        self._burst = BurstCounter()
         self._peer_sr: tuple[int, int, float] | None = None  # (ssrc, LSR, arrival)
         self.remote_cname: str | None = None
         self._dropped_foreign = 0
@@ -517,13 +346,13 @@ class RtpSession:
             # A new SSRC (first packet, or the peer re-INVITEd / transferred): restart tracking.
             if source is not None:
                 self._retire(source)
-            self._source = _Source(packet.ssrc, packet, addr, now)
+            self._source = Source(packet.ssrc, packet, addr, now)
             return []
         seq_input = source.classify(packet.sequence)
         source.state = SOURCE_TRANSITIONS[(source.state, seq_input)]
         events: list[RtpEvent] = []
         match seq_input:
-            case SI.SEQUENTIAL:
+            case SequenceInput.SEQUENTIAL:
                 source.init_seq(packet.sequence, held=1)
                 assert source.held is not None
                 held, held_addr, held_now = source.held
@@ -531,21 +360,21 @@ class RtpSession:
                 self._burst.restart(source.extended_max - 1)
                 events.append(self._deliver(source, held, held_addr, held_now))
                 source.received += 1
-            case SI.NOT_SEQUENTIAL:
+            case SequenceInput.NOT_SEQUENTIAL:
                 source.max_seq = packet.sequence
                 source.held = (packet, addr, now)  # the older held packet is never confirmed
                 return []
-            case SI.IN_ORDER:
+            case SequenceInput.IN_ORDER:
                 if packet.sequence < source.max_seq:
                     source.cycles += RTP_SEQ_MOD  # wrapped
                 source.max_seq = packet.sequence
                 source.received += 1
-            case SI.MISORDERED:
+            case SequenceInput.MISORDERED:
                 source.received += 1
-            case SI.JUMP:
+            case SequenceInput.JUMP:
                 source.bad_seq = (packet.sequence + 1) % RTP_SEQ_MOD
                 return []
-            case SI.RESTART:  # "assume that the other side restarted without telling us"
+            case SequenceInput.RESTART:  # "assume that the other side restarted without telling us"
                 self._retire(source)
                 source.init_seq(packet.sequence, held=0)
                 source.received += 1
@@ -555,14 +384,14 @@ class RtpSession:
         return events
 
     def _deliver(
-        self, source: _Source, packet: RtpPacket, addr: Address, now: float
+        self, source: Source, packet: RtpPacket, addr: Address, now: float
     ) -> RtpPacketReceived:
         self._packets_received += 1
         self._octets_received += len(packet.payload)
         source.update_jitter(packet, now, self._clock_rates.get(packet.payload_type))
         return RtpPacketReceived(packet=packet, address=addr, now=now)
 
-    def _retire(self, source: _Source) -> None:
+    def _retire(self, source: Source) -> None:
         """Fold a source's loss figures into the call totals before it is replaced or re-synced."""
         self._retired_expected += source.expected
         self._retired_lost += (
@@ -606,8 +435,10 @@ class RtpSession:
                         if self._source is not None and self._source.ssrc == ssrc:
                             self._retire(self._source)
                             self._source = None
-                case _:
+                case RtcpUnknown():
                     pass  # APP, feedback, XR: parsed, not used
+                case _:
+                    assert_never(packet)
         return events
 
     def _report_received(
@@ -664,7 +495,7 @@ class RtpSession:
 
     def _reports(self, now: float) -> list[RtcpPacket]:
         """The head of a compound packet (§6.1): SR if we sent since the last report, else RR,
-        then SDES with our CNAME."""
+        then SDES with our CNAME (rtp/report.py builds them)."""
         blocks: tuple[RtcpReportBlock, ...] = ()
         source = self._source
         if (
@@ -673,53 +504,32 @@ class RtpSession:
             and source.received > source.received_prior
         ):
             blocks = (self._report_block(source, now),)
-        head: RtcpPacket
-        if self._sent_since_report and self._last_sent is not None:
+        sent_since_report, self._sent_since_report = self._sent_since_report, False
+        if sent_since_report and self._last_sent is not None:
             timestamp, sent_at, clock_rate = self._last_sent
-            head = RtcpSenderReport(
-                ssrc=self.ssrc,
+            return sender_report(
+                self.ssrc,
+                blocks,
+                cname=self.cname,
                 ntp_timestamp=ntp_timestamp(now + self._ntp_offset_s),
                 # §6.4.1: the RTP timestamp of the same instant as the NTP timestamp
-                rtp_timestamp=(timestamp + round((now - sent_at) * clock_rate)) & _U32,
-                packet_count=self._packets_sent & _U32,
-                octet_count=self._octets_sent & _U32,
-                reports=blocks,
+                rtp_timestamp=timestamp + round((now - sent_at) * clock_rate),
+                packet_count=self._packets_sent,
+                octet_count=self._octets_sent,
             )
-        else:
-            head = RtcpReceiverReport(ssrc=self.ssrc, reports=blocks)
-        self._sent_since_report = False
-        cname = RtcpSdesItem(type=SdesItemType.CNAME, value=self.cname.encode()[:255])
-        sdes = RtcpSourceDescription(chunks=(RtcpSdesChunk(ssrc=self.ssrc, items=(cname,)),))
-        return [head, sdes]
+        return receiver_report(self.ssrc, blocks, cname=self.cname)
 
-    def _report_block(self, source: _Source, now: float) -> RtcpReportBlock:
-        """RFC 3550 §A.3 loss figures for this interval, §6.4.1 LSR/DLSR."""
-        expected = source.expected
-        lost = expected - source.received
-        expected_interval = expected - source.expected_prior
-        received_interval = source.received - source.received_prior
-        source.expected_prior, source.received_prior = expected, source.received
-        lost_interval = expected_interval - received_interval
-        fraction = (
-            0
-            if expected_interval == 0 or lost_interval <= 0
-            else (lost_interval << 8) // expected_interval
-        )
-        fraction = min(fraction, 255)
-        self._fraction_lost = fraction / 256.0
+    def _report_block(self, source: Source, now: float) -> RtcpReportBlock:
+        """The block about ``source`` (§A.3 loss over the interval, §6.4.1 LSR/DLSR); the
+        interval ends here."""
         lsr = dlsr = 0
         if self._peer_sr is not None and self._peer_sr[0] == source.ssrc:
             _, lsr, arrival = self._peer_sr
-            dlsr = min(int((now - arrival) * 65536), _U32)
-        return RtcpReportBlock(
-            ssrc=source.ssrc,
-            fraction_lost=fraction,
-            packets_lost=max(-(1 << 23), min(lost, (1 << 23) - 1)),
-            highest_sequence=source.extended_max & _U32,
-            jitter=min(int(source.jitter), _U32),
-            lsr=lsr,
-            dlsr=dlsr,
-        )
+            dlsr = delay_since_last_sr(arrival, now)
+        block = report_block(source, lsr=lsr, dlsr=dlsr)
+        source.expected_prior, source.received_prior = source.expected, source.received
+        self._fraction_lost = block.fraction_lost / 256.0
+        return block
 
     def _queue_rtcp(self, packets: list[RtcpPacket]) -> None:
         destination = self._rtcp_destination()

@@ -1,5 +1,8 @@
-"""RTSP 1.0 sans-IO client core (RFC 2326): URLs, messages and ``$`` framing, the client state
-machine. No sockets, no clocks: the asyncio driver lives in softphone/phone/player.py."""
+"""RTSP 1.0 sans-IO client core (RFC 2326): URLs (url.py), messages and ``$`` framing
+(message.py), the client (client.py) with its state table (state.py), events (events.py), header
+readers (headers.py) and what it does with refusals, redirects and 401s (status.py). No sockets,
+no clocks: the connection is softphone/transport/rtsp.py, the player that drives it
+softphone/phone/player.py."""
 
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ from softphone.rtsp.client import (
     Track,
     TrackRequest,
     TrackSetUp,
-    explain,
 )
 from softphone.rtsp.errors import (
     LocalProtocolError,
@@ -38,6 +40,7 @@ from softphone.rtsp.message import (
     RtspRequest,
     RtspResponse,
 )
+from softphone.rtsp.status import explain
 from softphone.rtsp.url import RtspUrl
 
 __all__ = [

@@ -10,7 +10,7 @@ Bytes in, events out; bytes out through ``data_to_send()``; time only through ``
     if (at := client.get_timer()) is not None: ...  # call handle_timer(at) then
 
 State machine: RFC 2326 §A.1 (client: Init, Ready, Playing) with the states between a request
-and its response made explicit; the whole table is ``TRANSITIONS``. Several requests may be
+and its response made explicit; the whole table is ``TRANSITIONS`` in rtsp/state.py. Several requests may be
 outstanding (keep-alives are never waited for); responses are matched by CSeq (§12.17).
 """
 
@@ -21,10 +21,35 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum, auto
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias
+from typing import Final
 
 from softphone.rtsp.errors import LocalProtocolError, ParseError
+from softphone.rtsp.events import (
+    AuthenticationFailed,
+    ClientEvent,
+    Described,
+    Event,
+    InterleavedFrameReceived,
+    Paused,
+    PlayStarted,
+    Redirected,
+    RequestFailed,
+    RequestTimedOut,
+    RtpInfo,
+    ServerRequestReceived,
+    TornDown,
+    Track,
+    TrackRequest,
+    TrackSetUp,
+)
+from softphone.rtsp.headers import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    TransportName,
+    parse_range,
+    parse_rtp_info,
+    parse_session,
+    parse_transport,
+)
 from softphone.rtsp.message import (
     NEED_DATA,
     InterleavedFrame,
@@ -33,21 +58,19 @@ from softphone.rtsp.message import (
     RtspResponse,
     reason_phrase,
 )
+from softphone.rtsp.state import KEEPALIVE_STATES, Input, State, next_state
+from softphone.rtsp.status import AuthAttempts, Authenticator, redirect_target
 from softphone.rtsp.url import RtspUrl
 from softphone.sdp import SdpParseError, SessionDescription
-
-if TYPE_CHECKING:
-    from softphone.auth.digest import Challenge, DigestClient
 
 __all__ = [
     "DEFAULT_SESSION_TIMEOUT_S",
     "MAX_KEEPALIVE_INTERVAL_S",
     "REQUEST_TIMEOUT_S",
-    "TRANSITIONS",
     "AuthenticationFailed",
+    "ClientEvent",
     "Described",
     "Event",
-    "Input",
     "InterleavedFrameReceived",
     "Paused",
     "PlayStarted",
@@ -62,427 +85,15 @@ __all__ = [
     "Track",
     "TrackRequest",
     "TrackSetUp",
-    "TransportReply",
-    "explain",
-    "next_state",
-    "parse_range",
-    "parse_rtp_info",
-    "parse_session",
-    "parse_transport",
 ]
 
 logger = logging.getLogger(__name__)
 wire_logger = logging.getLogger("softphone.wire")
 
 REQUEST_TIMEOUT_S: Final = 10.0  # a request that blocks progress fails after this long
-DEFAULT_SESSION_TIMEOUT_S: Final = 60.0  # RFC 2326 §12.37: "the default is 60 seconds"
-MAX_KEEPALIVE_INTERVAL_S: Final = 30.0  # issue 4 §1: NAT bindings outlive a 30 s refresh
-_MAX_AUTH_ATTEMPTS: Final = 3  # answered challenges per request (stale nonces included)
-
-TransportName: TypeAlias = Literal["udp", "tcp"]
-
-
-# --------------------------------------------------------------------------------------------
-# The state machine (RFC 2326 §A.1)
-
-
-class State(Enum):
-    INIT = auto()  # nothing sent yet
-    QUERYING = auto()  # OPTIONS sent at start (§10.1)
-    DESCRIBING = auto()  # DESCRIBE sent (§10.2)
-    DESCRIBED = auto()  # SDP known, no SETUP yet (still §A.1 Init)
-    SETTING_UP = auto()  # a SETUP is outstanding (§10.4)
-    READY = auto()  # §A.1 Ready: set up, not playing
-    STARTING = auto()  # PLAY sent from READY (§10.5)
-    PLAYING = auto()  # §A.1 Playing
-    SEEKING = auto()  # PLAY sent while PLAYING (a new Range, §10.5)
-    PAUSING = auto()  # PAUSE sent (§10.6)
-    TEARING_DOWN = auto()  # TEARDOWN sent (§10.7)
-    CLOSED = auto()  # torn down or redirected: this client is done
-    FAILED = auto()  # a blocking request failed or timed out
-
-
-class Input(Enum):
-    SEND_OPTIONS = auto()
-    SEND_DESCRIBE = auto()
-    RECV_DESCRIBE_OK = auto()
-    SEND_SETUP = auto()
-    RECV_SETUP_OK = auto()
-    SEND_PLAY = auto()
-    RECV_PLAY_OK = auto()
-    SEND_PAUSE = auto()
-    RECV_PAUSE_OK = auto()
-    SEND_TEARDOWN = auto()
-    RECV_TEARDOWN_REPLY = auto()  # any final response: the session is gone either way
-    RECV_FAILURE = auto()  # 4xx/5xx, or 401 after the credentials were tried
-    RECV_REDIRECT = auto()  # 3xx with a Location (§11.3); the driver reconnects there
-    REQUEST_TIMEOUT = auto()  # no response within REQUEST_TIMEOUT_S
-
-
-S, In = State, Input
-_WAITING: Final = (S.QUERYING, S.DESCRIBING, S.SETTING_UP, S.STARTING, S.SEEKING, S.PAUSING)
-# Any pair not listed raises LocalProtocolError (the API was called in the wrong state).
-TRANSITIONS: Final[Mapping[tuple[State, Input], State]] = {
-    (S.INIT, In.SEND_OPTIONS): S.QUERYING,
-    (S.QUERYING, In.SEND_DESCRIBE): S.DESCRIBING,
-    (S.DESCRIBING, In.RECV_DESCRIBE_OK): S.DESCRIBED,
-    (S.DESCRIBED, In.SEND_SETUP): S.SETTING_UP,
-    (S.SETTING_UP, In.RECV_SETUP_OK): S.READY,
-    (S.READY, In.SEND_SETUP): S.SETTING_UP,  # the next track of an aggregate (§10.4)
-    (S.READY, In.SEND_PLAY): S.STARTING,
-    (S.STARTING, In.RECV_PLAY_OK): S.PLAYING,
-    (S.PLAYING, In.SEND_PLAY): S.SEEKING,  # §A.1: Playing --PLAY--> Playing
-    (S.SEEKING, In.RECV_PLAY_OK): S.PLAYING,
-    (S.PLAYING, In.SEND_PAUSE): S.PAUSING,
-    (S.PAUSING, In.RECV_PAUSE_OK): S.READY,  # §A.1: Playing --PAUSE--> Ready
-    # Failures: a refused SETUP/DESCRIBE ends the attempt (the driver may retry over TCP on a
-    # new connection); a refused PLAY/PAUSE/seek leaves the session where it was.
-    (S.QUERYING, In.RECV_FAILURE): S.FAILED,
-    (S.DESCRIBING, In.RECV_FAILURE): S.FAILED,
-    (S.SETTING_UP, In.RECV_FAILURE): S.FAILED,
-    (S.STARTING, In.RECV_FAILURE): S.READY,
-    (S.SEEKING, In.RECV_FAILURE): S.PLAYING,
-    (S.PAUSING, In.RECV_FAILURE): S.PLAYING,
-    **{(state, In.RECV_REDIRECT): S.CLOSED for state in _WAITING},
-    **{(state, In.REQUEST_TIMEOUT): S.FAILED for state in _WAITING},
-    # TEARDOWN (§10.7) from anywhere but CLOSED; without a session nothing is sent and the
-    # reply is taken as given at once.
-    **{(state, In.SEND_TEARDOWN): S.TEARING_DOWN for state in State if state is not S.CLOSED},
-    (S.TEARING_DOWN, In.RECV_TEARDOWN_REPLY): S.CLOSED,
-    (S.TEARING_DOWN, In.REQUEST_TIMEOUT): S.CLOSED,
-}
-del S, In
-
-# While these hold a session, keep-alives run (issue 4 §1).
-_KEEPALIVE_STATES: Final = frozenset(
-    {
-        State.SETTING_UP,
-        State.READY,
-        State.STARTING,
-        State.PLAYING,
-        State.SEEKING,
-        State.PAUSING,
-    }
-)
-
-
-def next_state(state: State, event: Input) -> State:
-    """Apply ``TRANSITIONS``; a pair it does not list raises LocalProtocolError."""
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise LocalProtocolError(f"{event.name} is not allowed in state {state.name}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Events (past tense, frozen, compared by value)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Base class of RTSP client events."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Track:
-    """One ``m=`` section of the DESCRIBE answer. ``index`` is its position in ``sdp.media``."""
-
-    index: int
-    media: str  # "video", "audio", "application"...
-    encoding: str  # as in a=rtpmap ("H264", "MPEG4-GENERIC"); "" when unknown
-    clock_rate: int  # 0 when unknown
-    channels: int
-    payload_type: int
-    fmtp: dict[str, str]
-    control_url: RtspUrl
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrackRequest:
-    """What ``setup()`` asks for one track. ``client_ports`` (rtp, rtcp) are needed for UDP."""
-
-    index: int
-    transport: TransportName
-    client_ports: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RtpInfo:
-    """One entry of the RTP-Info header (RFC 2326 §12.33); ``index`` is the matching track."""
-
-    url: str
-    index: int | None
-    seq: int | None
-    rtptime: int | None
-    ssrc: int | None = None  # RFC 7826 §18.45; some RTSP 1.0 cameras put it here only
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Described(Event):
-    """DESCRIBE answered with an SDP (RFC 2326 §10.2): the RTP tracks, controls resolved."""
-
-    sdp: SessionDescription
-    base_url: RtspUrl
-    tracks: tuple[Track, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrackSetUp(Event):
-    """A SETUP succeeded; ``transport`` is what the server chose, not what we asked."""
-
-    index: int
-    transport: TransportName
-    interleaved: tuple[int, int] | None
-    server_ports: tuple[int, int] | None
-    source: str | None
-    ssrc: int | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlayStarted(Event):
-    """PLAY answered (RFC 2326 §10.5): the range that will play, and RTP-Info per track."""
-
-    range_start: float | None  # npt seconds (RFC 2326 §3.6); None for "now" or absent
-    range_end: float | None
-    rtp_info: tuple[RtpInfo, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Paused(Event):
-    """PAUSE answered (RFC 2326 §10.6)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TornDown(Event):
-    """TEARDOWN answered (RFC 2326 §10.7): the session is over."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Redirected(Event):
-    """A 3xx answer (RFC 2326 §11.3): play ``location`` instead."""
-
-    location: RtspUrl
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestFailed(Event):
-    """A request answered with an error status (RFC 2326 §7.1.1)."""
-
-    method: str
-    status: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthenticationFailed(Event):
-    """401 after the credentials were tried, or none to try (RFC 2326 §D)."""
-
-    method: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestTimedOut(Event):
-    """No answer within the request timeout."""
-
-    method: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InterleavedFrameReceived(Event):
-    """A ``$`` frame on a channel that was set up (RFC 2326 §10.12)."""
-
-    channel: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerRequestReceived(Event):
-    """A request from the server (RFC 2326 §10), already answered."""
-
-    method: str
-
-
-# --------------------------------------------------------------------------------------------
-# Header values
-
-
-_EXPLANATIONS: Final[dict[int, str]] = {
-    301: "the stream has moved",
-    302: "the stream is temporarily elsewhere",
-    400: "the server did not understand the request",
-    401: "the camera rejected the credentials",
-    403: "access to this stream is forbidden",
-    404: "there is no stream at this URL (check the path)",
-    405: "the server does not allow this method here",
-    453: "the server has no bandwidth left (too many viewers?)",
-    454: "the server no longer knows this session (it expired)",
-    455: "the server cannot do that in the current state (e.g. PAUSE on a live stream)",
-    457: "the server cannot seek to that position",
-    459: "the server does not allow aggregate control here",
-    460: "the server only allows aggregate control",
-    461: "the server refused the transport (try --transport tcp or udp)",
-    500: "the server failed internally",
-    501: "the server does not implement this method",
-    503: "the server is busy or starting up",
-}
-
-
-def explain(status: int) -> str:
-    """A user-facing reason: ``"401 Unauthorized: the camera rejected the credentials"``."""
-    phrase = reason_phrase(status)
-    text = f"{status} {phrase}" if phrase else f"status {status}"
-    detail = _EXPLANATIONS.get(status)
-    return f"{text}: {detail}" if detail else text
-
-
-_NPT_CLOCK: Final = re.compile(r"(?:([0-9]+):)?([0-9]{1,2}):([0-9]{1,2}(?:\.[0-9]*)?)")
-
-
-def _npt_time(text: str) -> float | None:
-    """npt-time (RFC 2326 §3.6): "now", seconds ("12.5") or hh:mm:ss(.frac)."""
-    text = text.strip()
-    if not text or text == "now":
-        return None
-    if (clock := _NPT_CLOCK.fullmatch(text)) is not None:
-        hours = int(clock.group(1)) if clock.group(1) else 0
-        return hours * 3600 + int(clock.group(2)) * 60 + float(clock.group(3))
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value >= 0 and value != float("inf") else None
-
-
-def parse_range(value: str | None) -> tuple[float | None, float | None]:
-    """``npt=9.984-20`` -> (9.984, 20.0) (RFC 2326 §12.29, §3.6); other units -> (None, None)."""
-    if value is None:
-        return None, None
-    spec = value.split(";")[0].strip()
-    unit, eq, times = spec.partition("=")
-    if not eq or unit.strip().lower() != "npt":
-        return None, None
-    start, _, end = times.partition("-")
-    return _npt_time(start), _npt_time(end)
-
-
-def _int(text: str | None, *, base: int = 10) -> int | None:
-    if text is None:
-        return None
-    text = text.strip()
-    try:
-        value = int(text, base)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _ssrc(text: str | None) -> int | None:
-    # quirk: a leading space in "ssrc= 1A2B3C4D" (stripped by _int).
-    value = _int(text, base=16)
-    return value if value is not None and value <= 0xFFFFFFFF else None
-
-
-def _pair(text: str | None) -> tuple[int, int] | None:
-    """``"5000-5001"`` -> (5000, 5001); a single number n -> (n, n + 1) (RFC 2326 §12.39)."""
-    if text is None:
-        return None
-    first, dash, second = text.partition("-")
-    a, b = _int(first), _int(second) if dash else None
-    if a is None or a > 65535:
-        return None
-    return (a, b if b is not None and b <= 65535 else a + 1)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransportReply:
-    """The server's Transport header (RFC 2326 §12.39), first spec only."""
-
-    transport: TransportName
-    interleaved: tuple[int, int] | None
-    server_ports: tuple[int, int] | None
-    client_ports: tuple[int, int] | None
-    source: str | None
-    ssrc: int | None
-
-
-def parse_transport(value: str, *, asked: TransportName = "udp") -> TransportReply:
-    """Read the Transport reply; ``asked`` decides when the protocol field is unreadable."""
-    spec = value.split(",")[0]
-    parts = [p.strip() for p in spec.split(";")]
-    protocol = parts[0].upper() if parts else ""
-    params: dict[str, str] = {}
-    for part in parts[1:]:
-        name, _, val = part.partition("=")
-        params.setdefault(name.strip().lower(), val.strip())
-    transport: TransportName
-    if protocol.startswith("RTP/AVP/TCP") or protocol.endswith("/TCP"):
-        transport = "tcp"
-    elif protocol in ("RTP/AVP", "RTP/AVP/UDP"):
-        transport = "udp"
-    else:
-        transport = asked
-    return TransportReply(
-        transport=transport,
-        interleaved=_pair(params.get("interleaved")),
-        server_ports=_pair(params.get("server_port")),
-        client_ports=_pair(params.get("client_port")),
-        source=params.get("source") or None,
-        ssrc=_ssrc(params.get("ssrc")),
-    )
-
-
-def parse_session(value: str) -> tuple[str, float]:
-    """``Session: 12345678;timeout=60`` -> ("12345678", 60.0) (RFC 2326 §12.37)."""
-    session_id, *params = (p.strip() for p in value.split(";"))
-    timeout = DEFAULT_SESSION_TIMEOUT_S
-    for param in params:
-        name, _, val = param.partition("=")
-        if name.strip().lower() == "timeout":
-            try:
-                parsed = float(val.strip())
-            except ValueError:
-                continue
-            if 0 < parsed < float("inf"):
-                timeout = parsed
-    if not session_id:
-        raise ParseError(f"empty session id in {value!r}")
-    return session_id, timeout
-
-
-def parse_rtp_info(value: str) -> list[tuple[str, int | None, int | None, int | None]]:
-    """RTP-Info entries (RFC 2326 §12.33) as (url, seq, rtptime, ssrc)."""
-    entries: list[tuple[str, int | None, int | None, int | None]] = []
-    for item in value.split(","):
-        params: dict[str, str] = {}
-        # quirk: a trailing ";" ("url=...;seq=1;rtptime=2;"), and rtptime left out.
-        for part in item.split(";"):
-            name, eq, val = part.strip().partition("=")
-            if eq:
-                params.setdefault(name.strip().lower(), val.strip())
-        if "url" not in params:
-            continue
-        seq = _int(params.get("seq"))
-        rtptime = _int(params.get("rtptime"))
-        entries.append(
-            (
-                params["url"],
-                seq if seq is not None and seq <= 0xFFFF else None,
-                rtptime if rtptime is not None and rtptime <= 0xFFFFFFFF else None,
-                _ssrc(params.get("ssrc")),  # quirk: SSRC given only here, not in Transport
-            )
-        )
-    return entries
-
-
-# --------------------------------------------------------------------------------------------
-# The client
-
-
-class _Auth(Enum):
-    NONE = auto()
-    BASIC = auto()
-    DIGEST = auto()
+# Keep-alives at least this often, whatever session timeout the server gives: NAT bindings on
+# the way outlive a 30 s refresh, and the server's timeout may be longer than theirs.
+MAX_KEEPALIVE_INTERVAL_S: Final = 30.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -493,9 +104,7 @@ class _Pending:
     sent_at: float
     blocking: bool  # times out after REQUEST_TIMEOUT_S with an event
     keepalive: bool = False
-    auth_attempts: int = 0
-    nonces: set[str] = field(default_factory=set)  # Digest nonces this request already answered
-    basic_tried: bool = False
+    auth: AuthAttempts = field(default_factory=AuthAttempts)
 
 
 class RtspClient:
@@ -521,11 +130,7 @@ class RtspClient:
         self._user_agent = user_agent
         if credentials is None and url.username is not None:
             credentials = (url.username, url.password or "")
-        self._credentials = credentials
-        self._rng = rng
-        self._digest_client: DigestClient | None = None  # made with the first challenge
-        self._auth = _Auth.NONE
-        self._digest_realm: str | None = None
+        self._authenticator = Authenticator(credentials, rng=rng)
         self._connection = RtspConnection()
         self._out = bytearray()
         self._cseq = 0
@@ -578,7 +183,7 @@ class RtspClient:
         self._apply(Input.SEND_PAUSE)
         self._send("PAUSE", self.aggregate_url, now, blocking=True)
 
-    def teardown(self, now: float) -> list[Event]:
+    def teardown(self, now: float) -> list[ClientEvent]:
         """TEARDOWN (§10.7). Without a session nothing is sent and TornDown comes back at once."""
         if self.state is State.CLOSED:
             return []
@@ -621,8 +226,8 @@ class RtspClient:
             deadlines.append(keepalive)
         return min(deadlines, default=None)
 
-    def handle_timer(self, now: float) -> list[Event]:
-        events: list[Event] = []
+    def handle_timer(self, now: float) -> list[ClientEvent]:
+        events: list[ClientEvent] = []
         for cseq, pending in sorted(self._pending.items()):
             if pending.blocking and now >= pending.sent_at + REQUEST_TIMEOUT_S:
                 del self._pending[cseq]
@@ -636,10 +241,10 @@ class RtspClient:
             self._send_keepalive(now)
         return events
 
-    def receive_data(self, data: bytes, now: float) -> list[Event]:
+    def receive_data(self, data: bytes, now: float) -> list[ClientEvent]:
         """Feed bytes read from the connection; raises only RemoteProtocolError."""
         self._connection.receive_data(data)
-        events: list[Event] = []
+        events: list[ClientEvent] = []
         while (item := self._connection.next_event()) is not NEED_DATA:
             if isinstance(item, InterleavedFrame):
                 if item.channel in self._channels:
@@ -690,38 +295,14 @@ class RtspClient:
         ):
             request.headers.set("Session", self.session_id)
             self._last_session_request_at = now
-        if (authorization := self._authorization(request, pending)) is not None:
+        authorization = self._authenticator.authorization(request.method, request.uri, pending.auth)
+        if authorization is not None:
             request.headers.set("Authorization", authorization)
         pending.sent_at = now
         self._pending[self._cseq] = pending
         data = bytes(request)
         self._log_wire("sent", data)
         self._out += data
-
-    @property
-    def _digest(self) -> DigestClient:
-        # The auth modules load with the first challenge: most cameras on a LAN never ask.
-        if self._digest_client is None:
-            from softphone.auth.digest import Credentials, DigestClient
-
-            creds = [Credentials(*self._credentials)] if self._credentials else []
-            self._digest_client = DigestClient(creds, rng=self._rng)
-        return self._digest_client
-
-    def _authorization(self, request: RtspRequest, pending: _Pending) -> str | None:
-        """Credentials for every request once the server asked (RFC 2326 §D, RFC 7616 §3.4)."""
-        if self._auth is _Auth.BASIC and self._credentials is not None:
-            from softphone.auth.basic import basic_authorization
-
-            return basic_authorization(*self._credentials)
-        if self._auth is _Auth.DIGEST:
-            values = self._digest.cached(method=request.method, uri=request.uri)
-            if values:
-                nonce = re.search(r'nonce="([^"]*)"', values[0])
-                if nonce is not None:
-                    pending.nonces.add(nonce.group(1))
-                return values[0]
-        return None
 
     def _send_setup(self, track_request: TrackRequest, now: float) -> None:
         track = next(t for t in self.tracks if t.index == track_request.index)
@@ -736,7 +317,9 @@ class RtspClient:
         self._current_setup = track_request
 
     def _send_keepalive(self, now: float) -> None:
-        # Issue 4 §1: GET_PARAMETER when the server lists it, else OPTIONS; never waited for.
+        # The session and the NAT bindings on the way must be refreshed (RFC 2326 §12.37):
+        # GET_PARAMETER when the server lists it (a no-op, §10.8), else OPTIONS; never waited
+        # for, since cameras answer keep-alives late or not at all.
         method = "GET_PARAMETER" if "GET_PARAMETER" in self.public else "OPTIONS"
         for cseq in [c for c, p in self._pending.items() if p.keepalive]:
             if now - self._pending[cseq].sent_at > REQUEST_TIMEOUT_S:
@@ -746,7 +329,7 @@ class RtspClient:
         self._last_session_request_at = now
 
     def _keepalive_at(self) -> float | None:
-        if self.session_id is None or self.state not in _KEEPALIVE_STATES:
+        if self.session_id is None or self.state not in KEEPALIVE_STATES:
             return None
         interval = min(self.session_timeout_s / 2, MAX_KEEPALIVE_INTERVAL_S)
         return self._last_session_request_at + interval
@@ -765,7 +348,7 @@ class RtspClient:
         pending = self._pending.get(cseq)
         return (cseq, pending) if pending is not None else None
 
-    def _on_response(self, response: RtspResponse, now: float) -> list[Event]:
+    def _on_response(self, response: RtspResponse, now: float) -> list[ClientEvent]:
         match = self._match(response)
         if match is None:
             logger.debug("%s: response to no outstanding request dropped", self.url)
@@ -777,7 +360,7 @@ class RtspClient:
         method = pending.request.method
         if pending.keepalive:
             if response.status == 401:
-                self._refresh_nonce(response)
+                self._authenticator.refresh(response)
             return []  # the server is alive; what it says does not matter
         if method == "TEARDOWN":
             self._apply(Input.RECV_TEARDOWN_REPLY)
@@ -812,17 +395,13 @@ class RtspClient:
         handler = _SUCCESS_HANDLERS[method]
         return handler(self, response, pending, now)
 
-    def _fail(self, method: str, status: int, reason: str) -> list[Event]:
+    def _fail(self, method: str, status: int, reason: str) -> list[ClientEvent]:
         self._apply(Input.RECV_FAILURE)
         return [RequestFailed(method=method, status=status, reason=reason)]
 
-    def _on_redirect(self, method: str, response: RtspResponse) -> list[Event]:
+    def _on_redirect(self, method: str, response: RtspResponse) -> list[ClientEvent]:
         """3xx (RFC 2326 §11.3): report the Location; the driver connects there."""
-        location = response.headers.get("Location")
-        try:
-            target = self.url.join(location) if location else None
-        except ParseError:
-            target = None
+        target = redirect_target(self.url, response)
         if target is None:
             return self._fail(method, response.status, "redirect without a usable Location")
         self._apply(Input.RECV_REDIRECT)
@@ -830,69 +409,20 @@ class RtspClient:
 
     def _on_unauthorized(
         self, pending: _Pending, response: RtspResponse, now: float
-    ) -> list[Event]:
-        """401 (RFC 2326 §D.1, RFC 7235 §3.1): answer the strongest challenge, once per nonce."""
-        method = pending.request.method
-
-        def failed(reason: str) -> list[Event]:
-            if pending.keepalive or not pending.blocking:
-                return []
-            self._apply(Input.RECV_FAILURE)
-            return [AuthenticationFailed(method=method, reason=reason)]
-
-        if self._credentials is None:
-            return failed("the server asks for credentials and none were given")
-        # The auth modules load with the first challenge: most cameras on a LAN never ask.
-        from softphone.auth.challenge import REFUSED, choose_challenge
-
-        if pending.auth_attempts >= _MAX_AUTH_ATTEMPTS:
-            return failed(REFUSED)
-
-        values = _challenge_values(response)
-        choice = choose_challenge(self._digest, values, answered_nonces=pending.nonces)
-        if choice.challenge is not None:
-            return self._retry_digest(pending, choice.challenge, now)
-        if choice.offered == 0 and _basic_offered(values):
-            if pending.basic_tried:
-                return failed(REFUSED)
-            self._auth = _Auth.BASIC
-            pending.basic_tried = True
-            pending.auth_attempts += 1
+    ) -> list[ClientEvent]:
+        """401 (RFC 2326 §D.1, RFC 7235 §3.1): answer the strongest challenge, once per nonce
+        (rtsp/status.py); a request that cannot be answered fails, unless nothing waits for
+        it."""
+        refused = self._authenticator.answer(response, pending.auth)
+        if refused is None:
             self._transmit(pending, now)
             return []
-        if choice.offered == 0:
-            offered = response.headers.get_all("WWW-Authenticate")
-            schemes = ", ".join(v.split(" ")[0] for v in offered) or "none"
-            return failed(f"no supported authentication scheme offered ({schemes})")
-        return failed(choice.reason)
+        if pending.keepalive or not pending.blocking:
+            return []
+        self._apply(Input.RECV_FAILURE)
+        return [AuthenticationFailed(method=pending.request.method, reason=refused)]
 
-    def _retry_digest(self, pending: _Pending, challenge: Challenge, now: float) -> list[Event]:
-        if self._digest_realm not in (None, challenge.realm):
-            self._digest.forget()
-        # Remembered here; _transmit computes the value (nc 1 for a new nonce, RFC 7616 §3.4).
-        self._digest.remember(challenge)
-        self._digest_realm = challenge.realm
-        self._auth = _Auth.DIGEST
-        pending.auth_attempts += 1
-        pending.nonces.add(challenge.nonce)
-        self._transmit(pending, now)
-        return []
-
-    def _refresh_nonce(self, response: RtspResponse) -> None:
-        """A keep-alive was challenged (the nonce expired): later requests use the new nonce.
-        The keep-alive itself is not repeated; the next one carries fresh credentials."""
-        from softphone.auth.challenge import choose_challenge
-
-        if self._auth is not _Auth.DIGEST:
-            return
-        best = choose_challenge(self._digest, _challenge_values(response)).challenge
-        if best is not None:
-            if self._digest_realm != best.realm:
-                self._digest.forget()
-            self._digest.remember(best)
-            self._digest_realm = best.realm
-
-    def _on_server_request(self, request: RtspRequest) -> list[Event]:
+    def _on_server_request(self, request: RtspRequest) -> list[ClientEvent]:
         """Requests from the server (RFC 2326 §10): 200 to OPTIONS/GET_PARAMETER, else 501."""
         status = 200 if request.method in ("OPTIONS", "GET_PARAMETER") else 501
         response = RtspResponse(status=status, reason=reason_phrase(status))
@@ -909,12 +439,14 @@ class RtspClient:
 
     # -- successful responses ------------------------------------------------------------------
 
-    def _describe(self, now: float) -> list[Event]:
+    def _describe(self, now: float) -> list[ClientEvent]:
         self._apply(Input.SEND_DESCRIBE)
         self._send("DESCRIBE", self.url, now, blocking=True, headers={"Accept": "application/sdp"})
         return []
 
-    def _on_options_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_options_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         self.public = frozenset(
             m.strip().upper()
             for value in response.headers.get_all("Public")
@@ -923,7 +455,9 @@ class RtspClient:
         )
         return self._describe(now)
 
-    def _on_describe_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_describe_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         # quirk: no Content-Type on the DESCRIBE answer; the body is read as SDP regardless.
         try:
             sdp = SessionDescription.parse(response.body, lenient=True)
@@ -952,7 +486,9 @@ class RtspClient:
         self._apply(Input.RECV_DESCRIBE_OK)
         return [Described(sdp=sdp, base_url=base, tracks=tracks)]
 
-    def _on_setup_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_setup_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         asked = self._current_setup
         assert asked is not None  # set with every SETUP sent
         session = response.headers.get("Session")
@@ -1001,7 +537,9 @@ class RtspClient:
             self.play(now)
         return [event]
 
-    def _on_play_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_play_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         start, end = parse_range(response.headers.get("Range"))
         rtp_info = tuple(
             RtpInfo(url=url, index=self._track_for(url), seq=seq, rtptime=rtptime, ssrc=ssrc)
@@ -1010,7 +548,9 @@ class RtspClient:
         self._apply(Input.RECV_PLAY_OK)
         return [PlayStarted(range_start=start, range_end=end, rtp_info=rtp_info)]
 
-    def _on_pause_ok(self, response: RtspResponse, pending: _Pending, now: float) -> list[Event]:
+    def _on_pause_ok(
+        self, response: RtspResponse, pending: _Pending, now: float
+    ) -> list[ClientEvent]:
         self._apply(Input.RECV_PAUSE_OK)
         return [Paused()]
 
@@ -1050,25 +590,6 @@ _SUCCESS_HANDLERS: Final = {
     "PLAY": RtspClient._on_play_ok,
     "PAUSE": RtspClient._on_pause_ok,
 }
-
-
-def _challenge_values(response: RtspResponse) -> list[str]:
-    """WWW-Authenticate values; those with bytes that are not UTF-8 cannot be hashed: dropped."""
-    values = response.headers.get_all("WWW-Authenticate")
-    return [v for v in values if not any("\udc80" <= c <= "\udcff" for c in v)]
-
-
-def _basic_offered(values: Sequence[str]) -> bool:
-    from softphone.auth.basic import BasicChallenge
-    from softphone.auth.errors import AuthError
-
-    for value in values:
-        try:
-            BasicChallenge.parse(value)
-        except AuthError:
-            continue
-        return True
-    return False
 
 
 def _tracks(sdp: SessionDescription, base: RtspUrl) -> tuple[Track, ...]:

@@ -6,7 +6,7 @@ Durations are short and counted by the command itself; nothing here sleeps.
 
 Every one of those processes runs under media_guard/sitecustomize.py: ``av.open`` refuses network
 URLs and starting ffmpeg or GStreamer fails, so what plays here went through our own RTSP, RTP and
-depacketisers (issue 4 §5).
+depacketisers, not FFmpeg's or GStreamer's.
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def test_keep_alive_holds_a_session_past_its_timeout(
     tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab
 ) -> None:
     """Session timeout 10 s (GStreamer drops a silent session about 5 s after it); a play three
-    times that long must keep its session with zero reconnects (issue 4 §5)."""
+    times that long must keep its session with zero reconnects (the keep-alives work)."""
     mark = rtsp_lab_private.mark()
     result = play(tmp_path, rtsp_lab_private.url("/h264"), "--duration", "30")
     assert_played(result, transport="udp")

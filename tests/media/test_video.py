@@ -2,7 +2,7 @@
 
 Streams are encoded here with PyAV's own encoders (libx264, libx265, mjpeg, aac, libopus,
 pcm_mulaw), cut into access units as the depacketisers hand them over (Annex-B H.264/H.265, JFIF,
-raw AAC frames), and fed back through softphone.media.video.
+raw AAC frames), and fed back through softphone.media.video (and media/record.py).
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from av.audio.codeccontext import AudioCodecContext
 from av.codec.context import Flags
 from av.video.codeccontext import VideoCodecContext
 
+from softphone.media.record import RecordedStream, StreamRecorder
 from softphone.media.video import (
     AudioDecoder,
     DecodedPicture,
     EncodedUnit,
     MediaError,
-    RecordedStream,
-    StreamRecorder,
     VideoDecoder,
     fit,
     parameter_sets,

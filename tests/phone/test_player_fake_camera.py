@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 from fake_camera import SSRC, FakeCamera, is_pli
@@ -175,3 +178,77 @@ async def test_a_decoder_that_cannot_open_is_reported_and_the_stream_goes_on(
             await next_of(player, pe.StreamStats)  # still playing a second later
             assert not task.done()
         assert player.counters.video_frames == 0
+
+
+# --- no task left behind ---------------------------------------------------------------------------
+_ON_BEHALF_OF_THE_PLAYER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "on_behalf_of_the_player", default=False
+)
+
+
+@contextlib.contextmanager
+def tasks_made_by_the_player() -> Iterator[list[asyncio.Task[Any]]]:
+    """Every task created from here on by code running for the player: the test sets a context
+    variable that the player's tasks, callbacks and sockets inherit (the fake camera's were made
+    before, without it), and the loop's task factory notes the tasks created where it is set."""
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[Any]] = []
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        context = kwargs.get("context") or contextvars.copy_context()
+        if context.get(_ON_BEHALF_OF_THE_PLAYER):
+            made.append(task)
+        return task
+
+    token = _ON_BEHALF_OF_THE_PLAYER.set(True)
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    try:
+        yield made
+    finally:
+        loop.set_task_factory(None)
+        _ON_BEHALF_OF_THE_PLAYER.reset(token)
+
+
+async def test_run_returns_with_every_task_it_started_done() -> None:
+    """Checked at the instant run() returns, before the loop gets to run anything else: a task
+    cancelled but not awaited would still be pending then."""
+    async with FakeCamera() as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        stop = asyncio.Event()
+
+        async def stop_at_the_first_picture() -> None:
+            await next_of(player, pe.FirstFrame)
+            stop.set()
+
+        stopper = asyncio.ensure_future(stop_at_the_first_picture())
+        with tasks_made_by_the_player() as made:
+            code = await player.run(stop)
+            pending = [task.get_name() for task in made if not task.done()]
+        await stopper
+    assert code == 0
+    assert {"player-stop", "rtsp-session", "rtsp-setup"} <= {task.get_name() for task in made}
+    assert pending == []
+    assert any(r.startswith("TEARDOWN") for r in camera.requests)
+
+
+async def test_a_cancelled_run_leaves_no_task_and_no_connection_behind() -> None:
+    async with FakeCamera() as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        loop = asyncio.get_running_loop()
+        with tasks_made_by_the_player() as made, pytest.raises(TimeoutError):
+            async with asyncio.timeout(None) as limit:
+
+                async def cancel_at_the_first_picture() -> None:
+                    await next_of(player, pe.FirstFrame)
+                    limit.reschedule(loop.time())  # cancels the run() awaited below
+
+                canceller = asyncio.ensure_future(cancel_at_the_first_picture())
+                await player.run(asyncio.Event())
+        pending = [task.get_name() for task in made if task is not canceller and not task.done()]
+        assert pending == []
+        assert "rtsp-session" in {task.get_name() for task in made}
+        # and the connection is closed: the camera sees the end of it
+        await asyncio.wait_for(camera.disconnected.wait(), 5)

@@ -21,8 +21,9 @@ from softphone.__main__ import main
 from softphone.cli import AudioLater
 from softphone.phone import preload
 from softphone.phone.audio import NullAudio
-from softphone.phone.player import Player, _Session, _Track
-from softphone.rtp.depacketize import AccessUnit
+from softphone.phone.player import Player
+from softphone.phone.player_media import AudioOutput, TrackDecoding
+from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtsp import client as rc
 from softphone.rtsp.url import RtspUrl
 
@@ -232,7 +233,7 @@ def not_loaded_yet(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     yield state
 
 
-def pcmu_track(session: _Session) -> _Track:
+def pcmu_track(player: Player) -> TrackDecoding:
     info = rc.Track(
         index=0,
         media="audio",
@@ -243,9 +244,10 @@ def pcmu_track(session: _Session) -> _Track:
         fmtp={},
         control_url=RtspUrl.parse("rtsp://127.0.0.1/a/trackID=0"),
     )
-    track = session._make_track(info, "audio")
-    assert track is not None
-    return track
+    depack = make_depacketizer(info.encoding, info.clock_rate, info.fmtp, info.channels)
+    return TrackDecoding(
+        info, "audio", depack, counters=player.counters, audio=AudioOutput(None), notify=player.emit
+    )
 
 
 def unit(n: int) -> AccessUnit:
@@ -258,15 +260,14 @@ async def test_audio_before_pyav_is_loaded_is_kept_and_decoded_after(
     not_loaded_yet: list[bool],
 ) -> None:
     player = Player("rtsp://127.0.0.1:1/a")
-    session = _Session(player, player.url, "tcp")
-    track = pcmu_track(session)
+    track = pcmu_track(player)
     for n in range(5):
-        session._play_audio(track, unit(n))
+        track.take(unit(n))
     assert player.counters.audio_samples == 0
     assert len(track.pending_audio) == 5
 
     not_loaded_yet[0] = True
-    session._play_audio(track, unit(5))
+    track.take(unit(5))
     assert len(track.pending_audio) == 0
     # six 20 ms units at 8 kHz, resampled to the 48 kHz the player plays at (the resampler
     # holds back a few samples of its filter): more than five units' worth came out
@@ -275,13 +276,12 @@ async def test_audio_before_pyav_is_loaded_is_kept_and_decoded_after(
 
 
 async def test_the_audio_kept_while_loading_is_bounded(not_loaded_yet: list[bool]) -> None:
-    from softphone.phone.player import PENDING_AUDIO_UNITS
+    from softphone.phone.player_media import PENDING_AUDIO_UNITS
 
     player = Player("rtsp://127.0.0.1:1/a")
-    session = _Session(player, player.url, "tcp")
-    track = pcmu_track(session)
+    track = pcmu_track(player)
     for n in range(PENDING_AUDIO_UNITS + 20):
-        session._play_audio(track, unit(n % 100))
+        track.take(unit(n % 100))
     assert len(track.pending_audio) == PENDING_AUDIO_UNITS
     assert track.pending_audio[0].timestamp == 160 * 20  # the oldest went
 

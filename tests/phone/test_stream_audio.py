@@ -47,7 +47,7 @@ def test_latency_cannot_grow_past_max() -> None:
 
 
 def test_media_time_maps_rtp_timestamps_through_the_sender_report() -> None:
-    from softphone.phone.player import media_time
+    from softphone.rtp.ntp import media_time
 
     ntp = (3_900_000_000 << 32) | (1 << 31)  # .5 s
     sr = (ntp, 1000)

@@ -1,5 +1,6 @@
 """Fuzzing: whatever the network sends, a depacketiser never raises and emits only well-formed
-units (issue 4 §5: only our parse error may escape, and depacketisers have none to raise)."""
+units (the contract of the RTP cores: only our parse error may escape, and depacketisers have
+none to raise)."""
 
 from __future__ import annotations
 

@@ -40,16 +40,9 @@ from softphone.rtsp import (
     TrackSetUp,
     explain,
 )
-from softphone.rtsp.client import (
-    TRANSITIONS,
-    Input,
-    next_state,
-    parse_range,
-    parse_rtp_info,
-    parse_session,
-    parse_transport,
-)
+from softphone.rtsp.headers import parse_range, parse_rtp_info, parse_session, parse_transport
 from softphone.rtsp.message import reason_phrase
+from softphone.rtsp.state import TRANSITIONS, Input, next_state
 
 DATA = Path(__file__).parent.parent / "data" / "rtsp"
 GST_URL = "rtsp://127.0.0.1:8554/test"

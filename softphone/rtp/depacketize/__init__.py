@@ -6,7 +6,7 @@ ReorderBuffer`), each with ``lost_before``: how many packets the reorder buffer 
 before it. Video depacketisers then drop the damaged access unit and everything up to the next key
 frame (``waiting_for_keyframe``), so that a decoder never sees smeared frames.
 
-What comes out (the seam with softphone.media.video, issue 4 contract §2):
+What comes out (what the decoders and the recorder of softphone.media expect):
 
 - H.264 / H.265 (``h264.py``, ``h265.py``): Annex-B with 4-byte start codes; the parameter sets
   are put in band before every key frame.
@@ -46,7 +46,7 @@ class AccessUnit:
 
 
 class Depacketizer(Protocol):
-    """What every depacketiser offers (issue 4 contract §2)."""
+    """What every depacketiser offers; its users rely on nothing else."""
 
     def push(self, packet: RtpPacket, *, lost_before: int = 0) -> list[AccessUnit]:
         """Take the next packet in sequence order; return the units it completed."""

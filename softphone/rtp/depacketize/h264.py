@@ -19,7 +19,7 @@ content is ignored and the in-band ones are waited for) and from the stream; kep
 in band before every key frame (after an access unit delimiter if there is one), so a decoder can
 start at any key frame.
 
-Camera quirks handled here (issue 4 §1, field notes):
+Camera quirks handled here (seen in the field):
 - Annex-B start codes inside single-NAL, STAP-A and FU-A payloads and inside sprop: split.
 - FU with both S and E set: a complete NAL unit. Empty FU fragments: nothing to append.
 - FU reserved bit set: ignored. NAL type changing between FU fragments: the unit is dropped.

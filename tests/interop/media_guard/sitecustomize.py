@@ -1,4 +1,4 @@
-"""Proof that the RTSP protocol, RTP and depacketising in ``softphone play`` are ours (issue 4 §5).
+"""Proof that the RTSP protocol, RTP and depacketising in ``softphone play`` are ours.
 
 The RTSP interop tests put this directory on PYTHONPATH with SOFTPHONE_MEDIA_GUARD=1, so Python
 loads it at start-up in every softphone process they run. It makes ``av.open`` refuse network
