@@ -639,7 +639,7 @@ class MainScreen(Screen[None]):
             return
         domain = None
         if self.deps.config.accounts:
-            domain = self.deps.config.accounts[0].uri.host
+            domain = self.deps.config.accounts[0].domain
         self.app.push_screen(ContactsScreen(self.book, phone_domain=domain), self._call_back)
 
     def _call_back(self, uri: str | None) -> None:
@@ -808,13 +808,10 @@ def default_player_factory(config: Config) -> Callable[[str], PlayerLike]:
     def make(text: str) -> PlayerLike:
         from softphone.phone.player import Player, PlayerOptions
 
-        url, credentials = text, None
-        for camera in config.cameras:
-            if camera.name == text:
-                url = camera.url
-                if camera.username is not None:
-                    credentials = (camera.username, camera.password or "")
-        return Player(url, config=config, options=PlayerOptions(credentials=credentials))
+        source = config.camera_source(text, match_host=False)
+        return Player(
+            source.url, config=config, options=PlayerOptions(credentials=source.credentials)
+        )
 
     return make
 
