@@ -1,6 +1,6 @@
-"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md, issue 2 §1):
-no asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh
-interpreter so nothing loaded by the test process leaks in."""
+"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md: the protocol
+cores are sans-IO): no asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import
+runs in a fresh interpreter so nothing loaded by the test process leaks in."""
 
 from __future__ import annotations
 
