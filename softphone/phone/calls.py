@@ -121,7 +121,7 @@ class Calls:
         self.set_state(info, "early" if sdp is not None and status == 183 else "ringing")
 
     def answered(self, info: CallInfo, sdp: bytes | None) -> None:
-        """The peer answered our call (its 2xx); an offer-less INVITE gets the answer here."""
+        """The peer answered our call (its 2xx, with the SDP answer to our offer)."""
         if sdp is not None:
             self.apply_answer(info, sdp)
         self.established(info)
