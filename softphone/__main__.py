@@ -1,6 +1,6 @@
 """Command line: argv -> Config -> Phone -> a front end (the headless commands, or the TUI).
 
-``softphone``                     opens the TUI (a placeholder until the TUI issue)
+``softphone``                     opens the TUI
 ``softphone dial URI``            calls, shows progress, hangs up after --duration or Ctrl-C
 ``softphone listen``              registers (when configured) and waits for calls
 ``softphone play URL``            plays an RTSP stream (``--headless`` without a UI)
@@ -14,17 +14,13 @@ a file in the XDG state directory (Textual owns the terminal), never to the term
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
 from softphone import __version__
-
-if TYPE_CHECKING:
-    from softphone.phone.events import PhoneEvent
+from softphone.report import Reporter
 
 EXIT_OK = 0
 EXIT_CALL_FAILED = 1
@@ -271,34 +267,6 @@ def setup_logging(path: Path | None, level: str) -> Path | None:
     if level != "DEBUG":
         logging.getLogger("softphone.wire").setLevel(logging.INFO)
     return target
-
-
-class Reporter:
-    """Prints events: JSON lines on stdout with --json, and a human line on stderr always."""
-
-    def __init__(
-        self, *, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr
-    ) -> None:
-        self.as_json = as_json
-        self._out, self._err = out, err
-
-    def event(self, event: PhoneEvent) -> None:
-        if self.as_json:
-            self._out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
-            self._out.flush()
-        from softphone.phone.text import describe
-
-        self.say(describe(event))
-
-    def say(self, text: str) -> None:
-        if text:
-            self._err.write(text + "\n")
-            self._err.flush()
-
-    def json(self, payload: dict[str, Any]) -> None:
-        if self.as_json:
-            self._out.write(json.dumps(payload, separators=(",", ":")) + "\n")
-            self._out.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

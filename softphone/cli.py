@@ -9,16 +9,16 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from softphone.config import Config
+from softphone.config import Config, ConfigError
 
 if TYPE_CHECKING:
-    from softphone.__main__ import Reporter
     from softphone.phone import events as pe
     from softphone.phone.audio import AudioEngine, AudioProvider
     from softphone.phone.phone import Phone
     from softphone.phone.player import Player, PlayerOptions
+    from softphone.report import Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 REGISTER_WAIT_S = 10.0
 HANGUP_WAIT_S = 8.0
+PLAYER_STOP_S = 3.0  # a stopped player's TEARDOWN waits at most 1 s for its answer
 
 
 @contextlib.contextmanager
@@ -47,20 +48,26 @@ def _interrupts(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+async def _ended(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel the tasks still running and wait until every one has ended: no task started for
+    a wait outlives it."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe.PhoneEvent | None:
     """The next phone event, or None when ``stop`` is set or the deadline passes."""
     loop = asyncio.get_running_loop()
     timeout = None if deadline is None else max(deadline - loop.time(), 0.0)
-    get = asyncio.ensure_future(phone.next_event())
-    stopped = asyncio.ensure_future(stop.wait())
+    get = asyncio.create_task(phone.next_event(), name="next-event")
+    stopped = asyncio.create_task(stop.wait(), name="stop-wait")
     try:
         done, _ = await asyncio.wait(
             {get, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
     finally:
-        stopped.cancel()
-        if not get.done():
-            get.cancel()
+        await _ended(get, stopped)  # a finished get keeps its event
     if get in done:
         return get.result()
     return None
@@ -178,17 +185,6 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
 EXIT_USAGE = 2
 
 
-def resolve_stream(config: Config, text: str) -> tuple[str, tuple[str, str] | None]:
-    """A URL, or the name of a ``[[camera]]`` in the config (with its credentials)."""
-    for camera in config.cameras:
-        if camera.name == text:
-            creds = (
-                (camera.username, camera.password or "") if camera.username is not None else None
-            )
-            return camera.url, creds
-    return text, None
-
-
 def run_play(
     config: Config, args: argparse.Namespace, reporter: Reporter, *, started_at: float
 ) -> int:
@@ -196,10 +192,14 @@ def run_play(
     from softphone.phone.player import Player, PlayerOptions
     from softphone.rtsp.errors import RtspError
 
-    text, creds = resolve_stream(config, args.url)
+    try:
+        source = config.camera_source(args.url, match_host=False)
+    except ConfigError as exc:
+        reporter.say(f"softphone: {exc}")
+        return EXIT_USAGE
     options = PlayerOptions(
         transport=args.transport,
-        credentials=creds,
+        credentials=source.credentials,
         snapshot=args.snapshot,
         record=args.record,
         ca_file=args.ca_file,
@@ -222,7 +222,9 @@ def run_play(
 
     audio = AudioLater(stream_audio)
     try:
-        player = Player(text, config=config, options=options, audio=audio, started_at=started_at)
+        player = Player(
+            source.url, config=config, options=options, audio=audio, started_at=started_at
+        )
     except RtspError as exc:
         names = ", ".join(c.name for c in config.cameras)
         hint = f" (cameras in the config: {names})" if names else ""
@@ -312,11 +314,11 @@ def _side_pane_player(
 
     from softphone.phone.player import Player
 
-    url, creds = resolve_stream(config, text)
+    source = config.camera_source(text, match_host=False)
     return Player(
-        url,
+        source.url,
         config=config,
-        options=replace(options, credentials=creds or options.credentials),
+        options=replace(options, credentials=source.credentials or options.credentials),
         audio=audio,
         started_at=started_at,
     )
@@ -328,14 +330,23 @@ async def _play_headless(player: object, args: argparse.Namespace, reporter: Rep
     assert isinstance(player, Player)
     stop = asyncio.Event()
     with _interrupts(stop):
-        task = asyncio.ensure_future(player.run(stop, duration_s=args.duration))
-        while True:
-            getter = asyncio.ensure_future(player.events.get())
-            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                reporter.event(getter.result())
-                continue
-            getter.cancel()
-            while (event := player.next_event_nowait()) is not None:
-                reporter.event(event)
-            return task.result()
+        run = asyncio.create_task(player.run(stop, duration_s=args.duration), name="player-run")
+        getter: asyncio.Task[Any] | None = None
+        try:
+            while True:
+                getter = asyncio.create_task(player.events.get(), name="player-event")
+                done, _ = await asyncio.wait({run, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    reporter.event(getter.result())
+                    continue
+                await _ended(getter)
+                while (event := player.next_event_nowait()) is not None:
+                    reporter.event(event)
+                return run.result()
+        finally:
+            if not run.done():
+                # Cancelled from outside: stop the player as Ctrl-C does (it tears the session
+                # down); it is cancelled only if it does not end by itself soon.
+                stop.set()
+                await asyncio.wait({run}, timeout=PLAYER_STOP_S)
+            await _ended(run, *([getter] if getter is not None else []))

@@ -39,14 +39,21 @@ half-written config and passwords are never world-readable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone play` needs none
-    from softphone.sip.address import TransportName
     from softphone.sip.uri import SipUri
+
+# The config file's own words for an account's transport. The SIP core spells them the same
+# (softphone.sip.address.TransportName; tests/test_config.py checks they agree), but a front
+# end that edits the config needs no SIP module to know them.
+TransportName: TypeAlias = Literal["udp", "tcp", "tls"]
+TRANSPORTS: Final[tuple[TransportName, ...]] = ("udp", "tcp", "tls")
 
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
@@ -67,6 +74,23 @@ class Camera:
 
     def __repr__(self) -> str:  # never show the password
         return f"Camera(name={self.name!r}, url={self.url!r})"
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, password) when the camera has a username; an empty password otherwise."""
+        return (self.username, self.password or "") if self.username is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSource:
+    """Where a stream is and how to log in: what :meth:`Config.camera_source` finds."""
+
+    url: str
+    credentials: tuple[str, str] | None = None
+    camera: str | None = None  # the [[camera]] it came from, by name or by host and port
+
+    def __repr__(self) -> str:  # never show the password
+        return f"CameraSource(url={self.url!r}, camera={self.camera!r})"
 
 
 class ConfigError(Exception):
@@ -91,6 +115,11 @@ class Account:
     @property
     def auth_username(self) -> str:
         return self.username or self.uri.user or self.name
+
+    @property
+    def domain(self) -> str:
+        """The host part of the address of record ("example.com" for sip:alice@example.com)."""
+        return self.uri.host
 
     def __repr__(self) -> str:  # never show the password, even in a traceback or a log
         return f"Account(name={self.name!r}, uri={str(self.uri)!r}, transport={self.transport!r})"
@@ -125,6 +154,31 @@ class Config:
                 return acct
         names = ", ".join(a.name for a in self.accounts)
         raise ConfigError(f"no account named {name!r} (configured: {names})")
+
+    def camera_source(self, text: str, *, match_host: bool = True) -> CameraSource:
+        """Where ``text`` plays from: the ``[[camera]]`` named ``text``, with its credentials;
+        else ``text`` as a URL, with (``match_host``) the credentials of a camera on the same
+        host and port, unless the URL carries its own (they win). Text that is neither a camera
+        name nor a URL (no ``scheme://``) raises ConfigError naming the configured cameras;
+        whether a URL is a usable RTSP URL is for the player to say.
+
+        ``match_host=False`` leaves a URL's credentials to the player, which looks them up for
+        the URL it actually connects to (a redirect may lead to another host)."""
+        for camera in self.cameras:
+            if camera.name == text:
+                return CameraSource(camera.url, camera.credentials, camera.name)
+        if "://" not in text:
+            names = ", ".join(c.name for c in self.cameras)
+            known = f"cameras in the config: {names}" if names else "no cameras in the config"
+            raise ConfigError(f"{text!r} is not an RTSP URL or the name of a camera ({known})")
+        place = _rtsp_place(text) if match_host else None
+        if place is None or place[2]:
+            return CameraSource(text)
+        for camera in self.cameras:
+            at = _rtsp_place(camera.url)
+            if camera.username is not None and at is not None and at[:2] == place[:2]:
+                return CameraSource(text, camera.credentials, camera.name)
+        return CameraSource(text)
 
 
 def default_config_path() -> Path:
@@ -270,8 +324,6 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     assert uri is not None
     if not uri.user:
         raise ConfigError(f"{label}: uri {str(uri)!r} needs a user part (sip:user@domain)")
-    from softphone.sip.address import TRANSPORTS
-
     transport = raw.get("transport", "udp")
     if transport not in TRANSPORTS:
         raise ConfigError(f"{label}: transport must be one of udp, tcp, tls (not {transport!r})")
@@ -387,6 +439,30 @@ def _cameras(raw: Any, where: str) -> tuple[Camera, ...]:
             Camera(name=name, url=url, username=values["username"], password=values["password"])
         )
     return tuple(cameras)
+
+
+_RTSP_PORTS: Final = {"rtsp": 554, "rtsps": 322}
+
+
+def _rtsp_place(url: str) -> tuple[str, int, bool] | None:
+    """(host, port, has user info) of an rtsp:// or rtsps:// URL, the scheme's port when none
+    is written; None for anything else. The authority is split the way the RTSP URL parser
+    does (softphone.rtsp.url): it ends at the first "/" or "?", and the host starts after the
+    last "@" (cameras' passwords hold raw "@" and "#")."""
+    scheme, sep, rest = url.strip().partition("://")
+    default = _RTSP_PORTS.get(scheme.lower())
+    if not sep or default is None:
+        return None
+    authority = re.split(r"[/?]", rest, maxsplit=1)[0]
+    _, at, hostport = authority.rpartition("@")
+    try:
+        parts = urlsplit("//" + hostport)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host, port if port is not None else default, bool(at)
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from softphone.config import ConfigError, load_config, save_config
+from softphone.config import ConfigError, load_config, parse_config, save_config
 
 EXAMPLE = """\
 sip_port = 5070
@@ -150,3 +151,77 @@ def test_audio_defaults(tmp_path: Path) -> None:
         and config.output_device is None
         and config.recordings_dir is None
     )
+
+
+# --------------------------------------------------------------------------- cameras by name or URL
+CAMERAS = parse_config(
+    {
+        "camera": [
+            {
+                "name": "door",
+                "url": "rtsp://Cam.local/live",
+                "username": "admin",
+                "password": "s3cret",
+            },
+            {"name": "yard", "url": "rtsps://[::1]:8322/yard", "username": "viewer"},
+            {"name": "open", "url": "rtsp://open.local/x"},
+        ]
+    }
+)
+
+
+def test_a_camera_name_gives_its_url_and_credentials() -> None:
+    source = CAMERAS.camera_source("door")
+    assert (source.url, source.credentials, source.camera) == (
+        "rtsp://Cam.local/live",
+        ("admin", "s3cret"),
+        "door",
+    )
+    assert CAMERAS.camera_source("yard").credentials == ("viewer", "")
+    assert CAMERAS.camera_source("open").credentials is None
+    assert "s3cret" not in repr(CAMERAS.camera_source("door"))
+
+
+@pytest.mark.parametrize(
+    ("url", "camera"),
+    [
+        ("rtsp://cam.local:554/other", "door"),  # the scheme's port, the host in any case
+        ("rtsps://[::1]:8322/z", "yard"),
+        ("rtsp://cam.local:555/", None),  # another port
+        ("rtsp://guest:x@cam.local/", None),  # credentials in the URL win
+        ("rtsp://guest:p#1@x@cam.local/", None),  # raw "@" and "#" in a camera password
+        ("rtsp://open.local/x", None),  # that camera has no credentials
+        ("http://cam.local/", None),  # for the player to refuse
+    ],
+)
+def test_a_url_takes_the_credentials_of_a_camera_on_its_host_and_port(
+    url: str, camera: str | None
+) -> None:
+    source = CAMERAS.camera_source(url)
+    assert source.url == url and source.camera == camera
+    assert (source.credentials is not None) == (camera is not None)
+    assert CAMERAS.camera_source(url, match_host=False).credentials is None
+
+
+def test_neither_url_nor_camera_name_lists_the_cameras() -> None:
+    with pytest.raises(ConfigError) as raised:
+        CAMERAS.camera_source("garage")
+    assert str(raised.value) == (
+        "'garage' is not an RTSP URL or the name of a camera"
+        " (cameras in the config: door, yard, open)"
+    )
+    with pytest.raises(ConfigError, match=r"\(no cameras in the config\)"):
+        parse_config({}).camera_source("garage")
+
+
+def test_the_config_spells_transports_as_the_sip_core_does() -> None:
+    from softphone.config import TRANSPORTS, TransportName
+    from softphone.sip import address
+
+    assert get_args(TransportName) == get_args(address.TransportName) == TRANSPORTS
+    assert TRANSPORTS == address.TRANSPORTS
+
+
+def test_an_accounts_domain_is_its_address_of_record_host() -> None:
+    config = parse_config({"account": [{"name": "a", "uri": "sip:alice@example.com"}]})
+    assert config.account("a").domain == "example.com"

@@ -1,6 +1,6 @@
 """The phone façade as the TUI sees it: a structural :class:`PhoneApi` protocol.
 
-The TUI (issue 5) talks only to this protocol. Two things satisfy it: the real
+The TUI talks only to this protocol. Two things satisfy it: the real
 :class:`softphone.phone.phone.Phone` and the scripted ``FakePhone`` in ``tests/phone_fake.py``
 (Pilot tests drive the app against the fake). ``tests/phone/test_phone_api.py`` checks both,
 for mypy by typed assignment and at run time by comparing signatures with :mod:`inspect`.
@@ -31,7 +31,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 from softphone.phone.events import CallStateName, PhoneEvent
 
-__all__ = ["CallView", "PhoneApi", "Registration", "RegistrationState", "TracedMessage"]
+__all__ = [
+    "CallSnapshot",
+    "CallView",
+    "PhoneApi",
+    "Registration",
+    "RegistrationState",
+    "TracedMessage",
+]
 
 RegistrationState = Literal["none", "registering", "registered", "failed"]
 
@@ -64,7 +71,8 @@ class TracedMessage:
 
 
 class CallView(Protocol):
-    """What the TUI may read about one call (``Phone.calls`` yields ``CallInfo``, which fits).
+    """What the TUI may read about one call (``Phone.calls`` yields ``CallInfo``, which fits;
+    ``ThreadedPhone`` hands out :class:`CallSnapshot` copies).
 
     Read-only: the TUI never writes to a call; it asks the phone to act."""
 
@@ -101,6 +109,45 @@ class CallView(Protocol):
     @property
     def codec(self) -> str | None:
         """The negotiated audio codec's encoding name ("opus", "PCMU", "G722"); None before SDP."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSnapshot:
+    """One call as it was when :meth:`of` copied it: a frozen :class:`CallView`. The phone's own
+    records change as the call goes on, so a phone on another thread hands these out instead
+    (``ThreadedPhone`` copies on the phone's thread, where nothing changes the call meanwhile)."""
+
+    call_id: str
+    account: str
+    direction: Literal["outgoing", "incoming"]
+    remote: str
+    state: CallStateName
+    started_at: float
+    established_at: float | None
+    local_hold: bool
+    remote_hold: bool
+    recording_path: Path | None
+    display_name: str | None
+    muted: bool
+    codec: str | None
+
+    @classmethod
+    def of(cls, call: CallView) -> CallSnapshot:
+        return cls(
+            call_id=call.call_id,
+            account=call.account,
+            direction=call.direction,
+            remote=call.remote,
+            state=call.state,
+            started_at=call.started_at,
+            established_at=call.established_at,
+            local_hold=call.local_hold,
+            remote_hold=call.remote_hold,
+            recording_path=call.recording_path,
+            display_name=call.display_name,
+            muted=call.muted,
+            codec=call.codec,
+        )
 
 
 @runtime_checkable

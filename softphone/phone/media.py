@@ -389,7 +389,7 @@ class CallMedia:
                     if self._on_bye is not None:
                         self._on_bye(reason)
                 case _:
-                    pass
+                    pass  # RtpEvent is an open family (rtp/session.py); the rest need nothing
         self._flush()
 
     def _on_rtp(self, packet: RtpPacket, now: float) -> None:

@@ -11,6 +11,11 @@ Every call crosses threads: coroutines with ``run_coroutine_threadsafe``; plain 
 the phone's loop too (so nothing reads a call while the phone changes it) and the UI waits for
 their result (microseconds; the phone's loop is idle between packets). Events are forwarded to
 a queue on the UI's loop. Exceptions (PhoneError) come back to the caller unchanged.
+
+Only immutable things cross back: what a plain method returns is built on the phone's thread
+and never touched by it again. Calls come as frozen :class:`~softphone.phone.api.CallSnapshot`
+copies (the phone's ``CallInfo`` goes on changing), the registrations as a read-only mapping
+of frozen records, statistics and traces as fresh copies. Events are frozen already.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from softphone.phone import events as pe
-from softphone.phone.api import CallView, PhoneApi, Registration, TracedMessage
+from softphone.phone.api import CallSnapshot, PhoneApi, Registration, TracedMessage
 from softphone.phone.errors import PhoneError
 from softphone.phone.event_queue import EventReader
 
@@ -47,7 +53,7 @@ class ThreadedPhone(EventReader):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
-        self._forwarder: concurrent.futures.Future[None] | None = None
+        self._forwarder: asyncio.Task[None] | None = None  # on the phone's loop
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -55,8 +61,7 @@ class ThreadedPhone(EventReader):
             self._start_thread()
         ui_loop = asyncio.get_running_loop()
         await self._run(self.inner.start())
-        assert self._loop is not None
-        self._forwarder = asyncio.run_coroutine_threadsafe(self._forward(ui_loop), self._loop)
+        await self._run(self._start_forwarding(ui_loop))
 
     async def stop(self) -> None:
         """Hang up every call, unregister, close sockets; then end the phone's thread."""
@@ -66,9 +71,7 @@ class ThreadedPhone(EventReader):
         try:
             await self._run(self.inner.stop())
         finally:
-            if self._forwarder is not None:
-                self._forwarder.cancel()
-                self._forwarder = None
+            await self._run(self._stop_forwarding())
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
             loop.call_soon_threadsafe(loop.stop)
@@ -92,6 +95,20 @@ class ThreadedPhone(EventReader):
         self._thread.start()
         if not ready.wait(SYNC_TIMEOUT_S):
             raise PhoneError("the phone's thread did not start")
+
+    async def _start_forwarding(self, ui_loop: asyncio.AbstractEventLoop) -> None:
+        """On the phone's loop: a task that hands every event over to the UI's loop."""
+        if self._forwarder is None:
+            self._forwarder = asyncio.get_running_loop().create_task(
+                self._forward(ui_loop), name=f"{self._name}-events"
+            )
+
+    async def _stop_forwarding(self) -> None:
+        """On the phone's loop: cancel the forwarding task and wait until it has ended."""
+        task, self._forwarder = self._forwarder, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
 
     async def _forward(self, ui_loop: asyncio.AbstractEventLoop) -> None:
         async for event in self.inner.events():
@@ -125,21 +142,25 @@ class ThreadedPhone(EventReader):
     # ------------------------------------------------------------------ PhoneApi
     @property
     def accounts(self) -> list[str]:
-        return self._sync(lambda: self.inner.accounts)
+        return self._sync(lambda: list(self.inner.accounts))
 
     @property
     def registrations(self) -> Mapping[str, Registration]:
-        return self._sync(lambda: dict(self.inner.registrations))
+        return self._sync(lambda: MappingProxyType(dict(self.inner.registrations)))
 
     @property
-    def calls(self) -> Sequence[CallView]:
-        return self._sync(lambda: list(self.inner.calls))
+    def calls(self) -> tuple[CallSnapshot, ...]:
+        return self._sync(lambda: tuple(CallSnapshot.of(c) for c in self.inner.calls))
 
-    def call(self, call_id: str) -> CallView:
-        return self._sync(self.inner.call, call_id)
+    def call(self, call_id: str) -> CallSnapshot:
+        return self._sync(lambda: CallSnapshot.of(self.inner.call(call_id)))
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
-        return self._sync(self.inner.call_stats, call_id)
+        def copy() -> dict[str, object] | None:
+            stats = self.inner.call_stats(call_id)
+            return None if stats is None else dict(stats)
+
+        return self._sync(copy)
 
     async def dial(self, target: str, *, account: str | None = None) -> str:
         return await self._run(self.inner.dial(target, account=account))
@@ -178,7 +199,7 @@ class ThreadedPhone(EventReader):
         return self._sync(self.inner.levels, call_id)
 
     def sip_trace(self, call_id: str) -> list[TracedMessage]:
-        return self._sync(self.inner.sip_trace, call_id)
+        return self._sync(lambda: list(self.inner.sip_trace(call_id)))
 
     async def play_file(self, path: Path) -> None:
         await self._run(self.inner.play_file(path))

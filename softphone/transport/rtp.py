@@ -110,6 +110,11 @@ class RtpEndpoint:
     def ready(self) -> bool:
         return len(self._transports) == 2
 
+    @property
+    def settled(self) -> bool:
+        """The task that attaches the sockets to the loop has ended (attached or cancelled)."""
+        return self._attach_task.done()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -122,6 +127,11 @@ class RtpEndpoint:
             self._attach_task.cancel()
             for sock in self._socks:
                 sock.close()
+
+    async def wait_closed(self) -> None:
+        """After ``close()``: wait until the attaching task has ended, so it never outlives the
+        endpoint (``close()`` cancels it when it had not attached the sockets yet)."""
+        await asyncio.wait({self._attach_task})
 
 
 async def open_rtp_endpoint(host: str, low: int, high: int, rng: random.Random) -> RtpEndpoint:

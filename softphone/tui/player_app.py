@@ -1,8 +1,10 @@
-"""``softphone play URL`` without ``--headless``: a small Textual app around the video pane.
+"""The stand-alone viewer (``softphone play URL --viewer``, implied by ``--duration``,
+``--snapshot`` and ``--record``): a small Textual app around the video pane.
 
-Until the TUI issue folds the player into the side pane beside calls, this is the viewer: the
-newest picture in half blocks, an overlay line (codec, resolution, fps, transport, loss, state)
-and keys to pause, seek and quit. It talks only to the Player façade (phone/).
+Without ``--viewer`` the stream plays in the phone's side pane beside the calls; this viewer is
+the picture alone: the newest one in half blocks, an overlay line (codec, resolution, fps,
+transport, loss, state) and keys to pause, seek and quit. It talks only to the Player façade
+(phone/).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ Higher resolution: ``VideoView(mode="kitty" | "sixel" | "auto")`` draws the pict
 graphics protocol or sixel (encoders in :mod:`softphone.tui.graphics`); ``"halfblock"`` is the
 default, ``"auto"`` asks :func:`graphics_mode` (environment only). How the picture gets out
 through Textual: Textual's own output is cells, so the picture is written as raw escape
-sequences with ``App._driver.write``, the one queue (Textual's writer thread) that Textual's
-screen updates go through as well, so order is kept. In a graphics mode the video cells render
+sequences with the driver's ``write`` (tui/textual_internals.py), the one queue (Textual's writer
+thread) that Textual's screen updates go through as well, so order is kept. In a graphics mode the video cells render
 as constant black strips, so Textual never rewrites them for a new frame: ``show()`` writes the
 picture directly (one write per frame, in synchronized output, the cursor saved and restored,
 at most ``max_fps`` per second, only the newest frame). When a screen update does rewrite
@@ -69,6 +69,7 @@ from softphone.tui.graphics import (
     sixel_image,
     synchronized,
 )
+from softphone.tui.textual_internals import terminal_driver
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -445,7 +446,7 @@ class VideoView(Widget):
             reason = "NO_COLOR is set"
         elif self.app.is_inline:
             reason = "the app runs inline"
-        elif getattr(self.app, "_driver", None) is None:
+        elif terminal_driver(self.app) is None:
             reason = "there is no terminal driver"
         elif self._cell_size is None and not self.app.is_headless:
             self._cell_size = terminal_cell_size(self.app)
@@ -560,7 +561,7 @@ class VideoView(Widget):
         """Raw escape sequences to the terminal through Textual's output queue (keeps order with
         Textual's own screen updates). On failure: half blocks (unless ``quiet``)."""
         try:
-            driver = self.app._driver
+            driver = terminal_driver(self.app)
             if driver is None:
                 raise RuntimeError("the app has no driver")
             driver.write(data)

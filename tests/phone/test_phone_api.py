@@ -9,17 +9,17 @@ import inspect
 import random
 import typing
 from collections.abc import AsyncIterator, Callable
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import numpy as np
 import pytest
-from phone_fake import FakeCall, FakePhone
+from phone_fake import DEFAULT_STATS, FakeCall, FakePhone
 from phone_support import port_of, started
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.api import CallView, PhoneApi, TracedMessage
+from softphone.phone.api import CallSnapshot, CallView, PhoneApi, TracedMessage
 from softphone.phone.audio import NullAudio
 from softphone.phone.phone import CallInfo, Phone, PhoneError
 from softphone.phone.threaded import ThreadedPhone
@@ -700,3 +700,41 @@ async def test_threaded_phone_runs_the_phone_on_its_own_loop_and_thread() -> Non
         await phone.stop()
         await callee.stop()
     assert not thread.is_alive() and phone._loop is None
+
+
+def test_call_snapshots_fit_the_call_view() -> None:
+    test_call_records_fit_the_call_view(CallSnapshot)
+
+
+async def test_threaded_phone_hands_the_ui_snapshots_the_phone_thread_leaves_alone() -> None:
+    """What a plain method returns is built on the phone's thread and frozen: a call, the list
+    of calls or the registrations the UI took stay as they were while the phone goes on."""
+    fake = FakePhone(autoplay=True, registrars=["local"])
+    phone = ThreadedPhone(fake)
+    await phone.start()
+    try:
+        call_id = await phone.dial("bob")
+        call, calls, registrations = phone.call(call_id), phone.calls, phone.registrations
+        stats = phone.call_stats(call_id)
+        assert (call.state, call.muted) == ("established", False)
+        assert registrations["local"].state == "registered"
+
+        phone.mute(call_id, True)  # the fake changes its call record on the phone's thread
+        await phone.hangup(call_id)
+        phone._sync(fake.fail_registration, "local", 403)
+        phone._sync(lambda: fake.emit_stats(call_id, jitter_ms=12.5))
+
+        assert (call.state, call.muted) == ("established", False)
+        assert [(c.call_id, c.state, c.muted) for c in calls] == [(call_id, "established", False)]
+        assert registrations["local"].state == "registered"
+        assert stats == DEFAULT_STATS
+        now = phone.call(call_id)
+        assert (now.state, now.muted) == ("ended", True) and now is not call
+        assert phone.registrations["local"].state == "failed"
+        assert isinstance(call, CallSnapshot) and isinstance(calls, tuple)
+        with pytest.raises(FrozenInstanceError):
+            call.muted = True  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            registrations["other"] = registrations["local"]  # type: ignore[index]
+    finally:
+        await phone.stop()

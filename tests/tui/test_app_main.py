@@ -1,4 +1,6 @@
-"""Pilot tests of the main screen against FakePhone (issue 5 §1, §4)."""
+"""Pilot tests of the main screen against FakePhone: dialling, incoming calls and call waiting,
+the keys on a call, the status bar, the side pane, the quality panel, the command palette, help
+and quit."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from tui_support import until
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.book import Book, Contact
-from softphone.tui.app import MainScreen, SoftphoneApp, make_app
+from softphone.tui.app import SoftphoneApp, make_app
 from softphone.tui.screens.incoming import IncomingScreen
+from softphone.tui.screens.main import MainScreen
 from softphone.tui.screens.prompt import PromptScreen
 
 WALL = 1_790_000_000.0

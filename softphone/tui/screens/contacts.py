@@ -1,7 +1,7 @@
 """The contacts screen: browse, search, add/edit/delete, star, and import a vCard file.
 
-:class:`ContactsScreen` is a ``Screen[str | None]``: it dismisses with the primary URI of the
-contact the user pressed Enter on (the app dials it) or None (Escape). :class:`ContactEditor`
+:class:`ContactsScreen` is a searchable table (screens/searchable.py): it dismisses with the
+primary URI of the contact the user pressed Enter on (the app dials it) or None (Escape). :class:`ContactEditor`
 is the add/edit modal: it saves through the store, and when the store refuses (``ContactError``)
 it shows the message under the form and keeps everything typed. :class:`VCardPrompt` asks for
 the path of a ``.vcf`` file to import. sqlite runs through the ``*_async`` methods in workers.
@@ -16,20 +16,18 @@ from pathlib import Path
 from typing import ClassVar, Final
 
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
-from textual.timer import Timer
+from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Static, TextArea
 
 from softphone.phone.book import Book, Contact, StoreError, read_vcard
-from softphone.tui.screens.history import ConfirmDialog
+from softphone.tui.screens.searchable import WRITE_GROUP, Cell, SearchableTableScreen
 
 __all__ = ["ContactEditor", "ContactsScreen", "VCardPrompt", "split_uris"]
 
-SEARCH_DEBOUNCE_S: Final = 0.15
 SEARCH_LIMIT: Final = 1000
 PROBLEMS_SHOWN: Final = 3
 _URI_SEPARATORS: Final = re.compile(r"[\n,;]+")
@@ -183,17 +181,7 @@ class VCardPrompt(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class ContactsTable(DataTable[str | Text]):
-    """The contacts table; Enter (call) shows in the footer."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Call", show=True),
-        Binding("home", "scroll_top", "First row", show=False),
-        Binding("end", "scroll_bottom", "Last row", show=False),
-    ]
-
-
-def _add_columns(table: DataTable[str | Text], screen_width: int) -> None:
+def _add_columns(table: DataTable[Cell], screen_width: int) -> None:
     """The columns; name and address share what the star and video columns leave."""
     free = max(40, screen_width - (1 + 5) - 2 * 4 - _CHROME)
     name = max(16, free * 2 // 5)
@@ -203,18 +191,14 @@ def _add_columns(table: DataTable[str | Text], screen_width: int) -> None:
     table.add_column("Video", key="rtsp", width=5)
 
 
-class ContactsScreen(Screen[str | None]):
+class ContactsScreen(SearchableTableScreen[Contact]):
     """Contacts, favourites first. Dismisses with the URI to call, or None."""
 
-    DEFAULT_CSS = """
-    ContactsScreen { layout: vertical; }
-    ContactsScreen #contacts-title { height: 1; padding: 0 1; text-style: bold; color: $accent; }
-    ContactsScreen #contacts-search { margin: 0 1; }
-    ContactsScreen ContactsTable { height: 1fr; margin: 0 1; }
-    ContactsScreen #contacts-empty { height: 1fr; content-align: center middle; color: $text-muted; }
-    ContactsScreen .-hidden { display: none; }
-    ContactsScreen ContactsTable.-empty { height: auto; }
-    """
+    NAME = "contacts"
+    TITLE_TEXT = "Contacts"
+    SEARCH_HINT = "/ to search by name or address"
+    READ_FAILED = "Cannot read the contacts"
+    DELETE_FAILED = "Cannot delete the contact"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=True),
         Binding("slash", "focus_search", "Find", show=True),
@@ -239,143 +223,55 @@ class ContactsScreen(Screen[str | None]):
         super().__init__()
         self.book = book
         self.phone_domain = phone_domain
-        self.contacts: list[Contact] = []
-        self.loaded = False
-        self._query = ""
-        self._debounce: Timer | None = None
-
-    # -- layout -------------------------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        yield Static("Contacts", id="contacts-title")
-        yield Input(placeholder="/ to search by name or address", id="contacts-search")
-        table = ContactsTable(id="contacts-table", cursor_type="row", zebra_stripes=True)
-        _add_columns(table, 80)
-        yield table
-        yield Static(
-            "No contacts. Press a to add one or i to import a vCard file.",
-            id="contacts-empty",
-            classes="-hidden",
-        )
-        yield Footer()
 
     @property
-    def table(self) -> ContactsTable:
-        return self.query_one("#contacts-table", ContactsTable)
+    def contacts(self) -> list[Contact]:
+        return self.rows
 
-    @property
-    def search_input(self) -> Input:
-        return self.query_one("#contacts-search", Input)
+    # -- the rows -----------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
-        self.table.focus()
-        self._load()
+    def add_columns(self, table: DataTable[Cell], screen_width: int) -> None:
+        _add_columns(table, screen_width)
 
-    def on_resize(self, event: events.Resize) -> None:
-        """Give name and address the width there is (DataTable has no flexible columns)."""
-        table = self.table
-        row = table.cursor_row
-        table.clear(columns=True)
-        _add_columns(table, event.size.width)
-        self._render_rows(row)
-
-    # -- loading ------------------------------------------------------------------------------
-
-    @work(exclusive=True, group="contacts-load")
-    async def _load(self, focus_id: int | None = None) -> None:
-        """(Re)read the list or the search result; the cursor goes to ``focus_id`` if given.
-        Exclusive: a newer load cancels an older one before it can overwrite the rows."""
-        query = self._query
-        try:
-            if query:
-                found = await self.book.contacts.search_async(query, SEARCH_LIMIT)
-            else:
-                found = await self.book.contacts.list_async()
-        except StoreError as exc:
-            self.notify(f"Cannot read the contacts: {exc}", severity="error")
-            return
-        row = self.table.cursor_row
-        if focus_id is not None:
-            row = next((i for i, c in enumerate(found) if c.id == focus_id), row)
-        self.contacts = found
-        self._render_rows(row)
-        self.loaded = True
-
-    def _render_rows(self, row: int) -> None:
-        table = self.table
-        table.clear()
-        for contact in self.contacts:
-            uri = contact.primary_uri if contact.uris else ""
-            more = len(contact.uris) - 1
-            table.add_row(
-                "★" if contact.favourite else "",
-                Text(contact.name, no_wrap=True, overflow="ellipsis"),
-                Text(
-                    f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"
-                ),
-                "rtsp" if contact.rtsp_url else "",
-                key=str(contact.id),
-            )
-        if self.contacts:
-            table.move_cursor(row=max(0, min(row, len(self.contacts) - 1)), animate=False)
-        empty = self.query_one("#contacts-empty", Static)
-        empty.update(
-            f"No contacts match “{self._query}”"
-            if self._query
-            else "No contacts. Press a to add one or i to import a vCard file."
+    def cells(self, row: Contact) -> tuple[Cell, ...]:
+        uri = row.primary_uri if row.uris else ""
+        more = len(row.uris) - 1
+        return (
+            "★" if row.favourite else "",
+            Text(row.name, no_wrap=True, overflow="ellipsis"),
+            Text(f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"),
+            "rtsp" if row.rtsp_url else "",
         )
-        empty.set_class(bool(self.contacts), "-hidden")
-        table.set_class(not self.contacts, "-empty")
 
-    # -- search -------------------------------------------------------------------------------
+    def key(self, row: Contact) -> str:
+        return str(row.id)
 
-    def action_focus_search(self) -> None:
-        self.search_input.focus()
+    async def fetch(self, query: str, offset: int) -> list[Contact]:
+        if query:
+            return await self.book.contacts.search_async(query, SEARCH_LIMIT)
+        return await self.book.contacts.list_async()
 
-    @on(Input.Changed, "#contacts-search")
-    def _search_changed(self, event: Input.Changed) -> None:
-        if self._debounce is not None:
-            self._debounce.stop()
-        self._debounce = self.set_timer(SEARCH_DEBOUNCE_S, self._run_search)
+    def empty_text(self, query: str) -> str:
+        if query:
+            return f"No contacts match “{query}”"
+        return "No contacts. Press a to add one or i to import a vCard file."
 
-    def _run_search(self) -> None:
-        self._debounce = None
-        query = self.search_input.value.strip()
-        if query != self._query:
-            self._query = query
-            self._load()
+    def chosen(self, row: Contact) -> str | None:
+        return row.primary_uri if row.uris else None
 
-    @on(Input.Submitted, "#contacts-search")
-    def _search_submitted(self) -> None:
-        self._run_search()
-        self.table.focus()
+    def delete_question(self, row: Contact) -> str | None:
+        return None if row.id is None else f"Delete the contact {row.name}?"
+
+    async def delete(self, row: Contact) -> None:
+        assert row.id is not None
+        await self.book.contacts.delete_async(row.id)
 
     # -- actions ------------------------------------------------------------------------------
-
-    def selected(self) -> Contact | None:
-        """The contact under the cursor, if any."""
-        if not self.contacts or self.table.row_count == 0:
-            return None
-        return self.contacts[min(self.table.cursor_row, len(self.contacts) - 1)]
-
-    @on(DataTable.RowSelected, "#contacts-table")
-    def _call(self, event: DataTable.RowSelected) -> None:
-        contact = self.selected()
-        if contact is not None and contact.uris:
-            self.dismiss(contact.primary_uri)
-
-    def action_back(self) -> None:
-        if self.search_input.value:
-            self.search_input.value = ""
-            self._run_search()
-            self.table.focus()
-        else:
-            self.dismiss(None)
 
     def _edited(self, saved: Contact | None) -> None:
         if saved is not None:
             self.notify(f"Saved {saved.name}.")
-            self._load(focus_id=saved.id)
+            self._load(focus=str(saved.id))
 
     def action_add(self) -> None:
         self.app.push_screen(ContactEditor(self.book), self._edited)
@@ -390,35 +286,14 @@ class ContactsScreen(Screen[str | None]):
         if contact is not None:
             self._set_favourite(contact, not contact.favourite)
 
-    @work(exclusive=True, group="contacts-write")
+    @work(exclusive=True, group=WRITE_GROUP)
     async def _set_favourite(self, contact: Contact, favourite: bool) -> None:
         try:
             await self.book.contacts.update_async(replace(contact, favourite=favourite))
         except StoreError as exc:
             self.notify(f"Cannot change {contact.name}: {exc}", severity="error")
             return
-        self._load(focus_id=contact.id)
-
-    def action_delete(self) -> None:
-        contact = self.selected()
-        if contact is None or contact.id is None:
-            return
-        contact_id = contact.id
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._delete(contact_id)
-
-        self.app.push_screen(ConfirmDialog(f"Delete the contact {contact.name}?"), done)
-
-    @work(exclusive=True, group="contacts-write")
-    async def _delete(self, contact_id: int) -> None:
-        try:
-            await self.book.contacts.delete_async(contact_id)
-        except StoreError as exc:
-            self.notify(f"Cannot delete the contact: {exc}", severity="error")
-            return
-        self._load()
+        self._load(focus=str(contact.id))
 
     def action_import_vcard(self) -> None:
         def done(path: Path | None) -> None:
@@ -427,7 +302,7 @@ class ContactsScreen(Screen[str | None]):
 
         self.app.push_screen(VCardPrompt(), done)
 
-    @work(exclusive=True, group="contacts-write")
+    @work(exclusive=True, group=WRITE_GROUP)
     async def _import(self, path: Path) -> None:
         """Read the file in a thread, skip cards whose addresses are already someone's (the store
         itself would happily store duplicates), store the rest in one transaction."""

@@ -1,12 +1,13 @@
 """The call history screen: past calls newest first, searchable, call back, play a recording.
 
-:class:`HistoryScreen` is a ``Screen[str | None]``: it dismisses with the remote URI of the row
-the user pressed Enter on (the app calls it back) or with None (Escape). Every sqlite access goes
-through the ``*_async`` methods of :class:`~softphone.phone.book.History` and
-:class:`~softphone.phone.book.Contacts` inside exclusive workers, so a slow query never blocks
-the event loop and never overwrites the result of a newer one.
+:class:`HistoryScreen` is a searchable table (screens/searchable.py) that pages through the
+history: it dismisses with the remote URI of the row the user pressed Enter on (the app calls it
+back) or with None (Escape). Every sqlite access goes through the ``*_async`` methods of
+:class:`~softphone.phone.book.History` and :class:`~softphone.phone.book.Contacts` inside
+exclusive workers, so a slow query never blocks the event loop and never overwrites the result
+of a newer one.
 
-:class:`ConfirmDialog` (a yes/no modal) lives here too; the contacts screen uses it as well.
+:class:`ConfirmDialog` (screens/confirm.py) is re-exported here for older imports.
 """
 
 from __future__ import annotations
@@ -19,17 +20,15 @@ from typing import ClassVar, Final
 
 from rich.style import Style
 from rich.text import Text
-from textual import events, on, work
-from textual.app import ComposeResult
+from textual import work
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable
 
 from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, CallRecord, StoreError
 from softphone.phone.errors import PhoneError
 from softphone.tui.screens.confirm import ConfirmDialog
+from softphone.tui.screens.searchable import WRITE_GROUP, Cell, SearchableTableScreen
 
 __all__ = [
     "ConfirmDialog",
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 PAGE_SIZE: Final = 200
-SEARCH_DEBOUNCE_S: Final = 0.15
 SEARCH_LIMIT: Final = 500
 
 # Result -> the theme variable its text is drawn in (looked up in the running theme).
@@ -79,17 +77,7 @@ def _local_now() -> datetime:
     return datetime.now().astimezone()
 
 
-class HistoryTable(DataTable[str | Text]):
-    """The calls table; Enter (call back) shows in the footer."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Call", show=True),
-        Binding("home", "scroll_top", "First row", show=False),
-        Binding("end", "scroll_bottom", "Last row", show=False),
-    ]
-
-
-def _add_columns(table: DataTable[str | Text], screen_width: int) -> None:
+def _add_columns(table: DataTable[Cell], screen_width: int) -> None:
     """The columns, the remote party's taking what the fixed ones leave of the width."""
     fixed = (("When", "when", 16), ("Dir", "dir", 5))
     tail = (("Length", "length", 7), ("Result", "result", 9), ("Rec", "rec", 3))
@@ -101,18 +89,15 @@ def _add_columns(table: DataTable[str | Text], screen_width: int) -> None:
         table.add_column(label, key=key, width=width)
 
 
-class HistoryScreen(Screen[str | None]):
+class HistoryScreen(SearchableTableScreen[CallRecord]):
     """Past calls, newest first. Dismisses with the URI to call back, or None."""
 
-    DEFAULT_CSS = """
-    HistoryScreen { layout: vertical; }
-    HistoryScreen #history-title { height: 1; padding: 0 1; text-style: bold; color: $accent; }
-    HistoryScreen #history-search { margin: 0 1; }
-    HistoryScreen HistoryTable { height: 1fr; margin: 0 1; }
-    HistoryScreen #history-empty { height: 1fr; content-align: center middle; color: $text-muted; }
-    HistoryScreen .-hidden { display: none; }
-    HistoryScreen HistoryTable.-empty { height: auto; }
-    """
+    NAME = "history"
+    TITLE_TEXT = "Call history"
+    SEARCH_HINT = "/ to search by name, address or result"
+    READ_FAILED = "Cannot read the call history"
+    DELETE_FAILED = "Cannot delete the call"
+    RELOAD_KEEPS_CURSOR = False  # a new search or a reload starts with the newest call
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=True),
         Binding("slash", "focus_search", "Search", show=True),
@@ -139,85 +124,55 @@ class HistoryScreen(Screen[str | None]):
         now: Callable[[], datetime] = _local_now,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        super().__init__()
+        super().__init__(page_size=page_size)
+        self._page_size = page_size
         self.book = book
         self.phone = phone
         self._now = now
-        self.page_size = page_size
-        self.records: list[CallRecord] = []
-        self.exhausted = False  # no more pages beyond self.records
-        self.loaded = False  # the first load (or search) finished
         self.playing: Path | None = None
-        self._query = ""
         self._names: dict[str, str | None] = {}  # remote URI -> contact name (None: no contact)
-        self._debounce: Timer | None = None
-
-    # -- layout -------------------------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        yield Static("Call history", id="history-title")
-        yield Input(placeholder="/ to search by name, address or result", id="history-search")
-        table = HistoryTable(id="history-table", cursor_type="row", zebra_stripes=True)
-        _add_columns(table, 80)
-        yield table
-        yield Static("No calls yet", id="history-empty", classes="-hidden")
-        yield Footer()
 
     @property
-    def table(self) -> HistoryTable:
-        return self.query_one("#history-table", HistoryTable)
-
-    @property
-    def search_input(self) -> Input:
-        return self.query_one("#history-search", Input)
+    def records(self) -> list[CallRecord]:
+        return self.rows
 
     def on_mount(self) -> None:
-        self.table.focus()
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
-        self._load()
-
-    def on_resize(self, event: events.Resize) -> None:
-        """Give the remote column the width there is (DataTable has no flexible columns)."""
-        table = self.table
-        row = table.cursor_row
-        table.clear(columns=True)
-        _add_columns(table, event.size.width)
-        self._append_rows(self.records)
-        if self.records:
-            table.move_cursor(row=min(row, len(self.records) - 1), animate=False)
 
     def _theme_changed(self, _theme: object) -> None:
-        self._render_rows(self.records, keep_cursor=True)
+        self.render_rows(self.table.cursor_row)
 
-    # -- loading ------------------------------------------------------------------------------
+    # -- the rows -----------------------------------------------------------------------------
 
-    @work(exclusive=True, group="history-load")
-    async def _load(self, *, more: bool = False) -> None:
-        """Replace the rows with the first page (or the search result), or append the next page.
-        Exclusive: a newer load or search cancels an older one before it can overwrite."""
-        query = self._query
-        try:
-            if query:
-                found = await self.book.history.search_async(query, SEARCH_LIMIT)
-            else:
-                offset = len(self.records) if more else 0
-                found = await self.book.history.list_async(self.page_size, offset)
-            await self._resolve_names(r.remote_uri for r in found)
-        except StoreError as exc:
-            self.notify(f"Cannot read the call history: {exc}", severity="error")
-            return
-        exhausted = bool(query) or len(found) < self.page_size
-        if more:
-            known = {r.id for r in self.records}
-            fresh = [r for r in found if r.id not in known]
-            self.records.extend(fresh)
-            self.exhausted = exhausted or not fresh
-            self._append_rows(fresh)
+    def add_columns(self, table: DataTable[Cell], screen_width: int) -> None:
+        _add_columns(table, screen_width)
+
+    def cells(self, row: CallRecord) -> tuple[Cell, ...]:
+        colours = self.app.get_css_variables()
+        colour = colours.get(_RESULT_COLOUR.get(row.result, "foreground"), "")
+        style = Style.parse(colour) if colour.startswith("#") else Style()
+        if row.result == "missed":
+            style += Style(bold=True)
+        answered = row.result == "answered"
+        return (
+            format_when(row.started_at, self._now()),
+            _ARROW[row.direction],
+            Text(self._who(row), no_wrap=True, overflow="ellipsis"),
+            format_duration(row.duration_s) if answered else "",
+            Text(row.result, style=style),
+            "●" if row.recording_path else "",
+        )
+
+    def key(self, row: CallRecord) -> str:
+        return str(row.id)
+
+    async def fetch(self, query: str, offset: int) -> list[CallRecord]:
+        if query:
+            found = await self.book.history.search_async(query, SEARCH_LIMIT)
         else:
-            self.records = list(found)
-            self.exhausted = exhausted
-            self._render_rows(self.records, keep_cursor=False)
-        self.loaded = True
+            found = await self.book.history.list_async(self._page_size, offset)
+        await self._resolve_names(r.remote_uri for r in found)
+        return found
 
     async def _resolve_names(self, uris: Iterable[str]) -> None:
         """Contact names for the URIs not looked up yet (one indexed query each, in threads)."""
@@ -228,99 +183,27 @@ class HistoryScreen(Screen[str | None]):
         for uri, contact in zip(wanted, found, strict=True):
             self._names[uri] = None if contact is None else contact.name
 
-    def _cells(self, record: CallRecord) -> tuple[str | Text, ...]:
-        colours = self.app.get_css_variables()
-        colour = colours.get(_RESULT_COLOUR.get(record.result, "foreground"), "")
-        style = Style.parse(colour) if colour.startswith("#") else Style()
-        if record.result == "missed":
-            style += Style(bold=True)
-        remote = self._names.get(record.remote_uri) or record.remote_name or record.remote_uri
-        answered = record.result == "answered"
+    def _who(self, record: CallRecord) -> str:
+        return self._names.get(record.remote_uri) or record.remote_name or record.remote_uri
+
+    def empty_text(self, query: str) -> str:
+        return f"No calls match “{query}”" if query else "No calls yet"
+
+    def chosen(self, row: CallRecord) -> str | None:
+        return row.remote_uri
+
+    def delete_question(self, row: CallRecord) -> str | None:
+        if row.id is None:
+            return None
         return (
-            format_when(record.started_at, self._now()),
-            _ARROW[record.direction],
-            Text(remote, no_wrap=True, overflow="ellipsis"),
-            format_duration(record.duration_s) if answered else "",
-            Text(record.result, style=style),
-            "●" if record.recording_path else "",
+            f"Delete the call with {self._who(row)} ({format_when(row.started_at, self._now())})?"
         )
 
-    def _render_rows(self, records: list[CallRecord], *, keep_cursor: bool) -> None:
-        table = self.table
-        row = table.cursor_row if keep_cursor else 0
-        table.clear()
-        self._append_rows(records)
-        if records:
-            table.move_cursor(row=min(row, len(records) - 1), animate=False)
-        self._show_empty(not records)
-
-    def _append_rows(self, records: list[CallRecord]) -> None:
-        for record in records:
-            self.table.add_row(*self._cells(record), key=str(record.id))
-
-    def _show_empty(self, empty: bool) -> None:
-        label = self.query_one("#history-empty", Static)
-        label.update(f"No calls match “{self._query}”" if self._query else "No calls yet")
-        label.set_class(not empty, "-hidden")
-        self.table.set_class(empty, "-empty")
-
-    @on(DataTable.RowHighlighted, "#history-table")
-    def _maybe_load_more(self, event: DataTable.RowHighlighted) -> None:
-        """Offset paging: reaching the last row loads the next page."""
-        if (
-            self.loaded
-            and not self.exhausted
-            and not self._query
-            and event.cursor_row == len(self.records) - 1
-        ):
-            self.loaded = False
-            self._load(more=True)
-
-    # -- search -------------------------------------------------------------------------------
-
-    def action_focus_search(self) -> None:
-        self.search_input.focus()
-
-    @on(Input.Changed, "#history-search")
-    def _search_changed(self, event: Input.Changed) -> None:
-        if self._debounce is not None:
-            self._debounce.stop()
-        self._debounce = self.set_timer(SEARCH_DEBOUNCE_S, self._run_search)
-
-    def _run_search(self) -> None:
-        self._debounce = None
-        query = self.search_input.value.strip()
-        if query != self._query:
-            self._query = query
-            self._load()
-
-    @on(Input.Submitted, "#history-search")
-    def _search_submitted(self) -> None:
-        self._run_search()
-        self.table.focus()
+    async def delete(self, row: CallRecord) -> None:
+        assert row.id is not None
+        await self.book.history.delete_async(row.id)
 
     # -- actions ------------------------------------------------------------------------------
-
-    def selected(self) -> CallRecord | None:
-        """The record under the cursor, if any."""
-        table = self.table
-        if not self.records or table.row_count == 0:
-            return None
-        return self.records[min(table.cursor_row, len(self.records) - 1)]
-
-    @on(DataTable.RowSelected, "#history-table")
-    def _call_back(self, event: DataTable.RowSelected) -> None:
-        record = self.selected()
-        if record is not None:
-            self.dismiss(record.remote_uri)
-
-    def action_back(self) -> None:
-        if self.search_input.value:
-            self.search_input.value = ""
-            self._run_search()
-            self.table.focus()
-        else:
-            self.dismiss(None)
 
     def action_play(self) -> None:
         if self.playing is not None:
@@ -356,42 +239,13 @@ class HistoryScreen(Screen[str | None]):
         except PhoneError as exc:
             self.notify(str(exc), severity="error")
 
-    def action_delete(self) -> None:
-        record = self.selected()
-        if record is None or record.id is None:
-            return
-        who = self._names.get(record.remote_uri) or record.remote_name or record.remote_uri
-        when = format_when(record.started_at, self._now())
-        record_id = record.id
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._delete(record_id)
-
-        self.app.push_screen(ConfirmDialog(f"Delete the call with {who} ({when})?"), done)
-
-    @work(exclusive=True, group="history-write")
-    async def _delete(self, record_id: int) -> None:
-        try:
-            await self.book.history.delete_async(record_id)
-        except StoreError as exc:
-            self.notify(f"Cannot delete the call: {exc}", severity="error")
-            return
-        self.records = [r for r in self.records if r.id != record_id]
-        self._render_rows(self.records, keep_cursor=True)
-
     def action_clear_all(self) -> None:
         if not self.records:
             return
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._clear()
-
         question = "Delete the whole call history? This cannot be undone."
-        self.app.push_screen(ConfirmDialog(question, confirm_label="Clear all"), done)
+        self.confirm(question, self._clear, label="Clear all")
 
-    @work(exclusive=True, group="history-write")
+    @work(exclusive=True, group=WRITE_GROUP)
     async def _clear(self) -> None:
         try:
             removed = await self.book.history.clear_async()
@@ -399,6 +253,6 @@ class HistoryScreen(Screen[str | None]):
             self.notify(f"Cannot clear the call history: {exc}", severity="error")
             return
         self.notify(f"Deleted {removed} calls.")
-        self.records = []
+        self.rows = []
         self.exhausted = True
-        self._render_rows([], keep_cursor=False)
+        self.render_rows(0)

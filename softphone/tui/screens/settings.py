@@ -45,7 +45,14 @@ from textual.widgets import (
     TabPane,
 )
 
-from softphone.config import Config, ConfigError, config_to_dict, parse_config, save_config
+from softphone.config import (
+    TRANSPORTS,
+    Config,
+    ConfigError,
+    config_to_dict,
+    parse_config,
+    save_config,
+)
 from softphone.phone.devices import DeviceChoice, DeviceService
 from softphone.phone.errors import PhoneError
 from softphone.tui.screens.confirm import ConfirmDialog
@@ -57,7 +64,6 @@ PASSWORD_HINT: Final = "leave empty to keep the current password"
 DEFAULT_DEVICE: Final = "@default"  # the Select value for "the system's default device"
 METER_HZ: Final = 10.0
 METER_FLOOR_DBFS: Final = -60.0
-TRANSPORTS: Final = ("udp", "tcp", "tls")
 
 # Form field id -> config key, in form order (the transport is a Select, handled apart).
 _TEXT_FIELDS: Final = (

@@ -17,7 +17,6 @@ from typing import Protocol
 
 import numpy as np
 from textual import work
-from textual._context import active_app
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.css.query import NoMatches
@@ -25,6 +24,7 @@ from textual.widgets import Label
 
 from softphone.phone import events as pe
 from softphone.phone.text import describe
+from softphone.tui.textual_internals import runs_in_context_of
 from softphone.tui.video import VideoView
 
 __all__ = ["PlayerLike", "SidePane"]
@@ -64,6 +64,7 @@ class SidePane(Vertical):
         self._stop = asyncio.Event()
         self._box: tuple[int, int] | None = None
         self._app: App[object] | None = None
+        self._app_thread = threading.get_ident()
         self._picture_context = contextvars.copy_context()
 
     def compose(self) -> ComposeResult:
@@ -86,8 +87,9 @@ class SidePane(Vertical):
         self.player, self.url = player, url
         self._stop = asyncio.Event()
         # Pictures arrive in callbacks the player's decoder thread queued on the loop: those run
-        # outside the app's context, so keep the app and its context from here.
+        # outside the app's context, so keep the app, its thread and its context from here.
         self._app, self._picture_context = self.app, contextvars.copy_context()
+        self._app_thread = threading.get_ident()
         player.on_picture = self._on_picture
         player.on_state = self._on_state
         if self._box is not None:
@@ -126,9 +128,9 @@ class SidePane(Vertical):
         app = self._app
         if app is None:
             return
-        if threading.get_ident() != app._thread_id:
+        if threading.get_ident() != self._app_thread:
             app.call_from_thread(self._show, rgb)
-        elif active_app.get(None) is app:
+        elif runs_in_context_of(app):
             self._show(rgb)
         else:
             self._picture_context.run(self._show, rgb)

@@ -1,9 +1,11 @@
-"""The status bar: one line per account with its registration state (issue 5 §1)."""
+"""The status bar: one line per account with its registration state, at the top of the main
+screen."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import assert_never
 
 from textual.widgets import Static
 
@@ -33,8 +35,10 @@ def describe_registration(
                 left = reg.retry_in_s - (now_wall - failed_at if failed_at is not None else 0.0)
                 text += f" (retry in {max(0, round(left))} s)"
             return text
-        case _:
+        case "none":
             return f"{reg.account}: local (no registrar)"
+        case _ as unknown:
+            assert_never(unknown)
 
 
 class StatusBar(Static):

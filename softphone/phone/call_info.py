@@ -1,0 +1,53 @@
+"""What the phone knows about one call: :class:`CallInfo`, the record ``Phone.calls`` returns.
+
+It fits :class:`~softphone.phone.api.CallView` (what a front end may read) and carries the
+phone's own working state beside it: the RTP endpoint, the SDP of both sides, the audio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from softphone.phone import events as pe
+from softphone.phone.audio import AudioEngine
+from softphone.phone.media import CallMedia
+from softphone.sdp import NegotiatedMedia, SessionDescription
+from softphone.transport.rtp import RtpEndpoint
+
+__all__ = ["CallInfo"]
+
+
+@dataclass(slots=True)
+class CallInfo:
+    call_id: str
+    account: str
+    direction: Literal["outgoing", "incoming"]
+    remote: str
+    state: pe.CallStateName
+    started_at: float  # monotonic
+    established_at: float | None = None
+    rtp: RtpEndpoint | None = None
+    offer: SessionDescription | None = None  # our last offer, waiting for its answer
+    media: NegotiatedMedia | None = None
+    session_version: int = 0
+    local_hold: bool = False
+    remote_hold: bool = False
+    transfer_of: str | None = None  # this call was made for a REFER on that call
+    remote_sdp: bytes | None = None
+    local_sdp: SessionDescription | None = None  # our last offer or answer
+    audio: CallMedia | None = None
+    engine: AudioEngine | None = None
+    call_number: int = 0  # the n-th call that got media (FileAudio names recordings by it)
+    final_stats: dict[str, object] | None = None
+    recording_path: Path | None = None
+    display_name: str | None = None  # the far end's, from From (incoming) when it sent one
+    muted: bool = False  # kept here so a mute before the audio starts still applies
+    silenced: bool = False  # ringing stopped for this incoming call (silence())
+    codec_name: str | None = None  # the last negotiated codec, kept after the media closes
+
+    @property
+    def codec(self) -> str | None:
+        if self.media is not None and self.media.codec is not None:
+            return self.media.codec.encoding
+        return self.codec_name

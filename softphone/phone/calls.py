@@ -1,0 +1,188 @@
+"""The phone's calls: every call it knows by Call-ID (ended ones too, the last ``KEEP_ENDED``),
+and each change of a call's state with what goes with it: the event front ends see, the ring
+and ringback tones, the call's SDP (phone/offer_answer.py) and its audio (phone/call_audio.py).
+
+What the SIP core decides (a call was answered, the peer re-offered) arrives through the phone's
+SIP event handling (phone/sip_events.py), which calls the methods here; the phone's actions
+(dial, answer, hold) call them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+from softphone.phone import events as pe
+from softphone.phone.call_audio import CallAudio
+from softphone.phone.call_info import CallInfo
+from softphone.phone.errors import PhoneError
+from softphone.phone.offer_answer import OfferAnswer
+from softphone.sdp import Direction, SessionDescription
+from softphone.transport.rtp import RtpEndpoint
+
+__all__ = ["KEEP_ENDED", "CallInfo", "Calls"]
+
+KEEP_ENDED = 50  # bounded memory in long sessions: ended calls beyond these are forgotten
+TALKING = ("established", "held")
+
+
+class Calls:
+    """The call table and its state changes. ``open_rtp`` opens an RTP endpoint now (an
+    incoming call gets one when it is answered); ``forget_ended`` lets the SIP core drop its
+    ended calls too."""
+
+    def __init__(
+        self,
+        *,
+        sdp: OfferAnswer,
+        audio: CallAudio,
+        emit: Callable[[pe.PhoneEvent], None],
+        clock: Callable[[], float],
+        open_rtp: Callable[[], RtpEndpoint],
+        forget_ended: Callable[[], None],
+    ) -> None:
+        self._calls: dict[str, CallInfo] = {}
+        self._sdp = sdp
+        self._audio = audio
+        self._emit = emit
+        self._clock = clock
+        self._open_rtp = open_rtp
+        self._forget_ended = forget_ended
+        self._closing: set[RtpEndpoint] = set()  # closed before their sockets were attached
+
+    # ------------------------------------------------------------------ the table
+    def __iter__(self) -> Iterator[CallInfo]:
+        return iter(self._calls.values())
+
+    def all(self) -> list[CallInfo]:
+        return list(self._calls.values())
+
+    def get(self, call_id: str) -> CallInfo | None:
+        return self._calls.get(call_id)
+
+    def require(self, call_id: str) -> CallInfo:
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise PhoneError(f"no call {call_id}") from None
+
+    def add(self, info: CallInfo) -> None:
+        self._calls[info.call_id] = info
+
+    # ------------------------------------------------------------------ SDP
+    def offer(self, info: CallInfo, *, hold: bool = False) -> SessionDescription:
+        """Our new offer for the call (sendonly while we hold it), kept until its answer."""
+        info.offer = self._sdp.offer(info, Direction.SENDONLY if hold else Direction.SENDRECV)
+        return info.offer
+
+    def answer_offer(self, info: CallInfo, offer_sdp: bytes | None) -> bytes | None:
+        """Our answer to the peer's offer (sendonly while we hold the call); None when it cannot
+        be answered. An incoming call gets its RTP endpoint here."""
+        if info.rtp is None:
+            info.rtp = self._open_rtp()
+        direction = Direction.SENDONLY if info.local_hold else Direction.SENDRECV
+        return self._sdp.answer(info, offer_sdp, direction)
+
+    def apply_answer(self, info: CallInfo, sdp: bytes) -> None:
+        problem = self._sdp.apply_answer(info, sdp)
+        if problem is not None:
+            self._emit(pe.Notice(level="warning", text=f"unusable SDP answer: {problem}"))
+
+    # ------------------------------------------------------------------ state
+    def set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
+        if info.state == state:
+            return
+        info.state = state
+        self.update_tones()
+        self._emit(
+            pe.CallStateChanged(
+                call_id=info.call_id, state=state, direction=info.direction, remote=info.remote
+            )
+        )
+
+    def update_tones(self) -> None:
+        self._audio.tones(self._calls.values())
+
+    def sync_media(self, info: CallInfo, *, sending: bool) -> None:
+        """Start or update the call's audio to match what SDP negotiated."""
+        self._audio.sync(info, sending=sending, cname=f"{info.account}@{self._sdp.address}")
+
+    def update_hold_state(self, info: CallInfo) -> None:
+        media = info.media
+        info.remote_hold = bool(media is not None and media.on_hold)
+        if info.state in TALKING:
+            self.set_state(info, "held" if info.local_hold or info.remote_hold else "established")
+
+    def progressed(self, info: CallInfo, status: int, sdp: bytes | None) -> None:
+        """A provisional response to our INVITE; with SDP it is early media (listen only)."""
+        if sdp is not None:
+            self.apply_answer(info, sdp)
+            self.sync_media(info, sending=False)
+        self.set_state(info, "early" if sdp is not None and status == 183 else "ringing")
+
+    def answered(self, info: CallInfo, sdp: bytes | None) -> None:
+        """The peer answered our call (its 2xx, with the SDP answer to our offer)."""
+        if sdp is not None:
+            self.apply_answer(info, sdp)
+        self.established(info)
+
+    def established(self, info: CallInfo) -> None:
+        """Answered (our 2xx was ACKed, or the peer's 2xx came): the audio flows both ways."""
+        info.established_at = self._clock()
+        self.set_state(info, "established")
+        self.sync_media(info, sending=True)
+
+    def reoffered(self, info: CallInfo, sdp: bytes | None) -> None:
+        """A re-offer (hold, resume, a new address) was answered, by us or by the peer."""
+        if sdp is not None:
+            self.apply_answer(info, sdp)
+        self.update_hold_state(info)
+        self.sync_media(info, sending=True)
+
+    def finish(self, info: CallInfo, status: int, reason: str) -> None:
+        if info.state == "ended":
+            return
+        duration = self._clock() - info.established_at if info.established_at is not None else 0.0
+        self.set_state(info, "ended")
+        self._audio.stop(info)
+        if info.rtp is not None:
+            self.close_rtp(info.rtp)
+            info.rtp = None
+        self._prune_ended()
+        self._emit(
+            pe.CallEnded(
+                call_id=info.call_id,
+                status=status,
+                reason=reason,
+                duration_s=round(duration, 3),
+                answered=info.established_at is not None,
+                stats=info.final_stats,
+                recording=str(info.recording_path) if info.recording_path else None,
+            )
+        )
+
+    def _prune_ended(self) -> None:
+        ended = [c.call_id for c in self._calls.values() if c.state == "ended"]
+        for call_id in ended[:-KEEP_ENDED] if len(ended) > KEEP_ENDED else []:
+            del self._calls[call_id]
+        self._forget_ended()
+
+    # ------------------------------------------------------------------ closing
+    def close_rtp(self, rtp: RtpEndpoint) -> None:
+        """Close an endpoint; one whose sockets were still being attached is waited for in
+        :meth:`wait_closed`."""
+        rtp.close()
+        if not rtp.settled:
+            self._closing.add(rtp)
+
+    def close_all(self) -> None:
+        """The phone stops: every call's audio and sockets close (the SIP side hung up)."""
+        for info in self._calls.values():
+            self._audio.stop(info)
+            if info.rtp is not None:
+                self.close_rtp(info.rtp)
+
+    async def wait_closed(self) -> None:
+        """Wait for the endpoints closed so far to end their set-up task."""
+        closing, self._closing = self._closing, set()
+        await asyncio.gather(*(rtp.wait_closed() for rtp in closing))

@@ -1,0 +1,179 @@
+"""The phone's place on the network: each configured account turned into what the SIP core
+needs (its outbound hop found through DNS, RFC 3263), the address that goes into Via and
+Contact, and the SIP listeners (UDP and TCP on one port, TLS client-only)."""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Callable, Iterable
+
+from softphone.config import Account
+from softphone.phone import events as pe
+from softphone.phone.errors import PhoneError
+from softphone.sip.account import AccountConfig
+from softphone.sip.address import DEFAULT_PORTS, Address, TransportName
+from softphone.sip.ua import UserAgent
+from softphone.sip.uri import SipUri
+from softphone.transport.resolver import DnsBackend, ResolveError, resolve
+from softphone.transport.sip import SipTransport, TransportError
+
+__all__ = [
+    "KEEPALIVE_STREAM_S",
+    "KEEPALIVE_UDP_S",
+    "account_config",
+    "advertised_host",
+    "keep_alive_interval",
+    "listen",
+    "local_account",
+    "resolve_hop",
+]
+
+KEEPALIVE_UDP_S = 25.0
+KEEPALIVE_STREAM_S = 90.0
+EPHEMERAL_ATTEMPTS = 8
+UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
+
+
+def keep_alive_interval(hop: Address) -> float:
+    """How often to ping the outbound hop's flow (RFC 5626 §4.4.1): NAT bindings for UDP time
+    out much sooner than TCP connections."""
+    return KEEPALIVE_UDP_S if hop.transport == "udp" else KEEPALIVE_STREAM_S
+
+
+async def resolve_hop(
+    uri: SipUri, transport: TransportName, *, dns: DnsBackend, rng: random.Random
+) -> Address:
+    """The first address RFC 3263 server location gives for ``uri``."""
+    port = uri.port
+    if transport == "tls" and port is None:
+        port = 5061
+    try:
+        targets = await resolve(
+            uri.host,
+            port=port,
+            transport=(uri.transport or transport),  # type: ignore[arg-type]
+            sips=uri.scheme == "sips",
+            backend=dns,
+            rng=rng,
+        )
+    except ResolveError as exc:
+        raise PhoneError(f"cannot find the server for {uri}: {exc}") from None
+    return targets[0].address()
+
+
+async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) -> AccountConfig:
+    """The SIP core's view of a configured account, its outbound hop resolved."""
+    hop_uri = acct.proxy or acct.registrar
+    outbound = (
+        await resolve_hop(hop_uri, acct.transport, dns=dns, rng=rng)
+        if hop_uri is not None
+        else None
+    )
+    return AccountConfig(
+        name=acct.name,
+        aor=acct.uri,
+        username=acct.auth_username,
+        password=acct.password,
+        display_name=acct.display_name,
+        registrar=acct.registrar,
+        outbound=outbound,
+        transport=acct.transport,
+        expires=acct.expires,
+    )
+
+
+def local_account(bind_host: str) -> Account:
+    """No account configured: a peer-to-peer identity on this host."""
+    host = bind_host if bind_host not in ("0.0.0.0", "::") else "localhost"
+    return Account(name="local", uri=SipUri(user="softphone", host=host))
+
+
+def advertised_host(bind_host: str, accounts: Iterable[AccountConfig]) -> str:
+    """The address that goes into Via and Contact: the bind address when it is specific, else
+    the local address the kernel would use to reach the first outbound hop. A UDP connect()
+    sends nothing; it only asks the routing table."""
+    if bind_host not in UNSPECIFIED_HOSTS:
+        return bind_host
+    for acct in accounts:
+        if acct.outbound is not None:
+            return _route_source(acct.outbound.host) or "127.0.0.1"
+    return _route_source("192.0.2.1") or "127.0.0.1"
+
+
+async def listen(
+    transport: SipTransport,
+    ua: UserAgent,
+    *,
+    accounts: Iterable[AccountConfig],
+    bind_host: str,
+    port: int | None,
+    advertised: str,
+    emit: Callable[[pe.PhoneEvent], None],
+) -> None:
+    """Bind UDP and TCP on one port and tell the core its listeners (TLS is client-only: the
+    core advertises it on the same port, and requests come back over our connection).
+
+    ``port`` None is the default port with a fallback to a free one when it is taken; 0 is a
+    port the kernel picks, free for both UDP and TCP."""
+    fallback = port is None
+    wanted = DEFAULT_PORTS["udp"] if port is None else port
+    transports: list[TransportName] = ["udp", "tcp"]
+    if any(acct.transport == "tls" for acct in accounts):
+        transports.append("tls")
+    bound_port = wanted
+    bound: dict[TransportName, Address] = {}
+    if port == 0:
+        bound = await _ephemeral_pair(transport, bind_host)
+        bound_port = bound["udp"].port
+    for name in transports:
+        if name == "tls":
+            # No server certificate: TLS is client-only; requests come back over our connection.
+            ua.add_listener(Address("tls", advertised, bound_port))
+            continue
+        try:
+            address = bound.get(name) or await transport.listen(
+                name, bind_host, bound_port, fallback=fallback
+            )
+        except TransportError as exc:
+            raise PhoneError(str(exc)) from None
+        moved = address.port != bound_port
+        if moved and name == "udp":
+            emit(
+                pe.Notice(
+                    level="warning",
+                    text=f"port {wanted}/{name} is in use; using {address.port} instead",
+                )
+            )
+            bound_port = address.port
+        ua.add_listener(Address(name, advertised, address.port))
+        emit(pe.Listening(transport=name, host=address.host, port=address.port, fallback=moved))
+
+
+async def _ephemeral_pair(transport: SipTransport, bind_host: str) -> dict[TransportName, Address]:
+    """A port free for both UDP and TCP. The kernel picks the UDP one; the same TCP port may
+    be someone's ephemeral connection, so try again with a new one (bounded)."""
+    for _ in range(EPHEMERAL_ATTEMPTS):
+        try:
+            udp = await transport.listen("udp", bind_host, 0)
+        except TransportError as exc:
+            raise PhoneError(str(exc)) from None
+        try:
+            tcp = await transport.listen("tcp", bind_host, udp.port)
+        except TransportError:
+            await transport.unlisten(udp)
+            continue
+        return {"udp": udp, "tcp": tcp}
+    raise PhoneError(
+        f"no port free for both UDP and TCP on {bind_host} after {EPHEMERAL_ATTEMPTS} tries"
+    )
+
+
+def _route_source(host: str) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None

@@ -1,0 +1,232 @@
+"""What the SIP core's events mean to the phone: :class:`SipEvents` turns each
+``softphone.sip.events`` event into changes of the registrations and the calls and into the
+phone's own events (``softphone.phone.events``) for front ends.
+
+Two reactions start work that takes longer than one event: answering by itself (the phone's
+``auto_answer``) and dialling the target of a REFER (blind transfer, RFC 3515). Both run as
+tasks of the phone's :class:`~softphone.phone.tasks.TaskSet`, so stopping the phone ends them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from softphone.phone import events as pe
+from softphone.phone.call_info import CallInfo
+from softphone.phone.calls import Calls
+from softphone.phone.errors import PhoneError
+from softphone.phone.network import keep_alive_interval
+from softphone.phone.registrations import Registrations
+from softphone.phone.tasks import TaskSet
+from softphone.sip import events as ue
+from softphone.sip.account import AccountConfig
+from softphone.sip.errors import LocalProtocolError
+from softphone.sip.ua import UserAgent
+from softphone.transport.sip import SipTransport
+
+__all__ = ["PhoneActions", "SipEvents"]
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX = 60  # a NOTIFY's sipfrag reason phrase is kept short
+
+
+class PhoneActions(Protocol):
+    """The phone's own actions a reaction takes, as a front end would call them."""
+
+    auto_answer: bool
+
+    async def dial(self, target: str, *, account: str | None = None) -> str: ...
+    async def answer(self, call_id: str) -> None: ...
+
+
+class SipEvents:
+    """Handles the core's events for ``phone``; :meth:`handle` is the SIP transport's sink."""
+
+    def __init__(
+        self,
+        *,
+        phone: PhoneActions,
+        ua: UserAgent,
+        transport: SipTransport,
+        calls: Calls,
+        registrations: Registrations,
+        accounts: Mapping[str, AccountConfig],
+        tasks: TaskSet,
+        emit: Callable[[pe.PhoneEvent], None],
+        clock: Callable[[], float],
+        do_not_disturb: bool,
+    ) -> None:
+        self._phone = phone
+        self._ua = ua
+        self._transport = transport
+        self._calls = calls
+        self._registrations = registrations
+        self._accounts = accounts
+        self._tasks = tasks
+        self._emit = emit
+        self._clock = clock
+        self._do_not_disturb = do_not_disturb
+
+    def handle(self, events: Iterable[object]) -> None:
+        """Apply each event in order, then send what the core queued in response."""
+        for event in events:
+            try:
+                self._handle_one(event)
+            except LocalProtocolError as exc:  # a race between our action and the peer's
+                logger.info("event %r raced with the call state: %s", event, exc)
+        self._transport.pump()
+
+    def _handle_one(self, event: object) -> None:
+        ua, calls = self._ua, self._calls
+        match event:
+            case ue.Registered(account=account, expires=expires):
+                first = self._registrations.registered(account, expires_at=time.time() + expires)
+                hop = self._accounts[account].outbound
+                if first and hop is not None:
+                    self._transport.keep_alive(hop, keep_alive_interval(hop))
+                self._emit(pe.Registered(account=account, expires=expires))
+            case ue.RegistrationFailed(
+                account=account, status=status, reason=reason, retry_in_s=retry
+            ):
+                self._registrations.failed(account, reason=reason, retry_in_s=retry)
+                self._emit(
+                    pe.RegistrationFailed(
+                        account=account, status=status, reason=reason, retry_in_s=retry
+                    )
+                )
+            case ue.Unregistered(account=account):
+                self._registrations.unregistered(account)
+                self._emit(pe.Unregistered(account=account))
+            case ue.IncomingCall():
+                self._incoming(event)
+            case ue.CallProgressed(call_id=call_id, status=status, sdp=sdp):
+                if (info := calls.get(call_id)) is not None:
+                    calls.progressed(info, status, sdp)
+            case ue.CallAnswered(call_id=call_id, sdp=sdp):
+                if (info := calls.get(call_id)) is not None:
+                    calls.answered(info, sdp)
+                    self._notify_transferor(info, 200, "OK")
+            case ue.CallConfirmed(call_id=call_id):
+                if (info := calls.get(call_id)) is not None:
+                    calls.established(info)
+            case ue.CallFailed(call_id=call_id, status=status, reason=reason):
+                if (info := calls.get(call_id)) is not None:
+                    self._notify_transferor(info, status or 503, reason)
+                    calls.finish(info, status, reason)
+            case ue.CallEnded(call_id=call_id, status=status, reason=reason):
+                if (info := calls.get(call_id)) is not None:
+                    calls.finish(info, status, reason)
+            case ue.ReofferReceived(call_id=call_id, sdp=sdp):
+                if (info := calls.get(call_id)) is None:
+                    return
+                answer = calls.answer_offer(info, sdp)
+                if answer is None:
+                    ua.reject_reoffer(call_id, status=488, now=self._clock())
+                    return
+                ua.answer_reoffer(call_id, sdp=answer, now=self._clock())
+                calls.reoffered(info, None)
+            case ue.ReofferAnswered(call_id=call_id, sdp=sdp):
+                if (info := calls.get(call_id)) is not None:
+                    calls.reoffered(info, sdp)
+            case ue.ReofferFailed(call_id=call_id, reason=reason):
+                if (info := calls.get(call_id)) is not None:
+                    info.local_hold = not info.local_hold  # the change did not happen
+                    self._emit(pe.Notice(level="warning", text=f"hold/resume failed: {reason}"))
+            case ue.TransferRequested(call_id=call_id, target=target):
+                if (info := calls.get(call_id)) is not None:
+                    self._emit(pe.Notice(level="info", text=f"transferred to {target}"))
+                    self._tasks.spawn(
+                        self._transfer_dial(info, target), name=f"transfer-dial-{call_id}"
+                    )
+            case ue.TransferProgressed(call_id=call_id, status=status, reason=reason, final=final):
+                self._emit(
+                    pe.TransferProgressed(
+                        call_id=call_id, status=status, reason=reason, final=final
+                    )
+                )
+                info = calls.get(call_id)
+                if final and 200 <= status < 300 and info is not None and info.state != "ended":
+                    # Blind transfer done: the transferee has the new call; we leave (RFC 5589 §6).
+                    self.handle(ua.hangup(call_id, self._clock()))
+            case ue.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration_ms):
+                self._emit(
+                    pe.DtmfReceived(
+                        call_id=call_id, digit=digit, method="info", duration_ms=duration_ms
+                    )
+                )
+            case _:
+                logger.debug("unhandled UA event %r", event)
+
+    def _incoming(self, event: ue.IncomingCall) -> None:
+        info = CallInfo(
+            call_id=event.call_id,
+            account=event.account,
+            direction="incoming",
+            remote=event.remote,
+            state="ringing",
+            started_at=self._clock(),
+            remote_sdp=event.sdp,
+            display_name=event.remote_display,
+        )
+        self._calls.add(info)
+        self._emit(
+            pe.IncomingCall(
+                call_id=event.call_id,
+                account=event.account,
+                remote=event.remote,
+                display_name=event.remote_display,
+                waiting=event.replaces_call,
+            )
+        )
+        if self._do_not_disturb:
+            self.handle(
+                self._ua.reject(
+                    event.call_id, status=480, now=self._clock(), reason="Do Not Disturb"
+                )
+            )
+            return
+        self._emit(
+            pe.CallStateChanged(
+                call_id=info.call_id, state="ringing", direction="incoming", remote=info.remote
+            )
+        )
+        self._calls.update_tones()
+        self._ua.ring(event.call_id, self._clock())
+        if self._phone.auto_answer:
+            self._tasks.spawn(self._auto_answer(event.call_id), name=f"auto-answer-{info.call_id}")
+
+    async def _auto_answer(self, call_id: str) -> None:
+        try:
+            await self._phone.answer(call_id)
+        except PhoneError as exc:
+            self._emit(pe.Notice(level="error", text=f"could not answer: {exc}"))
+
+    async def _transfer_dial(self, original: CallInfo, target: str) -> None:
+        try:
+            new_id = await self._phone.dial(target, account=original.account)
+        except PhoneError as exc:
+            try:
+                self._ua.notify_transfer(
+                    original.call_id, status=503, reason=str(exc)[:REASON_MAX], now=self._clock()
+                )
+            except LocalProtocolError:
+                pass
+            self._transport.pump()
+            return
+        self._calls.require(new_id).transfer_of = original.call_id
+
+    def _notify_transferor(self, info: CallInfo, status: int, reason: str) -> None:
+        """The call made for a REFER reached an outcome: tell the transferor (RFC 3515 §2.4.5)."""
+        if info.transfer_of is None:
+            return
+        original, info.transfer_of = info.transfer_of, None
+        try:
+            self._ua.notify_transfer(
+                original, status=status, reason=reason[:REASON_MAX], now=self._clock()
+            )
+        except LocalProtocolError:
+            pass

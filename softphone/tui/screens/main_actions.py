@@ -1,0 +1,83 @@
+"""The main screen's actions: for each, its keys, the action's name, the footer label and a line
+of help. The main screen binds them, the app's command palette lists them, and the help screen
+shows them with every other screen's keys (:func:`help_sections`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from softphone.tui.screens.help import HelpSection
+from softphone.tui.screens.incoming import IncomingScreen
+
+__all__ = ["ACTIONS", "MAIN_HELP", "Action", "help_sections"]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One main-screen action: its keys, the action name, the footer label and what it does."""
+
+    keys: str
+    name: str
+    label: str
+    help: str
+    show: bool = True
+
+
+ACTIONS: Final[tuple[Action, ...]] = (
+    Action("a", "answer", "Answer", "answer the selected (or the ringing) call"),
+    Action("h", "hangup", "Hang up", "hang up the selected call, or reject it while it rings"),
+    Action("H,o", "toggle_hold", "Hold", "hold / resume the selected call"),
+    Action("m", "toggle_mute", "Mute", "mute / unmute the microphone in the selected call"),
+    Action("r", "toggle_record", "Rec", "start / stop recording the selected call"),
+    Action("t", "transfer", "Transfer", "blind transfer the selected call (asks for the target)"),
+    Action("d,slash", "focus_dial", "Dial", "go to the dial bar"),
+    Action("T", "trace", "Trace", "SIP ladder of the selected call"),
+    Action("y", "history", "History", "call history"),
+    Action("c", "contacts", "Contacts", "contacts"),
+    Action("s", "settings", "Settings", "accounts and settings"),
+    Action("v", "open_stream", "Stream", "open an RTSP URL in the side pane"),
+    Action("V", "toggle_pane", "Pane", "show / hide the side pane"),
+    Action("plus", "enlarge_pane", "Enlarge", "make the side pane wider (cycles)", show=False),
+    Action("question_mark,f1", "help", "Help", "this help"),
+    Action("q", "quit", "Quit", "hang up every call and quit"),
+)
+
+MAIN_HELP: Final[tuple[tuple[str, str], ...]] = (
+    ("Enter (dial bar)", "call what is typed: a SIP URI, a number or a contact name"),
+    ("→ (dial bar)", "accept the suggestion from contacts and history"),
+    ("Escape (dial bar)", "leave the dial bar; then the single keys below work"),
+    ("↑ / ↓", "select a call"),
+    ("0-9 * #", "send DTMF in the selected call (outside the dial bar)"),
+    *(
+        (
+            a.keys.replace("question_mark", "?")
+            .replace("slash", "/")
+            .replace("plus", "+")
+            .replace(",", " / "),
+            a.help,
+        )
+        for a in ACTIONS
+    ),
+    ("ctrl+p", "command palette: every action by name"),
+)
+
+
+def help_sections() -> list[HelpSection]:
+    """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist)."""
+    sections: list[HelpSection] = [
+        ("Main screen", MAIN_HELP),
+        ("Incoming call", IncomingScreen.KEYS_HELP),
+    ]
+    for module, name, title in (
+        ("history", "HistoryScreen", "History"),
+        ("contacts", "ContactsScreen", "Contacts"),
+        ("trace", "TraceScreen", "SIP trace"),
+        ("settings", "SettingsScreen", "Settings"),
+    ):
+        try:
+            screen = getattr(__import__(f"softphone.tui.screens.{module}", fromlist=[name]), name)
+        except (ImportError, AttributeError):
+            continue
+        sections.append((title, tuple(getattr(screen, "KEYS_HELP", ()))))
+    return sections
