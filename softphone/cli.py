@@ -83,7 +83,8 @@ async def _start(
         audio = FileAudio(args.play, args.record)
     elif args.no_audio:
         audio = NullAudio()
-    from softphone.phone.phone import Phone, PhoneError  # not imported by `play`: faster start
+    from softphone.phone.errors import PhoneError  # not imported by `play`: faster start
+    from softphone.phone.phone import Phone
 
     phone = Phone(
         config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer, audio=audio
@@ -104,7 +105,7 @@ async def _drain(phone: Phone, reporter: Reporter) -> None:
 
 async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
     from softphone.phone import events as pe  # not imported by `play`: faster start
-    from softphone.phone.phone import PhoneError
+    from softphone.phone.errors import PhoneError
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

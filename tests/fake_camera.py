@@ -10,6 +10,7 @@ import struct
 
 from rtp_captures import load_capture
 
+from softphone.auth.basic import basic_authorization
 from softphone.rtp.packet import RtpPacket, is_rtcp
 
 HOST = "127.0.0.1"
@@ -25,6 +26,7 @@ class FakeCamera:
         busy: int = 0,
         ssrc_in: str | None = None,
         media_after_pli: bool = False,
+        basic: tuple[str, str] | None = None,
     ) -> None:
         self.udp = udp
         self.busy = busy  # answer this many DESCRIBEs 503, as a booting camera does
@@ -32,6 +34,8 @@ class FakeCamera:
             ssrc_in  # "setup" (Transport ssrc=) or "rtp-info": where the camera tells its SSRC
         )
         self.media_after_pli = media_after_pli  # send nothing until asked for a key frame
+        self.basic = basic  # DESCRIBE needs these credentials (RFC 7617 Basic)
+        self.authorizations: list[str | None] = []  # the Authorization of every request
         self.pli_seen = asyncio.Event()
         self.disconnected = asyncio.Event()  # a client's connection ended
         self.requests: list[str] = []
@@ -90,7 +94,16 @@ class FakeCamera:
                 path = "/" + uri.split("/", 3)[3] if uri.count("/") >= 3 else "/"
                 self.requests.append(f"{method} {path} {headers.get('transport', '')}")
                 cseq = headers["cseq"]
-                if path.startswith("/old"):
+                self.authorizations.append(headers.get("authorization"))
+                if (
+                    method == "DESCRIBE"
+                    and self.basic is not None
+                    and headers.get("authorization") != basic_authorization(*self.basic)
+                ):
+                    writer.write(
+                        f'RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n'.encode()
+                    )
+                elif path.startswith("/old"):
                     writer.write(
                         f"RTSP/1.0 302 Moved\r\nCSeq: {cseq}\r\nLocation: {self.url('/cam')}\r\n\r\n".encode()
                     )

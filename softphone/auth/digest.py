@@ -33,18 +33,14 @@ from softphone.auth.errors import NoCredentials, ParseError
 
 __all__ = [
     "Algorithm",
-    "AuthError",
     "Challenge",
     "Credentials",
     "DigestClient",
+    "NoCredentials",
     "make_challenge",
     "parse_challenges",
     "verify_authorization",
 ]
-
-
-# Kept under its old name: callers catch AuthError when no credentials fit.
-AuthError = NoCredentials
 
 
 class Algorithm(Enum):
@@ -341,7 +337,7 @@ def _choose_qop(offered: tuple[str, ...]) -> str | None:
         return "auth"
     if "auth-int" in offered:
         return "auth-int"
-    raise AuthError(f"no supported qop in {offered!r}")
+    raise NoCredentials(f"no supported qop in {offered!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,12 +448,12 @@ class DigestClient:
         """The Authorization (or, with ``proxy``, Proxy-Authorization) header value.
 
         ``uri`` is the Request-URI as sent (RFC 3261 §22.4). ``cnonce`` overrides the random
-        one (for reproducing published examples). Raises AuthError when no credentials fit.
+        one (for reproducing published examples). Raises NoCredentials when no credentials fit.
         """
         creds = self._credentials_for(challenge.realm)
         if creds is None:
-            raise AuthError(f"no credentials for realm {challenge.realm!r}")
-        _choose_qop(challenge.qop)  # raises AuthError before any state changes
+            raise NoCredentials(f"no credentials for realm {challenge.realm!r}")
+        _choose_qop(challenge.qop)  # raises NoCredentials before any state changes
         session = self._session(challenge, proxy=proxy, cnonce=cnonce)
         session.nc += 1
         return _credentials_value(

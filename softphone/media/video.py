@@ -39,7 +39,7 @@ from av.codec.context import Flags
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 
-from softphone.media.errors import MediaError as MediaError  # defined without PyAV, re-exported
+from softphone.media.errors import MediaError
 
 if TYPE_CHECKING:
     # numpy is imported where it is used: decoding video needs only PyAV, so a player's first

@@ -38,9 +38,9 @@ from softphone.phone import events as pe
 from softphone.phone.api import Registration, TracedMessage
 from softphone.phone.audio import AudioProvider, DeviceAudio
 from softphone.phone.call_audio import CallAudio, FilePort
-from softphone.phone.call_info import CallInfo as CallInfo  # re-exported: Phone.calls' record
+from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
-from softphone.phone.errors import PhoneError as PhoneError  # re-exported: older imports
+from softphone.phone.errors import PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.network import (
     account_config,
@@ -66,7 +66,7 @@ from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint
 from softphone.transport.sip import SipTransport
 from softphone.transport.tls import client_context
 
-__all__ = ["CallInfo", "Phone", "PhoneError"]
+__all__ = ["Phone"]
 
 logger = logging.getLogger(__name__)
 

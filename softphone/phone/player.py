@@ -47,7 +47,6 @@ from softphone.phone.player_policy import (
 )
 from softphone.phone.player_session import PlayerSession
 from softphone.rtsp import client as rc
-from softphone.rtsp.errors import RtspError
 from softphone.rtsp.url import RtspUrl
 
 if TYPE_CHECKING:
@@ -295,17 +294,8 @@ class Player:
             return url.username, url.password or ""
         if self.options.credentials is not None:
             return self.options.credentials
-        for camera in self.config.cameras:
-            try:
-                cam = RtspUrl.parse(camera.url)
-            except RtspError:
-                continue
-            if (cam.host, cam.port) == (
-                url.host,
-                url.port,
-            ) and camera.username is not None:
-                return camera.username, camera.password or ""
-        return None
+        # A camera of the config on the host and port connected to (a redirect may move there).
+        return self.config.camera_source(str(url.without_credentials())).credentials
 
     def _end_of(self, task: asyncio.Task[SessionEnd]) -> SessionEnd | None:
         """How the session's task ended; None for a bug of ours (logged with its traceback)."""

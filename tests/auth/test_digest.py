@@ -11,16 +11,15 @@ from hypothesis import strategies as st
 
 from softphone.auth.digest import (
     Algorithm,
-    AuthError,
     Challenge,
     Credentials,
     DigestClient,
+    NoCredentials,
     make_challenge,
     parse_challenges,
     verify_authorization,
 )
-from softphone.auth.errors import AuthError as AuthBaseError
-from softphone.auth.errors import ParseError
+from softphone.auth.errors import AuthError, ParseError
 
 # RFC 7616 §3.9.1
 RFC7616_CHALLENGE = """Digest
@@ -189,7 +188,7 @@ def test_unknown_qop_only_raises_auth_error() -> None:
     challenge = Challenge.parse('Digest realm="r", nonce="n", qop="auth-conf"')
     c = client()
     assert not c.can_answer(challenge)
-    with pytest.raises(AuthError, match="no supported qop"):
+    with pytest.raises(NoCredentials, match="no supported qop"):
         c.authorize(challenge, method="INVITE", uri="sip:b@r")
     assert c.cached("INVITE", "sip:b@r") == []
 
@@ -290,9 +289,9 @@ def test_realm_matching() -> None:
     assert params_of(c.authorize(z, method="INVITE", uri="sip:x"))["username"] == '"anyone"'
     assert only_b.can_answer(Challenge.parse('Digest realm="b.example", nonce="n"'))
     assert not only_b.can_answer(a)
-    with pytest.raises(AuthError, match=r"a\.example") as excinfo:
+    with pytest.raises(NoCredentials, match=r"a\.example") as excinfo:
         only_b.authorize(a, method="INVITE", uri="sip:x")
-    assert isinstance(excinfo.value, AuthBaseError)
+    assert isinstance(excinfo.value, AuthError)
 
 
 def test_realm_checked_by_verifier() -> None:

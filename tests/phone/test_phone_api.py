@@ -21,7 +21,9 @@ from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.api import CallSnapshot, CallView, PhoneApi, TracedMessage
 from softphone.phone.audio import NullAudio
-from softphone.phone.phone import CallInfo, Phone, PhoneError
+from softphone.phone.call_info import CallInfo
+from softphone.phone.errors import PhoneError
+from softphone.phone.phone import Phone
 from softphone.phone.threaded import ThreadedPhone
 from softphone.transport.resolver import StubBackend
 

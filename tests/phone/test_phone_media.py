@@ -16,7 +16,8 @@ from speech_quality import SPEECH, score
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.audio import AudioProvider, FileAudio, NullAudio, numbered
-from softphone.phone.phone import Phone, PhoneError
+from softphone.phone.errors import PhoneError
+from softphone.phone.phone import Phone
 
 
 async def started(

@@ -10,7 +10,8 @@ from phone_support import expect, port_of, started
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.phone import Phone, PhoneError
+from softphone.phone.errors import PhoneError
+from softphone.phone.phone import Phone
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.phone import Phone, PhoneError
+from softphone.phone.errors import PhoneError
+from softphone.phone.phone import Phone
 from softphone.transport.resolver import StubBackend
 
 

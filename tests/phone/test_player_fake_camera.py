@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from fake_camera import SSRC, FakeCamera, is_pli
 
+from softphone.auth.basic import basic_authorization
+from softphone.config import Camera, Config
 from softphone.phone import events as pe
 from softphone.phone.player import Player, PlayerOptions
 from softphone.rtp.packet import parse_rtcp
@@ -252,3 +254,19 @@ async def test_a_cancelled_run_leaves_no_task_and_no_connection_behind() -> None
         assert "rtsp-session" in {task.get_name() for task in made}
         # and the connection is closed: the camera sees the end of it
         await asyncio.wait_for(camera.disconnected.wait(), 5)
+
+
+async def test_a_url_without_credentials_gets_those_of_the_config_camera_on_its_host() -> None:
+    async with FakeCamera(basic=("admin", "door pw")) as camera:
+        config = Config(
+            cameras=(
+                Camera(name="elsewhere", url="rtsp://127.0.0.1:9/x", username="no", password="no"),
+                Camera(
+                    name="door", url=camera.url("/stream1"), username="admin", password="door pw"
+                ),
+            )
+        )
+        player = Player(camera.url("/cam"), config=config, options=PlayerOptions(transport="tcp"))
+        async with playing(player):
+            await next_of(player, pe.StreamPlaying)
+        assert basic_authorization("admin", "door pw") in camera.authorizations

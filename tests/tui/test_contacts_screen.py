@@ -13,8 +13,8 @@ from tui_support import Host as BaseHost
 from tui_support import until
 
 from softphone.phone.book import Book, Contact
+from softphone.tui.screens.confirm import ConfirmDialog
 from softphone.tui.screens.contacts import ContactEditor, ContactsScreen, VCardPrompt, split_uris
-from softphone.tui.screens.history import ConfirmDialog
 
 VCARDS = Path(__file__).resolve().parents[1] / "data" / "vcard"
 

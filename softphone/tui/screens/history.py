@@ -6,8 +6,6 @@ back) or with None (Escape). Every sqlite access goes through the ``*_async`` me
 :class:`~softphone.phone.book.History` and :class:`~softphone.phone.book.Contacts` inside
 exclusive workers, so a slow query never blocks the event loop and never overwrites the result
 of a newer one.
-
-:class:`ConfirmDialog` (screens/confirm.py) is re-exported here for older imports.
 """
 
 from __future__ import annotations
