@@ -49,6 +49,11 @@ class ThreadedPhone(EventReader):
         self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
         self._forwarder: concurrent.futures.Future[None] | None = None
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The phone's own event loop from ``start()`` to ``stop()``; None outside that time."""
+        return self._loop
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self._loop is None:

@@ -10,12 +10,13 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import lab
 import pytest
-import rtsp_lab as rtsp_lab_module
 import tomli_w
 from cli_support import make_env
+from lab_support import BaresipFactory
 from tmux_term import TmuxTerm
+
+from softphone import lab
 
 pytestmark = pytest.mark.interop
 
@@ -45,7 +46,7 @@ def write_config(path: Path, kamailio: lab.Kamailio) -> None:
 
 
 def test_tui_calls_baresip_through_kamailio_and_hangs_up(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, tmp_path: Path
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, tmp_path: Path
 ) -> None:
     bob = baresip_factory(user="bob", transport="udp", auto_answer=True)
     config = tmp_path / "config.toml"
@@ -87,9 +88,7 @@ def test_tui_calls_baresip_through_kamailio_and_hangs_up(
     assert log.is_file() and "Traceback" not in log.read_text(errors="replace")
 
 
-def test_tui_plays_a_camera_in_the_side_pane(
-    rtsp_lab: rtsp_lab_module.RtspLab, tmp_path: Path
-) -> None:
+def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: lab.RtspServer, tmp_path: Path) -> None:
     """``softphone play URL`` opens the phone's interface with the stream beside the calls: the
     GStreamer lab's H.264 camera shows as half blocks in the side pane, under the media guard
     (our own RTSP client and decoder, never ffmpeg's network code)."""
