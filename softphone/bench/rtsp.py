@@ -42,10 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from softphone.bench.rtsp_report import FirstFrameReport, RenderReport
-from softphone.bench.rtsp_runs import run_first_frame, run_render
 from softphone.bench.workdir import add_output_options, workdir
-from softphone.lab.process import LabError
 
 COMMANDS: Final = ("rtsp-first-frame", "rtsp-render")
 EXIT_OK: Final = 0
@@ -151,6 +148,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Run the benchmark ``args.command`` names; returns the exit status."""
+    # The runs and the peer lab load only when a benchmark runs, not for --help.
+    from softphone.bench.rtsp_report import FirstFrameReport, RenderReport
+    from softphone.bench.rtsp_runs import run_first_frame, run_render
+    from softphone.lab.process import LabError
+
     stream = out or sys.stdout
     command = command_line(args)
     try:

@@ -128,8 +128,13 @@ class BaresipCtrl:
         """Send one menu command; return its response (``{"response":true,"ok":...,"data":...}``)."""
         token = f"lab{next(self._tokens)}"
         body = json.dumps({"command": name, "params": params, "token": token}).encode()
-        with self._send_lock:
-            self._sock.sendall(netstring(body))
+        if self.closed:
+            raise LabError(f"{self.name}: ctrl_tcp is closed; {name!r} not sent")
+        try:
+            with self._send_lock:
+                self._sock.sendall(netstring(body))
+        except OSError as exc:
+            raise LabError(f"{self.name}: sending {name!r} failed: {exc}") from exc
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while token not in self._responses:

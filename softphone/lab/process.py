@@ -348,14 +348,19 @@ class LabProcess:
     ) -> None:
         """Like :func:`wait_until`, also failing when this process exits; a look at ``cond``
         comes at the latest ``poll_s`` after the previous one, or as soon as it prints."""
-        wait_until(
-            cond,
-            timeout_s,
-            what,
-            alive=self.alive,
-            poll_s=poll_s,
-            pause=lambda s: self.log.wait_output(len(self.log), s),
-        )
+        try:
+            wait_until(
+                cond,
+                timeout_s,
+                what,
+                alive=self.alive,
+                poll_s=poll_s,
+                pause=lambda s: self.log.wait_output(len(self.log), s),
+            )
+        except LabError:
+            if not self.alive():
+                self.log.join(2.0)  # all it printed before it died, for the caller's message
+            raise
 
     def wait_port(self, port: int, timeout_s: float) -> None:
         """Until ``127.0.0.1:port`` accepts TCP connections."""
