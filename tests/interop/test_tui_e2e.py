@@ -6,6 +6,7 @@ both sides: our screen, baresip's ctrl_tcp events, Kamailio's log, and the histo
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -113,9 +114,13 @@ def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: lab.RtspServer, tmp_path:
             env=env,
             cwd=REPO,
         )
-        term.wait_for(
-            r"(?s)(?:[\u2580\u2584]{40}.*?){20}", timeout_s=30
-        )  # a picture: 20 rows of half blocks
+        # A picture: 20 runs of 40 half blocks (counted, not matched by one regex: a nested
+        # lazy pattern backtracks for minutes on a screen with only a few such rows).
+        term.wait_until(
+            lambda screen: len(re.findall("[\u2580\u2584]{40}", screen)) >= 20,
+            timeout_s=30,
+            what="a picture of 20 rows of half blocks",
+        )
         term.wait_for(r"first picture after \d+ ms: h264", timeout_s=5)
         term.wait_for(r"Dial|Call:", timeout_s=5)  # the phone's screen, not the bare viewer
         term.send("C-q")  # the dial bar has the focus: q would be typed, ctrl+q quits
