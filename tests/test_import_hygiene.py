@@ -1,7 +1,8 @@
-"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md: the protocol
-cores are sans-IO, so that they run and are tested without a loop, a socket or a device): no
-asyncio, socket, ssl, textual, sounddevice, av or opuslib. Each import runs in a fresh interpreter
-so nothing loaded by the test process leaks in."""
+"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md, "Layout"):
+no asyncio, socket, ssl, textual, sounddevice, av or opuslib. The peer lab (softphone.lab) is
+for the tests and ``softphone bench`` only: the everyday commands never load it, and it loads
+none of the layers above it. Each import runs in a fresh interpreter so nothing loaded by the
+test process leaks in."""
 
 from __future__ import annotations
 
@@ -67,3 +68,26 @@ def test_cli_help_does_not_import_the_world() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def _loaded_after(module: str, prefixes: tuple[str, ...]) -> list[str]:
+    code = (
+        f"import sys, {module}\n"
+        f"print(','.join(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+@pytest.mark.parametrize(
+    "module", ["softphone.__main__", "softphone.cli", "softphone.tui.app", "softphone.phone.phone"]
+)
+def test_the_everyday_commands_never_load_the_lab(module: str) -> None:
+    assert _loaded_after(module, ("softphone.lab",)) == []
+
+
+def test_the_lab_loads_nothing_above_it() -> None:
+    above = ("softphone.phone", "softphone.tui", "softphone.cli", "softphone.bench")
+    assert _loaded_after("softphone.lab", above) == []

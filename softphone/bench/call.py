@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
+
+from softphone.bench.workdir import add_output_options, workdir
 
 COMMANDS: Final = ("cpu", "latency", "device")
 DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
@@ -39,7 +38,7 @@ def add_commands(subparsers: Any) -> None:
     cpu = subparsers.add_parser("cpu", help="CPU of a full-duplex Opus call, softphone vs baresip")
     _seconds(cpu)
     _speech(cpu)
-    _common(cpu)
+    add_output_options(cpu, keeps="configs and peer logs")
 
     latency = subparsers.add_parser("latency", help="mouth-to-ear delay on loopback, per codec")
     latency.add_argument(
@@ -67,7 +66,7 @@ def add_commands(subparsers: Any) -> None:
     device = subparsers.add_parser("device", help="xruns of the device path on JACK's dummy driver")
     _seconds(device)
     _speech(device)
-    _common(device)
+    add_output_options(device, keeps="configs and peer logs")
 
 
 def _seconds(p: argparse.ArgumentParser) -> None:
@@ -88,16 +87,6 @@ def _speech(p: argparse.ArgumentParser) -> None:
         metavar="REF.wav",
         help=f"speech both sides send, looped (default {DEFAULT_SPEECH})",
     )
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        metavar="DIR",
-        help="keep configs and peer logs here (default: a temporary directory)",
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _positive_float(text: str) -> float:
@@ -129,19 +118,9 @@ def _interval(text: str) -> int:
     return value
 
 
-@contextmanager
-def _workdir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path.resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="softphone-bench-") as tmp:
-        yield Path(tmp)
-
-
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Run the benchmark ``args.command`` names; returns the exit status."""
-    from softphone.bench.call_peers import PeerError
+    from softphone.lab.process import LabError  # the peer lab loads only when a bench runs
 
     stream = out or sys.stdout
     try:
@@ -156,7 +135,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         if args.command == "cpu":
             return _cpu(args, stream)
         return _device(args, stream)
-    except PeerError as exc:
+    except LabError as exc:
         print(f"softphone bench {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
@@ -172,8 +151,8 @@ def _emit(args: argparse.Namespace, out: TextIO, payload: dict[str, Any], table:
 def _cpu(args: argparse.Namespace, out: TextIO) -> int:
     from softphone.bench.call_cpu import run_cpu
 
-    with _workdir(args.workdir) as workdir:
-        report = run_cpu(workdir, args.speech.resolve(), args.seconds)
+    with workdir(args.workdir, prefix="softphone-bench-") as where:
+        report = run_cpu(where, args.speech.resolve(), args.seconds)
     _emit(args, out, report.to_json(), report.table())
     return EXIT_OK
 
@@ -204,7 +183,7 @@ def _latency(args: argparse.Namespace, out: TextIO) -> int:
 def _device(args: argparse.Namespace, out: TextIO) -> int:
     from softphone.bench.call_device import run_device
 
-    with _workdir(args.workdir) as workdir:
-        report = run_device(workdir, args.speech.resolve(), args.seconds)
+    with workdir(args.workdir, prefix="softphone-bench-") as where:
+        report = run_device(where, args.speech.resolve(), args.seconds)
     _emit(args, out, report.to_json(), report.table())
     return EXIT_OK if report.xruns == 0 else EXIT_TARGET_MISSED

@@ -22,14 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from softphone.bench.call_peers import (
-    BaresipPeer,
-    PeerError,
-    SoftphoneDial,
-    cpu_seconds,
-    looped_wav,
-    stopping,
-)
+from softphone.bench.call_peers import SoftphoneDial, cpu_seconds, looped_wav, stopping
+from softphone.lab.baresip import Baresip
+from softphone.lab.process import LabError
 
 ESTABLISH_TIMEOUT_S = 20.0
 HANGUP_TIMEOUT_S = 10.0
@@ -125,14 +120,21 @@ class CpuReport:
         return "\n".join(rows)
 
 
+def _baresip(workdir: Path, speech: Path, user: str) -> Baresip:
+    """A baresip without registrar that answers by itself and speaks Opus only."""
+    return Baresip(
+        workdir, user=user, audio=speech, codecs="opus/48000/1", auto_answer=True
+    ).start()
+
+
 def _talk(seconds: float, ended: Callable[[float], object]) -> None:
     """Let the call run ``seconds``; fail if it ends before (``ended(timeout)`` is truthy)."""
     if ended(seconds):
-        raise PeerError(f"the call ended before {seconds:.0f} s of talk")
+        raise LabError(f"the call ended before {seconds:.0f} s of talk")
 
 
 def softphone_to_baresip(workdir: Path, speech: Path, seconds: float) -> tuple[CallCpu, int, int]:
-    bob = BaresipPeer(workdir / "baresip-callee", audio=speech, user="bob").start()
+    bob = _baresip(workdir / "baresip-callee", speech, "bob")
     phone = SoftphoneDial(workdir / "softphone", bob.uri, play=speech, codecs=("opus",))
     with stopping(bob, phone):
         phone.start()
@@ -167,8 +169,8 @@ def softphone_to_baresip(workdir: Path, speech: Path, seconds: float) -> tuple[C
 
 
 def baresip_to_baresip(workdir: Path, speech: Path, seconds: float) -> CallCpu:
-    alice = BaresipPeer(workdir / "baresip-caller", audio=speech, user="alice").start()
-    bob = BaresipPeer(workdir / "baresip-callee2", audio=speech, user="bob").start()
+    alice = _baresip(workdir / "baresip-caller", speech, "alice")
+    bob = _baresip(workdir / "baresip-callee2", speech, "bob")
     with stopping(alice, bob):
         alice.ctrl.command("dial", bob.uri)
         alice.ctrl.wait_event("CALL_ESTABLISHED", ESTABLISH_TIMEOUT_S)
@@ -194,9 +196,7 @@ def run_cpu(workdir: Path, speech: Path, seconds: float) -> CpuReport:
     wav = looped_wav(speech, workdir / "speech48k.wav", seconds + 60.0)
     ours, sent, received = softphone_to_baresip(workdir, wav, seconds)
     if received < 0.9 * PACKETS_PER_S * seconds or sent < 0.9 * PACKETS_PER_S * seconds:
-        raise PeerError(
-            f"media did not flow both ways (softphone sent {sent}, received {received})"
-        )
+        raise LabError(f"media did not flow both ways (softphone sent {sent}, received {received})")
     theirs = baresip_to_baresip(workdir, wav, seconds)
     return CpuReport(
         softphone_call=ours,

@@ -23,8 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from softphone.bench.call_peers import BaresipPeer, JackServer, PeerError, looped_wav
+from softphone.bench.call_peers import looped_wav
 from softphone.config import Config
+from softphone.lab.baresip import Baresip
+from softphone.lab.jack import JackServer
+from softphone.lab.process import LabError
 from softphone.media.device import DeviceIO, rescan_devices
 from softphone.phone import events as pe
 from softphone.phone.audio import DeviceAudio
@@ -165,10 +168,10 @@ async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
     try:
         call_id = await phone.dial(uri)
         if await _expect(phone, _established, 20.0) is None:
-            raise PeerError("the call to baresip was not established")
+            raise LabError("the call to baresip was not established")
         engine = phone.call(call_id).engine
         if engine is None or not isinstance(engine.io, DeviceIO):
-            raise PeerError(
+            raise LabError(
                 f"the call is not on the JACK device: {'; '.join(notices) or 'no engine'}"
             )
         io = engine.io
@@ -176,7 +179,7 @@ async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
         level = -200.0  # loudest 10 ms block seen at the twice-a-second looks: is sound coming out?
         while (remaining := seconds - (time.monotonic() - t0)) > 0:
             if await _expect(phone, lambda e: isinstance(e, pe.CallEnded), min(remaining, 0.5)):
-                raise PeerError(f"the call ended before {seconds:.0f} s")
+                raise LabError(f"the call ended before {seconds:.0f} s")
             level = max(level, engine.speaker_level.last.rms_dbfs)
         after, elapsed = DeviceCounters.read(io), time.monotonic() - t0
         await phone.hangup(call_id)
@@ -204,7 +207,13 @@ def run_device(workdir: Path, speech: Path, seconds: float) -> DeviceReport:
     try:
         os.environ.update(jack.client_env())  # read by PortAudio's JACK host API at initialise
         rescan_devices()
-        bob = BaresipPeer(workdir / "baresip", audio=wav).start()
+        bob = Baresip(
+            workdir / "baresip",
+            user="bench",
+            audio=wav,
+            codecs="opus/48000/1",
+            auto_answer=True,
+        ).start()
         try:
             return asyncio.run(_call_on_device(bob.uri, seconds))
         finally:

@@ -55,6 +55,11 @@ class ThreadedPhone(EventReader):
         self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
         self._forwarder: asyncio.Task[None] | None = None  # on the phone's loop
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The phone's own event loop from ``start()`` to ``stop()``; None outside that time."""
+        return self._loop
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self._loop is None:

@@ -11,23 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from softphone.bench.rtsp import (
-    EXIT_ERROR,
+from softphone.bench.rtsp import EXIT_ERROR, add_commands, command_line, run
+from softphone.bench.rtsp_report import (
     FirstFrameReport,
     PeerTimes,
     RenderReport,
     Spread,
-    add_commands,
-    child_env,
-    command_line,
     count_jack_xruns,
     cpu_rate,
-    ffmpeg_argv,
     first_frame_ms,
     quantile,
     ratio,
-    run,
 )
+from softphone.bench.rtsp_runs import child_env, ffmpeg_argv
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -1,14 +1,15 @@
-"""Fixtures for the interop lab: a real Kamailio and real baresip phones on 127.0.0.1.
-
-How to use them (the helpers live in ``tests/interop/lab.py``; ``import lab`` works from any test
-module in this directory because this conftest puts the directory on ``sys.path``)::
+"""Fixtures for the interop lab: a real Kamailio, real baresip phones and a GStreamer RTSP
+server on 127.0.0.1. The peers themselves are ``softphone.lab``'s; this file makes fixtures of
+them, and ``tests/lab_support.py`` says what a missing peer means. How to use them::
 
     import pytest
-    import lab
+    from lab_support import BaresipFactory
+
+    from softphone import lab
 
     pytestmark = pytest.mark.interop
 
-    def test_softphone_calls_bob(kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory) -> None:
+    def test_softphone_calls_bob(kamailio: lab.Kamailio, baresip_factory: BaresipFactory) -> None:
         bob = baresip_factory(user="bob", transport="udp", auto_answer=True)
         mark = kamailio.mark()
         # ... our UA registers as alice (password "alicepw", realm "lab.test") to
@@ -23,11 +24,12 @@ module in this directory because this conftest puts the directory on ``sys.path`
 
 Fixtures:
 
-- ``lab_pki`` (session): :class:`lab.LabPki` — ``ca_file`` plus good / expired / wrong-name
+- ``lab_pki`` (session): :class:`lab.LabPki` with ``ca_file`` plus good / expired / wrong-name
   server certificates (SAN of the good one: IP 127.0.0.1, IP ::1, DNS lab.test, DNS localhost).
-- ``kamailio`` (session): :class:`lab.Kamailio` for ``lab.test`` — ``udp_port``/``tcp_port`` (same
-  number), ``tls_port`` (= that + 1), ``udp6_port`` ([::1], or None), ``ca_file``, ``domain``,
-  ``lines()``, ``lab_lines()``, ``mark()``, ``wait_for(regex, timeout_s, since=0) -> re.Match``.
+- ``kamailio`` (session): :class:`lab.Kamailio` for ``lab.test`` with ``udp_port``/``tcp_port``
+  (same number), ``tls_port`` (= that + 1), ``udp6_port`` ([::1], or None), ``ca_file``,
+  ``domain``, ``lines()``, ``lab_lines()``, ``mark()``,
+  ``wait_for(regex, timeout_s, since=0) -> re.Match``.
   Users alice/bob/carol/dave with passwords ``<user>pw``; REGISTER is challenged with 401,
   other requests from local users with 407; a wrong password gets 403; Expires below 60 gets
   423 with ``Min-Expires: 60``; bindings last at most 3600 s (default 3600).
@@ -39,10 +41,18 @@ Fixtures:
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
+- ``rtsp_lab`` (session): one shared :class:`lab.RtspServer` with every mount of ``lab.MOUNTS``:
+  ``url(mount, user=, password=, scheme=)``, ``port``, ``user``/``password``, ``lines()``,
+  ``mark()``, ``wait_for(regex, timeout_s, since)`` over its ``LAB <METHOD> <path> ...`` lines.
+- ``rtsp_lab_private`` (function): a server of its own, for tests that restart() or stop() it.
+  Parametrize it indirectly for TLS or a short session timeout:
+  ``@pytest.mark.parametrize("rtsp_lab_private", [{"tls": True, "session_timeout_s": 10}],
+  indirect=True)`` (TLS uses ``lab_pki.good``: SAN 127.0.0.1, CA in ``lab_pki.ca_file``).
 
 Missing peers skip the tests (``pytest.skip``), or fail them when ``CI=true`` or
-``SOFTPHONE_REQUIRE_INTEROP=1`` (see ``lab.require_binary``). When a test fails, the tail of
-every peer's log is printed in the teardown section of the report.
+``SOFTPHONE_REQUIRE_INTEROP=1`` (see ``lab_support.in_ci``). When a test fails, the tail of
+every peer's log (and the RTSP server's output during that test) is printed in the teardown
+section of the report.
 """
 
 from __future__ import annotations
@@ -52,10 +62,12 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from lab_support import BaresipFactory, KamailioFactory, dump, peers_required
 
+from softphone import lab
+
+# The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
-
-import lab
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -75,22 +87,18 @@ def _failed(request: pytest.FixtureRequest) -> bool:
     return any(r.failed for r in reports.values())
 
 
-def _dump(title: str, lines: list[str], n: int = 60) -> None:
-    print(f"----- {title} (last {min(n, len(lines))} of {len(lines)} lines) -----")
-    for line in lines[-n:]:
-        print(line)
-
-
 @pytest.fixture(scope="session")
 def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> lab.LabPki:
-    return lab.make_pki(tmp_path_factory.mktemp("lab-pki"))
+    with peers_required():
+        return lab.make_pki(tmp_path_factory.mktemp("lab-pki"))
 
 
 @pytest.fixture(scope="session")
 def kamailio(
     tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
 ) -> Iterator[lab.Kamailio]:
-    proxy = lab.Kamailio(tmp_path_factory.mktemp("kamailio"), lab_pki).start()
+    with peers_required():
+        proxy = lab.Kamailio(tmp_path_factory.mktemp("kamailio"), lab_pki).start()
     try:
         yield proxy
     finally:
@@ -100,7 +108,7 @@ def kamailio(
 @pytest.fixture
 def kamailio_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
-) -> Iterator[lab.KamailioFactory]:
+) -> Iterator[KamailioFactory]:
     started: list[lab.Kamailio] = []
 
     def make(tls_cert: lab.CertKind = "good") -> lab.Kamailio:
@@ -108,21 +116,22 @@ def kamailio_factory(
             tmp_path_factory.mktemp(f"kamailio-{tls_cert}"), lab_pki, tls_cert=tls_cert
         )
         started.append(proxy)
-        return proxy.start()
+        with peers_required():
+            return proxy.start()
 
     try:
         yield make
     finally:
         for proxy in started:
             if _failed(request):
-                _dump(f"kamailio ({proxy.tls_cert} cert)", proxy.lines())
+                dump(f"kamailio ({proxy.tls_cert} cert)", proxy.lines())
             proxy.stop()
 
 
 @pytest.fixture
 def baresip_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kamailio: lab.Kamailio
-) -> Iterator[lab.BaresipFactory]:
+) -> Iterator[BaresipFactory]:
     started: list[lab.Baresip] = []
 
     def make(
@@ -136,7 +145,7 @@ def baresip_factory(
         extra_config: str = "",
     ) -> lab.Baresip:
         phone = lab.Baresip(
-            workdir=tmp_path_factory.mktemp(f"baresip-{user}"),
+            tmp_path_factory.mktemp(f"baresip-{user}"),
             kamailio=kamailio,
             user=user,
             transport=transport,
@@ -147,7 +156,8 @@ def baresip_factory(
             extra_config=extra_config,
         )
         started.append(phone)
-        return phone.start()
+        with peers_required():
+            return phone.start()
 
     try:
         yield make
@@ -155,31 +165,18 @@ def baresip_factory(
         failed = _failed(request)
         for phone in started:
             if failed:
-                _dump(f"baresip {phone.user} ({phone.transport})", phone.lines())
+                dump(f"baresip {phone.user} ({phone.transport})", phone.lines())
                 if phone.alive():
                     print(f"baresip {phone.user} events: {phone.ctrl.event_types()}")
             phone.stop()
         if failed:
-            _dump("kamailio LAB lines", kamailio.lab_lines())
-
-
-# --------------------------------------------------------------------------- RTSP lab (issue 4)
-# A GStreamer RTSP server on 127.0.0.1 (tests/interop/rtsp_lab.py, rtsp_server.py):
-# - ``rtsp_lab`` (session): one shared server with every mount of ``rtsp_lab.MOUNTS``;
-#   ``url(mount, user=, password=, scheme=)``, ``port``, ``user``/``password``, ``lines()``,
-#   ``mark()``, ``wait_for(regex, timeout_s, since)`` over its ``LAB <METHOD> <path> ...`` lines.
-# - ``rtsp_lab_private`` (function): a server of its own, for tests that restart() or stop() it.
-#   Parametrize it indirectly for TLS or a short session timeout:
-#   ``@pytest.mark.parametrize("rtsp_lab_private", [{"tls": True, "session_timeout_s": 10}],
-#   indirect=True)`` (TLS uses ``lab_pki.good``: SAN 127.0.0.1, CA in ``lab_pki.ca_file``).
-# When a test fails, the server's output during that test is printed in its teardown section.
-
-import rtsp_lab as rtsp_lab_module  # noqa: E402  (module name = fixture name below)
+            dump("kamailio LAB lines", kamailio.lab_lines())
 
 
 @pytest.fixture(scope="session")
-def rtsp_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rtsp_lab_module.RtspLab]:
-    server = rtsp_lab_module.RtspLab(tmp_path_factory.mktemp("rtsp-lab")).start()
+def rtsp_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lab.RtspServer]:
+    with peers_required():
+        server = lab.RtspServer(tmp_path_factory.mktemp("rtsp-lab")).start()
     try:
         yield server
     finally:
@@ -188,21 +185,21 @@ def rtsp_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rtsp_lab_modu
 
 @pytest.fixture(autouse=True)
 def _rtsp_lab_output_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Print what the shared RTSP lab logged during a failed test that used it."""
+    """Print what the shared RTSP server logged during a failed test that used it."""
     if "rtsp_lab" not in request.fixturenames:
         yield
         return
-    server: rtsp_lab_module.RtspLab = request.getfixturevalue("rtsp_lab")
+    server: lab.RtspServer = request.getfixturevalue("rtsp_lab")
     mark = server.mark()
     yield
     if _failed(request):
-        _dump("rtsp lab (during this test)", server.lines()[mark:])
+        dump("rtsp lab (during this test)", server.lines()[mark:])
 
 
 @pytest.fixture
 def rtsp_lab_private(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[rtsp_lab_module.RtspLab]:
+) -> Iterator[lab.RtspServer]:
     options: dict[str, object] = dict(getattr(request, "param", None) or {})
     tls: lab.CertPair | None = None
     if options.pop("tls", False):
@@ -211,14 +208,16 @@ def rtsp_lab_private(
     timeout = options.pop("session_timeout_s", None)
     if options:
         raise ValueError(f"rtsp_lab_private: unknown options {sorted(options)}")
-    server = rtsp_lab_module.RtspLab(
+    server = lab.RtspServer(
         tmp_path_factory.mktemp("rtsp-lab-private"),
         tls=tls,
         session_timeout_s=int(str(timeout)) if timeout is not None else None,
     )
     try:
-        yield server.start()
+        with peers_required():
+            server.start()
+        yield server
     finally:
         if _failed(request):
-            _dump("rtsp lab (private)", server.lines())
+            dump("rtsp lab (private)", server.lines())
         server.stop()

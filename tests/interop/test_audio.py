@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import lab
 import pytest
+from lab_support import BaresipFactory
 from speech_quality import SPEECH, score, speech_at
 from test_softphone_sip import account, ended, expect, state
 
+from softphone import lab
 from softphone.config import Account, Config
 from softphone.phone import events as pe
 from softphone.phone.audio import AudioProvider, FileAudio, NullAudio
@@ -88,7 +89,7 @@ async def test_speech_both_ways_scores_pesq(
     codec: str,
     direction: str,
     kamailio: lab.Kamailio,
-    baresip_factory: lab.BaresipFactory,
+    baresip_factory: BaresipFactory,
     audio_phone: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
@@ -139,7 +140,7 @@ async def test_speech_both_ways_scores_pesq(
 
 
 async def test_dtmf_both_ways(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, audio_phone: Callable[..., Any]
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, audio_phone: Callable[..., Any]
 ) -> None:
     bob = baresip_factory(auto_answer=True)
     alice = await audio_phone(account(kamailio), NullAudio())
@@ -165,7 +166,7 @@ async def test_dtmf_both_ways(
 
 
 async def test_hold_stops_media_in_the_right_direction(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, audio_phone: Callable[..., Any]
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, audio_phone: Callable[..., Any]
 ) -> None:
     bob = baresip_factory(auto_answer=True)
     alice = await audio_phone(account(kamailio), NullAudio())

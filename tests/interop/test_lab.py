@@ -13,8 +13,10 @@ import socket
 import ssl
 import uuid
 
-import lab
 import pytest
+from lab_support import BaresipFactory, KamailioFactory
+
+from softphone import lab
 
 pytestmark = pytest.mark.interop
 
@@ -217,7 +219,7 @@ def test_register_over_ipv6_loopback_is_challenged(kamailio: lab.Kamailio) -> No
 
 
 def test_baresip_registers_after_401_challenge(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory
 ) -> None:
     mark = kamailio.mark()
     bob = baresip_factory(user="bob", transport="udp")
@@ -230,7 +232,7 @@ def test_baresip_registers_after_401_challenge(
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_baresip_calls_baresip_through_kamailio(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, transport: lab.Transport
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, transport: lab.Transport
 ) -> None:
     bob = baresip_factory(user="bob", transport=transport)
     carol = baresip_factory(user="carol", transport=transport)
@@ -260,7 +262,7 @@ def test_baresip_calls_baresip_through_kamailio(
 
 
 def test_call_to_unregistered_user_gets_404(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory
 ) -> None:
     bob = baresip_factory(user="bob")
     mark = kamailio.mark()
@@ -271,7 +273,7 @@ def test_call_to_unregistered_user_gets_404(
 
 
 def test_auto_answer_hold_resume_and_blind_transfer(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory
 ) -> None:
     bob = baresip_factory(user="bob")
     carol = baresip_factory(user="carol", auto_answer=True)
@@ -329,7 +331,7 @@ def test_lab_certificate_verifies_against_lab_ca(kamailio: lab.Kamailio, name: s
     [("expired", "certificate has expired"), ("wrong_name", "Hostname mismatch")],
 )
 def test_bad_certificates_fail_verification(
-    kamailio_factory: lab.KamailioFactory, kind: lab.CertKind, reason: str
+    kamailio_factory: KamailioFactory, kind: lab.CertKind, reason: str
 ) -> None:
     proxy = kamailio_factory(tls_cert=kind)
     with pytest.raises(ssl.SSLCertVerificationError) as excinfo:

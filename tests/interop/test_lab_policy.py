@@ -1,6 +1,6 @@
 """The lab's policies, checked without any peer (so these tests are NOT marked ``interop``).
 
-- ``lab.require_binary``: a missing peer skips outside CI and fails in CI.
+- ``lab_support.require_binary``: a missing peer skips outside CI and fails in CI.
 - ``tests/conftest.py``'s interop gate: in CI a run with no passing ``interop`` test fails.
 """
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lab
+import lab_support
 import pytest
 
 ROOT_CONFTEST = Path(__file__).parents[1] / "conftest.py"
@@ -19,14 +19,14 @@ MISSING = "softphone-lab-no-such-peer"
 
 
 def test_require_binary_finds_present_binary() -> None:
-    assert Path(lab.require_binary("sh")).name == "sh"
+    assert Path(lab_support.require_binary("sh")).name == "sh"
 
 
 def test_missing_binary_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("SOFTPHONE_REQUIRE_INTEROP", raising=False)
     with pytest.raises(pytest.skip.Exception, match=MISSING):
-        lab.require_binary(MISSING)
+        lab_support.require_binary(MISSING)
 
 
 @pytest.mark.parametrize(("var", "value"), [("CI", "true"), ("SOFTPHONE_REQUIRE_INTEROP", "1")])
@@ -35,7 +35,7 @@ def test_missing_binary_fails_in_ci(monkeypatch: pytest.MonkeyPatch, var: str, v
     monkeypatch.delenv("SOFTPHONE_REQUIRE_INTEROP", raising=False)
     monkeypatch.setenv(var, value)
     with pytest.raises(pytest.fail.Exception, match=MISSING):
-        lab.require_binary(MISSING)
+        lab_support.require_binary(MISSING)
 
 
 SAMPLE_TESTS = """

@@ -1,6 +1,6 @@
 """The RTSP lab proves itself with FFmpeg as the client (no softphone code involved).
 
-Every mount describes the codecs ``rtsp_lab.MOUNTS`` promises; /tcp-only refuses UDP with 461
+Every mount describes the codecs ``lab.MOUNTS`` promises; /tcp-only refuses UDP with 461
 and plays over TCP; /basic and /digest answer 401 with their own challenge and accept the
 (percent-encoded) credentials; /file seeks; UDP media leaves from 127.0.0.1 only; a restart comes
 back on the same port; RTSPS works with the lab PKI; the session timeout is configurable.
@@ -17,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lab
 import pytest
-from rtsp_lab import HOST, MOUNTS, UDP_PORTS, MountSpec, RtspLab
+from lab_support import require_binary
+
+from softphone import lab
+from softphone.lab.rtsp_server import HOST, MOUNTS, UDP_PORTS, MountSpec, RtspServer
 
 pytestmark = pytest.mark.interop
 
@@ -29,7 +31,7 @@ FFPROBE_TIMEOUT_S = 15.0
 def ffprobe(
     url: str, *args: str, transport: str = "tcp", timeout_s: float = FFPROBE_TIMEOUT_S
 ) -> subprocess.CompletedProcess[str]:
-    binary = lab.require_binary("ffprobe")
+    binary = require_binary("ffprobe")
     argv = [binary, "-v", "error", "-rtsp_transport", transport, *args, "-of", "json", url]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
 
@@ -134,13 +136,15 @@ def sockets_of(pid: int, kind: str) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("path", [p for p, m in MOUNTS.items() if m.auth is None])
-def test_mount_describes_and_plays_expected_codecs_over_tcp(rtsp_lab: RtspLab, path: str) -> None:
+def test_mount_describes_and_plays_expected_codecs_over_tcp(
+    rtsp_lab: RtspServer, path: str
+) -> None:
     mark = rtsp_lab.mark()
     assert_streams_match(MOUNTS[path], probe_streams(rtsp_lab.url(path)))
     rtsp_lab.wait_for(rf"^LAB PLAY {re.escape(path)}/ ", timeout_s=2, since=mark)
 
 
-def test_sdp_payload_types_and_clock_rates_match_mounts(rtsp_lab: RtspLab) -> None:
+def test_sdp_payload_types_and_clock_rates_match_mounts(rtsp_lab: RtspServer) -> None:
     for path, mount in MOUNTS.items():
         if mount.auth is not None:
             continue
@@ -151,7 +155,7 @@ def test_sdp_payload_types_and_clock_rates_match_mounts(rtsp_lab: RtspLab) -> No
         assert rtpmaps == expected, f"{path}: {sdp}"
 
 
-def test_udp_media_and_listener_are_on_loopback_only(rtsp_lab: RtspLab) -> None:
+def test_udp_media_and_listener_are_on_loopback_only(rtsp_lab: RtspServer) -> None:
     mark = rtsp_lab.mark()
     assert_streams_match(MOUNTS["/h264"], probe_streams(rtsp_lab.url("/h264"), transport="udp"))
     rtsp_lab.wait_for(r"^LAB SETUP /h264/stream=0 transport=RTP/AVP/UDP;unicast;", 2, since=mark)
@@ -177,7 +181,7 @@ def test_udp_media_and_listener_are_on_loopback_only(rtsp_lab: RtspLab) -> None:
 # --------------------------------------------------------------------------- transports
 
 
-def test_tcp_only_refuses_udp_with_461(rtsp_lab: RtspLab) -> None:
+def test_tcp_only_refuses_udp_with_461(rtsp_lab: RtspServer) -> None:
     result = ffprobe(rtsp_lab.url("/tcp-only"), "-show_streams", transport="udp")
     assert result.returncode != 0
     assert "461" in result.stderr, result.stderr
@@ -187,21 +191,21 @@ def test_tcp_only_refuses_udp_with_461(rtsp_lab: RtspLab) -> None:
 
 
 @pytest.mark.parametrize("path", ["/basic", "/digest"])
-def test_protected_mount_refuses_without_credentials(rtsp_lab: RtspLab, path: str) -> None:
+def test_protected_mount_refuses_without_credentials(rtsp_lab: RtspServer, path: str) -> None:
     result = ffprobe(rtsp_lab.url(path), "-show_streams")
     assert result.returncode != 0
     assert "401" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("path", ["/basic", "/digest"])
-def test_protected_mount_refuses_a_wrong_password(rtsp_lab: RtspLab, path: str) -> None:
+def test_protected_mount_refuses_a_wrong_password(rtsp_lab: RtspServer, path: str) -> None:
     result = ffprobe(rtsp_lab.url(path, user=rtsp_lab.user, password="p@ss#2"), "-show_streams")
     assert result.returncode != 0
     assert "401" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("path", ["/basic", "/digest"])
-def test_protected_mount_plays_with_credentials(rtsp_lab: RtspLab, path: str) -> None:
+def test_protected_mount_plays_with_credentials(rtsp_lab: RtspServer, path: str) -> None:
     url = rtsp_lab.url(path, user=rtsp_lab.user, password=rtsp_lab.password)
     assert "p%40ss%231@" in url  # '@' and '#' percent-encoded
     mark = rtsp_lab.mark()
@@ -210,7 +214,7 @@ def test_protected_mount_plays_with_credentials(rtsp_lab: RtspLab, path: str) ->
     rtsp_lab.wait_for(rf"^LAB PLAY {path}/ auth={scheme} ", timeout_s=2, since=mark)
 
 
-def test_each_protected_mount_offers_only_its_own_scheme(rtsp_lab: RtspLab) -> None:
+def test_each_protected_mount_offers_only_its_own_scheme(rtsp_lab: RtspServer) -> None:
     status, headers, _ = rtsp_exchange(rtsp_lab.port, "DESCRIBE", rtsp_lab.url("/basic"))
     assert status == 401
     assert headers["www-authenticate"] == [f'Basic realm="{rtsp_lab.realm}"']
@@ -225,7 +229,7 @@ def test_each_protected_mount_offers_only_its_own_scheme(rtsp_lab: RtspLab) -> N
 # --------------------------------------------------------------------------- on-demand file
 
 
-def test_file_seeks(rtsp_lab: RtspLab) -> None:
+def test_file_seeks(rtsp_lab: RtspServer) -> None:
     mark = rtsp_lab.mark()
     result = ffprobe(
         rtsp_lab.url("/file"),
@@ -243,7 +247,7 @@ def test_file_seeks(rtsp_lab: RtspLab) -> None:
     rtsp_lab.wait_for(r"^LAB PLAY /file/ .*range=npt=10", timeout_s=2, since=mark)
 
 
-def test_file_is_on_demand_and_has_a_range(rtsp_lab: RtspLab) -> None:
+def test_file_is_on_demand_and_has_a_range(rtsp_lab: RtspServer) -> None:
     status, _, sdp = rtsp_exchange(rtsp_lab.port, "DESCRIBE", rtsp_lab.url("/file"))
     assert status == 200
     live = rtsp_exchange(rtsp_lab.port, "DESCRIBE", rtsp_lab.url("/pcmu"))[2]
@@ -255,7 +259,7 @@ def test_file_is_on_demand_and_has_a_range(rtsp_lab: RtspLab) -> None:
 # --------------------------------------------------------------------------- life cycle
 
 
-def test_restart_keeps_the_port_and_serves_again(rtsp_lab_private: RtspLab) -> None:
+def test_restart_keeps_the_port_and_serves_again(rtsp_lab_private: RtspServer) -> None:
     port, pid = rtsp_lab_private.port, rtsp_lab_private.pid
     assert_streams_match(MOUNTS["/pcmu"], probe_streams(rtsp_lab_private.url("/pcmu")))
     rtsp_lab_private.restart()
@@ -268,7 +272,7 @@ def test_restart_keeps_the_port_and_serves_again(rtsp_lab_private: RtspLab) -> N
 
 
 @pytest.mark.parametrize("rtsp_lab_private", [{"tls": True, "session_timeout_s": 7}], indirect=True)
-def test_rtsps_and_short_session_timeout(rtsp_lab_private: RtspLab) -> None:
+def test_rtsps_and_short_session_timeout(rtsp_lab_private: RtspServer) -> None:
     url = rtsp_lab_private.url("/pcmu", scheme="rtsps")
     assert url.startswith(f"rtsps://{HOST}:{rtsp_lab_private.tls_port}/")
     assert_streams_match(MOUNTS["/pcmu"], probe_streams(url))
@@ -282,7 +286,7 @@ def test_rtsps_and_short_session_timeout(rtsp_lab_private: RtspLab) -> None:
     assert re.fullmatch(r"\S+;timeout=7", headers["session"][0]), headers["session"]
 
 
-def test_url_percent_encodes_credentials(rtsp_lab: RtspLab) -> None:
+def test_url_percent_encodes_credentials(rtsp_lab: RtspServer) -> None:
     url = rtsp_lab.url("digest", user="a b", password="p@ss#1:/")
     assert url == f"rtsp://a%20b:p%40ss%231%3A%2F@{HOST}:{rtsp_lab.port}/digest"
     assert rtsp_lab.url("/h264") == f"rtsp://{HOST}:{rtsp_lab.port}/h264"

@@ -1,4 +1,4 @@
-"""``softphone play`` against a real RTSP server (GStreamer 1.22 on 127.0.0.1, see rtsp_lab.py).
+"""``softphone play`` against a real RTSP server (GStreamer 1.22 on 127.0.0.1, the peer lab's).
 
 Every test runs the real command (``python -m softphone play URL --headless --json``) in a
 subprocess and checks its JSON events, its exit code, what it wrote, and what the server saw.
@@ -23,8 +23,9 @@ from typing import Any
 
 import av
 import pytest
-import rtsp_lab as lab_rtsp
 from cli_support import make_env
+
+from softphone.lab import rtsp_server as lab_rtsp
 
 pytestmark = pytest.mark.interop
 
@@ -132,7 +133,7 @@ VIDEO_CASES = [
     ("mount", "transport", "codec"), VIDEO_CASES, ids=[f"{m[1:]}-{t}" for m, t, _ in VIDEO_CASES]
 )
 def test_video_streams_play(
-    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str, transport: str, codec: str
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer, mount: str, transport: str, codec: str
 ) -> None:
     result = play(tmp_path, rtsp_lab.url(mount), "--transport", transport, "--duration", "3")
     assert_played(result, transport=transport)
@@ -158,7 +159,7 @@ AUDIO_CASES = ["/pcmu", "/opus", "/l16", "/h264-latm"]
 
 
 @pytest.mark.parametrize("mount", AUDIO_CASES, ids=[m[1:] for m in AUDIO_CASES])
-def test_audio_streams_play(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str) -> None:
+def test_audio_streams_play(tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer, mount: str) -> None:
     result = play(tmp_path, rtsp_lab.url(mount), "--duration", "3")
     assert_played(result, transport="udp")
     summary = result.one("summary")
@@ -169,7 +170,7 @@ def test_audio_streams_play(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: s
 
 
 def test_auto_falls_back_to_tcp_when_udp_is_refused(
-    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer
 ) -> None:
     mark = rtsp_lab.mark()
     result = play(tmp_path, rtsp_lab.url("/tcp-only"), "--duration", "4")
@@ -181,7 +182,7 @@ def test_auto_falls_back_to_tcp_when_udp_is_refused(
 
 
 def test_forced_udp_on_a_tcp_only_server_fails_with_the_reason(
-    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer
 ) -> None:
     result = play(tmp_path, rtsp_lab.url("/tcp-only"), "--transport", "udp", "--duration", "10")
     assert result.returncode == 1
@@ -193,7 +194,7 @@ def test_forced_udp_on_a_tcp_only_server_fails_with_the_reason(
 # --------------------------------------------------------------------------- auth and refusals
 @pytest.mark.parametrize("mount", ["/basic", "/digest"])
 def test_credentials_from_the_url_with_special_characters(
-    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer, mount: str
 ) -> None:
     url = rtsp_lab.url(mount, user=rtsp_lab.user, password=rtsp_lab.password)
     assert "%40" in url and "%23" in url
@@ -206,7 +207,7 @@ def test_credentials_from_the_url_with_special_characters(
 
 @pytest.mark.parametrize("mount", ["/basic", "/digest"])
 def test_credentials_from_the_config_by_camera_name(
-    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer, mount: str
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
@@ -235,7 +236,7 @@ def test_credentials_from_the_config_by_camera_name(
 )
 @pytest.mark.parametrize("mount", ["/basic", "/digest"])
 def test_auth_failures_end_with_a_clear_reason(
-    tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab, mount: str, password: str | None, says: str
+    tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer, mount: str, password: str | None, says: str
 ) -> None:
     url = rtsp_lab.url(mount, user=rtsp_lab.user if password else None, password=password)
     result = play(tmp_path, url, "--duration", "10")
@@ -245,7 +246,7 @@ def test_auth_failures_end_with_a_clear_reason(
     assert result.elapsed_s < 15
 
 
-def test_unknown_mount_is_404(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> None:
+def test_unknown_mount_is_404(tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer) -> None:
     result = play(tmp_path, rtsp_lab.url("/no-such-stream"), "--duration", "10")
     assert result.returncode == 1
     assert "404" in result.one("failed")["reason"]
@@ -253,7 +254,7 @@ def test_unknown_mount_is_404(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> Non
 
 
 # --------------------------------------------------------------------------- snapshot and recording
-def test_snapshot_and_recording(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> None:
+def test_snapshot_and_recording(tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer) -> None:
     png, mkv = tmp_path / "shot.png", tmp_path / "rec.mkv"
     result = play(
         tmp_path,
@@ -281,7 +282,7 @@ def test_snapshot_and_recording(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> N
 
 
 # --------------------------------------------------------------------------- on-demand, keep-alive, reconnect
-def test_on_demand_file_reports_its_range(tmp_path: Path, rtsp_lab: lab_rtsp.RtspLab) -> None:
+def test_on_demand_file_reports_its_range(tmp_path: Path, rtsp_lab: lab_rtsp.RtspServer) -> None:
     result = play(tmp_path, rtsp_lab.url("/file"), "--duration", "3")
     assert_played(result, transport="udp")
     playing = result.one("playing")
@@ -291,7 +292,7 @@ def test_on_demand_file_reports_its_range(tmp_path: Path, rtsp_lab: lab_rtsp.Rts
 
 @pytest.mark.parametrize("rtsp_lab_private", [{"session_timeout_s": 10}], indirect=True)
 def test_keep_alive_holds_a_session_past_its_timeout(
-    tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab
+    tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspServer
 ) -> None:
     """Session timeout 10 s (GStreamer drops a silent session about 5 s after it); a play three
     times that long must keep its session with zero reconnects (the keep-alives work)."""
@@ -316,7 +317,7 @@ def test_keep_alive_holds_a_session_past_its_timeout(
 
 
 def test_reconnects_after_a_server_restart(
-    tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab
+    tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspServer
 ) -> None:
     proc = subprocess.Popen(
         argv(tmp_path, rtsp_lab_private.url("/h264"), "--duration", "16"),
@@ -361,7 +362,7 @@ def test_reconnects_after_a_server_restart(
 
 
 @pytest.mark.parametrize("rtsp_lab_private", [{"tls": True}], indirect=True)
-def test_rtsps(tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspLab, lab_pki: Any) -> None:
+def test_rtsps(tmp_path: Path, rtsp_lab_private: lab_rtsp.RtspServer, lab_pki: Any) -> None:
     url = rtsp_lab_private.url("/h264", scheme="rtsps")
     result = play(
         tmp_path, url, "--duration", "3", "--ca-file", str(lab_pki.ca_file), "--transport", "tcp"
@@ -387,7 +388,7 @@ def media_guard(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_pause_resume_and_seek_on_demand_media(
-    rtsp_lab: lab_rtsp.RtspLab, media_guard: None
+    rtsp_lab: lab_rtsp.RtspServer, media_guard: None
 ) -> None:
     """The façade the viewer uses: PAUSE stops the pictures, PLAY resumes, and a seek asks for
     Range npt=<position + 10> and restarts from there."""

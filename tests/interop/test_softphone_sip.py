@@ -10,9 +10,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import lab
 import pytest
+from lab_support import BaresipFactory, KamailioFactory, in_ci
 
+from softphone import lab
 from softphone.config import Account, Config
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
@@ -163,7 +164,7 @@ async def test_too_brief_expires_gets_423_then_registers_and_refreshes(
 async def test_softphone_calls_baresip_and_hangs_up(
     transport: lab.Transport,
     kamailio: lab.Kamailio,
-    baresip_factory: lab.BaresipFactory,
+    baresip_factory: BaresipFactory,
     make_phone: Callable[..., Any],
 ) -> None:
     bob = await asyncio.to_thread(baresip_factory, "bob", transport, True, True)
@@ -186,7 +187,7 @@ async def test_softphone_calls_baresip_and_hangs_up(
 async def test_baresip_calls_softphone_and_hangs_up(
     transport: lab.Transport,
     kamailio: lab.Kamailio,
-    baresip_factory: lab.BaresipFactory,
+    baresip_factory: BaresipFactory,
     make_phone: Callable[..., Any],
 ) -> None:
     phone = await make_phone(account(kamailio, transport), auto_answer=True)
@@ -205,7 +206,7 @@ async def test_baresip_calls_softphone_and_hangs_up(
 
 
 async def test_cancel_before_answer(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, make_phone: Callable[..., Any]
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, make_phone: Callable[..., Any]
 ) -> None:
     bob = await asyncio.to_thread(baresip_factory, "bob", "udp")  # rings, never answers
     phone = await make_phone(account(kamailio))
@@ -222,7 +223,7 @@ async def test_cancel_before_answer(
 
 
 async def test_hold_and_resume_from_each_side(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, make_phone: Callable[..., Any]
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, make_phone: Callable[..., Any]
 ) -> None:
     bob = await asyncio.to_thread(baresip_factory, "bob", "udp", True, True)
     phone = await make_phone(account(kamailio))
@@ -250,7 +251,7 @@ async def test_hold_and_resume_from_each_side(
 
 
 async def test_blind_transfer_as_transferor(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, make_phone: Callable[..., Any]
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, make_phone: Callable[..., Any]
 ) -> None:
     await asyncio.to_thread(baresip_factory, "bob", "udp", True, True)
     carol = await asyncio.to_thread(baresip_factory, "carol", "udp", True, True)
@@ -270,7 +271,7 @@ async def test_blind_transfer_as_transferor(
 
 
 async def test_blind_transfer_as_transferee(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, make_phone: Callable[..., Any]
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, make_phone: Callable[..., Any]
 ) -> None:
     bob = await asyncio.to_thread(baresip_factory, "bob", "udp", True, True)
     carol = await asyncio.to_thread(baresip_factory, "carol", "udp", True, True)
@@ -301,7 +302,7 @@ async def test_blind_transfer_as_transferee(
 async def test_tls_certificate_problems_are_explained(
     cert: lab.CertKind,
     words: str,
-    kamailio_factory: lab.KamailioFactory,
+    kamailio_factory: KamailioFactory,
     make_phone: Callable[..., Any],
 ) -> None:
     bad = await asyncio.to_thread(kamailio_factory, cert)
@@ -331,7 +332,7 @@ async def test_several_accounts_register_at_once_and_unregister_on_stop(
 
 async def test_register_over_ipv6(kamailio: lab.Kamailio) -> None:
     if kamailio.udp6_port is None:
-        if lab.in_ci():
+        if in_ci():
             pytest.fail("Kamailio could not bind [::1] in CI")
         pytest.skip("no IPv6 loopback on this host")
     hop = SipUri.parse(f"sip:[::1]:{kamailio.udp6_port}")

@@ -6,16 +6,18 @@ both sides: our screen, baresip's ctrl_tcp events, Kamailio's log, and the histo
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import sys
 from pathlib import Path
 
-import lab
 import pytest
-import rtsp_lab as rtsp_lab_module
 import tomli_w
 from cli_support import make_env
+from lab_support import BaresipFactory
 from tmux_term import TmuxTerm
+
+from softphone import lab
 
 pytestmark = pytest.mark.interop
 
@@ -45,7 +47,7 @@ def write_config(path: Path, kamailio: lab.Kamailio) -> None:
 
 
 def test_tui_calls_baresip_through_kamailio_and_hangs_up(
-    kamailio: lab.Kamailio, baresip_factory: lab.BaresipFactory, tmp_path: Path
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, tmp_path: Path
 ) -> None:
     bob = baresip_factory(user="bob", transport="udp", auto_answer=True)
     config = tmp_path / "config.toml"
@@ -87,9 +89,7 @@ def test_tui_calls_baresip_through_kamailio_and_hangs_up(
     assert log.is_file() and "Traceback" not in log.read_text(errors="replace")
 
 
-def test_tui_plays_a_camera_in_the_side_pane(
-    rtsp_lab: rtsp_lab_module.RtspLab, tmp_path: Path
-) -> None:
+def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: lab.RtspServer, tmp_path: Path) -> None:
     """``softphone play URL`` opens the phone's interface with the stream beside the calls: the
     GStreamer lab's H.264 camera shows as half blocks in the side pane, under the media guard
     (our own RTSP client and decoder, never ffmpeg's network code)."""
@@ -114,9 +114,13 @@ def test_tui_plays_a_camera_in_the_side_pane(
             env=env,
             cwd=REPO,
         )
-        term.wait_for(
-            r"(?s)(?:[\u2580\u2584]{40}.*?){20}", timeout_s=30
-        )  # a picture: 20 rows of half blocks
+        # A picture: 20 runs of 40 half blocks (counted, not matched by one regex: a nested
+        # lazy pattern backtracks for minutes on a screen with only a few such rows).
+        term.wait_until(
+            lambda screen: len(re.findall("[\u2580\u2584]{40}", screen)) >= 20,
+            timeout_s=30,
+            what="a picture of 20 rows of half blocks",
+        )
         term.wait_for(r"first picture after \d+ ms: h264", timeout_s=5)
         term.wait_for(r"Dial|Call:", timeout_s=5)  # the phone's screen, not the bare viewer
         term.send("C-q")  # the dial bar has the focus: q would be typed, ctrl+q quits

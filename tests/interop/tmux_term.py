@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -98,21 +98,26 @@ class TmuxTerm:
         if self._tmux(*args).returncode != 0:
             raise TmuxError(f"send-keys {keys!r} failed")
 
-    def wait_for(self, pattern: str, timeout_s: float = 15.0) -> re.Match[str]:
-        """Re-read the screen each time the program writes, until ``pattern`` shows."""
-        regex = re.compile(pattern)
+    def wait_until(self, cond: Callable[[str], bool], timeout_s: float, what: str) -> str:
+        """Re-read the screen each time the program writes, until ``cond(screen)``; the screen."""
         deadline = time.monotonic() + timeout_s
         for _ in range(100_000):  # bounded: each turn waits for output or the deadline
             screen = self.screen()
-            if (match := regex.search(screen)) is not None:
-                return match
+            if cond(screen):
+                return screen
             left = deadline - time.monotonic()
             if left <= 0 or self.dead():
                 break
             self._wait_output(min(left, 0.5))  # 0.5 s: a screen may settle after its last write
-        raise TmuxError(
-            f"{pattern!r} did not show in {timeout_s:.0f} s; the screen:\n{self.screen()}"
-        )
+        raise TmuxError(f"{what} did not show in {timeout_s:.0f} s; the screen:\n{self.screen()}")
+
+    def wait_for(self, pattern: str, timeout_s: float = 15.0) -> re.Match[str]:
+        """Re-read the screen each time the program writes, until ``pattern`` shows."""
+        regex = re.compile(pattern)
+        screen = self.wait_until(lambda s: regex.search(s) is not None, timeout_s, repr(pattern))
+        match = regex.search(screen)
+        assert match is not None
+        return match
 
     def wait_dead(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -1,20 +1,13 @@
-"""The RTSP half of the interop lab: a real GStreamer RTSP server on 127.0.0.1, driven from pytest.
+"""The lab's RTSP server: GStreamer's RTSP server on 127.0.0.1, run as a child process.
 
-``rtsp_server.py`` (beside this file) is the server; it needs GObject bindings, which only
-Debian's ``/usr/bin/python3`` has, so :class:`RtspLab` runs it as a child process and reads its
-output (``READY <port>``, then one ``LAB ...`` line per RTSP request it receives). Nothing here
-knows about softphone. Fixtures (``tests/interop/conftest.py``): ``rtsp_lab`` (one server per
-session) and ``rtsp_lab_private`` (a fresh one per test, for restarts, TLS or a short session
-timeout)::
+``gst_rtsp_server.py`` (beside this module) is the server. It needs GObject bindings, which
+only Debian's ``/usr/bin/python3`` has, so :class:`RtspServer` runs it under that interpreter
+and reads its output: ``TLS <port>`` (with TLS), ``READY <port>``, then one ``LAB ...`` line per
+RTSP request it receives (see that script's docstring).
 
-    def test_plays(rtsp_lab: rtsp_lab.RtspLab) -> None:
-        url = rtsp_lab.url("/digest", user=rtsp_lab.user, password=rtsp_lab.password)
-        mark = rtsp_lab.mark()
-        ...  # play url
-        rtsp_lab.wait_for(r"LAB PLAY /digest/ auth=Digest", timeout_s=5, since=mark)
-
-Mounts and what they carry are in :data:`MOUNTS` (codec names are FFmpeg's, like AccessUnit.codec).
-Missing GStreamer pieces skip the tests, or fail them when ``CI=true`` (the ``lab`` policy).
+Mounts and what they carry are in :data:`MOUNTS` (codec names are FFmpeg's, like
+``AccessUnit.codec``). ``/file`` plays an MP4 that :func:`make_media_file` makes with ffmpeg;
+leave it out with ``media_file=False`` when nobody needs it.
 """
 
 from __future__ import annotations
@@ -27,14 +20,24 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, NoReturn
+from typing import Final, Literal
 
-import lab
-import pytest
+from softphone.lab.pki import CertPair
+from softphone.lab.process import HOST, LabError, LabProcess, PeerMissing, find_binary
 
-HOST: Final = lab.HOST
+__all__ = [
+    "FILE_DURATION_S",
+    "MOUNTS",
+    "UDP_PORTS",
+    "MountSpec",
+    "RtspServer",
+    "StreamSpec",
+    "VideoFormat",
+    "make_media_file",
+]
+
 SYSTEM_PYTHON: Final = "/usr/bin/python3"  # Debian's, with python3-gi (the venv has no gi)
-SERVER_SCRIPT: Final = Path(__file__).with_name("rtsp_server.py")
+SERVER_SCRIPT: Final = Path(__file__).with_name("gst_rtsp_server.py")
 USER: Final = "viewer"
 PASSWORD: Final = "p@ss#1"  # '@' and '#' must be percent-encoded in URLs (url() does it)
 REALM: Final = "softphone-lab"
@@ -103,23 +106,25 @@ MOUNTS: Final[dict[str, MountSpec]] = {
     )
 }
 
-VIDEO_SIZE: Final = (320, 240)
-VIDEO_FPS: Final = 25
-VIDEO_GOP: Final = 25  # a key frame (IDR, with SPS/PPS in band) every second
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VideoFormat:
+    """The live mounts' test picture; ``gop``: frames from one key frame to the next."""
+
+    width: int = 320
+    height: int = 240
+    fps: int = 25
+    gop: int = 25  # a key frame (IDR, with SPS/PPS in band) every second at 25 fps
 
 
-def _skip_or_fail(reason: str) -> NoReturn:
-    """The lab policy for a missing peer: skip outside CI, fail in CI (see lab.require_binary)."""
-    if lab.in_ci():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+DEFAULT_VIDEO: Final = VideoFormat()
 
 
 @functools.cache
-def _gstreamer_problem() -> str | None:
+def gstreamer_problem() -> str | None:
     """Why the GStreamer RTSP server cannot run here, or None (asked once per process)."""
     if not Path(SYSTEM_PYTHON).is_file():
-        return f"{SYSTEM_PYTHON} not found (install python3-gi with `make peers`)"
+        return f"{SYSTEM_PYTHON} not found (sudo apt-get install python3-gi)"
     try:
         result = subprocess.run(
             [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--check"],
@@ -129,7 +134,7 @@ def _gstreamer_problem() -> str | None:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"rtsp_server.py --check did not run: {exc}"
+        return f"{SERVER_SCRIPT.name} --check did not run: {exc}"
     if result.returncode != 0:
         detail = (result.stdout + result.stderr).strip().splitlines()[-12:]
         return (
@@ -139,38 +144,33 @@ def _gstreamer_problem() -> str | None:
     return None
 
 
-def require_gstreamer() -> None:
-    """Skip (or fail in CI) unless the GStreamer RTSP server and all its elements are there."""
-    if (problem := _gstreamer_problem()) is not None:
-        _skip_or_fail(f"interop peer GStreamer RTSP server: {problem}")
-
-
 def make_media_file(path: Path, duration_s: int = FILE_DURATION_S) -> Path:
     """An H.264 (baseline, no B-frames, GOP 25) + AAC-LC 48 kHz mono MP4 made by ``ffmpeg``."""
-    ffmpeg = lab.require_binary("ffmpeg")
-    width, height = VIDEO_SIZE
+    ffmpeg = find_binary("ffmpeg", "ffmpeg")
+    video = DEFAULT_VIDEO
     argv = [
         ffmpeg, "-nostdin", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={VIDEO_FPS}",
+        "-f", "lavfi", "-i", f"testsrc2=size={video.width}x{video.height}:rate={video.fps}",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         "-t", str(duration_s),
-        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(VIDEO_GOP), "-pix_fmt", "yuv420p",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(video.gop), "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-ac", "1", "-b:a", "64k",
         "-movflags", "+faststart", str(path),
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0 or not path.is_file():
-        raise lab.LabError(f"ffmpeg could not make {path}:\n{result.stdout}{result.stderr}")
+        raise LabError(f"ffmpeg could not make {path}:\n{result.stdout}{result.stderr}")
     return path
 
 
-class RtspLab:
-    """The GStreamer RTSP server of ``rtsp_server.py`` on 127.0.0.1, with every mount of MOUNTS.
+class RtspServer:
+    """GStreamer's RTSP server on 127.0.0.1 with the mounts of MOUNTS.
 
     ``start(port=0)`` picks a free port; ``restart()`` comes back on the same port(s); ``stop()``
     is SIGTERM by pid, then SIGKILL after a bounded wait. Give ``tls`` (a certificate and key,
-    e.g. ``lab_pki.good``) for an RTSPS listener on ``tls_port`` serving the same mounts, and
+    e.g. ``LabPki.good``) for an RTSPS listener on ``tls_port`` serving the same mounts, and
     ``session_timeout_s`` to change the ``timeout=`` the server puts in ``Session:`` (default 60).
+    Its output, over every run, is also in ``workdir/rtsp-server.log``.
     """
 
     host: Final = HOST
@@ -183,34 +183,37 @@ class RtspLab:
         self,
         workdir: Path,
         *,
-        tls: lab.CertPair | None = None,
+        tls: CertPair | None = None,
         session_timeout_s: int | None = None,
+        video: VideoFormat = DEFAULT_VIDEO,
+        media_file: bool = True,
     ) -> None:
         self.workdir = workdir
         self.tls = tls
         self.session_timeout_s = session_timeout_s
+        self.video = video
+        self.media_file = workdir / "clip.mp4" if media_file else None
         self.port = 0
         self.tls_port: int | None = None
-        self.media_file = workdir / "clip.mp4"
         self.starts = 0
-        self._proc: subprocess.Popen[str] | None = None
-        self._log: lab.ProcessLog | None = None
+        self._process: LabProcess | None = None
         self._earlier_lines: list[str] = []  # output of runs before the last restart
 
     # -- life cycle
 
     def config(self) -> dict[str, object]:
         config: dict[str, object] = {
-            "file": str(self.media_file),
             "udp_ports": list(UDP_PORTS),
-            "width": VIDEO_SIZE[0],
-            "height": VIDEO_SIZE[1],
-            "fps": VIDEO_FPS,
-            "gop": VIDEO_GOP,
+            "width": self.video.width,
+            "height": self.video.height,
+            "fps": self.video.fps,
+            "gop": self.video.gop,
             "user": USER,
             "password": PASSWORD,
             "realm": REALM,
         }
+        if self.media_file is not None:
+            config["file"] = str(self.media_file)
         if self.session_timeout_s is not None:
             config["session_timeout_s"] = self.session_timeout_s
         if self.tls is not None:
@@ -221,62 +224,60 @@ class RtspLab:
             }
         return config
 
-    def start(self, port: int = 0, timeout_s: float = 15.0) -> RtspLab:
+    def start(self, port: int = 0, timeout_s: float = 15.0) -> RtspServer:
         """Start the server on ``port`` (0: the kernel picks one) and wait for ``READY``."""
         if self.alive():
-            raise lab.LabError("the RTSP lab is already running")
-        require_gstreamer()
+            raise LabError("the RTSP server is already running")
+        if (problem := gstreamer_problem()) is not None:
+            raise PeerMissing(f"GStreamer RTSP server: {problem}")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not self.media_file.is_file():
+        if self.media_file is not None and not self.media_file.is_file():
             make_media_file(self.media_file)
-        config_path = self.workdir / "rtsp-lab.json"
+        config_path = self.workdir / "rtsp-server.json"
         config_path.write_text(json.dumps(self.config(), indent=2))
         argv = [
             SYSTEM_PYTHON, "-u", str(SERVER_SCRIPT),
             "--port", str(port), "--config", str(config_path),
         ]  # fmt: skip
-        if self._log is not None:
-            self._earlier_lines += self._log.lines()
-        self._proc, self._log = lab.start_process(argv, name="rtsp-lab", cwd=self.workdir)
+        self._earlier_lines = self.lines()
+        process = self._process = LabProcess(
+            argv, name="rtsp-server", cwd=self.workdir, log_path=self.workdir / "rtsp-server.log"
+        )
         self.starts += 1
         try:
             if self.tls is not None:
-                self.tls_port = int(self._log.wait_for(r"^TLS (\d+)$", timeout_s).group(1))
-            ready = self._log.wait_for(r"^READY (\d+)$", timeout_s)
-        except lab.LabError as exc:
-            tail = self._log.tail()
+                self.tls_port = int(process.wait_for(r"^TLS (\d+)$", timeout_s).group(1))
+            ready = process.wait_for(r"^READY (\d+)$", timeout_s)
+        except LabError as exc:
+            tail = process.tail()
             self.stop()
-            raise lab.LabError(f"RTSP lab did not start: {exc}\noutput:\n{tail}") from None
+            raise LabError(f"the RTSP server did not start: {exc}\noutput:\n{tail}") from None
         self.port = int(ready.group(1))
         return self
 
     def stop(self, term_wait_s: float = 5.0) -> int | None:
         """SIGTERM by pid, SIGKILL after ``term_wait_s``; the exit status (0 = clean shutdown)."""
-        if self._proc is None:
-            return None
-        code = lab.stop_process(self._proc, self._log, term_wait_s)
-        self._proc = None
-        return code
+        return self._process.stop(term_wait_s) if self._process is not None else None
 
-    def restart(self, timeout_s: float = 15.0) -> RtspLab:
+    def restart(self, timeout_s: float = 15.0) -> RtspServer:
         """Stop, then start again on the same RTSP (and RTSPS) port: clients must reconnect."""
         if self.port == 0:
-            raise lab.LabError("restart() before start()")
+            raise LabError("restart() before start()")
         self.stop()
         deadline = time.monotonic() + timeout_s
         while True:  # the old listener is closed; wait (bounded) if the port is briefly busy
             try:
                 return self.start(self.port, max(1.0, deadline - time.monotonic()))
-            except lab.LabError:
+            except LabError:
                 if time.monotonic() >= deadline:
                     raise
 
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._process is not None and self._process.alive()
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid if self._process is not None else None
 
     # -- addresses
 
@@ -291,12 +292,12 @@ class RtspLab:
         """``rtsp[s]://[user[:password]@]127.0.0.1:PORT/mount`` with credentials percent-encoded."""
         if scheme == "rtsps":
             if self.tls_port is None:
-                raise lab.LabError("this RTSP lab has no TLS listener (pass tls=...)")
+                raise LabError("this RTSP server has no TLS listener (pass tls=...)")
             port = self.tls_port
         else:
             port = self.port
         if port == 0:
-            raise lab.LabError("the RTSP lab is not started")
+            raise LabError("the RTSP server is not started")
         userinfo = ""
         if user is not None:
             userinfo = urllib.parse.quote(user, safe="")
@@ -310,7 +311,7 @@ class RtspLab:
 
     def lines(self) -> list[str]:
         """Everything the server printed, over every run (restarts included)."""
-        current = self._log.lines() if self._log is not None else []
+        current = self._process.lines() if self._process is not None else []
         return self._earlier_lines + current
 
     def lab_lines(self) -> list[str]:
@@ -325,6 +326,6 @@ class RtspLab:
         self, pattern: str | re.Pattern[str], timeout_s: float = 5.0, since: int = 0
     ) -> re.Match[str]:
         """First match of ``pattern`` in lines[since:] (of the current run), waiting if needed."""
-        if self._log is None:
-            raise lab.LabError("the RTSP lab was never started")
-        return self._log.wait_for(pattern, timeout_s, max(0, since - len(self._earlier_lines)))
+        if self._process is None:
+            raise LabError("the RTSP server was never started")
+        return self._process.wait_for(pattern, timeout_s, max(0, since - len(self._earlier_lines)))

@@ -1,10 +1,11 @@
-"""A GStreamer RTSP server for the interop lab, bound to 127.0.0.1 (run by /usr/bin/python3 + gi).
+"""A GStreamer RTSP server for the peer lab, bound to 127.0.0.1 (run by /usr/bin/python3 + gi).
 
 This is a standalone script: stdlib and PyGObject only, because the project's virtualenv has no
-GObject bindings (``tests/interop/rtsp_lab.py`` starts it and reads its output)::
+GObject bindings (``softphone/lab/rtsp_server.py`` starts it and reads its output). It is never
+imported by the package::
 
-    /usr/bin/python3 rtsp_server.py --port 0 --config '{"file": "/tmp/x/clip.mp4"}'
-    /usr/bin/python3 rtsp_server.py --check        # exit 3 + "MISSING ..." when elements lack
+    /usr/bin/python3 gst_rtsp_server.py --port 0 --config '{"file": "/tmp/x/clip.mp4"}'
+    /usr/bin/python3 gst_rtsp_server.py --check    # exit 3 + "MISSING ..." when elements lack
 
 Config (JSON text or a path to a JSON file; every key optional):
 ``file`` (MP4 for ``/file``; the mount is absent without it), ``tls`` ({"cert", "key", "port"}:

@@ -1,0 +1,54 @@
+"""The peer lab: real Kamailio, baresip, GStreamer RTSP server and JACK on 127.0.0.1.
+
+One place configures and starts the real peers, for the interop tests (``tests/interop/``
+makes fixtures of them) and for ``softphone bench``. Nothing here knows about softphone: the lab
+imports none of ``phone``, ``tui``, ``cli`` or ``bench``, and no ``softphone`` command but
+``bench`` imports the lab.
+
+- ``process``: children started in a session of their own, dying with us, their output kept and
+  logged, stopped by pid; free ports; bounded waits on conditions.
+- ``pki``: a throwaway CA and good, expired and wrong-name server certificates (``openssl``).
+- ``kamailio`` (+ ``kamailio.cfg.tmpl``): the registrar and proxy for ``lab.test``.
+- ``baresip``: baresip 1.0.0 as the far-end phone, driven through ``ctrl_tcp``.
+- ``rtsp_server`` (+ ``gst_rtsp_server.py``, run by Debian's python3): GStreamer's RTSP server.
+- ``jack``: a JACK server with the dummy driver, a sound card paced in real time.
+
+Errors: :class:`LabError` when a peer fails to start, misbehaves, or a wait for it times out;
+its subclass :class:`PeerMissing` when a peer is not installed. Whoever uses the lab decides what
+a missing peer means (the tests skip outside CI and fail in it; the benchmarks exit with 2).
+"""
+
+from __future__ import annotations
+
+from softphone.lab.baresip import Audio, Baresip, BaresipCtrl, Event, strip_ansi
+from softphone.lab.jack import JackServer
+from softphone.lab.kamailio import USERS, Kamailio, Transport
+from softphone.lab.pki import DOMAIN, CertKind, CertPair, LabPki, make_pki
+from softphone.lab.process import HOST, LabError, LabProcess, PeerMissing, find_binary
+from softphone.lab.rtsp_server import MOUNTS, MountSpec, RtspServer, VideoFormat
+
+__all__ = [
+    "DOMAIN",
+    "HOST",
+    "MOUNTS",
+    "USERS",
+    "Audio",
+    "Baresip",
+    "BaresipCtrl",
+    "CertKind",
+    "CertPair",
+    "Event",
+    "JackServer",
+    "Kamailio",
+    "LabError",
+    "LabPki",
+    "LabProcess",
+    "MountSpec",
+    "PeerMissing",
+    "RtspServer",
+    "Transport",
+    "VideoFormat",
+    "find_binary",
+    "make_pki",
+    "strip_ansi",
+]

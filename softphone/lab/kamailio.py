@@ -1,0 +1,224 @@
+"""Kamailio 5.6 as the lab's registrar and proxy for ``lab.test``, on 127.0.0.1.
+
+UDP and TCP on one port P, TLS on P+1, and UDP on [::1]:P when the host can bind it. Digest
+users alice, bob, carol and dave, password ``<user>pw`` (a db_text ``subscriber`` table, no
+database server). The configuration is ``kamailio.cfg.tmpl`` beside this module, with its
+``@@PLACEHOLDERS@@`` filled in. Every reply Kamailio sends and every request it sees is one log
+line starting with ``LAB``:
+
+  ``LAB REQUEST INVITE alice->bob proto=udp src=127.0.0.1:40000 ci=...``
+  ``LAB CHALLENGE 401 REGISTER alice`` / ``LAB CHALLENGE 407 INVITE alice``
+  ``LAB REPLY 423 REGISTER alice ci=...`` (every reply Kamailio itself sends, 401/403/404/...)
+  ``LAB REGISTERED alice expires=3600 proto=tcp contact=sip:...`` / ``LAB UNREGISTERED alice ...``
+  ``LAB RELAYED-REPLY 180 INVITE ci=...`` (replies relayed on INVITE/BYE/REFER/NOTIFY/...)
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+import subprocess
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Final, Literal
+
+from softphone.lab.pki import DOMAIN, CertKind, LabPki
+from softphone.lab.process import (
+    HOST,
+    LabError,
+    LabProcess,
+    can_bind,
+    find_binary,
+    free_port_pair,
+)
+
+__all__ = ["USERS", "Kamailio", "Transport"]
+
+USERS: Final[dict[str, str]] = {
+    "alice": "alicepw",
+    "bob": "bobpw",
+    "carol": "carolpw",
+    "dave": "davepw",
+}
+TEMPLATE: Final = "kamailio.cfg.tmpl"
+MPATH_CANDIDATES: Final = (
+    "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+    "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+    "/usr/lib/kamailio/modules",
+    "/usr/local/lib64/kamailio/modules",
+    "/usr/local/lib/kamailio/modules",
+)
+
+Transport = Literal["udp", "tcp", "tls"]
+
+
+def template_text() -> str:
+    """The configuration template, shipped as package data next to this module."""
+    return resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
+
+
+def _mpath() -> str:
+    for candidate in MPATH_CANDIDATES:
+        if (Path(candidate) / "tm.so").is_file():
+            return candidate + "/"
+    raise LabError(f"Kamailio modules not found in any of {MPATH_CANDIDATES}")
+
+
+class Kamailio:
+    """A Kamailio registrar + proxy for ``lab.test`` on 127.0.0.1 (UDP/TCP on P, TLS on P+1)."""
+
+    domain: Final = DOMAIN
+    host: Final = HOST
+
+    def __init__(self, workdir: Path, pki: LabPki, tls_cert: CertKind = "good") -> None:
+        self.workdir = workdir
+        self.pki = pki
+        self.tls_cert: CertKind = tls_cert
+        self.ca_file: Path = pki.ca_file
+        self.udp_port = 0
+        self.tcp_port = 0
+        self.tls_port = 0
+        self.udp6_port: int | None = None  # [::1] UDP, when the kernel lets us bind it
+        self.config_path = workdir / "kamailio.cfg"
+        self._process: LabProcess | None = None
+
+    # -- life cycle
+
+    def render_config(self) -> str:
+        port = free_port_pair()
+        self.udp_port = self.tcp_port = port
+        self.tls_port = port + 1
+        self.udp6_port = port if can_bind(socket.AF_INET6, socket.SOCK_DGRAM, "::1", port) else None
+        dbdir = self.workdir / "db"
+        dbdir.mkdir(parents=True, exist_ok=True)
+        rows = "".join(
+            f"{i}:{user}:{DOMAIN}:{pw}\n" for i, (user, pw) in enumerate(USERS.items(), 1)
+        )
+        (dbdir / "subscriber").write_text(
+            "id(int,auto) username(string) domain(string) password(string)\n" + rows
+        )
+        server = self.pki.server(self.tls_cert)
+        tls_cfg = self.workdir / "tls.cfg"
+        tls_cfg.write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            f"certificate = {server.cert}\nprivate_key = {server.key}\n\n"
+            f"[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+        )
+        v6 = f"listen=udp:[::1]:{port}" if self.udp6_port is not None else "# no [::1] on this host"
+        values = {
+            "PORT": str(port),
+            "TLS_PORT": str(port + 1),
+            "LISTEN_V6": v6,
+            "DOMAIN": DOMAIN,
+            "MPATH": _mpath(),
+            "TLS_CFG": str(tls_cfg),
+            "DBDIR": str(dbdir),
+        }
+        text = template_text()
+        for key, value in values.items():
+            text = text.replace(f"@@{key}@@", value)
+        if "@@" in text:
+            raise LabError(f"{TEMPLATE} has an unreplaced @@placeholder@@")
+        return text
+
+    def start(self, timeout_s: float = 15.0) -> Kamailio:
+        binary = find_binary("kamailio", "kamailio")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        rundir = self.workdir / "run"
+        rundir.mkdir(exist_ok=True)
+        self.config_path.write_text(self.render_config())
+        common = ["-f", str(self.config_path), "-Y", str(rundir), "-m", "64", "-M", "8"]
+        check = subprocess.run(
+            [binary, "-c", *common], capture_output=True, text=True, timeout=60, check=False
+        )
+        if check.returncode != 0:
+            raise LabError(
+                f"kamailio -c rejected {self.config_path}:\n{check.stdout}{check.stderr}"
+            )
+        process = self._process = LabProcess(
+            [binary, "-DD", "-E", *common],
+            name="kamailio",
+            cwd=self.workdir,
+            log_path=self.workdir / "kamailio.log",
+        )
+        deadline = time.monotonic() + timeout_s
+        try:
+            process.wait_port(self.tcp_port, timeout_s)
+            self._wait_udp_ready(process, deadline)
+        except LabError as exc:
+            tail = process.tail()
+            self.stop()
+            raise LabError(f"{exc}\nkamailio output:\n{tail}") from None
+        return self
+
+    def _wait_udp_ready(self, process: LabProcess, deadline: float) -> None:
+        """OPTIONS to the proxy itself until it answers 200: the UDP workers are running."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+            attempts = itertools.count(1)
+
+            def answered() -> bool:
+                n = next(attempts)
+                probe = (
+                    f"OPTIONS sip:{DOMAIN} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK-labprobe-{n};rport\r\n"
+                    "Max-Forwards: 70\r\n"
+                    f"From: <sip:probe@{DOMAIN}>;tag=probe\r\nTo: <sip:{DOMAIN}>\r\n"
+                    f"Call-ID: lab-probe-{port}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                ).encode()
+                s.sendto(probe, (HOST, self.udp_port))
+                s.settimeout(max(0.05, min(0.25, deadline - time.monotonic())))
+                try:
+                    return s.recv(65535).startswith(b"SIP/2.0 200")
+                except OSError:
+                    return False
+
+            process.wait_until(
+                answered,
+                max(0.0, deadline - time.monotonic()),
+                "an answer to OPTIONS over UDP",
+                poll_s=0.0,
+            )
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    def stop(self) -> int | None:
+        """SIGTERM by pid (SIGKILL after a bounded wait); its output stays readable."""
+        return self._process.stop() if self._process is not None else None
+
+    # -- what Kamailio saw
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def lines(self) -> list[str]:
+        return self._process.lines() if self._process is not None else []
+
+    def lab_lines(self) -> list[str]:
+        """Only the ``LAB ...`` lines, with the log prefix cut off."""
+        return [line[line.index("LAB ") :] for line in self.lines() if "LAB " in line]
+
+    def mark(self) -> int:
+        """An index to pass as ``since=`` so a wait ignores what was logged before now."""
+        return len(self.lines())
+
+    def wait_for(
+        self, pattern: str | re.Pattern[str], timeout_s: float = 5.0, since: int = 0
+    ) -> re.Match[str]:
+        if self._process is None:
+            raise LabError("kamailio was never started")
+        return self._process.wait_for(pattern, timeout_s, since)
+
+    # -- addresses
+
+    def port_for(self, transport: Transport) -> int:
+        return {"udp": self.udp_port, "tcp": self.tcp_port, "tls": self.tls_port}[transport]
+
+    def outbound_uri(self, transport: Transport) -> str:
+        """``sip:127.0.0.1:P;transport=...``: the outbound proxy URI for that transport."""
+        return f"sip:{HOST}:{self.port_for(transport)};transport={transport}"

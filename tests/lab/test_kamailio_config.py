@@ -1,0 +1,58 @@
+"""Kamailio's configuration without Kamailio: the template ships as package data, and every
+placeholder in it is filled."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from softphone.lab import kamailio
+from softphone.lab.kamailio import Kamailio, template_text
+from softphone.lab.pki import CertPair, LabPki
+
+
+def fake_pki(directory: Path) -> LabPki:
+    def pair(stem: str) -> CertPair:
+        return CertPair(cert=directory / f"{stem}.pem", key=directory / f"{stem}.key")
+
+    return LabPki(
+        ca_file=directory / "ca.pem",
+        ca_key=directory / "ca.key",
+        good=pair("server"),
+        expired=pair("expired"),
+        wrong_name=pair("wrong-name"),
+    )
+
+
+def test_the_template_is_package_data_with_placeholders() -> None:
+    text = template_text()
+    assert set(re.findall(r"@@([A-Z_0-9]+)@@", text)) == {
+        "PORT",
+        "TLS_PORT",
+        "LISTEN_V6",
+        "DOMAIN",
+        "MPATH",
+        "TLS_CFG",
+        "DBDIR",
+    }
+
+
+def test_render_config_fills_every_placeholder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamailio, "_mpath", lambda: "/usr/lib/kamailio/modules/")
+    proxy = Kamailio(tmp_path, fake_pki(tmp_path / "pki"), tls_cert="expired")
+    text = proxy.render_config()
+    assert "@@" not in text
+    assert proxy.udp_port == proxy.tcp_port == proxy.tls_port - 1 > 0
+    assert f"127.0.0.1:{proxy.udp_port}" in text and f"127.0.0.1:{proxy.tls_port}" in text
+    assert "expired.pem" in (tmp_path / "tls.cfg").read_text()
+    subscribers = (tmp_path / "db" / "subscriber").read_text().splitlines()
+    assert subscribers[1:] == [
+        "1:alice:lab.test:alicepw",
+        "2:bob:lab.test:bobpw",
+        "3:carol:lab.test:carolpw",
+        "4:dave:lab.test:davepw",
+    ]

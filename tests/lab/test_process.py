@@ -1,0 +1,134 @@
+"""The lab's process machinery with plain shell children: output kept and logged, waits that end
+on a condition (or with a clear error), stop by pid reaching the child's whole group."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from softphone.lab import process
+from softphone.lab.process import (
+    HOST,
+    LabError,
+    LabProcess,
+    PeerMissing,
+    can_bind,
+    find_binary,
+    free_port_pair,
+    wait_until,
+)
+
+STEP_S = 10.0
+
+
+def shell(tmp_path: Path, script: str, name: str = "child") -> LabProcess:
+    return LabProcess(
+        ["/bin/sh", "-c", script], name=name, cwd=tmp_path, log_path=tmp_path / f"{name}.log"
+    )
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie nobody has reaped yet (it runs no more)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
+
+
+def test_output_is_kept_and_written_to_the_log_file_as_it_comes(tmp_path: Path) -> None:
+    child = shell(tmp_path, "echo one; echo two >&2; read line")  # stays until stdin ends
+    try:
+        assert child.wait_for(r"^two$", STEP_S).group(0) == "two"
+        assert child.lines() == ["one", "two"]  # stderr goes with stdout
+        assert (tmp_path / "child.log").read_text() == "one\ntwo\n"  # already flushed
+        assert child.mark() == 2
+    finally:
+        child.stop()
+
+
+def test_a_wait_for_output_that_never_comes_says_the_output_closed(tmp_path: Path) -> None:
+    child = shell(tmp_path, "echo only line; exit 3")
+    with pytest.raises(LabError, match=r"no line matching 'READY' \(output closed\)") as error:
+        child.wait_for("READY", timeout_s=60.0)
+    assert "only line" in str(error.value)  # the last lines come with the error
+    assert child.stop() == 3
+
+
+def test_a_wait_for_a_port_fails_when_the_process_dies(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind((HOST, 0))  # bound, never listening: nothing accepts there
+        port = int(s.getsockname()[1])
+        child = shell(tmp_path, "echo starting; exit 1")
+        with pytest.raises(LabError, match=r"died while waiting for 127\.0\.0\.1"):
+            child.wait_port(port, timeout_s=60.0)
+    child.stop()
+
+
+def test_stop_ends_the_child_and_what_it_left_in_its_group(tmp_path: Path) -> None:
+    child = shell(tmp_path, "sleep 300 & echo $!; trap '' TERM; wait")  # ignores SIGTERM
+    grandchild = int(child.wait_for(r"^\d+$", STEP_S).group(0))
+    assert not gone(grandchild)
+    code = child.stop(term_wait_s=0.5)  # then SIGKILL to the group
+    assert code is not None and not child.alive()
+    wait_until(lambda: gone(grandchild), STEP_S, "the grandchild to end")
+
+
+def test_stderr_can_go_to_a_file_of_its_own(tmp_path: Path) -> None:
+    child = LabProcess(
+        ["/bin/sh", "-c", "echo data; echo noise >&2"],
+        name="split",
+        cwd=tmp_path,
+        stderr_path=tmp_path / "stderr.log",
+    )
+    assert child.proc.wait(timeout=STEP_S) == 0
+    child.stop()
+    assert child.lines() == ["data"]
+    assert (tmp_path / "stderr.log").read_text() == "noise\n"
+
+
+def test_wait_until_is_bounded_and_says_what_it_waited_for() -> None:
+    with pytest.raises(LabError, match=r"timed out after 0.05 s waiting for the moon"):
+        wait_until(lambda: False, 0.05, "the moon")
+    with pytest.raises(LabError, match="the process died while waiting for the moon"):
+        wait_until(lambda: False, 60.0, "the moon", alive=lambda: False)
+    calls = iter([False, False, True])
+    wait_until(lambda: next(calls), STEP_S, "the third look", poll_s=0.0)
+
+
+def test_free_port_pair_leaves_both_ports_free_for_udp_and_tcp() -> None:
+    port = free_port_pair()
+    for p in (port, port + 1):
+        assert can_bind(socket.AF_INET, socket.SOCK_STREAM, HOST, p)
+        assert can_bind(socket.AF_INET, socket.SOCK_DGRAM, HOST, p)
+
+
+def test_find_binary_looks_on_path_and_names_the_package_when_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert Path(find_binary("sh")).name == "sh"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(process, "SBIN_DIRS", ())
+    with pytest.raises(PeerMissing, match=r"^sh is not installed \(sudo apt-get install dash\)$"):
+        find_binary("sh", "dash")
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    assert find_binary("tool") == str(tool)
+
+
+def test_the_child_is_told_to_die_with_its_parent(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG is set between fork and exec; the child reads it back (PR_GET_PDEATHSIG)."""
+    code = (
+        "import ctypes\n"
+        "sig = ctypes.c_int()\n"
+        "ctypes.CDLL(None).prctl(2, ctypes.byref(sig))\n"
+        "print(sig.value)\n"
+    )
+    child = LabProcess([sys.executable, "-c", code], name="py", cwd=tmp_path)
+    assert int(child.wait_for(r"^\d+$", STEP_S).group(0)) == signal.SIGTERM
+    child.stop()
