@@ -163,7 +163,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
     )
     print(f"codec {args.codec}; ms unless marked; 'unseen' = not tuned on", file=out)
     print(
-        "oracle/ratio: issue 3's oracle (offset may change 5 ms every packet, i.e. up to 25 % "
+        "oracle/ratio: the hindsight oracle (offset may change 5 ms every packet, i.e. up to 25 % "
         "stretched);",
         file=out,
     )

@@ -41,7 +41,7 @@ the concealment after the end of the trace does not count)."""
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JitterLog:
-    """LOG.npz's content (issue 3): per packet index, and two totals."""
+    """LOG.npz's content: per packet index, and two totals."""
 
     play_ms: F64
     from_packet: npt.NDArray[np.bool_]
@@ -190,7 +190,7 @@ def run(
 
 
 def score(send_ms: F64, arr_ms: F64, log: JitterLog) -> Score:
-    """Late loss, mouth-to-ear and stretching as issue 3 defines them."""
+    """Late loss, mouth-to-ear and stretching, as defined in softphone/bench/oracle.py."""
     arrived = ~np.isnan(arr_ms)
     late = arrived & ~log.from_packet
     played = ~np.isnan(log.play_ms)

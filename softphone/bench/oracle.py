@@ -1,6 +1,6 @@
 """Hindsight references for the jitter benchmark: the oracle and a fixed 60 ms buffer.
 
-The oracle (issue 3's definition): the playout-offset path ``D_i`` (play time minus send time of
+The oracle: the playout-offset path ``D_i`` (play time minus send time of
 packet i) with the lowest mean delay at <= 1 % late loss, whose offset changes by at most 5 ms
 from one packet to the next (the most time-stretching can move it). Found by dynamic programming
 over offsets on a 1 ms grid with a Lagrangian price per late packet: for a price ``lam`` the DP
@@ -146,7 +146,7 @@ def oracle(
     max_step_ms: float = MAX_STEP_MS,
     resolution_ms: float = 1.0,
 ) -> Reference:
-    """The hindsight-optimal offset path of issue 3 (see the module docstring)."""
+    """The hindsight-optimal offset path (see the module docstring)."""
     delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
     grid = _grid(delay, resolution_ms)
     if grid is None:

@@ -9,8 +9,8 @@ Impairment models (facts in shared/research/jitter-buffers.md): gamma or Pareto 
 queueing (a packet cannot overtake the one before it, so arrivals bunch), Gilbert-Elliott bursty
 loss, reordering, delay spikes that drain at slope -1, and clock drift in ppm.
 
-Profiles named in issue 3 (``TUNING_PROFILES``) and profiles of other kinds that the defaults were
-*not* tuned on (``UNSEEN_PROFILES``): periodic congestion, steps of the base delay (route changes,
+Profiles the jitter buffer's defaults were tuned on (``TUNING_PROFILES``) and profiles of other
+kinds that they were *not* tuned on (``UNSEEN_PROFILES``): periodic congestion, steps of the base delay (route changes,
 which reorder packets on a step down), and alternating bursty and calm periods.
 """
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, assert_never
 
 import numpy as np
 
@@ -389,7 +389,7 @@ class CallMedia:
                     if self._on_bye is not None:
                         self._on_bye(reason)
                 case _:
-                    pass  # RtpEvent is an open family (rtp/session.py); the rest need nothing
+                    assert_never(event)
         self._flush()
 
     def _on_rtp(self, packet: RtpPacket, now: float) -> None:

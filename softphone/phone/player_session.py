@@ -572,8 +572,10 @@ class PlayerSession:
                         self.finish(
                             SessionEnd(Outcome.ENDED, "the server ended the stream (RTCP BYE)")
                         )
-                case _:
+                case RtcpReportReceived():
                     pass  # receiver reports: what the server thinks of our (absent) stream
+                case _:
+                    assert_never(event)
         self._send_rtcp(track)
         self._arm()
 

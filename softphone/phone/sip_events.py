@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
@@ -82,6 +82,9 @@ class SipEvents:
 
     def _handle_one(self, event: object) -> None:
         ua, calls = self._ua, self._calls
+        if not isinstance(event, ue.UaEvent):
+            logger.error("not a user agent event: %r", event)
+            return
         match event:
             case ue.Registered(account=account, expires=expires):
                 first = self._registrations.registered(account, expires_at=time.time() + expires)
@@ -159,7 +162,7 @@ class SipEvents:
                     )
                 )
             case _:
-                logger.debug("unhandled UA event %r", event)
+                assert_never(event)
 
     def _incoming(self, event: ue.IncomingCall) -> None:
         info = CallInfo(

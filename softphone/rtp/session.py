@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Final, assert_never
+from typing import TYPE_CHECKING, Final, TypeAlias, assert_never
 
 from softphone.rtp.errors import RtpError, RtpParseError
 from softphone.rtp.ntp import ntp_middle, ntp_timestamp
@@ -65,11 +65,11 @@ __all__ = [
     "ByeReceived",
     "LinkInput",
     "LinkState",
-    "RtcpReceived",
     "RtcpReportReceived",
     "RtpEvent",
     "RtpPacketReceived",
     "RtpSession",
+    "SessionEvent",
     "StreamStats",
 ]
 
@@ -118,7 +118,8 @@ class ByeReceived(RtpEvent):
     reason: str
 
 
-RtcpReceived = RtcpReportReceived  # the name media-contract.md's seam sketch uses
+# Every event a session reports: consumers match on it and end with assert_never.
+SessionEvent: TypeAlias = RtpPacketReceived | RtcpReportReceived | ByeReceived
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -302,7 +303,7 @@ class RtpSession:
     # --- receiving -----------------------------------------------------------------------------
     def receive_datagram(
         self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool = False
-    ) -> list[RtpEvent]:
+    ) -> list[SessionEvent]:
         """One datagram from the RTP socket (or the RTCP one with ``on_rtcp_port``). Never raises."""
         if self.link is LinkState.CLOSED:
             return []
@@ -340,7 +341,7 @@ class RtpSession:
             self._candidates.clear()
         self._candidates[addr] = (packet.ssrc, packet.sequence, run)
 
-    def _receive_rtp(self, packet: RtpPacket, addr: Address, now: float) -> list[RtpEvent]:
+    def _receive_rtp(self, packet: RtpPacket, addr: Address, now: float) -> list[SessionEvent]:
         source = self._source
         if source is None or source.ssrc != packet.ssrc:
             # A new SSRC (first packet, or the peer re-INVITEd / transferred): restart tracking.
@@ -350,7 +351,7 @@ class RtpSession:
             return []
         seq_input = source.classify(packet.sequence)
         source.state = SOURCE_TRANSITIONS[(source.state, seq_input)]
-        events: list[RtpEvent] = []
+        events: list[SessionEvent] = []
         match seq_input:
             case SequenceInput.SEQUENTIAL:
                 source.init_seq(packet.sequence, held=1)
@@ -400,7 +401,7 @@ class RtpSession:
 
     def _receive_rtcp(
         self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool
-    ) -> list[RtpEvent]:
+    ) -> list[SessionEvent]:
         try:
             packets = parse_rtcp(data)
         except RtpParseError:
@@ -412,7 +413,7 @@ class RtpSession:
                 return []
             if on_rtcp_port:
                 self._rtcp_from = addr
-        events: list[RtpEvent] = []
+        events: list[SessionEvent] = []
         for packet in packets:
             match packet:
                 case RtcpSenderReport() | RtcpReceiverReport() if packet.ssrc == self.ssrc:
@@ -478,7 +479,7 @@ class RtpSession:
         """When ``handle_timer`` should run next (the RTCP report), None when nothing is due."""
         return self._timer_at
 
-    def handle_timer(self, now: float) -> list[RtpEvent]:
+    def handle_timer(self, now: float) -> list[SessionEvent]:
         if self._timer_at is None or now < self._timer_at:
             return []
         self._queue_rtcp(self._reports(now))

@@ -7,6 +7,7 @@ misuse and malformed input (STYLE.md "Errors").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,3 +145,24 @@ class DtmfReceived(Event):
     call_id: str
     digit: str
     duration_ms: int
+
+
+# Every event the user agent reports: consumers match on it and end with assert_never, so that
+# a new event fails type-checking where it is not handled.
+UaEvent: TypeAlias = (
+    Registered
+    | RegistrationFailed
+    | Unregistered
+    | IncomingCall
+    | CallProgressed
+    | CallAnswered
+    | CallConfirmed
+    | CallFailed
+    | CallEnded
+    | ReofferReceived
+    | ReofferAnswered
+    | ReofferFailed
+    | TransferRequested
+    | TransferProgressed
+    | DtmfReceived
+)

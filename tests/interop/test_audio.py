@@ -35,7 +35,7 @@ CODECS: dict[str, tuple[str, str, int]] = {
     "PCMA": ("PCMA", "nb", 8000),
 }
 TALK_PACKETS = 450  # ~9 s of 20 ms packets: enough speech for P.862, well before the WAV ends
-# The bar: P.862 >= 3.5 for Opus (wideband) and PCMU (narrowband) both ways. For G.722
+# The bar: P.862 >= 3.5 for Opus (wideband) and PCMU (narrowband) both ways. For G.722
 # and PCMA the bar is "two-way speech works": G.722 through FFmpeg's codec alone scores ~3.2 wb on
 # this speech (baresip hears 3.23 from us), so its floor sits below that; PCMA is G.711 like PCMU.
 PESQ_MIN = {"opus": 3.5, "PCMU": 3.5, "PCMA": 3.3, "G722": 2.8}

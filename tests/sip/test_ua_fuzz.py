@@ -1,4 +1,4 @@
-"""Malformed SIP never crashes the user agent (issue 2, "done when"): whatever bytes arrive,
+"""Malformed SIP never crashes the user agent: whatever bytes arrive,
 ``receive_message`` either handles them or raises RemoteProtocolError (which the transport
 logs and drops), and anything it sends back is itself well-formed SIP."""
 
