@@ -1,7 +1,7 @@
 """softphone: a terminal softphone and RTSP player.
 
 Importing this package must stay cheap and side-effect free: no asyncio, socket, ssl, textual,
-sounddevice, av or opuslib (tests/test_import_hygiene.py checks it). That is also why the version
+sounddevice, av, opuslib or numpy (tests/test_import_hygiene.py checks it). That is also why the version
 is a literal here rather than read through importlib.metadata, which imports socket.
 """
 

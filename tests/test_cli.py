@@ -357,13 +357,20 @@ def test_bad_dtmf_digits_are_a_usage_error(tmp_path: Path) -> None:
     assert "DTMF digits are 0-9" in result.stderr
 
 
-def test_devices_lists_or_says_there_are_none(tmp_path: Path) -> None:
+def test_devices_lists_what_portaudio_lists_or_says_there_are_none(tmp_path: Path) -> None:
+    from softphone.media.device import list_devices, portaudio_available
+
     result = run(softphone(tmp_path / "d.log", "devices"), make_env(tmp_path), tmp_path)
-    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr
+    if (missing := portaudio_available()) is not None:
+        assert result.returncode == 1 and missing in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    expected = [d.index for d in list_devices()]
+    listed = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)  ", result.stdout, re.M)]
+    assert listed == expected
     # This machine has no sound card (CI neither): the command says so instead of failing.
-    assert "No sound devices found" in result.stdout or re.search(
-        r"^\s*\d+\s+\S", result.stdout, re.M
-    )
+    assert ("No sound devices found" in result.stdout) == (expected == [])
 
 
 # ---------------------------------------------------------------------------------- 3. a real call

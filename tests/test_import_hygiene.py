@@ -1,5 +1,5 @@
-"""Importing softphone or a protocol core must not pull in the IO world (STYLE.md, "Layout"):
-no asyncio, socket, ssl, textual, sounddevice, av or opuslib. The peer lab (softphone.lab) is
+"""Importing softphone or a protocol core (sip, sdp, rtp, rtsp, auth: sans-IO) must not pull in
+the IO world: no asyncio, socket, ssl, textual, sounddevice, av, opuslib or numpy. The peer lab (softphone.lab) is
 for the tests and ``softphone bench`` only: the everyday commands never load it, and it loads
 none of the layers above it. Each import runs in a fresh interpreter so nothing loaded by the
 test process leaks in."""

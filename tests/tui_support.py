@@ -1,6 +1,6 @@
 """Helpers for Pilot tests of the TUI: ``from tui_support import until``.
 
-Wait on one named condition, never on stacked pauses (STYLE.md, Testing)."""
+Wait on one named condition with a deadline, never on stacked pauses or sleeps."""
 
 from __future__ import annotations
 

@@ -1,7 +1,16 @@
-"""Benchmarks: ``softphone bench jitter`` (the jitter buffer and playout under network traces).
+"""Benchmarks: ``softphone bench ...``; ``cli.main(argv)`` is the entry point.
 
-``cli.main(argv)`` is the entry point; ``traces`` generates seeded network profiles, ``jitter``
-replays one through the calls' playout, ``oracle`` computes the hindsight references.
+- ``traces``, ``jitter`` and ``oracle``: the jitter buffer and playout under seeded network
+  traces, against hindsight references (``bench traces|jitter|jitter-report``);
+- ``call`` (with ``call_cpu``, ``call_latency``, ``call_device`` and ``call_peers``): real calls'
+  CPU, mouth-to-ear latency and device xruns (``bench cpu|latency|device``);
+- ``rtsp`` (with ``rtsp_runs`` and ``rtsp_report``): the RTSP player's time to the first picture
+  and its rendering (``bench rtsp-first-frame|rtsp-render``);
+- ``tui``: how fast a key press reaches the screen while a call runs and video plays
+  (``bench tui``).
+
+The benchmarks that start peers take them from the peer lab (``softphone.lab``) and keep their
+files in a work directory (``workdir``).
 """
 
 from __future__ import annotations

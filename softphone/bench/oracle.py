@@ -15,7 +15,7 @@ over every packet, lost ones included (the path goes on through them).
 That oracle may change its offset by 5 ms on every packet, i.e. time-stretch a quarter of the
 audio, while our playout is held to <= 5 % of the audio time-stretched. :func:`budget_oracle` is the
 same search that also respects that budget: the total |offset change| over the trace is at most
-5 % of its duration (shared/research/jitter-buffers.md: "a cost per ms of stretch"). A second
+5 % of its duration (stretching is not free: each ms of it is a little distortion). A second
 Lagrangian price ``mu`` per ms of offset change is found by bisection around the first.
 """
 

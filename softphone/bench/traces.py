@@ -5,9 +5,9 @@ A trace is two float64 arrays per profile, one entry per packet in send order: `
 (arrival on the receiver's clock, NaN when lost; arrivals may be out of order). TRACES.npz stores
 them as ``NAME/send_ms`` and ``NAME/arr_ms``.
 
-Impairment models (facts in shared/research/jitter-buffers.md): gamma or Pareto jitter, FIFO
-queueing (a packet cannot overtake the one before it, so arrivals bunch), Gilbert-Elliott bursty
-loss, reordering, delay spikes that drain at slope -1, and clock drift in ppm.
+Impairment models: gamma or Pareto jitter, FIFO queueing (a packet cannot overtake the one
+before it, so arrivals bunch), Gilbert-Elliott bursty loss, reordering, delay spikes that drain
+at slope -1, and clock drift in ppm.
 
 Profiles the jitter buffer's defaults were tuned on (``TUNING_PROFILES``) and profiles of other
 kinds that they were *not* tuned on (``UNSEEN_PROFILES``): periodic congestion, steps of the base delay (route changes,

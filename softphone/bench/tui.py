@@ -293,10 +293,11 @@ async def _bench(seconds: float, interval_s: float, threaded: bool) -> dict[str,
 
 
 class _AudioTicker:
-    """The audio engine's pump shares the UI's event loop (phone/audio.py: a ``call_at`` every
-    TICK_S). This ticker runs the same schedule and records how late each tick fires: a tick
-    later than the speaker ring's fill (DeviceIO keeps 2 blocks of 10 ms) is an underrun the UI
-    caused on a real sound card."""
+    """The audio engine's pump runs on the phone's event loop (phone/audio.py: a ``call_at``
+    every TICK_S): the phone thread's own loop with ThreadedPhone, else the UI's. This ticker
+    runs the same schedule on ``loop`` and records how late each tick fires: a tick later than
+    the speaker ring's fill (DeviceIO keeps 2 blocks of 10 ms) is an underrun on a real sound
+    card."""
 
     RING_MS = 20.0
 

@@ -3,7 +3,7 @@
 The playout calls :func:`accelerate` (play a little less audio: shrink the buffer) and
 :func:`expand` (play a little more: grow it) on ~30 ms of decoded audio to move toward its target
 delay and to absorb sender/receiver clock drift. Both work as WebRTC NetEQ's ``accelerate.cc`` /
-``preemptive_expand.cc`` do (facts in ``shared/research/jitter-buffers.md``):
+``preemptive_expand.cc`` do:
 
 - find the pitch period ``P`` by normalised autocorrelation on a copy decimated to ~4 kHz, for
   periods of 2.5-15 ms, then refine it at the full rate (:func:`pitch_period`);

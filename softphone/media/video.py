@@ -1,7 +1,7 @@
 """Video (and RTSP audio) decoding, scaling and snapshots through PyAV.
 
-This module (and media/record.py beside it) is where video meets ``av`` (STYLE.md: foreign errors are translated
-at one boundary): every ``av`` failure leaves it as :class:`MediaError`, or is counted when it is
+This module (and media/record.py beside it) is where video meets ``av``, and where PyAV's errors
+are translated: every ``av`` failure leaves it as :class:`MediaError`, or is counted when it is
 the stream's fault (corrupt input never raises out of a decoder).
 
 - :class:`VideoDecoder` turns access units (Annex-B H.264/H.265, JFIF MJPEG; the depacketisers'

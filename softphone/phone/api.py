@@ -1,13 +1,14 @@
 """The phone façade as the TUI sees it: a structural :class:`PhoneApi` protocol.
 
-The TUI talks only to this protocol. Two things satisfy it: the real
-:class:`softphone.phone.phone.Phone` and the scripted ``FakePhone`` in ``tests/phone_fake.py``
-(Pilot tests drive the app against the fake). ``tests/phone/test_phone_api.py`` checks both,
-for mypy by typed assignment and at run time by comparing signatures with :mod:`inspect`.
+The TUI talks only to this protocol. The real :class:`softphone.phone.phone.Phone` satisfies it,
+and so do :class:`~softphone.phone.threaded.ThreadedPhone` (a Phone on a thread of its own: what
+``softphone`` runs) and the scripted ``FakePhone`` in ``tests/phone_fake.py`` (Pilot tests drive
+the app against the fake). ``tests/phone/test_phone_api.py`` checks all three, for mypy by typed
+assignment and at run time by comparing signatures with :mod:`inspect`.
 
 Every member below mirrors the real Phone's signature exactly; nothing here is aspirational.
 
-Contracts the TUI may rely on (both implementations keep them):
+Contracts the TUI may rely on (every implementation keeps them):
 
 - Actions that fail raise ``softphone.phone.errors.PhoneError`` with a sentence for a person.
 - Registration changes arrive as ``Registering``/``Registered``/``RegistrationFailed``/

@@ -4,7 +4,8 @@ Data path, all on the event loop:
     microphone -> AudioEngine -> capture() -> resample -> encoder -> RtpSession -> socket
     socket -> RtpSession -> Playout.put() ... AudioEngine -> render() -> Playout.pull() -> speaker
 The sans-IO pieces (rtp/session.py, rtp/dtmf.py, rtp/jitter.py) never see the loop; this module
-feeds them ``now`` from the loop clock and arms one timer for RTCP.
+feeds them ``now`` from the loop clock and arms one timer for both: the RTCP reports, and a
+DTMF digit whose end packets were all lost.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ the session's state does not allow): a bug on our side.
 
 Contract: ``RtpPacket.parse`` and ``parse_rtcp`` raise only RtpParseError; anything else escaping
 them is a bug. ``RtpSession.receive_datagram`` raises nothing for what the network sends: a
-malformed datagram is counted and dropped (STYLE.md "Errors": one bad packet never ends a call).
+malformed datagram is counted and dropped: one bad packet never ends a call.
 """
 
 from __future__ import annotations

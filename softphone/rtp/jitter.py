@@ -6,7 +6,7 @@ next (``next_frame(now=..., ...)``) whenever its queue of decoded audio runs sho
 a while, or play silence before the first packet is due, plus a time-stretch request. Payloads
 are opaque objects; nothing here decodes audio, reads a clock or draws random numbers.
 
-Design (how it differs from WebRTC NetEQ and PJSIP's jbuf, see shared/research/jitter-buffers.md):
+Design (and how it differs from WebRTC NetEQ and PJSIP's jbuf):
 
 - **Timeline.** A media cursor (extended RTP timestamp of the next tick to produce) advances with
   every tick produced, concealment included. The *deadline offset* of the frame at the cursor is

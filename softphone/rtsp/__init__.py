@@ -1,8 +1,8 @@
 """RTSP 1.0 sans-IO client core (RFC 2326): URLs (url.py), messages and ``$`` framing
 (message.py), the client (client.py) with its state table (state.py), events (events.py), header
 readers (headers.py) and what it does with refusals, redirects and 401s (status.py). No sockets,
-no clocks: the connection is softphone/transport/rtsp.py, the player that drives it
-softphone/phone/player.py."""
+no clocks: the connection is softphone/transport/rtsp.py, and one session of the player
+(softphone/phone/player_session.py) drives the client."""
 
 from __future__ import annotations
 

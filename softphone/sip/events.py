@@ -1,7 +1,7 @@
 """Events the user agent core hands to the phone layer (past tense, frozen, compared by value).
 
 Everything a peer or the network does reaches the phone as one of these; exceptions are only for
-misuse and malformed input (STYLE.md "Errors").
+misuse (LocalProtocolError) and malformed input (RemoteProtocolError), see sip/errors.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SIP transaction timers (RFC 3261 §17 and Table 4 of Appendix A; RFC 6026 §7).
 
-Timers are deadlines, never tasks (STYLE.md "State machines"): the transactions keep a
+Timers are deadlines, never tasks: the transactions keep a
 ``dict[Timer, float]`` of absolute deadlines and the transport driver arms one ``loop.call_at``
 for the earliest. This module only knows durations and intervals; it reads no clock.
 

@@ -1,6 +1,6 @@
 """SIP transactions (RFC 3261 §17, updated by RFC 6026), sans-IO.
 
-Four state machines, one table each, as data (STYLE.md "State machines"):
+Four state machines, one table each, as data:
 
     INVITE_CLIENT      §17.1.1, Figure 5, plus RFC 6026 §7.2 (Accepted, Timer M)
     NON_INVITE_CLIENT  §17.1.2, Figure 6
@@ -283,7 +283,8 @@ def _response_input(status: int, *, sending: bool) -> Input:
 
 
 class _BranchAdapter(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes records with the transaction's branch and method (STYLE.md "Logging")."""
+    """Prefixes log records with the transaction's branch and method, so that one transaction
+    can be followed through the log."""
 
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]

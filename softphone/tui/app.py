@@ -2,7 +2,8 @@
 
 ``make_app(config, phone, ...)`` builds a :class:`SoftphoneApp` around any
 :class:`~softphone.phone.api.PhoneApi` (the real Phone, or ``FakePhone`` in tests);
-``run_tui(config, ...)`` builds the real Phone and Book and runs it.
+``run_tui(config, ...)`` builds the real Phone, on a thread of its own (ThreadedPhone), and the
+Book, and runs the app.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Textual messages the TUI posts to itself (STYLE.md, Textual: attributes down, messages up).
+"""Textual messages the TUI posts to itself (attributes go down to widgets, messages come up).
 
 :class:`PhoneEventReceived` carries one phone event from the bridge worker (``bridge.py``) to the
 main screen. Statistics arrive often, so a newer ``CallStats`` for the same call replaces one

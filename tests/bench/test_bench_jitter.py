@@ -54,7 +54,7 @@ def test_traces_command_writes_every_profile_as_float64_pairs(tmp_path: Path) ->
         assert np.all(arrival - send >= 30.0)
 
 
-def test_profiles_are_seeded_and_cover_the_issue_and_unseen_kinds() -> None:
+def test_profiles_are_seeded_and_cover_the_tuning_and_unseen_kinds() -> None:
     assert set(TUNING_PROFILES) | set(UNSEEN_PROFILES) == set(PROFILES)
     assert {
         "clean",

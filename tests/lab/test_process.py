@@ -16,7 +16,6 @@ from softphone.lab.process import (
     LabError,
     LabProcess,
     PeerMissing,
-    can_bind,
     find_binary,
     free_port_pair,
     wait_until,
@@ -100,11 +99,37 @@ def test_wait_until_is_bounded_and_says_what_it_waited_for() -> None:
     wait_until(lambda: next(calls), STEP_S, "the third look", poll_s=0.0)
 
 
+def bindable(port: int) -> bool:
+    """UDP and TCP both free on ``port`` (the test's own look, not the lab's helper)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                return False
+    return True
+
+
+def test_free_port_pair_passes_over_a_port_whose_neighbour_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel hands out single ports; the pair is only good when P+1 is free too. Offered
+    a port whose P+1 someone holds over UDP, then 65535 (no P+1 at all), it takes the third."""
+    pairs = (p for p in range(20000, 60000, 7) if bindable(p) and bindable(p + 1))
+    blocked, good = next(pairs), next(pairs)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind((HOST, blocked + 1))
+        offered = iter([blocked, 65535, good])
+        monkeypatch.setattr(process, "free_tcp_port", lambda host=HOST: next(offered))
+        assert free_port_pair() == good
+        monkeypatch.setattr(process, "free_tcp_port", lambda host=HOST: blocked)
+        with pytest.raises(LabError, match=r"^no free port pair on 127\.0\.0\.1$"):
+            free_port_pair()
+
+
 def test_free_port_pair_leaves_both_ports_free_for_udp_and_tcp() -> None:
     port = free_port_pair()
-    for p in (port, port + 1):
-        assert can_bind(socket.AF_INET, socket.SOCK_STREAM, HOST, p)
-        assert can_bind(socket.AF_INET, socket.SOCK_DGRAM, HOST, p)
+    assert bindable(port) and bindable(port + 1)
 
 
 def test_find_binary_looks_on_path_and_names_the_package_when_missing(

@@ -141,10 +141,31 @@ async def test_ringback_and_ring_follow_the_call_state(phones: list[Phone]) -> N
     await caller.hangup(call_id)
 
 
+def tone_wav(path: Path, hz: float, seconds: float, rate: int = 16000) -> Path:
+    """A steady sine at -12 dBFS, written with the stdlib (not softphone's own WAV code)."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = np.round(0.25 * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+def share_near(x: np.ndarray, rate: int, hz: float, width_hz: float = 50.0) -> float:
+    """The part of ``x``'s energy within ``width_hz`` of ``hz``."""
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(power[np.abs(freqs - hz) <= width_hz].sum() / power.sum())
+
+
 async def test_call_recording_is_stereo_local_left_remote_right(
     phones: list[Phone], tmp_path: Path
 ) -> None:
-    callee = await started(FileAudio(SPEECH, None), auto_answer=True, seed="r1")
+    """The two sides say different things: the caller speech, the callee a 1 kHz tone."""
+    tone = tone_wav(tmp_path / "tone.wav", 1000.0, seconds=20.0)
+    callee = await started(FileAudio(tone, None), auto_answer=True, seed="r1")
     caller = await started(FileAudio(SPEECH, None), seed="r2")
     caller._config = Config(recordings_dir=tmp_path / "rec")
     phones += [callee, caller]
@@ -163,7 +184,10 @@ async def test_call_recording_is_stereo_local_left_remote_right(
         )
     assert len(frames) >= w.getframerate()  # at least a second of audio
     left_rms, right_rms = np.sqrt((frames**2).mean(axis=0))
-    assert left_rms > 300 and right_rms > 300  # speech on both sides, not silence
+    assert left_rms > 300 and right_rms > 300  # sound on both sides, not silence
+    rate = w.getframerate()
+    assert share_near(frames[:, 1], rate, 1000.0) > 0.8  # right: the far end's tone
+    assert share_near(frames[:, 0], rate, 1000.0) < 0.2  # left: our speech, not the tone
 
 
 async def test_record_needs_audio(phones: list[Phone]) -> None:

@@ -34,10 +34,18 @@ async def test_do_not_disturb_answers_480(phones: list[Phone]) -> None:
         and end.status == 480
         and not end.answered
     )
-    assert any(
-        isinstance(e, pe.IncomingCall)
-        for e in [await expect(callee, lambda e: isinstance(e, pe.IncomingCall))]
+    # The callee's side: the call is shown (for the history: a missed call) and ends at once,
+    # without ever ringing.
+    seen: list[pe.PhoneEvent] = []
+    await expect(callee, lambda e: seen.append(e) or isinstance(e, pe.CallEnded))
+    assert [type(e) for e in seen] == [pe.IncomingCall, pe.CallStateChanged, pe.CallEnded], seen
+    incoming, changed, ended = seen
+    assert isinstance(incoming, pe.IncomingCall) and not incoming.waiting
+    assert changed == pe.CallStateChanged(
+        call_id=incoming.call_id, state="ended", direction="incoming", remote=incoming.remote
     )
+    assert isinstance(ended, pe.CallEnded) and ended.call_id == incoming.call_id
+    assert (ended.status, ended.answered) == (480, False)
 
 
 async def test_reject_busy_and_answer(phones: list[Phone]) -> None:

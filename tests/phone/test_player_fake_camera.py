@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -38,15 +38,21 @@ async def next_of(
 
 
 @contextlib.asynccontextmanager
-async def playing(player: Player):  # type: ignore[no-untyped-def]
+async def playing(player: Player) -> AsyncIterator[asyncio.Task[int]]:
+    """The player runs while the body does, then is stopped: its run() must then end by itself,
+    with 0 (it played). An error out of run() fails the test, unless the body failed first
+    (that failure is the one to read)."""
     stop = asyncio.Event()
-    task = asyncio.ensure_future(player.run(stop))
+    task = asyncio.create_task(player.run(stop))
     try:
         yield task
-    finally:
+    except BaseException:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
+        raise
+    stop.set()
+    assert await asyncio.wait_for(task, 10) == 0
 
 
 async def test_redirect_then_plays_with_camera_quirks_and_sends_receiver_reports() -> None:

@@ -389,11 +389,22 @@ async def test_help_screen_lists_main_keys() -> None:
         await until(pilot, lambda: app.screen is app.main, what="help closed")
 
 
-async def test_quit_stops_the_phone() -> None:
+async def test_quit_stops_the_phone_then_leaves() -> None:
+    """``q`` hangs up through ``phone.stop()`` (the app is still up while it runs), then the
+    app ends by itself."""
     phone = FakePhone()
     app, _ = build(phone)
+    running_at_stop: list[bool] = []
+    stop = phone.stop
+
+    async def watched_stop() -> None:
+        running_at_stop.append(app.is_running)
+        await stop()
+
+    phone.stop = watched_stop  # type: ignore[method-assign]
     async with app.run_test(size=(100, 30)) as pilot:
         await established(pilot, app, phone)
         await pilot.press("q")
-        await until(pilot, lambda: phone.made("stop") != [], what="stop")
-    assert phone.calls[0].state == "ended"
+        await until(pilot, lambda: not app.is_running, what="the app to end")
+    assert running_at_stop == [True]
+    assert app.return_code == 0
