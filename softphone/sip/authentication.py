@@ -1,7 +1,12 @@
 """Credentials for the requests the user agent sends (RFC 3261 §22.2), sans-IO.
 
 One DigestClient per account keeps the nonces it answered, so that later requests can carry
-credentials before being challenged (RFC 7616 §3.4). Which challenge of a 401/407 to answer is
+credentials before being challenged (RFC 7616 §3.4). Such pre-emptive credentials go stale
+without warning: a registrar that restarts, fails over or rotates its nonce secret answers them
+with a 401 carrying a new nonce and no ``stale=true``. Those are not credentials the server
+refused, so the new challenge is answered once; credentials sent in answer to a challenge and
+challenged again are refused (the loop guard of §22.2). When no challenge can be answered, the
+cached ones are dropped, so the next attempt starts without stale credentials. Which challenge of a 401/407 to answer is
 decided by ``choose_challenge``, shared with RTSP (auth/challenge.py). The user agent turns an
 authorized copy into a new client transaction (``UaContext.resend_with_credentials``).
 """
@@ -9,6 +14,7 @@ authorized copy into a new client transaction (``UaContext.resend_with_credentia
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Sequence
 from typing import Final
 
@@ -19,6 +25,7 @@ from softphone.sip.compose import copy_request
 from softphone.sip.message import SipRequest, SipResponse
 
 MAX_AUTH_ATTEMPTS: Final = 2
+PREEMPTIVE_MEMORY: Final = 16  # header values sent from the cache, per account
 
 
 class Authenticator:
@@ -29,9 +36,15 @@ class Authenticator:
             )
             for a in accounts
         }
+        self._preemptive: dict[str, deque[str]] = {
+            a.name: deque(maxlen=PREEMPTIVE_MEMORY) for a in accounts
+        }
 
     def cached(self, acct: AccountConfig, method: str, uri: str) -> list[str]:
-        return self._clients[acct.name].cached(method, uri)
+        """Credentials from the last challenges, to send before being challenged."""
+        values = self._clients[acct.name].cached(method, uri)
+        self._preemptive[acct.name].extend(values)
+        return values
 
     def authorized_copy(
         self, acct: AccountConfig, request: SipRequest, resp: SipResponse, attempts: int
@@ -41,9 +54,14 @@ class Authenticator:
         proxy = resp.status == 407
         values = resp.headers.get_lines("Proxy-Authenticate" if proxy else "WWW-Authenticate")
         client = self._clients[acct.name]
-        previous = request.headers.get_lines("Proxy-Authorization" if proxy else "Authorization")
+        sent = request.headers.get_lines("Proxy-Authorization" if proxy else "Authorization")
+        # Only credentials that answered a challenge can have been refused; the pre-emptive ones
+        # merely carried an old nonce (module docstring).
+        preemptive = self._preemptive[acct.name]
+        previous = [value for value in sent if value not in preemptive]
         challenge = choose_challenge(client, values, previous=previous).challenge
         if challenge is None:
+            client.forget()
             return None
         if attempts >= MAX_AUTH_ATTEMPTS and not challenge.stale:
             return None

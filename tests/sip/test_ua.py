@@ -381,8 +381,12 @@ class Registrar:
         password: str = "alicepw",
         public: Address | None = None,
         algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,),
+        refused: int = 403,
     ) -> None:
         self.algorithms = algorithms  # one challenge each, in this order
+        self.refused = refused  # the answer to a wrong password: 403 (Kamailio) or 401 again
+        self.issued: set[str] = set()  # nonces it handed out and still knows
+        self.generation = 0
         self.public = public  # where the requests seem to come from (a NAT), stamped into Via
         self.min_expires = min_expires
         self.password = password
@@ -405,10 +409,20 @@ class Registrar:
         for name in ("From", "To", "Call-ID", "CSeq"):
             headers.add(name, req.headers.get_lines(name)[0] + (";tag=reg" if name == "To" else ""))
         expires = int(req.headers.get("Expires") or "3600")
-        if not auth or not verify_authorization(auth[0], password=self.password, method="REGISTER"):
-            status = 403 if auth else 401
+        nonce_known = bool(auth) and any(f'nonce="{n}"' in auth[0] for n in self.issued)
+        if (
+            not auth
+            or not nonce_known
+            or not verify_authorization(auth[0], password=self.password, method="REGISTER")
+        ):
+            # A nonce it does not know (issued before a restart) is challenged afresh, with no
+            # stale=true, as Kamailio does.
+            status = self.refused if auth and nonce_known else 401
             for algorithm in self.algorithms if status == 401 else ():
                 nonce = f"n{len(self.requests)}-{algorithm.value}"
+                if self.generation:
+                    nonce += f"-g{self.generation}"
+                self.issued.add(nonce)
                 headers.add(
                     "WWW-Authenticate",
                     make_challenge(realm="lab.test", nonce=nonce, algorithm=algorithm),
@@ -421,6 +435,11 @@ class Registrar:
             if expires:
                 headers.add("Contact", f"{req.contacts[0]};expires={expires}")
         return bytes(SipResponse(status=status, reason="x", headers=headers))
+
+    def restart(self) -> None:
+        """Forget every nonce, as a registrar restarting or failing over does."""
+        self.issued.clear()
+        self.generation += 1
 
 
 def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
@@ -480,6 +499,36 @@ def test_register_answers_the_strongest_challenge_whatever_the_order() -> None:
     assert len(alice.of(ev.Registered)) == 1
     answer = registrar.requests[1].headers.get("Authorization") or ""
     assert "algorithm=SHA-256" in answer and 'nonce="n1-SHA-256"' in answer
+
+
+def test_a_registrar_restart_is_answered_once_and_the_refresh_succeeds() -> None:
+    # The refresh carries credentials for the old nonce; the restarted registrar challenges
+    # them with a new nonce and no stale=true. That is not a refusal of our password.
+    alice, registrar = registering_alice(), Registrar()
+    alice.ua.register("alice", 0.0, expires=120)
+    exchange(alice, registrar, 0.0)
+    registrar.restart()
+    alice.events += alice.ua.handle_timer(60.0)
+    exchange(alice, registrar, 60.0)
+    assert [type(e) for e in alice.events] == [ev.Registered, ev.Registered]
+    refresh, answer = registrar.requests[-2:]
+    assert 'nonce="n1-MD5"' in (refresh.headers.get("Authorization") or "")
+    assert "-g1" in (answer.headers.get("Authorization") or "")
+
+
+def test_a_second_challenge_to_fresh_credentials_is_a_refusal_even_after_a_restart() -> None:
+    # A registrar that answers a wrong password with 401 again: answered once (the pre-emptive
+    # credentials were stale), then refused; the next attempt starts with no stale credentials.
+    alice = registering_alice(password="wrong")
+    registrar = Registrar(password="alicepw", refused=401)
+    alice.ua.register("alice", 0.0, expires=120)
+    exchange(alice, registrar, 0.0)
+    (failed,) = alice.of(ev.RegistrationFailed)
+    assert failed.status == 401 and len(registrar.requests) == 2
+    alice.events += alice.ua.handle_timer(failed.retry_in_s)
+    exchange(alice, registrar, failed.retry_in_s)
+    assert "Authorization" not in registrar.requests[2].headers  # the cache was dropped
+    assert len(alice.of(ev.RegistrationFailed)) == 2 and len(registrar.requests) == 4
 
 
 def test_register_423_retries_with_min_expires() -> None:
