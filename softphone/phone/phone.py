@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 
-from softphone import __version__
 from softphone.config import Config, default_data_dir
 from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
@@ -151,7 +150,9 @@ class Phone(EventReader):
             accounts=resolved,
             rng=self._rng,
             timers=self._timers,
-            user_agent=f"softphone/{__version__}",
+            # The product name only, unless configured: an exact version tells scanners which
+            # known bugs to try.
+            user_agent=self._config.user_agent,
         )
         for name, reason in unavailable_reasons().items():
             if name in {c.lower() for c in self._config.codecs}:

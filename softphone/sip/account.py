@@ -39,8 +39,17 @@ def account_for_uri(
     uri: Uri,
     registered_contact: Callable[[str], SipUri | None],
 ) -> AccountConfig | None:
-    """Whose request this is: the account whose registered Contact it reaches, else whose AOR
-    user it names; a URI without user (a direct call to our IP) is for the first account."""
+    """Whose request this is (§8.2.2.1), or None (answered 404, nothing rings):
+
+    - the account whose registered Contact the Request-URI is (what a registrar's proxy
+      sends us), or whose address of record it is, user and host (a proxy that does not
+      rewrite the Request-URI);
+    - an account without a registrar (peer-to-peer) also takes its user at any host, and a
+      Request-URI without a user part (a direct call to our address) goes to the first such
+      account.
+
+    A registered account does not take its user at another host, nor a URI without a user:
+    those reach us only when someone bypasses the registrar (a scanner guessing users)."""
     if not isinstance(uri, SipUri):
         return None
     accounts = list(accounts)
@@ -53,10 +62,14 @@ def account_for_uri(
         ):
             return acct
     for acct in accounts:
+        if uri.user is not None and uri.user == acct.aor.user and uri.host == acct.aor.host:
+            return acct
+    peer_to_peer = [acct for acct in accounts if acct.registrar is None]
+    for acct in peer_to_peer:
         if uri.user is not None and uri.user == acct.aor.user:
             return acct
-    if uri.user is None:
-        return accounts[0]
+    if uri.user is None and peer_to_peer:
+        return peer_to_peer[0]
     return None
 
 

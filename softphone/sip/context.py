@@ -177,7 +177,9 @@ class MethodSpec:
     405 inside a dialog. ``out_of_dialog`` gets requests without a To tag; a method without one
     is answered 481 outside a dialog (§12.2.2). ``accept``: body types the method takes, others
     get 415 (§8.2.3). ``addressed_to_us``: outside a dialog the Request-URI must be one of our
-    users or registered contacts, or 404 (§8.2.2.1).
+    users or registered contacts, or 404 (§8.2.2.1). ``creates_dialog``: outside a dialog the
+    request must carry exactly one Contact with a SIP URI, or 400 (§8.1.1.8, §12.1.1); a request
+    that cannot be answered properly is malformed before it is misrouted.
     """
 
     name: str
@@ -185,6 +187,7 @@ class MethodSpec:
     out_of_dialog: OutOfDialogHandler | None = None
     accept: tuple[str, ...] = ()
     addressed_to_us: bool = False
+    creates_dialog: bool = False
 
 
 class MethodTable:
@@ -209,6 +212,7 @@ class MethodTable:
         out_of_dialog: OutOfDialogHandler | None = None,
         accept: Sequence[str] = (),
         addressed_to_us: bool = False,
+        creates_dialog: bool = False,
     ) -> None:
         """Handle ``name`` in a dialog, outside one, or both. Two parts may share a method (an
         INVITE starts a call outside a dialog and re-offers inside one); each side has one
@@ -226,6 +230,7 @@ class MethodTable:
         spec.out_of_dialog = spec.out_of_dialog or out_of_dialog
         spec.accept = spec.accept or tuple(accept)
         spec.addressed_to_us = spec.addressed_to_us or addressed_to_us
+        spec.creates_dialog = spec.creates_dialog or creates_dialog
 
     def register_extension(self, option_tag: str) -> None:
         """An option tag we support: a Require naming it does not get 420 (§8.2.2.3)."""

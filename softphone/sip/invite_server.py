@@ -36,6 +36,7 @@ class InviteServer:
             out_of_dialog=self._on_invite,
             accept=("application/sdp",),
             addressed_to_us=True,
+            creates_dialog=True,
         )
         methods.observe_call_transactions(self._on_transaction_event)
 

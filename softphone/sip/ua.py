@@ -621,6 +621,11 @@ class UserAgent:
             return core.reply(tx, req, 483, now)
         has_tag = bool(req.to.tag)
         spec = methods.get(req.method)
+        if spec is not None and spec.creates_dialog and not has_tag:
+            contacts = req.contacts
+            if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
+                reason = "Missing Contact" if not contacts else "Bad Contact"
+                return core.reply(tx, req, 400, now, reason=reason)
         must_be_ours = spec is not None and spec.addressed_to_us and not has_tag
         if must_be_ours and core.account_for_request(req) is None:
             # A scanner or a misrouted call: not one of our users, not a contact we registered.

@@ -101,3 +101,19 @@ async def test_dialling_garbage_says_why(phones: list[Phone]) -> None:
     phones.append(phone)
     with pytest.raises(PhoneError, match="not a valid SIP address"):
         await phone.dial("sip:")
+
+
+async def test_user_agent_names_the_product_without_its_version(phones: list[Phone]) -> None:
+    # An exact version tells a scanner which known bugs to try; a configured string is sent as is.
+    callee = await started(Config(user_agent="desk 7"), seed="a")
+    caller = await started(seed="b")
+    phones += [callee, caller]
+    call_id = await caller.dial(f"sip:softphone@127.0.0.1:{port_of(callee)}")
+    incoming = await expect(callee, lambda e: isinstance(e, pe.IncomingCall))
+    assert isinstance(incoming, pe.IncomingCall)
+    await callee.answer(incoming.call_id)
+    await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    invite = caller.sip_trace(call_id)[0]
+    assert invite.first_line.startswith("INVITE ") and "\nUser-Agent: softphone\n" in invite.text
+    answered = next(m for m in caller.sip_trace(call_id) if m.first_line == "SIP/2.0 200 OK")
+    assert "\nServer: desk 7\n" in answered.text

@@ -308,6 +308,65 @@ def test_scanner_invite_never_rings() -> None:
     assert resp.status == 404 and bob.events == []
 
 
+def test_an_invite_without_contact_is_malformed_before_it_is_misrouted() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    data = raw_request(
+        "INVITE", "sip:1000@127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"
+    ).replace(b"Contact: <sip:scanner@192.0.2.1:5060>\r\n", b"")
+    resp = answer_to(bob, data)
+    assert (resp.status, resp.reason) == (400, "Missing Contact") and bob.events == []
+
+
+def registered_bob(seed: int = 2) -> Peer:
+    """bob@lab.test, registered through 127.0.0.10:5070 (a registrar that rewrites the
+    Request-URI to the Contact it holds)."""
+    bob = make_peer(
+        "bob",
+        "127.0.0.2",
+        seed=seed,
+        registrar=SipUri(host="127.0.0.10", port=5070),
+        outbound=Address("udp", "127.0.0.10", 5070),
+        password="bobpw",
+    )
+    bob.ua.register("bob", 0.0)
+    exchange(bob, Registrar(password="bobpw"), 0.0)
+    assert bob.of(ev.Registered)
+    bob.events.clear()
+    return bob
+
+
+@pytest.mark.parametrize(
+    ("uri", "rings"),
+    [
+        ("sip:bob@127.0.0.2:5060", True),  # the Contact we registered: what the registrar sends
+        ("sip:bob@lab.test", True),  # our address of record, from a proxy that does not rewrite
+        ("sip:bob@192.0.2.77", False),  # our user at another host: someone bypassed the registrar
+        ("sip:127.0.0.2", False),  # no user: a scan of our address
+        ("sip:admin@127.0.0.2", False),  # a guessed user
+    ],
+)
+def test_a_registered_account_rings_only_for_its_contact_or_address_of_record(
+    uri: str, rings: bool
+) -> None:
+    bob = registered_bob()
+    resp = answer_to(
+        bob, raw_request("INVITE", uri, body=OFFER, extra="Content-Type: application/sdp\r\n")
+    )
+    assert bool(bob.of(ev.IncomingCall)) is rings
+    assert resp.status == (100 if rings else 404)
+
+
+def test_a_peer_to_peer_account_takes_direct_calls_to_its_address() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    resp = answer_to(
+        bob,
+        raw_request(
+            "INVITE", "sip:127.0.0.2", body=OFFER, extra="Content-Type: application/sdp\r\n"
+        ),
+    )
+    assert resp.status == 100 and len(bob.of(ev.IncomingCall)) == 1
+
+
 def test_responses_go_to_received_and_rport() -> None:
     """RFC 3581: the response goes back to the source IP and port, not to the Via's sent-by."""
     bob = make_peer("bob", "127.0.0.2", seed=2)
