@@ -28,11 +28,14 @@ dialog (481).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeVar, assert_never
+from typing import Generic, Protocol, TypeVar, assert_never
 
 from softphone.sip import events as ev
 from softphone.sip.account import AccountConfig, account_for_uri
@@ -98,6 +101,33 @@ class Part(Protocol):
 P = TypeVar("P", bound=Part)
 
 
+K = TypeVar("K")
+
+
+class _TimerHeap(Generic[K]):
+    """Timers by time, for one kind of owner. An entry is checked when it comes up: ``current``
+    says whether the owner still runs a timer at that time (it may have moved or ended since).
+    Owners push their earliest timer whenever it may have changed, so that one is always in."""
+
+    def __init__(self, current: Callable[[K, float], bool]) -> None:
+        self._current = current
+        self._entries: list[tuple[float, int, K]] = []
+        self._count = itertools.count()
+
+    def push(self, at: float, key: K) -> None:
+        heapq.heappush(self._entries, (at, next(self._count), key))
+
+    def next_at(self) -> float | None:
+        entries = self._entries
+        while entries and not self._current(entries[0][2], entries[0][0]):
+            heapq.heappop(entries)
+        return entries[0][0] if entries else None
+
+    def pop(self) -> K:
+        """The key of the entry :meth:`next_at` just found current."""
+        return heapq.heappop(self._entries)[2]
+
+
 class _Plumbing:
     """The transactions, deadlines and message building the parts share: the UaContext."""
 
@@ -127,6 +157,23 @@ class _Plumbing:
         self.outbox: list[tuple[bytes, Address]] = []
         # ("register", account), ("glare", call_id): when, and what to do then
         self.deadlines: dict[tuple[str, str], tuple[float, DeadlineHandler]] = {}
+        # What makes a datagram cost the same with 10 or 10,000 transactions alive: the
+        # transactions touched since the last drain (responses first, so that a 202 goes out
+        # ahead of the NOTIFY it causes), and one heap of every timer and deadline. A heap entry
+        # is checked when it comes up (the transaction may have moved its timer since): each
+        # touch pushes the transaction's current earliest timer, so that one is always there.
+        self._dirty_server: dict[ServerKey, ServerTransaction] = {}
+        self._dirty_client: dict[tuple[str, str], ClientTransaction] = {}
+        self._client_timers: _TimerHeap[tuple[str, str]] = _TimerHeap(
+            lambda key, at: (tx := self.client_tx.get(key)) is not None and tx.get_timer() == at
+        )
+        self._server_timers: _TimerHeap[ServerKey] = _TimerHeap(
+            lambda key, at: (tx := self.server_tx.get(key)) is not None and tx.get_timer() == at
+        )
+        self._deadline_timers: _TimerHeap[tuple[str, str]] = _TimerHeap(
+            lambda key, at: (entry := self.deadlines.get(key)) is not None and entry[0] == at
+        )
+        self._live_calls: Counter[str] = Counter()  # Call-ID -> transactions alive
 
     # --- UaContext --------------------------------------------------------------------------------
     @property
@@ -164,6 +211,8 @@ class _Plumbing:
         tx = ClientTransaction(request, dest, timers=self._timers, now=now)
         self.client_tx[tx.key] = tx
         self.handlers[tx.key] = handler
+        self._live_calls[request.call_id] += 1
+        self.touch_client(tx.key, tx)
         return tx
 
     def resend_with_credentials(
@@ -194,6 +243,7 @@ class _Plumbing:
     def send_response(self, tx: ServerTransaction, resp: SipResponse, now: float) -> None:
         key = server_key(tx.request)
         events = tx.send_response(resp, now)
+        self.touch_server(key, tx)
         if events:
             self.server_events(key, events, now)
 
@@ -270,6 +320,7 @@ class _Plumbing:
 
     def set_deadline(self, key: tuple[str, str], at: float, fire: DeadlineHandler) -> None:
         self.deadlines[key] = (at, fire)
+        self._deadline_timers.push(at, key)
 
     def clear_deadline(self, key: tuple[str, str]) -> None:
         self.deadlines.pop(key, None)
@@ -284,38 +335,61 @@ class _Plumbing:
         return f"{self.token(20)}@{host}"
 
     # --- the SipCore side -------------------------------------------------------------------------
+    def add_server(self, key: ServerKey, tx: ServerTransaction) -> None:
+        self.server_tx[key] = tx
+        self._live_calls[tx.request.call_id] += 1
+        self.touch_server(key, tx)
+
+    def touch_client(self, key: tuple[str, str], tx: ClientTransaction) -> None:
+        """``tx`` was given an input: it may have output and a new earliest timer."""
+        self._dirty_client[key] = tx
+        at = tx.get_timer()
+        if at is not None:
+            self._client_timers.push(at, key)
+
+    def touch_server(self, key: ServerKey, tx: ServerTransaction) -> None:
+        self._dirty_server[key] = tx
+        at = tx.get_timer()
+        if at is not None:
+            self._server_timers.push(at, key)
+
+    def has_live_transactions(self, call_id: str) -> bool:
+        return self._live_calls[call_id] > 0
+
+    # --- the SipCore side -------------------------------------------------------------------------
     def messages_to_send(self) -> list[tuple[bytes, Address]]:
         out = self.outbox
         self.outbox = []
-        # Responses before new requests: a 202 goes out ahead of the NOTIFY it causes.
-        for tx in list(self.server_tx.values()) + list(self.client_tx.values()):
+        server, client = self._dirty_server, self._dirty_client
+        self._dirty_server, self._dirty_client = {}, {}
+        for tx in (*server.values(), *client.values()):
             for msg, dest in tx.messages_to_send():
                 out.append((self.serialize(msg, dest), dest))
         return out
 
     def get_timer(self) -> float | None:
-        deadlines = [at for at, _ in self.deadlines.values()]
-        for tx in list(self.client_tx.values()) + list(self.server_tx.values()):
-            at = tx.get_timer()
-            if at is not None:
-                deadlines.append(at)
-        return min(deadlines) if deadlines else None
+        due = [
+            h.next_at() for h in (self._client_timers, self._server_timers, self._deadline_timers)
+        ]
+        return min((at for at in due if at is not None), default=None)
 
     def handle_timer(self, now: float) -> list[ev.Event]:
         events: list[ev.Event] = []
-        for ckey, ctx in list(self.client_tx.items()):
-            at = ctx.get_timer()
-            if at is not None and at <= now:
+        while True:
+            at = self.get_timer()
+            if at is None or at > now:
+                return events
+            if self._client_timers.next_at() == at:
+                ckey = self._client_timers.pop()
+                ctx = self.client_tx[ckey]
                 events += self.client_events(ckey, ctx, ctx.handle_timer(now), now)
-        for skey, stx in list(self.server_tx.items()):
-            at = stx.get_timer()
-            if at is not None and at <= now:
-                events += self.server_events(skey, stx.handle_timer(now), now)
-        for dkey, entry in list(self.deadlines.items()):
-            if entry[0] <= now and self.deadlines.get(dkey) is entry:
-                del self.deadlines[dkey]
-                events += entry[1](now)
-        return events
+            elif self._server_timers.next_at() == at:
+                skey = self._server_timers.pop()
+                events += self.server_events(skey, self.server_tx[skey].handle_timer(now), now)
+            else:
+                dkey = self._deadline_timers.pop()
+                _, fire = self.deadlines.pop(dkey)
+                events += fire(now)
 
     def transport_error(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
         events: list[ev.Event] = []
@@ -335,6 +409,7 @@ class _Plumbing:
         now: float,
     ) -> list[ev.Event]:
         out: list[ev.Event] = []
+        self.touch_client(key, tx)
         handler = self.handlers.get(key, ignore_response)
         for item in tx_events:
             if isinstance(item, ResponseReceived):
@@ -345,7 +420,10 @@ class _Plumbing:
             elif isinstance(item, TransportFailed):
                 out += handler(tx, None, 503, item.reason, now)
             elif isinstance(item, TransactionTerminated):
-                self.client_tx.pop(key, None)
+                if self.client_tx.pop(key, None) is not None:
+                    self._live_calls[tx.request.call_id] -= 1
+                    if self._live_calls[tx.request.call_id] <= 0:
+                        del self._live_calls[tx.request.call_id]
                 self.handlers.pop(key, None)
         return out
 
@@ -354,10 +432,17 @@ class _Plumbing:
     ) -> list[ev.Event]:
         """Forget ended transactions; a call's transactions are shown to the call observers."""
         out: list[ev.Event] = []
+        live = self.server_tx.get(key)
+        if live is not None:
+            self.touch_server(key, live)
         call = self._calls.get(self.server_owner.get(key, ""))
         for item in tx_events:
             if isinstance(item, TransactionTerminated):
-                self.server_tx.pop(key, None)
+                ended = self.server_tx.pop(key, None)
+                if ended is not None:
+                    self._live_calls[ended.request.call_id] -= 1
+                    if self._live_calls[ended.request.call_id] <= 0:
+                        del self._live_calls[ended.request.call_id]
                 self.server_owner.pop(key, None)
             if call is not None:
                 for observe in self._methods.observers:
@@ -585,11 +670,8 @@ class UserAgent:
     def forget_ended_calls(self) -> None:
         """Drop terminated calls whose transactions are gone (bounded memory in long sessions)."""
         core = self._core
-        busy = {tx.request.call_id for tx in core.client_tx.values()} | {
-            tx.request.call_id for tx in core.server_tx.values()
-        }
         for call in self._calls:
-            if call.state is CallState.TERMINATED and call.call_id not in busy:
+            if call.state is CallState.TERMINATED and not core.has_live_transactions(call.call_id):
                 self._calls.remove(call)
 
     # ------------------------------------------------------------------ incoming requests
@@ -609,7 +691,7 @@ class UserAgent:
         if req.method == "CANCEL":
             return self._receive_cancel(req, reply_to, now)
         tx = ServerTransaction(req, reply_to, timers=core.timers, now=now)
-        core.server_tx[key] = tx
+        core.add_server(key, tx)
         return self._dispatch(req, tx, key, now)
 
     def _dispatch(
@@ -664,7 +746,7 @@ class UserAgent:
         call = self._calls.get(call_id) if call_id else None
         resp = core.response(req, 200 if call is not None else 481)
         cancel_tx = ServerTransaction(req, reply_to, timers=core.timers, now=now)
-        core.server_tx[server_key(req)] = cancel_tx
+        core.add_server(server_key(req), cancel_tx)
         core.send_response(cancel_tx, resp, now)
         if call is None:
             return []
