@@ -170,6 +170,13 @@ class Playout:
             sequence=sequence, timestamp=timestamp, payload=payload, now=now, marker=marker
         )
 
+    def new_source(self) -> None:
+        """Another source took over the stream (a new SSRC: a re-INVITE, a transfer, a PBX
+        switching to a prompt): its sequence numbers and timestamps have nothing to do with the
+        old ones, so the jitter buffer starts afresh (RFC 3550 §8.2). Audio already decoded
+        still plays; the counters go on."""
+        self.jitter.reset()
+
     # -- output ----------------------------------------------------------------------------------
 
     def pull(self, samples: int, now: float) -> Pcm:

@@ -155,6 +155,7 @@ class CallMedia:
         self._playout: Playout | None = None
         self._playout_codec = ""
         self._recv_pt: int | None = None
+        self._recv_ssrc: int | None = None  # the source the playout follows
         self._out_fifo = np.zeros(0, dtype=np.float32)
         self._dtmf_sender = DtmfSender(clock_rate=8000)
         self._dtmf_base_ticks = 0
@@ -411,6 +412,10 @@ class CallMedia:
         if playout is None:
             self.unknown_payload_types += 1
             return
+        if packet.ssrc != self._recv_ssrc:
+            if self._recv_ssrc is not None:
+                playout.new_source()
+            self._recv_ssrc = packet.ssrc
         playout.put(
             sequence=packet.sequence,
             timestamp=packet.timestamp,

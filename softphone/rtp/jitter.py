@@ -57,7 +57,6 @@ Design (and how it differs from WebRTC NetEQ and PJSIP's jbuf):
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -71,6 +70,7 @@ RTP_SEQ_MOD: Final = 1 << 16
 RTP_TS_MOD: Final = 1 << 32
 MAX_DROPOUT: Final = 3000  # RFC 3550 §A.1
 MAX_MISORDER: Final = 100  # RFC 3550 §A.1
+MOVED_TIMELINE_PACKETS: Final = 3  # packets in a row later than max_slip_ms (see put)
 PLAYED_MEMORY: Final = 512  # sequence numbers remembered to tell duplicates from late packets
 
 
@@ -224,8 +224,10 @@ class JitterBuffer(Generic[PayloadT]):
         self.config = config or JitterConfig()
         self.state = State.EMPTY
         self._packets: dict[int, _Packet[PayloadT]] = {}
-        self._played: deque[int] = deque(maxlen=PLAYED_MEMORY)
-        self._played_set: set[int] = set()
+        # Extended sequence numbers played lately, with their timestamps: a packet that comes
+        # again with the same number and timestamp is a duplicate; with another timestamp, the
+        # stream has restarted (a PBX replaying a prompt on the same SSRC).
+        self._played: dict[int, int] = {}
         self._delay = TargetEstimator(self.config)  # D* and the baseline (jitter_target.py)
         self._counts = dict.fromkeys(
             (
@@ -263,15 +265,19 @@ class JitterBuffer(Generic[PayloadT]):
         self._next_ts = 0  # its expected extended timestamp
         self._slot_seq = 0  # next sequence whose first tick has not been reported
         self._cursor = 0  # extended timestamp of the next tick to produce
-        self._probation: int | None = None  # 16-bit sequence of an unconfirmed jump
+        # the first packet of an unconfirmed jump: (sequence, timestamp, payload, arrival)
+        self._probation: tuple[int, int, PayloadT, float] | None = None
         self._anchor_offset = math.inf  # arrival offset the start of playout was timed on
+        # Packets in a row given up as later than max_slip_ms: the stream's timeline has moved
+        # (a sender rewinding its timestamps, a delay step of seconds), not a spike; a few in a
+        # row, and the next packet starts the buffer afresh instead of every packet being late.
+        self._beyond_slip = 0
         self._started = False
 
     def reset(self) -> None:
         """Forget everything (e.g. a new SSRC): the next packet starts afresh."""
         self._packets.clear()
         self._played.clear()
-        self._played_set.clear()
         self._delay.reset()
         self._restart_timeline()
         self._apply(Input.RESET)
@@ -291,20 +297,52 @@ class JitterBuffer(Generic[PayloadT]):
         if self._highest is None:
             self._start(sequence, timestamp, payload, now)
             return Arrival.STORED
+        resynced = False
+        if self._probation is not None:
+            # RFC 3550 §A.1: a jump is believed when the next packet follows it. The packet on
+            # probation starts the new timeline (its audio is not lost), this one follows.
+            pseq, pts, ppayload, pnow = self._probation
+            self._probation = None
+            if (sequence - pseq) % RTP_SEQ_MOD == 1 and 0 < (timestamp - pts) % RTP_TS_MOD <= (
+                self.clock_rate
+            ):
+                self._resync(pseq, pts, ppayload, pnow)
+                resynced = True
+        if not resynced and self._beyond_slip >= MOVED_TIMELINE_PACKETS:
+            self._resync(sequence, timestamp, payload, now)
+            return Arrival.RESYNCED
+        assert self._highest is not None
         ext = self._extend_sequence(sequence)
-        jump = ext - self._highest
-        if jump > MAX_DROPOUT or (jump < -MAX_MISORDER and ext not in self._played_set):
-            # RFC 3550 §A.1: believe a big jump only when the next packet follows it.
-            if self._probation is not None and (sequence - self._probation) % RTP_SEQ_MOD == 1:
-                self._resync(sequence, timestamp, payload, now)
-                return Arrival.RESYNCED
-            self._probation = sequence
+        ext_ts = self._extend_timestamp(timestamp)
+        if not resynced and self._restarted(ext, ext_ts):
+            self._probation = (sequence, timestamp, payload, now)
             self._counts["too_old"] += 1
             return Arrival.TOO_OLD
-        self._probation = None
-        ext_ts = self._extend_timestamp(timestamp)
+        arrival = self._accept(ext, ext_ts, sequence, timestamp, payload, now)
+        return Arrival.RESYNCED if resynced else arrival
+
+    def _restarted(self, ext: int, ext_ts: int) -> bool:
+        """Whether this packet belongs to another timeline than the one playing: a sequence jump
+        too large for loss or reordering (RFC 3550 §A.1), a sequence number reused with another
+        timestamp, or a newer sequence number with an older timestamp (time running backwards,
+        which a continuous stream never does; silence suppression only moves it forward)."""
+        assert self._highest is not None
+        jump = ext - self._highest
+        if jump > MAX_DROPOUT or (jump < -MAX_MISORDER and ext not in self._played):
+            return True
+        stored = self._packets.get(ext)
+        seen_ts = stored.timestamp if stored is not None else self._played.get(ext)
+        if seen_ts is not None and seen_ts != ext_ts:
+            return True
+        return ext > self._highest and ext_ts < self._highest_ts
+
+    def _accept(
+        self, ext: int, ext_ts: int, sequence: int, timestamp: int, payload: PayloadT, now: float
+    ) -> Arrival:
+        """A packet of the timeline playing (or of one just started)."""
+        assert self._highest is not None
         offset = now - ext_ts / self.clock_rate
-        if ext in self._packets or ext in self._played_set:
+        if ext in self._packets or ext in self._played:
             self._counts["duplicate"] += 1
             return Arrival.DUPLICATE
         if (
@@ -362,7 +400,6 @@ class JitterBuffer(Generic[PayloadT]):
         self._counts["resyncs"] += 1
         self._packets.clear()
         self._played.clear()
-        self._played_set.clear()
         self._delay.reset()
         state = self.state
         self._restart_timeline()
@@ -427,6 +464,8 @@ class JitterBuffer(Generic[PayloadT]):
                 if slip * 1000 > limit_ms * self.clock_rate:
                     del self._packets[packet.sequence]
                     self._count_late()
+                    if slip * 1000 > self.config.max_slip_ms * self.clock_rate:
+                        self._beyond_slip += 1
                     continue
                 return self._play(packet, now, queued_ticks, quantum_ticks, slip)
             break
@@ -526,10 +565,9 @@ class JitterBuffer(Generic[PayloadT]):
             self._counts["slips"] += 1
         self._counts["played"] += 1
         self._counts["skipped"] += packet.sequence - self._next_seq
-        self._played.append(packet.sequence)
-        self._played_set.add(packet.sequence)
-        if len(self._played_set) > PLAYED_MEMORY:
-            self._played_set = set(self._played)
+        self._played[packet.sequence] = packet.timestamp
+        if len(self._played) > PLAYED_MEMORY:
+            del self._played[next(iter(self._played))]
         start = FrameStart(
             sequence=packet.sequence % RTP_SEQ_MOD,
             timestamp=packet.timestamp % RTP_TS_MOD,
@@ -541,6 +579,7 @@ class JitterBuffer(Generic[PayloadT]):
         self._next_ts = packet.timestamp + self.frame_ticks
         self._cursor = self._next_ts
         self._started = True
+        self._beyond_slip = 0
         self._apply(Input.PACKET_PLAYED)
         return Decision(
             action=Action.PLAY,

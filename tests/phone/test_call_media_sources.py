@@ -1,0 +1,79 @@
+"""One call's audio when the far end's source changes mid-call: a new SSRC (a re-INVITE, a
+transfer, a PBX switching to a prompt) is a new timeline for the jitter buffer, so its audio
+plays at once instead of after the old timeline catches up with it."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from softphone.media.codecs.g711 import linear_to_ulaw
+from softphone.phone.media import CallMedia
+from softphone.rtp.packet import RtpPacket
+from softphone.sdp import Direction
+from softphone.sdp.negotiation import NegotiatedCodec, NegotiatedMedia
+
+PEER = ("127.0.0.1", 40000)
+FRAME = 160  # 20 ms of PCMU
+
+
+@dataclass
+class StandInEndpoint:
+    """What CallMedia needs of an RTP endpoint: a sink it sets, and send()."""
+
+    sink: object = None
+    sent: list[bytes] = field(default_factory=list)
+
+    def send(self, data: bytes, dest: tuple[str, int], via_rtcp: bool) -> None:
+        self.sent.append(data)
+
+
+def tone_packet(ssrc: int, seq: int, ts: int, *, loud: bool) -> bytes:
+    # A tone, G.711 mu-law coded (RFC 3551 §4.5.14): loud, or faint.
+    tone = ((16000 if loud else 30) * np.sin(np.arange(FRAME) * 0.3)).astype(np.int16)
+    payload = linear_to_ulaw(tone).tobytes()
+    return bytes(RtpPacket(payload_type=0, sequence=seq, timestamp=ts, ssrc=ssrc, payload=payload))
+
+
+async def test_a_new_ssrc_mid_call_plays_at_once() -> None:
+    endpoint = StandInEndpoint()
+    media = NegotiatedMedia(
+        remote_address=PEER[0],
+        remote_port=PEER[1],
+        remote_rtcp_port=PEER[1] + 1,
+        codec=NegotiatedCodec(0, "PCMU", 8000, 1, {}),
+        telephone_event=None,
+        direction=Direction.SENDRECV,
+        rtcp_mux=True,
+        ptime_ms=20,
+    )
+    call = CallMedia(
+        call_id="c",
+        endpoint=endpoint,  # type: ignore[arg-type]
+        media=media,
+        pt_map={0: ("PCMU", 8000)},
+        engine_rate=8000,
+        rng=random.Random(1),
+        cname="test",
+        on_dtmf=lambda digit, method, ms: None,
+    )
+    deliver = endpoint.sink
+    assert callable(deliver)
+    now = 0.0
+    loud_after_switch = 0.0
+    for i in range(150):
+        now = i * 0.02
+        if i < 100:  # the first source, faint
+            data = tone_packet(0x1111, 5000 + i, 80_000 + i * FRAME, loud=False)
+        else:  # another source, loud, whose numbers follow on but whose clock reads 2 s ahead
+            j = i - 100
+            data = tone_packet(0x2222, 5100 + j, 80_000 + (i + 100) * FRAME, loud=True)
+        deliver(data, PEER, False)
+        out = call.render(FRAME, now)
+        if 100 <= i < 115:
+            loud_after_switch = max(loud_after_switch, float(np.abs(out).max()))
+    call.close(now)
+    # the new source is heard within 300 ms of its first packet, not 2 s later
+    assert loud_after_switch > 0.1
