@@ -10,10 +10,17 @@ The output is time-aligned with the input: swresample compensates its filter del
 only latency added is that held-back tail.
 
 Equal rates take an identity fast path (no PyAV at all). PyAV is imported here, in media/ only.
+
+The filter graph is built here rather than by PyAV's ``AudioResampler``, with the same filters
+(``abuffer`` -> ``aformat``, the conversion FFmpeg inserts), for one reason: a graph left to
+itself starts a pool of worker threads (one per core) that 20 ms blocks never use. A call has
+two resamplers; on a two-core machine that was four idle threads per call. One thread, the
+caller's, does the work here.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -46,7 +53,7 @@ class Resampler:
             except ImportError as exc:  # pragma: no cover - av is a hard dependency
                 raise ResampleError("PyAV (av) is not installed: pip install av") from exc
             self._av = av
-            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
+            self._resampler = self._graph()
 
     @property
     def is_identity(self) -> bool:
@@ -76,13 +83,43 @@ class Resampler:
         if self._resampler is None:
             return _EMPTY
         out = self._run(None)
-        self._resampler = self._av.AudioResampler(format="flt", layout="mono", rate=self.out_rate)
+        self._resampler = self._graph()
         self.samples_in = self.samples_out = 0
         return out
 
+    def _graph(self) -> Any:
+        graph = self._av.filter.Graph()
+        graph.threads = 1  # see the module docstring
+        source = graph.add(
+            "abuffer",
+            sample_rate=str(self.in_rate),
+            sample_fmt="flt",
+            channel_layout="mono",
+            time_base=f"1/{self.in_rate}",
+        )
+        convert = graph.add(
+            "aformat", sample_rates=str(self.out_rate), sample_fmts="flt", channel_layouts="mono"
+        )
+        sink = graph.add("abuffersink")
+        source.link_to(convert)
+        convert.link_to(sink)
+        graph.configure()
+        return graph
+
     def _run(self, frame: Any) -> Pcm:
+        av = self._av
+        frames: list[Any] = []
         try:
-            frames = self._resampler.resample(frame)
+            self._resampler.push(frame)
+            while True:
+                try:
+                    frames.append(self._resampler.pull())
+                except EOFError:
+                    break
+                except av.FFmpegError as exc:
+                    if exc.errno != errno.EAGAIN:
+                        raise
+                    break
         except Exception as exc:  # PyAV raises its own FFmpegError tree (and ValueError)
             raise ResampleError(
                 f"resampling {self.in_rate} -> {self.out_rate} Hz failed: {exc}"

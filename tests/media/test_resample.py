@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,15 @@ def test_one_shot_resample_of_a_whole_signal() -> None:
 def test_rates_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Resampler(0, 8000)
+
+
+def test_resamplers_start_no_threads_of_their_own() -> None:
+    # A call has two resamplers; a filter graph left to itself starts a worker per core.
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{os.getpid()}/task"))
+
+    before = threads()
+    made = [Resampler(8000, 48000), Resampler(48000, 8000), Resampler(16000, 48000)]
+    for r in made:
+        r.process(np.zeros(r.in_rate // 50, dtype=np.float32))
+    assert threads() == before  # while they are in use, not only after they are gone
