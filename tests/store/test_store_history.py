@@ -140,7 +140,11 @@ def test_default_bound_is_ten_thousand(db: Database) -> None:
         ({"started_at": datetime(2024, 1, 1)}, "aware datetime"),
         ({"direction": "sideways"}, "direction must be"),
         ({"result": "exploded"}, "unknown call result"),
-        ({"remote_uri": ""}, "remote URI"),
+        ({"remote_uri": ""}, "is not a URI"),
+        # header text is not a URI: the display name goes apart, in remote_name
+        ({"remote_uri": "bob <sip:bob@lab.test>"}, "is not a URI"),
+        ({"remote_uri": "http://example.com/"}, "not a SIP or tel URI"),
+        ({"remote_uri": None, "remote_name": None}, "remote URI or at least a name"),
         ({"duration_s": -1.0}, "negative"),
     ],
 )

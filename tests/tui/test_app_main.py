@@ -239,19 +239,39 @@ async def test_transfer_prompt_sends_the_target() -> None:
         )
 
 
-async def test_hangup_writes_a_history_row(tmp_path: Path) -> None:
+def results(book: Book) -> list[str]:
+    return [r.result for r in book.history.list()]
+
+
+async def test_a_call_is_in_the_history_while_on_and_completed_at_hangup(tmp_path: Path) -> None:
     book = Book.open(tmp_path / "t.db")
     phone = FakePhone()
     app, _ = build(phone, book=book)
     async with app.run_test(size=(100, 30)) as pilot:
         await established(pilot, app, phone)
+        await until(pilot, lambda: results(book) == ["in_progress"], what="row in progress")
         await pilot.press("h")
         await until(pilot, lambda: phone.made("hangup") != [], what="hangup")
         phone.settle()
-        await until(pilot, lambda: book.history.count() == 1, what="history row")
+        await until(pilot, lambda: results(book) == ["answered"], what="row completed")
         record = book.history.list()[0]
         assert record.remote_uri == "sip:bob@example.test" and record.direction == "out"
-        assert record.result == "answered"
+        assert record.duration_s == 1.0  # the fake's clock: answered at step 2, hung up at 3
+    book.close()
+
+
+async def test_quitting_during_a_call_completes_its_history_row(tmp_path: Path) -> None:
+    """q hangs up (phone.stop) and the app waits for the ended call to reach the history,
+    rather than leaving it to be marked interrupted."""
+    book = Book.open(tmp_path / "t.db")
+    phone = FakePhone()
+    app, _ = build(phone, book=book)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        await until(pilot, lambda: results(book) == ["in_progress"], what="row in progress")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="the app to end")
+    assert results(book) == ["answered"]
     book.close()
 
 
