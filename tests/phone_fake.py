@@ -35,7 +35,7 @@ from typing import Literal
 
 from softphone.phone import events as pe
 from softphone.phone.api import Registration, RegistrationState, TracedMessage
-from softphone.phone.errors import PhoneError
+from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.outcome import call_outcome
 from softphone.phone.target import TargetError, normalize_target
@@ -397,7 +397,7 @@ class FakePhone(EventReader):
         try:
             uri = normalize_target(target, self.aors[name])
         except TargetError as exc:
-            raise PhoneError(str(exc)) from None
+            raise AddressError(str(exc)) from None
         info = FakeCall(
             call_id=self._new_id(),
             account=name,
@@ -464,7 +464,7 @@ class FakePhone(EventReader):
         try:
             normalize_target(target, self.aors[info.account])
         except TargetError as exc:
-            raise PhoneError(str(exc)) from None
+            raise AddressError(str(exc)) from None
         if info.state not in ("established", "held"):
             raise PhoneError(f"cannot transfer a call in state {info.state.upper()}")
         progress = [(202, "Accepted", False), (100, "Trying", False)]
