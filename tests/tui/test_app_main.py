@@ -209,6 +209,16 @@ async def test_hold_resume_mute_record_and_dtmf_keys() -> None:
         await until(pilot, lambda: " rec" not in _rows(app), what="rec off")
         await pilot.press("1", "2", "asterisk", "number_sign")
         await until(pilot, lambda: phone.calls[0].dtmf_sent == "12*#", what="DTMF")
+        # Each digit shows as it goes out, with how it went (the far end's come as "received").
+        sent = [t for t in main(app).messages.texts if t.startswith("DTMF")]
+        await until(
+            pilot,
+            lambda: (
+                [t for t in main(app).messages.texts if t.startswith("DTMF")]
+                == [f"DTMF {d} sent (rtp)" for d in "12*#"]
+            ),
+            what=f"the digits in the messages (so far {sent})",
+        )
 
 
 async def test_digits_in_the_dial_bar_are_typed_not_sent_as_dtmf() -> None:
@@ -345,6 +355,20 @@ async def test_door_station_contact_opens_its_stream_on_incoming_call(tmp_path: 
         await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
         assert app.screen.caller == "Front door"  # type: ignore[attr-defined]
         assert [p.url for p in players] == ["rtsp://door.test/live"]
+    book.close()
+
+
+async def test_a_call_to_a_contacts_number_shows_the_contact(tmp_path: Path) -> None:
+    """The dial bar makes sip:<digits>@<domain> of a typed number; the contact holds it as a
+    tel: URI with separators. The calls list names the contact all the same."""
+    book = Book.open(tmp_path / "t.db")
+    book.contacts.add(Contact(name="Mum", uris=("tel:+49 30 1234-5678",)))
+    phone = FakePhone()
+    app, _ = build(phone, book=book)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"0049 30 12345678", "enter")
+        await until(pilot, lambda: phone.dialled == ["0049 30 12345678"], what="dial")
+        await until(pilot, lambda: "Mum" in _rows(app), what="the contact's name in the row")
     book.close()
 
 
