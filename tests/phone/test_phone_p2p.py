@@ -10,7 +10,7 @@ from phone_support import expect, port_of, started
 
 from softphone.config import Account, Config
 from softphone.phone import events as pe
-from softphone.phone.errors import PhoneError
+from softphone.phone.errors import AddressError, NetworkError, PhoneError
 from softphone.phone.phone import Phone
 from softphone.phone.text import describe
 from softphone.sip.uri import SipUri
@@ -101,8 +101,15 @@ async def test_second_call_is_call_waiting(phones: list[Phone]) -> None:
 async def test_dialling_garbage_says_why(phones: list[Phone]) -> None:
     phone = await started(seed="h")
     phones.append(phone)
-    with pytest.raises(PhoneError, match="not a valid SIP address"):
+    with pytest.raises(AddressError, match="not a valid SIP address"):
         await phone.dial("sip:")
+
+
+async def test_a_host_no_server_answers_for_is_a_network_error(phones: list[Phone]) -> None:
+    phone = await started(seed="m")  # its DNS knows no names at all
+    phones.append(phone)
+    with pytest.raises(NetworkError, match=r"cannot find the server for sip:bob@nowhere\.test"):
+        await phone.dial("sip:bob@nowhere.test")
 
 
 def named_caller(name: str) -> Config:
