@@ -48,10 +48,14 @@ class LiveMark:
         token = f"{os.getpid()}-{secrets.token_hex(6)}"
         if fcntl is None:  # pragma: no cover
             return cls(directory, token, None)
+        fd: int | None = None
         try:
             directory.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(directory / token, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        except OSError as exc:  # a read-only directory, a file system without locks
+            if fd is not None:
+                os.close(fd)
             logger.warning(
                 "cannot mark %s as in use (%s): another softphone may take our calls in "
                 "progress for interrupted ones until they end",
@@ -59,7 +63,6 @@ class LiveMark:
                 exc,
             )
             return cls(directory, token, None)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
         return cls(directory, token, fd)
 
     def release(self) -> None:

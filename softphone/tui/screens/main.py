@@ -240,7 +240,9 @@ class MainScreen(Screen[None]):
             case pe.CallEnded(call_id=call_id):
                 self.notes.recording.discard(call_id)
                 self.notes.waiting.discard(call_id)
-                ok = event.outcome in ("answered", "cancelled")
+                # What we did (hung up, cancelled, rejected) or a missed call is a line; a call
+                # of ours that failed is a warning too.
+                ok = event.outcome in ("answered", "cancelled", "missed", "rejected")
                 self.tell(describe(event), "info" if ok else "warning", notify=not ok)
                 self._refresh_calls()
             case pe.CallStats(call_id=call_id, stats=stats):
