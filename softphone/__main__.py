@@ -20,12 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from softphone import __version__
-from softphone.report import Reporter
-
-EXIT_OK = 0
-EXIT_CALL_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from softphone.report import ExitCode, Reporter, exit_code_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dial",
         help="call a SIP URI, number or user",
         description="Call a SIP URI, a number or a user name.",
+        epilog="exit codes:\n" + exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dial.add_argument(
         "uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)"
@@ -101,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="send these DTMF digits once the call is established",
     )
     dial.add_argument(
+        "--ring-timeout",
+        type=_seconds,
+        metavar="S",
+        help="hang up when the call is not answered within S seconds (exit code 6)",
+    )
+    dial.add_argument(
         "--tui", action="store_true", help="open the full-screen interface, already calling"
     )
 
@@ -110,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register (when the account has a registrar) and wait for calls.",
     )
     network_options(listen)
-    listen.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
+    answering = listen.add_mutually_exclusive_group()
+    answering.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
+    answering.add_argument(
+        "--reject",
+        type=_reject_status,
+        metavar="STATUS",
+        help="refuse every incoming call with this SIP status (486 busy, 603 decline, 480 ...)",
+    )
     play = sub.add_parser(
         "play",
         help="play an RTSP stream (IP camera, media server)",
@@ -230,6 +240,16 @@ def _dtmf(text: str) -> str:
     return text.upper()
 
 
+def _reject_status(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a SIP status code") from None
+    if not 300 <= value <= 699:
+        raise argparse.ArgumentTypeError(f"{value}: a refusal is a SIP status from 300 to 699")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -302,7 +322,7 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"softphone: config error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     setup_logging(args.log_file, args.log_level)
     if args.command is None or (args.command == "dial" and args.tui):
         from softphone.tui.app import run_tui
@@ -323,7 +343,7 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         try:
             return run_play(config, args, Reporter(as_json=args.json), started_at=started_at)
         except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
+            return ExitCode.INTERRUPTED
 
     from softphone.cli import run_dial, run_listen
 
@@ -333,7 +353,7 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
             f"softphone: no account named {args.account!r} (no accounts are configured)",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if config.accounts:
         # The command uses one account (default: the first) and registers only that one.
         from dataclasses import replace
@@ -342,12 +362,12 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
             config = replace(config, accounts=(config.account(args.account),))
         except ConfigError as exc:
             print(f"softphone: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     runner = run_dial if args.command == "dial" else run_listen
     try:
         return asyncio.run(runner(config, args, reporter))
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
 
 
 def _devices() -> int:
@@ -357,10 +377,10 @@ def _devices() -> int:
         devices = list_devices()
     except AudioDeviceError as exc:
         print(f"softphone: {exc}", file=sys.stderr)
-        return EXIT_CALL_FAILED
+        return ExitCode.FAILED
     if not devices:
         print("No sound devices found (calls still work headless: --play/--record or --no-audio).")
-        return EXIT_OK
+        return ExitCode.OK
     for d in devices:
         marks = ("  default input" if d.is_default_input else "") + (
             "  default output" if d.is_default_output else ""
@@ -369,7 +389,7 @@ def _devices() -> int:
             f"{d.index:3d}  {d.name}  [{d.host_api}]  in {d.max_input_channels}, out {d.max_output_channels},"
             f" {d.default_samplerate:.0f} Hz{marks}"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -9,35 +9,56 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.config import Config, ConfigError
+from softphone.report import ExitCode
 
 if TYPE_CHECKING:
     from softphone.phone import events as pe
     from softphone.phone.audio import AudioEngine, AudioProvider
+    from softphone.phone.book import Book
+    from softphone.phone.call_log import CallLog
     from softphone.phone.phone import Phone
     from softphone.phone.player import Player, PlayerOptions
     from softphone.report import Reporter
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 REGISTER_WAIT_S = 10.0
 HANGUP_WAIT_S = 8.0
+HISTORY_WAIT_S = 2.0  # at the end, for the last rows of the call history to be written
 PLAYER_STOP_S = 3.0  # a stopped player's TEARDOWN waits at most 1 s for its answer
+
+HangupCause = Literal["signal", "ring_timeout", "duration"]
+
+
+class Stop:
+    """Set by Ctrl-C / SIGTERM (:func:`_interrupts`): ``event`` wakes the command, ``signal``
+    says which one came first."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.signal: signal.Signals | None = None
+
+    def set(self, sig: signal.Signals) -> None:
+        if self.signal is None:
+            self.signal = sig
+        self.event.set()
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.TERMINATED if self.signal == signal.SIGTERM else ExitCode.INTERRUPTED
 
 
 @contextlib.contextmanager
-def _interrupts(stop: asyncio.Event) -> Iterator[None]:
+def _interrupts(stop: Stop) -> Iterator[None]:
     """Ctrl-C / SIGTERM set ``stop`` so the command hangs up and unregisters cleanly."""
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop.set, sig)
             installed.append(sig)
         except (NotImplementedError, RuntimeError):
             pass
@@ -75,7 +96,7 @@ async def _next(phone: Phone, stop: asyncio.Event, deadline: float | None) -> pe
 
 async def _start(
     config: Config, args: argparse.Namespace, reporter: Reporter, *, auto_answer: bool = False
-) -> Phone | None:
+) -> Phone | ExitCode:
     from softphone.phone.audio import FileAudio, NullAudio
 
     audio: AudioProvider | None = None
@@ -83,7 +104,7 @@ async def _start(
         audio = FileAudio(args.play, args.record)
     elif args.no_audio:
         audio = NullAudio()
-    from softphone.phone.errors import PhoneError  # not imported by `play`: faster start
+    from softphone.phone.errors import NetworkError, PhoneError  # not imported by `play`
     from softphone.phone.phone import Phone
 
     phone = Phone(
@@ -94,96 +115,190 @@ async def _start(
     except PhoneError as exc:
         reporter.say(f"softphone: {exc}")
         await phone.stop()
-        return None
+        return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
     return phone
 
 
-async def _drain(phone: Phone, reporter: Reporter) -> None:
+class CommandHistory:
+    """The call history for a headless command: the calls it makes or takes are written as
+    they happen (phone/call_log.py). Without a usable database the command runs on and says so
+    once."""
+
+    def __init__(self, book: Book | None, log: CallLog | None) -> None:
+        self.book = book
+        self.log = log
+
+    @classmethod
+    async def open(cls, reporter: Reporter) -> CommandHistory:
+        from softphone.phone.book import Book, StoreError
+        from softphone.phone.call_log import CallLog
+
+        try:
+            book = await Book.open_async()
+        except StoreError as exc:
+            reporter.say(f"softphone: the call history is not available: {exc}")
+            return cls(None, None)
+        loop = asyncio.get_running_loop()
+        log = CallLog(
+            book.history, mono=loop.time, on_error=lambda t: reporter.say(f"softphone: {t}")
+        )
+        return cls(book, log)
+
+    def observe(self, event: pe.PhoneEvent, phone: Phone) -> None:
+        if self.log is not None:
+            self.log.observe(event, phone.call)
+
+    async def close(self) -> None:
+        if self.log is not None:
+            await self.log.settle(HISTORY_WAIT_S)
+        if self.book is not None:
+            await self.book.close_async()
+
+
+async def _drain(phone: Phone, reporter: Reporter, history: CommandHistory) -> None:
     while (event := phone.next_event_nowait()) is not None:
         reporter.event(event)
+        history.observe(event, phone)
 
 
 async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
+    """``softphone dial``: call, follow the call, hang up; the exit code says how it went
+    (:class:`~softphone.report.ExitCode`)."""
+    from softphone.phone.errors import AddressError, NetworkError, PhoneError
+
+    stop = Stop()
+    with _interrupts(stop):
+        history = await CommandHistory.open(reporter)
+        try:
+            phone = await _start(config, args, reporter)
+            if isinstance(phone, ExitCode):
+                return phone
+            try:
+                await phone.wait_registered(REGISTER_WAIT_S)
+                await _drain(phone, reporter, history)
+                if stop.event.is_set():
+                    return stop.exit_code
+                try:
+                    call_id = await phone.dial(args.uri, account=args.account)
+                except PhoneError as exc:
+                    reporter.say(f"softphone: cannot call {args.uri}: {exc}")
+                    if isinstance(exc, AddressError):
+                        return ExitCode.USAGE
+                    return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
+                return await _follow_call(phone, call_id, args, reporter, stop, history)
+            finally:
+                await phone.stop()
+                await _drain(phone, reporter, history)
+        finally:
+            await history.close()
+
+
+async def _follow_call(
+    phone: Phone,
+    call_id: str,
+    args: argparse.Namespace,
+    reporter: Reporter,
+    stop: Stop,
+    history: CommandHistory,
+) -> ExitCode:
+    """Report the call's events until it ends. We hang up on Ctrl-C / SIGTERM, when
+    --ring-timeout runs out before an answer, and when --duration runs out after one."""
     from softphone.phone import events as pe  # not imported by `play`: faster start
     from softphone.phone.errors import PhoneError
+    from softphone.phone.text import describe
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with _interrupts(stop):
-        phone = await _start(config, args, reporter)
-        if phone is None:
-            return EXIT_FAILED
-        try:
-            await phone.wait_registered(REGISTER_WAIT_S)
-            await _drain(phone, reporter)
-            try:
-                call_id = await phone.dial(args.uri, account=args.account)
-            except PhoneError as exc:
-                reporter.say(f"softphone: cannot call {args.uri}: {exc}")
-                return EXIT_FAILED
-            deadline: float | None = None
-            hung_up = False
-            dtmf_sent = False
-            while True:
-                event = await _next(phone, stop, deadline)
-                if event is None:  # Ctrl-C, or the talk time is over
-                    if hung_up:
-                        reporter.say("softphone: the other side did not confirm the hang-up")
-                        return EXIT_FAILED
-                    hung_up = True
-                    stop.clear()  # a second Ctrl-C cuts the wait for the hang-up short
-                    await phone.hangup(call_id)
-                    deadline = loop.time() + HANGUP_WAIT_S
-                    continue
-                reporter.event(event)
-                if isinstance(event, pe.CallStateChanged) and event.call_id == call_id:
-                    if (
-                        event.state == "established"
-                        and args.duration is not None
-                        and not hung_up
-                        and deadline is None
-                    ):
-                        deadline = loop.time() + args.duration
-                    if event.state == "established" and args.dtmf and not dtmf_sent:
-                        dtmf_sent = True
-                        try:
-                            method = await phone.send_dtmf(call_id, args.dtmf)
-                            reporter.say(f"sending DTMF {args.dtmf} ({method})")
-                        except PhoneError as exc:
-                            reporter.say(f"softphone: cannot send DTMF: {exc}")
-                if isinstance(event, pe.CallEnded) and event.call_id == call_id:
-                    if event.answered:
-                        return EXIT_OK
-                    reporter.say(
-                        f"softphone: call failed: {event.reason}"
-                        + (f" (SIP {event.status})" if event.status else "")
-                    )
-                    return EXIT_FAILED
-        finally:
-            await phone.stop()
-            await _drain(phone, reporter)
+    ring_timeout: float | None = args.ring_timeout
+    deadline = None if ring_timeout is None else loop.time() + ring_timeout
+    cause: HangupCause | None = None
+    answered = dtmf_sent = False
+    while True:
+        event = await _next(phone, stop.event, deadline)
+        if event is None:
+            if cause is not None:  # a second Ctrl-C, or the hang-up was never confirmed
+                if stop.signal is not None:
+                    return stop.exit_code
+                reporter.say("softphone: the other side did not confirm the hang-up")
+                return ExitCode.NETWORK
+            if stop.event.is_set():
+                cause = "signal"
+            elif answered:
+                cause = "duration"
+            else:
+                cause = "ring_timeout"
+                reporter.say(f"softphone: no answer within {ring_timeout:g} s; hanging up")
+            stop.event.clear()  # a second Ctrl-C cuts the wait for the hang-up short
+            await phone.hangup(call_id)
+            deadline = loop.time() + HANGUP_WAIT_S
+            continue
+        history.observe(event, phone)
+        ours = getattr(event, "call_id", None) == call_id
+        if ours and isinstance(event, pe.CallEnded):
+            code = _exit_code(event, cause, stop)
+            failed = code not in (ExitCode.OK, ExitCode.INTERRUPTED, ExitCode.TERMINATED)
+            reporter.event(event, line=not failed)
+            if failed:
+                line = describe(event)
+                if cause == "ring_timeout":
+                    line = f"call failed: no answer within {ring_timeout:g} s"
+                reporter.say(f"softphone: {line}")
+            return code
+        reporter.event(event)
+        if ours and isinstance(event, pe.CallStateChanged) and event.state == "established":
+            if not answered and cause is None:
+                answered = True
+                deadline = None if args.duration is None else loop.time() + args.duration
+            if args.dtmf and not dtmf_sent:
+                dtmf_sent = True
+                try:
+                    method = await phone.send_dtmf(call_id, args.dtmf)
+                    reporter.say(f"sending DTMF {args.dtmf} ({method})")
+                except PhoneError as exc:
+                    reporter.say(f"softphone: cannot send DTMF: {exc}")
+
+
+def _exit_code(ended: pe.CallEnded, cause: HangupCause | None, stop: Stop) -> ExitCode:
+    if cause == "signal":
+        return stop.exit_code
+    if ended.answered:
+        return ExitCode.OK
+    if cause == "ring_timeout":
+        return ExitCode.NO_ANSWER
+    return ExitCode.for_outcome(ended.outcome)
 
 
 async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
-    stop = asyncio.Event()
+    """``softphone listen``: wait for calls (answering or refusing them when asked) until
+    --duration or Ctrl-C; exits 0 then."""
+    from softphone.phone import events as pe
+    from softphone.phone.errors import PhoneError
+
+    stop = Stop()
     loop = asyncio.get_running_loop()
     with _interrupts(stop):
-        phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
-        if phone is None:
-            return EXIT_FAILED
-        deadline = None if args.duration is None else loop.time() + args.duration
+        history = await CommandHistory.open(reporter)
         try:
-            while True:
-                event = await _next(phone, stop, deadline)
-                if event is None:
-                    return EXIT_OK
-                reporter.event(event)
+            phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
+            if isinstance(phone, ExitCode):
+                return phone
+            deadline = None if args.duration is None else loop.time() + args.duration
+            try:
+                while True:
+                    event = await _next(phone, stop.event, deadline)
+                    if event is None:
+                        return ExitCode.OK
+                    reporter.event(event)
+                    history.observe(event, phone)
+                    if isinstance(event, pe.IncomingCall) and args.reject is not None:
+                        try:
+                            await phone.reject(event.call_id, status=args.reject)
+                        except PhoneError as exc:
+                            reporter.say(f"softphone: cannot reject the call: {exc}")
+            finally:
+                await phone.stop()
+                await _drain(phone, reporter, history)
         finally:
-            await phone.stop()
-            await _drain(phone, reporter)
-
-
-EXIT_USAGE = 2
+            await history.close()
 
 
 def run_play(
@@ -197,7 +312,7 @@ def run_play(
         source = config.camera_source(args.url, match_host=False)
     except ConfigError as exc:
         reporter.say(f"softphone: {exc}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     options = PlayerOptions(
         transport=args.transport,
         credentials=source.credentials,
@@ -230,7 +345,7 @@ def run_play(
         names = ", ".join(c.name for c in config.cameras)
         hint = f" (cameras in the config: {names})" if names else ""
         reporter.say(f"softphone: {args.url!r} is not an RTSP URL: {exc}{hint}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     viewer = (
         args.viewer or args.duration is not None or args.snapshot or args.record or args.stats_out
     )
@@ -329,9 +444,11 @@ async def _play_headless(player: object, args: argparse.Namespace, reporter: Rep
     from softphone.phone.player import Player
 
     assert isinstance(player, Player)
-    stop = asyncio.Event()
+    stop = Stop()
     with _interrupts(stop):
-        run = asyncio.create_task(player.run(stop, duration_s=args.duration), name="player-run")
+        run = asyncio.create_task(
+            player.run(stop.event, duration_s=args.duration), name="player-run"
+        )
         getter: asyncio.Task[Any] | None = None
         try:
             while True:
@@ -348,6 +465,6 @@ async def _play_headless(player: object, args: argparse.Namespace, reporter: Rep
             if not run.done():
                 # Cancelled from outside: stop the player as Ctrl-C does (it tears the session
                 # down); it is cancelled only if it does not end by itself soon.
-                stop.set()
+                stop.event.set()
                 await asyncio.wait({run}, timeout=PLAYER_STOP_S)
             await _ended(run, *([getter] if getter is not None else []))

@@ -1,17 +1,83 @@
-"""What the headless commands print (``softphone dial``, ``listen``, ``play --headless``): a line
-a person reads on stderr for every event, and with ``--json`` one JSON object per event on
-stdout (the event's ``to_json()``, ``"event"`` naming its kind)."""
+"""What the headless commands tell the world (``softphone dial``, ``listen``, ``play
+--headless``): a line a person reads on stderr for every event, with ``--json`` one JSON object
+per event on stdout (the event's ``to_json()``, ``"event"`` naming its kind), and the exit code
+(:class:`ExitCode`, the one table of them; ``softphone dial --help`` prints it)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
     from softphone.phone.events import PhoneEvent
+    from softphone.phone.outcome import Outcome
 
-__all__ = ["Reporter"]
+__all__ = ["EXIT_CODE_MEANINGS", "ExitCode", "Reporter", "exit_code_table"]
+
+
+class ExitCode(IntEnum):
+    """How a command ended, for scripts: each class of call failure has its own code."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    BUSY = 3
+    DECLINED = 4
+    NOT_FOUND = 5
+    NO_ANSWER = 6
+    NETWORK = 7
+    INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+    TERMINATED = 143  # 128 + SIGTERM
+
+    @classmethod
+    def for_outcome(cls, outcome: Outcome) -> ExitCode:
+        """The code of a call that ended with ``outcome`` (phone/outcome.py)."""
+        return _BY_OUTCOME.get(outcome, cls.FAILED)
+
+
+_BY_OUTCOME: Final[dict[str, ExitCode]] = {
+    "answered": ExitCode.OK,
+    "busy": ExitCode.BUSY,
+    "declined": ExitCode.DECLINED,
+    "not_found": ExitCode.NOT_FOUND,
+    "no_answer": ExitCode.NO_ANSWER,
+    "network": ExitCode.NETWORK,
+}
+
+EXIT_CODE_MEANINGS: Final[dict[ExitCode, str]] = {
+    ExitCode.OK: "the call was answered and ended normally (either side hung up, or --duration "
+    "ran out)",
+    ExitCode.FAILED: "any other failure (e.g. 488 no common codec, 403 forbidden, the phone "
+    "could not start)",
+    ExitCode.USAGE: "bad arguments, config or address",
+    ExitCode.BUSY: "busy (486 Busy Here, 600 Busy Everywhere)",
+    ExitCode.DECLINED: "declined (603 Decline)",
+    ExitCode.NOT_FOUND: "no such user or number (404 Not Found, 410 Gone, 604 Does Not Exist "
+    "Anywhere)",
+    ExitCode.NO_ANSWER: "no answer (408 Request Timeout or 480 Temporarily Unavailable from the "
+    "far side, or --ring-timeout ran out)",
+    ExitCode.NETWORK: "network or transport failure (no response at all, a connection or DNS "
+    "failure, 502/503/504)",
+    ExitCode.INTERRUPTED: "interrupted with Ctrl-C (SIGINT); the call was hung up",
+    ExitCode.TERMINATED: "terminated by SIGTERM; the call was hung up",
+}
+
+
+def exit_code_table(width: int = 79) -> str:
+    """The exit codes and what each means, one per line (``softphone dial --help``)."""
+    import textwrap
+
+    return "\n".join(
+        textwrap.fill(
+            EXIT_CODE_MEANINGS[code],
+            width=width,
+            initial_indent=f"  {int(code):>3}  ",
+            subsequent_indent=" " * 7,
+        )
+        for code in ExitCode
+    )
 
 
 class Reporter:
@@ -23,10 +89,13 @@ class Reporter:
         self.as_json = as_json
         self._out, self._err = out, err
 
-    def event(self, event: PhoneEvent) -> None:
+    def event(self, event: PhoneEvent, *, line: bool = True) -> None:
+        """The event as JSON (with --json) and, unless ``line`` is False, as a human line."""
         if self.as_json:
             self._out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
             self._out.flush()
+        if not line:
+            return
         from softphone.phone.text import describe
 
         self.say(describe(event))

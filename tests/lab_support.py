@@ -82,4 +82,5 @@ class BaresipFactory(Protocol):
         record: bool = False,
         kamailio: lab.Kamailio = ...,
         extra_config: str = "",
+        display_name: str | None = None,
     ) -> lab.Baresip: ...

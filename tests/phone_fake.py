@@ -35,8 +35,9 @@ from typing import Literal
 
 from softphone.phone import events as pe
 from softphone.phone.api import Registration, RegistrationState, TracedMessage
-from softphone.phone.errors import PhoneError
+from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
+from softphone.phone.outcome import call_outcome
 from softphone.phone.target import TargetError, normalize_target
 from softphone.sip.status import explain
 from softphone.sip.uri import SipUri
@@ -396,7 +397,7 @@ class FakePhone(EventReader):
         try:
             uri = normalize_target(target, self.aors[name])
         except TargetError as exc:
-            raise PhoneError(str(exc)) from None
+            raise AddressError(str(exc)) from None
         info = FakeCall(
             call_id=self._new_id(),
             account=name,
@@ -413,7 +414,7 @@ class FakePhone(EventReader):
             status, reason = outcome.status, outcome.reason
             self._schedule(
                 f"{info.call_id} fails {status}",
-                lambda: self._finish(info, status, status_reason(status, reason)),
+                lambda: self._finish(info, status, status_reason(status, reason), reason),
             )
         elif outcome.answer:
             self._schedule(f"{info.call_id} answered", lambda: self._establish(info))
@@ -463,7 +464,7 @@ class FakePhone(EventReader):
         try:
             normalize_target(target, self.aors[info.account])
         except TargetError as exc:
-            raise PhoneError(str(exc)) from None
+            raise AddressError(str(exc)) from None
         if info.state not in ("established", "held"):
             raise PhoneError(f"cannot transfer a call in state {info.state.upper()}")
         progress = [(202, "Accepted", False), (100, "Trying", False)]
@@ -599,7 +600,7 @@ class FakePhone(EventReader):
             info.established_at = self.now
             self._set_state(info, "established")
 
-    def _finish(self, info: FakeCall, status: int, reason: str) -> None:
+    def _finish(self, info: FakeCall, status: int, reason: str, phrase: str | None = None) -> None:
         if info.state == "ended":
             return
         answered = info.established_at is not None
@@ -610,6 +611,11 @@ class FakePhone(EventReader):
                 call_id=info.call_id,
                 status=status,
                 reason=reason,
+                # The real phone passes on the final response's phrase; a BYE brings none.
+                phrase=phrase
+                if phrase is not None
+                else ("" if answered else REASON_PHRASES.get(status, "")),
+                outcome=call_outcome(direction=info.direction, answered=answered, status=status),
                 duration_s=round(self.now - info.established_at, 3)
                 if info.established_at is not None
                 else 0.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Callable
 
 from softphone.config import Config
@@ -50,3 +51,18 @@ async def expect(
             event = await phone.next_event()
             if predicate(event):
                 return event
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` for both UDP and TCP now (the phone binds both on one port), for
+    a phone whose address must be known before it starts (its account's URI names it)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port

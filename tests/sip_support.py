@@ -38,6 +38,7 @@ def make_peer(
     registrar: SipUri | None = None,
     outbound: Address | None = None,
     password: str | None = None,
+    display_name: str | None = None,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -49,6 +50,7 @@ def make_peer(
         password=password,
         registrar=registrar,
         outbound=outbound,
+        display_name=display_name,
     )
     ua = UserAgent(accounts=[acct], rng=random.Random(seed))
     ua.add_listener(address)

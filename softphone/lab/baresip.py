@@ -221,9 +221,11 @@ class Baresip:
         codecs: str | None = None,
         password: str | None = None,
         extra_config: str = "",
+        display_name: str | None = None,
     ) -> None:
         """``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
-        default: every codec module loaded). ``register`` only matters with a registrar."""
+        default: every codec module loaded). ``register`` only matters with a registrar.
+        ``display_name``: the name its From carries, as most phones send one."""
         self.workdir = workdir
         self.kamailio = kamailio
         self.user = user
@@ -235,6 +237,9 @@ class Baresip:
         self.record = record
         self.codecs = codecs
         self.extra_config = extra_config
+        if display_name is not None and any(c in display_name for c in '"\\\r\n'):
+            raise LabError(f"a display name the accounts file can hold, not {display_name!r}")
+        self.display_name = display_name
         self.sip_port = 0
         self.ctrl_port = 0
         self._process: LabProcess | None = None
@@ -270,15 +275,21 @@ class Baresip:
 
     def account_line(self) -> str:
         answer = f"answermode={'auto' if self.auto_answer else 'manual'}"
+        # The account is a name-addr (baresip's accounts file): a display name goes before it.
+        name = "" if self.display_name is None else f'"{self.display_name}" '
         if self.kamailio is None:
-            return f"<sip:{self.user}@{HOST};transport={self.transport}>;{answer};regint=0\n"
+            return f"{name}<sip:{self.user}@{HOST};transport={self.transport}>;{answer};regint=0\n"
         params = [
             f"auth_pass={self.password}",
             f'outbound="{self.kamailio.outbound_uri(self.transport)}"',
             answer,
             f"regint={300 if self.register else 0}",
         ]
-        return f"<sip:{self.user}@{DOMAIN};transport={self.transport}>;" + ";".join(params) + "\n"
+        return (
+            f"{name}<sip:{self.user}@{DOMAIN};transport={self.transport}>;"
+            + ";".join(params)
+            + "\n"
+        )
 
     def config_text(self) -> str:
         codecs = ["opus.so", "g722.so", "g711.so"]

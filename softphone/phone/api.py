@@ -84,7 +84,10 @@ class CallView(Protocol):
     @property
     def direction(self) -> Literal["outgoing", "incoming"]: ...
     @property
-    def remote(self) -> str: ...
+    def remote(self) -> str:
+        """The far end's URI as text (``sip:bob@example.com``): the address dialled, or the
+        caller's From URI. Never header text: the display name is :attr:`display_name`."""
+
     @property
     def state(self) -> CallStateName: ...
     @property
@@ -103,7 +106,7 @@ class CallView(Protocol):
     def recording_path(self) -> Path | None: ...
     @property
     def display_name(self) -> str | None:
-        """The far end's display name from From/To, when it sent one."""
+        """The far end's display name from From (incoming calls), when it sent one."""
 
     @property
     def muted(self) -> bool: ...

@@ -2,18 +2,17 @@
 
 The TUI may import only from ``softphone.phone`` (import-linter contract), so the store's records
 and errors are re-exported here, beside :class:`Book` (the open database with its two tables)
-and :func:`record_for`, which turns a finished call into the history row people see.
+and :class:`~softphone.phone.call_log.CallLog` (call_log.py), which writes each call into the
+history as it happens, for the TUI and the headless commands alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from softphone.phone import events as pe
-from softphone.phone.api import CallView
 from softphone.store import (
     CallRecord,
     CallResult,
@@ -21,12 +20,10 @@ from softphone.store import (
     ContactError,
     Contacts,
     Database,
-    Direction,
     History,
     Recovered,
     StoreError,
     VCardProblem,
-    call_result,
     default_db_path,
     normalise_uri,
     read_vcard,
@@ -46,8 +43,9 @@ __all__ = [
     "default_db_path",
     "normalise_uri",
     "read_vcard",
-    "record_for",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -69,37 +67,31 @@ class Book:
 
     @classmethod
     def open(cls, path: Path | None = None) -> Book:
-        """Open (creating or migrating) the database; raises StoreError when it cannot."""
+        """Open (creating or migrating) the database; raises StoreError when it cannot. Calls
+        that a process which has since died left in progress are marked interrupted."""
         db = Database.open(path)
-        return cls(db=db, history=History(db), contacts=Contacts(db))
+        book = cls(db=db, history=History(db), contacts=Contacts(db))
+        try:
+            if count := book.history.interrupt_orphans():
+                logger.info("%d calls left in progress by an ended process: interrupted", count)
+        except StoreError as exc:  # the history still opens; the rows wait for the next start
+            logger.warning("cannot mark interrupted calls in %s: %s", db.path, exc)
+        return book
 
     @classmethod
     async def open_async(cls, path: Path | None = None) -> Book:
         return await asyncio.to_thread(cls.open, path)
 
     def close(self) -> None:
+        """Close the database. Calls of ours still in progress can no longer be finished:
+        they are marked interrupted first."""
+        if self.db.closed:
+            return
+        try:
+            self.history.interrupt_own()
+        except StoreError as exc:
+            logger.warning("cannot mark our calls in progress as interrupted: %s", exc)
         self.db.close()
 
     async def close_async(self) -> None:
-        await self.db.close_async()
-
-
-def record_for(
-    call: CallView, ended: pe.CallEnded, *, now_mono: float, now_wall: datetime | None = None
-) -> CallRecord:
-    """The history record of a call that just ended. ``now_mono`` is the clock ``call.started_at``
-    was taken on (the event loop's), so the start time is placed on the wall clock exactly."""
-    wall = now_wall if now_wall is not None else datetime.now(UTC)
-    started = wall - timedelta(seconds=max(0.0, now_mono - call.started_at))
-    direction: Direction = "in" if call.direction == "incoming" else "out"
-    return CallRecord(
-        started_at=started.astimezone(UTC),
-        direction=direction,
-        remote_uri=call.remote.strip("<>"),
-        remote_name=call.display_name,
-        account=call.account,
-        duration_s=round(max(0.0, ended.duration_s), 3),
-        result=call_result(direction=direction, answered=ended.answered, status=ended.status),
-        reason=ended.reason,
-        recording_path=ended.recording,
-    )
+        await asyncio.to_thread(self.close)

@@ -17,6 +17,7 @@ from softphone.phone.call_audio import CallAudio
 from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
 from softphone.phone.offer_answer import OfferAnswer
+from softphone.phone.outcome import call_outcome
 from softphone.sdp import Direction, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
 
@@ -139,7 +140,17 @@ class Calls:
         self.update_hold_state(info)
         self.sync_media(info, sending=True)
 
-    def finish(self, info: CallInfo, status: int, reason: str) -> None:
+    def finish(
+        self,
+        info: CallInfo,
+        status: int,
+        reason: str,
+        *,
+        phrase: str = "",
+        no_response: bool = False,
+    ) -> None:
+        """The call ended with final ``status``; ``no_response``: no final response came at all
+        (a timeout or a transport error, so ``status`` is the one RFC 3261 §8.1.3.1 assumes)."""
         if info.state == "ended":
             return
         duration = self._clock() - info.established_at if info.established_at is not None else 0.0
@@ -149,13 +160,21 @@ class Calls:
             self.close_rtp(info.rtp)
             info.rtp = None
         self._prune_ended()
+        answered = info.established_at is not None
         self._emit(
             pe.CallEnded(
                 call_id=info.call_id,
                 status=status,
                 reason=reason,
+                phrase=phrase,
+                outcome=call_outcome(
+                    direction=info.direction,
+                    answered=answered,
+                    status=status,
+                    no_response=no_response,
+                ),
                 duration_s=round(duration, 3),
-                answered=info.established_at is not None,
+                answered=answered,
                 stats=info.final_stats,
                 recording=str(info.recording_path) if info.recording_path else None,
             )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 # The base class and the player's events live in player_events.py; front ends find them here too.
+from softphone.phone.outcome import Outcome
 from softphone.phone.player_events import (
     FirstFrame,
     Notice,
@@ -85,6 +86,9 @@ class Unregistered(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IncomingCall(PhoneEvent):
+    """A call for us. ``remote`` is the caller's URI as text (what to call back), never the From
+    header's text: ``display_name`` is the name the caller sent beside it, if any."""
+
     kind: ClassVar[str] = "incoming_call"
     call_id: str
     account: str
@@ -104,10 +108,16 @@ class CallStateChanged(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEnded(PhoneEvent):
+    """A call ended. ``status`` is its final SIP status (200 once answered), ``phrase`` the
+    reason phrase that came with it (empty when none came), ``reason`` the explanation in words,
+    and ``outcome`` what it means (busy, declined, no answer, ...: see phone/outcome.py)."""
+
     kind: ClassVar[str] = "call_ended"
     call_id: str
     status: int
     reason: str
+    outcome: Outcome
+    phrase: str = ""
     duration_s: float  # talk time; 0 when never established
     answered: bool
     stats: dict[str, Any] | None = None  # the call's last audio statistics (see CallStats)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 from softphone.config import Account
 from softphone.phone import events as pe
-from softphone.phone.errors import PhoneError
+from softphone.phone.errors import NetworkError, PhoneError
 from softphone.sip.account import AccountConfig
 from softphone.sip.address import DEFAULT_PORTS, Address, TransportName
 from softphone.sip.ua import UserAgent
@@ -58,7 +58,7 @@ async def resolve_hop(
             rng=rng,
         )
     except ResolveError as exc:
-        raise PhoneError(f"cannot find the server for {uri}: {exc}") from None
+        raise NetworkError(f"cannot find the server for {uri}: {exc}") from None
     return targets[0].address()
 
 

@@ -39,7 +39,7 @@ from softphone.phone.audio import AudioProvider, DeviceAudio
 from softphone.phone.call_audio import CallAudio, FilePort
 from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
-from softphone.phone.errors import PhoneError
+from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.network import (
     account_config,
@@ -251,7 +251,7 @@ class Phone(EventReader):
         try:
             uri = normalize_target(target, acct.aor)
         except TargetError as exc:
-            raise PhoneError(str(exc)) from None
+            raise AddressError(str(exc)) from None
         dest: Address | None = None
         if acct.outbound is None and not is_ip_literal(uri.host):
             dest = await resolve_hop(uri, acct.transport, dns=self._dns, rng=self._rng)
@@ -326,8 +326,11 @@ class Phone(EventReader):
         acct = self._account(info.account)
         try:
             uri = normalize_target(target, acct.aor)
+        except TargetError as exc:
+            raise AddressError(str(exc)) from None
+        try:
             ua.refer(call_id, uri, self._now())
-        except (TargetError, LocalProtocolError) as exc:
+        except LocalProtocolError as exc:
             raise PhoneError(str(exc)) from None
         self._pump()
 

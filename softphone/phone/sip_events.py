@@ -119,7 +119,13 @@ class SipEvents:
             case ue.CallFailed(call_id=call_id, status=status, reason=reason):
                 if (info := calls.get(call_id)) is not None:
                     self._notify_transferor(info, status or 503, reason)
-                    calls.finish(info, status, reason)
+                    calls.finish(
+                        info,
+                        status,
+                        reason,
+                        phrase=event.phrase,
+                        no_response=event.no_response,
+                    )
             case ue.CallEnded(call_id=call_id, status=status, reason=reason):
                 if (info := calls.get(call_id)) is not None:
                     calls.finish(info, status, reason)
@@ -169,7 +175,7 @@ class SipEvents:
             call_id=event.call_id,
             account=event.account,
             direction="incoming",
-            remote=event.remote,
+            remote=event.remote_uri,
             state="ringing",
             started_at=self._clock(),
             remote_sdp=event.sdp,
@@ -180,7 +186,7 @@ class SipEvents:
             pe.IncomingCall(
                 call_id=event.call_id,
                 account=event.account,
-                remote=event.remote,
+                remote=event.remote_uri,
                 display_name=event.remote_display,
                 waiting=event.replaces_call,
             )

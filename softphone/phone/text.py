@@ -3,8 +3,13 @@ An empty string means "nothing to say" (events meant for --json only)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from softphone.phone import player_events as ps
 from softphone.phone.player_events import PhoneEvent
+
+if TYPE_CHECKING:
+    from softphone.phone import events as pe
 
 
 def describe(event: PhoneEvent) -> str:
@@ -58,18 +63,15 @@ def _call_line(event: PhoneEvent) -> str:
             return "microphone muted" if m else "microphone on"
         case pe.RecordingChanged(path=path):
             return f"recording to {path}" if path else "recording stopped"
-        case pe.IncomingCall(remote=r, waiting=w):
-            return f"incoming call from {r}" + (" (call waiting)" if w else "")
+        case pe.IncomingCall(remote=r, display_name=name, waiting=w):
+            who = f"{name} <{r}>" if name else r
+            return f"incoming call from {who}" + (" (call waiting)" if w else "")
         case pe.CallStateChanged(state="ended"):
             return ""  # the call_ended line says how it ended
         case pe.CallStateChanged(state=s, remote=r):
             return f"call {s}: {r}"
-        case pe.CallEnded(status=s, reason=r, duration_s=d, answered=a):
-            return (
-                f"call ended after {d:.1f} s: {r}"
-                if a
-                else f"call failed: {r}" + (f" (SIP {s})" if s else "")
-            )
+        case pe.CallEnded():
+            return ended_line(event)
         case pe.TransferProgressed(status=s, reason=r, final=f):
             return f"transfer: {s} {r}" + (" (final)" if f else "")
         case pe.DtmfReceived(digit=digit, method=method):
@@ -77,3 +79,31 @@ def _call_line(event: PhoneEvent) -> str:
         case pe.CallStats():
             return ""  # --json only: too chatty for a person
     return ""
+
+
+def ended_line(event: pe.CallEnded) -> str:
+    """How the call ended, outcome first in plain words, the SIP status after it in brackets:
+    ``call failed: declined (SIP 603 Decline)``, ``call failed: network problem: no response
+    from 192.0.2.1:5060 (INVITE timed out)``."""
+    from softphone.phone.outcome import OUTCOME_WORDS
+    from softphone.sip.status import EXPLANATIONS
+
+    if event.answered:
+        return f"call ended after {event.duration_s:.1f} s: {event.reason}"
+    sip = f"SIP {event.status} {event.phrase}" if event.phrase else ""
+    match event.outcome:
+        case "cancelled":
+            return "call cancelled"
+        case "missed":
+            return f"missed call: {event.reason}"
+        case "rejected":
+            return "call rejected" + (f" ({sip})" if sip else "")
+        case "failed":
+            words = EXPLANATIONS.get(event.status) or event.phrase or event.reason
+        case _:
+            words = OUTCOME_WORDS[event.outcome]
+    if sip:
+        return f"call failed: {words} ({sip})"
+    if event.reason and event.reason != words:
+        return f"call failed: {words}: {event.reason}"
+    return f"call failed: {words}"

@@ -41,7 +41,8 @@ class Unregistered(Event):
 class IncomingCall(Event):
     call_id: str
     account: str
-    remote: str  # the From header's name-addr as text
+    remote: str  # the From header's name-addr as text (tag removed)
+    remote_uri: str  # the From header's URI alone: the address to call back
     remote_display: str | None
     request_uri: str
     sdp: bytes | None
@@ -77,11 +78,17 @@ class CallConfirmed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallFailed(Event):
-    """The call never got established. ``status`` 0 means no response (timeout/transport)."""
+    """The call never got established. ``phrase`` is the final response's reason phrase.
+
+    ``no_response`` is True when no final response came at all (Timer B fired, or the transport
+    failed): ``status`` is then the one RFC 3261 §8.1.3.1 tells the TU to assume, 408 for a
+    timeout and 503 for a transport error, and ``phrase`` is empty."""
 
     call_id: str
     status: int
     reason: str
+    phrase: str = ""
+    no_response: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

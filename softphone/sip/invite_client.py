@@ -117,7 +117,11 @@ class InviteClient:
         if resp is None:  # timeout or transport error
             if call.state in (CallState.CALLING, CallState.PROCEEDING, CallState.CANCELLING):
                 call.apply(CallInput.RECV_FAILURE)
-                return call.end(ev.CallFailed(call_id=call.call_id, status=status, reason=reason))
+                return call.end(
+                    ev.CallFailed(
+                        call_id=call.call_id, status=status, reason=reason, no_response=True
+                    )
+                )
             return []
         if status == 100:
             # Any provisional, 100 included, allows a CANCEL to go out (§9.1).
@@ -229,7 +233,9 @@ class InviteClient:
         cancelled = call.state is CallState.CANCELLING
         call.apply(CallInput.RECV_FAILURE)
         reason = "cancelled" if cancelled and status == 487 else explain(status, resp.reason)
-        return call.end(ev.CallFailed(call_id=call.call_id, status=status, reason=reason))
+        return call.end(
+            ev.CallFailed(call_id=call.call_id, status=status, reason=reason, phrase=resp.reason)
+        )
 
     def _follow_redirect(self, call: Call, resp: SipResponse, now: float) -> list[ev.Event] | None:
         """§8.1.3.4: try the Contacts of a 3xx, in q order, never twice, at most MAX_REDIRECTS."""
@@ -245,6 +251,7 @@ class InviteClient:
                         call_id=call.call_id,
                         status=resp.status,
                         reason=f"{resp.status} {resp.reason} (gave up after {MAX_REDIRECTS} redirects)",
+                        phrase=resp.reason,
                     ),
                 )
             if call.account.outbound is not None:
@@ -269,7 +276,10 @@ class InviteClient:
             call.apply(CallInput.RECV_FAILURE)
             return call.end(
                 ev.CallFailed(
-                    call_id=call.call_id, status=482, reason="redirect loop (482 Loop Detected)"
+                    call_id=call.call_id,
+                    status=482,
+                    reason="redirect loop (482 Loop Detected)",
+                    phrase="Loop Detected",
                 ),
             )
         return None

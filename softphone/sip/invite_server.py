@@ -68,7 +68,12 @@ class InviteServer:
         call.apply(CallInput.REJECT)
         self._ctx.send_response(call.invite_server_tx, resp, now)
         return call.end(
-            ev.CallFailed(call_id=call.call_id, status=status, reason=explain(status, resp.reason))
+            ev.CallFailed(
+                call_id=call.call_id,
+                status=status,
+                reason=explain(status, resp.reason),
+                phrase=resp.reason,
+            )
         )
 
     def cancelled(self, call: Call, now: float) -> list[ev.Event]:
@@ -82,7 +87,14 @@ class InviteServer:
         )
         call.apply(CallInput.RECV_CANCEL)
         call.forget_dialog()
-        return call.end(ev.CallFailed(call_id=call.call_id, status=487, reason="caller cancelled"))
+        return call.end(
+            ev.CallFailed(
+                call_id=call.call_id,
+                status=487,
+                reason="caller cancelled",
+                phrase="Request Terminated",
+            )
+        )
 
     def _on_invite(self, req: SipRequest, tx: ServerTransaction, now: float) -> list[ev.Event]:
         ctx = self._ctx
@@ -118,6 +130,7 @@ class InviteServer:
                 call_id=call.call_id,
                 account=acct.name,
                 remote=str(req.from_.without_param("tag")),
+                remote_uri=str(req.from_.uri),
                 remote_display=req.from_.display_name,
                 request_uri=str(req.uri),
                 sdp=req.body if req.body else None,
@@ -145,5 +158,9 @@ class InviteServer:
             )
         if isinstance(item, TransportFailed) and call.state is CallState.INCOMING:
             call.apply(CallInput.REJECT)
-            return call.end(ev.CallFailed(call_id=call.call_id, status=503, reason=item.reason))
+            return call.end(
+                ev.CallFailed(
+                    call_id=call.call_id, status=503, reason=item.reason, no_response=True
+                )
+            )
         return []

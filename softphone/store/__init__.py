@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from softphone.store.contacts import Contact, ContactError, Contacts, normalise_uri
 from softphone.store.db import Database, Recovered, StoreError, default_db_path
-from softphone.store.history import CallRecord, CallResult, Direction, History, call_result
+from softphone.store.history import (
+    INTERRUPTED_REASON,
+    CallRecord,
+    CallResult,
+    Direction,
+    History,
+    call_result,
+)
+from softphone.store.uris import Party, match_keys, parse_party
 from softphone.store.vcard import VCardProblem, parse_vcards, read_vcard
 
 __all__ = [
+    "INTERRUPTED_REASON",
     "CallRecord",
     "CallResult",
     "Contact",
@@ -17,12 +26,15 @@ __all__ = [
     "Database",
     "Direction",
     "History",
+    "Party",
     "Recovered",
     "StoreError",
     "VCardProblem",
     "call_result",
     "default_db_path",
+    "match_keys",
     "normalise_uri",
+    "parse_party",
     "parse_vcards",
     "read_vcard",
 ]

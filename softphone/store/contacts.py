@@ -2,31 +2,37 @@
 
 Every URI is validated and normalised on the way in (:func:`normalise_uri`): ``sip:``, ``sips:``
 and ``tel:`` URIs are parsed (RFC 3261 §19.1, RFC 3966) and written back in canonical form; a
-bare ``user@host`` becomes ``sip:user@host``. Each stored URI carries a match key so that
-:meth:`Contacts.find_by_uri` can name the caller of an incoming call in one indexed look-up.
+bare ``user@host`` becomes ``sip:user@host``. Each stored URI carries a match key (uris.py: user
+and host, or a telephone number's digits) so that :meth:`Contacts.find_by_uri` can name the
+caller of an incoming call, or the callee of a number dialled, in one indexed look-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import ipaddress
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from softphone.sip.errors import ParseError
-from softphone.sip.uri import SipUri, TelUri, parse_uri
-from softphone.store.db import Database, StoreError, like_pattern
+from softphone.sip.uri import SipUri, parse_uri
+from softphone.store.db import Database, like_pattern
+from softphone.store.errors import ContactError
+from softphone.store.uris import match_keys, normalise_uri, uri_match_key
 
-_TEL_SEPARATORS: Final = frozenset("-.() ")
+__all__ = [
+    "RTSP_SCHEMES",
+    "Contact",
+    "ContactError",
+    "Contacts",
+    "normalise_uri",
+    "uri_match_key",
+    "validate_contact",
+]
+
 RTSP_SCHEMES: Final = ("rtsp", "rtsps")
-
-
-class ContactError(StoreError):
-    """A contact failed validation, or the one asked for does not exist."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,50 +48,6 @@ class Contact:
     @property
     def primary_uri(self) -> str:
         return self.uris[0]
-
-
-def normalise_uri(text: str) -> str:
-    """A contact URI in canonical form, or ContactError saying what is wrong with it."""
-    text = text.strip()
-    if not text:
-        raise ContactError("a URI is empty")
-    scheme, colon, _ = text.partition(":")
-    scheme = scheme.lower() if colon else ""
-    if scheme not in ("sip", "sips", "tel"):
-        if "@" in text and "/" not in text and not text.startswith("@"):
-            text = "sip:" + text  # bare user@host (a colon after "@" is a port)
-        else:
-            raise ContactError(
-                f"{text!r} is not a SIP address: use sip:user@host, sips:, tel:+number or user@host"
-            )
-    try:
-        uri = parse_uri(text)
-    except ParseError as exc:
-        raise ContactError(f"{text!r} is not a valid URI: {exc}") from exc
-    if isinstance(uri, SipUri) and uri.headers:
-        raise ContactError(f"{text!r}: a contact URI cannot carry headers (?…)")
-    return str(uri)
-
-
-def _host_key(host: str) -> str:
-    if ":" in host:
-        try:
-            return ipaddress.IPv6Address(host).compressed
-        except ValueError:
-            pass
-    return host.lower().rstrip(".")
-
-
-def uri_match_key(uri: str) -> str:
-    """What :meth:`Contacts.find_by_uri` compares: user and host of a SIP URI, scheme (sip/sips),
-    parameters and port left out; the user part stays case-sensitive and the host does not
-    (RFC 3261 §19.1.4). tel: numbers compare without visual separators (RFC 3966 §4)."""
-    parsed = parse_uri(uri)
-    if isinstance(parsed, SipUri):
-        return f"{parsed.user or ''}@{_host_key(parsed.host)}"
-    if isinstance(parsed, TelUri):
-        return "tel:" + "".join(c for c in parsed.number if c not in _TEL_SEPARATORS).lower()
-    return str(parsed)
 
 
 def _port(uri: str) -> int | None:
@@ -228,23 +190,30 @@ class Contacts:
         return found[:limit]
 
     def find_by_uri(self, uri: str) -> Contact | None:
-        """The contact owning ``uri``, ignoring scheme (sip/sips), URI parameters, the host's case
-        and a port given on one side only; the user part is compared exactly (RFC 3261 §19.1.4).
-        A bare ``user@host`` is accepted; anything unparseable matches nothing."""
+        """The contact owning ``uri``: a URI (never a header's text), compared as uris.py says.
+
+        SIP URIs compare by user and host, ignoring scheme (sip/sips), URI parameters, the
+        host's case and a port given on one side only; the user part is compared exactly (RFC
+        3261 §19.1.4). Telephone numbers compare by their digits, in whichever spelling (``tel:``,
+        ``user=phone``, separators, ``+`` or ``00``). A bare ``user@host`` is accepted; anything
+        unparseable matches nothing."""
         try:
             wanted = normalise_uri(uri)
         except ContactError:
             return None
-        key, port = uri_match_key(wanted), _port(wanted)
+        keys, port = match_keys(wanted), _port(wanted)
         with self._db.read() as conn:
             rows = conn.execute(
-                "SELECT contact_id, uri FROM contact_uris WHERE match_key = ? "
-                "ORDER BY contact_id, position",
-                (key,),
+                f"SELECT contact_id, uri, match_key FROM contact_uris WHERE match_key IN "
+                f"({', '.join('?' * len(keys))}) ORDER BY contact_id, position",
+                keys,
             ).fetchall()
-            for contact_id, stored in rows:
+            # The best key first (a number's digits before its SIP user), then contact order.
+            rows.sort(key=lambda row: keys.index(str(row[2])))
+            for contact_id, stored, key in rows:
                 theirs = _port(str(stored))
-                if port is None or theirs is None or port == theirs:
+                numbers = str(key).startswith("tel:")  # a number's gateway port says nothing
+                if numbers or port is None or theirs is None or port == theirs:
                     return _load(conn, "WHERE c.id = ?", (int(contact_id),))[0]
         return None
 

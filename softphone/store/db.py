@@ -4,18 +4,20 @@ The file lives at ``<XDG data dir>/softphone/softphone.db`` (:func:`default_db_p
 path is given. Opening it:
 
 - creates the directory (0700) and file (0600) when missing, turns on WAL journaling, foreign
-  keys and a busy timeout, then applies the forward-only :data:`MIGRATIONS` not yet recorded in
-  the ``schema_version`` table, each in its own transaction;
+  keys and a busy timeout, then applies the forward-only migrations (schema.py) not yet recorded
+  in the ``schema_version`` table, each in its own transaction;
+- marks the file as in use by this process (liveness.py: :attr:`Database.live`), so that calls
+  another process left in progress can be told from calls of a process that died;
 - moves a corrupt file aside to ``softphone.db.corrupt-<UTC timestamp>`` (with its ``-wal`` and
   ``-shm`` companions) and starts a new one. Nothing is ever deleted; :attr:`Database.recovered`
   says what happened so the UI can tell the user;
 - raises :class:`StoreError` with a readable message for everything else (a schema newer than
   this program, a SQLite file that is not ours, permissions, a lock held too long).
 
-Errors::
+Errors (errors.py)::
 
     StoreError              the store cannot do what was asked; the message says why
-    └── ContactError        (contacts.py) a contact failed validation
+    └── ContactError        a contact failed validation
 
 Threading: one connection (``check_same_thread=False``) guarded by a lock, so the synchronous
 methods may be called from any thread and the ``*_async`` wrappers run them in
@@ -37,6 +39,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from softphone.store.errors import StoreError
+from softphone.store.liveness import LiveMark
+from softphone.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Database",
+    "Migration",
+    "Recovered",
+    "StoreError",
+    "casefold_sql",
+    "default_db_path",
+    "like_pattern",
+    "sort_key_sql",
+]
+
 logger = logging.getLogger(__name__)
 
 DB_FILENAME: Final = "softphone.db"
@@ -44,62 +63,6 @@ BUSY_TIMEOUT_MS: Final = 5000
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked; the message is meant for a person."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Migration:
-    """One forward-only schema step; ``statements`` run in order inside one transaction."""
-
-    version: int
-    description: str
-    statements: tuple[str, ...]
-
-
-# Forward-only: never edit a shipped entry, append a new one.
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        version=1,
-        description="call history and contacts",
-        statements=(
-            """CREATE TABLE calls (
-                id INTEGER PRIMARY KEY,
-                started_at TEXT NOT NULL,
-                direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
-                remote_uri TEXT NOT NULL,
-                remote_name TEXT,
-                account TEXT NOT NULL,
-                duration_s REAL NOT NULL DEFAULT 0,
-                result TEXT NOT NULL,
-                reason TEXT NOT NULL DEFAULT '',
-                recording_path TEXT
-            )""",
-            "CREATE INDEX calls_started_at ON calls (started_at DESC, id DESC)",
-            """CREATE TABLE contacts (
-                id INTEGER PRIMARY KEY,
-                name TEXT NOT NULL,
-                favourite INTEGER NOT NULL DEFAULT 0
-            )""",
-            """CREATE TABLE contact_uris (
-                contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
-                position INTEGER NOT NULL,
-                uri TEXT NOT NULL,
-                match_key TEXT NOT NULL,
-                PRIMARY KEY (contact_id, position)
-            )""",
-            "CREATE INDEX contact_uris_match_key ON contact_uris (match_key)",
-        ),
-    ),
-    Migration(
-        version=2,
-        description="contacts carry an RTSP URL (door stations, cameras)",
-        statements=("ALTER TABLE contacts ADD COLUMN rtsp_url TEXT",),
-    ),
-)
-SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,11 +112,18 @@ class _Corrupt(Exception):
 class Database:
     """An open softphone database. Build with :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, recovered: Recovered | None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        recovered: Recovered | None,
+        live: LiveMark | None = None,
+    ) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.Lock()
         self.path = path
         self.recovered = recovered
+        self.live = live if live is not None else LiveMark.take(path)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -226,11 +196,16 @@ class Database:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read {self.path}: {exc}") from exc
 
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                self.live.release()
 
     async def close_async(self) -> None:
         await asyncio.to_thread(self.close)
@@ -330,6 +305,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 continue
             for statement in migration.statements:
                 conn.execute(statement)
+            if migration.apply is not None:
+                migration.apply(conn)
             conn.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.description, _utcnow().isoformat()),

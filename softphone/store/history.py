@@ -1,4 +1,14 @@
-"""Call history: one :class:`CallRecord` per finished call, newest first, bounded in size.
+"""Call history: one :class:`CallRecord` per call, newest first, bounded in size.
+
+A call is written when it starts (:meth:`History.start`: result ``in_progress``, owned by this
+process's mark, see liveness.py) and completed when it ends (:meth:`History.finish`), so a call
+survives the program dying in the middle of it: the next start finds the row of a dead owner and
+marks it ``interrupted`` (:meth:`History.interrupt_orphans`). A finished call can also be added
+in one go (:meth:`History.add`).
+
+The remote party is kept as a URI and a display name apart (``remote_uri``, ``remote_name``).
+``remote_uri`` is None only for rows kept from older versions whose address could not be read;
+their text is the name, and nothing offers to call them back.
 
 Times are stored as UTC ISO 8601 text with a fixed width, so text order is time order. The
 table keeps the newest :data:`MAX_RECORDS` calls; adding one more prunes the oldest in the same
@@ -13,17 +23,30 @@ import builtins
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final, Literal, get_args
 
+from softphone.sip.errors import ParseError
+from softphone.sip.uri import SipUri, TelUri, parse_uri
 from softphone.store.db import Database, StoreError, like_pattern
 
 Direction = Literal["in", "out"]
-CallResult = Literal["answered", "missed", "rejected", "failed", "busy", "cancelled"]
+CallResult = Literal[
+    "answered",
+    "missed",
+    "rejected",
+    "failed",
+    "busy",
+    "cancelled",
+    "in_progress",  # the call has not ended yet
+    "interrupted",  # the program ended (was killed, crashed) before the call did
+]
 DIRECTIONS: Final = frozenset(get_args(Direction))
 CALL_RESULTS: Final = frozenset(get_args(CallResult))
 _RESULT_BY_NAME: Final[dict[str, CallResult]] = {name: name for name in get_args(CallResult)}
 MAX_RECORDS: Final = 10_000
 
+INTERRUPTED_REASON: Final = "softphone ended during the call"
 _COLUMNS: Final = (
     "id, started_at, direction, remote_uri, remote_name, account, duration_s, result, reason, "
     "recording_path"
@@ -32,12 +55,13 @@ _COLUMNS: Final = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallRecord:
-    """One call. ``id`` is None until :meth:`History.add` stores it; ``started_at`` is aware."""
+    """One call. ``id`` is None until :meth:`History.add` stores it; ``started_at`` is aware.
+    ``remote_uri`` is the address to call back (None: an old row with no readable address)."""
 
     id: int | None = None
     started_at: datetime
     direction: Direction
-    remote_uri: str
+    remote_uri: str | None
     remote_name: str | None = None
     account: str
     duration_s: float = 0.0
@@ -75,8 +99,18 @@ def _validate(record: CallRecord) -> None:
         raise StoreError(f"direction must be 'in' or 'out', not {record.direction!r}")
     if record.result not in CALL_RESULTS:
         raise StoreError(f"unknown call result {record.result!r} (one of {sorted(CALL_RESULTS)})")
-    if not record.remote_uri:
-        raise StoreError("a call record needs the remote URI")
+    if record.remote_uri is not None:
+        try:
+            uri = parse_uri(record.remote_uri)
+        except ParseError as exc:
+            raise StoreError(
+                f"the remote party {record.remote_uri!r} is not a URI (give the display name "
+                f"apart): {exc}"
+            ) from exc
+        if not isinstance(uri, SipUri | TelUri):
+            raise StoreError(f"the remote party {record.remote_uri!r} is not a SIP or tel URI")
+    elif not record.remote_name:
+        raise StoreError("a call record needs the remote URI or at least a name")
     if record.duration_s < 0:
         raise StoreError(f"negative call duration {record.duration_s}")
 
@@ -87,7 +121,7 @@ def _from_row(row: sqlite3.Row | tuple[object, ...]) -> CallRecord:
         id=int(str(id_)),
         started_at=datetime.fromisoformat(str(started)),
         direction="in" if direction == "in" else "out",
-        remote_uri=str(uri),
+        remote_uri=None if uri is None else str(uri),
         remote_name=None if name is None else str(name),
         account=str(account),
         duration_s=float(str(duration)),
@@ -108,11 +142,76 @@ class History:
 
     def add(self, record: CallRecord) -> CallRecord:
         """Store ``record`` (its id is ignored) and prune beyond :attr:`max_records`."""
+        return self._insert(record, owner=None)
+
+    def start(self, record: CallRecord) -> CallRecord:
+        """Store a call that has just begun: its result is ``in_progress`` (whatever ``record``
+        says) until :meth:`finish`; this process owns it meanwhile."""
+        return self._insert(replace(record, result="in_progress"), owner=self._db.live.token)
+
+    def finish(
+        self,
+        record_id: int,
+        *,
+        result: CallResult,
+        duration_s: float,
+        reason: str = "",
+        recording_path: str | None = None,
+    ) -> CallRecord | None:
+        """Complete the call :meth:`start` stored; None when it is gone (deleted meanwhile)."""
+        if result not in CALL_RESULTS or result == "in_progress":
+            raise StoreError(f"a call cannot finish as {result!r}")
+        if duration_s < 0:
+            raise StoreError(f"negative call duration {duration_s}")
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE calls SET result = ?, duration_s = ?, reason = ?, recording_path = ?, "
+                "owner = NULL WHERE id = ?",
+                (result, float(duration_s), reason, recording_path, record_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM calls WHERE id = ?", (record_id,)
+            ).fetchone()
+        return None if row is None else _from_row(row)
+
+    def interrupt_orphans(self) -> int:
+        """Mark ``interrupted`` every call still in progress whose process has ended (killed,
+        crashed); returns how many. Calls of processes still running are left alone."""
+        with self._db.read() as conn:
+            owners = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT owner FROM calls WHERE result = 'in_progress'"
+                )
+            ]
+        dead = [o for o in owners if o is None or not self._db.live.owner_alive(str(o))]
+        return self._interrupt(dead)
+
+    def interrupt_own(self) -> int:
+        """Mark ``interrupted`` this process's calls still in progress (it is closing the
+        history while they are on, so nothing will finish them); returns how many."""
+        return self._interrupt([self._db.live.token])
+
+    def _interrupt(self, owners: builtins.list[str | None]) -> int:
+        if not owners:
+            return 0
+        changed = 0
+        with self._db.transaction() as conn:
+            for owner in owners:
+                changed += conn.execute(
+                    "UPDATE calls SET result = 'interrupted', reason = ?, owner = NULL "
+                    "WHERE result = 'in_progress' AND owner IS ?",
+                    (INTERRUPTED_REASON, owner),
+                ).rowcount
+        return changed
+
+    def _insert(self, record: CallRecord, *, owner: str | None) -> CallRecord:
         _validate(record)
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO calls (started_at, direction, remote_uri, remote_name, account, "
-                "duration_s, result, reason, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "duration_s, result, reason, recording_path, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _to_text(record.started_at),
                     record.direction,
@@ -123,6 +222,7 @@ class History:
                     record.result,
                     record.reason,
                     record.recording_path,
+                    owner,
                 ),
             )
             new_id = cursor.lastrowid
@@ -181,6 +281,29 @@ class History:
 
     async def add_async(self, record: CallRecord) -> CallRecord:
         return await asyncio.to_thread(self.add, record)
+
+    async def start_async(self, record: CallRecord) -> CallRecord:
+        return await asyncio.to_thread(self.start, record)
+
+    async def finish_async(
+        self,
+        record_id: int,
+        *,
+        result: CallResult,
+        duration_s: float,
+        reason: str = "",
+        recording_path: str | None = None,
+    ) -> CallRecord | None:
+        return await asyncio.to_thread(
+            partial(
+                self.finish,
+                record_id,
+                result=result,
+                duration_s=duration_s,
+                reason=reason,
+                recording_path=recording_path,
+            )
+        )
 
     async def list_async(self, limit: int = 100, offset: int = 0) -> builtins.list[CallRecord]:
         return await asyncio.to_thread(self.list, limit, offset)

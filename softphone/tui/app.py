@@ -85,6 +85,7 @@ class SoftphoneApp(App[None]):
                 await self.phone.stop()
             except (PhoneError, OSError):
                 pass  # leaving anyway
+            await self.main.settle_history()  # the calls just hung up, into the history
         self.exit()
 
 

@@ -36,8 +36,8 @@ Fixtures:
 - ``kamailio_factory`` (function): ``kamailio_factory(tls_cert="expired" | "wrong_name" | "good")``
   starts another, independent Kamailio (fresh ports) serving that TLS certificate.
 - ``baresip_factory`` (function): ``baresip_factory(user="bob", transport="udp", register=True,
-  auto_answer=False, audio="tone", record=False, kamailio=None) -> lab.Baresip``, registered (when
-  ``register``) before it returns. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
+  auto_answer=False, audio="tone", record=False, kamailio=None, display_name=None) -> lab.Baresip``,
+  registered (when ``register``) before it returns; ``display_name`` goes into its From. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
@@ -143,6 +143,7 @@ def baresip_factory(
         record: bool = False,
         kamailio: lab.Kamailio = kamailio,
         extra_config: str = "",
+        display_name: str | None = None,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{user}"),
@@ -154,6 +155,7 @@ def baresip_factory(
             audio=audio,
             record=record,
             extra_config=extra_config,
+            display_name=display_name,
         )
         started.append(phone)
         with peers_required():

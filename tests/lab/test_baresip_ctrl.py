@@ -7,10 +7,11 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from softphone.lab.baresip import BaresipCtrl, NetstringDecoder, netstring
+from softphone.lab.baresip import Baresip, BaresipCtrl, NetstringDecoder, netstring
 from softphone.lab.process import HOST, LabError
 
 STEP_S = 5.0
@@ -151,3 +152,11 @@ def test_malformed_output_ends_the_connection_instead_of_hanging_a_wait(
     server.connection().sendall(b"not a netstring")
     with pytest.raises(LabError, match="closed while waiting"):
         client.wait_event("CALL_INCOMING", 30.0)
+
+
+def test_a_display_name_goes_before_the_accounts_address(tmp_path: Path) -> None:
+    named = Baresip(tmp_path, user="bob", display_name="Bob Baresip")
+    assert named.account_line().startswith('"Bob Baresip" <sip:bob@127.0.0.1;transport=udp>;')
+    assert Baresip(tmp_path, user="bob").account_line().startswith("<sip:bob@")
+    with pytest.raises(LabError, match="display name"):
+        Baresip(tmp_path, display_name='say "hi"')

@@ -206,7 +206,13 @@ async def test_dial_failure_on_demand_ends_with_the_status() -> None:
     events = phone.settle()
     assert states(events) == ["ringing", "ended"]
     assert events[-1] == pe.CallEnded(
-        call_id=call_id, status=486, reason="486 Busy Here (busy)", duration_s=0.0, answered=False
+        call_id=call_id,
+        status=486,
+        reason="486 Busy Here (busy)",
+        phrase="Busy Here",
+        outcome="busy",
+        duration_s=0.0,
+        answered=False,
     )
     assert [c.state for c in phone.calls] == ["ended"]
 
@@ -238,29 +244,35 @@ async def test_incoming_answer_and_call_waiting_and_reject() -> None:
     phone = FakePhone()
     await phone.start()
     phone.drain()
-    first = phone.incoming("<sip:bob@example.test>", display_name="Bob")
+    first = phone.incoming("sip:bob@example.test", display_name="Bob")
     assert phone.drain() == [
         pe.IncomingCall(
             call_id=first,
             account="local",
-            remote="<sip:bob@example.test>",
+            remote="sip:bob@example.test",
             display_name="Bob",
             waiting=False,
         ),
         pe.CallStateChanged(
-            call_id=first, state="ringing", direction="incoming", remote="<sip:bob@example.test>"
+            call_id=first, state="ringing", direction="incoming", remote="sip:bob@example.test"
         ),
     ]
     await phone.answer(first)
     assert states(phone.settle()) == ["established"]
     with pytest.raises(PhoneError, match="not ringing"):
         await phone.answer(first)
-    second = phone.incoming("<sip:carol@example.test>")
+    second = phone.incoming("sip:carol@example.test")
     incoming = [e for e in phone.drain() if isinstance(e, pe.IncomingCall)]
     assert [e.waiting for e in incoming] == [True]
     await phone.reject(second)
     assert phone.drain()[-1] == pe.CallEnded(
-        call_id=second, status=486, reason="486 Busy Here (busy)", duration_s=0.0, answered=False
+        call_id=second,
+        status=486,
+        reason="486 Busy Here (busy)",
+        phrase="Busy Here",
+        outcome="rejected",
+        duration_s=0.0,
+        answered=False,
     )
     assert phone.made("reject") == [{"call_id": second, "status": 486}]
 
@@ -268,7 +280,7 @@ async def test_incoming_answer_and_call_waiting_and_reject() -> None:
 async def test_remote_cancel_of_a_ringing_call() -> None:
     phone = FakePhone()
     await phone.start()
-    call_id = phone.incoming("<sip:bob@example.test>")
+    call_id = phone.incoming("sip:bob@example.test")
     phone.remote_hangup(call_id)
     end = phone.drain()[-1]
     assert isinstance(end, pe.CallEnded) and (end.status, end.reason, end.answered) == (

@@ -87,6 +87,7 @@ def test_callee_rejects_busy(pair: tuple[Network, Peer, Peer]) -> None:
     net.flush()
     (failed,) = alice.of(ev.CallFailed)
     assert failed.call_id == call_id and failed.status == 486 and "busy" in failed.reason.lower()
+    assert (failed.phrase, failed.no_response) == ("Busy Here", False)
     # the non-2xx was ACKed by alice's transaction: bob stops retransmitting
     assert any(m.startswith(b"ACK ") for m in bob.received)
     net.run_until(40.0)
@@ -102,7 +103,7 @@ def test_cancel_before_answer(pair: tuple[Network, Peer, Peer]) -> None:
     alice.ua.hangup(call_id, net.now)
     net.flush()
     assert alice.of(ev.CallFailed) == [
-        ev.CallFailed(call_id=call_id, status=487, reason="cancelled")
+        ev.CallFailed(call_id=call_id, status=487, reason="cancelled", phrase="Request Terminated")
     ]
     assert bob.of(ev.CallFailed)[0].status == 487
     assert any(m.startswith(b"CANCEL ") for m in bob.received)
@@ -144,6 +145,7 @@ def test_invite_times_out_with_a_clear_reason() -> None:
     net.run_until(40.0)
     (failed,) = alice.of(ev.CallFailed)
     assert failed.call_id == call_id and failed.status == 408
+    assert failed.no_response and failed.phrase == ""  # no 408 came: Timer B fired
     assert "127.0.0.9:5060" in failed.reason
     assert (
         len([d for d, _ in net.undeliverable if d.startswith(b"INVITE")]) == 7
@@ -660,3 +662,16 @@ def test_every_registration_state_input_pair_transitions_or_raises() -> None:
         else:
             with pytest.raises(LocalProtocolError):
                 reg.apply(inp)
+
+
+def test_incoming_call_hands_over_the_callers_uri_apart_from_the_display_name() -> None:
+    """What a caller sends in From (a display name, the tag) stays out of the URI to call back."""
+    alice = make_peer("alice", "127.0.0.1", seed=1, display_name="Liddell, Alice")
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    net = Network(alice, bob)
+    alice.ua.invite(None, SipUri(user="bob", host="127.0.0.2"), sdp=OFFER, now=0.0)
+    net.flush()
+    (incoming,) = bob.of(ev.IncomingCall)
+    assert incoming.remote_uri == "sip:alice@127.0.0.1:5060"
+    assert incoming.remote_display == "Liddell, Alice"
+    assert incoming.remote == '"Liddell, Alice" <sip:alice@127.0.0.1:5060>'

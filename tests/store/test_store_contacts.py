@@ -199,3 +199,62 @@ async def test_async_wrappers_from_two_tasks(db: Database) -> None:
     assert renamed.name == "B seven"
     assert await contacts.delete_async(found.id) is True
     assert len(await contacts.add_many_async([person("c", "sip:c@x")])) == 1
+
+
+# Who calls (or is called) as a URI, and the contact it must find. The book below holds each
+# contact's URI in one spelling; the caller uses another.
+MATCH_BOOK = {
+    "Bob": "sip:bob@lab.test",
+    "Desk 1002": "sip:1002@pbx.lab.test",
+    "Mum": "tel:+49 30 1234-5678",
+    "Office": "sip:+441632960000@gw.example.com;user=phone",
+    "Pizza": "tel:0301234",
+}
+MATCHES = [
+    # SIP users: user exact, host any case, scheme, port on one side and parameters ignored
+    ("sip:bob@LAB.test;transport=tcp", "Bob"),
+    ("sips:bob@lab.test:5061", "Bob"),
+    ("sip:Bob@lab.test", None),
+    ("sip:bob@elsewhere.test", None),
+    ("sip:1002@pbx.lab.test", "Desk 1002"),
+    ("sip:1002@pbx.lab.test;user=phone", "Desk 1002"),  # a number first, its SIP user second
+    ("sip:1002@other.test", None),  # an extension is nothing without its PBX
+    # telephone numbers: digits compare, whatever the spelling and the gateway
+    ("tel:+493012345678", "Mum"),
+    ("tel:+49-30-1234-5678", "Mum"),
+    ("tel:+49(30)12345678", "Mum"),
+    ("sip:+493012345678@gw.example.com;user=phone", "Mum"),
+    ("sip:+493012345678@127.0.0.1", "Mum"),
+    ("sip:00493012345678@pbx.lab.test", "Mum"),  # 00 is the international prefix
+    ("tel:+44 1632 960000", "Office"),
+    ("sip:00441632960000@other-gw.example.com", "Office"),
+    ("sip:0301234@pbx.lab.test", "Pizza"),  # an outgoing call to a number the dial bar made
+    ("tel:030-1234", "Pizza"),
+    ("tel:+4930123", None),
+    # what is not a URI finds nothing: header text never reaches this look-up
+    ('"Bob" <sip:bob@lab.test>', None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("uri", "name"), MATCHES, ids=[m[0] or "empty" for m in MATCHES])
+def test_find_by_uri_matches_the_user_and_host_or_the_numbers_digits(
+    db: Database, uri: str, name: str | None
+) -> None:
+    contacts = Contacts(db)
+    for who, where in MATCH_BOOK.items():
+        contacts.add(person(who, where))
+    found = contacts.find_by_uri(uri)
+    assert (found.name if found else None) == name
+
+
+def test_a_number_and_a_sip_user_sharing_digits_prefer_the_number_for_a_phone_uri(
+    db: Database,
+) -> None:
+    contacts = Contacts(db)
+    contacts.add(person("Extension", "sip:1002@pbx.lab.test"))
+    contacts.add(person("Short number", "tel:1002"))
+    by_number = contacts.find_by_uri("sip:1002@pbx.lab.test;user=phone")
+    by_user = contacts.find_by_uri("sip:1002@pbx.lab.test")
+    assert by_number is not None and by_number.name == "Short number"
+    assert by_user is not None and by_user.name == "Extension"

@@ -234,3 +234,100 @@ def test_store_imports_no_ui_or_media() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == ""
+
+
+# Version 2 as it shipped, with the rows earlier softphones really wrote: the remote party as
+# header text. An incoming call from baresip was stored as the From name-addr with its ">" cut
+# off (the text went through .strip("<>")), a quoted display name likewise, an outgoing call as
+# a bare URI; plus text that holds no address at all.
+V2_ROWS = [
+    # (id, remote_uri as stored, remote_name as stored)
+    (1, "bob <sip:bob@lab.test", "bob"),
+    (2, '"Bob Baresip" <sip:bob@lab.test', "Bob Baresip"),
+    (3, '"Liddell, Alice" <sip:alice@example.com;transport=tcp>', None),
+    (4, "sip:1002@lab.test;user=phone", None),
+    (5, "sip:carol@lab.test", None),
+    (6, "tel:+49-30-123", None),
+    (7, "%%% not an address", None),
+    (8, "door station", "Door"),
+]
+V2_EXPECTED = {
+    # id: (remote_uri, remote_name) after the migration
+    1: ("sip:bob@lab.test", "bob"),
+    2: ("sip:bob@lab.test", "Bob Baresip"),
+    3: ("sip:alice@example.com;transport=tcp", "Liddell, Alice"),
+    4: ("sip:1002@lab.test;user=phone", None),
+    5: ("sip:carol@lab.test", None),
+    6: ("tel:+49-30-123", None),
+    7: (None, "%%% not an address"),  # no address: the text is the name, nothing to redial
+    8: (None, "Door (door station)"),
+}
+
+
+def make_v2(path: Path) -> None:
+    make_v1(path)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE contacts ADD COLUMN rtsp_url TEXT")
+    conn.execute("INSERT INTO schema_version VALUES (2, 'rtsp', '2024-02-01T00:00:00+00:00')")
+    conn.execute("DELETE FROM calls")
+    for n, remote, name in V2_ROWS:
+        conn.execute(
+            "INSERT INTO calls VALUES (?, ?, 'in', ?, ?, 'alice', 3.5, 'answered', 'BYE', NULL)",
+            (n, f"2024-01-0{n}T03:04:05.000000+00:00", remote, name),
+        )
+    # A number stored before numbers matched by their digits: its key was user@host.
+    conn.execute("INSERT INTO contacts VALUES (8, 'Office', 0, NULL)")
+    conn.execute(
+        "INSERT INTO contact_uris VALUES (8, 0, 'sip:+4930123@gw.example.com;user=phone', "
+        "'+4930123@gw.example.com')"
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_v2_history_is_migrated_to_name_and_uri_apart_keeping_every_row(tmp_path: Path) -> None:
+    from softphone.phone.target import normalize_target
+    from softphone.sip.uri import SipUri
+
+    path = tmp_path / "softphone.db"
+    make_v2(path)
+    with Database.open(path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        calls = {c.id: c for c in History(db).list()}
+        assert {n: (c.remote_uri, c.remote_name) for n, c in calls.items()} == V2_EXPECTED
+        for call in calls.values():  # the rest of each row is as it was
+            assert (call.direction, call.account, call.duration_s, call.result, call.reason) == (
+                "in",
+                "alice",
+                3.5,
+                "answered",
+                "BYE",
+            )
+        aor = SipUri.parse("sip:me@lab.test")
+        for call in calls.values():
+            if call.remote_uri is not None:  # each address can be dialled as it is
+                assert normalize_target(call.remote_uri, aor)
+        # numbers are found by their digits now, whatever spelling the caller uses
+        office = Contacts(db).find_by_uri("tel:+49 30 123")
+        assert office is not None and office.name == "Office"
+
+
+def test_migration_that_fails_leaves_the_old_database_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softphone.store import schema
+
+    path = tmp_path / "softphone.db"
+    make_v2(path)
+
+    def broken(conn: sqlite3.Connection) -> None:
+        raise StoreError("the disk fell off")
+
+    monkeypatch.setattr(schema, "_rekey_contact_uris", broken)
+    with pytest.raises(StoreError, match="the disk fell off"):
+        Database.open(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+    stored = conn.execute("SELECT id, remote_uri, remote_name FROM calls ORDER BY id").fetchall()
+    conn.close()
+    assert stored == V2_ROWS

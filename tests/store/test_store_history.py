@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from softphone.store.db import Database, StoreError
-from softphone.store.history import CallRecord, History, call_result
+from softphone.store.history import INTERRUPTED_REASON, CallRecord, History, call_result
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -140,7 +144,11 @@ def test_default_bound_is_ten_thousand(db: Database) -> None:
         ({"started_at": datetime(2024, 1, 1)}, "aware datetime"),
         ({"direction": "sideways"}, "direction must be"),
         ({"result": "exploded"}, "unknown call result"),
-        ({"remote_uri": ""}, "remote URI"),
+        ({"remote_uri": ""}, "is not a URI"),
+        # header text is not a URI: the display name goes apart, in remote_name
+        ({"remote_uri": "bob <sip:bob@lab.test>"}, "is not a URI"),
+        ({"remote_uri": "http://example.com/"}, "not a SIP or tel URI"),
+        ({"remote_uri": None, "remote_name": None}, "remote URI or at least a name"),
         ({"duration_s": -1.0}, "negative"),
     ],
 )
@@ -218,3 +226,71 @@ async def test_two_connections_to_one_file_write_concurrently(tmp_path: Path) ->
         async with asyncio.timeout(30):
             await asyncio.gather(writer(one, "a"), writer(two, "b"))
         assert one.count() == two.count() == 60
+
+
+def test_a_call_is_stored_when_it_starts_and_completed_when_it_ends(db: Database) -> None:
+    history = History(db)
+    started = history.start(call(1, result="answered", duration_s=0.0))
+    assert started.id is not None and started.result == "in_progress"
+    assert history.get(started.id) == started
+    done = history.finish(
+        started.id, result="answered", duration_s=12.25, reason="BYE", recording_path="/r.wav"
+    )
+    assert done == replace(
+        started, result="answered", duration_s=12.25, reason="BYE", recording_path="/r.wav"
+    )
+    assert history.list() == [done]
+    with pytest.raises(StoreError, match="cannot finish as 'in_progress'"):
+        history.finish(started.id, result="in_progress", duration_s=0.0)
+    assert history.finish(started.id + 1, result="missed", duration_s=0.0) is None
+
+
+def test_calls_of_a_running_process_are_not_taken_for_interrupted(tmp_path: Path) -> None:
+    """Two softphones on one file: the second opening it leaves the first one's call alone."""
+    path = tmp_path / "shared.db"
+    with Database.open(path) as first, Database.open(path) as second:
+        ongoing = History(first).start(call(1))
+        assert History(second).interrupt_orphans() == 0
+        assert History(second).get(ongoing.id or 0) == ongoing
+        # Closing the history while the call is on: nothing can finish it any more.
+        assert History(first).interrupt_own() == 1
+        (row,) = History(second).list()
+        assert (row.result, row.reason) == ("interrupted", INTERRUPTED_REASON)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from softphone.store.db import Database
+from softphone.store.history import CallRecord, History
+
+db = Database.open(Path(sys.argv[1]))
+History(db).start(CallRecord(started_at=datetime.now(UTC), direction="in",
+                             remote_uri="sip:bob@lab.test", remote_name="Bob", account="alice",
+                             result="in_progress"))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_call_whose_process_was_killed_is_marked_interrupted_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "softphone.db"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], env=env, timeout=30, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with Database.open(path) as db:
+        history = History(db)
+        (row,) = history.list()
+        assert row.result == "in_progress"  # not lost: written before the kill
+        assert history.interrupt_orphans() == 1
+        (row,) = history.list()
+        assert (row.result, row.remote_uri, row.remote_name) == (
+            "interrupted",
+            "sip:bob@lab.test",
+            "Bob",
+        )
+        assert history.interrupt_orphans() == 0

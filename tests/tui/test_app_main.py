@@ -209,6 +209,16 @@ async def test_hold_resume_mute_record_and_dtmf_keys() -> None:
         await until(pilot, lambda: " rec" not in _rows(app), what="rec off")
         await pilot.press("1", "2", "asterisk", "number_sign")
         await until(pilot, lambda: phone.calls[0].dtmf_sent == "12*#", what="DTMF")
+        # Each digit shows as it goes out, with how it went (the far end's come as "received").
+        sent = [t for t in main(app).messages.texts if t.startswith("DTMF")]
+        await until(
+            pilot,
+            lambda: (
+                [t for t in main(app).messages.texts if t.startswith("DTMF")]
+                == [f"DTMF {d} sent (rtp)" for d in "12*#"]
+            ),
+            what=f"the digits in the messages (so far {sent})",
+        )
 
 
 async def test_digits_in_the_dial_bar_are_typed_not_sent_as_dtmf() -> None:
@@ -239,19 +249,47 @@ async def test_transfer_prompt_sends_the_target() -> None:
         )
 
 
-async def test_hangup_writes_a_history_row(tmp_path: Path) -> None:
+def results(book: Book) -> list[str]:
+    return [r.result for r in book.history.list()]
+
+
+async def test_a_call_is_in_the_history_while_on_and_completed_at_hangup(tmp_path: Path) -> None:
     book = Book.open(tmp_path / "t.db")
     phone = FakePhone()
     app, _ = build(phone, book=book)
     async with app.run_test(size=(100, 30)) as pilot:
         await established(pilot, app, phone)
+        await until(pilot, lambda: results(book) == ["in_progress"], what="row in progress")
         await pilot.press("h")
         await until(pilot, lambda: phone.made("hangup") != [], what="hangup")
         phone.settle()
-        await until(pilot, lambda: book.history.count() == 1, what="history row")
+        await until(pilot, lambda: results(book) == ["answered"], what="row completed")
         record = book.history.list()[0]
         assert record.remote_uri == "sip:bob@example.test" and record.direction == "out"
-        assert record.result == "answered"
+        assert record.duration_s == 1.0  # the fake's clock: answered at step 2, hung up at 3
+    book.close()
+
+
+async def test_quitting_during_a_call_completes_its_history_row(tmp_path: Path) -> None:
+    """q hangs up (phone.stop) and the app waits for the ended call to reach the history,
+    rather than leaving it to be marked interrupted."""
+    book = Book.open(tmp_path / "t.db")
+    phone = FakePhone()
+    app, _ = build(phone, book=book)
+    at_exit: list[list[str]] = []
+    leave = app.exit
+
+    def watched_exit(*args: Any, **kwargs: Any) -> None:
+        at_exit.append(results(book))
+        leave(*args, **kwargs)
+
+    app.exit = watched_exit  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await established(pilot, app, phone)
+        await until(pilot, lambda: results(book) == ["in_progress"], what="row in progress")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="the app to end")
+    assert at_exit[0] == ["answered"]  # written before the app began to leave
     book.close()
 
 
@@ -325,6 +363,20 @@ async def test_door_station_contact_opens_its_stream_on_incoming_call(tmp_path: 
         await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
         assert app.screen.caller == "Front door"  # type: ignore[attr-defined]
         assert [p.url for p in players] == ["rtsp://door.test/live"]
+    book.close()
+
+
+async def test_a_call_to_a_contacts_number_shows_the_contact(tmp_path: Path) -> None:
+    """The dial bar makes sip:<digits>@<domain> of a typed number; the contact holds it as a
+    tel: URI with separators. The calls list names the contact all the same."""
+    book = Book.open(tmp_path / "t.db")
+    book.contacts.add(Contact(name="Mum", uris=("tel:+49 30 1234-5678",)))
+    phone = FakePhone()
+    app, _ = build(phone, book=book)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"0049 30 12345678", "enter")
+        await until(pilot, lambda: phone.dialled == ["0049 30 12345678"], what="dial")
+        await until(pilot, lambda: "Mum" in _rows(app), what="the contact's name in the row")
     book.close()
 
 

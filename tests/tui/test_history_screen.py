@@ -32,7 +32,7 @@ def fixed_now() -> datetime:
     return NOW
 
 
-def record(minutes_ago: float, uri: str, **kw: Any) -> CallRecord:
+def record(minutes_ago: float, uri: str | None, **kw: Any) -> CallRecord:
     fields: dict[str, Any] = {
         "direction": "out",
         "account": "work",
@@ -136,6 +136,30 @@ async def test_enter_dismisses_with_the_uri(book: Book) -> None:
         await loaded(pilot, 4)
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.results == ["sip:alice@example.com"], what="dismissed")
+
+
+async def test_a_row_without_an_address_is_shown_but_never_dialled(book: Book) -> None:
+    """An old row whose text held no address (kept by the migration as a name only): Enter
+    says there is nothing to call instead of dialling garbage."""
+    book.history.add(record(5, None, remote_name="%%% not an address", direction="in"))
+    book.history.add(record(1, "sip:carol@example.com", direction="in", result="interrupted"))
+    app = Host(make(book))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await loaded(pilot, 2)
+        assert [str(screen.table.get_row_at(i)[2]) for i in range(2)] == [
+            "sip:carol@example.com",
+            "%%% not an address",
+        ]
+        assert str(screen.table.get_row_at(0)[4]) == "interrupted"
+        await pilot.press("down", "enter")
+        await until(
+            pilot,
+            lambda: any("no address" in n.message for n in app._notifications),
+            what="the notification",
+        )
+        assert app.results == [] and app.screen is screen
+        await pilot.press("up", "enter")
+        await until(pilot, lambda: app.results == ["sip:carol@example.com"], what="dismissed")
 
 
 async def test_escape_clears_search_then_dismisses_none(book: Book) -> None:

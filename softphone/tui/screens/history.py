@@ -46,6 +46,8 @@ _RESULT_COLOUR: Final[dict[str, str]] = {
     "busy": "text-warning",
     "failed": "text-warning",
     "cancelled": "foreground-darken-1",
+    "in_progress": "text-accent",
+    "interrupted": "text-warning",
 }
 _ARROW: Final[dict[str, str]] = {"in": "← in", "out": "→ out"}
 _CHROME: Final = 4  # the table's side margins and its vertical scrollbar
@@ -78,7 +80,7 @@ def _local_now() -> datetime:
 def _add_columns(table: DataTable[Cell], screen_width: int) -> None:
     """The columns, the remote party's taking what the fixed ones leave of the width."""
     fixed = (("When", "when", 16), ("Dir", "dir", 5))
-    tail = (("Length", "length", 7), ("Result", "result", 9), ("Rec", "rec", 3))
+    tail = (("Length", "length", 7), ("Result", "result", 11), ("Rec", "rec", 3))
     used = sum(w for *_, w in fixed + tail) + 2 * (len(fixed) + len(tail) + 1)
     for label, key, width in fixed:
         table.add_column(label, key=key, width=width)
@@ -157,7 +159,7 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
             _ARROW[row.direction],
             Text(self._who(row), no_wrap=True, overflow="ellipsis"),
             format_duration(row.duration_s) if answered else "",
-            Text(row.result, style=style),
+            Text(row.result.replace("_", " "), style=style),
             "●" if row.recording_path else "",
         )
 
@@ -169,7 +171,7 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
             found = await self.book.history.search_async(query, SEARCH_LIMIT)
         else:
             found = await self.book.history.list_async(self._page_size, offset)
-        await self._resolve_names(r.remote_uri for r in found)
+        await self._resolve_names(r.remote_uri for r in found if r.remote_uri is not None)
         return found
 
     async def _resolve_names(self, uris: Iterable[str]) -> None:
@@ -182,12 +184,18 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
             self._names[uri] = None if contact is None else contact.name
 
     def _who(self, record: CallRecord) -> str:
-        return self._names.get(record.remote_uri) or record.remote_name or record.remote_uri
+        """The contact's name, else the name the call brought, else the address."""
+        uri = record.remote_uri
+        contact = self._names.get(uri) if uri is not None else None
+        return contact or record.remote_name or uri or "unknown"
 
     def empty_text(self, query: str) -> str:
         return f"No calls match “{query}”" if query else "No calls yet"
 
     def chosen(self, row: CallRecord) -> str | None:
+        if row.remote_uri is None:
+            # A row kept from an older version whose text held no address: nothing to dial.
+            self.notify("This call has no address to call back.", severity="warning")
         return row.remote_uri
 
     def delete_question(self, row: CallRecord) -> str | None:

@@ -36,7 +36,8 @@ from textual.widgets import DataTable, Footer, Input
 from softphone.config import Config
 from softphone.phone import events as pe
 from softphone.phone.api import CallView, PhoneApi
-from softphone.phone.book import Book, StoreError, record_for
+from softphone.phone.book import Book, StoreError
+from softphone.phone.call_log import CallLog
 from softphone.phone.errors import PhoneError
 from softphone.phone.text import describe
 from softphone.tui.bridge import start_bridge
@@ -121,6 +122,7 @@ class MainScreen(Screen[None]):
         self.narrow = False
         self._levels_timer: Timer | None = None
         self._incoming: IncomingScreen | None = None
+        self.call_log: CallLog | None = None
 
     # ------------------------------------------------------------------ composition
     def compose(self) -> ComposeResult:
@@ -160,6 +162,12 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.dial_bar.focus()
+        if self.book is not None:
+            self.call_log = CallLog(
+                self.book.history,
+                mono=self.mono,
+                on_error=lambda text: self.tell(text, "warning"),
+            )
         start_bridge(self, self.phone)
         self.set_interval(1.0, self._tick, name="call-timers")
         self._levels_timer = self.set_interval(0.1, self._poll_levels, name="levels", pause=True)
@@ -216,6 +224,8 @@ class MainScreen(Screen[None]):
     @on(PhoneEventReceived)
     def _on_phone_event(self, message: PhoneEventReceived) -> None:
         event = message.event
+        if self.call_log is not None:
+            self.call_log.observe(event, self.phone.call)
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()
@@ -230,9 +240,10 @@ class MainScreen(Screen[None]):
             case pe.CallEnded(call_id=call_id):
                 self.notes.recording.discard(call_id)
                 self.notes.waiting.discard(call_id)
-                ok = event.answered or event.status in (200, 487)
+                # What we did (hung up, cancelled, rejected) or a missed call is a line; a call
+                # of ours that failed is a warning too.
+                ok = event.outcome in ("answered", "cancelled", "missed", "rejected")
                 self.tell(describe(event), "info" if ok else "warning", notify=not ok)
-                self._write_history(event)
                 self._refresh_calls()
             case pe.CallStats(call_id=call_id, stats=stats):
                 self.notes.quality.setdefault(call_id, QualityHistory()).add(stats)
@@ -300,7 +311,8 @@ class MainScreen(Screen[None]):
             self._refresh_calls()
             self.tell(f"call waiting: {caller} — select it and press a", "warning")
             return
-        self.tell(f"incoming call from {caller} ({event.remote})", notify=False)
+        who = caller if caller == event.remote else f"{caller} <{event.remote}>"
+        self.tell(f"incoming call from {who}", notify=False)
         modal = IncomingScreen(
             self.phone, event.call_id, caller=caller, uri=event.remote, account=event.account
         )
@@ -314,19 +326,6 @@ class MainScreen(Screen[None]):
             self._act(self.phone.answer(call_id), "answer")
         elif choice == "reject":
             self._act(self.phone.reject(call_id), "reject")
-
-    @work(group="history")
-    async def _write_history(self, ended: pe.CallEnded) -> None:
-        if self.book is None:
-            return
-        try:
-            call = self.phone.call(ended.call_id)
-        except PhoneError:
-            return
-        try:
-            await self.book.history.add_async(record_for(call, ended, now_mono=self.mono()))
-        except StoreError as exc:
-            self.tell(f"the call could not be written to the history: {exc}", "warning")
 
     # ------------------------------------------------------------------ calls list and quality
     def live_calls(self) -> list[CallView]:
@@ -552,7 +551,11 @@ class MainScreen(Screen[None]):
         if call is None or call.state not in AUDIO_STATES:
             return
         event.stop()
-        self._act(self.phone.send_dtmf(call.call_id, event.character), "DTMF")
+        self._act(self._send_dtmf(call.call_id, event.character), "DTMF")
+
+    async def _send_dtmf(self, call_id: str, digit: str) -> None:
+        method = await self.phone.send_dtmf(call_id, digit)
+        self.tell(f"DTMF {digit} sent ({method})")
 
     # ------------------------------------------------------------------ other screens
     def action_trace(self) -> None:
@@ -609,8 +612,15 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(help_sections()))
 
-    async def action_quit(self) -> None:
-        await cast(AppShell, self.app).action_quit()
+    def action_quit(self) -> None:
+        # A worker, not an await: while the app hangs up, this screen goes on taking the phone's
+        # events, so the calls that end reach the history before the app leaves.
+        self.run_worker(cast(AppShell, self.app).action_quit(), group="quit", exclusive=True)
+
+    async def settle_history(self, timeout_s: float = 2.0) -> None:
+        """Let the calls the phone just hung up reach the history (the app is quitting)."""
+        if self.call_log is not None and not await self.call_log.settle(timeout_s):
+            logger.warning("quitting before every call was written to the history")
 
     # ------------------------------------------------------------------ side pane
     @property

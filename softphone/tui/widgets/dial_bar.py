@@ -41,6 +41,8 @@ class BookSuggester(Suggester):
                         if form.casefold().startswith(needle):
                             return value + form[len(value) :]
             for record in await self.book.history.search_async(text, limit=5):
+                if record.remote_uri is None:
+                    continue  # an old row with no readable address
                 for form in (record.remote_uri, record.remote_uri.partition(":")[2]):
                     if form.casefold().startswith(needle):
                         return value + form[len(value) :]
