@@ -69,7 +69,9 @@ EXPECTED_MEMBERS = {
     "registrations",
     "silence",
     "levels",
-    "sip_trace",
+    "sip_flows",
+    "sip_flow",
+    "rtp_streams",
     "play_file",
     "stop_playback",
 }
@@ -607,7 +609,7 @@ async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace
     assert real_changes[1] == pe.RecordingChanged(call_id=call_id, path=str(path))
     assert fake_changes[1] == pe.RecordingChanged(call_id=fake_call, path=str(fake_path))
 
-    trace = caller.sip_trace(call_id)
+    trace = caller.sip_flow(call_id)
     lines = [
         (
             m.direction,
@@ -627,8 +629,8 @@ async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace
         isinstance(m, TracedMessage) and m.remote.startswith("udp:127.0.0.1:") for m in trace
     )
     assert all(m.local.startswith("udp:127.0.0.1:") for m in trace)
-    assert callee.sip_trace(incoming.call_id)[0].first_line.startswith("INVITE ")
-    assert caller.sip_trace("no-such-call") == []
+    assert callee.sip_flow(incoming.call_id)[0].first_line.startswith("INVITE ")
+    assert caller.sip_flow("no-such-call") == []
 
 
 async def test_play_file_plays_a_wav_and_stops(
@@ -697,7 +699,7 @@ async def test_threaded_phone_runs_the_phone_on_its_own_loop_and_thread() -> Non
         await phone.hangup(call_id)
         await until(phone, seen, lambda e: isinstance(e, pe.CallEnded))
         assert [c.state for c in phone.calls] == ["ended"]
-        assert any(m.first_line.startswith("BYE ") for m in phone.sip_trace(call_id))
+        assert any(m.first_line.startswith("BYE ") for m in phone.sip_flow(call_id))
     finally:
         await phone.stop()
         await callee.stop()

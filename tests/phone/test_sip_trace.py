@@ -64,9 +64,10 @@ def test_trace_is_bounded() -> None:
         )
     kept = trace.messages("one")
     assert len(kept) == tr.MAX_MESSAGES and f"CSeq: {tr.MAX_MESSAGES + 4} OPTIONS" in kept[-1].text
-    for n in range(tr.MAX_DIALOGS + 1):
+    for n in range(tr.MAX_OTHER_FLOWS):  # flows outside calls, like "one": it goes first
         trace.add("sent", f"BYE sip:a SIP/2.0\r\nCall-ID: c{n}\r\n\r\n".encode(), "l", "r")
-    assert trace.messages("one") == [] and trace.messages(f"c{tr.MAX_DIALOGS}") != []
+    assert trace.messages("one") == [] and trace.messages(f"c{tr.MAX_OTHER_FLOWS - 1}") != []
+    assert trace.messages("c0") != []
     big = b"MESSAGE sip:a SIP/2.0\r\nCall-ID: big\r\n\r\n" + b"x" * (tr.MAX_TEXT + 10)
     trace.add("received", big, "l", "r")
     assert trace.messages("big")[0].text.endswith("more characters not kept]")
