@@ -40,7 +40,8 @@ _NAMED: Final = frozenset(METHOD_FILTERS[1:-1])
 TIME_WIDTH: Final = 8  # HH:MM:SS
 METHOD_WIDTH: Final = 9  # SUBSCRIBE
 COUNT_WIDTH: Final = 4
-STATE_WIDTH: Final = 13  # "487 Request T…", "CALL SETUP"
+STATE_WIDTH: Final = 13  # "CALL SETUP", "487 Request T…"
+WIDE_STATE_WIDTH: Final = 24  # "405 Method Not Allowed", when there is room
 MIN_URI_WIDTH: Final = 10
 
 _STATE_STYLE: Final = {
@@ -83,22 +84,27 @@ def format_time(at: float, tz: tzinfo | None = None) -> str:
     return datetime.fromtimestamp(at, tz).strftime("%H:%M:%S")
 
 
-def uri_width(screen_width: int) -> int:
-    """The width of the From and To columns: what the fixed columns leave, shared."""
-    fixed = TIME_WIDTH + METHOD_WIDTH + COUNT_WIDTH + STATE_WIDTH
+def column_widths(screen_width: int) -> tuple[int, int]:
+    """The widths of the From and To columns (each) and of the state column: the state gets
+    room for a whole reason phrase on a wide screen, From and To share what is left."""
+    state = WIDE_STATE_WIDTH if screen_width >= 120 else STATE_WIDTH
+    fixed = TIME_WIDTH + METHOD_WIDTH + COUNT_WIDTH + state
     padding = 2 * 6 + 4  # each column's cell padding, the table's margin and scroll bar
-    return max(MIN_URI_WIDTH, (screen_width - fixed - padding) // 2)
+    return max(MIN_URI_WIDTH, (screen_width - fixed - padding) // 2), state
 
 
-def flow_cells(flow: FlowSummary, width: int, tz: tzinfo | None = None) -> tuple[Text, ...]:
-    """One row: time, method, From, To, messages, state (From/To cut to ``width``)."""
+def flow_cells(
+    flow: FlowSummary, widths: tuple[int, int], tz: tzinfo | None = None
+) -> tuple[Text, ...]:
+    """One row: time, method, From, To, messages, state (cut to ``column_widths``)."""
+    width, state_width = widths
     return (
         Text(format_time(flow.started_at, tz), style="dim"),
         Text(_fit(flow.method, METHOD_WIDTH), style="bold"),
         Text(_fit(_short_uri(flow.from_uri), width)),
         Text(_fit(_short_uri(flow.to_uri), width)),
         Text(str(flow.message_count), justify="right"),
-        Text(_fit(state_text(flow), STATE_WIDTH), style=_state_style(flow)),
+        Text(_fit(state_text(flow), state_width), style=_state_style(flow)),
     )
 
 
@@ -127,6 +133,8 @@ class FlowsTable(DataTable[Text]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Ladder", show=True),
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
     ]
 
 
@@ -161,9 +169,10 @@ class FlowsScreen(Screen[None]):
         self.query_text = ""
         self.flows: list[FlowSummary] = []  # what the phone gave, newest first
         self.shown: list[FlowSummary] = []  # what passes the filters, in the table's order
-        self._uri_width = uri_width(80)
+        self._widths = column_widths(80)
         self._timer: Timer | None = None
         self._failed = False
+        self._loaded = False
 
     def compose(self) -> ComposeResult:
         yield Label("", id="flows-title")
@@ -191,20 +200,20 @@ class FlowsScreen(Screen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         """Give From and To the width there is (a DataTable has no flexible columns)."""
-        if uri_width(event.size.width) != self._uri_width:
+        if column_widths(event.size.width) != self._widths:
             self._columns(event.size.width)
             self._render_rows(force=True)
 
     def _columns(self, screen_width: int) -> None:
-        self._uri_width = uri_width(screen_width)
+        self._widths = uri, state = column_widths(screen_width)
         table = self.table
         table.clear(columns=True)
         table.add_column("Time", width=TIME_WIDTH)
         table.add_column("Method", width=METHOD_WIDTH)
-        table.add_column("From", width=self._uri_width)
-        table.add_column("To", width=self._uri_width)
+        table.add_column("From", width=uri)
+        table.add_column("To", width=uri)
         table.add_column("Msgs", width=COUNT_WIDTH)
-        table.add_column("State", width=STATE_WIDTH)
+        table.add_column("State", width=state)
 
     # -- rows -------------------------------------------------------------------------------
 
@@ -217,7 +226,8 @@ class FlowsScreen(Screen[None]):
                 self._failed = True
                 self.notify(str(exc), severity="error")
             flows = []
-        if flows != self.flows:
+        if flows != self.flows or not self._loaded:
+            self._loaded = True
             self.flows = flows
             self._render_rows()
 
@@ -231,7 +241,7 @@ class FlowsScreen(Screen[None]):
             self.shown = shown
             table.clear()
             for flow in shown:
-                table.add_row(*flow_cells(flow, self._uri_width, self.tz), key=flow.flow_id)
+                table.add_row(*flow_cells(flow, self._widths, self.tz), key=flow.flow_id)
             if shown:
                 ids = [f.flow_id for f in shown]
                 row = ids.index(keep) if keep in ids else min(row, len(shown) - 1)

@@ -310,7 +310,7 @@ class TraceScreen(Screen[None]):
         count = f"{flow.message_count} messages"
         if kept < flow.message_count and self.is_mounted:
             count += f", the last {kept} kept"
-        return f"SIP flow {flow.method} {flow.from_uri} → {flow.to_uri} · {count} · {flow.flow_id}"
+        return f"SIP flow {flow.method} {flow.from_uri} → {flow.to_uri} · {count}"
 
     def compose(self) -> ComposeResult:
         yield Label(Text(self.title_text()), id="trace-title")
@@ -353,6 +353,8 @@ class TraceScreen(Screen[None]):
         self.query_one("#trace-empty", Label).display = not messages
         self.query_one("#trace-header", Static).update(Text(ladder.header() if messages else ""))
         us = f"us: {messages[0].local}" if messages else ""
+        if self.flow is not None:
+            us = f"Call-ID {self.flow_id}" + (f" · {us}" if us else "")
         self.query_one("#trace-us", Label).update(Text(us))
         if self.flow is not None:
             try:
