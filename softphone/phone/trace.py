@@ -45,6 +45,9 @@ _AUTH_HEADER = re.compile(
     r"^((?:proxy-)?authorization[ \t]*:[ \t]*)(\S+)(.*)$", re.IGNORECASE | re.MULTILINE
 )
 _DIGEST_SECRET = re.compile(r'\b(response|cnonce)[ \t]*=[ \t]*("[^"]*"|[^,\s]+)', re.IGNORECASE)
+# RFC 3261 §19.1.1: userinfo may carry a password ("sip:alice:secret@host"; NOT RECOMMENDED,
+# but seen). The user part has no ':' of its own, so what follows one up to '@' is the password.
+_URI_PASSWORD = re.compile(r"\b(sips?:[^:@\s<>;,\"]+):[^@\s<>;,\"]+@", re.IGNORECASE)
 REDACTED: Final = "<redacted>"
 
 
@@ -57,7 +60,8 @@ def call_id_of(data: bytes) -> str | None:
 def redact(text: str) -> str:
     """Authorization and Proxy-Authorization (RFC 3261 §20.7, §20.28): a Digest response and
     cnonce become ``<redacted>``; any other scheme (Basic carries the password) loses its whole
-    value. Usernames and realms stay: they help read a failed login."""
+    value. Usernames and realms stay: they help read a failed login. A password in a SIP URI
+    (``sip:alice:secret@host``) becomes ``<redacted>`` too, wherever it appears."""
 
     def one(match: re.Match[str]) -> str:
         prefix, scheme, rest = match.groups()
@@ -67,7 +71,7 @@ def redact(text: str) -> str:
             )
         return f"{prefix}{scheme} {REDACTED}"
 
-    return _AUTH_HEADER.sub(one, text)
+    return _URI_PASSWORD.sub(rf"\1:{REDACTED}@", _AUTH_HEADER.sub(one, text))
 
 
 class SipTrace:
@@ -161,7 +165,7 @@ class SipTrace:
     def flows(self) -> list[FlowSummary]:
         """Every flow kept, newest (by its first message) first."""
         every = [f for flows in self._flows.values() for f in flows.values()]
-        every.sort(key=lambda f: f.first.at, reverse=True)
+        every.sort(key=lambda f: f.started_at, reverse=True)
         return [f.summary() for f in every]
 
 

@@ -162,7 +162,6 @@ class Flow:
         "call_state",
         "chars",
         "count",
-        "first",
         "flow_id",
         "from_uri",
         "last_at",
@@ -170,12 +169,15 @@ class Flow:
         "last_status",
         "messages",
         "method",
+        "remote",
+        "started_at",
         "to_uri",
     )
 
     def __init__(self, flow_id: str, message: TracedMessage, head: MessageHead) -> None:
         self.flow_id = flow_id
-        self.first = message
+        self.started_at = message.at
+        self.remote = message.remote
         # A flow that starts with a response (its request was dropped from the trace) is named
         # by the method its CSeq answers.
         self.method = head.method or head.cseq_method or "?"
@@ -219,11 +221,11 @@ class Flow:
         return FlowSummary(
             flow_id=self.flow_id,
             method=self.method,
-            started_at=self.first.at,
+            started_at=self.started_at,
             last_at=self.last_at,
             from_uri=self.from_uri,
             to_uri=self.to_uri,
-            remote=self.first.remote,
+            remote=self.remote,
             message_count=self.count,
             call_state=self.call_state,
             last_status=self.last_status,
