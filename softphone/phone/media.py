@@ -518,7 +518,6 @@ class CallMedia:
         peer = s.latched_address or signalled
         remote = _host_port(*peer) if peer is not None else ""
         send_rate = self._codec.clock_rate if self._codec is not None else None
-        sent_expected = s.remote_packets_expected
         sent = StreamSummary(
             direction="sent",
             ssrc=self._session.ssrc,
@@ -529,11 +528,7 @@ class CallMedia:
             clock_rate=send_rate,
             packets=s.packets_sent,
             lost=s.remote_packets_lost,
-            loss_percent=(
-                100.0 * max(s.remote_packets_lost or 0, 0) / sent_expected
-                if sent_expected
-                else None
-            ),
+            loss_percent=s.remote_cumulative_loss_percent,
             jitter_ms=s.remote_jitter_ms,
             jitter_buffer_ms=None,
         )

@@ -149,6 +149,15 @@ class StreamStats:
     remote_ssrc: int | None
     latched_address: Address | None
 
+    @property
+    def remote_cumulative_loss_percent(self) -> float | None:
+        """Of our packets, the share the peer's last report counts lost over the whole call: its
+        cumulative number lost (§6.4.1) over the number it expected (§A.3); None before its
+        first report. A negative count (duplicates) is no loss."""
+        if self.remote_packets_lost is None or not self.remote_packets_expected:
+            return None
+        return 100.0 * max(self.remote_packets_lost, 0) / self.remote_packets_expected
+
 
 # --- state machines ----------------------------------------------------------------------------
 class LinkState(Enum):
