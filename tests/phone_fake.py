@@ -8,7 +8,8 @@ and the test moves time on with :meth:`FakePhone.advance` (one step) or :meth:`F
 
 What the other side does is a method too: :meth:`incoming`, :meth:`remote_hangup`,
 :meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`register`, :meth:`fail_registration`,
-:meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`, or any event with :meth:`emit`. Failures on demand:
+:meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`, :meth:`add_sip`, :meth:`set_streams`, or any
+event with :meth:`emit`. Failures on demand:
 :meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`
 and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
 except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name, arguments)``.
@@ -34,11 +35,18 @@ from pathlib import Path
 from typing import Literal
 
 from softphone.phone import events as pe
-from softphone.phone.api import Registration, RegistrationState, TracedMessage
+from softphone.phone.api import (
+    FlowSummary,
+    Registration,
+    RegistrationState,
+    StreamSummary,
+    TracedMessage,
+)
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.outcome import call_outcome
 from softphone.phone.target import TargetError, normalize_target
+from softphone.phone.trace import SipTrace
 from softphone.sip.status import explain
 from softphone.sip.uri import SipUri
 
@@ -111,6 +119,7 @@ class FakeCall:
     stats: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_STATS))
     level_dbfs: tuple[float, float] = (-30.0, -24.0)  # (mic, speaker) while it has audio
     trace: list[TracedMessage] = field(default_factory=list)
+    streams: list[StreamSummary] = field(default_factory=list)
 
     @property
     def codec(self) -> str | None:
@@ -173,6 +182,8 @@ class FakePhone(EventReader):
         self._transfer_failures: deque[tuple[int, str]] = deque()
         self._reoffer_failures: deque[str] = deque()
         self._raise_next: dict[str, str] = {}
+        # The SIP flows: the phone's own trace, fed by add_sip() with whole messages.
+        self.sip = SipTrace(lambda: self.wall_clock + self.now)
 
     # ------------------------------------------------------------------ the test's controls
     def advance(self, steps: int = 1) -> list[pe.PhoneEvent]:
@@ -327,8 +338,25 @@ class FakePhone(EventReader):
         self._fake(call_id).level_dbfs = (mic_dbfs, speaker_dbfs)
 
     def add_trace(self, call_id: str, *messages: TracedMessage) -> None:
-        """SIP messages ``sip_trace()`` returns for the call (the real phone records them)."""
+        """SIP messages ``sip_flow(call_id)`` returns for the call (the real phone records them)."""
         self._fake(call_id).trace.extend(messages)
+
+    def add_sip(
+        self,
+        direction: Literal["sent", "received"],
+        message: str,
+        *,
+        local: str = "udp:127.0.0.1:5060",
+        remote: str = "udp:127.0.0.1:5080",
+    ) -> None:
+        """One whole SIP message (``\\n`` or CRLF line ends) the phone sent or received now: it
+        joins its flow (by Call-ID) in ``sip_flows()`` / ``sip_flow()``, as on the real phone."""
+        data = message.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        self.sip.add(direction, data, local, remote)
+
+    def set_streams(self, call_id: str, *streams: StreamSummary) -> None:
+        """What ``rtp_streams()`` returns for the call once it is answered."""
+        self._fake(call_id).streams = list(streams)
 
     def emit_stats(self, call_id: str, **stats: object) -> dict[str, object]:
         """Update the call's statistics and publish CallStats, as the phone does every 5 s."""
@@ -521,8 +549,18 @@ class FakePhone(EventReader):
             return None
         return info.level_dbfs
 
-    def sip_trace(self, call_id: str) -> list[TracedMessage]:
-        return list(self._fake(call_id).trace)
+    def sip_flows(self) -> list[FlowSummary]:
+        return self.sip.flows()
+
+    def sip_flow(self, flow_id: str) -> list[TracedMessage]:
+        info = self._calls.get(flow_id)
+        if info is not None and info.trace:
+            return list(info.trace)
+        return self.sip.messages(flow_id)
+
+    def rtp_streams(self, call_id: str) -> list[StreamSummary]:
+        info = self._fake(call_id)
+        return list(info.streams) if info.established_at is not None else []
 
     async def play_file(self, path: Path) -> None:
         self._record("play_file", path=path)

@@ -36,7 +36,7 @@ import numpy as np
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.api import Registration, TracedMessage
+from softphone.phone.api import FlowSummary, Registration, StreamSummary, TracedMessage
 from softphone.phone.errors import PhoneError
 from softphone.phone.event_queue import EventReader
 
@@ -166,7 +166,13 @@ class BenchPhone(EventReader):
         phase = time.perf_counter() % 1.0
         return (-40.0 + 30.0 * phase, -30.0 + 20.0 * phase)
 
-    def sip_trace(self, call_id: str) -> list[TracedMessage]:
+    def sip_flows(self) -> list[FlowSummary]:
+        return []
+
+    def sip_flow(self, flow_id: str) -> list[TracedMessage]:
+        return []
+
+    def rtp_streams(self, call_id: str) -> list[StreamSummary]:
         return []
 
     async def play_file(self, path: Path) -> None:

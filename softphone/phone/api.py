@@ -27,17 +27,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from softphone.phone.events import CallStateName, PhoneEvent
 
 __all__ = [
+    "CallFlowState",
     "CallSnapshot",
     "CallView",
+    "FlowSummary",
     "PhoneApi",
     "Registration",
     "RegistrationState",
+    "StreamSummary",
     "TracedMessage",
 ]
 
@@ -69,6 +73,63 @@ class TracedMessage:
     remote: str  # the address it went to or came from, same form
     first_line: str  # "INVITE sip:bob@example.com SIP/2.0" or "SIP/2.0 180 Ringing"
     text: str
+
+
+class CallFlowState(Enum):
+    """How an INVITE dialog went, as its messages tell it (the words of sngrep's call list)."""
+
+    SETUP = "CALL SETUP"  # INVITE sent or received, no final answer yet
+    IN_CALL = "IN CALL"  # answered (2xx), no BYE yet
+    COMPLETED = "COMPLETED"  # BYE
+    CANCELLED = "CANCELLED"  # 487 Request Terminated (after CANCEL)
+    REJECTED = "REJECTED"  # any other 4xx-6xx to the INVITE
+    BUSY = "BUSY"  # 486 Busy Here, 600 Busy Everywhere
+    DIVERTED = "DIVERTED"  # 3xx redirection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowSummary:
+    """One SIP flow, for the flows list (sngrep's call list): every message of one Call-ID. A
+    call, an account's registration with all its refreshes (one Call-ID, RFC 3261 §10.2.4), an
+    OPTIONS, a MESSAGE or a NOTIFY outside any call are each one flow."""
+
+    flow_id: str  # the Call-ID; ``sip_flow(flow_id)`` gives the messages
+    method: str  # of the flow's first request: "INVITE", "REGISTER", "OPTIONS", "NOTIFY", ...
+    started_at: float  # wall clock (time.time()) of the first message
+    last_at: float  # wall clock of the latest message
+    from_uri: str  # From of the first message, without tag or display name ("" when missing)
+    to_uri: str  # To of the first message, likewise
+    remote: str  # where the first message went or came from: "udp:192.0.2.1:5060"
+    message_count: int  # every message seen, also those no longer kept
+    call_state: CallFlowState | None  # INVITE flows only
+    last_status: str | None  # the latest final response ("200 OK"), else the latest provisional
+
+    @property
+    def is_call(self) -> bool:
+        return self.method == "INVITE"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSummary:
+    """One direction of a call's RTP stream as it is now, for the glance under the SIP ladder.
+
+    ``sent``: what we send; its loss and jitter are what the peer last reported about it in
+    RTCP (RFC 3550 §6.4.1; None before its first report). ``received``: what we receive,
+    measured here (loss over the call, RFC 3550 §A.3; interarrival jitter, §A.8), and the
+    jitter buffer's delay."""
+
+    direction: Literal["sent", "received"]
+    ssrc: int | None  # the sender's; None for ``received`` until its first packet
+    local: str  # our RTP address: "192.0.2.1:40000"
+    remote: str  # the peer's: where we send, or where packets come from ("" when unknown)
+    codec: str  # "opus", "PCMU", "G722", "-" before any
+    payload_type: int | None
+    clock_rate: int | None
+    packets: int
+    lost: int | None
+    loss_percent: float | None
+    jitter_ms: float | None
+    jitter_buffer_ms: float | None  # received only: the playout delay of the jitter buffer
 
 
 class CallView(Protocol):
@@ -215,8 +276,17 @@ class PhoneApi(Protocol):
     def levels(self, call_id: str) -> tuple[float, float] | None:
         """(microphone dBFS, speaker dBFS) now, for meters at ~10 Hz; None without audio."""
 
-    def sip_trace(self, call_id: str) -> list[TracedMessage]:
-        """The call's SIP messages in order (the last 200), passwords redacted."""
+    def sip_flows(self) -> list[FlowSummary]:
+        """Every SIP flow the phone still keeps (the last 50 calls and the last 50 other flows),
+        newest first."""
+
+    def sip_flow(self, flow_id: str) -> list[TracedMessage]:
+        """One flow's SIP messages in order (the last 200), passwords redacted; a call's flow id is
+        its call id. Empty for a flow the phone does not keep (never seen, or dropped)."""
+
+    def rtp_streams(self, call_id: str) -> list[StreamSummary]:
+        """The call's RTP streams now (sent, then received), or as they were when its audio
+        closed; empty before it had audio. Raises PhoneError for an unknown call."""
 
     async def play_file(self, path: Path) -> None:
         """Play a WAV file (a recording) on the speaker; returns when it is done or stopped.

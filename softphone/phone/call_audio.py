@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from softphone.media.codecs import CodecError
 from softphone.phone import events as pe
+from softphone.phone.api import StreamSummary
 from softphone.phone.audio import AudioProvider
 from softphone.phone.call_info import CallInfo
 from softphone.phone.media import CallMedia, receive_map
@@ -49,6 +50,7 @@ class CallAudio:
         self._clock = clock
         self._calls = calls
         self._media_calls = 0
+        self.advertised: str | None = None  # our address in SDP (the phone sets it on start)
         self._stats_handle: asyncio.TimerHandle | None = None
 
     def sync(self, info: CallInfo, *, sending: bool, cname: str) -> None:
@@ -96,6 +98,7 @@ class CallAudio:
         now = self._clock()
         try:
             info.final_stats = info.audio.stats(now).to_json()
+            info.final_streams = tuple(info.audio.streams(now, advertised=self.advertised))
         except Exception:  # stats are a nicety: never let them break a hang-up
             logger.exception("final stats failed")
         info.audio.close(now)
@@ -110,6 +113,12 @@ class CallAudio:
         if info.audio is None:
             return info.final_stats
         return info.audio.stats(self._clock()).to_json()
+
+    def streams(self, info: CallInfo) -> list[StreamSummary]:
+        """The call's RTP streams now, or as they were when its audio closed."""
+        if info.audio is None:
+            return list(info.final_streams)
+        return info.audio.streams(self._clock(), advertised=self.advertised)
 
     def levels(self, info: CallInfo) -> tuple[float, float] | None:
         if info.audio is None or info.engine is None:

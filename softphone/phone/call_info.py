@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from softphone.phone import events as pe
+from softphone.phone.api import StreamSummary
 from softphone.phone.audio import AudioEngine
 from softphone.phone.media import CallMedia
 from softphone.sdp import NegotiatedMedia, SessionDescription
@@ -40,6 +41,7 @@ class CallInfo:
     engine: AudioEngine | None = None
     call_number: int = 0  # the n-th call that got media (FileAudio names recordings by it)
     final_stats: dict[str, object] | None = None
+    final_streams: tuple[StreamSummary, ...] = ()  # the RTP streams when the audio closed
     recording_path: Path | None = None
     display_name: str | None = None  # the far end's, from From (incoming) when it sent one
     muted: bool = False  # kept here so a mute before the audio starts still applies

@@ -32,6 +32,7 @@ from softphone.media.codecs import (
 from softphone.media.playout import Playout
 from softphone.media.resample import Resampler
 from softphone.media.wav import StereoRecorder
+from softphone.phone.api import StreamSummary
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
 from softphone.rtp.emodel import estimate_mos
 from softphone.rtp.packet import RtpPacket
@@ -95,6 +96,10 @@ def receive_map(
         for pt, rtpmap in m.rtpmaps().items():
             out.setdefault(pt, (rtpmap.encoding, rtpmap.clock_rate))
     return out
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _lookup(encoding: str) -> CodecDescriptor | None:
@@ -505,6 +510,53 @@ class CallMedia:
             mos=estimate.mos,
             r_factor=estimate.r,
         )
+
+    def streams(self, now: float, *, advertised: str | None = None) -> list[StreamSummary]:
+        """The stream we send and the one we receive, as they are now. ``advertised``: the
+        address to show for ours when the socket is bound to every address."""
+        s = self._session.stats(now)
+        host = self._endpoint.host
+        if advertised is not None and host in ("0.0.0.0", "::"):
+            host = advertised
+        local = _host_port(host, self._endpoint.port)
+        signalled = self._remote[0] if self._remote is not None else None
+        peer = s.latched_address or signalled
+        remote = _host_port(*peer) if peer is not None else ""
+        send_rate = self._codec.clock_rate if self._codec is not None else None
+        sent = StreamSummary(
+            direction="sent",
+            ssrc=self._session.ssrc,
+            local=local,
+            remote=remote,
+            codec=self.codec_name,
+            payload_type=self._send_pt if self._codec is not None else None,
+            clock_rate=send_rate,
+            packets=s.packets_sent,
+            lost=s.remote_packets_lost,
+            loss_percent=s.remote_cumulative_loss_percent,
+            jitter_ms=s.remote_jitter_ms,
+            jitter_buffer_ms=None,
+        )
+        recv_pt = self._recv_pt
+        encoding, rate = (
+            self._pt_map.get(recv_pt, ("-", None)) if recv_pt is not None else ("-", None)
+        )
+        playout = self._playout.stats() if self._playout is not None else None
+        received = StreamSummary(
+            direction="received",
+            ssrc=s.remote_ssrc,
+            local=local,
+            remote=remote,
+            codec=encoding,
+            payload_type=recv_pt,
+            clock_rate=rate,
+            packets=s.packets_received,
+            lost=s.packets_lost,
+            loss_percent=s.loss_percent,
+            jitter_ms=s.jitter_ms,
+            jitter_buffer_ms=playout.buffer_delay_ms if playout is not None else None,
+        )
+        return [sent, received]
 
     def close(self, now: float) -> None:
         if self.closed:

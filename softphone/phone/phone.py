@@ -34,7 +34,7 @@ from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
 from softphone.phone import events as pe
-from softphone.phone.api import Registration, TracedMessage
+from softphone.phone.api import FlowSummary, Registration, StreamSummary, TracedMessage
 from softphone.phone.audio import AudioProvider, DeviceAudio
 from softphone.phone.call_audio import CallAudio, FilePort
 from softphone.phone.call_info import CallInfo
@@ -146,6 +146,7 @@ class Phone(EventReader):
             if r.outbound is not None and a.tls_ca_file is not None
         }
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
+        self._audio.advertised = self._advertised
         ua = UserAgent(
             accounts=resolved,
             rng=self._rng,
@@ -378,8 +379,14 @@ class Phone(EventReader):
     def levels(self, call_id: str) -> tuple[float, float] | None:
         return self._audio.levels(self.call(call_id))
 
-    def sip_trace(self, call_id: str) -> list[TracedMessage]:
-        return self._trace.messages(call_id)
+    def sip_flows(self) -> list[FlowSummary]:
+        return self._trace.flows()
+
+    def sip_flow(self, flow_id: str) -> list[TracedMessage]:
+        return self._trace.messages(flow_id)
+
+    def rtp_streams(self, call_id: str) -> list[StreamSummary]:
+        return self._audio.streams(self.call(call_id))
 
     def record(self, call_id: str, on: bool) -> Path | None:
         """Start (or stop) recording the call to a stereo WAV in the recordings directory

@@ -15,7 +15,7 @@ a queue on the UI's loop. Exceptions (PhoneError) come back to the caller unchan
 Only immutable things cross back: what a plain method returns is built on the phone's thread
 and never touched by it again. Calls come as frozen :class:`~softphone.phone.api.CallSnapshot`
 copies (the phone's ``CallInfo`` goes on changing), the registrations as a read-only mapping
-of frozen records, statistics and traces as fresh copies. Events are frozen already.
+of frozen records, statistics, traces, flows and streams as fresh lists of frozen records. Events are frozen already.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from softphone.phone import events as pe
-from softphone.phone.api import CallSnapshot, PhoneApi, Registration, TracedMessage
+from softphone.phone.api import (
+    CallSnapshot,
+    FlowSummary,
+    PhoneApi,
+    Registration,
+    StreamSummary,
+    TracedMessage,
+)
 from softphone.phone.errors import PhoneError
 from softphone.phone.event_queue import EventReader
 
@@ -203,8 +210,14 @@ class ThreadedPhone(EventReader):
     def levels(self, call_id: str) -> tuple[float, float] | None:
         return self._sync(self.inner.levels, call_id)
 
-    def sip_trace(self, call_id: str) -> list[TracedMessage]:
-        return self._sync(lambda: list(self.inner.sip_trace(call_id)))
+    def sip_flows(self) -> list[FlowSummary]:
+        return self._sync(lambda: list(self.inner.sip_flows()))
+
+    def sip_flow(self, flow_id: str) -> list[TracedMessage]:
+        return self._sync(lambda: list(self.inner.sip_flow(flow_id)))
+
+    def rtp_streams(self, call_id: str) -> list[StreamSummary]:
+        return self._sync(lambda: list(self.inner.rtp_streams(call_id)))
 
     async def play_file(self, path: Path) -> None:
         await self._run(self.inner.play_file(path))

@@ -143,10 +143,20 @@ class StreamStats:
     remote_fraction_lost: float | None
     remote_packets_lost: int | None
     remote_jitter_ms: float | None
+    remote_packets_expected: int | None  # of ours, by the peer's last report (§6.4.1, §A.3)
     dropped_foreign_source: int
     dropped_malformed: int
     remote_ssrc: int | None
     latched_address: Address | None
+
+    @property
+    def remote_cumulative_loss_percent(self) -> float | None:
+        """Of our packets, the share the peer's last report counts lost over the whole call: its
+        cumulative number lost (§6.4.1) over the number it expected (§A.3); None before its
+        first report. A negative count (duplicates) is no loss."""
+        if self.remote_packets_lost is None or not self.remote_packets_expected:
+            return None
+        return 100.0 * max(self.remote_packets_lost, 0) / self.remote_packets_expected
 
 
 # --- state machines ----------------------------------------------------------------------------
@@ -202,6 +212,7 @@ class RtpSession:
         # drawn already, by a caller that needed it before the session was made).
         self.ssrc: int = rng.getrandbits(32) if ssrc is None else ssrc
         self._next_seq = rng.getrandbits(16)
+        self._first_seq = self._next_seq
         self._timestamp_base = rng.getrandbits(32)
         self._remote_rtp = remote_rtp
         self._remote_rtcp = remote_rtcp
@@ -567,6 +578,12 @@ class RtpSession:
         remote_jitter_ms: float | None = None
         if block is not None and self._last_sent is not None:
             remote_jitter_ms = block.jitter / self._last_sent[2] * 1000.0
+        # §A.3: expected = extended highest sequence received - base + 1. The peer's extended
+        # highest counts its wraps from the first packet it saw, which is our first one unless
+        # that was lost (then the count is short by the few lost before it).
+        remote_expected = (
+            None if block is None else max(0, block.highest_sequence - self._first_seq + 1)
+        )
         return StreamStats(
             packets_sent=self._packets_sent,
             octets_sent=self._octets_sent,
@@ -582,6 +599,7 @@ class RtpSession:
             remote_fraction_lost=None if block is None else block.fraction_lost / 256.0,
             remote_packets_lost=None if block is None else block.packets_lost,
             remote_jitter_ms=remote_jitter_ms,
+            remote_packets_expected=remote_expected,
             dropped_foreign_source=self._dropped_foreign,
             dropped_malformed=self._dropped_malformed,
             remote_ssrc=None if source is None else source.ssrc,

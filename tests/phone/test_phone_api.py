@@ -19,7 +19,7 @@ from phone_support import port_of, started
 
 from softphone.config import Config
 from softphone.phone import events as pe
-from softphone.phone.api import CallSnapshot, CallView, PhoneApi, TracedMessage
+from softphone.phone.api import CallFlowState, CallSnapshot, CallView, PhoneApi, TracedMessage
 from softphone.phone.audio import NullAudio
 from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
@@ -69,7 +69,9 @@ EXPECTED_MEMBERS = {
     "registrations",
     "silence",
     "levels",
-    "sip_trace",
+    "sip_flows",
+    "sip_flow",
+    "rtp_streams",
     "play_file",
     "stop_playback",
 }
@@ -619,7 +621,7 @@ async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace
     assert real_changes[1] == pe.RecordingChanged(call_id=call_id, path=str(path))
     assert fake_changes[1] == pe.RecordingChanged(call_id=fake_call, path=str(fake_path))
 
-    trace = caller.sip_trace(call_id)
+    trace = caller.sip_flow(call_id)
     lines = [
         (
             m.direction,
@@ -639,8 +641,81 @@ async def test_fake_matches_real_phones_for_mute_record_silence_levels_and_trace
         isinstance(m, TracedMessage) and m.remote.startswith("udp:127.0.0.1:") for m in trace
     )
     assert all(m.local.startswith("udp:127.0.0.1:") for m in trace)
-    assert callee.sip_trace(incoming.call_id)[0].first_line.startswith("INVITE ")
-    assert caller.sip_trace("no-such-call") == []
+    assert callee.sip_flow(incoming.call_id)[0].first_line.startswith("INVITE ")
+    assert caller.sip_flow("no-such-call") == []
+
+
+async def test_flows_and_streams_of_a_real_call_and_the_fake(
+    real_pair: tuple[Phone, Phone, str],
+) -> None:
+    """Both real phones list the call as one INVITE flow that ends COMPLETED, with its
+    messages; their RTP streams mirror each other (our sent SSRC and address are what the other
+    receives) while the call is up and stay readable once it has ended. The fake answers the same
+    questions the same way: no streams before the answer, PhoneError for an unknown call."""
+    caller, callee, target = real_pair
+    a: list[pe.PhoneEvent] = []
+    b: list[pe.PhoneEvent] = []
+    with pytest.raises(PhoneError, match="no call"):
+        caller.rtp_streams("no-such-call")
+    call_id = await caller.dial(target)
+    await until(callee, b, is_state("ringing"))
+    incoming = next(e for e in b if isinstance(e, pe.IncomingCall))
+    assert callee.rtp_streams(incoming.call_id) == []  # no audio yet
+    await callee.answer(incoming.call_id)
+    await until(caller, a, is_state("established"))
+    up = caller.sip_flows()
+    assert [(f.flow_id, f.method, f.call_state) for f in up] == [
+        (call_id, "INVITE", CallFlowState.IN_CALL)
+    ]
+    # Media flows: the callee's first statistics say it has heard the caller.
+    await until(
+        callee,
+        b,
+        lambda e: isinstance(e, pe.CallStats) and int(str(e.stats["packets_received"])) > 0,
+    )
+    sent, received = caller.rtp_streams(call_id)
+    their_sent, their_received = callee.rtp_streams(incoming.call_id)
+    assert (sent.direction, received.direction) == ("sent", "received")
+    assert sent.ssrc == their_received.ssrc and their_sent.ssrc == received.ssrc
+    assert sent.local == their_received.remote and sent.remote == their_received.local
+    assert sent.local.startswith("127.0.0.1:") and sent.codec == their_received.codec
+    assert their_received.packets > 0 and their_received.jitter_buffer_ms is not None
+    assert sent.payload_type == their_received.payload_type is not None
+    await caller.hangup(call_id)
+    await until(caller, a, lambda e: isinstance(e, pe.CallEnded))
+    await until(callee, b, lambda e: isinstance(e, pe.CallEnded))
+    final_sent, _ = caller.rtp_streams(call_id)  # as they were when the audio closed
+    assert final_sent.packets >= sent.packets > 0
+    flow = next(f for f in caller.sip_flows() if f.flow_id == call_id)
+    assert (flow.method, flow.call_state, flow.last_status) == (
+        "INVITE",
+        CallFlowState.COMPLETED,
+        "200 OK",
+    )
+    assert flow.message_count == len(caller.sip_flow(call_id)) >= 5  # INVITE 100 180 200 ACK...
+    assert flow.to_uri == target and flow.from_uri.startswith("sip:softphone@")
+    their = next(f for f in callee.sip_flows() if f.flow_id == incoming.call_id)
+    assert their.call_state is CallFlowState.COMPLETED and their.remote.startswith("udp:127.0.0.1:")
+
+    fake = FakePhone()
+    await fake.start()
+    fake.keep_next_dial_ringing()
+    fake_call = await fake.dial(target)
+    with pytest.raises(PhoneError, match="no call"):
+        fake.rtp_streams("no-such-call")
+    fake.set_streams(fake_call, sent, received)
+    assert fake.rtp_streams(fake_call) == []  # not answered yet
+    fake.remote_answer(fake_call)
+    assert fake.rtp_streams(fake_call) == [sent, received]
+    for message in caller.sip_flow(call_id):
+        fake.add_sip(message.direction, message.text, local=message.local, remote=message.remote)
+    (fake_flow,) = fake.sip_flows()
+    assert (fake_flow.method, fake_flow.call_state, fake_flow.message_count) == (
+        flow.method,
+        flow.call_state,
+        flow.message_count,
+    )
+    assert [m.text for m in fake.sip_flow(call_id)] == [m.text for m in caller.sip_flow(call_id)]
 
 
 async def test_play_file_plays_a_wav_and_stops(
@@ -709,7 +784,7 @@ async def test_threaded_phone_runs_the_phone_on_its_own_loop_and_thread() -> Non
         await phone.hangup(call_id)
         await until(phone, seen, lambda e: isinstance(e, pe.CallEnded))
         assert [c.state for c in phone.calls] == ["ended"]
-        assert any(m.first_line.startswith("BYE ") for m in phone.sip_trace(call_id))
+        assert any(m.first_line.startswith("BYE ") for m in phone.sip_flow(call_id))
     finally:
         await phone.stop()
         await callee.stop()
@@ -730,6 +805,9 @@ async def test_threaded_phone_hands_the_ui_snapshots_the_phone_thread_leaves_alo
         call_id = await phone.dial("bob")
         call, calls, registrations = phone.call(call_id), phone.calls, phone.registrations
         stats = phone.call_stats(call_id)
+        options = "OPTIONS sip:a SIP/2.0\nCall-ID: o1\nCSeq: 1 OPTIONS\n\n"
+        phone._sync(fake.add_sip, "received", options)
+        flows = phone.sip_flows()
         assert (call.state, call.muted) == ("established", False)
         assert registrations["local"].state == "registered"
 
@@ -737,11 +815,14 @@ async def test_threaded_phone_hands_the_ui_snapshots_the_phone_thread_leaves_alo
         await phone.hangup(call_id)
         phone._sync(fake.fail_registration, "local", 403)
         phone._sync(lambda: fake.emit_stats(call_id, jitter_ms=12.5))
+        phone._sync(fake.add_sip, "sent", "SIP/2.0 200 OK\nCall-ID: o1\nCSeq: 1 OPTIONS\n\n")
 
         assert (call.state, call.muted) == ("established", False)
         assert [(c.call_id, c.state, c.muted) for c in calls] == [(call_id, "established", False)]
         assert registrations["local"].state == "registered"
         assert stats == DEFAULT_STATS
+        assert [(f.message_count, f.last_status) for f in flows] == [(1, None)]
+        assert [(f.message_count, f.last_status) for f in phone.sip_flows()] == [(2, "200 OK")]
         now = phone.call(call_id)
         assert (now.state, now.muted) == ("ended", True) and now is not call
         assert phone.registrations["local"].state == "failed"

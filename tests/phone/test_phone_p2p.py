@@ -115,9 +115,9 @@ async def test_user_agent_names_the_product_without_its_version(phones: list[Pho
     assert isinstance(incoming, pe.IncomingCall)
     await callee.answer(incoming.call_id)
     await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
-    invite = caller.sip_trace(call_id)[0]
+    invite = caller.sip_flow(call_id)[0]
     assert invite.first_line.startswith("INVITE ") and "\nUser-Agent: softphone\n" in invite.text
-    answered = next(m for m in caller.sip_trace(call_id) if m.first_line == "SIP/2.0 200 OK")
+    answered = next(m for m in caller.sip_flow(call_id) if m.first_line == "SIP/2.0 200 OK")
     assert "\nServer: desk 7\n" in answered.text
 
 

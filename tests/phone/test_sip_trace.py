@@ -33,6 +33,17 @@ def test_redact_hides_digest_response_cnonce_and_basic_credentials() -> None:
     assert 'username="alice"' in text and 'realm="example.test"' in text  # kept: they help
 
 
+def test_redact_hides_a_password_in_a_sip_uri_and_leaves_other_uris_alone() -> None:
+    text = redact(
+        "INVITE sip:bob:hunter2@example.test SIP/2.0\r\n"
+        "From: <sips:alice:s3cr3t@example.test>;tag=1\r\n"
+        "To: <sip:bob@[2001:db8::1]:5060>\r\nContact: <sip:carol@192.0.2.1:5062;transport=tcp>\r\n"
+    )
+    assert "hunter2" not in text and "s3cr3t" not in text
+    assert "sip:bob:<redacted>@example.test" in text and "sips:alice:<redacted>@" in text
+    assert "<sip:bob@[2001:db8::1]:5060>" in text and "<sip:carol@192.0.2.1:5062;" in text
+
+
 def test_trace_groups_by_call_and_redacts_before_storing() -> None:
     clock = iter([100.0, 101.0])
     trace = SipTrace(lambda: next(clock))
@@ -64,9 +75,10 @@ def test_trace_is_bounded() -> None:
         )
     kept = trace.messages("one")
     assert len(kept) == tr.MAX_MESSAGES and f"CSeq: {tr.MAX_MESSAGES + 4} OPTIONS" in kept[-1].text
-    for n in range(tr.MAX_DIALOGS + 1):
+    for n in range(tr.MAX_OTHER_FLOWS):  # flows outside calls, like "one": it goes first
         trace.add("sent", f"BYE sip:a SIP/2.0\r\nCall-ID: c{n}\r\n\r\n".encode(), "l", "r")
-    assert trace.messages("one") == [] and trace.messages(f"c{tr.MAX_DIALOGS}") != []
+    assert trace.messages("one") == [] and trace.messages(f"c{tr.MAX_OTHER_FLOWS - 1}") != []
+    assert trace.messages("c0") != []
     big = b"MESSAGE sip:a SIP/2.0\r\nCall-ID: big\r\n\r\n" + b"x" * (tr.MAX_TEXT + 10)
     trace.add("received", big, "l", "r")
     assert trace.messages("big")[0].text.endswith("more characters not kept]")

@@ -10,7 +10,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -387,6 +387,13 @@ def test_peer_reports_our_loss_back_to_us() -> None:
     assert b.loss_percent == pytest.approx(10.0, abs=0.3)
     assert a.remote_fraction_lost == pytest.approx(0.1, abs=0.01)
     assert a.remote_packets_lost == pytest.approx(b.packets_lost, abs=30)  # B reported a while ago
+    # what B expected of ours at its report: A's cumulative loss % is the peer's count over it
+    assert a.remote_packets_expected == pytest.approx(b.packets_expected, abs=300)
+    assert a.remote_cumulative_loss_percent == pytest.approx(10.0, abs=0.5)
+    assert b.remote_cumulative_loss_percent == 0.0  # nothing of B's was dropped
+    assert replace(a, remote_packets_lost=-2).remote_cumulative_loss_percent == 0.0
+    before_any_report = replace(a, remote_packets_lost=None, remote_packets_expected=None)
+    assert before_any_report.remote_cumulative_loss_percent is None
     assert a.remote_jitter_ms == pytest.approx(0.0, abs=0.2)
     assert a.packets_lost == 0 and a.remote_ssrc == link.b.ssrc
 

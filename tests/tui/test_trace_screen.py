@@ -216,7 +216,7 @@ async def test_empty_trace_says_so_and_then_shows_messages_when_they_come() -> N
 
 async def test_a_phone_error_is_a_notification_not_a_traceback() -> None:
     class Broken(FakePhone):
-        def sip_trace(self, call_id: str) -> list[TracedMessage]:
+        def sip_flow(self, flow_id: str) -> list[TracedMessage]:
             raise PhoneError("no call with id nope")
 
     app = Host(lambda: TraceScreen(Broken(), "nope", tz=UTC))

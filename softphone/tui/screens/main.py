@@ -566,6 +566,11 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(TraceScreen(self.phone, call.call_id))
 
+    def action_flows(self) -> None:
+        from softphone.tui.screens.flows import FlowsScreen
+
+        self.app.push_screen(FlowsScreen(self.phone))
+
     def action_history(self) -> None:
         if self.book is None:
             self.app.notify("The history is not available.", severity="warning")

@@ -33,6 +33,13 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action("t", "transfer", "Transfer", "blind transfer the selected call (asks for the target)"),
     Action("d,slash", "focus_dial", "Dial", "go to the dial bar"),
     Action("T", "trace", "Trace", "SIP ladder of the selected call"),
+    Action(
+        "L",
+        "flows",
+        "SIP flows",
+        "every SIP flow seen: calls, registrations, OPTIONS, ... (Enter: its ladder)",
+        show=False,
+    ),
     Action("y", "history", "History", "call history"),
     Action("c", "contacts", "Contacts", "contacts"),
     Action("s", "settings", "Settings", "accounts and settings"),
@@ -72,6 +79,7 @@ def help_sections() -> list[HelpSection]:
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
+        ("flows", "FlowsScreen", "SIP flows"),
         ("trace", "TraceScreen", "SIP trace"),
         ("settings", "SettingsScreen", "Settings"),
     ):

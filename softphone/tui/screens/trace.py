@@ -1,7 +1,10 @@
-"""The SIP ladder of one call (like sngrep's call flow), with the full message on Enter.
+"""The SIP ladder of one flow (like sngrep's call flow), with the full message on Enter, and for a
+call its RTP streams beneath.
 
-:class:`TraceScreen` is a ``Screen[None]``. It reads ``phone.sip_trace(call_id)`` when it opens
-and every :data:`REFRESH_S` seconds after, appending new messages and keeping the selection.
+:class:`TraceScreen` is a ``Screen[None]``. It reads ``phone.sip_flow(flow_id)`` (a call's flow
+id is its call id) when it opens and every :data:`REFRESH_S` seconds after, appending new
+messages and keeping the selection; for a call, ``phone.rtp_streams(call_id)`` too, so the
+packet counts move while the call is up.
 Columns are the parties: us (``TracedMessage.local``) first, then each distinct remote address
 in order of appearance (a proxy, or the peer when messages went direct). Each row is one
 message: its local time, then an arrow from sender to receiver labelled with the method, or the
@@ -31,8 +34,9 @@ from textual.timer import Timer
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from softphone.phone.api import PhoneApi, TracedMessage
+from softphone.phone.api import FlowSummary, PhoneApi, TracedMessage
 from softphone.phone.errors import PhoneError
+from softphone.tui.widgets.rtp_streams import RtpStreamsView
 
 __all__ = [
     "EMPTY_TEXT",
@@ -260,7 +264,8 @@ class MessageScreen(ModalScreen[None]):
 
 
 class TraceScreen(Screen[None]):
-    """The SIP ladder of ``call_id``; ``tz`` fixes the time zone of the clock column (tests)."""
+    """The SIP ladder of ``flow_id``: a call's (its call id) unless ``flow`` says it is another
+    kind of flow. ``tz`` fixes the time zone of the clock column (tests)."""
 
     DEFAULT_CSS = """
     TraceScreen #trace-title { text-style: bold; padding: 0 1; width: 1fr; }
@@ -276,25 +281,53 @@ class TraceScreen(Screen[None]):
         ("Escape", "back"),
     )
 
-    def __init__(self, phone: PhoneApi, call_id: str, *, tz: tzinfo | None = None) -> None:
+    def __init__(
+        self,
+        phone: PhoneApi,
+        flow_id: str,
+        *,
+        flow: FlowSummary | None = None,
+        tz: tzinfo | None = None,
+    ) -> None:
         super().__init__()
         self.phone = phone
-        self.call_id = call_id
+        self.flow_id = flow_id
+        self.flow = flow
+        self.is_call = flow is None or flow.is_call
         self.tz = tz
         self._timer: Timer | None = None
         self._failed = False
 
+    @property
+    def call_id(self) -> str:
+        return self.flow_id
+
+    def title_text(self) -> str:
+        flow = self.flow
+        if flow is None:
+            return f"SIP trace of call {self.flow_id}"
+        kept = len(self.ladder.messages) if self.is_mounted else 0
+        count = f"{flow.message_count} messages"
+        if kept < flow.message_count and self.is_mounted:
+            count += f", the last {kept} kept"
+        return f"SIP flow {flow.method} {flow.from_uri} → {flow.to_uri} · {count}"
+
     def compose(self) -> ComposeResult:
-        yield Label(Text(f"SIP trace of call {self.call_id}"), id="trace-title")
+        yield Label(Text(self.title_text()), id="trace-title")
         yield Label("", id="trace-us")
         yield Static("", id="trace-header")
         yield LadderView(tz=self.tz, id="trace-ladder")
         yield Label(EMPTY_TEXT, id="trace-empty")
+        yield RtpStreamsView(id="trace-streams")
         yield Footer()
 
     @property
     def ladder(self) -> LadderView:
         return self.query_one("#trace-ladder", LadderView)
+
+    @property
+    def streams(self) -> RtpStreamsView:
+        return self.query_one("#trace-streams", RtpStreamsView)
 
     def on_mount(self) -> None:
         self.refresh_trace()
@@ -302,9 +335,9 @@ class TraceScreen(Screen[None]):
         self._timer = self.set_interval(REFRESH_S, self.refresh_trace)
 
     def refresh_trace(self) -> None:
-        """Re-read the call's trace and show what is new."""
+        """Re-read the flow's trace (and a call's streams) and show what is new."""
         try:
-            messages = self.phone.sip_trace(self.call_id)
+            messages = self.phone.sip_flow(self.flow_id)
         except PhoneError as exc:
             if not self._failed:  # once, not every half second
                 self._failed = True
@@ -320,7 +353,23 @@ class TraceScreen(Screen[None]):
         self.query_one("#trace-empty", Label).display = not messages
         self.query_one("#trace-header", Static).update(Text(ladder.header() if messages else ""))
         us = f"us: {messages[0].local}" if messages else ""
+        if self.flow is not None:
+            us = f"Call-ID {self.flow_id}" + (f" · {us}" if us else "")
         self.query_one("#trace-us", Label).update(Text(us))
+        if self.flow is not None:
+            try:
+                fresh = next((f for f in self.phone.sip_flows() if f.flow_id == self.flow_id), None)
+            except PhoneError:
+                fresh = None
+            self.flow = fresh or self.flow  # a flow dropped meanwhile keeps its last summary
+            self.query_one("#trace-title", Label).update(Text(self.title_text()))
+        if self.is_call:
+            try:
+                streams = self.phone.rtp_streams(self.flow_id)
+            except PhoneError:
+                # The phone no longer keeps this call (or never had it): the ladder stands alone.
+                streams = []
+            self.streams.show(streams)
 
     @on(OptionList.OptionSelected, "#trace-ladder")
     def _selected(self, event: OptionList.OptionSelected) -> None:
