@@ -1,7 +1,10 @@
 """Credentials for the requests the user agent sends (RFC 3261 §22.2), sans-IO.
 
-One DigestClient per account keeps the nonces it answered, so that later requests can carry
-credentials before being challenged (RFC 7616 §3.4). Which challenge of a 401/407 to answer is
+One DigestClient per account and credentials keeps the nonces it answered, so that later
+requests can carry credentials before being challenged (RFC 7616 §3.4). Accounts change at run
+time: a new password gets a client of its own (no nonce cached for the old one), while a call
+that began under the old account goes on answering challenges with the credentials it began
+with. Which challenge of a 401/407 to answer is
 decided by ``choose_challenge``, shared with RTSP (auth/challenge.py). The user agent turns an
 authorized copy into a new client transaction (``UaContext.resend_with_credentials``).
 """
@@ -9,7 +12,6 @@ authorized copy into a new client transaction (``UaContext.resend_with_credentia
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import Final
 
 from softphone.auth.challenge import choose_challenge
@@ -22,16 +24,21 @@ MAX_AUTH_ATTEMPTS: Final = 2
 
 
 class Authenticator:
-    def __init__(self, accounts: Sequence[AccountConfig], rng: random.Random) -> None:
-        self._clients = {
-            a.name: DigestClient(
-                [Credentials(username=a.username, password=a.password)] if a.password else [], rng
-            )
-            for a in accounts
-        }
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._clients: dict[tuple[str, str, str | None], DigestClient] = {}
+
+    def _client(self, acct: AccountConfig) -> DigestClient:
+        key = (acct.name, acct.username, acct.password)
+        client = self._clients.get(key)
+        if client is None:
+            credentials = [Credentials(username=acct.username, password=acct.password)]
+            client = DigestClient(credentials if acct.password else [], self._rng)
+            self._clients[key] = client
+        return client
 
     def cached(self, acct: AccountConfig, method: str, uri: str) -> list[str]:
-        return self._clients[acct.name].cached(method, uri)
+        return self._client(acct).cached(method, uri)
 
     def authorized_copy(
         self, acct: AccountConfig, request: SipRequest, resp: SipResponse, attempts: int
@@ -40,7 +47,7 @@ class Authenticator:
         None after MAX_AUTH_ATTEMPTS unless the nonce was stale, or when no challenge fits."""
         proxy = resp.status == 407
         values = resp.headers.get_lines("Proxy-Authenticate" if proxy else "WWW-Authenticate")
-        client = self._clients[acct.name]
+        client = self._client(acct)
         previous = request.headers.get_lines("Proxy-Authorization" if proxy else "Authorization")
         challenge = choose_challenge(client, values, previous=previous).challenge
         if challenge is None:
