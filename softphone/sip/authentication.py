@@ -32,8 +32,12 @@ class Authenticator:
         key = (acct.name, acct.username, acct.password)
         client = self._clients.get(key)
         if client is None:
-            credentials = [Credentials(username=acct.username, password=acct.password)]
-            client = DigestClient(credentials if acct.password else [], self._rng)
+            credentials = (
+                [Credentials(username=acct.username, password=acct.password)]
+                if acct.password
+                else []
+            )
+            client = DigestClient(credentials, self._rng)
             self._clients[key] = client
         return client
 

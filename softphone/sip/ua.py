@@ -340,10 +340,8 @@ class _Plumbing:
             if isinstance(item, ResponseReceived):
                 out += handler(tx, item.response, item.response.status, item.response.reason, now)
             elif isinstance(item, TransactionTimedOut):
-                reason = (
-                    f"no answer from {tx.dest.host_port} over {tx.dest.transport}"
-                    f" ({tx.method} timed out after {self._timers.timeout:.0f} s)"
-                )
+                dest, waited = tx.dest, self._timers.timeout
+                reason = f"no answer from {dest.host_port} over {dest.transport} in {waited:.0f} s"
                 out += handler(tx, None, 408, reason, now)
             elif isinstance(item, TransportFailed):
                 out += handler(tx, None, 503, item.reason, now)
