@@ -229,13 +229,21 @@ async def test_the_fake_applies_accounts_as_the_real_phone_does(registrar: UdpRe
                     steps.append(await expect(real, want))
             sequences.append(steps)
             assert phone.accounts == ["local"] and list(phone.registrations) == ["local"]
-        assert sequences[0] == sequences[1] == [
-            pe.Registering(account="home", server=f"127.0.0.1:{registrar.port}", transport="udp"),
-            pe.Registered(account="home", expires=3600),
-            pe.Registering(account="home", server=f"127.0.0.1:{registrar.port}", transport="udp"),
-            pe.Registered(account="home", expires=600),
-            pe.Unregistered(account="home"),
-        ]
+        assert (
+            sequences[0]
+            == sequences[1]
+            == [
+                pe.Registering(
+                    account="home", server=f"127.0.0.1:{registrar.port}", transport="udp"
+                ),
+                pe.Registered(account="home", expires=3600),
+                pe.Registering(
+                    account="home", server=f"127.0.0.1:{registrar.port}", transport="udp"
+                ),
+                pe.Registered(account="home", expires=600),
+                pe.Unregistered(account="home"),
+            ]
+        )
     finally:
         await real.stop()
         await fake.stop()
