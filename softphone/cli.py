@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from softphone.config import Config, ConfigError
+from softphone.report import EXIT_NETWORK
 
 if TYPE_CHECKING:
     from softphone.phone import events as pe
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-REGISTER_WAIT_S = 10.0
 HANGUP_WAIT_S = 8.0
 PLAYER_STOP_S = 3.0  # a stopped player's TEARDOWN waits at most 1 s for its answer
 
@@ -103,19 +103,70 @@ async def _drain(phone: Phone, reporter: Reporter) -> None:
         reporter.event(event)
 
 
+async def _settle_registration(
+    phone: Phone, reporter: Reporter, stop: asyncio.Event, deadline: float
+) -> str | None:
+    """Report the registration's events until every account with a registrar has its answer
+    (registered or failed), or until a registrar has stayed silent long enough to say so
+    (NoAnswerYet). Then dial goes on: an outgoing call does not need the registration (RFC 3261
+    §10 registers where we can be reached; the proxy checks an INVITE with a challenge of its
+    own), so a refused or silent registrar is reported and the call's own outcome says the
+    rest. Returns why not to go on: "stopped" (Ctrl-C), "timeout" (--timeout ran out)."""
+    from softphone.phone import events as pe
+
+    while any(r.state == "registering" for r in phone.registrations.values()):
+        event = await _next(phone, stop, deadline)
+        if event is None:
+            return "stopped" if stop.is_set() else "timeout"
+        reporter.event(event)
+        if isinstance(event, pe.NoAnswerYet):
+            reporter.say("softphone: calling anyway (a call does not need the registration)")
+            return None
+    return None
+
+
+def _silent_server(phone: Phone, invite: pe.NoAnswerYet | None) -> str | None:
+    """The server that never answered, "host:port over udp": the INVITE's next hop when it was
+    told silent, else a registrar that never answered; None when every one answered."""
+    if invite is not None:
+        return f"{invite.server} over {invite.transport}"
+    for reg in phone.registrations.values():
+        if reg.state != "registered" and reg.no_answer and reg.server:
+            return f"{reg.server} over {reg.transport}"
+    return None
+
+
+def _no_network_answer(server: str | None, timeout_s: float) -> str:
+    """Why dial gave up after --timeout, naming the server that never answered."""
+    where = f" from {server}" if server else ""
+    return (
+        f"softphone: no answer{where} in {timeout_s:g} s (--timeout): is the registrar or "
+        "proxy up, and on that port and transport?"
+    )
+
+
 async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
+    """Call, follow the call, hang up. The network gets --timeout seconds to answer (the
+    registrar, then the call ringing or failing): after that dial gives up with EXIT_NETWORK.
+    --duration is talk time, counted from the answer."""
     from softphone.phone import events as pe  # not imported by `play`: faster start
     from softphone.phone.errors import PhoneError
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    network_deadline = loop.time() + args.timeout
     with _interrupts(stop):
         phone = await _start(config, args, reporter)
         if phone is None:
             return EXIT_FAILED
         try:
-            await phone.wait_registered(REGISTER_WAIT_S)
             await _drain(phone, reporter)
+            why = await _settle_registration(phone, reporter, stop, network_deadline)
+            if why == "stopped":
+                return EXIT_INTERRUPTED
+            if why == "timeout":
+                reporter.say(_no_network_answer(_silent_server(phone, None), args.timeout))
+                return EXIT_NETWORK
             try:
                 call_id = await phone.dial(args.uri, account=args.account)
             except PhoneError as exc:
@@ -124,8 +175,26 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
             deadline: float | None = None
             hung_up = False
             dtmf_sent = False
+            progressed = False  # the call rang, was answered or ended: the network answered
+            silent: pe.NoAnswerYet | None = None  # the INVITE's next hop said nothing at all
             while True:
-                event = await _next(phone, stop, deadline)
+                waiting = not progressed and not hung_up
+                until = min(deadline or network_deadline, network_deadline) if waiting else deadline
+                event = await _next(phone, stop, until)
+                if event is None and waiting and not stop.is_set():  # --timeout ran out
+                    server = _silent_server(phone, silent)
+                    if server is not None:
+                        reporter.say(_no_network_answer(server, args.timeout))
+                    else:  # every server answered (100 Trying...), then nothing came
+                        reporter.say(
+                            f"softphone: the call neither rang nor failed in {args.timeout:g} s"
+                            " (--timeout); giving up"
+                        )
+                    try:
+                        await phone.hangup(call_id)  # CANCEL, should the INVITE be answered
+                    except PhoneError:
+                        pass
+                    return EXIT_NETWORK if server is not None else EXIT_FAILED
                 if event is None:  # Ctrl-C, or the talk time is over
                     if hung_up:
                         reporter.say("softphone: the other side did not confirm the hang-up")
@@ -136,7 +205,10 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                     deadline = loop.time() + HANGUP_WAIT_S
                     continue
                 reporter.event(event)
+                if isinstance(event, pe.NoAnswerYet) and event.call_id == call_id:
+                    silent = event
                 if isinstance(event, pe.CallStateChanged) and event.call_id == call_id:
+                    progressed = progressed or event.state not in ("calling", "ended")
                     if (
                         event.state == "established"
                         and args.duration is not None
@@ -158,7 +230,8 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                         f"softphone: call failed: {event.reason}"
                         + (f" (SIP {event.status})" if event.status else "")
                     )
-                    return EXIT_FAILED
+                    # The INVITE timed out unanswered: the network, not the far end.
+                    return EXIT_NETWORK if silent is not None and not progressed else EXIT_FAILED
         finally:
             await phone.stop()
             await _drain(phone, reporter)

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
     from softphone.phone.events import PhoneEvent
 
-__all__ = ["Reporter"]
+__all__ = ["EXIT_NETWORK", "Reporter"]
+
+# `softphone dial` gave up because the network never answered: the registrar or proxy is down,
+# unreachable, or not on that port or transport.
+EXIT_NETWORK: Final = 7
 
 
 class Reporter:

@@ -93,6 +93,7 @@ class Registration:
     failures: int = 0
     nat_rewritten: bool = False
     tell_unregistered: bool = True  # False for a binding replaced by the account's new one
+    bound: bool = False  # the registrar accepted this binding at least once
 
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
@@ -186,18 +187,29 @@ class Registrations:
     def unregister(self, account: str, now: float) -> bool:
         """Send REGISTER with Expires: 0. Returns False when nothing was registered."""
         reg = self._by_account.get(account)
-        if reg is None or reg.state in (RegState.IDLE, RegState.FAILED):
-            if reg is not None:
-                reg.apply(RegInput.STOP)
+        if reg is None:
             self._ctx.clear_deadline(("register", account))
             return False
         if reg.state is RegState.UNREGISTERING:
             return True
-        reg.apply(RegInput.STOP)
-        reg.auth_attempts = 0
         self._ctx.clear_deadline(("register", account))
-        self._send(reg, 0, now)
-        return True
+        return self._stop(reg, now)
+
+    def _stop(self, reg: Registration, now: float) -> bool:
+        """Stop registering ``reg``: Expires: 0 when the registrar accepted the binding (True),
+        else only forget it. A registrar that never answered has no binding of ours to remove,
+        and waiting on it to confirm a removal would only take Timer F's 32 s once more."""
+        self._ctx.clear_deadline(_silence_key(reg))
+        registered = reg.bound and reg.state in (RegState.REGISTERING, RegState.REGISTERED)
+        reg.apply(RegInput.STOP)
+        if registered:
+            reg.auth_attempts = 0
+            self._send(reg, 0, now)
+            return True
+        if reg.state is RegState.UNREGISTERING:  # a REGISTER was out, never answered
+            reg.apply(RegInput.STOPPED)
+            reg.next_cseq()  # its answer, should one come late, is for no current request
+        return False
 
     def remove(self, account: str, now: float) -> bool:
         """The account is gone (or no longer registers): unregister its binding and forget the
@@ -210,18 +222,13 @@ class Registrations:
         Expires: 0 is on its way (sent now, or already)."""
         del self._by_account[reg.account.name]
         self._ctx.clear_deadline(("register", reg.account.name))
-        self._ctx.clear_deadline(_silence_key(reg))
         if reg.state is RegState.UNREGISTERING:
             self._retiring.append(reg)
             return True
-        registered = reg.state in (RegState.REGISTERING, RegState.REGISTERED)
-        reg.apply(RegInput.STOP)
-        if not registered:
-            return False
-        reg.auth_attempts = 0
         reg.tell_unregistered = tell
+        if not self._stop(reg, now):
+            return False
         self._retiring.append(reg)
-        self._send(reg, 0, now)
         return True
 
     def _send(self, reg: Registration, expires: int, now: float) -> None:
@@ -330,6 +337,7 @@ class Registrations:
                 return []
             expires = self._granted_expires(reg, resp)
             reg.apply(RegInput.OK)
+            reg.bound = True
             reg.failures = 0
             # Refresh well before expiry: half way for short intervals, a minute early otherwise.
             refresh_in = expires / 2 if expires <= 240 else expires - 60

@@ -247,3 +247,37 @@ async def test_the_fake_applies_accounts_as_the_real_phone_does(registrar: UdpRe
     finally:
         await real.stop()
         await fake.stop()
+
+
+async def test_an_unanswered_invite_is_explained_while_it_happens() -> None:
+    """Peer to peer to a port nobody answers on, T1 = 10 ms: NoAnswerYet for the INVITE at
+    4*T1, then the call fails at 64*T1 saying so."""
+    phone = Phone(
+        Config(),
+        bind_host="127.0.0.1",
+        sip_port=0,
+        rng=random.Random(3),
+        dns=StubBackend(),
+        audio=NullAudio(),
+        timers=TimerConfig(t1=0.01, t2=0.08, t4=0.1),
+    )
+    await phone.start()
+    loop = asyncio.get_running_loop()
+    closed, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", 0))
+    port = closed.get_extra_info("sockname")[1]
+    closed.close()
+    try:
+        call_id = await phone.dial(f"sip:bob@127.0.0.1:{port}")
+        waiting = await expect(phone, kind(pe.NoAnswerYet))
+        assert isinstance(waiting, pe.NoAnswerYet)
+        assert (waiting.request, waiting.call_id, waiting.account, waiting.server) == (
+            "INVITE",
+            call_id,
+            "local",
+            f"127.0.0.1:{port}",
+        )
+        ended = await expect(phone, kind(pe.CallEnded))
+        assert isinstance(ended, pe.CallEnded) and not ended.answered
+        assert ended.reason == f"no answer from 127.0.0.1:{port} over udp in 1 s"
+    finally:
+        await phone.stop()

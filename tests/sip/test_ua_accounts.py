@@ -289,3 +289,24 @@ def test_an_unanswered_invite_is_told_about_at_2_s_and_an_answered_one_is_not() 
     bob.ua.ring(bob.of(ev.IncomingCall)[0].call_id, net.now)
     net.run_until(30.0)
     assert caller.of(ev.InviteNotAnswered) == [] and caller.of(ev.CallProgressed)
+
+
+def test_a_registrar_that_never_answered_gets_no_unregister_to_wait_for() -> None:
+    """No answer, no binding of ours there: stopping (the phone quitting, the account removed)
+    sends nothing and waits for nothing, and a late answer to the REGISTER is dropped."""
+    alice = alice_with(account("home", HOME))
+    alice.ua.register("home", 0.0)
+    ((late, dest),) = alice.ua.messages_to_send()
+    walk(alice, 3.0)
+    assert alice.ua.unregister("home", 3.0) is False
+    assert alice.ua.messages_to_send() == []
+    assert alice.ua.registration_state("home") is RegState.IDLE
+    answer = Registrar().respond(late)  # a 401, long after we stopped
+    assert alice.ua.receive_message(answer, dest, 4.0) == []
+    assert alice.ua.messages_to_send() == []
+    # Removed rather than stopped: the same.
+    alice.ua.register("home", 5.0)
+    alice.ua.messages_to_send()
+    changes = alice.ua.update_accounts([account("work", WORK)], 5.5)
+    assert changes.unregistering == () and changes.removed == ("home",)
+    assert all(d == WORK for _, d in alice.ua.messages_to_send())
