@@ -8,6 +8,7 @@ and the test moves time on with :meth:`FakePhone.advance` (one step) or :meth:`F
 
 What the other side does is a method too: :meth:`incoming`, :meth:`remote_hangup`,
 :meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`register`, :meth:`fail_registration`,
+:meth:`registrar_silent`,
 :meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`, or any event with :meth:`emit`. Failures on demand:
 :meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`
 and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
@@ -318,6 +319,22 @@ class FakePhone(EventReader):
         self.emit(
             pe.RegistrationFailed(
                 account=account, status=status, reason=text, retry_in_s=retry_in_s
+            )
+        )
+
+    def registrar_silent(self, account: str, server: str, transport: str = "udp") -> None:
+        """The account's registrar has not answered at all yet (as the real phone says 2 s
+        after a REGISTER nothing answers; it fails 30 s later, see fail_registration)."""
+        self._set_registration(account, "registering", server=server, no_answer=True)
+        self.emit(
+            pe.NoAnswerYet(
+                account=account,
+                request="REGISTER",
+                call_id=None,
+                server=server,
+                transport=transport,
+                waited_s=2.0,
+                gives_up_in_s=30.0,
             )
         )
 

@@ -286,6 +286,34 @@ async def test_registration_states_in_the_status_bar() -> None:
         assert any("registration of alice failed" in t for t in main(app).messages.texts)
 
 
+async def test_a_silent_registrar_is_explained_in_the_status_bar() -> None:
+    phone = FakePhone(accounts={"alice": "sip:alice@example.test"}, registrars=["alice"])
+    app, _ = build(phone)
+    async with app.run_test(size=(140, 30)) as pilot:
+        status = main(app).status
+        await until(pilot, lambda: "alice: registering" in status.text, what="registering")
+        phone.registrar_silent("alice", "127.0.0.1:5070")
+        await until(
+            pilot,
+            lambda: (
+                "alice: registering to 127.0.0.1:5070 over udp: no answer yet (retrying)"
+                in status.text
+            ),
+            what="the silent registrar",
+        )
+        assert (
+            "registering alice to 127.0.0.1:5070 over udp: no answer yet (retrying; gives up"
+            " in 30 s)" in main(app).messages.texts
+        )
+        reason = "no answer from 127.0.0.1:5070 over udp in 32 s"
+        phone.fail_registration("alice", 0, reason, retry_in_s=30)
+        await until(
+            pilot,
+            lambda: f"alice: failed: {reason} (retry in 30 s)" in status.text,
+            what="the failure",
+        )
+
+
 async def test_side_pane_plays_a_stream_from_the_prompt() -> None:
     phone = FakePhone()
     app, players = build(phone)

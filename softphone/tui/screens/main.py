@@ -219,6 +219,9 @@ class MainScreen(Screen[None]):
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()
+            case pe.NoAnswerYet():  # why "registering" or "calling" takes this long
+                self._refresh_status()
+                self.tell(describe(event), "warning", notify=False)
             case pe.RegistrationFailed(account=account):
                 self.status.failure_seen(account)
                 self._refresh_status()
