@@ -9,6 +9,11 @@
 
 Human output goes to stderr; with ``--json`` stdout carries one JSON object per event. Logs go to
 a file in the XDG state directory (Textual owns the terminal), never to the terminal.
+
+``--config``, ``--log-file``, ``--log-level``, ``--account``, ``--sip-port``, ``--bind`` and
+``--json`` may come before or after the command (GLOBAL_DEFAULTS). ``dial --timeout S`` bounds
+the wait for the network (the registrar, then the call ringing or failing): past it, dial gives
+up with EXIT_NETWORK (7).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The phone: accounts, transports and calls behind one async API, with a stream of events.
 
 Front ends (the CLI, the TUI) call ``dial/answer/reject/hangup/hold/resume/transfer`` and read
-``events()``. They never see SIP messages, sockets or SDP. The Phone owns the UA core
+``events()``; ``apply_accounts`` changes the accounts while the phone runs. They never see SIP messages, sockets or SDP. The Phone owns the UA core
 (sip/ua.py), the SIP transport (transport/sip.py) and name resolution (transport/resolver.py),
 and puts together the pieces beside it in this package:
 
