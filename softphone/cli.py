@@ -175,12 +175,11 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
             deadline: float | None = None
             hung_up = False
             dtmf_sent = False
-            progressed = False  # the call rang, was answered or ended: the network answered
+            progressed = False  # the call rang or was answered: the network answered
             silent: pe.NoAnswerYet | None = None  # the INVITE's next hop said nothing at all
             while True:
                 waiting = not progressed and not hung_up
-                until = min(deadline or network_deadline, network_deadline) if waiting else deadline
-                event = await _next(phone, stop, until)
+                event = await _next(phone, stop, network_deadline if waiting else deadline)
                 if event is None and waiting and not stop.is_set():  # --timeout ran out
                     server = _silent_server(phone, silent)
                     if server is not None:
