@@ -420,8 +420,8 @@ class SettingsScreen(Screen[Config | None]):
         ]
         table.clear(columns=True)
         # Widths are given rather than measured by DataTable: it measures new rows on its next
-        # idle, and a line drawn before that stays cached at the header's width (a new account
-        # showed cut off until the table was built again).
+        # idle, and a line drawn before that stays cached at the header's width, so a row added
+        # while the screen is shown would stay cut off until the table is built again.
         for i, label in enumerate(labels):
             table.add_column(label, width=max(cell_len(r[i]) for r in [labels, *rows]))
         for acct, row in zip(self.accounts, rows, strict=True):
