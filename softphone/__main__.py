@@ -9,6 +9,11 @@
 
 Human output goes to stderr; with ``--json`` stdout carries one JSON object per event. Logs go to
 a file in the XDG state directory (Textual owns the terminal), never to the terminal.
+
+``--config``, ``--log-file``, ``--log-level``, ``--account``, ``--sip-port``, ``--bind`` and
+``--json`` may come before or after the command (GLOBAL_DEFAULTS). ``dial --timeout S`` bounds
+the wait for the network (the registrar, then the call ringing or failing): past it, dial gives
+up with ExitCode.NETWORK (7).
 """
 
 from __future__ import annotations
@@ -18,50 +23,124 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from softphone import __version__
 from softphone.report import ExitCode, Reporter, exit_code_table
+
+DIAL_TIMEOUT_S = 30.0
+
+
+# Options that may come before or after the command, as git's and baresip's users expect
+# (`softphone --config F dial URI` and `softphone dial URI --config F`). Each is declared on the
+# main parser and on every command it applies to, with SUPPRESS as its default there: a value
+# given on either side is kept (a command's parser would otherwise overwrite it with its own
+# default), and given twice, the later one wins. The defaults are set after parsing.
+GLOBAL_DEFAULTS: Final[dict[str, object]] = {
+    "config": None,
+    "log_file": None,
+    "log_level": "INFO",
+    "account": None,
+    "sip_port": None,
+    "bind": "0.0.0.0",
+    "json": False,
+}
+ALL_COMMANDS: Final = frozenset({"tui", "dial", "listen", "play", "devices"})
+SIP_COMMANDS: Final = frozenset({"dial", "listen"})
+# Where each option means something ("tui": no command, or dial --tui). Given elsewhere before
+# the command, it is refused with a clear message rather than ignored.
+APPLIES_TO: Final[dict[str, frozenset[str]]] = {
+    "config": ALL_COMMANDS,
+    "log_file": ALL_COMMANDS,
+    "log_level": ALL_COMMANDS,
+    "account": SIP_COMMANDS,
+    "sip_port": SIP_COMMANDS | {"tui"},
+    "bind": SIP_COMMANDS,
+    "json": SIP_COMMANDS | {"play"},
+}
+
+
+def _global_options(p: argparse.ArgumentParser, names: frozenset[str] | None = None) -> None:
+    """Add the options of GLOBAL_DEFAULTS named in ``names`` (all of them by default)."""
+
+    def wanted(name: str) -> bool:
+        return names is None or name in names
+
+    group = p.add_argument_group("options that may also come before the command")
+    if wanted("config"):
+        group.add_argument(
+            "--config",
+            type=Path,
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help="config file (default: the XDG config path)",
+        )
+    if wanted("log_file"):
+        group.add_argument(
+            "--log-file",
+            type=Path,
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help="log file (default: the XDG state dir)",
+        )
+    if wanted("log_level"):
+        group.add_argument(
+            "--log-level",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            default=argparse.SUPPRESS,
+            help="log level (default INFO); DEBUG includes every SIP message (passwords redacted)",
+        )
+    if wanted("account"):
+        group.add_argument(
+            "--account",
+            metavar="NAME",
+            default=argparse.SUPPRESS,
+            help="account to use (default: the first one)",
+        )
+    if wanted("sip_port"):
+        group.add_argument(
+            "--sip-port",
+            type=_port,
+            metavar="N",
+            default=argparse.SUPPRESS,
+            help="local SIP port (default 5060, or a free one when taken)",
+        )
+    if wanted("bind"):
+        group.add_argument(
+            "--bind",
+            metavar="ADDR",
+            default=argparse.SUPPRESS,
+            help="local address to listen on (default: all)",
+        )
+    if wanted("json"):
+        group.add_argument(
+            "--json",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="one JSON object per event on stdout",
+        )
+
+
+def _applying_to(command: str) -> frozenset[str]:
+    return frozenset(name for name, where in APPLIES_TO.items() if command in where)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softphone",
         description="A terminal softphone and RTSP player.",
-        epilog="Run 'softphone COMMAND --help' for the options of a command.",
+        epilog="Run 'softphone COMMAND --help' for the options of a command. The options shown "
+        "as 'may also come before the command' are accepted on either side of it.",
     )
     parser.add_argument("--version", action="version", version=f"softphone {__version__}")
-    parser.add_argument(
-        "--config", type=Path, metavar="PATH", help="config file (default: the XDG config path)"
-    )
-    parser.add_argument(
-        "--log-file", type=Path, metavar="PATH", help="log file (default: the XDG state dir)"
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level; DEBUG includes every SIP message (passwords redacted)",
-    )
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def network_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--account", metavar="NAME", help="account to use (default: the first one)")
-        p.add_argument(
-            "--sip-port",
-            type=_port,
-            metavar="N",
-            help="local SIP port (default 5060, or a free one when taken)",
-        )
-        p.add_argument(
-            "--bind",
-            default="0.0.0.0",
-            metavar="ADDR",
-            help="local address to listen on (default: all)",
-        )
+        _global_options(p, _applying_to("dial"))
         p.add_argument(
             "--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk"
         )
-        p.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
         p.add_argument(
             "--play",
             type=_wav_in,
@@ -96,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_dtmf,
         metavar="DIGITS",
         help="send these DTMF digits once the call is established",
+    )
+    dial.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DIAL_TIMEOUT_S,
+        metavar="S",
+        help="give up when, S seconds after the start, the network has not yet answered the "
+        "call (it neither rings nor fails): the registrar or proxy is down or unreachable; "
+        f"exit code {int(ExitCode.NETWORK)} (default {DIAL_TIMEOUT_S:g}). Registering counts in it",
     )
     dial.add_argument(
         "--ring-timeout",
@@ -150,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="RTP over UDP or TCP interleaved; auto tries UDP and falls back to TCP (default)",
     )
-    play.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    _global_options(play, _applying_to("play"))
     play.add_argument(
         "--snapshot",
         type=_png_out,
@@ -189,9 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument(
         "--stats-out", type=Path, help=argparse.SUPPRESS
     )  # the viewer's counters at exit, for `softphone bench`
-    sub.add_parser(
+    devices = sub.add_parser(
         "devices", help="list sound devices", description="List the sound devices PortAudio sees."
     )
+    _global_options(devices, _applying_to("devices"))
     bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
@@ -266,7 +355,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value < 10**7:
-        raise argparse.ArgumentTypeError("the duration must be a positive number of seconds")
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
 
 
@@ -302,6 +391,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(argv[argv.index("bench") + 1 :])
     args = parser.parse_args(argv)
+    problem = _settle_globals(args)
+    if problem is not None:
+        parser.print_usage(sys.stderr)
+        print(f"softphone: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.command == "bench":
+        from softphone.bench.cli import main as bench_main
+
+        return bench_main(args.bench_args)
     if args.command == "devices":
         return _devices()
     if args.command == "play":
@@ -313,6 +411,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             preload.release_gc()
     return _run(args, started_at)
+
+
+def _settle_globals(args: argparse.Namespace) -> str | None:
+    """Fill in the defaults of the options that may come on either side of the command; a
+    problem (an option given where it means nothing) as a sentence, else None."""
+    given = sorted(name for name in GLOBAL_DEFAULTS if hasattr(args, name))
+    for name, default in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    command = args.command
+    if command is None or (command == "dial" and args.tui):
+        command = "tui"
+    option = {name: "--" + name.replace("_", "-") for name in GLOBAL_DEFAULTS}
+    if command == "bench":
+        if given:
+            return (
+                f"{', '.join(option[n] for n in given)}: softphone bench takes its own options"
+                " (softphone bench --help)"
+            )
+        return None
+    for name in given:
+        where = APPLIES_TO[name]
+        if command not in where:
+            used_by = ", ".join(
+                sorted("the full-screen interface" if w == "tui" else w for w in where)
+            )
+            shown = "the full-screen interface" if command == "tui" else f"softphone {command}"
+            return f"{option[name]} does not apply to {shown} (it is for {used_by})"
+    return None
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:
@@ -329,6 +456,10 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
 
         # No config file yet (and none named): the TUI opens the account editor first.
         first_run = args.config is None and config.path is not None and not config.path.exists()
+        if args.sip_port is not None:
+            from dataclasses import replace
+
+            config = replace(config, sip_port=args.sip_port)
         return run_tui(
             config,
             config_path=config.path,

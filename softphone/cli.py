@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REGISTER_WAIT_S = 10.0
 HANGUP_WAIT_S = 8.0
 HISTORY_WAIT_S = 2.0  # at the end, for the last rows of the call history to be written
 PLAYER_STOP_S = 3.0  # a stopped player's TEARDOWN waits at most 1 s for its answer
@@ -161,12 +160,56 @@ async def _drain(phone: Phone, reporter: Reporter, history: CommandHistory) -> N
         history.observe(event, phone)
 
 
+async def _settle_registration(
+    phone: Phone, reporter: Reporter, stop: asyncio.Event, deadline: float
+) -> str | None:
+    """Report the registration's events until every account with a registrar has its answer
+    (registered or failed), or until a registrar has stayed silent long enough to say so
+    (NoAnswerYet). Then dial goes on: an outgoing call does not need the registration (RFC 3261
+    §10 registers where we can be reached; the proxy checks an INVITE with a challenge of its
+    own), so a refused or silent registrar is reported and the call's own outcome says the
+    rest. Returns why not to go on: "stopped" (Ctrl-C), "timeout" (--timeout ran out)."""
+    from softphone.phone import events as pe
+
+    while any(r.state == "registering" for r in phone.registrations.values()):
+        event = await _next(phone, stop, deadline)
+        if event is None:
+            return "stopped" if stop.is_set() else "timeout"
+        reporter.event(event)
+        if isinstance(event, pe.NoAnswerYet):
+            reporter.say("softphone: calling anyway (a call does not need the registration)")
+            return None
+    return None
+
+
+def _silent_server(phone: Phone, invite: pe.NoAnswerYet | None) -> str | None:
+    """The server that never answered, "host:port over udp": the INVITE's next hop when it was
+    told silent, else a registrar that never answered; None when every one answered."""
+    if invite is not None:
+        return f"{invite.server} over {invite.transport}"
+    for reg in phone.registrations.values():
+        if reg.state != "registered" and reg.no_answer and reg.server:
+            return f"{reg.server} over {reg.transport}"
+    return None
+
+
+def _no_network_answer(server: str | None, timeout_s: float) -> str:
+    """Why dial gave up after --timeout, naming the server that never answered."""
+    where = f" from {server}" if server else ""
+    return (
+        f"softphone: no answer{where} in {timeout_s:g} s (--timeout): is the registrar or "
+        "proxy up, and on that port and transport?"
+    )
+
+
 async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
     """``softphone dial``: call, follow the call, hang up; the exit code says how it went
-    (:class:`~softphone.report.ExitCode`)."""
+    (:class:`~softphone.report.ExitCode`). The network gets --timeout seconds to answer (the
+    registrar, then the call ringing or failing); --duration is talk time, from the answer."""
     from softphone.phone.errors import AddressError, NetworkError, PhoneError
 
     stop = Stop()
+    network_deadline = asyncio.get_running_loop().time() + args.timeout
     with _interrupts(stop):
         history = await CommandHistory.open(reporter)
         try:
@@ -174,10 +217,13 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
             if isinstance(phone, ExitCode):
                 return phone
             try:
-                await phone.wait_registered(REGISTER_WAIT_S)
                 await _drain(phone, reporter, history)
-                if stop.event.is_set():
+                why = await _settle_registration(phone, reporter, stop.event, network_deadline)
+                if why == "stopped" or stop.event.is_set():
                     return stop.exit_code
+                if why == "timeout":
+                    reporter.say(_no_network_answer(_silent_server(phone, None), args.timeout))
+                    return ExitCode.NETWORK
                 try:
                     call_id = await phone.dial(args.uri, account=args.account)
                 except PhoneError as exc:
@@ -185,7 +231,9 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                     if isinstance(exc, AddressError):
                         return ExitCode.USAGE
                     return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
-                return await _follow_call(phone, call_id, args, reporter, stop, history)
+                return await _follow_call(
+                    phone, call_id, args, reporter, stop, history, network_deadline
+                )
             finally:
                 await phone.stop()
                 await _drain(phone, reporter, history)
@@ -200,9 +248,11 @@ async def _follow_call(
     reporter: Reporter,
     stop: Stop,
     history: CommandHistory,
+    network_deadline: float,
 ) -> ExitCode:
     """Report the call's events until it ends. We hang up on Ctrl-C / SIGTERM, when
-    --ring-timeout runs out before an answer, and when --duration runs out after one."""
+    --ring-timeout runs out before an answer, when --duration runs out after one, and when the
+    network never answered the INVITE within --timeout (it neither rang nor failed)."""
     from softphone.phone import events as pe  # not imported by `play`: faster start
     from softphone.phone.errors import PhoneError
     from softphone.phone.text import describe
@@ -211,9 +261,27 @@ async def _follow_call(
     ring_timeout: float | None = args.ring_timeout
     deadline = None if ring_timeout is None else loop.time() + ring_timeout
     cause: HangupCause | None = None
-    answered = dtmf_sent = False
+    answered = dtmf_sent = progressed = False  # progressed: it rang (the network answered)
+    silent: pe.NoAnswerYet | None = None  # the INVITE's next hop said nothing at all
     while True:
-        event = await _next(phone, stop.event, deadline)
+        waiting = not progressed and cause is None
+        wake = deadline
+        if waiting:
+            wake = network_deadline if deadline is None else min(deadline, network_deadline)
+        event = await _next(phone, stop.event, wake)
+        if event is None and waiting and not stop.event.is_set():
+            if loop.time() >= network_deadline:  # --timeout ran out before it rang
+                server = _silent_server(phone, silent)
+                if server is not None:
+                    reporter.say(_no_network_answer(server, args.timeout))
+                else:  # every server answered (100 Trying...), then nothing came
+                    reporter.say(
+                        f"softphone: the call neither rang nor failed in {args.timeout:g} s"
+                        " (--timeout); giving up"
+                    )
+                with contextlib.suppress(PhoneError):
+                    await phone.hangup(call_id)  # CANCEL, should the INVITE be answered
+                return ExitCode.NETWORK if server is not None else ExitCode.NO_ANSWER
         if event is None:
             if cause is not None:  # a second Ctrl-C, or the hang-up was never confirmed
                 if stop.signal is not None:
@@ -233,6 +301,10 @@ async def _follow_call(
             continue
         history.observe(event, phone)
         ours = getattr(event, "call_id", None) == call_id
+        if ours and isinstance(event, pe.NoAnswerYet):
+            silent = event
+        if ours and isinstance(event, pe.CallStateChanged):
+            progressed = progressed or event.state not in ("calling", "ended")
         if ours and isinstance(event, pe.CallEnded):
             code = _exit_code(event, cause, stop)
             failed = code not in (ExitCode.OK, ExitCode.INTERRUPTED, ExitCode.TERMINATED)

@@ -8,8 +8,8 @@ and the test moves time on with :meth:`FakePhone.advance` (one step) or :meth:`F
 
 What the other side does is a method too: :meth:`incoming`, :meth:`remote_hangup`,
 :meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`register`, :meth:`fail_registration`,
-:meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`, :meth:`add_sip`, :meth:`set_streams`, or any
-event with :meth:`emit`. Failures on demand:
+:meth:`registrar_silent`, :meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`,
+:meth:`add_sip`, :meth:`set_streams`, or any event with :meth:`emit`. Failures on demand:
 :meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`
 and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
 except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name, arguments)``.
@@ -20,7 +20,9 @@ hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [st
 "cancelled"; of an established one -> [step] 200 "OK"; reject/hangup of a ringing incoming call
 -> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends;
 mute/record -> MuteChanged/RecordingChanged at once (only when the state changes); start with
-registrars -> Registering at once, [step] Registered. ``play_file`` "plays" until
+registrars -> Registering at once, [step] Registered; apply_accounts -> Registering at once for a
+new or changed account with a registrar, [step] Registered; a removed registered one [step]
+Unregistered. ``play_file`` "plays" until
 ``stop_playback`` (see :attr:`played`, :attr:`playing`).
 """
 
@@ -34,6 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.api import (
     FlowSummary,
@@ -90,6 +93,7 @@ DEFAULT_STATS: dict[str, object] = {
 }
 
 DTMF_DIGITS = "0123456789*#ABCD"
+LOCAL_AOR = SipUri.parse("sip:softphone@localhost")  # no account configured: peer to peer
 
 
 def status_reason(status: int, reason: str | None = None) -> str:
@@ -157,9 +161,10 @@ class FakePhone(EventReader):
         recordings_dir: Path = Path("/nonexistent/recordings"),
         dtmf_method: Literal["rtp", "info"] = "rtp",
     ) -> None:
-        aors = accounts if accounts is not None else {"local": "sip:softphone@localhost"}
+        aors = accounts if accounts is not None else {"local": str(LOCAL_AOR)}
         self.aors: dict[str, SipUri] = {name: SipUri.parse(aor) for name, aor in aors.items()}
         self.registrars = tuple(registrars)
+        self.applied: dict[str, Account] = {}  # what apply_accounts was last given, by name
         self.expires = expires
         self.autoplay = autoplay
         self.step_s = step_s
@@ -328,6 +333,22 @@ class FakePhone(EventReader):
             )
         )
 
+    def registrar_silent(self, account: str, server: str, transport: str = "udp") -> None:
+        """The account's registrar has not answered at all yet (as the real phone says 2 s
+        after a REGISTER nothing answers; it fails 30 s later, see fail_registration)."""
+        self._set_registration(account, "registering", server=server, no_answer=True)
+        self.emit(
+            pe.NoAnswerYet(
+                account=account,
+                request="REGISTER",
+                call_id=None,
+                server=server,
+                transport=transport,
+                waited_s=2.0,
+                gives_up_in_s=30.0,
+            )
+        )
+
     def unregister(self, account: str) -> None:
         self.registered[account] = False
         self._set_registration(account, "none")
@@ -416,6 +437,53 @@ class FakePhone(EventReader):
         self._record("call_stats", call_id=call_id)
         info = self._fake(call_id)
         return dict(info.stats) if info.established_at is not None else None
+
+    async def apply_accounts(self, accounts: Sequence[Account]) -> None:
+        """As the real phone: a removed account's record goes at once ([step] Unregistered when
+        it was registered); a new or changed account with a registrar is Registering at once
+        (to its proxy or registrar, port 5060 when none is given), [step] Registered."""
+        self._record("apply_accounts", accounts=tuple(accounts))
+        self._require_started()
+        wanted = {a.name: a for a in accounts}
+        aors = {name: a.uri for name, a in wanted.items()} or {"local": LOCAL_AOR}
+        before, was_registrar = dict(self.applied), set(self.registrars)
+        gone = [name for name in self.aors if name not in aors]
+        changed = [
+            name
+            for name, acct in wanted.items()
+            if name not in self.aors
+            or (name in before and before[name] != acct)
+            or (name not in before and (acct.registrar is not None) != (name in was_registrar))
+            or self.aors[name] != acct.uri
+        ]
+        self.aors = aors
+        self.applied = wanted
+        self.registrars = tuple(name for name, a in wanted.items() if a.registrar is not None)
+        for name in gone:
+            self._registrations.pop(name, None)
+            if self.registered.pop(name, False):
+                self._schedule(
+                    f"unregister {name}", partial(self.emit, pe.Unregistered(account=name))
+                )
+        for name in self.aors:
+            if name not in self._registrations:
+                self._set_registration(name, "none")
+        for name in changed:
+            acct = wanted[name]
+            hop = acct.proxy or acct.registrar
+            if hop is None:
+                self._set_registration(name, "none")
+                if self.registered.pop(name, False):
+                    self._schedule(f"unregister {name}", partial(self.unregister, name))
+                continue
+            transport = hop.transport or acct.transport
+            port = hop.port or (5061 if transport == "tls" else 5060)
+            server = f"{hop.host}:{port}"
+            self.registered[name] = False
+            self._set_registration(name, "registering", server=server)
+            self.emit(pe.Registering(account=name, server=server, transport=transport))
+            self._schedule(f"register {name}", partial(self.register, name, acct.expires))
+        self._registrations = {n: self._registrations[n] for n in self.aors}
 
     # ------------------------------------------------------------------ PhoneApi: actions
     async def dial(self, target: str, *, account: str | None = None) -> str:

@@ -7,9 +7,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from softphone.auth.digest import Algorithm, make_challenge, verify_authorization
 from softphone.sip import events as ev
 from softphone.sip.account import AccountConfig
 from softphone.sip.address import Address
+from softphone.sip.message import Headers, SipRequest, SipResponse, parse_message
 from softphone.sip.ua import UserAgent
 from softphone.sip.uri import SipUri
 
@@ -108,3 +110,97 @@ def call_up(net: Network, alice: Peer, bob: Peer) -> tuple[str, str]:
     bob.ua.answer(incoming.call_id, sdp=ANSWER, now=net.now)
     net.flush()
     return call_id, incoming.call_id
+
+
+# --- registration ---------------------------------------------------------------------------------
+class Registrar:
+    """A minimal registrar that challenges with digest, as Kamailio does."""
+
+    def __init__(
+        self,
+        *,
+        min_expires: int = 60,
+        password: str = "alicepw",
+        public: Address | None = None,
+        algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,),
+        refused: int = 403,
+    ) -> None:
+        self.algorithms = algorithms  # one challenge each, in this order
+        self.refused = refused  # the answer to a wrong password: 403 (Kamailio) or 401 again
+        self.issued: set[str] = set()  # nonces it handed out and still knows
+        self.generation = 0
+        self.public = public  # where the requests seem to come from (a NAT), stamped into Via
+        self.min_expires = min_expires
+        self.password = password
+        self.requests: list[SipRequest] = []
+
+    def respond(self, data: bytes) -> bytes:
+        req = parse_message(data)
+        assert isinstance(req, SipRequest)
+        self.requests.append(req)
+        auth = req.headers.get_lines("Authorization")
+        headers = Headers()
+        vias = req.vias
+        if self.public is not None:  # §18.2.1 / RFC 3581 as the registrar applies them
+            vias[0] = (
+                vias[0]
+                .with_param("received", self.public.host)
+                .with_param("rport", str(self.public.port))
+            )
+        headers.add("Via", ", ".join(str(v) for v in vias))
+        for name in ("From", "To", "Call-ID", "CSeq"):
+            headers.add(name, req.headers.get_lines(name)[0] + (";tag=reg" if name == "To" else ""))
+        expires = int(req.headers.get("Expires") or "3600")
+        nonce_known = bool(auth) and any(f'nonce="{n}"' in auth[0] for n in self.issued)
+        if (
+            not auth
+            or not nonce_known
+            or not verify_authorization(auth[0], password=self.password, method="REGISTER")
+        ):
+            # A nonce it does not know (issued before a restart) is challenged afresh, with no
+            # stale=true, as Kamailio does.
+            status = self.refused if auth and nonce_known else 401
+            for algorithm in self.algorithms if status == 401 else ():
+                nonce = f"n{len(self.requests)}-{algorithm.value}"
+                if self.generation:
+                    nonce += f"-g{self.generation}"
+                self.issued.add(nonce)
+                headers.add(
+                    "WWW-Authenticate",
+                    make_challenge(realm="lab.test", nonce=nonce, algorithm=algorithm),
+                )
+        elif 0 < expires < self.min_expires:
+            status = 423
+            headers.add("Min-Expires", str(self.min_expires))
+        else:
+            status = 200
+            if expires:
+                headers.add("Contact", f"{req.contacts[0]};expires={expires}")
+        return bytes(SipResponse(status=status, reason="x", headers=headers))
+
+    def restart(self) -> None:
+        """Forget every nonce, as a registrar restarting or failing over does."""
+        self.issued.clear()
+        self.generation += 1
+
+
+def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
+    registrar = Address("udp", "127.0.0.10", 5070)
+    return make_peer(
+        "alice",
+        "127.0.0.1",
+        seed=1,
+        registrar=SipUri(host="127.0.0.10", port=5070),
+        outbound=registrar,
+        password=password,
+    )
+
+
+def exchange(alice: Peer, registrar: Registrar, now: float) -> None:
+    for _ in range(10):
+        out = alice.ua.messages_to_send()
+        if not out:
+            return
+        for data, dest in out:
+            assert dest == Address("udp", "127.0.0.10", 5070)
+            alice.events += alice.ua.receive_message(registrar.respond(data), dest, now)

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from softphone.config import Config
+from softphone.config import Account, Config
 from softphone.phone import events as pe
 from softphone.phone.api import FlowSummary, Registration, StreamSummary, TracedMessage
 from softphone.phone.errors import PhoneError
@@ -127,6 +127,9 @@ class BenchPhone(EventReader):
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         return None
+
+    async def apply_accounts(self, accounts: Sequence[Account]) -> None:
+        raise PhoneError("the bench phone has no accounts to change")
 
     async def dial(self, target: str, *, account: str | None = None) -> str:
         raise PhoneError("the bench phone does not dial")

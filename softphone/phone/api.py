@@ -12,7 +12,10 @@ Contracts the TUI may rely on (every implementation keeps them):
 
 - Actions that fail raise ``softphone.phone.errors.PhoneError`` with a sentence for a person.
 - Registration changes arrive as ``Registering``/``Registered``/``RegistrationFailed``/
-  ``Unregistered``; :attr:`PhoneApi.registrations` is the state they lead to.
+  ``Unregistered`` (and ``NoAnswerYet`` while a registrar is silent);
+  :attr:`PhoneApi.registrations` is the state they lead to. After ``apply_accounts`` returns,
+  ``accounts`` and ``registrations`` list the new accounts (a removed one is gone at once; its
+  ``Unregistered`` may come later).
 - ``mute`` emits ``MuteChanged`` and ``record`` emits ``RecordingChanged`` (at once, in the call).
 - Every call-state change arrives as :class:`~softphone.phone.events.CallStateChanged`; an ended
   call is ``CallStateChanged(state="ended")`` followed by :class:`~softphone.phone.events.CallEnded`.
@@ -31,6 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from softphone.config import Account
 from softphone.phone.events import CallStateName, PhoneEvent
 
 __all__ = [
@@ -60,6 +64,8 @@ class Registration:
     expires_at: float | None = None  # wall clock (time.time()) when the binding runs out
     reason: str | None = None  # why it failed, in words
     retry_in_s: float | None = None  # when a failed registration is tried again
+    server: str | None = None  # while registering: the next hop the REGISTER went to, host:port
+    no_answer: bool = False  # while registering: that server has not answered at all yet
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,6 +256,12 @@ class PhoneApi(Protocol):
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         """The call's audio statistics now (keys as in ``MediaStats``), or its last ones once ended;
         None before it had audio."""
+
+    async def apply_accounts(self, accounts: Sequence[Account]) -> None:
+        """Use ``accounts`` from now on, without a restart: a new account registers, a removed
+        one unregisters, a changed one registers again (at its new registrar, with its new
+        password...). Calls go on, each with the account it began with. An account whose
+        server cannot be found gets RegistrationFailed; the others apply all the same."""
 
     # actions
     async def dial(self, target: str, *, account: str | None = None) -> str:

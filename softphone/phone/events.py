@@ -34,6 +34,7 @@ __all__ = [
     "IncomingCall",
     "Listening",
     "MuteChanged",
+    "NoAnswerYet",
     "Notice",
     "PhoneEvent",
     "RecordingChanged",
@@ -154,10 +155,30 @@ class TransferProgressed(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Registering(PhoneEvent):
-    """A REGISTER for the account is on its way (first time, refresh after a failure)."""
+    """A REGISTER for the account is on its way (first time, after a change of the account).
+    ``server`` is the next hop it goes to ("host:port"), over ``transport``."""
 
     kind: ClassVar[str] = "registering"
     account: str
+    server: str | None = None
+    transport: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoAnswerYet(PhoneEvent):
+    """Nothing at all came back from ``server`` (not even 100 Trying) ``waited_s`` after our
+    REGISTER or INVITE went out: the registrar or proxy is down, unreachable, or not on that
+    port or transport. SIP goes on trying (retransmitting over UDP) and gives up
+    ``gives_up_in_s`` later; then RegistrationFailed or CallEnded says so."""
+
+    kind: ClassVar[str] = "no_answer_yet"
+    account: str
+    request: Literal["REGISTER", "INVITE"]
+    call_id: str | None  # the call, for an INVITE
+    server: str
+    transport: str
+    waited_s: float
+    gives_up_in_s: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

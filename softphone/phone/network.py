@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from softphone.config import Account
 from softphone.phone import events as pe
@@ -22,11 +22,14 @@ __all__ = [
     "KEEPALIVE_STREAM_S",
     "KEEPALIVE_UDP_S",
     "account_config",
+    "add_tls_listener",
     "advertised_host",
     "keep_alive_interval",
     "listen",
     "local_account",
     "resolve_hop",
+    "tls_ca_files",
+    "unresolved_account",
 ]
 
 KEEPALIVE_UDP_S = 25.0
@@ -81,6 +84,41 @@ async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) 
         transport=acct.transport,
         expires=acct.expires,
     )
+
+
+def unresolved_account(acct: Account) -> AccountConfig:
+    """An account whose server could not be found, as the registrations list shows it (it is
+    not given to the SIP core: it has nowhere to send)."""
+    return AccountConfig(
+        name=acct.name,
+        aor=acct.uri,
+        username=acct.auth_username,
+        display_name=acct.display_name,
+        registrar=acct.registrar,
+        transport=acct.transport,
+        expires=acct.expires,
+    )
+
+
+def tls_ca_files(
+    accounts: Sequence[Account], resolved: Sequence[AccountConfig]
+) -> dict[tuple[str, int], str]:
+    """(host, port) of each TLS hop -> the CA file its account trusts for it."""
+    by_name = {r.name: r for r in resolved}
+    out: dict[tuple[str, int], str] = {}
+    for acct in accounts:
+        hop = by_name[acct.name].outbound if acct.name in by_name else None
+        if hop is not None and acct.tls_ca_file is not None:
+            out[(hop.host, hop.port)] = str(acct.tls_ca_file)
+    return out
+
+
+def add_tls_listener(transport: SipTransport, ua: UserAgent, advertised: str) -> None:
+    """An account added at run time uses TLS: advertise it as :func:`listen` does at start (on
+    the UDP/TCP port; TLS is client-only)."""
+    port = next((a.port for a in transport.listeners() if a.transport == "udp"), None)
+    if port is not None:
+        ua.add_listener(Address("tls", advertised, port))
 
 
 def local_account(bind_host: str) -> Account:

@@ -1,9 +1,10 @@
 """The phone: accounts, transports and calls behind one async API, with a stream of events.
 
 Front ends (the CLI, the TUI) call ``dial/answer/reject/hangup/hold/resume/transfer`` and read
-``events()``. They never see SIP messages, sockets or SDP. The Phone owns the UA core
-(sip/ua.py), the SIP transport (transport/sip.py) and name resolution (transport/resolver.py),
-and puts together the pieces beside it in this package:
+``events()``; ``apply_accounts`` changes the accounts while the phone runs. They never see SIP
+messages, sockets or SDP. The Phone owns the UA core (sip/ua.py), the SIP transport
+(transport/sip.py) and name resolution (transport/resolver.py), and puts together the pieces
+beside it in this package:
 
 - network.py: accounts resolved for the core, the advertised address, the SIP listeners;
 - sip_events.py: what each event of the core means (registrations, calls, transfers);
@@ -22,14 +23,14 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from softphone.config import Config, default_data_dir
+from softphone.config import Account, Config, default_data_dir
 from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
@@ -43,10 +44,13 @@ from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.network import (
     account_config,
+    add_tls_listener,
     advertised_host,
     listen,
     local_account,
     resolve_hop,
+    tls_ca_files,
+    unresolved_account,
 )
 from softphone.phone.offer_answer import OfferAnswer, codec_specs
 from softphone.phone.registrations import Registrations
@@ -58,6 +62,7 @@ from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
 from softphone.sip.call import CallState
 from softphone.sip.errors import LocalProtocolError
+from softphone.sip.registration import registrar_hop
 from softphone.sip.timers import TimerConfig
 from softphone.sip.ua import UserAgent
 from softphone.transport.resolver import DnsBackend, DnspythonBackend
@@ -140,11 +145,7 @@ class Phone(EventReader):
         accounts = self._config.accounts or (local_account(self._bind_host),)
         resolved = [await account_config(a, dns=self._dns, rng=self._rng) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
-        self._tls_ca_files = {
-            (r.outbound.host, r.outbound.port): str(a.tls_ca_file)
-            for a, r in zip(accounts, resolved, strict=True)
-            if r.outbound is not None and a.tls_ca_file is not None
-        }
+        self._tls_ca_files = tls_ca_files(accounts, resolved)
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
         self._audio.advertised = self._advertised
         ua = UserAgent(
@@ -187,9 +188,58 @@ class Phone(EventReader):
             self._registrations.add(acct)
             if acct.registrar is not None:
                 ua.register(acct.name, self._now())
-                self._registrations.registering(acct.name)
-                self._emit(pe.Registering(account=acct.name))
+                self._registering(acct)
         transport.pump()
+
+    async def apply_accounts(self, accounts: Sequence[Account]) -> None:
+        """Use ``accounts`` from now on, without a restart (PhoneApi.apply_accounts): each one's
+        server is looked up, then the SIP core registers, re-registers or unregisters what
+        changed (sip/registration.py). Calls go on with the account they began with."""
+        running = self._require()
+        wanted = tuple(accounts) or (local_account(self._bind_host),)
+        resolved: list[AccountConfig] = []
+        unresolved: dict[str, str] = {}
+        for acct in wanted:
+            try:
+                resolved.append(await account_config(acct, dns=self._dns, rng=self._rng))
+            except PhoneError as exc:
+                unresolved[acct.name] = str(exc)
+        if not resolved:
+            resolved = [
+                await account_config(local_account(self._bind_host), dns=self._dns, rng=self._rng)
+            ]
+        if any(a.transport == "tls" for a in resolved):
+            add_tls_listener(running.transport, running.ua, self._advertised)
+        self._tls_ca_files = tls_ca_files(wanted, resolved)
+        hops_before = {a.outbound for a in self._accounts.values()}
+        changes = running.ua.update_accounts(resolved, self._now())
+        self._accounts.clear()  # the dict SipEvents reads: changed in place
+        self._accounts.update((a.name, a) for a in resolved)
+        by_name = {a.name: a for a in resolved}
+        self._registrations.set_accounts(
+            [by_name.get(a.name) or unresolved_account(a) for a in wanted]
+        )
+        for hop in hops_before - {a.outbound for a in resolved}:
+            if hop is not None:
+                running.transport.cancel_keep_alive(hop)
+        for name in changes.registering:
+            self._registering(self._accounts[name])
+        for name, reason in unresolved.items():
+            self._registrations.failed(name, reason=reason, retry_in_s=None)
+            self._emit(pe.RegistrationFailed(account=name, status=0, reason=reason))
+        running.transport.pump()
+        logger.info(
+            "accounts applied: added %s, removed %s, changed %s, could not resolve %s",
+            changes.added,
+            changes.removed,
+            changes.changed,
+            tuple(unresolved),
+        )
+
+    def _registering(self, acct: AccountConfig) -> None:
+        hop = registrar_hop(acct)
+        self._registrations.registering(acct.name, server=hop.host_port)
+        self._emit(pe.Registering(account=acct.name, server=hop.host_port, transport=hop.transport))
 
     async def stop(self) -> None:
         """End the phone's own tasks, hang up every call, unregister (waiting at most a few

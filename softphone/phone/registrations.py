@@ -1,11 +1,15 @@
 """Each account's registration as front ends see it (:class:`~softphone.phone.api.Registration`
 records), and the two waits of the phone's lifecycle: ``wait_registered`` (every account with a
-registrar registered or failed once) and ``stop`` (the unregistrations were confirmed)."""
+registrar registered or failed once) and ``stop`` (the unregistrations were confirmed).
+
+The accounts may change while the phone runs (:meth:`Registrations.set_accounts`): a removed
+account's record goes at once, and a late event about it (its ``Unregistered``) changes nothing
+here."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from softphone.phone.api import Registration, RegistrationState
 from softphone.sip.account import AccountConfig
@@ -14,7 +18,7 @@ __all__ = ["Registrations"]
 
 
 class Registrations:
-    """The accounts' registration states, in the order :meth:`add` saw them."""
+    """The accounts' registration states, in the accounts' order."""
 
     def __init__(self) -> None:
         self._records: dict[str, Registration] = {}
@@ -31,15 +35,42 @@ class Registrations:
     def add(self, account: AccountConfig) -> None:
         """A new account: not registered; one with a registrar is waited for."""
         self._accounts[account.name] = account
+        self._registered.pop(account.name, None)
         self._set(account.name, "none")
         if account.registrar is not None:
             self._settled[account.name] = asyncio.Event()
 
-    def registering(self, account: str) -> None:
-        self._set(account, "registering")
+    def set_accounts(self, accounts: Sequence[AccountConfig]) -> None:
+        """The accounts are now ``accounts``: removed ones are forgotten, new ones added, and
+        changed ones start over (not registered: their next Registered is a first one, so that
+        the keep-alive goes to their new hop)."""
+        wanted = {a.name: a for a in accounts}
+        for name in [n for n in self._accounts if n not in wanted]:
+            del self._accounts[name]
+            self._records.pop(name, None)
+            self._registered.pop(name, None)
+            settled = self._settled.pop(name, None)
+            if settled is not None:
+                settled.set()  # nobody waits for an account that is gone
+        for acct in accounts:
+            if self._accounts.get(acct.name) != acct:
+                self.add(acct)
+        self._records = {name: self._records[name] for name in wanted}
+
+    def registering(self, account: str, *, server: str | None = None) -> None:
+        if account in self._accounts:
+            self._set(account, "registering", server=server)
+
+    def no_answer(self, account: str) -> None:
+        """The registrar has not answered the REGISTER at all yet."""
+        record = self._records.get(account)
+        if record is not None and record.state == "registering":
+            self._set(account, "registering", server=record.server, no_answer=True)
 
     def registered(self, account: str, *, expires_at: float) -> bool:
         """The registrar accepted the binding; True the first time (or after a failure)."""
+        if account not in self._accounts:
+            return False
         first = not self._registered.get(account)
         self._registered[account] = True
         self._settle(account)
@@ -47,23 +78,26 @@ class Registrations:
         return first
 
     def failed(self, account: str, *, reason: str, retry_in_s: float | None) -> None:
+        if account not in self._accounts:
+            return
         self._registered[account] = False
         self._settle(account)
         self._set(account, "failed", reason=reason, retry_in_s=retry_in_s)
 
     def unregistered(self, account: str) -> None:
-        self._registered[account] = False
         self._pending_unregister.discard(account)
         if not self._pending_unregister:
             self._unregistered.set()
-        self._set(account, "none")
+        if account in self._accounts:
+            self._registered[account] = False
+            self._set(account, "none")
 
     async def wait_settled(self, timeout_s: float) -> dict[str, bool]:
         """Wait (at most ``timeout_s``) until every account with a registrar has registered or
         failed once; returns which are registered."""
         try:
             async with asyncio.timeout(timeout_s):
-                for settled in self._settled.values():
+                for settled in list(self._settled.values()):
                     await settled.wait()
         except TimeoutError:
             pass
@@ -97,6 +131,8 @@ class Registrations:
         expires_at: float | None = None,
         reason: str | None = None,
         retry_in_s: float | None = None,
+        server: str | None = None,
+        no_answer: bool = False,
     ) -> None:
         acct = self._accounts[account]
         self._records[account] = Registration(
@@ -107,4 +143,6 @@ class Registrations:
             expires_at=expires_at,
             reason=reason,
             retry_in_s=retry_in_s,
+            server=server,
+            no_answer=no_answer,
         )

@@ -88,10 +88,37 @@ class SipEvents:
         match event:
             case ue.Registered(account=account, expires=expires):
                 first = self._registrations.registered(account, expires_at=time.time() + expires)
-                hop = self._accounts[account].outbound
+                acct = self._accounts.get(account)
+                hop = acct.outbound if acct is not None else None
                 if first and hop is not None:
                     self._transport.keep_alive(hop, keep_alive_interval(hop))
                 self._emit(pe.Registered(account=account, expires=expires))
+            case ue.RegistrationNotAnswered(account=account):
+                self._registrations.no_answer(account)
+                self._emit(
+                    pe.NoAnswerYet(
+                        account=account,
+                        request="REGISTER",
+                        call_id=None,
+                        server=event.server,
+                        transport=event.transport,
+                        waited_s=event.waited_s,
+                        gives_up_in_s=event.gives_up_in_s,
+                    )
+                )
+            case ue.InviteNotAnswered(call_id=call_id):
+                if (info := calls.get(call_id)) is not None:
+                    self._emit(
+                        pe.NoAnswerYet(
+                            account=info.account,
+                            request="INVITE",
+                            call_id=call_id,
+                            server=event.server,
+                            transport=event.transport,
+                            waited_s=event.waited_s,
+                            gives_up_in_s=event.gives_up_in_s,
+                        )
+                    )
             case ue.RegistrationFailed(
                 account=account, status=status, reason=reason, retry_in_s=retry
             ):

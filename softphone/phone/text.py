@@ -57,8 +57,12 @@ def _call_line(event: PhoneEvent) -> str:
             return f"registration of {a} failed: {r}{tail}"
         case pe.Unregistered(account=a):
             return f"unregistered {a}"
-        case pe.Registering(account=a):
-            return f"registering {a}"
+        case pe.Registering(account=a, server=server, transport=t):
+            return f"registering {a}" + (f" to {server} over {t}" if server else "")
+        case pe.NoAnswerYet(request="REGISTER", account=a, server=server, transport=t):
+            return f"registering {a} to {server} over {t}: no answer yet ({_still(event)})"
+        case pe.NoAnswerYet(server=server, transport=t):
+            return f"calling through {server} over {t}: no answer yet ({_still(event)})"
         case pe.MuteChanged(muted=m):
             return "microphone muted" if m else "microphone on"
         case pe.RecordingChanged(path=path):
@@ -107,3 +111,12 @@ def ended_line(event: pe.CallEnded) -> str:
     if event.reason and event.reason != words:
         return f"call failed: {words}: {event.reason}"
     return f"call failed: {words}"
+
+
+def _still(event: PhoneEvent) -> str:
+    """What SIP does meanwhile, and for how long: the reason a silent server takes this long."""
+    from softphone.phone import events as pe
+
+    assert isinstance(event, pe.NoAnswerYet)
+    doing = "retrying" if event.transport == "udp" else "waiting"
+    return f"{doing}; gives up in {event.gives_up_in_s:.0f} s"

@@ -25,11 +25,12 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.api import (
     CallSnapshot,
@@ -173,6 +174,9 @@ class ThreadedPhone(EventReader):
             return None if stats is None else dict(stats)
 
         return self._sync(copy)
+
+    async def apply_accounts(self, accounts: Sequence[Account]) -> None:
+        await self._run(self.inner.apply_accounts(tuple(accounts)))  # frozen records cross
 
     async def dial(self, target: str, *, account: str | None = None) -> str:
         return await self._run(self.inner.dial(target, account=account))

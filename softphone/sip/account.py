@@ -34,6 +34,33 @@ class AccountConfig:
     expires: int = 3600
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountChanges:
+    """What ``UserAgent.update_accounts`` did: account names, in the new order where they have
+    one. ``registering``: a REGISTER went out (a new account, or a changed one). ``unregistering``:
+    a REGISTER with Expires: 0 went out, for a removed account or one that no longer has a
+    registrar."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    registering: tuple[str, ...] = ()
+    unregistering: tuple[str, ...] = ()
+
+
+def same_binding(old: AccountConfig, new: AccountConfig) -> bool:
+    """Whether ``new`` keeps ``old``'s binding: the same address of record at the same registrar,
+    reached through the same hop and transport. Then a refresh of the binding carries what else
+    changed (credentials, interval, display name); otherwise the old binding is removed and a new
+    one made, with a new Call-ID (RFC 3261 §10.2.4: one Call-ID per binding)."""
+    return (old.aor, old.registrar, old.outbound, old.transport) == (
+        new.aor,
+        new.registrar,
+        new.outbound,
+        new.transport,
+    )
+
+
 def account_for_uri(
     accounts: Iterable[AccountConfig],
     uri: Uri,

@@ -36,6 +36,20 @@ class Unregistered(Event):
     account: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationNotAnswered(Event):
+    """Nothing came back for our REGISTER (not even 100 Trying) ``waited_s`` after it went out.
+    The transaction goes on (retransmitting over UDP) and gives up ``gives_up_in_s`` later,
+    with RegistrationFailed. Told once per REGISTER, so that a silent registrar is explained
+    while it is happening, not 32 s later."""
+
+    account: str
+    server: str  # the next hop, "host:port" ("[v6]:port")
+    transport: str  # "udp" | "tcp" | "tls"
+    waited_s: float
+    gives_up_in_s: float
+
+
 # --- calls (RFC 3261 §13-§15) --------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IncomingCall(Event):
@@ -74,6 +88,18 @@ class CallConfirmed(Event):
     """The caller ACKed our 2xx: the incoming call is established."""
 
     call_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InviteNotAnswered(Event):
+    """Nothing came back for our INVITE from its next hop (not even 100 Trying) ``waited_s``
+    after it went out; the INVITE transaction gives up ``gives_up_in_s`` later (CallFailed)."""
+
+    call_id: str
+    server: str
+    transport: str
+    waited_s: float
+    gives_up_in_s: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,11 +185,13 @@ class DtmfReceived(Event):
 UaEvent: TypeAlias = (
     Registered
     | RegistrationFailed
+    | RegistrationNotAnswered
     | Unregistered
     | IncomingCall
     | CallProgressed
     | CallAnswered
     | CallConfirmed
+    | InviteNotAnswered
     | CallFailed
     | CallEnded
     | ReofferReceived

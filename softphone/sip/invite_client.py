@@ -3,10 +3,14 @@
 INVITE, provisional responses (early dialogs), the 2xx and its ACK (§13.2.2.4), CANCEL (§9.1),
 redirects (§8.1.3.4) and credentials (§22.2). A redirect or a challenge restarts the INVITE: a
 new transaction for the same call, through the RESTART input of the call table.
+
+A next hop that answers nothing at all (not even 100 Trying) is told about after
+``TimerConfig.silence_notice`` (InviteNotAnswered), long before Timer B gives up.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Final
 
 from softphone.sip import events as ev
@@ -74,7 +78,28 @@ class InviteClient:
         call.visited.add(str(target))
         ctx.calls.add(call)
         ctx.start_client(request, hop, acct, self._on_response, now)
+        ctx.set_deadline(
+            _silence_key(call_id),
+            now + ctx.timers.silence_notice,
+            partial(self._not_answered, call_id, hop, now),
+        )
         return call_id
+
+    def _not_answered(
+        self, call_id: str, hop: Address, sent_at: float, now: float
+    ) -> list[ev.Event]:
+        call = self._ctx.calls.get(call_id)
+        if call is None or call.state is not CallState.CALLING or call.got_provisional:
+            return []
+        return [
+            ev.InviteNotAnswered(
+                call_id=call_id,
+                server=hop.host_port,
+                transport=hop.transport,
+                waited_s=now - sent_at,
+                gives_up_in_s=max(0.0, sent_at + self._ctx.timers.timeout - now),
+            )
+        ]
 
     def cancel(self, call: Call, now: float) -> None:
         """§9.1: CANCEL is sent once a provisional response has arrived; before that it waits."""
@@ -109,6 +134,7 @@ class InviteClient:
     def _on_response(
         self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
     ) -> list[ev.Event]:
+        self._ctx.clear_deadline(_silence_key(tx.request.call_id))  # the hop answered, or gave up
         call = self._ctx.calls.get(tx.request.call_id)
         if call is None or tx.request.cseq.seq != call.invite.cseq.seq:
             if call is not None and resp is not None and 200 <= status < 300:
@@ -294,6 +320,10 @@ class InviteClient:
         call.invite = request
         call.dest = hop
         call.got_provisional = False
+
+
+def _silence_key(call_id: str) -> tuple[str, str]:
+    return ("invite-silent", call_id)
 
 
 def _q(contact: NameAddr) -> float:

@@ -3,18 +3,29 @@
 One Registration per account with a registrar: REGISTER with the account's Contact, refresh
 before the binding expires, back off after failures, learn our public address from the Via the
 registrar stamped, and unregister with Expires: 0. Times are deadlines kept by the user agent.
+
+Accounts change at run time (:meth:`Registrations.update`): a new account registers, a removed
+one unregisters, a changed one registers again at once. A change that keeps the binding (same
+address of record, registrar, hop and transport: a new password, interval or display name) is a
+refresh of it; any other change removes the old binding (Expires: 0, its own Call-ID) while the
+new one registers. Bindings on their way out are kept apart from the accounts' registrations
+until their last response.
+
+A registrar that does not answer at all is told about while it happens: RegistrationNotAnswered
+after ``TimerConfig.silence_notice`` (2 s), long before Timer F gives up (32 s).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from functools import partial
 from typing import Final
 
 from softphone.sip import events as ev
-from softphone.sip.account import AccountConfig, address_for_uri
+from softphone.sip.account import AccountChanges, AccountConfig, address_for_uri, same_binding
 from softphone.sip.address import Address
 from softphone.sip.context import UaContext
 from softphone.sip.errors import LocalProtocolError
@@ -52,6 +63,7 @@ REG_TRANSITIONS: Final[dict[tuple[RegState, RegInput], RegState]] = {
     (R.IDLE, RI.START): R.REGISTERING,
     (R.FAILED, RI.START): R.REGISTERING,
     (R.REGISTERED, RI.START): R.REGISTERING,
+    (R.REGISTERING, RI.START): R.REGISTERING,  # the account changed while a REGISTER was out
     (R.REGISTERING, RI.RETRY): R.REGISTERING,
     (R.REGISTERING, RI.OK): R.REGISTERED,
     (R.REGISTERING, RI.FAIL): R.FAILED,
@@ -80,6 +92,8 @@ class Registration:
     auth_attempts: int = 0
     failures: int = 0
     nat_rewritten: bool = False
+    tell_unregistered: bool = True  # False for a binding replaced by the account's new one
+    bound: bool = False  # the registrar accepted this binding at least once
 
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
@@ -102,6 +116,7 @@ class Registrations:
     def __init__(self, ctx: UaContext) -> None:
         self._ctx = ctx
         self._by_account: dict[str, Registration] = {}
+        self._retiring: list[Registration] = []  # bindings being removed, until their response
 
     def state(self, account: str) -> RegState:
         reg = self._by_account.get(account)
@@ -112,20 +127,57 @@ class Registrations:
         reg = self._by_account.get(account)
         return reg.contact if reg is not None else None
 
+    def update(
+        self, old: Sequence[AccountConfig], new: Sequence[AccountConfig], now: float
+    ) -> AccountChanges:
+        """The accounts changed from ``old`` to ``new``: register, refresh or unregister each
+        account whose configuration changed (module docstring)."""
+        before = {a.name: a for a in old}
+        after = {a.name: a for a in new}
+        removed = tuple(name for name in before if name not in after)
+        added = tuple(name for name in after if name not in before)
+        changed = tuple(name for name in after if name in before and before[name] != after[name])
+        registering: list[str] = []
+        unregistering = [name for name in removed if self.remove(name, now)]
+        for name in after:
+            if name not in added and name not in changed:
+                continue
+            acct = after[name]
+            if acct.registrar is not None:
+                self.register(acct, now)
+                registering.append(name)
+            elif self.remove(name, now):
+                unregistering.append(name)
+        return AccountChanges(
+            added=added,
+            removed=removed,
+            changed=changed,
+            registering=tuple(registering),
+            unregistering=tuple(unregistering),
+        )
+
     def register(self, acct: AccountConfig, now: float, *, expires: int | None = None) -> None:
         if acct.registrar is None:
             raise LocalProtocolError(f"account {acct.name!r} has no registrar")
         reg = self._by_account.get(acct.name)
+        if reg is not None and (
+            reg.state is RegState.UNREGISTERING or not same_binding(reg.account, acct)
+        ):
+            self._retire(reg, now, tell=False)
+            reg = None
         if reg is None:
             reg = Registration(
                 account=acct,
                 call_id=self._ctx.new_call_id(),
                 from_tag=self._ctx.token(),
                 cseq=self._ctx.rng.randint(1, 10000),
-                expires=expires if expires is not None else acct.expires,
+                expires=acct.expires,
             )
             self._by_account[acct.name] = reg
-        elif expires is not None:
+        elif acct.expires != reg.account.expires:
+            reg.expires = acct.expires
+        reg.account = acct
+        if expires is not None:
             reg.expires = expires
         reg.apply(RegInput.START)
         reg.auth_attempts = 0
@@ -135,21 +187,54 @@ class Registrations:
     def unregister(self, account: str, now: float) -> bool:
         """Send REGISTER with Expires: 0. Returns False when nothing was registered."""
         reg = self._by_account.get(account)
-        if reg is None or reg.state in (RegState.IDLE, RegState.FAILED):
-            if reg is not None:
-                reg.apply(RegInput.STOP)
+        if reg is None:
             self._ctx.clear_deadline(("register", account))
             return False
-        reg.apply(RegInput.STOP)
-        reg.auth_attempts = 0
+        if reg.state is RegState.UNREGISTERING:
+            return True
         self._ctx.clear_deadline(("register", account))
-        self._send(reg, 0, now)
+        return self._stop(reg, now)
+
+    def _stop(self, reg: Registration, now: float) -> bool:
+        """Stop registering ``reg``: Expires: 0 when the registrar accepted the binding (True),
+        else only forget it. A registrar that never answered has no binding of ours to remove,
+        and waiting on it to confirm a removal would only take Timer F's 32 s once more."""
+        self._ctx.clear_deadline(_silence_key(reg))
+        registered = reg.bound and reg.state in (RegState.REGISTERING, RegState.REGISTERED)
+        reg.apply(RegInput.STOP)
+        if registered:
+            reg.auth_attempts = 0
+            self._send(reg, 0, now)
+            return True
+        if reg.state is RegState.UNREGISTERING:  # a REGISTER was out, never answered
+            reg.apply(RegInput.STOPPED)
+            reg.next_cseq()  # its answer, should one come late, is for no current request
+        return False
+
+    def remove(self, account: str, now: float) -> bool:
+        """The account is gone (or no longer registers): unregister its binding and forget the
+        registration; Unregistered follows. Returns False when nothing was registered."""
+        reg = self._by_account.get(account)
+        return reg is not None and self._retire(reg, now, tell=True)
+
+    def _retire(self, reg: Registration, now: float, *, tell: bool) -> bool:
+        """Take ``reg`` away from its account and remove its binding. True when a REGISTER with
+        Expires: 0 is on its way (sent now, or already)."""
+        del self._by_account[reg.account.name]
+        self._ctx.clear_deadline(("register", reg.account.name))
+        if reg.state is RegState.UNREGISTERING:
+            self._retiring.append(reg)
+            return True
+        reg.tell_unregistered = tell
+        if not self._stop(reg, now):
+            return False
+        self._retiring.append(reg)
         return True
 
     def _send(self, reg: Registration, expires: int, now: float) -> None:
         acct = reg.account
         assert acct.registrar is not None
-        dest = acct.outbound or address_for_uri(acct.registrar, acct.transport)
+        dest = registrar_hop(acct)
         reg.next_cseq()
         if reg.contact is None:
             reg.contact = self._ctx.contact_uri(acct, dest.transport)
@@ -175,13 +260,45 @@ class Registrations:
             headers.add("Authorization", value)
         request = SipRequest(method="REGISTER", uri=uri, headers=headers)
         self._ctx.start_client(request, dest, acct, self._on_response, now)
+        if expires:
+            notice_at = now + self._ctx.timers.silence_notice
+            self._ctx.set_deadline(
+                _silence_key(reg), notice_at, partial(self._not_answered, reg, dest, now)
+            )
+
+    def _not_answered(
+        self, reg: Registration, dest: Address, sent_at: float, now: float
+    ) -> list[ev.Event]:
+        if self._by_account.get(reg.account.name) is not reg:
+            return []
+        if reg.state is not RegState.REGISTERING:
+            return []
+        return [
+            ev.RegistrationNotAnswered(
+                account=reg.account.name,
+                server=dest.host_port,
+                transport=dest.transport,
+                waited_s=now - sent_at,
+                gives_up_in_s=max(0.0, sent_at + self._ctx.timers.timeout - now),
+            )
+        ]
+
+    def _owner(self, tx: ClientTransaction) -> Registration | None:
+        """The registration whose latest REGISTER ``tx`` carries. A response to an earlier one
+        (the account changed while it was out) is left alone: its successor is on its way."""
+        call_id, seq = tx.request.call_id, tx.request.cseq.seq
+        for reg in (*self._by_account.values(), *self._retiring):
+            if reg.call_id == call_id:
+                return reg if reg.cseq == seq else None
+        return None
 
     def _on_response(
         self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
     ) -> list[ev.Event]:
-        reg = next((r for r in self._by_account.values() if r.call_id == tx.request.call_id), None)
+        reg = self._owner(tx)
         if reg is None:
             return []
+        self._ctx.clear_deadline(_silence_key(reg))  # the registrar answered, or we gave up
         acct = reg.account
         unregistering = reg.state is RegState.UNREGISTERING
         if resp is not None and status < 200:
@@ -212,13 +329,15 @@ class Registrations:
                 return []
         if unregistering:
             reg.apply(RegInput.OK if 200 <= status < 300 else RegInput.FAIL)
-            return [ev.Unregistered(account=acct.name)]
+            self._retiring = [r for r in self._retiring if r is not reg]
+            return [ev.Unregistered(account=acct.name)] if reg.tell_unregistered else []
         if resp is not None and 200 <= status < 300:
             reg.auth_attempts = 0
             if self._learn_nat_address(reg, resp, tx.dest, now):
                 return []
             expires = self._granted_expires(reg, resp)
             reg.apply(RegInput.OK)
+            reg.bound = True
             reg.failures = 0
             # Refresh well before expiry: half way for short intervals, a minute early otherwise.
             refresh_in = expires / 2 if expires <= 240 else expires - 60
@@ -235,8 +354,10 @@ class Registrations:
         return [
             ev.RegistrationFailed(
                 account=acct.name,
-                status=status,
-                reason=explain(status, reason),
+                # No response at all (a timeout, a refused connection) is status 0: its reason
+                # says what happened; 408/503 would be made up.
+                status=status if resp is not None else 0,
+                reason=explain(status, reason) if resp is not None else reason,
                 retry_in_s=retry_in,
             )
         ]
@@ -286,6 +407,17 @@ class Registrations:
         reg.apply(RegInput.RETRY)
         self._send(reg, reg.expires, now)
         return True
+
+
+def registrar_hop(acct: AccountConfig) -> Address:
+    """Where ``acct``'s REGISTER goes: its outbound proxy, else its registrar (an IP literal)."""
+    if acct.registrar is None:
+        raise LocalProtocolError(f"account {acct.name!r} has no registrar")
+    return acct.outbound or address_for_uri(acct.registrar, acct.transport)
+
+
+def _silence_key(reg: Registration) -> tuple[str, str]:
+    return ("register-silent", reg.call_id)
 
 
 def _int_header(msg: SipMessage, name: str) -> int | None:

@@ -74,6 +74,15 @@ class TimerConfig:
         return 64 * self.t1
 
     @property
+    def silence_notice(self) -> float:
+        """4*T1 (2 s by default): how long a request may go without any answer, not even 100
+        Trying, before the person is told the server is silent. Not an RFC 3261 timer: Timers B
+        and F give up only after 64*T1 (32 s), which is a long time to look at "registering"
+        or "calling" without knowing why. Over UDP this is after the first two retransmissions
+        (at T1 and 3*T1)."""
+        return 4 * self.t1
+
+    @property
     def timer_b(self) -> float:
         return self.timeout
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar, assert_never
 
 from softphone.sip import events as ev
-from softphone.sip.account import AccountConfig, account_for_uri
+from softphone.sip.account import AccountChanges, AccountConfig, account_for_uri
 from softphone.sip.address import Address, TransportName
 from softphone.sip.authentication import Authenticator
 from softphone.sip.bye import Bye
@@ -147,7 +147,7 @@ class _Plumbing:
         self._user_agent = user_agent
         self._methods = methods
         self._registered_contact = registered_contact
-        self._auth = Authenticator(list(accounts.values()), rng)
+        self._auth = Authenticator(rng)
         self._calls = Calls()
         self.listeners: dict[TransportName, Address] = {}
         self.client_tx: dict[tuple[str, str], ClientTransaction] = {}
@@ -415,7 +415,8 @@ class _Plumbing:
             if isinstance(item, ResponseReceived):
                 out += handler(tx, item.response, item.response.status, item.response.reason, now)
             elif isinstance(item, TransactionTimedOut):
-                reason = f"no response from {tx.dest.host_port} ({tx.method} timed out)"
+                dest, waited = tx.dest, self._timers.timeout
+                reason = f"no answer from {dest.host_port} over {dest.transport} in {waited:.0f} s"
                 out += handler(tx, None, 408, reason, now)
             elif isinstance(item, TransportFailed):
                 out += handler(tx, None, 503, item.reason, now)
@@ -541,6 +542,16 @@ class UserAgent:
     @property
     def accounts(self) -> list[AccountConfig]:
         return list(self._accounts.values())
+
+    def update_accounts(self, accounts: Sequence[AccountConfig], now: float) -> AccountChanges:
+        """The accounts are now ``accounts`` (the person edited them): registration follows at
+        once (sip/registration.py). Calls keep the account they began with until they end."""
+        if not accounts:
+            raise LocalProtocolError("a user agent needs at least one account")
+        changes = self._registrations.update(self.accounts, accounts, now)
+        self._accounts.clear()
+        self._accounts.update((a.name, a) for a in accounts)
+        return changes
 
     def call_state(self, call_id: str) -> CallState | None:
         call = self._calls.get(call_id)

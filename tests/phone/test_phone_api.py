@@ -56,6 +56,7 @@ EXPECTED_MEMBERS = {
     "call",
     "call_stats",
     "dial",
+    "apply_accounts",
     "answer",
     "reject",
     "hangup",

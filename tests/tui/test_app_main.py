@@ -15,13 +15,14 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_support import until
 
-from softphone.config import Config
+from softphone.config import Config, load_config
 from softphone.phone import events as pe
 from softphone.phone.book import Book, Contact
 from softphone.tui.app import SoftphoneApp, make_app
 from softphone.tui.screens.incoming import IncomingScreen
 from softphone.tui.screens.main import MainScreen
 from softphone.tui.screens.prompt import PromptScreen
+from softphone.tui.screens.settings import AccountForm, SettingsScreen
 
 WALL = 1_790_000_000.0
 
@@ -323,6 +324,34 @@ async def test_registration_states_in_the_status_bar() -> None:
         assert any("registration of alice failed" in t for t in main(app).messages.texts)
 
 
+async def test_a_silent_registrar_is_explained_in_the_status_bar() -> None:
+    phone = FakePhone(accounts={"alice": "sip:alice@example.test"}, registrars=["alice"])
+    app, _ = build(phone)
+    async with app.run_test(size=(140, 30)) as pilot:
+        status = main(app).status
+        await until(pilot, lambda: "alice: registering" in status.text, what="registering")
+        phone.registrar_silent("alice", "127.0.0.1:5070")
+        await until(
+            pilot,
+            lambda: (
+                "alice: registering to 127.0.0.1:5070 over udp: no answer yet (retrying)"
+                in status.text
+            ),
+            what="the silent registrar",
+        )
+        assert (
+            "registering alice to 127.0.0.1:5070 over udp: no answer yet (retrying; gives up"
+            " in 30 s)" in main(app).messages.texts
+        )
+        reason = "no answer from 127.0.0.1:5070 over udp in 32 s"
+        phone.fail_registration("alice", 0, reason, retry_in_s=30)
+        await until(
+            pilot,
+            lambda: f"alice: failed: {reason} (retry in 30 s)" in status.text,
+            what="the failure",
+        )
+
+
 async def test_side_pane_plays_a_stream_from_the_prompt() -> None:
     phone = FakePhone()
     app, players = build(phone)
@@ -460,3 +489,47 @@ async def test_quit_stops_the_phone_then_leaves() -> None:
         await until(pilot, lambda: not app.is_running, what="the app to end")
     assert running_at_stop == [True]
     assert app.return_code == 0
+
+
+async def test_accounts_saved_in_the_settings_apply_to_the_phone_at_once(tmp_path: Path) -> None:
+    """First run: the account typed in the editor registers as soon as OK is pressed; later
+    changes of other settings say they wait for a restart."""
+    phone = FakePhone()
+    path = tmp_path / "config.toml"
+    app, _ = build(phone, config_path=path, first_run=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the first-run form")
+        form = app.screen
+        for field, value in (
+            ("f-name", "alice"),
+            ("f-uri", "sip:alice@example.test"),
+            ("f-registrar", "sip:127.0.0.1:5070"),
+        ):
+            form.query_one(f"#{field}", Input).value = value
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is app.main, what="back on the main screen")
+        status = main(app).status
+        await until(
+            pilot,
+            lambda: "alice: registering to 127.0.0.1:5070 (udp)" in status.text,
+            what="registering",
+        )
+        (applied,) = phone.made("apply_accounts")
+        assert [a.name for a in applied["accounts"]] == ["alice"]  # type: ignore[attr-defined]
+        assert phone.accounts == ["alice"] and load_config(path).account("alice")
+        phone.settle()
+        await until(pilot, lambda: "alice: registered until" in status.text, what="registered")
+        assert not any("restart" in t for t in main(app).messages.texts)
+
+        app.call_later(main(app).action_settings)
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        app.screen.query_one("#codecs", Input).value = "pcmu"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is app.main, what="saved and closed")
+        await until(
+            pilot,
+            lambda: "settings saved; the codecs apply after a restart" in main(app).messages.texts,
+            what="the restart note",
+        )
+        assert len(phone.made("apply_accounts")) == 2 and phone.pending == []  # nothing changed
+        assert app.config.codecs == ("PCMU",)

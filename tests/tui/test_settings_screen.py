@@ -253,19 +253,13 @@ async def test_a_write_error_is_a_notification_and_the_screen_stays(tmp_path: Pa
 
 async def test_escape_with_changes_asks_to_discard(tmp_path: Path) -> None:
     config, path = config_file(tmp_path)
+    before = path.read_bytes()
     app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
-        await pilot.press("d")  # delete "work"
-        await until(
-            pilot, lambda: isinstance(app.screen, ConfirmDialog), what="delete confirmation"
-        )
-        await pilot.press("y")
-        await until(
-            pilot,
-            lambda: isinstance(app.screen, SettingsScreen) and app.screen.table.row_count == 1,
-            what="one account left",
-        )
+        screen = settings_of(app)
+        screen.query_one(TabbedContent).active = "general"
+        screen.query_one("#codecs", Input).value = "pcmu"
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="discard question")
         assert "Discard changes?" in str(app.screen.query_one("#confirm-question", Label).render())
@@ -275,7 +269,107 @@ async def test_escape_with_changes_asks_to_discard(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="asked again")
         await pilot.press("y")
         await until(pilot, lambda: app.results == [None], what="dismissed with None")
-    assert len(load_config(path).accounts) == 2  # nothing was written
+    assert path.read_bytes() == before  # nothing was written
+
+
+def saved_with(screen_args: dict[str, Any]) -> tuple[Host, list[Config]]:
+    """A Host around a SettingsScreen whose on_saved calls are kept."""
+    saved: list[Config] = []
+    app = Host(lambda: SettingsScreen(**screen_args, on_saved=saved.append))
+    return app, saved
+
+
+async def test_enter_on_ok_saves_the_new_account_at_once(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    app, saved = saved_with({"config": config, "path": path, "devices": FakeDevices()})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        screen = settings_of(app)
+        screen.query_one(TabbedContent).active = "general"
+        screen.query_one("#codecs", Input).value = "pcmu"  # not saved by the account's OK
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        fill(
+            form_of(app),
+            name="home",
+            uri="sip:bob@home.test",
+            password="pw",
+            registrar="sip:home.test",
+        )
+        form_of(app).query_one("#form-ok", Button).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: len(saved) == 1, what="the accounts saved")
+        assert isinstance(app.screen, SettingsScreen) and app.results == []  # it stays open
+        assert f"saved to {path}" in notices(app)
+    on_disk = load_config(path)
+    assert [a.name for a in on_disk.accounts] == ["work", "lab", "home"]
+    assert (
+        on_disk.account("home").password == "pw"
+        and str(on_disk.account("home").registrar) == "sip:home.test"
+    )
+    assert on_disk.account("work").password == "s3cret-w0rk"
+    assert on_disk.codecs == config.codecs  # the General tab waits for ctrl+s
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert saved[0].accounts == on_disk.accounts
+
+
+async def test_a_confirmed_delete_and_an_edit_are_saved_at_once(tmp_path: Path) -> None:
+    config, path = config_file(tmp_path)
+    app, saved = saved_with({"config": config, "path": path, "devices": FakeDevices()})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: len(saved) == 1, what="saved after the delete")
+        assert [a.name for a in load_config(path).accounts] == ["lab"]
+        await pilot.press("enter")  # edit "lab"
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        fill(form_of(app), display_name="Lab Alice")
+        await pilot.press("enter")  # Enter in a field: OK
+        await until(pilot, lambda: len(saved) == 2, what="saved after the edit")
+        await pilot.press("escape")  # nothing unsaved: no question
+        await until(pilot, lambda: app.results == [None], what="closed")
+    assert load_config(path).account("lab").display_name == "Lab Alice"
+    assert saved[1].account("lab").display_name == "Lab Alice"
+
+
+async def test_an_account_that_cannot_be_written_stays_on_screen_unsaved(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    args = {"config": Config(), "path": blocker / "config.toml", "devices": FakeDevices()}
+    app, saved = saved_with(args)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        fill(form_of(app), name="home", uri="sip:bob@home.test")
+        await pilot.press("ctrl+s")
+        await until(
+            pilot, lambda: any(m.startswith("Cannot write") for m in notices(app)), what="a notice"
+        )
+        assert saved == [] and settings_of(app).table.row_count == 1  # kept, unsaved
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="discard question")
+
+
+async def test_a_new_account_row_is_drawn_whole_at_once(tmp_path: Path) -> None:
+    """The row is drawn in full on the first frame after it is added and on every one after."""
+    app = Host(lambda: SettingsScreen(Config(), path=tmp_path / "c.toml", devices=FakeDevices()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        screen = settings_of(app)
+        uri, registrar = "sip:bob@voip.example.org", "sip:voip.example.org:5070;transport=udp"
+        screen.accounts.append({"name": "home", "uri": uri, "registrar": registrar})
+        screen.show_accounts()
+
+        def row() -> str:
+            return "".join(segment.text for segment in screen.table.render_line(1))
+
+        assert uri in row() and registrar in row()
+        await pilot.pause()
+        await pilot.pause()
+        assert uri in row() and registrar in row()
 
 
 async def test_escape_without_changes_closes_at_once(tmp_path: Path) -> None:
@@ -305,6 +399,28 @@ async def test_first_run_opens_the_new_account_form_under_a_welcome(tmp_path: Pa
         await pilot.press("escape", "escape")
         await until(pilot, lambda: app.results == [None], what="peer-to-peer only")
     assert not (tmp_path / "c.toml").exists()
+
+
+async def test_first_run_ok_saves_the_account_and_closes(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "config.toml"
+    args = {"config": Config(), "path": path, "first_run": True, "devices": FakeDevices()}
+    app, saved = saved_with(args)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        fill(
+            form_of(app),
+            name="lab",
+            uri="sip:alice@lab.test",
+            password="alicepw",
+            registrar="sip:127.0.0.1:5070",
+        )
+        form_of(app).query_one("#form-ok", Button).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.results) == 1, what="the settings closed")
+    assert app.results[0] is not None and app.results[0].account("lab").password == "alicepw"
+    assert saved == app.results
+    assert load_config(path).account("lab").password == "alicepw"
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 async def test_audio_tab_lists_devices_plays_a_tone_and_meters(tmp_path: Path) -> None:

@@ -229,6 +229,9 @@ class MainScreen(Screen[None]):
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()
+            case pe.NoAnswerYet():  # why "registering" or "calling" takes this long
+                self._refresh_status()
+                self.tell(describe(event), "warning", notify=False)
             case pe.RegistrationFailed(account=account):
                 self.status.failure_seen(account)
                 self._refresh_status()
@@ -586,8 +589,9 @@ class MainScreen(Screen[None]):
         from softphone.tui.screens.contacts import ContactsScreen
 
         domain = None
-        if self.deps.config.accounts:
-            domain = self.deps.config.accounts[0].domain
+        accounts = cast(AppShell, self.app).config.accounts  # as last saved in the settings
+        if accounts:
+            domain = accounts[0].domain
         self.app.push_screen(ContactsScreen(self.book, phone_domain=domain), self._call_back)
 
     def _call_back(self, uri: str | None) -> None:
@@ -604,15 +608,29 @@ class MainScreen(Screen[None]):
 
             path = default_config_path()
         devices: DeviceService | None = None
-        self.app.push_screen(
-            SettingsScreen(app.config, path=path, first_run=first_run, devices=devices),
-            self._settings_saved,
+        screen = SettingsScreen(
+            app.config, path=path, first_run=first_run, devices=devices, on_saved=self.use_config
         )
+        self.app.push_screen(screen, self._settings_closed)
 
-    def _settings_saved(self, config: Config | None) -> None:
-        if config is not None:
-            cast(AppShell, self.app).config = config
-            self.tell("settings saved; account changes apply after a restart")
+    def _settings_closed(self, config: Config | None) -> None:
+        if config is not None and config != cast(AppShell, self.app).config:
+            self.use_config(config)
+
+    def use_config(self, config: Config) -> None:
+        """A saved config: its accounts apply now; say what waits for a restart."""
+        from softphone.tui.screens.settings import needs_restart
+
+        app = cast(AppShell, self.app)
+        later = needs_restart(app.config, config)
+        app.config = config
+        self._act(self._apply_accounts(config), "the accounts could not be applied")
+        if later:
+            self.tell(f"settings saved; {', '.join(later)} apply after a restart", "warning")
+
+    async def _apply_accounts(self, config: Config) -> None:
+        await self.phone.apply_accounts(config.accounts)
+        self._refresh_status()
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(help_sections()))

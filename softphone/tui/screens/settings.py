@@ -6,7 +6,10 @@
   confirmation). The editor (:class:`AccountForm`, a modal) validates by building the config
   dict and calling :func:`~softphone.config.parse_config`; a ``ConfigError`` is shown inline and
   the form keeps what was typed. Its password field is always empty: left empty while editing an
-  account that has one, the stored password is kept.
+  account that has one, the stored password is kept. An account change is saved at once (OK in
+  the form, or a confirmed delete: the accounts go to the file, the other tabs' edits wait for
+  ctrl+s) and handed to ``on_saved``, which the main screen uses to apply it to the phone
+  without a restart. In the first-run editor, OK saves and closes the settings.
 - **Audio**: input, output and ring device pickers filled from
   :meth:`DeviceService.list <softphone.phone.devices.DeviceService.list>`, a test tone, and a
   microphone meter polled at 10 Hz while the tab is open.
@@ -15,16 +18,19 @@
 ``ctrl+s`` validates everything with ``parse_config`` and writes the file with
 :func:`~softphone.config.save_config` (atomic, mode 0600) in a worker, then dismisses with the
 new Config. Escape with unsaved changes asks first. ``first_run=True`` opens the new-account
-form at once, under a welcome line.
+form at once, under a welcome line. A write that fails is a notification; what was edited stays
+on the screen, unsaved, to be saved again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -57,7 +63,7 @@ from softphone.phone.devices import DeviceChoice, DeviceService
 from softphone.phone.errors import PhoneError
 from softphone.tui.screens.confirm import ConfirmDialog
 
-__all__ = ["AccountForm", "AccountsTable", "ConfirmScreen", "SettingsScreen"]
+__all__ = ["AccountForm", "AccountsTable", "ConfirmScreen", "SettingsScreen", "needs_restart"]
 
 WELCOME: Final = "No config yet: add your SIP account, or press Escape for peer-to-peer calls only"
 PASSWORD_HINT: Final = "leave empty to keep the current password"
@@ -77,6 +83,29 @@ _TEXT_FIELDS: Final = (
     ("f-expires", "expires", "Expires (s)", "3600"),
     ("f-tls-ca-file", "tls_ca_file", "TLS CA file", "/path/ca.pem (optional)"),
 )
+
+
+# What the phone reads only when it starts (accounts apply at once), as the person calls them.
+_RESTART_FIELDS: Final = (
+    ("sip_port", "the SIP port"),
+    ("rtp_port_min", "the RTP ports"),
+    ("rtp_port_max", "the RTP ports"),
+    ("codecs", "the codecs"),
+    ("do_not_disturb", "do not disturb"),
+    ("recordings_dir", "the recordings folder"),
+    ("input_device", "the audio devices"),
+    ("output_device", "the audio devices"),
+    ("ring_device", "the audio devices"),
+)
+
+
+def needs_restart(old: Config, new: Config) -> list[str]:
+    """The settings that changed from ``old`` to ``new`` and take effect at the next start."""
+    out: list[str] = []
+    for key, label in _RESTART_FIELDS:
+        if getattr(old, key) != getattr(new, key) and label not in out:
+            out.append(label)
+    return out
 
 
 def _device_value(spec: str | int | None) -> str:
@@ -271,12 +300,14 @@ class SettingsScreen(Screen[Config | None]):
         path: Path,
         first_run: bool = False,
         devices: DeviceService | None = None,
+        on_saved: Callable[[Config], None] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.path = path
         self.first_run = first_run
         self.devices = devices if devices is not None else DeviceService()
+        self.on_saved = on_saved
         base = config_to_dict(config)
         self.accounts: list[dict[str, Any]] = copy.deepcopy(list(base.get("account", [])))
         self._initial: dict[str, Any] | None = None
@@ -359,7 +390,7 @@ class SettingsScreen(Screen[Config | None]):
         return options
 
     def on_mount(self) -> None:
-        self._fill_table()
+        self.show_accounts()
         self.table.focus()
         self._initial = self.collect()
         self._list_devices()
@@ -373,19 +404,28 @@ class SettingsScreen(Screen[Config | None]):
     def table(self) -> AccountsTable:
         return self.query_one("#accounts-table", AccountsTable)
 
-    def _fill_table(self) -> None:
+    def show_accounts(self) -> None:
+        """Fill the table from :attr:`accounts`, keeping the cursor's row."""
         table = self.table
         keep = table.cursor_row
-        table.clear(columns=True)
-        table.add_columns("Name", "URI", "Registrar", "Transport")
-        for acct in self.accounts:
-            table.add_row(
-                acct["name"],
-                acct["uri"],
-                acct.get("registrar", "—"),
+        labels = ("Name", "URI", "Registrar", "Transport")
+        rows = [
+            (
+                str(acct["name"]),
+                str(acct["uri"]),
+                str(acct.get("registrar", "—")),
                 str(acct.get("transport", "udp")),
-                key=acct["name"],
             )
+            for acct in self.accounts
+        ]
+        table.clear(columns=True)
+        # Widths are given rather than measured by DataTable: it measures new rows on its next
+        # idle, and a line drawn before that stays cached at the header's width, so a row added
+        # while the screen is shown would stay cut off until the table is built again.
+        for i, label in enumerate(labels):
+            table.add_column(label, width=max(cell_len(r[i]) for r in [labels, *rows]))
+        for acct, row in zip(self.accounts, rows, strict=True):
+            table.add_row(*row, key=acct["name"])
         if self.accounts:
             table.move_cursor(row=min(keep, len(self.accounts) - 1))
 
@@ -396,8 +436,9 @@ class SettingsScreen(Screen[Config | None]):
     def _added(self, account: dict[str, Any] | None) -> None:
         if account is not None:
             self.accounts.append(account)
-            self._fill_table()
+            self.show_accounts()
             self.table.move_cursor(row=len(self.accounts) - 1)
+            self.save_accounts()
 
     def _selected_index(self) -> int | None:
         row = self.table.cursor_row
@@ -411,9 +452,10 @@ class SettingsScreen(Screen[Config | None]):
         others = [a for i, a in enumerate(self.accounts) if i != index]
 
         def edited(account: dict[str, Any] | None) -> None:
-            if account is not None:
+            if account is not None and account != self.accounts[index]:
                 self.accounts[index] = account
-                self._fill_table()
+                self.show_accounts()
+                self.save_accounts()
 
         self.app.push_screen(AccountForm(self.accounts[index], others), edited)
 
@@ -431,7 +473,8 @@ class SettingsScreen(Screen[Config | None]):
         def answered(yes: bool | None) -> None:
             if yes and index < len(self.accounts) and self.accounts[index]["name"] == name:
                 del self.accounts[index]
-                self._fill_table()
+                self.show_accounts()
+                self.save_accounts()
 
         self.app.push_screen(ConfirmScreen(f"Delete the account {name!r}?"), answered)
 
@@ -487,17 +530,40 @@ class SettingsScreen(Screen[Config | None]):
         self.query_one("#settings-error", Label).update("")
         self._save(config)
 
+    def save_accounts(self) -> None:
+        """Save the accounts as the table shows them, with the rest of the config as it was
+        last saved (other tabs' edits wait for ctrl+s), then hand the config to ``on_saved``."""
+        data = config_to_dict(self.config)
+        data.pop("account", None)
+        if self.accounts:
+            data["account"] = copy.deepcopy(self.accounts)
+        try:
+            config = parse_config(data, path=self.path)
+        except ConfigError as exc:  # the form validated each account: not expected
+            message = str(exc).removeprefix(f"{self.path}: ")
+            self.query_one("#settings-error", Label).update(Text(message))
+            self.notify(message, title="Not saved", severity="error")
+            return
+        self._save(config, close=self.first_run)
+
     @work(exclusive=True, group="settings-save")
-    async def _save(self, config: Config) -> None:
+    async def _save(self, config: Config, *, close: bool = True) -> None:
         try:
             path = await asyncio.to_thread(save_config, config, self.path)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.notify(f"Cannot write {self.path}: {reason}", title="Not saved", severity="error")
             return
-        self.saved = config
+        self.saved = self.config = config
+        if self._initial is not None:  # what is saved is no longer a change
+            self._initial.pop("account", None)
+            if self.accounts:
+                self._initial["account"] = copy.deepcopy(self.accounts)
         self.notify(f"saved to {path}")
-        self.dismiss(config)
+        if self.on_saved is not None:
+            self.on_saved(config)
+        if close:
+            self.dismiss(config)
 
     def action_cancel(self) -> None:
         if not self.dirty:

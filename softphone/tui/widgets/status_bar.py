@@ -27,6 +27,16 @@ def describe_registration(
         case "registered":
             until = f" until {_hh_mm(reg.expires_at)}" if reg.expires_at is not None else ""
             return f"{reg.account}: registered{until} ({reg.transport})"
+        case "registering" if reg.server is not None and reg.no_answer:
+            # Why it takes this long: the server is silent and SIP keeps trying (RFC 3261
+            # Timer F: 32 s) before it says it failed.
+            doing = "retrying" if reg.transport == "udp" else "waiting"
+            return (
+                f"{reg.account}: registering to {reg.server} over {reg.transport}:"
+                f" no answer yet ({doing})"
+            )
+        case "registering" if reg.server is not None:
+            return f"{reg.account}: registering to {reg.server} ({reg.transport})…"
         case "registering":
             return f"{reg.account}: registering… ({reg.transport})"
         case "failed":
