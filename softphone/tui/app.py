@@ -23,11 +23,11 @@ from softphone.phone.errors import PhoneError
 from softphone.tui.gc_policy import IDLE_COLLECT_S, QuietCollector
 from softphone.tui.screens.main import AppDeps, MainScreen
 from softphone.tui.screens.main_actions import ACTIONS
-from softphone.tui.widgets.side_pane import PlayerLike
+from softphone.tui.widgets.side_pane import Login, PlayerFactory, PlayerLike
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SoftphoneApp", "default_player_factory", "make_app", "run_tui"]
+__all__ = ["SoftphoneApp", "default_player", "make_app", "run_tui"]
 
 
 class SoftphoneApp(App[None]):
@@ -88,18 +88,11 @@ class SoftphoneApp(App[None]):
         self.exit()
 
 
-def default_player_factory(config: Config) -> Callable[[str], PlayerLike]:
-    """Players for the side pane: a URL or a ``[[camera]]`` name (with its credentials)."""
+def default_player(text: str, config: Config, login: Login | None) -> PlayerLike:
+    """A player for the side pane: a URL or a ``[[camera]]`` name (with its credentials)."""
+    from softphone.phone.player import player_for
 
-    def make(text: str) -> PlayerLike:
-        from softphone.phone.player import Player, PlayerOptions
-
-        source = config.camera_source(text, match_host=False)
-        return Player(
-            source.url, config=config, options=PlayerOptions(credentials=source.credentials)
-        )
-
-    return make
+    return player_for(text, config=config, login=login)
 
 
 def make_app(
@@ -108,7 +101,7 @@ def make_app(
     *,
     book: Book | None = None,
     config_path: Path | None = None,
-    player_factory: Callable[[str], PlayerLike] | None = None,
+    player_factory: PlayerFactory | None = None,
     clock: Callable[[], float] | None = None,
     mono_clock: Callable[[], float] | None = None,
     dial_on_start: str | None = None,
@@ -126,7 +119,7 @@ def make_app(
         book=book,
         book_problem=book_problem,
         config_path=config_path,
-        player_factory=player_factory or default_player_factory(config),
+        player_factory=player_factory or default_player,
         clock=clock or time.time,
         mono_clock=mono_clock,
         dial_on_start=dial_on_start,
@@ -143,7 +136,7 @@ def run_tui(
     play: str | None = None,
     config_path: Path | None = None,
     first_run: bool = False,
-    player_factory: Callable[[str], PlayerLike] | None = None,
+    player_factory: PlayerFactory | None = None,
 ) -> int:
     """Build the real Phone and Book, run the app; returns 0."""
     from softphone.phone.phone import Phone
