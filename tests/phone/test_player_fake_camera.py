@@ -276,3 +276,20 @@ async def test_a_url_without_credentials_gets_those_of_the_config_camera_on_its_
         async with playing(player):
             await next_of(player, pe.StreamPlaying)
         assert basic_authorization("admin", "door pw") in camera.authorizations
+
+
+async def test_the_start_up_limit_counts_from_the_players_own_start() -> None:
+    """A player made long after the command started (the TUI's side pane under ``softphone
+    play``, which passes the command's start for --duration and first-picture times) still gets
+    the whole start-up limit: it plays, instead of failing at once with "no answer ... within
+    14 s"."""
+    import time
+
+    async with FakeCamera() as camera:
+        player = Player(
+            camera.url("/cam"),
+            options=PlayerOptions(transport="tcp"),
+            started_at=time.monotonic() - 60.0,
+        )
+        async with playing(player):
+            await next_of(player, pe.FirstFrame)
