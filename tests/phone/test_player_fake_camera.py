@@ -293,3 +293,22 @@ async def test_the_start_up_limit_counts_from_the_players_own_start() -> None:
         )
         async with playing(player):
             await next_of(player, pe.FirstFrame)
+
+
+async def test_pausing_a_live_stream_is_not_counted_as_loss() -> None:
+    """PLAY after PAUSE: the live camera goes on 500 sequence numbers later, and its RTP-Info
+    says so (RFC 2326 §12.33). Those packets were never sent to us: they are not lost."""
+    async with FakeCamera(skip_on_resume=500) as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        async with playing(player):
+            await next_of(player, pe.FirstFrame)
+            player.pause()
+            await next_of(player, pe.StreamPaused)
+            frames = player.counters.video_frames
+            player.resume()
+            await next_of(player, pe.StreamPlaying)
+            async with asyncio.timeout(15):
+                while player.counters.video_frames < frames + 10:
+                    await next_of(player, pe.StreamStats)
+            assert camera.next_seq > 500  # the camera did skip
+            assert player.counters.lost_packets == 0
