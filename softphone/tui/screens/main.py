@@ -410,7 +410,7 @@ class MainScreen(Screen[None]):
             title = self.notes.names.get(self.phone.call(call_id).remote) or ""
         except PhoneError:
             title = ""
-        self.quality.show(history, title=title)
+        self.quality.show(history or QualityHistory(), title=title)  # selected: no stats yet
 
     @on(DataTable.RowHighlighted, "#calls")
     def _row_highlighted(self) -> None:

@@ -101,8 +101,8 @@ class SidePane(Vertical):
         border: round $primary-muted;
         border-title-color: $text-accent;
     }
-    SidePane #pane-hint { color: $text-muted; padding: 1 1; height: auto; }
-    SidePane #pane-status { height: auto; max-height: 3; color: $text-muted; }
+    SidePane #pane-hint { color: $text-muted; padding: 1 1; width: 1fr; height: auto; }
+    SidePane #pane-status { width: 1fr; height: auto; max-height: 3; color: $text-muted; }
     """
 
     class Said(Message):
