@@ -12,8 +12,11 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from softphone.config import Config
@@ -21,8 +24,9 @@ from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, StoreError
 from softphone.phone.errors import PhoneError
 from softphone.tui.gc_policy import IDLE_COLLECT_S, QuietCollector
+from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.main import AppDeps, MainScreen
-from softphone.tui.screens.main_actions import ACTIONS
+from softphone.tui.screens.main_actions import ACTIONS, help_sections
 from softphone.tui.widgets.side_pane import Login, PlayerFactory, PlayerLike
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,12 @@ class SoftphoneApp(App[None]):
     TITLE = "softphone"
     CSS_PATH = "styles/global.tcss"
     ENABLE_COMMAND_PALETTE = True
+    # F1 and ? open the help on every screen, modal ones too: those see only priority bindings
+    # of the app. A text field keeps the ? typed into it (SkipAction passes the key on).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", show=False, priority=True),
+        Binding("question_mark", "help_unless_typing", "Help", show=False, priority=True),
+    ]
 
     def __init__(self, deps: AppDeps) -> None:
         super().__init__()
@@ -77,10 +87,24 @@ class SoftphoneApp(App[None]):
                     partial(self.main.run_action, action.name),
                 )
 
+    def action_help_unless_typing(self) -> None:
+        focused = self.screen.focused
+        if focused is not None and focused.check_consume_key("question_mark", "?"):
+            raise SkipAction()
+        self.action_help()
+
+    def action_help(self) -> None:
+        """Every key of every screen, those of the screen on top first."""
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(help_sections(first=type(self.screen))))
+
     async def action_quit(self) -> None:
-        """Hang up every call (phone.stop), then leave."""
+        """Stop the stream (TEARDOWN) and hang up every call (phone.stop), then leave."""
         if not self._stopping:
             self._stopping = True
+            await self.main.side.stop_and_wait()
             try:
                 await self.phone.stop()
             except (PhoneError, OSError):

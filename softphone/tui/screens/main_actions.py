@@ -64,21 +64,24 @@ MAIN_HELP: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
-def help_sections() -> list[HelpSection]:
-    """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist)."""
-    sections: list[HelpSection] = [
-        ("Main screen", MAIN_HELP),
-        ("Incoming call", IncomingScreen.KEYS_HELP),
+def help_sections(first: type | None = None) -> list[HelpSection]:
+    """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist);
+    the section of the screen class ``first`` (the one on top) comes first."""
+    sections: list[tuple[type | None, HelpSection]] = [
+        (None, ("Main screen", MAIN_HELP)),
+        (IncomingScreen, ("Incoming call", IncomingScreen.KEYS_HELP)),
     ]
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
         ("trace", "TraceScreen", "SIP trace"),
         ("settings", "SettingsScreen", "Settings"),
+        ("login", "LoginScreen", "Camera login"),
     ):
         try:
             screen = getattr(__import__(f"softphone.tui.screens.{module}", fromlist=[name]), name)
         except (ImportError, AttributeError):
             continue
-        sections.append((title, tuple(getattr(screen, "KEYS_HELP", ()))))
-    return sections
+        sections.append((screen, (title, tuple(getattr(screen, "KEYS_HELP", ())))))
+    ordered = sorted(sections, key=lambda s: first is None or s[0] is not first)
+    return [section for _, section in ordered]
