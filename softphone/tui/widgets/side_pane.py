@@ -170,11 +170,6 @@ class SidePane(Vertical):
     def video(self) -> VideoView:
         return self.query_one(VideoView)
 
-    @property
-    def url(self) -> str | None:
-        """What plays or is being opened (the title: no credentials), else None."""
-        return self.title if self.state in (PaneState.OPENING, PaneState.PLAYING) else None
-
     # --- requests --------------------------------------------------------------------------------
     def open(self, text: str, login: Login | None = None) -> None:
         """Stop what plays, then play ``text`` (a URL or a camera's name), with ``login``."""
