@@ -43,7 +43,7 @@ class SoftphoneApp(App[None]):
     # F1 and ? open the help on every screen, modal ones too: those see only priority bindings
     # of the app. A text field keeps the ? typed into it (SkipAction passes the key on).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "Help", show=False, priority=True),
+        Binding("f1", "help", "Help", show=True, priority=True),
         Binding("question_mark", "help_unless_typing", "Help", show=False, priority=True),
     ]
 
