@@ -358,7 +358,7 @@ class TrackDecoding:
         self._notify = notify
         self.sender_report: tuple[int, int] | None = None
         self.worker: VideoWorker | None = None
-        self.skip_to_keyframe = False
+        self.skip_to_keyframe = not decoding  # made while hidden: start at a key frame when shown
         self.audio: AudioDecoder | None = None
         self.audio_failed = False
         self.pending_audio: collections.deque[AccessUnit] = collections.deque(
