@@ -49,7 +49,6 @@ from softphone.tui.screens.prompt import PromptScreen
 from softphone.tui.widgets.calls_table import CallRow, CallsTable
 from softphone.tui.widgets.dial_bar import DialBar
 from softphone.tui.widgets.messages_log import Level, MessagesLog
-from softphone.tui.widgets.pane_state import PaneState
 from softphone.tui.widgets.quality import QualityHistory, QualityPanel
 from softphone.tui.widgets.side_pane import PlayerFactory, SidePane
 from softphone.tui.widgets.status_bar import StatusBar
@@ -123,7 +122,6 @@ class MainScreen(Screen[None]):
         self.narrow = False
         self._levels_timer: Timer | None = None
         self._incoming: IncomingScreen | None = None
-        self._camera_to_save: Camera | None = None  # a login to save once the stream plays
 
     # ------------------------------------------------------------------ composition
     def compose(self) -> ComposeResult:
@@ -658,10 +656,13 @@ class MainScreen(Screen[None]):
             chosen,
         )
 
-    def open_stream(self, text: str, login: tuple[str, str] | None = None) -> None:
+    def open_stream(
+        self, text: str, login: tuple[str, str] | None = None, *, save: Camera | None = None
+    ) -> None:
         """Play ``text`` (a URL or a camera's name) in the pane, shown if it was hidden; what
-        goes wrong comes back as ``SidePane.Said``."""
-        self.side.open(text, login)
+        goes wrong comes back as ``SidePane.Said``; ``save`` comes back as ``LoginWorked`` once
+        the stream plays with ``login``."""
+        self.side.open(text, login, save=save)
         if not self.pane_visible:
             self.pane_mode = "on"
         self._layout_pane()
@@ -685,27 +686,19 @@ class MainScreen(Screen[None]):
             if answer is None:
                 self.side.login_cancelled()
                 return
-            if answer.save_as is not None:  # saved once it plays: a wrong login is not kept
-                self._camera_to_save = Camera(answer.save_as, url, answer.username, answer.password)
-            self.open_stream(text, (answer.username, answer.password))
+            save = None
+            if answer.save_as is not None:
+                save = Camera(answer.save_as, url, answer.username, answer.password)
+            self.open_stream(text, (answer.username, answer.password), save=save)
 
         self.app.push_screen(
             LoginScreen(message.title, reason=message.reason, camera_name=message.camera_name),
             answered,
         )
 
-    @on(SidePane.StateChanged)
-    def _pane_state(self, message: SidePane.StateChanged) -> None:
-        camera = self._camera_to_save
-        if camera is None or message.state not in (
-            PaneState.PLAYING,
-            PaneState.LOGIN,
-            PaneState.FAILED,
-        ):
-            return  # nothing to save, or not decided yet
-        self._camera_to_save = None
-        if message.state is PaneState.PLAYING:
-            self._save_camera(camera)
+    @on(SidePane.LoginWorked)
+    def _login_worked(self, message: SidePane.LoginWorked) -> None:
+        self._save_camera(message.camera)
 
     @work(group="config")
     async def _save_camera(self, camera: Camera) -> None:

@@ -42,7 +42,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Label
 
-from softphone.config import Config
+from softphone.config import Camera, Config
 from softphone.phone import events as pe
 from softphone.phone.text import describe
 from softphone.tui.textual_internals import runs_in_context_of
@@ -121,6 +121,13 @@ class SidePane(Vertical):
             self.state = state
             self.title = title
 
+    class LoginWorked(Message):
+        """The stream plays with the login given: ``camera`` (with it) may be saved now."""
+
+        def __init__(self, camera: Camera) -> None:
+            super().__init__()
+            self.camera = camera
+
     class LoginWanted(Message):
         """The camera answered 401: ask for credentials, then ``open(text, login)`` again."""
 
@@ -148,6 +155,7 @@ class SidePane(Vertical):
         self.title: str | None = None  # what the pane shows (or showed last)
         self.shown = True
         self._text: str | None = None  # what was typed for the current stream
+        self._save: Camera | None = None  # to save once the current stream plays
         self._stop = asyncio.Event()
         self._run_over = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -171,20 +179,22 @@ class SidePane(Vertical):
         return self.query_one(VideoView)
 
     # --- requests --------------------------------------------------------------------------------
-    def open(self, text: str, login: Login | None = None) -> None:
-        """Stop what plays, then play ``text`` (a URL or a camera's name), with ``login``."""
+    def open(self, text: str, login: Login | None = None, *, save: Camera | None = None) -> None:
+        """Stop what plays, then play ``text`` (a URL or a camera's name), with ``login``;
+        ``save``: a camera to hand back in ``LoginWorked`` once it plays (a wrong login is never
+        handed back)."""
         self._generation += 1
-        self._serve(self._generation, text, login)
+        self._serve(self._generation, text, login, save)
 
     def stop(self) -> None:
         """Stop what plays (TEARDOWN); the pane says so."""
         self._generation += 1
-        self._serve(self._generation, None, None)
+        self._serve(self._generation, None, None, None)
 
     async def stop_and_wait(self) -> None:
         """Stop what plays and return once its run has ended (the app quitting)."""
         self._generation += 1
-        await self._request(self._generation, None, None)
+        await self._request(self._generation, None, None, None)
 
     def login_cancelled(self) -> None:
         if self.state is PaneState.LOGIN:
@@ -201,14 +211,19 @@ class SidePane(Vertical):
             self._set_status(self.player.overlay() if shown else "hidden: video not decoded")
 
     @work(group="pane-requests")
-    async def _serve(self, generation: int, text: str | None, login: Login | None) -> None:
-        await self._request(generation, text, login)
+    async def _serve(
+        self, generation: int, text: str | None, login: Login | None, save: Camera | None
+    ) -> None:
+        await self._request(generation, text, login, save)
 
-    async def _request(self, generation: int, text: str | None, login: Login | None) -> None:
+    async def _request(
+        self, generation: int, text: str | None, login: Login | None, save: Camera | None
+    ) -> None:
         async with self._lock:  # one request at a time, in order
             if generation != self._generation:
                 return  # a newer request came meanwhile: it is the one to serve
             await self._close_current()
+            self._save = save
             if text is not None:
                 self._start(text, login)
             elif self.state is PaneState.CLOSED and self.title is not None:
@@ -342,6 +357,10 @@ class SidePane(Vertical):
         self.transitions.append((before, event, self.state))
         if self.state is not before:
             self.post_message(self.StateChanged(self.state, self.title))
+        if self._save is not None and self.state is PaneState.PLAYING:
+            self.post_message(self.LoginWorked(self._save))
+        if self.state is not PaneState.OPENING:
+            self._save = None  # played (handed back), refused or stopped: not to be saved
 
     # --- what is shown -----------------------------------------------------------------------------
     def _show_hint(self, text: str) -> None:
