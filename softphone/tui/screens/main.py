@@ -4,7 +4,10 @@ the video side pane.
 Layout (``styles/global.tcss``): status bar (one entry per account), dial bar (focused at start),
 then the calls list, the quality panel and the messages area on the left, the video side pane on
 the right. Under 100 columns the pane is hidden unless toggled on (``V``); then it takes the
-quality panel's place.
+quality panel's place. The pane plays one stream at a time (widgets/side_pane.py): ``x`` stops
+it, a hidden pane decodes no video, and a camera's 401 brings up the login prompt
+(screens/login.py); a login that works may be saved as a camera in the config, the way the
+settings screen saves it.
 
 The main screen's keys (screens/main_actions.py) live on :class:`MainScreen`, so they are
 inactive (and not in the footer) while another screen is on top. Every action is also a command
