@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from softphone.phone.book import Book
     from softphone.phone.call_log import CallLog
     from softphone.phone.phone import Phone
-    from softphone.phone.player import Player, PlayerOptions
     from softphone.report import Reporter
 
 logger = logging.getLogger(__name__)
@@ -425,6 +424,7 @@ def run_play(
         # The phone's TUI with the stream in its side pane (calls work beside it).
         from softphone.phone import preload
         from softphone.phone.audio import DeviceAudio, NullAudio
+        from softphone.phone.player import player_for
         from softphone.tui.app import run_tui
 
         preload.release_gc()  # a long-running app: the collector runs as usual
@@ -441,8 +441,8 @@ def run_play(
                 config,
                 config_path=config.path,
                 play=args.url,
-                player_factory=lambda text: _side_pane_player(
-                    config, text, options, started_at, pane_audio
+                player_factory=lambda text, pane_config, login: player_for(
+                    text, config=pane_config, options=options, login=login, audio=pane_audio
                 ),
             )
         finally:
@@ -491,25 +491,6 @@ class AudioLater:
     def close(self) -> None:
         if self._provider is not None:
             self._provider.close()
-
-
-def _side_pane_player(
-    config: Config, text: str, options: PlayerOptions, started_at: float, audio: AudioProvider
-) -> Player:
-    """A player for the TUI's side pane with the command line's options (transport, TLS); a
-    camera name brings its credentials."""
-    from dataclasses import replace
-
-    from softphone.phone.player import Player
-
-    source = config.camera_source(text, match_host=False)
-    return Player(
-        source.url,
-        config=config,
-        options=replace(options, credentials=source.credentials or options.credentials),
-        audio=audio,
-        started_at=started_at,
-    )
 
 
 async def _play_headless(player: object, args: argparse.Namespace, reporter: Reporter) -> int:

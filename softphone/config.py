@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
@@ -155,6 +155,14 @@ class Config:
         names = ", ".join(a.name for a in self.accounts)
         raise ConfigError(f"no account named {name!r} (configured: {names})")
 
+    def with_camera(self, camera: Camera) -> Config:
+        """This config with ``camera`` in place of the camera of the same name, or added."""
+        if any(c.name == camera.name for c in self.cameras):
+            cameras = tuple(camera if c.name == camera.name else c for c in self.cameras)
+        else:
+            cameras = (*self.cameras, camera)
+        return replace(self, cameras=cameras)
+
     def camera_source(self, text: str, *, match_host: bool = True) -> CameraSource:
         """Where ``text`` plays from: the ``[[camera]]`` named ``text``, with its credentials;
         else ``text`` as a URL, with (``match_host``) the credentials of a camera on the same
@@ -168,9 +176,13 @@ class Config:
             if camera.name == text:
                 return CameraSource(camera.url, camera.credentials, camera.name)
         if "://" not in text:
+            from softphone.rtsp.url import redact  # "admin:pw@cam/x" must not show the pw
+
             names = ", ".join(c.name for c in self.cameras)
             known = f"cameras in the config: {names}" if names else "no cameras in the config"
-            raise ConfigError(f"{text!r} is not an RTSP URL or the name of a camera ({known})")
+            raise ConfigError(
+                f"{redact(text)!r} is not an RTSP URL or the name of a camera ({known})"
+            )
         place = _rtsp_place(text) if match_host else None
         if place is None or place[2]:
             return CameraSource(text)

@@ -27,6 +27,7 @@ class FakeCamera:
         ssrc_in: str | None = None,
         media_after_pli: bool = False,
         basic: tuple[str, str] | None = None,
+        skip_on_resume: int = 0,
     ) -> None:
         self.udp = udp
         self.busy = busy  # answer this many DESCRIBEs 503, as a booting camera does
@@ -35,6 +36,11 @@ class FakeCamera:
         )
         self.media_after_pli = media_after_pli  # send nothing until asked for a key frame
         self.basic = basic  # DESCRIBE needs these credentials (RFC 7617 Basic)
+        # PAUSE stops the media; PLAY again goes on this many sequence numbers later, as a live
+        # camera whose encoder kept running does (RTP-Info says where).
+        self.skip_on_resume = skip_on_resume
+        self.next_seq = 0
+        self.next_ts = 0
         self.authorizations: list[str | None] = []  # the Authorization of every request
         self.pli_seen = asyncio.Event()
         self.disconnected = asyncio.Event()  # a client's connection ended
@@ -136,6 +142,14 @@ class FakeCamera:
                     writer.write(
                         f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD;timeout=60\r\nTransport: {reply}\r\n\r\n".encode()
                     )
+                elif method == "PAUSE":
+                    if sender is not None:
+                        sender.cancel()
+                        sender = None
+                        self.next_seq += self.skip_on_resume
+                    writer.write(
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\n\r\n".encode()
+                    )
                 elif method == "PLAY":
                     tcp = any("TCP" in r for r in self.requests if r.startswith("SETUP"))
                     if tcp:
@@ -145,10 +159,11 @@ class FakeCamera:
                         )
                         writer.write(b"$\x01" + struct.pack("!H", len(sr)) + sr)
                         writer.write(b"$\x07\x00\x04abcd")
+                    seq = self.next_seq % 65536
                     info = (
-                        f"url=trackID=1;seq=0;ssrc={SSRC:08X}"
+                        f"url=trackID=1;seq={seq};ssrc={SSRC:08X}"
                         if self.ssrc_in == "rtp-info"
-                        else "url=trackID=1;seq=0;"
+                        else f"url=trackID=1;seq={seq};"
                     )
                     writer.write(
                         f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1234ABCD\r\nRTP-Info: {info}\r\n\r\n".encode()
@@ -176,23 +191,23 @@ class FakeCamera:
         if self.media_after_pli:
             await self.pli_seen.wait()
         loop = asyncio.get_running_loop()
-        seq, ts, start = 0, 0, loop.time()
+        start = loop.time()
         frames = sorted({p.timestamp for p in self.packets})
         for n in range(600):
             # start one picture after a key frame, as a camera joined mid-GOP does
             for packet in (p for p in self.packets if p.timestamp == frames[(n + 1) % len(frames)]):
                 out = RtpPacket(
                     payload_type=96,
-                    sequence=seq % 65536,
-                    timestamp=ts % 2**32,
+                    sequence=self.next_seq % 65536,
+                    timestamp=self.next_ts % 2**32,
                     ssrc=SSRC,
                     marker=packet.marker,
                     payload=packet.payload,
                 )
                 data = bytes(out)
                 writer.write(b"$\x00" + struct.pack("!H", len(data)) + data)
-                seq += 1
-            ts += 9000
+                self.next_seq += 1
+            self.next_ts += 9000
             await writer.drain()
             # paced by the loop clock: the next picture is due 100 ms after the previous one
             await asyncio.sleep(max(start + (n + 1) * 0.1 - loop.time(), 0))

@@ -200,8 +200,23 @@ class BenchPlayer:
         base = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
         self._frames = [np.roll(base, 8 * i, axis=1) for i in range(25)]  # camera-like motion
 
+    @property
+    def title(self) -> str:
+        return self.url
+
+    @property
+    def plain_url(self) -> str:
+        return self.url
+
+    @property
+    def camera_name(self) -> str:
+        return "bench"
+
     def set_video_box(self, width_px: int, height_px: int) -> None:
         self.box = (width_px, height_px)
+
+    def set_video_decoding(self, enabled: bool) -> None:
+        pass  # the bench pane is always shown
 
     def overlay(self) -> str:
         return f"bench H264 640x360 · {self.fps:.0f} fps"
@@ -246,7 +261,7 @@ async def _bench(seconds: float, interval_s: float, threaded: bool) -> dict[str,
     phone: BenchPhone | ThreadedPhone = ThreadedPhone(bench_phone) if threaded else bench_phone
     players: list[BenchPlayer] = []
 
-    def factory(url: str) -> BenchPlayer:
+    def factory(url: str, config: Config, login: tuple[str, str] | None) -> BenchPlayer:
         players.append(BenchPlayer(url))
         return players[-1]
 

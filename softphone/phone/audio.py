@@ -45,9 +45,19 @@ class AudioPort(Protocol):
 
 
 class AudioEngine:
-    def __init__(self, io: AudioIO, *, record_to: Path | None = None, name: str = "audio") -> None:
+    def __init__(
+        self,
+        io: AudioIO,
+        *,
+        record_to: Path | None = None,
+        name: str = "audio",
+        silent_because: str | None = None,
+    ) -> None:
         self.io = io
         self.name = name
+        # Why a sound device was wanted but this engine plays into nothing (None: it plays,
+        # or silence was asked for, as headless and in tests).
+        self.silent_because = silent_because
         self.sample_rate = io.sample_rate
         self._ports: list[AudioPort] = []
         self._handle: asyncio.TimerHandle | None = None
@@ -241,7 +251,9 @@ class DeviceAudio:
                 self._engine.start()
             except AudioDeviceError as exc:
                 self._on_problem(f"no audio device, calls are silent: {exc}")
-                self._engine = AudioEngine(NullIO(HEADLESS_RATE), name="null")
+                self._engine = AudioEngine(
+                    NullIO(HEADLESS_RATE), name="null", silent_because=str(exc)
+                )
         return self._engine
 
     def _ringer(self) -> AudioEngine:

@@ -480,6 +480,9 @@ class Phone(EventReader):
         self.stop_playback()
         provider = self._audio.provider
         engine = provider.engine_for_call(0)
+        if engine.silent_because is not None:  # it would "play" into nothing: say why
+            provider.release(engine)
+            raise PhoneError(f"no sound device: {engine.silent_because}")
         samples = resample(mono, rate, engine.sample_rate).astype(np.float32, copy=False)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         port = FilePort(samples, done)

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, assert_never
 
@@ -69,6 +69,7 @@ class PlayerCounters:
     audio_rate: int = 48000
     lost_packets: int = 0
     reconnects: int = 0
+    video_units_skipped: int = 0  # not decoded: nobody could see the picture
     first_frame_ms: float | None = None
     transport: TransportName | None = None
     width: int = 0
@@ -106,8 +107,10 @@ class Player:
         audio: AudioProvider | None = None,
         rng: random.Random | None = None,
         started_at: float | None = None,
+        name: str | None = None,
     ) -> None:
         self.url = url if isinstance(url, RtspUrl) else RtspUrl.parse(url)
+        self.name = name  # the config's camera it plays, if any
         self.config = config or Config()
         self.options = options or PlayerOptions()
         self._rng = rng or random.SystemRandom()
@@ -119,6 +122,7 @@ class Player:
         self.on_picture: Callable[[np.ndarray], None] | None = None
         self.on_state: Callable[[], None] | None = None
         self._box: tuple[int, int] | None = None
+        self._video_decoding = True
         self._session: PlayerSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._described = False
@@ -142,6 +146,34 @@ class Player:
         self._box = (width_px, height_px) if width_px > 0 and height_px > 0 else None
         if self._session is not None:
             self._session.set_box(self._box)
+
+    @property
+    def title(self) -> str:
+        """What a front end shows for the stream: the camera's name, else the URL, never with
+        its credentials (``str(RtspUrl)`` leaves them out)."""
+        return self.name or str(self.url)
+
+    @property
+    def plain_url(self) -> str:
+        """The URL without credentials."""
+        return str(self.url)
+
+    @property
+    def camera_name(self) -> str:
+        """The config's camera it plays, else a name to save it under: the host."""
+        return self.name or self.url.host
+
+    @property
+    def video_decoding(self) -> bool:
+        return self._video_decoding
+
+    def set_video_decoding(self, enabled: bool) -> None:
+        """Decode the video or not (a hidden pane: nobody sees it). The RTSP session, the audio
+        and a recording go on; back on, the picture is back with the next key frame, which is
+        asked for at once (RTCP PLI)."""
+        self._video_decoding = enabled
+        if self._session is not None:
+            self._session.set_video_decoding(enabled)
 
     def pause(self) -> None:
         if self._session is not None and self.state == "playing":
@@ -202,8 +234,12 @@ class Player:
     # --- the run loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, *, duration_s: float | None = None) -> int:
         """Play until ``stop`` is set, ``duration_s`` (from ``started_at``) passes, the server
-        ends the presentation, or a refusal. Returns 0 when something played, else 1."""
+        ends the presentation, or a refusal. Returns 0 when something played, else 1.
+
+        The start-up limit counts from this call, not from ``started_at``: a player made long
+        after the command started (the TUI's side pane) gets the whole limit."""
         loop = asyncio.get_running_loop()
+        run_began = loop.time()
         if self._started_at is None:
             self._started_at = time.monotonic()
         offset = time.monotonic() - loop.time()
@@ -219,7 +255,7 @@ class Player:
                 session = self._new_session(progress)
                 self._session = session
                 task = self._spawn(session.run(), "rtsp-session")
-                left = policy.startup_left_s(progress, loop.time() - begin)
+                left = policy.startup_left_s(progress, loop.time() - run_began)
                 limit = None if left is None else loop.time() + left
                 ended = await self._first_of(task, stopped, deadline, limit)
                 if ended == "limit" and self._played:
@@ -450,3 +486,30 @@ class Player:
         self._recordings += 1
         self._recording = numbered(self.options.record, self._recordings)
         return self._recording
+
+
+def player_for(
+    text: str,
+    *,
+    config: Config,
+    options: PlayerOptions | None = None,
+    login: tuple[str, str] | None = None,
+    audio: AudioProvider | None = None,
+) -> Player:
+    """A player for what a person typed: a ``[[camera]]`` name (its URL and credentials) or an
+    RTSP URL. ``login`` (asked for after a 401) wins over the credentials of the URL, of the
+    camera and of ``options``. Raises ConfigError (neither a camera nor a URL) or RtspError (not
+    a usable RTSP URL); neither message shows a password."""
+    source = config.camera_source(text, match_host=False)
+    url = RtspUrl.parse(source.url)
+    base = options or PlayerOptions()
+    credentials = source.credentials or base.credentials
+    if login is not None:
+        url, credentials = url.without_credentials(), login
+    return Player(
+        url,
+        config=config,
+        options=replace(base, credentials=credentials),
+        audio=audio,
+        name=source.camera,
+    )

@@ -116,6 +116,13 @@ class VideoWorker:
             self._ready.notify()
         return True
 
+    def drop_queued(self) -> None:
+        """Forget the units waiting to be decoded (not the end mark of :meth:`close`)."""
+        with self._ready:
+            if None in self._queue:
+                return
+            self._queue.clear()
+
     def close(self) -> None:
         with self._ready:
             self._queue.clear()
@@ -339,9 +346,11 @@ class TrackDecoding:
         counters: PlayerCounters,
         audio: AudioOutput,
         notify: Notify,
+        decoding: bool = True,
     ) -> None:
         self.info = info
         self.kind = kind
+        self.decoding = decoding  # video: False while nobody can see the picture
         self.codec = decoder_name(info.encoding)
         self._depack = depack
         self._counters = counters
@@ -349,7 +358,7 @@ class TrackDecoding:
         self._notify = notify
         self.sender_report: tuple[int, int] | None = None
         self.worker: VideoWorker | None = None
-        self.skip_to_keyframe = False
+        self.skip_to_keyframe = not decoding  # made while hidden: start at a key frame when shown
         self.audio: AudioDecoder | None = None
         self.audio_failed = False
         self.pending_audio: collections.deque[AccessUnit] = collections.deque(
@@ -390,12 +399,32 @@ class TrackDecoding:
         self.worker = VideoWorker(open_decoder, loop, sink, failed)
         self.worker.box = box
 
+    @property
+    def wants_keyframe(self) -> bool:
+        """Video that is decoded but waits for a key frame to start again (after a backlog, or
+        after a time it was not decoded): worth asking the sender for one."""
+        return self.kind == "video" and self.decoding and self.skip_to_keyframe
+
+    def set_decoding(self, enabled: bool) -> None:
+        """Video only: stop decoding (what is queued is dropped, later units are counted in
+        ``video_units_skipped``), or start again at the next key frame."""
+        if self.kind != "video" or enabled == self.decoding:
+            return
+        self.decoding = enabled
+        if not enabled:
+            self.skip_to_keyframe = True  # the units in between are never decoded
+            if self.worker is not None:
+                self.worker.drop_queued()
+
     def take(self, unit: AccessUnit) -> None:
         """One access unit in decoding order."""
         if self.kind == "audio":
             self._play_audio(unit)
             return
         if self.worker is None:
+            return
+        if not self.decoding:
+            self._counters.video_units_skipped += 1
             return
         if self.skip_to_keyframe and not unit.keyframe:
             return

@@ -9,8 +9,10 @@ session ended, phone/player.py carries the decisions out.
   after PLAY: NAT and firewalls drop UDP silently (gortsplib switches the same way).
 - Refusals before anything played (unreachable, 401 after the credentials were tried, 404, no
   supported codec, 461 with a forced transport) end the player with a clear reason, and within
-  ``STARTUP_LIMIT_S`` of the command starting: a person waiting for a picture learns why within
-  15 s, and a script gets its exit code.
+  ``STARTUP_LIMIT_S`` of the player starting (``Player.run``; ``softphone play`` starts it at
+  once): a person waiting for a picture learns why within 15 s, and a script gets its exit code.
+  Each player counts from its own start: a stream opened in the TUI long after the command
+  started gets the whole limit.
 - A session that played and then broke (server restart, network loss, media stopped for
   ``MEDIA_TIMEOUT_S``) is reconnected with exponential back-off (1, 2, 4 … 30 s), saying so.
 - 503 before anything played is asked again after 0.25, 0.5, 0.75 and 1 s: servers answer it
@@ -33,7 +35,7 @@ from softphone.rtsp.url import RtspUrl
 TransportChoice: TypeAlias = Literal["auto", "udp", "tcp"]
 TransportName: TypeAlias = Literal["udp", "tcp"]
 
-STARTUP_LIMIT_S: Final = 14.0  # refusals are reported within 15 s of the command starting
+STARTUP_LIMIT_S: Final = 14.0  # refusals are reported within 15 s of the player starting
 UDP_NO_MEDIA_S: Final = 3.0  # auto transport: UDP silent this long after PLAY -> TCP
 MEDIA_TIMEOUT_S: Final = 10.0  # a playing session with no media this long is broken
 MAX_REDIRECTS: Final = 5
@@ -67,7 +69,7 @@ class Progress(NamedTuple):
 
     url: RtspUrl
     transport: TransportName
-    played: bool = False  # something played since the command started
+    played: bool = False  # something played since the player started
     attempt: int = 0  # reconnects since the last session that played
     busy_retries: int = 0
     redirects: int = 0
@@ -112,7 +114,7 @@ def backoff_s(attempt: int) -> float:
 
 def startup_left_s(progress: Progress, elapsed_s: float) -> float | None:
     """How long the next session may take to play before it counts as a refusal, ``elapsed_s``
-    after the command started; None once something played (then no limit applies)."""
+    after the player started; None once something played (then no limit applies)."""
     if progress.played:
         return None
     return max(STARTUP_LIMIT_S - elapsed_s, 0.0)

@@ -101,6 +101,11 @@ class SessionHost(Protocol):
 
     def next_recording(self) -> Path | None: ...
 
+    @property
+    def video_decoding(self) -> bool:
+        """Whether video is decoded (not while nobody can see it)."""
+        ...
+
 
 @dataclass(eq=False)
 class _Track:
@@ -283,6 +288,27 @@ class PlayerSession:
         self.client.play(self.loop.time(), start_npt=start_npt)
         self._flush([])
 
+    def set_video_decoding(self, enabled: bool) -> None:
+        """Decode the video, or not (nobody can see it); back on, ask for a key frame at once
+        (the decoder starts again at one)."""
+        for track in self.tracks:
+            if track.kind == "video":
+                track.media.set_decoding(enabled)
+                if enabled and track.ssrc is not None:
+                    self._ask_for_keyframe(track, track.ssrc)
+
+    def _restart_sequences(self, rtp_info: tuple[rc.RtpInfo, ...], now: float) -> None:
+        """PLAY answered after a PAUSE: the server goes on at RTP-Info's ``seq`` (RFC 2326
+        §12.33), and a live source has moved on meanwhile. The numbers it skipped were never
+        sent: the reorder buffer and the RTP session count from there, not as lost packets."""
+        for track in self.tracks:
+            seq = next((i.seq for i in rtp_info if i.index == track.info.index), None)
+            if track.session is not None and seq is not None:
+                track.session.restart_sequence(seq)
+            if track.reorder is not None:
+                for packet, lost in track.reorder.restart(seq, now):
+                    self._depacketize(track, packet, lost)
+
     def _new_reorder(self) -> ReorderBuffer:
         from softphone.rtp.reorder import ReorderBuffer
 
@@ -329,6 +355,8 @@ class PlayerSession:
             case rc.TrackSetUp():
                 self._track_set_up(event)
             case rc.PlayStarted(range_start=start, range_end=end):
+                if self.played:  # PLAY after PAUSE (or a seek)
+                    self._restart_sequences(event.rtp_info, now)
                 self.played = True
                 self.play_at = now
                 self.last_media = None
@@ -414,7 +442,13 @@ class PlayerSession:
         # exists, and given to that session when it is made.
         ours = self._rng.getrandbits(32)
         media = TrackDecoding(
-            info, kind, depack, counters=self._counters, audio=self._audio, notify=self._host.emit
+            info,
+            kind,
+            depack,
+            counters=self._counters,
+            audio=self._audio,
+            notify=self._host.emit,
+            decoding=self._host.video_decoding,
         )
         return _Track(
             info=info, kind=kind, depack=depack, keyframes=KeyframeRequester(ours), media=media
@@ -593,7 +627,9 @@ class PlayerSession:
         except Exception:  # a depacketiser bug must not end the session
             logger.exception("depacketiser failed on %s", track.info.encoding)
             return
-        if track.kind == "video" and track.depack.waiting_for_keyframe:
+        if track.kind == "video" and (
+            track.depack.waiting_for_keyframe or track.media.wants_keyframe
+        ):
             self._ask_for_keyframe(track, packet.ssrc)
         for unit in units:
             if self._recording is not None:

@@ -23,6 +23,10 @@ sender restarts.
 - Memory is bounded: at most ``capacity`` packets held, PROBATION_SIZE on probation and
   RECENT_SIZE sequence numbers remembered.
 
+- A deliberate skip (RTSP PLAY after PAUSE: the server goes on at the sequence number its
+  RTP-Info names, RFC 2326 §12.33, and a live source has moved on meanwhile) is announced with
+  :meth:`ReorderBuffer.restart`: the numbers skipped were never sent, so they are not lost.
+
 The buffer starts at the first packet it gets: packets older than that one are late.
 Time goes in by argument (``now``, seconds on any monotonic clock); ``next_deadline()`` says when
 ``poll(now)`` must be called next.
@@ -109,6 +113,46 @@ class ReorderBuffer:
         """Give up on holes whose time has come; return the packets now in order."""
         return self._release(now)
 
+    def restart(self, sequence: int | None, now: float) -> list[Released]:
+        """The sender goes on at ``sequence`` on purpose (RTSP PLAY after PAUSE: RTP-Info's
+        ``seq``, RFC 2326 §12.33): what was sent before is released (holes there are lost),
+        and the numbers between are not counted lost. Packets of the new run that arrived
+        before the announcement (UDP can overtake the PLAY answer) are kept in it; older ones
+        that come later are late. ``sequence`` None: start over at the next packet, as a new
+        buffer does. Returns the packets now in order."""
+        if sequence is None or self._ssrc is None:
+            out = self._drain_held()
+            self._ssrc = None  # the next packet starts the space (push)
+            self._probation.clear()
+            return out
+        start = self._extend(sequence)
+        early = [(p, t) for ext, (p, t) in self._held.items() if ext >= start]
+        self._held = {ext: entry for ext, entry in self._held.items() if ext < start}
+        early += [
+            (p, t)
+            for p, t in self._probation
+            if p.ssrc == self._ssrc and 0 <= _signed16(p.sequence - sequence) < MAX_DROPOUT
+        ]
+        out = self._drain_held()
+        self._held = {sequence + _signed16(p.sequence - sequence): (p, t) for p, t in early}
+        self._expected = sequence
+        self._highest = max(self._held, default=sequence)
+        self._recent.clear()
+        self._recent_set.clear()
+        self._probation.clear()
+        return out + self._release(now)
+
+    def _drain_held(self) -> list[Released]:
+        """Everything held, in order, the holes between counted lost."""
+        out: list[Released] = []
+        for ext in sorted(self._held):
+            out.append((self._held[ext][0], ext - self._expected))
+            self.lost += ext - self._expected
+            self._expected = ext + 1
+            self._remember(ext)
+        self._held = {}
+        return out
+
     def next_deadline(self) -> float | None:
         """When ``poll`` may release something (None while nothing is held)."""
         if not self._held:
@@ -159,12 +203,7 @@ class ReorderBuffer:
         if not group:
             self._probation.append((packet, now))
             return []
-        # Out with what the old space still holds (holes in it are lost), then start over.
-        out: list[Released] = []
-        for ext in sorted(self._held):
-            out.append((self._held[ext][0], ext - self._expected))
-            self.lost += ext - self._expected
-            self._expected = ext + 1
+        out = self._drain_held()  # out with what the old space still holds, then start over
         self._resync([*group, (packet, now)], base=packet.sequence)
         self.resyncs += 1
         return out

@@ -263,6 +263,18 @@ class RtpSession:
         self._rtcp_from = None
         self._candidates.clear()
 
+    def restart_sequence(self, sequence: int) -> None:
+        """The sender goes on at ``sequence`` on purpose (RTSP PLAY after PAUSE: RTP-Info's
+        ``seq``, RFC 2326 §12.33; a live source moved on meanwhile). The numbers it skipped were
+        never sent: count from ``sequence`` afresh, as §A.1 does when a source restarts, so that
+        they are neither reported lost (RR) nor counted in :meth:`stats`."""
+        source = self._source
+        if source is None or source.state is not SourceState.VALID:
+            return  # nothing counted yet: the next packet starts the count anyway
+        self._retire(source)
+        source.init_seq(sequence % RTP_SEQ_MOD, held=0)
+        self._burst.restart(source.extended_max - 1)
+
     def _apply(self, event: LinkInput) -> None:
         try:
             self.link = LINK_TRANSITIONS[(self.link, event)]

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from softphone.rtsp.errors import ParseError
 
-__all__ = ["DEFAULT_PORTS", "RtspUrl"]
+__all__ = ["DEFAULT_PORTS", "RtspUrl", "redact"]
 
 # RFC 2326 §3.2: "If the port is empty or not given, port 554 is assumed"; rtsps uses 322
 # (IANA; RFC 7826 §4.2).
@@ -31,8 +31,9 @@ _SCHEMELESS: Final = re.compile(
 )
 
 
-def _redact(text: str) -> str:
-    """``text`` with any user information replaced, for error messages."""
+def redact(text: str) -> str:
+    """``text`` (a URL, or what a person typed for one, with or without its scheme) with any
+    user information replaced by ``***``: safe to show and to log."""
     match = _SCHEME.match(text)
     start = match.end() if match else 0
     end = len(text)
@@ -58,7 +59,7 @@ class RtspUrl:
     @classmethod
     def parse(cls, text: str) -> RtspUrl:
         """Parse an absolute RTSP URL; raises ParseError (never echoing a password)."""
-        shown = _redact(text)
+        shown = redact(text)
         if any(c in text for c in "\r\n\t ") or not text.isprintable():
             raise ParseError(f"RTSP URL contains whitespace or control characters: {shown!r}")
         match = _SCHEME.match(text)

@@ -12,8 +12,11 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from softphone.config import Config
@@ -21,13 +24,14 @@ from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, StoreError
 from softphone.phone.errors import PhoneError
 from softphone.tui.gc_policy import IDLE_COLLECT_S, QuietCollector
+from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.main import AppDeps, MainScreen
-from softphone.tui.screens.main_actions import ACTIONS
-from softphone.tui.widgets.side_pane import PlayerLike
+from softphone.tui.screens.main_actions import ACTIONS, help_sections
+from softphone.tui.widgets.side_pane import Login, PlayerFactory, PlayerLike
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SoftphoneApp", "default_player_factory", "make_app", "run_tui"]
+__all__ = ["SoftphoneApp", "default_player", "make_app", "run_tui"]
 
 
 class SoftphoneApp(App[None]):
@@ -36,6 +40,12 @@ class SoftphoneApp(App[None]):
     TITLE = "softphone"
     CSS_PATH = "styles/global.tcss"
     ENABLE_COMMAND_PALETTE = True
+    # F1 and ? open the help on every screen, modal ones too: those see only priority bindings
+    # of the app. A text field keeps the ? typed into it (SkipAction passes the key on).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", show=True, priority=True),
+        Binding("question_mark", "help_unless_typing", "Help", show=False, priority=True),
+    ]
 
     def __init__(self, deps: AppDeps) -> None:
         super().__init__()
@@ -77,10 +87,24 @@ class SoftphoneApp(App[None]):
                     partial(self.main.run_action, action.name),
                 )
 
+    def action_help_unless_typing(self) -> None:
+        focused = self.screen.focused
+        if focused is not None and focused.check_consume_key("question_mark", "?"):
+            raise SkipAction()
+        self.action_help()
+
+    def action_help(self) -> None:
+        """Every key of every screen, those of the screen on top first."""
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(help_sections(first=type(self.screen))))
+
     async def action_quit(self) -> None:
-        """Hang up every call (phone.stop), then leave."""
+        """Stop the stream (TEARDOWN) and hang up every call (phone.stop), then leave."""
         if not self._stopping:
             self._stopping = True
+            await self.main.side.stop_and_wait()
             try:
                 await self.phone.stop()
             except (PhoneError, OSError):
@@ -89,18 +113,11 @@ class SoftphoneApp(App[None]):
         self.exit()
 
 
-def default_player_factory(config: Config) -> Callable[[str], PlayerLike]:
-    """Players for the side pane: a URL or a ``[[camera]]`` name (with its credentials)."""
+def default_player(text: str, config: Config, login: Login | None) -> PlayerLike:
+    """A player for the side pane: a URL or a ``[[camera]]`` name (with its credentials)."""
+    from softphone.phone.player import player_for
 
-    def make(text: str) -> PlayerLike:
-        from softphone.phone.player import Player, PlayerOptions
-
-        source = config.camera_source(text, match_host=False)
-        return Player(
-            source.url, config=config, options=PlayerOptions(credentials=source.credentials)
-        )
-
-    return make
+    return player_for(text, config=config, login=login)
 
 
 def make_app(
@@ -109,7 +126,7 @@ def make_app(
     *,
     book: Book | None = None,
     config_path: Path | None = None,
-    player_factory: Callable[[str], PlayerLike] | None = None,
+    player_factory: PlayerFactory | None = None,
     clock: Callable[[], float] | None = None,
     mono_clock: Callable[[], float] | None = None,
     dial_on_start: str | None = None,
@@ -127,7 +144,7 @@ def make_app(
         book=book,
         book_problem=book_problem,
         config_path=config_path,
-        player_factory=player_factory or default_player_factory(config),
+        player_factory=player_factory or default_player,
         clock=clock or time.time,
         mono_clock=mono_clock,
         dial_on_start=dial_on_start,
@@ -144,7 +161,7 @@ def run_tui(
     play: str | None = None,
     config_path: Path | None = None,
     first_run: bool = False,
-    player_factory: Callable[[str], PlayerLike] | None = None,
+    player_factory: PlayerFactory | None = None,
 ) -> int:
     """Build the real Phone and Book, run the app; returns 0."""
     from softphone.phone.phone import Phone

@@ -314,6 +314,17 @@ class VideoView(Widget):
         elif self._timer is None:
             self._timer = self.set_timer(wait_s, self._on_frame_timer, name="video-frame")
 
+    def clear(self) -> None:
+        """Forget the frame (black until the next ``show``): a new stream never starts on the
+        last picture of the one before."""
+        if self._frame is None and not self._pending:
+            return
+        self._frame, self._pending, self._sequence = None, False, None
+        self._layout = None
+        if self.is_mounted:
+            self._clear_image()
+            self.refresh()
+
     def set_overlay(self, text: str) -> None:
         """One status line at the bottom: codec, resolution, fps, transport, loss, state."""
         if text != self._overlay:

@@ -130,3 +130,60 @@ def test_tui_plays_a_camera_in_the_side_pane(rtsp_lab: lab.RtspServer, tmp_path:
         term.close()
     log = tmp_path / "xdg_state_home" / "softphone" / "softphone.log"
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_tui_side_pane_bad_url_then_good_then_stop(
+    rtsp_lab: lab.RtspServer, tmp_path: Path
+) -> None:
+    """``softphone play URL``, then in its side pane a URL the server does not have (the whole
+    reason in the messages area, no old picture left under the new title), a good one again
+    (it plays), and the stop key (the session is torn down)."""
+    config = tmp_path / "config.toml"
+    config.write_text(tomli_w.dumps({"sip_port": 0}))
+    env = make_env(tmp_path)
+    env["COLORTERM"] = "truecolor"
+    good, bad = rtsp_lab.url("/h264"), rtsp_lab.url("/no-such-stream")
+    since = rtsp_lab.mark()
+
+    def picture(screen: str) -> bool:  # the video view is up (half blocks)
+        return len(re.findall("[\u2580\u2584]{30}", screen)) >= 10
+
+    def open_in_pane(url: str) -> None:
+        term.send("v")
+        term.wait_for(r"Open a stream in the side pane", timeout_s=5)
+        term.send(url, literal=True)
+        term.send("Enter")
+
+    term = TmuxTerm("softphone-e2e-pane", size=(160, 48))
+    try:
+        term.start(
+            [sys.executable, "-m", "softphone", "--config", str(config), "play", good],
+            env=env,
+            cwd=REPO,
+        )
+        term.wait_for(r"playing · h264 320x240", timeout_s=30)
+        term.send("Escape")  # leave the dial bar: the single keys act (footer shows them)
+        term.wait_for(r"a Answer", timeout_s=5)
+        open_in_pane(bad)
+        term.wait_for(r"cannot play \S*no-such-stream: DESCRIBE refused: 404", timeout_s=20)
+        screen = term.screen()
+        assert not picture(screen), screen  # the old stream is not left under the new title
+        open_in_pane(good)
+        term.wait_for(r"Video · " + re.escape(good), timeout_s=10)
+        # The overlay names the codec and size once this player has decoded a picture (an empty
+        # video view is drawn with half blocks too, so they alone prove nothing).
+        term.wait_for(r"playing · h264 320x240", timeout_s=30)
+        assert picture(term.screen())
+        term.send("x")
+        term.wait_for(r"stopped\. Press v", timeout_s=20)
+        assert not picture(term.screen())
+        term.send("C-q")
+        term.wait_dead(timeout_s=15)
+        assert "Traceback" not in term.screen()
+    finally:
+        term.close()
+    plays = [ln for ln in rtsp_lab.lines()[since:] if ln.startswith("LAB PLAY")]
+    teardowns = [ln for ln in rtsp_lab.lines()[since:] if ln.startswith("LAB TEARDOWN")]
+    assert len(plays) == 2 and len(teardowns) == 2, rtsp_lab.lines()[since:]
+    log = tmp_path / "xdg_state_home" / "softphone" / "softphone.log"
+    assert "Traceback" not in log.read_text(errors="replace")

@@ -747,6 +747,29 @@ async def test_play_file_plays_a_wav_and_stops(
         await task  # stopping ends play_file without an error
 
 
+async def test_play_file_without_a_sound_device_says_why(tmp_path: Path) -> None:
+    """No sound device: play_file refuses with the reason instead of playing into nothing."""
+    from softphone.media.wav import WavWriter
+    from softphone.phone.audio import DeviceAudio
+
+    problems: list[str] = []
+    missing = "no such sound device 7f3a"
+    audio = DeviceAudio(missing, missing, on_problem=problems.append)
+    phone = await started(Config(), audio=audio, seed="nodev")
+    try:
+        wav = tmp_path / "rec.wav"
+        writer = WavWriter(wav, 8000, channels=1)
+        writer.write(np.zeros(800, dtype=np.float32))
+        writer.close()
+        with pytest.raises(PhoneError, match=r"^no sound device: ") as raised:
+            await phone.play_file(wav)
+        assert problems and problems[0].endswith(
+            str(raised.value).removeprefix("no sound device: ")
+        )
+    finally:
+        await phone.stop()
+
+
 async def test_threaded_phone_runs_the_phone_on_its_own_loop_and_thread() -> None:
     """The TUI's phone: every call crosses to the phone's thread and back, events arrive on the
     caller's loop, PhoneError comes back unchanged, and stop() ends the thread."""

@@ -276,3 +276,39 @@ async def test_a_url_without_credentials_gets_those_of_the_config_camera_on_its_
         async with playing(player):
             await next_of(player, pe.StreamPlaying)
         assert basic_authorization("admin", "door pw") in camera.authorizations
+
+
+async def test_the_start_up_limit_counts_from_the_players_own_start() -> None:
+    """A player made long after the command started (the TUI's side pane under ``softphone
+    play``, which passes the command's start for --duration and first-picture times) still gets
+    the whole start-up limit: it plays, instead of failing at once with "no answer ... within
+    14 s"."""
+    import time
+
+    async with FakeCamera() as camera:
+        player = Player(
+            camera.url("/cam"),
+            options=PlayerOptions(transport="tcp"),
+            started_at=time.monotonic() - 60.0,
+        )
+        async with playing(player):
+            await next_of(player, pe.FirstFrame)
+
+
+async def test_pausing_a_live_stream_is_not_counted_as_loss() -> None:
+    """PLAY after PAUSE: the live camera goes on 500 sequence numbers later, and its RTP-Info
+    says so (RFC 2326 §12.33). Those packets were never sent to us: they are not lost."""
+    async with FakeCamera(skip_on_resume=500) as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        async with playing(player):
+            await next_of(player, pe.FirstFrame)
+            player.pause()
+            await next_of(player, pe.StreamPaused)
+            frames = player.counters.video_frames
+            player.resume()
+            await next_of(player, pe.StreamPlaying)
+            async with asyncio.timeout(15):
+                while player.counters.video_frames < frames + 10:
+                    await next_of(player, pe.StreamStats)
+            assert camera.next_seq > 500  # the camera did skip
+            assert player.counters.lost_packets == 0

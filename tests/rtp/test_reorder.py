@@ -162,3 +162,38 @@ def test_any_permutation_within_the_window_comes_out_sorted(
     assert seqs(out) == [(start + i) & 0xFFFF for i in range(count)]
     assert all(lost == 0 for _, lost in out)
     assert buf.duplicates == len(dups) and buf.lost == 0 and buf.next_deadline() is None
+
+
+def test_a_skip_announced_after_a_pause_is_not_loss() -> None:
+    """RTSP PAUSE then PLAY on a live stream: the server goes on at RTP-Info's seq, hundreds of
+    numbers later. Announced with restart(), nothing is lost; unannounced, the gap counts."""
+    for announced in (True, False):
+        buf = ReorderBuffer(capacity=1, max_delay_s=0.0)  # TCP interleaved
+        out = [r for s in range(100, 110) for r in buf.push(pkt(s), now=(s - 100) * 0.02)]
+        if announced:
+            out += buf.restart(700, now=5.0)
+        out += [r for s in range(700, 710) for r in buf.push(pkt(s), now=5.0 + (s - 700) * 0.02)]
+        assert seqs(out) == [*range(100, 110), *range(700, 710)]
+        assert (buf.lost, sum(lost for _, lost in out)) == ((0, 0) if announced else (590, 590))
+
+
+def test_a_restart_keeps_packets_that_overtook_the_play_answer_and_drops_stragglers() -> None:
+    buf = ReorderBuffer()  # UDP
+    out = [r for s in range(10) for r in buf.push(pkt(s), now=s * 0.02)]
+    assert buf.push(pkt(501), now=5.0) == []  # the new run, ahead of the PLAY answer
+    out += buf.restart(500, now=5.01)
+    out += buf.push(pkt(500), now=5.02)
+    assert buf.push(pkt(9), now=5.03) == []  # a packet from before the pause, very late
+    out += buf.push(pkt(502), now=5.04)
+    assert seqs(out) == [*range(10), 500, 501, 502]
+    assert buf.lost == 0
+
+
+def test_a_restart_without_a_sequence_starts_at_the_next_packet() -> None:
+    buf = ReorderBuffer()
+    out = [r for s in range(3) for r in buf.push(pkt(s), now=0.0)]
+    assert buf.push(pkt(5), now=0.01) == []  # held behind a hole sent before the pause
+    out += buf.restart(None, now=1.0)  # the held packet goes out, its hole counted lost
+    out += [r for s in (2000, 2001) for r in buf.push(pkt(s), now=2.0)]
+    assert seqs(out) == [0, 1, 2, 5, 2000, 2001]
+    assert [lost for _, lost in out] == [0, 0, 0, 2, 0, 0] and buf.lost == 2

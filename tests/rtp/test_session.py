@@ -254,6 +254,22 @@ def test_peer_restart_with_a_big_jump_resyncs_after_two_packets() -> None:
     assert (stats.packets_expected, stats.packets_received, stats.packets_lost) == (5, 5, 0)
 
 
+def test_a_skip_announced_after_an_rtsp_pause_is_not_reported_lost() -> None:
+    """PLAY after PAUSE on a live stream goes on at RTP-Info's seq: announced, the skipped
+    numbers are neither in the stats nor in the receiver report; unannounced, they would be."""
+    for announced in (True, False):
+        session = make_session()
+        feed(session, list(range(100, 110)))
+        if announced:
+            session.restart_sequence(700)
+        feed(session, list(range(700, 710)), start=5.0)
+        stats = session.stats(6.0)
+        lost = 0 if announced else 590
+        assert (stats.packets_received, stats.packets_lost) == (20, lost)
+        assert stats.packets_expected == 20 + lost
+        assert report_block(session, 6.0).packets_lost == lost
+
+
 def test_new_ssrc_from_the_latched_address_restarts_tracking() -> None:
     session = make_session()
     feed(session, [1, 2, 3, 5])  # one lost

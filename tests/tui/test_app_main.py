@@ -36,10 +36,26 @@ class FakePlayer:
         self.on_state: Callable[[], None] | None = None
         self.events: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
         self.box: tuple[int, int] | None = None
+        self.decoding = True
         self.stopped = False
+
+    @property
+    def title(self) -> str:
+        return self.url
+
+    @property
+    def plain_url(self) -> str:
+        return self.url
+
+    @property
+    def camera_name(self) -> str:
+        return "cam"
 
     def set_video_box(self, width_px: int, height_px: int) -> None:
         self.box = (width_px, height_px)
+
+    def set_video_decoding(self, enabled: bool) -> None:
+        self.decoding = enabled
 
     def overlay(self) -> str:
         return f"H264 64x36 · {self.url}"
@@ -61,7 +77,7 @@ class FakePlayer:
 def build(phone: FakePhone, **kwargs: object) -> tuple[SoftphoneApp, list[FakePlayer]]:
     players: list[FakePlayer] = []
 
-    def factory(url: str) -> FakePlayer:
+    def factory(url: str, config: Config, login: tuple[str, str] | None) -> FakePlayer:
         players.append(FakePlayer(url))
         return players[-1]
 

@@ -126,3 +126,35 @@ def test_incoming_modal_80x24(snap_compare: SnapCompare) -> None:
         await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="modal")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def three_calls(phone: FakePhone, app: SoftphoneApp) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.main.dial_bar.cursor_blink = False
+        await until(pilot, lambda: phone.started, what="start")
+        phone.fail_registration("office", 403, retry_in_s=30)
+        for n, who in enumerate(("bob", "carol", "dave"), start=1):
+            app.main.dial(f"sip:{who}@example.test")
+            await until(pilot, lambda n=n: len(phone.dialled) == n, what=f"dial {who}")
+            phone.settle()
+        await until(pilot, lambda: _rows(app).count("established") == 3, what="three calls")
+        app.main.dial_bar.focus()
+        app.clear_notifications()
+
+    return run_before
+
+
+def test_three_calls_80x24(snap_compare: SnapCompare) -> None:
+    app, phone = two_accounts()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=three_calls(phone, app))
+
+
+async def test_several_calls_fit_on_an_80x24_terminal() -> None:
+    """The calls list shows four rows at 80x24, beside the quality panel and the messages."""
+    app, phone = two_accounts()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await three_calls(phone, app)(pilot)
+        table = app.main.calls_table
+        assert table.row_count == 3
+        assert table.scrollable_content_region.height - 1 >= 4  # under the header
+        assert app.main.quality.display and app.main.messages.display

@@ -4,7 +4,10 @@ the video side pane.
 Layout (``styles/global.tcss``): status bar (one entry per account), dial bar (focused at start),
 then the calls list, the quality panel and the messages area on the left, the video side pane on
 the right. Under 100 columns the pane is hidden unless toggled on (``V``); then it takes the
-quality panel's place.
+quality panel's place. The pane plays one stream at a time (widgets/side_pane.py): ``x`` stops
+it, a hidden pane decodes no video, and a camera's 401 brings up the login prompt
+(screens/login.py); a login that works may be saved as a camera in the config, the way the
+settings screen saves it.
 
 The main screen's keys (screens/main_actions.py) live on :class:`MainScreen`, so they are
 inactive (and not in the footer) while another screen is on top. Every action is also a command
@@ -33,7 +36,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
 
-from softphone.config import Config
+from softphone.config import Camera, Config, ConfigError, save_config
 from softphone.phone import events as pe
 from softphone.phone.api import CallView, PhoneApi
 from softphone.phone.book import Book, StoreError
@@ -44,13 +47,14 @@ from softphone.tui.bridge import start_bridge
 from softphone.tui.messages import PhoneEventReceived
 from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.incoming import IncomingChoice, IncomingScreen
+from softphone.tui.screens.login import LoginAnswer, LoginScreen
 from softphone.tui.screens.main_actions import ACTIONS, MAIN_HELP, help_sections
 from softphone.tui.screens.prompt import PromptScreen
 from softphone.tui.widgets.calls_table import CallRow, CallsTable
 from softphone.tui.widgets.dial_bar import DialBar
 from softphone.tui.widgets.messages_log import Level, MessagesLog
 from softphone.tui.widgets.quality import QualityHistory, QualityPanel
-from softphone.tui.widgets.side_pane import PlayerLike, SidePane
+from softphone.tui.widgets.side_pane import PlayerFactory, SidePane
 from softphone.tui.widgets.status_bar import StatusBar
 
 logger = logging.getLogger(__name__)
@@ -76,7 +80,7 @@ class AppDeps:
     book: Book | None
     book_problem: str | None
     config_path: Path | None
-    player_factory: Callable[[str], PlayerLike]
+    player_factory: PlayerFactory
     clock: Callable[[], float]
     mono_clock: Callable[[], float] | None
     dial_on_start: str | None
@@ -133,7 +137,7 @@ class MainScreen(Screen[None]):
                 yield CallsTable(id="calls")
                 yield QualityPanel(id="quality")
                 yield MessagesLog(clock=self.deps.clock, id="messages")
-            yield SidePane(self.deps.player_factory, id="side")
+            yield SidePane(self.deps.player_factory, config=self._config, id="side")
         yield Footer()
 
     @property
@@ -181,6 +185,10 @@ class MainScreen(Screen[None]):
                 "warning",
             )
         self._start_phone()
+
+    def _config(self) -> Config:
+        """The config as it is now (the settings screen and a saved camera change it)."""
+        return cast(AppShell, self.app).config
 
     def mono(self) -> float:
         """The clock CallView.started_at/established_at are on (the event loop's by default)."""
@@ -405,7 +413,7 @@ class MainScreen(Screen[None]):
             title = self.notes.names.get(self.phone.call(call_id).remote) or ""
         except PhoneError:
             title = ""
-        self.quality.show(history, title=title)
+        self.quality.show(history or QualityHistory(), title=title)  # selected: no stats yet
 
     @on(DataTable.RowHighlighted, "#calls")
     def _row_highlighted(self) -> None:
@@ -657,6 +665,7 @@ class MainScreen(Screen[None]):
     def _layout_pane(self) -> None:
         visible = self.pane_visible
         self.side.display = visible
+        self.side.set_shown(visible)
         self.side.styles.width = "50%" if self.narrow else PANE_WIDTHS[self.pane_width]
         self.quality.display = not (self.narrow and visible)
 
@@ -683,12 +692,65 @@ class MainScreen(Screen[None]):
             chosen,
         )
 
-    def open_stream(self, url: str) -> None:
-        try:
-            self.side.open(url)
-        except Exception as exc:  # the player's URL parser raises its own errors: show them
-            self.tell(f"cannot open {url}: {exc}", "error")
-            return
+    def open_stream(
+        self, text: str, login: tuple[str, str] | None = None, *, save: Camera | None = None
+    ) -> None:
+        """Play ``text`` (a URL or a camera's name) in the pane, shown if it was hidden; what
+        goes wrong comes back as ``SidePane.Said``; ``save`` comes back as ``LoginWorked`` once
+        the stream plays with ``login``."""
+        self.side.open(text, login, save=save)
         if not self.pane_visible:
             self.pane_mode = "on"
         self._layout_pane()
+
+    def action_stop_stream(self) -> None:
+        if self.side.player is None:
+            self.app.notify("No stream is playing.", severity="warning")
+            return
+        self.side.stop()
+
+    @on(SidePane.Said)
+    def _pane_said(self, message: SidePane.Said) -> None:
+        self.tell(message.text, message.level, notify=message.level == "error")
+
+    @on(SidePane.LoginWanted)
+    def _pane_wants_login(self, message: SidePane.LoginWanted) -> None:
+        self.tell(f"{message.title} asks for a login: {message.reason}", "warning", notify=False)
+        text, url = message.text, message.url
+
+        def answered(answer: LoginAnswer | None) -> None:
+            if answer is None:
+                self.side.login_cancelled()
+                return
+            save = None
+            if answer.save_as is not None:
+                save = Camera(answer.save_as, url, answer.username, answer.password)
+            self.open_stream(text, (answer.username, answer.password), save=save)
+
+        self.app.push_screen(
+            LoginScreen(message.title, reason=message.reason, camera_name=message.camera_name),
+            answered,
+        )
+
+    @on(SidePane.LoginWorked)
+    def _login_worked(self, message: SidePane.LoginWorked) -> None:
+        self._save_camera(message.camera)
+
+    @work(group="config")
+    async def _save_camera(self, camera: Camera) -> None:
+        """Add the camera to the config (or replace the one of that name) and save it the way
+        the settings screen does: atomically, mode 0600."""
+        app = cast(AppShell, self.app)
+        config = app.config.with_camera(camera)
+        path = self.deps.config_path or config.path
+        if path is None:
+            from softphone.config import default_config_path
+
+            path = default_config_path()
+        try:
+            await asyncio.to_thread(save_config, config, path)
+        except (OSError, ConfigError) as exc:
+            self.tell(f"the camera could not be saved in {path}: {exc}", "error")
+            return
+        app.config = config
+        self.tell(f"camera {camera.name} saved in {path}")

@@ -43,8 +43,9 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action("y", "history", "History", "call history"),
     Action("c", "contacts", "Contacts", "contacts"),
     Action("s", "settings", "Settings", "accounts and settings"),
-    Action("v", "open_stream", "Stream", "open an RTSP URL in the side pane"),
-    Action("V", "toggle_pane", "Pane", "show / hide the side pane"),
+    Action("v", "open_stream", "Stream", "open an RTSP URL or a camera in the side pane"),
+    Action("V", "toggle_pane", "Pane", "show / hide the side pane (hidden, video is not decoded)"),
+    Action("x", "stop_stream", "Stop stream", "stop the stream in the side pane", show=False),
     Action("plus", "enlarge_pane", "Enlarge", "make the side pane wider (cycles)", show=False),
     Action("question_mark,f1", "help", "Help", "this help"),
     Action("q", "quit", "Quit", "hang up every call and quit"),
@@ -70,11 +71,12 @@ MAIN_HELP: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
-def help_sections() -> list[HelpSection]:
-    """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist)."""
-    sections: list[HelpSection] = [
-        ("Main screen", MAIN_HELP),
-        ("Incoming call", IncomingScreen.KEYS_HELP),
+def help_sections(first: type | None = None) -> list[HelpSection]:
+    """The main screen's keys, then every other screen's ``KEYS_HELP`` (the ones that exist);
+    the section of the screen class ``first`` (the one on top) comes first."""
+    sections: list[tuple[type | None, HelpSection]] = [
+        (None, ("Main screen", MAIN_HELP)),
+        (IncomingScreen, ("Incoming call", IncomingScreen.KEYS_HELP)),
     ]
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
@@ -82,10 +84,12 @@ def help_sections() -> list[HelpSection]:
         ("flows", "FlowsScreen", "SIP flows"),
         ("trace", "TraceScreen", "SIP trace"),
         ("settings", "SettingsScreen", "Settings"),
+        ("login", "LoginScreen", "Camera login"),
     ):
         try:
             screen = getattr(__import__(f"softphone.tui.screens.{module}", fromlist=[name]), name)
         except (ImportError, AttributeError):
             continue
-        sections.append((title, tuple(getattr(screen, "KEYS_HELP", ()))))
-    return sections
+        sections.append((screen, (title, tuple(getattr(screen, "KEYS_HELP", ())))))
+    ordered = sorted(sections, key=lambda s: first is None or s[0] is not first)
+    return [section for _, section in ordered]
