@@ -28,7 +28,7 @@ from softphone.sip.transaction import ServerTransaction
 from softphone.sip.uri import SipUri
 
 HOLD = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, MESSAGE"
 
 
 def respond(
@@ -321,8 +321,8 @@ def test_reinvite_challenged_again_for_the_same_realm_ends_it() -> None:
 
 
 # --- methods installed by a part -----------------------------------------------------------------
-class Messages:
-    """A part as a later module would be: MESSAGE in and out of a dialog, PUBLISH only outside
+class Subscriptions:
+    """A part as a later module would be: SUBSCRIBE in and out of a dialog, PUBLISH only outside
     one, UPDATE only inside one."""
 
     def __init__(self, ctx: UaContext) -> None:
@@ -330,7 +330,7 @@ class Messages:
         self.seen: list[tuple[str, str | None]] = []
 
     def install(self, methods: MethodTable) -> None:
-        methods.register_method("MESSAGE", in_dialog=self.in_dialog, out_of_dialog=self.outside)
+        methods.register_method("SUBSCRIBE", in_dialog=self.in_dialog, out_of_dialog=self.outside)
         methods.register_method("PUBLISH", out_of_dialog=self.outside)
         methods.register_method("UPDATE", in_dialog=self.in_dialog)
 
@@ -380,41 +380,41 @@ def ask(peer: Peer, method: str, *, dialog: SipRequest | None = None, n: int = 0
 def test_an_installed_method_is_in_allow_and_reaches_its_handlers_as_declared() -> None:
     alice = make_peer("alice", "127.0.0.1", seed=1)
     bob = make_peer("bob", "127.0.0.2", seed=2)
-    part = bob.ua.add_part(Messages)
+    part = bob.ua.add_part(Subscriptions)
     net = Network(alice, bob)
     _, bob_call = call_up(net, alice, bob)
     ack = next(parse_message(m) for m in bob.received if m.startswith(b"ACK"))
     assert isinstance(ack, SipRequest)
 
-    allow = f"{ALLOW}, MESSAGE, PUBLISH, UPDATE"
+    allow = f"{ALLOW}, SUBSCRIBE, PUBLISH, UPDATE"
     options = ask(bob, "OPTIONS")
     assert options.status == 200 and options.headers.get_lines("Allow") == [allow]
 
-    assert ask(bob, "MESSAGE").status == 200
-    assert ask(bob, "MESSAGE", dialog=ack, n=1).status == 200
+    assert ask(bob, "SUBSCRIBE").status == 200
+    assert ask(bob, "SUBSCRIBE", dialog=ack, n=1).status == 200
     assert ask(bob, "PUBLISH").status == 200
     assert ask(bob, "PUBLISH", dialog=ack, n=2).status == 405  # not declared in a dialog
     assert ask(bob, "UPDATE").status == 481  # not declared outside one (§12.2.2)
     assert ask(bob, "UPDATE", dialog=ack, n=3).status == 200
     assert part.seen == [
-        ("MESSAGE", None),
-        ("MESSAGE", bob_call),
+        ("SUBSCRIBE", None),
+        ("SUBSCRIBE", bob_call),
         ("PUBLISH", None),
         ("UPDATE", bob_call),
     ]
-    # Nobody installed SUBSCRIBE; and alice, who has no such part, knows no MESSAGE.
-    refused = ask(bob, "SUBSCRIBE")
+    # Nobody installed PRACK; and alice, who has no such part, knows no SUBSCRIBE.
+    refused = ask(bob, "PRACK")
     assert refused.status == 405 and refused.headers.get_lines("Allow") == [allow]
-    assert ask(bob, "SUBSCRIBE", dialog=ack, n=4).status == 405
-    refused = ask(alice, "MESSAGE")
+    assert ask(bob, "PRACK", dialog=ack, n=4).status == 405
+    refused = ask(alice, "SUBSCRIBE")
     assert refused.status == 405 and refused.headers.get_lines("Allow") == [ALLOW]
     assert bob.ua.call_state(bob_call) is CallState.CONFIRMED
 
 
 def test_a_method_side_has_one_handler() -> None:
     methods = MethodTable()
-    methods.register_method("MESSAGE", out_of_dialog=lambda req, tx, now: [])
-    methods.register_method("MESSAGE", in_dialog=lambda req, tx, call, now: [])  # the other side
+    methods.register_method("SUBSCRIBE", out_of_dialog=lambda req, tx, now: [])
+    methods.register_method("SUBSCRIBE", in_dialog=lambda req, tx, call, now: [])  # the other side
     with pytest.raises(LocalProtocolError):
-        methods.register_method("MESSAGE", out_of_dialog=lambda req, tx, now: [])
-    assert methods.allow == "MESSAGE"
+        methods.register_method("SUBSCRIBE", out_of_dialog=lambda req, tx, now: [])
+    assert methods.allow == "SUBSCRIBE"
