@@ -49,6 +49,7 @@ from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.incoming import IncomingChoice, IncomingScreen
 from softphone.tui.screens.login import LoginAnswer, LoginScreen
 from softphone.tui.screens.main_actions import ACTIONS, MAIN_HELP, help_sections
+from softphone.tui.screens.main_messages import Inbox
 from softphone.tui.screens.prompt import PromptScreen
 from softphone.tui.widgets.calls_table import CallRow, CallsTable
 from softphone.tui.widgets.dial_bar import DialBar
@@ -127,6 +128,7 @@ class MainScreen(Screen[None]):
         self._levels_timer: Timer | None = None
         self._incoming: IncomingScreen | None = None
         self.call_log: CallLog | None = None
+        self.inbox = Inbox(self, clock=deps.clock, config=self._config)  # instant messages
 
     # ------------------------------------------------------------------ composition
     def compose(self) -> ComposeResult:
@@ -172,6 +174,7 @@ class MainScreen(Screen[None]):
                 mono=self.mono,
                 on_error=lambda text: self.tell(text, "warning"),
             )
+        self.inbox.start()
         start_bridge(self, self.phone)
         self.set_interval(1.0, self._tick, name="call-timers")
         self._levels_timer = self.set_interval(0.1, self._poll_levels, name="levels", pause=True)
@@ -234,6 +237,7 @@ class MainScreen(Screen[None]):
         event = message.event
         if self.call_log is not None:
             self.call_log.observe(event, self.phone.call)
+        self.inbox.observe(event)
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()
@@ -588,7 +592,8 @@ class MainScreen(Screen[None]):
             return
         from softphone.tui.screens.history import HistoryScreen
 
-        self.app.push_screen(HistoryScreen(self.book, self.phone), self._call_back)
+        screen = HistoryScreen(self.book, self.phone, open_chat=self.inbox.open_text)
+        self.app.push_screen(screen, self._call_back)
 
     def action_contacts(self) -> None:
         if self.book is None:
@@ -600,7 +605,14 @@ class MainScreen(Screen[None]):
         accounts = cast(AppShell, self.app).config.accounts  # as last saved in the settings
         if accounts:
             domain = accounts[0].domain
-        self.app.push_screen(ContactsScreen(self.book, phone_domain=domain), self._call_back)
+        screen = ContactsScreen(self.book, phone_domain=domain, open_chat=self.inbox.open_contact)
+        self.app.push_screen(screen, self._call_back)
+
+    def action_message(self) -> None:
+        self.inbox.pick()
+
+    def action_reply(self) -> None:
+        self.inbox.reply()
 
     def _call_back(self, uri: str | None) -> None:
         if uri:
@@ -652,6 +664,7 @@ class MainScreen(Screen[None]):
         """Let the calls the phone just hung up reach the history (the app is quitting)."""
         if self.call_log is not None and not await self.call_log.settle(timeout_s):
             logger.warning("quitting before every call was written to the history")
+        await self.inbox.settle(timeout_s)
 
     # ------------------------------------------------------------------ side pane
     @property
