@@ -43,7 +43,7 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action(
         "M",
         "message",
-        "Message",
+        "Chat",
         "write an instant message: to an address, a contact, or a recent conversation",
     ),
     Action("R", "reply", "Reply", "open the conversation with whoever wrote last", show=False),
