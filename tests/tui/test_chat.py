@@ -193,6 +193,33 @@ async def test_contacts_show_unread_and_open_the_conversation(book: Book) -> Non
         assert "unread" not in app.main.status.text
 
 
+async def test_r_after_a_restart_opens_the_latest_conversation_with_unread_messages(
+    book: Book,
+) -> None:
+    for n, (peer, read) in enumerate([(CAROL, False), (BOB, True)]):
+        book.messages.add(
+            MessageRecord(
+                at=datetime(2026, 1, 1, 9, n, tzinfo=UTC),
+                direction="in",
+                peer_uri=peer,
+                account="local",
+                content_type="text/plain",
+                text=f"note {n}",
+                state="received",
+                read=read,
+            )
+        )
+    phone = FakePhone()
+    app = build(phone, book)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        chat = app.screen
+        assert isinstance(chat, ChatScreen) and chat.party.target == CAROL  # bob's is read
+        await until(pilot, lambda: book.messages.unread_total() == 0, what="read now")
+
+
 async def test_the_history_opens_the_conversation_with_a_caller(book: Book) -> None:
     book.history.add(
         CallRecord(

@@ -230,8 +230,23 @@ class Inbox:
         self._host.app.push_screen(ChatPicker(self._host.book, preselect=preselect), chosen)
 
     def reply(self) -> None:
-        """``R``: the conversation with whoever wrote last."""
-        if self.last_from is None:
+        """``R``: the conversation with whoever wrote last (this session), else the latest one
+        the book has unread messages in."""
+        if self.last_from is not None:
+            self.open_text(self.last_from.target, self.last_from.name)
+        elif self._host.book is not None:
+            self._host.app.run_worker(self._reply_from_book(self._host.book), group="inbox")
+        else:
+            self._host.app.notify("No message to reply to.", severity="warning")
+
+    async def _reply_from_book(self, book: Book) -> None:
+        try:
+            recent = await book.messages.conversations_async()
+        except StoreError as exc:
+            self._host.tell(f"messages: {exc}", "warning")
+            return
+        unread = next((c for c in recent if c.unread), None)
+        if unread is None:
             self._host.app.notify("No message to reply to.", severity="warning")
             return
-        self.open_text(self.last_from.target, self.last_from.name)
+        await self._open_text(unread.last.peer_uri, unread.last.peer_name)
