@@ -11,7 +11,6 @@ from softphone.store.history import (
     CallResult,
     Direction,
     History,
-    call_result,
 )
 from softphone.store.uris import Party, match_keys, parse_party
 from softphone.store.vcard import VCardProblem, parse_vcards, read_vcard
@@ -30,7 +29,6 @@ __all__ = [
     "Recovered",
     "StoreError",
     "VCardProblem",
-    "call_result",
     "default_db_path",
     "match_keys",
     "normalise_uri",
