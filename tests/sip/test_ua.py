@@ -548,6 +548,13 @@ def test_nat_address_learned_from_via_is_registered() -> None:
     exchange(alice, registrar, 0.0)
     assert [e.contact for e in alice.of(ev.Registered)] == ["sip:alice@203.0.113.5:62000"]
     assert str(registrar.requests[-1].contacts[0].uri) == "sip:alice@203.0.113.5:62000"
+    # The first REGISTER's binding (the private address) is removed by the one that registers
+    # the learned address: left in place, the registrar would fork every call to it too.
+    assert list(registrar.bindings) == ["sip:alice@203.0.113.5:62000"]
+    alice.ua.handle_timer(3600.0)  # the refresh carries only the binding in use
+    exchange(alice, registrar, 3600.0)
+    assert [str(c.uri) for c in registrar.requests[-1].contacts] == ["sip:alice@203.0.113.5:62000"]
+    assert list(registrar.bindings) == ["sip:alice@203.0.113.5:62000"]
 
 
 # --- state tables --------------------------------------------------------------------------------
