@@ -140,7 +140,7 @@ def test_the_first_hour(
     me.see(r"h Hang up")  # the calls list has the focus: the single keys act
     me.keys("h")
     me.peer(bob, "CALL_CLOSED", mark)
-    me.see(r"call ended after [0-9.]+ s")
+    me.see(r"call ended after [0-9.]+ s: hung up here")
 
     # 3. bob calls alice; answered (a) and hung up (h); called back from the history.
     mark = bob.mark()
