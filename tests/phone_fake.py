@@ -17,7 +17,7 @@ except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name,
 The sequences mirror the real Phone (checked against two real Phones in test_phone_api.py):
 dial -> calling, [step] ringing, [step] established; answer -> [step] established;
 hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [step] 487
-"cancelled"; of an established one -> [step] 200 "OK"; reject/hangup of a ringing incoming call
+"cancelled"; of an established one -> [step] 200 "hung up here"; reject/hangup of a ringing incoming call
 -> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends;
 mute/record -> MuteChanged/RecordingChanged at once (only when the state changes); start with
 registrars -> Registering at once, [step] Registered; apply_accounts -> Registering at once for a
@@ -455,7 +455,7 @@ class FakePhone(EventReader):
             return
         for info in list(self._calls.values()):
             if info.state != "ended":
-                self._finish(info, 200, "OK")
+                self._finish(info, 200, "hung up here")
         self._steps.clear()
         for account, registered in list(self.registered.items()):
             if registered:
@@ -593,7 +593,7 @@ class FakePhone(EventReader):
         elif info.state in ("calling", "ringing", "early"):
             self._schedule(f"{call_id} 487", lambda: self._finish(info, 487, "cancelled"))
         else:
-            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "OK"))
+            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "hung up here"))
 
     async def hold(self, call_id: str) -> None:
         self._record("hold", call_id=call_id)
@@ -856,4 +856,4 @@ class FakePhone(EventReader):
             pe.TransferProgressed(call_id=info.call_id, status=status, reason=reason, final=final)
         )
         if final and 200 <= status < 300:
-            self._finish(info, 200, "OK")  # blind transfer done: we leave (RFC 5589 §6)
+            self._finish(info, 200, "hung up here")  # blind transfer done: we leave (RFC 5589 §6)

@@ -133,6 +133,7 @@ class Registrar:
         self.min_expires = min_expires
         self.password = password
         self.requests: list[SipRequest] = []
+        self.bindings: dict[str, int] = {}  # contact URI -> expires, as §10.3 keeps them
 
     def respond(self, data: bytes) -> bytes:
         req = parse_message(data)
@@ -174,8 +175,14 @@ class Registrar:
             headers.add("Min-Expires", str(self.min_expires))
         else:
             status = 200
-            if expires:
-                headers.add("Contact", f"{req.contacts[0]};expires={expires}")
+            for contact in req.contacts:  # §10.3 step 7: a Contact's own expires wins
+                seconds = int(contact.param("expires") or expires)
+                if seconds:
+                    self.bindings[str(contact.uri)] = seconds
+                else:
+                    self.bindings.pop(str(contact.uri), None)
+            for uri, seconds in self.bindings.items():  # step 8: every current binding
+                headers.add("Contact", f"<{uri}>;expires={seconds}")
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     def restart(self) -> None:
