@@ -107,6 +107,15 @@ def _key(name: str) -> str:
     return canonical_name(name).lower()
 
 
+# Header values parse to frozen records, so one parse per distinct text serves every look-up of
+# it: a transaction reads its request's Via, From, To and CSeq many times, and retransmissions
+# and the messages of one dialog repeat the same values. Bounded: a scanner's unique values only
+# evict.
+_parse_via = functools.lru_cache(maxsize=4096)(Via.parse)
+_parse_name_addr = functools.lru_cache(maxsize=4096)(NameAddr.parse)
+_parse_cseq = functools.lru_cache(maxsize=1024)(CSeq.parse)
+
+
 class _Line(NamedTuple):
     name: str
     value: str  # without surrounding whitespace, folding undone
@@ -241,12 +250,12 @@ class _MessageBase:
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._single("CSeq"))
+        return _parse_cseq(self._single("CSeq"))
 
     def _name_addr(self, name: str) -> NameAddr:
         value = self._single(name)
         try:
-            return NameAddr.parse(value)
+            return _parse_name_addr(value)
         except ParseError as exc:
             raise ParseError(f"malformed {name} header: {exc}") from exc
 
@@ -261,7 +270,7 @@ class _MessageBase:
     @property
     def vias(self) -> list[Via]:
         try:
-            return [Via.parse(v) for v in self.headers.get_all("Via")]
+            return [_parse_via(v) for v in self.headers.get_all("Via")]
         except ParseError as exc:
             raise ParseError(f"malformed Via header: {exc}") from exc
 
@@ -271,7 +280,7 @@ class _MessageBase:
         if first is None:
             raise ParseError("missing Via header")
         try:
-            return Via.parse(first)
+            return _parse_via(first)
         except ParseError as exc:
             raise ParseError(f"malformed Via header: {exc}") from exc
 
