@@ -111,6 +111,7 @@ def _key(name: str) -> str:
 # it: a transaction reads its request's Via, From, To and CSeq many times, and retransmissions
 # and the messages of one dialog repeat the same values. Bounded: a scanner's unique values only
 # evict.
+_SPACE: Final = re.compile(r"\s")  # str.isspace() characters
 _parse_via = functools.lru_cache(maxsize=4096)(Via.parse)
 _parse_name_addr = functools.lru_cache(maxsize=4096)(NameAddr.parse)
 _parse_cseq = functools.lru_cache(maxsize=1024)(CSeq.parse)
@@ -244,7 +245,7 @@ class _MessageBase:
     def call_id(self) -> str:
         value = self._single("Call-ID")
         # callid = word [ "@" word ] (§25.1); we only insist on no whitespace (liberal)
-        if not value or any(c.isspace() for c in value):
+        if not value or _SPACE.search(value) is not None:
             raise ParseError(f"bad Call-ID {value!r}")
         return value
 
