@@ -257,14 +257,20 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
         return Config(path=path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_config_bytes(raw, path=path)
+
+
+def parse_config_bytes(raw: bytes, *, path: Path | None = None) -> Config:
+    """The config in ``raw``, the bytes of a TOML file; every problem is a ConfigError."""
     import tomllib
 
+    where = str(path) if path else "config"
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
     return parse_config(data, path=path)
 
 

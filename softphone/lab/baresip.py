@@ -222,10 +222,12 @@ class Baresip:
         password: str | None = None,
         extra_config: str = "",
         display_name: str | None = None,
+        max_calls: int = 4,
     ) -> None:
         """``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
         default: every codec module loaded). ``register`` only matters with a registrar.
-        ``display_name``: the name its From carries, as most phones send one."""
+        ``display_name``: the name its From carries, as most phones send one. ``max_calls``:
+        calls it takes at once (``call_max_calls``; the load benchmarks raise it)."""
         self.workdir = workdir
         self.kamailio = kamailio
         self.user = user
@@ -240,6 +242,7 @@ class Baresip:
         if display_name is not None and any(c in display_name for c in '"\\\r\n'):
             raise LabError(f"a display name the accounts file can hold, not {display_name!r}")
         self.display_name = display_name
+        self.max_calls = max_calls
         self.sip_port = 0
         self.ctrl_port = 0
         self._process: LabProcess | None = None
@@ -316,7 +319,7 @@ class Baresip:
             "poll_method\t\tepoll\n",
             f"sip_listen\t\t{HOST}:{self.sip_port}\n",
             tls,
-            "call_local_timeout\t120\ncall_max_calls\t\t4\n",
+            f"call_local_timeout\t120\ncall_max_calls\t\t{self.max_calls}\n",
             source,
             "audio_player\t\t\naudio_alert\t\t\n",
             "ausrc_format\t\ts16\nauplay_format\t\ts16\n",
