@@ -172,8 +172,8 @@ class Sipp:
         argv += ["-fd", str(self.rate_period_s)]
         if self.rate_increase is not None:
             argv += ["-rate_increase", f"{self.rate_increase:g}"]
-        if self.rate_max is not None:
-            argv += ["-rate_max", f"{self.rate_max:g}"]
+        if self.rate_max is not None:  # and stay there: without -no_rate_quit SIPp stops
+            argv += ["-rate_max", f"{self.rate_max:g}", "-no_rate_quit"]
         if self.users is not None:
             inject = self.workdir / "users.csv"
             inject.write_text("SEQUENTIAL\n" + "".join(f"{u}\n" for u in self.users))

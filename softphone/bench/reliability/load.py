@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from softphone.bench.reliability.peers import ProcessSample, SoftphoneListen, sample_process
 from softphone.lab.baresip import Baresip
@@ -40,7 +40,8 @@ class _Running:
     port: int
     service: str
     pid: int
-    incoming: Any  # () -> calls it was offered so far
+    offered: Callable[[], int]  # calls that reached it so far (rang or were answered)
+    established: Callable[[], int]  # calls answered and up so far
 
     def sample(self) -> ProcessSample:
         return sample_process(self.pid)
@@ -51,6 +52,10 @@ def running(phone: Phone, workdir: Path, *, max_calls: int) -> Iterator[_Running
     """The phone, answering on 127.0.0.1, for as long as the block runs."""
     if phone == "softphone":
         sp = SoftphoneListen(workdir / "softphone").start()
+
+        def states(state: str) -> int:
+            return sp.count(lambda e: e.get("event") == "call_state" and e.get("state") == state)
+
         try:
             yield _Running(
                 phone,
@@ -59,19 +64,26 @@ def running(phone: Phone, workdir: Path, *, max_calls: int) -> Iterator[_Running
                 "softphone",
                 sp.pid,
                 lambda: sp.count(lambda e: e.get("event") == "incoming_call"),
+                lambda: states("established"),
             )
         finally:
             sp.stop()
         return
     bs = Baresip(workdir / "baresip", user="bob", auto_answer=True, max_calls=max_calls).start()
+
+    def seen(*types: str) -> int:
+        return sum(1 for e in bs.events if e.get("type") in types)
+
     try:
+        # With answermode=auto baresip reports an answered call as CALL_ESTABLISHED only.
         yield _Running(
             phone,
             HOST,
             bs.sip_port,
             "bob",
             bs.pid,
-            lambda: sum(1 for e in bs.events if e.get("type") == "CALL_INCOMING"),
+            lambda: seen("CALL_INCOMING", "CALL_ESTABLISHED"),
+            lambda: seen("CALL_ESTABLISHED"),
         )
     finally:
         bs.stop()
@@ -122,7 +134,7 @@ def flood(workdir: Path, *, calls: int, rate: float) -> dict[Phone, FloodFigures
                 answer_p99_ms=result.answer_percentile(0.99),
                 answer_max_ms=max(result.answer_ms, default=None),
                 retransmissions=result.retransmissions,
-                rang=peer.incoming(),
+                rang=peer.offered(),
                 cpu_s=peer.sample().cpu_s - before,
                 elapsed_s=result.elapsed_s,
             )
@@ -237,11 +249,11 @@ def held(workdir: Path, *, calls: int, seconds: float, rtp_wav: Path) -> dict[Ph
                 timeout_s=seconds + calls / 10 + 90,
             ).start()
             deadline = time.monotonic() + calls / 10 + 20
-            while peer.incoming() < calls and time.monotonic() < deadline:
+            while peer.established() < calls and time.monotonic() < deadline:
                 time.sleep(0.2)  # polling another process's counter; bounded by the deadline
-            if peer.incoming() < calls:
+            if peer.established() < calls:
                 sipp.stop()
-                raise LabError(f"{phone}: only {peer.incoming()} of {calls} calls came in")
+                raise LabError(f"{phone}: only {peer.established()} of {calls} calls are up")
             time.sleep(2.0)  # let the last answers and their first RTP settle before measuring
             start = peer.sample()
             time.sleep(seconds)

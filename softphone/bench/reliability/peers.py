@@ -126,6 +126,7 @@ class SoftphoneListen:
             name="softphone",
             cwd=self.workdir,
             env=self.env(),
+            log_path=self.workdir / f"events-{self.starts}.jsonl",
             stderr_path=self.workdir / f"stderr-{self.starts}.log",
         )
         event = self.wait_event(
