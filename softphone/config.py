@@ -13,6 +13,7 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
 
 Audio keys (all optional, top level)::
 
@@ -97,6 +98,9 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or wrong; the message says where."""
 
 
+DEFAULT_BINDING_CHECK_S: Final = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """One SIP account ([[account]] in the config file)."""
@@ -111,6 +115,10 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    # How often to ask the registrar whether it still has our binding (RFC 3261 §10.2.3, a
+    # REGISTER without Contact); 0 never asks. A registrar that restarts with its bindings in
+    # memory loses them without telling anyone: this is how we find out and register again.
+    binding_check: int = DEFAULT_BINDING_CHECK_S
 
     @property
     def auth_username(self) -> str:
@@ -223,6 +231,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "binding_check",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -360,6 +369,11 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    check = raw.get("binding_check", DEFAULT_BINDING_CHECK_S)
+    if not isinstance(check, int) or isinstance(check, bool) or not 0 <= check <= 86400:
+        raise ConfigError(
+            f"{label}: binding_check must be a whole number of seconds from 0 (never) to 86400"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -371,6 +385,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        binding_check=check,
     )
 
 
@@ -515,6 +530,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.binding_check != DEFAULT_BINDING_CHECK_S:
+            entry["binding_check"] = a.binding_check
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

@@ -41,6 +41,7 @@ def make_peer(
     outbound: Address | None = None,
     password: str | None = None,
     display_name: str | None = None,
+    binding_check_s: float | None = None,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -53,6 +54,7 @@ def make_peer(
         registrar=registrar,
         outbound=outbound,
         display_name=display_name,
+        binding_check_s=binding_check_s,
     )
     ua = UserAgent(accounts=[acct], rng=random.Random(seed))
     ua.add_listener(address)
@@ -133,6 +135,8 @@ class Registrar:
         self.min_expires = min_expires
         self.password = password
         self.requests: list[SipRequest] = []
+        self.bindings: dict[str, int] = {}  # Contact URI -> expires (§10.3: kept per AOR)
+        self.lists_bindings = True  # a 2xx lists the bindings, as §10.3 step 8 says
 
     def respond(self, data: bytes) -> bytes:
         req = parse_message(data)
@@ -174,17 +178,26 @@ class Registrar:
             headers.add("Min-Expires", str(self.min_expires))
         else:
             status = 200
-            if expires:
-                headers.add("Contact", f"{req.contacts[0]};expires={expires}")
+            for contact in req.contacts:  # none: a query for the bindings (§10.2.3)
+                if expires:
+                    self.bindings[str(contact.uri)] = expires
+                else:
+                    self.bindings.pop(str(contact.uri), None)
+            for uri, left in self.bindings.items() if self.lists_bindings else ():
+                headers.add("Contact", f"<{uri}>;expires={left}")
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     def restart(self) -> None:
-        """Forget every nonce, as a registrar restarting or failing over does."""
+        """Forget every nonce and binding, as a registrar restarting with its location table
+        in memory does."""
         self.issued.clear()
+        self.bindings.clear()
         self.generation += 1
 
 
-def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
+def registering_alice(
+    expires: int = 3600, password: str = "alicepw", binding_check_s: float | None = None
+) -> Peer:
     registrar = Address("udp", "127.0.0.10", 5070)
     return make_peer(
         "alice",
@@ -193,6 +206,7 @@ def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
         registrar=SipUri(host="127.0.0.10", port=5070),
         outbound=registrar,
         password=password,
+        binding_check_s=binding_check_s,
     )
 
 

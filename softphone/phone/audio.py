@@ -181,8 +181,8 @@ class NullAudio:
     what lets a headless phone hold many calls at once.
     """
 
-    def __init__(self) -> None:
-        self._engine: AudioEngine | None = None
+    # A class default, so that providers built on this one need not call its __init__.
+    _engine: AudioEngine | None = None
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
         if self._engine is None:

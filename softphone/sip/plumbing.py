@@ -290,6 +290,10 @@ class Plumbing:
     def clear_deadline(self, key: tuple[str, str]) -> None:
         self.deadlines.pop(key, None)
 
+    def deadline_of(self, key: tuple[str, str]) -> float | None:
+        entry = self.deadlines.get(key)
+        return entry[0] if entry is not None else None
+
     def token(self, length: int = 10) -> str:
         return "".join(
             self._rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(length)
