@@ -139,7 +139,11 @@ class Sipp:
         rtp_wav: Path | None = None,
         recv_timeout_ms: int = 10_000,
         timeout_s: float = 600.0,
+        local_host: str = HOST,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """``local_host``: the address SIPp sends from (SIP and RTP); ``prefix``: what runs it
+        (``ip netns exec NS`` for a network namespace)."""
         self.workdir = workdir
         self.scenario: Scenario = scenario
         self.remote = remote
@@ -155,6 +159,8 @@ class Sipp:
         self.rtp_wav = rtp_wav
         self.recv_timeout_ms = recv_timeout_ms
         self.timeout_s = timeout_s
+        self.local_host = local_host
+        self.prefix = tuple(prefix)
         self.local_port = 0
         self._process: LabProcess | None = None
 
@@ -164,8 +170,8 @@ class Sipp:
         xml.write_text(scenario_text(self.scenario, rtp_wav=self.rtp_wav))
         self.local_port = free_port_pair()
         host, port = self.remote
-        argv = [binary, f"{host}:{port}", "-sf", str(xml), "-s", self.service]
-        argv += ["-i", HOST, "-mi", HOST, "-p", str(self.local_port)]
+        argv = [*self.prefix, binary, f"{host}:{port}", "-sf", str(xml), "-s", self.service]
+        argv += ["-i", self.local_host, "-mi", self.local_host, "-p", str(self.local_port)]
         argv += ["-mp", str(free_port_pair())]
         argv += ["-r", f"{self.rate:g}", "-m", str(self.calls), "-d", str(self.call_ms)]
         argv += ["-l", str(self.limit if self.limit is not None else max(self.calls, 1))]

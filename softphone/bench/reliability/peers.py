@@ -68,12 +68,17 @@ class SoftphoneListen:
         args: tuple[str, ...] = ("--auto-answer", "--no-audio"),
         sip_port: int = 0,
         env: dict[str, str] | None = None,
+        host: str = HOST,
+        prefix: tuple[str, ...] = (),
     ) -> None:
+        """``host``: the address it binds; ``prefix``: what runs it (``ip netns exec NS``)."""
         self.workdir = workdir
         self.config = config
         self.args = args
         self.sip_port = sip_port
         self.extra_env = env or {}
+        self.host = host
+        self.prefix = prefix
         self._process: LabProcess | None = None
         self.starts = 0
 
@@ -106,6 +111,7 @@ class SoftphoneListen:
         config.chmod(0o600)
         self.starts += 1
         argv = [
+            *self.prefix,
             sys.executable,
             "-m",
             "softphone",
@@ -115,7 +121,7 @@ class SoftphoneListen:
             str(self.workdir / "softphone.log"),
             "listen",
             "--bind",
-            HOST,
+            self.host,
             "--sip-port",
             str(self.sip_port),
             "--json",
