@@ -9,7 +9,7 @@ call of the scenario's response-time measure (``-trace_rtt -rtt_freq 1``):
 - ``call``: INVITE with a PCMU offer, 200 (RTD "answer"), ACK, the call held for ``call_ms``
   (with RTP from ``rtp_wav``, a mu-law WAV, when given), BYE, 200.
 
-A rate ramp is SIPp's own: ``rate`` to start, ``rate_increase`` every ``rate_period_s`` up to
+``rate`` calls every ``rate_period_ms``. A rate ramp is SIPp's own: ``rate`` to start, ``rate_increase`` every ``rate_period_s`` up to
 ``rate_max``. :meth:`Sipp.wait` returns a :class:`SippResult`: SIPp's cumulative counters from
 the last line of the statistics file and every call's "answer" time.
 """
@@ -129,6 +129,7 @@ class Sipp:
         *,
         rate: float,
         calls: int,
+        rate_period_ms: int = 1000,
         service: str = "service",
         limit: int | None = None,
         call_ms: int = 0,
@@ -148,6 +149,7 @@ class Sipp:
         self.scenario: Scenario = scenario
         self.remote = remote
         self.rate = rate
+        self.rate_period_ms = rate_period_ms
         self.calls = calls
         self.service = service
         self.limit = limit
@@ -173,7 +175,8 @@ class Sipp:
         argv = [*self.prefix, binary, f"{host}:{port}", "-sf", str(xml), "-s", self.service]
         argv += ["-i", self.local_host, "-mi", self.local_host, "-p", str(self.local_port)]
         argv += ["-mp", str(free_port_pair())]
-        argv += ["-r", f"{self.rate:g}", "-m", str(self.calls), "-d", str(self.call_ms)]
+        argv += ["-r", f"{self.rate:g}", "-rp", str(self.rate_period_ms)]
+        argv += ["-m", str(self.calls), "-d", str(self.call_ms)]
         argv += ["-l", str(self.limit if self.limit is not None else max(self.calls, 1))]
         argv += ["-fd", str(self.rate_period_s)]
         if self.rate_increase is not None:

@@ -161,7 +161,7 @@ def registrar_restart(workdir: Path, *, bound_s: float = 60.0) -> list[FaultResu
 
 
 def registrar_outage(
-    workdir: Path, *, outage_s: float = 45.0, bound_s: float = 120.0
+    workdir: Path, *, outage_s: float = 90.0, bound_s: float = 120.0
 ) -> list[FaultResult]:
     kamailio = Kamailio(workdir / "kamailio", make_pki(workdir / "pki")).start()
     phone = None
