@@ -317,7 +317,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     if recordings_dir is not None:
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
             raise ConfigError(f"{where}: recordings_dir must be a directory path")
-        recordings_dir = Path(recordings_dir).expanduser()
+        recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
     cameras = _cameras(data.get("camera", []), where)
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
@@ -365,7 +365,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     if ca_file is not None:
         if not isinstance(ca_file, str):
             raise ConfigError(f"{label}: tls_ca_file must be a path string")
-        ca_path = Path(ca_file).expanduser()
+        ca_path = _expanded(ca_file, f"{label}: tls_ca_file")
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
@@ -387,6 +387,16 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         expires=expires,
         binding_check=check,
     )
+
+
+def _expanded(text: str, label: str) -> Path:
+    """``text`` as a path with ``~`` or ``~user`` expanded; a user without a home directory is
+    a mistake in the file, said as one (Path.expanduser raises RuntimeError for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ConfigError(f"{label}: {user!r} is not a user with a home directory") from None
 
 
 def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:

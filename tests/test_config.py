@@ -86,6 +86,14 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
         ("ring_device = ' '\n", "ring_device must not be empty"),
         ("recordings_dir = 3\n", "recordings_dir must be a directory path"),
         (
+            "recordings_dir = '~nosuchuser-softphone/calls'\n",
+            "recordings_dir: '~nosuchuser-softphone' is not a user with a home directory",
+        ),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\ntls_ca_file='~nosuchuser-softphone/ca.pem'\n",
+            "tls_ca_file: '~nosuchuser-softphone' is not a user with a home directory",
+        ),
+        (
             "[[account]]\nname='a'\nuri='sip:a@b'\nbinding_check=-1\n",
             "binding_check must be a whole number of seconds from 0 (never) to 86400",
         ),
