@@ -2,7 +2,8 @@
 
 ``softphone``                     opens the TUI
 ``softphone dial URI``            calls, shows progress, hangs up after --duration or Ctrl-C
-``softphone listen``              registers (when configured) and waits for calls
+``softphone listen``              registers (when configured) and waits for calls and messages
+``softphone message URI TEXT``    sends an instant message; the exit code says whether it arrived
 ``softphone play URL``            plays an RTSP stream (``--headless`` without a UI)
 ``softphone devices``             lists the sound devices (for input_device / output_device)
 ``softphone bench ...``           benchmarks (``softphone bench --help``)
@@ -45,8 +46,18 @@ GLOBAL_DEFAULTS: Final[dict[str, object]] = {
     "bind": "0.0.0.0",
     "json": False,
 }
-ALL_COMMANDS: Final = frozenset({"tui", "dial", "listen", "play", "devices"})
-SIP_COMMANDS: Final = frozenset({"dial", "listen"})
+ALL_COMMANDS: Final = frozenset({"tui", "dial", "listen", "message", "play", "devices"})
+SIP_COMMANDS: Final = frozenset({"dial", "listen", "message"})
+MESSAGE_EXIT_CODES: Final = """exit codes:
+    0  the far end (or its server) accepted the message (2xx)
+    1  any other refusal (403 forbidden, 415 unsupported type, a charset that cannot hold
+       the text, a message too big)
+    2  bad arguments, config or address, or an empty message
+  3/4  busy (486, 600) / declined (603)
+    5  no such user (404, 410, 604)
+    6  nobody there (408 or 480 from the far side)
+    7  network: no response at all, a connection or DNS failure, 502/503/504, --timeout
+  130  interrupted with Ctrl-C (143: SIGTERM)"""
 # Where each option means something ("tui": no command, or dial --tui). Given elsewhere before
 # the command, it is refused with a clear message rather than ignored.
 APPLIES_TO: Final[dict[str, frozenset[str]]] = {
@@ -197,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     listen = sub.add_parser(
         "listen",
-        help="wait for incoming calls",
-        description="Register (when the account has a registrar) and wait for calls.",
+        help="wait for incoming calls and messages",
+        description="Register (when the account has a registrar) and wait for calls and "
+        "instant messages (with --json, one 'message' line each: from, to, content_type, text).",
     )
     network_options(listen)
     answering = listen.add_mutually_exclusive_group()
@@ -209,6 +221,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STATUS",
         help="refuse every incoming call with this SIP status (486 busy, 603 decline, 480 ...)",
     )
+    message = sub.add_parser(
+        "message",
+        help="send an instant message (SIP MESSAGE)",
+        description="Send one instant message (SIP MESSAGE, RFC 3428) and wait until the far end "
+        "accepts or refuses it. To a party you are in a call with, it goes in that call.",
+        epilog=MESSAGE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    message.add_argument(
+        "uri", help="sip:bob@example.com, bob@example.com, 1002 (on the account's domain)"
+    )
+    message.add_argument("text", type=_message_text, help="the message (quote it)")
+    _global_options(message, _applying_to("message"))
+    message.add_argument(
+        "--content-type",
+        default="text/plain",
+        metavar="TYPE",
+        help="the text's media type (default text/plain; sent in UTF-8 unless TYPE names a "
+        "charset)",
+    )
+    message.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DIAL_TIMEOUT_S,
+        metavar="S",
+        help="give up when the network has not answered within S seconds (registering counts "
+        f"in it); exit code {int(ExitCode.NETWORK)} (default {DIAL_TIMEOUT_S:g})",
+    )
+    message.set_defaults(play=None, record=None, no_audio=True)  # no sound device is opened
     play = sub.add_parser(
         "play",
         help="play an RTSP stream (IP camera, media server)",
@@ -330,6 +371,12 @@ def _dtmf(text: str) -> str:
     if not text or bad:
         raise argparse.ArgumentTypeError(f"{text!r}: DTMF digits are 0-9, *, #, A-D")
     return text.upper()
+
+
+def _message_text(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("the message is empty: nothing to send")
+    return text
 
 
 def _reject_status(text: str) -> int:
@@ -479,7 +526,7 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         except KeyboardInterrupt:
             return ExitCode.INTERRUPTED
 
-    from softphone.cli import run_dial, run_listen
+    from softphone.cli import run_dial, run_listen, run_message
 
     reporter = Reporter(as_json=args.json)
     if args.account is not None and not config.accounts:
@@ -497,7 +544,7 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         except ConfigError as exc:
             print(f"softphone: {exc}", file=sys.stderr)
             return ExitCode.USAGE
-    runner = run_dial if args.command == "dial" else run_listen
+    runner = {"dial": run_dial, "listen": run_listen, "message": run_message}[args.command]
     try:
         return asyncio.run(runner(config, args, reporter))
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
-"""The headless commands ``dial``, ``listen`` and ``play``: a Phone (or a Player) driven from the
-command line."""
+"""The headless commands ``dial``, ``listen``, ``message`` and ``play``: a Phone (or a Player)
+driven from the command line."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from softphone.phone.audio import AudioEngine, AudioProvider
     from softphone.phone.book import Book
     from softphone.phone.call_log import CallLog
+    from softphone.phone.message_log import MessageLog
     from softphone.phone.phone import Phone
     from softphone.report import Reporter
 
@@ -119,17 +120,21 @@ async def _start(
 
 class CommandHistory:
     """The call history for a headless command: the calls it makes or takes are written as
-    they happen (phone/call_log.py). Without a usable database the command runs on and says so
-    once."""
+    they happen (phone/call_log.py), and so are the messages it sends or takes
+    (phone/message_log.py). Without a usable database the command runs on and says so once."""
 
-    def __init__(self, book: Book | None, log: CallLog | None) -> None:
+    def __init__(
+        self, book: Book | None, log: CallLog | None, messages: MessageLog | None = None
+    ) -> None:
         self.book = book
         self.log = log
+        self.messages = messages
 
     @classmethod
     async def open(cls, reporter: Reporter) -> CommandHistory:
         from softphone.phone.book import Book, StoreError
         from softphone.phone.call_log import CallLog
+        from softphone.phone.message_log import MessageLog
 
         try:
             book = await Book.open_async()
@@ -140,15 +145,20 @@ class CommandHistory:
         log = CallLog(
             book.history, mono=loop.time, on_error=lambda t: reporter.say(f"softphone: {t}")
         )
-        return cls(book, log)
+        messages = MessageLog(book.messages, on_error=lambda t: reporter.say(f"softphone: {t}"))
+        return cls(book, log, messages)
 
     def observe(self, event: pe.PhoneEvent, phone: Phone) -> None:
         if self.log is not None:
             self.log.observe(event, phone.call)
+        if self.messages is not None:
+            self.messages.observe(event)
 
     async def close(self) -> None:
         if self.log is not None:
             await self.log.settle(HISTORY_WAIT_S)
+        if self.messages is not None:
+            await self.messages.settle(HISTORY_WAIT_S)
         if self.book is not None:
             await self.book.close_async()
 
@@ -365,6 +375,71 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
                             await phone.reject(event.call_id, status=args.reject)
                         except PhoneError as exc:
                             reporter.say(f"softphone: cannot reject the call: {exc}")
+            finally:
+                await phone.stop()
+                await _drain(phone, reporter, history)
+        finally:
+            await history.close()
+
+
+async def run_message(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
+    """``softphone message URI TEXT``: send one instant message (RFC 3428) and wait for its
+    outcome. Exits 0 when the far end (or its server) accepted it; otherwise with the code of
+    the status, as a call refused with that status would (:class:`~softphone.report.ExitCode`:
+    404 not found 5, no response or 503 network 7, ...). --timeout bounds the wait for the
+    network, registration included."""
+    from softphone.phone import events as pe
+    from softphone.phone.errors import AddressError, NetworkError, PhoneError
+    from softphone.phone.outcome import call_outcome
+
+    stop = Stop()
+    deadline = asyncio.get_running_loop().time() + args.timeout
+    with _interrupts(stop):
+        history = await CommandHistory.open(reporter)
+        try:
+            phone = await _start(config, args, reporter)
+            if isinstance(phone, ExitCode):
+                return phone
+            try:
+                await _drain(phone, reporter, history)
+                why = await _settle_registration(phone, reporter, stop.event, deadline)
+                if why == "stopped" or stop.event.is_set():
+                    return stop.exit_code
+                if why == "timeout":
+                    reporter.say(_no_network_answer(_silent_server(phone, None), args.timeout))
+                    return ExitCode.NETWORK
+                try:
+                    message_id = await phone.send_message(
+                        args.uri, args.text, content_type=args.content_type
+                    )
+                except PhoneError as exc:
+                    reporter.say(f"softphone: cannot send the message to {args.uri}: {exc}")
+                    if isinstance(exc, AddressError):
+                        return ExitCode.USAGE
+                    return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
+                while True:
+                    event = await _next(phone, stop.event, deadline)
+                    if event is None:
+                        if stop.event.is_set():
+                            return stop.exit_code
+                        reporter.say(f"softphone: no answer in {args.timeout:g} s (--timeout)")
+                        return ExitCode.NETWORK
+                    history.observe(event, phone)
+                    reporter.event(event)
+                    if (
+                        isinstance(event, pe.MessageStatusChanged)
+                        and event.message_id == message_id
+                        and event.state != "sending"
+                    ):
+                        if event.state == "delivered":
+                            return ExitCode.OK
+                        outcome = call_outcome(
+                            direction="outgoing",
+                            answered=False,
+                            status=event.status,
+                            no_response=event.no_response,
+                        )
+                        return ExitCode.for_outcome(outcome)
             finally:
                 await phone.stop()
                 await _drain(phone, reporter, history)

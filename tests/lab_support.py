@@ -83,4 +83,6 @@ class BaresipFactory(Protocol):
         kamailio: lab.Kamailio = ...,
         extra_config: str = "",
         display_name: str | None = None,
+        contacts: tuple[str, ...] = (),
+        console: bool = False,
     ) -> lab.Baresip: ...

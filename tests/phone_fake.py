@@ -7,22 +7,24 @@ and the test moves time on with :meth:`FakePhone.advance` (one step) or :meth:`F
 (all of them). ``FakePhone(autoplay=True)`` runs the steps at once, inside the action.
 
 What the other side does is a method too: :meth:`incoming`, :meth:`remote_hangup`,
-:meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`register`, :meth:`fail_registration`,
+:meth:`remote_hold`, :meth:`remote_dtmf`, :meth:`remote_message`, :meth:`register`, :meth:`fail_registration`,
 :meth:`registrar_silent`, :meth:`emit_stats`, :meth:`set_levels`, :meth:`add_trace`,
 :meth:`add_sip`, :meth:`set_streams`, or any event with :meth:`emit`. Failures on demand:
-:meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`
-and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
+:meth:`fail_next_dial` (a SIP status), :meth:`fail_next_transfer`, :meth:`fail_next_reoffer`,
+:meth:`fail_next_message` and :meth:`fail_next` (the next call of a method raises ``PhoneError``). Every PhoneApi call
 except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name, arguments)``.
 
 The sequences mirror the real Phone (checked against two real Phones in test_phone_api.py):
 dial -> calling, [step] ringing, [step] established; answer -> [step] established;
 hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [step] 487
-"cancelled"; of an established one -> [step] 200 "OK"; reject/hangup of a ringing incoming call
+"cancelled"; of an established one -> [step] 200 "hung up here"; reject/hangup of a ringing incoming call
 -> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends;
 mute/record -> MuteChanged/RecordingChanged at once (only when the state changes); start with
 registrars -> Registering at once, [step] Registered; apply_accounts -> Registering at once for a
 new or changed account with a registrar, [step] Registered; a removed registered one [step]
-Unregistered. ``play_file`` "plays" until
+Unregistered; send_message -> MessageStatusChanged "sending" at once, [step] "delivered" 200 OK
+(or "failed" with the status of :meth:`fail_next_message`), in the call with that party when one
+is up. ``play_file`` "plays" until
 ``stop_playback`` (see :attr:`played`, :attr:`playing`).
 """
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -47,6 +49,8 @@ from softphone.phone.api import (
 )
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
+from softphone.phone.message_text import decode_body, encode_text
+from softphone.phone.messaging import same_party
 from softphone.phone.outcome import call_outcome
 from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.trace import SipTrace
@@ -186,6 +190,8 @@ class FakePhone(EventReader):
         self._dial_outcomes: deque[DialOutcome] = deque()
         self._transfer_failures: deque[tuple[int, str]] = deque()
         self._reoffer_failures: deque[str] = deque()
+        self._message_failures: deque[tuple[int, str, bool]] = deque()
+        self._next_message = 0
         self._raise_next: dict[str, str] = {}
         # The SIP flows: the phone's own trace, fed by add_sip() with whole messages.
         self.sip = SipTrace(lambda: self.wall_clock + self.now)
@@ -248,6 +254,50 @@ class FakePhone(EventReader):
 
     def fail_next_transfer(self, status: int = 603, reason: str | None = None) -> None:
         self._transfer_failures.append((status, reason or REASON_PHRASES.get(status, "")))
+
+    def fail_next_message(
+        self, status: int = 404, reason: str | None = None, *, no_response: bool = False
+    ) -> None:
+        """The next message sent fails with this final status (``no_response``: none came)."""
+        phrase = reason if reason is not None else REASON_PHRASES.get(status, "")
+        self._message_failures.append((status, phrase, no_response))
+
+    def remote_message(
+        self,
+        remote: str,
+        body: str | bytes,
+        *,
+        content_type: str = "text/plain",
+        charset: str | None = "UTF-8",
+        call_id: str | None = None,
+        display_name: str | None = None,
+        account: str | None = None,
+        local: str | None = None,
+    ) -> pe.MessageReceived:
+        """A message for us, as the real phone publishes it (text decoded by its charset, other
+        types as an attachment line). A str body is sent in UTF-8."""
+        name = self._account_name(account)
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        shown = decode_body(content_type, charset, raw)
+        event = pe.MessageReceived(
+            account=name,
+            remote=remote,
+            display_name=display_name,
+            local=local or str(self.aors[name]),
+            content_type=content_type,
+            charset=charset,
+            text=shown.text,
+            note=shown.note,
+            body=raw,
+            call_id=call_id,
+        )
+        self.emit(event)
+        return event
+
+    @property
+    def messages_sent(self) -> list[tuple[str, str]]:
+        """(target, text) of every send_message, in order."""
+        return [(str(a["target"]), str(a["text"])) for a in self.made("send_message")]
 
     def fail_next_reoffer(self, reason: str = "488 Not Acceptable Here") -> None:
         """The next hold or resume is refused by the peer: a warning Notice, no state change."""
@@ -405,7 +455,7 @@ class FakePhone(EventReader):
             return
         for info in list(self._calls.values()):
             if info.state != "ended":
-                self._finish(info, 200, "OK")
+                self._finish(info, 200, "hung up here")
         self._steps.clear()
         for account, registered in list(self.registered.items()):
             if registered:
@@ -543,7 +593,7 @@ class FakePhone(EventReader):
         elif info.state in ("calling", "ringing", "early"):
             self._schedule(f"{call_id} 487", lambda: self._finish(info, 487, "cancelled"))
         else:
-            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "OK"))
+            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "hung up here"))
 
     async def hold(self, call_id: str) -> None:
         self._record("hold", call_id=call_id)
@@ -582,6 +632,52 @@ class FakePhone(EventReader):
             raise PhoneError("the call is not established")
         info.dtmf_sent += digits.upper()
         return self.dtmf_method
+
+    async def send_message(
+        self,
+        target: str,
+        text: str,
+        *,
+        account: str | None = None,
+        content_type: str = "text/plain",
+    ) -> str:
+        self._record(
+            "send_message", target=target, text=text, account=account, content_type=content_type
+        )
+        self._require_started()
+        name = self._account_name(account)
+        try:
+            uri = normalize_target(target, self.aors[name])
+        except TargetError as exc:
+            raise AddressError(str(exc)) from None
+        _, wire_type = encode_text(text, content_type)  # the real phone's checks and errors
+        call = None
+        for info in self._calls.values():
+            if info.state in ("established", "held") and same_party(SipUri.parse(info.remote), uri):
+                call = info
+        self._next_message += 1
+        message_id = f"fake-msg-{self._next_message}"
+        sending = pe.MessageStatusChanged(
+            message_id=message_id,
+            state="sending",
+            account=call.account if call else name,
+            remote=call.remote if call else str(uri),
+            content_type=wire_type.split(";", 1)[0],
+            text=text,
+            call_id=call.call_id if call else None,
+        )
+        self.emit(sending)
+        failure = self._message_failures.popleft() if self._message_failures else None
+        status, reason, no_response = failure or (200, "OK", False)
+        final = replace(
+            sending,
+            state="delivered" if failure is None else "failed",
+            status=status,
+            reason=reason,
+            no_response=no_response,
+        )
+        self._schedule(f"{message_id} {status}", partial(self.emit, final))
+        return message_id
 
     def mute(self, call_id: str, muted: bool) -> None:
         self._record("mute", call_id=call_id, muted=muted)
@@ -760,4 +856,4 @@ class FakePhone(EventReader):
             pe.TransferProgressed(call_id=info.call_id, status=status, reason=reason, final=final)
         )
         if final and 200 <= status < 300:
-            self._finish(info, 200, "OK")  # blind transfer done: we leave (RFC 5589 §6)
+            self._finish(info, 200, "hung up here")  # blind transfer done: we leave (RFC 5589 §6)

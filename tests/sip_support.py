@@ -135,7 +135,7 @@ class Registrar:
         self.min_expires = min_expires
         self.password = password
         self.requests: list[SipRequest] = []
-        self.bindings: dict[str, int] = {}  # Contact URI -> expires (§10.3: kept per AOR)
+        self.bindings: dict[str, int] = {}  # contact URI -> expires, as §10.3 keeps them
         self.lists_bindings = True  # a 2xx lists the bindings, as §10.3 step 8 says
 
     def respond(self, data: bytes) -> bytes:
@@ -178,13 +178,16 @@ class Registrar:
             headers.add("Min-Expires", str(self.min_expires))
         else:
             status = 200
-            for contact in req.contacts:  # none: a query for the bindings (§10.2.3)
-                if expires:
-                    self.bindings[str(contact.uri)] = expires
+            for contact in req.contacts:  # §10.3 step 7: a Contact's own expires wins
+                seconds = int(contact.param("expires") or expires)
+                if seconds:
+                    self.bindings[str(contact.uri)] = seconds
                 else:
                     self.bindings.pop(str(contact.uri), None)
-            for uri, left in self.bindings.items() if self.lists_bindings else ():
-                headers.add("Contact", f"<{uri}>;expires={left}")
+            # step 8: every current binding (none at all from a registrar that ignores it);
+            # a REGISTER without Contact is a query for them (§10.2.3)
+            for uri, seconds in self.bindings.items() if self.lists_bindings else ():
+                headers.add("Contact", f"<{uri}>;expires={seconds}")
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     def restart(self) -> None:

@@ -155,6 +155,16 @@ class BenchPhone(EventReader):
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         return "rtp"
 
+    async def send_message(
+        self,
+        target: str,
+        text: str,
+        *,
+        account: str | None = None,
+        content_type: str = "text/plain",
+    ) -> str:
+        raise PhoneError("no messages in the bench")
+
     def mute(self, call_id: str, muted: bool) -> None:
         self._call.muted = muted
         self._queue.put_nowait(pe.MuteChanged(call_id=call_id, muted=muted))

@@ -41,7 +41,15 @@ from softphone.lab.process import (
     free_tcp_port,
 )
 
-__all__ = ["Audio", "Baresip", "BaresipCtrl", "Event", "NetstringDecoder", "strip_ansi"]
+__all__ = [
+    "Audio",
+    "Baresip",
+    "BaresipConsole",
+    "BaresipCtrl",
+    "Event",
+    "NetstringDecoder",
+    "strip_ansi",
+]
 
 MODULE_DIR: Final = Path("/usr/lib/baresip/modules")
 
@@ -195,6 +203,52 @@ class BaresipCtrl:
         self._thread.join(2.0)
 
 
+class BaresipConsole:
+    """A connection to baresip's ``cons`` module: what baresip says to its user (``ui_output``)
+    and logs, as text. baresip 1.0 shows a received instant message only there (``menu``
+    prints ``<peer>: "<text>"``); ctrl_tcp sends no event for it."""
+
+    def __init__(self, port: int, name: str, host: str = HOST) -> None:
+        self.name = name
+        self._sock = socket.create_connection((host, port), timeout=5.0)
+        self._sock.settimeout(None)
+        self._cond = threading.Condition()
+        self._text = ""
+        self._thread = threading.Thread(target=self._reader, name=f"lab-cons-{name}", daemon=True)
+        self._thread.start()
+
+    def _reader(self) -> None:
+        try:
+            while chunk := self._sock.recv(65536):
+                with self._cond:
+                    self._text += strip_ansi(chunk.decode("utf-8", "replace"))
+                    self._cond.notify_all()
+        except OSError:
+            pass
+
+    @property
+    def text(self) -> str:
+        with self._cond:
+            return self._text
+
+    def wait_for(self, pattern: str, timeout_s: float = 5.0) -> re.Match[str]:
+        """The first match of ``pattern`` in what the console said (past output counts)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while (found := re.search(pattern, self._text)) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LabError(f"{self.name}: console never said {pattern!r}: {self._text!r}")
+                self._cond.wait(remaining)
+            return found
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(2.0)
+
+
 # --------------------------------------------------------------------------- the phone
 
 
@@ -222,12 +276,18 @@ class Baresip:
         password: str | None = None,
         extra_config: str = "",
         display_name: str | None = None,
+        contacts: tuple[str, ...] = (),
+        console: bool = False,
         max_calls: int = 4,
     ) -> None:
         """``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
         default: every codec module loaded). ``register`` only matters with a registrar.
-        ``display_name``: the name its From carries, as most phones send one. ``max_calls``:
-        calls it takes at once (``call_max_calls``; the load benchmarks raise it)."""
+        ``display_name``: the name its From carries, as most phones send one. ``contacts``:
+        URIs for its contacts file (module ``contact``), the only parties baresip 1.0 can send
+        an instant message to (:meth:`send_message`). ``console``: load ``cons`` and read it
+        (:attr:`console`), where baresip shows the instant messages it receives.
+        ``max_calls``: calls it takes at once (``call_max_calls``; the load benchmarks raise
+        it)."""
         self.workdir = workdir
         self.kamailio = kamailio
         self.user = user
@@ -243,6 +303,12 @@ class Baresip:
             raise LabError(f"a display name the accounts file can hold, not {display_name!r}")
         self.display_name = display_name
         self.max_calls = max_calls
+        if any(c in uri for uri in contacts for c in "<>\r\n"):
+            raise LabError(f"contacts are bare URIs, not {contacts!r}")
+        self.contacts = contacts
+        self.with_console = console
+        self.cons_port = 0
+        self._console: BaresipConsole | None = None
         self.sip_port = 0
         self.ctrl_port = 0
         self._process: LabProcess | None = None
@@ -263,6 +329,12 @@ class Baresip:
         if self._ctrl is None:
             raise LabError(f"baresip {self.user} is not running")
         return self._ctrl
+
+    @property
+    def console(self) -> BaresipConsole:
+        if self._console is None:
+            raise LabError(f"baresip {self.user} runs without a console (console=True)")
+        return self._console
 
     @property
     def events(self) -> list[Event]:
@@ -331,6 +403,10 @@ class Baresip:
             *[f"module\t\t\t{m}\n" for m in [*codecs, *filters, *audio_modules]],
             "module_tmp\t\taccount.so\n",
             "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
+            "module_app\t\tcontact.so\n" if self.contacts else "",
+            f"module\t\t\tcons.so\ncons_listen\t\t{HOST}:{self.cons_port}\n"
+            if self.with_console
+            else "",
             f"ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}\n",
             "statmode_default\toff\n",
             "menu_bell\t\tno\n",
@@ -347,9 +423,11 @@ class Baresip:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port_pair()
         self.ctrl_port = free_tcp_port()
+        if self.with_console:
+            self.cons_port = free_port_pair()  # cons listens on UDP and TCP
         (self.workdir / "config").write_text(self.config_text())
         (self.workdir / "accounts").write_text(self.account_line())
-        (self.workdir / "contacts").write_text("")
+        (self.workdir / "contacts").write_text("".join(f"<{uri}>\n" for uri in self.contacts))
         # -t: baresip quits by itself after 15 min even if whoever started it is killed hard.
         argv = [binary, "-f", str(self.workdir), "-t", "900"]
         if (stdbuf := shutil.which("stdbuf")) is not None:  # line-buffer its log through the pipe
@@ -364,6 +442,9 @@ class Baresip:
         try:
             process.wait_port(self.ctrl_port, timeout_s)
             self._ctrl = BaresipCtrl(self.ctrl_port, name=f"baresip-{self.user}")
+            if self.with_console:
+                process.wait_port(self.cons_port, timeout_s)
+                self._console = BaresipConsole(self.cons_port, name=f"baresip-{self.user}")
             if self.register:
                 self._wait_registered(deadline)
         except (LabError, OSError) as exc:
@@ -392,6 +473,8 @@ class Baresip:
                 with contextlib.suppress(LabError, OSError):
                     self._ctrl.command("quit", timeout_s=1.0)
             self._ctrl.close()
+        if self._console is not None:
+            self._console.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.proc.wait(timeout=timeout_s)
         return self._process.stop()
@@ -450,6 +533,19 @@ class Baresip:
 
     def transfer(self, uri: str) -> Event:
         return self.command("transfer", uri)
+
+    def send_message(self, text: str, to: str | None = None) -> Event:
+        """Send ``text`` as an instant message (SIP MESSAGE) to the contact ``to`` (default: the
+        first of ``contacts``). baresip 1.0 sends only to its "current contact", which
+        ``contact_next`` moves through the contacts file in order."""
+        wanted = to or (self.contacts[0] if self.contacts else None)
+        if wanted is None or wanted not in self.contacts:
+            raise LabError(f"baresip {self.user} can only message its contacts {self.contacts}")
+        for _ in range(len(self.contacts) + 1):
+            current = strip_ansi(str(self.command("contact_next").get("data", "")))
+            if wanted in current:
+                return self.command("message", text)
+        raise LabError(f"baresip {self.user}: contact {wanted} never became current")
 
     def list_calls(self) -> str:
         return strip_ansi(str(self.command("listcalls").get("data", "")))

@@ -22,6 +22,10 @@ Contracts the TUI may rely on (every implementation keeps them):
 - ``dial`` returns the call id after ``CallStateChanged(state="calling")`` is queued; ringing and
   established arrive later. ``hold``/``resume``/``transfer``/``answer`` return before their
   outcome: the state change (``held``, ``established``) or ``TransferProgressed`` comes as events.
+- ``send_message`` returns the message's id after ``MessageStatusChanged(state="sending")`` is
+  queued; ``delivered`` (a 2xx) or ``failed`` (with the status and reason) comes later with that
+  id. A message for us arrives as ``MessageReceived``. A message to a party we are in a call
+  with goes in that call (``call_id`` set on its events).
 - ``events()``, ``next_event()`` and ``next_event_nowait()`` read one shared queue: a front end
   uses exactly one consumer (the TUI bridge worker).
 """
@@ -277,6 +281,19 @@ class PhoneApi(Protocol):
 
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         """Returns the method used: ``"rtp"`` (RFC 4733) or ``"info"``."""
+
+    async def send_message(
+        self,
+        target: str,
+        text: str,
+        *,
+        account: str | None = None,
+        content_type: str = "text/plain",
+    ) -> str:
+        """Send ``text`` as an instant message to ``target`` (what ``dial`` takes); returns the
+        message's id. PhoneError (AddressError for a bad target) when it cannot be sent: an
+        empty text, a content type that does not parse, a charset that cannot hold the text,
+        a message too big."""
 
     def mute(self, call_id: str, muted: bool) -> None: ...
     def record(self, call_id: str, on: bool) -> Path | None:

@@ -1,9 +1,10 @@
-"""Call history and contacts for front ends.
+"""Call history, contacts and instant messages for front ends.
 
 The TUI may import only from ``softphone.phone`` (import-linter contract), so the store's records
-and errors are re-exported here, beside :class:`Book` (the open database with its two tables)
-and :class:`~softphone.phone.call_log.CallLog` (call_log.py), which writes each call into the
-history as it happens, for the TUI and the headless commands alike.
+and errors are re-exported here, beside :class:`Book` (the open database with its tables),
+:class:`~softphone.phone.call_log.CallLog` (call_log.py), which writes each call into the
+history as it happens, and :class:`~softphone.phone.message_log.MessageLog`, which does the same
+for messages, for the TUI and the headless commands alike.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from softphone.store import (
     Contact,
     ContactError,
     Contacts,
+    Conversation,
     Database,
     History,
+    MessageRecord,
+    Messages,
     Recovered,
     StoreError,
     VCardProblem,
@@ -36,7 +40,10 @@ __all__ = [
     "Contact",
     "ContactError",
     "Contacts",
+    "Conversation",
     "History",
+    "MessageRecord",
+    "Messages",
     "Recovered",
     "StoreError",
     "VCardProblem",
@@ -50,12 +57,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Book:
-    """The history/contacts database, open. ``recovered`` says when a corrupt file was moved
-    aside at opening (tell the user once)."""
+    """The history/contacts/messages database, open. ``recovered`` says when a corrupt file
+    was moved aside at opening (tell the user once)."""
 
     db: Database
     history: History
     contacts: Contacts
+    messages: Messages
 
     @property
     def recovered(self) -> Recovered | None:
@@ -70,7 +78,7 @@ class Book:
         """Open (creating or migrating) the database; raises StoreError when it cannot. Calls
         that a process which has since died left in progress are marked interrupted."""
         db = Database.open(path)
-        book = cls(db=db, history=History(db), contacts=Contacts(db))
+        book = cls(db=db, history=History(db), contacts=Contacts(db), messages=Messages(db))
         try:
             if count := book.history.interrupt_orphans():
                 logger.info("%d calls left in progress by an ended process: interrupted", count)

@@ -33,6 +33,9 @@ __all__ = [
     "FirstFrame",
     "IncomingCall",
     "Listening",
+    "MessageReceived",
+    "MessageState",
+    "MessageStatusChanged",
     "MuteChanged",
     "NoAnswerYet",
     "Notice",
@@ -193,3 +196,64 @@ class RecordingChanged(PhoneEvent):
     kind: ClassVar[str] = "recording"
     call_id: str
     path: str | None  # the WAV being written; None once recording stopped
+
+
+MessageState = Literal["sending", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(PhoneEvent):
+    """An instant message for us (RFC 3428 MESSAGE), already answered 200 OK. ``remote`` is the
+    sender's URI (what to answer), ``local`` the URI it was sent to. ``content_type`` is the
+    media type without parameters. ``text`` is what to show: a text/plain body decoded by its
+    charset, any other body as an attachment line (``[image/png, 2.3 kB]``); ``note`` says when
+    the text could not be decoded as sent (replacement characters show where). ``body`` is the
+    bytes as they came. ``call_id`` is the call whose dialog it came in, None outside a call.
+
+    ``--json`` prints ``{"event": "message", "from", "to", "content_type", "text"}``, with
+    ``call_id`` when it came in a call: tools outside the project read these names."""
+
+    kind: ClassVar[str] = "message"
+    account: str
+    remote: str
+    display_name: str | None
+    local: str
+    content_type: str
+    charset: str | None
+    text: str
+    note: str | None
+    body: bytes
+    call_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": self.kind,
+            "from": self.remote,
+            "to": self.local,
+            "content_type": self.content_type,
+            "text": self.text,
+        }
+        if self.call_id is not None:
+            out["call_id"] = self.call_id
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageStatusChanged(PhoneEvent):
+    """How a message of ours goes: ``sending`` as soon as it is on its way (what was sent is
+    here: ``text`` in ``content_type``, to ``remote``), then ``delivered`` on a 2xx or
+    ``failed`` with the final ``status`` and ``reason`` (``no_response``: none came; status
+    is then 408 for a timeout or 503 for a transport error). ``call_id`` is the call whose
+    dialog carried it, None outside a call. ``status`` is 0 while sending."""
+
+    kind: ClassVar[str] = "message_status"
+    message_id: str
+    state: MessageState
+    account: str
+    remote: str
+    content_type: str
+    text: str
+    call_id: str | None = None
+    status: int = 0
+    reason: str = ""
+    no_response: bool = False

@@ -144,7 +144,7 @@ class CallMedia:
             rtcp_mux=media.rtcp_mux,
             ntp_offset_s=time.time() - self._loop.time(),
         )
-        endpoint.sink = self._on_datagram
+        endpoint.timed_sink = self._on_datagram
         self._media = media
         self._remote: tuple[tuple[str, int], tuple[str, int], bool] | None = None
         self._pt_map: dict[int, tuple[str, int]] = dict(pt_map)
@@ -377,10 +377,13 @@ class CallMedia:
             self._flush()
 
     # ------------------------------------------------------------------ network
-    def _on_datagram(self, data: bytes, addr: tuple[str, int], via_rtcp: bool) -> None:
+    def _on_datagram(
+        self, data: bytes, addr: tuple[str, int], via_rtcp: bool, arrival: float
+    ) -> None:
+        """``arrival``: when the kernel received it, on the loop's clock (transport/rtp.py)."""
         if self.closed:
             return
-        now = self._loop.time()
+        now = arrival
         try:
             events = self._session.receive_datagram(data, addr, now, on_rtcp_port=via_rtcp)
         except Exception:  # the session promises not to raise; one bad packet never ends a call

@@ -42,6 +42,7 @@ from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
+from softphone.phone.messaging import Messaging
 from softphone.phone.network import (
     account_config,
     add_tls_listener,
@@ -138,6 +139,7 @@ class Phone(EventReader):
             forget_ended=self._forget_ended_calls,
         )
         self._trace = SipTrace(time.time)
+        self._messaging = Messaging(calls=self._calls.all, emit=self._emit)
         self._playback: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -173,6 +175,7 @@ class Phone(EventReader):
             emit=self._emit,
             clock=self._now,
             do_not_disturb=self._config.do_not_disturb,
+            messaging=self._messaging,
         )
         self._running = _Running(ua=ua, transport=transport, sip=sip)
         await listen(
@@ -333,6 +336,33 @@ class Phone(EventReader):
         )
         self._pump()
         return call_id
+
+    async def send_message(
+        self,
+        target: str,
+        text: str,
+        *,
+        account: str | None = None,
+        content_type: str = "text/plain",
+    ) -> str:
+        """Send an instant message (RFC 3428); returns its id. It goes inside the call with
+        ``target`` when one is up (phone/messaging.py). ``MessageStatusChanged(sending)`` is
+        queued before this returns; delivered or failed comes later."""
+        ua = self._require().ua
+        acct = self._account(account)
+        try:
+            uri = normalize_target(target, acct.aor)
+        except TargetError as exc:
+            raise AddressError(str(exc)) from None
+        call = self._messaging.call_with(uri)
+        dest: Address | None = None
+        if call is None and acct.outbound is None and not is_ip_literal(uri.host):
+            dest = await resolve_hop(uri, acct.transport, dns=self._dns, rng=self._rng)
+        message_id = self._messaging.send(
+            ua.messaging, acct, uri, text, content_type, now=self._now(), dest=dest, call=call
+        )
+        self._pump()
+        return message_id
 
     async def answer(self, call_id: str) -> None:
         running, info = self._require(), self.call(call_id)

@@ -18,6 +18,7 @@ from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
 from softphone.phone.errors import PhoneError
+from softphone.phone.messaging import Messaging
 from softphone.phone.network import keep_alive_interval
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
@@ -59,6 +60,7 @@ class SipEvents:
         emit: Callable[[pe.PhoneEvent], None],
         clock: Callable[[], float],
         do_not_disturb: bool,
+        messaging: Messaging,
     ) -> None:
         self._phone = phone
         self._ua = ua
@@ -70,6 +72,7 @@ class SipEvents:
         self._emit = emit
         self._clock = clock
         self._do_not_disturb = do_not_disturb
+        self._messaging = messaging
 
     def handle(self, events: Iterable[object]) -> None:
         """Apply each event in order, then send what the core queued in response."""
@@ -194,6 +197,8 @@ class SipEvents:
                         call_id=call_id, digit=digit, method="info", duration_ms=duration_ms
                     )
                 )
+            case ue.MessageReceived() | ue.MessageDelivered() | ue.MessageFailed():
+                self._messaging.handle(event)
             case _:
                 assert_never(event)
 

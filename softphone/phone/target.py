@@ -50,3 +50,12 @@ def normalize_target(text: str, aor: SipUri) -> SipUri:
         raise TargetError(
             f"{raw!r} is not a number, a user name or a SIP address ({exc})"
         ) from None
+
+
+LOCAL_AOR = SipUri(user="softphone", host="localhost")  # no account: peer to peer
+
+
+def target_uri(text: str, aor: SipUri | None = None) -> str:
+    """:func:`normalize_target` as text, on ``aor``'s domain (``localhost`` without one): what a
+    front end keys a party by before the phone has sent anything (TargetError as there)."""
+    return str(normalize_target(text, aor or LOCAL_AOR))

@@ -82,7 +82,32 @@ def _call_line(event: PhoneEvent) -> str:
             return f"DTMF {digit} received ({method})"
         case pe.CallStats():
             return ""  # --json only: too chatty for a person
+        case pe.MessageReceived() | pe.MessageStatusChanged():
+            return message_line(event)
     return ""
+
+
+def message_line(event: pe.MessageReceived | pe.MessageStatusChanged) -> str:
+    """``message from Bob <sip:bob@lab.test>: hi``, ``message to sip:bob@lab.test delivered``,
+    ``message to sip:nobody@lab.test failed: 404 Not Found (no such user or number)``. Text
+    from the network is made safe to print (no terminal control sequences)."""
+    from softphone.phone import events as pe
+    from softphone.phone.message_text import printable
+    from softphone.sip.status import explain
+
+    in_call = " (in the call)" if event.call_id is not None else ""
+    if isinstance(event, pe.MessageReceived):
+        who = f"{event.display_name} <{event.remote}>" if event.display_name else event.remote
+        note = f" [{event.note}]" if event.note else ""
+        return printable(f"message from {who}{in_call}: {event.text}{note}")
+    match event.state:
+        case "sending":
+            return f"sending a message to {event.remote}{in_call}"
+        case "delivered":
+            return f"message to {event.remote} delivered{in_call}"
+        case "failed":
+            why = event.reason if event.no_response else explain(event.status, event.reason)
+            return f"message to {event.remote} failed: {why}"
 
 
 def ended_line(event: pe.CallEnded) -> str:

@@ -202,6 +202,18 @@ class ThreadedPhone(EventReader):
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         return await self._run(self.inner.send_dtmf(call_id, digits))
 
+    async def send_message(
+        self,
+        target: str,
+        text: str,
+        *,
+        account: str | None = None,
+        content_type: str = "text/plain",
+    ) -> str:
+        return await self._run(
+            self.inner.send_message(target, text, account=account, content_type=content_type)
+        )
+
     def mute(self, call_id: str, muted: bool) -> None:
         self._sync(self.inner.mute, call_id, muted)
 

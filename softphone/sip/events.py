@@ -180,6 +180,46 @@ class DtmfReceived(Event):
     duration_ms: int
 
 
+# --- instant messages (RFC 3428) -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(Event):
+    """A MESSAGE for us, answered 200 OK. ``content_type`` is the media type without its
+    parameters (``text/plain``), ``charset`` the charset parameter as sent (None when absent);
+    the body is the bytes as they came, decoding is the reader's. ``call_id`` is the call whose
+    dialog it came in, None for a message outside any call."""
+
+    account: str
+    from_uri: str  # the From URI alone: the address to answer
+    from_display: str | None
+    to_uri: str
+    content_type: str
+    charset: str | None
+    body: bytes
+    call_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDelivered(Event):
+    """The far end (or a server that keeps messages for it) took our MESSAGE ``message_id``:
+    a 2xx final response."""
+
+    message_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageFailed(Event):
+    """Our MESSAGE ``message_id`` got a final response other than 2xx, or none (``status`` 408
+    for a timeout, 503 for a transport error, as RFC 3261 §8.1.3.1 has the TU assume;
+    ``no_response`` then). ``reason`` says why in words."""
+
+    message_id: str
+    status: int
+    reason: str
+    no_response: bool = False
+
+
 # Every event the user agent reports: consumers match on it and end with assert_never, so that
 # a new event fails type-checking where it is not handled.
 UaEvent: TypeAlias = (
@@ -200,4 +240,7 @@ UaEvent: TypeAlias = (
     | TransferRequested
     | TransferProgressed
     | DtmfReceived
+    | MessageReceived
+    | MessageDelivered
+    | MessageFailed
 )

@@ -202,7 +202,7 @@ class InviteClient:
         if call.state is CallState.CANCELLING:
             # CANCEL/200 race (§9.1): the call was answered anyway. ACK it and hang up.
             call.apply(CallInput.RECV_2XX)
-            self._bye.send(call, now)
+            self._bye.send(call, now, why="cancelled here (answered as the CANCEL went out)")
             return []
         call.apply(CallInput.RECV_2XX)
         return [ev.CallAnswered(call_id=call.call_id, sdp=sdp_body(resp))]

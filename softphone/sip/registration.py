@@ -96,6 +96,9 @@ class Registration:
     expires: int
     state: RegState = RegState.IDLE
     contact: SipUri | None = None  # the Contact we register (learned NAT address included)
+    # The binding the registrar still holds at the address we used before learning the NAT one:
+    # removed (expires=0) by the REGISTERs that carry the new one, until one is accepted.
+    stale_contact: SipUri | None = None
     auth_attempts: int = 0
     failures: int = 0
     nat_rewritten: bool = False
@@ -270,6 +273,9 @@ class Registrations:
         headers.add("CSeq", f"{reg.cseq} REGISTER")
         if expires is not None:
             headers.add("Contact", str(NameAddr(uri=reg.contact)))
+            if reg.stale_contact is not None:  # §10.2.2: one REGISTER may remove and add bindings
+                stale = NameAddr(uri=reg.stale_contact).with_param("expires", "0")
+                headers.add("Contact", str(stale))
             headers.add("Expires", str(expires))
         headers.add("Allow", self._ctx.allow)
         uri = acct.registrar.replace(user=None, password=None, headers=())
@@ -354,6 +360,7 @@ class Registrations:
             reg.auth_attempts = 0
             if self._learn_nat_address(reg, resp, tx.dest, now):
                 return []
+            reg.stale_contact = None
             expires = self._granted_expires(reg, resp)
             reg.apply(RegInput.OK)
             reg.bound = True
@@ -474,8 +481,10 @@ class Registrations:
         self, reg: Registration, resp: SipResponse, dest: Address, now: float
     ) -> bool:
         """RFC 3581: when the registrar saw us at another address than our Contact (NAT), register
-        the learned address instead, once. Only for UDP: over TCP/TLS the registrar reaches us
-        through the connection itself."""
+        the learned address instead, once, and remove the binding just made at the other one:
+        left there, every call to us would be forked to it as well, and its failure (a 404 or a
+        timeout) could be the answer the caller gets. Only for UDP: over TCP/TLS the registrar
+        reaches us through the connection itself."""
         if dest.transport != "udp" or reg.nat_rewritten or reg.contact is None:
             return False
         via = resp.top_via
@@ -488,6 +497,7 @@ class Registrations:
             return False
         logger.info("registrar sees us at %s:%s (NAT); re-registering that address", host, port)
         reg.nat_rewritten = True
+        reg.stale_contact = reg.contact
         reg.contact = reg.contact.replace(host=host, port=port)
         reg.apply(RegInput.RETRY)
         self._send(reg, reg.expires, now)

@@ -135,7 +135,7 @@ class Reoffers:
         ]
         if status in (408, 481) and call.state is CallState.CONFIRMED:
             # §14.1: a 481 or 408 to a re-INVITE ends the dialog.
-            self._bye.send(call, now)
+            self._bye.send(call, now, why=f"the call was lost: {explain(status, reason)}")
         return events
 
     def _challenged(self, call: Call) -> None:

@@ -13,6 +13,7 @@ incoming requests to the parts that handle them:
     bye.py            BYE both ways (§15)
     transfer.py       REFER/NOTIFY (RFC 3515)
     info.py           DTMF over INFO
+    messaging.py      MESSAGE both ways (RFC 3428): ``UserAgent.messaging``
 
 Each part gets a UaContext (sip/context.py) and installs the methods it answers into the
 MethodTable; ``Allow`` is what the table holds. A new part (SUBSCRIBE, MESSAGE, PRACK...) is one
@@ -46,6 +47,7 @@ from softphone.sip.info import DtmfInfo
 from softphone.sip.invite_client import InviteClient
 from softphone.sip.invite_server import InviteServer
 from softphone.sip.message import SipRequest, SipResponse, parse_message
+from softphone.sip.messaging import Messaging
 from softphone.sip.plumbing import Plumbing, redact
 from softphone.sip.registration import Registrations, RegState
 from softphone.sip.reoffer import Reoffers
@@ -101,6 +103,7 @@ class UserAgent:
         self._reoffers = Reoffers(core, self._bye)
         self._transfer = Transfer(core)
         self._info = DtmfInfo(core)
+        self.messaging = Messaging(core)
         # The order of installation is the order of Allow.
         self._invite_server.install(self._methods)
         self._methods.declare("ACK")  # matched to its INVITE here (§17.2.1, §13.3.1.4)
@@ -114,6 +117,7 @@ class UserAgent:
         self._reoffers.install(self._methods)
         self._transfer.install(self._methods)
         self._info.install(self._methods)
+        self.messaging.install(self._methods)
 
     def add_part(self, make: Callable[[UaContext], P]) -> P:
         """Build a part with this user agent's context and install its methods (listed in

@@ -1,4 +1,4 @@
-"""Persistent records: contacts and call history in one SQLite file (sqlite3 via
+"""Persistent records: contacts, call history and instant messages in one SQLite file (sqlite3 via
 asyncio.to_thread), plus vCard import. Plain records in, plain records out; no UI imports."""
 
 from __future__ import annotations
@@ -11,26 +11,38 @@ from softphone.store.history import (
     CallResult,
     Direction,
     History,
-    call_result,
+)
+from softphone.store.messages import (
+    MAX_MESSAGES,
+    Conversation,
+    DeliveryState,
+    MessageDirection,
+    MessageRecord,
+    Messages,
 )
 from softphone.store.uris import Party, match_keys, parse_party
 from softphone.store.vcard import VCardProblem, parse_vcards, read_vcard
 
 __all__ = [
     "INTERRUPTED_REASON",
+    "MAX_MESSAGES",
     "CallRecord",
     "CallResult",
     "Contact",
     "ContactError",
     "Contacts",
+    "Conversation",
     "Database",
+    "DeliveryState",
     "Direction",
     "History",
+    "MessageDirection",
+    "MessageRecord",
+    "Messages",
     "Party",
     "Recovered",
     "StoreError",
     "VCardProblem",
-    "call_result",
     "default_db_path",
     "match_keys",
     "normalise_uri",

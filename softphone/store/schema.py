@@ -109,6 +109,32 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     _rekey_contact_uris(conn)
 
 
+# Instant messages (RFC 3428), both directions. peer_uri is the other party in canonical form
+# (uris.py normalise_uri) and peer_key its match key, so a conversation gathers every message
+# with one party however its URI was written. A text/plain message keeps its text, any other its
+# raw bytes: exactly one of text and body is set. message_id is the phone's id of a message of
+# ours, by which its outcome is recorded; state is 'received' for theirs.
+_MESSAGES_V4: Final = """CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    peer_uri TEXT NOT NULL,
+    peer_key TEXT NOT NULL,
+    peer_name TEXT,
+    account TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    text TEXT,
+    body BLOB,
+    note TEXT,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'delivered', 'failed', 'received')),
+    status INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    read INTEGER NOT NULL CHECK (read IN (0, 1)),
+    message_id TEXT,
+    call_id TEXT,
+    CHECK ((text IS NULL) <> (body IS NULL))
+)"""
+
 # Forward-only: never edit a shipped entry, append a new one.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -154,6 +180,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "matched by their digits",
         statements=(_CALLS_V3,),
         apply=_migrate_v3,
+    ),
+    Migration(
+        version=4,
+        description="instant messages",
+        statements=(
+            _MESSAGES_V4,
+            "CREATE INDEX messages_peer ON messages (peer_key, at, id)",
+            "CREATE INDEX messages_at ON messages (at DESC, id DESC)",
+            "CREATE INDEX messages_message_id ON messages (message_id)",
+            "CREATE INDEX messages_unread ON messages (peer_key) WHERE read = 0",
+        ),
     ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

@@ -42,9 +42,15 @@ class SoftphoneApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     # F1 and ? open the help on every screen, modal ones too: those see only priority bindings
     # of the app. A text field keeps the ? typed into it (SkipAction passes the key on).
+    # Tab and Shift+Tab move the focus before the next key is routed. Textual's own (screen)
+    # binding acts only once the key has bubbled up from the focused widget, and keys already
+    # waiting (typed ahead, or arriving in one read) go to the field being left meanwhile. A
+    # widget that takes Tab itself (a TextArea that indents) keeps it.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", show=True, priority=True),
         Binding("question_mark", "help_unless_typing", "Help", show=False, priority=True),
+        Binding("tab", "move_focus(True)", show=False, priority=True),
+        Binding("shift+tab", "move_focus(False)", show=False, priority=True),
     ]
 
     def __init__(self, deps: AppDeps) -> None:
@@ -92,6 +98,16 @@ class SoftphoneApp(App[None]):
         if focused is not None and focused.check_consume_key("question_mark", "?"):
             raise SkipAction()
         self.action_help()
+
+    def action_move_focus(self, forward: bool) -> None:
+        focused = self.screen.focused
+        key = "tab" if forward else "shift+tab"
+        if focused is not None and focused.check_consume_key(key, "\t" if forward else None):
+            raise SkipAction()
+        if forward:
+            self.screen.focus_next()
+        else:
+            self.screen.focus_previous()
 
     def action_help(self) -> None:
         """Every key of every screen, those of the screen on top first."""

@@ -36,8 +36,11 @@ Fixtures:
 - ``kamailio_factory`` (function): ``kamailio_factory(tls_cert="expired" | "wrong_name" | "good")``
   starts another, independent Kamailio (fresh ports) serving that TLS certificate.
 - ``baresip_factory`` (function): ``baresip_factory(user="bob", transport="udp", register=True,
-  auto_answer=False, audio="tone", record=False, kamailio=None, display_name=None) -> lab.Baresip``,
-  registered (when ``register``) before it returns; ``display_name`` goes into its From. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
+  auto_answer=False, audio="tone", record=False, kamailio=None, display_name=None, contacts=(),
+  console=False) -> lab.Baresip``, registered (when ``register``) before it returns;
+  ``display_name`` goes into its From; ``contacts`` are the URIs it can ``send_message`` to;
+  ``console=True`` reads its ``cons`` console (``console.wait_for``), where it shows the
+  instant messages it receives. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
@@ -144,6 +147,8 @@ def baresip_factory(
         kamailio: lab.Kamailio = kamailio,
         extra_config: str = "",
         display_name: str | None = None,
+        contacts: tuple[str, ...] = (),
+        console: bool = False,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{user}"),
@@ -156,6 +161,8 @@ def baresip_factory(
             record=record,
             extra_config=extra_config,
             display_name=display_name,
+            contacts=contacts,
+            console=console,
         )
         started.append(phone)
         with peers_required():

@@ -160,3 +160,36 @@ def test_a_display_name_goes_before_the_accounts_address(tmp_path: Path) -> None
     assert Baresip(tmp_path, user="bob").account_line().startswith("<sip:bob@")
     with pytest.raises(LabError, match="display name"):
         Baresip(tmp_path, display_name='say "hi"')
+
+
+def test_contacts_and_the_console_are_configured_only_when_asked(tmp_path: Path) -> None:
+    plain = Baresip(tmp_path, user="bob").config_text()
+    assert "contact.so" not in plain and "cons.so" not in plain
+    chatty = Baresip(tmp_path, user="bob", contacts=("sip:alice@lab.test",), console=True)
+    chatty.cons_port = 5599
+    text = chatty.config_text()
+    assert "module_app\t\tcontact.so\n" in text
+    assert f"module\t\t\tcons.so\ncons_listen\t\t{HOST}:5599\n" in text
+    with pytest.raises(LabError, match="bare URIs"):
+        Baresip(tmp_path, contacts=("<sip:alice@lab.test>",))
+    with pytest.raises(LabError, match="only message its contacts"):
+        Baresip(tmp_path).send_message("hi")
+
+
+def test_the_console_reader_waits_for_what_baresip_says_across_reads() -> None:
+    """cons sends what baresip shows its user in pieces, with colours: a wait matches the
+    text without them, whatever the split, and says what it saw when the match never comes."""
+    from softphone.lab.baresip import BaresipConsole
+
+    with socket.create_server((HOST, 0)) as listener:
+        port = listener.getsockname()[1]
+        console = BaresipConsole(port, name="bob")
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b'\rsip:alice@lab.test: "h\x1b[32m')
+            conn.sendall(b'ello"\n')
+            found = console.wait_for(r'sip:alice@lab\.test: "hello"', STEP_S)
+            assert found.group(0) == 'sip:alice@lab.test: "hello"'
+            with pytest.raises(LabError, match="never said"):
+                console.wait_for("goodbye", 0.05)
+        console.close()

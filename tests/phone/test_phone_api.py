@@ -64,6 +64,7 @@ EXPECTED_MEMBERS = {
     "resume",
     "transfer",
     "send_dtmf",
+    "send_message",
     "mute",
     "record",
     "accounts",

@@ -52,7 +52,10 @@ def test_call_is_set_up_and_torn_down_by_the_caller(pair: tuple[Network, Peer, P
     assert bob.of(ev.CallEnded) == [
         ev.CallEnded(call_id=bob_call, by="remote", status=200, reason="remote hung up")
     ]
-    assert alice.of(ev.CallEnded)[0].by == "local"
+    # Why the call ended, in words (the BYE's "200 OK" would say nothing).
+    assert alice.of(ev.CallEnded) == [
+        ev.CallEnded(call_id=call_id, by="local", status=200, reason="hung up here")
+    ]
     assert alice.ua.call_state(call_id) is CallState.TERMINATED
 
 
@@ -146,6 +149,8 @@ def test_cancel_200_race_acks_then_byes(pair: tuple[Network, Peer, Peer]) -> Non
     assert bob.of(ev.CallEnded)[0].by == "remote"
     assert alice.ua.call_state(call_id) is CallState.TERMINATED
     assert alice.of(ev.CallAnswered) == []
+    (ended,) = alice.of(ev.CallEnded)
+    assert ended.reason == "cancelled here (answered as the CANCEL went out)"
 
 
 def test_invite_times_out_with_a_clear_reason() -> None:
@@ -548,6 +553,13 @@ def test_nat_address_learned_from_via_is_registered() -> None:
     exchange(alice, registrar, 0.0)
     assert [e.contact for e in alice.of(ev.Registered)] == ["sip:alice@203.0.113.5:62000"]
     assert str(registrar.requests[-1].contacts[0].uri) == "sip:alice@203.0.113.5:62000"
+    # The first REGISTER's binding (the private address) is removed by the one that registers
+    # the learned address: left in place, the registrar would fork every call to it too.
+    assert list(registrar.bindings) == ["sip:alice@203.0.113.5:62000"]
+    alice.ua.handle_timer(3600.0)  # the refresh carries only the binding in use
+    exchange(alice, registrar, 3600.0)
+    assert [str(c.uri) for c in registrar.requests[-1].contacts] == ["sip:alice@203.0.113.5:62000"]
+    assert list(registrar.bindings) == ["sip:alice@203.0.113.5:62000"]
 
 
 # --- state tables --------------------------------------------------------------------------------

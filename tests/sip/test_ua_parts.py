@@ -28,7 +28,7 @@ from softphone.sip.transaction import ServerTransaction
 from softphone.sip.uri import SipUri
 
 HOLD = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, MESSAGE"
 
 
 def respond(
@@ -257,7 +257,7 @@ def test_bye_challenged_is_answered_once_with_credentials() -> None:
     net.flush()
     proxy.assert_answered_once()
     assert alice.of(ev.CallEnded) == [
-        ev.CallEnded(call_id=call_id, by="local", status=200, reason="OK")
+        ev.CallEnded(call_id=call_id, by="local", status=200, reason="hung up here")
     ]
     assert bob.of(ev.CallEnded)[0].call_id == bob_call
 
@@ -320,9 +320,36 @@ def test_reinvite_challenged_again_for_the_same_realm_ends_it() -> None:
     assert proxy.seen[2].body == OFFER
 
 
+def test_a_reinvite_answered_481_ends_the_call_saying_it_was_lost() -> None:
+    """§14.1: the dialog is gone on the far side; the BYE we send then is not a hang-up of
+    ours, and the call's end says so."""
+    alice = make_peer("alice", "127.0.0.1", seed=1)
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    net = Network(alice, bob)
+    call_id, _ = call_up(net, alice, bob)
+
+    def lost(data: bytes, dest: Address) -> bool:
+        if not data.startswith(b"INVITE"):
+            return False
+        req = parse_message(data)
+        assert isinstance(req, SipRequest)
+        if not req.to.tag:
+            return False
+        resp = respond(req, 481)
+        alice.events += alice.ua.receive_message(resp, dest, net.now)
+        return True
+
+    net.drop = lost
+    alice.ua.reoffer(call_id, sdp=HOLD, now=net.now)
+    net.flush()
+    (ended,) = alice.of(ev.CallEnded)
+    assert ended.reason.startswith("the call was lost: 481 ")
+    assert alice.ua.call_state(call_id) is CallState.TERMINATED
+
+
 # --- methods installed by a part -----------------------------------------------------------------
-class Messages:
-    """A part as a later module would be: MESSAGE in and out of a dialog, PUBLISH only outside
+class Subscriptions:
+    """A part as a later module would be: SUBSCRIBE in and out of a dialog, PUBLISH only outside
     one, UPDATE only inside one."""
 
     def __init__(self, ctx: UaContext) -> None:
@@ -330,7 +357,7 @@ class Messages:
         self.seen: list[tuple[str, str | None]] = []
 
     def install(self, methods: MethodTable) -> None:
-        methods.register_method("MESSAGE", in_dialog=self.in_dialog, out_of_dialog=self.outside)
+        methods.register_method("SUBSCRIBE", in_dialog=self.in_dialog, out_of_dialog=self.outside)
         methods.register_method("PUBLISH", out_of_dialog=self.outside)
         methods.register_method("UPDATE", in_dialog=self.in_dialog)
 
@@ -380,41 +407,41 @@ def ask(peer: Peer, method: str, *, dialog: SipRequest | None = None, n: int = 0
 def test_an_installed_method_is_in_allow_and_reaches_its_handlers_as_declared() -> None:
     alice = make_peer("alice", "127.0.0.1", seed=1)
     bob = make_peer("bob", "127.0.0.2", seed=2)
-    part = bob.ua.add_part(Messages)
+    part = bob.ua.add_part(Subscriptions)
     net = Network(alice, bob)
     _, bob_call = call_up(net, alice, bob)
     ack = next(parse_message(m) for m in bob.received if m.startswith(b"ACK"))
     assert isinstance(ack, SipRequest)
 
-    allow = f"{ALLOW}, MESSAGE, PUBLISH, UPDATE"
+    allow = f"{ALLOW}, SUBSCRIBE, PUBLISH, UPDATE"
     options = ask(bob, "OPTIONS")
     assert options.status == 200 and options.headers.get_lines("Allow") == [allow]
 
-    assert ask(bob, "MESSAGE").status == 200
-    assert ask(bob, "MESSAGE", dialog=ack, n=1).status == 200
+    assert ask(bob, "SUBSCRIBE").status == 200
+    assert ask(bob, "SUBSCRIBE", dialog=ack, n=1).status == 200
     assert ask(bob, "PUBLISH").status == 200
     assert ask(bob, "PUBLISH", dialog=ack, n=2).status == 405  # not declared in a dialog
     assert ask(bob, "UPDATE").status == 481  # not declared outside one (§12.2.2)
     assert ask(bob, "UPDATE", dialog=ack, n=3).status == 200
     assert part.seen == [
-        ("MESSAGE", None),
-        ("MESSAGE", bob_call),
+        ("SUBSCRIBE", None),
+        ("SUBSCRIBE", bob_call),
         ("PUBLISH", None),
         ("UPDATE", bob_call),
     ]
-    # Nobody installed SUBSCRIBE; and alice, who has no such part, knows no MESSAGE.
-    refused = ask(bob, "SUBSCRIBE")
+    # Nobody installed PRACK; and alice, who has no such part, knows no SUBSCRIBE.
+    refused = ask(bob, "PRACK")
     assert refused.status == 405 and refused.headers.get_lines("Allow") == [allow]
-    assert ask(bob, "SUBSCRIBE", dialog=ack, n=4).status == 405
-    refused = ask(alice, "MESSAGE")
+    assert ask(bob, "PRACK", dialog=ack, n=4).status == 405
+    refused = ask(alice, "SUBSCRIBE")
     assert refused.status == 405 and refused.headers.get_lines("Allow") == [ALLOW]
     assert bob.ua.call_state(bob_call) is CallState.CONFIRMED
 
 
 def test_a_method_side_has_one_handler() -> None:
     methods = MethodTable()
-    methods.register_method("MESSAGE", out_of_dialog=lambda req, tx, now: [])
-    methods.register_method("MESSAGE", in_dialog=lambda req, tx, call, now: [])  # the other side
+    methods.register_method("SUBSCRIBE", out_of_dialog=lambda req, tx, now: [])
+    methods.register_method("SUBSCRIBE", in_dialog=lambda req, tx, call, now: [])  # the other side
     with pytest.raises(LocalProtocolError):
-        methods.register_method("MESSAGE", out_of_dialog=lambda req, tx, now: [])
-    assert methods.allow == "MESSAGE"
+        methods.register_method("SUBSCRIBE", out_of_dialog=lambda req, tx, now: [])
+    assert methods.allow == "SUBSCRIBE"

@@ -23,10 +23,10 @@ from softphone.phone.phone import Phone
 from softphone.phone.threaded import ThreadedPhone
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
-from softphone.tui.app import SoftphoneApp, default_player_factory, make_app
+from softphone.tui.app import SoftphoneApp, default_player, make_app
 from softphone.tui.screens.history import HistoryScreen
 from softphone.tui.screens.incoming import IncomingScreen
-from softphone.tui.widgets.side_pane import PlayerLike
+from softphone.tui.widgets.side_pane import Login, PlayerLike
 
 HOST = "127.0.0.1"
 
@@ -82,11 +82,10 @@ def our_app(book: Book, port: int, urls: list[str]) -> SoftphoneApp:
     """The app around a real phone (on a thread of its own, as ``run_tui`` makes it), with the
     real players in the side pane; ``urls`` records what the pane was asked to play."""
     config = Config()
-    real = default_player_factory(config)
 
-    def player(url: str) -> PlayerLike:
+    def player(url: str, config: Config, login: Login | None) -> PlayerLike:
         urls.append(url)
-        return real(url)
+        return default_player(url, config, login)
 
     phone = ThreadedPhone(phone_at(port, config, "ours"))
     return make_app(config, phone, book=book, player_factory=player)

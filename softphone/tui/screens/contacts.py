@@ -1,7 +1,9 @@
 """The contacts screen: browse, search, add/edit/delete, star, and import a vCard file.
 
 :class:`ContactsScreen` is a searchable table (screens/searchable.py): it dismisses with the
-primary URI of the contact the user pressed Enter on (the app dials it) or None (Escape). :class:`ContactEditor`
+primary URI of the contact the user pressed Enter on (the app dials it) or None (Escape); ``m``
+opens the conversation with the selected contact (its unread messages show in the ✉ column).
+:class:`ContactEditor`
 is the add/edit modal: it saves through the store, and when the store refuses (``ContactError``)
 it shows the message under the form and keeps everything typed. :class:`VCardPrompt` asks for
 the path of a ``.vcf`` file to import. sqlite runs through the ``*_async`` methods in workers.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Final
@@ -23,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Static, TextArea
 
-from softphone.phone.book import Book, Contact, StoreError, read_vcard
+from softphone.phone.book import Book, Contact, Messages, StoreError, read_vcard
 from softphone.tui.screens.searchable import WRITE_GROUP, Cell, SearchableTableScreen
 
 __all__ = ["ContactEditor", "ContactsScreen", "VCardPrompt", "split_uris"]
@@ -188,13 +191,14 @@ class VCardPrompt(ModalScreen[Path | None]):
 
 
 def _add_columns(table: DataTable[Cell], screen_width: int) -> None:
-    """The columns; name and address share what the star and video columns leave."""
-    free = max(40, screen_width - (1 + 5) - 2 * 4 - _CHROME)
+    """The columns; name and address share what the star, video and unread columns leave."""
+    free = max(40, screen_width - (1 + 5 + 4) - 2 * 5 - _CHROME)
     name = max(16, free * 2 // 5)
     table.add_column("★", key="star", width=1)
     table.add_column("Name", key="name", width=name)
     table.add_column("Address", key="uri", width=free - name)
     table.add_column("Video", key="rtsp", width=5)
+    table.add_column("✉", key="unread", width=4)
 
 
 class ContactsScreen(SearchableTableScreen[Contact]):
@@ -213,9 +217,11 @@ class ContactsScreen(SearchableTableScreen[Contact]):
         Binding("f", "favourite", "Star", show=True),
         Binding("d,delete", "delete", "Del", show=True),
         Binding("i", "import_vcard", "Import", show=True),
+        Binding("m", "message", "Message", show=True),
     ]
     KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter", "call the selected contact"),
+        ("m", "messages with the selected contact (✉: how many are unread)"),
         ("/", "search by name or address"),
         ("a", "add a contact"),
         ("e", "edit the selected contact"),
@@ -225,10 +231,18 @@ class ContactsScreen(SearchableTableScreen[Contact]):
         ("escape", "clear the search, else go back"),
     )
 
-    def __init__(self, book: Book, *, phone_domain: str | None = None) -> None:
+    def __init__(
+        self,
+        book: Book,
+        *,
+        phone_domain: str | None = None,
+        open_chat: Callable[[Contact], None] | None = None,
+    ) -> None:
         super().__init__()
         self.book = book
         self.phone_domain = phone_domain
+        self.open_chat = open_chat
+        self.unread: dict[str, int] = {}  # by party key (the book's)
 
     @property
     def contacts(self) -> list[Contact]:
@@ -247,12 +261,25 @@ class ContactsScreen(SearchableTableScreen[Contact]):
             Text(row.name, no_wrap=True, overflow="ellipsis"),
             Text(f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"),
             "rtsp" if row.rtsp_url else "",
+            f"✉{count}" if (count := self.unread_of(row)) else "",
         )
+
+    def unread_of(self, contact: Contact) -> int:
+        """Unread messages from any of the contact's addresses."""
+        try:
+            keys = Messages.keys_of(contact.uris)
+        except StoreError:
+            return 0
+        return sum(self.unread.get(key, 0) for key in keys)
 
     def key(self, row: Contact) -> str:
         return str(row.id)
 
     async def fetch(self, query: str, offset: int) -> list[Contact]:
+        try:
+            self.unread = await self.book.messages.unread_counts_async()
+        except StoreError:
+            self.unread = {}  # the contacts themselves may still read
         if query:
             return await self.book.contacts.search_async(query, SEARCH_LIMIT)
         return await self.book.contacts.list_async()
@@ -300,6 +327,20 @@ class ContactsScreen(SearchableTableScreen[Contact]):
             self.notify(f"Cannot change {contact.name}: {exc}", severity="error")
             return
         self._load(focus=str(contact.id))
+
+    def action_message(self) -> None:
+        contact = self.selected()
+        if contact is None or self.open_chat is None:
+            return
+        if not contact.uris:
+            self.notify(f"{contact.name} has no address to write to.", severity="warning")
+            return
+        self.open_chat(contact)
+
+    def on_screen_resume(self) -> None:
+        """Back from a conversation: its messages are read now."""
+        if self.loaded:
+            self._load()
 
     def action_import_vcard(self) -> None:
         def done(path: Path | None) -> None:

@@ -2,7 +2,8 @@
 
 :class:`HistoryScreen` is a searchable table (screens/searchable.py) that pages through the
 history: it dismisses with the remote URI of the row the user pressed Enter on (the app calls it
-back) or with None (Escape). Every sqlite access goes through the ``*_async`` methods of
+back) or with None (Escape); ``m`` opens the conversation with the selected party. Every sqlite
+access goes through the ``*_async`` methods of
 :class:`~softphone.phone.book.History` and :class:`~softphone.phone.book.Contacts` inside
 exclusive workers, so a slow query never blocks the event loop and never overwrites the result
 of a newer one.
@@ -102,6 +103,7 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
         Binding("escape", "back", "Back", show=True),
         Binding("slash", "focus_search", "Search", show=True),
         Binding("p", "play", "Play", show=True),
+        Binding("m", "message", "Message", show=True),
         Binding("x", "stop", "Stop", show=True),
         Binding("delete", "delete", "Delete", show=True),
         Binding("C", "clear_all", "Clear", show=True),
@@ -109,6 +111,7 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
     KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
         ("enter", "call the selected party back"),
         ("/", "search calls (name, address or result)"),
+        ("m", "messages with the selected party"),
         ("p", "play the call's recording; again to stop"),
         ("x", "stop playing"),
         ("delete", "delete the selected call"),
@@ -123,12 +126,14 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
         *,
         now: Callable[[], datetime] = _local_now,
         page_size: int = PAGE_SIZE,
+        open_chat: Callable[[str, str | None], None] | None = None,
     ) -> None:
         super().__init__(page_size=page_size)
         self._page_size = page_size
         self.book = book
         self.phone = phone
         self._now = now
+        self.open_chat = open_chat  # (the party's URI, its name)
         self.playing: Path | None = None
         self._names: dict[str, str | None] = {}  # remote URI -> contact name (None: no contact)
 
@@ -210,6 +215,15 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
         await self.book.history.delete_async(row.id)
 
     # -- actions ------------------------------------------------------------------------------
+
+    def action_message(self) -> None:
+        record = self.selected()
+        if record is None or self.open_chat is None:
+            return
+        if record.remote_uri is None:
+            self.notify("This call has no address to write to.", severity="warning")
+            return
+        self.open_chat(record.remote_uri, record.remote_name)
 
     def action_play(self) -> None:
         if self.playing is not None:

@@ -40,6 +40,13 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "every SIP flow seen: calls, registrations, OPTIONS, ... (Enter: its ladder)",
         show=False,
     ),
+    Action(
+        "M",
+        "message",
+        "Chat",
+        "write an instant message: to an address, a contact, or a recent conversation",
+    ),
+    Action("R", "reply", "Reply", "open the conversation with whoever wrote last", show=False),
     Action("y", "history", "History", "call history"),
     Action("c", "contacts", "Contacts", "contacts"),
     Action("s", "settings", "Settings", "accounts and settings"),
@@ -81,6 +88,8 @@ def help_sections(first: type | None = None) -> list[HelpSection]:
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
+        ("chat", "ChatScreen", "Messages (a conversation)"),
+        ("chat", "ChatPicker", "Write a message to"),
         ("flows", "FlowsScreen", "SIP flows"),
         ("trace", "TraceScreen", "SIP trace"),
         ("settings", "SettingsScreen", "Settings"),

@@ -1,5 +1,5 @@
 """The status bar: one line per account with its registration state, at the top of the main
-screen."""
+screen, and how many instant messages are unread."""
 
 from __future__ import annotations
 
@@ -69,9 +69,12 @@ class StatusBar(Static):
         super().__init__("starting…", id=id)
         self._clock = clock
         self._failed_at: dict[str, float] = {}
+        self._registrations: Mapping[str, Registration] | None = None
+        self.unread = 0
         self.text = "starting…"
 
     def show(self, registrations: Mapping[str, Registration]) -> None:
+        self._registrations = registrations
         now = self._clock()
         for name, reg in registrations.items():
             if reg.state == "failed":
@@ -83,10 +86,22 @@ class StatusBar(Static):
             for name, reg in registrations.items()
         ]
         text = "  │  ".join(lines) if lines else "no accounts"
+        if self.unread:
+            text += f"  │  ✉ {self.unread} unread (R replies, M writes)"
         self.set_class(any(r.state == "failed" for r in registrations.values()), "-failed")
         if text != self.text:
             self.text = text
             self.update(text)
+
+    def show_unread(self, count: int) -> None:
+        """How many messages are unread (0: nothing is said)."""
+        if count != self.unread:
+            self.unread = count
+            if self._registrations is not None:
+                self.show(self._registrations)
+            else:
+                self.text = f"✉ {count} unread" if count else "starting…"
+                self.update(self.text)
 
     def failure_seen(self, account: str) -> None:
         """A new RegistrationFailed: restart the countdown from now."""
