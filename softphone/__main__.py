@@ -342,7 +342,10 @@ def _file_in(text: str) -> Path:
 
 
 def _writable(text: str, suffixes: tuple[str, ...], what: str) -> Path:
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~user/..." for a user without a home directory
+        raise argparse.ArgumentTypeError(f"{text}: no such user's home directory") from None
     if path.suffix.lower() not in suffixes:
         raise argparse.ArgumentTypeError(
             f"{text}: {what} needs a {' or '.join(suffixes)} file name"

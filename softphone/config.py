@@ -13,6 +13,7 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
 
 Audio keys (all optional, top level)::
 
@@ -97,6 +98,9 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or wrong; the message says where."""
 
 
+DEFAULT_BINDING_CHECK_S: Final = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """One SIP account ([[account]] in the config file)."""
@@ -111,6 +115,10 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    # How often to ask the registrar whether it still has our binding (RFC 3261 §10.2.3, a
+    # REGISTER without Contact); 0 never asks. A registrar that restarts with its bindings in
+    # memory loses them without telling anyone: this is how we find out and register again.
+    binding_check: int = DEFAULT_BINDING_CHECK_S
 
     @property
     def auth_username(self) -> str:
@@ -223,6 +231,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "binding_check",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -257,14 +266,20 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
         return Config(path=path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_config_bytes(raw, path=path)
+
+
+def parse_config_bytes(raw: bytes, *, path: Path | None = None) -> Config:
+    """The config in ``raw``, the bytes of a TOML file; every problem is a ConfigError."""
     import tomllib
 
+    where = str(path) if path else "config"
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
     return parse_config(data, path=path)
 
 
@@ -302,7 +317,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     if recordings_dir is not None:
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
             raise ConfigError(f"{where}: recordings_dir must be a directory path")
-        recordings_dir = Path(recordings_dir).expanduser()
+        recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
     cameras = _cameras(data.get("camera", []), where)
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
@@ -350,10 +365,15 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     if ca_file is not None:
         if not isinstance(ca_file, str):
             raise ConfigError(f"{label}: tls_ca_file must be a path string")
-        ca_path = Path(ca_file).expanduser()
+        ca_path = _expanded(ca_file, f"{label}: tls_ca_file")
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    check = raw.get("binding_check", DEFAULT_BINDING_CHECK_S)
+    if not isinstance(check, int) or isinstance(check, bool) or not 0 <= check <= 86400:
+        raise ConfigError(
+            f"{label}: binding_check must be a whole number of seconds from 0 (never) to 86400"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -365,7 +385,18 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        binding_check=check,
     )
+
+
+def _expanded(text: str, label: str) -> Path:
+    """``text`` as a path with ``~`` or ``~user`` expanded; a user without a home directory is
+    a mistake in the file, said as one (Path.expanduser raises RuntimeError for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ConfigError(f"{label}: {user!r} is not a user with a home directory") from None
 
 
 def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:
@@ -509,6 +540,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.binding_check != DEFAULT_BINDING_CHECK_S:
+            entry["binding_check"] = a.binding_check
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

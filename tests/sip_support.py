@@ -41,6 +41,7 @@ def make_peer(
     outbound: Address | None = None,
     password: str | None = None,
     display_name: str | None = None,
+    binding_check_s: float | None = None,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -53,6 +54,7 @@ def make_peer(
         registrar=registrar,
         outbound=outbound,
         display_name=display_name,
+        binding_check_s=binding_check_s,
     )
     ua = UserAgent(accounts=[acct], rng=random.Random(seed))
     ua.add_listener(address)
@@ -134,6 +136,7 @@ class Registrar:
         self.password = password
         self.requests: list[SipRequest] = []
         self.bindings: dict[str, int] = {}  # contact URI -> expires, as §10.3 keeps them
+        self.lists_bindings = True  # a 2xx lists the bindings, as §10.3 step 8 says
 
     def respond(self, data: bytes) -> bytes:
         req = parse_message(data)
@@ -181,17 +184,23 @@ class Registrar:
                     self.bindings[str(contact.uri)] = seconds
                 else:
                     self.bindings.pop(str(contact.uri), None)
-            for uri, seconds in self.bindings.items():  # step 8: every current binding
+            # step 8: every current binding (none at all from a registrar that ignores it);
+            # a REGISTER without Contact is a query for them (§10.2.3)
+            for uri, seconds in self.bindings.items() if self.lists_bindings else ():
                 headers.add("Contact", f"<{uri}>;expires={seconds}")
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     def restart(self) -> None:
-        """Forget every nonce, as a registrar restarting or failing over does."""
+        """Forget every nonce and binding, as a registrar restarting with its location table
+        in memory does."""
         self.issued.clear()
+        self.bindings.clear()
         self.generation += 1
 
 
-def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
+def registering_alice(
+    expires: int = 3600, password: str = "alicepw", binding_check_s: float | None = None
+) -> Peer:
     registrar = Address("udp", "127.0.0.10", 5070)
     return make_peer(
         "alice",
@@ -200,6 +209,7 @@ def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
         registrar=SipUri(host="127.0.0.10", port=5070),
         outbound=registrar,
         password=password,
+        binding_check_s=binding_check_s,
     )
 
 

@@ -9,7 +9,13 @@ from typing import get_args
 
 import pytest
 
-from softphone.config import ConfigError, load_config, parse_config, save_config
+from softphone.config import (
+    DEFAULT_BINDING_CHECK_S,
+    ConfigError,
+    load_config,
+    parse_config,
+    save_config,
+)
 
 EXAMPLE = """\
 sip_port = 5070
@@ -79,6 +85,18 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
         ("output_device = -1\n", "output_device must be a device index"),
         ("ring_device = ' '\n", "ring_device must not be empty"),
         ("recordings_dir = 3\n", "recordings_dir must be a directory path"),
+        (
+            "recordings_dir = '~nosuchuser-softphone/calls'\n",
+            "recordings_dir: '~nosuchuser-softphone' is not a user with a home directory",
+        ),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\ntls_ca_file='~nosuchuser-softphone/ca.pem'\n",
+            "tls_ca_file: '~nosuchuser-softphone' is not a user with a home directory",
+        ),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\nbinding_check=-1\n",
+            "binding_check must be a whole number of seconds from 0 (never) to 86400",
+        ),
     ],
 )
 def test_mistakes_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -225,3 +243,15 @@ def test_the_config_spells_transports_as_the_sip_core_does() -> None:
 def test_an_accounts_domain_is_its_address_of_record_host() -> None:
     config = parse_config({"account": [{"name": "a", "uri": "sip:alice@example.com"}]})
     assert config.account("a").domain == "example.com"
+
+
+def test_binding_check_defaults_can_be_turned_off_and_round_trips(tmp_path: Path) -> None:
+    base = "[[account]]\nname='a'\nuri='sip:a@b'\nregistrar='sip:192.0.2.1'\n"
+    default = load_config(write(tmp_path, base))
+    assert default.accounts[0].binding_check == DEFAULT_BINDING_CHECK_S
+    off = load_config(write(tmp_path, base + "binding_check = 0\n"))
+    assert off.accounts[0].binding_check == 0
+    for config in (default, off):
+        target = tmp_path / "saved.toml"
+        save_config(config, target)
+        assert load_config(target).accounts == config.accounts

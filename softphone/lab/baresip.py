@@ -278,13 +278,16 @@ class Baresip:
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        max_calls: int = 4,
     ) -> None:
         """``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
         default: every codec module loaded). ``register`` only matters with a registrar.
         ``display_name``: the name its From carries, as most phones send one. ``contacts``:
         URIs for its contacts file (module ``contact``), the only parties baresip 1.0 can send
         an instant message to (:meth:`send_message`). ``console``: load ``cons`` and read it
-        (:attr:`console`), where baresip shows the instant messages it receives."""
+        (:attr:`console`), where baresip shows the instant messages it receives.
+        ``max_calls``: calls it takes at once (``call_max_calls``; the load benchmarks raise
+        it)."""
         self.workdir = workdir
         self.kamailio = kamailio
         self.user = user
@@ -299,6 +302,7 @@ class Baresip:
         if display_name is not None and any(c in display_name for c in '"\\\r\n'):
             raise LabError(f"a display name the accounts file can hold, not {display_name!r}")
         self.display_name = display_name
+        self.max_calls = max_calls
         if any(c in uri for uri in contacts for c in "<>\r\n"):
             raise LabError(f"contacts are bare URIs, not {contacts!r}")
         self.contacts = contacts
@@ -387,7 +391,7 @@ class Baresip:
             "poll_method\t\tepoll\n",
             f"sip_listen\t\t{HOST}:{self.sip_port}\n",
             tls,
-            "call_local_timeout\t120\ncall_max_calls\t\t4\n",
+            f"call_local_timeout\t120\ncall_max_calls\t\t{self.max_calls}\n",
             source,
             "audio_player\t\t\naudio_alert\t\t\n",
             "ausrc_format\t\ts16\nauplay_format\t\ts16\n",

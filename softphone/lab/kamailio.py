@@ -86,8 +86,9 @@ class Kamailio:
 
     # -- life cycle
 
-    def render_config(self) -> str:
-        port = free_port_pair()
+    def render_config(self, port: int | None = None) -> str:
+        """The configuration, on ``port`` (UDP/TCP; TLS on the next), else on free ones."""
+        port = port if port is not None else free_port_pair()
         self.udp_port = self.tcp_port = port
         self.tls_port = port + 1
         self.udp6_port = port if can_bind(socket.AF_INET6, socket.SOCK_DGRAM, "::1", port) else None
@@ -123,12 +124,13 @@ class Kamailio:
             raise LabError(f"{TEMPLATE} has an unreplaced @@placeholder@@")
         return text
 
-    def start(self, timeout_s: float = 15.0) -> Kamailio:
+    def start(self, timeout_s: float = 15.0, *, port: int | None = None) -> Kamailio:
+        """Start on ``port`` (UDP/TCP; TLS on the next), or on free ports."""
         binary = find_binary("kamailio", "kamailio")
         self.workdir.mkdir(parents=True, exist_ok=True)
         rundir = self.workdir / "run"
         rundir.mkdir(exist_ok=True)
-        self.config_path.write_text(self.render_config())
+        self.config_path.write_text(self.render_config(port))
         common = ["-f", str(self.config_path), "-Y", str(rundir), "-m", "64", "-M", "8"]
         check = subprocess.run(
             [binary, "-c", *common], capture_output=True, text=True, timeout=60, check=False
@@ -182,6 +184,13 @@ class Kamailio:
                 "an answer to OPTIONS over UDP",
                 poll_s=0.0,
             )
+
+    def restart(self, timeout_s: float = 15.0) -> Kamailio:
+        """Stop it and start it again on the same ports, as a registrar restart does: the
+        location table is in memory only, so every binding is gone."""
+        port = self.udp_port
+        self.stop()
+        return self.start(timeout_s, port=port)
 
     def alive(self) -> bool:
         return self._process is not None and self._process.alive()

@@ -83,6 +83,7 @@ async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) 
         outbound=outbound,
         transport=acct.transport,
         expires=acct.expires,
+        binding_check_s=float(acct.binding_check) or None,
     )
 
 

@@ -32,6 +32,9 @@ class AccountConfig:
     outbound: Address | None = None  # resolved next hop for out-of-dialog requests
     transport: TransportName = "udp"
     expires: int = 3600
+    # Every this many seconds while registered, ask the registrar for our binding (a REGISTER
+    # without Contact, RFC 3261 §10.2.3) and register again if it is gone; None never asks.
+    binding_check_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,13 @@ until their last response.
 
 A registrar that does not answer at all is told about while it happens: RegistrationNotAnswered
 after ``TimerConfig.silence_notice`` (2 s), long before Timer F gives up (32 s).
+
+A registrar that restarts with its location table in memory (Kamailio with usrloc in memory,
+a PBX reloaded) forgets every binding and tells nobody: calls to us get 404 until our next
+refresh, up to an hour later. With ``AccountConfig.binding_check_s``, while registered we ask it
+for our bindings (a REGISTER without Contact, RFC 3261 §10.2.3, on the same Call-ID) that often;
+a 2xx that no longer lists our Contact is answered at once by registering again. The check is
+only made with registrars that list our Contact in their 2xx, as §10.3 step 8 says they must.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Final
 from softphone.sip import events as ev
 from softphone.sip.account import AccountChanges, AccountConfig, address_for_uri, same_binding
 from softphone.sip.address import Address
-from softphone.sip.context import UaContext
+from softphone.sip.context import ResponseHandler, UaContext
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import Headers, SipMessage, SipRequest, SipResponse
@@ -97,6 +104,7 @@ class Registration:
     nat_rewritten: bool = False
     tell_unregistered: bool = True  # False for a binding replaced by the account's new one
     bound: bool = False  # the registrar accepted this binding at least once
+    listed: bool = False  # the registrar's last 2xx listed our Contact (binding checks work)
 
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
@@ -203,6 +211,7 @@ class Registrations:
         else only forget it. A registrar that never answered has no binding of ours to remove,
         and waiting on it to confirm a removal would only take Timer F's 32 s once more."""
         self._ctx.clear_deadline(_silence_key(reg))
+        self._ctx.clear_deadline(_check_key(reg))
         registered = reg.bound and reg.state in (RegState.REGISTERING, RegState.REGISTERED)
         reg.apply(RegInput.STOP)
         if registered:
@@ -234,7 +243,16 @@ class Registrations:
         self._retiring.append(reg)
         return True
 
-    def _send(self, reg: Registration, expires: int, now: float) -> None:
+    def _send(
+        self,
+        reg: Registration,
+        expires: int | None,
+        now: float,
+        *,
+        handler: ResponseHandler | None = None,
+    ) -> None:
+        """REGISTER our Contact for ``expires`` seconds (0 removes it), or with ``expires`` None
+        ask for the bindings (no Contact, no Expires: §10.2.3), answered to ``handler``."""
         acct = reg.account
         assert acct.registrar is not None
         dest = registrar_hop(acct)
@@ -253,10 +271,12 @@ class Registrations:
         headers.add("To", str(NameAddr(uri=acct.aor, display_name=acct.display_name)))
         headers.add("Call-ID", reg.call_id)
         headers.add("CSeq", f"{reg.cseq} REGISTER")
-        headers.add("Contact", str(NameAddr(uri=reg.contact)))
-        if reg.stale_contact is not None:  # §10.2.2: one REGISTER may remove and add bindings
-            headers.add("Contact", str(NameAddr(uri=reg.stale_contact).with_param("expires", "0")))
-        headers.add("Expires", str(expires))
+        if expires is not None:
+            headers.add("Contact", str(NameAddr(uri=reg.contact)))
+            if reg.stale_contact is not None:  # §10.2.2: one REGISTER may remove and add bindings
+                stale = NameAddr(uri=reg.stale_contact).with_param("expires", "0")
+                headers.add("Contact", str(stale))
+            headers.add("Expires", str(expires))
         headers.add("Allow", self._ctx.allow)
         uri = acct.registrar.replace(user=None, password=None, headers=())
         # Pre-authenticate refreshes with the last challenge (RFC 7616 §3.4 nonce reuse); a
@@ -264,7 +284,7 @@ class Registrations:
         for value in self._ctx.cached_credentials(acct, "REGISTER", str(uri)):
             headers.add("Authorization", value)
         request = SipRequest(method="REGISTER", uri=uri, headers=headers)
-        self._ctx.start_client(request, dest, acct, self._on_response, now)
+        self._ctx.start_client(request, dest, acct, handler or self._on_response, now)
         if expires:
             notice_at = now + self._ctx.timers.silence_notice
             self._ctx.set_deadline(
@@ -345,11 +365,13 @@ class Registrations:
             reg.apply(RegInput.OK)
             reg.bound = True
             reg.failures = 0
+            reg.listed = self._lists_ours(reg, resp)
             # Refresh well before expiry: half way for short intervals, a minute early otherwise.
             refresh_in = expires / 2 if expires <= 240 else expires - 60
             self._ctx.set_deadline(
                 ("register", acct.name), now + max(refresh_in, 1.0), partial(self._due, acct.name)
             )
+            self._schedule_check(reg, now, before=now + refresh_in)
             return [ev.Registered(account=acct.name, expires=expires, contact=str(reg.contact))]
         reg.apply(RegInput.FAIL)
         reg.failures += 1
@@ -376,6 +398,70 @@ class Registrations:
             reg.auth_attempts = 0
             self._send(reg, reg.expires, now)
         return []
+
+    # -- binding checks (RFC 3261 §10.2.3) ---------------------------------------------------
+
+    def _schedule_check(self, reg: Registration, now: float, *, before: float) -> None:
+        """The next check, when the account asks for checks, the registrar lists bindings and
+        the check comes before the refresh (which would find a lost binding anyway)."""
+        every = reg.account.binding_check_s
+        if every is None or every <= 0 or not reg.listed or now + every >= before:
+            self._ctx.clear_deadline(_check_key(reg))
+            return
+        self._ctx.set_deadline(_check_key(reg), now + every, partial(self._check, reg))
+
+    def _check(self, reg: Registration, now: float) -> list[ev.Event]:
+        """Ask for our bindings: the REGISTER of a refresh without Contact and Expires."""
+        if (
+            self._by_account.get(reg.account.name) is not reg
+            or reg.state is not RegState.REGISTERED
+        ):
+            return []
+        self._send(reg, None, now, handler=self._on_check)
+        return []
+
+    def _on_check(
+        self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
+    ) -> list[ev.Event]:
+        reg = self._owner(tx)
+        if reg is None or reg.state is not RegState.REGISTERED:
+            return []
+        if resp is not None and status < 200:
+            return []
+        refresh = self._ctx.deadline_of(("register", reg.account.name))
+        before = refresh if refresh is not None else now + reg.expires
+        if resp is not None and status in (401, 407):
+            if self._ctx.resend_with_credentials(
+                tx,
+                resp,
+                account=reg.account,
+                owner=reg,
+                next_cseq=reg.next_cseq,
+                handler=self._on_check,
+                now=now,
+            ):
+                return []
+        elif resp is not None and 200 <= status < 300:
+            reg.auth_attempts = 0
+            if not self._lists_ours(reg, resp):
+                logger.info(
+                    "%s: the registrar no longer has our binding (restarted?); registering again",
+                    reg.account.name,
+                )
+                self._ctx.clear_deadline(("register", reg.account.name))
+                reg.apply(RegInput.RETRY)
+                self._send(reg, reg.expires, now)
+                return []
+        # No answer, or one that is not about bindings: the refresh will tell; check again then.
+        self._schedule_check(reg, now, before=before)
+        return []
+
+    @staticmethod
+    def _lists_ours(reg: Registration, resp: SipResponse) -> bool:
+        """Whether the 2xx lists our Contact among the bindings of the address of record."""
+        return reg.contact is not None and any(
+            isinstance(c.uri, SipUri) and c.uri.matches(reg.contact) for c in resp.contacts
+        )
 
     def _granted_expires(self, reg: Registration, resp: SipResponse) -> int:
         """§10.2.4: the expires of our own binding in the 200, else Expires, else what we asked."""
@@ -427,6 +513,10 @@ def registrar_hop(acct: AccountConfig) -> Address:
 
 def _silence_key(reg: Registration) -> tuple[str, str]:
     return ("register-silent", reg.call_id)
+
+
+def _check_key(reg: Registration) -> tuple[str, str]:
+    return ("register-check", reg.call_id)
 
 
 def _int_header(msg: SipMessage, name: str) -> int | None:

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, Literal, Protocol, cast
@@ -36,6 +37,10 @@ IDLE_TIMEOUT_S: Final = 15 * 60.0
 CONNECT_TIMEOUT_S: Final = 10.0
 TLS_SHUTDOWN_TIMEOUT_S: Final = 5.0
 READ_SIZE: Final = 64 * 1024
+# The UDP socket's receive buffer asked for (the kernel caps it at net.core.rmem_max). Linux's
+# default (208 KiB of buffer, ~150 datagrams) overflows in a fraction of a second when a scanner
+# floods us while the loop is busy; queued, the INVITEs are answered late instead of never.
+UDP_RECEIVE_BUFFER: Final = 4 * 1024 * 1024
 # RFC 5626 §4.4.1 / §3.5.1: the client sends a double CRLF ("ping"), the server answers one CRLF.
 PING: Final = b"\r\n\r\n"
 PONG: Final = b"\r\n"
@@ -352,6 +357,9 @@ class SipTransport:
                 lambda: _UdpProtocol(self, closed), local_addr=(host, port)
             )
             assert protocol.transport is not None
+            sock = protocol.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
             name = protocol.transport.get_extra_info("sockname")
             address = Address("udp", _ip(str(name[0])), int(name[1]))
             self._udp.append((address, protocol))

@@ -10,6 +10,7 @@ import itertools
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -172,6 +173,30 @@ async def test_udp_ignores_empty_and_crlf_datagrams(
             peer_transport.sendto(data, ("127.0.0.1", local.port))
         await core.until(lambda: len(core.received) >= 1)
         assert [data for data, _ in core.received] == [b"MESSAGE"]
+    finally:
+        peer_transport.close()
+
+
+def _rmem_max() -> int:
+    try:
+        return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+async def test_udp_receive_buffer_holds_a_burst_while_the_loop_is_busy(
+    core: FakeCore, sip_transport: SipTransport
+) -> None:
+    if _rmem_max() < 1024 * 1024:
+        pytest.skip("net.core.rmem_max below 1 MiB: the kernel caps the buffer we ask for")
+    local = await sip_transport.listen("udp", "127.0.0.1", 0)
+    peer_transport, _, _ = await udp_peer("127.0.0.1")
+    burst = [sip(call_id=f"c{i}", body=b"x" * 500) for i in range(1000)]
+    try:
+        for data in burst:  # all sent before the loop gets to read one: they queue in the kernel
+            peer_transport.sendto(data, ("127.0.0.1", local.port))
+        await core.until(lambda: len(core.received) == len(burst))
+        assert [data for data, _ in core.received] == burst
     finally:
         peer_transport.close()
 
