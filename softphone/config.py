@@ -33,13 +33,20 @@ a URL on the same host and port uses its credentials)::
 
 Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
 temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
-half-written config and passwords are never world-readable.
+half-written config and passwords are never world-readable. A config that others can read and
+that holds a password is still read, never silently: :func:`exposed_password` is the warning
+the front ends show, :func:`make_private` the fix they offer.
+
+What softphone keeps of its own is private too (:func:`private_dir`, :func:`private_file`): the
+state directory and its log (every SIP message at DEBUG), the data directory with the call
+history and recordings: directories 0700, files 0600, and existing ones are tightened.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -209,6 +216,68 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME)
+
+
+# --- file modes ------------------------------------------------------------------------------------
+PRIVATE_DIR_MODE: Final = 0o700
+PRIVATE_FILE_MODE: Final = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Make the directory ``path`` (its missing parents with the usual mode) and leave it 0700:
+    what softphone keeps there is its user's alone. An existing one that others may enter is
+    tightened. Raises OSError."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make the file ``path`` if missing, and leave it 0600 (an existing one is tightened), so
+    that opening it for writing never creates it readable by others. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def exposed_password(config: Config) -> str | None:
+    """A warning when the config file holds a password (an account's, a camera's, or one in a
+    camera URL) and users other than its owner may read it; None otherwise."""
+    path = config.path
+    if path is None or not _holds_password(config):
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return (
+        f"{path} holds a password and other users can read it (mode {mode:04o}); "
+        f"make it private with: chmod 600 {path}"
+    )
+
+
+def make_private(path: Path) -> None:
+    """The fix :func:`exposed_password` offers: the config file 0600. Raises OSError."""
+    os.chmod(path, PRIVATE_FILE_MODE)
+
+
+def _holds_password(config: Config) -> bool:
+    if any(a.password for a in config.accounts) or any(c.password for c in config.cameras):
+        return True
+    for camera in config.cameras:
+        try:
+            if urlsplit(camera.url).password:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 _ACCOUNT_KEYS: Final = frozenset(
