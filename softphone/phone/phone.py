@@ -283,9 +283,21 @@ class Phone(EventReader):
             name for name in self._accounts if ua.unregister(name, self._now())
         )
         running.transport.pump()
-        left = await self._registrations.wait_unregistered(UNREGISTER_TIMEOUT_S)
+        left, unanswered = await asyncio.gather(
+            self._registrations.wait_unregistered(UNREGISTER_TIMEOUT_S),
+            self._calls.wait_ended(UNREGISTER_TIMEOUT_S),
+        )
         if left:
             logger.warning("unregister not confirmed for %s", ", ".join(left))
+        for info in unanswered:
+            # The far end never answered our BYE or CANCEL: the call is over for us all the
+            # same (RFC 3261 §15.1.1), and whoever reads the events learns how it ended.
+            answered = info.established_at is not None
+            self._calls.finish(
+                info,
+                200 if answered else 487,
+                "hung up: the phone stopped (the far end did not confirm)",
+            )
         self._calls.close_all()
         await self._calls.wait_closed()
         self._audio.close()
