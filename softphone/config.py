@@ -13,6 +13,7 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
 
 Audio keys (all optional, top level)::
 
@@ -118,6 +119,7 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    only_from_proxy: bool = False  # calls (any out-of-dialog request) only via registrar/proxy
 
     @property
     def auth_username(self) -> str:
@@ -292,6 +294,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "only_from_proxy",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -423,6 +426,13 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    only_from_proxy = raw.get("only_from_proxy", False)
+    if not isinstance(only_from_proxy, bool):
+        raise ConfigError(f"{label}: only_from_proxy must be true or false")
+    if only_from_proxy and raw.get("registrar") is None and raw.get("proxy") is None:
+        raise ConfigError(
+            f"{label}: only_from_proxy needs a registrar or proxy (calls would come from nowhere)"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -434,6 +444,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        only_from_proxy=only_from_proxy,
     )
 
 
@@ -578,6 +589,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.only_from_proxy:
+            entry["only_from_proxy"] = True
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

@@ -41,6 +41,7 @@ def make_peer(
     outbound: Address | None = None,
     password: str | None = None,
     display_name: str | None = None,
+    only_from_proxy: bool = False,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -53,6 +54,7 @@ def make_peer(
         registrar=registrar,
         outbound=outbound,
         display_name=display_name,
+        only_from_proxy=only_from_proxy,
     )
     ua = UserAgent(accounts=[acct], rng=random.Random(seed))
     ua.add_listener(address)

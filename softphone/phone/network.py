@@ -83,6 +83,7 @@ async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) 
         outbound=outbound,
         transport=acct.transport,
         expires=acct.expires,
+        only_from_proxy=acct.only_from_proxy,
     )
 
 

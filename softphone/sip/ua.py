@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar, assert_never
 
 from softphone.sip import events as ev
-from softphone.sip.account import AccountChanges, AccountConfig, account_for_uri
+from softphone.sip.account import AccountChanges, AccountConfig, accepts_source, account_for_uri
 from softphone.sip.address import Address, TransportName
 from softphone.sip.authentication import Authenticator
 from softphone.sip.bye import Bye
@@ -703,10 +703,10 @@ class UserAgent:
             return self._receive_cancel(req, reply_to, now)
         tx = ServerTransaction(req, reply_to, timers=core.timers, now=now)
         core.add_server(key, tx)
-        return self._dispatch(req, tx, key, now)
+        return self._dispatch(req, tx, key, now, source)
 
     def _dispatch(
-        self, req: SipRequest, tx: ServerTransaction, key: ServerKey, now: float
+        self, req: SipRequest, tx: ServerTransaction, key: ServerKey, now: float, source: Address
     ) -> list[ev.Event]:
         core, methods = self._core, self._methods
         mf = req.max_forwards
@@ -719,6 +719,11 @@ class UserAgent:
             if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
                 reason = "Missing Contact" if not contacts else "Bad Contact"
                 return core.reply(tx, req, 400, now, reason=reason)
+        if not has_tag and not accepts_source(
+            self._accounts.values(), core.account_for_request(req), source
+        ):
+            # only_from_proxy: a request that bypassed the account's proxy rings nothing.
+            return core.reply(tx, req, 403, now)
         must_be_ours = spec is not None and spec.addressed_to_us and not has_tag
         if must_be_ours and core.account_for_request(req) is None:
             # A scanner or a misrouted call: not one of our users, not a contact we registered.
