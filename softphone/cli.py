@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 HANGUP_WAIT_S = 8.0
 HISTORY_WAIT_S = 2.0  # at the end, for the last rows of the call history to be written
 PLAYER_STOP_S = 3.0  # a stopped player's TEARDOWN waits at most 1 s for its answer
+LISTEN_BATCH = 256  # listen: events written with one flush
 
 HangupCause = Literal["signal", "ring_timeout", "duration"]
 
@@ -163,10 +164,20 @@ class CommandHistory:
             await self.book.close_async()
 
 
+def _queued(phone: Phone, limit: int) -> list[pe.PhoneEvent]:
+    """The events already queued, at most ``limit``."""
+    found: list[pe.PhoneEvent] = []
+    while len(found) < limit and (event := phone.next_event_nowait()) is not None:
+        found.append(event)
+    return found
+
+
 async def _drain(phone: Phone, reporter: Reporter, history: CommandHistory) -> None:
+    """Every event left in the phone's queue (the phone has stopped), written and flushed."""
     while (event := phone.next_event_nowait()) is not None:
-        reporter.event(event)
+        reporter.event(event, flush=False)
         history.observe(event, phone)
+    reporter.flush()
 
 
 async def _settle_registration(
@@ -368,14 +379,22 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
                     event = await _next(phone, stop.event, deadline)
                     if event is None:
                         return ExitCode.OK
-                    reporter.event(event)
-                    history.observe(event, phone)
-                    if isinstance(event, pe.IncomingCall) and args.reject is not None:
-                        try:
-                            await phone.reject(event.call_id, status=args.reject)
-                        except PhoneError as exc:
-                            reporter.say(f"softphone: cannot reject the call: {exc}")
+                    # With many calls events come in bursts: take what is queued with it and
+                    # write it with one flush, so the output keeps up with the phone.
+                    batch = [event, *_queued(phone, LISTEN_BATCH)]
+                    for event in batch:
+                        reporter.event(event, flush=False)
+                        history.observe(event, phone)
+                    reporter.flush()
+                    for event in batch:
+                        if isinstance(event, pe.IncomingCall) and args.reject is not None:
+                            try:
+                                await phone.reject(event.call_id, status=args.reject)
+                            except PhoneError as exc:
+                                reporter.say(f"softphone: cannot reject the call: {exc}")
             finally:
+                # Ctrl-C, SIGTERM, --duration: stop() hangs up every call and waits for the
+                # answers, so that each call's call_ended is among the events written here.
                 await phone.stop()
                 await _drain(phone, reporter, history)
         finally:

@@ -14,6 +14,7 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
     # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
+    # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
 
 Audio keys (all optional, top level)::
 
@@ -34,13 +35,20 @@ a URL on the same host and port uses its credentials)::
 
 Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
 temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
-half-written config and passwords are never world-readable.
+half-written config and passwords are never world-readable. A config that others can read and
+that holds a password is still read, never silently: :func:`exposed_password` is the warning
+the front ends show, :func:`make_private` the fix they offer.
+
+What softphone keeps of its own is private too (:func:`private_dir`, :func:`private_file`): the
+state directory and its log (every SIP message at DEBUG), the data directory with the call
+history and recordings: directories 0700, files 0600, and existing ones are tightened.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -119,6 +127,7 @@ class Account:
     # REGISTER without Contact); 0 never asks. A registrar that restarts with its bindings in
     # memory loses them without telling anyone: this is how we find out and register again.
     binding_check: int = DEFAULT_BINDING_CHECK_S
+    only_from_proxy: bool = False  # calls (any out-of-dialog request) only via registrar/proxy
 
     @property
     def auth_username(self) -> str:
@@ -219,6 +228,68 @@ def default_data_dir() -> Path:
     return user_data_path(APP_NAME)
 
 
+# --- file modes ------------------------------------------------------------------------------------
+PRIVATE_DIR_MODE: Final = 0o700
+PRIVATE_FILE_MODE: Final = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Make the directory ``path`` (its missing parents with the usual mode) and leave it 0700:
+    what softphone keeps there is its user's alone. An existing one that others may enter is
+    tightened. Raises OSError."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make the file ``path`` if missing, and leave it 0600 (an existing one is tightened), so
+    that opening it for writing never creates it readable by others. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def exposed_password(config: Config) -> str | None:
+    """A warning when the config file holds a password (an account's, a camera's, or one in a
+    camera URL) and users other than its owner may read it; None otherwise."""
+    path = config.path
+    if path is None or not _holds_password(config):
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return (
+        f"{path} holds a password and other users can read it (mode {mode:04o}); "
+        f"make it private with: chmod 600 {path}"
+    )
+
+
+def make_private(path: Path) -> None:
+    """The fix :func:`exposed_password` offers: the config file 0600. Raises OSError."""
+    os.chmod(path, PRIVATE_FILE_MODE)
+
+
+def _holds_password(config: Config) -> bool:
+    if any(a.password for a in config.accounts) or any(c.password for c in config.cameras):
+        return True
+    for camera in config.cameras:
+        try:
+            if urlsplit(camera.url).password:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 _ACCOUNT_KEYS: Final = frozenset(
     {
         "name",
@@ -232,6 +303,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "tls_ca_file",
         "expires",
         "binding_check",
+        "only_from_proxy",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -374,6 +446,13 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         raise ConfigError(
             f"{label}: binding_check must be a whole number of seconds from 0 (never) to 86400"
         )
+    only_from_proxy = raw.get("only_from_proxy", False)
+    if not isinstance(only_from_proxy, bool):
+        raise ConfigError(f"{label}: only_from_proxy must be true or false")
+    if only_from_proxy and raw.get("registrar") is None and raw.get("proxy") is None:
+        raise ConfigError(
+            f"{label}: only_from_proxy needs a registrar or proxy (calls would come from nowhere)"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -386,6 +465,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         tls_ca_file=ca_path,
         expires=expires,
         binding_check=check,
+        only_from_proxy=only_from_proxy,
     )
 
 
@@ -542,6 +622,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["expires"] = a.expires
         if a.binding_check != DEFAULT_BINDING_CHECK_S:
             entry["binding_check"] = a.binding_check
+        if a.only_from_proxy:
+            entry["only_from_proxy"] = True
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

@@ -182,6 +182,7 @@ class FakePhone(EventReader):
         self.wall_clock = 1_790_000_000.0  # time.time() of "now = 0" (registrations' expiry)
         self.played: list[Path] = []  # play_file() calls, in order
         self.playing: Path | None = None
+        self.exposed_config: str | None = None  # what config_warning() says
         self._registrations: dict[str, Registration] = {}
         self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
         self._calls: dict[str, FakeCall] = {}
@@ -736,6 +737,13 @@ class FakePhone(EventReader):
     def stop_playback(self) -> None:
         self._record("stop_playback")
         self.playing = None
+
+    def config_warning(self) -> str | None:
+        return self.exposed_config
+
+    def protect_config(self) -> None:
+        self._record("protect_config")
+        self.exposed_config = None
 
     # ------------------------------------------------------------------ plumbing
     def _record(self, name: str, **arguments: object) -> None:

@@ -42,6 +42,7 @@ def make_peer(
     password: str | None = None,
     display_name: str | None = None,
     binding_check_s: float | None = None,
+    only_from_proxy: bool = False,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -55,6 +56,7 @@ def make_peer(
         outbound=outbound,
         display_name=display_name,
         binding_check_s=binding_check_s,
+        only_from_proxy=only_from_proxy,
     )
     ua = UserAgent(accounts=[acct], rng=random.Random(seed))
     ua.add_listener(address)

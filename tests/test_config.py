@@ -255,3 +255,49 @@ def test_binding_check_defaults_can_be_turned_off_and_round_trips(tmp_path: Path
         target = tmp_path / "saved.toml"
         save_config(config, target)
         assert load_config(target).accounts == config.accounts
+
+
+def test_only_from_proxy_parses_round_trips_and_defaults_to_false(tmp_path: Path) -> None:
+    base = {"name": "w", "uri": "sip:a@example.com", "registrar": "sip:example.com"}
+    assert parse_config({"account": [base]}).accounts[0].only_from_proxy is False
+    config = parse_config({"account": [{**base, "only_from_proxy": True}]})
+    assert config.accounts[0].only_from_proxy is True
+    path = save_config(config, tmp_path / "config.toml")
+    assert "only_from_proxy = true" in path.read_text()
+    assert load_config(path).accounts[0].only_from_proxy is True
+    off = save_config(parse_config({"account": [base]}), tmp_path / "off.toml")
+    assert "only_from_proxy" not in off.read_text()  # the default is not written
+
+
+@pytest.mark.parametrize(
+    ("account", "says"),
+    [
+        (
+            {"registrar": "sip:example.com", "only_from_proxy": "yes"},
+            "only_from_proxy must be true or false",
+        ),
+        (
+            {"only_from_proxy": True},
+            "only_from_proxy needs a registrar or proxy",
+        ),
+    ],
+)
+def test_only_from_proxy_mistakes_are_named(account: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        parse_config({"account": [{"name": "w", "uri": "sip:a@example.com", **account}]})
+    assert (
+        parse_config(
+            {
+                "account": [
+                    {
+                        "name": "w",
+                        "uri": "sip:a@x.test",
+                        "proxy": "sip:p.test",
+                        "only_from_proxy": True,
+                    }
+                ]
+            }
+        )
+        .accounts[0]
+        .only_from_proxy
+    )

@@ -194,6 +194,12 @@ class BenchPhone(EventReader):
     def stop_playback(self) -> None:
         return None
 
+    def config_warning(self) -> str | None:
+        return None
+
+    def protect_config(self) -> None:
+        return None
+
 
 class BenchPlayer:
     """Pushes 640x360 pictures at 25 fps, scaled into the pane's box (nearest neighbour)."""

@@ -323,3 +323,11 @@ class PhoneApi(Protocol):
 
     def stop_playback(self) -> None:
         """Stop what ``play_file`` plays (nothing happens when nothing plays)."""
+
+    def config_warning(self) -> str | None:
+        """When the config file holds a password and other users can read it, the warning to
+        show (with the fix: :meth:`protect_config`); None otherwise."""
+
+    def protect_config(self) -> None:
+        """Make the config file readable by its owner only (0600). Raises PhoneError when it
+        cannot."""

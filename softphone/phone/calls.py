@@ -50,6 +50,7 @@ class Calls:
         self._open_rtp = open_rtp
         self._forget_ended = forget_ended
         self._closing: set[RtpEndpoint] = set()  # closed before their sockets were attached
+        self._ended = asyncio.Event()  # set by every call that ends (wait_ended)
 
     # ------------------------------------------------------------------ the table
     def __iter__(self) -> Iterator[CallInfo]:
@@ -155,6 +156,7 @@ class Calls:
             return
         duration = self._clock() - info.established_at if info.established_at is not None else 0.0
         self.set_state(info, "ended")
+        self._ended.set()
         self._audio.stop(info)
         if info.rtp is not None:
             self.close_rtp(info.rtp)
@@ -193,6 +195,18 @@ class Calls:
         rtp.close()
         if not rtp.settled:
             self._closing.add(rtp)
+
+    async def wait_ended(self, timeout_s: float) -> list[CallInfo]:
+        """Wait (at most ``timeout_s``) until every call has ended (the phone stops: its BYEs and
+        CANCELs are answered); returns those that have not."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while any(c.state != "ended" for c in self._calls.values()):
+                    self._ended.clear()
+                    await self._ended.wait()
+        except TimeoutError:
+            pass
+        return [c for c in self._calls.values() if c.state != "ended"]
 
     def close_all(self) -> None:
         """The phone stops: every call's audio and sockets close (the SIP side hung up)."""

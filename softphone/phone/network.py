@@ -84,6 +84,7 @@ async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) 
         transport=acct.transport,
         expires=acct.expires,
         binding_check_s=float(acct.binding_check) or None,
+        only_from_proxy=acct.only_from_proxy,
     )
 
 

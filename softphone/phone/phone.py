@@ -30,7 +30,15 @@ from typing import Literal
 
 import numpy as np
 
-from softphone.config import Account, Config, default_data_dir
+from softphone.config import (
+    PRIVATE_DIR_MODE,
+    Account,
+    Config,
+    default_data_dir,
+    exposed_password,
+    make_private,
+    private_dir,
+)
 from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
@@ -86,6 +94,22 @@ class _Running:
     ua: UserAgent
     transport: SipTransport
     sip: SipEvents
+
+
+def recordings_dir(config: Config) -> Path:
+    """Where calls are recorded, made before the first recording: by default in the data
+    directory, both 0700 (made or tightened; the call history is there too). A directory of the
+    config is the user's: made 0700 when missing, else left as it is. Raises PhoneError."""
+    directory = config.recordings_dir or default_data_dir() / "recordings"
+    try:
+        if config.recordings_dir is None:
+            private_dir(directory.parent)
+            private_dir(directory)
+        else:
+            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PhoneError(f"cannot record to {directory}: {exc.strerror or exc}") from None
+    return directory
 
 
 class Phone(EventReader):
@@ -262,9 +286,21 @@ class Phone(EventReader):
             name for name in self._accounts if ua.unregister(name, self._now())
         )
         running.transport.pump()
-        left = await self._registrations.wait_unregistered(UNREGISTER_TIMEOUT_S)
+        left, unanswered = await asyncio.gather(
+            self._registrations.wait_unregistered(UNREGISTER_TIMEOUT_S),
+            self._calls.wait_ended(UNREGISTER_TIMEOUT_S),
+        )
         if left:
             logger.warning("unregister not confirmed for %s", ", ".join(left))
+        for info in unanswered:
+            # The far end never answered our BYE or CANCEL: the call is over for us all the
+            # same (RFC 3261 §15.1.1), and whoever reads the events learns how it ended.
+            answered = info.established_at is not None
+            self._calls.finish(
+                info,
+                200 if answered else 487,
+                "hung up: the phone stopped (the far end did not confirm)",
+            )
         self._calls.close_all()
         await self._calls.wait_closed()
         self._audio.close()
@@ -482,7 +518,7 @@ class Phone(EventReader):
             return path
         if info.audio.recording:
             return info.audio.recording_path
-        directory = self._config.recordings_dir or default_data_dir() / "recordings"
+        directory = recordings_dir(self._config)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         who = (
             re.sub(r"[^A-Za-z0-9._@+-]+", "_", info.remote.strip("<>").removeprefix("sip:"))[:60]
@@ -533,6 +569,18 @@ class Phone(EventReader):
         if self._playback is not None and not self._playback.done():
             self._playback.cancel()
         self._playback = None
+
+    def config_warning(self) -> str | None:
+        return exposed_password(self._config)
+
+    def protect_config(self) -> None:
+        path = self._config.path
+        if path is None:
+            raise PhoneError("there is no config file")
+        try:
+            make_private(path)
+        except OSError as exc:
+            raise PhoneError(f"cannot change the mode of {path}: {exc.strerror or exc}") from None
 
     async def _reoffer(self, call_id: str, *, hold: bool) -> None:
         ua, info = self._require().ua, self.call(call_id)

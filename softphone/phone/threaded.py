@@ -241,6 +241,12 @@ class ThreadedPhone(EventReader):
     def stop_playback(self) -> None:
         self._sync(self.inner.stop_playback)
 
+    def config_warning(self) -> str | None:
+        return self._sync(self.inner.config_warning)
+
+    def protect_config(self) -> None:
+        self._sync(self.inner.protect_config)
+
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable

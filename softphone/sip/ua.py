@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar, assert_never
 
 from softphone.sip import events as ev
-from softphone.sip.account import AccountChanges, AccountConfig
+from softphone.sip.account import AccountChanges, AccountConfig, accepts_source
 from softphone.sip.address import Address
 from softphone.sip.bye import Bye
 from softphone.sip.call import CallState
@@ -303,10 +303,10 @@ class UserAgent:
             return self._receive_cancel(req, reply_to, now)
         tx = ServerTransaction(req, reply_to, timers=core.timers, now=now)
         core.add_server(key, tx)
-        return self._dispatch(req, tx, key, now)
+        return self._dispatch(req, tx, key, now, source)
 
     def _dispatch(
-        self, req: SipRequest, tx: ServerTransaction, key: ServerKey, now: float
+        self, req: SipRequest, tx: ServerTransaction, key: ServerKey, now: float, source: Address
     ) -> list[ev.Event]:
         core, methods = self._core, self._methods
         mf = req.max_forwards
@@ -319,6 +319,11 @@ class UserAgent:
             if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
                 reason = "Missing Contact" if not contacts else "Bad Contact"
                 return core.reply(tx, req, 400, now, reason=reason)
+        if not has_tag and not accepts_source(
+            self._accounts.values(), core.account_for_request(req), source
+        ):
+            # only_from_proxy: a request that bypassed the account's proxy rings nothing.
+            return core.reply(tx, req, 403, now)
         must_be_ours = spec is not None and spec.addressed_to_us and not has_tag
         if must_be_ours and core.account_for_request(req) is None:
             # A scanner or a misrouted call: not one of our users, not a contact we registered.

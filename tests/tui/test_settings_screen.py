@@ -489,3 +489,28 @@ def test_snapshot_accounts_160x48(snap_compare: Any, tmp_path: Path) -> None:
         )
     )
     assert snap_compare(app, terminal_size=(160, 48))
+
+
+async def test_only_from_proxy_is_a_checkbox_that_is_saved_and_shown_again(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox
+
+    config, path = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("enter")  # edit the first account (work)
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        box = form_of(app).query_one("#f-only-from-proxy", Checkbox)
+        assert box.value is False
+        box.value = True
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back")
+        await pilot.press("enter")  # the form shows it again before anything is saved
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form again")
+        assert form_of(app).query_one("#f-only-from-proxy", Checkbox).value is True
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back again")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved")
+    assert load_config(path).account("work").only_from_proxy is True
+    assert "only_from_proxy = true" in path.read_text()

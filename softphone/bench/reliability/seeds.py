@@ -194,12 +194,15 @@ def _sip_ua_seeds() -> Iterator[Seed]:
         ),
     )
     yield "options", _request("OPTIONS", call_id="opt@192.0.2.10", cseq=1)
-    yield "message", _request(
-        "MESSAGE",
-        call_id="msg@192.0.2.10",
-        cseq=1,
-        extra="Content-Type: text/plain;charset=UTF-8\r\n",
-        body="Hello, are you there? ✉".encode(),
+    yield (
+        "message",
+        _request(
+            "MESSAGE",
+            call_id="msg@192.0.2.10",
+            cseq=1,
+            extra="Content-Type: text/plain;charset=UTF-8\r\n",
+            body="Hello, are you there? ✉".encode(),
+        ),
     )
     yield (
         "scanner",

@@ -40,6 +40,7 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
+    Checkbox,
     DataTable,
     Footer,
     Input,
@@ -199,6 +200,16 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
                     id="f-transport",
                     compact=True,
                 )
+                yield Label("Calls")
+                yield Checkbox(
+                    "only through the registrar/proxy",
+                    value=bool(acct.get("only_from_proxy", False)),
+                    id="f-only-from-proxy",
+                    compact=True,
+                    tooltip="Refuse (403) calls and other requests that do not come from this "
+                    "account's registrar or outbound proxy: a direct call bypassing it rings "
+                    "nothing.",
+                )
             if self.has_password:
                 yield Label(f"Password: {PASSWORD_HINT}.", id="form-hint")
             yield Label("", id="form-error")
@@ -222,6 +233,8 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
             if text:
                 out[key] = _number_or_text(text) if key == "expires" else text
         out["transport"] = self.query_one("#f-transport", Select).value
+        if self.query_one("#f-only-from-proxy", Checkbox).value:
+            out["only_from_proxy"] = True
         return out
 
     def action_submit(self) -> None:
