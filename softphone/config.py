@@ -13,6 +13,7 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
 
 Audio keys (all optional, top level)::
 
@@ -111,6 +112,9 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    # "HOST[:PORT]" (port 3478 by default): where to ask for our public address (RFC 8489) for
+    # the SDP when behind a NAT.
+    stun_server: str | None = None
 
     @property
     def auth_username(self) -> str:
@@ -354,6 +358,11 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    stun_server = raw.get("stun_server")
+    if stun_server is not None and (
+        not isinstance(stun_server, str) or parse_host_port(stun_server) is None
+    ):
+        raise ConfigError(f'{label}: stun_server must be "HOST[:PORT]" (not {stun_server!r})')
     return Account(
         name=name,
         uri=uri,
@@ -365,7 +374,19 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        stun_server=stun_server,
     )
+
+
+def parse_host_port(text: str, default_port: int = 3478) -> tuple[str, int] | None:
+    """``HOST[:PORT]`` (an IPv6 literal in brackets) as (host, port), or None when malformed."""
+    found = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+))(?::(\d{1,5}))?\s*", text)
+    if found is None:
+        return None
+    port = int(found.group(3)) if found.group(3) else default_port
+    if not 0 < port < 65536:
+        return None
+    return found.group(1) or found.group(2), port
 
 
 def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:
@@ -509,6 +530,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.stun_server is not None:
+            entry["stun_server"] = a.stun_server
         accounts.append(entry)
     if accounts:
         out["account"] = accounts
