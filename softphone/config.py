@@ -227,6 +227,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "stun_server",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(

@@ -9,7 +9,14 @@ from typing import get_args
 
 import pytest
 
-from softphone.config import ConfigError, load_config, parse_config, save_config
+from softphone.config import (
+    ConfigError,
+    config_to_dict,
+    load_config,
+    parse_config,
+    parse_host_port,
+    save_config,
+)
 
 EXAMPLE = """\
 sip_port = 5070
@@ -225,3 +232,28 @@ def test_the_config_spells_transports_as_the_sip_core_does() -> None:
 def test_an_accounts_domain_is_its_address_of_record_host() -> None:
     config = parse_config({"account": [{"name": "a", "uri": "sip:alice@example.com"}]})
     assert config.account("a").domain == "example.com"
+
+
+@pytest.mark.parametrize(
+    ("value", "host_port"),
+    [
+        ("stun.example.com", ("stun.example.com", 3478)),
+        ("203.0.113.10:5060", ("203.0.113.10", 5060)),
+        ("[2001:db8::1]:3479", ("2001:db8::1", 3479)),
+    ],
+)
+def test_stun_server_is_host_and_optional_port_and_round_trips(
+    value: str, host_port: tuple[str, int]
+) -> None:
+    raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
+    config = parse_config(raw)
+    assert config.accounts[0].stun_server == value
+    assert parse_host_port(value) == host_port
+    assert config_to_dict(config)["account"][0]["stun_server"] == value
+
+
+@pytest.mark.parametrize("value", ["", "host:0", "host:70000", "a b", 3478])
+def test_a_malformed_stun_server_names_the_key(value: object) -> None:
+    raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
+    with pytest.raises(ConfigError, match="stun_server"):
+        parse_config(raw)

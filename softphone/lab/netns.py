@@ -11,7 +11,9 @@ Three namespaces joined by two veth pairs (documentation ranges, never the host'
   port mapping per destination, i.e. a "symmetric" NAT), a forward chain that accepts
   established/related traffic and LAN to WAN and drops the rest through the named counter
   ``dropped`` (one-way audio shows there at a glance), and a short UDP conntrack timeout so
-  that keep-alives matter within a test.
+  that keep-alives matter within a test. Unsolicited packets to the router itself are dropped
+  too (and counted), as a home router's firewall does: accepted, a far end's early RTP to our
+  public port would make a conntrack entry that moves our own mapping of that port elsewhere.
 - ``wan``: the "internet": Kamailio and baresip. It routes 192.168.0.0/16 back through the router,
   so media sent to a private address reaches the router and is dropped there, as the internet
   would drop it. Its route's source is the far-end phone's address: baresip binds its RTP to
@@ -158,6 +160,10 @@ table ip labnat {{
         ct state established,related accept
         iifname "int0" oifname "ext0" accept
         counter name "dropped" drop
+    }}
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "ext0" ct state new counter name "dropped" drop
     }}
 }}
 """

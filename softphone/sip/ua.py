@@ -564,6 +564,11 @@ class UserAgent:
     def registration_state(self, account: str) -> RegState:
         return self._registrations.state(account)
 
+    def registered_contact(self, account: str) -> SipUri | None:
+        """The Contact registered for ``account``: our public address once the registrar told
+        us where it sees us (RFC 3581)."""
+        return self._registrations.contact(account)
+
     def active_calls(self) -> list[str]:
         return [c.call_id for c in self._calls if c.state is not CallState.TERMINATED]
 
