@@ -82,13 +82,18 @@ class Kamailio:
         host: str = HOST,
         netns: str | None = None,
         flow_timer_s: int = 0,
+        nat_aliases: bool = True,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
-        its 200 to REGISTER carries (RFC 5626 §4.4.1), 0 for none."""
+        its 200 to REGISTER carries (RFC 5626 §4.4.1), 0 for none. ``nat_aliases=False``: no
+        nathelper aliases on the Contacts of TCP/TLS dialogs, so requests inside a dialog go
+        where the phone's Contact says (a registrar that relies on the phone to name an address
+        it can be reached at)."""
         self.host = host
         self.netns = netns
         self.flow_timer_s = flow_timer_s
+        self.nat_aliases = nat_aliases
         self.workdir = workdir
         self.pki = pki
         self.tls_cert: CertKind = tls_cert
@@ -129,6 +134,7 @@ class Kamailio:
         values = {
             "HOST": self.host,
             "FLOW_TIMER": str(self.flow_timer_s),
+            "NAT_ALIASES": "1" if self.nat_aliases else "0",
             "PORT": str(port),
             "TLS_PORT": str(port + 1),
             "LISTEN_V6": v6,

@@ -58,6 +58,7 @@ from softphone.phone.network import (
     listen,
     local_account,
     resolve_hop,
+    stable_instance_id,
     tls_ca_files,
     unresolved_account,
 )
@@ -108,8 +109,12 @@ class Phone(EventReader):
         timers: TimerConfig | None = None,
         auto_answer: bool = False,
         audio: AudioProvider | None = None,
+        instance_id: str | None = None,
     ) -> None:
+        """``instance_id``: this phone's RFC 5626 instance (a UUID); by default the one kept
+        in the data directory, the same across restarts."""
         self._config = config
+        self._instance_id = instance_id
         self._bind_host = bind_host
         self._sip_port = sip_port if sip_port is not None else config.sip_port
         self._rng = rng or random.SystemRandom()
@@ -156,7 +161,9 @@ class Phone(EventReader):
     async def start(self) -> None:
         accounts = self._config.accounts or (local_account(self._bind_host),)
         self._stun_servers = stun_servers(accounts)
-        resolved = [await account_config(a, dns=self._dns, rng=self._rng) for a in accounts]
+        if self._instance_id is None:
+            self._instance_id = await asyncio.to_thread(stable_instance_id, default_data_dir())
+        resolved = [await self._account_config(a) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
         self._tls_ca_files = tls_ca_files(accounts, resolved)
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
@@ -187,6 +194,7 @@ class Phone(EventReader):
             clock=self._now,
             do_not_disturb=self._config.do_not_disturb,
             messaging=self._messaging,
+            rng=self._rng,
         )
         self._running = _Running(ua=ua, transport=transport, sip=sip)
         await listen(
@@ -215,13 +223,11 @@ class Phone(EventReader):
         unresolved: dict[str, str] = {}
         for acct in wanted:
             try:
-                resolved.append(await account_config(acct, dns=self._dns, rng=self._rng))
+                resolved.append(await self._account_config(acct))
             except PhoneError as exc:
                 unresolved[acct.name] = str(exc)
         if not resolved:
-            resolved = [
-                await account_config(local_account(self._bind_host), dns=self._dns, rng=self._rng)
-            ]
+            resolved = [await self._account_config(local_account(self._bind_host))]
         if any(a.transport == "tls" for a in resolved):
             add_tls_listener(running.transport, running.ua, self._advertised)
         self._tls_ca_files = tls_ca_files(wanted, resolved)
@@ -249,6 +255,11 @@ class Phone(EventReader):
             changes.removed,
             changes.changed,
             tuple(unresolved),
+        )
+
+    async def _account_config(self, acct: Account) -> AccountConfig:
+        return await account_config(
+            acct, dns=self._dns, rng=self._rng, instance_id=self._instance_id
         )
 
     def _registering(self, acct: AccountConfig) -> None:

@@ -32,6 +32,8 @@ class AccountConfig:
     outbound: Address | None = None  # resolved next hop for out-of-dialog requests
     transport: TransportName = "udp"
     expires: int = 3600
+    # RFC 5626 §4.1: this phone's instance (a UUID, the same across restarts), None for none
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

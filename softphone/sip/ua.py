@@ -462,9 +462,9 @@ class _Plumbing:
 
     def _via(self, transport: TransportName) -> Via:
         local = self._local(transport)
-        params: tuple[tuple[str, str | None], ...] = (("branch", "z9hG4bK" + self.token(16)),)
-        if transport == "udp":
-            params += (("rport", None),)  # RFC 3581
+        # RFC 3581 on every transport: the registrar's received/rport is how we learn where a
+        # NAT puts us, for our Contact (sip/registration.py) and our media (phone/nat.py).
+        params = (("branch", "z9hG4bK" + self.token(16)), ("rport", None))
         return Via(transport=transport.upper(), host=local.host, port=local.port, params=params)
 
     def _local(self, transport: TransportName) -> Address:
@@ -584,6 +584,13 @@ class UserAgent:
 
     def transport_error(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
         return self._core.transport_error(dest, reason, now)
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
+        """The TCP/TLS connection to ``dest`` closed (``reason``): registrations on it register
+        again over a new one (RFC 5626 §4.4; sip/registration.py)."""
+        logger.info("connection to %s closed: %s", dest, reason)
+        self._registrations.flow_closed(dest, now)
+        return []
 
     def receive_message(self, data: bytes, source: Address, now: float) -> list[ev.Event]:
         if wire.isEnabledFor(logging.DEBUG):

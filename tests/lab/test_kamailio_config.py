@@ -31,6 +31,7 @@ def test_the_template_is_package_data_with_placeholders() -> None:
     assert set(re.findall(r"@@([A-Z_0-9]+)@@", text)) == {
         "HOST",
         "FLOW_TIMER",
+        "NAT_ALIASES",
         "PORT",
         "TLS_PORT",
         "LISTEN_V6",

@@ -28,6 +28,7 @@ class FakeCore:
     def __init__(self) -> None:
         self.received: list[tuple[bytes, Address]] = []
         self.errors: list[tuple[Address, str]] = []
+        self.closed_flows: list[tuple[Address, str]] = []
         self.timer_calls: list[float] = []
         self.outbox: list[tuple[bytes, Address]] = []
         self.deadlines: list[float] = []
@@ -62,6 +63,11 @@ class FakeCore:
         self.changed.set()
         self.errors.append((dest, reason))
         return [("error", reason)]
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> list[object]:
+        self.closed_flows.append((dest, reason))
+        self.changed.set()
+        return []
 
     async def until(self, cond: Callable[[], bool]) -> None:
         async with asyncio.timeout(TIMEOUT_S):
