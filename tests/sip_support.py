@@ -124,7 +124,9 @@ class Registrar:
         public: Address | None = None,
         algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,),
         refused: int = 403,
+        flow_timer: int | None = None,
     ) -> None:
+        self.flow_timer = flow_timer  # RFC 5626 §4.4.1 Flow-Timer in the 200, when given
         self.algorithms = algorithms  # one challenge each, in this order
         self.refused = refused  # the answer to a wrong password: 403 (Kamailio) or 401 again
         self.issued: set[str] = set()  # nonces it handed out and still knows
@@ -183,6 +185,8 @@ class Registrar:
                     self.bindings.pop(str(contact.uri), None)
             for uri, seconds in self.bindings.items():  # step 8: every current binding
                 headers.add("Contact", f"<{uri}>;expires={seconds}")
+            if self.flow_timer is not None:
+                headers.add("Flow-Timer", str(self.flow_timer))
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     def restart(self) -> None:

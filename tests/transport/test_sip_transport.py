@@ -348,6 +348,27 @@ async def test_tcp_connects_on_send_and_receives_on_that_connection(
         await peer.close()
 
 
+async def test_a_connection_the_server_closes_is_reported_as_a_closed_flow(
+    core: FakeCore, sip_transport: SipTransport
+) -> None:
+    peer = StreamPeer()
+    await peer.start()
+    dest = Address("tcp", "127.0.0.1", peer.port)
+    try:
+        core.outbox.append((sip(), dest))
+        sip_transport.pump()
+        reader, writer = await peer.next()
+        await read_exactly(reader, len(sip()))
+        assert core.closed_flows == []
+        writer.close()  # the server (or a router in the way) ends the flow
+        await core.until(lambda: bool(core.closed_flows))
+        assert core.closed_flows == [(dest, "closed by the peer")]
+    finally:
+        await peer.close()
+    await sip_transport.close()
+    assert core.closed_flows == [(dest, "closed by the peer")]  # our own close says nothing
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 async def test_tcp_reply_reuses_accepted_connection(
     host: str, core: FakeCore, sip_transport: SipTransport
