@@ -15,6 +15,7 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
     # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
     # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
+    # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
 
 Audio keys (all optional, top level)::
 
@@ -128,6 +129,9 @@ class Account:
     # memory loses them without telling anyone: this is how we find out and register again.
     binding_check: int = DEFAULT_BINDING_CHECK_S
     only_from_proxy: bool = False  # calls (any out-of-dialog request) only via registrar/proxy
+    # "HOST[:PORT]" (port 3478 by default): where to ask for our public address (RFC 8489) for
+    # the SDP when behind a NAT.
+    stun_server: str | None = None
 
     @property
     def auth_username(self) -> str:
@@ -304,6 +308,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "expires",
         "binding_check",
         "only_from_proxy",
+        "stun_server",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -453,6 +458,11 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         raise ConfigError(
             f"{label}: only_from_proxy needs a registrar or proxy (calls would come from nowhere)"
         )
+    stun_server = raw.get("stun_server")
+    if stun_server is not None and (
+        not isinstance(stun_server, str) or parse_host_port(stun_server) is None
+    ):
+        raise ConfigError(f'{label}: stun_server must be "HOST[:PORT]" (not {stun_server!r})')
     return Account(
         name=name,
         uri=uri,
@@ -466,6 +476,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         expires=expires,
         binding_check=check,
         only_from_proxy=only_from_proxy,
+        stun_server=stun_server,
     )
 
 
@@ -477,6 +488,17 @@ def _expanded(text: str, label: str) -> Path:
     except RuntimeError:
         user = text.split("/", 1)[0]
         raise ConfigError(f"{label}: {user!r} is not a user with a home directory") from None
+
+
+def parse_host_port(text: str, default_port: int = 3478) -> tuple[str, int] | None:
+    """``HOST[:PORT]`` (an IPv6 literal in brackets) as (host, port), or None when malformed."""
+    found = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+))(?::(\d{1,5}))?\s*", text)
+    if found is None:
+        return None
+    port = int(found.group(3)) if found.group(3) else default_port
+    if not 0 < port < 65536:
+        return None
+    return found.group(1) or found.group(2), port
 
 
 def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:
@@ -624,6 +646,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["binding_check"] = a.binding_check
         if a.only_from_proxy:
             entry["only_from_proxy"] = True
+        if a.stun_server is not None:
+            entry["stun_server"] = a.stun_server
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

@@ -128,7 +128,9 @@ class Registrar:
         public: Address | None = None,
         algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,),
         refused: int = 403,
+        flow_timer: int | None = None,
     ) -> None:
+        self.flow_timer = flow_timer  # RFC 5626 §4.4.1 Flow-Timer in the 200, when given
         self.algorithms = algorithms  # one challenge each, in this order
         self.refused = refused  # the answer to a wrong password: 403 (Kamailio) or 401 again
         self.issued: set[str] = set()  # nonces it handed out and still knows
@@ -190,6 +192,8 @@ class Registrar:
             # a REGISTER without Contact is a query for them (§10.2.3)
             for uri, seconds in self.bindings.items() if self.lists_bindings else ():
                 headers.add("Contact", f"<{uri}>;expires={seconds}")
+            if self.flow_timer is not None:
+                headers.add("Flow-Timer", str(self.flow_timer))
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     def restart(self) -> None:

@@ -12,8 +12,10 @@ import pytest
 from softphone.config import (
     DEFAULT_BINDING_CHECK_S,
     ConfigError,
+    config_to_dict,
     load_config,
     parse_config,
+    parse_host_port,
     save_config,
 )
 
@@ -301,3 +303,28 @@ def test_only_from_proxy_mistakes_are_named(account: dict[str, object], says: st
         .accounts[0]
         .only_from_proxy
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "host_port"),
+    [
+        ("stun.example.com", ("stun.example.com", 3478)),
+        ("203.0.113.10:5060", ("203.0.113.10", 5060)),
+        ("[2001:db8::1]:3479", ("2001:db8::1", 3479)),
+    ],
+)
+def test_stun_server_is_host_and_optional_port_and_round_trips(
+    value: str, host_port: tuple[str, int]
+) -> None:
+    raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
+    config = parse_config(raw)
+    assert config.accounts[0].stun_server == value
+    assert parse_host_port(value) == host_port
+    assert config_to_dict(config)["account"][0]["stun_server"] == value
+
+
+@pytest.mark.parametrize("value", ["", "host:0", "host:70000", "a b", 3478])
+def test_a_malformed_stun_server_names_the_key(value: object) -> None:
+    raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
+    with pytest.raises(ConfigError, match="stun_server"):
+        parse_config(raw)

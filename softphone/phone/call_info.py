@@ -13,6 +13,7 @@ from softphone.phone import events as pe
 from softphone.phone.api import StreamSummary
 from softphone.phone.audio import AudioEngine
 from softphone.phone.media import CallMedia
+from softphone.phone.nat import MediaAddress
 from softphone.sdp import NegotiatedMedia, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
 
@@ -29,6 +30,9 @@ class CallInfo:
     started_at: float  # monotonic
     established_at: float | None = None
     rtp: RtpEndpoint | None = None
+    # Where the far end reaches our RTP (the public address behind a NAT: phone/nat.py); None
+    # until learned, then the SDP's c= and m= for every offer and answer of the call.
+    media_address: MediaAddress | None = None
     offer: SessionDescription | None = None  # our last offer, waiting for its answer
     media: NegotiatedMedia | None = None
     session_version: int = 0

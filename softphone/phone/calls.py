@@ -77,11 +77,16 @@ class Calls:
         info.offer = self._sdp.offer(info, Direction.SENDONLY if hold else Direction.SENDRECV)
         return info.offer
 
+    def ensure_rtp(self, info: CallInfo) -> RtpEndpoint:
+        """The call's RTP endpoint, opened now for an incoming call that has none yet."""
+        if info.rtp is None:
+            info.rtp = self._open_rtp()
+        return info.rtp
+
     def answer_offer(self, info: CallInfo, offer_sdp: bytes | None) -> bytes | None:
         """Our answer to the peer's offer (sendonly while we hold the call); None when it cannot
         be answered. An incoming call gets its RTP endpoint here."""
-        if info.rtp is None:
-            info.rtp = self._open_rtp()
+        self.ensure_rtp(info)
         direction = Direction.SENDONLY if info.local_hold else Direction.SENDRECV
         return self._sdp.answer(info, offer_sdp, direction)
 

@@ -204,6 +204,8 @@ class CallMedia:
                 if enc.lower() not in ("telephone-event", "cn")
             }
         )
+        # Only what SDP negotiated may move where we send and listen (RFC 4961 latching).
+        self._session.set_latch_filter(payload_types=self._pt_map.keys())
         if (
             self._codec is None
             or codec.encoding != self._codec.encoding

@@ -18,7 +18,6 @@ from softphone.sdp import (
     create_answer,
     create_offer,
 )
-from softphone.transport.rtp import RtpEndpoint
 
 __all__ = ["TELEPHONE_EVENT", "OfferAnswer", "codec_specs"]
 
@@ -58,13 +57,17 @@ class OfferAnswer:
         self.codecs = codecs
         self.address = address
 
-    def _local(self, rtp: RtpEndpoint, direction: Direction) -> LocalMedia:
+    def _local(self, info: CallInfo, direction: Direction) -> LocalMedia:
+        """Our side of the call's media: its public address when learned (phone/nat.py)."""
+        rtp = info.rtp
+        assert rtp is not None
+        public = info.media_address
         return LocalMedia(
-            address=self.address,
-            port=rtp.port,
+            address=public.host if public is not None else self.address,
+            port=public.rtp_port if public is not None else rtp.port,
             codecs=self.codecs,
             direction=direction,
-            rtcp_port=rtp.rtcp_port,
+            rtcp_port=public.rtcp_port if public is not None else rtp.rtcp_port,
             rtcp_mux=True,  # RFC 5761: used when the peer agrees
         )
 
@@ -73,7 +76,7 @@ class OfferAnswer:
         assert info.rtp is not None
         info.session_version += 1
         offer = create_offer(
-            self._local(info.rtp, direction),
+            self._local(info, direction),
             session_id=info.rtp.session_id,
             session_version=info.session_version,
         )
@@ -104,7 +107,7 @@ class OfferAnswer:
             info.session_version += 1
             answer, media = create_answer(
                 offer,
-                self._local(info.rtp, direction),
+                self._local(info, direction),
                 session_id=info.rtp.session_id,
                 session_version=info.session_version,
             )

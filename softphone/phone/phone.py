@@ -51,6 +51,14 @@ from softphone.phone.calls import Calls
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.messaging import Messaging
+from softphone.phone.nat import (
+    MediaAddress,
+    StunCache,
+    media_address,
+    stun_mappings,
+    stun_servers,
+    stun_target,
+)
 from softphone.phone.network import (
     account_config,
     add_tls_listener,
@@ -58,6 +66,7 @@ from softphone.phone.network import (
     listen,
     local_account,
     resolve_hop,
+    stable_instance_id,
     tls_ca_files,
     unresolved_account,
 )
@@ -124,8 +133,12 @@ class Phone(EventReader):
         timers: TimerConfig | None = None,
         auto_answer: bool = False,
         audio: AudioProvider | None = None,
+        instance_id: str | None = None,
     ) -> None:
+        """``instance_id``: this phone's RFC 5626 instance (a UUID); by default the one kept
+        in the data directory, the same across restarts."""
         self._config = config
+        self._instance_id = instance_id
         self._bind_host = bind_host
         self._sip_port = sip_port if sip_port is not None else config.sip_port
         self._rng = rng or random.SystemRandom()
@@ -165,11 +178,16 @@ class Phone(EventReader):
         self._trace = SipTrace(time.time)
         self._messaging = Messaging(calls=self._calls.all, emit=self._emit)
         self._playback: asyncio.Future[None] | None = None
+        self._stun_servers: dict[str, str] = {}  # account -> its stun_server
+        self._stun_cache = StunCache()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         accounts = self._config.accounts or (local_account(self._bind_host),)
-        resolved = [await account_config(a, dns=self._dns, rng=self._rng) for a in accounts]
+        self._stun_servers = stun_servers(accounts)
+        if self._instance_id is None:
+            self._instance_id = await asyncio.to_thread(stable_instance_id, default_data_dir())
+        resolved = [await self._account_config(a) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
         self._tls_ca_files = tls_ca_files(accounts, resolved)
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
@@ -200,6 +218,7 @@ class Phone(EventReader):
             clock=self._now,
             do_not_disturb=self._config.do_not_disturb,
             messaging=self._messaging,
+            rng=self._rng,
         )
         self._running = _Running(ua=ua, transport=transport, sip=sip)
         await listen(
@@ -228,16 +247,15 @@ class Phone(EventReader):
         unresolved: dict[str, str] = {}
         for acct in wanted:
             try:
-                resolved.append(await account_config(acct, dns=self._dns, rng=self._rng))
+                resolved.append(await self._account_config(acct))
             except PhoneError as exc:
                 unresolved[acct.name] = str(exc)
         if not resolved:
-            resolved = [
-                await account_config(local_account(self._bind_host), dns=self._dns, rng=self._rng)
-            ]
+            resolved = [await self._account_config(local_account(self._bind_host))]
         if any(a.transport == "tls" for a in resolved):
             add_tls_listener(running.transport, running.ua, self._advertised)
         self._tls_ca_files = tls_ca_files(wanted, resolved)
+        self._stun_servers = stun_servers(wanted)
         hops_before = {a.outbound for a in self._accounts.values()}
         changes = running.ua.update_accounts(resolved, self._now())
         self._accounts.clear()  # the dict SipEvents reads: changed in place
@@ -261,6 +279,11 @@ class Phone(EventReader):
             changes.removed,
             changes.changed,
             tuple(unresolved),
+        )
+
+    async def _account_config(self, acct: Account) -> AccountConfig:
+        return await account_config(
+            acct, dns=self._dns, rng=self._rng, instance_id=self._instance_id
         )
 
     def _registering(self, acct: AccountConfig) -> None:
@@ -357,6 +380,7 @@ class Phone(EventReader):
             started_at=self._now(),
             rtp=rtp,
         )
+        info.media_address = await self._media_address(acct.name, rtp)
         offer = self._calls.offer(info)
         try:
             call_id = ua.invite(acct.name, uri, sdp=bytes(offer), now=self._now(), dest=dest)
@@ -405,6 +429,11 @@ class Phone(EventReader):
         ua = running.ua
         if ua.call_state(call_id) is not CallState.INCOMING:
             raise PhoneError("this call is not ringing")
+        if info.media_address is None:
+            rtp = self._calls.ensure_rtp(info)
+            info.media_address = await self._media_address(info.account, rtp)
+            if ua.call_state(call_id) is not CallState.INCOMING:  # cancelled meanwhile
+                raise PhoneError("this call is not ringing")
         sdp = self._calls.answer_offer(info, info.remote_sdp)
         if sdp is None:
             running.sip.handle(ua.reject(call_id, status=488, now=self._now()))
@@ -619,6 +648,40 @@ class Phone(EventReader):
         return RtpEndpoint.open_sync(
             loop, self._bind_host, self._config.rtp_port_min, self._config.rtp_port_max, self._rng
         )
+
+    async def _media_address(self, account: str, rtp: RtpEndpoint) -> MediaAddress:
+        """Where the far end reaches this call's RTP (phone/nat.py): the account's STUN
+        server's answer, else the address the registrar saw us at, else ours."""
+        server = self._stun_servers.get(account)
+        mapped = None
+        if server is not None and self._stun_cache.usable(server, self._now()):
+            target = await stun_target(server, self._dns)
+            if target is not None:
+                mapped = await stun_mappings(rtp, target, self._rng, rtcp=True)
+            if mapped is None:
+                self._stun_cache.silent(server, self._now())
+                self._emit(
+                    pe.Notice(
+                        level="warning",
+                        text=f"STUN server {server} did not answer; "
+                        "using the address the registrar sees",
+                    )
+                )
+        registered = self._require().ua.registered_contact(account)
+        address = media_address(
+            rtp,
+            self._advertised,
+            stun=mapped,
+            registered_host=registered.host if registered is not None else None,
+        )
+        logger.info(
+            "media of a call on %s at %s:%s (%s)",
+            account,
+            address.host,
+            address.rtp_port,
+            address.source,
+        )
+        return address
 
     def _emit(self, event: pe.PhoneEvent) -> None:
         self._queue.put_nowait(event)

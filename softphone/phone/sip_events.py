@@ -10,6 +10,7 @@ tasks of the phone's :class:`~softphone.phone.tasks.TaskSet`, so stopping the ph
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, assert_never
@@ -61,6 +62,7 @@ class SipEvents:
         clock: Callable[[], float],
         do_not_disturb: bool,
         messaging: Messaging,
+        rng: random.Random | None = None,
     ) -> None:
         self._phone = phone
         self._ua = ua
@@ -73,6 +75,8 @@ class SipEvents:
         self._clock = clock
         self._do_not_disturb = do_not_disturb
         self._messaging = messaging
+        self._rng = rng or random.Random()
+        self._flow_timers: dict[str, int | None] = {}  # account -> the Flow-Timer last granted
 
     def handle(self, events: Iterable[object]) -> None:
         """Apply each event in order, then send what the core queued in response."""
@@ -89,12 +93,14 @@ class SipEvents:
             logger.error("not a user agent event: %r", event)
             return
         match event:
-            case ue.Registered(account=account, expires=expires):
+            case ue.Registered(account=account, expires=expires, flow_timer_s=flow_timer):
                 first = self._registrations.registered(account, expires_at=time.time() + expires)
                 acct = self._accounts.get(account)
                 hop = acct.outbound if acct is not None else None
-                if first and hop is not None:
-                    self._transport.keep_alive(hop, keep_alive_interval(hop))
+                if hop is not None and (first or flow_timer != self._flow_timers.get(account)):
+                    self._flow_timers[account] = flow_timer
+                    interval = keep_alive_interval(hop, flow_timer, self._rng)
+                    self._transport.keep_alive(hop, interval)
                 self._emit(pe.Registered(account=account, expires=expires))
             case ue.RegistrationNotAnswered(account=account):
                 self._registrations.no_answer(account)

@@ -37,6 +37,8 @@ class AccountConfig:
     binding_check_s: float | None = None
     # Out-of-dialog requests only from the registrar or outbound proxy (accepts_source).
     only_from_proxy: bool = False
+    # RFC 5626 §4.1: this phone's instance (a UUID, the same across restarts), None for none
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

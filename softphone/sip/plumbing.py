@@ -429,9 +429,9 @@ class Plumbing:
 
     def _via(self, transport: TransportName) -> Via:
         local = self._local(transport)
-        params: tuple[tuple[str, str | None], ...] = (("branch", "z9hG4bK" + self.token(16)),)
-        if transport == "udp":
-            params += (("rport", None),)  # RFC 3581
+        # RFC 3581 on every transport: the registrar's received/rport is how we learn where a
+        # NAT puts us, for our Contact (sip/registration.py) and our media (phone/nat.py).
+        params = (("branch", "z9hG4bK" + self.token(16)), ("rport", None))
         return Via(transport=transport.upper(), host=local.host, port=local.port, params=params)
 
     def _local(self, transport: TransportName) -> Address:

@@ -20,6 +20,18 @@ refresh, up to an hour later. With ``AccountConfig.binding_check_s``, while regi
 for our bindings (a REGISTER without Contact, RFC 3261 §10.2.3, on the same Call-ID) that often;
 a 2xx that no longer lists our Contact is answered at once by registering again. The check is
 only made with registrars that list our Contact in their 2xx, as §10.3 step 8 says they must.
+
+Behind a NAT (RFC 3581, RFC 5626):
+
+- The Contact names the address the registrar saw us at (Via received/rport), on every transport:
+  over TCP/TLS that is the public end of our connection, and a request sent to that Contact
+  (an ACK or BYE routed by it) comes back over the connection. The binding registered at the
+  old address is removed in the same REGISTER. One rewrite per round of registration.
+- Over TCP/TLS the Contact carries ``+sip.instance`` and ``reg-id`` (RFC 5626 §4.2) and the URI
+  ``ob`` (§5.4): an outbound-aware proxy then routes requests in our dialogs over our flow.
+- When the connection a registration rides on closes (``flow_closed``: the server or a router
+  ended it), the binding is registered again at once over a new connection; flows that keep
+  breaking back off (§4.5: 30 s doubling, up to 30 min, each wait 50-100 % at random).
 """
 
 from __future__ import annotations
@@ -46,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 REGISTER_RETRY_MIN_S: Final = 30.0
 REGISTER_RETRY_MAX_S: Final = 1800.0
+# A flow that breaks again within this long after the last break counts as the same failure
+# (RFC 5626 §4.5 back-off); one that lived longer starts the count afresh.
+FLOW_STABLE_S: Final = 120.0
+REG_ID: Final = "1"  # one flow per account: its registrar hop (RFC 5626 §4.2)
 
 
 class RegState(Enum):
@@ -105,6 +121,8 @@ class Registration:
     tell_unregistered: bool = True  # False for a binding replaced by the account's new one
     bound: bool = False  # the registrar accepted this binding at least once
     listed: bool = False  # the registrar's last 2xx listed our Contact (binding checks work)
+    flow_breaks: int = 0  # consecutive breaks of its TCP/TLS flow (RFC 5626 §4.5)
+    flow_broken_at: float | None = None
 
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
@@ -192,6 +210,7 @@ class Registrations:
             reg.expires = expires
         reg.apply(RegInput.START)
         reg.auth_attempts = 0
+        reg.nat_rewritten = False
         self._ctx.clear_deadline(("register", acct.name))
         self._send(reg, reg.expires, now)
 
@@ -259,6 +278,10 @@ class Registrations:
         reg.next_cseq()
         if reg.contact is None:
             reg.contact = self._ctx.contact_uri(acct, dest.transport)
+            if acct.instance_id is not None and dest.reliable:
+                # RFC 5626 §5.4: "ob" asks proxies to keep our dialogs on this flow; it goes on
+                # every Contact we send (sip/ua.py contact_uri hands this one out).
+                reg.contact = reg.contact.with_param("ob", None)
         headers = Headers()
         headers.add(
             "From",
@@ -272,7 +295,12 @@ class Registrations:
         headers.add("Call-ID", reg.call_id)
         headers.add("CSeq", f"{reg.cseq} REGISTER")
         if expires is not None:
-            headers.add("Contact", str(NameAddr(uri=reg.contact)))
+            contact = NameAddr(uri=reg.contact)
+            if acct.instance_id is not None and dest.reliable:  # RFC 5626 §4.2
+                contact = contact.with_param("reg-id", REG_ID).with_param(
+                    "+sip.instance", f'"<urn:uuid:{acct.instance_id}>"'
+                )
+            headers.add("Contact", str(contact))
             if reg.stale_contact is not None:  # §10.2.2: one REGISTER may remove and add bindings
                 stale = NameAddr(uri=reg.stale_contact).with_param("expires", "0")
                 headers.add("Contact", str(stale))
@@ -372,7 +400,14 @@ class Registrations:
                 ("register", acct.name), now + max(refresh_in, 1.0), partial(self._due, acct.name)
             )
             self._schedule_check(reg, now, before=now + refresh_in)
-            return [ev.Registered(account=acct.name, expires=expires, contact=str(reg.contact))]
+            return [
+                ev.Registered(
+                    account=acct.name,
+                    expires=expires,
+                    contact=str(reg.contact),
+                    flow_timer_s=_int_header(resp, "Flow-Timer") or None,
+                )
+            ]
         reg.apply(RegInput.FAIL)
         reg.failures += 1
         retry_in = min(REGISTER_RETRY_MIN_S * 2 ** (reg.failures - 1), REGISTER_RETRY_MAX_S)
@@ -396,6 +431,7 @@ class Registrations:
         if reg is not None and reg.state in (RegState.REGISTERED, RegState.FAILED):
             reg.apply(RegInput.RETRY)
             reg.auth_attempts = 0
+            reg.nat_rewritten = False
             self._send(reg, reg.expires, now)
         return []
 
@@ -463,6 +499,30 @@ class Registrations:
             isinstance(c.uri, SipUri) and c.uri.matches(reg.contact) for c in resp.contacts
         )
 
+    def flow_closed(self, dest: Address, now: float) -> None:
+        """The TCP/TLS connection to ``dest`` closed: the registrations that ride on it register
+        again over a new one, at once the first time (module docstring)."""
+        if not dest.reliable:
+            return
+        for reg in self._by_account.values():
+            if reg.state is not RegState.REGISTERED or registrar_hop(reg.account) != dest:
+                continue
+            recent = reg.flow_broken_at is not None and now - reg.flow_broken_at < FLOW_STABLE_S
+            reg.flow_breaks = reg.flow_breaks + 1 if recent else 1
+            reg.flow_broken_at = now
+            delay = 0.0
+            if reg.flow_breaks > 1:
+                base = REGISTER_RETRY_MIN_S * 2 ** (reg.flow_breaks - 2)
+                delay = min(base, REGISTER_RETRY_MAX_S) * (0.5 + 0.5 * self._ctx.rng.random())
+            logger.info(
+                "%s: the flow to %s closed; registering again in %.0f s",
+                reg.account.name,
+                dest,
+                delay,
+            )
+            name = reg.account.name
+            self._ctx.set_deadline(("register", name), now + delay, partial(self._due, name))
+
     def _granted_expires(self, reg: Registration, resp: SipResponse) -> int:
         """§10.2.4: the expires of our own binding in the 200, else Expires, else what we asked."""
         for contact in resp.contacts:
@@ -481,11 +541,11 @@ class Registrations:
         self, reg: Registration, resp: SipResponse, dest: Address, now: float
     ) -> bool:
         """RFC 3581: when the registrar saw us at another address than our Contact (NAT), register
-        the learned address instead, once, and remove the binding just made at the other one:
-        left there, every call to us would be forked to it as well, and its failure (a 404 or a
-        timeout) could be the answer the caller gets. Only for UDP: over TCP/TLS the registrar
-        reaches us through the connection itself."""
-        if dest.transport != "udp" or reg.nat_rewritten or reg.contact is None:
+        the learned address instead, once per round, and remove the binding just made at the
+        other one: left there, every call to us would be forked to it as well, and its failure
+        (a 404 or a timeout) could be the answer the caller gets. Over TCP/TLS the learned
+        address is the public end of our connection (module docstring)."""
+        if reg.nat_rewritten or reg.contact is None:
             return False
         via = resp.top_via
         received, rport = via.received, via.rport

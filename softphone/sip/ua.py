@@ -160,6 +160,11 @@ class UserAgent:
     def registration_state(self, account: str) -> RegState:
         return self._registrations.state(account)
 
+    def registered_contact(self, account: str) -> SipUri | None:
+        """The Contact registered for ``account``: our public address once the registrar told
+        us where it sees us (RFC 3581)."""
+        return self._registrations.contact(account)
+
     def active_calls(self) -> list[str]:
         return [c.call_id for c in self._calls if c.state is not CallState.TERMINATED]
 
@@ -175,6 +180,13 @@ class UserAgent:
 
     def transport_error(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
         return self._core.transport_error(dest, reason, now)
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
+        """The TCP/TLS connection to ``dest`` closed (``reason``): registrations on it register
+        again over a new one (RFC 5626 §4.4; sip/registration.py)."""
+        logger.info("connection to %s closed: %s", dest, reason)
+        self._registrations.flow_closed(dest, now)
+        return []
 
     def receive_message(self, data: bytes, source: Address, now: float) -> list[ev.Event]:
         if wire.isEnabledFor(logging.DEBUG):

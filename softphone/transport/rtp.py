@@ -4,7 +4,8 @@ taken from the configured range.
 Sockets only: datagrams go to a sink callback as ``(data, addr, via_rtcp)``, or to
 ``timed_sink`` as ``(data, addr, via_rtcp, arrival)``; what they mean is the business of the
 sans-IO RTP session (rtp/session.py) that phone/ pumps. With rtcp-mux (RFC 5761) the RTCP
-socket simply stays quiet.
+socket simply stays quiet. STUN answers (RFC 7983 §7 tells them apart by the first byte) go to
+``stun_sink`` while one is set: the phone asks a STUN server for the sockets' public address.
 
 Each socket is read with ``loop.add_reader`` and drained on every wake-up, not through an
 asyncio datagram transport, for two reasons:
@@ -28,6 +29,8 @@ import struct
 import time
 from collections.abc import Callable
 from typing import Final
+
+from softphone.stun import is_stun
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class RtpEndpoint:
         self.sink: DatagramSink | None = None
         self.timed_sink: TimedDatagramSink | None = None
         """Takes precedence over ``sink``: also given the datagram's arrival (loop clock)."""
+        self.stun_sink: DatagramSink | None = None
+        """Gets STUN messages instead of the other sinks while set."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._attached: list[socket.socket] = []
         self._stamped = False
@@ -134,6 +139,9 @@ class RtpEndpoint:
             self._received(data, (str(addr[0]), int(addr[1])), via_rtcp, arrival)
 
     def _received(self, data: bytes, addr: tuple[str, int], via_rtcp: bool, arrival: float) -> None:
+        if self.stun_sink is not None and is_stun(data):
+            self.stun_sink(data, addr, via_rtcp)
+            return
         self.packets_received += 1
         if self.timed_sink is not None:
             self.timed_sink(data, addr, via_rtcp, arrival)
@@ -162,6 +170,7 @@ class RtpEndpoint:
             return
         self._closed = True
         self.sink = None
+        self.stun_sink = None
         self.timed_sink = None
         self._attach_task.cancel()
         if self._loop is not None and not self._loop.is_closed():
@@ -170,6 +179,10 @@ class RtpEndpoint:
         self._attached.clear()
         for sock in self._socks:
             sock.close()
+
+    async def attached(self) -> None:
+        """Wait until both sockets are read by the loop (``send`` works from then on)."""
+        await asyncio.shield(self._attach_task)
 
     async def wait_closed(self) -> None:
         """After ``close()``: wait until the attaching task has ended, so it never outlives the

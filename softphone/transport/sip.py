@@ -76,6 +76,10 @@ class SipCore(Protocol):
 
     def transport_error(self, dest: Address, reason: str, now: float) -> Sequence[object]: ...
 
+    def flow_closed(self, dest: Address, reason: str, now: float) -> Sequence[object]:
+        """A TCP/TLS connection ended (the peer or a router closed it, or it failed)."""
+        ...
+
 
 Sink = Callable[[list[object]], None]
 TlsContextFactory = Callable[[Address], ssl.SSLContext]
@@ -489,40 +493,47 @@ class SipTransport:
         self.pump()
 
     async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
-        """Read until EOF, error or junk; then close (RFC 3261 §18.3 framing via StreamFramer)."""
+        """Read until EOF, error or junk; then close (RFC 3261 §18.3 framing via StreamFramer)
+        and tell the core the flow is gone (a registration on it registers again)."""
         assert conn.writer is not None
         writer = conn.writer
+        why = "closed"
         try:
-            await self._read(conn, reader)
+            why = await self._read(conn, reader)
         finally:
             self._forget(conn)
             writer.close()
+            if not self._closed:
+                now = self._running_loop().time()
+                self._emit(self._core.flow_closed(conn.address, why, now))
+                self.pump()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
+        """Deliver what the connection carries until it ends; why it ended."""
         loop = self._running_loop()
         while True:
             try:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
                 logger.info("connection to %s failed: %s", conn.address, exc)
-                return
+                return f"failed: {exc}"
             if not data:
                 logger.info("connection to %s closed by the peer", conn.address)
-                return
+                return "closed by the peer"
             conn.last_activity = loop.time()
             try:
                 conn.framer.receive_data(data)
             except ParseError as exc:
                 logger.info("closing connection to %s: %s", conn.address, exc)
-                return
+                return f"unreadable: {exc}"
             while True:
                 try:
                     event = conn.framer.next_event()
                 except ParseError as exc:
                     logger.info("closing connection to %s: %s", conn.address, exc)
-                    return
+                    return f"unreadable: {exc}"
                 if event is None:
                     break
                 if isinstance(event, bytes):

@@ -29,6 +29,7 @@ class FakeCore:
     def __init__(self) -> None:
         self.received: list[tuple[bytes, Address]] = []
         self.errors: list[tuple[Address, str]] = []
+        self.closed_flows: list[tuple[Address, str]] = []
         self.timer_calls: list[float] = []
         self.outbox: list[tuple[bytes, Address]] = []
         self.deadlines: list[float] = []
@@ -63,6 +64,11 @@ class FakeCore:
         self.changed.set()
         self.errors.append((dest, reason))
         return [("error", reason)]
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> list[object]:
+        self.closed_flows.append((dest, reason))
+        self.changed.set()
+        return []
 
     async def until(self, cond: Callable[[], bool]) -> None:
         async with asyncio.timeout(TIMEOUT_S):
@@ -365,6 +371,27 @@ async def test_tcp_connects_on_send_and_receives_on_that_connection(
         writer.close()
     finally:
         await peer.close()
+
+
+async def test_a_connection_the_server_closes_is_reported_as_a_closed_flow(
+    core: FakeCore, sip_transport: SipTransport
+) -> None:
+    peer = StreamPeer()
+    await peer.start()
+    dest = Address("tcp", "127.0.0.1", peer.port)
+    try:
+        core.outbox.append((sip(), dest))
+        sip_transport.pump()
+        reader, writer = await peer.next()
+        await read_exactly(reader, len(sip()))
+        assert core.closed_flows == []
+        writer.close()  # the server (or a router in the way) ends the flow
+        await core.until(lambda: bool(core.closed_flows))
+        assert core.closed_flows == [(dest, "closed by the peer")]
+    finally:
+        await peer.close()
+    await sip_transport.close()
+    assert core.closed_flows == [(dest, "closed by the peer")]  # our own close says nothing
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])

@@ -33,7 +33,7 @@ from softphone.bench.reliability.peers import SoftphoneListen
 from softphone.bench.reliability.scan import account_config
 from softphone.lab.baresip import Baresip
 from softphone.lab.kamailio import Kamailio
-from softphone.lab.netns import NamespacePair, namespaces_usable
+from softphone.lab.netns_pair import NamespacePair, namespaces_usable
 from softphone.lab.pki import make_pki
 from softphone.lab.process import HOST, LabError
 from softphone.lab.sipp import Sipp
