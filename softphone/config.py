@@ -13,6 +13,12 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
+
+``media_encryption``: "none" sends plain RTP and refuses encrypted offers; "srtp-optional" offers
+SDES keys inside RTP/AVP (RFC 4568 best effort) and accepts plain or encrypted media; "srtp"
+offers RTP/SAVP and refuses plain RTP; "dtls-srtp" offers UDP/TLS/RTP/SAVP (RFC 5764) and refuses
+plain RTP.
 
 Audio keys (all optional, top level)::
 
@@ -54,6 +60,16 @@ if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone
 # end that edits the config needs no SIP module to know them.
 TransportName: TypeAlias = Literal["udp", "tcp", "tls"]
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("udp", "tcp", "tls")
+# An account's media encryption, in the config file's words (softphone.sdp.MediaEncryption has the
+# same values; tests/test_config.py checks they agree).
+MediaEncryptionName: TypeAlias = Literal["none", "srtp-optional", "srtp", "dtls-srtp"]
+MEDIA_ENCRYPTIONS: Final[tuple[MediaEncryptionName, ...]] = (
+    "none",
+    "srtp-optional",
+    "srtp",
+    "dtls-srtp",
+)
+DEFAULT_MEDIA_ENCRYPTION: Final[MediaEncryptionName] = "srtp-optional"
 
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
@@ -111,6 +127,7 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    media_encryption: MediaEncryptionName = DEFAULT_MEDIA_ENCRYPTION
 
     @property
     def auth_username(self) -> str:
@@ -223,6 +240,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "media_encryption",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -354,6 +372,12 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    encryption = raw.get("media_encryption", DEFAULT_MEDIA_ENCRYPTION)
+    if encryption not in MEDIA_ENCRYPTIONS:
+        raise ConfigError(
+            f"{label}: media_encryption must be one of {', '.join(MEDIA_ENCRYPTIONS)} "
+            f"(not {encryption!r})"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -365,6 +389,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        media_encryption=encryption,
     )
 
 
@@ -509,6 +534,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:
+            entry["media_encryption"] = a.media_encryption
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

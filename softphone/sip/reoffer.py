@@ -22,7 +22,7 @@ from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import SipRequest, SipResponse
-from softphone.sip.status import explain
+from softphone.sip.status import explain, warning_header
 from softphone.sip.transaction import (
     AckReceived,
     ClientTransaction,
@@ -164,12 +164,15 @@ class Reoffers:
         sub.apply(RI.SEND_2XX)
         self._ctx.send_response(tx, resp, now)
 
-    def reject(self, call: Call, *, status: int = 488, now: float) -> None:
+    def reject(
+        self, call: Call, *, status: int = 488, now: float, warning: tuple[int, str] | None = None
+    ) -> None:
         sub = call.reoffer
         tx, request = sub.server_tx, sub.request
         if not sub.allows(RI.SEND_REJECT) or tx is None or request is None:
             raise LocalProtocolError("no re-INVITE to reject")
-        resp = self._ctx.response(request, status)
+        extra = [("Warning", warning_header(*warning))] if warning is not None else []
+        resp = self._ctx.response(request, status, extra=extra)
         sub.apply(RI.SEND_REJECT)
         self._ctx.send_response(tx, resp, now)
 

@@ -75,6 +75,12 @@ class SrtpContext:
         self._mki = remote_mki_length
         self.stats = SrtpStats()
 
+    def rekey_remote(self, remote_key: bytes, *, remote_mki_length: int = 0) -> None:
+        """The peer changed its key (a re-offer): a new inbound session. Ours carries on, so
+        no packet index is ever protected twice under our key (RFC 3711 §3.3.1, §9.1)."""
+        self._rx = _session(self.suite, remote_key, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._mki = remote_mki_length
+
     def protect_rtp(self, packet: bytes) -> bytes:
         protected = self._tx.protect(packet)
         self.stats.protected += 1

@@ -98,10 +98,33 @@ class MediaProtection:
             )
 
     def update(self, security: NegotiatedSecurity, *, rtcp_mux: bool, now: float) -> None:
-        """A re-offer was negotiated. Same keys (or the same peer certificate and role): nothing
-        changes, so the rollover counters carry on (RFC 3711 §3.3.1). New keys: new contexts."""
-        if security == self.security and rtcp_mux == self._rtcp_mux:
-            return
+        """A re-offer was negotiated. What our side sends with carries on wherever it can, so
+        the rollover counter never restarts under a key already used (RFC 3711 §3.3.1):
+
+        - SDES, same suite and our key: only the peer's key is replaced (when it changed);
+        - DTLS-SRTP, the same peer certificate: the association and its keys stay;
+        - anything else: new contexts (and, for DTLS-SRTP, a new handshake)."""
+        current = self.security
+        if rtcp_mux == self._rtcp_mux and security.method == current.method:
+            if (
+                security.method == "sdes"
+                and security.suite == current.suite
+                and security.local_key == current.local_key
+            ):
+                if (security.remote_key, security.remote_mki_length) != (
+                    current.remote_key,
+                    current.remote_mki_length,
+                ):
+                    self._contexts[False].rekey_remote(
+                        security.remote_key, remote_mki_length=security.remote_mki_length
+                    )
+                self.security = security
+                return
+            if (
+                security.method == "dtls-srtp"
+                and security.remote_fingerprint == current.remote_fingerprint
+            ):
+                return
         self.close()
         for context in {id(c): c for c in self._contexts.values()}.values():
             self._retired.add(context)
