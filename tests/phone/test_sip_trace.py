@@ -82,3 +82,25 @@ def test_trace_is_bounded() -> None:
     big = b"MESSAGE sip:a SIP/2.0\r\nCall-ID: big\r\n\r\n" + b"x" * (tr.MAX_TEXT + 10)
     trace.add("received", big, "l", "r")
     assert trace.messages("big")[0].text.endswith("more characters not kept]")
+
+
+SDES_OFFER = (
+    "INVITE sip:bob@example.com SIP/2.0\r\nCall-ID: c1\r\n\r\n"
+    "m=audio 4000 RTP/SAVP 0\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+    "a=crypto:2 AEAD_AES_128_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==\r\n"
+)
+
+
+def test_redact_hides_sdes_keys_in_the_trace_and_the_wire_log() -> None:
+    from softphone.sip.ua import redact as wire_redact
+    from softphone.tui.screens.trace import redact_for_display
+
+    for shown in (
+        redact(SDES_OFFER),
+        wire_redact(SDES_OFFER.encode()).decode(),
+        redact_for_display(SDES_OFFER),
+    ):
+        assert "WVNfX19zZW1jdGwg" not in shown and "AAECAwQFBgcICQoL" not in shown
+        assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20|1:4" in shown
+        assert "a=crypto:2 AEAD_AES_128_GCM inline:<redacted>" in shown
