@@ -16,6 +16,12 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
     # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
     # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
+    media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
+
+``media_encryption``: "none" sends plain RTP and refuses encrypted offers; "srtp-optional" offers
+SDES keys inside RTP/AVP (RFC 4568 best effort) and accepts plain or encrypted media; "srtp"
+offers RTP/SAVP and refuses plain RTP; "dtls-srtp" offers UDP/TLS/RTP/SAVP (RFC 5764) and refuses
+plain RTP.
 
 Audio keys (all optional, top level)::
 
@@ -64,6 +70,16 @@ if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone
 # end that edits the config needs no SIP module to know them.
 TransportName: TypeAlias = Literal["udp", "tcp", "tls"]
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("udp", "tcp", "tls")
+# An account's media encryption, in the config file's words (softphone.sdp.MediaEncryption has the
+# same values; tests/test_config.py checks they agree).
+MediaEncryptionName: TypeAlias = Literal["none", "srtp-optional", "srtp", "dtls-srtp"]
+MEDIA_ENCRYPTIONS: Final[tuple[MediaEncryptionName, ...]] = (
+    "none",
+    "srtp-optional",
+    "srtp",
+    "dtls-srtp",
+)
+DEFAULT_MEDIA_ENCRYPTION: Final[MediaEncryptionName] = "srtp-optional"
 
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
@@ -132,6 +148,7 @@ class Account:
     # "HOST[:PORT]" (port 3478 by default): where to ask for our public address (RFC 8489) for
     # the SDP when behind a NAT.
     stun_server: str | None = None
+    media_encryption: MediaEncryptionName = DEFAULT_MEDIA_ENCRYPTION
 
     @property
     def auth_username(self) -> str:
@@ -309,6 +326,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "binding_check",
         "only_from_proxy",
         "stun_server",
+        "media_encryption",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -463,6 +481,12 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         not isinstance(stun_server, str) or parse_host_port(stun_server) is None
     ):
         raise ConfigError(f'{label}: stun_server must be "HOST[:PORT]" (not {stun_server!r})')
+    encryption = raw.get("media_encryption", DEFAULT_MEDIA_ENCRYPTION)
+    if encryption not in MEDIA_ENCRYPTIONS:
+        raise ConfigError(
+            f"{label}: media_encryption must be one of {', '.join(MEDIA_ENCRYPTIONS)} "
+            f"(not {encryption!r})"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -477,6 +501,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         binding_check=check,
         only_from_proxy=only_from_proxy,
         stun_server=stun_server,
+        media_encryption=encryption,
     )
 
 
@@ -648,6 +673,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["only_from_proxy"] = True
         if a.stun_server is not None:
             entry["stun_server"] = a.stun_server
+        if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:
+            entry["media_encryption"] = a.media_encryption
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

@@ -17,6 +17,7 @@ from typing import NoReturn, Protocol
 import pytest
 
 from softphone import lab
+from softphone.lab.baresip import MediaEnc
 from softphone.lab.process import PeerMissing, find_binary
 
 
@@ -85,4 +86,6 @@ class BaresipFactory(Protocol):
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
     ) -> lab.Baresip: ...

@@ -128,6 +128,8 @@ class FakeCall:
     level_dbfs: tuple[float, float] = (-30.0, -24.0)  # (mic, speaker) while it has audio
     trace: list[TracedMessage] = field(default_factory=list)
     streams: list[StreamSummary] = field(default_factory=list)
+    encryption: Literal["none", "sdes", "dtls-srtp"] = "none"  # a test sets it to show the lock
+    srtp_suite: str | None = None
 
     @property
     def codec(self) -> str | None:

@@ -328,3 +328,33 @@ def test_a_malformed_stun_server_names_the_key(value: object) -> None:
     raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
     with pytest.raises(ConfigError, match="stun_server"):
         parse_config(raw)
+
+
+def test_media_encryption_per_account_defaults_parses_and_round_trips(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "account": [
+                {"name": "a", "uri": "sip:a@example.com"},
+                {"name": "b", "uri": "sip:b@example.com", "media_encryption": "dtls-srtp"},
+            ]
+        }
+    )
+    assert config.account("a").media_encryption == "srtp-optional"
+    assert config.account("b").media_encryption == "dtls-srtp"
+    path = save_config(config, tmp_path / "config.toml")
+    text = path.read_text()
+    assert text.count("media_encryption") == 1  # the default is not written out
+    assert load_config(path).account("b").media_encryption == "dtls-srtp"
+
+
+def test_a_bad_media_encryption_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"media_encryption must be one of none, srtp-optional"):
+        parse_config({"account": [{"name": "a", "uri": "sip:a@x", "media_encryption": "zrtp"}]})
+
+
+def test_the_config_spells_media_encryption_as_the_sdp_core_does() -> None:
+    from softphone.config import MEDIA_ENCRYPTIONS, MediaEncryptionName
+    from softphone.sdp import MediaEncryption
+
+    assert get_args(MediaEncryptionName) == MEDIA_ENCRYPTIONS
+    assert tuple(m.value for m in MediaEncryption) == MEDIA_ENCRYPTIONS

@@ -62,6 +62,8 @@ class BenchCall:
     display_name: str | None = "Echo"
     muted: bool = False
     codec: str | None = "opus"
+    encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
+    srtp_suite: str | None = None
 
 
 class BenchPhone(EventReader):

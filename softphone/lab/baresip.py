@@ -48,6 +48,7 @@ __all__ = [
     "BaresipConsole",
     "BaresipCtrl",
     "Event",
+    "MediaEnc",
     "NetstringDecoder",
     "strip_ansi",
 ]
@@ -56,6 +57,8 @@ MODULE_DIR: Final = Path("/usr/lib/baresip/modules")
 
 Event = dict[str, Any]
 Audio = Literal["tone"] | Path | str
+# baresip 1.0's media encryption names (account parameter ``mediaenc``).
+MediaEnc = Literal["srtp", "srtp-mand", "srtp-mandf", "dtls_srtp", "dtls_srtpf"]
 
 
 def strip_ansi(text: str) -> str:
@@ -282,16 +285,21 @@ class Baresip:
         max_calls: int = 4,
         host: str = HOST,
         netns: str | None = None,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
     ) -> None:
         """``host``: the address it listens and advertises on, inside ``netns`` when given
-        (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
-        default: every codec module loaded). ``register`` only matters with a registrar.
-        ``display_name``: the name its From carries, as most phones send one. ``contacts``:
-        URIs for its contacts file (module ``contact``), the only parties baresip 1.0 can send
-        an instant message to (:meth:`send_message`). ``console``: load ``cons`` and read it
-        (:attr:`console`), where baresip shows the instant messages it receives.
-        ``max_calls``: calls it takes at once (``call_max_calls``; the load benchmarks raise
-        it)."""
+        (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
+        names, e.g. ``opus/48000/1``; default: every codec module loaded). ``register`` only
+        matters with a registrar. ``display_name``: the name its From carries, as most phones
+        send one. ``contacts``: URIs for its contacts file (module ``contact``), the only
+        parties baresip 1.0 can send an instant message to (:meth:`send_message`).
+        ``console``: load ``cons`` and read it (:attr:`console`), where baresip shows the
+        instant messages it receives. ``max_calls``: calls it takes at once
+        (``call_max_calls``; the load benchmarks raise it). ``mediaenc``: the account's media
+        encryption (module ``srtp``: ``srtp`` offers SDES inside RTP/AVP, ``srtp-mand``
+        RTP/SAVP; module ``dtls_srtp``: ``dtls_srtp`` UDP/TLS/RTP/SAVP). ``rtcp_mux``: offer
+        and accept rtcp-mux (RFC 5761)."""
         self.workdir = workdir
         self.host = host
         self.netns = netns
@@ -313,6 +321,8 @@ class Baresip:
             raise LabError(f"contacts are bare URIs, not {contacts!r}")
         self.contacts = contacts
         self.with_console = console
+        self.mediaenc = mediaenc
+        self.rtcp_mux = rtcp_mux
         self.cons_port = 0
         self._console: BaresipConsole | None = None
         self.sip_port = 0
@@ -356,6 +366,8 @@ class Baresip:
 
     def account_line(self) -> str:
         answer = f"answermode={'auto' if self.auto_answer else 'manual'}"
+        if self.mediaenc is not None:
+            answer += f";mediaenc={self.mediaenc}"
         # The account is a name-addr (baresip's accounts file): a display name goes before it.
         name = "" if self.display_name is None else f'"{self.display_name}" '
         if self.kamailio is None:
@@ -387,6 +399,8 @@ class Baresip:
             source = f"audio_source\t\taufile,{wav}\nausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n"
             audio_modules = ["aufile.so"]
         filters = ["sndfile.so"] if self.record else []
+        if self.mediaenc is not None:
+            filters.append("dtls_srtp.so" if self.mediaenc.startswith("dtls") else "srtp.so")
         tls = (
             f"sip_cafile\t\t{self.kamailio.ca_file}\n"
             f"sip_certificate\t\t{self.kamailio.pki.good.combined}\n"
@@ -401,7 +415,8 @@ class Baresip:
             source,
             "audio_player\t\t\naudio_alert\t\t\n",
             "ausrc_format\t\ts16\nauplay_format\t\ts16\n",
-            "rtp_tos\t\t\t0\nrtcp_mux\t\tno\njitter_buffer_delay\t5-10\n",
+            f"rtp_tos\t\t\t0\nrtcp_mux\t\t{'yes' if self.rtcp_mux else 'no'}\n",
+            "jitter_buffer_delay\t5-10\n",
             f"audio_codecs\t\t{self.codecs}\n" if self.codecs else "",
             f"net_interface\t\t{self.host}\n",
             f"dns_server\t\t{self.host}:53\n",

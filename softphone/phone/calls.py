@@ -18,7 +18,7 @@ from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
 from softphone.phone.offer_answer import OfferAnswer
 from softphone.phone.outcome import call_outcome
-from softphone.sdp import Direction, SessionDescription
+from softphone.sdp import Direction, SdpError, SecurityRefused, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
 
 __all__ = ["KEEP_ENDED", "CallInfo", "Calls"]
@@ -90,10 +90,15 @@ class Calls:
         direction = Direction.SENDONLY if info.local_hold else Direction.SENDRECV
         return self._sdp.answer(info, offer_sdp, direction)
 
-    def apply_answer(self, info: CallInfo, sdp: bytes) -> None:
+    def offer_problem(self, info: CallInfo) -> SdpError | None:
+        """Why the peer's offer in ``info.remote_sdp`` cannot be answered (checked on arrival)."""
+        return self._sdp.problem(info, info.remote_sdp)
+
+    def apply_answer(self, info: CallInfo, sdp: bytes) -> SdpError | None:
         problem = self._sdp.apply_answer(info, sdp)
         if problem is not None:
             self._emit(pe.Notice(level="warning", text=f"unusable SDP answer: {problem}"))
+        return problem
 
     # ------------------------------------------------------------------ state
     def set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
@@ -103,7 +108,12 @@ class Calls:
         self.update_tones()
         self._emit(
             pe.CallStateChanged(
-                call_id=info.call_id, state=state, direction=info.direction, remote=info.remote
+                call_id=info.call_id,
+                state=state,
+                direction=info.direction,
+                remote=info.remote,
+                encryption=info.encryption,
+                srtp_suite=info.srtp_suite,
             )
         )
 
@@ -127,11 +137,17 @@ class Calls:
             self.sync_media(info, sending=False)
         self.set_state(info, "early" if sdp is not None and status == 183 else "ringing")
 
-    def answered(self, info: CallInfo, sdp: bytes | None) -> None:
-        """The peer answered our call (its 2xx, with the SDP answer to our offer)."""
+    def answered(self, info: CallInfo, sdp: bytes | None) -> SdpError | None:
+        """The peer answered our call (its 2xx, with the SDP answer to our offer). Returns the
+        answer's problem when its media security is not acceptable: the caller hangs up, as
+        nothing may be sent in the clear (or with keys we did not agree) instead."""
         if sdp is not None:
-            self.apply_answer(info, sdp)
+            problem = self.apply_answer(info, sdp)
+            if isinstance(problem, SecurityRefused):
+                info.media = None
+                return problem
         self.established(info)
+        return None
 
     def established(self, info: CallInfo) -> None:
         """Answered (our 2xx was ACKed, or the peer's 2xx came): the audio flows both ways."""

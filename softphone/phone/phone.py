@@ -70,12 +70,13 @@ from softphone.phone.network import (
     tls_ca_files,
     unresolved_account,
 )
-from softphone.phone.offer_answer import OfferAnswer, codec_specs
+from softphone.phone.offer_answer import OfferAnswer, codec_specs, warning_for
 from softphone.phone.registrations import Registrations
 from softphone.phone.sip_events import SipEvents
 from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.tasks import TaskSet
 from softphone.phone.trace import SipTrace
+from softphone.sdp import MediaEncryption, SecurityRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
 from softphone.sip.call import CallState
@@ -83,6 +84,7 @@ from softphone.sip.errors import LocalProtocolError
 from softphone.sip.registration import registrar_hop
 from softphone.sip.timers import TimerConfig
 from softphone.sip.ua import UserAgent
+from softphone.srtp import DtlsCertificate, load_or_create
 from softphone.transport.resolver import DnsBackend, DnspythonBackend
 from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint
 from softphone.transport.sip import SipTransport
@@ -134,11 +136,18 @@ class Phone(EventReader):
         auto_answer: bool = False,
         audio: AudioProvider | None = None,
         instance_id: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         """``instance_id``: this phone's RFC 5626 instance (a UUID); by default the one kept
-        in the data directory, the same across restarts."""
+        in the data directory, the same across restarts. ``data_dir``: where the DTLS
+        certificate is kept (default: the XDG data directory)."""
         self._config = config
         self._instance_id = instance_id
+        self._data_dir = data_dir
+        self._dtls_certificate: DtlsCertificate | None = None
+        self._encryption: dict[str, MediaEncryption] = {
+            a.name: MediaEncryption(a.media_encryption) for a in config.accounts
+        }
         self._bind_host = bind_host
         self._sip_port = sip_port if sip_port is not None else config.sip_port
         self._rng = rng or random.SystemRandom()
@@ -165,8 +174,13 @@ class Phone(EventReader):
             emit=self._emit,
             clock=self._now,
             calls=lambda: self._calls,
+            certificate=self._certificate,
         )
-        self._sdp = OfferAnswer(codec_specs(config.codecs))
+        self._sdp = OfferAnswer(
+            codec_specs(config.codecs),
+            encryption=lambda name: self._encryption.get(name, MediaEncryption.SRTP_OPTIONAL),
+            certificate=self._certificate,
+        )
         self._calls = Calls(
             sdp=self._sdp,
             audio=self._audio,
@@ -186,7 +200,9 @@ class Phone(EventReader):
         accounts = self._config.accounts or (local_account(self._bind_host),)
         self._stun_servers = stun_servers(accounts)
         if self._instance_id is None:
-            self._instance_id = await asyncio.to_thread(stable_instance_id, default_data_dir())
+            self._instance_id = await asyncio.to_thread(
+                stable_instance_id, self._data_dir or default_data_dir()
+            )
         resolved = [await self._account_config(a) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
         self._tls_ca_files = tls_ca_files(accounts, resolved)
@@ -243,6 +259,7 @@ class Phone(EventReader):
         changed (sip/registration.py). Calls go on with the account they began with."""
         running = self._require()
         wanted = tuple(accounts) or (local_account(self._bind_host),)
+        self._encryption = {a.name: MediaEncryption(a.media_encryption) for a in wanted}
         resolved: list[AccountConfig] = []
         unresolved: dict[str, str] = {}
         for acct in wanted:
@@ -436,8 +453,12 @@ class Phone(EventReader):
                 raise PhoneError("this call is not ringing")
         sdp = self._calls.answer_offer(info, info.remote_sdp)
         if sdp is None:
-            running.sip.handle(ua.reject(call_id, status=488, now=self._now()))
+            problem = info.sdp_problem
+            warning = warning_for(problem)
+            running.sip.handle(ua.reject(call_id, status=488, now=self._now(), warning=warning))
             self._pump()
+            if isinstance(problem, SecurityRefused):
+                raise PhoneError(f"{problem} (rejected with 488)")
             raise PhoneError("no common codec with the caller (rejected with 488)")
         ua.answer(call_id, sdp=sdp, now=self._now())
         self._pump()
@@ -635,6 +656,12 @@ class Phone(EventReader):
         port = next((a.port for a in listeners if a.transport == peer.transport), None)
         local = f"{peer.transport}:{self._advertised}" + (f":{port}" if port is not None else "")
         self._trace.add(direction, data, local, f"{peer.transport}:{peer.host}:{peer.port}")
+
+    def _certificate(self) -> DtlsCertificate:
+        """The DTLS certificate, loaded (or made, mode 0600) when a call first needs it."""
+        if self._dtls_certificate is None:
+            self._dtls_certificate = load_or_create(self._data_dir or default_data_dir())
+        return self._dtls_certificate
 
     def _audio_problem(self, text: str) -> None:
         self._emit(pe.Notice(level="warning", text=text))

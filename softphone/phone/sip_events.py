@@ -21,8 +21,10 @@ from softphone.phone.calls import Calls
 from softphone.phone.errors import PhoneError
 from softphone.phone.messaging import Messaging
 from softphone.phone.network import keep_alive_interval
+from softphone.phone.offer_answer import warning_for
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
+from softphone.sdp import SecurityRefused
 from softphone.sip import events as ue
 from softphone.sip.account import AccountConfig
 from softphone.sip.errors import LocalProtocolError
@@ -147,7 +149,11 @@ class SipEvents:
                     calls.progressed(info, status, sdp)
             case ue.CallAnswered(call_id=call_id, sdp=sdp):
                 if (info := calls.get(call_id)) is not None:
-                    calls.answered(info, sdp)
+                    refused = calls.answered(info, sdp)
+                    if refused is not None:
+                        self._emit(pe.Notice(level="error", text=f"hanging up: {refused}"))
+                        self.handle(ua.hangup(call_id, self._clock()))
+                        return
                     self._notify_transferor(info, 200, "OK")
             case ue.CallConfirmed(call_id=call_id):
                 if (info := calls.get(call_id)) is not None:
@@ -170,7 +176,15 @@ class SipEvents:
                     return
                 answer = calls.answer_offer(info, sdp)
                 if answer is None:
-                    ua.reject_reoffer(call_id, status=488, now=self._clock())
+                    ua.reject_reoffer(
+                        call_id,
+                        status=488,
+                        now=self._clock(),
+                        warning=warning_for(info.sdp_problem),
+                    )
+                    self._emit(
+                        pe.Notice(level="warning", text=f"re-offer refused: {info.sdp_problem}")
+                    )
                     return
                 ua.answer_reoffer(call_id, sdp=answer, now=self._clock())
                 calls.reoffered(info, None)
@@ -233,6 +247,17 @@ class SipEvents:
             self.handle(
                 self._ua.reject(
                     event.call_id, status=480, now=self._clock(), reason="Do Not Disturb"
+                )
+            )
+            return
+        problem = self._calls.offer_problem(info)
+        if isinstance(problem, SecurityRefused):  # e.g. plain RTP to an account that needs SRTP
+            self._emit(
+                pe.Notice(level="warning", text=f"refused the call from {info.remote}: {problem}")
+            )
+            self.handle(
+                self._ua.reject(
+                    event.call_id, status=488, now=self._clock(), warning=warning_for(problem)
                 )
             )
             return

@@ -49,6 +49,8 @@ _DIGEST_SECRET = re.compile(r'\b(response|cnonce)[ \t]*=[ \t]*("[^"]*"|[^,\s]+)'
 # but seen). The user part has no ':' of its own, so what follows one up to '@' is the password.
 _URI_PASSWORD = re.compile(r"\b(sips?:[^:@\s<>;,\"]+):[^@\s<>;,\"]+@", re.IGNORECASE)
 _URI_PASSWORD_AT = re.compile(r"sips?:[^:@\s<>;,\"]+:[^@\s<>;,\"]+@")  # on lower-cased text
+# RFC 4568 §9.1: an a=crypto line carries the SRTP master key and salt after "inline:".
+_SDES_KEY = re.compile(r"(inline:)[^\s|;]+", re.IGNORECASE)
 REDACTED: Final = "<redacted>"
 
 
@@ -62,7 +64,8 @@ def redact(text: str) -> str:
     """Authorization and Proxy-Authorization (RFC 3261 §20.7, §20.28): a Digest response and
     cnonce become ``<redacted>``; any other scheme (Basic carries the password) loses its whole
     value. Usernames and realms stay: they help read a failed login. A password in a SIP URI
-    (``sip:alice:secret@host``) becomes ``<redacted>`` too, wherever it appears."""
+    (``sip:alice:secret@host``) becomes ``<redacted>`` too, wherever it appears, and so does the
+    SRTP key of an ``a=crypto`` line (RFC 4568): the trace must not let anyone decrypt a call."""
 
     def one(match: re.Match[str]) -> str:
         prefix, scheme, rest = match.groups()
@@ -78,6 +81,8 @@ def redact(text: str) -> str:
         text = _AUTH_HEADER.sub(one, text)
     if _may_hold_uri_password(lowered):
         text = _URI_PASSWORD.sub(rf"\1:{REDACTED}@", text)
+    if "inline:" in lowered:
+        text = _SDES_KEY.sub(rf"\1{REDACTED}", text)
     return text
 
 

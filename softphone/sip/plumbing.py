@@ -59,11 +59,14 @@ __all__ = ["Plumbing", "TimerHeap", "redact"]
 wire = logging.getLogger("softphone.wire")
 
 _REDACT = re.compile(rb"(?im)^((?:proxy-)?authorization[ \t]*:).*$")
+# RFC 4568 §9.1: the SRTP master key and salt follow "inline:" in an a=crypto line.
+_SDES_KEY = re.compile(rb"(?i)(inline:)[^\s|;]+")
 
 
 def redact(data: bytes) -> bytes:
-    """The wire log never shows credentials: (Proxy-)Authorization values are replaced."""
-    return _REDACT.sub(rb"\1 <redacted>", data)
+    """The wire log never shows credentials: (Proxy-)Authorization values are replaced, and so
+    are the SRTP keys of a=crypto lines (whoever reads a log could decrypt the call)."""
+    return _SDES_KEY.sub(rb"\1<redacted>", _REDACT.sub(rb"\1 <redacted>", data))
 
 
 K = TypeVar("K")

@@ -243,10 +243,20 @@ class UserAgent:
         self._invite_server.answer(self._calls.require(call_id), sdp=sdp, now=now)
 
     def reject(
-        self, call_id: str, *, status: int = 486, now: float, reason: str | None = None
+        self,
+        call_id: str,
+        *,
+        status: int = 486,
+        now: float,
+        reason: str | None = None,
+        warning: tuple[int, str] | None = None,
     ) -> list[ev.Event]:
+        """Reject an incoming call; ``warning``: (warn-code, text) for a Warning header
+        (RFC 3261 §20.43), e.g. why its SDP offer was not acceptable."""
         call = self._calls.require(call_id)
-        return self._invite_server.reject(call, status=status, now=now, reason=reason)
+        return self._invite_server.reject(
+            call, status=status, now=now, reason=reason, warning=warning
+        )
 
     def hangup(self, call_id: str, now: float) -> list[ev.Event]:
         """Whatever ends this call in its state: CANCEL, a 603 rejection, or BYE."""
@@ -273,8 +283,15 @@ class UserAgent:
     def answer_reoffer(self, call_id: str, *, sdp: bytes | None, now: float) -> None:
         self._reoffers.answer(self._calls.require(call_id), sdp=sdp, now=now)
 
-    def reject_reoffer(self, call_id: str, *, status: int = 488, now: float) -> None:
-        self._reoffers.reject(self._calls.require(call_id), status=status, now=now)
+    def reject_reoffer(
+        self,
+        call_id: str,
+        *,
+        status: int = 488,
+        now: float,
+        warning: tuple[int, str] | None = None,
+    ) -> None:
+        self._reoffers.reject(self._calls.require(call_id), status=status, now=now, warning=warning)
 
     def refer(self, call_id: str, target: SipUri, now: float) -> None:
         """Blind transfer as transferor: REFER the peer to ``target``."""

@@ -6,6 +6,7 @@ them, and ``tests/lab_support.py`` says what a missing peer means. How to use th
     from lab_support import BaresipFactory
 
     from softphone import lab
+from softphone.lab.baresip import MediaEnc
 
     pytestmark = pytest.mark.interop
 
@@ -70,6 +71,7 @@ import pytest
 from lab_support import BaresipFactory, KamailioFactory, dump, peers_required, skip_or_fail
 
 from softphone import lab
+from softphone.lab.baresip import MediaEnc
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -154,6 +156,8 @@ def baresip_factory(
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{user}"),
@@ -168,6 +172,8 @@ def baresip_factory(
             display_name=display_name,
             contacts=contacts,
             console=console,
+            mediaenc=mediaenc,
+            rtcp_mux=rtcp_mux,
         )
         started.append(phone)
         with peers_required():

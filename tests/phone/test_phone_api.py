@@ -130,6 +130,8 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
         "display_name",
         "muted",
         "codec",
+        "encryption",
+        "srtp_suite",
     }
 
 

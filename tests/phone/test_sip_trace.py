@@ -143,3 +143,25 @@ def test_a_password_in_a_uri_is_found_after_uris_without_one() -> None:
         redact(text)
         == "From: <sip:bob@host>;tag=1\nTo: <SIP:carol:<redacted>@host>\nContact: <sip:x@y>\n"
     )
+
+
+SDES_OFFER = (
+    "INVITE sip:bob@example.com SIP/2.0\r\nCall-ID: c1\r\n\r\n"
+    "m=audio 4000 RTP/SAVP 0\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+    "a=crypto:2 AEAD_AES_128_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==\r\n"
+)
+
+
+def test_redact_hides_sdes_keys_in_the_trace_and_the_wire_log() -> None:
+    from softphone.sip.ua import redact as wire_redact
+    from softphone.tui.screens.trace import redact_for_display
+
+    for shown in (
+        redact(SDES_OFFER),
+        wire_redact(SDES_OFFER.encode()).decode(),
+        redact_for_display(SDES_OFFER),
+    ):
+        assert "WVNfX19zZW1jdGwg" not in shown and "AAECAwQFBgcICQoL" not in shown
+        assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20|1:4" in shown
+        assert "a=crypto:2 AEAD_AES_128_GCM inline:<redacted>" in shown

@@ -573,3 +573,23 @@ async def test_keys_typed_ahead_across_tab_land_in_the_next_field(tmp_path: Path
             what="every key typed and the focus back on the URI field",
         )
         assert [f.value for f in fields] == ["al", "sip", "A"]
+
+
+async def test_an_encrypted_call_shows_a_lock_in_the_list_and_the_quality_panel() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(120, 30)) as pilot:
+        call_id = await established(pilot, app, phone)
+        assert "\N{LOCK}" not in _rows(app)
+        assert "\N{LOCK}" not in str(app.main.quality.border_title)
+        call = phone.calls[0]
+        call.encryption, call.srtp_suite = "dtls-srtp", "AES_CM_128_HMAC_SHA1_80"
+        phone.emit_stats(call_id, encryption="dtls-srtp", srtp_suite="AES_CM_128_HMAC_SHA1_80")
+        await until(pilot, lambda: "\N{LOCK}" in _rows(app), what="the lock in the calls list")
+        await until(
+            pilot,
+            lambda: (
+                "\N{LOCK} SRTP (DTLS) AES_CM_128_HMAC_SHA1_80" in str(app.main.quality.border_title)
+            ),
+            what="the lock in the quality panel",
+        )

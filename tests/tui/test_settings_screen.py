@@ -150,6 +150,7 @@ async def test_add_an_account_and_save_writes_toml_that_loads_back(tmp_path: Pat
             expires="600",
         )
         form.query_one("#f-transport", Select).value = "tcp"
+        form.query_one("#f-media-encryption", Select).value = "srtp"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back on settings")
         assert app.screen.query_one(AccountsTable).row_count == 1
@@ -160,6 +161,7 @@ async def test_add_an_account_and_save_writes_toml_that_loads_back(tmp_path: Pat
     assert str(account.uri) == "sip:bob@voip.example.org" and account.password == "pa ss"
     assert str(account.registrar) == "sip:voip.example.org" and account.transport == "tcp"
     assert account.expires == 600
+    assert account.media_encryption == "srtp"
     assert app.results[0] is not None and app.results[0].accounts[0].name == "home"
     assert path.stat().st_mode & 0o777 == 0o600
     assert f"saved to {path}" in notices(app)

@@ -28,7 +28,7 @@ from softphone.tui.screens.main_pane import MainWithPane
 from softphone.tui.screens.prompt import PromptScreen
 from softphone.tui.widgets.calls_table import CallRow
 from softphone.tui.widgets.dial_bar import DialBar
-from softphone.tui.widgets.quality import QualityHistory
+from softphone.tui.widgets.quality import LOCK, QualityHistory, lock_text
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ class MainWithCalls(MainWithPane):
                 flags.append("rec")
             if call.call_id in self.notes.waiting:
                 flags.append("waiting")
+            if call.encryption != "none":  # SRTP: the lock, as browsers show one
+                flags.insert(0, LOCK)
             name = self.notes.names.get(call.remote) or call.display_name or call.remote
             talk = None if call.established_at is None else now - call.established_at
             rows.append(
@@ -188,10 +190,12 @@ class MainWithCalls(MainWithPane):
                 history = self.notes.quality[call_id] = QualityHistory()
                 history.add(stats)
         try:
-            title = self.notes.names.get(self.phone.call(call_id).remote) or ""
+            call = self.phone.call(call_id)
+            title = self.notes.names.get(call.remote) or ""
+            lock = lock_text(call.encryption, call.srtp_suite)
         except PhoneError:
-            title = ""
-        self.quality.show(history or QualityHistory(), title=title)  # selected: no stats yet
+            title = lock = ""
+        self.quality.show(history or QualityHistory(), title=title, lock=lock)
 
     @on(DataTable.RowHighlighted, "#calls")
     def _row_highlighted(self) -> None:
