@@ -48,6 +48,8 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 
 EXPECTED_MEMBERS = {
     "start",
+    "config_warning",
+    "protect_config",
     "stop",
     "events",
     "next_event",
