@@ -230,6 +230,7 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
 
     stop = Stop()
     network_deadline = asyncio.get_running_loop().time() + args.timeout
+    last_words: list[str] = []
     with _interrupts(stop):
         history = await CommandHistory.open(reporter)
         try:
@@ -252,11 +253,13 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                         return ExitCode.USAGE
                     return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
                 return await _follow_call(
-                    phone, call_id, args, reporter, stop, history, network_deadline
+                    phone, call_id, args, reporter, stop, history, network_deadline, last_words
                 )
             finally:
                 await phone.stop()
                 await _drain(phone, reporter, history)
+                for line in last_words:  # why we gave up comes after the call's own end
+                    reporter.say(line)
         finally:
             await history.close()
 
@@ -269,10 +272,12 @@ async def _follow_call(
     stop: Stop,
     history: CommandHistory,
     network_deadline: float,
+    last_words: list[str],
 ) -> ExitCode:
     """Report the call's events until it ends. We hang up on Ctrl-C / SIGTERM, when
     --ring-timeout runs out before an answer, when --duration runs out after one, and when the
-    network never answered the INVITE within --timeout (it neither rang nor failed)."""
+    network never answered the INVITE within --timeout (it neither rang nor failed): why goes
+    into ``last_words``, said once the cancelled call's end has been reported."""
     from softphone.phone import events as pe  # not imported by `play`: faster start
     from softphone.phone.errors import PhoneError
     from softphone.phone.text import describe
@@ -293,9 +298,9 @@ async def _follow_call(
             if loop.time() >= network_deadline:  # --timeout ran out before it rang
                 server = _silent_server(phone, silent)
                 if server is not None:
-                    reporter.say(_no_network_answer(server, args.timeout))
+                    last_words.append(_no_network_answer(server, args.timeout))
                 else:  # every server answered (100 Trying...), then nothing came
-                    reporter.say(
+                    last_words.append(
                         f"softphone: the call neither rang nor failed in {args.timeout:g} s"
                         " (--timeout); giving up"
                     )

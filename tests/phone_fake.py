@@ -166,6 +166,7 @@ class FakePhone(EventReader):
         step_s: float = 1.0,
         recordings_dir: Path = Path("/nonexistent/recordings"),
         dtmf_method: Literal["rtp", "info"] = "rtp",
+        media_encryption: Literal["none", "sdes", "dtls-srtp"] = "none",
     ) -> None:
         aors = accounts if accounts is not None else {"local": str(LOCAL_AOR)}
         self.aors: dict[str, SipUri] = {name: SipUri.parse(aor) for name, aor in aors.items()}
@@ -176,6 +177,9 @@ class FakePhone(EventReader):
         self.step_s = step_s
         self.recordings_dir = recordings_dir
         self.dtmf_method = dtmf_method
+        # What the calls it establishes negotiate: two real phones with the default policy
+        # (srtp-optional) agree on SDES with the first suite offered.
+        self.media_encryption = media_encryption
         self.now = 0.0
         self.started = False
         self.calls_made: list[tuple[str, dict[str, object]]] = []
@@ -794,7 +798,12 @@ class FakePhone(EventReader):
     def _publish_state(self, info: FakeCall) -> None:
         self.emit(
             pe.CallStateChanged(
-                call_id=info.call_id, state=info.state, direction=info.direction, remote=info.remote
+                call_id=info.call_id,
+                state=info.state,
+                direction=info.direction,
+                remote=info.remote,
+                encryption=info.encryption,
+                srtp_suite=info.srtp_suite,
             )
         )
 
@@ -810,6 +819,9 @@ class FakePhone(EventReader):
     def _establish(self, info: FakeCall) -> None:
         if info.state in ("calling", "ringing", "early"):
             info.established_at = self.now
+            if self.media_encryption != "none" and info.encryption == "none":
+                info.encryption = self.media_encryption
+                info.srtp_suite = "AES_CM_128_HMAC_SHA1_80"
             self._set_state(info, "established")
 
     def _finish(self, info: FakeCall, status: int, reason: str, phrase: str | None = None) -> None:
