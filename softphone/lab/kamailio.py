@@ -143,6 +143,7 @@ class Kamailio:
             "MPATH": _mpath(),
             "TLS_CFG": str(tls_cfg),
             "DBDIR": str(dbdir),
+            "CTL": str(self.ctl_path),
         }
         text = template_text()
         for key, value in values.items():
@@ -218,6 +219,26 @@ class Kamailio:
                 max(0.0, deadline - time.monotonic()),
                 "an answer to OPTIONS over UDP",
                 poll_s=0.0,
+            )
+
+    @property
+    def ctl_path(self) -> Path:
+        """Its control socket (module ctl), for kamcmd."""
+        return self.workdir / "run" / "kamailio.ctl"
+
+    def forget_bindings(self) -> None:
+        """Remove every binding of the lab's users from the location table, as if each had
+        unregistered. A binding a test leaves behind (a phone killed with -9 never unregisters)
+        points at a port that a later test's phone may be using: calls to that user would be
+        forked to it, and the caller would wait on a branch that never ends."""
+        binary = find_binary("kamcmd", "kamailio")
+        for user in USERS:
+            # An AOR without bindings is an error to kamcmd ("AOR not found"): nothing to do.
+            subprocess.run(
+                [binary, "-s", f"unix:{self.ctl_path}", "ul.rm", "location", user],
+                capture_output=True,
+                timeout=10,
+                check=False,
             )
 
     def restart(self, timeout_s: float = 15.0) -> Kamailio:

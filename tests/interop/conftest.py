@@ -115,6 +115,18 @@ def kamailio(
         proxy.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_location_table(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test that used the shared Kamailio leaves it without bindings: one left behind
+    (a phone killed with -9 never unregisters) names a port that a later test's phone may hold,
+    and calls to that user would be forked to it."""
+    yield
+    if "kamailio" in request.fixturenames:
+        proxy = request.getfixturevalue("kamailio")
+        if proxy.alive():
+            proxy.forget_bindings()
+
+
 @pytest.fixture
 def kamailio_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki

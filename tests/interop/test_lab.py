@@ -274,6 +274,23 @@ def test_call_to_unregistered_user_gets_404(
     kamailio.wait_for(r"LAB REPLY 404 INVITE bob", STEP_S, since=mark)
 
 
+def test_forgotten_bindings_are_gone_and_a_call_to_them_gets_404(
+    kamailio_factory: KamailioFactory, baresip_factory: BaresipFactory
+) -> None:
+    """What the fixtures do between tests: a binding left behind is removed, so a call to its
+    user is not forked to whoever holds its port now."""
+    proxy = kamailio_factory()
+    bob = baresip_factory(user="bob", kamailio=proxy)
+    carol = baresip_factory(user="carol", kamailio=proxy)
+    proxy.forget_bindings()
+    mark = proxy.mark()
+    bob.dial(f"sip:carol@{lab.DOMAIN}")
+    closed = bob.wait_event("CALL_CLOSED", STEP_S)
+    assert "404" in closed["param"], closed
+    assert not any(e["type"] == "CALL_INCOMING" for e in carol.events)
+    proxy.wait_for(r"LAB REPLY 404 INVITE bob", STEP_S, since=mark)
+
+
 def test_auto_answer_hold_resume_and_blind_transfer(
     kamailio: lab.Kamailio, baresip_factory: BaresipFactory
 ) -> None:
