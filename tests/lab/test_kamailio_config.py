@@ -39,6 +39,7 @@ def test_the_template_is_package_data_with_placeholders() -> None:
         "MPATH",
         "TLS_CFG",
         "DBDIR",
+        "CTL",
     }
 
 
