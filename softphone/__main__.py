@@ -413,7 +413,8 @@ def setup_logging(path: Path | None, level: str) -> Path | None:
     """Log to ``path``, else to the state directory. At DEBUG the log holds every SIP message:
     the file is 0600 (an existing one is tightened), and the state directory 0700. A directory
     named with --log-file is the user's: made when missing, its mode left alone."""
-    from softphone.config import default_state_dir, private_dir, private_file
+    from softphone.config import default_state_dir
+    from softphone.files import private_dir, private_file
 
     target = path or default_state_dir() / "softphone.log"
     try:

@@ -62,6 +62,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
+from softphone.files import PRIVATE_FILE_MODE
+
 if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone play` needs none
     from softphone.sip.uri import SipUri
 
@@ -247,33 +249,6 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME)
-
-
-# --- file modes ------------------------------------------------------------------------------------
-PRIVATE_DIR_MODE: Final = 0o700
-PRIVATE_FILE_MODE: Final = 0o600
-
-
-def private_dir(path: Path) -> Path:
-    """Make the directory ``path`` (its missing parents with the usual mode) and leave it 0700:
-    what softphone keeps there is its user's alone. An existing one that others may enter is
-    tightened. Raises OSError."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
-        os.chmod(path, PRIVATE_DIR_MODE)
-    return path
-
-
-def private_file(path: Path) -> Path:
-    """Make the file ``path`` if missing, and leave it 0600 (an existing one is tightened), so
-    that opening it for writing never creates it readable by others. Raises OSError."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
-    try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
-            os.fchmod(fd, PRIVATE_FILE_MODE)
-    finally:
-        os.close(fd)
-    return path
 
 
 def exposed_password(config: Config) -> str | None:

@@ -26,10 +26,9 @@ from softphone.config import (
     Config,
     exposed_password,
     make_private,
-    private_dir,
-    private_file,
 )
-from softphone.phone.phone import recordings_dir
+from softphone.files import private_dir, private_file
+from softphone.phone.recordings import recordings_dir
 from softphone.sip.uri import SipUri
 from softphone.store.db import Database
 from softphone.tui.app import make_app
@@ -86,15 +85,17 @@ def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def root_handlers() -> Iterator[None]:
-    """setup_logging adds a handler to the root logger: taken off again after the test."""
-    root = logging.getLogger()
-    before, level = list(root.handlers), root.level
+    """setup_logging adds a handler to the root logger and sets the wire log's level: both
+    put back after the test (a wire log left at INFO hides SIP messages from later tests)."""
+    root, wire = logging.getLogger(), logging.getLogger("softphone.wire")
+    before, level, wire_level = list(root.handlers), root.level, wire.level
     yield
     for handler in root.handlers[:]:
         if handler not in before:
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+    wire.setLevel(wire_level)
 
 
 def test_the_log_and_state_directory_are_private_and_older_ones_tightened(

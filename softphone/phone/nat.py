@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,6 +32,7 @@ from softphone.transport.rtp import RtpEndpoint
 
 __all__ = [
     "MediaAddress",
+    "PublicMedia",
     "StunCache",
     "media_address",
     "stun_mappings",
@@ -168,3 +169,48 @@ async def stun_mappings(
     if results[0] is None:
         return None
     return results[0], results[1] if rtcp else None
+
+
+class PublicMedia:
+    """Where each call's media is reached from outside (module docstring): the account's STUN
+    server asked from the call's own sockets, else the registrar's view, else our address.
+    :meth:`configure` takes the accounts whenever they change."""
+
+    def __init__(self, dns: DnsBackend, rng: random.Random) -> None:
+        self._dns = dns
+        self._rng = rng
+        self._servers: dict[str, str] = {}  # account -> its stun_server
+        self._cache = StunCache()
+
+    def configure(self, accounts: Iterable[Account]) -> None:
+        self._servers = stun_servers(accounts)
+
+    async def address(
+        self,
+        account: str,
+        rtp: RtpEndpoint,
+        *,
+        advertised: str,
+        registered_host: str | None,
+        clock: Callable[[], float],
+        warn: Callable[[str], None],
+    ) -> MediaAddress:
+        """The call's media address; ``warn`` is told when the STUN server stayed silent."""
+        server = self._servers.get(account)
+        mapped = None
+        if server is not None and self._cache.usable(server, clock()):
+            target = await stun_target(server, self._dns)
+            if target is not None:
+                mapped = await stun_mappings(rtp, target, self._rng, rtcp=True)
+            if mapped is None:
+                self._cache.silent(server, clock())
+                warn(f"STUN server {server} did not answer; using the address the registrar sees")
+        address = media_address(rtp, advertised, stun=mapped, registered_host=registered_host)
+        logger.info(
+            "media of a call on %s at %s:%s (%s)",
+            account,
+            address.host,
+            address.rtp_port,
+            address.source,
+        )
+        return address

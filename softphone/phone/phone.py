@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -30,15 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from softphone.config import (
-    PRIVATE_DIR_MODE,
-    Account,
-    Config,
-    default_data_dir,
-    exposed_password,
-    make_private,
-    private_dir,
-)
+from softphone.config import Account, Config, default_data_dir, exposed_password, make_private
 from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
@@ -51,14 +42,7 @@ from softphone.phone.calls import Calls
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.messaging import Messaging
-from softphone.phone.nat import (
-    MediaAddress,
-    StunCache,
-    media_address,
-    stun_mappings,
-    stun_servers,
-    stun_target,
-)
+from softphone.phone.nat import MediaAddress, PublicMedia
 from softphone.phone.network import (
     account_config,
     add_tls_listener,
@@ -71,6 +55,7 @@ from softphone.phone.network import (
     unresolved_account,
 )
 from softphone.phone.offer_answer import OfferAnswer, codec_specs, warning_for
+from softphone.phone.recordings import new_recording_path
 from softphone.phone.registrations import Registrations
 from softphone.phone.sip_events import SipEvents
 from softphone.phone.target import TargetError, normalize_target
@@ -105,22 +90,6 @@ class _Running:
     ua: UserAgent
     transport: SipTransport
     sip: SipEvents
-
-
-def recordings_dir(config: Config) -> Path:
-    """Where calls are recorded, made before the first recording: by default in the data
-    directory, both 0700 (made or tightened; the call history is there too). A directory of the
-    config is the user's: made 0700 when missing, else left as it is. Raises PhoneError."""
-    directory = config.recordings_dir or default_data_dir() / "recordings"
-    try:
-        if config.recordings_dir is None:
-            private_dir(directory.parent)
-            private_dir(directory)
-        else:
-            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PhoneError(f"cannot record to {directory}: {exc.strerror or exc}") from None
-    return directory
 
 
 class Phone(EventReader):
@@ -192,13 +161,12 @@ class Phone(EventReader):
         self._trace = SipTrace(time.time)
         self._messaging = Messaging(calls=self._calls.all, emit=self._emit)
         self._playback: asyncio.Future[None] | None = None
-        self._stun_servers: dict[str, str] = {}  # account -> its stun_server
-        self._stun_cache = StunCache()
+        self._public_media = PublicMedia(self._dns, self._rng)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         accounts = self._config.accounts or (local_account(self._bind_host),)
-        self._stun_servers = stun_servers(accounts)
+        self._public_media.configure(accounts)
         if self._instance_id is None:
             self._instance_id = await asyncio.to_thread(
                 stable_instance_id, self._data_dir or default_data_dir()
@@ -272,7 +240,7 @@ class Phone(EventReader):
         if any(a.transport == "tls" for a in resolved):
             add_tls_listener(running.transport, running.ua, self._advertised)
         self._tls_ca_files = tls_ca_files(wanted, resolved)
-        self._stun_servers = stun_servers(wanted)
+        self._public_media.configure(wanted)
         hops_before = {a.outbound for a in self._accounts.values()}
         changes = running.ua.update_accounts(resolved, self._now())
         self._accounts.clear()  # the dict SipEvents reads: changed in place
@@ -568,13 +536,7 @@ class Phone(EventReader):
             return path
         if info.audio.recording:
             return info.audio.recording_path
-        directory = recordings_dir(self._config)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        who = (
-            re.sub(r"[^A-Za-z0-9._@+-]+", "_", info.remote.strip("<>").removeprefix("sip:"))[:60]
-            or "call"
-        )
-        path = directory / f"{stamp}-{who}.wav"
+        path = new_recording_path(self._config, info.remote)
         try:
             info.audio.start_recording(path)
         except OSError as exc:
@@ -677,38 +639,15 @@ class Phone(EventReader):
         )
 
     async def _media_address(self, account: str, rtp: RtpEndpoint) -> MediaAddress:
-        """Where the far end reaches this call's RTP (phone/nat.py): the account's STUN
-        server's answer, else the address the registrar saw us at, else ours."""
-        server = self._stun_servers.get(account)
-        mapped = None
-        if server is not None and self._stun_cache.usable(server, self._now()):
-            target = await stun_target(server, self._dns)
-            if target is not None:
-                mapped = await stun_mappings(rtp, target, self._rng, rtcp=True)
-            if mapped is None:
-                self._stun_cache.silent(server, self._now())
-                self._emit(
-                    pe.Notice(
-                        level="warning",
-                        text=f"STUN server {server} did not answer; "
-                        "using the address the registrar sees",
-                    )
-                )
         registered = self._require().ua.registered_contact(account)
-        address = media_address(
-            rtp,
-            self._advertised,
-            stun=mapped,
-            registered_host=registered.host if registered is not None else None,
-        )
-        logger.info(
-            "media of a call on %s at %s:%s (%s)",
+        return await self._public_media.address(
             account,
-            address.host,
-            address.rtp_port,
-            address.source,
+            rtp,
+            advertised=self._advertised,
+            registered_host=registered.host if registered is not None else None,
+            clock=self._now,
+            warn=self._audio_problem,
         )
-        return address
 
     def _emit(self, event: pe.PhoneEvent) -> None:
         self._queue.put_nowait(event)

@@ -224,7 +224,7 @@ class Database:
 def _prepare_file(path: Path) -> None:
     """The directory 0700 and the file 0600, made or tightened: call history is private (an
     older softphone, or a recording made first, may have left the directory 0755)."""
-    from softphone.config import private_dir, private_file
+    from softphone.files import private_dir, private_file
 
     try:
         private_dir(path.parent)

@@ -1,0 +1,41 @@
+"""Where call recordings go and what they are called.
+
+A recording is a stereo WAV (local left, remote right) named by the time it started and the
+party, in the recordings directory: by default under the data directory, which also holds the
+call history, so both are made (or tightened to) 0700 before the first recording.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from softphone.config import Config, default_data_dir
+from softphone.files import PRIVATE_DIR_MODE, private_dir
+from softphone.phone.errors import PhoneError
+
+__all__ = ["new_recording_path", "recordings_dir"]
+
+
+def recordings_dir(config: Config) -> Path:
+    """Where calls are recorded, made before the first recording: by default in the data
+    directory, both 0700 (made or tightened; the call history is there too). A directory of the
+    config is the user's: made 0700 when missing, else left as it is. Raises PhoneError."""
+    directory = config.recordings_dir or default_data_dir() / "recordings"
+    try:
+        if config.recordings_dir is None:
+            private_dir(directory.parent)
+            private_dir(directory)
+        else:
+            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PhoneError(f"cannot record to {directory}: {exc.strerror or exc}") from None
+    return directory
+
+
+def new_recording_path(config: Config, remote: str) -> Path:
+    """A file for a recording starting now with ``remote`` (its URI made safe for a name)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    who = re.sub(r"[^A-Za-z0-9._@+-]+", "_", remote.strip("<>").removeprefix("sip:"))[:60]
+    return recordings_dir(config) / f"{stamp}-{who or 'call'}.wav"
