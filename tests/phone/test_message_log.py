@@ -5,7 +5,7 @@ words with nothing stored."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,11 @@ def book(tmp_path: Path) -> Iterator[Book]:
 async def test_sent_and_received_messages_and_their_outcomes_are_stored(book: Book) -> None:
     errors: list[str] = []
     stored: list[MessageRecord] = []
+    # A second apart: the rows are written by concurrent threads, so their ids may come in any
+    # order; the conversation is in the order of the times the log gave them.
+    times = iter(WHEN + timedelta(seconds=i) for i in range(100))
     log = MessageLog(
-        book.messages, on_error=errors.append, on_stored=stored.append, wall=lambda: WHEN
+        book.messages, on_error=errors.append, on_stored=stored.append, wall=lambda: next(times)
     )
     phone = FakePhone(accounts={"alice": "sip:alice@lab.test"})
     await phone.start()
@@ -51,7 +54,8 @@ async def test_sent_and_received_messages_and_their_outcomes_are_stored(book: Bo
         ("in", None, "received", False),
     ]
     assert bob[0].message_id == ok and bob[1].peer_name == "Bob" and bob[2].body == b"\x89PNG"
-    assert all(m.at == WHEN for m in bob)
+    # Stamped when observed: "anyone?" (to nobody) took the second tick.
+    assert [m.at for m in bob] == [WHEN + timedelta(seconds=s) for s in (0, 2, 3)]
     (nobody,) = book.messages.conversation(["sip:nobody@lab.test"])
     assert (nobody.state, nobody.status, nobody.reason) == ("failed", 404, "Not Found")
     assert len(stored) == 6  # four rows written, two outcomes recorded
