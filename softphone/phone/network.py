@@ -27,6 +27,7 @@ __all__ = [
     "account_config",
     "add_tls_listener",
     "advertised_host",
+    "alternate_host",
     "keep_alive_interval",
     "listen",
     "local_account",
@@ -176,6 +177,16 @@ def advertised_host(bind_host: str, accounts: Iterable[AccountConfig]) -> str:
         if acct.outbound is not None:
             return _route_source(acct.outbound.host) or "127.0.0.1"
     return _route_source("192.0.2.1") or "127.0.0.1"
+
+
+def alternate_host(bind_host: str, advertised: str) -> str | None:
+    """Our media address in the family ``advertised`` is not, when the sockets reach both: a
+    socket bound to "::" is dual-stack (Linux's default ``bindv6only=0``), so an IPv4 offer can be
+    answered on IPv4 and an IPv6 offer on IPv6. Any other bind address is one family only."""
+    if bind_host != "::":
+        return None
+    probe = "192.0.2.1" if ":" in advertised else "2001:db8::1"  # documentation ranges
+    return _route_source(probe)
 
 
 async def listen(

@@ -24,7 +24,7 @@ from softphone.phone.network import keep_alive_interval
 from softphone.phone.offer_answer import warning_for
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
-from softphone.sdp import SecurityRefused
+from softphone.sdp import MediaRefused
 from softphone.sip import events as ue
 from softphone.sip.account import AccountConfig
 from softphone.sip.errors import LocalProtocolError
@@ -251,7 +251,8 @@ class SipEvents:
             )
             return
         problem = self._calls.offer_problem(info)
-        if isinstance(problem, SecurityRefused):  # e.g. plain RTP to an account that needs SRTP
+        # e.g. plain RTP to an account that needs SRTP, or IP6 media to a phone on IPv4 only
+        if isinstance(problem, MediaRefused):
             self._emit(
                 pe.Notice(level="warning", text=f"refused the call from {info.remote}: {problem}")
             )
