@@ -47,6 +47,13 @@ class PhoneActions(Protocol):
     async def answer(self, call_id: str) -> None: ...
 
 
+def failed_over_text(event: ue.ServerFailedOver) -> str:
+    """ "registrar 203.0.113.10:5060 did not answer; trying 203.0.113.11:5060"."""
+    role = "registrar" if event.method == "REGISTER" else "proxy"
+    what = f"{event.account}: {role}" if event.method == "REGISTER" else f"call: {role}"
+    return f"{what} {event.failed} {event.why}; trying {event.trying}"
+
+
 class SipEvents:
     """Handles the core's events for ``phone``; :meth:`handle` is the SIP transport's sink."""
 
@@ -98,7 +105,7 @@ class SipEvents:
             case ue.Registered(account=account, expires=expires, flow_timer_s=flow_timer):
                 first = self._registrations.registered(account, expires_at=time.time() + expires)
                 acct = self._accounts.get(account)
-                hop = acct.outbound if acct is not None else None
+                hop = ua.registration_hop(account) or (acct.outbound if acct else None)
                 if hop is not None and (first or flow_timer != self._flow_timers.get(account)):
                     self._flow_timers[account] = flow_timer
                     interval = keep_alive_interval(hop, flow_timer, self._rng)
@@ -219,6 +226,8 @@ class SipEvents:
                 )
             case ue.MessageReceived() | ue.MessageDelivered() | ue.MessageFailed():
                 self._messaging.handle(event)
+            case ue.ServerFailedOver():
+                self._emit(pe.Notice(level="warning", text=failed_over_text(event)))
             case _:
                 assert_never(event)
 
