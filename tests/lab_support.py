@@ -88,4 +88,5 @@ class BaresipFactory(Protocol):
         console: bool = False,
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
+        host: str = lab.HOST,
     ) -> lab.Baresip: ...

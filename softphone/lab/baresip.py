@@ -40,6 +40,7 @@ from softphone.lab.process import (
     find_binary,
     free_port_pair,
     free_tcp_port,
+    hostport,
 )
 
 __all__ = [
@@ -338,7 +339,7 @@ class Baresip:
     @property
     def uri(self) -> str:
         """Where it listens, to be called without a registrar."""
-        return f"sip:{self.user}@{self.host}:{self.sip_port}"
+        return f"sip:{self.user}@{hostport(self.host, self.sip_port)}"
 
     @property
     def ctrl(self) -> BaresipCtrl:
@@ -371,10 +372,11 @@ class Baresip:
         # The account is a name-addr (baresip's accounts file): a display name goes before it.
         name = "" if self.display_name is None else f'"{self.display_name}" '
         if self.kamailio is None:
-            return f"{name}<sip:{self.user}@{self.host};transport={self.transport}>;{answer};regint=0\n"
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"{name}<sip:{self.user}@{host};transport={self.transport}>;{answer};regint=0\n"
         params = [
             f"auth_pass={self.password}",
-            f'outbound="{self.kamailio.outbound_uri(self.transport)}"',
+            f'outbound="{self.kamailio.outbound_uri(self.transport, ipv6=":" in self.host)}"',
             answer,
             f"regint={300 if self.register else 0}",
         ]
@@ -409,7 +411,7 @@ class Baresip:
         )
         lines = [
             "poll_method\t\tepoll\n",
-            f"sip_listen\t\t{self.host}:{self.sip_port}\n",
+            f"sip_listen\t\t{hostport(self.host, self.sip_port)}\n",
             tls,
             f"call_local_timeout\t120\ncall_max_calls\t\t{self.max_calls}\n",
             source,
@@ -419,16 +421,16 @@ class Baresip:
             "jitter_buffer_delay\t5-10\n",
             f"audio_codecs\t\t{self.codecs}\n" if self.codecs else "",
             f"net_interface\t\t{self.host}\n",
-            f"dns_server\t\t{self.host}:53\n",
+            f"dns_server\t\t{hostport(self.host, 53)}\n",
             f"module_path\t\t{MODULE_DIR}\n",
             *[f"module\t\t\t{m}\n" for m in [*codecs, *filters, *audio_modules]],
             "module_tmp\t\taccount.so\n",
             "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
             "module_app\t\tcontact.so\n" if self.contacts else "",
-            f"module\t\t\tcons.so\ncons_listen\t\t{self.host}:{self.cons_port}\n"
+            f"module\t\t\tcons.so\ncons_listen\t\t{hostport(self.host, self.cons_port)}\n"
             if self.with_console
             else "",
-            f"ctrl_tcp_listen\t\t{self.host}:{self.ctrl_port}\n",
+            f"ctrl_tcp_listen\t\t{hostport(self.host, self.ctrl_port)}\n",
             "statmode_default\toff\n",
             "menu_bell\t\tno\n",
             "ringback_disabled\tyes\n",

@@ -284,6 +284,11 @@ class Kamailio:
     def port_for(self, transport: Transport) -> int:
         return {"udp": self.udp_port, "tcp": self.tcp_port, "tls": self.tls_port}[transport]
 
-    def outbound_uri(self, transport: Transport) -> str:
-        """``sip:HOST:P;transport=...``: the outbound proxy URI for that transport."""
+    def outbound_uri(self, transport: Transport, *, ipv6: bool = False) -> str:
+        """``sip:HOST:P;transport=...``: the outbound proxy URI for that transport; with
+        ``ipv6``, its UDP listener on ``[::1]`` (LabError when it has none)."""
+        if ipv6:
+            if transport != "udp" or self.udp6_port is None:
+                raise LabError("kamailio listens on [::1] only for UDP, and only when it can")
+            return f"sip:[::1]:{self.udp6_port};transport=udp"
         return f"sip:{self.host}:{self.port_for(transport)};transport={transport}"

@@ -36,9 +36,11 @@ __all__ = [
     "ProcessLog",
     "accepts",
     "can_bind",
+    "family_of",
     "find_binary",
     "free_port_pair",
     "free_tcp_port",
+    "hostport",
     "stop_process",
     "wait_until",
 ]
@@ -82,8 +84,18 @@ def can_bind(family: socket.AddressFamily, kind: socket.SocketKind, host: str, p
         return True
 
 
+def family_of(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 literal (it has a colon), else AF_INET."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def hostport(host: str, port: int) -> str:
+    """``host:port`` with an IPv6 literal in brackets, as peers' configurations write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def free_tcp_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -95,7 +107,7 @@ def free_port_pair(host: str = HOST) -> int:
         if port >= 65535:
             continue
         if all(
-            can_bind(socket.AF_INET, kind, host, p)
+            can_bind(family_of(host), kind, host, p)
             for p in (port, port + 1)
             for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
         ):
@@ -105,7 +117,7 @@ def free_port_pair(host: str = HOST) -> int:
 
 def accepts(port: int, host: str = HOST, timeout_s: float = 0.2) -> bool:
     """True when a TCP connection to ``host:port`` is accepted within ``timeout_s``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
         s.settimeout(timeout_s)
         try:
             s.connect((host, port))

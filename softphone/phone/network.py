@@ -27,10 +27,12 @@ __all__ = [
     "account_config",
     "add_tls_listener",
     "advertised_host",
+    "alternate_host",
     "keep_alive_interval",
     "listen",
     "local_account",
     "resolve_hop",
+    "resolve_hops",
     "stable_instance_id",
     "tls_ca_files",
     "unresolved_account",
@@ -61,6 +63,15 @@ async def resolve_hop(
     uri: SipUri, transport: TransportName, *, dns: DnsBackend, rng: random.Random
 ) -> Address:
     """The first address RFC 3263 server location gives for ``uri``."""
+    return (await resolve_hops(uri, transport, dns=dns, rng=rng))[0]
+
+
+async def resolve_hops(
+    uri: SipUri, transport: TransportName, *, dns: DnsBackend, rng: random.Random
+) -> tuple[Address, ...]:
+    """Every address RFC 3263 server location gives for ``uri``, in the order to try them
+    (SRV priority, RFC 2782 weighted choice with ``rng``, then each target's A and AAAA
+    addresses): the list requests fail over along (sip/failover.py)."""
     port = uri.port
     if transport == "tls" and port is None:
         port = 5061
@@ -75,7 +86,7 @@ async def resolve_hop(
         )
     except ResolveError as exc:
         raise NetworkError(f"cannot find the server for {uri}: {exc}") from None
-    return targets[0].address()
+    return tuple(target.address() for target in targets)
 
 
 async def account_config(
@@ -83,11 +94,15 @@ async def account_config(
 ) -> AccountConfig:
     """The SIP core's view of a configured account, its outbound hop resolved."""
     hop_uri = acct.proxy or acct.registrar
-    outbound = (
-        await resolve_hop(hop_uri, acct.transport, dns=dns, rng=rng)
-        if hop_uri is not None
-        else None
+    targets = (
+        await resolve_hops(hop_uri, acct.transport, dns=dns, rng=rng) if hop_uri is not None else ()
     )
+    if len(targets) > 1:
+        logger.info(
+            "%s: servers in the order to try them: %s",
+            acct.name,
+            ", ".join(str(t) for t in targets),
+        )
     return AccountConfig(
         name=acct.name,
         aor=acct.uri,
@@ -95,7 +110,8 @@ async def account_config(
         password=acct.password,
         display_name=acct.display_name,
         registrar=acct.registrar,
-        outbound=outbound,
+        outbound=targets[0] if targets else None,
+        targets=targets,
         transport=acct.transport,
         expires=acct.expires,
         binding_check_s=float(acct.binding_check) or None,
@@ -146,9 +162,12 @@ def tls_ca_files(
     by_name = {r.name: r for r in resolved}
     out: dict[tuple[str, int], str] = {}
     for acct in accounts:
-        hop = by_name[acct.name].outbound if acct.name in by_name else None
-        if hop is not None and acct.tls_ca_file is not None:
-            out[(hop.host, hop.port)] = str(acct.tls_ca_file)
+        resolved_acct = by_name.get(acct.name)
+        if resolved_acct is None or acct.tls_ca_file is None:
+            continue
+        for hop in (*resolved_acct.targets, resolved_acct.outbound):
+            if hop is not None:
+                out[(hop.host, hop.port)] = str(acct.tls_ca_file)
     return out
 
 
@@ -176,6 +195,16 @@ def advertised_host(bind_host: str, accounts: Iterable[AccountConfig]) -> str:
         if acct.outbound is not None:
             return _route_source(acct.outbound.host) or "127.0.0.1"
     return _route_source("192.0.2.1") or "127.0.0.1"
+
+
+def alternate_host(bind_host: str, advertised: str) -> str | None:
+    """Our media address in the family ``advertised`` is not, when the sockets reach both: a
+    socket bound to "::" is dual-stack (Linux's default ``bindv6only=0``), so an IPv4 offer can be
+    answered on IPv4 and an IPv6 offer on IPv6. Any other bind address is one family only."""
+    if bind_host != "::":
+        return None
+    probe = "192.0.2.1" if ":" in advertised else "2001:db8::1"  # documentation ranges
+    return _route_source(probe)
 
 
 async def listen(

@@ -16,8 +16,8 @@ from softphone.sdp import (
     LocalMedia,
     LocalSecurity,
     MediaEncryption,
+    MediaRefused,
     SdpError,
-    SecurityRefused,
     SessionDescription,
     apply_answer,
     create_answer,
@@ -63,7 +63,7 @@ WARN_MEDIA_FORMAT = 305  # RFC 3261 §20.43 "Incompatible media format": no comm
 
 def warning_for(problem: SdpError | None) -> tuple[int, str]:
     """The Warning (code, text) for the 488 that refuses an offer because of ``problem``."""
-    if isinstance(problem, SecurityRefused):
+    if isinstance(problem, MediaRefused):  # media security, or an address family we lack
         return problem.warning_code, str(problem)
     return WARN_MEDIA_FORMAT, str(problem) if problem is not None else "no common codec"
 
@@ -88,6 +88,9 @@ class OfferAnswer:
     ) -> None:
         self.codecs = codecs
         self.address = address
+        # Our address in the other family when the media sockets are dual-stack (bound to
+        # "::"): an offer on that family is answered there rather than refused.
+        self.alternate_address: str | None = None
         self._encryption = encryption
         self._certificate = certificate
 
@@ -140,6 +143,7 @@ class OfferAnswer:
             rtcp_port=rtcp_port,
             rtcp_mux=True,  # RFC 5761: used when the peer agrees
             security=self._security(info, offer),
+            alternate_address=self.alternate_address,
         )
 
     def problem(self, info: CallInfo, offer_sdp: bytes | None) -> SdpError | None:

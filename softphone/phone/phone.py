@@ -47,6 +47,7 @@ from softphone.phone.network import (
     account_config,
     add_tls_listener,
     advertised_host,
+    alternate_host,
     listen,
     local_account,
     resolve_hop,
@@ -61,7 +62,7 @@ from softphone.phone.sip_events import SipEvents
 from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.tasks import TaskSet
 from softphone.phone.trace import SipTrace
-from softphone.sdp import MediaEncryption, SecurityRefused
+from softphone.sdp import MediaEncryption, MediaRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
 from softphone.sip.call import CallState
@@ -175,6 +176,7 @@ class Phone(EventReader):
         self._accounts = {a.name: a for a in resolved}
         self._tls_ca_files = tls_ca_files(accounts, resolved)
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
+        self._sdp.alternate_address = alternate_host(self._bind_host, self._advertised)
         self._audio.advertised = self._advertised
         ua = UserAgent(
             accounts=resolved,
@@ -425,7 +427,7 @@ class Phone(EventReader):
             warning = warning_for(problem)
             running.sip.handle(ua.reject(call_id, status=488, now=self._now(), warning=warning))
             self._pump()
-            if isinstance(problem, SecurityRefused):
+            if isinstance(problem, MediaRefused):
                 raise PhoneError(f"{problem} (rejected with 488)")
             raise PhoneError("no common codec with the caller (rejected with 488)")
         ua.answer(call_id, sdp=sdp, now=self._now())

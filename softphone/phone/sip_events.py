@@ -24,7 +24,7 @@ from softphone.phone.network import keep_alive_interval
 from softphone.phone.offer_answer import warning_for
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
-from softphone.sdp import SecurityRefused
+from softphone.sdp import MediaRefused
 from softphone.sip import events as ue
 from softphone.sip.account import AccountConfig
 from softphone.sip.errors import LocalProtocolError
@@ -45,6 +45,13 @@ class PhoneActions(Protocol):
 
     async def dial(self, target: str, *, account: str | None = None) -> str: ...
     async def answer(self, call_id: str) -> None: ...
+
+
+def failed_over_text(event: ue.ServerFailedOver) -> str:
+    """ "registrar 203.0.113.10:5060 did not answer; trying 203.0.113.11:5060"."""
+    role = "registrar" if event.method == "REGISTER" else "proxy"
+    what = f"{event.account}: {role}" if event.method == "REGISTER" else f"call: {role}"
+    return f"{what} {event.failed} {event.why}; trying {event.trying}"
 
 
 class SipEvents:
@@ -98,7 +105,7 @@ class SipEvents:
             case ue.Registered(account=account, expires=expires, flow_timer_s=flow_timer):
                 first = self._registrations.registered(account, expires_at=time.time() + expires)
                 acct = self._accounts.get(account)
-                hop = acct.outbound if acct is not None else None
+                hop = ua.registration_hop(account) or (acct.outbound if acct else None)
                 if hop is not None and (first or flow_timer != self._flow_timers.get(account)):
                     self._flow_timers[account] = flow_timer
                     interval = keep_alive_interval(hop, flow_timer, self._rng)
@@ -219,6 +226,8 @@ class SipEvents:
                 )
             case ue.MessageReceived() | ue.MessageDelivered() | ue.MessageFailed():
                 self._messaging.handle(event)
+            case ue.ServerFailedOver():
+                self._emit(pe.Notice(level="warning", text=failed_over_text(event)))
             case _:
                 assert_never(event)
 
@@ -251,7 +260,8 @@ class SipEvents:
             )
             return
         problem = self._calls.offer_problem(info)
-        if isinstance(problem, SecurityRefused):  # e.g. plain RTP to an account that needs SRTP
+        # e.g. plain RTP to an account that needs SRTP, or IP6 media to a phone on IPv4 only
+        if isinstance(problem, MediaRefused):
             self._emit(
                 pe.Notice(level="warning", text=f"refused the call from {info.remote}: {problem}")
             )

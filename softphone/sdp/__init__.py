@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from softphone.sdp.errors import SdpError, SdpParseError
+from softphone.sdp.errors import MediaRefused, SdpError, SdpParseError
 from softphone.sdp.session import (
     STATIC_PAYLOAD_TYPES,
     Connection,
@@ -76,6 +76,7 @@ __all__ = [
     "LocalSecurity",
     "MediaDescription",
     "MediaEncryption",
+    "MediaRefused",
     "NegotiatedCodec",
     "NegotiatedMedia",
     "NegotiatedSecurity",

@@ -1,7 +1,9 @@
 """SDP errors.
 
     SdpError
-    └── SdpParseError      text that is not a well-formed SDP description (carries the line number)
+    ├── SdpParseError      text that is not a well-formed SDP description (carries the line number)
+    └── MediaRefused       usable SDP whose media we must refuse, with the Warning code to say why
+        └── SecurityRefused    (sdp/security.py) media security we do not accept
 
 ``SdpError`` itself is raised by offer/answer (RFC 3264) when a description is well formed but
 cannot be used: no common codec, an answer that rejects our audio stream, and so on. SIP maps it
@@ -23,3 +25,17 @@ class SdpParseError(SdpError):
     def __init__(self, message: str, *, line: int | None = None) -> None:
         super().__init__(f"line {line}: {message}" if line is not None else message)
         self.line = line
+
+
+# RFC 3261 §20.43: "One of the network address formats listed in the session description is
+# not available": an offer whose only audio is on an address family we have no socket for.
+WARN_ADDRESS_FORMAT = 301
+
+
+class MediaRefused(SdpError):
+    """Offered media we cannot take part in. ``warning_code``: the RFC 3261 §20.43 code for
+    the Warning header of the 488."""
+
+    def __init__(self, message: str, *, warning_code: int) -> None:
+        super().__init__(message)
+        self.warning_code = warning_code

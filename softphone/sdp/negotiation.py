@@ -14,15 +14,14 @@ the first usable one, are rejected with port 0 (§6). Incrementing the session v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
-from softphone.sdp.errors import SdpError
+from softphone.sdp.errors import WARN_ADDRESS_FORMAT, MediaRefused, SdpError
 from softphone.sdp.security import (
     RTP_PROTOS,
     LocalSecurity,
     NegotiatedSecurity,
-    SecurityRefused,
     answer_security,
     answered_security,
     offer_security,
@@ -103,6 +102,9 @@ class LocalMedia:
     rtcp_mux: bool = False
     rtcp_port: int | None = None
     security: LocalSecurity | None = None  # None: plain RTP/AVP, as before media security
+    # Our address in the other family (IP4 beside IP6) when our media sockets reach both:
+    # an answer takes the address of the offer's family.
+    alternate_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +267,24 @@ def _rejected(m: MediaDescription) -> MediaDescription:
     return MediaDescription(m.media, 0, m.proto, list(m.formats))
 
 
+def _local_for(local: LocalMedia, offer: SessionDescription, m: MediaDescription) -> LocalMedia:
+    """Our side for answering ``m`` on the offer's address family. RFC 8866 §5.7 ties the
+    address type to the network the media flows on: an IP6 stream cannot reach an IP4 socket.
+    With none of ours of that family the stream is refused (Warning 301, RFC 3261 §20.43)."""
+    connection = m.connection or offer.connection
+    if connection is None or connection.addr_type not in ("IP4", "IP6") or connection.is_null:
+        return local  # hold (0.0.0.0 / ::) or no address at all: nothing to reach
+    if Connection.for_address(local.address).addr_type == connection.addr_type:
+        return local
+    other = local.alternate_address
+    if other is not None and Connection.for_address(other).addr_type == connection.addr_type:
+        return replace(local, address=other, alternate_address=local.address)
+    raise MediaRefused(
+        f"the offer's media is on {connection.addr_type} ({connection.address}) and ours is not",
+        warning_code=WARN_ADDRESS_FORMAT,
+    )
+
+
 def _answer_audio(
     offer: SessionDescription, m: MediaDescription, local: LocalMedia
 ) -> tuple[MediaDescription, NegotiatedMedia] | None:
@@ -329,20 +349,24 @@ def create_answer(
     """Answer ``offer`` (RFC 3264 §6): one m= per offered m=, in order.
 
     The first usable audio stream is accepted; all others get port 0. Raises SdpError
-    ("no common codec ...") when no audio stream can be accepted, or SecurityRefused when the
-    only audio streams with a common codec fail ``local.security``; SIP answers 488.
+    ("no common codec ...") when no audio stream can be accepted, or MediaRefused when the
+    only audio streams with a common codec fail ``local.security`` (SecurityRefused) or are on
+    an address family we have no address of; SIP answers 488 with the refusal's Warning.
     """
     sections: list[MediaDescription] = []
     negotiated: NegotiatedMedia | None = None
-    refused: SecurityRefused | None = None
+    refused: MediaRefused | None = None
+    answering = local
     for m in offer.media:
         if negotiated is None and _usable_audio(m):
             try:
-                accepted = _answer_audio(offer, m, local)
-            except SecurityRefused as exc:  # another m=audio (plain beside SAVP) may do
+                ours = _local_for(local, offer, m)
+                accepted = _answer_audio(offer, m, ours)
+            except MediaRefused as exc:  # another m=audio (plain beside SAVP, IP4 beside IP6)
                 refused, accepted = refused or exc, None
             if accepted is not None:
                 section, negotiated = accepted
+                answering = ours
                 sections.append(section)
                 continue
         sections.append(_rejected(m))
@@ -352,7 +376,7 @@ def create_answer(
         kinds = ", ".join(f"{m.media} {m.proto}" for m in offer.media) or "no streams"
         raise SdpError(f"no common codec (offered: {kinds})")
     answer = _session(
-        local,
+        answering,
         sections,
         session_id=session_id,
         session_version=session_version,

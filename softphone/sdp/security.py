@@ -34,7 +34,7 @@ from enum import Enum
 from typing import Final, Literal
 
 from softphone.sdp.crypto import CryptoAttribute, Fingerprint, Setup, usable_crypto
-from softphone.sdp.errors import SdpError, SdpParseError
+from softphone.sdp.errors import MediaRefused, SdpError, SdpParseError
 from softphone.sdp.session import MediaDescription, SessionDescription
 
 __all__ = [
@@ -74,13 +74,9 @@ class MediaEncryption(Enum):
         return self in (MediaEncryption.SRTP, MediaEncryption.DTLS_SRTP)
 
 
-class SecurityRefused(SdpError):
+class SecurityRefused(MediaRefused):
     """The media security of an offer or answer is not acceptable. ``warning_code``: the
     RFC 3261 §20.43 code for the Warning header of the 488."""
-
-    def __init__(self, message: str, *, warning_code: int) -> None:
-        super().__init__(message)
-        self.warning_code = warning_code
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ class AccountConfig:
     display_name: str | None = None
     registrar: SipUri | None = None  # None: no registration (peer-to-peer)
     outbound: Address | None = None  # resolved next hop for out-of-dialog requests
+    # Every target RFC 3263 found for that hop, in the order to try them (outbound first);
+    # requests fail over along it (sip/failover.py). Empty: ``outbound`` alone.
+    targets: tuple[Address, ...] = ()
     transport: TransportName = "udp"
     expires: int = 3600
     # Every this many seconds while registered, ask the registrar for our binding (a REGISTER
@@ -126,9 +129,7 @@ def accepts_source(
 def source_is_server(acct: AccountConfig, source: Address) -> bool:
     """Whether ``source`` is ``acct``'s outbound proxy (resolved) or its registrar (when an IP
     literal; a registrar by name is reached through ``outbound``, which holds its address)."""
-    servers: list[tuple[str, int]] = []
-    if acct.outbound is not None:
-        servers.append((acct.outbound.host, acct.outbound.port))
+    servers = [(hop.host, hop.port) for hop in (*acct.targets, acct.outbound) if hop is not None]
     if acct.registrar is not None and is_ip_literal(acct.registrar.host):
         try:
             hop = address_for_uri(acct.registrar, acct.transport)
@@ -152,6 +153,14 @@ def address_for_uri(uri: SipUri, default_transport: TransportName) -> Address:
         raise LocalProtocolError(f"{uri.host} needs a DNS look-up; resolve it first")
     port = uri.port or (5061 if transport == "tls" else 5060)
     return Address(transport, uri.host, port, server_name=uri.host)  # type: ignore[arg-type]
+
+
+def server_targets(acct: AccountConfig) -> tuple[Address, ...]:
+    """Where ``acct``'s out-of-dialog requests may go, in order (RFC 3263 §4.3): its resolved
+    targets, else its outbound hop alone, else nothing (requests go where their URI says)."""
+    if acct.targets:
+        return acct.targets
+    return (acct.outbound,) if acct.outbound is not None else ()
 
 
 def hop_for(dialog: Dialog, acct: AccountConfig) -> Address:

@@ -202,6 +202,7 @@ class Call:
     auth_attempts: int = 0  # shared by every request of the call that gets challenged
     redirects: int = 0
     visited: set[str] = field(default_factory=set)
+    tried_hops: list[Address] = field(default_factory=list)  # servers that failed the INVITE
     ack: tuple[bytes, Address] | None = None  # last ACK for a 2xx, re-sent on 2xx retransmission
     bye_pending: bool = False  # BYE wanted before the ACK came (§15)
     bye_reason: str = ""  # why we sent BYE, in words: the reason of the CallEnded that follows

@@ -31,6 +31,7 @@ from softphone.sip.account import AccountConfig
 from softphone.sip.address import Address, TransportName
 from softphone.sip.call import Call, Calls
 from softphone.sip.errors import LocalProtocolError
+from softphone.sip.failover import TargetHealth
 from softphone.sip.message import SipRequest, SipResponse
 from softphone.sip.timers import TimerConfig
 from softphone.sip.transaction import ClientTransaction, ServerTransaction, TransactionEvent
@@ -78,6 +79,11 @@ class UaContext(Protocol):
 
     @property
     def allow(self) -> str: ...
+
+    @property
+    def health(self) -> TargetHealth:
+        """Which servers failed lately and until when (sip/failover.py), for every account."""
+        ...
 
     def start_client(
         self,

@@ -52,6 +52,23 @@ class RegistrationNotAnswered(Event):
     gives_up_in_s: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerFailedOver(Event):
+    """A REGISTER or INVITE of ``account`` got no answer, a transport error or a 503 from
+    ``failed`` (its next hop), which is now held down until ``held_until`` (monotonic seconds);
+    the same request went to ``trying`` (RFC 3263 §4.3). ``call_id`` is the call's for an
+    INVITE, None for a REGISTER."""
+
+    account: str
+    method: str  # "REGISTER" | "INVITE"
+    call_id: str | None
+    failed: str  # "host:port" ("[v6]:port")
+    trying: str
+    transport: str
+    why: str  # "did not answer", "could not be reached: ...", "503 Service Unavailable"
+    held_until: float
+
+
 # --- calls (RFC 3261 §13-§15) --------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IncomingCall(Event):
@@ -228,6 +245,7 @@ UaEvent: TypeAlias = (
     Registered
     | RegistrationFailed
     | RegistrationNotAnswered
+    | ServerFailedOver
     | Unregistered
     | IncomingCall
     | CallProgressed

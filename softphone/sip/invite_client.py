@@ -6,6 +6,10 @@ new transaction for the same call, through the RESTART input of the call table.
 
 A next hop that answers nothing at all (not even 100 Trying) is told about after
 ``TimerConfig.silence_notice`` (InviteNotAnswered), long before Timer B gives up.
+
+An INVITE to one of the account's servers that times out, cannot be sent or gets 503 before any
+early dialog goes to the next server (RFC 3263 §4.3, sip/failover.py): ServerFailedOver, and a
+new transaction through the same RESTART as a redirect.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from functools import partial
 from typing import Final
 
 from softphone.sip import events as ev
-from softphone.sip.account import AccountConfig, address_for_uri, hop_for, is_ip_literal
+from softphone.sip.account import (
+    AccountConfig,
+    address_for_uri,
+    hop_for,
+    is_ip_literal,
+    server_targets,
+)
 from softphone.sip.address import Address
 from softphone.sip.bye import Bye
 from softphone.sip.call import Call, CallInput, CallState
@@ -22,6 +32,7 @@ from softphone.sip.compose import copy_request, sdp_body
 from softphone.sip.context import UaContext, ignore_response
 from softphone.sip.dialog import Dialog, DialogInput
 from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
+from softphone.sip.failover import fails_over, failure_text, retry_after_s
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import Headers, SipRequest, SipResponse
 from softphone.sip.status import explain, warning_texts
@@ -48,7 +59,11 @@ class InviteClient:
         """Start an outgoing call. Returns its Call-ID. ``dest`` overrides the next hop (otherwise
         the account's outbound proxy, or the target itself when its host is an IP literal)."""
         ctx = self._ctx
-        hop = dest or acct.outbound or address_for_uri(target, acct.transport)
+        hop = (
+            dest
+            or ctx.health.first(server_targets(acct), now)
+            or address_for_uri(target, acct.transport)
+        )
         call_id = ctx.new_call_id()
         local_tag = ctx.token()
         headers = Headers()
@@ -78,12 +93,15 @@ class InviteClient:
         call.visited.add(str(target))
         ctx.calls.add(call)
         ctx.start_client(request, hop, acct, self._on_response, now)
-        ctx.set_deadline(
+        self._watch_silence(call_id, hop, now)
+        return call_id
+
+    def _watch_silence(self, call_id: str, hop: Address, now: float) -> None:
+        self._ctx.set_deadline(
             _silence_key(call_id),
-            now + ctx.timers.silence_notice,
+            now + self._ctx.timers.silence_notice,
             partial(self._not_answered, call_id, hop, now),
         )
-        return call_id
 
     def _not_answered(
         self, call_id: str, hop: Address, sent_at: float, now: float
@@ -140,6 +158,14 @@ class InviteClient:
             if call is not None and resp is not None and 200 <= status < 300:
                 return self._stray_2xx(call, resp, now)
             return []
+        if (
+            fails_over(resp)
+            and call.state in (CallState.CALLING, CallState.PROCEEDING)
+            and call.dialog is None
+        ):
+            moved = self._fail_over(call, tx.dest, resp, reason, now)
+            if moved is not None:
+                return moved
         if resp is None:  # timeout or transport error
             if call.state in (CallState.CALLING, CallState.PROCEEDING, CallState.CANCELLING):
                 call.apply(CallInput.RECV_FAILURE)
@@ -314,6 +340,44 @@ class InviteClient:
                 ),
             )
         return None
+
+    def _fail_over(
+        self, call: Call, dest: Address, resp: SipResponse | None, reason: str, now: float
+    ) -> list[ev.Event] | None:
+        """RFC 3263 §4.3: the INVITE's server did not answer, could not be reached or answered
+        503: hold it down and send the INVITE to the account's next server, in a new
+        transaction. None when it went elsewhere (a direct call) or no server is left."""
+        targets = server_targets(call.account)
+        if dest not in targets:
+            return None
+        health = self._ctx.health
+        held_until = health.failed(dest, now, hold_s=retry_after_s(resp))
+        call.tried_hops.append(dest)
+        nxt = health.next_after(targets, call.tried_hops, now)
+        if nxt is None:
+            return None
+        request = copy_request(call.invite)
+        request.headers.remove("Via")
+        # Credentials were for the server left behind: the next one challenges afresh.
+        request.headers.remove("Authorization")
+        request.headers.remove("Proxy-Authorization")
+        request.headers.set("CSeq", f"{call.invite.cseq.seq + 1} INVITE")  # a new request
+        call.auth_attempts = 0
+        self._restart(call, request, nxt)
+        self._ctx.start_client(request, nxt, call.account, self._on_response, now)
+        self._watch_silence(call.call_id, nxt, now)
+        return [
+            ev.ServerFailedOver(
+                account=call.account.name,
+                method="INVITE",
+                call_id=call.call_id,
+                failed=dest.host_port,
+                trying=nxt.host_port,
+                transport=nxt.transport,
+                why=failure_text(resp, reason),
+                held_until=held_until,
+            )
+        ]
 
     def _restart(self, call: Call, request: SipRequest, hop: Address) -> None:
         """``request`` (new CSeq, no Via yet) becomes the call's INVITE, sent to ``hop`` in a new

@@ -39,6 +39,7 @@ from softphone.sip.context import (
     ignore_response,
 )
 from softphone.sip.errors import LocalProtocolError
+from softphone.sip.failover import TargetHealth
 from softphone.sip.headers import Via
 from softphone.sip.message import SipMessage, SipRequest, SipResponse
 from softphone.sip.timers import TimerConfig
@@ -117,6 +118,7 @@ class Plumbing:
         self._registered_contact = registered_contact
         self._auth = Authenticator(rng)
         self._calls = Calls()
+        self._health = TargetHealth()
         self.listeners: dict[TransportName, Address] = {}
         self.client_tx: dict[tuple[str, str], ClientTransaction] = {}
         self.handlers: dict[tuple[str, str], ResponseHandler] = {}
@@ -147,6 +149,10 @@ class Plumbing:
     @property
     def rng(self) -> random.Random:
         return self._rng
+
+    @property
+    def health(self) -> TargetHealth:
+        return self._health
 
     @property
     def timers(self) -> TimerConfig:

@@ -14,6 +14,11 @@ until their last response.
 A registrar that does not answer at all is told about while it happens: RegistrationNotAnswered
 after ``TimerConfig.silence_notice`` (2 s), long before Timer F gives up (32 s).
 
+An account whose hop resolved to several servers (RFC 3263) fails over: a REGISTER that times
+out, cannot be sent or gets 503 goes to the next server at once (ServerFailedOver), and the
+failed one is held down (sip/failover.py). Each refresh chooses the server afresh, so one back
+from its hold-down is used again; auth and 423 retries stay with the server that asked.
+
 A registrar that restarts with its location table in memory (Kamailio with usrloc in memory,
 a PBX reloaded) forgets every binding and tells nobody: calls to us get 404 until our next
 refresh, up to an hour later. With ``AccountConfig.binding_check_s``, while registered we ask it
@@ -38,16 +43,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from functools import partial
 from typing import Final
 
 from softphone.sip import events as ev
-from softphone.sip.account import AccountChanges, AccountConfig, address_for_uri, same_binding
+from softphone.sip.account import (
+    AccountChanges,
+    AccountConfig,
+    address_for_uri,
+    same_binding,
+    server_targets,
+)
 from softphone.sip.address import Address
 from softphone.sip.context import ResponseHandler, UaContext
 from softphone.sip.errors import LocalProtocolError
+from softphone.sip.failover import fails_over, failure_text, retry_after_s
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import Headers, SipMessage, SipRequest, SipResponse
 from softphone.sip.status import explain
@@ -123,6 +135,15 @@ class Registration:
     listed: bool = False  # the registrar's last 2xx listed our Contact (binding checks work)
     flow_breaks: int = 0  # consecutive breaks of its TCP/TLS flow (RFC 5626 §4.5)
     flow_broken_at: float | None = None
+    # The server this round of REGISTERs goes to (RFC 3263 §4.3), and those that failed in it.
+    hop: Address | None = None
+    tried: list[Address] = field(default_factory=list)
+
+    def new_round(self) -> None:
+        """A new registration or refresh: the server is chosen afresh, so that one back from its
+        hold-down is used again."""
+        self.hop = None
+        self.tried = []
 
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
@@ -211,6 +232,7 @@ class Registrations:
         reg.apply(RegInput.START)
         reg.auth_attempts = 0
         reg.nat_rewritten = False
+        reg.new_round()
         self._ctx.clear_deadline(("register", acct.name))
         self._send(reg, reg.expires, now)
 
@@ -274,7 +296,9 @@ class Registrations:
         ask for the bindings (no Contact, no Expires: §10.2.3), answered to ``handler``."""
         acct = reg.account
         assert acct.registrar is not None
-        dest = registrar_hop(acct)
+        if reg.hop is None:
+            reg.hop = self._ctx.health.first(server_targets(acct), now) or registrar_hop(acct)
+        dest = reg.hop
         reg.next_cseq()
         if reg.contact is None:
             reg.contact = self._ctx.contact_uri(acct, dest.transport)
@@ -380,6 +404,10 @@ class Registrations:
                 reg.apply(RegInput.RETRY)
                 self._send(reg, reg.expires, now)
                 return []
+        if not unregistering and fails_over(resp):
+            moved = self._fail_over(reg, tx.dest, resp, reason, now)
+            if moved is not None:
+                return moved
         if unregistering:
             reg.apply(RegInput.OK if 200 <= status < 300 else RegInput.FAIL)
             self._retiring = [r for r in self._retiring if r is not reg]
@@ -409,6 +437,7 @@ class Registrations:
                 )
             ]
         reg.apply(RegInput.FAIL)
+        reg.new_round()
         reg.failures += 1
         retry_in = min(REGISTER_RETRY_MIN_S * 2 ** (reg.failures - 1), REGISTER_RETRY_MAX_S)
         self._ctx.set_deadline(
@@ -425,10 +454,50 @@ class Registrations:
             )
         ]
 
+    def _fail_over(
+        self, reg: Registration, dest: Address, resp: SipResponse | None, reason: str, now: float
+    ) -> list[ev.Event] | None:
+        """RFC 3263 §4.3: ``dest`` did not answer, could not be reached or answered 503: hold
+        it down and send the REGISTER to the next server. None when there is no next one."""
+        targets = server_targets(reg.account)
+        if dest not in targets:
+            return None
+        held_until = self._ctx.health.failed(dest, now, hold_s=retry_after_s(resp))
+        reg.tried.append(dest)
+        nxt = self._ctx.health.next_after(targets, reg.tried, now)
+        if nxt is None:
+            return None
+        why = failure_text(resp, reason)
+        logger.info(
+            "%s: registrar %s %s; trying %s", reg.account.name, dest.host_port, why, nxt.host_port
+        )
+        reg.hop = nxt
+        reg.apply(RegInput.RETRY)
+        reg.auth_attempts = 0
+        self._send(reg, reg.expires, now)
+        return [
+            ev.ServerFailedOver(
+                account=reg.account.name,
+                method="REGISTER",
+                call_id=None,
+                failed=dest.host_port,
+                trying=nxt.host_port,
+                transport=nxt.transport,
+                why=why,
+                held_until=held_until,
+            )
+        ]
+
+    def hop(self, account: str) -> Address | None:
+        """The server ``account``'s registration uses now (after any fail-over), if any."""
+        reg = self._by_account.get(account)
+        return reg.hop if reg is not None else None
+
     def _due(self, account: str, now: float) -> list[ev.Event]:
         """The refresh, or the retry after a failure, is due."""
         reg = self._by_account.get(account)
         if reg is not None and reg.state in (RegState.REGISTERED, RegState.FAILED):
+            reg.new_round()
             reg.apply(RegInput.RETRY)
             reg.auth_attempts = 0
             reg.nat_rewritten = False
@@ -505,7 +574,10 @@ class Registrations:
         if not dest.reliable:
             return
         for reg in self._by_account.values():
-            if reg.state is not RegState.REGISTERED or registrar_hop(reg.account) != dest:
+            if (
+                reg.state is not RegState.REGISTERED
+                or (reg.hop or registrar_hop(reg.account)) != dest
+            ):
                 continue
             recent = reg.flow_broken_at is not None and now - reg.flow_broken_at < FLOW_STABLE_S
             reg.flow_breaks = reg.flow_breaks + 1 if recent else 1

@@ -165,6 +165,11 @@ class UserAgent:
         us where it sees us (RFC 3581)."""
         return self._registrations.contact(account)
 
+    def registration_hop(self, account: str) -> Address | None:
+        """The server ``account`` registers with now: its first one, or the one it failed over
+        to (RFC 3263 §4.3)."""
+        return self._registrations.hop(account)
+
     def active_calls(self) -> list[str]:
         return [c.call_id for c in self._calls if c.state is not CallState.TERMINATED]
 

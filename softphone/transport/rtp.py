@@ -151,8 +151,12 @@ class RtpEndpoint:
     def send(self, data: bytes, addr: tuple[str, int], via_rtcp: bool = False) -> None:
         if self._closed or len(self._attached) < 2:
             return  # not attached yet (the first loop iteration) or closed
+        sock = self._socks[1 if via_rtcp else 0]
+        if sock.family == socket.AF_INET6 and ":" not in addr[0]:
+            # A dual-stack socket (bound to "::") reaches IPv4 peers at their mapped address.
+            addr = (f"::ffff:{addr[0]}", addr[1])
         try:
-            self._socks[1 if via_rtcp else 0].sendto(data, addr)
+            sock.sendto(data, addr)
         except OSError:  # a full send buffer, or ICMP unreachable from a peer not listening yet
             self.send_errors += 1
 

@@ -40,7 +40,8 @@ Fixtures:
   auto_answer=False, audio="tone", record=False, kamailio=None, display_name=None, contacts=(),
   console=False) -> lab.Baresip``, registered (when ``register``) before it returns;
   ``display_name`` goes into its From; ``contacts`` are the URIs it can ``send_message`` to;
-  ``console=True`` reads its ``cons`` console (``console.wait_for``), where it shows the
+  ``host="::1"`` runs it on the IPv6 loopback, registered through Kamailio's ``[::1]`` UDP
+  listener; ``console=True`` reads its ``cons`` console (``console.wait_for``), where it shows the
   instant messages it receives. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
@@ -170,6 +171,7 @@ def baresip_factory(
         console: bool = False,
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
+        host: str = lab.HOST,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{user}"),
@@ -186,6 +188,7 @@ def baresip_factory(
             console=console,
             mediaenc=mediaenc,
             rtcp_mux=rtcp_mux,
+            host=host,
         )
         started.append(phone)
         with peers_required():
