@@ -11,6 +11,16 @@ line starting with ``LAB``:
   ``LAB REPLY 423 REGISTER alice ci=...`` (every reply Kamailio itself sends, 401/403/404/...)
   ``LAB REGISTERED alice expires=3600 proto=tcp contact=sip:...`` / ``LAB UNREGISTERED alice ...``
   ``LAB RELAYED-REPLY 180 INVITE ci=...`` (replies relayed on INVITE/BYE/REFER/NOTIFY/...)
+
+``Kamailio(..., presence=True)`` is also the presence server (``WITH_PRESENCE`` in the template):
+PUBLISH and SUBSCRIBE for ``presence``, ``dialog`` (pua_dialoginfo publishes every call through
+it) and ``message-summary``, logged as
+
+  ``LAB PUBLISH presence sip:alice@lab.test expires=3600 etag=<null>``
+  ``LAB SUBSCRIBE dialog sip:bob@lab.test from=sip:alice@lab.test expires=600 totag=<null>``
+
+It keeps that state in memory: :meth:`Kamailio.restart` (same ports) forgets every subscription
+and publication, as a registrar that restarts does.
 """
 
 from __future__ import annotations
@@ -43,6 +53,10 @@ USERS: Final[dict[str, str]] = {
     "dave": "davepw",
 }
 TEMPLATE: Final = "kamailio.cfg.tmpl"
+# db_text tables the presence modules open (they stay empty: state is kept in memory), copied
+# with their column lines from the schema Debian's kamailio package ships.
+DBTEXT_SCHEMA: Final = Path("/usr/share/kamailio/dbtext/kamailio")
+PRESENCE_TABLES: Final = ("presentity", "active_watchers", "watchers", "xcap", "pua")
 MPATH_CANDIDATES: Final = (
     "/usr/lib/x86_64-linux-gnu/kamailio/modules",
     "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -72,8 +86,11 @@ class Kamailio:
     domain: Final = DOMAIN
     host: Final = HOST
 
-    def __init__(self, workdir: Path, pki: LabPki, tls_cert: CertKind = "good") -> None:
+    def __init__(
+        self, workdir: Path, pki: LabPki, tls_cert: CertKind = "good", *, presence: bool = False
+    ) -> None:
         self.workdir = workdir
+        self.presence = presence
         self.pki = pki
         self.tls_cert: CertKind = tls_cert
         self.ca_file: Path = pki.ca_file
@@ -86,8 +103,8 @@ class Kamailio:
 
     # -- life cycle
 
-    def render_config(self) -> str:
-        port = free_port_pair()
+    def render_config(self, *, keep_ports: bool = False) -> str:
+        port = self.udp_port if keep_ports and self.udp_port else free_port_pair()
         self.udp_port = self.tcp_port = port
         self.tls_port = port + 1
         self.udp6_port = port if can_bind(socket.AF_INET6, socket.SOCK_DGRAM, "::1", port) else None
@@ -99,6 +116,8 @@ class Kamailio:
         (dbdir / "subscriber").write_text(
             "id(int,auto) username(string) domain(string) password(string)\n" + rows
         )
+        if self.presence:
+            _presence_tables(dbdir)
         server = self.pki.server(self.tls_cert)
         tls_cfg = self.workdir / "tls.cfg"
         tls_cfg.write_text(
@@ -117,18 +136,21 @@ class Kamailio:
             "DBDIR": str(dbdir),
         }
         text = template_text()
+        if self.presence:
+            first, _, rest = text.partition("\n")
+            text = f"{first}\n#!define WITH_PRESENCE\n{rest}"
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
         if "@@" in text:
             raise LabError(f"{TEMPLATE} has an unreplaced @@placeholder@@")
         return text
 
-    def start(self, timeout_s: float = 15.0) -> Kamailio:
+    def start(self, timeout_s: float = 15.0, *, keep_ports: bool = False) -> Kamailio:
         binary = find_binary("kamailio", "kamailio")
         self.workdir.mkdir(parents=True, exist_ok=True)
         rundir = self.workdir / "run"
         rundir.mkdir(exist_ok=True)
-        self.config_path.write_text(self.render_config())
+        self.config_path.write_text(self.render_config(keep_ports=keep_ports))
         common = ["-f", str(self.config_path), "-Y", str(rundir), "-m", "64", "-M", "8"]
         check = subprocess.run(
             [binary, "-c", *common], capture_output=True, text=True, timeout=60, check=False
@@ -183,6 +205,13 @@ class Kamailio:
                 poll_s=0.0,
             )
 
+    def restart(self, timeout_s: float = 15.0) -> Kamailio:
+        """Stop, then start again on the same ports with nothing remembered (bindings,
+        subscriptions, publications are all in memory): a registrar that crashed and came back.
+        The log starts over; :meth:`mark` is 0 again."""
+        self.stop()
+        return self.start(timeout_s, keep_ports=True)
+
     def alive(self) -> bool:
         return self._process is not None and self._process.alive()
 
@@ -222,3 +251,20 @@ class Kamailio:
     def outbound_uri(self, transport: Transport) -> str:
         """``sip:127.0.0.1:P;transport=...``: the outbound proxy URI for that transport."""
         return f"sip:{HOST}:{self.port_for(transport)};transport={transport}"
+
+
+def _presence_tables(dbdir: Path) -> None:
+    """The presence modules' db_text tables, empty, and the version table they check."""
+    try:
+        versions = (DBTEXT_SCHEMA / "version").read_text().splitlines()
+        for table in PRESENCE_TABLES:
+            header = (DBTEXT_SCHEMA / table).read_text().splitlines()[0]
+            (dbdir / table).write_text(header + "\n")
+    except OSError as exc:
+        raise LabError(f"the db_text schema of Kamailio is not in {DBTEXT_SCHEMA}: {exc}") from None
+    rows = [
+        line
+        for line in versions[1:]
+        if line.split(":")[1:2] and line.split(":")[1] in PRESENCE_TABLES
+    ]
+    (dbdir / "version").write_text("".join(f"{line}\n" for line in [versions[0], *rows]))
