@@ -131,6 +131,10 @@ class DialogView:
     def dialogs(self) -> tuple[DialogEntry, ...]:
         return tuple(self._dialogs.values())
 
+    def clear(self) -> None:
+        """No dialogs, as a NOTIFY without a body says; the version stays."""
+        self._dialogs = {}
+
     def apply(self, info: DialogInfo) -> Applied:
         last = self.version
         if last is not None and info.version <= last:

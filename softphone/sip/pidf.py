@@ -136,7 +136,7 @@ class PresenceDocument:
                 if name == "other":
                     if (text := text_of(activity)) is not None:
                         other.append(text)
-                elif name and name not in activities:
+                elif name and name != "note" and name not in activities:
                     activities.append(name)
         person_notes = [
             note

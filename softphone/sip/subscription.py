@@ -384,12 +384,14 @@ class Subscriptions:
                 return ctx.reply(tx, req, exc.status_hint, now, reason=str(exc)[:80])
             dialog.refresh_target(req)
         events = ctx.reply(tx, req, 200, now)
-        events += self._document_events(sub, document, now)
         inp = substate.input(sub.quick_restarts)
         reason = substate.reason if inp not in (SI.NOTIFY_ACTIVE, SI.NOTIFY_PENDING) else None
-        return events + self._go(
+        changed = self._go(
             sub, inp, now, reason=reason, retry_after=substate.retry_after, expires=substate.expires
         )
+        if document is not None or inp is SI.NOTIFY_ACTIVE:
+            events += self._document_events(sub, document, now)
+        return events + changed
 
     def _read_body(
         self, package: EventPackage, req: SipRequest
@@ -415,7 +417,12 @@ class Subscriptions:
     def _document_events(
         self, sub: Subscription, document: Document | None, now: float
     ) -> list[ev.Event]:
-        if isinstance(document, DialogInfo):
+        """What a NOTIFY's body tells (module docstring). A dialog NOTIFY without a body is the
+        full state "no dialogs": what Kamailio's presence_dialoginfo sends for an idle party."""
+        if document is None and sub.package.name == "dialog":
+            sub.view.clear()
+            document = DialogInfo(entity=str(sub.target), version=sub.view.version or 0, full=True)
+        elif isinstance(document, DialogInfo):
             applied = sub.view.apply(document)
             if applied is Applied.GAP and sub.state in _LIVE and sub.dialog is not None:
                 # A partial notification was lost: a refresh brings full state (RFC 4235 §4.1.2).
