@@ -13,6 +13,9 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # presence = true                 # publish our presence, watch contacts, message waiting
+    #                                 # (default: on when the account has a registrar)
+    # presence_state = "available"    # available | away | busy | dnd, the state at start
 
 Audio keys (all optional, top level)::
 
@@ -54,6 +57,10 @@ if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone
 # end that edits the config needs no SIP module to know them.
 TransportName: TypeAlias = Literal["udp", "tcp", "tls"]
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("udp", "tcp", "tls")
+# What an account may publish as its presence (softphone.sip.pidf.PUBLISHED_STATES spells them
+# the same; tests/test_config.py checks they agree).
+PresenceStateName: TypeAlias = Literal["available", "away", "busy", "dnd"]
+PRESENCE_STATES: Final[tuple[PresenceStateName, ...]] = ("available", "away", "busy", "dnd")
 
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
@@ -111,6 +118,12 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    presence: bool | None = None  # None: on when the account has a registrar
+    presence_state: PresenceStateName = "available"
+
+    @property
+    def presence_enabled(self) -> bool:
+        return self.presence if self.presence is not None else self.registrar is not None
 
     @property
     def auth_username(self) -> str:
@@ -223,6 +236,8 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "presence",
+        "presence_state",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -354,6 +369,15 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    presence = raw.get("presence")
+    if presence is not None and not isinstance(presence, bool):
+        raise ConfigError(f"{label}: presence must be true or false")
+    presence_state = raw.get("presence_state", "available")
+    if presence_state not in PRESENCE_STATES:
+        raise ConfigError(
+            f"{label}: presence_state must be one of {', '.join(PRESENCE_STATES)}"
+            f" (not {presence_state!r})"
+        )
     return Account(
         name=name,
         uri=uri,
@@ -365,6 +389,8 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        presence=presence,
+        presence_state=presence_state,
     )
 
 
@@ -509,6 +535,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.presence is not None:
+            entry["presence"] = a.presence
+        if a.presence_state != "available":
+            entry["presence_state"] = a.presence_state
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

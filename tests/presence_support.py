@@ -44,7 +44,8 @@ class Answer:
 
 @dataclass
 class PresenceServer:
-    """``script``: answers for the next requests, in order (then 2xx)."""
+    """``script``: answers for the next requests, in order (then 2xx). ``address`` is where it
+    says it is (its Contact, the Via of its NOTIFYs)."""
 
     expires: int | None = None  # granted; None: what was asked
     script: list[Answer] = field(default_factory=list)
@@ -52,6 +53,7 @@ class PresenceServer:
     dialogs: dict[str, Dialog] = field(default_factory=dict)
     outbox: list[bytes] = field(default_factory=list)
     etags: int = 0
+    address: Address = SERVER
     hold: bool = False  # keep responses in ``held`` until ``release()``: a NOTIFY overtakes them
     held: list[bytes] = field(default_factory=list)
     rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -77,7 +79,7 @@ class PresenceServer:
         if 200 <= answer.status < 300:
             headers.add("Expires", str(granted))
             if msg.method == "SUBSCRIBE":
-                headers.add("Contact", f"<sip:{SERVER.host}:{SERVER.port}>")
+                headers.add("Contact", f"<sip:{self.address.host}:{self.address.port}>")
                 if dialog is None and msg.contacts:
                     self.dialogs[msg.call_id] = Dialog(
                         call_id=msg.call_id,
@@ -125,15 +127,13 @@ class PresenceServer:
         """A NOTIFY in ``dialog``; ``state`` is the Subscription-State (None-able via '')."""
         dialog.cseq = cseq if cseq is not None else dialog.cseq + 1
         headers = Headers()
-        headers.add(
-            "Via",
-            f"SIP/2.0/UDP {SERVER.host}:{SERVER.port};branch=z9hG4bKn{self.rng.randint(1, 10**9)}",
-        )
+        branch = f"z9hG4bKn{self.rng.randint(1, 10**9)}"
+        headers.add("Via", f"SIP/2.0/UDP {self.address.host}:{self.address.port};branch={branch}")
         headers.add("From", f"<sip:{BOB.user}@{BOB.host}>;tag={from_tag or dialog.to_tag}")
         headers.add("To", f"<{dialog.watcher_uri}>;tag={dialog.watcher_tag}")
         headers.add("Call-ID", dialog.call_id)
         headers.add("CSeq", f"{dialog.cseq} NOTIFY")
-        headers.add("Contact", f"<sip:{SERVER.host}:{SERVER.port}>")
+        headers.add("Contact", f"<sip:{self.address.host}:{self.address.port}>")
         headers.add("Event", event or dialog.event)
         if state:
             headers.add("Subscription-State", state)

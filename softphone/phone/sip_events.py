@@ -20,6 +20,7 @@ from softphone.phone.calls import Calls
 from softphone.phone.errors import PhoneError
 from softphone.phone.messaging import Messaging
 from softphone.phone.network import keep_alive_interval
+from softphone.phone.presence import PresenceService
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
 from softphone.sip import events as ue
@@ -61,6 +62,7 @@ class SipEvents:
         clock: Callable[[], float],
         do_not_disturb: bool,
         messaging: Messaging,
+        presence: PresenceService,
     ) -> None:
         self._phone = phone
         self._ua = ua
@@ -73,6 +75,7 @@ class SipEvents:
         self._clock = clock
         self._do_not_disturb = do_not_disturb
         self._messaging = messaging
+        self._presence = presence
 
     def handle(self, events: Iterable[object]) -> None:
         """Apply each event in order, then send what the core queued in response."""
@@ -96,6 +99,9 @@ class SipEvents:
                 if first and hop is not None:
                     self._transport.keep_alive(hop, keep_alive_interval(hop))
                 self._emit(pe.Registered(account=account, expires=expires))
+                # Presence starts with the first registration and starts again after a failed
+                # one: a registrar that came back has lost its subscriptions.
+                self._presence.account_ready(account, again=first)
             case ue.RegistrationNotAnswered(account=account):
                 self._registrations.no_answer(account)
                 self._emit(
@@ -199,6 +205,8 @@ class SipEvents:
                 )
             case ue.MessageReceived() | ue.MessageDelivered() | ue.MessageFailed():
                 self._messaging.handle(event)
+            case ue.SubscriptionChanged() | ue.NotificationReceived() | ue.PublicationChanged():
+                self._presence.handle(event)
             case _:
                 assert_never(event)
 
@@ -223,7 +231,7 @@ class SipEvents:
                 waiting=event.replaces_call,
             )
         )
-        if self._do_not_disturb:
+        if self._do_not_disturb or self._presence.do_not_disturb:
             self.handle(
                 self._ua.reject(
                     event.call_id, status=480, now=self._clock(), reason="Do Not Disturb"
