@@ -278,13 +278,18 @@ class Baresip:
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        presence: bool = False,
+        publish_s: int = 60,
     ) -> None:
         """``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
         default: every codec module loaded). ``register`` only matters with a registrar.
         ``display_name``: the name its From carries, as most phones send one. ``contacts``:
         URIs for its contacts file (module ``contact``), the only parties baresip 1.0 can send
         an instant message to (:meth:`send_message`). ``console``: load ``cons`` and read it
-        (:attr:`console`), where baresip shows the instant messages it receives."""
+        (:attr:`console`), where baresip shows the instant messages it receives. ``presence``:
+        load the ``presence`` module: it publishes its own state every ``publish_s`` (open, or
+        closed after :meth:`presence_offline`) and subscribes to the presence of each of
+        ``contacts`` (:meth:`contact_status` reads what it learnt)."""
         self.workdir = workdir
         self.kamailio = kamailio
         self.user = user
@@ -302,6 +307,8 @@ class Baresip:
         if any(c in uri for uri in contacts for c in "<>\r\n"):
             raise LabError(f"contacts are bare URIs, not {contacts!r}")
         self.contacts = contacts
+        self.presence = presence
+        self.publish_s = publish_s
         self.with_console = console
         self.cons_port = 0
         self._console: BaresipConsole | None = None
@@ -355,6 +362,7 @@ class Baresip:
             f'outbound="{self.kamailio.outbound_uri(self.transport)}"',
             answer,
             f"regint={300 if self.register else 0}",
+            *([f"pubint={self.publish_s}"] if self.presence else []),
         ]
         return (
             f"{name}<sip:{self.user}@{DOMAIN};transport={self.transport}>;"
@@ -400,6 +408,7 @@ class Baresip:
             "module_tmp\t\taccount.so\n",
             "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
             "module_app\t\tcontact.so\n" if self.contacts else "",
+            "module_app\t\tpresence.so\n" if self.presence else "",
             f"module\t\t\tcons.so\ncons_listen\t\t{HOST}:{self.cons_port}\n"
             if self.with_console
             else "",
@@ -423,7 +432,10 @@ class Baresip:
             self.cons_port = free_port_pair()  # cons listens on UDP and TCP
         (self.workdir / "config").write_text(self.config_text())
         (self.workdir / "accounts").write_text(self.account_line())
-        (self.workdir / "contacts").write_text("".join(f"<{uri}>\n" for uri in self.contacts))
+        watch = ";presence=p2p" if self.presence else ""  # what the presence module subscribes to
+        (self.workdir / "contacts").write_text(
+            "".join(f"<{uri}>{watch}\n" for uri in self.contacts)
+        )
         # -t: baresip quits by itself after 15 min even if whoever started it is killed hard.
         argv = [binary, "-f", str(self.workdir), "-t", "900"]
         if (stdbuf := shutil.which("stdbuf")) is not None:  # line-buffer its log through the pipe
@@ -545,3 +557,21 @@ class Baresip:
 
     def list_calls(self) -> str:
         return strip_ansi(str(self.command("listcalls").get("data", "")))
+
+    # -- presence (module ``presence``: baresip 1.0 publishes only open or closed)
+
+    def presence_online(self) -> Event:
+        return self.command("presence_online")
+
+    def presence_offline(self) -> Event:
+        return self.command("presence_offline")
+
+    def contact_status(self, uri: str) -> str | None:
+        """What baresip's ``contacts`` list says of ``uri`` (``Online``, ``Offline``, ``Busy``,
+        ``Unknown``), None when the contact is not listed."""
+        listing = strip_ansi(str(self.command("contacts").get("data", "")))
+        for line in listing.splitlines():
+            if f"<{uri}>" in line:
+                words = line.replace(">", " ", 1).split()
+                return words[0] if words else None
+        return None

@@ -11,6 +11,8 @@ For each account with presence on (its ``presence`` key; by default on when it h
 - a registration that succeeds after a failure starts all of that again, with new dialogs and
   without entity tags: a registrar that restarted lost its subscriptions with its bindings (a
   481 to a refresh does the same for one subscription, in the core);
+- subscriptions and the publication last as long as the account's registration (its
+  ``expires``) and are refreshed the same way;
 - at stop every subscription is removed (Expires: 0) and every publication too; ``wait_closed``
   waits for their answers, bounded like the unregistration.
 
@@ -390,7 +392,9 @@ class PresenceService:
         ua = self._ua
         assert ua is not None
         try:
-            sub_id, events = ua.subscriptions.subscribe(acct, target, package, now=self._clock())
+            sub_id, events = ua.subscriptions.subscribe(
+                acct, target, package, now=self._clock(), expires=acct.expires
+            )
         except LocalProtocolError as exc:
             self._emit(pe.Notice(level="warning", text=f"cannot watch {target}: {exc}"))
             return None
@@ -439,7 +443,10 @@ class PresenceService:
             contact=str(acct.aor),
         )
         try:
-            self._sink(ua.publications.publish(acct, body, PIDF_TYPE, now=self._clock()))
+            now = self._clock()
+            self._sink(
+                ua.publications.publish(acct, body, PIDF_TYPE, now=now, expires=acct.expires)
+            )
         except LocalProtocolError as exc:
             self._emit(pe.Notice(level="warning", text=f"cannot publish presence: {exc}"))
 
