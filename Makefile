@@ -16,8 +16,11 @@ RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
             gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
             gstreamer1.0-libav gstreamer1.0-x ffmpeg
 PEERS    := kamailio kamailio-tls-modules baresip openssl tmux jackd2 $(RTSP_LAB)
+# The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans,
+# iproute2 and nftables make the network namespaces and the packet loss.
+RELIABILITY_PEERS := sip-tester sipvicious iproute2 nftables
 
-.PHONY: run test setup test-setup sysdeps peers lint typecheck bench clean
+.PHONY: run test setup test-setup sysdeps peers lint typecheck bench reliability clean
 
 # apt_ensure(packages, strict): install what is missing when root; otherwise print the command.
 # strict=1 fails when something is missing and we cannot install it.
@@ -91,6 +94,24 @@ bench: test-setup
 	-$(VENV)/bin/softphone bench tui --seconds 20
 	-$(VENV)/bin/softphone bench tui --seconds 20 --same-loop
 	-$(VENV)/bin/softphone bench rtsp-render --seconds 20
+
+# The reliability campaign (not tests: make test only replays its corpus, tests/fuzz). Fuzzing
+# runs FUZZ_RUNS inputs per target (at most FUZZ_MAX_TIME s each); the soak lasts SOAK_MINUTES
+# (make reliability SOAK_MINUTES=60 for the hour). Network namespaces need root. One table of
+# figures against their targets at the end; the exit status is 1 when a target is missed.
+FUZZ_RUNS       ?= 1000000
+FUZZ_MAX_TIME   ?= 1800
+SOAK_MINUTES    ?= 5
+RELIABILITY_DIR ?= /tmp/softphone-reliability
+$(VENV)/.reliability-installed: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q -e '.[reliability]'
+	touch $@
+
+reliability: test-setup $(VENV)/.reliability-installed
+	$(call apt_ensure,$(RELIABILITY_PEERS),1)
+	mkdir -p $(RELIABILITY_DIR)
+	$(VENV)/bin/softphone bench reliability all --workdir $(RELIABILITY_DIR) \
+	  --runs $(FUZZ_RUNS) --max-time $(FUZZ_MAX_TIME) --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -358,7 +358,10 @@ def _file_in(text: str) -> Path:
 
 
 def _writable(text: str, suffixes: tuple[str, ...], what: str) -> Path:
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~user/..." for a user without a home directory
+        raise argparse.ArgumentTypeError(f"{text}: no such user's home directory") from None
     if path.suffix.lower() not in suffixes:
         raise argparse.ArgumentTypeError(
             f"{text}: {what} needs a {' or '.join(suffixes)} file name"
@@ -423,11 +426,18 @@ def _seconds(text: str) -> float:
 
 
 def setup_logging(path: Path | None, level: str) -> Path | None:
-    from softphone.config import default_state_dir
+    """Log to ``path``, else to the state directory. At DEBUG the log holds every SIP message:
+    the file is 0600 (an existing one is tightened), and the state directory 0700. A directory
+    named with --log-file is the user's: made when missing, its mode left alone."""
+    from softphone.config import default_state_dir, private_dir, private_file
 
     target = path or default_state_dir() / "softphone.log"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if path is None:
+            private_dir(target.parent)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        private_file(target)
         handler: logging.Handler = logging.FileHandler(target, encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()
@@ -506,7 +516,7 @@ def _settle_globals(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:
-    from softphone.config import ConfigError, load_config
+    from softphone.config import ConfigError, exposed_password, load_config
 
     try:
         config = load_config(args.config)
@@ -514,7 +524,10 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         print(f"softphone: config error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     setup_logging(args.log_file, args.log_level)
-    if args.command is None or (args.command == "dial" and args.tui):
+    tui = args.command is None or (args.command == "dial" and args.tui)
+    if (warning := exposed_password(config)) is not None and not tui:
+        print(f"softphone: warning: {warning}", file=sys.stderr)  # the TUI offers the fix
+    if tui:
         from softphone.tui.app import run_tui
 
         # No config file yet (and none named): the TUI opens the account editor first.

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 HANGUP_WAIT_S = 8.0
 HISTORY_WAIT_S = 2.0  # at the end, for the last rows of the call history to be written
 PLAYER_STOP_S = 3.0  # a stopped player's TEARDOWN waits at most 1 s for its answer
+LISTEN_BATCH = 256  # listen: events written with one flush
 
 HangupCause = Literal["signal", "ring_timeout", "duration"]
 
@@ -163,10 +164,20 @@ class CommandHistory:
             await self.book.close_async()
 
 
+def _queued(phone: Phone, limit: int) -> list[pe.PhoneEvent]:
+    """The events already queued, at most ``limit``."""
+    found: list[pe.PhoneEvent] = []
+    while len(found) < limit and (event := phone.next_event_nowait()) is not None:
+        found.append(event)
+    return found
+
+
 async def _drain(phone: Phone, reporter: Reporter, history: CommandHistory) -> None:
+    """Every event left in the phone's queue (the phone has stopped), written and flushed."""
     while (event := phone.next_event_nowait()) is not None:
-        reporter.event(event)
+        reporter.event(event, flush=False)
         history.observe(event, phone)
+    reporter.flush()
 
 
 async def _settle_registration(
@@ -219,6 +230,7 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
 
     stop = Stop()
     network_deadline = asyncio.get_running_loop().time() + args.timeout
+    last_words: list[str] = []
     with _interrupts(stop):
         history = await CommandHistory.open(reporter)
         try:
@@ -241,11 +253,13 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                         return ExitCode.USAGE
                     return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
                 return await _follow_call(
-                    phone, call_id, args, reporter, stop, history, network_deadline
+                    phone, call_id, args, reporter, stop, history, network_deadline, last_words
                 )
             finally:
                 await phone.stop()
                 await _drain(phone, reporter, history)
+                for line in last_words:  # why we gave up comes after the call's own end
+                    reporter.say(line)
         finally:
             await history.close()
 
@@ -258,10 +272,12 @@ async def _follow_call(
     stop: Stop,
     history: CommandHistory,
     network_deadline: float,
+    last_words: list[str],
 ) -> ExitCode:
     """Report the call's events until it ends. We hang up on Ctrl-C / SIGTERM, when
     --ring-timeout runs out before an answer, when --duration runs out after one, and when the
-    network never answered the INVITE within --timeout (it neither rang nor failed)."""
+    network never answered the INVITE within --timeout (it neither rang nor failed): why goes
+    into ``last_words``, said once the cancelled call's end has been reported."""
     from softphone.phone import events as pe  # not imported by `play`: faster start
     from softphone.phone.errors import PhoneError
     from softphone.phone.text import describe
@@ -282,9 +298,9 @@ async def _follow_call(
             if loop.time() >= network_deadline:  # --timeout ran out before it rang
                 server = _silent_server(phone, silent)
                 if server is not None:
-                    reporter.say(_no_network_answer(server, args.timeout))
+                    last_words.append(_no_network_answer(server, args.timeout))
                 else:  # every server answered (100 Trying...), then nothing came
-                    reporter.say(
+                    last_words.append(
                         f"softphone: the call neither rang nor failed in {args.timeout:g} s"
                         " (--timeout); giving up"
                     )
@@ -377,14 +393,22 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
                     event = await _next(phone, stop.event, deadline)
                     if event is None:
                         return ExitCode.OK
-                    reporter.event(event)
-                    history.observe(event, phone)
-                    if isinstance(event, pe.IncomingCall) and args.reject is not None:
-                        try:
-                            await phone.reject(event.call_id, status=args.reject)
-                        except PhoneError as exc:
-                            reporter.say(f"softphone: cannot reject the call: {exc}")
+                    # With many calls events come in bursts: take what is queued with it and
+                    # write it with one flush, so the output keeps up with the phone.
+                    batch = [event, *_queued(phone, LISTEN_BATCH)]
+                    for event in batch:
+                        reporter.event(event, flush=False)
+                        history.observe(event, phone)
+                    reporter.flush()
+                    for event in batch:
+                        if isinstance(event, pe.IncomingCall) and args.reject is not None:
+                            try:
+                                await phone.reject(event.call_id, status=args.reject)
+                            except PhoneError as exc:
+                                reporter.say(f"softphone: cannot reject the call: {exc}")
             finally:
+                # Ctrl-C, SIGTERM, --duration: stop() hangs up every call and waits for the
+                # answers, so that each call's call_ended is among the events written here.
                 await phone.stop()
                 await _drain(phone, reporter, history)
         finally:

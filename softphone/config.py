@@ -16,6 +16,15 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # presence = true                 # publish our presence, watch contacts, message waiting
     #                                 # (default: on when the account has a registrar)
     # presence_state = "available"    # available | away | busy | dnd, the state at start
+    # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
+    # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
+    # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
+    media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
+
+``media_encryption``: "none" sends plain RTP and refuses encrypted offers; "srtp-optional" offers
+SDES keys inside RTP/AVP (RFC 4568 best effort) and accepts plain or encrypted media; "srtp"
+offers RTP/SAVP and refuses plain RTP; "dtls-srtp" offers UDP/TLS/RTP/SAVP (RFC 5764) and refuses
+plain RTP.
 
 Audio keys (all optional, top level)::
 
@@ -36,13 +45,20 @@ a URL on the same host and port uses its credentials)::
 
 Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
 temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
-half-written config and passwords are never world-readable.
+half-written config and passwords are never world-readable. A config that others can read and
+that holds a password is still read, never silently: :func:`exposed_password` is the warning
+the front ends show, :func:`make_private` the fix they offer.
+
+What softphone keeps of its own is private too (:func:`private_dir`, :func:`private_file`): the
+state directory and its log (every SIP message at DEBUG), the data directory with the call
+history and recordings: directories 0700, files 0600, and existing ones are tightened.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +77,16 @@ TRANSPORTS: Final[tuple[TransportName, ...]] = ("udp", "tcp", "tls")
 # the same; tests/test_config.py checks they agree).
 PresenceStateName: TypeAlias = Literal["available", "away", "busy", "dnd"]
 PRESENCE_STATES: Final[tuple[PresenceStateName, ...]] = ("available", "away", "busy", "dnd")
+# An account's media encryption, in the config file's words (softphone.sdp.MediaEncryption has the
+# same values; tests/test_config.py checks they agree).
+MediaEncryptionName: TypeAlias = Literal["none", "srtp-optional", "srtp", "dtls-srtp"]
+MEDIA_ENCRYPTIONS: Final[tuple[MediaEncryptionName, ...]] = (
+    "none",
+    "srtp-optional",
+    "srtp",
+    "dtls-srtp",
+)
+DEFAULT_MEDIA_ENCRYPTION: Final[MediaEncryptionName] = "srtp-optional"
 
 APP_NAME: Final = "softphone"
 DEFAULT_SIP_PORT: Final = 5060
@@ -104,6 +130,9 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or wrong; the message says where."""
 
 
+DEFAULT_BINDING_CHECK_S: Final = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """One SIP account ([[account]] in the config file)."""
@@ -124,6 +153,16 @@ class Account:
     @property
     def presence_enabled(self) -> bool:
         return self.presence if self.presence is not None else self.registrar is not None
+
+    # How often to ask the registrar whether it still has our binding (RFC 3261 §10.2.3, a
+    # REGISTER without Contact); 0 never asks. A registrar that restarts with its bindings in
+    # memory loses them without telling anyone: this is how we find out and register again.
+    binding_check: int = DEFAULT_BINDING_CHECK_S
+    only_from_proxy: bool = False  # calls (any out-of-dialog request) only via registrar/proxy
+    # "HOST[:PORT]" (port 3478 by default): where to ask for our public address (RFC 8489) for
+    # the SDP when behind a NAT.
+    stun_server: str | None = None
+    media_encryption: MediaEncryptionName = DEFAULT_MEDIA_ENCRYPTION
 
     @property
     def auth_username(self) -> str:
@@ -224,6 +263,68 @@ def default_data_dir() -> Path:
     return user_data_path(APP_NAME)
 
 
+# --- file modes ------------------------------------------------------------------------------------
+PRIVATE_DIR_MODE: Final = 0o700
+PRIVATE_FILE_MODE: Final = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Make the directory ``path`` (its missing parents with the usual mode) and leave it 0700:
+    what softphone keeps there is its user's alone. An existing one that others may enter is
+    tightened. Raises OSError."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make the file ``path`` if missing, and leave it 0600 (an existing one is tightened), so
+    that opening it for writing never creates it readable by others. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def exposed_password(config: Config) -> str | None:
+    """A warning when the config file holds a password (an account's, a camera's, or one in a
+    camera URL) and users other than its owner may read it; None otherwise."""
+    path = config.path
+    if path is None or not _holds_password(config):
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return (
+        f"{path} holds a password and other users can read it (mode {mode:04o}); "
+        f"make it private with: chmod 600 {path}"
+    )
+
+
+def make_private(path: Path) -> None:
+    """The fix :func:`exposed_password` offers: the config file 0600. Raises OSError."""
+    os.chmod(path, PRIVATE_FILE_MODE)
+
+
+def _holds_password(config: Config) -> bool:
+    if any(a.password for a in config.accounts) or any(c.password for c in config.cameras):
+        return True
+    for camera in config.cameras:
+        try:
+            if urlsplit(camera.url).password:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 _ACCOUNT_KEYS: Final = frozenset(
     {
         "name",
@@ -238,6 +339,10 @@ _ACCOUNT_KEYS: Final = frozenset(
         "expires",
         "presence",
         "presence_state",
+        "binding_check",
+        "only_from_proxy",
+        "stun_server",
+        "media_encryption",
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -272,14 +377,20 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
         return Config(path=path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_config_bytes(raw, path=path)
+
+
+def parse_config_bytes(raw: bytes, *, path: Path | None = None) -> Config:
+    """The config in ``raw``, the bytes of a TOML file; every problem is a ConfigError."""
     import tomllib
 
+    where = str(path) if path else "config"
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
     return parse_config(data, path=path)
 
 
@@ -317,7 +428,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     if recordings_dir is not None:
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
             raise ConfigError(f"{where}: recordings_dir must be a directory path")
-        recordings_dir = Path(recordings_dir).expanduser()
+        recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
     cameras = _cameras(data.get("camera", []), where)
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
@@ -365,7 +476,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     if ca_file is not None:
         if not isinstance(ca_file, str):
             raise ConfigError(f"{label}: tls_ca_file must be a path string")
-        ca_path = Path(ca_file).expanduser()
+        ca_path = _expanded(ca_file, f"{label}: tls_ca_file")
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
@@ -377,6 +488,29 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         raise ConfigError(
             f"{label}: presence_state must be one of {', '.join(PRESENCE_STATES)}"
             f" (not {presence_state!r})"
+        )
+    check = raw.get("binding_check", DEFAULT_BINDING_CHECK_S)
+    if not isinstance(check, int) or isinstance(check, bool) or not 0 <= check <= 86400:
+        raise ConfigError(
+            f"{label}: binding_check must be a whole number of seconds from 0 (never) to 86400"
+        )
+    only_from_proxy = raw.get("only_from_proxy", False)
+    if not isinstance(only_from_proxy, bool):
+        raise ConfigError(f"{label}: only_from_proxy must be true or false")
+    if only_from_proxy and raw.get("registrar") is None and raw.get("proxy") is None:
+        raise ConfigError(
+            f"{label}: only_from_proxy needs a registrar or proxy (calls would come from nowhere)"
+        )
+    stun_server = raw.get("stun_server")
+    if stun_server is not None and (
+        not isinstance(stun_server, str) or parse_host_port(stun_server) is None
+    ):
+        raise ConfigError(f'{label}: stun_server must be "HOST[:PORT]" (not {stun_server!r})')
+    encryption = raw.get("media_encryption", DEFAULT_MEDIA_ENCRYPTION)
+    if encryption not in MEDIA_ENCRYPTIONS:
+        raise ConfigError(
+            f"{label}: media_encryption must be one of {', '.join(MEDIA_ENCRYPTIONS)} "
+            f"(not {encryption!r})"
         )
     return Account(
         name=name,
@@ -391,7 +525,32 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         expires=expires,
         presence=presence,
         presence_state=presence_state,
+        binding_check=check,
+        only_from_proxy=only_from_proxy,
+        stun_server=stun_server,
+        media_encryption=encryption,
     )
+
+
+def _expanded(text: str, label: str) -> Path:
+    """``text`` as a path with ``~`` or ``~user`` expanded; a user without a home directory is
+    a mistake in the file, said as one (Path.expanduser raises RuntimeError for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ConfigError(f"{label}: {user!r} is not a user with a home directory") from None
+
+
+def parse_host_port(text: str, default_port: int = 3478) -> tuple[str, int] | None:
+    """``HOST[:PORT]`` (an IPv6 literal in brackets) as (host, port), or None when malformed."""
+    found = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+))(?::(\d{1,5}))?\s*", text)
+    if found is None:
+        return None
+    port = int(found.group(3)) if found.group(3) else default_port
+    if not 0 < port < 65536:
+        return None
+    return found.group(1) or found.group(2), port
 
 
 def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:
@@ -539,6 +698,14 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["presence"] = a.presence
         if a.presence_state != "available":
             entry["presence_state"] = a.presence_state
+        if a.binding_check != DEFAULT_BINDING_CHECK_S:
+            entry["binding_check"] = a.binding_check
+        if a.only_from_proxy:
+            entry["only_from_proxy"] = True
+        if a.stun_server is not None:
+            entry["stun_server"] = a.stun_server
+        if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:
+            entry["media_encryption"] = a.media_encryption
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

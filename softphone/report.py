@@ -89,21 +89,30 @@ class Reporter:
         self.as_json = as_json
         self._out, self._err = out, err
 
-    def event(self, event: PhoneEvent, *, line: bool = True) -> None:
-        """The event as JSON (with --json) and, unless ``line`` is False, as a human line."""
+    def event(self, event: PhoneEvent, *, line: bool = True, flush: bool = True) -> None:
+        """The event as JSON (with --json) and, unless ``line`` is False, as a human line.
+        ``flush=False`` leaves the output buffered until :meth:`flush`: a command writing a
+        batch of events flushes once (listen with many calls keeps up with its events)."""
         if self.as_json:
             self._out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
-            self._out.flush()
-        if not line:
-            return
-        from softphone.phone.text import describe
+        if line:
+            from softphone.phone.text import describe
 
-        self.say(describe(event))
+            text = describe(event)
+            if text:
+                self._err.write(text + "\n")
+        if flush:
+            self.flush()
 
     def say(self, text: str) -> None:
         if text:
             self._err.write(text + "\n")
             self._err.flush()
+
+    def flush(self) -> None:
+        if self.as_json:
+            self._out.flush()
+        self._err.flush()
 
     def json(self, payload: dict[str, Any]) -> None:
         if self.as_json:

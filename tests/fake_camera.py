@@ -49,6 +49,7 @@ class FakeCamera:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         cap = load_capture("h264")
         self.fmtp, self.packets = cap.fmtp_line, cap.packets
 
@@ -64,6 +65,11 @@ class FakeCamera:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def drop(self) -> None:
+        """Close every client's connection, as a camera that restarts does; it takes new ones."""
+        for writer in list(self._writers):
+            writer.close()
+
     def url(self, path: str) -> str:
         return f"rtsp://{HOST}:{self.port}{path}"
 
@@ -78,6 +84,7 @@ class FakeCamera:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         sender: asyncio.Task[None] | None = None
         try:
             while True:
@@ -183,6 +190,7 @@ class FakeCamera:
             if sender is not None:
                 sender.cancel()
             writer.close()
+            self._writers.discard(writer)
             self._tasks.discard(task)
             self.disconnected.set()
 

@@ -17,6 +17,7 @@ from typing import NoReturn, Protocol
 import pytest
 
 from softphone import lab
+from softphone.lab.baresip import MediaEnc
 from softphone.lab.process import PeerMissing, find_binary
 
 
@@ -87,4 +88,6 @@ class BaresipFactory(Protocol):
         console: bool = False,
         presence: bool = False,
         publish_s: int = 60,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
     ) -> lab.Baresip: ...

@@ -17,7 +17,7 @@ except the event readers is recorded in :attr:`FakePhone.calls_made` as ``(name,
 The sequences mirror the real Phone (checked against two real Phones in test_phone_api.py):
 dial -> calling, [step] ringing, [step] established; answer -> [step] established;
 hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [step] 487
-"cancelled"; of an established one -> [step] 200 "OK"; reject/hangup of a ringing incoming call
+"cancelled"; of an established one -> [step] 200 "hung up here"; reject/hangup of a ringing incoming call
 -> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends;
 mute/record -> MuteChanged/RecordingChanged at once (only when the state changes); start with
 registrars -> Registering at once, [step] Registered; apply_accounts -> Registering at once for a
@@ -137,6 +137,8 @@ class FakeCall:
     level_dbfs: tuple[float, float] = (-30.0, -24.0)  # (mic, speaker) while it has audio
     trace: list[TracedMessage] = field(default_factory=list)
     streams: list[StreamSummary] = field(default_factory=list)
+    encryption: Literal["none", "sdes", "dtls-srtp"] = "none"  # a test sets it to show the lock
+    srtp_suite: str | None = None
 
     @property
     def codec(self) -> str | None:
@@ -173,6 +175,7 @@ class FakePhone(EventReader):
         step_s: float = 1.0,
         recordings_dir: Path = Path("/nonexistent/recordings"),
         dtmf_method: Literal["rtp", "info"] = "rtp",
+        media_encryption: Literal["none", "sdes", "dtls-srtp"] = "none",
     ) -> None:
         aors = accounts if accounts is not None else {"local": str(LOCAL_AOR)}
         self.aors: dict[str, SipUri] = {name: SipUri.parse(aor) for name, aor in aors.items()}
@@ -183,6 +186,9 @@ class FakePhone(EventReader):
         self.step_s = step_s
         self.recordings_dir = recordings_dir
         self.dtmf_method = dtmf_method
+        # What the calls it establishes negotiate: two real phones with the default policy
+        # (srtp-optional) agree on SDES with the first suite offered.
+        self.media_encryption = media_encryption
         self.now = 0.0
         self.started = False
         self.calls_made: list[tuple[str, dict[str, object]]] = []
@@ -191,6 +197,7 @@ class FakePhone(EventReader):
         self.wall_clock = 1_790_000_000.0  # time.time() of "now = 0" (registrations' expiry)
         self.played: list[Path] = []  # play_file() calls, in order
         self.playing: Path | None = None
+        self.exposed_config: str | None = None  # what config_warning() says
         self._registrations: dict[str, Registration] = {}
         self._queue: asyncio.Queue[pe.PhoneEvent] = asyncio.Queue()
         self._calls: dict[str, FakeCall] = {}
@@ -515,7 +522,7 @@ class FakePhone(EventReader):
             return
         for info in list(self._calls.values()):
             if info.state != "ended":
-                self._finish(info, 200, "OK")
+                self._finish(info, 200, "hung up here")
         self._steps.clear()
         for account, registered in list(self.registered.items()):
             if registered:
@@ -653,7 +660,7 @@ class FakePhone(EventReader):
         elif info.state in ("calling", "ringing", "early"):
             self._schedule(f"{call_id} 487", lambda: self._finish(info, 487, "cancelled"))
         else:
-            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "OK"))
+            self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "hung up here"))
 
     async def hold(self, call_id: str) -> None:
         self._record("hold", call_id=call_id)
@@ -838,6 +845,13 @@ class FakePhone(EventReader):
     def voicemail(self) -> Mapping[str, Voicemail]:
         return dict(self._voicemail)
 
+    def config_warning(self) -> str | None:
+        return self.exposed_config
+
+    def protect_config(self) -> None:
+        self._record("protect_config")
+        self.exposed_config = None
+
     # ------------------------------------------------------------------ plumbing
     def _record(self, name: str, **arguments: object) -> None:
         self.calls_made.append((name, arguments))
@@ -885,7 +899,12 @@ class FakePhone(EventReader):
     def _publish_state(self, info: FakeCall) -> None:
         self.emit(
             pe.CallStateChanged(
-                call_id=info.call_id, state=info.state, direction=info.direction, remote=info.remote
+                call_id=info.call_id,
+                state=info.state,
+                direction=info.direction,
+                remote=info.remote,
+                encryption=info.encryption,
+                srtp_suite=info.srtp_suite,
             )
         )
 
@@ -916,6 +935,9 @@ class FakePhone(EventReader):
     def _establish(self, info: FakeCall) -> None:
         if info.state in ("calling", "ringing", "early"):
             info.established_at = self.now
+            if self.media_encryption != "none" and info.encryption == "none":
+                info.encryption = self.media_encryption
+                info.srtp_suite = "AES_CM_128_HMAC_SHA1_80"
             self._set_state(info, "established")
 
     def _finish(self, info: FakeCall, status: int, reason: str, phrase: str | None = None) -> None:
@@ -972,4 +994,4 @@ class FakePhone(EventReader):
             pe.TransferProgressed(call_id=info.call_id, status=status, reason=reason, final=final)
         )
         if final and 200 <= status < 300:
-            self._finish(info, 200, "OK")  # blind transfer done: we leave (RFC 5589 §6)
+            self._finish(info, 200, "hung up here")  # blind transfer done: we leave (RFC 5589 §6)

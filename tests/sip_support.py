@@ -41,6 +41,8 @@ def make_peer(
     outbound: Address | None = None,
     password: str | None = None,
     display_name: str | None = None,
+    binding_check_s: float | None = None,
+    only_from_proxy: bool = False,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -53,6 +55,8 @@ def make_peer(
         registrar=registrar,
         outbound=outbound,
         display_name=display_name,
+        binding_check_s=binding_check_s,
+        only_from_proxy=only_from_proxy,
     )
     ua = UserAgent(accounts=[acct], rng=random.Random(seed))
     ua.add_listener(address)
@@ -124,7 +128,9 @@ class Registrar:
         public: Address | None = None,
         algorithms: tuple[Algorithm, ...] = (Algorithm.MD5,),
         refused: int = 403,
+        flow_timer: int | None = None,
     ) -> None:
+        self.flow_timer = flow_timer  # RFC 5626 §4.4.1 Flow-Timer in the 200, when given
         self.algorithms = algorithms  # one challenge each, in this order
         self.refused = refused  # the answer to a wrong password: 403 (Kamailio) or 401 again
         self.issued: set[str] = set()  # nonces it handed out and still knows
@@ -133,6 +139,8 @@ class Registrar:
         self.min_expires = min_expires
         self.password = password
         self.requests: list[SipRequest] = []
+        self.bindings: dict[str, int] = {}  # contact URI -> expires, as §10.3 keeps them
+        self.lists_bindings = True  # a 2xx lists the bindings, as §10.3 step 8 says
 
     def respond(self, data: bytes) -> bytes:
         req = parse_message(data)
@@ -176,8 +184,18 @@ class Registrar:
             headers.add("Min-Expires", str(self.min_expires))
         else:
             status = 200
-            if expires:
-                headers.add("Contact", f"{req.contacts[0]};expires={expires}")
+            for contact in req.contacts:  # §10.3 step 7: a Contact's own expires wins
+                seconds = int(contact.param("expires") or expires)
+                if seconds:
+                    self.bindings[str(contact.uri)] = seconds
+                else:
+                    self.bindings.pop(str(contact.uri), None)
+            # step 8: every current binding (none at all from a registrar that ignores it);
+            # a REGISTER without Contact is a query for them (§10.2.3)
+            for uri, seconds in self.bindings.items() if self.lists_bindings else ():
+                headers.add("Contact", f"<{uri}>;expires={seconds}")
+            if self.flow_timer is not None:
+                headers.add("Flow-Timer", str(self.flow_timer))
         return bytes(SipResponse(status=status, reason="x", headers=headers))
 
     @staticmethod
@@ -191,12 +209,16 @@ class Registrar:
         return bytes(SipResponse(status=405, reason="Method Not Allowed", headers=headers))
 
     def restart(self) -> None:
-        """Forget every nonce, as a registrar restarting or failing over does."""
+        """Forget every nonce and binding, as a registrar restarting with its location table
+        in memory does."""
         self.issued.clear()
+        self.bindings.clear()
         self.generation += 1
 
 
-def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
+def registering_alice(
+    expires: int = 3600, password: str = "alicepw", binding_check_s: float | None = None
+) -> Peer:
     registrar = Address("udp", "127.0.0.10", 5070)
     return make_peer(
         "alice",
@@ -205,6 +227,7 @@ def registering_alice(expires: int = 3600, password: str = "alicepw") -> Peer:
         registrar=SipUri(host="127.0.0.10", port=5070),
         outbound=registrar,
         password=password,
+        binding_check_s=binding_check_s,
     )
 
 

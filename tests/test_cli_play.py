@@ -62,6 +62,7 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
         (["rtsp://127.0.0.1:9/x", "--transport", "quic"], "invalid choice"),
         (["rtsp://127.0.0.1:9/x", "--duration", "0"], "positive"),
         (["rtsp://127.0.0.1:9/x", "--ca-file", "/nonexistent.pem"], "no such file"),
+        (["rtsp://127.0.0.1:9/x", "--record", "~nosuchuser-sp/x.mkv"], "no such user's home"),
     ],
     ids=[
         "http-url",
@@ -72,6 +73,7 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
         "transport",
         "duration",
         "ca-file",
+        "record-home",
     ],
 )
 def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str], says: str) -> None:

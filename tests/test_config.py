@@ -9,7 +9,15 @@ from typing import get_args
 
 import pytest
 
-from softphone.config import ConfigError, load_config, parse_config, save_config
+from softphone.config import (
+    DEFAULT_BINDING_CHECK_S,
+    ConfigError,
+    config_to_dict,
+    load_config,
+    parse_config,
+    parse_host_port,
+    save_config,
+)
 
 EXAMPLE = """\
 sip_port = 5070
@@ -86,6 +94,18 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
         (
             "[[account]]\nname='a'\nuri='sip:a@b'\npresence_state='asleep'\n",
             "presence_state must be one of available, away, busy, dnd (not 'asleep')",
+        ),
+        (
+            "recordings_dir = '~nosuchuser-softphone/calls'\n",
+            "recordings_dir: '~nosuchuser-softphone' is not a user with a home directory",
+        ),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\ntls_ca_file='~nosuchuser-softphone/ca.pem'\n",
+            "tls_ca_file: '~nosuchuser-softphone' is not a user with a home directory",
+        ),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\nbinding_check=-1\n",
+            "binding_check must be a whole number of seconds from 0 (never) to 86400",
         ),
     ],
 )
@@ -259,3 +279,116 @@ def test_the_config_spells_presence_states_as_the_sip_core_does() -> None:
 
     assert get_args(PresenceStateName) == PRESENCE_STATES == pidf.PUBLISHED_STATES
     assert get_args(PresenceChoice) == PRESENCE_STATES
+
+
+def test_binding_check_defaults_can_be_turned_off_and_round_trips(tmp_path: Path) -> None:
+    base = "[[account]]\nname='a'\nuri='sip:a@b'\nregistrar='sip:192.0.2.1'\n"
+    default = load_config(write(tmp_path, base))
+    assert default.accounts[0].binding_check == DEFAULT_BINDING_CHECK_S
+    off = load_config(write(tmp_path, base + "binding_check = 0\n"))
+    assert off.accounts[0].binding_check == 0
+    for config in (default, off):
+        target = tmp_path / "saved.toml"
+        save_config(config, target)
+        assert load_config(target).accounts == config.accounts
+
+
+def test_only_from_proxy_parses_round_trips_and_defaults_to_false(tmp_path: Path) -> None:
+    base = {"name": "w", "uri": "sip:a@example.com", "registrar": "sip:example.com"}
+    assert parse_config({"account": [base]}).accounts[0].only_from_proxy is False
+    config = parse_config({"account": [{**base, "only_from_proxy": True}]})
+    assert config.accounts[0].only_from_proxy is True
+    path = save_config(config, tmp_path / "config.toml")
+    assert "only_from_proxy = true" in path.read_text()
+    assert load_config(path).accounts[0].only_from_proxy is True
+    off = save_config(parse_config({"account": [base]}), tmp_path / "off.toml")
+    assert "only_from_proxy" not in off.read_text()  # the default is not written
+
+
+@pytest.mark.parametrize(
+    ("account", "says"),
+    [
+        (
+            {"registrar": "sip:example.com", "only_from_proxy": "yes"},
+            "only_from_proxy must be true or false",
+        ),
+        (
+            {"only_from_proxy": True},
+            "only_from_proxy needs a registrar or proxy",
+        ),
+    ],
+)
+def test_only_from_proxy_mistakes_are_named(account: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        parse_config({"account": [{"name": "w", "uri": "sip:a@example.com", **account}]})
+    assert (
+        parse_config(
+            {
+                "account": [
+                    {
+                        "name": "w",
+                        "uri": "sip:a@x.test",
+                        "proxy": "sip:p.test",
+                        "only_from_proxy": True,
+                    }
+                ]
+            }
+        )
+        .accounts[0]
+        .only_from_proxy
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "host_port"),
+    [
+        ("stun.example.com", ("stun.example.com", 3478)),
+        ("203.0.113.10:5060", ("203.0.113.10", 5060)),
+        ("[2001:db8::1]:3479", ("2001:db8::1", 3479)),
+    ],
+)
+def test_stun_server_is_host_and_optional_port_and_round_trips(
+    value: str, host_port: tuple[str, int]
+) -> None:
+    raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
+    config = parse_config(raw)
+    assert config.accounts[0].stun_server == value
+    assert parse_host_port(value) == host_port
+    assert config_to_dict(config)["account"][0]["stun_server"] == value
+
+
+@pytest.mark.parametrize("value", ["", "host:0", "host:70000", "a b", 3478])
+def test_a_malformed_stun_server_names_the_key(value: object) -> None:
+    raw = {"account": [{"name": "a", "uri": "sip:a@example.com", "stun_server": value}]}
+    with pytest.raises(ConfigError, match="stun_server"):
+        parse_config(raw)
+
+
+def test_media_encryption_per_account_defaults_parses_and_round_trips(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "account": [
+                {"name": "a", "uri": "sip:a@example.com"},
+                {"name": "b", "uri": "sip:b@example.com", "media_encryption": "dtls-srtp"},
+            ]
+        }
+    )
+    assert config.account("a").media_encryption == "srtp-optional"
+    assert config.account("b").media_encryption == "dtls-srtp"
+    path = save_config(config, tmp_path / "config.toml")
+    text = path.read_text()
+    assert text.count("media_encryption") == 1  # the default is not written out
+    assert load_config(path).account("b").media_encryption == "dtls-srtp"
+
+
+def test_a_bad_media_encryption_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"media_encryption must be one of none, srtp-optional"):
+        parse_config({"account": [{"name": "a", "uri": "sip:a@x", "media_encryption": "zrtp"}]})
+
+
+def test_the_config_spells_media_encryption_as_the_sdp_core_does() -> None:
+    from softphone.config import MEDIA_ENCRYPTIONS, MediaEncryptionName
+    from softphone.sdp import MediaEncryption
+
+    assert get_args(MediaEncryptionName) == MEDIA_ENCRYPTIONS
+    assert tuple(m.value for m in MediaEncryption) == MEDIA_ENCRYPTIONS

@@ -120,6 +120,12 @@ def _read_token(text: str, pos: int) -> tuple[str, int]:
     return text[start:pos], pos
 
 
+def _control(char: str) -> bool:
+    """A control character other than HTAB: never in a quoted-string or token (RFC 7230
+    §3.2.6), and never echoed back in our credentials, where it would break the header."""
+    return (char < " " and char != "\t") or char == "\x7f"
+
+
 def _read_quoted(text: str, pos: int) -> tuple[str, int]:
     """Read a quoted-string starting at the opening DQUOTE; unescape quoted-pairs."""
     out: list[str] = []
@@ -131,9 +137,10 @@ def _read_quoted(text: str, pos: int) -> tuple[str, int]:
         if char == "\\":
             if pos + 1 >= len(text):
                 break
-            out.append(text[pos + 1])
-            pos += 2
-            continue
+            char = text[pos + 1]
+            pos += 1
+        if _control(char):
+            raise ParseError(f"control character {char!r} in a quoted-string of an auth header")
         out.append(char)
         pos += 1
     raise ParseError("unterminated quoted-string in auth header")
@@ -180,6 +187,8 @@ def _parse_params(text: str) -> dict[str, str]:
             value = text[start:pos]
             if not value:
                 raise ParseError(f"auth-param {name!r} has an empty value")
+            if any(_control(char) for char in value):
+                raise ParseError(f"control character in the value of auth-param {name!r}")
         key = name.lower()
         if key in params:
             raise ParseError(f"duplicate auth-param {name!r}")

@@ -7,7 +7,9 @@
 - ``rtsp`` (with ``rtsp_runs`` and ``rtsp_report``): the RTSP player's time to the first picture
   and its rendering (``bench rtsp-first-frame|rtsp-render``);
 - ``tui``: how fast a key press reaches the screen while a call runs and video plays
-  (``bench tui``).
+  (``bench tui``);
+- ``reliability``: the reliability campaign (``bench reliability ...``, ``make reliability``):
+  fuzzing, SIPp load, scanners, faults and the soak, in one table of targets.
 
 The benchmarks that start peers take them from the peer lab (``softphone.lab``) and keep their
 files in a work directory (``workdir``).

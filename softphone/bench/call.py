@@ -1,11 +1,12 @@
 """``softphone bench cpu|latency|device``: the audio performance benchmarks of real calls.
 
-    softphone bench cpu     [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
+    softphone bench cpu     [--seconds 60] [--speech REF.wav] [--srtp] [--workdir DIR] [--json]
     softphone bench latency [--clicks 30] [--interval-ms 400] [--codec NAME ...] [--json]
     softphone bench device  [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
 
 - ``cpu`` (call_cpu.py): CPU seconds of a full-duplex Opus call, softphone vs baresip, and
-  baresip vs baresip, in the same run.
+  baresip vs baresip, in the same run. ``--srtp`` (call_srtp.py): softphone's CPU in the same
+  call plain, with SDES-SRTP and with DTLS-SRTP, against the target of at most 10 % more.
 - ``latency`` (call_latency.py): mouth-to-ear delay on loopback from audio timestamps, per
   codec, against the 60 ms budget.
 - ``device`` (call_device.py): xruns and pace of the PortAudio path on JACK's dummy driver.
@@ -38,6 +39,11 @@ def add_commands(subparsers: Any) -> None:
     cpu = subparsers.add_parser("cpu", help="CPU of a full-duplex Opus call, softphone vs baresip")
     _seconds(cpu)
     _speech(cpu)
+    cpu.add_argument(
+        "--srtp",
+        action="store_true",
+        help="compare softphone's CPU with plain RTP, SDES-SRTP and DTLS-SRTP instead",
+    )
     add_output_options(cpu, keeps="configs and peer logs")
 
     latency = subparsers.add_parser("latency", help="mouth-to-ear delay on loopback, per codec")
@@ -150,6 +156,14 @@ def _emit(args: argparse.Namespace, out: TextIO, payload: dict[str, Any], table:
 
 def _cpu(args: argparse.Namespace, out: TextIO) -> int:
     from softphone.bench.call_cpu import run_cpu
+
+    if args.srtp:
+        from softphone.bench.call_srtp import run_srtp_cpu
+
+        with workdir(args.workdir, prefix="softphone-bench-") as where:
+            srtp = run_srtp_cpu(where, args.speech.resolve(), args.seconds)
+        _emit(args, out, srtp.to_json(), srtp.table())
+        return EXIT_OK if srtp.met else EXIT_TARGET_MISSED
 
     with workdir(args.workdir, prefix="softphone-bench-") as where:
         report = run_cpu(where, args.speech.resolve(), args.seconds)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from softphone.bench.call_peers import SoftphoneDial, cpu_seconds, looped_wav, stopping
-from softphone.lab.baresip import Baresip
+from softphone.lab.baresip import Baresip, MediaEnc
 from softphone.lab.process import LabError
 
 ESTABLISH_TIMEOUT_S = 20.0
@@ -120,10 +120,16 @@ class CpuReport:
         return "\n".join(rows)
 
 
-def _baresip(workdir: Path, speech: Path, user: str) -> Baresip:
+def _baresip(workdir: Path, speech: Path, user: str, mediaenc: MediaEnc | None = None) -> Baresip:
     """A baresip without registrar that answers by itself and speaks Opus only."""
     return Baresip(
-        workdir, user=user, audio=speech, codecs="opus/48000/1", auto_answer=True
+        workdir,
+        user=user,
+        audio=speech,
+        codecs="opus/48000/1",
+        auto_answer=True,
+        mediaenc=mediaenc,
+        rtcp_mux=mediaenc is not None and mediaenc.startswith("dtls"),
     ).start()
 
 
@@ -133,9 +139,25 @@ def _talk(seconds: float, ended: Callable[[float], object]) -> None:
         raise LabError(f"the call ended before {seconds:.0f} s of talk")
 
 
-def softphone_to_baresip(workdir: Path, speech: Path, seconds: float) -> tuple[CallCpu, int, int]:
-    bob = _baresip(workdir / "baresip-callee", speech, "bob")
-    phone = SoftphoneDial(workdir / "softphone", bob.uri, play=speech, codecs=("opus",))
+def softphone_to_baresip(
+    workdir: Path,
+    speech: Path,
+    seconds: float,
+    *,
+    media_encryption: str | None = None,
+    mediaenc: MediaEnc | None = None,
+    label: str = "softphone -> baresip",
+) -> tuple[CallCpu, int, int, str | None]:
+    """``media_encryption``: softphone's account setting; ``mediaenc``: baresip's. Returns the
+    CPU, the packets softphone sent and received, and the SRTP suite (None: plain)."""
+    bob = _baresip(workdir / f"baresip-callee-{label.split()[-1]}", speech, "bob", mediaenc)
+    phone = SoftphoneDial(
+        workdir / f"softphone-{label.split()[-1]}",
+        bob.uri,
+        play=speech,
+        codecs=("opus",),
+        media_encryption=media_encryption,
+    )
     with stopping(bob, phone):
         phone.start()
         phone.wait_event(
@@ -157,15 +179,23 @@ def softphone_to_baresip(workdir: Path, speech: Path, seconds: float) -> tuple[C
             lambda e: e.get("event") == "call_ended", HANGUP_TIMEOUT_S, "call_ended"
         )
     stats = last.get("stats") or {}
+    if media_encryption not in (None, "none") and not stats.get("srtp_suite"):
+        raise LabError(f"the call was not encrypted: {stats}")
     cpu = CallCpu(
-        label="softphone -> baresip",
+        label=label,
         caller="softphone",
         callee="baresip",
         seconds=elapsed,
         caller_cpu_s=end_sp - start_sp,
         callee_cpu_s=end_bob - start_bob,
     )
-    return cpu, int(stats.get("packets_sent", 0)), int(stats.get("packets_received", 0))
+    suite = stats.get("srtp_suite")
+    return (
+        cpu,
+        int(stats.get("packets_sent", 0)),
+        int(stats.get("packets_received", 0)),
+        str(suite) if suite else None,
+    )
 
 
 def baresip_to_baresip(workdir: Path, speech: Path, seconds: float) -> CallCpu:
@@ -194,7 +224,7 @@ def baresip_to_baresip(workdir: Path, speech: Path, seconds: float) -> CallCpu:
 def run_cpu(workdir: Path, speech: Path, seconds: float) -> CpuReport:
     """Both calls, one after the other; ``speech`` is looped past the call's length."""
     wav = looped_wav(speech, workdir / "speech48k.wav", seconds + 60.0)
-    ours, sent, received = softphone_to_baresip(workdir, wav, seconds)
+    ours, sent, received, _ = softphone_to_baresip(workdir, wav, seconds)
     if received < 0.9 * PACKETS_PER_S * seconds or sent < 0.9 * PACKETS_PER_S * seconds:
         raise LabError(f"media did not flow both ways (softphone sent {sent}, received {received})")
     theirs = baresip_to_baresip(workdir, wav, seconds)

@@ -168,6 +168,9 @@ class OneEngine(NullAudio):
     def engine_for_call(self, call_number: int) -> AudioEngine:
         return AudioEngine(self.io, name="bench")
 
+    def release(self, engine: AudioEngine) -> None:
+        engine.close()  # each call's own engine, on its prepared device
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LatencyResult:

@@ -94,7 +94,11 @@ class SoftphoneDial:
         codecs: tuple[str, ...],
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        media_encryption: str | None = None,
     ) -> None:
+        """``media_encryption``: dial from a peer-to-peer account with that setting (its DTLS
+        certificate goes in ``workdir``); None: no account, as a fresh install dials."""
+        self.media_encryption = media_encryption
         self.workdir = workdir
         self.uri = uri
         self.play = play
@@ -120,7 +124,17 @@ class SoftphoneDial:
     def start(self) -> SoftphoneDial:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.toml"
-        config.write_text("codecs = [" + ", ".join(f'"{c}"' for c in self.codecs) + "]\n")
+        text = "codecs = [" + ", ".join(f'"{c}"' for c in self.codecs) + "]\n"
+        if self.media_encryption is not None:
+            text += (
+                f'[[account]]\nname = "bench"\nuri = "sip:bench@{HOST}"\n'
+                f'media_encryption = "{self.media_encryption}"\n'
+            )
+            self.env = {
+                **(self.env or os.environ),
+                "XDG_DATA_HOME": str(self.workdir / "data"),
+            }
+        config.write_text(text)
         argv = [
             sys.executable,
             "-m",

@@ -8,6 +8,7 @@
     softphone bench cpu|latency|device ...            (bench/call.py)
     softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
     softphone bench tui [--seconds S]                 (bench/tui.py)
+    softphone bench reliability seeds|fuzz|load|scan|faults|soak|all ...  (bench/reliability)
 
 ``main(argv)`` takes everything after ``bench`` and returns the exit status (0 ok, 1 a target
 missed in ``jitter-report``, 2 usage or input errors).
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from softphone.bench import call, rtsp
+from softphone.bench.reliability import cli as reliability
 
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_commands(sub)
     rtsp.add_commands(sub)
+    reliability.add_commands(sub)
     tui = sub.add_parser(
         "tui", help="key press -> screen latency and audio tick lateness in the TUI"
     )
@@ -93,6 +96,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return call.run(args, out=out)
     if args.command in rtsp.COMMANDS:
         return rtsp.run(args, out=out)
+    if args.command == reliability.COMMAND:
+        return reliability.run(args, out=out)
     if args.command == "tui":
         import json
 
@@ -150,7 +155,13 @@ def _jitter(args: argparse.Namespace, out: TextIO) -> int:
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
     from softphone.bench.jitter import read_speech, run, score
-    from softphone.bench.oracle import budget_oracle, fixed_buffer, oracle
+    from softphone.bench.oracle import (
+        STRETCH_PRICE,
+        budget_oracle,
+        fixed_buffer,
+        oracle,
+        stretch_oracle,
+    )
     from softphone.bench.traces import UNSEEN_PROFILES, load_trace, profile_names
     from softphone.media.codecs import get_codec
 
@@ -174,6 +185,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
     )
     print(header, file=out)
     failed = 0
+    priced: list[tuple[str, float, float, float]] = []
     for name in names:
         send, arrival = load_trace(args.trace, name)
         log, _ = run(send, arrival, speech, args.codec)
@@ -181,6 +193,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         best = oracle(send, arrival)
         budget = budget_oracle(send, arrival)
         fixed = fixed_buffer(send, arrival)
+        paying = stretch_oracle(send, arrival)
         misses = []
         if s.late_loss_pct > MAX_LATE_PCT:
             misses.append("late")
@@ -204,6 +217,20 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         out.flush()
+        priced.append(
+            (tag, s.mean_ms, paying.mean_ms, 100.0 * paying.stretched_ms / (len(send) * 20.0))
+        )
+    print(
+        f"s-orcl/s-ratio: the stretch-paying oracle (1 ms of offset change costs "
+        f"{STRETCH_PRICE:.0f} ms of summed delay; late <= 1 %)",
+        file=out,
+    )
+    print(f"{'profile':30s} {'mean':>7s} {'s-orcl':>7s} {'s-ratio':>7s} {'s-strch%':>8s}", file=out)
+    for tag, mean, paying_mean, paying_stretch in priced:
+        print(
+            f"{tag:30s} {mean:7.1f} {paying_mean:7.1f} {mean / paying_mean:7.2f} {paying_stretch:8.2f}",
+            file=out,
+        )
     return EXIT_OK if failed == 0 else EXIT_TARGET_MISSED
 
 

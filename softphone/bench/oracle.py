@@ -37,6 +37,9 @@ MAX_STRETCH: Final = 0.05
 """Share of the trace's duration that the budget oracle may spend on offset changes."""
 PACKET_MS: Final = 20.0
 FIXED_BUFFER_MS: Final = 60.0
+STRETCH_PRICE: Final = 50.0
+"""The stretch-paying oracle's price of 1 ms of offset change, in ms of summed delay: a change
+is worth it only if it saves 1 ms on 50 packets (a second of 20 ms frames)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +202,28 @@ def budget_oracle(
         else:
             low = mu
     return _reference(delay, best)
+
+
+def stretch_oracle(
+    send_ms: npt.ArrayLike,
+    arr_ms: npt.ArrayLike,
+    *,
+    price: float = STRETCH_PRICE,
+    max_late: float = MAX_LATE,
+    max_step_ms: float = MAX_STEP_MS,
+    resolution_ms: float = 1.0,
+) -> Reference:
+    """The stretch-paying oracle: the offsets ``P[i]`` (1 ms grid) that minimise
+    ``sum(P[i]) + price * sum(|P[i] - P[i-1]|)`` with ``|P[i] - P[i-1]| <= max_step_ms`` and late
+    loss within ``max_late``: every change of delay costs, as it does to a listener. The same
+    Lagrangian DP as :func:`oracle`, with the change priced instead of budgeted."""
+    delay = np.asarray(arr_ms, dtype=np.float64) - np.asarray(send_ms, dtype=np.float64)
+    grid = _grid(delay, resolution_ms)
+    if grid is None:
+        return _no_arrivals(delay)
+    step = max(1, round(max_step_ms / resolution_ms))
+    path, _ = _within_late(delay, grid, step, max_late, price)
+    return _reference(delay, path)
 
 
 def fixed_buffer(

@@ -70,6 +70,8 @@ class BenchCall:
     display_name: str | None = "Echo"
     muted: bool = False
     codec: str | None = "opus"
+    encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
+    srtp_suite: str | None = None
 
 
 class BenchPhone(EventReader):
@@ -222,6 +224,12 @@ class BenchPhone(EventReader):
     @property
     def voicemail(self) -> Mapping[str, Voicemail]:
         return {}
+
+    def config_warning(self) -> str | None:
+        return None
+
+    def protect_config(self) -> None:
+        return None
 
 
 class BenchPlayer:

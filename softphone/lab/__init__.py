@@ -1,4 +1,5 @@
-"""The peer lab: real Kamailio, baresip, GStreamer RTSP server and JACK on 127.0.0.1.
+"""The peer lab: real Kamailio, baresip, GStreamer RTSP server and JACK on 127.0.0.1 (or, for
+NAT, in network namespaces).
 
 One place configures and starts the real peers, for the interop tests (``tests/interop/``
 makes fixtures of them) and for ``softphone bench``. Nothing here knows about softphone: the lab
@@ -12,6 +13,8 @@ imports none of ``phone``, ``tui``, ``cli`` or ``bench``, and no ``softphone`` c
 - ``baresip``: baresip 1.0.0 as the far-end phone, driven through ``ctrl_tcp``.
 - ``rtsp_server`` (+ ``gst_rtsp_server.py``, run by Debian's python3): GStreamer's RTSP server.
 - ``jack``: a JACK server with the dummy driver, a sound card paced in real time.
+- ``netns``: a home network behind an nftables NAT router, in network namespaces, with the
+  registrar and the far-end phone on a documentation "internet" (``NatLab``).
 
 Errors: :class:`LabError` when a peer fails to start, misbehaves, or a wait for it times out;
 its subclass :class:`PeerMissing` when a peer is not installed. Whoever uses the lab decides what
@@ -23,6 +26,7 @@ from __future__ import annotations
 from softphone.lab.baresip import Audio, Baresip, BaresipCtrl, Event, strip_ansi
 from softphone.lab.jack import JackServer
 from softphone.lab.kamailio import USERS, Kamailio, Transport
+from softphone.lab.netns import NatLab
 from softphone.lab.pki import DOMAIN, CertKind, CertPair, LabPki, make_pki
 from softphone.lab.process import HOST, LabError, LabProcess, PeerMissing, find_binary
 from softphone.lab.rtsp_server import MOUNTS, MountSpec, RtspServer, VideoFormat
@@ -44,6 +48,7 @@ __all__ = [
     "LabPki",
     "LabProcess",
     "MountSpec",
+    "NatLab",
     "PeerMissing",
     "RtspServer",
     "Transport",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from softphone.lab.kamailio import USERS, Kamailio, Transport
+from softphone.lab.netns import entered, netns_argv
 from softphone.lab.pki import DOMAIN
 from softphone.lab.process import (
     HOST,
@@ -47,6 +48,7 @@ __all__ = [
     "BaresipConsole",
     "BaresipCtrl",
     "Event",
+    "MediaEnc",
     "NetstringDecoder",
     "strip_ansi",
 ]
@@ -55,6 +57,8 @@ MODULE_DIR: Final = Path("/usr/lib/baresip/modules")
 
 Event = dict[str, Any]
 Audio = Literal["tone"] | Path | str
+# baresip 1.0's media encryption names (account parameter ``mediaenc``).
+MediaEnc = Literal["srtp", "srtp-mand", "srtp-mandf", "dtls_srtp", "dtls_srtpf"]
 
 
 def strip_ansi(text: str) -> str:
@@ -278,19 +282,32 @@ class Baresip:
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        max_calls: int = 4,
+        host: str = HOST,
+        netns: str | None = None,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
         presence: bool = False,
         publish_s: int = 60,
     ) -> None:
-        """``codecs``: baresip's ``audio_codecs`` (its internal names, e.g. ``opus/48000/1``;
-        default: every codec module loaded). ``register`` only matters with a registrar.
-        ``display_name``: the name its From carries, as most phones send one. ``contacts``:
-        URIs for its contacts file (module ``contact``), the only parties baresip 1.0 can send
-        an instant message to (:meth:`send_message`). ``console``: load ``cons`` and read it
-        (:attr:`console`), where baresip shows the instant messages it receives. ``presence``:
-        load the ``presence`` module: it publishes its own state every ``publish_s`` (open, or
-        closed after :meth:`presence_offline`) and subscribes to the presence of each of
-        ``contacts`` (:meth:`contact_status` reads what it learnt)."""
+        """``host``: the address it listens and advertises on, inside ``netns`` when given
+        (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
+        names, e.g. ``opus/48000/1``; default: every codec module loaded). ``register`` only
+        matters with a registrar. ``display_name``: the name its From carries, as most phones
+        send one. ``contacts``: URIs for its contacts file (module ``contact``), the only
+        parties baresip 1.0 can send an instant message to (:meth:`send_message`).
+        ``console``: load ``cons`` and read it (:attr:`console`), where baresip shows the
+        instant messages it receives. ``max_calls``: calls it takes at once
+        (``call_max_calls``; the load benchmarks raise it). ``mediaenc``: the account's media
+        encryption (module ``srtp``: ``srtp`` offers SDES inside RTP/AVP, ``srtp-mand``
+        RTP/SAVP; module ``dtls_srtp``: ``dtls_srtp`` UDP/TLS/RTP/SAVP). ``rtcp_mux``: offer
+        and accept rtcp-mux (RFC 5761). ``presence``: load the ``presence`` module: it publishes
+        its own state every ``publish_s`` (open, or closed after :meth:`presence_offline`) and
+        subscribes to the presence of each of ``contacts`` (:meth:`contact_status` reads what it
+        learnt)."""
         self.workdir = workdir
+        self.host = host
+        self.netns = netns
         self.kamailio = kamailio
         self.user = user
         self.password = password if password is not None else USERS.get(user, f"{user}pw")
@@ -304,12 +321,15 @@ class Baresip:
         if display_name is not None and any(c in display_name for c in '"\\\r\n'):
             raise LabError(f"a display name the accounts file can hold, not {display_name!r}")
         self.display_name = display_name
+        self.max_calls = max_calls
         if any(c in uri for uri in contacts for c in "<>\r\n"):
             raise LabError(f"contacts are bare URIs, not {contacts!r}")
         self.contacts = contacts
         self.presence = presence
         self.publish_s = publish_s
         self.with_console = console
+        self.mediaenc = mediaenc
+        self.rtcp_mux = rtcp_mux
         self.cons_port = 0
         self._console: BaresipConsole | None = None
         self.sip_port = 0
@@ -325,7 +345,7 @@ class Baresip:
     @property
     def uri(self) -> str:
         """Where it listens, to be called without a registrar."""
-        return f"sip:{self.user}@{HOST}:{self.sip_port}"
+        return f"sip:{self.user}@{self.host}:{self.sip_port}"
 
     @property
     def ctrl(self) -> BaresipCtrl:
@@ -353,10 +373,12 @@ class Baresip:
 
     def account_line(self) -> str:
         answer = f"answermode={'auto' if self.auto_answer else 'manual'}"
+        if self.mediaenc is not None:
+            answer += f";mediaenc={self.mediaenc}"
         # The account is a name-addr (baresip's accounts file): a display name goes before it.
         name = "" if self.display_name is None else f'"{self.display_name}" '
         if self.kamailio is None:
-            return f"{name}<sip:{self.user}@{HOST};transport={self.transport}>;{answer};regint=0\n"
+            return f"{name}<sip:{self.user}@{self.host};transport={self.transport}>;{answer};regint=0\n"
         params = [
             f"auth_pass={self.password}",
             f'outbound="{self.kamailio.outbound_uri(self.transport)}"',
@@ -385,6 +407,8 @@ class Baresip:
             source = f"audio_source\t\taufile,{wav}\nausrc_srate\t\t{rate}\nausrc_channels\t\t{channels}\n"
             audio_modules = ["aufile.so"]
         filters = ["sndfile.so"] if self.record else []
+        if self.mediaenc is not None:
+            filters.append("dtls_srtp.so" if self.mediaenc.startswith("dtls") else "srtp.so")
         tls = (
             f"sip_cafile\t\t{self.kamailio.ca_file}\n"
             f"sip_certificate\t\t{self.kamailio.pki.good.combined}\n"
@@ -393,26 +417,27 @@ class Baresip:
         )
         lines = [
             "poll_method\t\tepoll\n",
-            f"sip_listen\t\t{HOST}:{self.sip_port}\n",
+            f"sip_listen\t\t{self.host}:{self.sip_port}\n",
             tls,
-            "call_local_timeout\t120\ncall_max_calls\t\t4\n",
+            f"call_local_timeout\t120\ncall_max_calls\t\t{self.max_calls}\n",
             source,
             "audio_player\t\t\naudio_alert\t\t\n",
             "ausrc_format\t\ts16\nauplay_format\t\ts16\n",
-            "rtp_tos\t\t\t0\nrtcp_mux\t\tno\njitter_buffer_delay\t5-10\n",
+            f"rtp_tos\t\t\t0\nrtcp_mux\t\t{'yes' if self.rtcp_mux else 'no'}\n",
+            "jitter_buffer_delay\t5-10\n",
             f"audio_codecs\t\t{self.codecs}\n" if self.codecs else "",
-            f"net_interface\t\t{HOST}\n",
-            f"dns_server\t\t{HOST}:53\n",
+            f"net_interface\t\t{self.host}\n",
+            f"dns_server\t\t{self.host}:53\n",
             f"module_path\t\t{MODULE_DIR}\n",
             *[f"module\t\t\t{m}\n" for m in [*codecs, *filters, *audio_modules]],
             "module_tmp\t\taccount.so\n",
             "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
             "module_app\t\tcontact.so\n" if self.contacts else "",
             "module_app\t\tpresence.so\n" if self.presence else "",
-            f"module\t\t\tcons.so\ncons_listen\t\t{HOST}:{self.cons_port}\n"
+            f"module\t\t\tcons.so\ncons_listen\t\t{self.host}:{self.cons_port}\n"
             if self.with_console
             else "",
-            f"ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}\n",
+            f"ctrl_tcp_listen\t\t{self.host}:{self.ctrl_port}\n",
             "statmode_default\toff\n",
             "menu_bell\t\tno\n",
             "ringback_disabled\tyes\n",
@@ -424,12 +449,20 @@ class Baresip:
     # -- life cycle
 
     def start(self, timeout_s: float = 10.0) -> Baresip:
+        """Start it (inside ``netns`` when given: its ports, control connections and
+        readiness checks are the namespace's) and wait until it is registered."""
+        with contextlib.ExitStack() as stack:
+            if self.netns is not None:
+                stack.enter_context(entered(self.netns))
+            return self._start(timeout_s)
+
+    def _start(self, timeout_s: float) -> Baresip:
         binary = find_binary("baresip", "baresip")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.sip_port = free_port_pair()
-        self.ctrl_port = free_tcp_port()
+        self.sip_port = free_port_pair(self.host)
+        self.ctrl_port = free_tcp_port(self.host)
         if self.with_console:
-            self.cons_port = free_port_pair()  # cons listens on UDP and TCP
+            self.cons_port = free_port_pair(self.host)  # cons listens on UDP and TCP
         (self.workdir / "config").write_text(self.config_text())
         (self.workdir / "accounts").write_text(self.account_line())
         watch = ";presence=p2p" if self.presence else ""  # what the presence module subscribes to
@@ -441,18 +474,20 @@ class Baresip:
         if (stdbuf := shutil.which("stdbuf")) is not None:  # line-buffer its log through the pipe
             argv = [stdbuf, "-oL", "-eL", *argv]
         process = self._process = LabProcess(
-            argv,
+            netns_argv(self.netns, argv),
             name=f"baresip-{self.user}",
             cwd=self.workdir,
             log_path=self.workdir / "baresip.log",
         )
         deadline = time.monotonic() + timeout_s
         try:
-            process.wait_port(self.ctrl_port, timeout_s)
-            self._ctrl = BaresipCtrl(self.ctrl_port, name=f"baresip-{self.user}")
+            process.wait_port(self.ctrl_port, timeout_s, host=self.host)
+            self._ctrl = BaresipCtrl(self.ctrl_port, name=f"baresip-{self.user}", host=self.host)
             if self.with_console:
-                process.wait_port(self.cons_port, timeout_s)
-                self._console = BaresipConsole(self.cons_port, name=f"baresip-{self.user}")
+                process.wait_port(self.cons_port, timeout_s, host=self.host)
+                self._console = BaresipConsole(
+                    self.cons_port, name=f"baresip-{self.user}", host=self.host
+                )
             if self.register:
                 self._wait_registered(deadline)
         except (LabError, OSError) as exc:

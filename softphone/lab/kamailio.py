@@ -25,6 +25,7 @@ and publication, as a registrar that restarts does.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import socket
@@ -34,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Final, Literal
 
+from softphone.lab.netns import entered, netns_argv
 from softphone.lab.pki import DOMAIN, CertKind, LabPki
 from softphone.lab.process import (
     HOST,
@@ -84,11 +86,31 @@ class Kamailio:
     """A Kamailio registrar + proxy for ``lab.test`` on 127.0.0.1 (UDP/TCP on P, TLS on P+1)."""
 
     domain: Final = DOMAIN
-    host: Final = HOST
 
     def __init__(
-        self, workdir: Path, pki: LabPki, tls_cert: CertKind = "good", *, presence: bool = False
+        self,
+        workdir: Path,
+        pki: LabPki,
+        tls_cert: CertKind = "good",
+        *,
+        host: str = HOST,
+        netns: str | None = None,
+        flow_timer_s: int = 0,
+        nat_aliases: bool = True,
+        presence: bool = False,
     ) -> None:
+        """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
+        inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
+        its 200 to REGISTER carries (RFC 5626 §4.4.1), 0 for none. ``nat_aliases=False``: no
+        nathelper aliases on the Contacts of TCP/TLS dialogs, so requests inside a dialog go
+        where the phone's Contact says (a registrar that relies on the phone to name an address
+        it can be reached at). ``presence``: load the presence modules (PUBLISH, SUBSCRIBE and
+        NOTIFY for presence, dialog and message-summary; dialog states from the calls it
+        proxies), their tables in db_text."""
+        self.host = host
+        self.netns = netns
+        self.flow_timer_s = flow_timer_s
+        self.nat_aliases = nat_aliases
         self.workdir = workdir
         self.presence = presence
         self.pki = pki
@@ -103,11 +125,15 @@ class Kamailio:
 
     # -- life cycle
 
-    def render_config(self, *, keep_ports: bool = False) -> str:
-        port = self.udp_port if keep_ports and self.udp_port else free_port_pair()
+    def render_config(self, port: int | None = None) -> str:
+        """The configuration, on ``port`` (UDP/TCP; TLS on the next), else on free ones."""
+        port = port if port is not None else free_port_pair(self.host)
         self.udp_port = self.tcp_port = port
         self.tls_port = port + 1
-        self.udp6_port = port if can_bind(socket.AF_INET6, socket.SOCK_DGRAM, "::1", port) else None
+        loopback = self.host == HOST
+        self.udp6_port = (
+            port if loopback and can_bind(socket.AF_INET6, socket.SOCK_DGRAM, "::1", port) else None
+        )
         dbdir = self.workdir / "db"
         dbdir.mkdir(parents=True, exist_ok=True)
         rows = "".join(
@@ -127,6 +153,9 @@ class Kamailio:
         )
         v6 = f"listen=udp:[::1]:{port}" if self.udp6_port is not None else "# no [::1] on this host"
         values = {
+            "HOST": self.host,
+            "FLOW_TIMER": str(self.flow_timer_s),
+            "NAT_ALIASES": "1" if self.nat_aliases else "0",
             "PORT": str(port),
             "TLS_PORT": str(port + 1),
             "LISTEN_V6": v6,
@@ -145,12 +174,20 @@ class Kamailio:
             raise LabError(f"{TEMPLATE} has an unreplaced @@placeholder@@")
         return text
 
-    def start(self, timeout_s: float = 15.0, *, keep_ports: bool = False) -> Kamailio:
+    def start(self, timeout_s: float = 15.0, *, port: int | None = None) -> Kamailio:
+        """Start it on ``port`` (UDP/TCP; TLS on the next), or on free ports, inside ``netns``
+        when given, and wait until it answers on UDP and TCP."""
+        with contextlib.ExitStack() as stack:
+            if self.netns is not None:
+                stack.enter_context(entered(self.netns))  # ports and probes are the namespace's
+            return self._start(timeout_s, port)
+
+    def _start(self, timeout_s: float, port: int | None) -> Kamailio:
         binary = find_binary("kamailio", "kamailio")
         self.workdir.mkdir(parents=True, exist_ok=True)
         rundir = self.workdir / "run"
         rundir.mkdir(exist_ok=True)
-        self.config_path.write_text(self.render_config(keep_ports=keep_ports))
+        self.config_path.write_text(self.render_config(port))
         common = ["-f", str(self.config_path), "-Y", str(rundir), "-m", "64", "-M", "8"]
         check = subprocess.run(
             [binary, "-c", *common], capture_output=True, text=True, timeout=60, check=False
@@ -160,14 +197,14 @@ class Kamailio:
                 f"kamailio -c rejected {self.config_path}:\n{check.stdout}{check.stderr}"
             )
         process = self._process = LabProcess(
-            [binary, "-DD", "-E", *common],
+            netns_argv(self.netns, [binary, "-DD", "-E", *common]),
             name="kamailio",
             cwd=self.workdir,
             log_path=self.workdir / "kamailio.log",
         )
         deadline = time.monotonic() + timeout_s
         try:
-            process.wait_port(self.tcp_port, timeout_s)
+            process.wait_port(self.tcp_port, timeout_s, host=self.host)
             self._wait_udp_ready(process, deadline)
         except LabError as exc:
             tail = process.tail()
@@ -177,8 +214,9 @@ class Kamailio:
 
     def _wait_udp_ready(self, process: LabProcess, deadline: float) -> None:
         """OPTIONS to the proxy itself until it answers 200: the UDP workers are running."""
+        host = self.host
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((HOST, 0))
+            s.bind((host, 0))
             port = s.getsockname()[1]
             attempts = itertools.count(1)
 
@@ -186,12 +224,12 @@ class Kamailio:
                 n = next(attempts)
                 probe = (
                     f"OPTIONS sip:{DOMAIN} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK-labprobe-{n};rport\r\n"
+                    f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK-labprobe-{n};rport\r\n"
                     "Max-Forwards: 70\r\n"
                     f"From: <sip:probe@{DOMAIN}>;tag=probe\r\nTo: <sip:{DOMAIN}>\r\n"
                     f"Call-ID: lab-probe-{port}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
                 ).encode()
-                s.sendto(probe, (HOST, self.udp_port))
+                s.sendto(probe, (host, self.udp_port))
                 s.settimeout(max(0.05, min(0.25, deadline - time.monotonic())))
                 try:
                     return s.recv(65535).startswith(b"SIP/2.0 200")
@@ -206,11 +244,12 @@ class Kamailio:
             )
 
     def restart(self, timeout_s: float = 15.0) -> Kamailio:
-        """Stop, then start again on the same ports with nothing remembered (bindings,
-        subscriptions, publications are all in memory): a registrar that crashed and came back.
-        The log starts over; :meth:`mark` is 0 again."""
+        """Stop it and start it again on the same ports, as a registrar restart does: the
+        location table is in memory only, so every binding is gone, and so are subscriptions and
+        publications. The log starts over; :meth:`mark` is 0 again."""
+        port = self.udp_port
         self.stop()
-        return self.start(timeout_s, keep_ports=True)
+        return self.start(timeout_s, port=port)
 
     def alive(self) -> bool:
         return self._process is not None and self._process.alive()
@@ -249,8 +288,8 @@ class Kamailio:
         return {"udp": self.udp_port, "tcp": self.tcp_port, "tls": self.tls_port}[transport]
 
     def outbound_uri(self, transport: Transport) -> str:
-        """``sip:127.0.0.1:P;transport=...``: the outbound proxy URI for that transport."""
-        return f"sip:{HOST}:{self.port_for(transport)};transport={transport}"
+        """``sip:HOST:P;transport=...``: the outbound proxy URI for that transport."""
+        return f"sip:{self.host}:{self.port_for(transport)};transport={transport}"
 
 
 def _presence_tables(dbdir: Path) -> None:

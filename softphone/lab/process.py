@@ -362,9 +362,9 @@ class LabProcess:
                 self.log.join(2.0)  # all it printed before it died, for the caller's message
             raise
 
-    def wait_port(self, port: int, timeout_s: float) -> None:
-        """Until ``127.0.0.1:port`` accepts TCP connections."""
-        self.wait_until(lambda: accepts(port), timeout_s, f"{HOST}:{port} to accept")
+    def wait_port(self, port: int, timeout_s: float, *, host: str = HOST) -> None:
+        """Until ``host:port`` accepts TCP connections."""
+        self.wait_until(lambda: accepts(port, host), timeout_s, f"{host}:{port} to accept")
 
     def stop(self, term_wait_s: float = 5.0) -> int | None:
         """SIGTERM by pid, SIGKILL of its group after ``term_wait_s``; its exit code."""

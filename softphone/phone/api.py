@@ -233,6 +233,14 @@ class CallView(Protocol):
     def codec(self) -> str | None:
         """The negotiated audio codec's encoding name ("opus", "PCMU", "G722"); None before SDP."""
 
+    @property
+    def encryption(self) -> Literal["none", "sdes", "dtls-srtp"]:
+        """What protects the call's media: SRTP keyed by SDES or by DTLS-SRTP, or nothing."""
+
+    @property
+    def srtp_suite(self) -> str | None:
+        """The SRTP suite ("AES_CM_128_HMAC_SHA1_80"...); None for plain RTP or before keys."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallSnapshot:
@@ -253,6 +261,8 @@ class CallSnapshot:
     display_name: str | None
     muted: bool
     codec: str | None
+    encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
+    srtp_suite: str | None = None
 
     @classmethod
     def of(cls, call: CallView) -> CallSnapshot:
@@ -270,6 +280,8 @@ class CallSnapshot:
             display_name=call.display_name,
             muted=call.muted,
             codec=call.codec,
+            encryption=call.encryption,
+            srtp_suite=call.srtp_suite,
         )
 
 
@@ -395,3 +407,11 @@ class PhoneApi(Protocol):
     @property
     def voicemail(self) -> Mapping[str, Voicemail]:
         """Account name -> its voicemail box, for accounts a message-waiting NOTIFY came for."""
+
+    def config_warning(self) -> str | None:
+        """When the config file holds a password and other users can read it, the warning to
+        show (with the fix: :meth:`protect_config`); None otherwise."""
+
+    def protect_config(self) -> None:
+        """Make the config file readable by its owner only (0600). Raises PhoneError when it
+        cannot."""

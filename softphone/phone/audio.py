@@ -174,19 +174,31 @@ class AudioProvider(Protocol):
 
 
 class NullAudio:
-    """Silence in; what the far end says goes nowhere."""
+    """Silence in; what the far end says goes nowhere.
+
+    Like a sound card, one engine serves every call (each call is a port on it): the pump's
+    own work (a tick every 5 ms, metering, mixing) is paid once, not once per call, which is
+    what lets a headless phone hold many calls at once.
+    """
+
+    # A class default, so that providers built on this one need not call its __init__.
+    _engine: AudioEngine | None = None
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
-        return AudioEngine(NullIO(HEADLESS_RATE), name="null")
+        if self._engine is None:
+            self._engine = AudioEngine(NullIO(HEADLESS_RATE), name="null")
+        return self._engine
 
     def release(self, engine: AudioEngine) -> None:
-        engine.close()
+        pass  # shared: closed with the phone
 
     def tones(self, *, ringback: bool, ring: bool) -> None:
         pass
 
     def close(self) -> None:
-        pass
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
 
 def numbered(path: Path, n: int) -> Path:

@@ -21,7 +21,8 @@ from softphone.phone.api import StreamSummary
 from softphone.phone.audio import AudioProvider
 from softphone.phone.call_info import CallInfo
 from softphone.phone.media import CallMedia, receive_map
-from softphone.sdp import SdpError, SessionDescription
+from softphone.sdp import NegotiatedMedia, SdpError, SessionDescription
+from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
 
 __all__ = ["STATS_INTERVAL_S", "CallAudio", "FilePort"]
 
@@ -43,8 +44,10 @@ class CallAudio:
         emit: Callable[[pe.PhoneEvent], None],
         clock: Callable[[], float],
         calls: Callable[[], Iterable[CallInfo]],
+        certificate: Callable[[], DtlsCertificate] | None = None,
     ) -> None:
         self.provider = provider
+        self._certificate = certificate
         self._rng = rng
         self._emit = emit
         self._clock = clock
@@ -78,21 +81,48 @@ class CallAudio:
                 )
                 info.engine = engine
                 info.audio.muted = info.muted
+                self._protect(info.audio, media)
                 engine.attach(info.audio)
                 self._arm_stats()
             else:
                 info.audio.update(media, pt_map)
+                self._protect(info.audio, media)
         except (CodecError, SdpError, OSError) as exc:
             self._emit(pe.Notice(level="error", text=f"audio could not start: {exc}"))
+            return
+        except SrtpError as exc:  # keys libsrtp refuses: no media rather than plain media
+            self.stop(info)  # never plain RTP where SRTP was agreed
+            self._emit(pe.Notice(level="error", text=f"media encryption failed: {exc}"))
             return
         if sending:
             info.audio.sending_allowed = True
         elif info.state not in AUDIO_STATES:
             info.audio.sending_allowed = False
 
+    def _protect(self, audio: CallMedia, media: NegotiatedMedia) -> None:
+        """SRTP as negotiated: new protection, the same one re-keyed, or none (plain RTP)."""
+        security, now = media.security, self._clock()
+        if security is None:
+            if audio.protection is not None:
+                audio.protect(None, now)
+        elif audio.protection is None:
+            protection = MediaProtection(
+                security, rtcp_mux=media.rtcp_mux, certificate=self._require_certificate
+            )
+            audio.protect(protection, now)
+        else:
+            audio.protection.update(security, rtcp_mux=media.rtcp_mux, now=now)
+
+    def _require_certificate(self) -> DtlsCertificate:
+        if self._certificate is None:
+            raise SrtpError("DTLS-SRTP needs a certificate and none was given")
+        return self._certificate()
+
     def stop(self, info: CallInfo) -> None:
         """Close the call's audio, keeping its last statistics and codec for later."""
         info.codec_name = info.codec
+        info.encryption_name = info.encryption
+        info.srtp_suite_name = info.srtp_suite
         if info.audio is None:
             return
         now = self._clock()

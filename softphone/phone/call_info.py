@@ -13,10 +13,13 @@ from softphone.phone import events as pe
 from softphone.phone.api import StreamSummary
 from softphone.phone.audio import AudioEngine
 from softphone.phone.media import CallMedia
-from softphone.sdp import NegotiatedMedia, SessionDescription
+from softphone.phone.nat import MediaAddress
+from softphone.sdp import LocalSecurity, NegotiatedMedia, SdpError, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
 
-__all__ = ["CallInfo"]
+__all__ = ["CallInfo", "EncryptionName"]
+
+EncryptionName = Literal["none", "sdes", "dtls-srtp"]
 
 
 @dataclass(slots=True)
@@ -29,6 +32,9 @@ class CallInfo:
     started_at: float  # monotonic
     established_at: float | None = None
     rtp: RtpEndpoint | None = None
+    # Where the far end reaches our RTP (the public address behind a NAT: phone/nat.py); None
+    # until learned, then the SDP's c= and m= for every offer and answer of the call.
+    media_address: MediaAddress | None = None
     offer: SessionDescription | None = None  # our last offer, waiting for its answer
     media: NegotiatedMedia | None = None
     session_version: int = 0
@@ -47,6 +53,26 @@ class CallInfo:
     muted: bool = False  # kept here so a mute before the audio starts still applies
     silenced: bool = False  # ringing stopped for this incoming call (silence())
     codec_name: str | None = None  # the last negotiated codec, kept after the media closes
+    local_security: LocalSecurity | None = None  # our SDES keys and certificate, for the call
+    sdp_problem: SdpError | None = None  # why the last offer could not be answered
+    encryption_name: EncryptionName = "none"  # as negotiated; kept after the media closes
+    srtp_suite_name: str | None = None
+
+    @property
+    def encryption(self) -> EncryptionName:
+        """What protects the call's media: "none", "sdes" or "dtls-srtp"."""
+        if self.media is not None:
+            return self.media.security.method if self.media.security is not None else "none"
+        return self.encryption_name
+
+    @property
+    def srtp_suite(self) -> str | None:
+        """The SRTP suite (DTLS-SRTP: once its handshake is done)."""
+        if self.audio is not None and self.audio.protection is not None:
+            return self.audio.protection.suite
+        if self.media is not None and self.media.security is not None:
+            return self.media.security.suite
+        return self.srtp_suite_name
 
     @property
     def codec(self) -> str | None:

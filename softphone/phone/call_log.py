@@ -14,16 +14,33 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from softphone.phone import events as pe
 from softphone.phone.api import CallView
 from softphone.phone.errors import PhoneError
-from softphone.store import CallRecord, Direction, History, StoreError, call_result
+from softphone.phone.outcome import Outcome
+from softphone.store import CallRecord, CallResult, Direction, History, StoreError
 
-__all__ = ["CallLog", "ended_record", "started_record"]
+__all__ = ["HISTORY_RESULT", "CallLog", "ended_record", "started_record"]
 
 logger = logging.getLogger(__name__)
+
+# How a call ended (phone/outcome.py, which reads the status by direction: a 486 is the callee
+# being busy on our call and our refusal on theirs) in the history's fewer words; the reason
+# column keeps the details (which status, which failure).
+HISTORY_RESULT: Final[dict[Outcome, CallResult]] = {
+    "answered": "answered",
+    "busy": "busy",
+    "declined": "rejected",
+    "not_found": "failed",
+    "no_answer": "failed",
+    "network": "failed",
+    "cancelled": "cancelled",
+    "missed": "missed",
+    "rejected": "rejected",
+    "failed": "failed",
+}
 
 
 def _utcnow() -> datetime:
@@ -56,9 +73,7 @@ def ended_record(started: CallRecord, ended: pe.CallEnded) -> CallRecord:
         remote_name=started.remote_name,
         account=started.account,
         duration_s=round(max(0.0, ended.duration_s), 3),
-        result=call_result(
-            direction=started.direction, answered=ended.answered, status=ended.status
-        ),
+        result=HISTORY_RESULT[ended.outcome],
         reason=ended.reason,
         recording_path=ended.recording,
     )

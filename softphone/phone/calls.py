@@ -18,7 +18,7 @@ from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
 from softphone.phone.offer_answer import OfferAnswer
 from softphone.phone.outcome import call_outcome
-from softphone.sdp import Direction, SessionDescription
+from softphone.sdp import Direction, SdpError, SecurityRefused, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
 
 __all__ = ["KEEP_ENDED", "CallInfo", "Calls"]
@@ -50,6 +50,7 @@ class Calls:
         self._open_rtp = open_rtp
         self._forget_ended = forget_ended
         self._closing: set[RtpEndpoint] = set()  # closed before their sockets were attached
+        self._ended = asyncio.Event()  # set by every call that ends (wait_ended)
 
     # ------------------------------------------------------------------ the table
     def __iter__(self) -> Iterator[CallInfo]:
@@ -76,18 +77,28 @@ class Calls:
         info.offer = self._sdp.offer(info, Direction.SENDONLY if hold else Direction.SENDRECV)
         return info.offer
 
+    def ensure_rtp(self, info: CallInfo) -> RtpEndpoint:
+        """The call's RTP endpoint, opened now for an incoming call that has none yet."""
+        if info.rtp is None:
+            info.rtp = self._open_rtp()
+        return info.rtp
+
     def answer_offer(self, info: CallInfo, offer_sdp: bytes | None) -> bytes | None:
         """Our answer to the peer's offer (sendonly while we hold the call); None when it cannot
         be answered. An incoming call gets its RTP endpoint here."""
-        if info.rtp is None:
-            info.rtp = self._open_rtp()
+        self.ensure_rtp(info)
         direction = Direction.SENDONLY if info.local_hold else Direction.SENDRECV
         return self._sdp.answer(info, offer_sdp, direction)
 
-    def apply_answer(self, info: CallInfo, sdp: bytes) -> None:
+    def offer_problem(self, info: CallInfo) -> SdpError | None:
+        """Why the peer's offer in ``info.remote_sdp`` cannot be answered (checked on arrival)."""
+        return self._sdp.problem(info, info.remote_sdp)
+
+    def apply_answer(self, info: CallInfo, sdp: bytes) -> SdpError | None:
         problem = self._sdp.apply_answer(info, sdp)
         if problem is not None:
             self._emit(pe.Notice(level="warning", text=f"unusable SDP answer: {problem}"))
+        return problem
 
     # ------------------------------------------------------------------ state
     def set_state(self, info: CallInfo, state: pe.CallStateName) -> None:
@@ -97,7 +108,12 @@ class Calls:
         self.update_tones()
         self._emit(
             pe.CallStateChanged(
-                call_id=info.call_id, state=state, direction=info.direction, remote=info.remote
+                call_id=info.call_id,
+                state=state,
+                direction=info.direction,
+                remote=info.remote,
+                encryption=info.encryption,
+                srtp_suite=info.srtp_suite,
             )
         )
 
@@ -121,11 +137,17 @@ class Calls:
             self.sync_media(info, sending=False)
         self.set_state(info, "early" if sdp is not None and status == 183 else "ringing")
 
-    def answered(self, info: CallInfo, sdp: bytes | None) -> None:
-        """The peer answered our call (its 2xx, with the SDP answer to our offer)."""
+    def answered(self, info: CallInfo, sdp: bytes | None) -> SdpError | None:
+        """The peer answered our call (its 2xx, with the SDP answer to our offer). Returns the
+        answer's problem when its media security is not acceptable: the caller hangs up, as
+        nothing may be sent in the clear (or with keys we did not agree) instead."""
         if sdp is not None:
-            self.apply_answer(info, sdp)
+            problem = self.apply_answer(info, sdp)
+            if isinstance(problem, SecurityRefused):
+                info.media = None
+                return problem
         self.established(info)
+        return None
 
     def established(self, info: CallInfo) -> None:
         """Answered (our 2xx was ACKed, or the peer's 2xx came): the audio flows both ways."""
@@ -155,6 +177,7 @@ class Calls:
             return
         duration = self._clock() - info.established_at if info.established_at is not None else 0.0
         self.set_state(info, "ended")
+        self._ended.set()
         self._audio.stop(info)
         if info.rtp is not None:
             self.close_rtp(info.rtp)
@@ -193,6 +216,18 @@ class Calls:
         rtp.close()
         if not rtp.settled:
             self._closing.add(rtp)
+
+    async def wait_ended(self, timeout_s: float) -> list[CallInfo]:
+        """Wait (at most ``timeout_s``) until every call has ended (the phone stops: its BYEs and
+        CANCELs are answered); returns those that have not."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while any(c.state != "ended" for c in self._calls.values()):
+                    self._ended.clear()
+                    await self._ended.wait()
+        except TimeoutError:
+            pass
+        return [c for c in self._calls.values() if c.state != "ended"]
 
     def close_all(self) -> None:
         """The phone stops: every call's audio and sockets close (the SIP side hung up)."""

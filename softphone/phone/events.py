@@ -118,6 +118,8 @@ class CallStateChanged(PhoneEvent):
     state: CallStateName
     direction: Literal["outgoing", "incoming"]
     remote: str
+    encryption: Literal["none", "sdes", "dtls-srtp"] = "none"  # what protects the media
+    srtp_suite: str | None = None  # DTLS-SRTP: None until the handshake has chosen it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,10 @@ Data path, all on the event loop:
 The sans-IO pieces (rtp/session.py, rtp/dtmf.py, rtp/jitter.py) never see the loop; this module
 feeds them ``now`` from the loop clock and arms one timer for both: the RTCP reports, and a
 DTMF digit whose end packets were all lost.
+
+With SRTP (srtp/protection.py) the socket side of the RTP session is wrapped: what arrives is
+unprotected (or, for DTLS records, handed to the handshake) before the session sees it, and what
+the session sends is protected on its way out; packets that fail are dropped and counted there.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from softphone.rtp.emodel import estimate_mos
 from softphone.rtp.packet import RtpPacket
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.sdp import Direction, NegotiatedMedia, SessionDescription
+from softphone.srtp import MediaProtection
 from softphone.transport.rtp import RtpEndpoint
 
 logger = logging.getLogger(__name__)
@@ -69,6 +74,12 @@ class MediaStats:
     r_factor: float
     mic_dbfs: float | None = None
     speaker_dbfs: float | None = None
+    encryption: str = "none"  # "sdes" | "dtls-srtp"
+    srtp_suite: str | None = None
+    srtp_auth_failures: int = 0  # received packets dropped: failed authentication
+    srtp_replay_drops: int = 0  # received packets dropped: replayed
+    srtp_dropped: int = 0  # received packets dropped: malformed, or before the keys
+    encryption_error: str | None = None  # a DTLS-SRTP handshake that failed
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -144,7 +155,7 @@ class CallMedia:
             rtcp_mux=media.rtcp_mux,
             ntp_offset_s=time.time() - self._loop.time(),
         )
-        endpoint.sink = self._on_datagram
+        endpoint.timed_sink = self._on_datagram
         self._media = media
         self._remote: tuple[tuple[str, int], tuple[str, int], bool] | None = None
         self._pt_map: dict[int, tuple[str, int]] = dict(pt_map)
@@ -170,7 +181,15 @@ class CallMedia:
         self.unknown_payload_types = 0
         self._recorder: StereoRecorder | None = None
         self.recording_path: Path | None = None
+        self.protection: MediaProtection | None = None
         self.update(media, pt_map)
+
+    def protect(self, protection: MediaProtection | None, now: float) -> None:
+        """Use ``protection`` from now on (None: plain RTP); its DTLS handshake starts now."""
+        self.protection = protection
+        if protection is not None:
+            protection.start(now)
+        self._flush()
 
     # ------------------------------------------------------------------ negotiation
     def update(
@@ -204,6 +223,8 @@ class CallMedia:
                 if enc.lower() not in ("telephone-event", "cn")
             }
         )
+        # Only what SDP negotiated may move where we send and listen (RFC 4961 latching).
+        self._session.set_latch_filter(payload_types=self._pt_map.keys())
         if (
             self._codec is None
             or codec.encoding != self._codec.encoding
@@ -377,10 +398,19 @@ class CallMedia:
             self._flush()
 
     # ------------------------------------------------------------------ network
-    def _on_datagram(self, data: bytes, addr: tuple[str, int], via_rtcp: bool) -> None:
+    def _on_datagram(
+        self, data: bytes, addr: tuple[str, int], via_rtcp: bool, arrival: float
+    ) -> None:
+        """``arrival``: when the kernel received it, on the loop's clock (transport/rtp.py)."""
         if self.closed:
             return
-        now = self._loop.time()
+        now = arrival
+        if self.protection is not None:
+            plain = self.protection.incoming(data, addr, via_rtcp, now)
+            if plain is None:  # a DTLS record (answered below), or dropped and counted
+                self._flush()
+                return
+            data = plain
         try:
             events = self._session.receive_datagram(data, addr, now, on_rtcp_port=via_rtcp)
         except Exception:  # the session promises not to raise; one bad packet never ends a call
@@ -446,9 +476,25 @@ class CallMedia:
             self._last_loss_percent = percent
 
     def _flush(self) -> None:
-        for data, dest, via_rtcp in self._session.datagrams_to_send():
-            self._endpoint.send(data, dest, via_rtcp)
+        self._send(self._session.datagrams_to_send())
         self._arm_timer()
+
+    def _send(self, datagrams: list[tuple[bytes, tuple[str, int], bool]]) -> None:
+        protection = self.protection
+        if protection is None:
+            for data, dest, via_rtcp in datagrams:
+                self._endpoint.send(data, dest, via_rtcp)
+            return
+        for data, dest, via_rtcp in datagrams:
+            protected = protection.outgoing(data, via_rtcp)
+            if protected is not None:  # None: no keys yet (DTLS-SRTP handshake running)
+                self._endpoint.send(protected, dest, via_rtcp)
+        for record, via_rtcp, source in protection.datagrams_to_send():
+            to = source
+            if to is None and self._remote is not None:
+                to = self._remote[1] if via_rtcp else self._remote[0]
+            if to is not None:
+                self._endpoint.send(record, to, via_rtcp)
 
     def _arm_timer(self) -> None:
         if self._timer is not None:
@@ -459,7 +505,11 @@ class CallMedia:
         # RTCP reports, and a DTMF digit whose end packets were all lost (reported on timeout).
         deadlines = [
             t
-            for t in (self._session.get_timer(), self._dtmf_receiver.next_deadline())
+            for t in (
+                self._session.get_timer(),
+                self._dtmf_receiver.next_deadline(),
+                self.protection.get_timer() if self.protection is not None else None,
+            )
             if t is not None
         ]
         if deadlines:
@@ -469,6 +519,8 @@ class CallMedia:
         self._timer = None
         now = self._loop.time()
         self._session.handle_timer(now)  # does nothing before its own deadline
+        if self.protection is not None:
+            self.protection.handle_timer(now)  # DTLS retransmissions
         for digit in self._dtmf_receiver.poll(now):
             self._digit(digit)
         self._flush()
@@ -482,6 +534,8 @@ class CallMedia:
         one_way = (s.rtt_ms / 2 if s.rtt_ms is not None else 0.0) + jb_ms + frame_ms
         late = p.late if p is not None else 0
         played = max(p.packets_played if p is not None else 0, 1)
+        protection = self.protection
+        srtp = protection.stats() if protection is not None else {}
         loss = s.loss_percent + 100.0 * late / (played + late)
         estimate = estimate_mos(
             codec=self.codec_name,
@@ -509,6 +563,12 @@ class CallMedia:
             late_packets=late,
             mos=estimate.mos,
             r_factor=estimate.r,
+            encryption=protection.method if protection is not None else "none",
+            srtp_suite=protection.suite if protection is not None else None,
+            srtp_auth_failures=srtp.get("srtp_auth_failures", 0),
+            srtp_replay_drops=srtp.get("srtp_replay_drops", 0),
+            srtp_dropped=srtp.get("srtp_dropped", 0),
+            encryption_error=protection.failure if protection is not None else None,
         )
 
     def streams(self, now: float, *, advertised: str | None = None) -> list[StreamSummary]:
@@ -565,8 +625,10 @@ class CallMedia:
         self.stop_recording()
         try:
             self._session.bye(now)
-            for data, dest, via_rtcp in self._session.datagrams_to_send():
-                self._endpoint.send(data, dest, via_rtcp)
+            self._send(self._session.datagrams_to_send())
+            if self.protection is not None:
+                self.protection.close()  # DTLS close_notify
+                self._send([])
         except Exception:
             logger.exception("RTCP BYE failed")
         if self._timer is not None:

@@ -4,9 +4,12 @@ Contact, and the SIP listeners (UDP and TCP on one port, TLS client-only)."""
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
+import uuid
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from softphone.config import Account
 from softphone.phone import events as pe
@@ -28,20 +31,30 @@ __all__ = [
     "listen",
     "local_account",
     "resolve_hop",
+    "stable_instance_id",
     "tls_ca_files",
     "unresolved_account",
 ]
 
+logger = logging.getLogger(__name__)
+
+INSTANCE_FILE = "instance-id"
 KEEPALIVE_UDP_S = 25.0
 KEEPALIVE_STREAM_S = 90.0
 EPHEMERAL_ATTEMPTS = 8
 UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
 
 
-def keep_alive_interval(hop: Address) -> float:
+def keep_alive_interval(
+    hop: Address, flow_timer_s: int | None = None, rng: random.Random | None = None
+) -> float:
     """How often to ping the outbound hop's flow (RFC 5626 §4.4.1): NAT bindings for UDP time
-    out much sooner than TCP connections."""
-    return KEEPALIVE_UDP_S if hop.transport == "udp" else KEEPALIVE_STREAM_S
+    out much sooner than TCP connections. A registrar's Flow-Timer wins: a random interval
+    between 80 % and 100 % of it, so that many clients do not ping in step."""
+    default = KEEPALIVE_UDP_S if hop.transport == "udp" else KEEPALIVE_STREAM_S
+    if flow_timer_s is None or flow_timer_s <= 0:
+        return default
+    return flow_timer_s * (0.8 + 0.2 * (rng or random.Random()).random())
 
 
 async def resolve_hop(
@@ -65,7 +78,9 @@ async def resolve_hop(
     return targets[0].address()
 
 
-async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) -> AccountConfig:
+async def account_config(
+    acct: Account, *, dns: DnsBackend, rng: random.Random, instance_id: str | None = None
+) -> AccountConfig:
     """The SIP core's view of a configured account, its outbound hop resolved."""
     hop_uri = acct.proxy or acct.registrar
     outbound = (
@@ -83,7 +98,31 @@ async def account_config(acct: Account, *, dns: DnsBackend, rng: random.Random) 
         outbound=outbound,
         transport=acct.transport,
         expires=acct.expires,
+        binding_check_s=float(acct.binding_check) or None,
+        only_from_proxy=acct.only_from_proxy,
+        instance_id=instance_id,
     )
+
+
+def stable_instance_id(directory: Path) -> str:
+    """This phone's RFC 5626 instance id (§4.1: a UUID that stays the same across restarts),
+    kept in ``directory``; made and written there the first time. A directory that cannot be
+    written still gives an id (for this run only: the registrar then sees a new phone after a
+    restart, as it would without one)."""
+    path = directory / INSTANCE_FILE
+    try:
+        return str(uuid.UUID(path.read_text(encoding="ascii").strip()))
+    except (OSError, ValueError):
+        pass
+    made = str(uuid.uuid4())
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(made + "\n", encoding="ascii")
+        temporary.replace(path)
+    except OSError as exc:
+        logger.warning("cannot keep the instance id in %s: %s", path, exc)
+    return made
 
 
 def unresolved_account(acct: Account) -> AccountConfig:

@@ -31,7 +31,15 @@ from typing import Literal
 
 import numpy as np
 
-from softphone.config import Account, Config, default_data_dir
+from softphone.config import (
+    PRIVATE_DIR_MODE,
+    Account,
+    Config,
+    default_data_dir,
+    exposed_password,
+    make_private,
+    private_dir,
+)
 from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
@@ -52,6 +60,14 @@ from softphone.phone.calls import Calls
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.messaging import Messaging
+from softphone.phone.nat import (
+    MediaAddress,
+    StunCache,
+    media_address,
+    stun_mappings,
+    stun_servers,
+    stun_target,
+)
 from softphone.phone.network import (
     account_config,
     add_tls_listener,
@@ -59,16 +75,18 @@ from softphone.phone.network import (
     listen,
     local_account,
     resolve_hop,
+    stable_instance_id,
     tls_ca_files,
     unresolved_account,
 )
-from softphone.phone.offer_answer import OfferAnswer, codec_specs
+from softphone.phone.offer_answer import OfferAnswer, codec_specs, warning_for
 from softphone.phone.presence import PresenceService, presence_settings
 from softphone.phone.registrations import Registrations
 from softphone.phone.sip_events import SipEvents
 from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.tasks import TaskSet
 from softphone.phone.trace import SipTrace
+from softphone.sdp import MediaEncryption, SecurityRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
 from softphone.sip.call import CallState
@@ -76,6 +94,7 @@ from softphone.sip.errors import LocalProtocolError
 from softphone.sip.registration import registrar_hop
 from softphone.sip.timers import TimerConfig
 from softphone.sip.ua import UserAgent
+from softphone.srtp import DtlsCertificate, load_or_create
 from softphone.transport.resolver import DnsBackend, DnspythonBackend
 from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint
 from softphone.transport.sip import SipTransport
@@ -98,6 +117,22 @@ class _Running:
     sip: SipEvents
 
 
+def recordings_dir(config: Config) -> Path:
+    """Where calls are recorded, made before the first recording: by default in the data
+    directory, both 0700 (made or tightened; the call history is there too). A directory of the
+    config is the user's: made 0700 when missing, else left as it is. Raises PhoneError."""
+    directory = config.recordings_dir or default_data_dir() / "recordings"
+    try:
+        if config.recordings_dir is None:
+            private_dir(directory.parent)
+            private_dir(directory)
+        else:
+            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PhoneError(f"cannot record to {directory}: {exc.strerror or exc}") from None
+    return directory
+
+
 class Phone(EventReader):
     def __init__(
         self,
@@ -110,8 +145,19 @@ class Phone(EventReader):
         timers: TimerConfig | None = None,
         auto_answer: bool = False,
         audio: AudioProvider | None = None,
+        instance_id: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
+        """``instance_id``: this phone's RFC 5626 instance (a UUID); by default the one kept
+        in the data directory, the same across restarts. ``data_dir``: where the DTLS
+        certificate is kept (default: the XDG data directory)."""
         self._config = config
+        self._instance_id = instance_id
+        self._data_dir = data_dir
+        self._dtls_certificate: DtlsCertificate | None = None
+        self._encryption: dict[str, MediaEncryption] = {
+            a.name: MediaEncryption(a.media_encryption) for a in config.accounts
+        }
         self._bind_host = bind_host
         self._sip_port = sip_port if sip_port is not None else config.sip_port
         self._rng = rng or random.SystemRandom()
@@ -138,8 +184,13 @@ class Phone(EventReader):
             emit=self._emit,
             clock=self._now,
             calls=lambda: self._calls,
+            certificate=self._certificate,
         )
-        self._sdp = OfferAnswer(codec_specs(config.codecs))
+        self._sdp = OfferAnswer(
+            codec_specs(config.codecs),
+            encryption=lambda name: self._encryption.get(name, MediaEncryption.SRTP_OPTIONAL),
+            certificate=self._certificate,
+        )
         self._calls = Calls(
             sdp=self._sdp,
             audio=self._audio,
@@ -157,11 +208,18 @@ class Phone(EventReader):
             settings=presence_settings(config.accounts),
         )
         self._playback: asyncio.Future[None] | None = None
+        self._stun_servers: dict[str, str] = {}  # account -> its stun_server
+        self._stun_cache = StunCache()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         accounts = self._config.accounts or (local_account(self._bind_host),)
-        resolved = [await account_config(a, dns=self._dns, rng=self._rng) for a in accounts]
+        self._stun_servers = stun_servers(accounts)
+        if self._instance_id is None:
+            self._instance_id = await asyncio.to_thread(
+                stable_instance_id, self._data_dir or default_data_dir()
+            )
+        resolved = [await self._account_config(a) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
         self._tls_ca_files = tls_ca_files(accounts, resolved)
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
@@ -193,6 +251,7 @@ class Phone(EventReader):
             do_not_disturb=self._config.do_not_disturb,
             messaging=self._messaging,
             presence=self._presence,
+            rng=self._rng,
         )
         self._presence.bind(ua, self._accounts, sip.handle)
         self._running = _Running(ua=ua, transport=transport, sip=sip)
@@ -220,20 +279,20 @@ class Phone(EventReader):
         changed (sip/registration.py). Calls go on with the account they began with."""
         running = self._require()
         wanted = tuple(accounts) or (local_account(self._bind_host),)
+        self._encryption = {a.name: MediaEncryption(a.media_encryption) for a in wanted}
         resolved: list[AccountConfig] = []
         unresolved: dict[str, str] = {}
         for acct in wanted:
             try:
-                resolved.append(await account_config(acct, dns=self._dns, rng=self._rng))
+                resolved.append(await self._account_config(acct))
             except PhoneError as exc:
                 unresolved[acct.name] = str(exc)
         if not resolved:
-            resolved = [
-                await account_config(local_account(self._bind_host), dns=self._dns, rng=self._rng)
-            ]
+            resolved = [await self._account_config(local_account(self._bind_host))]
         if any(a.transport == "tls" for a in resolved):
             add_tls_listener(running.transport, running.ua, self._advertised)
         self._tls_ca_files = tls_ca_files(wanted, resolved)
+        self._stun_servers = stun_servers(wanted)
         hops_before = {a.outbound for a in self._accounts.values()}
         changes = running.ua.update_accounts(resolved, self._now())
         self._accounts.clear()  # the dict SipEvents reads: changed in place
@@ -260,6 +319,11 @@ class Phone(EventReader):
             tuple(unresolved),
         )
 
+    async def _account_config(self, acct: Account) -> AccountConfig:
+        return await account_config(
+            acct, dns=self._dns, rng=self._rng, instance_id=self._instance_id
+        )
+
     def _registering(self, acct: AccountConfig) -> None:
         hop = registrar_hop(acct)
         self._registrations.registering(acct.name, server=hop.host_port)
@@ -284,14 +348,24 @@ class Phone(EventReader):
             name for name in self._accounts if ua.unregister(name, self._now())
         )
         running.transport.pump()
-        left, presence_done = await asyncio.gather(
+        left, presence_done, unanswered = await asyncio.gather(
             self._registrations.wait_unregistered(UNREGISTER_TIMEOUT_S),
             self._presence.wait_closed(UNREGISTER_TIMEOUT_S),
+            self._calls.wait_ended(UNREGISTER_TIMEOUT_S),
         )
         if left:
             logger.warning("unregister not confirmed for %s", ", ".join(left))
         if not presence_done:
             logger.warning("removal of subscriptions and publications not confirmed")
+        for info in unanswered:
+            # The far end never answered our BYE or CANCEL: the call is over for us all the
+            # same (RFC 3261 §15.1.1), and whoever reads the events learns how it ended.
+            answered = info.established_at is not None
+            self._calls.finish(
+                info,
+                200 if answered else 487,
+                "hung up: the phone stopped (the far end did not confirm)",
+            )
         self._calls.close_all()
         await self._calls.wait_closed()
         self._audio.close()
@@ -348,6 +422,7 @@ class Phone(EventReader):
             started_at=self._now(),
             rtp=rtp,
         )
+        info.media_address = await self._media_address(acct.name, rtp)
         offer = self._calls.offer(info)
         try:
             call_id = ua.invite(acct.name, uri, sdp=bytes(offer), now=self._now(), dest=dest)
@@ -396,10 +471,19 @@ class Phone(EventReader):
         ua = running.ua
         if ua.call_state(call_id) is not CallState.INCOMING:
             raise PhoneError("this call is not ringing")
+        if info.media_address is None:
+            rtp = self._calls.ensure_rtp(info)
+            info.media_address = await self._media_address(info.account, rtp)
+            if ua.call_state(call_id) is not CallState.INCOMING:  # cancelled meanwhile
+                raise PhoneError("this call is not ringing")
         sdp = self._calls.answer_offer(info, info.remote_sdp)
         if sdp is None:
-            running.sip.handle(ua.reject(call_id, status=488, now=self._now()))
+            problem = info.sdp_problem
+            warning = warning_for(problem)
+            running.sip.handle(ua.reject(call_id, status=488, now=self._now(), warning=warning))
             self._pump()
+            if isinstance(problem, SecurityRefused):
+                raise PhoneError(f"{problem} (rejected with 488)")
             raise PhoneError("no common codec with the caller (rejected with 488)")
         ua.answer(call_id, sdp=sdp, now=self._now())
         self._pump()
@@ -509,7 +593,7 @@ class Phone(EventReader):
             return path
         if info.audio.recording:
             return info.audio.recording_path
-        directory = self._config.recordings_dir or default_data_dir() / "recordings"
+        directory = recordings_dir(self._config)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         who = (
             re.sub(r"[^A-Za-z0-9._@+-]+", "_", info.remote.strip("<>").removeprefix("sip:"))[:60]
@@ -588,6 +672,18 @@ class Phone(EventReader):
     def voicemail(self) -> Mapping[str, Voicemail]:
         return self._presence.voicemail
 
+    def config_warning(self) -> str | None:
+        return exposed_password(self._config)
+
+    def protect_config(self) -> None:
+        path = self._config.path
+        if path is None:
+            raise PhoneError("there is no config file")
+        try:
+            make_private(path)
+        except OSError as exc:
+            raise PhoneError(f"cannot change the mode of {path}: {exc.strerror or exc}") from None
+
     async def _reoffer(self, call_id: str, *, hold: bool) -> None:
         ua, info = self._require().ua, self.call(call_id)
         if info.state not in ("established", "held"):
@@ -613,6 +709,12 @@ class Phone(EventReader):
         local = f"{peer.transport}:{self._advertised}" + (f":{port}" if port is not None else "")
         self._trace.add(direction, data, local, f"{peer.transport}:{peer.host}:{peer.port}")
 
+    def _certificate(self) -> DtlsCertificate:
+        """The DTLS certificate, loaded (or made, mode 0600) when a call first needs it."""
+        if self._dtls_certificate is None:
+            self._dtls_certificate = load_or_create(self._data_dir or default_data_dir())
+        return self._dtls_certificate
+
     def _audio_problem(self, text: str) -> None:
         self._emit(pe.Notice(level="warning", text=text))
 
@@ -625,6 +727,40 @@ class Phone(EventReader):
         return RtpEndpoint.open_sync(
             loop, self._bind_host, self._config.rtp_port_min, self._config.rtp_port_max, self._rng
         )
+
+    async def _media_address(self, account: str, rtp: RtpEndpoint) -> MediaAddress:
+        """Where the far end reaches this call's RTP (phone/nat.py): the account's STUN
+        server's answer, else the address the registrar saw us at, else ours."""
+        server = self._stun_servers.get(account)
+        mapped = None
+        if server is not None and self._stun_cache.usable(server, self._now()):
+            target = await stun_target(server, self._dns)
+            if target is not None:
+                mapped = await stun_mappings(rtp, target, self._rng, rtcp=True)
+            if mapped is None:
+                self._stun_cache.silent(server, self._now())
+                self._emit(
+                    pe.Notice(
+                        level="warning",
+                        text=f"STUN server {server} did not answer; "
+                        "using the address the registrar sees",
+                    )
+                )
+        registered = self._require().ua.registered_contact(account)
+        address = media_address(
+            rtp,
+            self._advertised,
+            stun=mapped,
+            registered_host=registered.host if registered is not None else None,
+        )
+        logger.info(
+            "media of a call on %s at %s:%s (%s)",
+            account,
+            address.host,
+            address.rtp_port,
+            address.source,
+        )
+        return address
 
     def _emit(self, event: pe.PhoneEvent) -> None:
         self._queue.put_nowait(event)

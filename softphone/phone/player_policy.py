@@ -13,8 +13,12 @@ session ended, phone/player.py carries the decisions out.
   once): a person waiting for a picture learns why within 15 s, and a script gets its exit code.
   Each player counts from its own start: a stream opened in the TUI long after the command
   started gets the whole limit.
-- A session that played and then broke (server restart, network loss, media stopped for
-  ``MEDIA_TIMEOUT_S``) is reconnected with exponential back-off (1, 2, 4 … 30 s), saying so.
+- A session that played and then broke (network loss, media stopped for ``MEDIA_TIMEOUT_S``) is
+  reconnected with exponential back-off (1, 2, 4 … 30 s), saying so.
+- A server that closed the connection, or refuses new ones, is up and restarting (its host
+  answers): it is asked again after 0.25, 0.5, 1, then every 2 s for about a minute, so the
+  picture is back within ~2 s of the server, not up to 4-8 s later as with the back-off above;
+  a connection refused on the LAN costs nothing. After that minute the slow back-off applies.
 - 503 before anything played is asked again after 0.25, 0.5, 0.75 and 1 s: servers answer it
   while starting up or still tearing down a session.
 - 3xx redirects are followed, at most ``MAX_REDIRECTS`` in a row.
@@ -42,6 +46,8 @@ MAX_REDIRECTS: Final = 5
 MAX_BUSY_RETRIES: Final = 4  # 503 before anything played: ask again after 0.25, 0.5, 0.75, 1 s
 BUSY_RETRY_S: Final = 0.25
 BACKOFF_S: Final = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+RESTART_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0)  # then 2 s, while the server is restarting
+RESTART_ATTEMPTS: Final = 32  # ~a minute of those; a server away longer is not restarting
 
 
 class Outcome(Enum):
@@ -50,6 +56,7 @@ class Outcome(Enum):
     ENDED = auto()  # the server ended the presentation (RTCP BYE on every stream, TEARDOWN)
     REFUSED = auto()  # a refusal: no point in asking the same again
     BROKEN = auto()  # the connection or the media broke: worth reconnecting if it had played
+    CLOSED = auto()  # the server closed the connection or refused a new one: it is restarting
     BUSY = auto()  # 503: the server is starting up or still tearing down; ask again soon
     USE_TCP = auto()  # UDP is not usable (461, or no UDP media): ask again over TCP
     REDIRECT = auto()  # 3xx: ask ``location`` instead
@@ -112,6 +119,15 @@ def backoff_s(attempt: int) -> float:
     return BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
 
 
+def restart_backoff_s(attempt: int) -> float:
+    """The wait before reconnect number ``attempt + 1`` to a server that closed the connection or
+    refused it: 0.25, 0.5, 1, then 2 s for the first ``RESTART_ATTEMPTS``, then as
+    :func:`backoff_s`."""
+    if attempt < RESTART_ATTEMPTS:
+        return RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)]
+    return backoff_s(attempt)
+
+
 def startup_left_s(progress: Progress, elapsed_s: float) -> float | None:
     """How long the next session may take to play before it counts as a refusal, ``elapsed_s``
     after the player started; None once something played (then no limit applies)."""
@@ -160,12 +176,13 @@ def next_step(
                 progress=progress._replace(busy_retries=busy_retries),
                 delay_s=BUSY_RETRY_S * busy_retries,
             )
-        case Outcome.REFUSED | Outcome.BROKEN | Outcome.BUSY:
+        case Outcome.REFUSED | Outcome.BROKEN | Outcome.CLOSED | Outcome.BUSY:
             if not played:
                 return GiveUp(reason=end.reason, status=end.status)
+            wait = restart_backoff_s if end.outcome is Outcome.CLOSED else backoff_s
             return Retry(
                 progress=progress._replace(attempt=progress.attempt + 1),
-                delay_s=backoff_s(progress.attempt),
+                delay_s=wait(progress.attempt),
                 reconnecting=end.reason,
             )
         case _:
@@ -184,9 +201,9 @@ def follow_redirect(url: RtspUrl, location: RtspUrl) -> RtspUrl:
 
 
 def refused_before_play(end: SessionEnd, *, played: bool) -> SessionEnd:
-    """Before anything played, a broken connection is a refusal of this URL, not a reason to
-    reconnect."""
-    if end.outcome is Outcome.BROKEN and not played:
+    """Before anything played, a broken or closed connection is a refusal of this URL, not a
+    reason to reconnect."""
+    if end.outcome in (Outcome.BROKEN, Outcome.CLOSED) and not played:
         return SessionEnd(Outcome.REFUSED, end.reason, end.status)
     return end
 
@@ -214,6 +231,24 @@ def after_refusal(
 
 def refusal_text(method: str, status: int) -> str:
     return f"{method} refused: {explain(status)}"
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+class Tally(NamedTuple):
+    """Where a rate counts from: the time and the pictures counted by then."""
+
+    at: float
+    frames: int
+
+
+def frame_rate(since: Tally, now: float, frames: int) -> tuple[float, float]:
+    """Seconds since ``since`` and pictures a second over them, ``frames`` counted by ``now``.
+    A session counts from its own PLAY answer: the player's count carries what earlier sessions
+    played, and the wait before a reconnect is not playing time."""
+    elapsed_s = now - since.at
+    return elapsed_s, (frames - since.frames) / max(elapsed_s, 1e-3)
 
 
 def media_deadline(play_at: float, last_media: float | None) -> float:

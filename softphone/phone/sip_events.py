@@ -10,6 +10,7 @@ tasks of the phone's :class:`~softphone.phone.tasks.TaskSet`, so stopping the ph
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, assert_never
@@ -20,9 +21,11 @@ from softphone.phone.calls import Calls
 from softphone.phone.errors import PhoneError
 from softphone.phone.messaging import Messaging
 from softphone.phone.network import keep_alive_interval
+from softphone.phone.offer_answer import warning_for
 from softphone.phone.presence import PresenceService
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
+from softphone.sdp import SecurityRefused
 from softphone.sip import events as ue
 from softphone.sip.account import AccountConfig
 from softphone.sip.errors import LocalProtocolError
@@ -63,6 +66,7 @@ class SipEvents:
         do_not_disturb: bool,
         messaging: Messaging,
         presence: PresenceService,
+        rng: random.Random | None = None,
     ) -> None:
         self._phone = phone
         self._ua = ua
@@ -76,6 +80,8 @@ class SipEvents:
         self._do_not_disturb = do_not_disturb
         self._messaging = messaging
         self._presence = presence
+        self._rng = rng or random.Random()
+        self._flow_timers: dict[str, int | None] = {}  # account -> the Flow-Timer last granted
 
     def handle(self, events: Iterable[object]) -> None:
         """Apply each event in order, then send what the core queued in response."""
@@ -92,12 +98,14 @@ class SipEvents:
             logger.error("not a user agent event: %r", event)
             return
         match event:
-            case ue.Registered(account=account, expires=expires):
+            case ue.Registered(account=account, expires=expires, flow_timer_s=flow_timer):
                 first = self._registrations.registered(account, expires_at=time.time() + expires)
                 acct = self._accounts.get(account)
                 hop = acct.outbound if acct is not None else None
-                if first and hop is not None:
-                    self._transport.keep_alive(hop, keep_alive_interval(hop))
+                if hop is not None and (first or flow_timer != self._flow_timers.get(account)):
+                    self._flow_timers[account] = flow_timer
+                    interval = keep_alive_interval(hop, flow_timer, self._rng)
+                    self._transport.keep_alive(hop, interval)
                 self._emit(pe.Registered(account=account, expires=expires))
                 # Presence starts with the first registration and starts again after a failed
                 # one: a registrar that came back has lost its subscriptions.
@@ -147,7 +155,11 @@ class SipEvents:
                     calls.progressed(info, status, sdp)
             case ue.CallAnswered(call_id=call_id, sdp=sdp):
                 if (info := calls.get(call_id)) is not None:
-                    calls.answered(info, sdp)
+                    refused = calls.answered(info, sdp)
+                    if refused is not None:
+                        self._emit(pe.Notice(level="error", text=f"hanging up: {refused}"))
+                        self.handle(ua.hangup(call_id, self._clock()))
+                        return
                     self._notify_transferor(info, 200, "OK")
             case ue.CallConfirmed(call_id=call_id):
                 if (info := calls.get(call_id)) is not None:
@@ -170,7 +182,15 @@ class SipEvents:
                     return
                 answer = calls.answer_offer(info, sdp)
                 if answer is None:
-                    ua.reject_reoffer(call_id, status=488, now=self._clock())
+                    ua.reject_reoffer(
+                        call_id,
+                        status=488,
+                        now=self._clock(),
+                        warning=warning_for(info.sdp_problem),
+                    )
+                    self._emit(
+                        pe.Notice(level="warning", text=f"re-offer refused: {info.sdp_problem}")
+                    )
                     return
                 ua.answer_reoffer(call_id, sdp=answer, now=self._clock())
                 calls.reoffered(info, None)
@@ -235,6 +255,17 @@ class SipEvents:
             self.handle(
                 self._ua.reject(
                     event.call_id, status=480, now=self._clock(), reason="Do Not Disturb"
+                )
+            )
+            return
+        problem = self._calls.offer_problem(info)
+        if isinstance(problem, SecurityRefused):  # e.g. plain RTP to an account that needs SRTP
+            self._emit(
+                pe.Notice(level="warning", text=f"refused the call from {info.remote}: {problem}")
+            )
+            self.handle(
+                self._ua.reject(
+                    event.call_id, status=488, now=self._clock(), warning=warning_for(problem)
                 )
             )
             return

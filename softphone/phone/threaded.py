@@ -267,6 +267,12 @@ class ThreadedPhone(EventReader):
     def voicemail(self) -> Mapping[str, Voicemail]:
         return self._sync(lambda: MappingProxyType(dict(self.inner.voicemail)))
 
+    def config_warning(self) -> str | None:
+        return self._sync(self.inner.config_warning)
+
+    def protect_config(self) -> None:
+        self._sync(self.inner.protect_config)
+
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable

@@ -48,6 +48,9 @@ _DIGEST_SECRET = re.compile(r'\b(response|cnonce)[ \t]*=[ \t]*("[^"]*"|[^,\s]+)'
 # RFC 3261 §19.1.1: userinfo may carry a password ("sip:alice:secret@host"; NOT RECOMMENDED,
 # but seen). The user part has no ':' of its own, so what follows one up to '@' is the password.
 _URI_PASSWORD = re.compile(r"\b(sips?:[^:@\s<>;,\"]+):[^@\s<>;,\"]+@", re.IGNORECASE)
+_URI_PASSWORD_AT = re.compile(r"sips?:[^:@\s<>;,\"]+:[^@\s<>;,\"]+@")  # on lower-cased text
+# RFC 4568 §9.1: an a=crypto line carries the SRTP master key and salt after "inline:".
+_SDES_KEY = re.compile(r"(inline:)[^\s|;]+", re.IGNORECASE)
 REDACTED: Final = "<redacted>"
 
 
@@ -61,7 +64,8 @@ def redact(text: str) -> str:
     """Authorization and Proxy-Authorization (RFC 3261 §20.7, §20.28): a Digest response and
     cnonce become ``<redacted>``; any other scheme (Basic carries the password) loses its whole
     value. Usernames and realms stay: they help read a failed login. A password in a SIP URI
-    (``sip:alice:secret@host``) becomes ``<redacted>`` too, wherever it appears."""
+    (``sip:alice:secret@host``) becomes ``<redacted>`` too, wherever it appears, and so does the
+    SRTP key of an ``a=crypto`` line (RFC 4568): the trace must not let anyone decrypt a call."""
 
     def one(match: re.Match[str]) -> str:
         prefix, scheme, rest = match.groups()
@@ -71,7 +75,27 @@ def redact(text: str) -> str:
             )
         return f"{prefix}{scheme} {REDACTED}"
 
-    return _URI_PASSWORD.sub(rf"\1:{REDACTED}@", _AUTH_HEADER.sub(one, text))
+    # Most messages have neither: cheap look-ups first, so that a flood of them costs little.
+    lowered = text.lower()
+    if "authorization" in lowered:
+        text = _AUTH_HEADER.sub(one, text)
+    if _may_hold_uri_password(lowered):
+        text = _URI_PASSWORD.sub(rf"\1:{REDACTED}@", text)
+    if "inline:" in lowered:
+        text = _SDES_KEY.sub(rf"\1{REDACTED}", text)
+    return text
+
+
+def _may_hold_uri_password(lowered: str) -> bool:
+    """Whether some ``sip:``/``sips:`` in the (lower-cased) text is followed by
+    ``user:password@``: each candidate is checked where it starts, not by a search that tries
+    every position."""
+    start = lowered.find("sip")
+    while start >= 0:
+        if _URI_PASSWORD_AT.match(lowered, start):
+            return True
+        start = lowered.find("sip", start + 3)
+    return False
 
 
 class SipTrace:

@@ -28,9 +28,8 @@ __all__ = [
 
 # RFC 3261 §7.3.3: "f" and "t" are the compact forms of From and To; §20.16: CSeq has none.
 # Header names are case-insensitive (§7.3.1).
-_FROM: Final = re.compile(r"^(?:from|f)[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
-_TO: Final = re.compile(r"^(?:to|t)[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
-_CSEQ: Final = re.compile(r"^cseq[ \t]*:[ \t]*\d+[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
+_HEAD_NAMES: Final = {"from": "from", "f": "from", "to": "to", "t": "to", "cseq": "cseq"}
+_CSEQ_VALUE: Final = re.compile(r"\d+[ \t]+(\S+)")
 # RFC 3261 §7.1 Request-Line: Method SP Request-URI SP SIP-Version; §7.2 Status-Line:
 # SIP-Version SP Status-Code SP Reason-Phrase.
 _STATUS_LINE: Final = re.compile(r"^SIP/\d+\.\d+[ \t]+(\d{3})(?:[ \t]+(.*))?$", re.IGNORECASE)
@@ -75,16 +74,27 @@ def parse_head(text: str) -> MessageHead:
         status, reason = int(match.group(1)), (match.group(2) or "").strip()
     elif (match := _REQUEST_LINE.match(first)) is not None:
         method = match.group(1).upper()
-    cseq = _CSEQ.search(head)
-    sender = _FROM.search(head)
-    receiver = _TO.search(head)
+    # One pass over the lines: the first From, To and readable CSeq count.
+    found: dict[str, str] = {}
+    for line in head.split("\n"):
+        name, colon, value = line.partition(":")
+        field = _HEAD_NAMES.get(name.rstrip(" \t").lower()) if colon else None
+        if field is None or field in found:
+            continue
+        value = value.lstrip(" \t")
+        if field == "cseq":
+            match = _CSEQ_VALUE.match(value)
+            if match is None:
+                continue
+            value = match.group(1).upper()
+        found[field] = value
     return MessageHead(
         method=method,
         status=status,
         reason=reason,
-        cseq_method=cseq.group(1).upper() if cseq else None,
-        from_uri=_uri(sender.group(1)) if sender else "",
-        to_uri=_uri(receiver.group(1)) if receiver else "",
+        cseq_method=found.get("cseq"),
+        from_uri=_uri(found["from"]) if "from" in found else "",
+        to_uri=_uri(found["to"]) if "to" in found else "",
     )
 
 

@@ -11,7 +11,11 @@ What it does, and where the RFC says so:
 - Receiving: source validation with probation and sequence tracking (§A.1), loss per report
   interval (§A.3), interarrival jitter (§A.8), a Gilbert-model burst ratio for the E-model.
 - Symmetric RTP and source latching (RFC 4961): the first address that delivers two in-sequence
-  packets becomes the only one we accept from, and the one we send RTP (and RTCP) to.
+  packets becomes the only one we accept from, and the one we send RTP (and RTCP) to. Only
+  packets that could be the peer's latch or play from an address SDP did not name: a negotiated
+  payload type (``payload_types``) and, when SDP said it, the peer's SSRC (``remote_ssrc``); and
+  only within ``LATCH_WINDOW_S`` of the first packet. A window that closes without a latch
+  leaves the signalled address as the only source: nobody can inject RTP later (RTP bleed).
 - RTCP: compound SR or RR + SDES CNAME (§6.1) on a randomised interval (§6.2, §6.3 simplified for
   two parties: 0.5-1.5 x ``rtcp_interval_s``, the first one at half of that), RTT from LSR/DLSR
   (§6.4.1), BYE (§6.6), rtcp-mux demultiplexing (RFC 5761 §4).
@@ -25,7 +29,7 @@ after a re-INVITE or a transfer); no SSRC collision handling (§8.2); no timer r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Final, TypeAlias, assert_never
@@ -74,6 +78,7 @@ __all__ = [
 ]
 
 LATCH_PACKETS: Final = 2  # in-sequence packets from one address before we latch it
+LATCH_WINDOW_S: Final = 5.0  # latching may happen this long after the first RTP packet
 MAX_LATCH_CANDIDATES: Final = 16  # addresses tracked before latching (memory bound)
 DEFAULT_RTCP_INTERVAL_S: Final = 5.0  # RFC 3550 §6.2 minimum interval
 _U32: Final = 0xFFFF_FFFF
@@ -161,13 +166,15 @@ class StreamStats:
 
 # --- state machines ----------------------------------------------------------------------------
 class LinkState(Enum):
-    UNLATCHED = auto()  # accept RTP from any address; send to the signalled one
+    UNLATCHED = auto()  # the latch window: the signalled address, or any that may latch
     LATCHED = auto()  # accept only from the latched address; send there
+    SIGNALLED = auto()  # the window closed unlatched: only the signalled address, for good
     CLOSED = auto()  # we sent BYE: nothing more in or out
 
 
 class LinkInput(Enum):
     SOURCE_CONFIRMED = auto()  # LATCH_PACKETS in-sequence packets from one address
+    WINDOW_CLOSED = auto()  # LATCH_WINDOW_S passed since the first packet
     REMOTE_CHANGED = auto()  # new signalled addresses (re-INVITE)
     BYE_SENT = auto()
 
@@ -176,10 +183,13 @@ L, LI = LinkState, LinkInput
 # RFC 4961 symmetric RTP + latching. A pair not listed is a bug and raises RtpError.
 LINK_TRANSITIONS: Final[Mapping[tuple[LinkState, LinkInput], LinkState]] = {
     (L.UNLATCHED, LI.SOURCE_CONFIRMED): L.LATCHED,
+    (L.UNLATCHED, LI.WINDOW_CLOSED): L.SIGNALLED,
     (L.UNLATCHED, LI.REMOTE_CHANGED): L.UNLATCHED,
     (L.LATCHED, LI.REMOTE_CHANGED): L.UNLATCHED,
+    (L.SIGNALLED, LI.REMOTE_CHANGED): L.UNLATCHED,
     (L.UNLATCHED, LI.BYE_SENT): L.CLOSED,
     (L.LATCHED, LI.BYE_SENT): L.CLOSED,
+    (L.SIGNALLED, LI.BYE_SENT): L.CLOSED,
 }
 
 
@@ -205,6 +215,8 @@ class RtpSession:
         ntp_offset_s: float = 0.0,
         now: float | None = None,
         ssrc: int | None = None,
+        payload_types: Collection[int] | None = None,
+        remote_ssrc: int | None = None,
     ) -> None:
         self._rng = rng
         self.cname = cname
@@ -224,6 +236,10 @@ class RtpSession:
         self._latched: Address | None = None
         self._rtcp_from: Address | None = None  # where the peer's RTCP comes from (symmetric RTCP)
         self._candidates: dict[Address, tuple[int, int, int]] = {}  # addr -> (ssrc, seq, run)
+        # What may latch (module docstring): None is anything
+        self._latch_payload_types = None if payload_types is None else frozenset(payload_types)
+        self._latch_ssrc = remote_ssrc
+        self._window_ends: float | None = None  # set by the first packet after set_remote
         self._outbox: list[tuple[bytes, Address, bool]] = []
         self._timer_at: float | None = None
         # sending
@@ -253,6 +269,13 @@ class RtpSession:
     def set_clock_rates(self, clock_rates: Mapping[int, int]) -> None:
         self._clock_rates = dict(clock_rates)
 
+    def set_latch_filter(
+        self, *, payload_types: Collection[int] | None, remote_ssrc: int | None = None
+    ) -> None:
+        """What SDP negotiated: only such packets may latch (module docstring)."""
+        self._latch_payload_types = None if payload_types is None else frozenset(payload_types)
+        self._latch_ssrc = remote_ssrc
+
     def set_remote(
         self, *, remote_rtp: Address | None, remote_rtcp: Address | None, rtcp_mux: bool
     ) -> None:
@@ -262,6 +285,7 @@ class RtpSession:
         self._latched = None
         self._rtcp_from = None
         self._candidates.clear()
+        self._window_ends = None
 
     def restart_sequence(self, sequence: int) -> None:
         """The sender goes on at ``sequence`` on purpose (RTSP PLAY after PAUSE: RTP-Info's
@@ -338,13 +362,35 @@ class RtpSession:
         except RtpParseError:
             self._dropped_malformed += 1
             return []
-        if self.link is LinkState.LATCHED and addr != self._latched:
+        if self.link is LinkState.UNLATCHED:
+            if self._window_ends is None:
+                self._window_ends = now + LATCH_WINDOW_S
+            elif now >= self._window_ends:
+                self._apply(LinkInput.WINDOW_CLOSED)
+        match self.link:
+            case LinkState.LATCHED:
+                accepted = addr == self._latched
+            case LinkState.SIGNALLED:
+                accepted = addr == self._remote_rtp
+            case LinkState.UNLATCHED:
+                accepted = addr == self._remote_rtp or self._may_latch(packet)
+            case LinkState.CLOSED:  # pragma: no cover - returned above
+                accepted = False
+            case _:
+                assert_never(self.link)
+        if not accepted:
             self._dropped_foreign += 1
             return []
         events = self._receive_rtp(packet, addr, now)
-        if self.link is LinkState.UNLATCHED:
+        if self.link is LinkState.UNLATCHED and self._may_latch(packet):
             self._consider_latching(packet, addr)
         return events
+
+    def _may_latch(self, packet: RtpPacket) -> bool:
+        types, ssrc = self._latch_payload_types, self._latch_ssrc
+        return (types is None or packet.payload_type in types) and (
+            ssrc is None or packet.ssrc == ssrc
+        )
 
     def _consider_latching(self, packet: RtpPacket, addr: Address) -> None:
         previous = self._candidates.get(addr)
@@ -430,8 +476,9 @@ class RtpSession:
         except RtpParseError:
             self._dropped_malformed += 1
             return []
-        if self._latched is not None:
-            if addr[0] != self._latched[0]:  # RTCP may come from another port of the peer's host
+        trusted = self._latched or (self._remote_rtp if self.link is LinkState.SIGNALLED else None)
+        if trusted is not None:
+            if addr[0] != trusted[0]:  # RTCP may come from another port of the peer's host
                 self._dropped_foreign += 1
                 return []
             if on_rtcp_port:

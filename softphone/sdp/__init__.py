@@ -24,6 +24,10 @@ _NEGOTIATION = frozenset(
     {
         "AUXILIARY_ENCODINGS",
         "CodecSpec",
+        "LocalSecurity",
+        "MediaEncryption",
+        "NegotiatedSecurity",
+        "SecurityRefused",
         "LocalMedia",
         "NegotiatedCodec",
         "NegotiatedMedia",
@@ -46,13 +50,19 @@ if TYPE_CHECKING:
         create_answer,
         create_offer,
     )
+    from softphone.sdp.security import (
+        LocalSecurity,
+        MediaEncryption,
+        NegotiatedSecurity,
+        SecurityRefused,
+    )
 
 
 def __getattr__(name: str) -> Any:
     if name in _NEGOTIATION:
-        from softphone.sdp import negotiation
+        from softphone.sdp import negotiation, security
 
-        return getattr(negotiation, name)
+        return getattr(security if name in security.__all__ else negotiation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -63,13 +73,17 @@ __all__ = [
     "Connection",
     "Direction",
     "LocalMedia",
+    "LocalSecurity",
     "MediaDescription",
+    "MediaEncryption",
     "NegotiatedCodec",
     "NegotiatedMedia",
+    "NegotiatedSecurity",
     "Origin",
     "RtpMap",
     "SdpError",
     "SdpParseError",
+    "SecurityRefused",
     "SessionDescription",
     "apply_answer",
     "codec_matches",

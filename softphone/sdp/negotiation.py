@@ -5,17 +5,28 @@
 (§6) and ``apply_answer`` reads the peer's answer to ours (§7). Both return a
 ``NegotiatedMedia``: where to send, with which payload type, and in which direction.
 
-Only RTP/AVP and RTP/AVPF audio is accepted; every other stream, and audio streams beyond the
-first usable one, are rejected with port 0 (§6). Incrementing the session version on re-offers
+RTP audio is accepted in RTP/AVP(F) and, with media security (sdp/security.py: SDES and
+DTLS-SRTP), in RTP/SAVP(F) and UDP/TLS/RTP/SAVP(F); every other stream, and audio streams beyond
+the first usable one, are rejected with port 0 (§6). Incrementing the session version on re-offers
 (§8) is the caller's business.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from softphone.sdp.errors import SdpError
+from softphone.sdp.security import (
+    RTP_PROTOS,
+    LocalSecurity,
+    NegotiatedSecurity,
+    SecurityRefused,
+    answer_security,
+    answered_security,
+    offer_security,
+)
 from softphone.sdp.session import (
     Connection,
     Direction,
@@ -40,7 +51,7 @@ __all__ = [
 # Formats that ride along with a codec and are never "the codec to send" (lower case).
 AUXILIARY_ENCODINGS: Final = frozenset({"telephone-event", "cn", "red", "rtx", "ulpfec", "flexfec"})
 TELEPHONE_EVENT: Final = "telephone-event"  # RFC 4733 §7.1.1
-SUPPORTED_PROTOS: Final = frozenset({"RTP/AVP", "RTP/AVPF"})
+SUPPORTED_PROTOS: Final = RTP_PROTOS
 FIRST_DYNAMIC_PT: Final = 96  # RFC 3551 §3: 96-127 are dynamic
 LAST_DYNAMIC_PT: Final = 127
 
@@ -91,6 +102,7 @@ class LocalMedia:
     ptime_ms: int | None = 20
     rtcp_mux: bool = False
     rtcp_port: int | None = None
+    security: LocalSecurity | None = None  # None: plain RTP/AVP, as before media security
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +135,7 @@ class NegotiatedMedia:
     remote_direction: Direction = Direction.SENDRECV  # as the peer wrote it
     # The peer does not want our media although we offered it: see ``on_hold``.
     remote_hold: bool = False
+    security: NegotiatedSecurity | None = None  # None: plain RTP
 
     @property
     def on_hold(self) -> bool:
@@ -160,6 +173,7 @@ def _local_section(
     proto: str,
     direction: Direction,
     rtcp_mux: bool,
+    security: Sequence[tuple[str, str | None]] = (),
 ) -> MediaDescription:
     attributes: list[tuple[str, str | None]] = []
     for pt, codec in codecs:
@@ -175,6 +189,7 @@ def _local_section(
     if local.ptime_ms is not None:
         attributes.append(("ptime", str(local.ptime_ms)))  # RFC 8866 §6.4
     attributes.append((direction.value, None))  # RFC 3264 §5.1
+    attributes.extend(security)
     return MediaDescription(
         "audio", local.port, proto, [str(pt) for pt, _ in codecs], attributes=attributes
     )
@@ -198,15 +213,18 @@ def _session(
 def create_offer(
     local: LocalMedia, *, session_id: int, session_version: int, username: str = "-"
 ) -> SessionDescription:
-    """An offer with one ``m=audio`` RTP/AVP stream carrying every codec of ``local`` (§5)."""
+    """An offer with one ``m=audio`` stream carrying every codec of ``local`` (§5), in the
+    profile its security policy asks for (RTP/AVP without one)."""
     if not local.codecs:
         raise SdpError("no codecs to offer")
+    proto, security = offer_security(local.security)
     section = _local_section(
         local,
         _assign_payload_types(local.codecs),
-        proto="RTP/AVP",
+        proto=proto,
         direction=local.direction,
         rtcp_mux=local.rtcp_mux,
+        security=security,
     )
     return _session(
         local,
@@ -265,6 +283,7 @@ def _answer_audio(
 
     codec = next(negotiated(pt, s) for pt, s in common if not _auxiliary(s))
     events = [negotiated(pt, s) for pt, s in common if s.encoding.lower() == TELEPHONE_EVENT]
+    proto, security_attributes, security = answer_security(offer, m, local.security)
 
     remote_address = offer.media_address(m)
     remote_direction = offer.direction_of(m)
@@ -275,7 +294,14 @@ def _answer_audio(
         receives=local.direction.receives and remote_direction.sends,
     )
     rtcp_mux = m.rtcp_mux and local.rtcp_mux  # RFC 5761 §5.1.1: echo only if offered
-    section = _local_section(local, common, proto=m.proto, direction=direction, rtcp_mux=rtcp_mux)
+    section = _local_section(
+        local,
+        common,
+        proto=proto,
+        direction=direction,
+        rtcp_mux=rtcp_mux,
+        security=security_attributes,
+    )
     result = NegotiatedMedia(
         remote_address=remote_address,
         remote_port=m.port,
@@ -287,6 +313,7 @@ def _answer_audio(
         ptime_ms=m.ptime or local.ptime_ms,
         remote_direction=remote_direction,
         remote_hold=not remote_direction.receives or _is_null(remote_address),
+        security=security,
     )
     return section, result
 
@@ -302,18 +329,25 @@ def create_answer(
     """Answer ``offer`` (RFC 3264 §6): one m= per offered m=, in order.
 
     The first usable audio stream is accepted; all others get port 0. Raises SdpError
-    ("no common codec ...") when no audio stream can be accepted; SIP answers 488.
+    ("no common codec ...") when no audio stream can be accepted, or SecurityRefused when the
+    only audio streams with a common codec fail ``local.security``; SIP answers 488.
     """
     sections: list[MediaDescription] = []
     negotiated: NegotiatedMedia | None = None
+    refused: SecurityRefused | None = None
     for m in offer.media:
         if negotiated is None and _usable_audio(m):
-            accepted = _answer_audio(offer, m, local)
+            try:
+                accepted = _answer_audio(offer, m, local)
+            except SecurityRefused as exc:  # another m=audio (plain beside SAVP) may do
+                refused, accepted = refused or exc, None
             if accepted is not None:
                 section, negotiated = accepted
                 sections.append(section)
                 continue
         sections.append(_rejected(m))
+    if negotiated is None and refused is not None:
+        raise refused
     if negotiated is None:
         kinds = ", ".join(f"{m.media} {m.proto}" for m in offer.media) or "no streams"
         raise SdpError(f"no common codec (offered: {kinds})")
@@ -327,8 +361,13 @@ def create_answer(
     return answer, negotiated
 
 
-def apply_answer(offer: SessionDescription, answer: SessionDescription) -> NegotiatedMedia:
-    """Read the answer to our ``offer`` (RFC 3264 §7).
+def apply_answer(
+    offer: SessionDescription,
+    answer: SessionDescription,
+    local_security: LocalSecurity | None = None,
+) -> NegotiatedMedia:
+    """Read the answer to our ``offer`` (RFC 3264 §7); ``local_security``: what the offer was
+    made with (its keys), None for a plain offer.
 
     The codec to send is the first in the answer's list that we offered, sent with the answer's
     payload type. Codecs in the answer that we did not offer are ignored; SdpError if none of
@@ -375,6 +414,7 @@ def apply_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
         receives=offered_direction.receives and remote_direction.sends,
     )
     rtcp_mux = ours.rtcp_mux and theirs.rtcp_mux
+    security = answered_security(offer, ours, answer, theirs, local_security)
     return NegotiatedMedia(
         remote_address=remote_address,
         remote_port=theirs.port,
@@ -387,4 +427,5 @@ def apply_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
         remote_direction=remote_direction,
         remote_hold=offered_direction.sends
         and (not remote_direction.receives or _is_null(remote_address)),
+        security=security,
     )

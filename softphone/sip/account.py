@@ -32,6 +32,13 @@ class AccountConfig:
     outbound: Address | None = None  # resolved next hop for out-of-dialog requests
     transport: TransportName = "udp"
     expires: int = 3600
+    # Every this many seconds while registered, ask the registrar for our binding (a REGISTER
+    # without Contact, RFC 3261 §10.2.3) and register again if it is gone; None never asks.
+    binding_check_s: float | None = None
+    # Out-of-dialog requests only from the registrar or outbound proxy (accepts_source).
+    only_from_proxy: bool = False
+    # RFC 5626 §4.1: this phone's instance (a UUID, the same across restarts), None for none
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +105,38 @@ def account_for_uri(
     if uri.user is None and peer_to_peer:
         return peer_to_peer[0]
     return None
+
+
+def accepts_source(
+    accounts: Iterable[AccountConfig], acct: AccountConfig | None, source: Address
+) -> bool:
+    """``only_from_proxy``: whether an out-of-dialog request from ``source`` may go on (else
+    403, and nothing rings). A request for an account that has it must come from that account's
+    outbound proxy or registrar (host and port: a phone that calls us directly may share their
+    host). One for no account (a guessed user, a ping without one) is refused when every account
+    has it and it comes from none of their servers."""
+    if acct is not None:
+        return not acct.only_from_proxy or source_is_server(acct, source)
+    accounts = list(accounts)
+    if accounts and all(a.only_from_proxy for a in accounts):
+        return any(source_is_server(a, source) for a in accounts)
+    return True
+
+
+def source_is_server(acct: AccountConfig, source: Address) -> bool:
+    """Whether ``source`` is ``acct``'s outbound proxy (resolved) or its registrar (when an IP
+    literal; a registrar by name is reached through ``outbound``, which holds its address)."""
+    servers: list[tuple[str, int]] = []
+    if acct.outbound is not None:
+        servers.append((acct.outbound.host, acct.outbound.port))
+    if acct.registrar is not None and is_ip_literal(acct.registrar.host):
+        try:
+            hop = address_for_uri(acct.registrar, acct.transport)
+        except LocalProtocolError:
+            hop = None
+        if hop is not None:
+            servers.append((hop.host, hop.port))
+    return (source.host, source.port) in servers
 
 
 def is_ip_literal(host: str) -> bool:

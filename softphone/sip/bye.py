@@ -6,12 +6,16 @@ The other parts of the INVITE session end calls through ``Bye.send``: after the 
 
 from __future__ import annotations
 
+from typing import Final
+
 from softphone.sip import events as ev
 from softphone.sip.account import hop_for
 from softphone.sip.call import Call, CallInput, CallState
 from softphone.sip.context import MethodTable, UaContext
 from softphone.sip.message import SipRequest, SipResponse
 from softphone.sip.transaction import ClientTransaction, ServerTransaction
+
+HUNG_UP_HERE: Final = "hung up here"  # the person (or the program) on this side ended the call
 
 
 class Bye:
@@ -29,8 +33,11 @@ class Bye:
         else:
             self.send(call, now)
 
-    def send(self, call: Call, now: float) -> None:
+    def send(self, call: Call, now: float, *, why: str = HUNG_UP_HERE) -> None:
+        """BYE for ``call``; ``why`` (in words) becomes the reason its CallEnded carries: the
+        BYE's own response (a 200 "OK") says nothing about why the call ended."""
         assert call.dialog is not None
+        call.bye_reason = why
         call.apply(CallInput.SEND_BYE)
         bye = call.dialog.build_request("BYE")
         self._ctx.start_client(
@@ -62,9 +69,10 @@ class Bye:
         if call.state is CallState.TERMINATING:
             call.apply(CallInput.BYE_DONE)
         call.forget_dialog()
-        return call.end(
-            ev.CallEnded(call_id=call.call_id, by="local", status=status, reason=reason)
-        )
+        why = call.bye_reason or HUNG_UP_HERE
+        if not 200 <= status < 300:  # the call is over all the same (§15.1.1)
+            why = f"{why} (the BYE got {status} {reason})"
+        return call.end(ev.CallEnded(call_id=call.call_id, by="local", status=status, reason=why))
 
     def _on_bye(
         self, req: SipRequest, tx: ServerTransaction, call: Call, now: float

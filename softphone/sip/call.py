@@ -204,6 +204,7 @@ class Call:
     visited: set[str] = field(default_factory=set)
     ack: tuple[bytes, Address] | None = None  # last ACK for a 2xx, re-sent on 2xx retransmission
     bye_pending: bool = False  # BYE wanted before the ACK came (§15)
+    bye_reason: str = ""  # why we sent BYE, in words: the reason of the CallEnded that follows
     reoffer: Reoffer = field(default_factory=Reoffer)
     refer_in_progress: bool = False  # we are transferee, NOTIFYs owed to the transferor
     ended: bool = False  # an end event has been emitted

@@ -25,6 +25,8 @@ class Registered(Event):
     account: str
     expires: int
     contact: str
+    # RFC 5626 §4.4.1: how often the registrar wants the flow kept alive (its Flow-Timer), if said
+    flow_timer_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

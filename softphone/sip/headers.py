@@ -8,6 +8,7 @@ meaning (RFC 3840). Every parse failure raises :class:`ParseError`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,8 +76,11 @@ _GEN_VALUE_CHARS: Final = TOKEN_CHARS | frozenset("[]:")
 _WSP: Final = " \t"
 
 
+_TOKEN: Final = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")  # TOKEN_CHARS, matched in C
+
+
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _TOKEN.fullmatch(text) is not None
 
 
 def canonical_name(name: str) -> str:
@@ -119,6 +123,9 @@ def split_header_values(value: str) -> list[str]:
 
     Elements are stripped; empty ones are dropped (``a,,b`` -> ``["a", "b"]``).
     """
+    if "," not in value:  # one element: most headers, most of the time
+        piece = value.strip(_WSP)
+        return [piece] if piece else []
     out: list[str] = []
     start, i, n = 0, 0, len(value)
     in_angle = False

@@ -24,7 +24,7 @@ from softphone.sip.dialog import Dialog, DialogInput
 from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import Headers, SipRequest, SipResponse
-from softphone.sip.status import explain
+from softphone.sip.status import explain, warning_texts
 from softphone.sip.transaction import ClientTransaction
 from softphone.sip.uri import SipUri
 
@@ -202,7 +202,7 @@ class InviteClient:
         if call.state is CallState.CANCELLING:
             # CANCEL/200 race (§9.1): the call was answered anyway. ACK it and hang up.
             call.apply(CallInput.RECV_2XX)
-            self._bye.send(call, now)
+            self._bye.send(call, now, why="cancelled here (answered as the CANCEL went out)")
             return []
         call.apply(CallInput.RECV_2XX)
         return [ev.CallAnswered(call_id=call.call_id, sdp=sdp_body(resp))]
@@ -258,7 +258,12 @@ class InviteClient:
             call.dialog.apply(DialogInput.FAILED)
         cancelled = call.state is CallState.CANCELLING
         call.apply(CallInput.RECV_FAILURE)
-        reason = "cancelled" if cancelled and status == 487 else explain(status, resp.reason)
+        warnings = warning_texts(resp.headers.get_lines("Warning"))
+        reason = (
+            "cancelled"
+            if cancelled and status == 487
+            else explain(status, resp.reason, "; ".join(warnings) or None)
+        )
         return call.end(
             ev.CallFailed(call_id=call.call_id, status=status, reason=reason, phrase=resp.reason)
         )

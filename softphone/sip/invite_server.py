@@ -14,7 +14,7 @@ from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.dialog import Dialog, DialogInput
 from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
 from softphone.sip.message import SipRequest
-from softphone.sip.status import explain
+from softphone.sip.status import explain, warning_header
 from softphone.sip.transaction import (
     AckNotReceived,
     AckReceived,
@@ -58,20 +58,29 @@ class InviteServer:
         self._ctx.send_response(call.invite_server_tx, resp, now)
 
     def reject(
-        self, call: Call, *, status: int = 486, now: float, reason: str | None = None
+        self,
+        call: Call,
+        *,
+        status: int = 486,
+        now: float,
+        reason: str | None = None,
+        warning: tuple[int, str] | None = None,
     ) -> list[ev.Event]:
         if call.state is not CallState.INCOMING or call.invite_server_tx is None:
             raise LocalProtocolError(f"cannot reject a call in state {call.state.name}")
         if not 300 <= status < 700:
             raise LocalProtocolError(f"a rejection needs a 3xx-6xx status, not {status}")
-        resp = self._ctx.response(call.invite, status, to_tag=call.local_tag, reason=reason)
+        extra = [("Warning", warning_header(*warning))] if warning is not None else []
+        resp = self._ctx.response(
+            call.invite, status, to_tag=call.local_tag, reason=reason, extra=extra
+        )
         call.apply(CallInput.REJECT)
         self._ctx.send_response(call.invite_server_tx, resp, now)
         return call.end(
             ev.CallFailed(
                 call_id=call.call_id,
                 status=status,
-                reason=explain(status, resp.reason),
+                reason=explain(status, resp.reason, warning[1] if warning else None),
                 phrase=resp.reason,
             )
         )

@@ -8,6 +8,7 @@ back byte for byte: ``bytes(parse_message(x)) == x``. Every failure raises :clas
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -99,14 +100,28 @@ def reason_phrase(status: int) -> str:
     return _REASONS.get(status) or _CLASS_REASONS[status // 100]
 
 
+@functools.lru_cache(maxsize=1024)
 def _key(name: str) -> str:
+    """The name every spelling of a header compares by. Cached: a message looks its headers
+    up many times, and the names peers use are few (a scanner's odd names only evict)."""
     return canonical_name(name).lower()
+
+
+# Header values parse to frozen records, so one parse per distinct text serves every look-up of
+# it: a transaction reads its request's Via, From, To and CSeq many times, and retransmissions
+# and the messages of one dialog repeat the same values. Bounded: a scanner's unique values only
+# evict.
+_SPACE: Final = re.compile(r"\s")  # str.isspace() characters
+_parse_via = functools.lru_cache(maxsize=4096)(Via.parse)
+_parse_name_addr = functools.lru_cache(maxsize=4096)(NameAddr.parse)
+_parse_cseq = functools.lru_cache(maxsize=1024)(CSeq.parse)
 
 
 class _Line(NamedTuple):
     name: str
     value: str  # without surrounding whitespace, folding undone
     raw: str | None  # the line exactly as received, or None when built or changed by us
+    key: str  # _key(name), computed once per line
 
 
 def _checked_line(name: str, value: str) -> _Line:
@@ -114,7 +129,7 @@ def _checked_line(name: str, value: str) -> _Line:
         raise LocalProtocolError(f"header name must be a token: {name!r}")
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"line break in {name} header value")
-    return _Line(name, value.strip(" \t"), None)
+    return _Line(name, value.strip(" \t"), None, _key(name))
 
 
 class Headers:
@@ -139,14 +154,14 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         key = _key(name)
-        lines = [line.value for line in self._lines if _key(line.name) == key]
+        lines = [line.value for line in self._lines if line.key == key]
         if key not in _LIST_HEADERS:
             return lines
         return [item for value in lines for item in split_header_values(value)]
 
     def get_lines(self, name: str) -> list[str]:
         key = _key(name)
-        return [line.value for line in self._lines if _key(line.name) == key]
+        return [line.value for line in self._lines if line.key == key]
 
     def add(self, name: str, value: str) -> None:
         self._lines.append(_checked_line(name, value))
@@ -154,25 +169,25 @@ class Headers:
     def prepend(self, name: str, value: str) -> None:
         line = _checked_line(name, value)
         key = _key(name)
-        index = next((i for i, ln in enumerate(self._lines) if _key(ln.name) == key), 0)
+        index = next((i for i, ln in enumerate(self._lines) if ln.key == key), 0)
         self._lines.insert(index, line)
 
     def set(self, name: str, value: str) -> None:
         line = _checked_line(name, value)
         key = _key(name)
-        index = next((i for i, ln in enumerate(self._lines) if _key(ln.name) == key), None)
+        index = next((i for i, ln in enumerate(self._lines) if ln.key == key), None)
         self.remove(name)
         self._lines.insert(len(self._lines) if index is None else index, line)
 
     def remove(self, name: str) -> None:
         key = _key(name)
-        self._lines = [line for line in self._lines if _key(line.name) != key]
+        self._lines = [line for line in self._lines if line.key != key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
         key = _key(name)
-        return any(_key(line.name) == key for line in self._lines)
+        return any(line.key == key for line in self._lines)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return ((line.name, line.value) for line in self._lines)
@@ -186,7 +201,9 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(_key(n), v) for n, v in self] == [(_key(n), v) for n, v in other]
+        return [(ln.key, ln.value) for ln in self._lines] == [
+            (ln.key, ln.value) for ln in other._lines
+        ]
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -198,7 +215,7 @@ class Headers:
         out: list[str] = []
         seen_length = False
         for line in self._lines:
-            if _key(line.name) == "content-length":
+            if line.key == "content-length":
                 seen_length = True
                 if line.value != str(body_length):
                     out.append(f"{line.name}: {body_length}")
@@ -228,18 +245,18 @@ class _MessageBase:
     def call_id(self) -> str:
         value = self._single("Call-ID")
         # callid = word [ "@" word ] (§25.1); we only insist on no whitespace (liberal)
-        if not value or any(c.isspace() for c in value):
+        if not value or _SPACE.search(value) is not None:
             raise ParseError(f"bad Call-ID {value!r}")
         return value
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._single("CSeq"))
+        return _parse_cseq(self._single("CSeq"))
 
     def _name_addr(self, name: str) -> NameAddr:
         value = self._single(name)
         try:
-            return NameAddr.parse(value)
+            return _parse_name_addr(value)
         except ParseError as exc:
             raise ParseError(f"malformed {name} header: {exc}") from exc
 
@@ -254,7 +271,7 @@ class _MessageBase:
     @property
     def vias(self) -> list[Via]:
         try:
-            return [Via.parse(v) for v in self.headers.get_all("Via")]
+            return [_parse_via(v) for v in self.headers.get_all("Via")]
         except ParseError as exc:
             raise ParseError(f"malformed Via header: {exc}") from exc
 
@@ -264,7 +281,7 @@ class _MessageBase:
         if first is None:
             raise ParseError("missing Via header")
         try:
-            return Via.parse(first)
+            return _parse_via(first)
         except ParseError as exc:
             raise ParseError(f"malformed Via header: {exc}") from exc
 
@@ -414,7 +431,8 @@ def _split_head(data: bytes) -> tuple[str, list[_Line], int]:
                 raise ParseError("continuation line before the first header")
             prev = lines[-1]
             head, tail = prev.value.rstrip(" \t"), raw.strip(" \t")
-            lines[-1] = _Line(prev.name, f"{head} {tail}" if head and tail else head or tail, None)
+            value = f"{head} {tail}" if head and tail else head or tail
+            lines[-1] = _Line(prev.name, value, None, prev.key)
             continue
         colon = raw.find(":")
         if colon < 0:
@@ -422,7 +440,7 @@ def _split_head(data: bytes) -> tuple[str, list[_Line], int]:
         name = raw[:colon].rstrip(" \t")
         if not is_token(name):
             raise ParseError(f"bad header name {name[:60]!r}")
-        lines.append(_Line(name, raw[colon + 1 :].strip(" \t"), raw))
+        lines.append(_Line(name, raw[colon + 1 :].strip(" \t"), raw, _key(name)))
     if start_line is None:
         raise ParseError("empty message")
     return start_line, lines, pos

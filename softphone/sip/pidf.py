@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from html import escape as _html_escape
 from typing import Final, Literal, TypeAlias, get_args
-from xml.sax.saxutils import escape, quoteattr
 
 from softphone.sip.errors import ParseError
 from softphone.sip.xml_body import children, descendants, local_name, parse_xml, text_of
@@ -45,6 +45,19 @@ __all__ = [
     "PresenceTuple",
     "build_pidf",
 ]
+
+
+# xml.sax.saxutils would do, but it imports urllib.request and with it socket and ssl, which a
+# sans-IO core must not pull in; html.escape is the same escaping for text and attributes.
+def _escape(text: str) -> str:
+    """``text`` as XML character data (&, < and > escaped)."""
+    return _html_escape(text, quote=False)
+
+
+def _quoteattr(value: str) -> str:
+    """``value`` as a double-quoted XML attribute value."""
+    return f'"{_html_escape(value, quote=True)}"'
+
 
 PIDF_TYPE: Final = "application/pidf+xml"
 
@@ -221,9 +234,9 @@ def build_pidf(
     text = note if note is not None else _DEFAULT_NOTE[state]
     if on_the_phone and note is None and state != "dnd":
         text = "On the phone"
-    note_xml = f"<note>{escape(text)}</note>" if text else ""
-    person_note = f"<dm:note>{escape(text)}</dm:note>" if text else ""
-    contact_xml = f"<contact>{escape(contact)}</contact>" if contact else ""
+    note_xml = f"<note>{_escape(text)}</note>" if text else ""
+    person_note = f"<dm:note>{_escape(text)}</dm:note>" if text else ""
+    contact_xml = f"<contact>{_escape(contact)}</contact>" if contact else ""
     activities = ""
     if activity is not None:
         other = "<rpid:other>dnd</rpid:other>" if state == "dnd" else ""
@@ -231,10 +244,10 @@ def build_pidf(
     document = (
         '<?xml version="1.0" encoding="UTF-8"?>\r\n'
         f'<presence xmlns="{_NS["pidf"]}" xmlns:dm="{_NS["dm"]}" xmlns:rpid="{_NS["rpid"]}"'
-        f" entity={quoteattr(entity)}>\r\n"
-        f"  <tuple id={quoteattr(tuple_id)}><status><basic>{basic}</basic></status>"
+        f" entity={_quoteattr(entity)}>\r\n"
+        f"  <tuple id={_quoteattr(tuple_id)}><status><basic>{basic}</basic></status>"
         f"{contact_xml}{note_xml}</tuple>\r\n"
-        f"  <dm:person id={quoteattr(person_id)}>{activities}{person_note}</dm:person>\r\n"
+        f"  <dm:person id={_quoteattr(person_id)}>{activities}{person_note}</dm:person>\r\n"
         "</presence>\r\n"
     )
     return document.encode("utf-8")

@@ -13,6 +13,25 @@ until their last response.
 
 A registrar that does not answer at all is told about while it happens: RegistrationNotAnswered
 after ``TimerConfig.silence_notice`` (2 s), long before Timer F gives up (32 s).
+
+A registrar that restarts with its location table in memory (Kamailio with usrloc in memory,
+a PBX reloaded) forgets every binding and tells nobody: calls to us get 404 until our next
+refresh, up to an hour later. With ``AccountConfig.binding_check_s``, while registered we ask it
+for our bindings (a REGISTER without Contact, RFC 3261 §10.2.3, on the same Call-ID) that often;
+a 2xx that no longer lists our Contact is answered at once by registering again. The check is
+only made with registrars that list our Contact in their 2xx, as §10.3 step 8 says they must.
+
+Behind a NAT (RFC 3581, RFC 5626):
+
+- The Contact names the address the registrar saw us at (Via received/rport), on every transport:
+  over TCP/TLS that is the public end of our connection, and a request sent to that Contact
+  (an ACK or BYE routed by it) comes back over the connection. The binding registered at the
+  old address is removed in the same REGISTER. One rewrite per round of registration.
+- Over TCP/TLS the Contact carries ``+sip.instance`` and ``reg-id`` (RFC 5626 §4.2) and the URI
+  ``ob`` (§5.4): an outbound-aware proxy then routes requests in our dialogs over our flow.
+- When the connection a registration rides on closes (``flow_closed``: the server or a router
+  ended it), the binding is registered again at once over a new connection; flows that keep
+  breaking back off (§4.5: 30 s doubling, up to 30 min, each wait 50-100 % at random).
 """
 
 from __future__ import annotations
@@ -27,7 +46,7 @@ from typing import Final
 from softphone.sip import events as ev
 from softphone.sip.account import AccountChanges, AccountConfig, address_for_uri, same_binding
 from softphone.sip.address import Address
-from softphone.sip.context import UaContext
+from softphone.sip.context import ResponseHandler, UaContext
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import Headers, SipMessage, SipRequest, SipResponse
@@ -39,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 REGISTER_RETRY_MIN_S: Final = 30.0
 REGISTER_RETRY_MAX_S: Final = 1800.0
+# A flow that breaks again within this long after the last break counts as the same failure
+# (RFC 5626 §4.5 back-off); one that lived longer starts the count afresh.
+FLOW_STABLE_S: Final = 120.0
+REG_ID: Final = "1"  # one flow per account: its registrar hop (RFC 5626 §4.2)
 
 
 class RegState(Enum):
@@ -89,11 +112,17 @@ class Registration:
     expires: int
     state: RegState = RegState.IDLE
     contact: SipUri | None = None  # the Contact we register (learned NAT address included)
+    # The binding the registrar still holds at the address we used before learning the NAT one:
+    # removed (expires=0) by the REGISTERs that carry the new one, until one is accepted.
+    stale_contact: SipUri | None = None
     auth_attempts: int = 0
     failures: int = 0
     nat_rewritten: bool = False
     tell_unregistered: bool = True  # False for a binding replaced by the account's new one
     bound: bool = False  # the registrar accepted this binding at least once
+    listed: bool = False  # the registrar's last 2xx listed our Contact (binding checks work)
+    flow_breaks: int = 0  # consecutive breaks of its TCP/TLS flow (RFC 5626 §4.5)
+    flow_broken_at: float | None = None
 
     def apply(self, inp: RegInput) -> RegState:
         nxt = REG_TRANSITIONS.get((self.state, inp))
@@ -181,6 +210,7 @@ class Registrations:
             reg.expires = expires
         reg.apply(RegInput.START)
         reg.auth_attempts = 0
+        reg.nat_rewritten = False
         self._ctx.clear_deadline(("register", acct.name))
         self._send(reg, reg.expires, now)
 
@@ -200,6 +230,7 @@ class Registrations:
         else only forget it. A registrar that never answered has no binding of ours to remove,
         and waiting on it to confirm a removal would only take Timer F's 32 s once more."""
         self._ctx.clear_deadline(_silence_key(reg))
+        self._ctx.clear_deadline(_check_key(reg))
         registered = reg.bound and reg.state in (RegState.REGISTERING, RegState.REGISTERED)
         reg.apply(RegInput.STOP)
         if registered:
@@ -231,13 +262,26 @@ class Registrations:
         self._retiring.append(reg)
         return True
 
-    def _send(self, reg: Registration, expires: int, now: float) -> None:
+    def _send(
+        self,
+        reg: Registration,
+        expires: int | None,
+        now: float,
+        *,
+        handler: ResponseHandler | None = None,
+    ) -> None:
+        """REGISTER our Contact for ``expires`` seconds (0 removes it), or with ``expires`` None
+        ask for the bindings (no Contact, no Expires: §10.2.3), answered to ``handler``."""
         acct = reg.account
         assert acct.registrar is not None
         dest = registrar_hop(acct)
         reg.next_cseq()
         if reg.contact is None:
             reg.contact = self._ctx.contact_uri(acct, dest.transport)
+            if acct.instance_id is not None and dest.reliable:
+                # RFC 5626 §5.4: "ob" asks proxies to keep our dialogs on this flow; it goes on
+                # every Contact we send (sip/ua.py contact_uri hands this one out).
+                reg.contact = reg.contact.with_param("ob", None)
         headers = Headers()
         headers.add(
             "From",
@@ -250,8 +294,17 @@ class Registrations:
         headers.add("To", str(NameAddr(uri=acct.aor, display_name=acct.display_name)))
         headers.add("Call-ID", reg.call_id)
         headers.add("CSeq", f"{reg.cseq} REGISTER")
-        headers.add("Contact", str(NameAddr(uri=reg.contact)))
-        headers.add("Expires", str(expires))
+        if expires is not None:
+            contact = NameAddr(uri=reg.contact)
+            if acct.instance_id is not None and dest.reliable:  # RFC 5626 §4.2
+                contact = contact.with_param("reg-id", REG_ID).with_param(
+                    "+sip.instance", f'"<urn:uuid:{acct.instance_id}>"'
+                )
+            headers.add("Contact", str(contact))
+            if reg.stale_contact is not None:  # §10.2.2: one REGISTER may remove and add bindings
+                stale = NameAddr(uri=reg.stale_contact).with_param("expires", "0")
+                headers.add("Contact", str(stale))
+            headers.add("Expires", str(expires))
         headers.add("Allow", self._ctx.allow)
         uri = acct.registrar.replace(user=None, password=None, headers=())
         # Pre-authenticate refreshes with the last challenge (RFC 7616 §3.4 nonce reuse); a
@@ -259,7 +312,7 @@ class Registrations:
         for value in self._ctx.cached_credentials(acct, "REGISTER", str(uri)):
             headers.add("Authorization", value)
         request = SipRequest(method="REGISTER", uri=uri, headers=headers)
-        self._ctx.start_client(request, dest, acct, self._on_response, now)
+        self._ctx.start_client(request, dest, acct, handler or self._on_response, now)
         if expires:
             notice_at = now + self._ctx.timers.silence_notice
             self._ctx.set_deadline(
@@ -335,16 +388,26 @@ class Registrations:
             reg.auth_attempts = 0
             if self._learn_nat_address(reg, resp, tx.dest, now):
                 return []
+            reg.stale_contact = None
             expires = self._granted_expires(reg, resp)
             reg.apply(RegInput.OK)
             reg.bound = True
             reg.failures = 0
+            reg.listed = self._lists_ours(reg, resp)
             # Refresh well before expiry: half way for short intervals, a minute early otherwise.
             refresh_in = expires / 2 if expires <= 240 else expires - 60
             self._ctx.set_deadline(
                 ("register", acct.name), now + max(refresh_in, 1.0), partial(self._due, acct.name)
             )
-            return [ev.Registered(account=acct.name, expires=expires, contact=str(reg.contact))]
+            self._schedule_check(reg, now, before=now + refresh_in)
+            return [
+                ev.Registered(
+                    account=acct.name,
+                    expires=expires,
+                    contact=str(reg.contact),
+                    flow_timer_s=_int_header(resp, "Flow-Timer") or None,
+                )
+            ]
         reg.apply(RegInput.FAIL)
         reg.failures += 1
         retry_in = min(REGISTER_RETRY_MIN_S * 2 ** (reg.failures - 1), REGISTER_RETRY_MAX_S)
@@ -368,8 +431,97 @@ class Registrations:
         if reg is not None and reg.state in (RegState.REGISTERED, RegState.FAILED):
             reg.apply(RegInput.RETRY)
             reg.auth_attempts = 0
+            reg.nat_rewritten = False
             self._send(reg, reg.expires, now)
         return []
+
+    # -- binding checks (RFC 3261 §10.2.3) ---------------------------------------------------
+
+    def _schedule_check(self, reg: Registration, now: float, *, before: float) -> None:
+        """The next check, when the account asks for checks, the registrar lists bindings and
+        the check comes before the refresh (which would find a lost binding anyway)."""
+        every = reg.account.binding_check_s
+        if every is None or every <= 0 or not reg.listed or now + every >= before:
+            self._ctx.clear_deadline(_check_key(reg))
+            return
+        self._ctx.set_deadline(_check_key(reg), now + every, partial(self._check, reg))
+
+    def _check(self, reg: Registration, now: float) -> list[ev.Event]:
+        """Ask for our bindings: the REGISTER of a refresh without Contact and Expires."""
+        if (
+            self._by_account.get(reg.account.name) is not reg
+            or reg.state is not RegState.REGISTERED
+        ):
+            return []
+        self._send(reg, None, now, handler=self._on_check)
+        return []
+
+    def _on_check(
+        self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
+    ) -> list[ev.Event]:
+        reg = self._owner(tx)
+        if reg is None or reg.state is not RegState.REGISTERED:
+            return []
+        if resp is not None and status < 200:
+            return []
+        refresh = self._ctx.deadline_of(("register", reg.account.name))
+        before = refresh if refresh is not None else now + reg.expires
+        if resp is not None and status in (401, 407):
+            if self._ctx.resend_with_credentials(
+                tx,
+                resp,
+                account=reg.account,
+                owner=reg,
+                next_cseq=reg.next_cseq,
+                handler=self._on_check,
+                now=now,
+            ):
+                return []
+        elif resp is not None and 200 <= status < 300:
+            reg.auth_attempts = 0
+            if not self._lists_ours(reg, resp):
+                logger.info(
+                    "%s: the registrar no longer has our binding (restarted?); registering again",
+                    reg.account.name,
+                )
+                self._ctx.clear_deadline(("register", reg.account.name))
+                reg.apply(RegInput.RETRY)
+                self._send(reg, reg.expires, now)
+                return []
+        # No answer, or one that is not about bindings: the refresh will tell; check again then.
+        self._schedule_check(reg, now, before=before)
+        return []
+
+    @staticmethod
+    def _lists_ours(reg: Registration, resp: SipResponse) -> bool:
+        """Whether the 2xx lists our Contact among the bindings of the address of record."""
+        return reg.contact is not None and any(
+            isinstance(c.uri, SipUri) and c.uri.matches(reg.contact) for c in resp.contacts
+        )
+
+    def flow_closed(self, dest: Address, now: float) -> None:
+        """The TCP/TLS connection to ``dest`` closed: the registrations that ride on it register
+        again over a new one, at once the first time (module docstring)."""
+        if not dest.reliable:
+            return
+        for reg in self._by_account.values():
+            if reg.state is not RegState.REGISTERED or registrar_hop(reg.account) != dest:
+                continue
+            recent = reg.flow_broken_at is not None and now - reg.flow_broken_at < FLOW_STABLE_S
+            reg.flow_breaks = reg.flow_breaks + 1 if recent else 1
+            reg.flow_broken_at = now
+            delay = 0.0
+            if reg.flow_breaks > 1:
+                base = REGISTER_RETRY_MIN_S * 2 ** (reg.flow_breaks - 2)
+                delay = min(base, REGISTER_RETRY_MAX_S) * (0.5 + 0.5 * self._ctx.rng.random())
+            logger.info(
+                "%s: the flow to %s closed; registering again in %.0f s",
+                reg.account.name,
+                dest,
+                delay,
+            )
+            name = reg.account.name
+            self._ctx.set_deadline(("register", name), now + delay, partial(self._due, name))
 
     def _granted_expires(self, reg: Registration, resp: SipResponse) -> int:
         """§10.2.4: the expires of our own binding in the 200, else Expires, else what we asked."""
@@ -389,9 +541,11 @@ class Registrations:
         self, reg: Registration, resp: SipResponse, dest: Address, now: float
     ) -> bool:
         """RFC 3581: when the registrar saw us at another address than our Contact (NAT), register
-        the learned address instead, once. Only for UDP: over TCP/TLS the registrar reaches us
-        through the connection itself."""
-        if dest.transport != "udp" or reg.nat_rewritten or reg.contact is None:
+        the learned address instead, once per round, and remove the binding just made at the
+        other one: left there, every call to us would be forked to it as well, and its failure
+        (a 404 or a timeout) could be the answer the caller gets. Over TCP/TLS the learned
+        address is the public end of our connection (module docstring)."""
+        if reg.nat_rewritten or reg.contact is None:
             return False
         via = resp.top_via
         received, rport = via.received, via.rport
@@ -403,6 +557,7 @@ class Registrations:
             return False
         logger.info("registrar sees us at %s:%s (NAT); re-registering that address", host, port)
         reg.nat_rewritten = True
+        reg.stale_contact = reg.contact
         reg.contact = reg.contact.replace(host=host, port=port)
         reg.apply(RegInput.RETRY)
         self._send(reg, reg.expires, now)
@@ -418,6 +573,10 @@ def registrar_hop(acct: AccountConfig) -> Address:
 
 def _silence_key(reg: Registration) -> tuple[str, str]:
     return ("register-silent", reg.call_id)
+
+
+def _check_key(reg: Registration) -> tuple[str, str]:
+    return ("register-check", reg.call_id)
 
 
 def _int_header(msg: SipMessage, name: str) -> int | None:

@@ -22,7 +22,7 @@ from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import SipRequest, SipResponse
-from softphone.sip.status import explain
+from softphone.sip.status import explain, warning_header, warning_texts
 from softphone.sip.transaction import (
     AckReceived,
     ClientTransaction,
@@ -130,12 +130,17 @@ class Reoffers:
         if sub.state in GLARE_WAITING:  # the 491's transaction failed: no retry any more
             self._ctx.clear_deadline(("glare", call.call_id))
         sub.apply(RI.RECV_FAILURE)
+        warnings = warning_texts(resp.headers.get_lines("Warning")) if resp is not None else []
         events: list[ev.Event] = [
-            ev.ReofferFailed(call_id=call.call_id, status=status, reason=explain(status, reason))
+            ev.ReofferFailed(
+                call_id=call.call_id,
+                status=status,
+                reason=explain(status, reason, "; ".join(warnings) or None),
+            )
         ]
         if status in (408, 481) and call.state is CallState.CONFIRMED:
             # §14.1: a 481 or 408 to a re-INVITE ends the dialog.
-            self._bye.send(call, now)
+            self._bye.send(call, now, why=f"the call was lost: {explain(status, reason)}")
         return events
 
     def _challenged(self, call: Call) -> None:
@@ -164,12 +169,15 @@ class Reoffers:
         sub.apply(RI.SEND_2XX)
         self._ctx.send_response(tx, resp, now)
 
-    def reject(self, call: Call, *, status: int = 488, now: float) -> None:
+    def reject(
+        self, call: Call, *, status: int = 488, now: float, warning: tuple[int, str] | None = None
+    ) -> None:
         sub = call.reoffer
         tx, request = sub.server_tx, sub.request
         if not sub.allows(RI.SEND_REJECT) or tx is None or request is None:
             raise LocalProtocolError("no re-INVITE to reject")
-        resp = self._ctx.response(request, status)
+        extra = [("Warning", warning_header(*warning))] if warning is not None else []
+        resp = self._ctx.response(request, status, extra=extra)
         sub.apply(RI.SEND_REJECT)
         self._ctx.send_response(tx, resp, now)
 

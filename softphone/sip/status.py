@@ -1,8 +1,13 @@
-"""Human-readable explanations of SIP final statuses (what a person sees when a call fails)."""
+"""Human-readable explanations of SIP final statuses (what a person sees when a call fails), and
+the Warning header (RFC 3261 §20.43) that says why a session description was refused."""
 
 from __future__ import annotations
 
+import re
 from typing import Final
+
+WARN_AGENT: Final = "softphone"  # §20.43: a warn-agent may be a pseudonym
+_WARNING: Final = re.compile(r'\s*([0-9]{3})\s+(\S+)\s+"((?:[^"\\]|\\.)*)"')
 
 # What the status usually means for the person making the call (RFC 3261 §21, RFC 3398 practice).
 EXPLANATIONS: Final[dict[int, str]] = {
@@ -41,12 +46,29 @@ EXPLANATIONS: Final[dict[int, str]] = {
 }
 
 
-def explain(status: int, reason: str) -> str:
-    """'486 Busy Here (busy)' — the status, the peer's phrase, and what it means for us."""
+def warning_header(code: int, text: str) -> str:
+    """A Warning value, ``305 softphone "text"``: the text on one line, quotes made safe."""
+    clean = " ".join(text.split()).replace("\\", "/").replace('"', "'")[:200]
+    return f'{code} {WARN_AGENT} "{clean}"'
+
+
+def warning_texts(values: list[str]) -> list[str]:
+    """The warn-texts of Warning header values (several may share one header, comma-separated)."""
+    texts: list[str] = []
+    for value in values:
+        texts += [m.group(3).replace('\\"', '"') for m in _WARNING.finditer(value)]
+    return texts
+
+
+def explain(status: int, reason: str, warning: str | None = None) -> str:
+    """'486 Busy Here (busy)' — the status, the peer's phrase, and what it means for us; with a
+    Warning's text (RFC 3261 §20.43) that says it better: '488 Not Acceptable Here: <text>'."""
     if status == 0:
         return reason
-    meaning = EXPLANATIONS.get(status) or EXPLANATIONS.get(status // 100 * 100)
     text = f"{status} {reason}".strip()
+    if warning:
+        return f"{text}: {warning}"
+    meaning = EXPLANATIONS.get(status) or EXPLANATIONS.get(status // 100 * 100)
     if meaning and meaning.lower() != reason.lower():
         return f"{text} ({meaning})"
     return text

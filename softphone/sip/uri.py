@@ -25,7 +25,8 @@ _USER_CHARS: Final = _UNRESERVED | frozenset("&=+$,;?/")  # user-unreserved
 _PASSWORD_CHARS: Final = _UNRESERVED | frozenset("&=+$,")
 _PARAM_CHARS: Final = _UNRESERVED | frozenset("[]/:&+$")  # param-unreserved
 _HEADER_CHARS: Final = _UNRESERVED | frozenset("[]/?:+$")  # hnv-unreserved
-_LABEL_CHARS: Final = _ALPHANUM | frozenset("-_")  # "_" is not in the ABNF; accepted (liberal)
+# A host label: letters, digits and "-"; "_" is not in the ABNF but accepted (liberal).
+_LABEL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _HEXDIG: Final = frozenset(string.hexdigits)
 # RFC 3966 §3: visual separators and the characters of a tel number.
 _VISUAL_SEPARATORS: Final = frozenset("-.()")
@@ -101,7 +102,7 @@ def _check_hostname(host: str) -> None:
         raise ParseError("empty host")
     labels = (host[:-1] if host.endswith(".") else host).split(".")
     for label in labels:
-        if not label or not all(c in _LABEL_CHARS for c in label):
+        if _LABEL.fullmatch(label) is None:
             raise ParseError(f"bad host {host!r}")
         if label[0] == "-" or label[-1] == "-":
             raise ParseError(f"bad host {host!r}")

@@ -11,7 +11,6 @@ from softphone.store.history import (
     CallResult,
     Direction,
     History,
-    call_result,
 )
 from softphone.store.messages import (
     MAX_MESSAGES,
@@ -44,7 +43,6 @@ __all__ = [
     "Recovered",
     "StoreError",
     "VCardProblem",
-    "call_result",
     "default_db_path",
     "match_keys",
     "normalise_uri",

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import unicodedata
@@ -223,11 +222,13 @@ class Database:
 
 
 def _prepare_file(path: Path) -> None:
-    """Create the directory (0700) and an empty file (0600): call history is private."""
+    """The directory 0700 and the file 0600, made or tightened: call history is private (an
+    older softphone, or a recording made first, may have left the directory 0755)."""
+    from softphone.config import private_dir, private_file
+
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        private_dir(path.parent)
+        private_file(path)
     except OSError as exc:
         raise StoreError(f"cannot create the database {path}: {exc.strerror or exc}") from exc
 

@@ -12,8 +12,8 @@ their text is the name, and nothing offers to call them back.
 
 Times are stored as UTC ISO 8601 text with a fixed width, so text order is time order. The
 table keeps the newest :data:`MAX_RECORDS` calls; adding one more prunes the oldest in the same
-transaction. :func:`call_result` turns what the phone knows when a call ends (``CallEnded``:
-answered, SIP status) into the result shown to people.
+transaction. The result of a finished call is the phone's word for how it ended, in the fewer
+words of the history (phone/call_log.py).
 """
 
 from __future__ import annotations
@@ -68,24 +68,6 @@ class CallRecord:
     result: CallResult
     reason: str = ""
     recording_path: str | None = None
-
-
-def call_result(*, direction: Direction, answered: bool, status: int) -> CallResult:
-    """The result of a call from its final SIP status (RFC 3261 §21) and whether it was answered.
-
-    486 Busy Here / 600 Busy Everywhere: busy. 603 Decline: rejected. 487 Request Terminated:
-    the caller gave up, i.e. cancelled (ours) or missed (theirs). An unanswered incoming call
-    that timed out (408/480) or had no final status is missed; anything else is failed.
-    """
-    if answered:
-        return "answered"
-    if status in (486, 600):
-        return "busy"
-    if status == 603:
-        return "rejected"
-    if direction == "in":
-        return "missed" if status in (0, 408, 480, 487) else "failed"
-    return "cancelled" if status == 487 else "failed"
 
 
 def _to_text(when: datetime) -> str:

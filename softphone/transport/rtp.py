@@ -1,9 +1,22 @@
 """RTP endpoints: a UDP socket pair, RTP on an even port and RTCP on the next (RFC 3550 §11),
 taken from the configured range.
 
-Sockets only: datagrams go to a sink callback as ``(data, addr, via_rtcp)``; what they mean is
-the business of the sans-IO RTP session (rtp/session.py) that phone/ pumps. With rtcp-mux
-(RFC 5761) the RTCP socket simply stays quiet.
+Sockets only: datagrams go to a sink callback as ``(data, addr, via_rtcp)``, or to
+``timed_sink`` as ``(data, addr, via_rtcp, arrival)``; what they mean is the business of the
+sans-IO RTP session (rtp/session.py) that phone/ pumps. With rtcp-mux (RFC 5761) the RTCP
+socket simply stays quiet. STUN answers (RFC 7983 §7 tells them apart by the first byte) go to
+``stun_sink`` while one is set: the phone asks a STUN server for the sockets' public address.
+
+Each socket is read with ``loop.add_reader`` and drained on every wake-up, not through an
+asyncio datagram transport, for two reasons:
+
+- **Arrival times.** ``arrival`` is when the kernel received the datagram (``SO_TIMESTAMPNS``),
+  on the loop's clock. The jitter buffer measures the network's jitter from it; the time the
+  event loop got round to the socket adds our own scheduling delays, and a loop that was held up
+  by 30 ms would read a burst of on-time packets as a delay spike (and raise its target for it).
+- **Bursts.** A transport reads one datagram per loop iteration: after a stall, packets that
+  were already here stayed in the kernel while the audio pump ran, and the pump concealed
+  frames it had. Draining reads everything that is here before anything else runs.
 """
 
 from __future__ import annotations
@@ -12,32 +25,29 @@ import asyncio
 import logging
 import random
 import socket
+import struct
+import time
 from collections.abc import Callable
-from functools import partial
-from typing import Any
+from typing import Final
+
+from softphone.stun import is_stun
 
 logger = logging.getLogger(__name__)
 
 MAX_BIND_ATTEMPTS = 64
+MAX_DATAGRAM: Final = 65535
+MAX_READS_PER_WAKE: Final = 256
+"""Datagrams read per wake-up at most, so that a flood cannot hold the loop."""
+_TIMESPEC: Final = struct.Struct("@ll")  # struct timespec: tv_sec, tv_nsec
+_SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", None)  # Linux
+_ANCILLARY: Final = socket.CMSG_SPACE(_TIMESPEC.size) if _SO_TIMESTAMPNS is not None else 0
 
 DatagramSink = Callable[[bytes, tuple[str, int], bool], None]
+TimedDatagramSink = Callable[[bytes, tuple[str, int], bool, float], None]
 
 
 class RtpPortError(OSError):
     """No free port pair in the configured RTP range."""
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: RtpEndpoint, via_rtcp: bool) -> None:
-        self._endpoint = endpoint
-        self._via_rtcp = via_rtcp
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._endpoint._received(data, (str(addr[0]), int(addr[1])), self._via_rtcp)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from a peer that is not listening yet: not fatal for RTP.
-        self._endpoint.send_errors += 1
 
 
 class RtpEndpoint:
@@ -49,9 +59,23 @@ class RtpEndpoint:
         self.session_id = session_id
         self.packets_received = 0
         self.send_errors = 0
+        self.receive_errors = 0
         self.sink: DatagramSink | None = None
-        self._transports: list[asyncio.DatagramTransport] = []
+        self.timed_sink: TimedDatagramSink | None = None
+        """Takes precedence over ``sink``: also given the datagram's arrival (loop clock)."""
+        self.stun_sink: DatagramSink | None = None
+        """Gets STUN messages instead of the other sinks while set."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._attached: list[socket.socket] = []
+        self._stamped = False
         self._closed = False
+        for sock in self._socks:
+            if _SO_TIMESTAMPNS is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                    self._stamped = True
+                except OSError:
+                    self._stamped = False
 
     @classmethod
     def open_sync(
@@ -80,35 +104,61 @@ class RtpEndpoint:
         raise RtpPortError(f"no free RTP port pair in {low}-{high} after {MAX_BIND_ATTEMPTS} tries")
 
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
         async def attach() -> None:
             for via_rtcp, sock in zip((False, True), self._socks, strict=True):
-                transport, _ = await loop.create_datagram_endpoint(
-                    partial(_Protocol, self, via_rtcp), sock=sock
-                )
                 if self._closed:
-                    transport.close()
-                else:
-                    self._transports.append(transport)
+                    return
+                loop.add_reader(sock.fileno(), self._readable, sock, via_rtcp)
+                self._attached.append(sock)
 
         self._attach_task = loop.create_task(attach())
 
-    def _received(self, data: bytes, addr: tuple[str, int], via_rtcp: bool) -> None:
+    def _readable(self, sock: socket.socket, via_rtcp: bool) -> None:
+        """Drain the socket: everything the kernel holds, each with its arrival time."""
+        assert self._loop is not None
+        now = self._loop.time()
+        wall = time.time()
+        for _ in range(MAX_READS_PER_WAKE):
+            if self._closed:
+                return
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(MAX_DATAGRAM, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP errors surface here; they never end the stream
+                self.receive_errors += 1
+                continue
+            arrival = now
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                    # Kernel time is wall-clock: move it onto the loop's clock, never ahead of it.
+                    arrival = now - max(0.0, wall - (seconds + nanoseconds * 1e-9))
+            self._received(data, (str(addr[0]), int(addr[1])), via_rtcp, arrival)
+
+    def _received(self, data: bytes, addr: tuple[str, int], via_rtcp: bool, arrival: float) -> None:
+        if self.stun_sink is not None and is_stun(data):
+            self.stun_sink(data, addr, via_rtcp)
+            return
         self.packets_received += 1
-        if self.sink is not None:
+        if self.timed_sink is not None:
+            self.timed_sink(data, addr, via_rtcp, arrival)
+        elif self.sink is not None:
             self.sink(data, addr, via_rtcp)
 
     def send(self, data: bytes, addr: tuple[str, int], via_rtcp: bool = False) -> None:
-        index = 1 if via_rtcp else 0
-        if len(self._transports) <= index:
+        if self._closed or len(self._attached) < 2:
             return  # not attached yet (the first loop iteration) or closed
         try:
-            self._transports[index].sendto(data, addr)
-        except OSError:
+            self._socks[1 if via_rtcp else 0].sendto(data, addr)
+        except OSError:  # a full send buffer, or ICMP unreachable from a peer not listening yet
             self.send_errors += 1
 
     @property
     def ready(self) -> bool:
-        return len(self._transports) == 2
+        return len(self._attached) == 2 and not self._closed
 
     @property
     def settled(self) -> bool:
@@ -120,13 +170,19 @@ class RtpEndpoint:
             return
         self._closed = True
         self.sink = None
-        if self._transports:
-            for transport in self._transports:
-                transport.close()
-        else:
-            self._attach_task.cancel()
-            for sock in self._socks:
-                sock.close()
+        self.stun_sink = None
+        self.timed_sink = None
+        self._attach_task.cancel()
+        if self._loop is not None and not self._loop.is_closed():
+            for sock in self._attached:
+                self._loop.remove_reader(sock.fileno())
+        self._attached.clear()
+        for sock in self._socks:
+            sock.close()
+
+    async def attached(self) -> None:
+        """Wait until both sockets are read by the loop (``send`` works from then on)."""
+        await asyncio.shield(self._attach_task)
 
     async def wait_closed(self) -> None:
         """After ``close()``: wait until the attaching task has ended, so it never outlives the

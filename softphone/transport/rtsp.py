@@ -37,11 +37,13 @@ class CertificateRejected(RtspConnectError):
 
 
 class Unreachable(RtspConnectError):
-    """The connection was refused or the network is unreachable; ``reason`` as the OS says."""
+    """The connection was refused or the network is unreachable; ``reason`` as the OS says.
+    ``refused``: the host answered that nothing listens there (a server restarting, or none)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.refused = refused
 
 
 class StreamReceiver(Protocol):
@@ -128,6 +130,7 @@ async def open_rtsp_stream(
     except ssl.SSLCertVerificationError as exc:
         raise CertificateRejected(exc.verify_message) from None
     except OSError as exc:
-        raise Unreachable(exc.strerror or str(exc)) from None
+        refused = isinstance(exc, ConnectionRefusedError)
+        raise Unreachable(exc.strerror or str(exc), refused=refused) from None
     assert isinstance(transport, asyncio.Transport)
     return RtspStream(transport)

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, Literal, Protocol, cast
@@ -36,6 +37,10 @@ IDLE_TIMEOUT_S: Final = 15 * 60.0
 CONNECT_TIMEOUT_S: Final = 10.0
 TLS_SHUTDOWN_TIMEOUT_S: Final = 5.0
 READ_SIZE: Final = 64 * 1024
+# The UDP socket's receive buffer asked for (the kernel caps it at net.core.rmem_max). Linux's
+# default (208 KiB of buffer, ~150 datagrams) overflows in a fraction of a second when a scanner
+# floods us while the loop is busy; queued, the INVITEs are answered late instead of never.
+UDP_RECEIVE_BUFFER: Final = 4 * 1024 * 1024
 # RFC 5626 §4.4.1 / §3.5.1: the client sends a double CRLF ("ping"), the server answers one CRLF.
 PING: Final = b"\r\n\r\n"
 PONG: Final = b"\r\n"
@@ -70,6 +75,10 @@ class SipCore(Protocol):
     def handle_timer(self, now: float) -> Sequence[object]: ...
 
     def transport_error(self, dest: Address, reason: str, now: float) -> Sequence[object]: ...
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> Sequence[object]:
+        """A TCP/TLS connection ended (the peer or a router closed it, or it failed)."""
+        ...
 
 
 Sink = Callable[[list[object]], None]
@@ -352,6 +361,9 @@ class SipTransport:
                 lambda: _UdpProtocol(self, closed), local_addr=(host, port)
             )
             assert protocol.transport is not None
+            sock = protocol.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
             name = protocol.transport.get_extra_info("sockname")
             address = Address("udp", _ip(str(name[0])), int(name[1]))
             self._udp.append((address, protocol))
@@ -481,40 +493,47 @@ class SipTransport:
         self.pump()
 
     async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
-        """Read until EOF, error or junk; then close (RFC 3261 §18.3 framing via StreamFramer)."""
+        """Read until EOF, error or junk; then close (RFC 3261 §18.3 framing via StreamFramer)
+        and tell the core the flow is gone (a registration on it registers again)."""
         assert conn.writer is not None
         writer = conn.writer
+        why = "closed"
         try:
-            await self._read(conn, reader)
+            why = await self._read(conn, reader)
         finally:
             self._forget(conn)
             writer.close()
+            if not self._closed:
+                now = self._running_loop().time()
+                self._emit(self._core.flow_closed(conn.address, why, now))
+                self.pump()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
+        """Deliver what the connection carries until it ends; why it ended."""
         loop = self._running_loop()
         while True:
             try:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
                 logger.info("connection to %s failed: %s", conn.address, exc)
-                return
+                return f"failed: {exc}"
             if not data:
                 logger.info("connection to %s closed by the peer", conn.address)
-                return
+                return "closed by the peer"
             conn.last_activity = loop.time()
             try:
                 conn.framer.receive_data(data)
             except ParseError as exc:
                 logger.info("closing connection to %s: %s", conn.address, exc)
-                return
+                return f"unreadable: {exc}"
             while True:
                 try:
                     event = conn.framer.next_event()
                 except ParseError as exc:
                     logger.info("closing connection to %s: %s", conn.address, exc)
-                    return
+                    return f"unreadable: {exc}"
                 if event is None:
                     break
                 if isinstance(event, bytes):

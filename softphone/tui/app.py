@@ -42,9 +42,16 @@ class SoftphoneApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     # F1 and ? open the help on every screen, modal ones too: those see only priority bindings
     # of the app. A text field keeps the ? typed into it (SkipAction passes the key on).
+    # Tab and Shift+Tab move the focus before the next key is routed. Textual's own (screen)
+    # binding acts only once the key has bubbled up from the focused widget, and keys already
+    # waiting (typed ahead, or arriving in one read) go to the field being left meanwhile. A
+    # widget that takes Tab itself (a TextArea that indents) keeps it.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", show=True, priority=True),
         Binding("question_mark", "help_unless_typing", "Help", show=False, priority=True),
+        Binding("tab", "move_focus(True)", show=False, priority=True),
+        Binding("shift+tab", "move_focus(False)", show=False, priority=True),
+        Binding("f6", "protect_config", "Make the config private", show=False),
     ]
 
     def __init__(self, deps: AppDeps) -> None:
@@ -63,6 +70,33 @@ class SoftphoneApp(App[None]):
         # Full GC pauses would delay the audio pump (see tui/gc_policy.py): only when idle.
         self.collector.start()
         self.set_interval(IDLE_COLLECT_S, self._collect_when_idle)
+        self._warn_if_config_exposed()
+
+    def _warn_if_config_exposed(self) -> None:
+        """A config that others can read and that holds a password is read, never silently:
+        say so, and offer the fix (F6, or the command palette), which the phone carries out."""
+        try:
+            warning = self.phone.config_warning()
+        except PhoneError:
+            return
+        if warning is not None:
+            self.notify(
+                f"{warning}. Press F6 to make it private (0600).",
+                title="Config readable by others",
+                severity="warning",
+                timeout=60,
+            )
+
+    def action_protect_config(self) -> None:
+        try:
+            if self.phone.config_warning() is None:
+                self.notify("The config file is private already.")
+                return
+            self.phone.protect_config()
+        except PhoneError as exc:
+            self.notify(str(exc), title="Config mode", severity="error")
+            return
+        self.notify("The config file is now readable by you only (0600).")
 
     def on_unmount(self) -> None:
         self.collector.stop()
@@ -77,6 +111,12 @@ class SoftphoneApp(App[None]):
         for command in super().get_system_commands(screen):
             if command.title != "Keys":  # our help screen (F1) lists every key of every screen
                 yield command
+        if self.phone.config_warning() is not None:
+            yield SystemCommand(
+                "Make the config private",
+                "the config file holds a password and others can read it: chmod 600",
+                self.action_protect_config,
+            )
         if screen is self.main:
             for action in ACTIONS:
                 if action.name == "quit":
@@ -92,6 +132,16 @@ class SoftphoneApp(App[None]):
         if focused is not None and focused.check_consume_key("question_mark", "?"):
             raise SkipAction()
         self.action_help()
+
+    def action_move_focus(self, forward: bool) -> None:
+        focused = self.screen.focused
+        key = "tab" if forward else "shift+tab"
+        if focused is not None and focused.check_consume_key(key, "\t" if forward else None):
+            raise SkipAction()
+        if forward:
+            self.screen.focus_next()
+        else:
+            self.screen.focus_previous()
 
     def action_help(self) -> None:
         """Every key of every screen, those of the screen on top first."""

@@ -357,6 +357,10 @@ def test_folded_header_value() -> None:
         ('Digest realm="r", realm="s", nonce="n"', "duplicate"),
         ('Digest realm="r", nonce="n", algorithm=SHA-1', "unsupported digest algorithm"),
         ('Digest realm="r", ="n"', "auth-param name"),
+        # A control character would be echoed into our Authorization and break the header.
+        ('Digest realm="r", nonce="n\x00"', "control character"),
+        ('Digest realm="r", nonce="\\\x01n"', "control character"),
+        ('Digest realm="r", nonce=n\x7f', "control character"),
     ],
 )
 def test_malformed_challenges(value: str, message: str) -> None:
@@ -432,10 +436,14 @@ def test_make_challenge_round_trip() -> None:
     assert hash(challenge) == hash(Challenge.parse(value))
 
 
+# Quoted strings hold no control characters (RFC 7230 §3.2.6): a challenge with one is refused.
+PRINTABLE = st.characters(blacklist_categories=("Cc",))
+
+
 @given(
-    username=st.text(min_size=1, max_size=20),
+    username=st.text(PRINTABLE, min_size=1, max_size=20),
     password=st.text(max_size=20),
-    realm=st.text(min_size=1, max_size=20),
+    realm=st.text(PRINTABLE, min_size=1, max_size=20),
     nonce=st.text(alphabet="abcdef0123456789+/=", min_size=1, max_size=30),
     algorithm=st.sampled_from(list(Algorithm)),
     qop=st.sampled_from([(), ("auth",), ("auth-int",), ("auth", "auth-int")]),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from softphone.bench.cli import main
-from softphone.bench.oracle import fixed_buffer, oracle
+from softphone.bench.oracle import fixed_buffer, oracle, stretch_oracle
 from softphone.bench.traces import PROFILES, TUNING_PROFILES, UNSEEN_PROFILES, generate
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "audio" / "speech16k.wav"
@@ -164,3 +164,18 @@ def test_fixed_buffer_is_60_ms_over_the_first_packet() -> None:
     arrival[10] += 70.0  # 100 ms > 90 ms: late
     ref = fixed_buffer(send, arrival)
     assert ref.mean_ms == 90.0 and ref.late_fraction == 0.01
+
+
+def test_the_stretch_paying_oracle_keeps_its_offset_through_a_short_dip() -> None:
+    # 30 ms of delay, except 10 packets at 20 ms in the middle: dipping for them saves 100 ms of
+    # summed delay and costs 2 x 10 ms of change, i.e. 1000 at 50 per ms.
+    send = np.arange(200, dtype=np.float64) * 20.0
+    delay = np.full(200, 30.0)
+    delay[95:105] = 20.0
+    free, paying = oracle(send, send + delay), stretch_oracle(send, send + delay)
+    assert free.mean_ms < 30.0 and free.stretched_ms > 0.0
+    assert paying.mean_ms == 30.0 and paying.stretched_ms == 0.0 and paying.late_fraction == 0.0
+    # A lasting step is worth following: 100 packets 10 ms lower save 1000 for a cost of 500.
+    delay[50:150] = 20.0
+    stepped = stretch_oracle(send, send + delay)
+    assert stepped.mean_ms < 30.0 and stepped.late_fraction == 0.0

@@ -6,6 +6,7 @@ them, and ``tests/lab_support.py`` says what a missing peer means. How to use th
     from lab_support import BaresipFactory
 
     from softphone import lab
+from softphone.lab.baresip import MediaEnc
 
     pytestmark = pytest.mark.interop
 
@@ -64,19 +65,25 @@ section of the report.
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from lab_support import BaresipFactory, KamailioFactory, dump, peers_required
+from lab_support import BaresipFactory, KamailioFactory, dump, peers_required, skip_or_fail
 
 from softphone import lab
+from softphone.lab.baresip import MediaEnc
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+NAT_UDP_TIMEOUT_S = 6  # the router forgets an idle UDP mapping after this long
+NAT_FLOW_TIMER_S = 4  # what the registrar asks for: keep-alives come before the router forgets
+_NAT_TAGS = itertools.count(1)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -158,6 +165,8 @@ def baresip_factory(
         console: bool = False,
         presence: bool = False,
         publish_s: int = 60,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{user}"),
@@ -174,6 +183,8 @@ def baresip_factory(
             console=console,
             presence=presence,
             publish_s=publish_s,
+            mediaenc=mediaenc,
+            rtcp_mux=rtcp_mux,
         )
         started.append(phone)
         with peers_required():
@@ -241,3 +252,116 @@ def rtsp_lab_private(
         if _failed(request):
             dump("rtsp lab (private)", server.lines())
         server.stop()
+
+
+# --------------------------------------------------------------------------- behind a NAT router
+
+
+def _netns_permitted() -> str | None:
+    """None when this process may make network namespaces, else why not."""
+    if not Path("/proc/thread-self/ns/net").exists():
+        return "no network namespaces on this system"
+    if os.geteuid() != 0:
+        return "making network namespaces needs root"
+    try:
+        lab.find_binary("nft", "nftables")
+        lab.find_binary("ip", "iproute2")
+    except lab.PeerMissing as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="module")
+def nat_lab() -> Iterator[lab.NatLab]:
+    """A home network behind an nftables masquerade router (``softphone.lab.netns``): the wan
+    namespace holds the registrar (203.0.113.10) and the far-end phone (203.0.113.20), the home
+    namespace the softphone (192.168.1.100). Endpoint-independent mapping, UDP conntrack timeout
+    6 s. Skipped where namespaces cannot be made, failed in CI."""
+    why = _netns_permitted()
+    if why is not None:
+        skip_or_fail(f"the NAT lab cannot run here: {why}")
+    with peers_required():
+        topology = lab.NatLab.create(udp_timeout_s=NAT_UDP_TIMEOUT_S, tag=next(_NAT_TAGS))
+    try:
+        yield topology
+    finally:
+        topology.close()
+
+
+@pytest.fixture(scope="module")
+def nat_kamailio(
+    nat_lab: lab.NatLab, tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
+) -> Iterator[lab.Kamailio]:
+    """Kamailio on the wan side, answering STUN on its UDP port, telling clients to keep their
+    flows alive every ``NAT_FLOW_TIMER_S`` (below the router's UDP timeout), and not patching
+    the Contacts of TCP/TLS dialogs with nathelper aliases."""
+    proxy = lab.Kamailio(
+        tmp_path_factory.mktemp("kamailio-nat"),
+        lab_pki,
+        host=nat_lab.registrar_host,
+        netns=nat_lab.wan,
+        flow_timer_s=NAT_FLOW_TIMER_S,
+        nat_aliases=False,  # the phone must name an address it is reached at (test_nat.py)
+    )
+    with peers_required():
+        proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def nat_baresip_factory(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    nat_lab: lab.NatLab,
+    nat_kamailio: lab.Kamailio,
+) -> Iterator[BaresipFactory]:
+    """``baresip_factory`` for the wan side: bob at 203.0.113.20, registered to nat_kamailio."""
+    started: list[lab.Baresip] = []
+
+    def make(
+        user: str = "bob",
+        transport: lab.Transport = "udp",
+        register: bool = True,
+        auto_answer: bool = False,
+        audio: lab.Audio = "tone",
+        record: bool = False,
+        kamailio: lab.Kamailio = nat_kamailio,
+        extra_config: str = "",
+        display_name: str | None = None,
+        contacts: tuple[str, ...] = (),
+        console: bool = False,
+    ) -> lab.Baresip:
+        phone = lab.Baresip(
+            tmp_path_factory.mktemp(f"baresip-nat-{user}"),
+            kamailio=kamailio,
+            user=user,
+            transport=transport,
+            register=register,
+            auto_answer=auto_answer,
+            audio=audio,
+            record=record,
+            extra_config=extra_config,
+            display_name=display_name,
+            contacts=contacts,
+            console=console,
+            host=nat_lab.far_host,
+            netns=nat_lab.wan,
+        )
+        started.append(phone)
+        with peers_required():
+            return phone.start()
+
+    try:
+        yield make
+    finally:
+        failed = _failed(request)
+        for phone in started:
+            if failed:
+                dump(f"baresip {phone.user} (wan)", phone.lines())
+            phone.stop()
+        if failed:
+            dump("kamailio (wan) LAB lines", nat_kamailio.lab_lines())
+            print(f"router dropped {nat_lab.dropped()} packets; mappings: {nat_lab.udp_mappings()}")

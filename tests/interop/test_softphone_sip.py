@@ -360,3 +360,29 @@ async def test_register_over_ipv6(kamailio: lab.Kamailio) -> None:
         )
     finally:
         await phone.stop()
+
+
+async def test_only_from_proxy_refuses_a_direct_call_and_rings_for_one_through_kamailio(
+    kamailio: lab.Kamailio, baresip_factory: BaresipFactory, make_phone: Callable[..., Any]
+) -> None:
+    """alice has only_from_proxy: baresip calling her Contact directly (no proxy, same host as
+    Kamailio) gets 403 and nothing rings; bob calling her through Kamailio rings."""
+    from dataclasses import replace
+
+    phone = await make_phone(replace(account(kamailio), only_from_proxy=True))
+    seen: list[pe.PhoneEvent] = []
+    await expect(phone, lambda e: isinstance(e, pe.Registered), seen=seen)
+    port = next(e.port for e in seen if isinstance(e, pe.Listening) and e.transport == "udp")
+    direct = await asyncio.to_thread(baresip_factory, "bob", "udp", kamailio=None)  # type: ignore[arg-type]
+    mark = direct.mark()
+    await asyncio.to_thread(direct.dial, f"sip:alice@127.0.0.1:{port}")
+    closed = await wait_peer(direct, "CALL_CLOSED", mark)
+    assert "403" in str(closed), closed
+    bob = await asyncio.to_thread(baresip_factory, "bob", "udp")
+    peer_mark = bob.mark()
+    await asyncio.to_thread(bob.dial, "sip:alice@lab.test")
+    incoming = await expect(phone, lambda e: isinstance(e, pe.IncomingCall), seen=seen)
+    assert isinstance(incoming, pe.IncomingCall) and "bob@lab.test" in incoming.remote
+    assert [e for e in seen if isinstance(e, pe.IncomingCall)] == [incoming]  # one rang
+    await phone.reject(incoming.call_id)
+    await wait_peer(bob, "CALL_CLOSED", peer_mark)

@@ -29,6 +29,9 @@ def fake_pki(directory: Path) -> LabPki:
 def test_the_template_is_package_data_with_placeholders() -> None:
     text = template_text()
     assert set(re.findall(r"@@([A-Z_0-9]+)@@", text)) == {
+        "HOST",
+        "FLOW_TIMER",
+        "NAT_ALIASES",
         "PORT",
         "TLS_PORT",
         "LISTEN_V6",
@@ -56,3 +59,16 @@ def test_render_config_fills_every_placeholder(
         "3:carol:lab.test:carolpw",
         "4:dave:lab.test:davepw",
     ]
+
+
+def test_a_kamailio_on_another_address_listens_there_and_can_ask_for_keep_alives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamailio, "_mpath", lambda: "/usr/lib/kamailio/modules/")
+    monkeypatch.setattr(kamailio, "free_port_pair", lambda host: 41000)
+    proxy = Kamailio(tmp_path, fake_pki(tmp_path / "pki"), host="203.0.113.10", flow_timer_s=4)
+    text = proxy.render_config()
+    assert "listen=udp:203.0.113.10:41000" in text and "listen=tls:203.0.113.10:41001" in text
+    assert "127.0.0.1" not in text and proxy.udp6_port is None
+    assert 'append_to_reply("Flow-Timer: 4\\r\\n")' in text
+    assert proxy.outbound_uri("tcp") == "sip:203.0.113.10:41000;transport=tcp"

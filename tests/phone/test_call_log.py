@@ -3,15 +3,19 @@ in that order however the writes are scheduled, and a failed write is said in wo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
+import pytest
 from phone_fake import FakeCall
 
 from softphone.phone import events as pe
 from softphone.phone.api import CallView
 from softphone.phone.book import Book
-from softphone.phone.call_log import CallLog
+from softphone.phone.call_log import HISTORY_RESULT, CallLog, ended_record, started_record
+from softphone.phone.outcome import OUTCOMES, call_outcome
 
 WALL = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -85,3 +89,36 @@ async def test_a_write_that_fails_is_reported_and_the_call_goes_on(tmp_path: Pat
     log.observe(ended(answered=False), lambda _: call)
     assert await log.settle(5.0)
     assert errors == ["the call could not be written to the history: the database is closed"]
+
+
+@pytest.mark.parametrize(
+    ("direction", "status", "result"),
+    [
+        ("outgoing", 486, "busy"),  # the callee was busy
+        ("incoming", 486, "rejected"),  # we refused the call (our reject sends 486)
+        ("incoming", 603, "rejected"),
+        ("outgoing", 603, "rejected"),  # the callee declined
+        ("incoming", 487, "missed"),  # the caller gave up
+        ("outgoing", 487, "cancelled"),  # we gave up
+        ("outgoing", 404, "failed"),
+    ],
+)
+def test_the_history_says_how_the_call_ended_as_the_phone_does(
+    direction: Literal["outgoing", "incoming"], status: int, result: str
+) -> None:
+    started = started_record(
+        replace(incoming(), direction=direction), now_mono=100.0, now_wall=WALL
+    )
+    end = pe.CallEnded(
+        call_id="c1",
+        status=status,
+        reason="",
+        outcome=call_outcome(direction=direction, answered=False, status=status),
+        duration_s=0.0,
+        answered=False,
+    )
+    assert ended_record(started, end).result == result
+
+
+def test_every_outcome_has_a_history_result() -> None:
+    assert set(HISTORY_RESULT) == OUTCOMES

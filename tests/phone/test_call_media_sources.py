@@ -23,7 +23,7 @@ FRAME = 160  # 20 ms of PCMU
 class StandInEndpoint:
     """What CallMedia needs of an RTP endpoint: a sink it sets, and send()."""
 
-    sink: object = None
+    timed_sink: object = None
     sent: list[bytes] = field(default_factory=list)
 
     def send(self, data: bytes, dest: tuple[str, int], via_rtcp: bool) -> None:
@@ -66,12 +66,12 @@ def loudest_after_the_switch(packets: list[bytes]) -> float:
     """Deliver one packet every 20 ms (the switch at the 100th), render 20 ms each time, and
     return the peak heard in the 300 ms after the switch."""
     call, endpoint = make_call()
-    deliver = endpoint.sink
+    deliver = endpoint.timed_sink
     assert callable(deliver)
     peak, now = 0.0, 0.0
     for i, data in enumerate(packets):
         now = i * 0.02
-        deliver(data, PEER, False)
+        deliver(data, PEER, False, now)
         out = call.render(FRAME, now)
         if 100 <= i < 115:
             peak = max(peak, float(np.abs(out).max()))

@@ -48,6 +48,8 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 
 EXPECTED_MEMBERS = {
     "start",
+    "config_warning",
+    "protect_config",
     "stop",
     "events",
     "next_event",
@@ -136,6 +138,8 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
         "display_name",
         "muted",
         "codec",
+        "encryption",
+        "srtp_suite",
     }
 
 
@@ -525,7 +529,8 @@ async def test_fake_matches_real_phones_for_a_held_call(
     await until(caller, a, lambda e: isinstance(e, pe.CallEnded))
     await until(callee, b, lambda e: isinstance(e, pe.CallEnded))
 
-    fake_a, fake_b = FakePhone(), FakePhone()
+    # Two real phones with the default policy (srtp-optional) encrypt with SDES.
+    fake_a, fake_b = FakePhone(media_encryption="sdes"), FakePhone(media_encryption="sdes")
     await fake_a.start()
     await fake_b.start()
     fake_call = await fake_a.dial(target)

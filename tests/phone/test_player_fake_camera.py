@@ -312,3 +312,28 @@ async def test_pausing_a_live_stream_is_not_counted_as_loss() -> None:
                     await next_of(player, pe.StreamStats)
             assert camera.next_seq > 500  # the camera did skip
             assert player.counters.lost_packets == 0
+
+
+async def test_after_a_reconnect_the_rate_counts_only_the_new_sessions_pictures() -> None:
+    """The camera closes the connection after a few seconds of pictures (a restart): the player
+    asks again soon (a closed connection is a server restarting, not a lost network), and the
+    first statistics of the new session give the camera's rate, not the pictures of both
+    sessions over one second."""
+    async with FakeCamera() as camera:
+        player = Player(camera.url("/cam"), options=PlayerOptions(transport="tcp"))
+        async with playing(player):
+            await next_of(player, pe.FirstFrame)
+            async with asyncio.timeout(15):
+                while player.counters.video_frames < 25:
+                    await next_of(player, pe.StreamStats)
+            camera.drop()
+            reconnecting = await next_of(player, pe.StreamReconnecting)
+            assert isinstance(reconnecting, pe.StreamReconnecting)
+            assert reconnecting.delay_s < 1.0, reconnecting
+            await next_of(player, pe.StreamPlaying)
+            before = player.counters.video_frames
+            stats = await next_of(player, pe.StreamStats)
+            assert isinstance(stats, pe.StreamStats)
+            # at most the camera's 10 pictures a second, and what the count grew by over it
+            assert stats.fps <= 12.0, stats
+            assert stats.fps <= stats.video_frames - before + 1, (stats, before)

@@ -8,6 +8,7 @@ import pytest
 
 from softphone.phone.player_policy import (
     MEDIA_TIMEOUT_S,
+    RESTART_ATTEMPTS,
     STARTUP_LIMIT_S,
     UDP_NO_MEDIA_S,
     Finish,
@@ -17,14 +18,17 @@ from softphone.phone.player_policy import (
     Retry,
     SessionEnd,
     Step,
+    Tally,
     TransportChoice,
     after_refusal,
     backoff_s,
     check_media,
     first_progress,
+    frame_rate,
     media_deadline,
     next_step,
     refused_before_play,
+    restart_backoff_s,
     startup_expired,
     startup_left_s,
 )
@@ -60,7 +64,7 @@ def test_the_server_ending_the_presentation_is_not_a_failure(progress: Progress)
     assert step(Outcome.ENDED, progress) == Finish(reason="ended reason")
 
 
-@pytest.mark.parametrize("outcome", [Outcome.REFUSED, Outcome.BROKEN])
+@pytest.mark.parametrize("outcome", [Outcome.REFUSED, Outcome.BROKEN, Outcome.CLOSED])
 def test_before_anything_played_a_refusal_or_break_ends_the_command(outcome: Outcome) -> None:
     assert step(outcome, status=404) == GiveUp(reason=f"{outcome.name.lower()} reason", status=404)
 
@@ -153,6 +157,66 @@ def test_backoff_doubles_up_to_30_s_and_restarts_after_a_session_that_plays() ->
 
 def test_backoff_table() -> None:
     assert [backoff_s(n) for n in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+    fast = [restart_backoff_s(n) for n in range(RESTART_ATTEMPTS + 2)]
+    assert fast[:5] == [0.25, 0.5, 1, 2, 2]
+    assert set(fast[4:RESTART_ATTEMPTS]) == {2.0} and fast[RESTART_ATTEMPTS:] == [30, 30]
+
+
+def reconnect_times(down_at: float, back_at: float, *, breaks: Outcome) -> list[float]:
+    """The player's attempts, on a clock walked by the policy's delays, when a server that was
+    playing stops at ``down_at`` and listens again at ``back_at``: its connection ends with
+    ``breaks``, attempts before ``back_at`` are refused (CLOSED), the first one after plays."""
+    result = step(breaks, PLAYED, session_played=True)
+    now, attempts = down_at, []
+    while isinstance(result, Retry):
+        now += result.delay_s
+        attempts.append(now)
+        if now >= back_at:
+            break
+        result = step(Outcome.CLOSED, result.progress)  # connection refused
+    return attempts
+
+
+def test_a_restarting_server_is_asked_again_within_3_s_of_listening_again() -> None:
+    """The server closed the connection (it stopped) and is away for 0 to 50 s: the player
+    connects again within 2 s of its coming back, however long it was away."""
+    for tenths in range(0, 500):
+        back_at = 100.0 + tenths / 10
+        attempts = reconnect_times(100.0, back_at, breaks=Outcome.CLOSED)
+        assert attempts[-1] >= back_at
+        assert attempts[-1] - back_at <= 2.0, (back_at, attempts)
+
+
+def test_a_network_that_broke_keeps_the_slow_back_off() -> None:
+    """No answer at all (a cable pulled, connects that time out) is not a server restarting:
+    1, 2, 4 s as before; a refusal in between is a server, and is asked again sooner."""
+    result, delays = step(Outcome.BROKEN, PLAYED, session_played=True), []
+    for _ in range(3):
+        assert isinstance(result, Retry)
+        delays.append(result.delay_s)
+        result = step(Outcome.BROKEN, result.progress)
+    assert delays == [1.0, 2.0, 4.0]
+    assert isinstance(result, Retry)
+    refused = step(Outcome.CLOSED, result.progress)
+    assert isinstance(refused, Retry) and refused.delay_s == 2.0
+
+
+# --- statistics, on a walked clock -------------------------------------------------------------------
+def test_the_frame_rate_counts_from_where_it_was_told() -> None:
+    """A session counts from its own PLAY: whatever the player counted before (earlier
+    sessions) and however long the reconnect took, 25 pictures a second are 25 fps."""
+    for before in (0, 3, 125, 10_000):
+        for play_at in (0.0, 4.1, 1000.0):
+            since = Tally(at=play_at, frames=before)
+            frames, now = before, play_at
+            for tick in range(1, 6):
+                frames += 25
+                now = play_at + tick
+                elapsed, fps = frame_rate(since, now, frames)
+                assert elapsed == pytest.approx(1.0) and fps == pytest.approx(25.0)
+                since = Tally(at=now, frames=frames)
+    # a tick late (a busy loop): the rate is over the time it really covered
+    assert frame_rate(Tally(at=10.0, frames=100), 11.5, 130) == (1.5, 20.0)
 
 
 # --- the start-up limit, on a walked clock -----------------------------------------------------------

@@ -5,14 +5,17 @@ the memory bounds over a day of registration refreshes and keep-alive pings."""
 from __future__ import annotations
 
 import itertools
+import re
 import tracemalloc
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from softphone.phone import trace as tr
 from softphone.phone.api import CallFlowState, FlowSummary
 from softphone.phone.trace import SipTrace
-from softphone.phone.trace_flow import TRANSITIONS, FlowInput, flow_input, parse_head
+from softphone.phone.trace_flow import TRANSITIONS, FlowInput, _uri, flow_input, parse_head
 
 US = "udp:127.0.0.1:5070"
 PROXY = "udp:127.0.0.1:5060"
@@ -304,3 +307,47 @@ def test_the_total_bound_drops_the_least_recently_active_flows_then_old_messages
     assert len(kept) == 3 and "CSeq: 7 MESSAGE" in kept[-1].text
     assert trace.stored_chars == sum(len(m.text) for m in kept)
     assert by_id(trace)["a"].message_count == 7
+
+
+_FROM = re.compile(r"^(?:from|f)[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+_TO = re.compile(r"^(?:to|t)[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+_CSEQ = re.compile(r"^cseq[ \t]*:[ \t]*\d+[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "From",
+                "f",
+                "TO",
+                "t",
+                "CSeq",
+                "cseq ",
+                "Via",
+                ":",
+                " ",
+                "\t",
+                "\n",
+                "\n\n",
+                "12",
+                " INVITE",
+                "bye",
+                "<sip:a@b>",
+                ";tag=1",
+                "sip:c@d",
+                "x",
+            ]
+        ),
+        max_size=40,
+    ).map(lambda parts: "SIP/2.0 200 OK\n" + "".join(parts))
+)
+def test_parse_head_reads_what_a_search_per_header_reads(text: str) -> None:
+    # parse_head reads the head in one pass; the first From, To and well-formed CSeq line win,
+    # as a multi-line search for each would find them.
+    head = text.split("\n\n", 1)[0]
+    sender, receiver, cseq = _FROM.search(head), _TO.search(head), _CSEQ.search(head)
+    parsed = parse_head(text)
+    assert parsed.cseq_method == (cseq.group(1).upper() if cseq else None)
+    assert parsed.from_uri == (_uri(sender.group(1)) if sender else "")
+    assert parsed.to_uri == (_uri(receiver.group(1)) if receiver else "")

@@ -3,6 +3,9 @@ credentials, and the bounds."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from softphone.phone import trace as tr
 from softphone.phone.trace import SipTrace, call_id_of, redact
 
@@ -82,3 +85,83 @@ def test_trace_is_bounded() -> None:
     big = b"MESSAGE sip:a SIP/2.0\r\nCall-ID: big\r\n\r\n" + b"x" * (tr.MAX_TEXT + 10)
     trace.add("received", big, "l", "r")
     assert trace.messages("big")[0].text.endswith("more characters not kept]")
+
+
+def _redact_by_search(text: str) -> str:
+    """The redaction as two whole-text substitutions, without the cheap pre-checks."""
+    text = tr._AUTH_HEADER.sub(
+        lambda m: (
+            m.group(1)
+            + m.group(2)
+            + tr._DIGEST_SECRET.sub(lambda d: f'{d.group(1)}="{tr.REDACTED}"', m.group(3))
+            if m.group(2).lower() == "digest"
+            else f"{m.group(1)}{m.group(2)} {tr.REDACTED}"
+        ),
+        text,
+    )
+    return tr._URI_PASSWORD.sub(rf"\1:{tr.REDACTED}@", text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "sip:",
+                "SIPS:",
+                "xsip:",
+                "alice",
+                ":",
+                "@",
+                "pw",
+                " ",
+                "\n",
+                "<",
+                ">",
+                ";",
+                "Authorization: ",
+                "proxy-AUTHORIZATION:",
+                "Digest ",
+                "Basic ",
+                'response="r"',
+                "cnonce=c",
+                ",",
+                '"',
+            ]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_the_pre_checks_never_change_what_is_redacted(text: str) -> None:
+    # redact() skips the substitutions when a quick look finds nothing to redact (most SIP
+    # messages); the result is the same as always running them.
+    assert redact(text) == _redact_by_search(text)
+
+
+def test_a_password_in_a_uri_is_found_after_uris_without_one() -> None:
+    text = "From: <sip:bob@host>;tag=1\nTo: <SIP:carol:pw1@host>\nContact: <sip:x@y>\n"
+    assert (
+        redact(text)
+        == "From: <sip:bob@host>;tag=1\nTo: <SIP:carol:<redacted>@host>\nContact: <sip:x@y>\n"
+    )
+
+
+SDES_OFFER = (
+    "INVITE sip:bob@example.com SIP/2.0\r\nCall-ID: c1\r\n\r\n"
+    "m=audio 4000 RTP/SAVP 0\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+    "a=crypto:2 AEAD_AES_128_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==\r\n"
+)
+
+
+def test_redact_hides_sdes_keys_in_the_trace_and_the_wire_log() -> None:
+    from softphone.sip.ua import redact as wire_redact
+    from softphone.tui.screens.trace import redact_for_display
+
+    for shown in (
+        redact(SDES_OFFER),
+        wire_redact(SDES_OFFER.encode()).decode(),
+        redact_for_display(SDES_OFFER),
+    ):
+        assert "WVNfX19zZW1jdGwg" not in shown and "AAECAwQFBgcICQoL" not in shown
+        assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20|1:4" in shown
+        assert "a=crypto:2 AEAD_AES_128_GCM inline:<redacted>" in shown

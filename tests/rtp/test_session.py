@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from softphone.rtp.errors import RtpError
 from softphone.rtp.packet import (
     RtcpBye,
     RtcpReceiverReport,
@@ -26,8 +27,12 @@ from softphone.rtp.packet import (
     parse_rtcp,
 )
 from softphone.rtp.session import (
+    LATCH_WINDOW_S,
+    LINK_TRANSITIONS,
     Address,
     ByeReceived,
+    LinkInput,
+    LinkState,
     RtcpReportReceived,
     RtpEvent,
     RtpPacketReceived,
@@ -612,3 +617,57 @@ def test_any_well_formed_traffic_keeps_the_figures_sane(
     assert stats.packets_lost <= stats.packets_expected
     for data, _, _ in session.datagrams_to_send():
         assert parse_rtcp(data)  # every report we produced is valid RTCP
+
+
+# --- latching only what SDP negotiated, only at first -------------------------------------------
+SIGNALLED: Address = ("198.51.100.7", 60000)  # what SDP said
+NATTED: Address = ("198.51.100.7", 61234)  # where the peer's NAT really sends from
+INTRUDER: Address = ("203.0.113.66", 4444)
+
+
+def test_only_negotiated_payload_types_and_ssrc_latch_or_play_from_elsewhere() -> None:
+    session = make_session(remote_rtp=SIGNALLED, payload_types={0, 101}, remote_ssrc=PEER_SSRC)
+    # Another payload type, or another SSRC: neither played nor latched.
+    assert session.receive_datagram(rtp(1, pt=8), INTRUDER, 0.0) == []
+    assert session.receive_datagram(rtp(2, pt=8), INTRUDER, 0.02) == []
+    assert session.receive_datagram(rtp(3, ssrc=7), INTRUDER, 0.04) == []
+    assert session.receive_datagram(rtp(4, ssrc=7), INTRUDER, 0.06) == []
+    assert session.stats(0.1).latched_address is None
+    assert session.stats(0.1).dropped_foreign_source == 4
+    # The peer's own packets from its NAT's port: played, and latched.
+    for i, seq in enumerate((10, 11, 12)):
+        session.receive_datagram(rtp(seq), NATTED, 0.1 + 0.02 * i)
+    assert session.stats(0.2).latched_address == NATTED
+    assert session.link is LinkState.LATCHED
+
+
+def test_a_latch_window_that_closes_unlatched_keeps_to_the_signalled_address() -> None:
+    session = make_session(remote_rtp=SIGNALLED)
+    assert sequences(session.receive_datagram(rtp(1), SIGNALLED, 0.0)) == []  # probation
+    later = LATCH_WINDOW_S + 0.1
+    # Past the window, a newcomer with perfect packets neither plays nor latches...
+    for i, seq in enumerate((100, 101, 102)):
+        assert session.receive_datagram(rtp(seq), INTRUDER, later + 0.02 * i) == []
+    assert session.link is LinkState.SIGNALLED
+    assert session.stats(later + 0.1).latched_address is None
+    # ...nor does its RTCP count; the signalled address still flows.
+    rr = bytes(RtcpReceiverReport(ssrc=PEER_SSRC)) + bytes(RtcpSourceDescription())
+    assert session.receive_datagram(rr, INTRUDER, later + 0.1, on_rtcp_port=True) == []
+    assert sequences(session.receive_datagram(rtp(2), SIGNALLED, later + 0.2))[-1] == 2
+    assert session.stats(later + 0.3).dropped_foreign_source == 4
+    # A re-INVITE naming a new address opens a new window.
+    session.set_remote(remote_rtp=NATTED, remote_rtcp=None, rtcp_mux=False)
+    assert session.link is LinkState.UNLATCHED
+
+
+def test_every_link_state_and_input_pair_transitions_or_raises() -> None:
+    for state, event in itertools.product(LinkState, LinkInput):
+        session = make_session()
+        session.link = state
+        nxt = LINK_TRANSITIONS.get((state, event))
+        if nxt is None:
+            with pytest.raises(RtpError):
+                session._apply(event)
+        else:
+            session._apply(event)
+            assert session.link is nxt

@@ -161,7 +161,6 @@ def test_answer_skips_disabled_and_srtp_audio_and_takes_the_next() -> None:
     [
         "m=audio 5000 RTP/AVP 18 3\r\n",  # nothing in common
         "m=audio 5000 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n",  # DTMF only
-        "m=audio 5000 RTP/SAVP 0\r\n",  # SRTP
         "m=video 5000 RTP/AVP 31\r\n",  # no audio
         "",  # no streams at all
     ],

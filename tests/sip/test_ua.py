@@ -52,7 +52,10 @@ def test_call_is_set_up_and_torn_down_by_the_caller(pair: tuple[Network, Peer, P
     assert bob.of(ev.CallEnded) == [
         ev.CallEnded(call_id=bob_call, by="remote", status=200, reason="remote hung up")
     ]
-    assert alice.of(ev.CallEnded)[0].by == "local"
+    # Why the call ended, in words (the BYE's "200 OK" would say nothing).
+    assert alice.of(ev.CallEnded) == [
+        ev.CallEnded(call_id=call_id, by="local", status=200, reason="hung up here")
+    ]
     assert alice.ua.call_state(call_id) is CallState.TERMINATED
 
 
@@ -146,6 +149,8 @@ def test_cancel_200_race_acks_then_byes(pair: tuple[Network, Peer, Peer]) -> Non
     assert bob.of(ev.CallEnded)[0].by == "remote"
     assert alice.ua.call_state(call_id) is CallState.TERMINATED
     assert alice.of(ev.CallAnswered) == []
+    (ended,) = alice.of(ev.CallEnded)
+    assert ended.reason == "cancelled here (answered as the CANCEL went out)"
 
 
 def test_invite_times_out_with_a_clear_reason() -> None:
@@ -329,7 +334,7 @@ def test_an_invite_without_contact_is_malformed_before_it_is_misrouted() -> None
     assert (resp.status, resp.reason) == (400, "Missing Contact") and bob.events == []
 
 
-def registered_bob(seed: int = 2) -> Peer:
+def registered_bob(seed: int = 2, *, only_from_proxy: bool = False) -> Peer:
     """bob@lab.test, registered through 127.0.0.10:5070 (a registrar that rewrites the
     Request-URI to the Contact it holds)."""
     bob = make_peer(
@@ -339,6 +344,7 @@ def registered_bob(seed: int = 2) -> Peer:
         registrar=SipUri(host="127.0.0.10", port=5070),
         outbound=Address("udp", "127.0.0.10", 5070),
         password="bobpw",
+        only_from_proxy=only_from_proxy,
     )
     bob.ua.register("bob", 0.0)
     exchange(bob, Registrar(password="bobpw"), 0.0)
@@ -366,6 +372,82 @@ def test_a_registered_account_rings_only_for_its_contact_or_address_of_record(
     )
     assert bool(bob.of(ev.IncomingCall)) is rings
     assert resp.status == (100 if rings else 404)
+
+
+PROXY = Address("udp", "127.0.0.10", 5070)
+STRANGERS = [
+    Address("udp", "192.0.2.1", 5060),  # elsewhere
+    Address("udp", "127.0.0.10", 5071),  # the proxy's host, another port: a phone beside it
+    Address("udp", "127.0.0.2", 5070),  # ourselves, the proxy's port
+    Address("tcp", "198.51.100.9", 5070),
+]
+
+
+@pytest.mark.parametrize("method", ["INVITE", "MESSAGE", "OPTIONS", "REFER", "SUBSCRIBE"])
+@pytest.mark.parametrize("uri", ["sip:bob@127.0.0.2:5060", "sip:bob@lab.test", "sip:x@127.0.0.2"])
+def test_only_from_proxy_refuses_out_of_dialog_requests_from_anywhere_else(
+    method: str, uri: str
+) -> None:
+    """403 without ringing for every request that did not come through the registrar/proxy,
+    whatever it asks for; the same requests from the proxy are treated as before."""
+    extra = "Content-Type: application/sdp\r\n" if method == "INVITE" else ""
+    body = OFFER if method == "INVITE" else b""
+    for source in STRANGERS:
+        bob = registered_bob(only_from_proxy=True)
+        resp = answer_to(bob, raw_request(method, uri, extra=extra, body=body), source)
+        assert resp.status == 403 and bob.events == [], (source, resp.status)
+    guarded = registered_bob(only_from_proxy=True)
+    open_one = registered_bob(only_from_proxy=False)
+    data = raw_request(method, uri, extra=extra, body=body)
+    through_proxy, without_option = (
+        answer_to(guarded, data, PROXY),
+        answer_to(open_one, data, PROXY),
+    )
+    assert (through_proxy.status, through_proxy.reason) == (
+        without_option.status,
+        without_option.reason,
+    )
+    assert guarded.events == open_one.events
+
+
+def test_without_only_from_proxy_a_direct_call_still_rings() -> None:
+    bob = registered_bob(only_from_proxy=False)
+    data = raw_request(
+        "INVITE", "sip:bob@127.0.0.2:5060", body=OFFER, extra="Content-Type: application/sdp\r\n"
+    )
+    assert answer_to(bob, data, STRANGERS[0]).status == 100 and bob.of(ev.IncomingCall)
+
+
+def test_only_from_proxy_leaves_requests_inside_a_dialog_alone() -> None:
+    """A BYE or re-INVITE comes from the far end's Contact once the dialog exists (unless the
+    proxy record-routes): the check is for requests that start something."""
+    bob = registered_bob(only_from_proxy=True)
+    resp = answer_to(bob, raw_request("BYE", "sip:bob@127.0.0.2:5060", to_tag="t1"), STRANGERS[0])
+    assert resp.status == 481  # no such dialog, as without the option
+
+
+def test_only_from_proxy_for_no_account_refuses_only_when_every_account_has_it() -> None:
+    from softphone.sip.account import accepts_source
+
+    def account(name: str, guarded: bool, port: int) -> AccountConfig:
+        return AccountConfig(
+            name=name,
+            aor=SipUri(user=name, host="lab.test"),
+            username=name,
+            registrar=SipUri(host="127.0.0.10", port=port),
+            outbound=None if port % 2 else Address("udp", "127.0.0.10", port),
+            only_from_proxy=guarded,
+        )
+
+    both = [account("a", True, 5070), account("b", True, 5081)]
+    assert accepts_source(both, None, Address("udp", "127.0.0.10", 5070))
+    assert accepts_source(both, None, Address("udp", "127.0.0.10", 5081))  # registrar by IP
+    assert not accepts_source(both, None, Address("udp", "127.0.0.10", 5099))
+    one = [account("a", True, 5070), account("b", False, 5080)]
+    assert accepts_source(one, None, Address("udp", "192.0.2.1", 5060))
+    assert not accepts_source(one, one[0], Address("udp", "192.0.2.1", 5060))
+    assert accepts_source(one, one[1], Address("udp", "192.0.2.1", 5060))
+    assert accepts_source([], None, Address("udp", "192.0.2.1", 5060))
 
 
 def test_a_peer_to_peer_account_takes_direct_calls_to_its_address() -> None:
@@ -548,6 +630,13 @@ def test_nat_address_learned_from_via_is_registered() -> None:
     exchange(alice, registrar, 0.0)
     assert [e.contact for e in alice.of(ev.Registered)] == ["sip:alice@203.0.113.5:62000"]
     assert str(registrar.requests[-1].contacts[0].uri) == "sip:alice@203.0.113.5:62000"
+    # The first REGISTER's binding (the private address) is removed by the one that registers
+    # the learned address: left in place, the registrar would fork every call to it too.
+    assert list(registrar.bindings) == ["sip:alice@203.0.113.5:62000"]
+    alice.ua.handle_timer(3600.0)  # the refresh carries only the binding in use
+    exchange(alice, registrar, 3600.0)
+    assert [str(c.uri) for c in registrar.requests[-1].contacts] == ["sip:alice@203.0.113.5:62000"]
+    assert list(registrar.bindings) == ["sip:alice@203.0.113.5:62000"]
 
 
 # --- state tables --------------------------------------------------------------------------------

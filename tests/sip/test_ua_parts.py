@@ -257,7 +257,7 @@ def test_bye_challenged_is_answered_once_with_credentials() -> None:
     net.flush()
     proxy.assert_answered_once()
     assert alice.of(ev.CallEnded) == [
-        ev.CallEnded(call_id=call_id, by="local", status=200, reason="OK")
+        ev.CallEnded(call_id=call_id, by="local", status=200, reason="hung up here")
     ]
     assert bob.of(ev.CallEnded)[0].call_id == bob_call
 
@@ -318,6 +318,33 @@ def test_reinvite_challenged_again_for_the_same_realm_ends_it() -> None:
     alice.ua.reoffer(call_id, sdp=OFFER, now=net.now)  # and the next one may go
     net.flush()
     assert proxy.seen[2].body == OFFER
+
+
+def test_a_reinvite_answered_481_ends_the_call_saying_it_was_lost() -> None:
+    """§14.1: the dialog is gone on the far side; the BYE we send then is not a hang-up of
+    ours, and the call's end says so."""
+    alice = make_peer("alice", "127.0.0.1", seed=1)
+    bob = make_peer("bob", "127.0.0.2", seed=2)
+    net = Network(alice, bob)
+    call_id, _ = call_up(net, alice, bob)
+
+    def lost(data: bytes, dest: Address) -> bool:
+        if not data.startswith(b"INVITE"):
+            return False
+        req = parse_message(data)
+        assert isinstance(req, SipRequest)
+        if not req.to.tag:
+            return False
+        resp = respond(req, 481)
+        alice.events += alice.ua.receive_message(resp, dest, net.now)
+        return True
+
+    net.drop = lost
+    alice.ua.reoffer(call_id, sdp=HOLD, now=net.now)
+    net.flush()
+    (ended,) = alice.of(ev.CallEnded)
+    assert ended.reason.startswith("the call was lost: 481 ")
+    assert alice.ua.call_state(call_id) is CallState.TERMINATED
 
 
 # --- methods installed by a part -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from softphone.store.db import Database, StoreError
-from softphone.store.history import INTERRUPTED_REASON, CallRecord, History, call_result
+from softphone.store.history import INTERRUPTED_REASON, CallRecord, History
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -158,30 +158,6 @@ def test_bad_records_are_refused_with_a_reason(
     with pytest.raises(StoreError, match=message):
         History(db).add(call(1, **change))
     assert History(db).count() == 0
-
-
-@pytest.mark.parametrize(
-    ("direction", "answered", "status", "expected"),
-    [
-        ("out", True, 200, "answered"),
-        ("in", True, 0, "answered"),
-        ("out", False, 486, "busy"),
-        ("in", False, 600, "busy"),
-        ("out", False, 603, "rejected"),
-        ("in", False, 603, "rejected"),
-        ("out", False, 487, "cancelled"),
-        ("in", False, 487, "missed"),
-        ("in", False, 0, "missed"),
-        ("in", False, 480, "missed"),
-        ("out", False, 404, "failed"),
-        ("out", False, 0, "failed"),
-        ("in", False, 500, "failed"),
-    ],
-)
-def test_call_result_from_status(
-    direction: str, answered: bool, status: int, expected: str
-) -> None:
-    assert call_result(direction=direction, answered=answered, status=status) == expected  # type: ignore[arg-type]
 
 
 async def test_two_tasks_writing_concurrently_lose_nothing(db: Database) -> None:

@@ -10,6 +10,7 @@ import itertools
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,7 @@ class FakeCore:
     def __init__(self) -> None:
         self.received: list[tuple[bytes, Address]] = []
         self.errors: list[tuple[Address, str]] = []
+        self.closed_flows: list[tuple[Address, str]] = []
         self.timer_calls: list[float] = []
         self.outbox: list[tuple[bytes, Address]] = []
         self.deadlines: list[float] = []
@@ -62,6 +64,11 @@ class FakeCore:
         self.changed.set()
         self.errors.append((dest, reason))
         return [("error", reason)]
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> list[object]:
+        self.closed_flows.append((dest, reason))
+        self.changed.set()
+        return []
 
     async def until(self, cond: Callable[[], bool]) -> None:
         async with asyncio.timeout(TIMEOUT_S):
@@ -172,6 +179,30 @@ async def test_udp_ignores_empty_and_crlf_datagrams(
             peer_transport.sendto(data, ("127.0.0.1", local.port))
         await core.until(lambda: len(core.received) >= 1)
         assert [data for data, _ in core.received] == [b"MESSAGE"]
+    finally:
+        peer_transport.close()
+
+
+def _rmem_max() -> int:
+    try:
+        return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+async def test_udp_receive_buffer_holds_a_burst_while_the_loop_is_busy(
+    core: FakeCore, sip_transport: SipTransport
+) -> None:
+    if _rmem_max() < 1024 * 1024:
+        pytest.skip("net.core.rmem_max below 1 MiB: the kernel caps the buffer we ask for")
+    local = await sip_transport.listen("udp", "127.0.0.1", 0)
+    peer_transport, _, _ = await udp_peer("127.0.0.1")
+    burst = [sip(call_id=f"c{i}", body=b"x" * 500) for i in range(1000)]
+    try:
+        for data in burst:  # all sent before the loop gets to read one: they queue in the kernel
+            peer_transport.sendto(data, ("127.0.0.1", local.port))
+        await core.until(lambda: len(core.received) == len(burst))
+        assert [data for data, _ in core.received] == burst
     finally:
         peer_transport.close()
 
@@ -340,6 +371,27 @@ async def test_tcp_connects_on_send_and_receives_on_that_connection(
         writer.close()
     finally:
         await peer.close()
+
+
+async def test_a_connection_the_server_closes_is_reported_as_a_closed_flow(
+    core: FakeCore, sip_transport: SipTransport
+) -> None:
+    peer = StreamPeer()
+    await peer.start()
+    dest = Address("tcp", "127.0.0.1", peer.port)
+    try:
+        core.outbox.append((sip(), dest))
+        sip_transport.pump()
+        reader, writer = await peer.next()
+        await read_exactly(reader, len(sip()))
+        assert core.closed_flows == []
+        writer.close()  # the server (or a router in the way) ends the flow
+        await core.until(lambda: bool(core.closed_flows))
+        assert core.closed_flows == [(dest, "closed by the peer")]
+    finally:
+        await peer.close()
+    await sip_transport.close()
+    assert core.closed_flows == [(dest, "closed by the peer")]  # our own close says nothing
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])

@@ -122,6 +122,7 @@ class FakeCore:
     def __init__(self, reply: bytes | None = None) -> None:
         self.received: list[tuple[bytes, Address]] = []
         self.errors: list[tuple[Address, str]] = []
+        self.closed_flows: list[tuple[Address, str]] = []
         self.outbox: list[tuple[bytes, Address]] = []
         self.reply = reply
         self.changed = asyncio.Event()
@@ -147,6 +148,11 @@ class FakeCore:
         self.errors.append((dest, reason))
         self.changed.set()
         return [reason]
+
+    def flow_closed(self, dest: Address, reason: str, now: float) -> list[object]:
+        self.closed_flows.append((dest, reason))
+        self.changed.set()
+        return []
 
     async def until(self, cond: Callable[[], bool]) -> None:
         async with asyncio.timeout(TIMEOUT_S):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from phone_fake import FakePhone
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_support import until
@@ -549,3 +550,46 @@ async def test_accounts_saved_in_the_settings_apply_to_the_phone_at_once(tmp_pat
         )
         assert len(phone.made("apply_accounts")) == 2 and phone.pending == []  # nothing changed
         assert app.config.codecs == ("PCMU",)
+
+
+def type_ahead(app: SoftphoneApp, *keys: str) -> None:
+    """Queue ``keys`` at once, as a terminal delivers keys typed faster than the app reads
+    them (or in one read); ``pilot.press`` would wait for the app to settle after each."""
+    names = {"tab": "\t", "shift+tab": None}
+    for key in keys:
+        app.post_message(events.Key(key, names.get(key, key)))
+
+
+async def test_keys_typed_ahead_across_tab_land_in_the_next_field(tmp_path: Path) -> None:
+    app, _ = build(FakePhone(), config_path=tmp_path / "config.toml", first_run=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the first-run form")
+        form = app.screen
+        fields = [form.query_one(f"#f-{name}", Input) for name in ("name", "uri", "display-name")]
+        type_ahead(app, "a", "l", "tab", "s", "i", "p", "tab", "A", "shift+tab")
+        await until(
+            pilot,
+            lambda: form.focused is fields[1] and sum(len(f.value) for f in fields) == 6,
+            what="every key typed and the focus back on the URI field",
+        )
+        assert [f.value for f in fields] == ["al", "sip", "A"]
+
+
+async def test_an_encrypted_call_shows_a_lock_in_the_list_and_the_quality_panel() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(120, 30)) as pilot:
+        call_id = await established(pilot, app, phone)
+        assert "\N{LOCK}" not in _rows(app)
+        assert "\N{LOCK}" not in str(app.main.quality.border_title)
+        call = phone.calls[0]
+        call.encryption, call.srtp_suite = "dtls-srtp", "AES_CM_128_HMAC_SHA1_80"
+        phone.emit_stats(call_id, encryption="dtls-srtp", srtp_suite="AES_CM_128_HMAC_SHA1_80")
+        await until(pilot, lambda: "\N{LOCK}" in _rows(app), what="the lock in the calls list")
+        await until(
+            pilot,
+            lambda: (
+                "\N{LOCK} SRTP (DTLS) AES_CM_128_HMAC_SHA1_80" in str(app.main.quality.border_title)
+            ),
+            what="the lock in the quality panel",
+        )

@@ -247,6 +247,16 @@ async def test_import_unreadable_path_is_an_error(book: Book, tmp_path: Path) ->
         assert severity == "error" and "cannot read" in message and "missing.vcf" in message
 
 
+async def test_import_from_an_unknown_users_home_is_an_error(book: Book) -> None:
+    app = host(book)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, 0)
+        await import_file(pilot, "~nosuchuser-softphone/contacts.vcf")
+        await until(pilot, lambda: app.notes(), what="notification")
+        [(message, severity)] = app.notes()
+        assert severity == "error" and "cannot read" in message and "contacts.vcf" in message
+
+
 async def test_import_expands_home(
     book: Book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -150,6 +150,7 @@ async def test_add_an_account_and_save_writes_toml_that_loads_back(tmp_path: Pat
             expires="600",
         )
         form.query_one("#f-transport", Select).value = "tcp"
+        form.query_one("#f-media-encryption", Select).value = "srtp"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back on settings")
         assert app.screen.query_one(AccountsTable).row_count == 1
@@ -160,6 +161,7 @@ async def test_add_an_account_and_save_writes_toml_that_loads_back(tmp_path: Pat
     assert str(account.uri) == "sip:bob@voip.example.org" and account.password == "pa ss"
     assert str(account.registrar) == "sip:voip.example.org" and account.transport == "tcp"
     assert account.expires == 600
+    assert account.media_encryption == "srtp"
     assert app.results[0] is not None and app.results[0].accounts[0].name == "home"
     assert path.stat().st_mode & 0o777 == 0o600
     assert f"saved to {path}" in notices(app)
@@ -489,3 +491,28 @@ def test_snapshot_accounts_160x48(snap_compare: Any, tmp_path: Path) -> None:
         )
     )
     assert snap_compare(app, terminal_size=(160, 48))
+
+
+async def test_only_from_proxy_is_a_checkbox_that_is_saved_and_shown_again(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox
+
+    config, path = config_file(tmp_path)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("enter")  # edit the first account (work)
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        box = form_of(app).query_one("#f-only-from-proxy", Checkbox)
+        assert box.value is False
+        box.value = True
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back")
+        await pilot.press("enter")  # the form shows it again before anything is saved
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form again")
+        assert form_of(app).query_one("#f-only-from-proxy", Checkbox).value is True
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back again")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved")
+    assert load_config(path).account("work").only_from_proxy is True
+    assert "only_from_proxy = true" in path.read_text()

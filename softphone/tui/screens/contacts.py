@@ -178,7 +178,13 @@ class VCardPrompt(ModalScreen[Path | None]):
     @on(Input.Submitted, "#vcard-path")
     def _submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        self.dismiss(Path(text).expanduser() if text else None)
+        if not text:
+            self.dismiss(None)
+            return
+        try:
+            self.dismiss(Path(text).expanduser())
+        except RuntimeError:  # "~user/..." with no such user: the import says it cannot read it
+            self.dismiss(Path(text))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

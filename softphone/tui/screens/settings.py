@@ -40,6 +40,7 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
+    Checkbox,
     DataTable,
     Footer,
     Input,
@@ -52,6 +53,8 @@ from textual.widgets import (
 )
 
 from softphone.config import (
+    DEFAULT_MEDIA_ENCRYPTION,
+    MEDIA_ENCRYPTIONS,
     TRANSPORTS,
     Config,
     ConfigError,
@@ -83,6 +86,15 @@ _TEXT_FIELDS: Final = (
     ("f-expires", "expires", "Expires (s)", "3600"),
     ("f-tls-ca-file", "tls_ca_file", "TLS CA file", "/path/ca.pem (optional)"),
 )
+
+
+# The media_encryption values as the form shows them (the config file's words in brackets).
+_ENCRYPTION_LABELS: Final = {
+    "none": "Off (none)",
+    "srtp-optional": "SRTP when the peer can (srtp-optional)",
+    "srtp": "SRTP required (srtp)",
+    "dtls-srtp": "DTLS-SRTP required (dtls-srtp)",
+}
 
 
 # What the phone reads only when it starts (accounts apply at once), as the person calls them.
@@ -199,6 +211,24 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
                     id="f-transport",
                     compact=True,
                 )
+                yield Label("Calls")
+                yield Checkbox(
+                    "only through the registrar/proxy",
+                    value=bool(acct.get("only_from_proxy", False)),
+                    id="f-only-from-proxy",
+                    compact=True,
+                    tooltip="Refuse (403) calls and other requests that do not come from this "
+                    "account's registrar or outbound proxy: a direct call bypassing it rings "
+                    "nothing.",
+                )
+                yield Label("Media encryption")
+                yield Select(
+                    [(_ENCRYPTION_LABELS[e], e) for e in MEDIA_ENCRYPTIONS],
+                    value=str(acct.get("media_encryption", DEFAULT_MEDIA_ENCRYPTION)),
+                    allow_blank=False,
+                    id="f-media-encryption",
+                    compact=True,
+                )
             if self.has_password:
                 yield Label(f"Password: {PASSWORD_HINT}.", id="form-hint")
             yield Label("", id="form-error")
@@ -225,6 +255,11 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
         for key in ("presence", "presence_state"):  # set in the file; the form keeps them
             if self.account and key in self.account:
                 out[key] = self.account[key]
+        if self.query_one("#f-only-from-proxy", Checkbox).value:
+            out["only_from_proxy"] = True
+        encryption = self.query_one("#f-media-encryption", Select).value
+        if encryption != DEFAULT_MEDIA_ENCRYPTION:
+            out["media_encryption"] = encryption
         return out
 
     def action_submit(self) -> None:

@@ -64,13 +64,17 @@ _AUTH_HEADER: Final = re.compile(
 )
 # RFC 2617 §3.2.2 / RFC 3261 §22.4: the digest response, wherever it appears.
 _DIGEST_RESPONSE: Final = re.compile(r'\bresponse[ \t]*=[ \t]*("[^"\r\n]*"|[^,\s]+)', re.IGNORECASE)
+# RFC 4568 §9.1: the SRTP key and salt of an a=crypto line.
+_SDES_KEY: Final = re.compile(r"(inline:)[^\s|;]+", re.IGNORECASE)
 # RFC 3261 §20.16: CSeq: 1 INVITE (no compact form).
 _CSEQ: Final = re.compile(r"^cseq[ \t]*:[ \t]*\d+[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def redact_for_display(text: str) -> str:
-    """Hide every Authorization/Proxy-Authorization value and every ``response=`` value."""
+    """Hide every Authorization/Proxy-Authorization value, every ``response=`` value and every
+    SDES key (``a=crypto ... inline:<key>``)."""
     text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _SDES_KEY.sub(rf"\1{REDACTED}", text)
     return _DIGEST_RESPONSE.sub(f'response="{REDACTED}"', text)
 
 

@@ -118,6 +118,18 @@ class QualityHistory:
                 self.series[scale.key].append(float(value))
 
 
+LOCK = "\N{LOCK}"
+_METHODS = {"sdes": "SRTP (SDES)", "dtls-srtp": "SRTP (DTLS)"}
+
+
+def lock_text(encryption: str, suite: str | None) -> str:
+    """ "🔒 SRTP (SDES) AES_CM_128_HMAC_SHA1_80" for an encrypted call; "" for plain RTP."""
+    method = _METHODS.get(encryption)
+    if method is None:
+        return ""
+    return " ".join(p for p in (LOCK, method, suite) if p)
+
+
 def _value_text(value: object, unit: str) -> str:
     if not isinstance(value, int | float):
         return "-"
@@ -238,11 +250,12 @@ class QualityPanel(Vertical):
     def on_mount(self) -> None:
         self.show(None)
 
-    def show(self, history: QualityHistory | None, *, title: str = "") -> None:
+    def show(self, history: QualityHistory | None, *, title: str = "", lock: str = "") -> None:
+        """``lock``: what protects the call's media (:func:`lock_text`), shown in the title."""
         if history is None:
             self.border_title = "Call quality · no call selected"
         else:
-            self.border_title = f"Call quality · {title}" if title else "Call quality"
+            self.border_title = " · ".join(p for p in ("Call quality", title, lock) if p)
         for scale in SCALES:
             latest = history.latest.get(scale.key) if history is not None else None
             self.query_one(f"#label-{scale.key}", Label).update(

@@ -1,0 +1,84 @@
+"""SIPp's scenarios and result files, and sipvicious' tables, without running either."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from softphone.lab.sipp import Sipp, percentile, read_stats, scenario_text
+from softphone.lab.sipvicious import ScanRow, _table
+
+STATS_HEADER = (
+    "StartTime;ElapsedTime(C);OutgoingCall(C);SuccessfulCall(C);FailedCall(C);"
+    "FailedTimeoutOnRecv(C);FailedMaxUDPRetrans(C);FailedUnexpectedMessage(C);Retransmissions(C);"
+)
+
+
+@pytest.mark.parametrize("name", ["scanner_flood", "call"])
+def test_the_scenarios_are_package_data_and_well_formed_xml(name: str, tmp_path: Path) -> None:
+    for wav in (None, tmp_path / "speech.wav"):
+        text = scenario_text(name, rtp_wav=wav)  # type: ignore[arg-type]
+        assert "@@" not in text.split("-->", 1)[1]  # placeholders filled (the comment keeps them)
+        root = ET.fromstring(text.encode("iso-8859-1"))
+        assert root.tag == "scenario" and root.find("send") is not None
+        if name == "call":
+            streams = [e.get("rtp_stream") for e in root.iter("exec")]
+            assert streams == ([] if wav is None else [f"{wav},-1,0"])
+
+
+def test_read_stats_takes_the_last_line_and_every_answer_time(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.csv"
+    stats.write_text(
+        STATS_HEADER + "\nx;00:00:01;10;5;0;0;0;0;0;\nx;00:01:05:250000;100;97;3;2;1;0;4;\n"
+    )
+    rtt = tmp_path / "call_1_rtt.csv"
+    rtt.write_text("Date_ms;response_time_ms;rtd_no\n1;4;answer\n2;12;answer\n3;250;answer\n")
+    result = read_stats(stats, [rtt], exit_code=1)
+    assert (result.created, result.successful, result.failed) == (100, 97, 3)
+    assert result.timed_out == 3 and result.retransmissions == 4
+    assert result.elapsed_s == pytest.approx(65.25)
+    assert result.answer_ms == (4.0, 12.0, 250.0) and result.unanswered == 97
+    assert result.answer_percentile(0.5) == 12.0 and result.answer_percentile(0.99) == 250.0
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0 and percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0 and percentile([], 0.5) is None
+
+
+def test_sipp_argv_holds_the_ramp_the_users_and_the_namespace(tmp_path: Path) -> None:
+    sipp = Sipp(
+        tmp_path,
+        "scanner_flood",
+        ("203.0.113.1", 5060),
+        rate=10,
+        rate_increase=10,
+        rate_period_s=5,
+        rate_max=80,
+        calls=100,
+        users=["admin", "100"],
+        local_host="203.0.113.2",
+        prefix=("ip", "netns", "exec", "ns-b"),
+    )
+    argv = sipp.argv("/usr/bin/sipp")
+    assert argv[:5] == ["ip", "netns", "exec", "ns-b", "/usr/bin/sipp"]
+    assert argv[argv.index("-rate_max") + 1 : argv.index("-rate_max") + 3] == [
+        "80",
+        "-no_rate_quit",
+    ]
+    assert argv[argv.index("-i") + 1] == "203.0.113.2"
+    assert (tmp_path / "users.csv").read_text() == "SEQUENTIAL\nadmin\n100\n"
+
+
+def test_sipvicious_tables_are_read_without_their_header() -> None:
+    output = (
+        "+-----------+----------------+\n| Extension | Authentication |\n"
+        "+===========+================+\n| alice     | noauth         |\n"
+        "+-----------+----------------+\n| 100       | reqauth        |\n"
+        "WARNING:TakeASip:something\n"
+    )
+    assert _table(output, "Extension") == [ScanRow("alice", "noauth"), ScanRow("100", "reqauth")]
+    assert _table("WARNING:root:found nothing\n", "SIP Device") == []
