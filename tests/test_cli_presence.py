@@ -1,6 +1,7 @@
 """``softphone listen`` and presence, run for real in subprocesses (the helpers and rules of
 test_cli.py): a message-waiting NOTIFY a PBX sends unasked becomes an ``mwi`` JSON line and a
-line for a person; ``--presence`` and ``--watch`` refuse what is not a state or an address."""
+line for a person; ``--presence`` is an ``own_presence`` line; ``--presence`` and ``--watch``
+refuse what is not a state or an address."""
 
 from __future__ import annotations
 
@@ -70,3 +71,19 @@ def test_listen_refuses_a_presence_that_is_not_a_state_or_an_address(tmp_path: P
     result = run(softphone(tmp_path / "b.log", *base, "--watch", "sip:"), env, tmp_path)
     assert result.returncode == 2, result.stderr
     assert "softphone: " in result.stderr and "Traceback" not in result.stderr
+
+
+def test_listen_presence_prints_an_own_presence_line(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    with listener_with(tmp_path, port, "--presence", "away") as listener:
+        got = listener.wait_for(lambda e: e["event"] == "own_presence")
+        # Tools outside the project read these names. Without a registrar the account publishes
+        # nothing, but the choice is ours all the same (and dnd would refuse calls).
+        assert got == {
+            "event": "own_presence",
+            "state": "away",
+            "shown": "away",
+            "note": None,
+            "on_the_phone": False,
+        }
+        stop_listener(listener)
