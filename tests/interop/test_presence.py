@@ -358,6 +358,15 @@ async def test_listen_json_prints_mwi_and_removes_everything_on_exit(
         }
         lamp = listener.wait_for(lambda e: e["event"] == "presence" and e["lamp"] == "idle", STEP_S)
         assert lamp["uri"] == BOB
+        assert set(lamp) == {"event", "uri", "state", "note", "lamp"}
+        own = listener.wait_for(lambda e: e["event"] == "own_presence", STEP_S)
+        assert own == {
+            "event": "own_presence",
+            "state": "busy",
+            "shown": "busy",
+            "note": None,
+            "on_the_phone": False,
+        }
         published = await logged(presence_server, r"LAB PUBLISH presence sip:alice@lab\.test .*")
         assert "expires=3600" in published
         mark = presence_server.mark()
