@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         "listen",
         help="wait for incoming calls and messages",
         description="Register (when the account has a registrar) and wait for calls and "
-        "instant messages (with --json, one 'message' line each: from, to, content_type, text).",
+        "instant messages (with --json, one 'message' line each: from, to, content_type, text). "
+        "With presence on, message waiting comes as 'mwi' lines (account, waiting, new, old) and "
+        "the parties of --watch as 'presence' lines (uri, state, note, lamp).",
     )
     network_options(listen)
     answering = listen.add_mutually_exclusive_group()
@@ -220,6 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_reject_status,
         metavar="STATUS",
         help="refuse every incoming call with this SIP status (486 busy, 603 decline, 480 ...)",
+    )
+    listen.add_argument(
+        "--presence",
+        choices=("available", "away", "busy", "dnd"),
+        metavar="STATE",
+        help="our presence while listening: available, away, busy or dnd (default: the "
+        "account's presence_state); published where the account has presence on",
+    )
+    listen.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="follow URI's presence and busy lamp ('presence' events); may be repeated",
     )
     message = sub.add_parser(
         "message",

@@ -378,6 +378,15 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
             phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
             if isinstance(phone, ExitCode):
                 return phone
+            try:
+                if args.presence is not None:
+                    phone.set_presence(args.presence)
+                for uri in args.watch:
+                    phone.watch(uri)
+            except PhoneError as exc:
+                reporter.say(f"softphone: {exc}")
+                await phone.stop()
+                return ExitCode.USAGE
             deadline = None if args.duration is None else loop.time() + args.duration
             try:
                 while True:

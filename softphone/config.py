@@ -13,6 +13,9 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
     # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # presence = true                 # publish our presence, watch contacts, message waiting
+    #                                 # (default: on when the account has a registrar)
+    # presence_state = "available"    # available | away | busy | dnd, the state at start
     # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
     # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
     # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
@@ -72,6 +75,10 @@ if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone
 # end that edits the config needs no SIP module to know them.
 TransportName: TypeAlias = Literal["udp", "tcp", "tls"]
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("udp", "tcp", "tls")
+# What an account may publish as its presence (softphone.sip.pidf.PUBLISHED_STATES spells them
+# the same; tests/test_config.py checks they agree).
+PresenceStateName: TypeAlias = Literal["available", "away", "busy", "dnd"]
+PRESENCE_STATES: Final[tuple[PresenceStateName, ...]] = ("available", "away", "busy", "dnd")
 # An account's media encryption, in the config file's words (softphone.sdp.MediaEncryption has the
 # same values; tests/test_config.py checks they agree).
 MediaEncryptionName: TypeAlias = Literal["none", "srtp-optional", "srtp", "dtls-srtp"]
@@ -142,6 +149,13 @@ class Account:
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
     expires: int = 3600
+    presence: bool | None = None  # None: on when the account has a registrar
+    presence_state: PresenceStateName = "available"
+
+    @property
+    def presence_enabled(self) -> bool:
+        return self.presence if self.presence is not None else self.registrar is not None
+
     # How often to ask the registrar whether it still has our binding (RFC 3261 §10.2.3, a
     # REGISTER without Contact); 0 never asks. A registrar that restarts with its bindings in
     # memory loses them without telling anyone: this is how we find out and register again.
@@ -298,6 +312,8 @@ _ACCOUNT_KEYS: Final = frozenset(
         "transport",
         "tls_ca_file",
         "expires",
+        "presence",
+        "presence_state",
         "binding_check",
         "only_from_proxy",
         "stun_server",
@@ -439,6 +455,15 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
+    presence = raw.get("presence")
+    if presence is not None and not isinstance(presence, bool):
+        raise ConfigError(f"{label}: presence must be true or false")
+    presence_state = raw.get("presence_state", "available")
+    if presence_state not in PRESENCE_STATES:
+        raise ConfigError(
+            f"{label}: presence_state must be one of {', '.join(PRESENCE_STATES)}"
+            f" (not {presence_state!r})"
+        )
     check = raw.get("binding_check", DEFAULT_BINDING_CHECK_S)
     if not isinstance(check, int) or isinstance(check, bool) or not 0 <= check <= 86400:
         raise ConfigError(
@@ -473,6 +498,8 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         transport=transport,
         tls_ca_file=ca_path,
         expires=expires,
+        presence=presence,
+        presence_state=presence_state,
         binding_check=check,
         only_from_proxy=only_from_proxy,
         stun_server=stun_server,
@@ -642,6 +669,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["tls_ca_file"] = str(a.tls_ca_file)
         if a.expires != 3600:
             entry["expires"] = a.expires
+        if a.presence is not None:
+            entry["presence"] = a.presence
+        if a.presence_state != "available":
+            entry["presence_state"] = a.presence_state
         if a.binding_check != DEFAULT_BINDING_CHECK_S:
             entry["binding_check"] = a.binding_check
         if a.only_from_proxy:

@@ -67,7 +67,7 @@ def dump(title: str, lines: list[str], n: int = 60) -> None:
 class KamailioFactory(Protocol):
     """The ``kamailio_factory`` fixture: another Kamailio serving the given TLS certificate."""
 
-    def __call__(self, tls_cert: lab.CertKind = "good") -> lab.Kamailio: ...
+    def __call__(self, tls_cert: lab.CertKind = "good", presence: bool = False) -> lab.Kamailio: ...
 
 
 class BaresipFactory(Protocol):
@@ -86,6 +86,8 @@ class BaresipFactory(Protocol):
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        presence: bool = False,
+        publish_s: int = 60,
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
         host: str = lab.HOST,

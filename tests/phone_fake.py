@@ -26,6 +26,12 @@ Unregistered; send_message -> MessageStatusChanged "sending" at once, [step] "de
 (or "failed" with the status of :meth:`fail_next_message`), in the call with that party when one
 is up. ``play_file`` "plays" until
 ``stop_playback`` (see :attr:`played`, :attr:`playing`).
+
+Presence: ``set_presence`` -> OwnPresenceChanged at once when the choice changes; presence runs
+for an account with a registrar once it registered (as the real phone's default), and while it
+runs a call established or held makes what is shown ``busy`` (OwnPresenceChanged again).
+``watch`` adds an ``unknown`` record to :attr:`watched`; the far side's changes are
+:meth:`remote_presence` (PresenceChanged) and :meth:`message_waiting` (MessageWaiting).
 """
 
 from __future__ import annotations
@@ -41,11 +47,14 @@ from typing import Literal
 from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.api import (
+    ContactPresence,
     FlowSummary,
+    OwnPresence,
     Registration,
     RegistrationState,
     StreamSummary,
     TracedMessage,
+    Voicemail,
 )
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
@@ -202,6 +211,9 @@ class FakePhone(EventReader):
         self._raise_next: dict[str, str] = {}
         # The SIP flows: the phone's own trace, fed by add_sip() with whole messages.
         self.sip = SipTrace(lambda: self.wall_clock + self.now)
+        self._presence = OwnPresence()
+        self._watched: dict[str, ContactPresence] = {}
+        self._voicemail: dict[str, Voicemail] = {}
 
     # ------------------------------------------------------------------ the test's controls
     def advance(self, steps: int = 1) -> list[pe.PhoneEvent]:
@@ -366,8 +378,56 @@ class FakePhone(EventReader):
             pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms)
         )
 
+    def remote_presence(
+        self,
+        uri: str,
+        state: pe.PresenceStateName = "available",
+        note: str | None = None,
+        lamp: pe.LampName = "idle",
+    ) -> None:
+        """A NOTIFY about the watched ``uri`` (as given to watch): PresenceChanged when it
+        changes what is known, as the real phone."""
+        if uri not in self._watched:
+            raise AssertionError(f"{uri} is not watched: {sorted(self._watched)}")
+        record = ContactPresence(uri=uri, state=state, note=note, lamp=lamp)
+        if self._watched[uri] != record:
+            self._watched[uri] = record
+            self.emit(pe.PresenceChanged(uri=uri, state=state, note=note, lamp=lamp))
+
+    def message_waiting(
+        self,
+        account: str,
+        new: int,
+        old: int = 0,
+        *,
+        waiting: bool | None = None,
+        urgent_new: int = 0,
+    ) -> None:
+        """A message-summary NOTIFY for ``account`` (MessageWaiting when it changes)."""
+        box = Voicemail(
+            account=account,
+            waiting=new > 0 if waiting is None else waiting,
+            new=new,
+            old=old,
+            urgent_new=urgent_new,
+        )
+        if self._voicemail.get(account) != box:
+            self._voicemail[account] = box
+            self.emit(
+                pe.MessageWaiting(
+                    account=account,
+                    waiting=box.waiting,
+                    new=new,
+                    old=old,
+                    urgent_new=urgent_new,
+                )
+            )
+
     def register(self, account: str, expires: int | None = None) -> None:
         self.registered[account] = True
+        if account in self.registrars and account not in self._presence.accounts:
+            accounts = tuple(sorted((*self._presence.accounts, account)))
+            self._presence = replace(self._presence, accounts=accounts)
         seconds = self.expires if expires is None else expires
         self._set_registration(
             account, "registered", expires_at=self.wall_clock + self.now + seconds
@@ -744,6 +804,47 @@ class FakePhone(EventReader):
         self._record("stop_playback")
         self.playing = None
 
+    def set_presence(self, state: str, note: str | None = None) -> None:
+        self._record("set_presence", state=state, note=note)
+        choices: dict[str, pe.PresenceChoice] = {
+            "available": "available",
+            "away": "away",
+            "busy": "busy",
+            "dnd": "dnd",
+        }
+        chosen = choices.get(state)
+        if chosen is None:
+            raise PhoneError(f"no presence state {state!r}: use {', '.join(choices)}")
+        note = note.strip() or None if note is not None else None
+        if (chosen, note) == (self._presence.state, self._presence.note):
+            return
+        self._presence = replace(self._presence, state=chosen, note=note)
+        self._show_presence()
+
+    @property
+    def presence(self) -> OwnPresence:
+        return self._presence
+
+    def watch(self, uri: str) -> None:
+        self._record("watch", uri=uri)
+        try:
+            normalize_target(uri, next(iter(self.aors.values())))
+        except TargetError as exc:
+            raise AddressError(str(exc)) from None
+        self._watched.setdefault(uri, ContactPresence(uri=uri))
+
+    def unwatch(self, uri: str) -> None:
+        self._record("unwatch", uri=uri)
+        self._watched.pop(uri, None)
+
+    @property
+    def watched(self) -> Mapping[str, ContactPresence]:
+        return dict(self._watched)
+
+    @property
+    def voicemail(self) -> Mapping[str, Voicemail]:
+        return dict(self._voicemail)
+
     def config_warning(self) -> str | None:
         return self.exposed_config
 
@@ -811,6 +912,21 @@ class FakePhone(EventReader):
         if info.state != state:
             info.state = state
             self._publish_state(info)
+            talking = any(c.state in ("established", "held") for c in self._calls.values())
+            if talking != self._presence.on_the_phone:
+                self._presence = replace(self._presence, on_the_phone=talking)
+                if self._presence.accounts:  # presence runs: what is shown changes
+                    self._show_presence()
+
+    def _show_presence(self) -> None:
+        own = self._presence
+        shown: pe.PresenceChoice = "busy" if own.on_the_phone and own.state != "dnd" else own.state
+        self._presence = replace(own, shown=shown)
+        self.emit(
+            pe.OwnPresenceChanged(
+                state=own.state, shown=shown, note=own.note, on_the_phone=own.on_the_phone
+            )
+        )
 
     def _ring(self, info: FakeCall) -> None:
         if info.state == "calling":

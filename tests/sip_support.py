@@ -145,6 +145,8 @@ class Registrar:
     def respond(self, data: bytes) -> bytes:
         req = parse_message(data)
         assert isinstance(req, SipRequest)
+        if req.method != "REGISTER":  # a registrar only: PUBLISH, SUBSCRIBE... are not for it
+            return self.refuse(req)
         self.requests.append(req)
         auth = req.headers.get_lines("Authorization")
         headers = Headers()
@@ -195,6 +197,16 @@ class Registrar:
             if self.flow_timer is not None:
                 headers.add("Flow-Timer", str(self.flow_timer))
         return bytes(SipResponse(status=status, reason="x", headers=headers))
+
+    @staticmethod
+    def refuse(req: SipRequest) -> bytes:
+        """405 Method Not Allowed (RFC 3261 §8.2.1), Allow: REGISTER."""
+        headers = Headers()
+        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+            for value in req.headers.get_lines(name):
+                headers.add(name, value + (";tag=reg" if name == "To" and not req.to.tag else ""))
+        headers.add("Allow", "REGISTER")
+        return bytes(SipResponse(status=405, reason="Method Not Allowed", headers=headers))
 
     def restart(self) -> None:
         """Forget every nonce and binding, as a registrar restarting with its location table

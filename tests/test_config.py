@@ -88,6 +88,14 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
         ("ring_device = ' '\n", "ring_device must not be empty"),
         ("recordings_dir = 3\n", "recordings_dir must be a directory path"),
         (
+            "[[account]]\nname='a'\nuri='sip:a@b'\npresence='yes'\n",
+            "presence must be true or false",
+        ),
+        (
+            "[[account]]\nname='a'\nuri='sip:a@b'\npresence_state='asleep'\n",
+            "presence_state must be one of available, away, busy, dnd (not 'asleep')",
+        ),
+        (
             "recordings_dir = '~nosuchuser-softphone/calls'\n",
             "recordings_dir: '~nosuchuser-softphone' is not a user with a home directory",
         ),
@@ -245,6 +253,32 @@ def test_the_config_spells_transports_as_the_sip_core_does() -> None:
 def test_an_accounts_domain_is_its_address_of_record_host() -> None:
     config = parse_config({"account": [{"name": "a", "uri": "sip:alice@example.com"}]})
     assert config.account("a").domain == "example.com"
+
+
+def test_presence_is_on_with_a_registrar_unless_said_and_round_trips(tmp_path: Path) -> None:
+    text = EXAMPLE + 'presence = true\npresence_state = "dnd"\n'  # on the account "work"
+    config = load_config(write(tmp_path, text))
+    alice, work = config.accounts
+    assert (alice.presence, alice.presence_enabled, alice.presence_state) == (
+        None,
+        True,  # it has a registrar
+        "available",
+    )
+    assert (work.presence, work.presence_enabled, work.presence_state) == (True, True, "dnd")
+    off = load_config(write(tmp_path, EXAMPLE.replace('transport = "udp"', "presence = false")))
+    assert not off.accounts[0].presence_enabled and not off.accounts[1].presence_enabled
+    saved = save_config(config, tmp_path / "again.toml")
+    assert load_config(saved).accounts == config.accounts
+    assert "presence" not in saved.read_text().split("[[account]]")[1]  # defaults stay out
+
+
+def test_the_config_spells_presence_states_as_the_sip_core_does() -> None:
+    from softphone.config import PRESENCE_STATES, PresenceStateName
+    from softphone.phone.events import PresenceChoice
+    from softphone.sip import pidf
+
+    assert get_args(PresenceStateName) == PRESENCE_STATES == pidf.PUBLISHED_STATES
+    assert get_args(PresenceChoice) == PRESENCE_STATES
 
 
 def test_binding_check_defaults_can_be_turned_off_and_round_trips(tmp_path: Path) -> None:

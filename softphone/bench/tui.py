@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +36,15 @@ import numpy as np
 
 from softphone.config import Account, Config
 from softphone.phone import events as pe
-from softphone.phone.api import FlowSummary, Registration, StreamSummary, TracedMessage
+from softphone.phone.api import (
+    ContactPresence,
+    FlowSummary,
+    OwnPresence,
+    Registration,
+    StreamSummary,
+    TracedMessage,
+    Voicemail,
+)
 from softphone.phone.errors import PhoneError
 from softphone.phone.event_queue import EventReader
 
@@ -195,6 +203,27 @@ class BenchPhone(EventReader):
 
     def stop_playback(self) -> None:
         return None
+
+    def set_presence(self, state: str, note: str | None = None) -> None:
+        return None
+
+    @property
+    def presence(self) -> OwnPresence:
+        return OwnPresence()
+
+    def watch(self, uri: str) -> None:
+        return None
+
+    def unwatch(self, uri: str) -> None:
+        return None
+
+    @property
+    def watched(self) -> Mapping[str, ContactPresence]:
+        return {}
+
+    @property
+    def voicemail(self) -> Mapping[str, Voicemail]:
+        return {}
 
     def config_warning(self) -> str | None:
         return None

@@ -288,6 +288,8 @@ class Baresip:
         netns: str | None = None,
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
+        presence: bool = False,
+        publish_s: int = 60,
     ) -> None:
         """``host``: the address it listens and advertises on, inside ``netns`` when given
         (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
@@ -300,7 +302,10 @@ class Baresip:
         (``call_max_calls``; the load benchmarks raise it). ``mediaenc``: the account's media
         encryption (module ``srtp``: ``srtp`` offers SDES inside RTP/AVP, ``srtp-mand``
         RTP/SAVP; module ``dtls_srtp``: ``dtls_srtp`` UDP/TLS/RTP/SAVP). ``rtcp_mux``: offer
-        and accept rtcp-mux (RFC 5761)."""
+        and accept rtcp-mux (RFC 5761). ``presence``: load the ``presence`` module: it publishes
+        its own state every ``publish_s`` (open, or closed after :meth:`presence_offline`) and
+        subscribes to the presence of each of ``contacts`` (:meth:`contact_status` reads what it
+        learnt)."""
         self.workdir = workdir
         self.host = host
         self.netns = netns
@@ -321,6 +326,8 @@ class Baresip:
         if any(c in uri for uri in contacts for c in "<>\r\n"):
             raise LabError(f"contacts are bare URIs, not {contacts!r}")
         self.contacts = contacts
+        self.presence = presence
+        self.publish_s = publish_s
         self.with_console = console
         self.mediaenc = mediaenc
         self.rtcp_mux = rtcp_mux
@@ -379,6 +386,7 @@ class Baresip:
             f'outbound="{self.kamailio.outbound_uri(self.transport, ipv6=":" in self.host)}"',
             answer,
             f"regint={300 if self.register else 0}",
+            *([f"pubint={self.publish_s}"] if self.presence else []),
         ]
         return (
             f"{name}<sip:{self.user}@{DOMAIN};transport={self.transport}>;"
@@ -427,6 +435,7 @@ class Baresip:
             "module_tmp\t\taccount.so\n",
             "module_app\t\tctrl_tcp.so\nmodule_app\t\tmenu.so\n",
             "module_app\t\tcontact.so\n" if self.contacts else "",
+            "module_app\t\tpresence.so\n" if self.presence else "",
             f"module\t\t\tcons.so\ncons_listen\t\t{hostport(self.host, self.cons_port)}\n"
             if self.with_console
             else "",
@@ -458,7 +467,10 @@ class Baresip:
             self.cons_port = free_port_pair(self.host)  # cons listens on UDP and TCP
         (self.workdir / "config").write_text(self.config_text())
         (self.workdir / "accounts").write_text(self.account_line())
-        (self.workdir / "contacts").write_text("".join(f"<{uri}>\n" for uri in self.contacts))
+        watch = ";presence=p2p" if self.presence else ""  # what the presence module subscribes to
+        (self.workdir / "contacts").write_text(
+            "".join(f"<{uri}>{watch}\n" for uri in self.contacts)
+        )
         # -t: baresip quits by itself after 15 min even if whoever started it is killed hard.
         argv = [binary, "-f", str(self.workdir), "-t", "900"]
         if (stdbuf := shutil.which("stdbuf")) is not None:  # line-buffer its log through the pipe
@@ -582,3 +594,21 @@ class Baresip:
 
     def list_calls(self) -> str:
         return strip_ansi(str(self.command("listcalls").get("data", "")))
+
+    # -- presence (module ``presence``: baresip 1.0 publishes only open or closed)
+
+    def presence_online(self) -> Event:
+        return self.command("presence_online")
+
+    def presence_offline(self) -> Event:
+        return self.command("presence_offline")
+
+    def contact_status(self, uri: str) -> str | None:
+        """What baresip's ``contacts`` list says of ``uri`` (``Online``, ``Offline``, ``Busy``,
+        ``Unknown``), None when the contact is not listed."""
+        listing = strip_ansi(str(self.command("contacts").get("data", "")))
+        for line in listing.splitlines():
+            if f"<{uri}>" in line:
+                words = line.replace(">", " ", 1).split()
+                return words[0] if words else None
+        return None

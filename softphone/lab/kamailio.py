@@ -11,6 +11,16 @@ line starting with ``LAB``:
   ``LAB REPLY 423 REGISTER alice ci=...`` (every reply Kamailio itself sends, 401/403/404/...)
   ``LAB REGISTERED alice expires=3600 proto=tcp contact=sip:...`` / ``LAB UNREGISTERED alice ...``
   ``LAB RELAYED-REPLY 180 INVITE ci=...`` (replies relayed on INVITE/BYE/REFER/NOTIFY/...)
+
+``Kamailio(..., presence=True)`` is also the presence server (``WITH_PRESENCE`` in the template):
+PUBLISH and SUBSCRIBE for ``presence``, ``dialog`` (pua_dialoginfo publishes every call through
+it) and ``message-summary``, logged as
+
+  ``LAB PUBLISH presence sip:alice@lab.test expires=3600 etag=<null>``
+  ``LAB SUBSCRIBE dialog sip:bob@lab.test from=sip:alice@lab.test expires=600 totag=<null>``
+
+It keeps that state in memory: :meth:`Kamailio.restart` (same ports) forgets every subscription
+and publication, as a registrar that restarts does.
 """
 
 from __future__ import annotations
@@ -45,6 +55,10 @@ USERS: Final[dict[str, str]] = {
     "dave": "davepw",
 }
 TEMPLATE: Final = "kamailio.cfg.tmpl"
+# db_text tables the presence modules open (they stay empty: state is kept in memory), copied
+# with their column lines from the schema Debian's kamailio package ships.
+DBTEXT_SCHEMA: Final = Path("/usr/share/kamailio/dbtext/kamailio")
+PRESENCE_TABLES: Final = ("presentity", "active_watchers", "watchers", "xcap", "pua")
 MPATH_CANDIDATES: Final = (
     "/usr/lib/x86_64-linux-gnu/kamailio/modules",
     "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -83,18 +97,22 @@ class Kamailio:
         netns: str | None = None,
         flow_timer_s: int = 0,
         nat_aliases: bool = True,
+        presence: bool = False,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
         its 200 to REGISTER carries (RFC 5626 §4.4.1), 0 for none. ``nat_aliases=False``: no
         nathelper aliases on the Contacts of TCP/TLS dialogs, so requests inside a dialog go
         where the phone's Contact says (a registrar that relies on the phone to name an address
-        it can be reached at)."""
+        it can be reached at). ``presence``: load the presence modules (PUBLISH, SUBSCRIBE and
+        NOTIFY for presence, dialog and message-summary; dialog states from the calls it
+        proxies), their tables in db_text."""
         self.host = host
         self.netns = netns
         self.flow_timer_s = flow_timer_s
         self.nat_aliases = nat_aliases
         self.workdir = workdir
+        self.presence = presence
         self.pki = pki
         self.tls_cert: CertKind = tls_cert
         self.ca_file: Path = pki.ca_file
@@ -124,6 +142,8 @@ class Kamailio:
         (dbdir / "subscriber").write_text(
             "id(int,auto) username(string) domain(string) password(string)\n" + rows
         )
+        if self.presence:
+            _presence_tables(dbdir)
         server = self.pki.server(self.tls_cert)
         tls_cfg = self.workdir / "tls.cfg"
         tls_cfg.write_text(
@@ -146,6 +166,9 @@ class Kamailio:
             "CTL": str(self.ctl_path),
         }
         text = template_text()
+        if self.presence:
+            first, _, rest = text.partition("\n")
+            text = f"{first}\n#!define WITH_PRESENCE\n{rest}"
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
         if "@@" in text:
@@ -243,7 +266,8 @@ class Kamailio:
 
     def restart(self, timeout_s: float = 15.0) -> Kamailio:
         """Stop it and start it again on the same ports, as a registrar restart does: the
-        location table is in memory only, so every binding is gone."""
+        location table is in memory only, so every binding is gone, and so are subscriptions and
+        publications. The log starts over; :meth:`mark` is 0 again."""
         port = self.udp_port
         self.stop()
         return self.start(timeout_s, port=port)
@@ -292,3 +316,20 @@ class Kamailio:
                 raise LabError("kamailio listens on [::1] only for UDP, and only when it can")
             return f"sip:[::1]:{self.udp6_port};transport=udp"
         return f"sip:{self.host}:{self.port_for(transport)};transport={transport}"
+
+
+def _presence_tables(dbdir: Path) -> None:
+    """The presence modules' db_text tables, empty, and the version table they check."""
+    try:
+        versions = (DBTEXT_SCHEMA / "version").read_text().splitlines()
+        for table in PRESENCE_TABLES:
+            header = (DBTEXT_SCHEMA / table).read_text().splitlines()[0]
+            (dbdir / table).write_text(header + "\n")
+    except OSError as exc:
+        raise LabError(f"the db_text schema of Kamailio is not in {DBTEXT_SCHEMA}: {exc}") from None
+    rows = [
+        line
+        for line in versions[1:]
+        if line.split(":")[1:2] and line.split(":")[1] in PRESENCE_TABLES
+    ]
+    (dbdir / "version").write_text("".join(f"{line}\n" for line in [versions[0], *rows]))

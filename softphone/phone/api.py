@@ -26,6 +26,11 @@ Contracts the TUI may rely on (every implementation keeps them):
   queued; ``delivered`` (a 2xx) or ``failed`` (with the status and reason) comes later with that
   id. A message for us arrives as ``MessageReceived``. A message to a party we are in a call
   with goes in that call (``call_id`` set on its events).
+- Presence: ``set_presence`` emits ``OwnPresenceChanged`` at once (and again when a call makes
+  what is shown ``busy``); ``watch(uri)`` makes ``uri`` one of :attr:`PhoneApi.watched` (state
+  ``unknown`` until the first NOTIFY), and every change of it arrives as ``PresenceChanged``
+  with that same ``uri`` text; ``unwatch`` removes it. Message waiting arrives as
+  ``MessageWaiting``; :attr:`PhoneApi.voicemail` is the state it leads to.
 - ``events()``, ``next_event()`` and ``next_event_nowait()`` read one shared queue: a front end
   uses exactly one consumer (the TUI bridge worker).
 """
@@ -39,18 +44,27 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from softphone.config import Account
-from softphone.phone.events import CallStateName, PhoneEvent
+from softphone.phone.events import (
+    CallStateName,
+    LampName,
+    PhoneEvent,
+    PresenceChoice,
+    PresenceStateName,
+)
 
 __all__ = [
     "CallFlowState",
     "CallSnapshot",
     "CallView",
+    "ContactPresence",
     "FlowSummary",
+    "OwnPresence",
     "PhoneApi",
     "Registration",
     "RegistrationState",
     "StreamSummary",
     "TracedMessage",
+    "Voicemail",
 ]
 
 RegistrationState = Literal["none", "registering", "registered", "failed"]
@@ -70,6 +84,40 @@ class Registration:
     retry_in_s: float | None = None  # when a failed registration is tried again
     server: str | None = None  # while registering: the next hop the REGISTER went to, host:port
     no_answer: bool = False  # while registering: that server has not answered at all yet
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactPresence:
+    """A watched party as its lamp shows it (PresenceChanged carries the same fields)."""
+
+    uri: str  # as given to ``watch``
+    state: PresenceStateName = "unknown"
+    note: str | None = None
+    lamp: LampName = "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnPresence:
+    """Our presence: the ``state`` chosen, what is ``shown`` (``busy`` during a call unless the
+    choice is ``dnd``), the note, and the accounts it is published for."""
+
+    state: PresenceChoice = "available"
+    shown: PresenceChoice = "available"
+    note: str | None = None
+    on_the_phone: bool = False
+    accounts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Voicemail:
+    """An account's voicemail box as the last message-waiting NOTIFY told it (RFC 3842)."""
+
+    account: str
+    waiting: bool
+    new: int
+    old: int
+    urgent_new: int = 0
+    urgent_old: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -335,6 +383,30 @@ class PhoneApi(Protocol):
 
     def stop_playback(self) -> None:
         """Stop what ``play_file`` plays (nothing happens when nothing plays)."""
+
+    # presence, busy lamps, message waiting
+    def set_presence(self, state: str, note: str | None = None) -> None:
+        """Choose our presence: ``available``, ``away``, ``busy`` or ``dnd`` (published for every
+        account with presence on; ``dnd`` also refuses incoming calls with 480). PhoneError for
+        any other state."""
+
+    @property
+    def presence(self) -> OwnPresence: ...
+
+    def watch(self, uri: str) -> None:
+        """Follow ``uri``'s presence and busy lamp (PresenceChanged). AddressError for text that
+        is not an address."""
+
+    def unwatch(self, uri: str) -> None:
+        """Stop following ``uri`` (nothing happens when it was not watched)."""
+
+    @property
+    def watched(self) -> Mapping[str, ContactPresence]:
+        """Every watched ``uri`` (as given to ``watch``) -> its presence now."""
+
+    @property
+    def voicemail(self) -> Mapping[str, Voicemail]:
+        """Account name -> its voicemail box, for accounts a message-waiting NOTIFY came for."""
 
     def config_warning(self) -> str | None:
         """When the config file holds a password and other users can read it, the warning to

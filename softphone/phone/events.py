@@ -23,6 +23,10 @@ from softphone.phone.player_events import (
 )
 
 CallStateName = Literal["calling", "ringing", "early", "established", "held", "ended"]
+# Presence (phone/presence.py): what a watched party's PIDF says, what its busy lamp shows.
+PresenceStateName = Literal["available", "away", "busy", "dnd", "offline", "unknown"]
+PresenceChoice = Literal["available", "away", "busy", "dnd"]  # what we can publish
+LampName = Literal["idle", "ringing", "busy", "unknown"]
 
 __all__ = [
     "CallEnded",
@@ -32,14 +36,20 @@ __all__ = [
     "DtmfReceived",
     "FirstFrame",
     "IncomingCall",
+    "LampName",
     "Listening",
     "MessageReceived",
     "MessageState",
     "MessageStatusChanged",
+    "MessageWaiting",
     "MuteChanged",
     "NoAnswerYet",
     "Notice",
+    "OwnPresenceChanged",
     "PhoneEvent",
+    "PresenceChanged",
+    "PresenceChoice",
+    "PresenceStateName",
     "RecordingChanged",
     "Registered",
     "Registering",
@@ -259,3 +269,47 @@ class MessageStatusChanged(PhoneEvent):
     status: int = 0
     reason: str = ""
     no_response: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceChanged(PhoneEvent):
+    """A watched party (``uri`` as it was given to ``watch``) changed: ``state`` is what its
+    presence (PIDF, RFC 3863) says, ``note`` its note, ``lamp`` its busy lamp (dialog state,
+    RFC 4235): ``idle``, ``ringing`` (a call rings there), ``busy`` (in a call, or placing one)
+    or ``unknown`` (no dialog state to be had)."""
+
+    kind: ClassVar[str] = "presence"
+    uri: str
+    state: PresenceStateName
+    note: str | None
+    lamp: LampName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageWaiting(PhoneEvent):
+    """Message waiting for ``account`` (RFC 3842): whether voice messages wait, and how many
+    are new and old (``urgent_*``: how many of those are urgent). From a subscription to the
+    account's own address, or a NOTIFY the PBX sent unasked.
+
+    ``--json`` prints ``{"event": "mwi", "account", "waiting", "new", "old", "urgent_new",
+    "urgent_old"}``."""
+
+    kind: ClassVar[str] = "mwi"
+    account: str
+    waiting: bool
+    new: int
+    old: int
+    urgent_new: int = 0
+    urgent_old: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnPresenceChanged(PhoneEvent):
+    """Our own presence as others see it: ``state`` the one chosen (``set_presence``), ``shown``
+    what is published (``busy`` while a call is up, unless the choice is ``dnd``), ``note``."""
+
+    kind: ClassVar[str] = "own_presence"
+    state: PresenceChoice
+    shown: PresenceChoice
+    note: str | None
+    on_the_phone: bool

@@ -12,6 +12,7 @@ beside it in this package:
   call_audio.py (per call, the media session of media.py attached to an audio engine of
   audio.py: the sound card, WAV files, or nothing);
 - registrations.py: each account's registration as front ends see it;
+- presence.py: our presence, the watched parties' presence and busy lamps, message waiting;
 - tasks.py: the tasks the phone starts by itself, ended by ``stop()``.
 """
 
@@ -34,7 +35,15 @@ from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
 from softphone.phone import events as pe
-from softphone.phone.api import FlowSummary, Registration, StreamSummary, TracedMessage
+from softphone.phone.api import (
+    ContactPresence,
+    FlowSummary,
+    OwnPresence,
+    Registration,
+    StreamSummary,
+    TracedMessage,
+    Voicemail,
+)
 from softphone.phone.audio import AudioProvider, DeviceAudio
 from softphone.phone.call_audio import CallAudio, FilePort
 from softphone.phone.call_info import CallInfo
@@ -56,6 +65,7 @@ from softphone.phone.network import (
     unresolved_account,
 )
 from softphone.phone.offer_answer import OfferAnswer, codec_specs, warning_for
+from softphone.phone.presence import PresenceService, presence_settings
 from softphone.phone.recordings import new_recording_path
 from softphone.phone.registrations import Registrations
 from softphone.phone.sip_events import SipEvents
@@ -161,6 +171,12 @@ class Phone(EventReader):
         )
         self._trace = SipTrace(time.time)
         self._messaging = Messaging(calls=self._calls.all, emit=self._emit)
+        self._presence = PresenceService(
+            emit=self._emit,
+            clock=self._now,
+            calls=self._calls.all,
+            settings=presence_settings(config.accounts),
+        )
         self._playback: asyncio.Future[None] | None = None
         self._public_media = PublicMedia(self._dns, self._rng)
 
@@ -204,8 +220,10 @@ class Phone(EventReader):
             clock=self._now,
             do_not_disturb=self._config.do_not_disturb,
             messaging=self._messaging,
+            presence=self._presence,
             rng=self._rng,
         )
+        self._presence.bind(ua, self._accounts, sip.handle)
         self._running = _Running(ua=ua, transport=transport, sip=sip)
         await listen(
             transport,
@@ -221,6 +239,8 @@ class Phone(EventReader):
             if acct.registrar is not None:
                 ua.register(acct.name, self._now())
                 self._registering(acct)
+            else:
+                self._presence.account_ready(acct.name)
         transport.pump()
 
     async def apply_accounts(self, accounts: Sequence[Account]) -> None:
@@ -256,6 +276,7 @@ class Phone(EventReader):
                 running.transport.cancel_keep_alive(hop)
         for name in changes.registering:
             self._registering(self._accounts[name])
+        self._presence.accounts_changed(self._accounts, presence_settings(wanted))
         for name, reason in unresolved.items():
             self._registrations.failed(name, reason=reason, retry_in_s=None)
             self._emit(pe.RegistrationFailed(account=name, status=0, reason=reason))
@@ -292,16 +313,20 @@ class Phone(EventReader):
                 running.sip.handle(ua.hangup(call_id, self._now()))
             except LocalProtocolError:
                 pass
+        self._presence.close()  # Expires: 0 for subscriptions and publications (RFC 6665, 3903)
         self._registrations.expect_unregister(
             name for name in self._accounts if ua.unregister(name, self._now())
         )
         running.transport.pump()
-        left, unanswered = await asyncio.gather(
+        left, presence_done, unanswered = await asyncio.gather(
             self._registrations.wait_unregistered(UNREGISTER_TIMEOUT_S),
+            self._presence.wait_closed(UNREGISTER_TIMEOUT_S),
             self._calls.wait_ended(UNREGISTER_TIMEOUT_S),
         )
         if left:
             logger.warning("unregister not confirmed for %s", ", ".join(left))
+        if not presence_done:
+            logger.warning("removal of subscriptions and publications not confirmed")
         for info in unanswered:
             # The far end never answered our BYE or CANCEL: the call is over for us all the
             # same (RFC 3261 §15.1.1), and whoever reads the events learns how it ended.
@@ -584,6 +609,33 @@ class Phone(EventReader):
             self._playback.cancel()
         self._playback = None
 
+    # ------------------------------------------------------------------ presence
+    def set_presence(self, state: str, note: str | None = None) -> None:
+        """Choose our presence (phone/presence.py); published at once where presence runs."""
+        self._presence.set_presence(state, note)
+        self._pump()
+
+    @property
+    def presence(self) -> OwnPresence:
+        return self._presence.own
+
+    def watch(self, uri: str) -> None:
+        """Follow ``uri``'s presence and busy lamp (PresenceChanged events)."""
+        self._presence.watch(uri)
+        self._pump()
+
+    def unwatch(self, uri: str) -> None:
+        self._presence.unwatch(uri)
+        self._pump()
+
+    @property
+    def watched(self) -> Mapping[str, ContactPresence]:
+        return self._presence.watched
+
+    @property
+    def voicemail(self) -> Mapping[str, Voicemail]:
+        return self._presence.voicemail
+
     def config_warning(self) -> str | None:
         return exposed_password(self._config)
 
@@ -653,6 +705,8 @@ class Phone(EventReader):
 
     def _emit(self, event: pe.PhoneEvent) -> None:
         self._queue.put_nowait(event)
+        if isinstance(event, pe.CallStateChanged):
+            self._presence.calls_changed()  # busy while talking
 
     def _pump(self) -> None:
         if self._running is not None:

@@ -22,6 +22,7 @@ from softphone.phone.errors import PhoneError
 from softphone.phone.messaging import Messaging
 from softphone.phone.network import keep_alive_interval
 from softphone.phone.offer_answer import warning_for
+from softphone.phone.presence import PresenceService
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
 from softphone.sdp import MediaRefused
@@ -71,6 +72,7 @@ class SipEvents:
         clock: Callable[[], float],
         do_not_disturb: bool,
         messaging: Messaging,
+        presence: PresenceService,
         rng: random.Random | None = None,
     ) -> None:
         self._phone = phone
@@ -84,6 +86,7 @@ class SipEvents:
         self._clock = clock
         self._do_not_disturb = do_not_disturb
         self._messaging = messaging
+        self._presence = presence
         self._rng = rng or random.Random()
         self._flow_timers: dict[str, int | None] = {}  # account -> the Flow-Timer last granted
 
@@ -111,6 +114,9 @@ class SipEvents:
                     interval = keep_alive_interval(hop, flow_timer, self._rng)
                     self._transport.keep_alive(hop, interval)
                 self._emit(pe.Registered(account=account, expires=expires))
+                # Presence starts with the first registration and starts again after a failed
+                # one: a registrar that came back has lost its subscriptions.
+                self._presence.account_ready(account, again=first)
             case ue.RegistrationNotAnswered(account=account):
                 self._registrations.no_answer(account)
                 self._emit(
@@ -228,6 +234,8 @@ class SipEvents:
                 self._messaging.handle(event)
             case ue.ServerFailedOver():
                 self._emit(pe.Notice(level="warning", text=failed_over_text(event)))
+            case ue.SubscriptionChanged() | ue.NotificationReceived() | ue.PublicationChanged():
+                self._presence.handle(event)
             case _:
                 assert_never(event)
 
@@ -252,7 +260,7 @@ class SipEvents:
                 waiting=event.replaces_call,
             )
         )
-        if self._do_not_disturb:
+        if self._do_not_disturb or self._presence.do_not_disturb:
             self.handle(
                 self._ua.reject(
                     event.call_id, status=480, now=self._clock(), reason="Do Not Disturb"

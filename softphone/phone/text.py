@@ -46,6 +46,7 @@ def _player_line(event: PhoneEvent) -> str | None:
 def _call_line(event: PhoneEvent) -> str:
     # The SIP events load only when one is shown: `softphone play` never makes their classes.
     from softphone.phone import events as pe
+    from softphone.phone.message_text import printable
 
     match event:
         case pe.Listening(transport=t, host=h, port=p, fallback=fb):
@@ -84,6 +85,17 @@ def _call_line(event: PhoneEvent) -> str:
             return ""  # --json only: too chatty for a person
         case pe.MessageReceived() | pe.MessageStatusChanged():
             return message_line(event)
+        case pe.PresenceChanged(uri=uri, state=state, note=note, lamp=lamp):
+            said = f" ({printable(note)})" if note else ""
+            return f"{uri}: {state}{said}, lamp {lamp}"
+        case pe.MessageWaiting(account=a, waiting=waiting, new=new, old=old):
+            if not waiting and not new:
+                return f"voicemail of {a}: nothing new ({old} old)"
+            urgent = f", {event.urgent_new} urgent" if event.urgent_new else ""
+            return f"voicemail of {a}: {new} new{urgent}, {old} old"
+        case pe.OwnPresenceChanged(state=state, shown=shown, note=note):
+            why = " (on the phone)" if shown != state else ""
+            return f"presence: {shown}{why}" + (f" ({printable(note)})" if note else "")
     return ""
 
 

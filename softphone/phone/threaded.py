@@ -15,7 +15,9 @@ a queue on the UI's loop. Exceptions (PhoneError) come back to the caller unchan
 Only immutable things cross back: what a plain method returns is built on the phone's thread
 and never touched by it again. Calls come as frozen :class:`~softphone.phone.api.CallSnapshot`
 copies (the phone's ``CallInfo`` goes on changing), the registrations as a read-only mapping
-of frozen records, statistics, traces, flows and streams as fresh lists of frozen records. Events are frozen already.
+of frozen records, statistics, traces, flows and streams as fresh lists of frozen records, the
+presence records (our own, the watched parties', the voicemail boxes) frozen or in read-only
+mappings of frozen records. Events are frozen already.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.api import (
     CallSnapshot,
+    ContactPresence,
     FlowSummary,
+    OwnPresence,
     PhoneApi,
     Registration,
     StreamSummary,
     TracedMessage,
+    Voicemail,
 )
 from softphone.phone.errors import PhoneError
 from softphone.phone.event_queue import EventReader
@@ -240,6 +245,27 @@ class ThreadedPhone(EventReader):
 
     def stop_playback(self) -> None:
         self._sync(self.inner.stop_playback)
+
+    def set_presence(self, state: str, note: str | None = None) -> None:
+        self._sync(self.inner.set_presence, state, note)
+
+    @property
+    def presence(self) -> OwnPresence:
+        return self._sync(lambda: self.inner.presence)  # frozen
+
+    def watch(self, uri: str) -> None:
+        self._sync(self.inner.watch, uri)
+
+    def unwatch(self, uri: str) -> None:
+        self._sync(self.inner.unwatch, uri)
+
+    @property
+    def watched(self) -> Mapping[str, ContactPresence]:
+        return self._sync(lambda: MappingProxyType(dict(self.inner.watched)))
+
+    @property
+    def voicemail(self) -> Mapping[str, Voicemail]:
+        return self._sync(lambda: MappingProxyType(dict(self.inner.voicemail)))
 
     def config_warning(self) -> str | None:
         return self._sync(self.inner.config_warning)

@@ -16,7 +16,8 @@ agent or of another part except through the public methods it is handed:
 A part that answers requests installs itself into the ``MethodTable``: the methods it handles
 (in a dialog, outside one, or both), the option tags it supports, and the observers that see
 the events of server transactions a call owns. The table is what ``Allow`` says, in the order
-methods were installed.
+methods were installed. A part that takes NOTIFYs registers the event packages it handles
+(RFC 6665 §7.2.1); sip/notify.py routes each NOTIFY by its Event header to the one that did.
 """
 
 from __future__ import annotations
@@ -198,6 +199,17 @@ class MethodSpec:
     accept: tuple[str, ...] = ()
     addressed_to_us: bool = False
     creates_dialog: bool = False
+    other_dialog: OutOfDialogHandler | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPackageSpec:
+    """Who takes NOTIFYs of one event package: ``in_call`` those in a call's dialog (REFER's
+    implicit subscription), ``elsewhere`` the others (a subscription's own dialog, or none)."""
+
+    name: str
+    in_call: InDialogHandler | None = None
+    elsewhere: OutOfDialogHandler | None = None
 
 
 class MethodTable:
@@ -208,6 +220,7 @@ class MethodTable:
         self._allow: list[str] = []
         self._extensions: set[str] = set()
         self._observers: list[CallTransactionObserver] = []
+        self._packages: dict[str, EventPackageSpec] = {}
 
     def declare(self, name: str) -> None:
         """A method the user agent core answers itself, before dispatch (ACK, CANCEL)."""
@@ -223,6 +236,7 @@ class MethodTable:
         accept: Sequence[str] = (),
         addressed_to_us: bool = False,
         creates_dialog: bool = False,
+        other_dialog: OutOfDialogHandler | None = None,
     ) -> None:
         """Handle ``name`` in a dialog, outside one, or both. Two parts may share a method (an
         INVITE starts a call outside a dialog and re-offers inside one); each side has one
@@ -232,7 +246,11 @@ class MethodTable:
         if spec is None:
             spec = self._specs[name] = MethodSpec(name)
             self.declare(name)
-        if (in_dialog and spec.in_dialog) or (out_of_dialog and spec.out_of_dialog):
+        if (
+            (in_dialog and spec.in_dialog)
+            or (out_of_dialog and spec.out_of_dialog)
+            or (other_dialog and spec.other_dialog)
+        ):
             raise LocalProtocolError(f"{name} already has a handler there")
         if accept and spec.accept and tuple(accept) != spec.accept:
             raise LocalProtocolError(f"{name} accepts {spec.accept}, not {tuple(accept)}")
@@ -241,6 +259,28 @@ class MethodTable:
         spec.accept = spec.accept or tuple(accept)
         spec.addressed_to_us = spec.addressed_to_us or addressed_to_us
         spec.creates_dialog = spec.creates_dialog or creates_dialog
+        spec.other_dialog = spec.other_dialog or other_dialog
+
+    def register_event_package(
+        self,
+        name: str,
+        *,
+        in_call: InDialogHandler | None = None,
+        elsewhere: OutOfDialogHandler | None = None,
+    ) -> None:
+        """NOTIFYs of the event package ``name`` go to these handlers (EventPackageSpec)."""
+        key = name.lower()
+        if key in self._packages:
+            raise LocalProtocolError(f"event package {name} already has its handlers")
+        self._packages[key] = EventPackageSpec(key, in_call=in_call, elsewhere=elsewhere)
+
+    def event_package(self, name: str) -> EventPackageSpec | None:
+        return self._packages.get(name.lower())
+
+    @property
+    def event_packages(self) -> tuple[str, ...]:
+        """What ``Allow-Events`` says (RFC 6665 §8.2.2), in the order they were registered."""
+        return tuple(self._packages)
 
     def register_extension(self, option_tag: str) -> None:
         """An option tag we support: a Require naming it does not get 420 (§8.2.2.3)."""

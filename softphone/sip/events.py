@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from softphone.sip.dialog_info import DialogInfo
+from softphone.sip.message_summary import MessageSummary
+from softphone.sip.pidf import PresenceDocument
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
@@ -239,6 +243,51 @@ class MessageFailed(Event):
     no_response: bool = False
 
 
+# --- subscriptions (RFC 6665) and publications (RFC 3903) ----------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionChanged(Event):
+    """A subscription of ours moved to ``state`` (sip/subscription.py): ``subscribing``,
+    ``pending``, ``active``, ``waiting`` (a new attempt in ``retry_in_s``), ``unsubscribing``,
+    ``terminated`` (for good). ``reason`` says why it waits or ended, in words."""
+
+    subscription_id: str
+    account: str
+    target: str
+    package: str
+    state: str
+    reason: str | None = None
+    retry_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationReceived(Event):
+    """A NOTIFY we answered 200 OK carried state of ``target`` in ``package``.
+    ``subscription_id`` is None for a NOTIFY outside any subscription (unsolicited message
+    waiting, as PBXs send). ``document`` is the parsed body; for ``dialog`` it is the whole state
+    the subscription knows (partial notifications applied, RFC 4235 §4.1.2); None when the NOTIFY
+    carried no body (no state known yet, RFC 6665 §4.1.3)."""
+
+    subscription_id: str | None
+    account: str
+    target: str
+    package: str
+    document: PresenceDocument | DialogInfo | MessageSummary | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicationChanged(Event):
+    """Our published state for ``account`` (sip/publication.py): ``published`` (the server has
+    it for ``expires`` s), ``failed`` (``status``/``reason``; tried again in ``retry_in_s``),
+    ``removed`` (the removal was answered, or nothing was left to remove)."""
+
+    account: str
+    state: str
+    status: int = 0
+    reason: str = ""
+    expires: int | None = None
+    retry_in_s: float | None = None
+
+
 # Every event the user agent reports: consumers match on it and end with assert_never, so that
 # a new event fails type-checking where it is not handled.
 UaEvent: TypeAlias = (
@@ -263,4 +312,7 @@ UaEvent: TypeAlias = (
     | MessageReceived
     | MessageDelivered
     | MessageFailed
+    | SubscriptionChanged
+    | NotificationReceived
+    | PublicationChanged
 )

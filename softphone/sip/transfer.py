@@ -3,7 +3,8 @@
 As transferor we REFER the peer to a target and follow its NOTIFYs (message/sipfrag,
 RFC 3420). As transferee we accept a REFER in a dialog (202), tell the phone, and report how the
 new call goes with NOTIFYs until a final status. The implicit subscription's "norefersub" option
-tag (RFC 4488) is supported: a Require naming it is not refused.
+tag (RFC 4488) is supported: a Require naming it is not refused. Its NOTIFYs (``Event: refer``)
+come here through sip/notify.py, which routes every NOTIFY by its event package.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Transfer:
 
     def install(self, methods: MethodTable) -> None:
         methods.register_method("REFER", in_dialog=self._on_refer, out_of_dialog=self._on_refer_out)
-        methods.register_method("NOTIFY", in_dialog=self._on_notify)
+        methods.register_event_package("refer", in_call=self._on_notify)
         methods.register_extension("norefersub")
 
     # --- transferor ------------------------------------------------------------------------------
@@ -71,9 +72,6 @@ class Transfer:
     def _on_notify(
         self, req: SipRequest, tx: ServerTransaction, call: Call, now: float
     ) -> list[ev.Event]:
-        event = (req.headers.get("Event") or "").split(";")[0].strip().lower()
-        if event != "refer":
-            return self._ctx.reply(tx, req, 489, now)
         events = self._ctx.reply(tx, req, 200, now)
         status, reason = _parse_sipfrag(req.body)
         state = (req.headers.get("Subscription-State") or "").split(";")[0].strip().lower()

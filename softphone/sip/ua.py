@@ -12,8 +12,11 @@ incoming requests to the parts that handle them:
     reoffer.py        re-INVITE both ways, hold/resume, glare (§14)
     bye.py            BYE both ways (§15)
     transfer.py       REFER/NOTIFY (RFC 3515)
+    notify.py         NOTIFY, routed by event package to the part that registered it
     info.py           DTMF over INFO
     messaging.py      MESSAGE both ways (RFC 3428): ``UserAgent.messaging``
+    subscription.py   SUBSCRIBE and its NOTIFYs (RFC 6665): ``UserAgent.subscriptions``
+    publication.py    PUBLISH (RFC 3903): ``UserAgent.publications``
 
 Each part gets a UaContext (sip/context.py) and installs the methods it answers into the
 MethodTable; ``Allow`` is what the table holds. A new part (SUBSCRIBE, MESSAGE, PRACK...) is one
@@ -48,9 +51,12 @@ from softphone.sip.invite_client import InviteClient
 from softphone.sip.invite_server import InviteServer
 from softphone.sip.message import SipRequest, SipResponse, parse_message
 from softphone.sip.messaging import Messaging
+from softphone.sip.notify import NotifyRouter
 from softphone.sip.plumbing import Plumbing, redact
+from softphone.sip.publication import Publications
 from softphone.sip.registration import Registrations, RegState
 from softphone.sip.reoffer import Reoffers
+from softphone.sip.subscription import Subscriptions
 from softphone.sip.timers import TimerConfig
 from softphone.sip.transaction import ServerTransaction, server_key
 from softphone.sip.transfer import Transfer
@@ -104,6 +110,8 @@ class UserAgent:
         self._transfer = Transfer(core)
         self._info = DtmfInfo(core)
         self.messaging = Messaging(core)
+        self.subscriptions = Subscriptions(core)
+        self.publications = Publications(core)
         # The order of installation is the order of Allow.
         self._invite_server.install(self._methods)
         self._methods.declare("ACK")  # matched to its INVITE here (§17.2.1, §13.3.1.4)
@@ -116,8 +124,10 @@ class UserAgent:
         )
         self._reoffers.install(self._methods)
         self._transfer.install(self._methods)
+        NotifyRouter(core).install(self._methods)
         self._info.install(self._methods)
         self.messaging.install(self._methods)
+        self.subscriptions.install(self._methods)
 
     def add_part(self, make: Callable[[UaContext], P]) -> P:
         """Build a part with this user agent's context and install its methods (listed in
@@ -374,6 +384,8 @@ class UserAgent:
                 return core.reply(tx, req, 481, now)
             return spec.out_of_dialog(req, tx, now)
         call = self._calls.by_dialog(req.call_id, req.to.tag or "", req.from_.tag or "")
+        if call is None and spec.other_dialog is not None:
+            return spec.other_dialog(req, tx, now)
         if call is None or call.dialog is None or spec.in_dialog is None:
             return core.reply(tx, req, 481, now)
         try:

@@ -34,15 +34,20 @@ Fixtures:
   Users alice/bob/carol/dave with passwords ``<user>pw``; REGISTER is challenged with 401,
   other requests from local users with 407; a wrong password gets 403; Expires below 60 gets
   423 with ``Min-Expires: 60``; bindings last at most 3600 s (default 3600).
-- ``kamailio_factory`` (function): ``kamailio_factory(tls_cert="expired" | "wrong_name" | "good")``
-  starts another, independent Kamailio (fresh ports) serving that TLS certificate.
+- ``kamailio_factory`` (function): ``kamailio_factory(tls_cert="expired" | "wrong_name" | "good",
+  presence=False)`` starts another, independent Kamailio (fresh ports) serving that TLS
+  certificate; ``presence=True`` makes it the presence server too (PUBLISH/SUBSCRIBE for
+  presence, dialog and message-summary; ``restart()`` forgets them).
 - ``baresip_factory`` (function): ``baresip_factory(user="bob", transport="udp", register=True,
   auto_answer=False, audio="tone", record=False, kamailio=None, display_name=None, contacts=(),
-  console=False) -> lab.Baresip``, registered (when ``register``) before it returns;
+  console=False, presence=False, publish_s=60) -> lab.Baresip``, registered (when
+  ``register``) before it returns;
   ``display_name`` goes into its From; ``contacts`` are the URIs it can ``send_message`` to;
   ``host="::1"`` runs it on the IPv6 loopback, registered through Kamailio's ``[::1]`` UDP
   listener; ``console=True`` reads its ``cons`` console (``console.wait_for``), where it shows the
-  instant messages it receives. ``audio`` is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
+  instant messages it receives; ``presence=True`` loads its presence module (it publishes
+  open/closed every ``publish_s`` and watches ``contacts``: ``contact_status(uri)``). ``audio``
+  is ``"tone"`` (endless 440 Hz) or a WAV path (baresip
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
@@ -134,9 +139,12 @@ def kamailio_factory(
 ) -> Iterator[KamailioFactory]:
     started: list[lab.Kamailio] = []
 
-    def make(tls_cert: lab.CertKind = "good") -> lab.Kamailio:
+    def make(tls_cert: lab.CertKind = "good", presence: bool = False) -> lab.Kamailio:
         proxy = lab.Kamailio(
-            tmp_path_factory.mktemp(f"kamailio-{tls_cert}"), lab_pki, tls_cert=tls_cert
+            tmp_path_factory.mktemp(f"kamailio-{tls_cert}"),
+            lab_pki,
+            tls_cert=tls_cert,
+            presence=presence,
         )
         started.append(proxy)
         with peers_required():
@@ -169,6 +177,8 @@ def baresip_factory(
         display_name: str | None = None,
         contacts: tuple[str, ...] = (),
         console: bool = False,
+        presence: bool = False,
+        publish_s: int = 60,
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
         host: str = lab.HOST,
@@ -186,6 +196,8 @@ def baresip_factory(
             display_name=display_name,
             contacts=contacts,
             console=console,
+            presence=presence,
+            publish_s=publish_s,
             mediaenc=mediaenc,
             rtcp_mux=rtcp_mux,
             host=host,

@@ -78,6 +78,12 @@ EXPECTED_MEMBERS = {
     "rtp_streams",
     "play_file",
     "stop_playback",
+    "set_presence",
+    "presence",
+    "watch",
+    "unwatch",
+    "watched",
+    "voicemail",
 }
 CALL_VIEW_RETURNS = {"calls", "call"}  # the protocol says CallView; each phone has its own record
 

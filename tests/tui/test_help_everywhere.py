@@ -22,6 +22,7 @@ from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.history import HistoryScreen
 from softphone.tui.screens.login import LoginScreen
 from softphone.tui.screens.main import MainScreen
+from softphone.tui.screens.presence import PresenceScreen
 from softphone.tui.screens.prompt import PromptScreen
 from softphone.tui.screens.settings import SettingsScreen
 from softphone.tui.screens.trace import TraceScreen
@@ -57,6 +58,10 @@ async def open_prompt(pilot: Pilot[Any], app: SoftphoneApp, phone: FakePhone) ->
     await by_key(pilot, ("v",))
 
 
+async def open_presence(pilot: Pilot[Any], app: SoftphoneApp, phone: FakePhone) -> None:
+    await by_key(pilot, ("P",))
+
+
 async def open_login(pilot: Pilot[Any], app: SoftphoneApp, phone: FakePhone) -> None:
     app.push_screen(LoginScreen("rtsp://cam.test/", reason="401", camera_name="cam"))
 
@@ -68,6 +73,7 @@ SCREENS: list[tuple[type[Screen[Any]], Opener, str]] = [
     (TraceScreen, open_trace, "SIP trace"),
     (LoginScreen, open_login, "Camera login"),
     (PromptScreen, open_prompt, "Main screen"),
+    (PresenceScreen, open_presence, "Your presence"),
 ]
 
 

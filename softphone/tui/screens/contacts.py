@@ -3,6 +3,8 @@
 :class:`ContactsScreen` is a searchable table (screens/searchable.py): it dismisses with the
 primary URI of the contact the user pressed Enter on (the app dials it) or None (Escape); ``m``
 opens the conversation with the selected contact (its unread messages show in the ✉ column).
+Given ``lamp_of`` (the phone's watched parties), a Status column shows each contact's busy lamp
+and presence (widgets/lamps.py), kept up to date by :meth:`ContactsScreen.refresh_lamps`.
 :class:`ContactEditor`
 is the add/edit modal: it saves through the store, and when the store refuses (``ContactError``)
 it shows the message under the form and keeps everything typed. :class:`VCardPrompt` asks for
@@ -26,8 +28,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Static, TextArea
 
+from softphone.phone.api import ContactPresence
 from softphone.phone.book import Book, Contact, Messages, StoreError, read_vcard
 from softphone.tui.screens.searchable import WRITE_GROUP, Cell, SearchableTableScreen
+from softphone.tui.widgets.lamps import LAMP_WIDTH, lamp_text
 
 __all__ = ["ContactEditor", "ContactsScreen", "VCardPrompt", "split_uris"]
 
@@ -190,12 +194,16 @@ class VCardPrompt(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-def _add_columns(table: DataTable[Cell], screen_width: int) -> None:
-    """The columns; name and address share what the star, video and unread columns leave."""
-    free = max(40, screen_width - (1 + 5 + 4) - 2 * 5 - _CHROME)
+def _add_columns(table: DataTable[Cell], screen_width: int, *, lamps: bool = False) -> None:
+    """The columns; name and address share what the star, status, video and unread columns
+    leave."""
+    fixed = 1 + 5 + 4 + (LAMP_WIDTH + 2 if lamps else 0)
+    free = max(40, screen_width - fixed - 2 * 5 - _CHROME)
     name = max(16, free * 2 // 5)
     table.add_column("★", key="star", width=1)
     table.add_column("Name", key="name", width=name)
+    if lamps:
+        table.add_column("Status", key="lamp", width=LAMP_WIDTH)
     table.add_column("Address", key="uri", width=free - name)
     table.add_column("Video", key="rtsp", width=5)
     table.add_column("✉", key="unread", width=4)
@@ -237,11 +245,13 @@ class ContactsScreen(SearchableTableScreen[Contact]):
         *,
         phone_domain: str | None = None,
         open_chat: Callable[[Contact], None] | None = None,
+        lamp_of: Callable[[str], ContactPresence | None] | None = None,
     ) -> None:
         super().__init__()
         self.book = book
         self.phone_domain = phone_domain
         self.open_chat = open_chat
+        self.lamp_of = lamp_of
         self.unread: dict[str, int] = {}  # by party key (the book's)
 
     @property
@@ -251,18 +261,34 @@ class ContactsScreen(SearchableTableScreen[Contact]):
     # -- the rows -----------------------------------------------------------------------------
 
     def add_columns(self, table: DataTable[Cell], screen_width: int) -> None:
-        _add_columns(table, screen_width)
+        _add_columns(table, screen_width, lamps=self.lamp_of is not None)
 
     def cells(self, row: Contact) -> tuple[Cell, ...]:
         uri = row.primary_uri if row.uris else ""
         more = len(row.uris) - 1
-        return (
+        cells: tuple[Cell, ...] = (
             "★" if row.favourite else "",
             Text(row.name, no_wrap=True, overflow="ellipsis"),
             Text(f"{uri} (+{more} more)" if more > 0 else uri, no_wrap=True, overflow="ellipsis"),
             "rtsp" if row.rtsp_url else "",
             f"✉{count}" if (count := self.unread_of(row)) else "",
         )
+        if self.lamp_of is None:
+            return cells
+        return (*cells[:2], self.lamp_cell(row), *cells[2:])
+
+    def lamp_cell(self, row: Contact) -> Text:
+        return lamp_text(self.lamp_of(row.primary_uri) if self.lamp_of and row.uris else None)
+
+    def refresh_lamps(self) -> None:
+        """A watched party changed: its Status cell shows it (no reload from the book)."""
+        if self.lamp_of is None or not self.loaded:
+            return
+        table = self.table
+        for row in self.rows:
+            key = self.key(row)
+            if key in table.rows:
+                table.update_cell(key, "lamp", self.lamp_cell(row))
 
     def unread_of(self, contact: Contact) -> int:
         """Unread messages from any of the contact's addresses."""

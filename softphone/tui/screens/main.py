@@ -1,9 +1,9 @@
 """The main screen: status bar, dial bar, the calls, the quality panel, the messages area and
 the video side pane.
 
-Layout (``styles/global.tcss``): status bar (one entry per account), dial bar (focused at start),
-then the calls list, the quality panel and the messages area on the left, the video side pane on
-the right. Under 100 columns the pane is hidden unless toggled on (``V``); then it takes the
+Layout (``styles/global.tcss``): status bar (one entry per account; our presence and the
+voicemail waiting: screens/main_presence.py), dial bar (focused at start), then the calls list,
+the quality panel and the messages area on the left, the video side pane on the right. Under 100 columns the pane is hidden unless toggled on (``V``); then it takes the
 quality panel's place. The pane plays one stream at a time (widgets/side_pane.py): ``x`` stops
 it, a hidden pane decodes no video, and a camera's 401 brings up the login prompt
 (screens/login.py); a login that works may be saved as a camera in the config, the way the
@@ -85,6 +85,7 @@ class MainScreen(MainWithScreens):
             self.tell(f"the phone could not start: {exc}", "error")
             return
         self._refresh_status()
+        self.presence.start()
         if self.deps.play_on_start:
             self.open_stream(self.deps.play_on_start)
         if self.deps.dial_on_start:
@@ -99,6 +100,7 @@ class MainScreen(MainWithScreens):
         if self.call_log is not None:
             self.call_log.observe(event, self.phone.call)
         self.inbox.observe(event)
+        self.presence.observe(event)
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()

@@ -48,7 +48,14 @@ ACTIONS: Final[tuple[Action, ...]] = (
     ),
     Action("R", "reply", "Reply", "open the conversation with whoever wrote last", show=False),
     Action("y", "history", "History", "call history"),
-    Action("c", "contacts", "Contacts", "contacts"),
+    Action("c", "contacts", "Contacts", "contacts (with each one's presence or busy lamp)"),
+    Action(
+        "P",
+        "presence",
+        "Presence",
+        "your presence: available, away, busy or do not disturb, with a note",
+        show=False,  # the footer is full at 160 columns; the status bar says "(P)" beside it
+    ),
     Action("s", "settings", "Settings", "accounts and settings"),
     Action("v", "open_stream", "Stream", "open an RTSP URL or a camera in the side pane"),
     Action("V", "toggle_pane", "Pane", "show / hide the side pane (hidden, video is not decoded)"),
@@ -93,6 +100,7 @@ def help_sections(first: type | None = None) -> list[HelpSection]:
         ("flows", "FlowsScreen", "SIP flows"),
         ("trace", "TraceScreen", "SIP trace"),
         ("settings", "SettingsScreen", "Settings"),
+        ("presence", "PresenceScreen", "Your presence"),
         ("login", "LoginScreen", "Camera login"),
     ):
         try:

@@ -25,6 +25,7 @@ from softphone.phone.book import Book
 from softphone.phone.call_log import CallLog
 from softphone.phone.errors import PhoneError
 from softphone.tui.screens.main_messages import Inbox
+from softphone.tui.screens.main_presence import PresenceWatch
 from softphone.tui.widgets.calls_table import CallsTable
 from softphone.tui.widgets.dial_bar import DialBar
 from softphone.tui.widgets.messages_log import Level, MessagesLog
@@ -70,11 +71,12 @@ class MainBase(Screen[None]):
         self.book = deps.book
         self.call_log: CallLog | None = None  # the history as calls happen (with a book)
         self.inbox = Inbox(self, clock=deps.clock, config=self._config)  # instant messages
+        self.presence = PresenceWatch(self)  # lamps, our presence, voicemail
 
     # ------------------------------------------------------------------ composition
     def compose(self) -> ComposeResult:
         yield StatusBar(clock=self.deps.clock, id="status")
-        yield DialBar(self.book, id="dial")
+        yield DialBar(self.book, lamp_of=self.presence.lamp_of, id="dial")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield CallsTable(id="calls")

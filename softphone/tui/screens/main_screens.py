@@ -58,8 +58,23 @@ class MainWithScreens(MainWithCalls):
         accounts = cast(AppShell, self.app).config.accounts  # as last saved in the settings
         if accounts:
             domain = accounts[0].domain
-        screen = ContactsScreen(self.book, phone_domain=domain, open_chat=self.inbox.open_contact)
-        self.app.push_screen(screen, self._call_back)
+        screen = ContactsScreen(
+            self.book,
+            phone_domain=domain,
+            open_chat=self.inbox.open_contact,
+            lamp_of=self.presence.lamp_of,
+        )
+        self.presence.contacts_screen = screen
+
+        def closed(uri: str | None) -> None:
+            self.presence.contacts_screen = None
+            self.presence.resync()  # contacts may have been added, edited or deleted
+            self._call_back(uri)
+
+        self.app.push_screen(screen, closed)
+
+    def action_presence(self) -> None:
+        self.presence.choose()
 
     def action_message(self) -> None:
         self.inbox.pick()

@@ -1,5 +1,6 @@
 """The status bar: one line per account with its registration state, at the top of the main
-screen, and how many instant messages are unread."""
+screen, how many instant messages are unread, our presence (while it is published) and the
+voicemail waiting."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import assert_never
 
+from rich.text import Text
 from textual.widgets import Static
 
-from softphone.phone.api import Registration
+from softphone.phone.api import OwnPresence, Registration, Voicemail
+from softphone.tui.widgets.lamps import own_presence_text, voicemail_text
 
 __all__ = ["StatusBar", "describe_registration"]
 
@@ -71,7 +74,29 @@ class StatusBar(Static):
         self._failed_at: dict[str, float] = {}
         self._registrations: Mapping[str, Registration] | None = None
         self.unread = 0
+        self.own: OwnPresence | None = None
+        self.voicemail: str | None = None
         self.text = "starting…"
+
+    def show_presence(self, own: OwnPresence) -> None:
+        """Our presence; shown while it is published for some account."""
+        self.own = own
+        if self._registrations is not None:
+            self.show(self._registrations)
+
+    def show_voicemail(self, boxes: Mapping[str, Voicemail]) -> None:
+        """The voicemail boxes (every account's, added up); nothing is said when none waits."""
+        waiting = [b for b in boxes.values() if b.waiting or b.new]
+        line = None
+        if waiting:
+            line = voicemail_text(
+                sum(b.new for b in waiting),
+                sum(b.old for b in waiting),
+                sum(b.urgent_new for b in waiting),
+            )
+        self.voicemail = line
+        if self._registrations is not None:
+            self.show(self._registrations)
 
     def show(self, registrations: Mapping[str, Registration]) -> None:
         self._registrations = registrations
@@ -88,10 +113,17 @@ class StatusBar(Static):
         text = "  │  ".join(lines) if lines else "no accounts"
         if self.unread:
             text += f"  │  ✉ {self.unread} unread (R replies, M writes)"
+        rendered = Text(text)
+        if self.own is not None and self.own.accounts:
+            rendered.append("  │  ")
+            rendered.append_text(own_presence_text(self.own))
+            rendered.append(" (P)")
+        if self.voicemail is not None:
+            rendered.append(f"  │  {self.voicemail}")
         self.set_class(any(r.state == "failed" for r in registrations.values()), "-failed")
-        if text != self.text:
-            self.text = text
-            self.update(text)
+        if rendered.plain != self.text:
+            self.text = rendered.plain
+            self.update(rendered)
 
     def show_unread(self, count: int) -> None:
         """How many messages are unread (0: nothing is said)."""
