@@ -12,9 +12,6 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
-
 from softphone.media.codecs import CodecError
 from softphone.phone import events as pe
 from softphone.phone.api import StreamSummary
@@ -24,7 +21,7 @@ from softphone.phone.media import CallMedia, receive_map
 from softphone.sdp import NegotiatedMedia, SdpError, SessionDescription
 from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
 
-__all__ = ["STATS_INTERVAL_S", "CallAudio", "FilePort"]
+__all__ = ["STATS_INTERVAL_S", "CallAudio"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,24 +197,3 @@ class CallAudio:
         self._emit(
             pe.DtmfReceived(call_id=call_id, digit=digit, method=method, duration_ms=duration_ms)
         )
-
-
-class FilePort:
-    """Plays samples once into an engine, then resolves ``done``; captures nothing."""
-
-    def __init__(self, samples: npt.NDArray[np.float32], done: asyncio.Future[None]) -> None:
-        self._samples = samples
-        self._at = 0
-        self._done = done
-
-    def capture(self, pcm: object, now: float) -> None:
-        pass
-
-    def render(self, samples: int, now: float) -> npt.NDArray[np.float32]:
-        out = np.zeros(samples, dtype=np.float32)
-        chunk = self._samples[self._at : self._at + samples]
-        out[: len(chunk)] = chunk
-        self._at += len(chunk)
-        if self._at >= len(self._samples) and not self._done.done():
-            self._done.set_result(None)
-        return out

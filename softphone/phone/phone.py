@@ -13,6 +13,7 @@ beside it in this package:
   audio.py: the sound card, WAV files, or nothing);
 - registrations.py: each account's registration as front ends see it;
 - presence.py: our presence, the watched parties' presence and busy lamps, message waiting;
+- nat.py: the public media address; recordings.py, playback.py: recordings and WAV playback;
 - tasks.py: the tasks the phone starts by itself, ended by ``stop()``.
 """
 
@@ -28,12 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from softphone.config import Account, Config, default_data_dir, exposed_password, make_private
 from softphone.media.codecs import unavailable_reasons
-from softphone.media.resample import resample
-from softphone.media.wav import WavError, read_wav
 from softphone.phone import events as pe
 from softphone.phone.api import (
     ContactPresence,
@@ -45,7 +42,7 @@ from softphone.phone.api import (
     Voicemail,
 )
 from softphone.phone.audio import AudioProvider, DeviceAudio
-from softphone.phone.call_audio import CallAudio, FilePort
+from softphone.phone.call_audio import CallAudio
 from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
 from softphone.phone.errors import AddressError, PhoneError
@@ -65,6 +62,7 @@ from softphone.phone.network import (
     unresolved_account,
 )
 from softphone.phone.offer_answer import OfferAnswer, codec_specs, warning_for
+from softphone.phone.playback import FilePlayback
 from softphone.phone.presence import PresenceService, presence_settings
 from softphone.phone.recordings import new_recording_path
 from softphone.phone.registrations import Registrations
@@ -177,7 +175,7 @@ class Phone(EventReader):
             calls=self._calls.all,
             settings=presence_settings(config.accounts),
         )
-        self._playback: asyncio.Future[None] | None = None
+        self._playback = FilePlayback(self._audio.provider)
         self._public_media = PublicMedia(self._dns, self._rng)
 
     # ------------------------------------------------------------------ lifecycle
@@ -578,36 +576,10 @@ class Phone(EventReader):
     async def play_file(self, path: Path) -> None:
         """Play a WAV file (a call recording) on the call device; returns when it has played or
         ``stop_playback`` stopped it. One file at a time: a new one stops the old."""
-        try:
-            mono, rate = await asyncio.to_thread(read_wav, path)
-        except WavError as exc:
-            raise PhoneError(f"cannot play the recording: {exc}") from None
-        self.stop_playback()
-        provider = self._audio.provider
-        engine = provider.engine_for_call(0)
-        if engine.silent_because is not None:  # it would "play" into nothing: say why
-            provider.release(engine)
-            raise PhoneError(f"no sound device: {engine.silent_because}")
-        samples = resample(mono, rate, engine.sample_rate).astype(np.float32, copy=False)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        port = FilePort(samples, done)
-        self._playback = done
-        engine.attach(port)
-        try:
-            await done
-        except asyncio.CancelledError:
-            if not done.cancelled():
-                raise
-        finally:
-            engine.detach(port)
-            provider.release(engine)
-            if self._playback is done:
-                self._playback = None
+        await self._playback.play(path)
 
     def stop_playback(self) -> None:
-        if self._playback is not None and not self._playback.done():
-            self._playback.cancel()
-        self._playback = None
+        self._playback.stop()
 
     # ------------------------------------------------------------------ presence
     def set_presence(self, state: str, note: str | None = None) -> None:
