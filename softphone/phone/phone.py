@@ -29,7 +29,8 @@ from typing import Literal
 
 import numpy as np
 
-from softphone.config import Account, Config, default_data_dir, exposed_password, make_private
+from softphone.config import Account, Config, default_data_dir
+from softphone.config_privacy import exposed_password, make_private
 from softphone.media.codecs import unavailable_reasons
 from softphone.media.resample import resample
 from softphone.media.wav import WavError, read_wav
