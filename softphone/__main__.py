@@ -517,7 +517,8 @@ def _settle_globals(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:
-    from softphone.config import ConfigError, exposed_password, load_config
+    from softphone.config import ConfigError, load_config
+    from softphone.config_privacy import exposed_password
 
     try:
         config = load_config(args.config)

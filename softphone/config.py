@@ -4,6 +4,8 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
 ``--config PATH`` says otherwise. Its shape is a contract other tools rely on::
 
     sip_port = 5060                   # top-level keys are global settings
+    sip_tls_port = 5061               # the TLS listener (when an account uses TLS or has a
+                                      # certificate); left out: 5061, or a free port when taken
     [[account]]
     name = "alice"
     uri = "sip:alice@lab.test"        # address of record
@@ -12,7 +14,9 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     registrar = "sip:127.0.0.1:5070"  # optional: omit for no registration
     proxy = "sip:127.0.0.1:5070"      # optional outbound proxy
     transport = "udp"                 # udp | tcp | tls
-    # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA
+    # tls_ca_file = "/path/ca.pem"    # optional: trust a private CA (or a peer's certificate)
+    # tls_certificate = "/path/cert.pem"  # optional, with tls_private_key: what our TLS listener
+    # tls_private_key = "/path/key.pem"   # presents, and our client certificate (mutual TLS)
     # presence = true                 # publish our presence, watch contacts, message waiting
     #                                 # (default: on when the account has a registrar)
     # presence_state = "available"    # available | away | busy | dnd, the state at start
@@ -20,6 +24,11 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
     # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
     media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
+
+TLS: without ``tls_certificate`` the listener presents a self-signed certificate made on first
+use (``tls-certificate.pem`` in the data directory, its key ``tls-key.pem`` 0600 beside it);
+another phone calling us directly trusts it by naming that certificate in its ``tls_ca_file``.
+An account without registrar or proxy trusts its ``tls_ca_file`` for the calls it makes directly.
 
 ``media_encryption``: "none" sends plain RTP and refuses encrypted offers; "srtp-optional" offers
 SDES keys inside RTP/AVP (RFC 4568 best effort) and accepts plain or encrypted media; "srtp"
@@ -46,8 +55,7 @@ a URL on the same host and port uses its credentials)::
 Every mistake is reported as a ConfigError naming the file and the key. Writing is atomic (a
 temporary file in the same directory, fsync, rename) with mode 0600, so a crash never leaves a
 half-written config and passwords are never world-readable. A config that others can read and
-that holds a password is still read, never silently: :func:`exposed_password` is the warning
-the front ends show, :func:`make_private` the fix they offer.
+that holds a password is still read, never silently (softphone/config_privacy.py).
 
 What softphone keeps of its own is private too (:func:`private_dir`, :func:`private_file`): the
 state directory and its log (every SIP message at DEBUG), the data directory with the call
@@ -58,12 +66,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
-from urllib.parse import urlsplit
 
 from softphone.files import PRIVATE_FILE_MODE
 
@@ -148,6 +154,10 @@ class Account:
     proxy: SipUri | None = None
     transport: TransportName = "udp"
     tls_ca_file: Path | None = None
+    # The user's certificate (PEM, the chain after it) and its unencrypted key; both or neither,
+    # checked to match when the config is read.
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
     expires: int = 3600
     presence: bool | None = None  # None: on when the account has a registrar
     presence_state: PresenceStateName = "available"
@@ -185,6 +195,7 @@ class Config:
 
     accounts: tuple[Account, ...] = ()
     sip_port: int | None = None  # None: the default 5060, falling back to a free port when taken
+    sip_tls_port: int | None = None  # None: the default 5061, with the same fallback
     rtp_port_min: int = DEFAULT_RTP_PORTS[0]
     rtp_port_max: int = DEFAULT_RTP_PORTS[1]
     user_agent: str = "softphone"
@@ -237,11 +248,13 @@ class Config:
             raise ConfigError(
                 f"{redact(text)!r} is not an RTSP URL or the name of a camera ({known})"
             )
-        place = _rtsp_place(text) if match_host else None
+        from softphone.config_cameras import rtsp_place
+
+        place = rtsp_place(text) if match_host else None
         if place is None or place[2]:
             return CameraSource(text)
         for camera in self.cameras:
-            at = _rtsp_place(camera.url)
+            at = rtsp_place(camera.url)
             if camera.username is not None and at is not None and at[:2] == place[:2]:
                 return CameraSource(text, camera.credentials, camera.name)
         return CameraSource(text)
@@ -265,41 +278,6 @@ def default_data_dir() -> Path:
     return user_data_path(APP_NAME)
 
 
-def exposed_password(config: Config) -> str | None:
-    """A warning when the config file holds a password (an account's, a camera's, or one in a
-    camera URL) and users other than its owner may read it; None otherwise."""
-    path = config.path
-    if path is None or not _holds_password(config):
-        return None
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return None
-    if not mode & 0o044:
-        return None
-    return (
-        f"{path} holds a password and other users can read it (mode {mode:04o}); "
-        f"make it private with: chmod 600 {path}"
-    )
-
-
-def make_private(path: Path) -> None:
-    """The fix :func:`exposed_password` offers: the config file 0600. Raises OSError."""
-    os.chmod(path, PRIVATE_FILE_MODE)
-
-
-def _holds_password(config: Config) -> bool:
-    if any(a.password for a in config.accounts) or any(c.password for c in config.cameras):
-        return True
-    for camera in config.cameras:
-        try:
-            if urlsplit(camera.url).password:
-                return True
-        except ValueError:
-            continue
-    return False
-
-
 _ACCOUNT_KEYS: Final = frozenset(
     {
         "name",
@@ -311,6 +289,8 @@ _ACCOUNT_KEYS: Final = frozenset(
         "proxy",
         "transport",
         "tls_ca_file",
+        "tls_certificate",
+        "tls_private_key",
         "expires",
         "presence",
         "presence_state",
@@ -324,6 +304,7 @@ _GLOBAL_KEYS: Final = frozenset(
     {
         "account",
         "sip_port",
+        "sip_tls_port",
         "rtp_port_min",
         "rtp_port_max",
         "user_agent",
@@ -336,7 +317,6 @@ _GLOBAL_KEYS: Final = frozenset(
         "camera",
     }
 )
-_CAMERA_KEYS: Final = frozenset({"name", "url", "username", "password"})
 
 
 def load_config(path: Path | None = None, *, required: bool = False) -> Config:
@@ -382,6 +362,9 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     sip_port = data.get("sip_port")
     if sip_port is not None:
         sip_port = _port(sip_port, f"{where}: sip_port", allow_zero=True)
+    sip_tls_port = data.get("sip_tls_port")
+    if sip_tls_port is not None:
+        sip_tls_port = _port(sip_tls_port, f"{where}: sip_tls_port", allow_zero=True)
     rtp_min = _port(data.get("rtp_port_min", DEFAULT_RTP_PORTS[0]), f"{where}: rtp_port_min")
     rtp_max = _port(data.get("rtp_port_max", DEFAULT_RTP_PORTS[1]), f"{where}: rtp_port_max")
     if rtp_max <= rtp_min:
@@ -404,11 +387,14 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
             raise ConfigError(f"{where}: recordings_dir must be a directory path")
         recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
-    cameras = _cameras(data.get("camera", []), where)
+    from softphone.config_cameras import parse_cameras
+
+    cameras = parse_cameras(data.get("camera", []), where)
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
         accounts=accounts,
         sip_port=sip_port,
+        sip_tls_port=sip_tls_port,
         rtp_port_min=rtp_min,
         rtp_port_max=rtp_max,
         user_agent=user_agent,
@@ -452,6 +438,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         if not isinstance(ca_file, str):
             raise ConfigError(f"{label}: tls_ca_file must be a path string")
         ca_path = _expanded(ca_file, f"{label}: tls_ca_file")
+    tls_certificate, tls_private_key = _tls_identity(raw, label)
     expires = raw.get("expires", 3600)
     if not isinstance(expires, int) or isinstance(expires, bool) or not 10 <= expires <= 86400:
         raise ConfigError(f"{label}: expires must be a whole number of seconds from 10 to 86400")
@@ -497,6 +484,8 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         proxy=_sip_uri(raw.get("proxy"), f"{label}: proxy"),
         transport=transport,
         tls_ca_file=ca_path,
+        tls_certificate=tls_certificate,
+        tls_private_key=tls_private_key,
         expires=expires,
         presence=presence,
         presence_state=presence_state,
@@ -505,6 +494,36 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         stun_server=stun_server,
         media_encryption=encryption,
     )
+
+
+def _tls_identity(raw: Mapping[str, Any], label: str) -> tuple[Path | None, Path | None]:
+    """``tls_certificate`` and ``tls_private_key``: both or neither, readable, and the key the
+    certificate's (checked now, not at the first handshake)."""
+    paths: dict[str, Path | None] = {}
+    for key in ("tls_certificate", "tls_private_key"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{label}: {key} must be a path string")
+        paths[key] = None if value is None else _expanded(value, f"{label}: {key}")
+    certificate, private_key = paths["tls_certificate"], paths["tls_private_key"]
+    if certificate is None and private_key is None:
+        return None, None
+    if certificate is None or private_key is None:
+        given, missing = (
+            ("tls_certificate", "tls_private_key")
+            if private_key is None
+            else ("tls_private_key", "tls_certificate")
+        )
+        raise ConfigError(f"{label}: {given} needs {missing} too")
+    from softphone.keys import KeyPairError, check_key_pair
+
+    try:
+        check_key_pair(certificate, private_key)
+    except KeyPairError as exc:
+        text = str(exc)
+        key = "tls_certificate" if text.startswith(f"{certificate}:") else "tls_private_key"
+        raise ConfigError(f"{label}: {key}: {text}") from None
+    return certificate, private_key
 
 
 def _expanded(text: str, label: str) -> Path:
@@ -585,62 +604,12 @@ def _device(value: object, label: str) -> DeviceSpec:
     return value
 
 
-def _cameras(raw: Any, where: str) -> tuple[Camera, ...]:
-    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
-        raise ConfigError(f"{where}: 'camera' must be an array of tables ([[camera]])")
-    cameras: list[Camera] = []
-    for index, entry in enumerate(raw):
-        label = f"{where}: camera #{index + 1}"
-        unknown = sorted(set(entry) - _CAMERA_KEYS)
-        if unknown:
-            raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}")
-        values: dict[str, str | None] = {}
-        for key in ("name", "url", "username", "password"):
-            value = entry.get(key)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"{label}: {key} must be a string")
-            values[key] = value
-        name, url = values["name"], values["url"]
-        if not name or not name.strip():
-            raise ConfigError(f"{label}: 'name' is required (a non-empty string)")
-        if not url or not url.lower().startswith(("rtsp://", "rtsps://")):
-            raise ConfigError(f"{label} ({name!r}): 'url' must be an rtsp:// or rtsps:// URL")
-        if any(c.name == name for c in cameras):
-            raise ConfigError(f"{where}: camera names must be unique (repeated: {name})")
-        cameras.append(
-            Camera(name=name, url=url, username=values["username"], password=values["password"])
-        )
-    return tuple(cameras)
-
-
-_RTSP_PORTS: Final = {"rtsp": 554, "rtsps": 322}
-
-
-def _rtsp_place(url: str) -> tuple[str, int, bool] | None:
-    """(host, port, has user info) of an rtsp:// or rtsps:// URL, the scheme's port when none
-    is written; None for anything else. The authority is split the way the RTSP URL parser
-    does (softphone.rtsp.url): it ends at the first "/" or "?", and the host starts after the
-    last "@" (cameras' passwords hold raw "@" and "#")."""
-    scheme, sep, rest = url.strip().partition("://")
-    default = _RTSP_PORTS.get(scheme.lower())
-    if not sep or default is None:
-        return None
-    authority = re.split(r"[/?]", rest, maxsplit=1)[0]
-    _, at, hostport = authority.rpartition("@")
-    try:
-        parts = urlsplit("//" + hostport)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return None
-    if not host:
-        return None
-    return host, port if port is not None else default, bool(at)
-
-
 def config_to_dict(config: Config) -> dict[str, Any]:
     out: dict[str, Any] = dict(config.extra)
     if config.sip_port is not None:
         out["sip_port"] = config.sip_port
+    if config.sip_tls_port is not None:
+        out["sip_tls_port"] = config.sip_tls_port
     if (config.rtp_port_min, config.rtp_port_max) != DEFAULT_RTP_PORTS:
         out["rtp_port_min"], out["rtp_port_max"] = config.rtp_port_min, config.rtp_port_max
     if config.user_agent != "softphone":
@@ -665,8 +634,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         if a.proxy is not None:
             entry["proxy"] = str(a.proxy)
         entry["transport"] = a.transport
-        if a.tls_ca_file is not None:
-            entry["tls_ca_file"] = str(a.tls_ca_file)
+        for key in ("tls_ca_file", "tls_certificate", "tls_private_key"):
+            if getattr(a, key) is not None:
+                entry[key] = str(getattr(a, key))
         if a.expires != 3600:
             entry["expires"] = a.expires
         if a.presence is not None:
@@ -712,7 +682,7 @@ def save_config(config: Config, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

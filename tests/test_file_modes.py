@@ -20,13 +20,8 @@ from phone_fake import FakePhone
 from tui_support import until
 
 from softphone.__main__ import setup_logging
-from softphone.config import (
-    Account,
-    Camera,
-    Config,
-    exposed_password,
-    make_private,
-)
+from softphone.config import Account, Camera, Config
+from softphone.config_privacy import exposed_password, make_private
 from softphone.files import private_dir, private_file
 from softphone.phone.recordings import recordings_dir
 from softphone.sip.uri import SipUri

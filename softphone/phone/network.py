@@ -1,6 +1,6 @@
 """The phone's place on the network: each configured account turned into what the SIP core
 needs (its outbound hop found through DNS, RFC 3263), the address that goes into Via and
-Contact, and the SIP listeners (UDP and TCP on one port, TLS client-only)."""
+Contact, and the SIP listeners (UDP and TCP on one port, TLS on its own: 5061 by default)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from softphone.config import Account
@@ -34,7 +34,6 @@ __all__ = [
     "resolve_hop",
     "resolve_hops",
     "stable_instance_id",
-    "tls_ca_files",
     "unresolved_account",
 ]
 
@@ -155,22 +154,6 @@ def unresolved_account(acct: Account) -> AccountConfig:
     )
 
 
-def tls_ca_files(
-    accounts: Sequence[Account], resolved: Sequence[AccountConfig]
-) -> dict[tuple[str, int], str]:
-    """(host, port) of each TLS hop -> the CA file its account trusts for it."""
-    by_name = {r.name: r for r in resolved}
-    out: dict[tuple[str, int], str] = {}
-    for acct in accounts:
-        resolved_acct = by_name.get(acct.name)
-        if resolved_acct is None or acct.tls_ca_file is None:
-            continue
-        for hop in (*resolved_acct.targets, resolved_acct.outbound):
-            if hop is not None:
-                out[(hop.host, hop.port)] = str(acct.tls_ca_file)
-    return out
-
-
 def add_tls_listener(transport: SipTransport, ua: UserAgent, advertised: str) -> None:
     """An account added at run time uses TLS: advertise it as :func:`listen` does at start (on
     the UDP/TCP port; TLS is client-only)."""
@@ -216,16 +199,20 @@ async def listen(
     port: int | None,
     advertised: str,
     emit: Callable[[pe.PhoneEvent], None],
+    tls: bool = False,
+    tls_port: int | None = None,
 ) -> None:
-    """Bind UDP and TCP on one port and tell the core its listeners (TLS is client-only: the
-    core advertises it on the same port, and requests come back over our connection).
+    """Bind UDP and TCP on one port and tell the core its listeners. With ``tls`` (the
+    transport has a server certificate) TLS listens on ``tls_port``; without, an account on TLS
+    is client-only: the core advertises TLS on the UDP port, and requests come back over our
+    connection.
 
-    ``port`` None is the default port with a fallback to a free one when it is taken; 0 is a
-    port the kernel picks, free for both UDP and TCP."""
+    A port None is the default port with a fallback to a free one when it is taken; 0 is a
+    port the kernel picks (UDP and TCP: one free for both; TLS: 0 too when ``port`` is)."""
     fallback = port is None
     wanted = DEFAULT_PORTS["udp"] if port is None else port
     transports: list[TransportName] = ["udp", "tcp"]
-    if any(acct.transport == "tls" for acct in accounts):
+    if tls or any(acct.transport == "tls" for acct in accounts):
         transports.append("tls")
     bound_port = wanted
     bound: dict[TransportName, Address] = {}
@@ -234,8 +221,10 @@ async def listen(
         bound_port = bound["udp"].port
     for name in transports:
         if name == "tls":
-            # No server certificate: TLS is client-only; requests come back over our connection.
-            ua.add_listener(Address("tls", advertised, bound_port))
+            if tls:
+                await _listen_tls(transport, ua, bind_host, tls_port, port, advertised, emit)
+            else:
+                ua.add_listener(Address("tls", advertised, bound_port))
             continue
         try:
             address = bound.get(name) or await transport.listen(
@@ -254,6 +243,33 @@ async def listen(
             bound_port = address.port
         ua.add_listener(Address(name, advertised, address.port))
         emit(pe.Listening(transport=name, host=address.host, port=address.port, fallback=moved))
+
+
+async def _listen_tls(
+    transport: SipTransport,
+    ua: UserAgent,
+    bind_host: str,
+    tls_port: int | None,
+    port: int | None,
+    advertised: str,
+    emit: Callable[[pe.PhoneEvent], None],
+) -> None:
+    if tls_port is None and port == 0:
+        tls_port = 0  # an ephemeral SIP port asks for an ephemeral TLS one too
+    wanted = DEFAULT_PORTS["tls"] if tls_port is None else tls_port
+    try:
+        address = await transport.listen("tls", bind_host, wanted, fallback=tls_port is None)
+    except TransportError as exc:
+        raise PhoneError(str(exc)) from None
+    moved = wanted != 0 and address.port != wanted
+    if moved:
+        emit(
+            pe.Notice(
+                level="warning", text=f"port {wanted}/tls is in use; using {address.port} instead"
+            )
+        )
+    ua.add_listener(Address("tls", advertised, address.port))
+    emit(pe.Listening(transport="tls", host=address.host, port=address.port, fallback=moved))
 
 
 async def _ephemeral_pair(transport: SipTransport, bind_host: str) -> dict[TransportName, Address]:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from softphone.config import Account, Config, default_data_dir, exposed_password, make_private
+from softphone.config import Account, Config, default_data_dir
+from softphone.config_privacy import exposed_password, make_private
 from softphone.media.codecs import unavailable_reasons
 from softphone.phone import events as pe
 from softphone.phone.api import (
@@ -58,17 +59,17 @@ from softphone.phone.network import (
     local_account,
     resolve_hop,
     stable_instance_id,
-    tls_ca_files,
     unresolved_account,
 )
 from softphone.phone.offer_answer import OfferAnswer, codec_specs, warning_for
 from softphone.phone.playback import FilePlayback
 from softphone.phone.presence import PresenceService, presence_settings
-from softphone.phone.recordings import new_recording_path
+from softphone.phone.recordings import record_call
 from softphone.phone.registrations import Registrations
 from softphone.phone.sip_events import SipEvents
 from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.tasks import TaskSet
+from softphone.phone.tls import ClientTls, client_tls, listener_context
 from softphone.phone.trace import SipTrace
 from softphone.sdp import MediaEncryption, MediaRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
@@ -82,7 +83,6 @@ from softphone.srtp import DtlsCertificate, load_or_create
 from softphone.transport.resolver import DnsBackend, DnspythonBackend
 from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint
 from softphone.transport.sip import SipTransport
-from softphone.transport.tls import client_context
 
 __all__ = ["Phone"]
 
@@ -108,6 +108,7 @@ class Phone(EventReader):
         *,
         bind_host: str = "0.0.0.0",
         sip_port: int | None = None,
+        tls_port: int | None = None,
         rng: random.Random | None = None,
         dns: DnsBackend | None = None,
         timers: TimerConfig | None = None,
@@ -128,6 +129,7 @@ class Phone(EventReader):
         }
         self._bind_host = bind_host
         self._sip_port = sip_port if sip_port is not None else config.sip_port
+        self._tls_port = tls_port if tls_port is not None else config.sip_tls_port
         self._rng = rng or random.SystemRandom()
         self._dns = dns or DnspythonBackend()
         self._timers = timers or TimerConfig()
@@ -137,7 +139,7 @@ class Phone(EventReader):
         self._stopped = False
         self._accounts: dict[str, AccountConfig] = {}
         self._advertised: str = "127.0.0.1"
-        self._tls_ca_files: dict[tuple[str, int], str] = {}
+        self._client_tls = ClientTls()
         self._tasks = TaskSet()
         self._registrations = Registrations()
         self._audio = CallAudio(
@@ -188,7 +190,7 @@ class Phone(EventReader):
             )
         resolved = [await self._account_config(a) for a in accounts]
         self._accounts = {a.name: a for a in resolved}
-        self._tls_ca_files = tls_ca_files(accounts, resolved)
+        self._client_tls = client_tls(accounts, resolved)
         self._advertised = self._sdp.address = advertised_host(self._bind_host, resolved)
         self._sdp.alternate_address = alternate_host(self._bind_host, self._advertised)
         self._audio.advertised = self._advertised
@@ -203,8 +205,15 @@ class Phone(EventReader):
         for name, reason in unavailable_reasons().items():
             if name in {c.lower() for c in self._config.codecs}:
                 self._emit(pe.Notice(level="warning", text=f"{name} is not offered: {reason}"))
+        server = await listener_context(
+            accounts, self._data_dir or default_data_dir(), self._advertised, self._emit
+        )
         transport = SipTransport(
-            ua, self._on_ua_events, tls_context=self._tls_context, tap=self._trace_message
+            ua,
+            self._on_ua_events,
+            tls_context=self._tls_context,
+            tls_server_context=server,
+            tap=self._trace_message,
         )
         sip = SipEvents(
             phone=self,
@@ -231,6 +240,8 @@ class Phone(EventReader):
             port=self._sip_port,
             advertised=self._advertised,
             emit=self._emit,
+            tls=server is not None,
+            tls_port=self._tls_port,
         )
         for acct in resolved:
             self._registrations.add(acct)
@@ -259,7 +270,7 @@ class Phone(EventReader):
             resolved = [await self._account_config(local_account(self._bind_host))]
         if any(a.transport == "tls" for a in resolved):
             add_tls_listener(running.transport, running.ua, self._advertised)
-        self._tls_ca_files = tls_ca_files(wanted, resolved)
+        self._client_tls = client_tls(wanted, resolved)
         self._public_media.configure(wanted)
         hops_before = {a.outbound for a in self._accounts.values()}
         changes = running.ua.update_accounts(resolved, self._now())
@@ -550,25 +561,7 @@ class Phone(EventReader):
     def record(self, call_id: str, on: bool) -> Path | None:
         """Start (or stop) recording the call to a stereo WAV in the recordings directory
         (local left, remote right). Returns the file's path."""
-        info = self.call(call_id)
-        if info.audio is None:
-            raise PhoneError("the call has no audio to record yet")
-        if not on:
-            was_recording = info.audio.recording
-            path = info.audio.stop_recording()
-            if was_recording:
-                self._emit(pe.RecordingChanged(call_id=call_id, path=None))
-            return path
-        if info.audio.recording:
-            return info.audio.recording_path
-        path = new_recording_path(self._config, info.remote)
-        try:
-            info.audio.start_recording(path)
-        except OSError as exc:
-            raise PhoneError(f"cannot record to {path}: {exc.strerror or exc}") from None
-        info.recording_path = path
-        self._emit(pe.RecordingChanged(call_id=call_id, path=str(path)))
-        return path
+        return record_call(self.call(call_id), on, self._config, self._emit)
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         return self._audio.stats(self.call(call_id))
@@ -699,5 +692,6 @@ class Phone(EventReader):
             raise PhoneError(str(exc)) from None
 
     def _tls_context(self, address: Address) -> ssl.SSLContext:
-        """Verification always on; an account's tls_ca_file is trusted for its own proxy."""
-        return client_context(self._tls_ca_files.get((address.host, address.port)))
+        """Verification always on; what an account trusts and shows is for its own servers
+        (phone/tls.py)."""
+        return self._client_tls.context(address)

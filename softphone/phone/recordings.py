@@ -1,4 +1,4 @@
-"""Where call recordings go and what they are called.
+"""Call recordings: where they go, what they are called, turning one on and off.
 
 A recording is a stereo WAV (local left, remote right) named by the time it started and the
 party, in the recordings directory: by default under the data directory, which also holds the
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from softphone.config import Config, default_data_dir
 from softphone.files import PRIVATE_DIR_MODE, private_dir
+from softphone.phone import events as pe
+from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
 
-__all__ = ["new_recording_path", "recordings_dir"]
+__all__ = ["new_recording_path", "record_call", "recordings_dir"]
 
 
 def recordings_dir(config: Config) -> Path:
@@ -39,3 +42,27 @@ def new_recording_path(config: Config, remote: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     who = re.sub(r"[^A-Za-z0-9._@+-]+", "_", remote.strip("<>").removeprefix("sip:"))[:60]
     return recordings_dir(config) / f"{stamp}-{who or 'call'}.wav"
+
+
+def record_call(
+    info: CallInfo, on: bool, config: Config, emit: Callable[[pe.PhoneEvent], None]
+) -> Path | None:
+    """Start (or stop) recording the call; returns the file's path. Raises PhoneError."""
+    if info.audio is None:
+        raise PhoneError("the call has no audio to record yet")
+    if not on:
+        was_recording = info.audio.recording
+        path = info.audio.stop_recording()
+        if was_recording:
+            emit(pe.RecordingChanged(call_id=info.call_id, path=None))
+        return path
+    if info.audio.recording:
+        return info.audio.recording_path
+    path = new_recording_path(config, info.remote)
+    try:
+        info.audio.start_recording(path)
+    except OSError as exc:
+        raise PhoneError(f"cannot record to {path}: {exc.strerror or exc}") from None
+    info.recording_path = path
+    emit(pe.RecordingChanged(call_id=info.call_id, path=str(path)))
+    return path

@@ -100,6 +100,22 @@ def response_address(via: Via, source: Address) -> Address:
     return Address(source.transport, source.host, port)
 
 
+def secure_request(req: SipRequest) -> bool:
+    """Whether our answer's Contact must be a SIPS URI (RFC 3261 §12.1.1, RFC 5630 §3.1.3):
+    the Request-URI is SIPS, or the top Record-Route is, or (no Record-Route) the Contact is."""
+    if _sips(req.uri):
+        return True
+    record_routes = req.record_routes
+    if record_routes:
+        return _sips(record_routes[0].uri)
+    contacts = req.contacts
+    return bool(contacts) and _sips(contacts[0].uri)
+
+
+def _sips(uri: object) -> bool:
+    return isinstance(uri, SipUri) and uri.scheme == "sips"
+
+
 def reply_transport(req: SipRequest) -> TransportName:
     t = req.top_via.transport.lower()
     return t if t in ("udp", "tcp", "tls") else "udp"  # type: ignore[return-value]

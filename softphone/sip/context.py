@@ -163,7 +163,12 @@ class UaContext(Protocol):
         """Events of this server transaction go to the call observers, with ``call``."""
         ...
 
-    def contact_uri(self, account: AccountConfig, transport: TransportName) -> SipUri: ...
+    def contact_uri(
+        self, account: AccountConfig, transport: TransportName, *, secure: bool = False
+    ) -> SipUri:
+        """Our Contact for ``account`` on ``transport``; ``secure``: a SIPS URI (a SIPS
+        request or dialog), when we listen on TLS."""
+        ...
 
     def account_for_request(self, req: SipRequest) -> AccountConfig | None: ...
 

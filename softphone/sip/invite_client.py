@@ -64,6 +64,13 @@ class InviteClient:
             or ctx.health.first(server_targets(acct), now)
             or address_for_uri(target, acct.transport)
         )
+        secure = target.scheme == "sips"
+        if secure and hop.transport != "tls":
+            # RFC 3261 §26.2.2 / RFC 5630 §3.1.1: a SIPS request is sent over TLS on every hop.
+            raise LocalProtocolError(
+                f"{target} needs TLS all the way, but account {acct.name!r} reaches {hop} over"
+                f" {hop.transport.upper()}"
+            )
         call_id = ctx.new_call_id()
         local_tag = ctx.token()
         headers = Headers()
@@ -76,7 +83,9 @@ class InviteClient:
         headers.add("To", str(NameAddr(uri=target)))
         headers.add("Call-ID", call_id)
         headers.add("CSeq", f"{ctx.rng.randint(1, 10000)} INVITE")
-        headers.add("Contact", str(NameAddr(uri=ctx.contact_uri(acct, hop.transport))))
+        headers.add(
+            "Contact", str(NameAddr(uri=ctx.contact_uri(acct, hop.transport, secure=secure)))
+        )
         headers.add("Allow", ctx.allow)
         if sdp is not None:
             headers.add("Content-Type", "application/sdp")

@@ -29,7 +29,7 @@ from softphone.sip.account import AccountConfig, account_for_uri
 from softphone.sip.address import Address, TransportName
 from softphone.sip.authentication import Authenticator
 from softphone.sip.call import Call, Calls
-from softphone.sip.compose import build_response, reply_transport
+from softphone.sip.compose import build_response, reply_transport, secure_request
 from softphone.sip.context import (
     Challenged,
     DeadlineHandler,
@@ -250,7 +250,11 @@ class Plumbing:
             req,
             status,
             to_tag=tag,
-            contact=None if contact is None else self.contact_uri(contact, reply_transport(req)),
+            contact=(
+                None
+                if contact is None
+                else self.contact_uri(contact, reply_transport(req), secure=secure_request(req))
+            ),
             server=self._user_agent,
             allow=self.allow,
             sdp=sdp,
@@ -274,8 +278,19 @@ class Plumbing:
     def own_server_transaction(self, key: ServerKey, call: Call) -> None:
         self.server_owner[key] = call.call_id
 
-    def contact_uri(self, account: AccountConfig, transport: TransportName) -> SipUri:
+    def contact_uri(
+        self, account: AccountConfig, transport: TransportName, *, secure: bool = False
+    ) -> SipUri:
         registered = self._registered_contact(account.name)
+        if secure and "tls" in self.listeners:
+            # RFC 3261 §8.1.1.8 and §12.1.1: a SIPS request or dialog gets a SIPS Contact, our
+            # TLS address; RFC 5630 §4.1: without transport=tls, which SIPS already means.
+            base = (
+                registered
+                if registered is not None and registered.transport == "tls"
+                else self._tls_contact(account)
+            )
+            return base.replace(scheme="sips").without_param("transport")
         if registered is not None and registered.transport in (
             None if transport == "udp" else transport,
             transport,
@@ -288,6 +303,10 @@ class Plumbing:
         return SipUri(
             scheme="sip", user=account.aor.user, host=local.host, port=local.port, params=params
         )
+
+    def _tls_contact(self, account: AccountConfig) -> SipUri:
+        local = self.listeners["tls"]
+        return SipUri(scheme="sip", user=account.aor.user, host=local.host, port=local.port)
 
     def account_for_request(self, req: SipRequest) -> AccountConfig | None:
         return account_for_uri(self._accounts.values(), req.uri, self._registered_contact)

@@ -71,7 +71,14 @@ class Reoffers:
         request = call.dialog.build_request("INVITE")
         hop = hop_for(call.dialog, call.account)
         request.headers.add(
-            "Contact", str(NameAddr(uri=self._ctx.contact_uri(call.account, hop.transport)))
+            "Contact",
+            str(
+                NameAddr(
+                    uri=self._ctx.contact_uri(
+                        call.account, hop.transport, secure=call.dialog.secure
+                    )
+                )
+            ),
         )
         request.headers.add("Allow", self._ctx.allow)
         request.headers.add("Content-Type", "application/sdp")

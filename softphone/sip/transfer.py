@@ -37,7 +37,14 @@ class Transfer:
         request = call.dialog.build_request("REFER")
         hop = hop_for(call.dialog, call.account)
         request.headers.add(
-            "Contact", str(NameAddr(uri=self._ctx.contact_uri(call.account, hop.transport)))
+            "Contact",
+            str(
+                NameAddr(
+                    uri=self._ctx.contact_uri(
+                        call.account, hop.transport, secure=call.dialog.secure
+                    )
+                )
+            ),
         )
         request.headers.add("Refer-To", str(NameAddr(uri=target)))
         request.headers.add("Referred-By", str(NameAddr(uri=call.account.aor)))
@@ -103,7 +110,14 @@ class Transfer:
         request = call.dialog.build_request("NOTIFY")
         hop = hop_for(call.dialog, call.account)
         request.headers.add(
-            "Contact", str(NameAddr(uri=self._ctx.contact_uri(call.account, hop.transport)))
+            "Contact",
+            str(
+                NameAddr(
+                    uri=self._ctx.contact_uri(
+                        call.account, hop.transport, secure=call.dialog.secure
+                    )
+                )
+            ),
         )
         request.headers.add("Event", "refer")
         state = "terminated;reason=noresource" if final else "active;expires=60"

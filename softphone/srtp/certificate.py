@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -18,8 +17,8 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from softphone.keys import pem_certificate, pem_private_key, self_signed, write_file
 from softphone.sdp.crypto import Fingerprint
 
 __all__ = ["CERTIFICATE_FILENAME", "DtlsCertificate", "load_or_create"]
@@ -57,19 +56,7 @@ class DtlsCertificate:
 
 
 def _make(now: datetime.datetime) -> DtlsCertificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "softphone")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-        .sign(key, hashes.SHA256())
-    )
-    return DtlsCertificate(certificate, key)
+    return DtlsCertificate(*self_signed("softphone", now=now, valid_days=VALID_DAYS))
 
 
 def _read(path: Path) -> DtlsCertificate | None:
@@ -97,19 +84,6 @@ def load_or_create(directory: Path, *, now: datetime.datetime | None = None) -> 
                 path.chmod(0o600)  # it holds the private key
             return existing
     made = _make(now)
-    pem = made.private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ) + made.certificate.public_bytes(serialization.Encoding.PEM)
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(pem)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
+    write_file(path, pem_private_key(made.private_key) + pem_certificate(made.certificate))
     logger.info("made a DTLS certificate %s (%s)", path, made.fingerprint)
     return made

@@ -8,6 +8,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def account(
 
 
 @pytest.fixture
-async def make_phone() -> AsyncIterator[Callable[..., Any]]:
+async def make_phone(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     phones: list[Phone] = []
 
     async def make(*accounts: Account, auto_answer: bool = False) -> Phone:
@@ -60,6 +61,7 @@ async def make_phone() -> AsyncIterator[Callable[..., Any]]:
             dns=StubBackend(),  # never the system resolver: every hop here is an IP literal
             auto_answer=auto_answer,
             audio=NullAudio(),  # silence both ways: these tests are about signalling
+            data_dir=tmp_path / f"data{len(phones)}",  # its TLS certificate, not the user's
         )
         await phone.start()
         phones.append(phone)
@@ -203,6 +205,11 @@ async def test_baresip_calls_softphone_and_hangs_up(
     end = await expect(phone, ended(incoming.call_id))
     assert isinstance(end, pe.CallEnded) and end.answered and end.reason == "remote hung up"
     await wait_peer(bob, "CALL_CLOSED", peer_mark)
+    # The dialog completed: our 200 was ACKed and the BYE reached us, on the account's transport.
+    flow = phone.sip_flow(incoming.call_id)
+    received = [m.first_line.split()[0] for m in flow if m.direction == "received"]
+    assert received[0] == "INVITE" and "ACK" in received and "BYE" in received
+    assert all(m.remote.startswith(f"{transport}:") for m in flow)
 
 
 async def test_cancel_before_answer(

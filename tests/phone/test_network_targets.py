@@ -7,8 +7,9 @@ from __future__ import annotations
 import random
 
 from softphone.config import Account
-from softphone.phone.network import account_config, tls_ca_files
+from softphone.phone.network import account_config
 from softphone.phone.sip_events import failed_over_text
+from softphone.phone.tls import client_tls
 from softphone.sip import events as ue
 from softphone.sip.address import Address
 from softphone.sip.uri import SipUri
@@ -48,10 +49,27 @@ async def test_tls_trust_covers_every_target() -> None:
         tls_ca_file="/ca.pem",  # type: ignore[arg-type]
     )
     resolved = await account_config(acct, dns=dns, rng=random.Random(1))
-    assert tls_ca_files([acct], [resolved]) == {
+    trust = client_tls([acct], [resolved])
+    assert {hop: s.ca_file for hop, s in trust.by_hop.items()} == {
         ("203.0.113.10", 5061): "/ca.pem",
         ("203.0.113.11", 5061): "/ca.pem",
     }
+    assert trust.direct.ca_file is None  # not trusted for anyone else
+
+
+async def test_a_peer_to_peer_accounts_tls_settings_are_for_direct_calls() -> None:
+    direct = Account(
+        name="direct",
+        uri=SipUri(user="alice", host="192.0.2.1"),
+        transport="tls",
+        tls_ca_file="/bob.pem",  # type: ignore[arg-type]
+        tls_certificate="/me.pem",  # type: ignore[arg-type]
+        tls_private_key="/me.key",  # type: ignore[arg-type]
+    )
+    resolved = await account_config(direct, dns=StubBackend(), rng=random.Random(1))
+    trust = client_tls([direct], [resolved])
+    assert trust.by_hop == {}
+    assert (trust.direct.ca_file, trust.direct.certificate) == ("/bob.pem", ("/me.pem", "/me.key"))
 
 
 def test_fail_over_in_words() -> None:
