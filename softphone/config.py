@@ -64,14 +64,14 @@ history and recordings: directories 0700, files 0600, and existing ones are tigh
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from softphone.files import PRIVATE_FILE_MODE
+from softphone.config_cameras import CameraTableError, parse_cameras, rtsp_place
+from softphone.files import write_file
 
 if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone play` needs none
     from softphone.sip.uri import SipUri
@@ -248,8 +248,6 @@ class Config:
             raise ConfigError(
                 f"{redact(text)!r} is not an RTSP URL or the name of a camera ({known})"
             )
-        from softphone.config_cameras import rtsp_place
-
         place = rtsp_place(text) if match_host else None
         if place is None or place[2]:
             return CameraSource(text)
@@ -387,9 +385,18 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         if not isinstance(recordings_dir, str) or not recordings_dir.strip():
             raise ConfigError(f"{where}: recordings_dir must be a directory path")
         recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
-    from softphone.config_cameras import parse_cameras
-
-    cameras = parse_cameras(data.get("camera", []), where)
+    try:
+        cameras = tuple(
+            Camera(
+                name=str(c["name"]),
+                url=str(c["url"]),
+                username=c["username"],
+                password=c["password"],
+            )
+            for c in parse_cameras(data.get("camera", []), where)
+        )
+    except CameraTableError as exc:
+        raise ConfigError(str(exc)) from None
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
         accounts=accounts,
@@ -673,25 +680,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def save_config(config: Config, path: Path | None = None) -> Path:
     """Write atomically with mode 0600: a crash leaves either the old file or the new one."""
-    import tempfile
-
     import tomli_w
 
     path = path or config.path or default_config_path()
-    text = tomli_w.dumps(config_to_dict(config))
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-    try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_file(path, tomli_w.dumps(config_to_dict(config)).encode("utf-8"))
     return path

@@ -7,39 +7,40 @@ import re
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from softphone.config import Camera, ConfigError
-
-__all__ = ["parse_cameras", "rtsp_place"]
+__all__ = ["CameraTableError", "parse_cameras", "rtsp_place"]
 
 _CAMERA_KEYS: Final = frozenset({"name", "url", "username", "password"})
 
 
-def parse_cameras(raw: Any, where: str) -> tuple[Camera, ...]:
+class CameraTableError(ValueError):
+    """A [[camera]] table is not what it must be; softphone.config says so as a ConfigError."""
+
+
+def parse_cameras(raw: Any, where: str) -> list[dict[str, str | None]]:
+    """Each camera's name, url, username and password, checked (names unique, rtsp URLs)."""
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
-        raise ConfigError(f"{where}: 'camera' must be an array of tables ([[camera]])")
-    cameras: list[Camera] = []
+        raise CameraTableError(f"{where}: 'camera' must be an array of tables ([[camera]])")
+    cameras: list[dict[str, str | None]] = []
     for index, entry in enumerate(raw):
         label = f"{where}: camera #{index + 1}"
         unknown = sorted(set(entry) - _CAMERA_KEYS)
         if unknown:
-            raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}")
+            raise CameraTableError(f"{label}: unknown key(s) {', '.join(unknown)}")
         values: dict[str, str | None] = {}
         for key in ("name", "url", "username", "password"):
             value = entry.get(key)
             if value is not None and not isinstance(value, str):
-                raise ConfigError(f"{label}: {key} must be a string")
+                raise CameraTableError(f"{label}: {key} must be a string")
             values[key] = value
         name, url = values["name"], values["url"]
         if not name or not name.strip():
-            raise ConfigError(f"{label}: 'name' is required (a non-empty string)")
+            raise CameraTableError(f"{label}: 'name' is required (a non-empty string)")
         if not url or not url.lower().startswith(("rtsp://", "rtsps://")):
-            raise ConfigError(f"{label} ({name!r}): 'url' must be an rtsp:// or rtsps:// URL")
-        if any(c.name == name for c in cameras):
-            raise ConfigError(f"{where}: camera names must be unique (repeated: {name})")
-        cameras.append(
-            Camera(name=name, url=url, username=values["username"], password=values["password"])
-        )
-    return tuple(cameras)
+            raise CameraTableError(f"{label} ({name!r}): 'url' must be an rtsp:// or rtsps:// URL")
+        if any(c["name"] == name for c in cameras):
+            raise CameraTableError(f"{where}: camera names must be unique (repeated: {name})")
+        cameras.append(values)
+    return cameras
 
 
 _RTSP_PORTS: Final = {"rtsp": 554, "rtsps": 322}

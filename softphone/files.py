@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Final
 
-__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "private_dir", "private_file"]
+__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "private_dir", "private_file", "write_file"]
 
 PRIVATE_DIR_MODE: Final = 0o700
 PRIVATE_FILE_MODE: Final = 0o600
@@ -38,3 +39,21 @@ def private_file(path: Path) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def write_file(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
+    """``data`` into ``path`` atomically: a temporary file beside it, made with ``mode`` (0600
+    unless told), synced, then renamed over ``path``. A crash leaves the old file or the new
+    one, never half of either. A missing directory is made 0700. Raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

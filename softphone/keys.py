@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -23,15 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from softphone.files import PRIVATE_FILE_MODE
-
 __all__ = [
     "KeyPairError",
     "check_key_pair",
     "pem_certificate",
     "pem_private_key",
     "self_signed",
-    "write_file",
 ]
 
 PUBLIC_FILE_MODE: Final = 0o644
@@ -124,21 +120,3 @@ def pem_private_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def pem_certificate(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def write_file(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
-    """``data`` into ``path`` atomically (a temporary file beside it, fsync, rename), the file
-    created with ``mode`` (0600 unless told: what holds a key is its user's alone)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

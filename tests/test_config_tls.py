@@ -12,7 +12,8 @@ import pytest
 from cryptography import x509
 
 from softphone.config import ConfigError, config_to_dict, parse_config, parse_config_bytes
-from softphone.keys import pem_certificate, pem_private_key, self_signed, write_file
+from softphone.files import write_file
+from softphone.keys import pem_certificate, pem_private_key, self_signed
 from softphone.transport.tls import (
     LISTENER_CERTIFICATE,
     LISTENER_KEY,

@@ -18,7 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from softphone.keys import pem_certificate, pem_private_key, self_signed, write_file
+from softphone.files import write_file
+from softphone.keys import pem_certificate, pem_private_key, self_signed
 from softphone.sdp.crypto import Fingerprint
 
 __all__ = ["CERTIFICATE_FILENAME", "DtlsCertificate", "load_or_create"]

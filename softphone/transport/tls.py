@@ -27,6 +27,7 @@ from typing import Final
 
 from cryptography import x509
 
+from softphone.files import write_file
 from softphone.keys import (
     PUBLIC_FILE_MODE,
     KeyPairError,
@@ -34,7 +35,6 @@ from softphone.keys import (
     pem_certificate,
     pem_private_key,
     self_signed,
-    write_file,
 )
 from softphone.sip.address import Address
 

@@ -15,7 +15,8 @@ import pytest
 from phone_support import expect
 
 from softphone.config import Account, Config
-from softphone.keys import pem_certificate, pem_private_key, self_signed, write_file
+from softphone.files import write_file
+from softphone.keys import pem_certificate, pem_private_key, self_signed
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.errors import PhoneError
