@@ -15,10 +15,13 @@ SYS_LIBS := libopus0 libportaudio2
 RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
             gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
             gstreamer1.0-libav gstreamer1.0-x ffmpeg
-PEERS    := kamailio kamailio-tls-modules baresip openssl tmux jackd2 $(RTSP_LAB)
-# The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans,
-# iproute2 and nftables make the network namespaces and the packet loss.
-RELIABILITY_PEERS := sip-tester sipvicious iproute2 nftables
+# kamailio-presence-modules: the presence server (PUBLISH, SUBSCRIBE/NOTIFY, message waiting).
+# iproute2 and nftables: the NAT lab's network namespaces and masquerading router.
+PEERS    := kamailio kamailio-tls-modules kamailio-presence-modules baresip openssl tmux jackd2 \
+            iproute2 nftables $(RTSP_LAB)
+# The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans
+# (the network namespaces and packet loss use iproute2 and nftables, in PEERS).
+RELIABILITY_PEERS := sip-tester sipvicious
 
 .PHONY: run test setup test-setup sysdeps peers lint typecheck bench reliability clean
 
