@@ -124,6 +124,8 @@ class TargetEstimator:
         intervals = self._intervals
         if intervals and intervals[-1].index == index:
             last = intervals[-1]
+            if last.lowest <= offset <= last.highest:
+                return  # inside the interval's extremes: nothing the target depends on moved
             last.highest = max(last.highest, offset)
             last.lowest = min(last.lowest, offset)
         elif not intervals or index > intervals[-1].index:
@@ -146,12 +148,17 @@ class TargetEstimator:
             if final is not None:
                 relative.append(final)
                 continue
+            # Indices only grow along the deque, so the neighbours within ``half`` of this
+            # interval are among the ``half`` positions either side: no need to scan them all.
+            start = max(0, pos - half)
             back = min(
                 low
-                for low, other in zip(lows[: pos + 1], items[: pos + 1], strict=True)
+                for low, other in zip(lows[start : pos + 1], items[start : pos + 1], strict=True)
                 if other.index >= iv.index - half
             )
-            ahead_items = [other for other in items[pos:] if other.index <= iv.index + half]
+            ahead_items = [
+                other for other in items[pos : pos + half + 1] if other.index <= iv.index + half
+            ]
             span = ahead_items[-1].index - iv.index
             base = back
             if span * 2 >= half:
