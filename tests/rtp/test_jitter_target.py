@@ -18,6 +18,10 @@ from softphone.rtp.jitter_target import JitterConfig, TargetEstimator, _Interval
 class Reference(TargetEstimator):
     """Every arrival recomputes everything, every neighbour found by scanning the whole window."""
 
+    def __init__(self, config: JitterConfig) -> None:
+        super().__init__(config)
+        self._finished: dict[int, float] = {}  # interval index -> its final value
+
     def observe(self, now: float, offset: float) -> None:
         index = math.floor(now / self._interval_s)
         intervals = self._intervals
