@@ -23,7 +23,7 @@ PEERS    := kamailio kamailio-tls-modules kamailio-presence-modules baresip open
 # (the network namespaces and packet loss use iproute2 and nftables, in PEERS).
 RELIABILITY_PEERS := sip-tester sipvicious
 
-.PHONY: run test setup test-setup sysdeps peers lint typecheck bench reliability clean
+.PHONY: run test setup test-setup sysdeps peers lint typecheck bench reliability reliability-report clean
 
 # apt_ensure(packages, strict): install what is missing when root; otherwise print the command.
 # strict=1 fails when something is missing and we cannot install it.
@@ -102,6 +102,8 @@ bench: test-setup
 # runs FUZZ_RUNS inputs per target (at most FUZZ_MAX_TIME s each); the soak lasts SOAK_MINUTES
 # (make reliability SOAK_MINUTES=60 for the hour). Network namespaces need root. One table of
 # figures against their targets at the end; the exit status is 1 when a target is missed.
+# Each part also leaves its rows in RELIABILITY_DIR/<part>.json: parts run apart (softphone bench
+# reliability soak --workdir DIR ...) make one table with make reliability-report.
 FUZZ_RUNS       ?= 1000000
 FUZZ_MAX_TIME   ?= 1800
 SOAK_MINUTES    ?= 5
@@ -115,6 +117,9 @@ reliability: test-setup $(VENV)/.reliability-installed
 	mkdir -p $(RELIABILITY_DIR)
 	$(VENV)/bin/softphone bench reliability all --workdir $(RELIABILITY_DIR) \
 	  --runs $(FUZZ_RUNS) --max-time $(FUZZ_MAX_TIME) --minutes $(SOAK_MINUTES)
+
+reliability-report:
+	$(VENV)/bin/softphone bench reliability report $(RELIABILITY_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

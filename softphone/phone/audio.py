@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 Pcm = np.ndarray
 TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left waiting long
+# Headless, nothing waits on a device block: one tick per 20 ms RTP frame does the same work in a
+# quarter of the wake-ups (each wake-up walks every call's port: 40 calls, 8,000 a second at 5 ms).
+HEADLESS_TICK_S = 0.02
 HEADLESS_RATE = 48000
 
 
@@ -52,9 +55,11 @@ class AudioEngine:
         record_to: Path | None = None,
         name: str = "audio",
         silent_because: str | None = None,
+        tick_s: float = TICK_S,
     ) -> None:
         self.io = io
         self.name = name
+        self.tick_s = tick_s
         # Why a sound device was wanted but this engine plays into nothing (None: it plays,
         # or silence was asked for, as headless and in tests).
         self.silent_because = silent_because
@@ -112,7 +117,7 @@ class AudioEngine:
     def _schedule(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
-        self._next_at = max(self._next_at + TICK_S, now)
+        self._next_at = max(self._next_at + self.tick_s, now)
         self._handle = self._loop.call_at(self._next_at, self._tick)
 
     def _tick(self) -> None:
@@ -186,7 +191,7 @@ class NullAudio:
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
         if self._engine is None:
-            self._engine = AudioEngine(NullIO(HEADLESS_RATE), name="null")
+            self._engine = AudioEngine(NullIO(HEADLESS_RATE), name="null", tick_s=HEADLESS_TICK_S)
         return self._engine
 
     def release(self, engine: AudioEngine) -> None:

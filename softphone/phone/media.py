@@ -497,10 +497,10 @@ class CallMedia:
                 self._endpoint.send(record, to, via_rtcp)
 
     def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self.closed:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             return
         # RTCP reports, and a DTMF digit whose end packets were all lost (reported on timeout).
         deadlines = [
@@ -512,8 +512,16 @@ class CallMedia:
             )
             if t is not None
         ]
-        if deadlines:
-            self._timer = self._loop.call_at(min(deadlines), self._on_timer)
+        at = min(deadlines) if deadlines else None
+        # Called for every packet sent: a timer already set for the same deadline stays (a new
+        # handle per packet left the loop's heap full of cancelled ones).
+        if self._timer is not None and at is not None and self._timer.when() == at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at is not None:
+            self._timer = self._loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

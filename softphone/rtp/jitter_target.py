@@ -97,7 +97,10 @@ class TargetEstimator:
         self._intervals: deque[_Interval] = deque(
             maxlen=config.window_intervals + config.baseline_intervals + 1
         )
-        self._finished: dict[int, float] = {}  # interval index -> final relative maximum
+        # The final relative maxima of the intervals past the baseline's reach, oldest first,
+        # as many as the quantile's window holds; and the index of the last one.
+        self._done: deque[float] = deque(maxlen=config.window_intervals)
+        self._done_upto = -math.inf
         self.target: float | None = None
         """``D*``: the deadline offset that covers the chosen quantile; None before any arrival."""
         self.baseline: float | None = None
@@ -113,7 +116,8 @@ class TargetEstimator:
     def reset(self) -> None:
         """Forget every arrival (a new source, or a restart of the buffer)."""
         self._intervals.clear()
-        self._finished.clear()
+        self._done.clear()
+        self._done_upto = -math.inf
         self.target = None
         self.baseline = None
         self.warming_up = True
@@ -124,6 +128,8 @@ class TargetEstimator:
         intervals = self._intervals
         if intervals and intervals[-1].index == index:
             last = intervals[-1]
+            if last.lowest <= offset <= last.highest:
+                return  # inside the interval's extremes: nothing the target depends on moved
             last.highest = max(last.highest, offset)
             last.lowest = min(last.lowest, offset)
         elif not intervals or index > intervals[-1].index:
@@ -134,40 +140,30 @@ class TargetEstimator:
         self._update()
 
     def _update(self) -> None:
-        """Recompute D* (every arrival: the newest interval's extremes may have moved)."""
+        """Recompute D* (every arrival that moved the newest interval's extremes). Intervals
+        more than ``baseline_intervals`` old have their final value, kept in order in
+        ``_done``; only the newer ones (a handful) are worked out again."""
         intervals = self._intervals
         half = self.config.baseline_intervals
         newest = intervals[-1].index
         items = list(intervals)
-        lows = [iv.lowest for iv in items]
-        relative: list[float] = []
-        for pos, iv in enumerate(items):
-            final = self._finished.get(iv.index)
-            if final is not None:
-                relative.append(final)
-                continue
-            back = min(
-                low
-                for low, other in zip(lows[: pos + 1], items[: pos + 1], strict=True)
-                if other.index >= iv.index - half
-            )
-            ahead_items = [other for other in items[pos:] if other.index <= iv.index + half]
-            span = ahead_items[-1].index - iv.index
-            base = back
-            if span * 2 >= half:
-                base = max(back, min(other.lowest for other in ahead_items))
-            value = iv.highest - base
-            if newest - iv.index > half:
-                self._finished[iv.index] = value
-            relative.append(value)
-        oldest_kept = newest - self.config.window_intervals
-        for index in [i for i in self._finished if i < oldest_kept - half]:
-            del self._finished[index]
+        done = self._done
+        first_open = len(items)
+        while first_open > 0 and newest - items[first_open - 1].index <= half:
+            first_open -= 1
+        finishing = first_open
+        while finishing > 0 and items[finishing - 1].index > self._done_upto:
+            finishing -= 1
+        for pos in range(finishing, first_open):  # finished since the last update, in order
+            done.append(self._relative(items, pos))
+            self._done_upto = items[pos].index
+        relative = list(done)
+        relative += [self._relative(items, pos) for pos in range(first_open, len(items))]
         window = relative[-self.config.window_intervals :]
         window.sort()
         rank = min(len(window) - 1, max(0, math.ceil(self.config.quantile * len(window)) - 1))
         quantile = window[rank]
-        baseline = min(iv.lowest for iv in items if iv.index >= newest - half)
+        baseline = min(items[pos].lowest for pos in range(first_open, len(items)))
         self.baseline = baseline
         spread = min(
             max(quantile, self.config.min_target_ms / 1000.0), self.config.max_target_ms / 1000.0
@@ -176,3 +172,19 @@ class TargetEstimator:
         if self.warming_up:
             spread = max(spread, self.config.initial_delay_ms / 1000.0)
         self.target = baseline + spread + self.config.margin_ms / 1000.0
+
+    def _relative(self, items: list[_Interval], pos: int) -> float:
+        """Interval ``pos``'s largest offset over its baseline: the larger of the fastest
+        arrivals within ``half`` intervals before it and (when enough are in) after it. Indices
+        only grow along the deque, so those neighbours are among ``half`` positions either side."""
+        half = self.config.baseline_intervals
+        iv = items[pos]
+        back = min(
+            other.lowest
+            for other in items[max(0, pos - half) : pos + 1]
+            if other.index >= iv.index - half
+        )
+        ahead = [other for other in items[pos : pos + half + 1] if other.index <= iv.index + half]
+        if (ahead[-1].index - iv.index) * 2 >= half:
+            back = max(back, min(other.lowest for other in ahead))
+        return iv.highest - back

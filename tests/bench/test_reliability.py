@@ -4,13 +4,16 @@ the table's verdicts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from softphone.bench.reliability import report
+from softphone.bench import cli as bench_cli
+from softphone.bench.reliability import cli, report
 from softphone.bench.reliability.faults import FaultResult, silent_gaps
 from softphone.bench.reliability.load import FloodFigures, ramp_calls
-from softphone.bench.reliability.peers import ProcessSample
+from softphone.bench.reliability.peers import ProcessSample, SoftphoneListen
 from softphone.bench.reliability.scan import _normalised, told_apart
 from softphone.bench.reliability.soak import SoakFigures
 from softphone.lab.sipvicious import ScanRow
@@ -103,3 +106,44 @@ def test_the_table_fails_a_missed_target_and_keeps_measurements_neutral() -> Non
     assert report.missed(table) == [table[0]]
     text = report.table(table)
     assert "| FAIL |" in text and "| PASS |" in text and "`cmd`" in text
+
+
+def test_parts_run_apart_make_one_table_with_their_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The soak and the fuzzing run in the background while the rest runs: each part leaves its
+    # rows in --workdir/<part>.json (or prints them with --json), and `report` joins them.
+    soak = [report.Row(area="soak", figure="RSS", value="+2 MB/h", target="<= 10", passed=True)]
+    load = [
+        report.Row(area="load", figure="ramp", value="5", target="0", passed=False, baresip="0"),
+        report.Row(area="load", figure="cpu", value="1 s", target="-", passed=None),
+    ]
+    campaign = tmp_path / "campaign"
+    campaign.mkdir()
+    (campaign / "soak.json").write_text(report.dumps(soak, part="soak"))
+    (campaign / "load.json").write_text(report.dumps(load, part="load"))
+    fuzz_out = tmp_path / "fuzz-stdout.json"  # what `fuzz --json` printed
+    fuzz = [report.Row(area="fuzz", figure="sdp", value="1,000,000", target="=", passed=True)]
+    fuzz_out.write_text(report.dumps(fuzz) + "\n")
+    merged = report.read_rows([fuzz_out, campaign], order=("fuzz", "load", "scan", "soak"))
+    assert merged == fuzz + load + soak  # the parts' order, each part's rows as written
+    code = bench_cli.main(["reliability", "report", str(fuzz_out), str(campaign)])
+    text = capsys.readouterr().out
+    assert code == cli.EXIT_TARGET_MISSED  # a missed target stays missed in the merged table
+    assert text.count("\n| ") == len(merged) and "| FAIL |" in text  # one line per row
+    (tmp_path / "other.json").write_text('{"benchmark": "call", "rows": []}')
+    other = str(tmp_path / "other.json")
+    assert bench_cli.main(["reliability", "report", other]) == cli.EXIT_ERROR
+
+
+def test_calls_without_their_call_ended_are_counted_from_what_the_phone_wrote() -> None:
+    phone = SoftphoneListen(Path("unused"))
+    phone.last_events = [
+        {"event": "incoming_call", "call_id": "a"},
+        {"event": "incoming_call", "call_id": "b"},
+        {"event": "call_state", "call_id": "b", "state": "established"},
+        {"event": "call_ended", "call_id": "a"},
+        {"event": "incoming_call", "call_id": "c"},
+        {"event": "call_ended", "call_id": "c"},
+    ]
+    assert phone.unended_calls() == (3, 1)  # b was up when it exited and never said it ended

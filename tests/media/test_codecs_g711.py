@@ -167,6 +167,25 @@ def test_encoder_clips_and_rounds_floats(name: str, table: Callable[[Pcm16], Cod
     assert encoder.encode(pcm) == expected.tobytes()
 
 
+@pytest.mark.parametrize(
+    ("name", "table", "code"), [("PCMU", linear_to_ulaw, 0xFF), ("PCMA", linear_to_alaw, 0xD5)]
+)
+def test_silent_frames_encode_as_the_table_says(
+    name: str, table: Callable[[Pcm16], Codes], code: int
+) -> None:
+    # Silence has its own short cut (a payload made once); it must be the table's own codes,
+    # negative zeros included, and a frame that is silent but for one sample must not take it.
+    codec = get_codec(name)
+    assert codec.make_encoder is not None
+    encoder = codec.make_encoder(EncoderOptions())
+    zeros = np.zeros(160, dtype=np.float32)
+    expected = table(np.zeros(160, dtype=np.int16)).tobytes()
+    assert encoder.encode(zeros) == encoder.encode(-zeros) == expected == bytes([code]) * 160
+    one = zeros.copy()
+    one[80] = 0.5
+    assert encoder.encode(one) == table((one * 32768).astype(np.int16)).tobytes() != expected
+
+
 @pytest.mark.parametrize("name", ["PCMU", "PCMA"])
 def test_misuse_and_junk_raise_codec_error(name: str) -> None:
     codec = get_codec(name)

@@ -123,3 +123,46 @@ def test_resamplers_start_no_threads_of_their_own() -> None:
     for r in made:
         r.process(np.zeros(r.in_rate // 50, dtype=np.float32))
     assert threads() == before  # while they are in use, not only after they are gone
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"),
+    [(48000, 8000), (8000, 48000), (48000, 16000), (44100, 48000), (48000, 44100)],
+)
+def test_silence_skips_the_graph_and_gives_the_same_samples(in_rate: int, out_rate: int) -> None:
+    # Speech-like bursts with silence between them, in uneven blocks (a paced clock's 5 ms
+    # ticks are not all the same length): the fast path must not move a single sample.
+    tone = sine(700, in_rate, 0.1)
+    quiet = np.zeros(in_rate // 5, dtype=np.float32)
+    x = np.concatenate((quiet, tone, quiet, quiet, tone, quiet))
+    blocks = [in_rate // 200 + d for d in (0, 1, -1, 7, 0, -3)]
+
+    def run(skip: bool) -> tuple[np.ndarray, int]:
+        r = Resampler(in_rate, out_rate)
+        r.skip_silence = skip
+        parts, i, n = [], 0, 0
+        while i < len(x):
+            parts.append(r.process(x[i : i + blocks[n % len(blocks)]]))
+            i += blocks[n % len(blocks)]
+            n += 1
+        counted = r.samples_out
+        parts.append(r.flush())
+        return np.concatenate(parts), counted + len(parts[-1])
+
+    fast, fast_count = run(True)
+    graph, graph_count = run(False)
+    assert len(fast) == len(graph) == fast_count == graph_count
+    assert np.array_equal(fast, graph)
+    assert np.max(np.abs(fast)) > 0.3  # the tone got through, not just zeros
+
+
+def test_silence_fast_path_is_taken_once_the_filter_has_settled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r = Resampler(48000, 8000)
+    pushed: list[int] = []
+    real_push = r._push
+    monkeypatch.setattr(r, "_push", lambda block: (pushed.append(len(block)), real_push(block))[1])
+    for _ in range(50):  # 250 ms of silence in 5 ms blocks
+        assert not r.process(np.zeros(240, dtype=np.float32)).any()
+    assert len(pushed) == 4  # 20 ms to settle; after that not one block went to the graph

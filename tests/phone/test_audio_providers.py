@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import numpy.typing as npt
+import pytest
 
-from softphone.phone.audio import NullAudio
+from softphone.phone.audio import HEADLESS_TICK_S, TICK_S, NullAudio
 
 
 class Port:
@@ -42,4 +45,19 @@ async def test_null_audio_is_one_engine_for_every_call_until_it_closes() -> None
     audio.close()
     assert engine.errors == []
     assert audio.engine_for_call(3) is not engine  # a phone started again gets a fresh one
+    audio.close()
+
+
+async def test_null_audio_pumps_once_per_rtp_frame() -> None:
+    # Headless, no device block waits: a wake-up per 20 ms frame, not per 5 ms, since each
+    # wake-up walks every call's port (the sound card's engine keeps its 5 ms ticks).
+    audio = NullAudio()
+    engine = audio.engine_for_call(1)
+    assert engine.tick_s == HEADLESS_TICK_S == 0.02 and TICK_S == 0.005
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    engine.attach(Port())  # starts the pump on this loop: its first wake-up is armed
+    handle = engine._handle
+    assert handle is not None
+    assert handle.when() - started == pytest.approx(0.02, abs=0.005)
     audio.close()

@@ -4,10 +4,13 @@ plays at once instead of after the old timeline catches up with it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import pytest
 
 from softphone.media.codecs.g711 import linear_to_ulaw
 from softphone.phone.media import CallMedia
@@ -94,3 +97,26 @@ async def test_a_stream_restarting_on_the_same_ssrc_plays_at_once() -> None:
     packets = [tone_packet(0x1111, 5000 + i, 80_000 + i * FRAME, loud=False) for i in range(100)]
     packets += [tone_packet(0x1111, 5020 + j, 40_000 + j * FRAME, loud=True) for j in range(50)]
     assert loudest_after_the_switch(packets) > 0.1
+
+
+async def test_sending_keeps_one_timer_while_its_deadline_stands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every packet sent asks for the RTCP deadline again; while it has not moved, the timer
+    # already set must stay (a new handle per packet filled the loop's heap with cancelled ones).
+    call, endpoint = make_call()
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    real_call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        armed.append(when)
+        return real_call_at(when, callback, *args)
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    silence = np.zeros(FRAME, dtype=np.float32)
+    for i in range(50):  # one second of frames, before the first RTCP report is due
+        call.capture(silence, loop.time() + i * 0.02)
+    assert len(endpoint.sent) == 50
+    call.close(loop.time())
+    assert len(set(armed)) == len(armed) <= 2

@@ -134,3 +134,24 @@ def test_a_stopped_phone_leaves_no_task_for_the_loop_to_destroy(
         gc.collect()
     assert left == set()
     assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+
+
+async def test_ended_calls_are_swept_from_the_user_agent_once_a_second_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sweep looks at every call the user agent holds (ended ones linger while their
+    # transactions do): at every call's end it was quadratic in the call rate.
+    phone = await started(seed="sweeper")
+    try:
+        assert phone._running is not None
+        swept: list[float] = []
+        ua = phone._running.ua
+        monkeypatch.setattr(ua, "forget_ended_calls", lambda: swept.append(clock[0]))
+        clock = [1000.0]
+        monkeypatch.setattr(phone, "_now", lambda: clock[0])
+        for step in range(30):  # 30 calls ending within 3 s
+            clock[0] = 1000.0 + step * 0.1
+            phone._forget_ended_calls()
+        assert swept == pytest.approx([1000.0, 1001.0, 1002.0])
+    finally:
+        await phone.stop()

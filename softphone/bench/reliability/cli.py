@@ -9,17 +9,20 @@
     softphone bench reliability faults [--only NAME ...]
     softphone bench reliability soak   [--minutes M]
     softphone bench reliability all    [the options of the others]
+    softphone bench reliability report PATH...
 
 Each prints the campaign's table (report.py) for what it ran, or with ``--json`` one JSON
 object; the exit status is 0 when every target was met, 1 when one was missed, 2 for usage
 errors or a peer that is missing or failed. Work files (peer logs, SIPp statistics, the fuzzing
-corpus) go to ``--workdir`` or a temporary directory.
+corpus) go to ``--workdir`` or a temporary directory, and each part's rows to
+``--workdir/<part>.json``. ``report`` prints one table from rows written earlier (those files,
+the directories holding them, or what ``--json`` printed): the parts can run apart, the soak and
+the fuzzing side by side in the background, and still make one table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +62,15 @@ def add_commands(subparsers: Any) -> None:
             part.add_argument("--only", action="append", choices=FAULTS, metavar="NAME")
         if name in ("soak", "all"):
             part.add_argument("--minutes", type=float, default=5.0, metavar="M")
+    merge = sub.add_parser("report", help="one table from the rows the parts wrote (JSON)")
+    merge.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a part's JSON (--workdir/<part>.json or its --json output), or a directory of them",
+    )
+    merge.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _fuzz_options(p: argparse.ArgumentParser) -> None:
@@ -95,12 +107,23 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         return EXIT_OK
     from softphone.bench.reliability import report
 
+    if args.part == "report":
+        try:
+            rows = report.read_rows(args.paths, order=PARTS)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"softphone bench reliability report: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        _write(rows, args.json, stream)
+        return EXIT_TARGET_MISSED if report.missed(rows) else EXIT_OK
     parts = PARTS if args.part == "all" else (args.part,)
-    rows: list[report.Row] = []
+    rows = []
     try:
         with workdir(args.workdir, prefix="softphone-reliability-") as where:
             for part in parts:
-                rows += PART_RUNNERS[part](args, where / part)
+                part_rows = PART_RUNNERS[part](args, where / part)
+                rows += part_rows
+                # Each part's rows on their own: ``report`` makes one table of parts run apart.
+                (where / f"{part}.json").write_text(report.dumps(part_rows, part=part) + "\n")
                 if not args.json:
                     print(f"-- {part} done", file=sys.stderr, flush=True)
     except LabError as exc:
@@ -110,12 +133,14 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         rows.append(
             report.Row(area="error", figure=str(exc)[:200], value="-", target="-", passed=False)
         )
-    if args.json:
-        stream.write(json.dumps({"benchmark": "reliability", "rows": [r.to_json() for r in rows]}))
-        stream.write("\n")
-    else:
-        stream.write(report.table(rows) + "\n")
+    _write(rows, args.json, stream)
     return EXIT_TARGET_MISSED if report.missed(rows) else EXIT_OK
+
+
+def _write(rows: list[Any], as_json: bool, stream: TextIO) -> None:
+    from softphone.bench.reliability import report
+
+    stream.write((report.dumps(rows) if as_json else report.table(rows)) + "\n")
 
 
 _PREFIX: Final = "softphone bench reliability"

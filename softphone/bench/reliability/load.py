@@ -42,6 +42,8 @@ class _Running:
     pid: int
     offered: Callable[[], int]  # calls that reached it so far (rang or were answered)
     established: Callable[[], int]  # calls answered and up so far
+    # softphone only: stop it (SIGTERM) and say (calls reported, calls without a call_ended)
+    stop_counting: Callable[[], tuple[int, int]] | None = None
 
     def sample(self) -> ProcessSample:
         return sample_process(self.pid)
@@ -56,6 +58,10 @@ def running(phone: Phone, workdir: Path, *, max_calls: int) -> Iterator[_Running
         def states(state: str) -> int:
             return sp.count(lambda e: e.get("event") == "call_state" and e.get("state") == state)
 
+        def stop_counting() -> tuple[int, int]:
+            sp.stop()
+            return sp.unended_calls()
+
         try:
             yield _Running(
                 phone,
@@ -65,6 +71,7 @@ def running(phone: Phone, workdir: Path, *, max_calls: int) -> Iterator[_Running
                 sp.pid,
                 lambda: sp.count(lambda e: e.get("event") == "incoming_call"),
                 lambda: states("established"),
+                stop_counting,
             )
         finally:
             sp.stop()
@@ -155,6 +162,10 @@ class RampFigures:
     invite_to_200_max_ms: float | None
     cpu_s: float
     max_rate: float
+    # softphone: calls it reported, and those without a call_ended once it had exited (SIGTERM
+    # right after the ramp): the event stream must drain before exit
+    reported: int | None = None
+    unended: int | None = None
 
 
 def ramp_calls(start: float, step: float, step_s: int, max_rate: float, hold_s: float) -> int:
@@ -192,11 +203,19 @@ def ramp(
                 timeout_s=calls / max_rate * 2 + 120,
             ).start()
             done = result.wait()
-            out[phone] = _ramp_figures(phone, done, peer.sample().cpu_s - before, max_rate)
+            cpu_s = peer.sample().cpu_s - before
+            counted = peer.stop_counting() if peer.stop_counting is not None else (None, None)
+            out[phone] = _ramp_figures(phone, done, cpu_s, max_rate, counted)
     return out
 
 
-def _ramp_figures(phone: Phone, result: SippResult, cpu_s: float, max_rate: float) -> RampFigures:
+def _ramp_figures(
+    phone: Phone,
+    result: SippResult,
+    cpu_s: float,
+    max_rate: float,
+    counted: tuple[int, int] | tuple[None, None] = (None, None),
+) -> RampFigures:
     return RampFigures(
         phone=phone,
         calls=result.created,
@@ -207,6 +226,8 @@ def _ramp_figures(phone: Phone, result: SippResult, cpu_s: float, max_rate: floa
         invite_to_200_max_ms=max(result.answer_ms, default=None),
         cpu_s=cpu_s,
         max_rate=max_rate,
+        reported=counted[0],
+        unended=counted[1],
     )
 
 

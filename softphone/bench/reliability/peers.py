@@ -81,6 +81,7 @@ class SoftphoneListen:
         self.prefix = prefix
         self._process: LabProcess | None = None
         self.starts = 0
+        self.last_events: list[Event] = []  # what the last run wrote, kept after stop()
 
     @property
     def process(self) -> LabProcess:
@@ -180,6 +181,16 @@ class SoftphoneListen:
         process.stop()
 
     def stop(self) -> None:
+        """SIGTERM (the way a service manager stops it), then everything it wrote is kept in
+        ``last_events``."""
         if self._process is not None:
             self._process.stop()
+            self.last_events = self.events
             self._process = None
+
+    def unended_calls(self) -> tuple[int, int]:
+        """After :meth:`stop`: the calls it reported (incoming_call), and how many of them have
+        no call_ended in what it wrote before it exited."""
+        offered = {e.get("call_id") for e in self.last_events if e.get("event") == "incoming_call"}
+        ended = {e.get("call_id") for e in self.last_events if e.get("event") == "call_ended"}
+        return len(offered), len(offered - ended)

@@ -8,8 +8,10 @@ exit status). A row without a target (``passed`` None) is a measurement shown fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from softphone.bench.reliability.faults import FaultResult
@@ -20,12 +22,14 @@ from softphone.bench.reliability.soak import SoakFigures
 
 __all__ = [
     "Row",
+    "dumps",
     "fault_rows",
     "flood_rows",
     "fuzz_rows",
     "held_rows",
     "missed",
     "ramp_rows",
+    "read_rows",
     "scan_rows",
     "soak_rows",
     "table",
@@ -48,6 +52,40 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Row:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def dumps(rows: Sequence[Row], *, part: str | None = None) -> str:
+    """The rows as the one JSON object ``--json`` prints (with the part's name when given)."""
+    body: dict[str, Any] = {"benchmark": "reliability"}
+    if part is not None:
+        body["part"] = part
+    body["rows"] = [r.to_json() for r in rows]
+    return json.dumps(body)
+
+
+def read_rows(paths: Iterable[Path], *, order: Sequence[str] = ()) -> list[Row]:
+    """Rows written earlier: JSON files as :func:`dumps` makes them, or directories of them
+    (``<part>.json``, taken in ``order``, then any others by name)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            rank = {name: i for i, name in enumerate(order)}
+            files += sorted(found, key=lambda f: (rank.get(f.stem, len(rank)), f.name))
+        else:
+            files.append(path)
+    rows: list[Row] = []
+    for file in files:
+        body = json.loads(file.read_text())
+        if not isinstance(body, dict) or body.get("benchmark") != "reliability":
+            raise ValueError(f"{file}: not the reliability campaign's rows")
+        rows += [Row.from_json(r) for r in body["rows"]]
+    return rows
 
 
 def _ms(value: float | None) -> str:
@@ -138,6 +176,7 @@ def ramp_rows(figures: Mapping[Phone, RampFigures], command: str) -> list[Row]:
             baresip=f"{_ms(bs.invite_to_200_p50_ms)} / {_ms(bs.invite_to_200_p99_ms)}",
             command=command,
         ),
+        *_drain_rows(sp, command),
         Row(
             area="load",
             figure="call-rate ramp: CPU s, and per call",
@@ -147,6 +186,22 @@ def ramp_rows(figures: Mapping[Phone, RampFigures], command: str) -> list[Row]:
             baresip=f"{bs.cpu_s:.1f} s, {1000 * bs.cpu_s / max(bs.calls, 1):.1f} ms",
             command=command,
         ),
+    ]
+
+
+def _drain_rows(sp: RampFigures, command: str) -> list[Row]:
+    if sp.reported is None or sp.unended is None:
+        return []
+    return [
+        Row(
+            area="load",
+            figure="event stream drained before exit (SIGTERM after the ramp): calls reported "
+            "with their call_ended",
+            value=f"{sp.reported - sp.unended:,} of {sp.reported:,}",
+            target="all",
+            passed=sp.unended == 0 and sp.reported > 0,
+            command=command,
+        )
     ]
 
 
@@ -257,6 +312,7 @@ def soak_rows(figures: SoakFigures, command: str) -> list[Row]:
             passed=end.threads <= idle.threads and end.fds <= idle.fds,
             command=command,
         ),
+        *_soak_drain_rows(figures, command),
         Row(
             area="soak",
             figure="CPU over the soak",
@@ -265,6 +321,22 @@ def soak_rows(figures: SoakFigures, command: str) -> list[Row]:
             passed=None,
             command=command,
         ),
+    ]
+
+
+def _soak_drain_rows(figures: SoakFigures, command: str) -> list[Row]:
+    if figures.reported is None or figures.unended is None:
+        return []
+    return [
+        Row(
+            area="soak",
+            figure="event stream drained before exit (SIGTERM): calls reported with their "
+            "call_ended",
+            value=f"{figures.reported - figures.unended:,} of {figures.reported:,}",
+            target="all",
+            passed=figures.unended == 0 and figures.reported > 0,
+            command=command,
+        )
     ]
 
 

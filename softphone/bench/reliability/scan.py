@@ -138,10 +138,12 @@ def scan(workdir: Path) -> ScanFigures:
         ).start()
         try:
             phone.wait_event(lambda e: e.get("event") == "registered", 20, "registered")
-            found, _ = svmap(phone.sip_port)
+            found, output = svmap(phone.sip_port)
+            (workdir / "svmap.txt").write_text(output)  # the tables the figures were read from
             figures.svmap_found = found
             for method in ("INVITE", "OPTIONS", "REGISTER"):
-                reported, _ = svwar(phone.sip_port, GUESSES, workdir / "svwar", method=method)
+                reported, output = svwar(phone.sip_port, GUESSES, workdir / "svwar", method=method)
+                (workdir / "svwar" / f"{method}.txt").write_text(output)
                 figures.svwar[method] = reported
                 figures.enumerated[method] = told_apart(reported, GUESSES)
             nobody = tuple(f"u{random.Random(1).randrange(10**6, 10**7)}{i}" for i in range(2))

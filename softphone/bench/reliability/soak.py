@@ -6,7 +6,7 @@ SIPp calls every ``every_s`` seconds (PCMU, mu-law speech streamed both ways, ea
 /proc. The figures: failed calls; RSS at the start of the second half and at the end, and its
 growth per hour fitted (least squares) over the second half, when the caches and pools of the
 first calls are warm; threads and open files at the end against the first sample taken with no
-call up.
+call up; and whether every call it reported has its call_ended in what it wrote before exiting.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class SoakFigures:
     calls: int = 0
     failed: int = 0
     samples: list[tuple[float, ProcessSample]] = field(default_factory=list)
+    # once it has exited (SIGTERM): calls it reported, and those it wrote no call_ended for
+    reported: int | None = None
+    unended: int | None = None
 
     def _half(self) -> list[tuple[float, ProcessSample]]:
         return [(t, s) for t, s in self.samples if t >= self.seconds / 2] or self.samples
@@ -114,4 +117,5 @@ def soak(
         figures.seconds = time.monotonic() - started
     finally:
         phone.stop()
+    figures.reported, figures.unended = phone.unended_calls()
     return figures

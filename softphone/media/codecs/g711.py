@@ -140,9 +140,13 @@ class G711Encoder:
         self._samples = samples_per_frame(SAMPLE_RATE, options.frame_ms)
         self._table = table
         self._name = name
+        # A silent frame's payload, made once: a headless or muted call sends it 50 times a second.
+        self._silence = bytes(table[np.zeros(self._samples, dtype=np.uint16)])
 
     def encode(self, pcm: Pcm) -> bytes:
         check_frame(pcm, self._samples, self._name)
+        if not pcm.any():
+            return self._silence
         codes: Codes = self._table[to_int16(pcm).view(np.uint16)]
         return codes.tobytes()
 
