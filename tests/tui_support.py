@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Static
+
+from softphone.config import Config
+from softphone.tui.app import SoftphoneApp, make_app
+
+if TYPE_CHECKING:
+    from phone_fake import FakePhone
+
+    from softphone.phone.book import Book
+
+WALL = 1_790_000_000.0  # the wall clock of apps made by fake_app
 
 
 async def until(
@@ -40,3 +50,16 @@ class Host(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.make(), self.results.append)
+
+
+def fake_app(phone: FakePhone, book: Book | None = None) -> SoftphoneApp:
+    """The real app around a FakePhone, its wall clock stopped at WALL and its monotonic clock
+    the phone's own; no RTSP player."""
+    return make_app(
+        Config(),
+        phone,
+        book=book,
+        clock=lambda: WALL,
+        mono_clock=lambda: phone.now,
+        player_factory=lambda *a: None,  # type: ignore[arg-type,return-value]
+    )

@@ -74,7 +74,8 @@ def looped_wav(source: Path, out: Path, seconds: float, sample_rate: int = 48000
 # --------------------------------------------------------------------------- softphone dial
 
 
-def _json_event(line: str) -> Event | None:
+def json_event(line: str) -> Event | None:
+    """One line of ``--json`` output as an event; None for anything else."""
     with contextlib.suppress(ValueError):
         event = json.loads(line)
         if isinstance(event, dict):
@@ -119,7 +120,7 @@ class SoftphoneDial:
 
     @property
     def events(self) -> list[Event]:
-        return [e for line in self.process.lines() if (e := _json_event(line)) is not None]
+        return [e for line in self.process.lines() if (e := json_event(line)) is not None]
 
     def start(self) -> SoftphoneDial:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +169,7 @@ class SoftphoneDial:
         Raises LabError if the process exits first."""
 
         def matching(line: str) -> Event | None:
-            event = _json_event(line)
+            event = json_event(line)
             return event if event is not None and match(event) else None
 
         found = self.process.log.search(matching, timeout_s)

@@ -67,17 +67,18 @@ section of the report.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from lab_support import BaresipFactory, KamailioFactory, dump, peers_required, skip_or_fail
 
 from softphone import lab
-from softphone.lab.baresip import MediaEnc
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -159,65 +160,59 @@ def kamailio_factory(
             proxy.stop()
 
 
-@pytest.fixture
-def baresip_factory(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kamailio: lab.Kamailio
+@contextlib.contextmanager
+def _baresips(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    default: lab.Kamailio,
+    *,
+    where: str,
+    after_failure: Callable[[], None],
+    **placed: Any,
 ) -> Iterator[BaresipFactory]:
+    """The baresip factories' one body: each phone made, started, and stopped at the end (its
+    output, and ``after_failure``'s, printed when the test failed). ``placed``: the lab.Baresip
+    arguments that put every phone of this factory somewhere (a host, a namespace)."""
     started: list[lab.Baresip] = []
 
-    def make(
-        user: str = "bob",
-        transport: lab.Transport = "udp",
-        register: bool = True,
-        auto_answer: bool = False,
-        audio: lab.Audio = "tone",
-        record: bool = False,
-        kamailio: lab.Kamailio = kamailio,
-        extra_config: str = "",
-        display_name: str | None = None,
-        contacts: tuple[str, ...] = (),
-        console: bool = False,
-        presence: bool = False,
-        publish_s: int = 60,
-        mediaenc: MediaEnc | None = None,
-        rtcp_mux: bool = False,
-        host: str = lab.HOST,
-    ) -> lab.Baresip:
+    def make(user: str = "bob", kamailio: lab.Kamailio = default, **options: Any) -> lab.Baresip:
         phone = lab.Baresip(
-            tmp_path_factory.mktemp(f"baresip-{user}"),
+            tmp_path_factory.mktemp(f"baresip-{where}-{user}"),
             kamailio=kamailio,
             user=user,
-            transport=transport,
-            register=register,
-            auto_answer=auto_answer,
-            audio=audio,
-            record=record,
-            extra_config=extra_config,
-            display_name=display_name,
-            contacts=contacts,
-            console=console,
-            presence=presence,
-            publish_s=publish_s,
-            mediaenc=mediaenc,
-            rtcp_mux=rtcp_mux,
-            host=host,
+            **options,
+            **placed,
         )
         started.append(phone)
         with peers_required():
             return phone.start()
 
     try:
-        yield make
+        yield cast(BaresipFactory, make)
     finally:
         failed = _failed(request)
         for phone in started:
             if failed:
-                dump(f"baresip {phone.user} ({phone.transport})", phone.lines())
+                dump(f"baresip {phone.user} ({phone.transport}, {where})", phone.lines())
                 if phone.alive():
                     print(f"baresip {phone.user} events: {phone.ctrl.event_types()}")
             phone.stop()
         if failed:
-            dump("kamailio LAB lines", kamailio.lab_lines())
+            after_failure()
+
+
+@pytest.fixture
+def baresip_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kamailio: lab.Kamailio
+) -> Iterator[BaresipFactory]:
+    with _baresips(
+        request,
+        tmp_path_factory,
+        kamailio,
+        where="lo",
+        after_failure=lambda: dump("kamailio LAB lines", kamailio.lab_lines()),
+    ) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
@@ -335,49 +330,18 @@ def nat_baresip_factory(
     nat_kamailio: lab.Kamailio,
 ) -> Iterator[BaresipFactory]:
     """``baresip_factory`` for the wan side: bob at 203.0.113.20, registered to nat_kamailio."""
-    started: list[lab.Baresip] = []
 
-    def make(
-        user: str = "bob",
-        transport: lab.Transport = "udp",
-        register: bool = True,
-        auto_answer: bool = False,
-        audio: lab.Audio = "tone",
-        record: bool = False,
-        kamailio: lab.Kamailio = nat_kamailio,
-        extra_config: str = "",
-        display_name: str | None = None,
-        contacts: tuple[str, ...] = (),
-        console: bool = False,
-    ) -> lab.Baresip:
-        phone = lab.Baresip(
-            tmp_path_factory.mktemp(f"baresip-nat-{user}"),
-            kamailio=kamailio,
-            user=user,
-            transport=transport,
-            register=register,
-            auto_answer=auto_answer,
-            audio=audio,
-            record=record,
-            extra_config=extra_config,
-            display_name=display_name,
-            contacts=contacts,
-            console=console,
-            host=nat_lab.far_host,
-            netns=nat_lab.wan,
-        )
-        started.append(phone)
-        with peers_required():
-            return phone.start()
+    def after_failure() -> None:
+        dump("kamailio (wan) LAB lines", nat_kamailio.lab_lines())
+        print(f"router dropped {nat_lab.dropped()} packets; mappings: {nat_lab.udp_mappings()}")
 
-    try:
+    with _baresips(
+        request,
+        tmp_path_factory,
+        nat_kamailio,
+        where="wan",
+        after_failure=after_failure,
+        host=nat_lab.far_host,
+        netns=nat_lab.wan,
+    ) as make:
         yield make
-    finally:
-        failed = _failed(request)
-        for phone in started:
-            if failed:
-                dump(f"baresip {phone.user} (wan)", phone.lines())
-            phone.stop()
-        if failed:
-            dump("kamailio (wan) LAB lines", nat_kamailio.lab_lines())
-            print(f"router dropped {nat_lab.dropped()} packets; mappings: {nat_lab.udp_mappings()}")

@@ -6,46 +6,23 @@ sent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from phone_fake import FakePhone
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_support import until
+from tui_support import WALL, fake_app, until
 
-from softphone.config import Config
 from softphone.phone.book import Book, CallRecord, Contact, MessageRecord
-from softphone.tui.app import SoftphoneApp, make_app
+from softphone.tui.app import SoftphoneApp
 from softphone.tui.screens.chat import ChatPicker, ChatScreen
 from softphone.tui.screens.contacts import ContactsScreen
 from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.history import HistoryScreen
 
-WALL = 1_790_000_000.0
 BOB = "sip:bob@example.test"
 CAROL = "sip:carol@example.test"
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Book]:
-    opened = Book.open(tmp_path / "softphone.db")
-    yield opened
-    opened.close()
-
-
-def build(phone: FakePhone, book: Book | None = None) -> SoftphoneApp:
-    return make_app(
-        Config(),
-        phone,
-        book=book,
-        clock=lambda: WALL,
-        mono_clock=lambda: phone.now,
-        player_factory=lambda *a: None,  # type: ignore[arg-type,return-value]
-    )
 
 
 def notes(app: SoftphoneApp) -> list[str]:
@@ -68,7 +45,7 @@ async def chat_with(pilot: Pilot[Any], app: SoftphoneApp, text: str) -> ChatScre
 
 async def test_written_from_the_picker_each_message_shows_its_delivery_state(book: Book) -> None:
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         chat = await chat_with(pilot, app, BOB)
@@ -101,7 +78,7 @@ async def test_written_from_the_picker_each_message_shows_its_delivery_state(boo
 
 async def test_a_message_that_comes_in_is_a_notice_unread_until_r_opens_it(book: Book) -> None:
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
         phone.remote_message(CAROL, "are you free?", display_name="Carol")
@@ -129,7 +106,7 @@ async def test_a_message_that_comes_in_is_a_notice_unread_until_r_opens_it(book:
 
 async def test_a_message_during_a_call_is_a_notice_and_the_call_keeps_its_keys() -> None:
     phone = FakePhone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         await until(pilot, lambda: "local" in app.main.status.text, what="start")
         await pilot.press(*BOB, "enter")
@@ -171,7 +148,7 @@ async def test_contacts_show_unread_and_open_the_conversation(book: Book) -> Non
         )
     )
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
         await until(pilot, lambda: "✉ 1 unread" in app.main.status.text, what="seeded")
@@ -210,7 +187,7 @@ async def test_r_after_a_restart_opens_the_latest_conversation_with_unread_messa
             )
         )
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("R")
@@ -232,7 +209,7 @@ async def test_the_history_opens_the_conversation_with_a_caller(book: Book) -> N
         )
     )
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("y")
@@ -248,7 +225,7 @@ async def test_the_history_opens_the_conversation_with_a_caller(book: Book) -> N
 
 async def test_what_cannot_be_sent_or_read_is_said_and_nothing_breaks(book: Book) -> None:
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
         chat = await chat_with(pilot, app, BOB)
@@ -278,7 +255,7 @@ async def test_what_cannot_be_sent_or_read_is_said_and_nothing_breaks(book: Book
 
 async def test_keys_are_in_the_footer_the_help_and_the_palette() -> None:
     phone = FakePhone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(160, 30)) as pilot:
         await started(pilot, app)
         keys = {b.binding.key for b in app.main.active_bindings.values() if b.binding.show}

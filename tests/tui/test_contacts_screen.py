@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ VCARDS = Path(__file__).resolve().parents[1] / "data" / "vcard"
 class Host(BaseHost):
     def notes(self) -> list[tuple[str, str]]:
         return [(n.message, n.severity) for n in self._notifications]
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Book]:
-    b = Book.open(tmp_path / "t.db")
-    yield b
-    b.close()
 
 
 def fill(book: Book) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -69,13 +69,6 @@ def fill(book: Book, recording: Path | None = None) -> None:
         )
     )
     h.add(record(10, "sip:carol@example.com", direction="in", duration_s=42))
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Book]:
-    b = Book.open(tmp_path / "t.db")
-    yield b
-    b.close()
 
 
 def screen_of(app: App[Any]) -> HistoryScreen:

@@ -17,37 +17,17 @@ from rich.text import Text
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
-from tui_support import until
+from tui_support import fake_app, until
 
-from softphone.config import Config
 from softphone.phone.book import Book, Contact
-from softphone.tui.app import SoftphoneApp, make_app
+from softphone.tui.app import SoftphoneApp
 from softphone.tui.screens.contacts import ContactsScreen
 from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.presence import PresenceScreen
 
-WALL = 1_790_000_000.0
 BOB = "sip:bob@example.test"
 CAROL = "sip:carol@example.test"
 DAVE = "sip:dave@example.test"
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Book]:
-    opened = Book.open(tmp_path / "softphone.db")
-    yield opened
-    opened.close()
-
-
-def build(phone: FakePhone, book: Book | None = None) -> SoftphoneApp:
-    return make_app(
-        Config(),
-        phone,
-        book=book,
-        clock=lambda: WALL,
-        mono_clock=lambda: phone.now,
-        player_factory=lambda *a: None,  # type: ignore[arg-type,return-value]
-    )
 
 
 def registered_phone() -> FakePhone:
@@ -91,7 +71,7 @@ async def test_every_contact_is_watched_and_its_lamp_follows_in_the_contacts_lis
     book.contacts.add(Contact(name="Bob", uris=(BOB, "sip:1002@example.test")))
     book.contacts.add(Contact(name="Carol", uris=(CAROL,)))
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app, phone)
         # The first address of each contact, once each.
@@ -128,7 +108,7 @@ async def test_every_contact_is_watched_and_its_lamp_follows_in_the_contacts_lis
 async def test_the_dial_bar_shows_the_suggested_contacts_lamp(book: Book) -> None:
     book.contacts.add(Contact(name="Bob Builder", uris=(BOB,)))
     phone = FakePhone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app, phone)
         await until(pilot, lambda: BOB in phone.watched, what="watched")
@@ -148,7 +128,7 @@ async def test_the_dial_bar_shows_the_suggested_contacts_lamp(book: Book) -> Non
 
 async def test_p_chooses_our_presence_which_the_status_bar_shows() -> None:
     phone = registered_phone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app, phone)
         status = app.main.status
@@ -174,7 +154,7 @@ async def test_p_chooses_our_presence_which_the_status_bar_shows() -> None:
 
 async def test_a_call_shows_busy_on_the_phone_and_then_the_choice_again() -> None:
     phone = registered_phone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app, phone)
         status = app.main.status
@@ -189,7 +169,7 @@ async def test_a_call_shows_busy_on_the_phone_and_then_the_choice_again() -> Non
 
 async def test_without_presence_running_the_status_bar_says_nothing_of_it() -> None:
     phone = FakePhone()  # no registrar: presence does not run
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app, phone)
         assert "●" not in app.main.status.text and "(P)" not in app.main.status.text
@@ -197,7 +177,7 @@ async def test_without_presence_running_the_status_bar_says_nothing_of_it() -> N
 
 async def test_voicemail_waiting_is_counted_in_the_status_line() -> None:
     phone = registered_phone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app, phone)
         status = app.main.status
@@ -210,7 +190,7 @@ async def test_voicemail_waiting_is_counted_in_the_status_line() -> None:
 
 async def test_a_refused_choice_is_an_error_line_not_a_crash() -> None:
     phone = registered_phone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app, phone)
         phone.fail_next("set_presence", "the phone is stopping")
@@ -225,7 +205,7 @@ async def test_a_refused_choice_is_an_error_line_not_a_crash() -> None:
 
 async def test_presence_is_in_the_command_palette_and_the_help() -> None:
     phone = registered_phone()
-    app = build(phone)
+    app = fake_app(phone)
     async with app.run_test(size=(120, 36)) as pilot:
         await started(pilot, app, phone)
         titles = [c.title for c in app.get_system_commands(app.main)]
@@ -284,7 +264,7 @@ def test_main_screen_with_a_lamp_and_voicemail_80x24(
 ) -> None:
     book = lamps_book(tmp_path / "t.db")
     phone = registered_phone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app.main.dial_bar.cursor_blink = False
@@ -307,7 +287,7 @@ def test_main_screen_with_a_lamp_and_voicemail_80x24(
 def test_contacts_with_lamps_80x24(snap_compare: SnapCompare, tmp_path: Path, utc: None) -> None:
     book = lamps_book(tmp_path / "t.db")
     phone = registered_phone()
-    app = build(phone, book)
+    app = fake_app(phone, book)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await started(pilot, app, phone)
@@ -326,7 +306,7 @@ def test_contacts_with_lamps_80x24(snap_compare: SnapCompare, tmp_path: Path, ut
 
 def test_presence_picker_80x24(snap_compare: SnapCompare, utc: None) -> None:
     phone = registered_phone()
-    app = build(phone)
+    app = fake_app(phone)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await started(pilot, app, phone)

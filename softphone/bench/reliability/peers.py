@@ -10,7 +10,6 @@ hard (SIGKILL, for the crash scenario) and started again on the same directories
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import softphone
-from softphone.bench.call_peers import cpu_seconds
+from softphone.bench.call_peers import cpu_seconds, json_event
 from softphone.lab.process import HOST, LabError, LabProcess
 
 __all__ = ["ProcessSample", "SoftphoneListen", "sample_process"]
@@ -47,14 +46,6 @@ def sample_process(pid: int) -> ProcessSample:
     rss_kb = int(fields.get("VmRSS", "0 kB").split()[0])
     threads = int(fields.get("Threads", "0").strip())
     return ProcessSample(cpu_s=cpu_seconds(pid), rss_mb=rss_kb / 1024, threads=threads, fds=fds)
-
-
-def _json_event(line: str) -> Event | None:
-    with contextlib.suppress(ValueError):
-        event = json.loads(line)
-        if isinstance(event, dict):
-            return event
-    return None
 
 
 class SoftphoneListen:
@@ -146,7 +137,7 @@ class SoftphoneListen:
 
     @property
     def events(self) -> list[Event]:
-        return [e for line in self.process.lines() if (e := _json_event(line)) is not None]
+        return [e for line in self.process.lines() if (e := json_event(line)) is not None]
 
     def count(self, match: Callable[[Event], bool]) -> int:
         return sum(1 for e in self.events if match(e))
@@ -155,7 +146,7 @@ class SoftphoneListen:
         self, match: Callable[[Event], bool], timeout_s: float, since: int = 0
     ) -> Event | None:
         def matching(line: str) -> Event | None:
-            event = _json_event(line)
+            event = json_event(line)
             return event if event is not None and match(event) else None
 
         return self.process.log.search(matching, timeout_s, since)
