@@ -68,11 +68,19 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 
 test-setup: peers $(VENV)/.installed $(VENV)/.test-installed
 
+# The interop tests spend most of their time waiting on real peers and real-time audio, so they
+# run in a second pytest beside the others (their output follows, whole); both must pass.
 test: test-setup
 	$(VENV)/bin/ruff check softphone tests
 	$(VENV)/bin/ruff format --check softphone tests
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -p no:cacheprovider
+	@log=$$(mktemp); \
+	$(PY) -m pytest -p no:cacheprovider -m interop > $$log 2>&1 & interop=$$!; \
+	$(PY) -m pytest -p no:cacheprovider -m "not interop"; unit=$$?; \
+	wait $$interop; peers=$$?; \
+	echo "===== interop tests (run alongside) ====="; cat $$log; rm -f $$log; \
+	echo "unit tests: exit $$unit; interop tests: exit $$peers"; \
+	test $$unit -eq 0 && test $$peers -eq 0
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check softphone tests

@@ -55,7 +55,7 @@ class TestInteropByName:  # "interop" in a name is not the marker
 
 
 def _run_gate(
-    tmp_path: Path, *, body: str, env: dict[str, str]
+    tmp_path: Path, *, body: str, env: dict[str, str], args: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text(ROOT_CONFTEST.read_text())
     (tmp_path / "test_sample.py").write_text(SAMPLE_TESTS.format(body=body))
@@ -74,6 +74,7 @@ def _run_gate(
             str(tmp_path),
             "-c",
             os.devnull,
+            *args,
             str(tmp_path),
         ],
         cwd=tmp_path,
@@ -109,3 +110,19 @@ def test_interop_gate(
     output = result.stdout + result.stderr
     assert result.returncode == code, output
     assert ("interop gate: no test marked 'interop' passed" in output) is gate_message, output
+
+
+def test_a_run_that_leaves_the_interop_tests_to_another_pytest_is_not_gated(
+    tmp_path: Path,
+) -> None:
+    """make test runs ``-m "not interop"`` beside ``-m interop``; only the latter is gated."""
+    unit = _run_gate(
+        tmp_path, body="pytest.skip('no peer')", env={"CI": "true"}, args=("-m", "not interop")
+    )
+    assert unit.returncode == 0, unit.stdout + unit.stderr
+    assert "interop gate" not in unit.stdout + unit.stderr
+    interop = _run_gate(
+        tmp_path, body="pytest.skip('no peer')", env={"CI": "true"}, args=("-m", "interop")
+    )
+    assert interop.returncode == 1
+    assert "interop gate: no test marked 'interop' passed" in interop.stdout + interop.stderr
