@@ -6,7 +6,6 @@ them, and ``tests/lab_support.py`` says what a missing peer means. How to use th
     from lab_support import BaresipFactory
 
     from softphone import lab
-from softphone.lab.baresip import MediaEnc
 
     pytestmark = pytest.mark.interop
 
@@ -73,12 +72,12 @@ import os
 import sys
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 from lab_support import BaresipFactory, KamailioFactory, dump, peers_required, skip_or_fail
 
 from softphone import lab
+from softphone.lab.baresip import MediaEnc
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -168,27 +167,57 @@ def _baresips(
     *,
     where: str,
     after_failure: Callable[[], None],
-    **placed: Any,
+    **placed: str,
 ) -> Iterator[BaresipFactory]:
     """The baresip factories' one body: each phone made, started, and stopped at the end (its
     output, and ``after_failure``'s, printed when the test failed). ``placed``: the lab.Baresip
     arguments that put every phone of this factory somewhere (a host, a namespace)."""
     started: list[lab.Baresip] = []
 
-    def make(user: str = "bob", kamailio: lab.Kamailio = default, **options: Any) -> lab.Baresip:
+    def make(
+        user: str = "bob",
+        transport: lab.Transport = "udp",
+        register: bool = True,
+        auto_answer: bool = False,
+        audio: lab.Audio = "tone",
+        record: bool = False,
+        kamailio: lab.Kamailio = default,
+        extra_config: str = "",
+        display_name: str | None = None,
+        contacts: tuple[str, ...] = (),
+        console: bool = False,
+        presence: bool = False,
+        publish_s: int = 60,
+        mediaenc: MediaEnc | None = None,
+        rtcp_mux: bool = False,
+        host: str = lab.HOST,
+    ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{where}-{user}"),
             kamailio=kamailio,
             user=user,
-            **options,
-            **placed,
+            transport=transport,
+            register=register,
+            auto_answer=auto_answer,
+            audio=audio,
+            record=record,
+            extra_config=extra_config,
+            display_name=display_name,
+            contacts=contacts,
+            console=console,
+            presence=presence,
+            publish_s=publish_s,
+            mediaenc=mediaenc,
+            rtcp_mux=rtcp_mux,
+            host=placed.get("host", host),
+            netns=placed.get("netns"),
         )
         started.append(phone)
         with peers_required():
             return phone.start()
 
     try:
-        yield cast(BaresipFactory, make)
+        yield make
     finally:
         failed = _failed(request)
         for phone in started:
