@@ -181,25 +181,29 @@ async def _drain(phone: Phone, reporter: Reporter, history: CommandHistory) -> N
 
 
 async def _settle_registration(
-    phone: Phone, reporter: Reporter, stop: asyncio.Event, deadline: float
-) -> str | None:
+    phone: Phone, reporter: Reporter, stop: Stop, deadline: float, timeout_s: float
+) -> ExitCode | None:
     """Report the registration's events until every account with a registrar has its answer
     (registered or failed), or until a registrar has stayed silent long enough to say so
     (NoAnswerYet). Then dial goes on: an outgoing call does not need the registration (RFC 3261
     §10 registers where we can be reached; the proxy checks an INVITE with a challenge of its
     own), so a refused or silent registrar is reported and the call's own outcome says the
-    rest. Returns why not to go on: "stopped" (Ctrl-C), "timeout" (--timeout ran out)."""
+    rest. Returns the exit code when not to go on: Ctrl-C / SIGTERM, or --timeout
+    (``timeout_s``) ran out, which it explains."""
     from softphone.phone import events as pe
 
     while any(r.state == "registering" for r in phone.registrations.values()):
-        event = await _next(phone, stop, deadline)
+        event = await _next(phone, stop.event, deadline)
         if event is None:
-            return "stopped" if stop.is_set() else "timeout"
+            if stop.event.is_set():
+                return stop.exit_code
+            reporter.say(_no_network_answer(_silent_server(phone, None), timeout_s))
+            return ExitCode.NETWORK
         reporter.event(event)
         if isinstance(event, pe.NoAnswerYet):
             reporter.say("softphone: calling anyway (a call does not need the registration)")
-            return None
-    return None
+            break
+    return stop.exit_code if stop.event.is_set() else None
 
 
 def _silent_server(phone: Phone, invite: pe.NoAnswerYet | None) -> str | None:
@@ -239,12 +243,11 @@ async def run_dial(config: Config, args: argparse.Namespace, reporter: Reporter)
                 return phone
             try:
                 await _drain(phone, reporter, history)
-                why = await _settle_registration(phone, reporter, stop.event, network_deadline)
-                if why == "stopped" or stop.event.is_set():
-                    return stop.exit_code
-                if why == "timeout":
-                    reporter.say(_no_network_answer(_silent_server(phone, None), args.timeout))
-                    return ExitCode.NETWORK
+                refused = await _settle_registration(
+                    phone, reporter, stop, network_deadline, args.timeout
+                )
+                if refused is not None:
+                    return refused
                 try:
                     call_id = await phone.dial(args.uri, account=args.account)
                 except PhoneError as exc:
@@ -435,12 +438,9 @@ async def run_message(config: Config, args: argparse.Namespace, reporter: Report
                 return phone
             try:
                 await _drain(phone, reporter, history)
-                why = await _settle_registration(phone, reporter, stop.event, deadline)
-                if why == "stopped" or stop.event.is_set():
-                    return stop.exit_code
-                if why == "timeout":
-                    reporter.say(_no_network_answer(_silent_server(phone, None), args.timeout))
-                    return ExitCode.NETWORK
+                refused = await _settle_registration(phone, reporter, stop, deadline, args.timeout)
+                if refused is not None:
+                    return refused
                 try:
                     message_id = await phone.send_message(
                         args.uri, args.text, content_type=args.content_type
