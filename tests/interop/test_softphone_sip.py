@@ -120,7 +120,9 @@ async def test_register_answers_kamailios_challenge(
     event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
     assert event == pe.Registered(account="alice", expires=3600)
     await wait_log(kamailio, r"LAB CHALLENGE 401 REGISTER alice", mark)
-    await wait_log(kamailio, r"LAB REGISTERED alice expires=3600", mark)
+    await wait_log(
+        kamailio, r"LAB REGISTERED alice expires=(3600|3599) ", mark
+    )  # whole seconds left: a tick may fall between
     # What the TUI's status line reads (the FakePhone gives the same for its scripted register).
     reg = phone.registrations["alice"]
     assert (reg.state, reg.transport, reg.aor, reg.reason) == (
@@ -330,7 +332,7 @@ async def test_several_accounts_register_at_once_and_unregister_on_stop(
     seen: list[pe.PhoneEvent] = []
     await expect(phone, lambda e: sum(isinstance(x, pe.Registered) for x in seen) == 2, seen=seen)
     assert {e.account for e in seen if isinstance(e, pe.Registered)} == {"alice", "carol"}
-    await wait_log(kamailio, r"LAB REGISTERED alice expires=3600 proto=udp", mark)
+    await wait_log(kamailio, r"LAB REGISTERED alice expires=(3600|3599) proto=udp", mark)
     await wait_log(kamailio, r"LAB REGISTERED carol expires=3600 proto=tcp", mark)
     await phone.stop()
     await wait_log(kamailio, r"LAB UNREGISTERED alice", mark)
