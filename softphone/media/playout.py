@@ -25,6 +25,7 @@ feeds the device through the ring buffers of ``media.device``.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -293,7 +294,8 @@ class Playout:
 
     def _quiet(self, pcm: Pcm) -> bool:
         """Is this frame a pause (relative to the talker's recent level)? Updates the level."""
-        rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) if len(pcm) else 0.0
+        # A float32 dot product: the mean of squares without a float64 copy of the frame.
+        rms = math.sqrt(max(float(np.dot(pcm, pcm)), 0.0) / len(pcm)) if len(pcm) else 0.0
         self._level = max(rms, self._level * LEVEL_DECAY)
         return rms < max(QUIET_FLOOR, min(QUIET_CEILING, QUIET_BELOW_LEVEL * self._level))
 

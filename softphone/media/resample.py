@@ -1,15 +1,18 @@
-"""Streaming mono float32 sample-rate conversion through libswresample (PyAV).
+"""Streaming mono float32 sample-rate conversion (numpy for whole factors, else libswresample).
 
 ``Resampler(in_rate, out_rate)`` keeps the filter state between ``process()`` calls, so blocks of
 any size can be pushed without clicks or drift: after N input samples the output has produced
 ``floor(N * out_rate / in_rate)`` samples minus a constant that is held back for the filter
-(swresample's default polyphase filter holds 16 samples at the lower of the two rates: 2 ms
-for 8 kHz <-> 48 kHz, 1 ms for 16 kHz <-> 48 kHz; measured in tests/media/test_resample.py).
+(both filters hold at most 16 samples at the lower of the two rates: 2 ms for 8 kHz <-> 48 kHz,
+1 ms for 16 kHz <-> 48 kHz; measured in tests/media/test_resample.py).
 ``flush()`` returns that tail at the end of a stream.
 The output is time-aligned with the input: swresample compensates its filter delay, so the
 only latency added is that held-back tail.
 
-Equal rates take an identity fast path (no PyAV at all). PyAV is imported here, in media/ only.
+Equal rates take an identity fast path (no PyAV at all), and rates that are whole multiples of
+each other (8 or 16 kHz <-> 48 kHz, what calls convert) a numpy polyphase filter
+(media/polyphase.py) with the same alignment and tail as swresample's. The other ratios
+(44.1 kHz devices) go through PyAV, imported here, in media/ only.
 
 Silence takes a fast path too: once the filter has taken in enough zeros that everything it
 holds is zero, more zeros come out as zeros without a trip through the graph, in whole periods of
@@ -34,6 +37,8 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from softphone.media.polyphase import Downsampler, Upsampler, whole_factor
+
 Pcm: TypeAlias = npt.NDArray[np.float32]
 
 _EMPTY: Pcm = np.zeros(0, dtype=np.float32)
@@ -51,6 +56,7 @@ class Resampler:
     _SETTLE_S = 0.02
     _MAX_HELD = 48  # input samples of silence kept back, short of a period (1 ms at 48 kHz)
     skip_silence = True  # tests turn it off to compare against the graph itself
+    whole_factors_in_numpy = True  # tests turn it off to compare against swresample
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
         if in_rate <= 0 or out_rate <= 0:
@@ -61,12 +67,16 @@ class Resampler:
         self.samples_out = 0
         self._av: Any = None  # the av module (untyped): only touched inside this wrapper
         self._resampler: Any = None
+        self._poly: Upsampler | Downsampler | None = None
         common = math.gcd(in_rate, out_rate)
         self._period_in, self._period_out = in_rate // common, out_rate // common
         self._settle = max(int(in_rate * self._SETTLE_S), 2 * self._period_in)
         self._zeros_in = 0  # zeros at the end of what the graph has taken in
         self._zeros_held = 0  # zeros taken in but neither given to the graph nor answered yet
-        if in_rate != out_rate:
+        factor = whole_factor(in_rate, out_rate)
+        if factor > 1 and self.whole_factors_in_numpy:
+            self._poly = Upsampler(factor) if out_rate > in_rate else Downsampler(factor)
+        elif in_rate != out_rate:
             try:
                 import av
             except ImportError as exc:  # pragma: no cover - av is a hard dependency
@@ -76,7 +86,7 @@ class Resampler:
 
     @property
     def is_identity(self) -> bool:
-        return self._resampler is None
+        return self._resampler is None and self._poly is None
 
     @property
     def held_back(self) -> int:
@@ -88,7 +98,7 @@ class Resampler:
         """Convert the next block (1-D); returns whatever output is ready (may be empty)."""
         block = np.ascontiguousarray(pcm, dtype=np.float32).reshape(-1)
         self.samples_in += block.shape[0]
-        if self._resampler is None:
+        if self.is_identity:
             self.samples_out += block.shape[0]
             return block
         if block.shape[0] == 0:
@@ -105,6 +115,10 @@ class Resampler:
         return self._push(block)
 
     def _push(self, block: Pcm) -> Pcm:
+        if self._poly is not None:
+            out = self._poly.push(block)
+            self.samples_out += out.shape[0]
+            return out
         frame = self._av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = self.in_rate
         return self._run(frame)
@@ -126,8 +140,10 @@ class Resampler:
 
     def flush(self) -> Pcm:
         """End of stream: the held-back tail. The resampler can be fed again afterwards."""
-        if self._resampler is None:
+        if self.is_identity:
             return _EMPTY
+        if self._poly is not None:
+            return self._flush_poly(self._poly)
         held = self._zeros_held
         self._zeros_held = 0
         head = self._push(np.zeros(held, dtype=np.float32)) if held else _EMPTY
@@ -135,6 +151,13 @@ class Resampler:
         self._resampler = self._graph()
         self.samples_in = self.samples_out = self._zeros_in = 0
         return np.concatenate((head, out)) if head.shape[0] else out
+
+    def _flush_poly(self, poly: Upsampler | Downsampler) -> Pcm:
+        owed = self.held_back
+        out = poly.push(np.zeros(self._zeros_held + poly.flush_input(), dtype=np.float32))[:owed]
+        self._poly = type(poly)(poly.factor)
+        self.samples_in = self.samples_out = self._zeros_in = self._zeros_held = 0
+        return out
 
     def _graph(self) -> Any:
         graph = self._av.filter.Graph()
