@@ -65,9 +65,9 @@ class Upsampler:
             return np.zeros(0, dtype=np.float32)
         step = buf.strides[0]  # each row a window one sample on (a view, nothing copied)
         windows = as_strided(buf, shape=(count, self._width), strides=(step, step), writeable=False)
-        out = (windows @ self._taps).reshape(-1)
+        out: Pcm = np.asarray(windows @ self._taps, dtype=np.float32).reshape(-1)
         self._buf = buf[count:]
-        return out.astype(np.float32, copy=False)
+        return out
 
     def flush_input(self) -> int:
         """Zeros to push so that everything owed comes out."""
@@ -97,9 +97,9 @@ class Downsampler:
         windows = as_strided(
             buf, shape=(count, self._width), strides=(step * self.factor, step), writeable=False
         )
-        out = windows @ self._taps
+        out: Pcm = np.asarray(windows @ self._taps, dtype=np.float32)
         self._buf = buf[count * self.factor :]
-        return out.astype(np.float32, copy=False)
+        return out
 
     def flush_input(self) -> int:
         return HALF_TAPS * self.factor
