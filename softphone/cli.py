@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.config import Config, ConfigError
@@ -117,6 +117,34 @@ async def _start(
         await phone.stop()
         return ExitCode.NETWORK if isinstance(exc, NetworkError) else ExitCode.FAILED
     return phone
+
+
+@contextlib.asynccontextmanager
+async def _quiet_collector(phone: Phone) -> AsyncIterator[None]:
+    """Full garbage collections while no call is up (phone/gc_policy.py): under load their
+    pauses delayed every answer and the audio of every call."""
+    from softphone.phone.gc_policy import IDLE_COLLECT_S, QuietCollector
+
+    loop = asyncio.get_running_loop()
+    collector = QuietCollector()
+    collector.start(loop.time())
+
+    def idle() -> bool:
+        return all(c.state == "ended" for c in phone.calls)
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(IDLE_COLLECT_S)
+            collector.collect_if(idle, loop.time())
+
+    task = asyncio.create_task(run(), name="quiet-collector")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        collector.stop()
 
 
 class CommandHistory:
@@ -370,7 +398,6 @@ def _exit_code(ended: pe.CallEnded, cause: HangupCause | None, stop: Stop) -> Ex
 async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:
     """``softphone listen``: wait for calls (answering or refusing them when asked) until
     --duration or Ctrl-C; exits 0 then."""
-    from softphone.phone import events as pe
     from softphone.phone.errors import PhoneError
 
     stop = Stop()
@@ -392,23 +419,9 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
                 return ExitCode.USAGE
             deadline = None if args.duration is None else loop.time() + args.duration
             try:
-                while True:
-                    event = await _next(phone, stop.event, deadline)
-                    if event is None:
-                        return ExitCode.OK
-                    # With many calls events come in bursts: take what is queued with it and
-                    # write it with one flush, so the output keeps up with the phone.
-                    batch = [event, *_queued(phone, LISTEN_BATCH)]
-                    for event in batch:
-                        reporter.event(event, flush=False)
-                        history.observe(event, phone)
-                    reporter.flush()
-                    for event in batch:
-                        if isinstance(event, pe.IncomingCall) and args.reject is not None:
-                            try:
-                                await phone.reject(event.call_id, status=args.reject)
-                            except PhoneError as exc:
-                                reporter.say(f"softphone: cannot reject the call: {exc}")
+                async with _quiet_collector(phone):
+                    await _listen(phone, args, reporter, history, stop, deadline)
+                return ExitCode.OK
             finally:
                 # Ctrl-C, SIGTERM, --duration: stop() hangs up every call and waits for the
                 # answers, so that each call's call_ended is among the events written here.
@@ -416,6 +429,37 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
                 await _drain(phone, reporter, history)
         finally:
             await history.close()
+
+
+async def _listen(
+    phone: Phone,
+    args: argparse.Namespace,
+    reporter: Reporter,
+    history: CommandHistory,
+    stop: Stop,
+    deadline: float | None,
+) -> None:
+    """``listen``'s loop: events out, calls refused when asked, until --duration or Ctrl-C."""
+    from softphone.phone import events as pe
+    from softphone.phone.errors import PhoneError
+
+    while True:
+        event = await _next(phone, stop.event, deadline)
+        if event is None:
+            return
+        # With many calls events come in bursts: take what is queued with it and
+        # write it with one flush, so the output keeps up with the phone.
+        batch = [event, *_queued(phone, LISTEN_BATCH)]
+        for event in batch:
+            reporter.event(event, flush=False)
+            history.observe(event, phone)
+        reporter.flush()
+        for event in batch:
+            if isinstance(event, pe.IncomingCall) and args.reject is not None:
+                try:
+                    await phone.reject(event.call_id, status=args.reject)
+                except PhoneError as exc:
+                    reporter.say(f"softphone: cannot reject the call: {exc}")
 
 
 async def run_message(config: Config, args: argparse.Namespace, reporter: Reporter) -> int:

@@ -12,7 +12,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, TypeAlias
+from typing import Final, TypeAlias
 
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.headers import (
@@ -117,11 +117,13 @@ _parse_name_addr = functools.lru_cache(maxsize=4096)(NameAddr.parse)
 _parse_cseq = functools.lru_cache(maxsize=1024)(CSeq.parse)
 
 
-class _Line(NamedTuple):
-    name: str
-    value: str  # without surrounding whitespace, folding undone
-    raw: str | None  # the line exactly as received, or None when built or changed by us
-    key: str  # _key(name), computed once per line
+# One header line: (name, value, raw, key). value is without surrounding whitespace, folding
+# undone; raw is the line exactly as received, or None when built or changed by us; key is
+# _key(name), computed once per line. A plain tuple, not a NamedTuple: the cyclic garbage
+# collector stops tracking an exact tuple of strings, and a phone under load keeps tens of
+# thousands of lines alive (finished transactions keep their messages for 32 s), which every
+# full collection would otherwise walk.
+_Line: TypeAlias = tuple[str, str, str | None, str]
 
 
 def _checked_line(name: str, value: str) -> _Line:
@@ -129,7 +131,7 @@ def _checked_line(name: str, value: str) -> _Line:
         raise LocalProtocolError(f"header name must be a token: {name!r}")
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"line break in {name} header value")
-    return _Line(name, value.strip(" \t"), None, _key(name))
+    return (name, value.strip(" \t"), None, _key(name))
 
 
 class Headers:
@@ -154,14 +156,14 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         key = _key(name)
-        lines = [line.value for line in self._lines if line.key == key]
+        lines = [value for _, value, _, k in self._lines if k == key]
         if key not in _LIST_HEADERS:
             return lines
         return [item for value in lines for item in split_header_values(value)]
 
     def get_lines(self, name: str) -> list[str]:
         key = _key(name)
-        return [line.value for line in self._lines if line.key == key]
+        return [value for _, value, _, k in self._lines if k == key]
 
     def add(self, name: str, value: str) -> None:
         self._lines.append(_checked_line(name, value))
@@ -169,28 +171,28 @@ class Headers:
     def prepend(self, name: str, value: str) -> None:
         line = _checked_line(name, value)
         key = _key(name)
-        index = next((i for i, ln in enumerate(self._lines) if ln.key == key), 0)
+        index = next((i for i, ln in enumerate(self._lines) if ln[3] == key), 0)
         self._lines.insert(index, line)
 
     def set(self, name: str, value: str) -> None:
         line = _checked_line(name, value)
         key = _key(name)
-        index = next((i for i, ln in enumerate(self._lines) if ln.key == key), None)
+        index = next((i for i, ln in enumerate(self._lines) if ln[3] == key), None)
         self.remove(name)
         self._lines.insert(len(self._lines) if index is None else index, line)
 
     def remove(self, name: str) -> None:
         key = _key(name)
-        self._lines = [line for line in self._lines if line.key != key]
+        self._lines = [line for line in self._lines if line[3] != key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
         key = _key(name)
-        return any(line.key == key for line in self._lines)
+        return any(line[3] == key for line in self._lines)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return ((line.name, line.value) for line in self._lines)
+        return ((name, value) for name, value, _, _ in self._lines)
 
     def __len__(self) -> int:
         return len(self._lines)
@@ -201,9 +203,7 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(ln.key, ln.value) for ln in self._lines] == [
-            (ln.key, ln.value) for ln in other._lines
-        ]
+        return [(k, v) for _, v, _, k in self._lines] == [(k, v) for _, v, _, k in other._lines]
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -214,13 +214,13 @@ class Headers:
         """Header lines for the wire, with Content-Length forced to ``body_length`` (§20.14)."""
         out: list[str] = []
         seen_length = False
-        for line in self._lines:
-            if line.key == "content-length":
+        for name, value, raw, key in self._lines:
+            if key == "content-length":
                 seen_length = True
-                if line.value != str(body_length):
-                    out.append(f"{line.name}: {body_length}")
+                if value != str(body_length):
+                    out.append(f"{name}: {body_length}")
                     continue
-            out.append(line.raw if line.raw is not None else f"{line.name}: {line.value}")
+            out.append(raw if raw is not None else f"{name}: {value}")
         if not seen_length:
             out.append(f"Content-Length: {body_length}")
         return out
@@ -430,9 +430,9 @@ def _split_head(data: bytes) -> tuple[str, list[_Line], int]:
             if not lines:
                 raise ParseError("continuation line before the first header")
             prev = lines[-1]
-            head, tail = prev.value.rstrip(" \t"), raw.strip(" \t")
+            head, tail = prev[1].rstrip(" \t"), raw.strip(" \t")
             value = f"{head} {tail}" if head and tail else head or tail
-            lines[-1] = _Line(prev.name, value, None, prev.key)
+            lines[-1] = (prev[0], value, None, prev[3])
             continue
         colon = raw.find(":")
         if colon < 0:
@@ -440,7 +440,7 @@ def _split_head(data: bytes) -> tuple[str, list[_Line], int]:
         name = raw[:colon].rstrip(" \t")
         if not is_token(name):
             raise ParseError(f"bad header name {name[:60]!r}")
-        lines.append(_Line(name, raw[colon + 1 :].strip(" \t"), raw, _key(name)))
+        lines.append((name, raw[colon + 1 :].strip(" \t"), raw, _key(name)))
     if start_line is None:
         raise ParseError("empty message")
     return start_line, lines, pos

@@ -9,6 +9,7 @@ Book, and runs the app.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -23,7 +24,7 @@ from softphone.config import Config
 from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, StoreError
 from softphone.phone.errors import PhoneError
-from softphone.tui.gc_policy import IDLE_COLLECT_S, QuietCollector
+from softphone.phone.gc_policy import IDLE_COLLECT_S, QuietCollector
 from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.main import AppDeps, MainScreen
 from softphone.tui.screens.main_actions import ACTIONS, help_sections
@@ -67,8 +68,8 @@ class SoftphoneApp(App[None]):
         return self.main
 
     def on_mount(self) -> None:
-        # Full GC pauses would delay the audio pump (see tui/gc_policy.py): only when idle.
-        self.collector.start()
+        # Full GC pauses would delay the audio pump (see phone/gc_policy.py): only when idle.
+        self.collector.start(time.monotonic())
         self.set_interval(IDLE_COLLECT_S, self._collect_when_idle)
         self._warn_if_config_exposed()
 
@@ -103,7 +104,9 @@ class SoftphoneApp(App[None]):
 
     def _collect_when_idle(self) -> None:
         try:
-            self.collector.collect_if(lambda: all(c.state == "ended" for c in self.phone.calls))
+            self.collector.collect_if(
+                lambda: all(c.state == "ended" for c in self.phone.calls), time.monotonic()
+            )
         except PhoneError:
             pass
 
