@@ -240,11 +240,13 @@ class UserAgent:
         sdp: bytes | None,
         now: float,
         dest: Address | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> str:
         """Start an outgoing call. Returns its Call-ID. ``dest`` overrides the next hop (otherwise
-        the account's outbound proxy, or the target itself when its host is an IP literal)."""
+        the account's outbound proxy, or the target itself when its host is an IP literal).
+        ``extra``: more headers (Replaces, Referred-By for a transfer)."""
         return self._invite_client.invite(
-            self.account(account), target, sdp=sdp, now=now, dest=dest
+            self.account(account), target, sdp=sdp, now=now, dest=dest, extra=extra
         )
 
     def cancel(self, call_id: str, now: float) -> None:
@@ -311,6 +313,12 @@ class UserAgent:
     def refer(self, call_id: str, target: SipUri, now: float) -> None:
         """Blind transfer as transferor: REFER the peer to ``target``."""
         self._transfer.refer(self._calls.require(call_id), target, now)
+
+    def refer_replacing(self, call_id: str, other_call_id: str, now: float) -> None:
+        """Attended transfer as transferor: REFER the peer of ``call_id`` to the peer of
+        ``other_call_id``, whose dialog with us the new call replaces (RFC 5589 §7.1)."""
+        call, other = self._calls.require(call_id), self._calls.require(other_call_id)
+        self._transfer.refer_replacing(call, other, now)
 
     def notify_transfer(self, call_id: str, *, status: int, reason: str, now: float) -> None:
         """As transferee, tell the transferor how the new call goes (RFC 3515 §2.4.5)."""
@@ -397,7 +405,11 @@ class UserAgent:
 
     def _on_options(self, req: SipRequest, tx: ServerTransaction, now: float) -> list[ev.Event]:
         """§11.2: what we can do."""
-        extra = [("Allow", self._methods.allow), ("Accept", "application/sdp")]
+        extra = [
+            ("Allow", self._methods.allow),
+            ("Supported", self._methods.supported),
+            ("Accept", "application/sdp"),
+        ]
         return self._core.reply(tx, req, 200, now, extra=[*extra, ("Accept-Language", "en")])
 
     def _receive_cancel(self, req: SipRequest, reply_to: Address, now: float) -> list[ev.Event]:
