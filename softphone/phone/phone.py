@@ -71,6 +71,7 @@ from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.tasks import TaskSet
 from softphone.phone.tls import ClientTls, client_tls, listener_context
 from softphone.phone.trace import SipTrace
+from softphone.phone.transfers import attended_transfer
 from softphone.sdp import MediaEncryption, MediaRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
@@ -381,7 +382,10 @@ class Phone(EventReader):
         return self._calls.require(call_id)
 
     # ------------------------------------------------------------------ actions
-    async def dial(self, target: str, *, account: str | None = None) -> str:
+    async def dial(
+        self, target: str, *, account: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        """``headers``: more INVITE headers (a transfer's Replaces and Referred-By)."""
         ua = self._require().ua
         acct = self._account(account)
         try:
@@ -406,7 +410,9 @@ class Phone(EventReader):
         info.media_address = await self._media_address(acct.name, rtp)
         offer = self._calls.offer(info)
         try:
-            call_id = ua.invite(acct.name, uri, sdp=bytes(offer), now=self._now(), dest=dest)
+            call_id = ua.invite(
+                acct.name, uri, sdp=bytes(offer), now=self._now(), dest=dest, extra=headers
+            )
         except LocalProtocolError as exc:
             rtp.close()
             raise PhoneError(str(exc)) from None
@@ -505,6 +511,11 @@ class Phone(EventReader):
             ua.refer(call_id, uri, self._now())
         except LocalProtocolError as exc:
             raise PhoneError(str(exc)) from None
+        self._pump()
+
+    async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
+        ua = self._require().ua
+        attended_transfer(ua, self._calls, call_id, other_call_id, self._now())
         self._pump()
 
     async def send_dtmf(self, call_id: str, digits: str) -> str:

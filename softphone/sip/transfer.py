@@ -41,18 +41,19 @@ class Transfer:
 
     def refer_replacing(self, call: Call, other: Call, now: float) -> None:
         """Attended transfer as transferor (RFC 5589 §7.1): REFER the peer of ``call`` to the
-        peer of ``other``, replacing our dialog with it. The Refer-To is that peer's Contact
-        (the remote target), the one device that holds the dialog, not its AOR, which could
-        fork to devices that answer 481."""
+        peer of ``other``, replacing our dialog with it. The Refer-To is that peer's address of
+        record (the dialog's remote URI), not its Contact: a Contact is often only reachable
+        by its own proxy (a NAT, a registrar that routes only AORs), and the Replaces makes
+        every other device the AOR forks to answer 481, so the one holding the dialog wins."""
         for leg in (call, other):
             if leg.state is not CallState.CONFIRMED or leg.dialog is None:
                 raise LocalProtocolError(f"cannot transfer a call in state {leg.state.name}")
         if call is other:
             raise LocalProtocolError("an attended transfer needs two different calls")
         assert other.dialog is not None
-        target = other.dialog.remote_target
+        target = other.dialog.remote_uri.uri
         if not isinstance(target, SipUri):
-            raise LocalProtocolError(f"the other call's Contact is not a SIP URI: {target}")
+            raise LocalProtocolError(f"the other call's peer is not a SIP URI: {target}")
         # RFC 3891 §3: the target matches to-tag against its local tag, which is our remote one.
         replaces = Replaces(
             call_id=other.call_id,
