@@ -9,6 +9,7 @@ tasks of the phone's :class:`~softphone.phone.tasks.TaskSet`, so stopping the ph
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -38,6 +39,8 @@ __all__ = ["PhoneActions", "SipEvents"]
 logger = logging.getLogger(__name__)
 
 REASON_MAX = 60  # a NOTIFY's sipfrag reason phrase is kept short
+# After an attended transfer, how long the transferee leaves the old call to the transferor's BYE.
+TRANSFERRED_CALL_GRACE_S = 4.0
 
 
 class PhoneActions(Protocol):
@@ -345,9 +348,18 @@ class SipEvents:
             )
         except LocalProtocolError:
             pass
-        old = self._calls.get(original)
-        if info.transfer_replaces and 200 <= status < 300 and old is not None:
+        if info.transfer_replaces and 200 <= status < 300:
             # The new call replaced the transferor's with the target: our old call is over
-            # too (RFC 5589 §7.1); the transferor's BYE may cross ours, which is harmless.
-            if old.state != "ended":
-                self.handle(self._ua.hangup(original, self._clock()))
+            # too. The transferor ends it on our NOTIFY (RFC 5589 §7.1); a BYE from us at once
+            # could overtake the NOTIFY through a proxy and leave it without an outcome, so
+            # ours goes only if the transferor has not hung up after a grace time.
+            self._tasks.spawn(self._end_after_transfer(original), name=f"transferred-{original}")
+
+    async def _end_after_transfer(self, call_id: str) -> None:
+        await asyncio.sleep(TRANSFERRED_CALL_GRACE_S)
+        old = self._calls.get(call_id)
+        if old is not None and old.state != "ended":
+            try:
+                self.handle(self._ua.hangup(call_id, self._clock()))
+            except LocalProtocolError:
+                pass
