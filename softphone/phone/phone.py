@@ -382,10 +382,13 @@ class Phone(EventReader):
         return self._calls.require(call_id)
 
     # ------------------------------------------------------------------ actions
-    async def dial(
+    async def dial(self, target: str, *, account: str | None = None) -> str:
+        return await self.dial_with(target, account=account)
+
+    async def dial_with(
         self, target: str, *, account: str | None = None, headers: Sequence[tuple[str, str]] = ()
     ) -> str:
-        """``headers``: more INVITE headers (a transfer's Replaces and Referred-By)."""
+        """``dial`` with more INVITE headers (a transfer's Replaces and Referred-By)."""
         ua = self._require().ua
         acct = self._account(account)
         try:

@@ -48,7 +48,7 @@ class PhoneActions(Protocol):
 
     auto_answer: bool
 
-    async def dial(
+    async def dial_with(
         self, target: str, *, account: str | None = None, headers: Sequence[tuple[str, str]] = ()
     ) -> str: ...
     async def answer(self, call_id: str) -> None: ...
@@ -324,7 +324,7 @@ class SipEvents:
         replacing: bool = False,
     ) -> None:
         try:
-            new_id = await self._phone.dial(target, account=original.account, headers=headers)
+            new_id = await self._phone.dial_with(target, account=original.account, headers=headers)
         except PhoneError as exc:
             try:
                 self._ua.notify_transfer(

@@ -1,0 +1,118 @@
+"""Attended transfer between three phones on 127.0.0.1 (no registrar): alice the transferor,
+bob the transferee, carol the target (RFC 5589 §7, RFC 3891). Waits are bounded, no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from phone_support import port_of, started
+
+from softphone.phone import events as pe
+from softphone.phone.errors import PhoneError
+from softphone.phone.phone import Phone
+
+STEP_S = 10.0
+Predicate = Callable[[pe.PhoneEvent], bool]
+
+
+class Seen:
+    """Every event of one phone, kept, so that a wait can look at what came before it too."""
+
+    def __init__(self, phone: Phone) -> None:
+        self.phone = phone
+        self.events: list[pe.PhoneEvent] = []
+
+    async def until(self, predicate: Predicate, what: str) -> pe.PhoneEvent:
+        """The first event (kept or new) matching ``predicate``; ``what`` names the wait."""
+        index = 0
+        try:
+            async with asyncio.timeout(STEP_S):
+                while True:
+                    while index < len(self.events):
+                        event = self.events[index]
+                        index += 1
+                        if predicate(event):
+                            return event
+                    self.events.append(await self.phone.next_event())
+        except TimeoutError:
+            raise AssertionError(f"no event for: {what}; saw {self.events}") from None
+
+
+def state(call_id: str, name: str) -> Predicate:
+    return lambda e: isinstance(e, pe.CallStateChanged) and e.call_id == call_id and e.state == name
+
+
+def ended(call_id: str) -> Predicate:
+    return lambda e: isinstance(e, pe.CallEnded) and e.call_id == call_id
+
+
+@pytest.fixture
+async def trio() -> AsyncIterator[tuple[Phone, Phone, Phone, int, int]]:
+    alice = await started(seed="alice")
+    bob = await started(seed="bob", auto_answer=True)
+    carol = await started(seed="carol")  # answers only by hand, or a replacing call
+    ports = port_of(bob), port_of(carol)
+    port_of(alice)
+    yield alice, bob, carol, *ports
+    for phone in (alice, bob, carol):
+        await phone.stop()
+
+
+async def test_attended_transfer_between_three_phones(
+    trio: tuple[Phone, Phone, Phone, int, int],
+) -> None:
+    alice, bob, carol, bob_port, carol_port = trio
+    a, b, c = Seen(alice), Seen(bob), Seen(carol)
+    to_bob = await alice.dial(f"sip:softphone@127.0.0.1:{bob_port}")
+    await a.until(state(to_bob, "established"), "bob answers")
+    await alice.hold(to_bob)
+    await a.until(state(to_bob, "held"), "bob held")
+    to_carol = await alice.dial(f"sip:softphone@127.0.0.1:{carol_port}")
+    await c.until(lambda e: isinstance(e, pe.IncomingCall) and e.call_id == to_carol, "rings")
+    await carol.answer(to_carol)
+    await a.until(state(to_carol, "established"), "carol answers")
+
+    await alice.attended_transfer(to_bob, to_carol)
+
+    # bob calls carol; carol's phone takes it without anyone answering.
+    new = await b.until(
+        lambda e: (
+            isinstance(e, pe.CallStateChanged) and e.call_id != to_bob and e.state == "established"
+        ),
+        "bob's new call",
+    )
+    assert isinstance(new, pe.CallStateChanged) and f":{carol_port}" in new.remote
+    await c.until(state(new.call_id, "established"), "carol has bob")
+    replaced = await c.until(lambda e: isinstance(e, pe.Notice) and "replaces" in e.text, "notice")
+    assert isinstance(replaced, pe.Notice)
+    await c.until(ended(to_carol), "carol hung up on alice")
+    # alice hears it worked and leaves both calls; bob's old call ends.
+    done = await a.until(
+        lambda e: isinstance(e, pe.TransferProgressed) and e.final, "transfer outcome"
+    )
+    assert isinstance(done, pe.TransferProgressed) and done.status == 200
+    await a.until(ended(to_bob), "alice left bob")
+    await a.until(ended(to_carol), "alice's call with carol ended")
+    await b.until(ended(to_bob), "bob's old call ended")
+    assert bob.call(new.call_id).state == "established"
+    assert carol.call(new.call_id).state == "established"
+    assert not any(isinstance(e, pe.CallEnded) and e.call_id == new.call_id for e in b.events)
+
+
+async def test_attended_transfer_needs_two_established_calls(
+    trio: tuple[Phone, Phone, Phone, int, int],
+) -> None:
+    alice, _bob, _carol, bob_port, carol_port = trio
+    a = Seen(alice)
+    to_bob = await alice.dial(f"sip:softphone@127.0.0.1:{bob_port}")
+    await a.until(state(to_bob, "established"), "bob answers")
+    ringing = await alice.dial(f"sip:softphone@127.0.0.1:{carol_port}")
+    with pytest.raises(PhoneError, match="two different calls"):
+        await alice.attended_transfer(to_bob, to_bob)
+    with pytest.raises(PhoneError, match="not established"):
+        await alice.attended_transfer(to_bob, ringing)
+    with pytest.raises(PhoneError, match="no call"):
+        await alice.attended_transfer(to_bob, "nonexistent")
+    assert alice.call(to_bob).state == "established"
