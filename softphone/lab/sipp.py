@@ -9,7 +9,10 @@ call of the scenario's response-time measure (``-trace_rtt -rtt_freq 1``):
 - ``call``: INVITE with a PCMU offer, 200 (RTD "answer"), ACK, the call held for ``call_ms``
   (with RTP from ``rtp_wav``, a mu-law WAV, when given), BYE, 200;
 - ``replacing``: the same call with ``Replaces: <keys["replaces"]>`` (RFC 3891), as the
-  transferee of an attended transfer sends it to the target.
+  transferee of an attended transfer sends it to the target;
+- ``refer_replaces``: the transferor of an attended transfer: a call, then REFER with
+  ``Refer-To: <keys["target"]?Replaces=keys["replaces"]>``, 202, two NOTIFYs (the second must
+  report 200) answered, BYE, 200.
 
 ``rate`` calls every ``rate_period_ms``. A rate ramp is SIPp's own: ``rate`` to start, ``rate_increase`` every ``rate_period_s`` up to
 ``rate_max``. :meth:`Sipp.wait` returns a :class:`SippResult`: SIPp's cumulative counters from
@@ -30,7 +33,7 @@ from softphone.lab.process import HOST, LabError, LabProcess, find_binary, free_
 
 __all__ = ["Scenario", "Sipp", "SippResult", "percentile", "scenario_text"]
 
-Scenario = Literal["scanner_flood", "call", "replacing"]
+Scenario = Literal["scanner_flood", "call", "replacing", "refer_replaces"]
 _MEDIA_ACTION: Final = (
     '  <nop>\n    <action>\n      <exec rtp_stream="{wav},-1,0"/>\n    </action>\n  </nop>\n'
 )

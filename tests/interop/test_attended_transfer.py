@@ -13,6 +13,8 @@ says which peer plays which role:
   its INVITE's To header and sends no Replaces header.)
 - transferee: our phone (bob); transferor a second phone of ours (alice); target baresip (carol),
   which takes our INVITE with Replaces as a plain new call (alice then ends her leg to it).
+- transferee again, with a transferor that is not ours: SIPp calls our phone (bob) and REFERs
+  it to baresip (carol) with a Replaces; bob's INVITE must carry that Replaces to carol.
 """
 
 from __future__ import annotations
@@ -201,4 +203,57 @@ async def test_attended_transfer_as_transferee(
     for call_id in (to_bob, to_carol):
         if alice.call(call_id).state != "ended":
             await expect(alice, ended(call_id))
+    assert bob.call(new.call_id).state == "established"
+
+
+async def test_attended_transfer_as_transferee_of_sipp(
+    kamailio: lab.Kamailio,
+    baresip_factory: BaresipFactory,
+    make_phone: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    """SIPp (transferor) calls our phone bob and REFERs it to baresip carol with Replaces."""
+    carol = await asyncio.to_thread(baresip_factory, "carol", "udp", True, True)
+    bob = await make_phone(account(kamailio, user="bob"), auto_answer=True)
+    await expect(bob, lambda e: isinstance(e, pe.Registered))
+    carol_mark = carol.mark()
+    sipp = Sipp(
+        tmp_path / "sipp",
+        "refer_replaces",
+        ("127.0.0.1", udp_port(bob)),
+        rate=1,
+        calls=1,
+        service="bob",
+        keys={
+            "target": "sip:carol@lab.test",
+            "replaces": "xfer-9%40example.net%3Bto-tag%3Dc1%3Bfrom-tag%3Dx1",
+        },
+        recv_timeout_ms=8000,
+        timeout_s=20,
+    )
+    with peers_required():
+        await asyncio.to_thread(sipp.start)
+    try:
+        first = await expect(bob, lambda e: isinstance(e, pe.IncomingCall), timeout_s=XFER_S)
+        assert isinstance(first, pe.IncomingCall)
+        new = await expect(
+            bob,
+            lambda e: (
+                isinstance(e, pe.CallStateChanged)
+                and e.call_id != first.call_id
+                and e.state == "established"
+            ),
+            timeout_s=XFER_S,
+        )
+        assert isinstance(new, pe.CallStateChanged) and "carol@lab.test" in new.remote
+        invite = traced(bob, new.call_id, "sent", "INVITE ")
+        assert invite.headers.get("Replaces") == "xfer-9@example.net;to-tag=c1;from-tag=x1"
+        assert invite.headers.get("Referred-By") == "<sip:transferor@example.net>"
+        await with_peer(carol, "CALL_ESTABLISHED", "bob@lab.test", carol_mark)
+        result = await asyncio.to_thread(sipp.wait, XFER_S)
+    finally:
+        sipp.stop()
+    # SIPp got 202, NOTIFY 100 and a final NOTIFY 200, and its BYE ended the old call.
+    assert result.successful == 1 and result.failed == 0
+    await expect(bob, ended(first.call_id))
     assert bob.call(new.call_id).state == "established"
