@@ -4,6 +4,7 @@ bob the transferee, carol the target (RFC 5589 §7, RFC 3891). Waits are bounded
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -116,3 +117,49 @@ async def test_attended_transfer_needs_two_established_calls(
     with pytest.raises(PhoneError, match="no call"):
         await alice.attended_transfer(to_bob, "nonexistent")
     assert alice.call(to_bob).state == "established"
+
+
+def invite_with_replaces(port: int, replaces: str, branch: str) -> tuple[int, str]:
+    """Send one INVITE with ``replaces`` from a plain UDP socket; the final status and reason."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5.0)
+        me = sock.getsockname()[1]
+        sock.sendto(
+            (
+                f"INVITE sip:softphone@127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{branch};rport\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:x@127.0.0.1:{me}>;tag=x1\r\n"
+                f"To: <sip:softphone@127.0.0.1:{port}>\r\n"
+                f"Call-ID: {branch}@127.0.0.1\r\n"
+                "CSeq: 1 INVITE\r\n"
+                f"Contact: <sip:x@127.0.0.1:{me}>\r\n"
+                f"Replaces: {replaces}\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            ("127.0.0.1", port),
+        )
+        for _ in range(5):  # a 100 Trying may come first
+            status_line = sock.recv(65536).decode().split("\r\n", 1)[0]
+            _, code, reason = status_line.split(" ", 2)
+            if int(code) >= 200:
+                return int(code), reason
+    raise AssertionError("no final response")
+
+
+@pytest.mark.parametrize(
+    ("replaces", "status", "words"),
+    [
+        ("nothing@here;to-tag=a;from-tag=b", 481, "does not exist"),
+        ("abc;to-tag=a", 400, "Bad Replaces"),
+        ("abc;to-tag=a;from-tag=b;early-only=1", 400, "Bad Replaces"),
+    ],
+)
+async def test_bad_or_unknown_replaces_is_refused_and_nothing_rings(
+    trio: tuple[Phone, Phone, Phone, int, int], replaces: str, status: int, words: str
+) -> None:
+    _alice, _bob, carol, _bob_port, carol_port = trio
+    got = await asyncio.to_thread(invite_with_replaces, carol_port, replaces, f"r{status}")
+    assert got[0] == status and words.lower() in got[1].lower()
+    assert list(carol.calls) == []  # no call was made of it: nothing rang
