@@ -263,16 +263,17 @@ class SipEvents:
             display_name=event.remote_display,
         )
         self._calls.add(info)
-        self._emit(
-            pe.IncomingCall(
-                call_id=event.call_id,
-                account=event.account,
-                remote=event.remote_uri,
-                display_name=event.remote_display,
-                waiting=event.replaces_call,
-            )
-        )
         replaced = self._calls.get(event.replaces) if event.replaces else None
+        if replaced is None:  # a replacing call is no new call for the person: no alert
+            self._emit(
+                pe.IncomingCall(
+                    call_id=event.call_id,
+                    account=event.account,
+                    remote=event.remote_uri,
+                    display_name=event.remote_display,
+                    waiting=event.replaces_call,
+                )
+            )
         if (self._do_not_disturb or self._presence.do_not_disturb) and replaced is None:
             self.handle(
                 self._ua.reject(

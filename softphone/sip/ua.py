@@ -27,8 +27,8 @@ answered); every request that reaches a handler gets a final response.
 
 Incoming-request checks run in this order (RFC 3261 §8.2): syntax (400, or a logged drop when no
 response can be formed), version (505), Max-Forwards (483), routing (404 for a request that
-must be for one of our users/contacts and is not), method (405), Require (420), content (415),
-dialog (481).
+must be for one of our users/contacts and is not), method (405), Require (420), Replaces outside
+an INVITE (400, RFC 3891 §3), content (415), dialog (481).
 """
 
 from __future__ import annotations
@@ -385,6 +385,8 @@ class UserAgent:
         unsupported = [tag for tag in req.headers.get_all("Require") if not methods.supports(tag)]
         if unsupported and req.method not in ("CANCEL", "ACK"):  # §8.2.2.3
             return core.reply(tx, req, 420, now, extra=[("Unsupported", ", ".join(unsupported))])
+        if "Replaces" in req.headers and req.method != "INVITE":  # RFC 3891 §3
+            return core.reply(tx, req, 400, now, reason="Replaces is only for INVITE")
         if spec.accept and req.body and req.content_type not in (None, *spec.accept):
             return core.reply(tx, req, 415, now, extra=[("Accept", ", ".join(spec.accept))])
         if not has_tag:

@@ -100,6 +100,8 @@ async def test_attended_transfer_between_three_phones(
     assert bob.call(new.call_id).state == "established"
     assert carol.call(new.call_id).state == "established"
     assert not any(isinstance(e, pe.CallEnded) and e.call_id == new.call_id for e in b.events)
+    # No alert at carol: the replacing call is not a new call for the person.
+    assert not any(isinstance(e, pe.IncomingCall) and e.call_id == new.call_id for e in c.events)
 
 
 async def test_attended_transfer_needs_two_established_calls(

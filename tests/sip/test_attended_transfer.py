@@ -256,3 +256,17 @@ def test_bad_refer_to_is_refused_with_a_reason(
 
 def _ignore(*args: object) -> list[ev.Event]:
     return []
+
+
+def test_replaces_outside_an_invite_is_400(trio: tuple[Network, Peer, Peer, Peer]) -> None:
+    net, alice, bob, _carol = trio
+    to_bob, _ = connect(net, alice, bob)
+    call = alice.ua._calls.require(to_bob)
+    assert call.dialog is not None
+    request = call.dialog.build_request("INFO")
+    request.headers.add("Replaces", f"{to_bob};to-tag=a;from-tag=b")
+    alice.ua._core.start_client(request, bob.address, call.account, _ignore, net.now)
+    net.flush()
+    (answer,) = responses(alice, "INFO")
+    assert (answer.status, answer.reason) == (400, "Replaces is only for INVITE")
+    assert bob.ua.call_state(to_bob) is CallState.CONFIRMED
