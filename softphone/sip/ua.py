@@ -11,7 +11,7 @@ incoming requests to the parts that handle them:
     invite_server.py  incoming calls: ring, answer, reject, CANCEL received (§13.3, §9.2)
     reoffer.py        re-INVITE both ways, hold/resume, glare (§14)
     bye.py            BYE both ways (§15)
-    transfer.py       REFER/NOTIFY (RFC 3515)
+    transfer.py       REFER/NOTIFY (RFC 3515), blind or attended (Replaces: replaces.py)
     notify.py         NOTIFY, routed by event package to the part that registered it
     info.py           DTMF over INFO
     messaging.py      MESSAGE both ways (RFC 3428): ``UserAgent.messaging``

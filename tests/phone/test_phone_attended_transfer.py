@@ -11,6 +11,7 @@ import pytest
 from phone_support import port_of, started
 
 from softphone.phone import events as pe
+from softphone.phone import sip_events
 from softphone.phone.errors import PhoneError
 from softphone.phone.phone import Phone
 
@@ -165,3 +166,27 @@ async def test_bad_or_unknown_replaces_is_refused_and_nothing_rings(
     got = await asyncio.to_thread(invite_with_replaces, carol_port, replaces, f"r{status}")
     assert got[0] == status and words.lower() in got[1].lower()
     assert list(carol.calls) == []  # no call was made of it: nothing rang
+
+
+async def test_the_transferee_ends_the_old_call_when_the_transferor_stays(
+    trio: tuple[Phone, Phone, Phone, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transferor that never hangs up after the NOTIFY 200: the transferee ends the old call
+    itself after the grace time (here shortened)."""
+    monkeypatch.setattr(sip_events, "calls_to_end", lambda calls, info: [])  # alice stays
+    monkeypatch.setattr(sip_events, "TRANSFERRED_CALL_GRACE_S", 0.2)
+    alice, bob, carol, bob_port, carol_port = trio
+    a, b = Seen(alice), Seen(bob)
+    to_bob = await alice.dial(f"sip:softphone@127.0.0.1:{bob_port}")
+    await a.until(state(to_bob, "established"), "bob answers")
+    to_carol = await alice.dial(f"sip:softphone@127.0.0.1:{carol_port}")
+    await Seen(carol).until(lambda e: isinstance(e, pe.IncomingCall), "carol rings")
+    await carol.answer(to_carol)
+    await a.until(state(to_carol, "established"), "carol answers")
+    await alice.attended_transfer(to_bob, to_carol)
+    done = await a.until(lambda e: isinstance(e, pe.TransferProgressed) and e.final, "outcome")
+    assert isinstance(done, pe.TransferProgressed) and done.status == 200
+    await b.until(ended(to_bob), "bob ends the old call himself")
+    # bob's BYE ended it: alice sees the far end hang up, she did not.
+    gone = await a.until(ended(to_bob), "alice's leg to bob ended by bob")
+    assert isinstance(gone, pe.CallEnded) and "remote" in gone.reason
