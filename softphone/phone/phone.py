@@ -1,11 +1,10 @@
 """The phone: accounts, transports and calls behind one async API, with a stream of events.
 
 Front ends (the CLI, the TUI) call ``dial/answer/reject/hangup/hold/resume/transfer`` (and
-``attended_transfer``) and read
-``events()``; ``apply_accounts`` changes the accounts while the phone runs. They never see SIP
-messages, sockets or SDP. The Phone owns the UA core (sip/ua.py), the SIP transport
-(transport/sip.py) and name resolution (transport/resolver.py), and puts together the pieces
-beside it in this package:
+``attended_transfer``) and read ``events()``; ``apply_accounts`` changes the accounts while the
+phone runs. They never see SIP messages, sockets or SDP. The Phone owns the UA core
+(sip/ua.py), the SIP transport (transport/sip.py) and name resolution (transport/resolver.py),
+and puts together the pieces beside it in this package:
 
 - network.py: accounts resolved for the core, the advertised address, the SIP listeners;
 - sip_events.py: what each event of the core means (registrations, calls, transfers);

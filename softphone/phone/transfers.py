@@ -4,8 +4,8 @@
   when the transferee reports success (a final 2xx NOTIFY) both our calls end
   (:func:`transfer_succeeded`, RFC 5589 §7.1).
 - Transferee: the core's TransferRequested carries the Replaces the new INVITE must hold
-  (:func:`invite_headers`); once the new call is answered the transferor hears of it and the
-  old call ends (:func:`old_call_to_end`).
+  (:func:`invite_headers`); once the new call is answered the transferor hears of it (NOTIFY
+  200) and hangs up the old call; if it does not, sip_events.py ends it after a grace time.
 - Target: an INVITE whose Replaces names one of our calls is answered without ringing and the
   replaced call ends in the core once the new one is confirmed (sip/invite_server.py); the phone
   only answers it (sip_events.py).
