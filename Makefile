@@ -18,6 +18,7 @@ RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
 # kamailio-presence-modules: the presence server (PUBLISH, SUBSCRIBE/NOTIFY, message waiting).
 # iproute2 and nftables: the NAT lab's network namespaces and masquerading router.
 PEERS    := kamailio kamailio-tls-modules kamailio-presence-modules baresip openssl tmux jackd2 \
+            sip-tester \
             iproute2 nftables $(RTSP_LAB)
 # The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans
 # (the network namespaces and packet loss use iproute2 and nftables, in PEERS).

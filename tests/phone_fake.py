@@ -689,6 +689,25 @@ class FakePhone(EventReader):
                 partial(self._transfer_progressed, info, status, reason, final),
             )
 
+    async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
+        self._record("attended_transfer", call_id=call_id, other_call_id=other_call_id)
+        self._require_started()
+        info, other = self._fake(call_id), self._fake(other_call_id)
+        if info is other:
+            raise PhoneError("an attended transfer needs two different calls")
+        for leg in (info, other):
+            if leg.state not in ("established", "held"):
+                raise PhoneError(f"the call with {leg.remote} is not established ({leg.state})")
+        for status, reason, final in [(202, "Accepted", False), (200, "OK", True)]:
+            self._schedule(
+                f"{call_id} attended transfer {status}",
+                partial(self._transfer_progressed, info, status, reason, final),
+            )
+        # RFC 5589 §7.1: after success we leave the call with the target too.
+        self._schedule(
+            f"{other_call_id} replaced", lambda: self._finish(other, 200, "hung up here")
+        )
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         self._record("send_dtmf", call_id=call_id, digits=digits)
         self._require_started()

@@ -162,6 +162,9 @@ class BenchPhone(EventReader):
     async def transfer(self, call_id: str, target: str) -> None:
         raise PhoneError("no transfer in the bench")
 
+    async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
+        raise PhoneError("no transfer in the bench")
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         return "rtp"
 

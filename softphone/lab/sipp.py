@@ -7,7 +7,12 @@ call of the scenario's response-time measure (``-trace_rtt -rtt_freq 1``):
 - ``scanner_flood``: an INVITE to a user that is not the phone's (one per line of ``users``),
   the 404 (RTD "answer"), the ACK;
 - ``call``: INVITE with a PCMU offer, 200 (RTD "answer"), ACK, the call held for ``call_ms``
-  (with RTP from ``rtp_wav``, a mu-law WAV, when given), BYE, 200.
+  (with RTP from ``rtp_wav``, a mu-law WAV, when given), BYE, 200;
+- ``replacing``: the same call with ``Replaces: <keys["replaces"]>`` (RFC 3891), as the
+  transferee of an attended transfer sends it to the target;
+- ``refer_replaces``: the transferor of an attended transfer: a call, then REFER with
+  ``Refer-To: <keys["target"]?Replaces=keys["replaces"]>``, 202, two NOTIFYs (the second must
+  report 200) answered, BYE, 200.
 
 ``rate`` calls every ``rate_period_ms``. A rate ramp is SIPp's own: ``rate`` to start, ``rate_increase`` every ``rate_period_s`` up to
 ``rate_max``. :meth:`Sipp.wait` returns a :class:`SippResult`: SIPp's cumulative counters from
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,7 +33,7 @@ from softphone.lab.process import HOST, LabError, LabProcess, find_binary, free_
 
 __all__ = ["Scenario", "Sipp", "SippResult", "percentile", "scenario_text"]
 
-Scenario = Literal["scanner_flood", "call"]
+Scenario = Literal["scanner_flood", "call", "replacing", "refer_replaces"]
 _MEDIA_ACTION: Final = (
     '  <nop>\n    <action>\n      <exec rtp_stream="{wav},-1,0"/>\n    </action>\n  </nop>\n'
 )
@@ -142,9 +147,11 @@ class Sipp:
         timeout_s: float = 600.0,
         local_host: str = HOST,
         prefix: Sequence[str] = (),
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         """``local_host``: the address SIPp sends from (SIP and RTP); ``prefix``: what runs it
-        (``ip netns exec NS`` for a network namespace)."""
+        (``ip netns exec NS`` for a network namespace); ``keys``: the scenario's ``[name]``
+        values (SIPp's ``-key``)."""
         self.workdir = workdir
         self.scenario: Scenario = scenario
         self.remote = remote
@@ -163,6 +170,7 @@ class Sipp:
         self.timeout_s = timeout_s
         self.local_host = local_host
         self.prefix = tuple(prefix)
+        self.keys = dict(keys or {})
         self.local_port = 0
         self._process: LabProcess | None = None
 
@@ -190,6 +198,8 @@ class Sipp:
         argv += ["-recv_timeout", str(self.recv_timeout_ms), "-timeout", f"{self.timeout_s:g}s"]
         # SIPp's own socket buffers as large as the phones': a starved SIPp must not drop answers.
         argv += ["-buff_size", str(4 * 1024 * 1024)]
+        for name, value in self.keys.items():
+            argv += ["-key", name, value]
         argv += ["-nostdin", "-trace_stat", "-stf", str(self.stat_file)]
         argv += ["-trace_rtt", "-rtt_freq", "1", "-trace_err"]
         return argv

@@ -339,6 +339,11 @@ class PhoneApi(Protocol):
     async def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer (REFER); progress comes as TransferProgressed events."""
 
+    async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
+        """Attended transfer (RFC 5589 §7): connect the peer of ``call_id`` (usually held) with
+        the peer of ``other_call_id``, then leave both. Progress comes as TransferProgressed
+        events on ``call_id``; on success both our calls end."""
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         """Returns the method used: ``"rtp"`` (RFC 4733) or ``"info"``."""
 

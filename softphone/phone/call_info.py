@@ -41,6 +41,8 @@ class CallInfo:
     local_hold: bool = False
     remote_hold: bool = False
     transfer_of: str | None = None  # this call was made for a REFER on that call
+    transfer_replaces: bool = False  # ... a REFER with Replaces: that call ends when this is up
+    attended_with: str | None = None  # our REFER asks this call's peer to replace that call
     remote_sdp: bytes | None = None
     local_sdp: SessionDescription | None = None  # our last offer or answer
     audio: CallMedia | None = None

@@ -1,13 +1,14 @@
 """The phone: accounts, transports and calls behind one async API, with a stream of events.
 
-Front ends (the CLI, the TUI) call ``dial/answer/reject/hangup/hold/resume/transfer`` and read
-``events()``; ``apply_accounts`` changes the accounts while the phone runs. They never see SIP
-messages, sockets or SDP. The Phone owns the UA core (sip/ua.py), the SIP transport
-(transport/sip.py) and name resolution (transport/resolver.py), and puts together the pieces
-beside it in this package:
+Front ends (the CLI, the TUI) call ``dial/answer/reject/hangup/hold/resume/transfer`` (and
+``attended_transfer``) and read ``events()``; ``apply_accounts`` changes the accounts while the
+phone runs. They never see SIP messages, sockets or SDP. The Phone owns the UA core
+(sip/ua.py), the SIP transport (transport/sip.py) and name resolution (transport/resolver.py),
+and puts together the pieces beside it in this package:
 
 - network.py: accounts resolved for the core, the advertised address, the SIP listeners;
 - sip_events.py: what each event of the core means (registrations, calls, transfers);
+- transfers.py: attended transfer (REFER with Replaces) as transferor, transferee and target;
 - calls.py: the call table and each call's state changes, with offer_answer.py (SDP) and
   call_audio.py (per call, the media session of media.py attached to an audio engine of
   audio.py: the sound card, WAV files, or nothing);
@@ -71,6 +72,7 @@ from softphone.phone.target import TargetError, normalize_target
 from softphone.phone.tasks import TaskSet
 from softphone.phone.tls import ClientTls, client_tls, listener_context
 from softphone.phone.trace import SipTrace
+from softphone.phone.transfers import attended_transfer
 from softphone.sdp import MediaEncryption, MediaRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
@@ -382,6 +384,12 @@ class Phone(EventReader):
 
     # ------------------------------------------------------------------ actions
     async def dial(self, target: str, *, account: str | None = None) -> str:
+        return await self.dial_with(target, account=account)
+
+    async def dial_with(
+        self, target: str, *, account: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        """``dial`` with more INVITE headers (a transfer's Replaces and Referred-By)."""
         ua = self._require().ua
         acct = self._account(account)
         try:
@@ -406,7 +414,9 @@ class Phone(EventReader):
         info.media_address = await self._media_address(acct.name, rtp)
         offer = self._calls.offer(info)
         try:
-            call_id = ua.invite(acct.name, uri, sdp=bytes(offer), now=self._now(), dest=dest)
+            call_id = ua.invite(
+                acct.name, uri, sdp=bytes(offer), now=self._now(), dest=dest, extra=headers
+            )
         except LocalProtocolError as exc:
             rtp.close()
             raise PhoneError(str(exc)) from None
@@ -505,6 +515,11 @@ class Phone(EventReader):
             ua.refer(call_id, uri, self._now())
         except LocalProtocolError as exc:
             raise PhoneError(str(exc)) from None
+        self._pump()
+
+    async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
+        ua = self._require().ua
+        attended_transfer(ua, self._calls, call_id, other_call_id, self._now())
         self._pump()
 
     async def send_dtmf(self, call_id: str, digits: str) -> str:

@@ -9,10 +9,11 @@ tasks of the phone's :class:`~softphone.phone.tasks.TaskSet`, so stopping the ph
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, assert_never
 
 from softphone.phone import events as pe
@@ -25,6 +26,7 @@ from softphone.phone.offer_answer import warning_for
 from softphone.phone.presence import PresenceService
 from softphone.phone.registrations import Registrations
 from softphone.phone.tasks import TaskSet
+from softphone.phone.transfers import calls_to_end, invite_headers
 from softphone.sdp import MediaRefused
 from softphone.sip import events as ue
 from softphone.sip.account import AccountConfig
@@ -37,6 +39,8 @@ __all__ = ["PhoneActions", "SipEvents"]
 logger = logging.getLogger(__name__)
 
 REASON_MAX = 60  # a NOTIFY's sipfrag reason phrase is kept short
+# After an attended transfer, how long the transferee leaves the old call to the transferor's BYE.
+TRANSFERRED_CALL_GRACE_S = 4.0
 
 
 class PhoneActions(Protocol):
@@ -44,7 +48,9 @@ class PhoneActions(Protocol):
 
     auto_answer: bool
 
-    async def dial(self, target: str, *, account: str | None = None) -> str: ...
+    async def dial_with(
+        self, target: str, *, account: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> str: ...
     async def answer(self, call_id: str) -> None: ...
 
 
@@ -211,8 +217,10 @@ class SipEvents:
             case ue.TransferRequested(call_id=call_id, target=target):
                 if (info := calls.get(call_id)) is not None:
                     self._emit(pe.Notice(level="info", text=f"transferred to {target}"))
+                    headers = invite_headers(event.replaces, event.referred_by)
                     self._tasks.spawn(
-                        self._transfer_dial(info, target), name=f"transfer-dial-{call_id}"
+                        self._transfer_dial(info, target, headers, replacing=bool(event.replaces)),
+                        name=f"transfer-dial-{call_id}",
                     )
             case ue.TransferProgressed(call_id=call_id, status=status, reason=reason, final=final):
                 self._emit(
@@ -221,9 +229,13 @@ class SipEvents:
                     )
                 )
                 info = calls.get(call_id)
-                if final and 200 <= status < 300 and info is not None and info.state != "ended":
-                    # Blind transfer done: the transferee has the new call; we leave (RFC 5589 §6).
-                    self.handle(ua.hangup(call_id, self._clock()))
+                if final and 200 <= status < 300 and info is not None:
+                    # Transfer done: the transferee has the new call; we leave (RFC 5589 §6),
+                    # and after an attended one the call with the target too (§7.1).
+                    for ended in calls_to_end(calls, info):
+                        self.handle(ua.hangup(ended, self._clock()))
+                elif final and info is not None:
+                    info.attended_with = None
             case ue.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration_ms):
                 self._emit(
                     pe.DtmfReceived(
@@ -251,16 +263,18 @@ class SipEvents:
             display_name=event.remote_display,
         )
         self._calls.add(info)
-        self._emit(
-            pe.IncomingCall(
-                call_id=event.call_id,
-                account=event.account,
-                remote=event.remote_uri,
-                display_name=event.remote_display,
-                waiting=event.replaces_call,
+        replaced = self._calls.get(event.replaces) if event.replaces else None
+        if replaced is None:  # a replacing call is no new call for the person: no alert
+            self._emit(
+                pe.IncomingCall(
+                    call_id=event.call_id,
+                    account=event.account,
+                    remote=event.remote_uri,
+                    display_name=event.remote_display,
+                    waiting=event.replaces_call,
+                )
             )
-        )
-        if self._do_not_disturb or self._presence.do_not_disturb:
+        if (self._do_not_disturb or self._presence.do_not_disturb) and replaced is None:
             self.handle(
                 self._ua.reject(
                     event.call_id, status=480, now=self._clock(), reason="Do Not Disturb"
@@ -284,6 +298,13 @@ class SipEvents:
                 call_id=info.call_id, state="ringing", direction="incoming", remote=info.remote
             )
         )
+        if replaced is not None:
+            # RFC 3891 §3: a transfer or pickup takes the place of a call we already have; it
+            # is answered at once, and the core ends the replaced call once this one is up.
+            text = f"call from {info.remote} replaces the call with {replaced.remote}"
+            self._emit(pe.Notice(level="info", text=text))
+            self._tasks.spawn(self._auto_answer(event.call_id), name=f"replace-{info.call_id}")
+            return
         self._calls.update_tones()
         self._ua.ring(event.call_id, self._clock())
         if self._phone.auto_answer:
@@ -295,9 +316,16 @@ class SipEvents:
         except PhoneError as exc:
             self._emit(pe.Notice(level="error", text=f"could not answer: {exc}"))
 
-    async def _transfer_dial(self, original: CallInfo, target: str) -> None:
+    async def _transfer_dial(
+        self,
+        original: CallInfo,
+        target: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        replacing: bool = False,
+    ) -> None:
         try:
-            new_id = await self._phone.dial(target, account=original.account)
+            new_id = await self._phone.dial_with(target, account=original.account, headers=headers)
         except PhoneError as exc:
             try:
                 self._ua.notify_transfer(
@@ -307,7 +335,8 @@ class SipEvents:
                 pass
             self._transport.pump()
             return
-        self._calls.require(new_id).transfer_of = original.call_id
+        new = self._calls.require(new_id)
+        new.transfer_of, new.transfer_replaces = original.call_id, replacing
 
     def _notify_transferor(self, info: CallInfo, status: int, reason: str) -> None:
         """The call made for a REFER reached an outcome: tell the transferor (RFC 3515 §2.4.5)."""
@@ -320,3 +349,18 @@ class SipEvents:
             )
         except LocalProtocolError:
             pass
+        if info.transfer_replaces and 200 <= status < 300:
+            # The new call replaced the transferor's with the target: our old call is over
+            # too. The transferor ends it on our NOTIFY (RFC 5589 §7.1); a BYE from us at once
+            # could overtake the NOTIFY through a proxy and leave it without an outcome, so
+            # ours goes only if the transferor has not hung up after a grace time.
+            self._tasks.spawn(self._end_after_transfer(original), name=f"transferred-{original}")
+
+    async def _end_after_transfer(self, call_id: str) -> None:
+        await asyncio.sleep(TRANSFERRED_CALL_GRACE_S)
+        old = self._calls.get(call_id)
+        if old is not None and old.state != "ended":
+            try:
+                self.handle(self._ua.hangup(call_id, self._clock()))
+            except LocalProtocolError:
+                pass

@@ -204,6 +204,9 @@ class ThreadedPhone(EventReader):
     async def transfer(self, call_id: str, target: str) -> None:
         await self._run(self.inner.transfer(call_id, target))
 
+    async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
+        await self._run(self.inner.attended_transfer(call_id, other_call_id))
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         return await self._run(self.inner.send_dtmf(call_id, digits))
 

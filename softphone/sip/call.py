@@ -208,6 +208,7 @@ class Call:
     bye_reason: str = ""  # why we sent BYE, in words: the reason of the CallEnded that follows
     reoffer: Reoffer = field(default_factory=Reoffer)
     refer_in_progress: bool = False  # we are transferee, NOTIFYs owed to the transferor
+    replaces: str | None = None  # the call this incoming one replaces (RFC 3891), until confirmed
     ended: bool = False  # an end event has been emitted
 
     def apply(self, inp: CallInput) -> CallState:

@@ -82,6 +82,11 @@ class UaContext(Protocol):
     def allow(self) -> str: ...
 
     @property
+    def supported(self) -> str:
+        """What ``Supported`` says: the option tags we support (§20.37)."""
+        ...
+
+    @property
     def health(self) -> TargetHealth:
         """Which servers failed lately and until when (sip/failover.py), for every account."""
         ...
@@ -304,6 +309,10 @@ class MethodTable:
     @property
     def allow(self) -> str:
         return ", ".join(self._allow)
+
+    @property
+    def supported(self) -> str:
+        return ", ".join(sorted(self._extensions))
 
     @property
     def observers(self) -> tuple[CallTransactionObserver, ...]:

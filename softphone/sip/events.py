@@ -86,6 +86,8 @@ class IncomingCall(Event):
     replaces_call: bool = (
         False  # second call while another is up (call waiting) is the phone's call
     )
+    # An INVITE with Replaces (RFC 3891) naming this call of ours: answer at once, then end it.
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,11 +179,14 @@ class ReofferFailed(Event):
 # --- transfer (RFC 3515) -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransferRequested(Event):
-    """The peer asked us (transferee) to call ``target``; we answered 202 Accepted."""
+    """The peer asked us (transferee) to call ``target``; we answered 202 Accepted.
+    ``replaces``: an attended transfer (RFC 5589 §7), the Replaces header (RFC 3891) the new
+    INVITE must carry."""
 
     call_id: str
     target: str
     referred_by: str | None
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ new transaction through the same RESTART as a redirect.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Final
 
@@ -55,9 +56,11 @@ class InviteClient:
         sdp: bytes | None,
         now: float,
         dest: Address | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> str:
         """Start an outgoing call. Returns its Call-ID. ``dest`` overrides the next hop (otherwise
-        the account's outbound proxy, or the target itself when its host is an IP literal)."""
+        the account's outbound proxy, or the target itself when its host is an IP literal).
+        ``extra``: more headers, e.g. Replaces and Referred-By for a transfer (RFC 5589 §7.1)."""
         ctx = self._ctx
         hop = (
             dest
@@ -87,6 +90,9 @@ class InviteClient:
             "Contact", str(NameAddr(uri=ctx.contact_uri(acct, hop.transport, secure=secure)))
         )
         headers.add("Allow", ctx.allow)
+        headers.add("Supported", ctx.supported)
+        for name, value in extra:
+            headers.add(name, value)
         if sdp is not None:
             headers.add("Content-Type", "application/sdp")
         request = SipRequest(method="INVITE", uri=target, headers=headers, body=sdp or b"")

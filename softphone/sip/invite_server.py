@@ -3,17 +3,25 @@
 A new INVITE rings (IncomingCall); the phone rings, answers or rejects. The 2xx waits for its
 ACK (§13.3.1.4: no ACK within 64*T1 ends the call with a BYE), and a CANCEL before the answer
 ends the call with 487 (§9.2).
+
+An INVITE with Replaces (RFC 3891 §3) names a call of ours: matched, it arrives as an
+Incoming call carrying the replaced call's id (the phone answers it without ringing), and the
+replaced call ends once the new one is confirmed by its ACK: BYE when it was up, 487 when it
+was still ringing here.
 """
 
 from __future__ import annotations
+
+from typing import assert_never
 
 from softphone.sip import events as ev
 from softphone.sip.bye import Bye
 from softphone.sip.call import Call, CallInput, CallState
 from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.dialog import Dialog, DialogInput
-from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
+from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from softphone.sip.message import SipRequest
+from softphone.sip.replaces import Replaces
 from softphone.sip.status import explain, warning_header
 from softphone.sip.transaction import (
     AckNotReceived,
@@ -38,6 +46,7 @@ class InviteServer:
             addressed_to_us=True,
             creates_dialog=True,
         )
+        methods.register_extension("replaces")  # RFC 3891 §6.2
         methods.observe_call_transactions(self._on_transaction_event)
 
     def ring(self, call: Call, now: float, *, status: int = 180) -> None:
@@ -111,6 +120,10 @@ class InviteServer:
         assert acct is not None
         if req.call_id in ctx.calls:  # same Call-ID, new transaction, no tag: a merged request
             return ctx.reply(tx, req, 482, now)
+        replaced = self._replaced_call(req)
+        if isinstance(replaced, tuple):
+            status, why = replaced
+            return ctx.reply(tx, req, status, now, reason=why)
         local_tag = ctx.token()
         try:
             dialog = Dialog.from_uas(req, local_tag)
@@ -126,6 +139,7 @@ class InviteServer:
             local_tag=local_tag,
             dialog=dialog,
             invite_server_tx=tx,
+            replaces=replaced.call_id if replaced is not None else None,
         )
         ctx.calls.add(call)
         ctx.calls.index_dialog(call)
@@ -144,8 +158,53 @@ class InviteServer:
                 request_uri=str(req.uri),
                 sdp=req.body if req.body else None,
                 replaces_call=waiting,
+                replaces=call.replaces,
             )
         ]
+
+    def _replaced_call(self, req: SipRequest) -> Call | tuple[int, str] | None:
+        """RFC 3891 §3: the call an INVITE's Replaces names, None without one, or the
+        (status, reason) refusing the INVITE."""
+        lines = req.headers.get_lines("Replaces")
+        if not lines:
+            return None
+        if len(lines) > 1:
+            return 400, "More than one Replaces"
+        try:
+            replaces = Replaces.parse(lines[0])
+        except ParseError as exc:
+            return 400, f"Bad Replaces: {exc}"[:80]
+        # The tags are matched as if the Replaces were a request we received: to-tag is ours.
+        call = self._ctx.calls.by_dialog(replaces.call_id, replaces.to_tag, replaces.from_tag)
+        if call is None:
+            return 481, "Replaced call does not exist"
+        match call.state:
+            case CallState.CONFIRMED | CallState.ANSWERED:
+                if replaces.early_only:
+                    return 486, "Replaced call already answered"
+                return call
+            case CallState.INCOMING:  # an early dialog we did not initiate may be replaced
+                return call
+            case CallState.CALLING | CallState.PROCEEDING | CallState.CANCELLING:
+                return 481, "Replaced call is our own early dialog"
+            case CallState.TERMINATING | CallState.TERMINATED:
+                return 603, "Replaced call has ended"
+            case _:
+                assert_never(call.state)
+
+    def _end_replaced(self, call: Call, now: float) -> list[ev.Event]:
+        """The call that replaced another is confirmed: end the other (RFC 3891 §3)."""
+        old = self._ctx.calls.get(call.replaces or "")
+        call.replaces = None
+        if old is None:
+            return []
+        if old.state is CallState.INCOMING:
+            return self.reject(old, status=487, now=now, reason="Replaced")
+        if old.state is CallState.CONFIRMED:
+            self._bye.send(old, now, why="replaced by a transferred call")
+        elif old.state is CallState.ANSWERED:
+            self._bye.hang_up(old, now)  # BYE once its ACK comes (§15)
+        return []
 
     def _on_transaction_event(
         self, call: Call, key: ServerKey, item: TransactionEvent, now: float
@@ -157,6 +216,8 @@ class InviteServer:
             events: list[ev.Event] = [ev.CallConfirmed(call_id=call.call_id)]
             if call.bye_pending:
                 self._bye.send(call, now)
+            elif call.replaces is not None:
+                events += self._end_replaced(call, now)
             return events
         if isinstance(item, AckNotReceived) and call.state is CallState.ANSWERED:
             self._bye.send(call, now)

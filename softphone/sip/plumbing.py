@@ -166,6 +166,10 @@ class Plumbing:
     def allow(self) -> str:
         return self._methods.allow
 
+    @property
+    def supported(self) -> str:
+        return self._methods.supported
+
     def start_client(
         self,
         request: SipRequest,

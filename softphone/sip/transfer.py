@@ -1,8 +1,10 @@
-"""Blind transfer with REFER and NOTIFY (RFC 3515), sans-IO, both roles.
+"""Transfer with REFER and NOTIFY (RFC 3515, RFC 5589), sans-IO, both roles, blind or attended.
 
 As transferor we REFER the peer to a target and follow its NOTIFYs (message/sipfrag,
-RFC 3420). As transferee we accept a REFER in a dialog (202), tell the phone, and report how the
-new call goes with NOTIFYs until a final status. The implicit subscription's "norefersub" option
+RFC 3420); an attended transfer's Refer-To carries ``?Replaces=`` naming our dialog with the
+target (RFC 5589 §7.1, sip/replaces.py). As transferee we accept a REFER in a dialog (202), tell
+the phone (with the Replaces the new INVITE must carry, if any), and report how the new call
+goes with NOTIFYs until a final status. The implicit subscription's "norefersub" option
 tag (RFC 4488) is supported: a Require naming it is not refused. Its NOTIFYs (``Event: refer``)
 come here through sip/notify.py, which routes every NOTIFY by its event package.
 """
@@ -16,6 +18,7 @@ from softphone.sip.context import MethodTable, UaContext, ignore_response
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import SipRequest, SipResponse
+from softphone.sip.replaces import REFER_TO_HEADERS, Replaces, refer_to_target, with_replaces
 from softphone.sip.transaction import ClientTransaction, ServerTransaction
 from softphone.sip.uri import SipUri
 
@@ -34,6 +37,33 @@ class Transfer:
         """Blind transfer as transferor: REFER the peer to ``target``."""
         if call.state is not CallState.CONFIRMED or call.dialog is None:
             raise LocalProtocolError(f"cannot transfer a call in state {call.state.name}")
+        self._send_refer(call, target, now)
+
+    def refer_replacing(self, call: Call, other: Call, now: float) -> None:
+        """Attended transfer as transferor (RFC 5589 §7.1): REFER the peer of ``call`` to the
+        peer of ``other``, replacing our dialog with it. The Refer-To is that peer's address of
+        record (the dialog's remote URI), not its Contact: a Contact is often only reachable
+        by its own proxy (a NAT, a registrar that routes only AORs), and the Replaces makes
+        every other device the AOR forks to answer 481, so the one holding the dialog wins."""
+        for leg in (call, other):
+            if leg.state is not CallState.CONFIRMED or leg.dialog is None:
+                raise LocalProtocolError(f"cannot transfer a call in state {leg.state.name}")
+        if call is other:
+            raise LocalProtocolError("an attended transfer needs two different calls")
+        assert other.dialog is not None
+        target = other.dialog.remote_uri.uri
+        if not isinstance(target, SipUri):
+            raise LocalProtocolError(f"the other call's peer is not a SIP URI: {target}")
+        # RFC 3891 §3: the target matches to-tag against its local tag, which is our remote one.
+        replaces = Replaces(
+            call_id=other.call_id,
+            to_tag=other.dialog.remote_tag,
+            from_tag=other.dialog.local_tag,
+        )
+        self._send_refer(call, with_replaces(target, replaces), now)
+
+    def _send_refer(self, call: Call, target: SipUri, now: float) -> None:
+        assert call.dialog is not None
         request = call.dialog.build_request("REFER")
         hop = hop_for(call.dialog, call.account)
         request.headers.add(
@@ -139,9 +169,18 @@ class Transfer:
             target = NameAddr.parse(targets[0])
         except ParseError:
             return self._ctx.reply(tx, req, 400, now, reason="Bad Refer-To")
-        if not isinstance(target.uri, SipUri) or target.uri.headers:
-            # Refer-To with ?Replaces= asks for an attended transfer, which is not supported.
-            return self._ctx.reply(tx, req, 501, now, reason="Only blind transfer is supported")
+        if not isinstance(target.uri, SipUri):
+            return self._ctx.reply(tx, req, 501, now, reason="Refer-To must be a SIP URI")
+        unknown = [n for n, _ in target.uri.headers if n.lower() not in REFER_TO_HEADERS]
+        if unknown:
+            # RFC 3515 §2.4.2: a Refer-To we cannot act on as asked is refused, not half done.
+            return self._ctx.reply(
+                tx, req, 501, now, reason=f"Refer-To header {unknown[0][:40]} not supported"
+            )
+        try:
+            uri, replaces = refer_to_target(target.uri)
+        except ParseError:
+            return self._ctx.reply(tx, req, 400, now, reason="Bad Replaces in Refer-To")
         events = self._ctx.reply(tx, req, 202, now)
         call.refer_in_progress = True
         self._send_notify(call, 100, "Trying", final=False, now=now)
@@ -149,7 +188,10 @@ class Transfer:
         return [
             *events,
             ev.TransferRequested(
-                call_id=call.call_id, target=str(target.uri), referred_by=referred_by
+                call_id=call.call_id,
+                target=str(uri),
+                referred_by=referred_by,
+                replaces=str(replaces) if replaces is not None else None,
             ),
         ]
 

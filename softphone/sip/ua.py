@@ -11,7 +11,7 @@ incoming requests to the parts that handle them:
     invite_server.py  incoming calls: ring, answer, reject, CANCEL received (§13.3, §9.2)
     reoffer.py        re-INVITE both ways, hold/resume, glare (§14)
     bye.py            BYE both ways (§15)
-    transfer.py       REFER/NOTIFY (RFC 3515)
+    transfer.py       REFER/NOTIFY (RFC 3515), blind or attended (Replaces: replaces.py)
     notify.py         NOTIFY, routed by event package to the part that registered it
     info.py           DTMF over INFO
     messaging.py      MESSAGE both ways (RFC 3428): ``UserAgent.messaging``
@@ -27,8 +27,8 @@ answered); every request that reaches a handler gets a final response.
 
 Incoming-request checks run in this order (RFC 3261 §8.2): syntax (400, or a logged drop when no
 response can be formed), version (505), Max-Forwards (483), routing (404 for a request that
-must be for one of our users/contacts and is not), method (405), Require (420), content (415),
-dialog (481).
+must be for one of our users/contacts and is not), method (405), Require (420), Replaces outside
+an INVITE (400, RFC 3891 §3), content (415), dialog (481).
 """
 
 from __future__ import annotations
@@ -240,11 +240,13 @@ class UserAgent:
         sdp: bytes | None,
         now: float,
         dest: Address | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> str:
         """Start an outgoing call. Returns its Call-ID. ``dest`` overrides the next hop (otherwise
-        the account's outbound proxy, or the target itself when its host is an IP literal)."""
+        the account's outbound proxy, or the target itself when its host is an IP literal).
+        ``extra``: more headers (Replaces, Referred-By for a transfer)."""
         return self._invite_client.invite(
-            self.account(account), target, sdp=sdp, now=now, dest=dest
+            self.account(account), target, sdp=sdp, now=now, dest=dest, extra=extra
         )
 
     def cancel(self, call_id: str, now: float) -> None:
@@ -312,6 +314,12 @@ class UserAgent:
         """Blind transfer as transferor: REFER the peer to ``target``."""
         self._transfer.refer(self._calls.require(call_id), target, now)
 
+    def refer_replacing(self, call_id: str, other_call_id: str, now: float) -> None:
+        """Attended transfer as transferor: REFER the peer of ``call_id`` to the peer of
+        ``other_call_id``, whose dialog with us the new call replaces (RFC 5589 §7.1)."""
+        call, other = self._calls.require(call_id), self._calls.require(other_call_id)
+        self._transfer.refer_replacing(call, other, now)
+
     def notify_transfer(self, call_id: str, *, status: int, reason: str, now: float) -> None:
         """As transferee, tell the transferor how the new call goes (RFC 3515 §2.4.5)."""
         call = self._calls.require(call_id)
@@ -377,6 +385,8 @@ class UserAgent:
         unsupported = [tag for tag in req.headers.get_all("Require") if not methods.supports(tag)]
         if unsupported and req.method not in ("CANCEL", "ACK"):  # §8.2.2.3
             return core.reply(tx, req, 420, now, extra=[("Unsupported", ", ".join(unsupported))])
+        if "Replaces" in req.headers and req.method != "INVITE":  # RFC 3891 §3
+            return core.reply(tx, req, 400, now, reason="Replaces is only for INVITE")
         if spec.accept and req.body and req.content_type not in (None, *spec.accept):
             return core.reply(tx, req, 415, now, extra=[("Accept", ", ".join(spec.accept))])
         if not has_tag:
@@ -397,7 +407,11 @@ class UserAgent:
 
     def _on_options(self, req: SipRequest, tx: ServerTransaction, now: float) -> list[ev.Event]:
         """§11.2: what we can do."""
-        extra = [("Allow", self._methods.allow), ("Accept", "application/sdp")]
+        extra = [
+            ("Allow", self._methods.allow),
+            ("Supported", self._methods.supported),
+            ("Accept", "application/sdp"),
+        ]
         return self._core.reply(tx, req, 200, now, extra=[*extra, ("Accept-Language", "en")])
 
     def _receive_cancel(self, req: SipRequest, reply_to: Address, now: float) -> list[ev.Event]:

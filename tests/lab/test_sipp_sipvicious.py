@@ -16,7 +16,7 @@ STATS_HEADER = (
 )
 
 
-@pytest.mark.parametrize("name", ["scanner_flood", "call"])
+@pytest.mark.parametrize("name", ["scanner_flood", "call", "replacing", "refer_replaces"])
 def test_the_scenarios_are_package_data_and_well_formed_xml(name: str, tmp_path: Path) -> None:
     for wav in (None, tmp_path / "speech.wav"):
         text = scenario_text(name, rtp_wav=wav)  # type: ignore[arg-type]
@@ -82,3 +82,23 @@ def test_sipvicious_tables_are_read_without_their_header() -> None:
     )
     assert _table(output, "Extension") == [ScanRow("alice", "noauth"), ScanRow("100", "reqauth")]
     assert _table("WARNING:root:found nothing\n", "SIP Device") == []
+
+
+def test_sipp_keys_fill_the_transfer_scenarios(tmp_path: Path) -> None:
+    sipp = Sipp(
+        tmp_path,
+        "refer_replaces",
+        ("127.0.0.1", 5060),
+        rate=1,
+        calls=1,
+        keys={"target": "sip:carol@lab.test", "replaces": "a%3Bto-tag%3Db%3Bfrom-tag%3Dc"},
+    )
+    argv = sipp.argv("/usr/bin/sipp")
+    at = argv.index("-key")
+    assert argv[at : at + 6] == [
+        "-key", "target", "sip:carol@lab.test",
+        "-key", "replaces", "a%3Bto-tag%3Db%3Bfrom-tag%3Dc",
+    ]  # fmt: skip
+    xml = (tmp_path / "refer_replaces.xml").read_text()
+    assert "Refer-To: <[target]?Replaces=[replaces]>" in xml and "INVITE sip:[service]" in xml
+    assert "Replaces: [replaces]" in scenario_text("replacing")

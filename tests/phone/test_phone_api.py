@@ -47,6 +47,7 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 
 
 EXPECTED_MEMBERS = {
+    "attended_transfer",
     "start",
     "config_warning",
     "protect_config",

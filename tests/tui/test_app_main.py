@@ -20,6 +20,7 @@ from softphone.config import Config, load_config
 from softphone.phone import events as pe
 from softphone.phone.book import Book, Contact
 from softphone.tui.app import SoftphoneApp, make_app
+from softphone.tui.screens.confirm import ConfirmDialog
 from softphone.tui.screens.incoming import IncomingScreen
 from softphone.tui.screens.main import MainScreen
 from softphone.tui.screens.prompt import PromptScreen
@@ -265,6 +266,56 @@ async def test_transfer_prompt_sends_the_target() -> None:
             lambda: any("transfer: 200" in t for t in main(app).messages.texts),
             what="transfer progress",
         )
+
+
+async def test_transfer_with_two_calls_offers_the_attended_transfer() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        to_bob = await established(pilot, app, phone)
+        await pilot.press("escape")
+        await pilot.press("d", *"sip:carol@example.test", "enter")
+        await until(pilot, lambda: len(phone.dialled) == 2, what="second dial")
+        phone.settle()
+        to_carol = str(phone.calls[1].call_id)
+        await until(pilot, lambda: _rows(app).count("established") == 2, what="two calls up")
+        app.main.calls_table.focus()
+        app.main.calls_table.select_call(to_bob)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="question")
+        assert "sip:carol@example.test" in app.screen.question
+        await pilot.press("y")
+        await until(pilot, lambda: phone.made("attended_transfer") != [], what="transfer")
+        assert phone.made("attended_transfer") == [{"call_id": to_bob, "other_call_id": to_carol}]
+        assert phone.made("transfer") == []
+        phone.settle()
+        await until(
+            pilot,
+            lambda: all(c.state == "ended" for c in phone.calls),
+            what="both calls left",
+        )
+
+
+async def test_transfer_with_two_calls_can_still_go_blind() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        to_bob = await established(pilot, app, phone)
+        await pilot.press("escape")
+        await pilot.press("d", *"sip:carol@example.test", "enter")
+        await until(pilot, lambda: len(phone.dialled) == 2, what="second dial")
+        phone.settle()
+        await until(pilot, lambda: _rows(app).count("established") == 2, what="two calls up")
+        app.main.calls_table.focus()
+        app.main.calls_table.select_call(to_bob)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="question")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="prompt")
+        await pilot.press(*"sip:dave@example.test", "enter")
+        await until(pilot, lambda: phone.made("transfer") != [], what="blind transfer")
+        assert phone.made("transfer") == [{"call_id": to_bob, "target": "sip:dave@example.test"}]
+        assert phone.made("attended_transfer") == []
 
 
 def results(book: Book) -> list[str]:

@@ -30,7 +30,13 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action("H,o", "toggle_hold", "Hold", "hold / resume the selected call"),
     Action("m", "toggle_mute", "Mute", "mute / unmute the microphone in the selected call"),
     Action("r", "toggle_record", "Rec", "start / stop recording the selected call"),
-    Action("t", "transfer", "Transfer", "blind transfer the selected call (asks for the target)"),
+    Action(
+        "t",
+        "transfer",
+        "Transfer",
+        "transfer the selected call: to the other call when there is one (attended), or to a"
+        " target you type (blind)",
+    ),
     Action("d,slash", "focus_dial", "Dial", "go to the dial bar"),
     Action("T", "trace", "Trace", "SIP ladder of the selected call"),
     Action(

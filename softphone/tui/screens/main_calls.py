@@ -22,6 +22,7 @@ from softphone.phone import events as pe
 from softphone.phone.api import CallView
 from softphone.phone.book import StoreError
 from softphone.phone.errors import PhoneError
+from softphone.tui.screens.confirm import ConfirmDialog
 from softphone.tui.screens.incoming import IncomingChoice, IncomingScreen
 from softphone.tui.screens.main_base import AppDeps
 from softphone.tui.screens.main_pane import MainWithPane
@@ -315,6 +316,9 @@ class MainWithCalls(MainWithPane):
             self.tell(f"record: {exc}", "error")
 
     def action_transfer(self) -> None:
+        """With one other call up, offer the attended transfer to it first (RFC 5589 §7: the
+        selected call's peer is connected with the other call's peer, and we leave both);
+        otherwise, or on "no", ask for a target for a blind transfer."""
         call = self._need_call()
         if call is None:
             return
@@ -325,9 +329,38 @@ class MainWithCalls(MainWithPane):
                 self.tell(f"transferring to {target}")
                 self._act(self.phone.transfer(call_id, target), "transfer")
 
+        def ask_target() -> None:
+            self.app.push_screen(
+                PromptScreen(
+                    "Transfer the call to", placeholder="sip:carol@example.com or a number"
+                ),
+                chosen,
+            )
+
+        others = [
+            c
+            for c in self.phone.calls
+            if c.call_id != call_id and c.state in ("established", "held")
+        ]
+        if call.state not in ("established", "held") or len(others) != 1:
+            ask_target()
+            return
+        other = others[0]
+
+        def attended(yes: bool | None) -> None:
+            if not yes:
+                ask_target()
+                return
+            self.tell(f"transferring {call.remote} to {other.remote}")
+            self._act(self.phone.attended_transfer(call_id, other.call_id), "transfer")
+
         self.app.push_screen(
-            PromptScreen("Transfer the call to", placeholder="sip:carol@example.com or a number"),
-            chosen,
+            ConfirmDialog(
+                f"Transfer {call.remote} to the other call, {other.remote}?"
+                " (no: type a target instead)",
+                confirm_label="Transfer",
+            ),
+            attended,
         )
 
     def on_key(self, event: Key) -> None:
