@@ -99,7 +99,15 @@ class SoftphoneApp(App[None]):
             return
         self.notify("The config file is now readable by you only (0600).")
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
+        # Left without action_quit (the app ended by another way): the calls are hung up and
+        # the accounts unregistered all the same, or the phone's thread would live on.
+        if not self._stopping:
+            self._stopping = True
+            try:
+                await self.phone.stop()
+            except (PhoneError, OSError):
+                pass  # leaving anyway
         self.collector.stop()
 
     def _collect_when_idle(self) -> None:
