@@ -22,6 +22,7 @@ from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import SipRequest, SipResponse
+from softphone.sip.session_refresh import SessionRefresh
 from softphone.sip.status import explain, warning_header, warning_texts
 from softphone.sip.transaction import (
     AckReceived,
@@ -46,9 +47,10 @@ GLARE_WAITING: Final = frozenset(
 
 
 class Reoffers:
-    def __init__(self, ctx: UaContext, bye: Bye) -> None:
+    def __init__(self, ctx: UaContext, bye: Bye, session: SessionRefresh) -> None:
         self._ctx = ctx
         self._bye = bye
+        self._session = session  # a re-INVITE may be a session refresh (RFC 4028)
 
     def install(self, methods: MethodTable) -> None:
         methods.register_method("INVITE", in_dialog=self._on_reinvite, accept=("application/sdp",))
@@ -63,6 +65,7 @@ class Reoffers:
             raise LocalProtocolError("a re-INVITE is already in progress on this call")
         call.reoffer.apply(RI.SEND_OFFER)
         call.reoffer.offer = sdp
+        call.local_sdp = sdp
         call.reoffer.glare_retries = 0
         self._send(call, now)
 
@@ -172,7 +175,10 @@ class Reoffers:
         tx, request = sub.server_tx, sub.request
         if not sub.allows(RI.SEND_2XX) or tx is None or request is None:
             raise LocalProtocolError("no re-INVITE to answer")
-        resp = self._ctx.response(request, 200, contact=call.account, sdp=sdp)
+        extra = self._session.answered(call, request, now)
+        resp = self._ctx.response(request, 200, contact=call.account, sdp=sdp, extra=extra)
+        if sdp is not None:
+            call.local_sdp = sdp
         sub.apply(RI.SEND_2XX)
         self._ctx.send_response(tx, resp, now)
 
@@ -196,6 +202,8 @@ class Reoffers:
         if not call.reoffer.allows(RI.RECV_OFFER):
             return self._ctx.reply(tx, req, 491, now)  # §14.2 glare
         assert call.dialog is not None
+        if self._session.refuses(call.account, req, tx, now):
+            return []  # 422: its interval is below our Min-SE (RFC 4028 §9)
         call.dialog.refresh_target(req)
         call.reoffer.apply(RI.RECV_OFFER)
         call.reoffer.server_tx = tx
