@@ -161,7 +161,13 @@ class Prack:
         record.pending, record.pending_rseq = resp, rseq
         record.interval_s, record.first_sent_at = self._ctx.timers.t1, now
         self._ctx.send_response(tx, resp, now)
-        self._ctx.set_deadline(_key(call), now + record.interval_s, self._retransmit(call))
+        self._arm(call, record, now)
+
+    def _arm(self, call: Call, record: PrackServer, now: float) -> None:
+        """The next retransmission, or the end of the 64*T1 wait if that comes first (§3)."""
+        give_up_at = record.first_sent_at + self._ctx.timers.timeout
+        at = min(now + record.interval_s, give_up_at)
+        self._ctx.set_deadline(_key(call), at, self._retransmit(call))
 
     def holds_answer(self, call: Call, sdp: bytes | None) -> bool:
         """§3: our 2xx waits while a reliable 1xx has no PRACK. True when it was held."""
@@ -205,7 +211,7 @@ class Prack:
             record.apply(RLI.RETRANSMIT)
             self._ctx.send_response(tx, record.pending, now)
             record.interval_s *= 2
-            self._ctx.set_deadline(_key(call), now + record.interval_s, self._retransmit(call))
+            self._arm(call, record, now)
             return []
 
         return fire
