@@ -116,7 +116,7 @@ def test_no_prack_at_all_rejects_the_call_with_500_after_64_t1(
     net, alice, bob = pair
     dropped: list[bytes] = []
     net.drop = lambda data, dest: data.startswith(b"PRACK") and not dropped.append(data)
-    call_id, bob_call = ring(net, alice, bob)
+    _call_id, bob_call = ring(net, alice, bob)
     net.run_until(31.9)
     # §3: T1, then doubling: sent at 0 and again at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5
     assert len(sent_by(bob, net, "SIP/2.0 180")) == 7
@@ -138,7 +138,7 @@ def test_a_second_ring_waits_for_the_first_ones_prack(pair: tuple[Network, Peer,
     net, alice, bob = pair
     held: list[bytes] = []
     net.drop = lambda data, dest: data.startswith(b"PRACK") and not held.append(data)
-    call_id, bob_call = ring(net, alice, bob)
+    _call_id, bob_call = ring(net, alice, bob)
     bob.ua.ring(bob_call, net.now, status=183)
     net.flush()
     assert sent_by(bob, net, "SIP/2.0 183") == []  # §3: one unacknowledged reliable 1xx at a time
