@@ -84,6 +84,8 @@ class Reoffers:
             ),
         )
         request.headers.add("Allow", self._ctx.allow)
+        for name, value in self._session.refresh_headers(call):
+            request.headers.add(name, value)
         request.headers.add("Content-Type", "application/sdp")
         request.body = call.reoffer.offer
         self._ctx.start_client(request, hop, call.account, self._on_response, now)
@@ -105,6 +107,8 @@ class Reoffers:
             dialog.refresh_target(resp)
             ack = dialog.build_request("ACK", seq=tx.request.cseq.seq)
             call.ack = self._ctx.send_stateless(ack, hop_for(dialog, call.account), now)
+            if "Session-Expires" in tx.request.headers:  # it was a session refresh too
+                self._session.confirmed_by(call, resp, now)
             return [ev.ReofferAnswered(call_id=call.call_id, sdp=sdp_body(resp))]
         if not sub.allows(RI.RECV_FAILURE):
             # No re-INVITE of ours is outstanding: an earlier one's transaction failing after

@@ -31,6 +31,7 @@ from softphone.sip.message import SipMessage, SipRequest, SipResponse
 from softphone.sip.session_timer import (
     MAX_422_RETRIES,
     Agreement,
+    Refresher,
     SessionTimerInput,
     SessionTimerState,
     TooSmall,
@@ -123,6 +124,16 @@ class SessionRefresh:
             logger.warning("call %s: %s; no session timer", call.call_id, exc)
             agreement = None
         self._agree(call, agreement, we_sent=True, now=now)
+
+    def refresh_headers(self, call: Call) -> list[tuple[str, str]]:
+        """What our re-INVITE (hold, resume) carries while the timer runs: it refreshes the
+        session too (§7.4), keeping who refreshes."""
+        timer = call.session
+        if not timer.running:
+            return []
+        refresher: Refresher = "uac" if timer.state is not SessionTimerState.THEY_REFRESH else "uas"
+        headers = request_headers(timer.interval_s, self.min_se(), refresher=refresher)
+        return [("Supported", "timer"), *headers]
 
     def interval_after_422(self, call: Call, resp: SipResponse, sent: SipRequest) -> int | None:
         """§7.4: the interval to ask again with after a 422, None when there is no retry."""

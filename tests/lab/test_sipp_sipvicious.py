@@ -82,3 +82,16 @@ def test_sipvicious_tables_are_read_without_their_header() -> None:
     )
     assert _table(output, "Extension") == [ScanRow("alice", "noauth"), ScanRow("100", "reqauth")]
     assert _table("WARNING:root:found nothing\n", "SIP Device") == []
+
+
+def test_a_server_scenario_has_no_remote_and_its_session_interval_filled_in(
+    tmp_path: Path,
+) -> None:
+    sipp = Sipp(tmp_path, "prack_uas", None, rate=1, calls=1, session_expires=4)
+    sipp.local_port = 5099
+    argv = sipp.argv("/usr/bin/sipp")
+    assert argv[1] == "-sf" and argv[argv.index("-p") + 1] == "5099"
+    text = (tmp_path / "prack_uas.xml").read_text()
+    assert "Session-Expires: 4;refresher=uac" in text and 'timeout="4000"' in text
+    assert "@@" not in text.split("-->", 1)[1]
+    assert "Require: 100rel" in scenario_text("prack_uac", session_expires=90)

@@ -246,3 +246,21 @@ def test_every_session_timer_state_input_pair_transitions_or_raises() -> None:
 def test_min_se_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="min_se"):
         TimerConfig(min_se=0)
+
+
+def test_a_hold_reinvite_refreshes_the_session_and_keeps_the_refresher() -> None:
+    net, alice, bob = pair()
+    call_id, _ = call_up(net, alice, bob)
+    net.run_until(600.0)
+    alice.ua.reoffer(
+        call_id, sdp=OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n"), now=net.now
+    )
+    net.flush()
+    (_, hold) = requests(bob, "INVITE")
+    assert hold.headers.get("Session-Expires") == "1800;refresher=uac"
+    bob.ua.answer_reoffer(bob.of(ev.ReofferReceived)[0].call_id, sdp=ANSWER, now=net.now)
+    net.flush()
+    net.run_until(1499.0)  # the interval starts again at 600: no refresh at 900 or 1200
+    assert requests(bob, "UPDATE") == []
+    net.run_until(1501.0)
+    assert len(requests(bob, "UPDATE")) == 1
