@@ -78,8 +78,12 @@ class SessionRefresh:
     def refuses(
         self, acct: AccountConfig, req: SipRequest, tx: ServerTransaction, now: float
     ) -> bool:
-        """§9: answer ``req`` 422 (interval below our Min-SE) or 400 (a malformed
-        Session-Expires or Min-SE) and say True; False lets it go on."""
+        """§9: answer ``req`` 422 (interval below our Min-SE), 400 (a malformed Session-Expires
+        or Min-SE) or 420 (it requires timers, off for this account) and say True; False lets it
+        go on."""
+        if not acct.session_expires_s and has_option(req, "Require", "timer"):
+            self._ctx.reply(tx, req, 420, now, extra=[("Unsupported", "timer")])
+            return True
         try:
             decided = self._decide(acct, req)
         except RemoteProtocolError as exc:

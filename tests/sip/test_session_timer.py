@@ -191,6 +191,15 @@ def test_bad_or_too_small_session_expires(
     assert bob.events == [] and bob.ua.active_calls() == []
 
 
+def test_an_account_without_timers_refuses_an_invite_that_requires_them() -> None:
+    bob = make_peer("bob", "127.0.0.2", seed=2, session_expires_s=0)
+    extra = "Require: timer\r\nSession-Expires: 1800\r\n"
+    bob.events += bob.ua.receive_message(raw_invite(extra), ALICE_ADDR, 0.0)
+    resp = final(bob)
+    assert (resp.status, resp.headers.get("Unsupported")) == (420, "timer")
+    assert bob.events == []
+
+
 def test_too_small_from_a_caller_without_timers_is_raised_not_refused() -> None:
     """§9: a Session-Expires a proxy added for a caller without the extension is made larger."""
     bob = make_peer("bob", "127.0.0.2", seed=2)
