@@ -24,6 +24,7 @@ from softphone.lab.sipp import Sipp
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.phone import Phone
+from softphone.phone.text import ended_line
 from softphone.sip.timers import TimerConfig
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
@@ -147,5 +148,10 @@ async def test_a_pbx_requiring_prack_gets_reliable_ringing_and_a_silent_one_is_h
     assert isinstance(ended, pe.CallEnded)
     assert result.exit_code == 0 and result.successful == 1
     assert ended.reason.startswith("session expired"), ended.reason
+    assert ended.answered and ended.outcome == "answered"
+    # what the TUI and the CLI show
+    assert ended_line(ended).endswith(
+        f"s: session expired: no session refresh within {SESSION_S} s"
+    )
     # §10: BYE min(32, SE/3) before expiry: 4 - 4/3 s after the 2xx, not at once, not late
     assert SESSION_S / 2 < lasted_s < SESSION_S, lasted_s
