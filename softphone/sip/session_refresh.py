@@ -168,7 +168,10 @@ class SessionRefresh:
             self._ctx.clear_deadline(expiry)
             return
         we_refresh = (agreement.refresher == "uac") == we_sent
-        timer.apply(SI.AGREED_WE if we_refresh else SI.AGREED_THEY)
+        inp = SI.AGREED_WE if we_refresh else SI.AGREED_THEY
+        if not timer.allows(inp):  # expired already: the call is being ended
+            return
+        timer.apply(inp)
         timer.interval_s = agreement.interval_s
         timer.retries_422 = 0
         timer.expires_at = now + agreement.interval_s

@@ -273,3 +273,67 @@ def test_a_hold_reinvite_refreshes_the_session_and_keeps_the_refresher() -> None
     assert requests(bob, "UPDATE") == []
     net.run_until(1501.0)
     assert len(requests(bob, "UPDATE")) == 1
+
+
+def test_a_refresh_refused_422_is_sent_again_with_the_larger_interval() -> None:
+    net, alice, bob = pair()
+    call_id, _ = call_up(net, alice, bob)
+    bob.ua._core._timers = TimerConfig(min_se=2400)  # bob now wants longer sessions
+    net.run_until(901.0)
+    first, second = requests(bob, "UPDATE")
+    assert answers(alice, "UPDATE", 422)[0].headers.get("Min-SE") == "2400"
+    assert first.headers.get("Session-Expires") == "1800;refresher=uac"
+    assert second.headers.get("Session-Expires") == "2400;refresher=uac"
+    assert answers(alice, "UPDATE")[0].headers.get("Session-Expires") == "2400;refresher=uac"
+    net.run_until(900 + 1200 - 1)  # the next one at half the new interval
+    assert len(requests(bob, "UPDATE")) == 2
+    net.run_until(900 + 1200 + 1)
+    assert len(requests(bob, "UPDATE")) == 3
+    assert alice.ua.call_state(call_id) is CallState.CONFIRMED
+
+
+def test_a_refresh_reinvite_in_glare_gets_491_and_the_peers_reinvite_refreshes_instead() -> None:
+    net, alice, bob = pair()
+    call_id, bob_call = call_up(net, alice, bob)
+    alice.ua._calls.require(call_id).session.peer_allows_update = False
+    net.run_until(899.0)
+    held_back = True
+    net.drop = lambda data, dest: held_back and dest == alice.address and data.startswith(b"INVITE")
+    bob.ua.reoffer(bob_call, sdp=ANSWER, now=net.now)  # bob's re-INVITE is out, unanswered
+    net.run_until(900.5)
+    # alice's refresh (a re-INVITE: no UPDATE allowed) crosses bob's: 491 (RFC 3261 §14.2)
+    assert [r.status for r in messages(alice, "SIP/2.0 491")] == [491]
+    assert alice.ua._calls.require(call_id).session.state is SessionTimerState.WE_REFRESH
+    held_back = False
+    net.run_until(902.6)  # bob's re-INVITE, retransmitted at 902.5, gets through
+    (theirs,) = requests(alice, "INVITE")
+    # bob's re-INVITE is a refresh as well (§7.4): alice stays the refresher ("uas" of it)
+    assert theirs.headers.get("Session-Expires") == "1800;refresher=uas"
+    alice.ua.answer_reoffer(call_id, sdp=OFFER, now=net.now)
+    net.flush()
+    (ok,) = answers(bob, "INVITE")
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uas"
+    # so the retry after the 491 is not needed: the next refresh is half an interval from now
+    net.run_until(902.6 + 899)
+    assert requests(bob, "UPDATE") == [] and len(requests(bob, "INVITE")) == 2
+    net.run_until(902.6 + 901)
+    assert len(requests(bob, "UPDATE")) == 1  # bob's Allow (in its re-INVITE) lists UPDATE
+    assert alice.ua.call_state(call_id) is CallState.CONFIRMED
+
+
+def test_a_refresh_refused_491_goes_again_after_a_random_wait() -> None:
+    net, alice, bob = pair()
+    call_id, bob_call = call_up(net, alice, bob)
+    alice.ua._calls.require(call_id).session.peer_allows_update = False
+    net.run_until(899.0)
+    # bob's re-INVITE never reaches alice: bob stays "offer sent" until its Timer B (32 s)
+    net.drop = lambda data, dest: dest == alice.address and data.startswith(b"INVITE")
+    bob.ua.reoffer(bob_call, sdp=ANSWER, now=net.now)
+    net.run_until(930.0)
+    refused = messages(alice, "SIP/2.0 491")
+    # a new refresh each 2.1-4 s (RFC 3261 §14.1's wait for the Call-ID's owner), each refused
+    assert 7 <= len(refused) <= 15
+    assert len({r.cseq.seq for r in refused}) == len(refused)
+    assert alice.of(ev.CallEnded) == []
+    net.run_until(940.0)  # bob's re-INVITE timed out: bob ends the call (RFC 3261 §14.1)
+    assert [e.reason for e in alice.of(ev.CallEnded)] == ["remote hung up"]
