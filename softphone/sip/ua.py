@@ -179,6 +179,11 @@ class UserAgent:
         call = self._calls.get(call_id)
         return call.state if call else None
 
+    def session_interval(self, call_id: str) -> int | None:
+        """The session timer's interval agreed for the call (RFC 4028), None without one."""
+        call = self._calls.get(call_id)
+        return call.session.interval_s if call is not None and call.session.running else None
+
     def registration_state(self, account: str) -> RegState:
         return self._registrations.state(account)
 

@@ -107,6 +107,10 @@ async def test_a_pbx_requiring_prack_and_timers_answers_our_call_and_gets_our_re
     assert ended.reason == "remote hung up" and ended.answered
     states = [e.state for e in seen if isinstance(e, pe.CallStateChanged)]
     assert states == ["calling", "early", "established", "ended"]  # the 183 was early media
+    (established,) = [
+        e for e in seen if isinstance(e, pe.CallStateChanged) and e.state == "established"
+    ]
+    assert established.session_expires_s == SESSION_S  # what `call_state` JSON says
 
 
 async def test_a_pbx_requiring_prack_gets_reliable_ringing_and_a_silent_one_is_hung_up_on(
@@ -131,11 +135,13 @@ async def test_a_pbx_requiring_prack_gets_reliable_ringing_and_a_silent_one_is_h
     try:
         incoming = await expect(phone, lambda e: isinstance(e, pe.IncomingCall), seen)
         assert isinstance(incoming, pe.IncomingCall)
-        await expect(
+        established = await expect(
             phone,
             lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established",
             seen,
         )
+        assert isinstance(established, pe.CallStateChanged)
+        assert established.session_expires_s == SESSION_S
         loop = asyncio.get_running_loop()
         established_at = loop.time()
         ended = await expect(

@@ -337,3 +337,14 @@ def test_a_refresh_refused_491_goes_again_after_a_random_wait() -> None:
     assert alice.of(ev.CallEnded) == []
     net.run_until(940.0)  # bob's re-INVITE timed out: bob ends the call (RFC 3261 §14.1)
     assert [e.reason for e in alice.of(ev.CallEnded)] == ["remote hung up"]
+
+
+def test_the_agreed_interval_is_told_for_each_side() -> None:
+    net, alice, bob = pair()
+    call_id, bob_call = call_up(net, alice, bob)
+    assert alice.ua.session_interval(call_id) == bob.ua.session_interval(bob_call) == 1800
+    net2, carol, dave = pair(session_expires_s=0)
+    call_id, dave_call = call_up(net2, carol, dave)
+    assert (
+        carol.ua.session_interval(call_id) is None and dave.ua.session_interval(dave_call) is None
+    )
