@@ -103,15 +103,29 @@ class Prack:
         assert call.dialog is not None
         prack = call.dialog.build_request("PRACK")
         prack.headers.add("RAck", str(RAck(rseq, call.invite.cseq.seq, "INVITE")))
-        for name in ("Authorization", "Proxy-Authorization"):
-            for value in call.invite.headers.get_lines(name):
-                prack.headers.add(name, value)
         hop = hop_for(call.dialog, call.account)
         self._ctx.start_client(prack, hop, call.account, self._on_prack_response, now)
 
     def _on_prack_response(
         self, tx: ClientTransaction, resp: SipResponse | None, status: int, reason: str, now: float
     ) -> list[ev.Event]:
+        call = self._ctx.calls.get(tx.request.call_id)
+        if (
+            resp is not None
+            and status in (401, 407)
+            and call is not None
+            and call.dialog is not None
+            and self._ctx.resend_with_credentials(
+                tx,
+                resp,
+                account=call.account,
+                owner=call,
+                next_cseq=call.dialog.next_seq,
+                handler=self._on_prack_response,
+                now=now,
+            )
+        ):
+            return []
         if status >= 300:
             logger.warning("PRACK for call %s: %d %s", tx.request.call_id, status, reason)
         return []

@@ -8,6 +8,7 @@ import itertools
 import pytest
 from sip_support import ANSWER, OFFER, Network, Peer, make_peer
 
+from softphone.auth.digest import make_challenge
 from softphone.sip import events as ev
 from softphone.sip.address import Address
 from softphone.sip.call import CallState
@@ -322,3 +323,25 @@ def test_every_reliable_state_input_pair_transitions_or_raises() -> None:
         else:
             with pytest.raises(LocalProtocolError):
                 record.apply(inp)
+
+
+def test_a_challenged_prack_is_sent_again_with_credentials() -> None:
+    alice = make_peer("alice", "127.0.0.1", seed=1, password="alicepw")
+    alice.ua.invite(None, BOB, sdp=OFFER, now=0.0)
+    (data, _), *_ = alice.ua.messages_to_send()
+    invite = parse_message(data)
+    assert isinstance(invite, SipRequest)
+    ringing = response(invite, 180, [("Require", "100rel"), ("RSeq", "1")])
+    alice.ua.receive_message(ringing, ALICE_ADDR, 0.1)
+    (prack,) = pracks(alice)
+    assert prack.headers.get("Proxy-Authorization") is None
+    headers = Headers()
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        headers.add(name, prack.headers.get_lines(name)[0])
+    headers.add("Proxy-Authenticate", make_challenge(realm="lab.test", nonce="n1"))
+    challenge = SipResponse(status=407, reason="Proxy Authentication Required", headers=headers)
+    alice.ua.receive_message(bytes(challenge), ALICE_ADDR, 0.2)
+    (again,) = pracks(alice)
+    assert again.headers.get("RAck") == prack.headers.get("RAck")
+    assert again.cseq.seq == prack.cseq.seq + 1
+    assert 'realm="lab.test"' in (again.headers.get("Proxy-Authorization") or "")
