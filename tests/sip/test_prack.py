@@ -345,3 +345,20 @@ def test_a_challenged_prack_is_sent_again_with_credentials() -> None:
     assert again.headers.get("RAck") == prack.headers.get("RAck")
     assert again.cseq.seq == prack.cseq.seq + 1
     assert 'realm="lab.test"' in (again.headers.get("Proxy-Authorization") or "")
+
+
+def test_a_cancel_while_the_1xx_waits_for_its_prack_stops_its_retransmissions(
+    pair: tuple[Network, Peer, Peer],
+) -> None:
+    net, alice, bob = pair
+    net.drop = lambda data, dest: data.startswith(b"PRACK")
+    call_id, bob_call = ring(net, alice, bob)
+    bob.ua.answer(bob_call, sdp=ANSWER, now=net.now)  # held for the PRACK that never comes
+    alice.ua.hangup(call_id, net.now)
+    net.flush()
+    assert bob.of(ev.CallFailed)[0].status == 487
+    assert alice.of(ev.CallFailed)[0].reason == "cancelled"
+    net.run_until(40.0)
+    assert len(sent_by(bob, net, "SIP/2.0 180")) == 1  # no retransmission after the 487
+    # the held answer never went: the only 200 is the CANCEL's
+    assert [r.cseq.method for r in sent_by(bob, net, "SIP/2.0 200")] == ["CANCEL"]
