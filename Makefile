@@ -17,9 +17,10 @@ RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
             gstreamer1.0-libav gstreamer1.0-x ffmpeg
 # kamailio-presence-modules: the presence server (PUBLISH, SUBSCRIBE/NOTIFY, message waiting).
 # iproute2 and nftables: the NAT lab's network namespaces and masquerading router.
+# sip-tester (SIPp): the interop tests' scripted peer for what baresip 1.0 cannot do: reliable
+# provisional responses (PRACK), session timers and UPDATE (tests/interop/test_prack_timers.py).
 PEERS    := kamailio kamailio-tls-modules kamailio-presence-modules baresip openssl tmux jackd2 \
-            sip-tester \
-            iproute2 nftables $(RTSP_LAB)
+            iproute2 nftables sip-tester $(RTSP_LAB)
 # The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans
 # (the network namespaces and packet loss use iproute2 and nftables, in PEERS).
 RELIABILITY_PEERS := sip-tester sipvicious

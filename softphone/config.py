@@ -22,6 +22,8 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # presence_state = "available"    # available | away | busy | dnd, the state at start
     # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
     # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
+    # prack = "supported"             # reliable 1xx (RFC 3262): off | supported | required
+    # session_expires = 1800          # session timer (RFC 4028) in seconds, 90..86400; 0: off
     # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
     media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
 
@@ -70,6 +72,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from softphone.config_calls import (
+    DEFAULT_PRACK,
+    DEFAULT_SESSION_EXPIRES_S,
+    CallOptionError,
+    PrackMode,
+    parse_call_options,
+)
 from softphone.config_cameras import CameraTableError, parse_cameras, rtsp_place
 from softphone.files import write_file
 
@@ -171,6 +180,13 @@ class Account:
     # memory loses them without telling anyone: this is how we find out and register again.
     binding_check: int = DEFAULT_BINDING_CHECK_S
     only_from_proxy: bool = False  # calls (any out-of-dialog request) only via registrar/proxy
+    # RFC 3262 reliable provisional responses: "off", "supported" (PRACK what comes reliably;
+    # ours reliable when the caller requires it) or "required" (our INVITE requires 100rel, and
+    # a caller that does not support it gets 421).
+    prack: PrackMode = DEFAULT_PRACK
+    # RFC 4028 session timer: the interval asked for and accepted, 0 for none. A call whose
+    # session is not refreshed in time ends ("session expired").
+    session_expires: int = DEFAULT_SESSION_EXPIRES_S
     # "HOST[:PORT]" (port 3478 by default): where to ask for our public address (RFC 8489) for
     # the SDP when behind a NAT.
     stun_server: str | None = None
@@ -294,6 +310,8 @@ _ACCOUNT_KEYS: Final = frozenset(
         "presence_state",
         "binding_check",
         "only_from_proxy",
+        "prack",
+        "session_expires",
         "stun_server",
         "media_encryption",
     }
@@ -470,6 +488,10 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         raise ConfigError(
             f"{label}: only_from_proxy needs a registrar or proxy (calls would come from nowhere)"
         )
+    try:
+        prack, session_expires = parse_call_options(raw)
+    except CallOptionError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
     stun_server = raw.get("stun_server")
     if stun_server is not None and (
         not isinstance(stun_server, str) or parse_host_port(stun_server) is None
@@ -498,6 +520,8 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         presence_state=presence_state,
         binding_check=check,
         only_from_proxy=only_from_proxy,
+        prack=prack,
+        session_expires=session_expires,
         stun_server=stun_server,
         media_encryption=encryption,
     )
@@ -654,6 +678,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["binding_check"] = a.binding_check
         if a.only_from_proxy:
             entry["only_from_proxy"] = True
+        if a.prack != DEFAULT_PRACK:
+            entry["prack"] = a.prack
+        if a.session_expires != DEFAULT_SESSION_EXPIRES_S:
+            entry["session_expires"] = a.session_expires
         if a.stun_server is not None:
             entry["stun_server"] = a.stun_server
         if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:

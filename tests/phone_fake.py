@@ -139,6 +139,7 @@ class FakeCall:
     streams: list[StreamSummary] = field(default_factory=list)
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"  # a test sets it to show the lock
     srtp_suite: str | None = None
+    session_expires_s: int | None = None  # RFC 4028: the default account's 1800 once answered
 
     @property
     def codec(self) -> str | None:
@@ -924,6 +925,7 @@ class FakePhone(EventReader):
                 remote=info.remote,
                 encryption=info.encryption,
                 srtp_suite=info.srtp_suite,
+                session_expires_s=info.session_expires_s,
             )
         )
 
@@ -954,6 +956,7 @@ class FakePhone(EventReader):
     def _establish(self, info: FakeCall) -> None:
         if info.state in ("calling", "ringing", "early"):
             info.established_at = self.now
+            info.session_expires_s = 1800  # both sides' default session_expires
             if self.media_encryption != "none" and info.encryption == "none":
                 info.encryption = self.media_encryption
                 info.srtp_suite = "AES_CM_128_HMAC_SHA1_80"

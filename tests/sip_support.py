@@ -12,6 +12,8 @@ from softphone.sip import events as ev
 from softphone.sip.account import AccountConfig
 from softphone.sip.address import Address
 from softphone.sip.message import Headers, SipRequest, SipResponse, parse_message
+from softphone.sip.reliable import PrackMode
+from softphone.sip.timers import TimerConfig
 from softphone.sip.ua import UserAgent
 from softphone.sip.uri import SipUri
 
@@ -43,6 +45,9 @@ def make_peer(
     display_name: str | None = None,
     binding_check_s: float | None = None,
     only_from_proxy: bool = False,
+    prack: PrackMode = "supported",
+    session_expires_s: int = 1800,
+    timers: TimerConfig | None = None,
 ) -> Peer:
     address = Address("udp", host, port)
     acct = AccountConfig(
@@ -57,8 +62,10 @@ def make_peer(
         display_name=display_name,
         binding_check_s=binding_check_s,
         only_from_proxy=only_from_proxy,
+        prack=prack,
+        session_expires_s=session_expires_s,
     )
-    ua = UserAgent(accounts=[acct], rng=random.Random(seed))
+    ua = UserAgent(accounts=[acct], rng=random.Random(seed), timers=timers)
     ua.add_listener(address)
     return Peer(name, ua, address)
 

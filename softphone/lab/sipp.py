@@ -12,7 +12,16 @@ call of the scenario's response-time measure (``-trace_rtt -rtt_freq 1``):
   transferee of an attended transfer sends it to the target;
 - ``refer_replaces``: the transferor of an attended transfer: a call, then REFER with
   ``Refer-To: <keys["target"]?Replaces=keys["replaces"]>``, 202, two NOTIFYs (the second must
-  report 200) answered, BYE, 200.
+  report 200) answered, BYE, 200;
+- ``prack_uas`` (``remote`` None: SIPp waits for the phone's call): a PBX that answers with a
+  reliable 183 (RFC 3262), wants the PRACK, answers 200 with ``Session-Expires:
+  <session_expires>;refresher=uac`` (RFC 4028) and wants the phone's refresh as UPDATE;
+- ``prack_uac``: a PBX that calls with ``Require: 100rel`` and ``Session-Expires:
+  <session_expires>;refresher=uac``, PRACKs the phone's reliable 180, then never refreshes: the
+  phone must end the call with BYE.
+
+A scenario fails (SIPp exits non-zero) when a message is not the one it expects, or lacks what
+its ``check_it`` expressions look for.
 
 ``rate`` calls every ``rate_period_ms``. A rate ramp is SIPp's own: ``rate`` to start, ``rate_increase`` every ``rate_period_s`` up to
 ``rate_max``. :meth:`Sipp.wait` returns a :class:`SippResult`: SIPp's cumulative counters from
@@ -33,19 +42,22 @@ from softphone.lab.process import HOST, LabError, LabProcess, find_binary, free_
 
 __all__ = ["Scenario", "Sipp", "SippResult", "percentile", "scenario_text"]
 
-Scenario = Literal["scanner_flood", "call", "replacing", "refer_replaces"]
+Scenario = Literal["scanner_flood", "call", "replacing", "refer_replaces", "prack_uas", "prack_uac"]
 _MEDIA_ACTION: Final = (
     '  <nop>\n    <action>\n      <exec rtp_stream="{wav},-1,0"/>\n    </action>\n  </nop>\n'
 )
 
 
-def scenario_text(name: Scenario, *, rtp_wav: Path | None = None) -> str:
-    """The scenario's XML with its placeholders filled: the RTP stream of a ``call`` (or none)."""
+def scenario_text(name: Scenario, *, rtp_wav: Path | None = None, session_expires: int = 90) -> str:
+    """The scenario's XML with its placeholders filled: the RTP stream of a ``call`` (or none),
+    the session interval of the ``prack_*`` ones."""
     text = resources.files(__package__).joinpath("sipp", f"{name}.xml").read_text("utf-8")
     media = _MEDIA_ACTION.format(wav=rtp_wav) if rtp_wav is not None else ""
     port = "[rtpstream_audio_port]" if rtp_wav is not None else "[media_port]"
     body = text.split("-->", 1)
     body[-1] = body[-1].replace("@@MEDIA@@", media).replace("@@MEDIA_PORT@@", port)
+    body[-1] = body[-1].replace("@@SE@@", str(session_expires))
+    body[-1] = body[-1].replace("@@SE_MS@@", str(session_expires * 1000))
     return "-->".join(body)
 
 
@@ -130,7 +142,7 @@ class Sipp:
         self,
         workdir: Path,
         scenario: Scenario,
-        remote: tuple[str, int],
+        remote: tuple[str, int] | None,
         *,
         rate: float,
         calls: int,
@@ -148,6 +160,7 @@ class Sipp:
         local_host: str = HOST,
         prefix: Sequence[str] = (),
         keys: Mapping[str, str] | None = None,
+        session_expires: int = 90,
     ) -> None:
         """``local_host``: the address SIPp sends from (SIP and RTP); ``prefix``: what runs it
         (``ip netns exec NS`` for a network namespace); ``keys``: the scenario's ``[name]``
@@ -171,16 +184,20 @@ class Sipp:
         self.local_host = local_host
         self.prefix = tuple(prefix)
         self.keys = dict(keys or {})
+        self.session_expires = session_expires
         self.local_port = 0
         self._process: LabProcess | None = None
 
     def argv(self, binary: str) -> list[str]:
         self.workdir.mkdir(parents=True, exist_ok=True)
         xml = self.workdir / f"{self.scenario}.xml"
-        xml.write_text(scenario_text(self.scenario, rtp_wav=self.rtp_wav))
-        self.local_port = free_port_pair()
-        host, port = self.remote
-        argv = [*self.prefix, binary, f"{host}:{port}", "-sf", str(xml), "-s", self.service]
+        xml.write_text(
+            scenario_text(self.scenario, rtp_wav=self.rtp_wav, session_expires=self.session_expires)
+        )
+        if not self.local_port:  # a server scenario's port is chosen before it starts
+            self.local_port = free_port_pair()
+        remote = [] if self.remote is None else [f"{self.remote[0]}:{self.remote[1]}"]
+        argv = [*self.prefix, binary, *remote, "-sf", str(xml), "-s", self.service]
         argv += ["-i", self.local_host, "-mi", self.local_host, "-p", str(self.local_port)]
         argv += ["-mp", str(free_port_pair())]
         argv += ["-r", f"{self.rate:g}", "-rp", str(self.rate_period_ms)]

@@ -55,6 +55,7 @@ class CallInfo:
     muted: bool = False  # kept here so a mute before the audio starts still applies
     silenced: bool = False  # ringing stopped for this incoming call (silence())
     codec_name: str | None = None  # the last negotiated codec, kept after the media closes
+    session_expires_s: int | None = None  # the session timer agreed (RFC 4028), None: none
     local_security: LocalSecurity | None = None  # our SDES keys and certificate, for the call
     sdp_problem: SdpError | None = None  # why the last offer could not be answered
     encryption_name: EncryptionName = "none"  # as negotiated; kept after the media closes

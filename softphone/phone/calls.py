@@ -114,6 +114,7 @@ class Calls:
                 remote=info.remote,
                 encryption=info.encryption,
                 srtp_suite=info.srtp_suite,
+                session_expires_s=info.session_expires_s,
             )
         )
 

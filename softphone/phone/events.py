@@ -120,6 +120,9 @@ class CallStateChanged(PhoneEvent):
     remote: str
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"  # what protects the media
     srtp_suite: str | None = None  # DTLS-SRTP: None until the handshake has chosen it
+    # The session timer agreed with the far end (RFC 4028): without a refresh within this many
+    # seconds the call ends ("session expired"). None: no session timer.
+    session_expires_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -116,6 +116,8 @@ async def account_config(
         binding_check_s=float(acct.binding_check) or None,
         only_from_proxy=acct.only_from_proxy,
         instance_id=instance_id,
+        prack=acct.prack,
+        session_expires_s=acct.session_expires,
     )
 
 

@@ -168,6 +168,7 @@ class SipEvents:
                     calls.progressed(info, status, sdp)
             case ue.CallAnswered(call_id=call_id, sdp=sdp):
                 if (info := calls.get(call_id)) is not None:
+                    info.session_expires_s = ua.session_interval(call_id)
                     refused = calls.answered(info, sdp)
                     if refused is not None:
                         self._emit(pe.Notice(level="error", text=f"hanging up: {refused}"))
@@ -176,6 +177,7 @@ class SipEvents:
                     self._notify_transferor(info, 200, "OK")
             case ue.CallConfirmed(call_id=call_id):
                 if (info := calls.get(call_id)) is not None:
+                    info.session_expires_s = ua.session_interval(call_id)
                     calls.established(info)
             case ue.CallFailed(call_id=call_id, status=status, reason=reason):
                 if (info := calls.get(call_id)) is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from softphone.sip.address import Address, TransportName
 from softphone.sip.dialog import Dialog
 from softphone.sip.errors import LocalProtocolError
+from softphone.sip.reliable import PrackMode
 from softphone.sip.uri import SipUri, Uri
 
 _IP4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
@@ -42,6 +43,12 @@ class AccountConfig:
     only_from_proxy: bool = False
     # RFC 5626 §4.1: this phone's instance (a UUID, the same across restarts), None for none
     instance_id: str | None = None
+    # RFC 3262: "off" (no 100rel; an INVITE requiring it gets 420), "supported" (we PRACK
+    # reliable 1xx; our 1xx are reliable when the INVITE requires it), "required" (our INVITE
+    # requires 100rel; every 1xx of ours is reliable and an INVITE without 100rel gets 421).
+    prack: PrackMode = "supported"
+    # RFC 4028: the session interval we ask for and accept, 0 for no session timer.
+    session_expires_s: int = 1800
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -77,6 +77,8 @@ class Bye:
     def _on_bye(
         self, req: SipRequest, tx: ServerTransaction, call: Call, now: float
     ) -> list[ev.Event]:
+        if call.state is CallState.TERMINATED:  # ended here already (our BYE timed out)
+            return self._ctx.reply(tx, req, 481, now)
         events = self._ctx.reply(tx, req, 200, now)
         if call.state is CallState.INCOMING and call.invite_server_tx is not None:
             self._ctx.send_response(

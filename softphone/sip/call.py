@@ -19,6 +19,8 @@ from softphone.sip.address import Address
 from softphone.sip.dialog import Dialog, DialogInput
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.message import SipRequest
+from softphone.sip.reliable import PrackClient, PrackServer
+from softphone.sip.session_timer import SessionTimer
 from softphone.sip.transaction import ServerTransaction
 
 
@@ -210,6 +212,10 @@ class Call:
     refer_in_progress: bool = False  # we are transferee, NOTIFYs owed to the transferor
     replaces: str | None = None  # the call this incoming one replaces (RFC 3891), until confirmed
     ended: bool = False  # an end event has been emitted
+    local_sdp: bytes | None = None  # our last offer or answer: what a refresh re-INVITE sends
+    prack_client: PrackClient = field(default_factory=PrackClient)  # RFC 3262 §4, as caller
+    prack_server: PrackServer | None = None  # RFC 3262 §3, as callee: our 1xx are reliable
+    session: SessionTimer = field(default_factory=SessionTimer)  # RFC 4028
 
     def apply(self, inp: CallInput) -> CallState:
         nxt = CALL_TRANSITIONS.get((self.state, inp))

@@ -36,6 +36,9 @@ from softphone.sip.errors import LocalProtocolError, RemoteProtocolError
 from softphone.sip.failover import fails_over, failure_text, retry_after_s
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import Headers, SipRequest, SipResponse
+from softphone.sip.prack import Prack
+from softphone.sip.reliable import PrackClient
+from softphone.sip.session_refresh import SessionRefresh
 from softphone.sip.status import explain, warning_texts
 from softphone.sip.transaction import ClientTransaction
 from softphone.sip.uri import SipUri
@@ -44,9 +47,11 @@ MAX_REDIRECTS: Final = 5
 
 
 class InviteClient:
-    def __init__(self, ctx: UaContext, bye: Bye) -> None:
+    def __init__(self, ctx: UaContext, bye: Bye, prack: Prack, session: SessionRefresh) -> None:
         self._ctx = ctx
         self._bye = bye
+        self._prack = prack  # RFC 3262: PRACK for reliable 1xx
+        self._session = session  # RFC 4028: session timers
 
     def invite(
         self,
@@ -90,8 +95,19 @@ class InviteClient:
             "Contact", str(NameAddr(uri=ctx.contact_uri(acct, hop.transport, secure=secure)))
         )
         headers.add("Allow", ctx.allow)
-        headers.add("Supported", ctx.supported)
-        for name, value in extra:
+        # The option tags we understand, less those this account turns off (RFC 3262, 4028).
+        off = {
+            *(["100rel"] if acct.prack == "off" else []),
+            *(["timer"] if not acct.session_expires_s else []),
+        }
+        supported = [tag for tag in ctx.supported.split(", ") if tag and tag not in off]
+        if supported:
+            headers.add("Supported", ", ".join(supported))
+        for name, value in [
+            *self._prack.invite_headers(acct),
+            *self._session.invite_headers(acct),
+            *extra,
+        ]:
             headers.add(name, value)
         if sdp is not None:
             headers.add("Content-Type", "application/sdp")
@@ -104,6 +120,7 @@ class InviteClient:
             invite=request,
             dest=hop,
             local_tag=local_tag,
+            local_sdp=sdp,
         )
         call.visited.add(str(target))
         ctx.calls.add(call)
@@ -209,6 +226,8 @@ class InviteClient:
         if resp.to.tag and call.dialog is None and resp.contacts:
             call.dialog = Dialog.from_uac(call.invite, resp)
             self._ctx.calls.index_dialog(call)
+        if not self._prack.provisional(call, resp, now):
+            return []  # a retransmitted reliable 1xx (PRACKed again) or one out of order
         if call.state is CallState.CANCELLING:
             if first:
                 self._send_cancel(call, now)
@@ -246,6 +265,7 @@ class InviteClient:
             self._bye.send(call, now, why="cancelled here (answered as the CANCEL went out)")
             return []
         call.apply(CallInput.RECV_2XX)
+        self._session.confirmed_by(call, resp, now)
         return [ev.CallAnswered(call_id=call.call_id, sdp=sdp_body(resp))]
 
     def _stray_2xx(self, call: Call, resp: SipResponse, now: float) -> list[ev.Event]:
@@ -290,6 +310,10 @@ class InviteClient:
             )
         ):
             return []
+        if status == 422 and call.state is not CallState.CANCELLING:
+            retried = self._retry_422(call, resp, tx.dest, now)
+            if retried is not None:
+                return retried
         if 300 <= status < 400 and call.state is not CallState.CANCELLING:
             redirected = self._follow_redirect(call, resp, now)
             if redirected is not None:
@@ -356,6 +380,23 @@ class InviteClient:
             )
         return None
 
+    def _retry_422(
+        self, call: Call, resp: SipResponse, hop: Address, now: float
+    ) -> list[ev.Event] | None:
+        """RFC 4028 §7.4: 422 Session Interval Too Small: the INVITE again, asking for the
+        422's Min-SE. None when there is nothing to retry with."""
+        interval = self._session.interval_after_422(call, resp, call.invite)
+        if interval is None:
+            return None
+        request = copy_request(call.invite)
+        request.headers.remove("Via")
+        request.headers.set("CSeq", f"{call.invite.cseq.seq + 1} INVITE")  # §8.1.3.5
+        request.headers.set("Session-Expires", str(interval))
+        request.headers.set("Min-SE", str(interval))
+        self._restart(call, request, hop)
+        self._ctx.start_client(request, hop, call.account, self._on_response, now)
+        return []
+
     def _fail_over(
         self, call: Call, dest: Address, resp: SipResponse | None, reason: str, now: float
     ) -> list[ev.Event] | None:
@@ -404,6 +445,7 @@ class InviteClient:
         call.invite = request
         call.dest = hop
         call.got_provisional = False
+        call.prack_client = PrackClient()  # RSeq counts per early dialog (RFC 3262 §4)
 
 
 def _silence_key(call_id: str) -> tuple[str, str]:

@@ -21,7 +21,9 @@ from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.dialog import Dialog, DialogInput
 from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from softphone.sip.message import SipRequest
+from softphone.sip.prack import Prack
 from softphone.sip.replaces import Replaces
+from softphone.sip.session_refresh import SessionRefresh
 from softphone.sip.status import explain, warning_header
 from softphone.sip.transaction import (
     AckNotReceived,
@@ -34,9 +36,12 @@ from softphone.sip.transaction import (
 
 
 class InviteServer:
-    def __init__(self, ctx: UaContext, bye: Bye) -> None:
+    def __init__(self, ctx: UaContext, bye: Bye, prack: Prack, session: SessionRefresh) -> None:
         self._ctx = ctx
         self._bye = bye
+        self._prack = prack  # RFC 3262: our 1xx reliable when asked
+        self._session = session  # RFC 4028: session timers
+        prack.release_answer = self._answer_after_prack
 
     def install(self, methods: MethodTable) -> None:
         methods.register_method(
@@ -52,14 +57,21 @@ class InviteServer:
     def ring(self, call: Call, now: float, *, status: int = 180) -> None:
         if call.state is not CallState.INCOMING or call.invite_server_tx is None:
             raise LocalProtocolError(f"cannot ring a call in state {call.state.name}")
+        if call.prack_server is not None and status > 100:
+            self._prack.send_reliable(call, status, None, now)
+            return
         resp = self._ctx.response(call.invite, status, to_tag=call.local_tag, contact=call.account)
         self._ctx.send_response(call.invite_server_tx, resp, now)
 
     def answer(self, call: Call, *, sdp: bytes | None, now: float) -> None:
         if call.state is not CallState.INCOMING or call.invite_server_tx is None:
             raise LocalProtocolError(f"cannot answer a call in state {call.state.name}")
+        if self._prack.holds_answer(call, sdp):
+            return  # RFC 3262 §3: the 2xx goes when the reliable 1xx is PRACKed
+        call.local_sdp = sdp
+        extra = self._session.answered(call, call.invite, now)
         resp = self._ctx.response(
-            call.invite, 200, to_tag=call.local_tag, contact=call.account, sdp=sdp
+            call.invite, 200, to_tag=call.local_tag, contact=call.account, sdp=sdp, extra=extra
         )
         assert call.dialog is not None
         call.dialog.apply(DialogInput.ACK_OR_2XX_SENT)
@@ -84,6 +96,7 @@ class InviteServer:
             call.invite, status, to_tag=call.local_tag, reason=reason, extra=extra
         )
         call.apply(CallInput.REJECT)
+        self._prack.final_sent(call)
         self._ctx.send_response(call.invite_server_tx, resp, now)
         return call.end(
             ev.CallFailed(
@@ -104,6 +117,7 @@ class InviteServer:
             now,
         )
         call.apply(CallInput.RECV_CANCEL)
+        self._prack.final_sent(call)
         call.forget_dialog()
         return call.end(
             ev.CallFailed(
@@ -124,6 +138,8 @@ class InviteServer:
         if isinstance(replaced, tuple):
             status, why = replaced
             return ctx.reply(tx, req, status, now, reason=why)
+        if self._prack.refuses(acct, req, tx, now) or self._session.refuses(acct, req, tx, now):
+            return []
         local_tag = ctx.token()
         try:
             dialog = Dialog.from_uas(req, local_tag)
@@ -143,6 +159,7 @@ class InviteServer:
         )
         ctx.calls.add(call)
         ctx.calls.index_dialog(call)
+        self._prack.setup(call)
         ctx.own_server_transaction(server_key(req), call)
         ctx.send_response(tx, ctx.response(req, 100), now)
         waiting = any(
@@ -205,6 +222,10 @@ class InviteServer:
         elif old.state is CallState.ANSWERED:
             self._bye.hang_up(old, now)  # BYE once its ACK comes (§15)
         return []
+
+    def _answer_after_prack(self, call: Call, sdp: bytes | None, now: float) -> None:
+        if call.state is CallState.INCOMING:
+            self.answer(call, sdp=sdp, now=now)
 
     def _on_transaction_event(
         self, call: Call, key: ServerKey, item: TransactionEvent, now: float

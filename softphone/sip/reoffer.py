@@ -22,6 +22,7 @@ from softphone.sip.context import MethodTable, ServerKey, UaContext
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import NameAddr
 from softphone.sip.message import SipRequest, SipResponse
+from softphone.sip.session_refresh import SessionRefresh
 from softphone.sip.status import explain, warning_header, warning_texts
 from softphone.sip.transaction import (
     AckReceived,
@@ -46,9 +47,10 @@ GLARE_WAITING: Final = frozenset(
 
 
 class Reoffers:
-    def __init__(self, ctx: UaContext, bye: Bye) -> None:
+    def __init__(self, ctx: UaContext, bye: Bye, session: SessionRefresh) -> None:
         self._ctx = ctx
         self._bye = bye
+        self._session = session  # a re-INVITE may be a session refresh (RFC 4028)
 
     def install(self, methods: MethodTable) -> None:
         methods.register_method("INVITE", in_dialog=self._on_reinvite, accept=("application/sdp",))
@@ -63,6 +65,7 @@ class Reoffers:
             raise LocalProtocolError("a re-INVITE is already in progress on this call")
         call.reoffer.apply(RI.SEND_OFFER)
         call.reoffer.offer = sdp
+        call.local_sdp = sdp
         call.reoffer.glare_retries = 0
         self._send(call, now)
 
@@ -81,6 +84,8 @@ class Reoffers:
             ),
         )
         request.headers.add("Allow", self._ctx.allow)
+        for name, value in self._session.refresh_headers(call):
+            request.headers.add(name, value)
         request.headers.add("Content-Type", "application/sdp")
         request.body = call.reoffer.offer
         self._ctx.start_client(request, hop, call.account, self._on_response, now)
@@ -102,6 +107,8 @@ class Reoffers:
             dialog.refresh_target(resp)
             ack = dialog.build_request("ACK", seq=tx.request.cseq.seq)
             call.ack = self._ctx.send_stateless(ack, hop_for(dialog, call.account), now)
+            if "Session-Expires" in tx.request.headers:  # it was a session refresh too
+                self._session.confirmed_by(call, resp, now)
             return [ev.ReofferAnswered(call_id=call.call_id, sdp=sdp_body(resp))]
         if not sub.allows(RI.RECV_FAILURE):
             # No re-INVITE of ours is outstanding: an earlier one's transaction failing after
@@ -172,7 +179,10 @@ class Reoffers:
         tx, request = sub.server_tx, sub.request
         if not sub.allows(RI.SEND_2XX) or tx is None or request is None:
             raise LocalProtocolError("no re-INVITE to answer")
-        resp = self._ctx.response(request, 200, contact=call.account, sdp=sdp)
+        extra = self._session.answered(call, request, now)
+        resp = self._ctx.response(request, 200, contact=call.account, sdp=sdp, extra=extra)
+        if sdp is not None:
+            call.local_sdp = sdp
         sub.apply(RI.SEND_2XX)
         self._ctx.send_response(tx, resp, now)
 
@@ -196,6 +206,8 @@ class Reoffers:
         if not call.reoffer.allows(RI.RECV_OFFER):
             return self._ctx.reply(tx, req, 491, now)  # §14.2 glare
         assert call.dialog is not None
+        if self._session.refuses(call.account, req, tx, now):
+            return []  # 422: its interval is below our Min-SE (RFC 4028 §9)
         call.dialog.refresh_target(req)
         call.reoffer.apply(RI.RECV_OFFER)
         call.reoffer.server_tx = tx

@@ -63,10 +63,13 @@ class TimerConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    # RFC 4028 §4: the smallest session interval we accept (Min-SE), 90 s. Like T1 it may be
+    # lowered on a private network: the lab does, to walk a session refresh in seconds.
+    min_se: int = 90
 
     def __post_init__(self) -> None:
-        if not (self.t1 > 0 and self.t2 >= self.t1 and self.t4 >= 0):
-            raise ValueError(f"need 0 < t1 <= t2 and t4 >= 0, got {self}")
+        if not (self.t1 > 0 and self.t2 >= self.t1 and self.t4 >= 0 and self.min_se >= 1):
+            raise ValueError(f"need 0 < t1 <= t2, t4 >= 0 and min_se >= 1, got {self}")
 
     @property
     def timeout(self) -> float:

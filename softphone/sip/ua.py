@@ -10,6 +10,9 @@ incoming requests to the parts that handle them:
     invite_client.py  outgoing calls: INVITE, CANCEL, 3xx, credentials (§13.2, §9.1)
     invite_server.py  incoming calls: ring, answer, reject, CANCEL received (§13.3, §9.2)
     reoffer.py        re-INVITE both ways, hold/resume, glare (§14)
+    prack.py          reliable provisional responses and PRACK, both sides (RFC 3262)
+    update.py         UPDATE received (RFC 3311)
+    session_refresh.py  session timers: negotiate, refresh, expire (RFC 4028)
     bye.py            BYE both ways (§15)
     transfer.py       REFER/NOTIFY (RFC 3515), blind or attended (Replaces: replaces.py)
     notify.py         NOTIFY, routed by event package to the part that registered it
@@ -53,13 +56,16 @@ from softphone.sip.message import SipRequest, SipResponse, parse_message
 from softphone.sip.messaging import Messaging
 from softphone.sip.notify import NotifyRouter
 from softphone.sip.plumbing import Plumbing, redact
+from softphone.sip.prack import Prack
 from softphone.sip.publication import Publications
 from softphone.sip.registration import Registrations, RegState
 from softphone.sip.reoffer import Reoffers
+from softphone.sip.session_refresh import SessionRefresh
 from softphone.sip.subscription import Subscriptions
 from softphone.sip.timers import TimerConfig
 from softphone.sip.transaction import ServerTransaction, server_key
 from softphone.sip.transfer import Transfer
+from softphone.sip.update import Update
 from softphone.sip.uri import SipUri
 
 __all__ = ["Part", "UserAgent", "redact"]
@@ -104,9 +110,12 @@ class UserAgent:
         self._calls = core.calls
         self._registrations = Registrations(core)
         self._bye = Bye(core)
-        self._invite_client = InviteClient(core, self._bye)
-        self._invite_server = InviteServer(core, self._bye)
-        self._reoffers = Reoffers(core, self._bye)
+        self._prack = Prack(core)
+        self._session = SessionRefresh(core, self._bye)
+        self._update = Update(core, self._session)
+        self._invite_client = InviteClient(core, self._bye, self._prack, self._session)
+        self._invite_server = InviteServer(core, self._bye, self._prack, self._session)
+        self._reoffers = Reoffers(core, self._bye, self._session)
         self._transfer = Transfer(core)
         self._info = DtmfInfo(core)
         self.messaging = Messaging(core)
@@ -123,6 +132,9 @@ class UserAgent:
             out_of_dialog=self._on_options,
         )
         self._reoffers.install(self._methods)
+        self._prack.install(self._methods)
+        self._update.install(self._methods)
+        self._session.install(self._methods)
         self._transfer.install(self._methods)
         NotifyRouter(core).install(self._methods)
         self._info.install(self._methods)
@@ -166,6 +178,11 @@ class UserAgent:
     def call_state(self, call_id: str) -> CallState | None:
         call = self._calls.get(call_id)
         return call.state if call else None
+
+    def session_interval(self, call_id: str) -> int | None:
+        """The session timer's interval agreed for the call (RFC 4028), None without one."""
+        call = self._calls.get(call_id)
+        return call.session.interval_s if call is not None and call.session.running else None
 
     def registration_state(self, account: str) -> RegState:
         return self._registrations.state(account)
@@ -298,7 +315,11 @@ class UserAgent:
         self._reoffers.reoffer(self._calls.require(call_id), sdp=sdp, now=now)
 
     def answer_reoffer(self, call_id: str, *, sdp: bytes | None, now: float) -> None:
-        self._reoffers.answer(self._calls.require(call_id), sdp=sdp, now=now)
+        call = self._calls.require(call_id)
+        if self._update.pending(call):  # the offer came in an UPDATE (RFC 3311)
+            self._update.answer(call, sdp=sdp, now=now)
+        else:
+            self._reoffers.answer(call, sdp=sdp, now=now)
 
     def reject_reoffer(
         self,
@@ -308,7 +329,9 @@ class UserAgent:
         now: float,
         warning: tuple[int, str] | None = None,
     ) -> None:
-        self._reoffers.reject(self._calls.require(call_id), status=status, now=now, warning=warning)
+        call = self._calls.require(call_id)
+        part = self._update if self._update.pending(call) else self._reoffers
+        part.reject(call, status=status, now=now, warning=warning)
 
     def refer(self, call_id: str, target: SipUri, now: float) -> None:
         """Blind transfer as transferor: REFER the peer to ``target``."""

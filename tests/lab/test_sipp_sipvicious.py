@@ -102,3 +102,16 @@ def test_sipp_keys_fill_the_transfer_scenarios(tmp_path: Path) -> None:
     xml = (tmp_path / "refer_replaces.xml").read_text()
     assert "Refer-To: <[target]?Replaces=[replaces]>" in xml and "INVITE sip:[service]" in xml
     assert "Replaces: [replaces]" in scenario_text("replacing")
+
+
+def test_a_server_scenario_has_no_remote_and_its_session_interval_filled_in(
+    tmp_path: Path,
+) -> None:
+    sipp = Sipp(tmp_path, "prack_uas", None, rate=1, calls=1, session_expires=4)
+    sipp.local_port = 5099
+    argv = sipp.argv("/usr/bin/sipp")
+    assert argv[1] == "-sf" and argv[argv.index("-p") + 1] == "5099"
+    text = (tmp_path / "prack_uas.xml").read_text()
+    assert "Session-Expires: 4;refresher=uac" in text and 'timeout="4000"' in text
+    assert "@@" not in text.split("-->", 1)[1]
+    assert "Require: 100rel" in scenario_text("prack_uac", session_expires=90)

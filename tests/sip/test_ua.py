@@ -279,9 +279,9 @@ def answer_to(bob: Peer, data: bytes, source: Address | None = None) -> SipRespo
         ),
         (raw_request("SUBSCRIBE", "sip:bob@127.0.0.2"), 405, ("Allow", "REFER")),
         (
-            raw_request("OPTIONS", "sip:bob@127.0.0.2", extra="Require: 100rel\r\n"),
+            raw_request("OPTIONS", "sip:bob@127.0.0.2", extra="Require: precondition\r\n"),
             420,
-            ("Unsupported", "100rel"),
+            ("Unsupported", "precondition"),
         ),
         (
             raw_request(

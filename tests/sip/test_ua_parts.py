@@ -28,7 +28,7 @@ from softphone.sip.transaction import ServerTransaction
 from softphone.sip.uri import SipUri
 
 HOLD = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, MESSAGE"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, REFER, NOTIFY, INFO, MESSAGE"
 
 
 def respond(
@@ -350,7 +350,7 @@ def test_a_reinvite_answered_481_ends_the_call_saying_it_was_lost() -> None:
 # --- methods installed by a part -----------------------------------------------------------------
 class Subscriptions:
     """A part as a later module would be: SUBSCRIBE in and out of a dialog, PUBLISH only outside
-    one, UPDATE only inside one."""
+    one, PING only inside one."""
 
     def __init__(self, ctx: UaContext) -> None:
         self.ctx = ctx
@@ -359,7 +359,7 @@ class Subscriptions:
     def install(self, methods: MethodTable) -> None:
         methods.register_method("SUBSCRIBE", in_dialog=self.in_dialog, out_of_dialog=self.outside)
         methods.register_method("PUBLISH", out_of_dialog=self.outside)
-        methods.register_method("UPDATE", in_dialog=self.in_dialog)
+        methods.register_method("PING", in_dialog=self.in_dialog)
 
     def in_dialog(
         self, req: SipRequest, tx: ServerTransaction, call: Call, now: float
@@ -413,7 +413,7 @@ def test_an_installed_method_is_in_allow_and_reaches_its_handlers_as_declared() 
     ack = next(parse_message(m) for m in bob.received if m.startswith(b"ACK"))
     assert isinstance(ack, SipRequest)
 
-    allow = f"{ALLOW}, SUBSCRIBE, PUBLISH, UPDATE"
+    allow = f"{ALLOW}, SUBSCRIBE, PUBLISH, PING"
     options = ask(bob, "OPTIONS")
     assert options.status == 200 and options.headers.get_lines("Allow") == [allow]
 
@@ -421,18 +421,18 @@ def test_an_installed_method_is_in_allow_and_reaches_its_handlers_as_declared() 
     assert ask(bob, "SUBSCRIBE", dialog=ack, n=1).status == 200
     assert ask(bob, "PUBLISH").status == 200
     assert ask(bob, "PUBLISH", dialog=ack, n=2).status == 405  # not declared in a dialog
-    assert ask(bob, "UPDATE").status == 481  # not declared outside one (§12.2.2)
-    assert ask(bob, "UPDATE", dialog=ack, n=3).status == 200
+    assert ask(bob, "PING").status == 481  # not declared outside one (§12.2.2)
+    assert ask(bob, "PING", dialog=ack, n=3).status == 200
     assert part.seen == [
         ("SUBSCRIBE", None),
         ("SUBSCRIBE", bob_call),
         ("PUBLISH", None),
-        ("UPDATE", bob_call),
+        ("PING", bob_call),
     ]
-    # Nobody installed PRACK; and alice, who has no such part, knows no SUBSCRIBE.
-    refused = ask(bob, "PRACK")
+    # Nobody installed DO; and alice, who has no such part, knows no SUBSCRIBE.
+    refused = ask(bob, "DO")
     assert refused.status == 405 and refused.headers.get_lines("Allow") == [allow]
-    assert ask(bob, "PRACK", dialog=ack, n=4).status == 405
+    assert ask(bob, "DO", dialog=ack, n=4).status == 405
     refused = ask(alice, "SUBSCRIBE")
     assert refused.status == 405 and refused.headers.get_lines("Allow") == [ALLOW]
     assert bob.ua.call_state(bob_call) is CallState.CONFIRMED

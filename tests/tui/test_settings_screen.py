@@ -516,3 +516,23 @@ async def test_only_from_proxy_is_a_checkbox_that_is_saved_and_shown_again(tmp_p
         await until(pilot, lambda: len(app.results) == 1, what="saved")
     assert load_config(path).account("work").only_from_proxy is True
     assert "only_from_proxy = true" in path.read_text()
+
+
+async def test_editing_an_account_keeps_its_prack_and_session_timer(tmp_path: Path) -> None:
+    """The form has no fields for them (they are set in the file): an edit must not drop them."""
+    data = {
+        "account": [{**TWO_ACCOUNTS["account"][1], "prack": "required", "session_expires": 600}]
+    }
+    config, path = config_file(tmp_path, data)
+    app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        await pilot.press("enter")  # edit "lab"
+        await until(pilot, lambda: isinstance(app.screen, AccountForm), what="the form")
+        fill(form_of(app), display_name="Lab Alice")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="back")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(app.results) == 1, what="saved")
+    lab = load_config(path).account("lab")
+    assert (lab.display_name, lab.prack, lab.session_expires) == ("Lab Alice", "required", 600)

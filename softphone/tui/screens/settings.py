@@ -252,7 +252,8 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
             if text:
                 out[key] = _number_or_text(text) if key == "expires" else text
         out["transport"] = self.query_one("#f-transport", Select).value
-        for key in ("presence", "presence_state"):  # set in the file; the form keeps them
+        # set in the file; the form keeps them
+        for key in ("presence", "presence_state", "prack", "session_expires"):
             if self.account and key in self.account:
                 out[key] = self.account[key]
         if self.query_one("#f-only-from-proxy", Checkbox).value:
