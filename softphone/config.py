@@ -23,6 +23,8 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # binding_check = 20              # seconds between asking the registrar for our binding (0: never)
     # only_from_proxy = true          # requests that bypass registrar/proxy: 403 (default false)
     # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
+    # forward_always = "sip:bob@example.com"   # forwarding and do-not-disturb: see
+    # do_not_disturb = true                    # softphone/config_forwarding.py
     media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
 
 TLS: without ``tls_certificate`` the listener presents a self-signed certificate made on first
@@ -71,6 +73,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from softphone.config_cameras import CameraTableError, parse_cameras, rtsp_place
+from softphone.config_forwarding import (
+    FORWARDING_KEYS,
+    Forwarding,
+    ForwardingError,
+    forwarding_to_dict,
+    parse_forwarding,
+)
 from softphone.files import write_file
 
 if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone play` needs none
@@ -175,6 +184,8 @@ class Account:
     # the SDP when behind a NAT.
     stun_server: str | None = None
     media_encryption: MediaEncryptionName = DEFAULT_MEDIA_ENCRYPTION
+    # forwarding and do-not-disturb (config_forwarding.py)
+    forwarding: Forwarding = field(default_factory=Forwarding)
 
     @property
     def auth_username(self) -> str:
@@ -296,6 +307,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "only_from_proxy",
         "stun_server",
         "media_encryption",
+        *FORWARDING_KEYS,
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -481,6 +493,10 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
             f"{label}: media_encryption must be one of {', '.join(MEDIA_ENCRYPTIONS)} "
             f"(not {encryption!r})"
         )
+    try:
+        forwarding = parse_forwarding(raw, aor=str(uri), domain=uri.host)
+    except ForwardingError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
     return Account(
         name=name,
         uri=uri,
@@ -500,6 +516,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         only_from_proxy=only_from_proxy,
         stun_server=stun_server,
         media_encryption=encryption,
+        forwarding=forwarding,
     )
 
 
@@ -658,6 +675,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["stun_server"] = a.stun_server
         if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:
             entry["media_encryption"] = a.media_encryption
+        entry.update(forwarding_to_dict(a.forwarding))
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

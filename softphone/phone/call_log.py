@@ -39,6 +39,7 @@ HISTORY_RESULT: Final[dict[Outcome, CallResult]] = {
     "cancelled": "cancelled",
     "missed": "missed",
     "rejected": "rejected",
+    "forwarded": "forwarded",
     "failed": "failed",
 }
 

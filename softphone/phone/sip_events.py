@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, assert_never
 
+from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
+from softphone.phone.call_routing import CallRouting
 from softphone.phone.calls import Calls
 from softphone.phone.errors import PhoneError
 from softphone.phone.messaging import Messaging
@@ -73,6 +75,7 @@ class SipEvents:
         do_not_disturb: bool,
         messaging: Messaging,
         presence: PresenceService,
+        forwarding: Sequence[Account],
         rng: random.Random | None = None,
     ) -> None:
         self._phone = phone
@@ -87,6 +90,9 @@ class SipEvents:
         self._do_not_disturb = do_not_disturb
         self._messaging = messaging
         self._presence = presence
+        # Forwarding and do-not-disturb per account (call_routing.py); the phone reconfigures it
+        self.routing = CallRouting(forwarding, tasks=tasks, calls=calls.all, clock=clock)
+        self.routing.bind(ua, self.handle)
         self._rng = rng or random.Random()
         self._flow_timers: dict[str, int | None] = {}  # account -> the Flow-Timer last granted
 
@@ -260,6 +266,8 @@ class SipEvents:
                 waiting=event.replaces_call,
             )
         )
+        if self.routing.arrived(info):  # forwarded, or refused: do not disturb
+            return
         if self._do_not_disturb or self._presence.do_not_disturb:
             self.handle(
                 self._ua.reject(
@@ -286,6 +294,7 @@ class SipEvents:
         )
         self._calls.update_tones()
         self._ua.ring(event.call_id, self._clock())
+        self.routing.ringing(info)
         if self._phone.auto_answer:
             self._tasks.spawn(self._auto_answer(event.call_id), name=f"auto-answer-{info.call_id}")
 

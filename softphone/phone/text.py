@@ -137,8 +137,12 @@ def ended_line(event: pe.CallEnded) -> str:
             return "call cancelled"
         case "missed":
             return f"missed call: {event.reason}"
+        case "rejected" if event.reason.startswith("do not disturb"):
+            return f"call refused: {event.reason}"
         case "rejected":
             return "call rejected" + (f" ({sip})" if sip else "")
+        case "forwarded":
+            return f"call {event.reason}"
         case "failed":
             words = EXPLANATIONS.get(event.status) or event.phrase or event.reason
         case _:

@@ -38,6 +38,7 @@ CallResult = Literal[
     "failed",
     "busy",
     "cancelled",
+    "forwarded",  # we sent the caller elsewhere (call forwarding)
     "in_progress",  # the call has not ended yet
     "interrupted",  # the program ended (was killed, crashed) before the call did
 ]
