@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, get_args
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, get_args
+
+if TYPE_CHECKING:  # config imports this module
+    from softphone.config import Config
 
 __all__ = [
     "DND_RESPONSES",
@@ -35,6 +38,7 @@ __all__ = [
     "forwarding_target",
     "forwarding_to_dict",
     "parse_forwarding",
+    "with_forwarding",
 ]
 
 DndResponse: TypeAlias = Literal[486, 603]
@@ -169,6 +173,20 @@ def forwarding_to_dict(forwarding: Forwarding) -> dict[str, Any]:
     if forwarding.dnd_response != 486:
         out["do_not_disturb_response"] = forwarding.dnd_response
     return out
+
+
+def with_forwarding(config: Config, account: str | None = None, **changes: Any) -> Config:
+    """``config`` with ``changes`` (Forwarding fields: ``do_not_disturb=True``, ``always=None``)
+    made to the account named ``account``, or to every account (None)."""
+    if account is not None:
+        config.account(account)  # ConfigError naming the configured ones
+    accounts = tuple(
+        replace(a, forwarding=replace(a.forwarding, **changes))
+        if account is None or a.name == account
+        else a
+        for a in config.accounts
+    )
+    return replace(config, accounts=accounts)
 
 
 def _same_party(target: str, aor: str) -> bool:

@@ -56,7 +56,14 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "your presence: available, away, busy or do not disturb, with a note",
         show=False,  # the footer is full at 160 columns; the status bar says "(P)" beside it
     ),
-    Action("s", "settings", "Settings", "accounts and settings"),
+    Action(
+        "D",
+        "toggle_dnd",
+        "DND",
+        "do not disturb on / off for every account (saved; the status bar says [DND])",
+        show=False,  # the footer is full; the status bar shows it while on
+    ),
+    Action("s", "settings", "Settings", "accounts and settings (forwarding: edit an account)"),
     Action("v", "open_stream", "Stream", "open an RTSP URL or a camera in the side pane"),
     Action("V", "toggle_pane", "Pane", "show / hide the side pane (hidden, video is not decoded)"),
     Action("x", "stop_stream", "Stop stream", "stop the stream in the side pane", show=False),

@@ -120,6 +120,11 @@ class MainBase(Screen[None]):
         return asyncio.get_running_loop().time()
 
     def _refresh_status(self) -> None:
+        self.status.forwarding = {
+            a.name: summary
+            for a in self._config().accounts
+            if (summary := a.forwarding.summary()) is not None
+        }
         self.status.show(self.phone.registrations)
 
     # ------------------------------------------------------------------ reporting

@@ -1,4 +1,5 @@
-"""The status bar: one line per account with its registration state, at the top of the main
+"""The status bar: one line per account with its registration state and, in brackets, its
+forwarding and do-not-disturb ("[DND]", "[→ sip:bob@example.com]"), at the top of the main
 screen, how many instant messages are unread, our presence (while it is published) and the
 voicemail waiting."""
 
@@ -76,6 +77,9 @@ class StatusBar(Static):
         self.unread = 0
         self.own: OwnPresence | None = None
         self.voicemail: str | None = None
+        # account -> its forwarding and do-not-disturb in short ("DND", "→ sip:bob@x"), from the
+        # config: shown after its registration
+        self.forwarding: Mapping[str, str] = {}
         self.text = "starting…"
 
     def show_presence(self, own: OwnPresence) -> None:
@@ -108,6 +112,7 @@ class StatusBar(Static):
                 self._failed_at.pop(name, None)
         lines = [
             describe_registration(reg, now_wall=now, failed_at=self._failed_at.get(name))
+            + (f" [{self.forwarding[name]}]" if name in self.forwarding else "")
             for name, reg in registrations.items()
         ]
         text = "  │  ".join(lines) if lines else "no accounts"
