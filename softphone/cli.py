@@ -381,6 +381,9 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
             phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
             if isinstance(phone, ExitCode):
                 return phone
+            for acct in config.accounts:  # what happens to calls, said once (cli_forwarding.py)
+                if (diverted := acct.forwarding.summary()) is not None:
+                    reporter.say(f"softphone: {acct.name}: {diverted}")
             try:
                 if args.presence is not None:
                     phone.set_presence(args.presence)

@@ -24,10 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, get_args
-
-if TYPE_CHECKING:  # config imports this module
-    from softphone.config import Config
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, get_args
 
 __all__ = [
     "DND_RESPONSES",
@@ -175,7 +172,20 @@ def forwarding_to_dict(forwarding: Forwarding) -> dict[str, Any]:
     return out
 
 
-def with_forwarding(config: Config, account: str | None = None, **changes: Any) -> Config:
+class _Accounts(Protocol):
+    """softphone.config.Config as far as :func:`with_forwarding` needs it (config imports this
+    module, not the other way)."""
+
+    @property
+    def accounts(self) -> tuple[Any, ...]: ...
+
+    def account(self, name: str | None = None) -> Any: ...
+
+
+C = TypeVar("C", bound=_Accounts)
+
+
+def with_forwarding(config: C, account: str | None = None, **changes: Any) -> C:
     """``config`` with ``changes`` (Forwarding fields: ``do_not_disturb=True``, ``always=None``)
     made to the account named ``account``, or to every account (None)."""
     if account is not None:
@@ -186,7 +196,8 @@ def with_forwarding(config: Config, account: str | None = None, **changes: Any) 
         else a
         for a in config.accounts
     )
-    return replace(config, accounts=accounts)
+    new: C = replace(config, accounts=accounts)  # type: ignore[type-var]  # a dataclass
+    return new
 
 
 def _same_party(target: str, aor: str) -> bool:
