@@ -5,6 +5,7 @@ key is in the help and the command palette; the account form edits every forward
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from phone_fake import FakePhone
@@ -13,9 +14,14 @@ from tui_support import until
 
 from softphone.config import Account, Config, load_config
 from softphone.config_forwarding import Forwarding
+from softphone.phone import events as pe
+from softphone.phone.book import Book
+from softphone.phone.call_log import ended_record
 from softphone.sip.uri import SipUri
+from softphone.store import CallRecord
 from softphone.tui.app import make_app
 from softphone.tui.screens.account_form import AccountForm
+from softphone.tui.screens.history import result_text
 from softphone.tui.screens.main_actions import MAIN_HELP
 from softphone.tui.screens.settings import SettingsScreen
 
@@ -103,3 +109,44 @@ async def test_the_account_form_edits_forwarding_and_says_what_is_wrong(tmp_path
             do_not_disturb=True,
             dnd_response=603,
         )
+
+
+def test_the_history_keeps_a_forwarded_and_a_dnd_call_and_lists_them_so(tmp_path: Path) -> None:
+    book = Book.open(tmp_path / "t.db")
+    rows = []
+    for status, outcome, reason in (
+        (302, "forwarded", "forwarded to sip:carol@lab.test (busy)"),
+        (603, "rejected", "do not disturb (603 Decline)"),
+    ):
+        started = book.history.start(
+            CallRecord(
+                started_at=datetime(2026, 12, 7, 9, 0, tzinfo=UTC),
+                direction="in",
+                remote_uri="sip:bob@lab.test",
+                account="alice",
+                result="in_progress",
+            )
+        )
+        ended = pe.CallEnded(
+            call_id="c",
+            status=status,
+            reason=reason,
+            outcome=outcome,
+            duration_s=0.0,
+            answered=False,
+        )
+        done = ended_record(started, ended)  # what the call log writes when the call ends
+        assert done.id is not None
+        rows.append(
+            book.history.finish(done.id, result=done.result, reason=done.reason, duration_s=0.0)
+        )
+    forwarded, dnd = rows
+    assert forwarded is not None and dnd is not None
+    assert (forwarded.result, forwarded.reason) == (
+        "forwarded",
+        "forwarded to sip:carol@lab.test (busy)",
+    )
+    assert (dnd.result, dnd.reason) == ("rejected", "do not disturb (603 Decline)")
+    assert result_text(forwarded) == "→ sip:carol@lab.test (busy)"
+    assert result_text(dnd) == "DND"
+    book.close()
