@@ -44,6 +44,7 @@ Audio keys (all optional, top level)::
     output_device = 3
     ring_device = "speakers"          # where incoming calls ring (default: output_device)
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
+    voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
 
 Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;
 a URL on the same host and port uses its credentials)::
@@ -216,6 +217,7 @@ class Config:
     output_device: DeviceSpec = None
     ring_device: DeviceSpec = None
     recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
+    voicemail_dir: Path | None = None  # None: default_data_dir() / "voicemail"
     cameras: tuple[Camera, ...] = ()
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
@@ -324,6 +326,7 @@ _GLOBAL_KEYS: Final = frozenset(
         "output_device",
         "ring_device",
         "recordings_dir",
+        "voicemail_dir",
         "camera",
     }
 )
@@ -392,11 +395,13 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         key: _device(data.get(key), f"{where}: {key}")
         for key in ("input_device", "output_device", "ring_device")
     }
-    recordings_dir = data.get("recordings_dir")
-    if recordings_dir is not None:
-        if not isinstance(recordings_dir, str) or not recordings_dir.strip():
-            raise ConfigError(f"{where}: recordings_dir must be a directory path")
-        recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
+    dirs: dict[str, Path | None] = {}
+    for key in ("recordings_dir", "voicemail_dir"):
+        if (value := data.get(key)) is not None and (
+            not isinstance(value, str) or not value.strip()
+        ):
+            raise ConfigError(f"{where}: {key} must be a directory path")
+        dirs[key] = None if value is None else _expanded(value, f"{where}: {key}")
     try:
         cameras = tuple(
             Camera(
@@ -422,7 +427,8 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         input_device=devices["input_device"],
         output_device=devices["output_device"],
         ring_device=devices["ring_device"],
-        recordings_dir=recordings_dir,
+        recordings_dir=dirs["recordings_dir"],
+        voicemail_dir=dirs["voicemail_dir"],
         cameras=cameras,
         path=path,
         extra=extra,
@@ -645,8 +651,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for key in ("input_device", "output_device", "ring_device"):
         if getattr(config, key) is not None:
             out[key] = getattr(config, key)
-    if config.recordings_dir is not None:
-        out["recordings_dir"] = str(config.recordings_dir)
+    for key in ("recordings_dir", "voicemail_dir"):
+        if getattr(config, key) is not None:
+            out[key] = str(getattr(config, key))
     accounts = []
     for a in config.accounts:
         entry: dict[str, Any] = {"name": a.name, "uri": str(a.uri)}

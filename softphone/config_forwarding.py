@@ -1,4 +1,5 @@
-"""Call forwarding and do-not-disturb, per account: the ``[[account]]`` keys, read and written.
+"""Call forwarding, do-not-disturb and the answering machine, per account: the ``[[account]]``
+keys, read and written.
 
 ::
 
@@ -10,6 +11,14 @@
     forward_no_answer_after = 20             # 1 to 300 seconds (default 20)
     do_not_disturb = true                    # refuse calls (forward_always still forwards them)
     do_not_disturb_response = 486            # 486 Busy Here (default) or 603 Decline
+    voicemail = true                         # the answering machine takes unanswered calls
+    voicemail_after = 20                     # after this many seconds of ringing (1 to 300)
+    voicemail_greeting = "~/greeting.wav"    # what callers hear first (default: a chime)
+    voicemail_max = 3                        # minutes a message may last (1 to 30)
+
+With ``voicemail`` on, do-not-disturb sends callers to the answering machine at once instead of
+refusing them; ``forward_no_answer`` comes before it when both are set. Messages go to the
+``voicemail_dir`` of the config (top level; default ``<XDG data dir>/softphone/voicemail``).
 
 A target is a SIP URI (``sip:`` or ``sips:``), ``user@host``, or a user name or number on the
 account's domain (``1002`` is ``sip:1002@<domain>``); it is kept as the URI it names. What each
@@ -24,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, get_args
 
 __all__ = [
@@ -42,6 +52,8 @@ DndResponse: TypeAlias = Literal[486, 603]
 DND_RESPONSES: Final[tuple[DndResponse, ...]] = get_args(DndResponse)
 DND_RESPONSE_NAMES: Final[dict[DndResponse, str]] = {486: "Busy Here", 603: "Decline"}
 DEFAULT_NO_ANSWER_AFTER_S: Final = 20
+DEFAULT_VOICEMAIL_MAX_MIN: Final = 3
+VOICEMAIL_MAX_RANGE: Final = (1, 30)
 NO_ANSWER_AFTER_RANGE: Final = (1, 300)
 FORWARDING_KEYS: Final = frozenset(
     {
@@ -51,6 +63,10 @@ FORWARDING_KEYS: Final = frozenset(
         "forward_no_answer_after",
         "do_not_disturb",
         "do_not_disturb_response",
+        "voicemail",
+        "voicemail_after",
+        "voicemail_greeting",
+        "voicemail_max",
     }
 )
 _BARE_USER: Final = re.compile(r"^\+?[A-Za-z0-9_.!~*'()&=+$,;?/%-]+$")
@@ -70,6 +86,10 @@ class Forwarding:
     no_answer_after_s: int = DEFAULT_NO_ANSWER_AFTER_S
     do_not_disturb: bool = False
     dnd_response: DndResponse = 486
+    voicemail: bool = False
+    voicemail_after_s: int = DEFAULT_NO_ANSWER_AFTER_S
+    voicemail_greeting: Path | None = None  # None: the default chime (softphone/assets)
+    voicemail_max_s: int = DEFAULT_VOICEMAIL_MAX_MIN * 60
 
     def summary(self) -> str | None:
         """What the status line says: ``DND``, ``→ sip:bob@x``, ``→ sip:bob@x if busy``, ...
@@ -84,6 +104,9 @@ class Forwarding:
                 parts.append(f"→ {self.busy} if busy")
             if self.no_answer is not None:
                 parts.append(f"→ {self.no_answer} after {self.no_answer_after_s} s")
+            elif self.voicemail:
+                after = "at once" if self.do_not_disturb else f"after {self.voicemail_after_s} s"
+                parts.append(f"voicemail {after}")
         return ", ".join(parts) or None
 
 
@@ -143,7 +166,40 @@ def parse_forwarding(raw: Mapping[str, Any], *, aor: str, domain: str) -> Forwar
     if isinstance(response, bool) or response not in DND_RESPONSES:
         choices = " or ".join(f"{s} ({DND_RESPONSE_NAMES[s]})" for s in DND_RESPONSES)
         raise ForwardingError(f"do_not_disturb_response must be {choices}, not {response!r}")
+    voicemail = raw.get("voicemail", False)
+    if not isinstance(voicemail, bool):
+        raise ForwardingError("voicemail must be true or false")
+    voicemail_after = _whole(
+        raw.get("voicemail_after", DEFAULT_NO_ANSWER_AFTER_S),
+        "voicemail_after",
+        "seconds",
+        low,
+        high,
+    )
+    max_low, max_high = VOICEMAIL_MAX_RANGE
+    voicemail_max = _whole(
+        raw.get("voicemail_max", DEFAULT_VOICEMAIL_MAX_MIN),
+        "voicemail_max",
+        "minutes",
+        max_low,
+        max_high,
+    )
+    greeting = raw.get("voicemail_greeting")
+    greeting_path: Path | None = None
+    if greeting is not None:
+        if not isinstance(greeting, str) or not greeting.strip():
+            raise ForwardingError("voicemail_greeting must be the path of a WAV file")
+        try:
+            greeting_path = Path(greeting).expanduser()
+        except RuntimeError:
+            raise ForwardingError(f"voicemail_greeting {greeting!r}: no such user") from None
+        if not greeting_path.is_file():
+            raise ForwardingError(f"voicemail_greeting {greeting!r}: no such file")
     return Forwarding(
+        voicemail=voicemail,
+        voicemail_after_s=voicemail_after,
+        voicemail_greeting=greeting_path,
+        voicemail_max_s=voicemail_max * 60,
         always=targets["forward_always"],
         busy=targets["forward_busy"],
         no_answer=targets["forward_no_answer"],
@@ -169,7 +225,23 @@ def forwarding_to_dict(forwarding: Forwarding) -> dict[str, Any]:
         out["do_not_disturb"] = True
     if forwarding.dnd_response != 486:
         out["do_not_disturb_response"] = forwarding.dnd_response
+    if forwarding.voicemail:
+        out["voicemail"] = True
+    if forwarding.voicemail_after_s != DEFAULT_NO_ANSWER_AFTER_S:
+        out["voicemail_after"] = forwarding.voicemail_after_s
+    if forwarding.voicemail_greeting is not None:
+        out["voicemail_greeting"] = str(forwarding.voicemail_greeting)
+    if forwarding.voicemail_max_s != DEFAULT_VOICEMAIL_MAX_MIN * 60:
+        out["voicemail_max"] = forwarding.voicemail_max_s // 60
     return out
+
+
+def _whole(value: object, key: str, unit: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ForwardingError(
+            f"{key} must be a whole number of {unit} from {low} to {high} (not {value!r})"
+        )
+    return value
 
 
 class _Accounts(Protocol):

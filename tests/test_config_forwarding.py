@@ -104,3 +104,38 @@ def test_a_file_with_forwarding_round_trips(tmp_path: Path) -> None:
     assert config.account().forwarding.no_answer == "sip:voicemail@lab.test"
     assert parse_config(config_to_dict(config)) == parse_config(config_to_dict(config))
     assert parse_config(config_to_dict(config)).account().forwarding.no_answer_after_s == 5
+
+
+def test_voicemail_keys_load_and_are_checked(tmp_path: Path) -> None:
+    greeting = tmp_path / "hello.wav"
+    greeting.write_bytes(b"RIFF")
+    forwarding = (
+        parse_config(
+            {
+                **account(voicemail=True, voicemail_after=12, voicemail_max=2),
+                "voicemail_dir": str(tmp_path / "vm"),
+            }
+        )
+        .account()
+        .forwarding
+    )
+    assert (forwarding.voicemail, forwarding.voicemail_after_s, forwarding.voicemail_max_s) == (
+        True,
+        12,
+        120,
+    )
+    config = parse_config({**account(voicemail_greeting=str(greeting)), "voicemail_dir": "/v"})
+    assert config.account().forwarding.voicemail_greeting == greeting
+    assert config.voicemail_dir == Path("/v")
+    again = config_to_dict(config)
+    assert again["voicemail_dir"] == "/v"
+    assert again["account"][0]["voicemail_greeting"] == str(greeting)
+    for keys, error in (
+        ({"voicemail": 1}, "voicemail must be true or false"),
+        ({"voicemail_after": 0}, "voicemail_after must be a whole number of seconds from 1 to 300"),
+        ({"voicemail_max": 31}, "voicemail_max must be a whole number of minutes from 1 to 30"),
+        ({"voicemail_greeting": str(tmp_path / "no.wav")}, "no.wav': no such file"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(account(**keys))
+        assert error in str(caught.value)

@@ -1,6 +1,6 @@
-"""Forwarding and do-not-disturb carried out: :class:`CallRouting` asks the policy
+"""Forwarding, do-not-disturb and voicemail carried out: :class:`CallRouting` asks the policy
 (phone/forwarding.py) what to do with each incoming call, and tells the SIP core (a 302 with
-the target, or do-not-disturb's 486/603). The phone's incoming call handling (sip_events.py)
+the target, or do-not-disturb's 486/603) or the answering machine (answering_machine.py). The phone's incoming call handling (sip_events.py)
 asks it first; ``Phone.reject`` asks it when the user refuses a call as busy.
 
 A call that is to be forwarded when nobody answers waits on a task of the phone's TaskSet,
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from softphone.config import Account
 from softphone.config_forwarding import Forwarding
+from softphone.phone.answering_machine import AnsweringMachine
 from softphone.phone.call_info import CallInfo
 from softphone.phone.forwarding import Action, Decision, Trigger, decide
 from softphone.phone.tasks import TaskSet
@@ -39,8 +40,10 @@ class CallRouting:
         tasks: TaskSet,
         calls: Callable[[], Iterable[CallInfo]],
         clock: Callable[[], float],
+        machine: AnsweringMachine | None = None,
     ) -> None:
         self._settings: dict[str, Forwarding] = {}
+        self._machine = machine
         self._tasks = tasks
         self._calls = calls
         self._clock = clock
@@ -64,7 +67,7 @@ class CallRouting:
         (False; a no-answer forward is then armed by :meth:`ringing`)."""
         busy = any(c.call_id != info.call_id and c.state != "ended" for c in self._calls())
         decision = decide(Trigger.ARRIVED, self.settings(info.account), busy=busy)
-        return self._carry_out(info.call_id, decision)
+        return self._carry_out(info, decision)
 
     def ringing(self, info: CallInfo) -> None:
         """The call rings: forward it after the account's no-answer time, if it has one."""
@@ -77,18 +80,23 @@ class CallRouting:
     def refused_busy(self, info: CallInfo) -> bool:
         """The user refuses the call as busy: True when it was forwarded instead."""
         decision = decide(Trigger.USER_BUSY, self.settings(info.account))
-        return decision.action is Action.FORWARD and self._carry_out(info.call_id, decision)
+        return decision.action is Action.FORWARD and self._carry_out(info, decision)
 
     async def _no_answer(self, info: CallInfo, after_s: float) -> None:
         await asyncio.sleep(after_s)
         if self._ua is None or self._ua.call_state(info.call_id) is not CallState.INCOMING:
             return  # answered, refused or cancelled meanwhile
-        self._carry_out(info.call_id, decide(Trigger.NO_ANSWER, self.settings(info.account)))
+        self._carry_out(info, decide(Trigger.NO_ANSWER, self.settings(info.account)))
 
-    def _carry_out(self, call_id: str, decision: Decision) -> bool:
-        ua = self._ua
+    def _carry_out(self, info: CallInfo, decision: Decision) -> bool:
+        ua, call_id = self._ua, info.call_id
         if ua is None or decision.action in (Action.RING, Action.KEEP_RINGING):
             return False
+        if decision.action is Action.VOICEMAIL:
+            if self._machine is None:
+                return False
+            self._machine.take(info, self.settings(info.account))
+            return True
         try:
             if decision.action is Action.FORWARD:
                 assert decision.target is not None

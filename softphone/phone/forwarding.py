@@ -1,4 +1,5 @@
-"""What happens to an incoming call: ring, forward it, or refuse it (do not disturb). Pure: the
+"""What happens to an incoming call: ring, forward it, refuse it (do not disturb), or let the
+answering machine take it (voicemail). Pure: the
 account's settings (softphone/config_forwarding.py) and what is going on in, a
 :class:`Decision` out. softphone/phone/call_routing.py carries it out.
 
@@ -8,10 +9,11 @@ Forwarding answers the INVITE with 302 Moved Temporarily and the target in Conta
 ``user-busy``, ``no-answer``), which PBXs show to the target.
 
 The decision is made at three moments (:class:`Trigger`): when the INVITE arrives, when it has
-rung ``forward_no_answer_after`` seconds, and when the user refuses it as busy. :data:`RULES`
+rung its no-answer time (``forward_no_answer_after``, else ``voicemail_after``), and when the user refuses it as busy. :data:`RULES`
 is the table, read top to bottom for the trigger: the first rule whose condition holds decides.
 Forwarding always comes before do-not-disturb: a forwarded call does not disturb, and the
-caller reaches someone.
+caller reaches someone. With voicemail on, do-not-disturb sends callers to the answering
+machine at once rather than refusing them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Action(Enum):
     RING = "ring"
     FORWARD = "forward"  # 302 with the target in Contact
     REFUSE = "refuse"  # a final 4xx/6xx: do-not-disturb's status, or the user's 486
+    VOICEMAIL = "voicemail"  # the answering machine answers (phone/answering_machine.py)
     KEEP_RINGING = "keep-ringing"
 
 
@@ -59,10 +62,12 @@ class Decision:
 Condition = Callable[[Forwarding, bool], bool]  # (settings, another call in progress)
 CONDITIONS: Final[Mapping[str, Condition]] = {
     "forward always": lambda f, busy: f.always is not None,
+    "do not disturb, voicemail": lambda f, busy: f.do_not_disturb and f.voicemail,
     "do not disturb": lambda f, busy: f.do_not_disturb,
     "busy, forward busy": lambda f, busy: busy and f.busy is not None,
     "forward busy": lambda f, busy: f.busy is not None,
     "forward no answer": lambda f, busy: f.no_answer is not None,
+    "voicemail": lambda f, busy: f.voicemail,
     "otherwise": lambda f, busy: True,
 }
 
@@ -70,10 +75,12 @@ CONDITIONS: Final[Mapping[str, Condition]] = {
 T, A = Trigger, Action
 RULES: Final[tuple[tuple[Trigger, str, Action], ...]] = (
     (T.ARRIVED, "forward always", A.FORWARD),
+    (T.ARRIVED, "do not disturb, voicemail", A.VOICEMAIL),
     (T.ARRIVED, "do not disturb", A.REFUSE),
     (T.ARRIVED, "busy, forward busy", A.FORWARD),
     (T.ARRIVED, "otherwise", A.RING),
     (T.NO_ANSWER, "forward no answer", A.FORWARD),
+    (T.NO_ANSWER, "voicemail", A.VOICEMAIL),
     (T.NO_ANSWER, "otherwise", A.KEEP_RINGING),
     (T.USER_BUSY, "forward busy", A.FORWARD),
     (T.USER_BUSY, "otherwise", A.REFUSE),
@@ -119,7 +126,13 @@ def _decision(action: Action, condition: str, settings: Forwarding) -> Decision:
         case Action.REFUSE:
             return Decision(action=action, status=486, reason="486 Busy Here (refused as busy)")
         case Action.RING:
-            after = settings.no_answer_after_s if settings.no_answer is not None else None
+            after = None
+            if settings.no_answer is not None:
+                after = settings.no_answer_after_s
+            elif settings.voicemail:
+                after = settings.voicemail_after_s
             return Decision(action=action, ring_for_s=after)
+        case Action.VOICEMAIL:
+            return Decision(action=action, reason="voicemail")
         case Action.KEEP_RINGING:
             return Decision(action=action)

@@ -230,7 +230,7 @@ class Phone(EventReader):
             do_not_disturb=self._config.do_not_disturb,
             messaging=self._messaging,
             presence=self._presence,
-            forwarding=accounts,
+            config=self._config,
             rng=self._rng,
         )
         self._presence.bind(ua, self._accounts, sip.handle)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, assert_never
 
-from softphone.config import Account
+from softphone.config import Config
 from softphone.phone import events as pe
+from softphone.phone.answering_machine import AnsweringMachine
 from softphone.phone.call_info import CallInfo
 from softphone.phone.call_routing import CallRouting
 from softphone.phone.calls import Calls
@@ -48,6 +49,7 @@ class PhoneActions(Protocol):
 
     async def dial(self, target: str, *, account: str | None = None) -> str: ...
     async def answer(self, call_id: str) -> None: ...
+    async def hangup(self, call_id: str) -> None: ...
 
 
 def failed_over_text(event: ue.ServerFailedOver) -> str:
@@ -75,7 +77,7 @@ class SipEvents:
         do_not_disturb: bool,
         messaging: Messaging,
         presence: PresenceService,
-        forwarding: Sequence[Account],
+        config: Config,
         rng: random.Random | None = None,
     ) -> None:
         self._phone = phone
@@ -91,7 +93,12 @@ class SipEvents:
         self._messaging = messaging
         self._presence = presence
         # Forwarding and do-not-disturb per account (call_routing.py); the phone reconfigures it
-        self.routing = CallRouting(forwarding, tasks=tasks, calls=calls.all, clock=clock)
+        machine = AnsweringMachine(
+            config, answer=phone.answer, hangup=phone.hangup, emit=emit, tasks=tasks
+        )
+        self.routing = CallRouting(
+            config.accounts, tasks=tasks, calls=calls.all, clock=clock, machine=machine
+        )
         self.routing.bind(ua, self.handle)
         self._rng = rng or random.Random()
         self._flow_timers: dict[str, int | None] = {}  # account -> the Flow-Timer last granted

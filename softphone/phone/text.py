@@ -66,6 +66,10 @@ def _call_line(event: PhoneEvent) -> str:
             return f"calling through {server} over {t}: no answer yet ({_still(event)})"
         case pe.MuteChanged(muted=m):
             return "microphone muted" if m else "microphone on"
+        case pe.VoicemailStarted(caller=caller, caller_name=name):
+            return f"voicemail: {name or caller} is leaving a message"
+        case pe.VoicemailRecorded(duration_s=d, path=path):
+            return f"voicemail: a message of {d:.0f} s in {path}"
         case pe.RecordingChanged(path=path):
             return f"recording to {path}" if path else "recording stopped"
         case pe.IncomingCall(remote=r, display_name=name, waiting=w):

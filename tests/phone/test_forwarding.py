@@ -82,3 +82,25 @@ def test_the_table_decides_every_trigger_for_every_combination() -> None:
                 assert decision.target is not None and decision.status == 302
             if decision.action is Action.REFUSE:
                 assert decision.status in (486, 603)
+
+
+def test_voicemail_takes_the_unanswered_call_after_its_own_time() -> None:
+    settings = Forwarding(voicemail=True, voicemail_after_s=9)
+    assert decide(Trigger.ARRIVED, settings) == Decision(action=Action.RING, ring_for_s=9)
+    assert decide(Trigger.NO_ANSWER, settings) == Decision(
+        action=Action.VOICEMAIL, reason="voicemail"
+    )
+    # forward on no answer comes first, with its own time
+    both = Forwarding(voicemail=True, no_answer=NO_ANSWER, no_answer_after_s=4)
+    assert decide(Trigger.ARRIVED, both).ring_for_s == 4
+    assert decide(Trigger.NO_ANSWER, both).action is Action.FORWARD
+
+
+def test_do_not_disturb_with_voicemail_answers_at_once_and_forward_always_still_wins() -> None:
+    settings = Forwarding(voicemail=True, do_not_disturb=True)
+    assert decide(Trigger.ARRIVED, settings).action is Action.VOICEMAIL
+    assert decide(Trigger.ARRIVED, settings, busy=True).action is Action.VOICEMAIL
+    always = Forwarding(voicemail=True, do_not_disturb=True, always=ALWAYS)
+    assert decide(Trigger.ARRIVED, always).action is Action.FORWARD
+    assert settings.summary() == "DND, voicemail at once"
+    assert Forwarding(voicemail=True, voicemail_after_s=15).summary() == "voicemail after 15 s"
