@@ -8,6 +8,7 @@
 ``softphone devices``             lists the sound devices (for input_device / output_device)
 ``softphone dnd [on|off]``        do not disturb per account, in the config (cli_forwarding.py)
 ``softphone forward KIND TARGET`` call forwarding per account (always, busy, no-answer, off)
+``softphone voicemail [list]``    the answering machine's messages (play, heard, delete ID)
 ``softphone bench ...``           benchmarks (``softphone bench --help``)
 
 Human output goes to stderr; with ``--json`` stdout carries one JSON object per event. Logs go to
@@ -49,7 +50,7 @@ GLOBAL_DEFAULTS: Final[dict[str, object]] = {
     "json": False,
 }
 ALL_COMMANDS: Final = frozenset(
-    {"tui", "dial", "listen", "message", "play", "devices", "dnd", "forward"}
+    {"tui", "dial", "listen", "message", "play", "devices", "dnd", "forward", "voicemail"}
 )
 CONFIG_COMMANDS: Final = frozenset({"dnd", "forward"})  # they change the config file
 SIP_COMMANDS: Final = frozenset({"dial", "listen", "message"})
@@ -72,7 +73,7 @@ APPLIES_TO: Final[dict[str, frozenset[str]]] = {
     "account": SIP_COMMANDS | CONFIG_COMMANDS,
     "sip_port": SIP_COMMANDS | {"tui"},
     "bind": SIP_COMMANDS,
-    "json": SIP_COMMANDS | CONFIG_COMMANDS | {"play"},
+    "json": SIP_COMMANDS | CONFIG_COMMANDS | {"play", "voicemail"},
 }
 
 
@@ -346,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     from softphone.cli_forwarding import add_parsers
 
     add_parsers(sub, lambda p: _global_options(p, _applying_to("dnd")))
+    from softphone.cli_voicemail import add_parser as add_voicemail
+
+    add_voicemail(sub, lambda p: _global_options(p, _applying_to("voicemail")))
     bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
@@ -538,6 +542,10 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         from softphone.cli_forwarding import run
 
         return run(config, args)
+    if args.command == "voicemail":
+        from softphone.cli_voicemail import run as run_voicemail
+
+        return run_voicemail(config, args)
     tui = args.command is None or (args.command == "dial" and args.tui)
     if (warning := exposed_password(config)) is not None and not tui:
         print(f"softphone: warning: {warning}", file=sys.stderr)  # the TUI offers the fix
