@@ -62,6 +62,7 @@ class MainScreen(MainWithScreens):
                 on_error=lambda text: self.tell(text, "warning"),
             )
         self.inbox.start()
+        self.voicemail.start()
         start_bridge(self, self.phone)
         self.set_interval(1.0, self._tick, name="call-timers")
         self._levels_timer = self.set_interval(0.1, self._poll_levels, name="levels", pause=True)
@@ -101,6 +102,7 @@ class MainScreen(MainWithScreens):
             self.call_log.observe(event, self.phone.call)
         self.inbox.observe(event)
         self.presence.observe(event)
+        self.voicemail.observe(event)
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()

@@ -50,6 +50,13 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action("y", "history", "History", "call history"),
     Action("c", "contacts", "Contacts", "contacts (with each one's presence or busy lamp)"),
     Action(
+        "w",
+        "voicemail",
+        "Voicemail",
+        "the answering machine's messages: play, heard, delete, call back",
+        show=False,  # the status bar says "(w)" beside the messages waiting
+    ),
+    Action(
         "P",
         "presence",
         "Presence",
@@ -102,6 +109,7 @@ def help_sections(first: type | None = None) -> list[HelpSection]:
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
+        ("voicemail", "VoicemailScreen", "Voicemail"),
         ("chat", "ChatScreen", "Messages (a conversation)"),
         ("chat", "ChatPicker", "Write a message to"),
         ("flows", "FlowsScreen", "SIP flows"),

@@ -83,6 +83,9 @@ class MainWithScreens(MainWithCalls):
 
         self.app.push_screen(screen, closed)
 
+    def action_voicemail(self) -> None:
+        self.voicemail.open(self._call_back)
+
     def action_presence(self) -> None:
         self.presence.choose()
 
@@ -169,3 +172,4 @@ class MainWithScreens(MainWithCalls):
         if self.call_log is not None and not await self.call_log.settle(timeout_s):
             logger.warning("quitting before every call was written to the history")
         await self.inbox.settle(timeout_s)
+        await self.voicemail.settle(timeout_s)
