@@ -40,6 +40,7 @@ HISTORY_RESULT: Final[dict[Outcome, CallResult]] = {
     "missed": "missed",
     "rejected": "rejected",
     "forwarded": "forwarded",
+    "voicemail": "voicemail",
     "failed": "failed",
 }
 

@@ -25,6 +25,7 @@ Outcome = Literal[
     "missed",  # the caller gave up before we answered, or nobody answered here (their call)
     "rejected",  # we refused the call (their call: our 486 / 600 / 603, do-not-disturb)
     "forwarded",  # we sent the caller elsewhere (their call: our 3xx, phone/forwarding.py)
+    "voicemail",  # the answering machine took it (their call: phone/answering_machine.py)
     "failed",  # anything else; the status and its explanation say what
 ]
 OUTCOMES: Final = frozenset(get_args(Outcome))
@@ -41,6 +42,7 @@ OUTCOME_WORDS: Final[dict[Outcome, str]] = {
     "missed": "missed",
     "rejected": "rejected",
     "forwarded": "forwarded",
+    "voicemail": "voicemail",
     "failed": "failed",
 }
 

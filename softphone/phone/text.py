@@ -133,6 +133,8 @@ def ended_line(event: pe.CallEnded) -> str:
     from softphone.phone.outcome import OUTCOME_WORDS
     from softphone.sip.status import EXPLANATIONS
 
+    if event.outcome == "voicemail":
+        return f"the answering machine took the call ({event.duration_s:.0f} s)"
     if event.answered:
         return f"call ended after {event.duration_s:.1f} s: {event.reason}"
     sip = f"SIP {event.status} {event.phrase}" if event.phrase else ""

@@ -4,7 +4,6 @@ the voicemail directory, and the message lands in the store with the caller and 
 
 from __future__ import annotations
 
-import asyncio
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,9 @@ from softphone.media.wav import WavWriter, read_wav
 from softphone.phone import events as pe
 from softphone.phone.audio import FileAudio
 from softphone.phone.book import Book
+from softphone.phone.call_log import HISTORY_RESULT
 from softphone.phone.phone import Phone
+from softphone.phone.text import describe
 from softphone.phone.voicemail_log import VoicemailLog
 from softphone.sip.uri import SipUri
 
@@ -137,3 +138,18 @@ async def test_a_caller_who_hangs_up_during_the_greeting_leaves_nothing(
     with pytest.raises(TimeoutError):
         await expect(callee, lambda e: isinstance(e, pe.VoicemailStarted), timeout_s=1.5)
     assert not list((tmp_path / "voicemail").glob("*.wav"))
+
+
+async def test_the_call_the_machine_took_ends_as_voicemail(
+    phones: list[Phone], tmp_path: Path
+) -> None:
+    callee = await started(alice(tmp_path), seed="vg")
+    caller = await started(seed="vh")
+    phones += [callee, caller]
+    call_id = await caller.dial(f"sip:alice@127.0.0.1:{port_of(callee)}")
+    await expect(callee, lambda e: isinstance(e, pe.VoicemailStarted))
+    await caller.hangup(call_id)
+    ours = await expect(callee, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(ours, pe.CallEnded) and (ours.outcome, ours.answered) == ("voicemail", True)
+    assert describe(ours).startswith("the answering machine took the call (")
+    assert HISTORY_RESULT[ours.outcome] == "voicemail"

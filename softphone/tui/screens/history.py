@@ -49,6 +49,7 @@ _RESULT_COLOUR: Final[dict[str, str]] = {
     "failed": "text-warning",
     "cancelled": "foreground-darken-1",
     "forwarded": "foreground-darken-1",
+    "voicemail": "text-error",  # a call nobody here took, as a missed one
     "in_progress": "text-accent",
     "interrupted": "text-warning",
 }

@@ -122,7 +122,14 @@ class MainScreen(MainWithScreens):
                 self.notes.waiting.discard(call_id)
                 # What we did (hung up, cancelled, rejected) or a missed call is a line; a call
                 # of ours that failed is a warning too.
-                ok = event.outcome in ("answered", "cancelled", "missed", "rejected", "forwarded")
+                ok = event.outcome in (
+                    "answered",
+                    "cancelled",
+                    "missed",
+                    "rejected",
+                    "forwarded",
+                    "voicemail",
+                )
                 self.tell(describe(event), "info" if ok else "warning", notify=not ok)
                 self._refresh_calls()
             case pe.CallStats(call_id=call_id, stats=stats):
