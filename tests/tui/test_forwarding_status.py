@@ -90,6 +90,9 @@ async def test_the_account_form_edits_forwarding_and_says_what_is_wrong(tmp_path
         form.query_one("#f-forward-after", Input).value = "500"
         form.query_one("#f-dnd", Checkbox).value = True
         form.query_one("#f-dnd-response", Select).value = 603
+        form.query_one("#f-voicemail", Checkbox).value = True
+        form.query_one("#f-voicemail-after", Input).value = "9"
+        form.query_one("#f-voicemail-max", Input).value = "2"
         form.action_submit()
         await pilot.pause()
         error = str(form.query_one("#form-error").render())
@@ -108,6 +111,9 @@ async def test_the_account_form_edits_forwarding_and_says_what_is_wrong(tmp_path
             no_answer_after_s=12,
             do_not_disturb=True,
             dnd_response=603,
+            voicemail=True,
+            voicemail_after_s=9,
+            voicemail_max_s=120,
         )
 
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select
 
@@ -56,6 +56,15 @@ _FORWARD_FIELDS: Final = (
     ("f-forward-no-answer", "forward_no_answer", "Forward no answer", "after the seconds below"),
     ("f-forward-after", "forward_no_answer_after", "No answer after (s)", "20"),
 )
+
+
+# The answering machine (answering_machine.py), after the do-not-disturb fields.
+_VOICEMAIL_FIELDS: Final = (
+    ("f-voicemail-after", "voicemail_after", "Voicemail after (s)", "20"),
+    ("f-voicemail-greeting", "voicemail_greeting", "Greeting WAV", "empty: a chime"),
+    ("f-voicemail-max", "voicemail_max", "Message max (min)", "3"),
+)
+_NUMBERS: Final = frozenset({"forward_no_answer_after", "voicemail_after", "voicemail_max"})
 
 
 # The media_encryption values as the form shows them (the config file's words in brackets).
@@ -114,7 +123,7 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         acct = self.account or {}
         title = f"Edit account {acct['name']!r}" if acct else "New account"
-        with Vertical(id="form-box"):
+        with VerticalScroll(id="form-box"):  # taller than a small terminal: it scrolls
             yield Label(Text(title), id="form-title")
             with Grid(id="form-fields"):
                 for field_id, key, label, placeholder in _TEXT_FIELDS:
@@ -187,6 +196,24 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
                     id="f-dnd-response",
                     compact=True,
                 )
+                yield Label("Voicemail")
+                yield Checkbox(
+                    "answering machine",
+                    value=bool(acct.get("voicemail", False)),
+                    id="f-voicemail",
+                    compact=True,
+                    tooltip="Unanswered calls (and, with do not disturb, every call) hear the "
+                    "greeting and leave a message: w on the main screen lists them.",
+                )
+                for field_id, key, label, placeholder in _VOICEMAIL_FIELDS:
+                    yield Label(label)
+                    value = acct.get(key)
+                    yield Input(
+                        "" if value is None else str(value),
+                        placeholder=placeholder,
+                        id=field_id,
+                        compact=True,
+                    )
             if self.has_password:
                 yield Label(f"Password: {PASSWORD_HINT}.", id="form-hint")
             yield Label("", id="form-error")
@@ -218,10 +245,12 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
         encryption = self.query_one("#f-media-encryption", Select).value
         if encryption != DEFAULT_MEDIA_ENCRYPTION:
             out["media_encryption"] = encryption
-        for field_id, key, _, _ in _FORWARD_FIELDS:
+        for field_id, key, _, _ in (*_FORWARD_FIELDS, *_VOICEMAIL_FIELDS):
             text = self.query_one(f"#{field_id}", Input).value.strip()
             if text:
-                out[key] = number_or_text(text) if key == "forward_no_answer_after" else text
+                out[key] = number_or_text(text) if key in _NUMBERS else text
+        if self.query_one("#f-voicemail", Checkbox).value:
+            out["voicemail"] = True
         if self.query_one("#f-dnd", Checkbox).value:
             out["do_not_disturb"] = True
         if (response := self.query_one("#f-dnd-response", Select).value) != 486:
