@@ -218,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register (when the account has a registrar) and wait for calls and "
         "instant messages (with --json, one 'message' line each: from, to, content_type, text). "
         "With presence on, message waiting comes as 'mwi' lines (account, waiting, new, old) and "
-        "the parties of --watch as 'presence' lines (uri, state, note, lamp).",
+        "the parties of --watch as 'presence' lines (uri, state, note, lamp). The account's "
+        "forwarding and do-not-disturb apply (softphone forward, softphone dnd); with voicemail "
+        "on, the answering machine's messages come as 'voicemail_started' and "
+        "'voicemail_recorded' lines (softphone voicemail lists them).",
     )
     network_options(listen)
     answering = listen.add_mutually_exclusive_group()

@@ -16,7 +16,6 @@ UTC), ``account``, ``caller``, ``caller_name``, ``duration_s``, ``path``, ``hear
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
@@ -91,6 +90,8 @@ def _run(book: Any, config: Config, args: argparse.Namespace) -> int:
         print(f"deleted voicemail {args.id}")
         return ExitCode.OK
     if args.action == "play":
+        import asyncio  # here: `softphone --help` stays light (tests/test_import_hygiene.py)
+
         code = asyncio.run(_play(config, record.path))
         if code != ExitCode.OK:
             return code

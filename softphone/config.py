@@ -73,7 +73,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from softphone.config_cameras import CameraTableError, parse_cameras, rtsp_place
+from softphone.config_cameras import (
+    Camera,
+    CameraSource,
+    CameraTableError,
+    parse_cameras,
+    rtsp_place,
+)
 from softphone.config_forwarding import (
     FORWARDING_KEYS,
     Forwarding,
@@ -112,36 +118,6 @@ DEFAULT_RTP_PORTS: Final = (16384, 32767)
 DEFAULT_CODECS: Final = ("opus", "G722", "PCMU", "PCMA")
 KNOWN_CODECS: Final = {c.lower(): c for c in DEFAULT_CODECS}
 DeviceSpec = str | int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Camera:
-    """An RTSP source ``softphone play`` can open by name."""
-
-    name: str
-    url: str
-    username: str | None = None
-    password: str | None = None
-
-    def __repr__(self) -> str:  # never show the password
-        return f"Camera(name={self.name!r}, url={self.url!r})"
-
-    @property
-    def credentials(self) -> tuple[str, str] | None:
-        """(username, password) when the camera has a username; an empty password otherwise."""
-        return (self.username, self.password or "") if self.username is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class CameraSource:
-    """Where a stream is and how to log in: what :meth:`Config.camera_source` finds."""
-
-    url: str
-    credentials: tuple[str, str] | None = None
-    camera: str | None = None  # the [[camera]] it came from, by name or by host and port
-
-    def __repr__(self) -> str:  # never show the password
-        return f"CameraSource(url={self.url!r}, camera={self.camera!r})"
 
 
 class ConfigError(Exception):

@@ -562,8 +562,7 @@ class Phone(EventReader):
         return self._audio.streams(self.call(call_id))
 
     def record(self, call_id: str, on: bool) -> Path | None:
-        """Start (or stop) recording the call to a stereo WAV in the recordings directory
-        (local left, remote right). Returns the file's path."""
+        """Record the call (or stop) to a stereo WAV, local left, remote right; its path."""
         return record_call(self.call(call_id), on, self._config, self._emit)
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
