@@ -6,6 +6,9 @@
 ``softphone message URI TEXT``    sends an instant message; the exit code says whether it arrived
 ``softphone play URL``            plays an RTSP stream (``--headless`` without a UI)
 ``softphone devices``             lists the sound devices (for input_device / output_device)
+``softphone dnd [on|off]``        do not disturb per account, in the config (cli_forwarding.py)
+``softphone forward KIND TARGET`` call forwarding per account (always, busy, no-answer, off)
+``softphone voicemail [list]``    the answering machine's messages (play, heard, delete ID)
 ``softphone bench ...``           benchmarks (``softphone bench --help``)
 
 Human output goes to stderr; with ``--json`` stdout carries one JSON object per event. Logs go to
@@ -46,7 +49,10 @@ GLOBAL_DEFAULTS: Final[dict[str, object]] = {
     "bind": "0.0.0.0",
     "json": False,
 }
-ALL_COMMANDS: Final = frozenset({"tui", "dial", "listen", "message", "play", "devices"})
+ALL_COMMANDS: Final = frozenset(
+    {"tui", "dial", "listen", "message", "play", "devices", "dnd", "forward", "voicemail"}
+)
+CONFIG_COMMANDS: Final = frozenset({"dnd", "forward"})  # they change the config file
 SIP_COMMANDS: Final = frozenset({"dial", "listen", "message"})
 MESSAGE_EXIT_CODES: Final = """exit codes:
     0  the far end (or its server) accepted the message (2xx)
@@ -64,10 +70,10 @@ APPLIES_TO: Final[dict[str, frozenset[str]]] = {
     "config": ALL_COMMANDS,
     "log_file": ALL_COMMANDS,
     "log_level": ALL_COMMANDS,
-    "account": SIP_COMMANDS,
+    "account": SIP_COMMANDS | CONFIG_COMMANDS,
     "sip_port": SIP_COMMANDS | {"tui"},
     "bind": SIP_COMMANDS,
-    "json": SIP_COMMANDS | {"play"},
+    "json": SIP_COMMANDS | CONFIG_COMMANDS | {"play", "voicemail"},
 }
 
 
@@ -212,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register (when the account has a registrar) and wait for calls and "
         "instant messages (with --json, one 'message' line each: from, to, content_type, text). "
         "With presence on, message waiting comes as 'mwi' lines (account, waiting, new, old) and "
-        "the parties of --watch as 'presence' lines (uri, state, note, lamp).",
+        "the parties of --watch as 'presence' lines (uri, state, note, lamp). The account's "
+        "forwarding and do-not-disturb apply (softphone forward, softphone dnd); with voicemail "
+        "on, the answering machine's messages come as 'voicemail_started' and "
+        "'voicemail_recorded' lines (softphone voicemail lists them).",
     )
     network_options(listen)
     answering = listen.add_mutually_exclusive_group()
@@ -338,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         "devices", help="list sound devices", description="List the sound devices PortAudio sees."
     )
     _global_options(devices, _applying_to("devices"))
+    from softphone.cli_forwarding import add_parsers
+
+    add_parsers(sub, lambda p: _global_options(p, _applying_to("dnd")))
+    from softphone.cli_voicemail import add_parser as add_voicemail
+
+    add_voicemail(sub, lambda p: _global_options(p, _applying_to("voicemail")))
     bench = sub.add_parser("bench", help="benchmarks (jitter buffer, ...)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
@@ -526,6 +541,14 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         print(f"softphone: config error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     setup_logging(args.log_file, args.log_level)
+    if args.command in CONFIG_COMMANDS:
+        from softphone.cli_forwarding import run
+
+        return run(config, args)
+    if args.command == "voicemail":
+        from softphone.cli_voicemail import run as run_voicemail
+
+        return run_voicemail(config, args)
     tui = args.command is None or (args.command == "dial" and args.tui)
     if (warning := exposed_password(config)) is not None and not tui:
         print(f"softphone: warning: {warning}", file=sys.stderr)  # the TUI offers the fix

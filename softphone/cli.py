@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from softphone.phone.call_log import CallLog
     from softphone.phone.message_log import MessageLog
     from softphone.phone.phone import Phone
+    from softphone.phone.voicemail_log import VoicemailLog
     from softphone.report import Reporter
 
 logger = logging.getLogger(__name__)
@@ -153,17 +154,23 @@ class CommandHistory:
     (phone/message_log.py). Without a usable database the command runs on and says so once."""
 
     def __init__(
-        self, book: Book | None, log: CallLog | None, messages: MessageLog | None = None
+        self,
+        book: Book | None,
+        log: CallLog | None,
+        messages: MessageLog | None = None,
+        voicemail: VoicemailLog | None = None,
     ) -> None:
         self.book = book
         self.log = log
         self.messages = messages
+        self.voicemail = voicemail  # what the answering machine records (voicemail_log.py)
 
     @classmethod
     async def open(cls, reporter: Reporter) -> CommandHistory:
         from softphone.phone.book import Book, StoreError
         from softphone.phone.call_log import CallLog
         from softphone.phone.message_log import MessageLog
+        from softphone.phone.voicemail_log import VoicemailLog
 
         try:
             book = await Book.open_async()
@@ -175,19 +182,26 @@ class CommandHistory:
             book.history, mono=loop.time, on_error=lambda t: reporter.say(f"softphone: {t}")
         )
         messages = MessageLog(book.messages, on_error=lambda t: reporter.say(f"softphone: {t}"))
-        return cls(book, log, messages)
+        voicemail = VoicemailLog(
+            book.voicemails, on_error=lambda t: reporter.say(f"softphone: {t}")
+        )
+        return cls(book, log, messages, voicemail)
 
     def observe(self, event: pe.PhoneEvent, phone: Phone) -> None:
         if self.log is not None:
             self.log.observe(event, phone.call)
         if self.messages is not None:
             self.messages.observe(event)
+        if self.voicemail is not None:
+            self.voicemail.observe(event)
 
     async def close(self) -> None:
         if self.log is not None:
             await self.log.settle(HISTORY_WAIT_S)
         if self.messages is not None:
             await self.messages.settle(HISTORY_WAIT_S)
+        if self.voicemail is not None:
+            await self.voicemail.settle(HISTORY_WAIT_S)
         if self.book is not None:
             await self.book.close_async()
 
@@ -408,6 +422,9 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
             phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
             if isinstance(phone, ExitCode):
                 return phone
+            for acct in config.accounts:  # what happens to calls, said once (cli_forwarding.py)
+                if (diverted := acct.forwarding.summary()) is not None:
+                    reporter.say(f"softphone: {acct.name}: {diverted}")
             try:
                 if args.presence is not None:
                     phone.set_presence(args.presence)

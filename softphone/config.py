@@ -25,6 +25,8 @@ The file lives at the XDG config path (``$XDG_CONFIG_HOME/softphone/config.toml`
     # prack = "supported"             # reliable 1xx (RFC 3262): off | supported | required
     # session_expires = 1800          # session timer (RFC 4028) in seconds, 90..86400; 0: off
     # stun_server = "stun.example.com:3478"  # optional: learn the public address for media
+    # forward_always = "sip:bob@example.com"   # forwarding and do-not-disturb: see
+    # do_not_disturb = true                    # softphone/config_forwarding.py
     media_encryption = "srtp-optional"  # none | srtp-optional | srtp | dtls-srtp (default shown)
 
 TLS: without ``tls_certificate`` the listener presents a self-signed certificate made on first
@@ -44,6 +46,7 @@ Audio keys (all optional, top level)::
     output_device = 3
     ring_device = "speakers"          # where incoming calls ring (default: output_device)
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
+    voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
 
 Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;
 a URL on the same host and port uses its credentials)::
@@ -79,7 +82,20 @@ from softphone.config_calls import (
     PrackMode,
     parse_call_options,
 )
-from softphone.config_cameras import CameraTableError, parse_cameras, rtsp_place
+from softphone.config_cameras import (
+    Camera,
+    CameraSource,
+    CameraTableError,
+    parse_cameras,
+    rtsp_place,
+)
+from softphone.config_forwarding import (
+    FORWARDING_KEYS,
+    Forwarding,
+    ForwardingError,
+    forwarding_to_dict,
+    parse_forwarding,
+)
 from softphone.files import write_file
 
 if TYPE_CHECKING:  # the SIP modules load with the first [[account]]: `softphone play` needs none
@@ -111,36 +127,6 @@ DEFAULT_RTP_PORTS: Final = (16384, 32767)
 DEFAULT_CODECS: Final = ("opus", "G722", "PCMU", "PCMA")
 KNOWN_CODECS: Final = {c.lower(): c for c in DEFAULT_CODECS}
 DeviceSpec = str | int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Camera:
-    """An RTSP source ``softphone play`` can open by name."""
-
-    name: str
-    url: str
-    username: str | None = None
-    password: str | None = None
-
-    def __repr__(self) -> str:  # never show the password
-        return f"Camera(name={self.name!r}, url={self.url!r})"
-
-    @property
-    def credentials(self) -> tuple[str, str] | None:
-        """(username, password) when the camera has a username; an empty password otherwise."""
-        return (self.username, self.password or "") if self.username is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class CameraSource:
-    """Where a stream is and how to log in: what :meth:`Config.camera_source` finds."""
-
-    url: str
-    credentials: tuple[str, str] | None = None
-    camera: str | None = None  # the [[camera]] it came from, by name or by host and port
-
-    def __repr__(self) -> str:  # never show the password
-        return f"CameraSource(url={self.url!r}, camera={self.camera!r})"
 
 
 class ConfigError(Exception):
@@ -191,6 +177,8 @@ class Account:
     # the SDP when behind a NAT.
     stun_server: str | None = None
     media_encryption: MediaEncryptionName = DEFAULT_MEDIA_ENCRYPTION
+    # forwarding and do-not-disturb (config_forwarding.py)
+    forwarding: Forwarding = field(default_factory=Forwarding)
 
     @property
     def auth_username(self) -> str:
@@ -221,6 +209,7 @@ class Config:
     output_device: DeviceSpec = None
     ring_device: DeviceSpec = None
     recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
+    voicemail_dir: Path | None = None  # None: default_data_dir() / "voicemail"
     cameras: tuple[Camera, ...] = ()
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
@@ -314,6 +303,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "session_expires",
         "stun_server",
         "media_encryption",
+        *FORWARDING_KEYS,
     }
 )
 _GLOBAL_KEYS: Final = frozenset(
@@ -330,6 +320,7 @@ _GLOBAL_KEYS: Final = frozenset(
         "output_device",
         "ring_device",
         "recordings_dir",
+        "voicemail_dir",
         "camera",
     }
 )
@@ -398,11 +389,13 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         key: _device(data.get(key), f"{where}: {key}")
         for key in ("input_device", "output_device", "ring_device")
     }
-    recordings_dir = data.get("recordings_dir")
-    if recordings_dir is not None:
-        if not isinstance(recordings_dir, str) or not recordings_dir.strip():
-            raise ConfigError(f"{where}: recordings_dir must be a directory path")
-        recordings_dir = _expanded(recordings_dir, f"{where}: recordings_dir")
+    dirs: dict[str, Path | None] = {}
+    for key in ("recordings_dir", "voicemail_dir"):
+        if (value := data.get(key)) is not None and (
+            not isinstance(value, str) or not value.strip()
+        ):
+            raise ConfigError(f"{where}: {key} must be a directory path")
+        dirs[key] = None if value is None else _expanded(value, f"{where}: {key}")
     try:
         cameras = tuple(
             Camera(
@@ -428,7 +421,8 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         input_device=devices["input_device"],
         output_device=devices["output_device"],
         ring_device=devices["ring_device"],
-        recordings_dir=recordings_dir,
+        recordings_dir=dirs["recordings_dir"],
+        voicemail_dir=dirs["voicemail_dir"],
         cameras=cameras,
         path=path,
         extra=extra,
@@ -503,6 +497,10 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
             f"{label}: media_encryption must be one of {', '.join(MEDIA_ENCRYPTIONS)} "
             f"(not {encryption!r})"
         )
+    try:
+        forwarding = parse_forwarding(raw, aor=str(uri), domain=uri.host)
+    except ForwardingError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
     return Account(
         name=name,
         uri=uri,
@@ -524,6 +522,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         session_expires=session_expires,
         stun_server=stun_server,
         media_encryption=encryption,
+        forwarding=forwarding,
     )
 
 
@@ -652,8 +651,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for key in ("input_device", "output_device", "ring_device"):
         if getattr(config, key) is not None:
             out[key] = getattr(config, key)
-    if config.recordings_dir is not None:
-        out["recordings_dir"] = str(config.recordings_dir)
+    for key in ("recordings_dir", "voicemail_dir"):
+        if getattr(config, key) is not None:
+            out[key] = str(getattr(config, key))
     accounts = []
     for a in config.accounts:
         entry: dict[str, Any] = {"name": a.name, "uri": str(a.uri)}
@@ -686,6 +686,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["stun_server"] = a.stun_server
         if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:
             entry["media_encryption"] = a.media_encryption
+        entry.update(forwarding_to_dict(a.forwarding))
         accounts.append(entry)
     if accounts:
         out["account"] = accounts

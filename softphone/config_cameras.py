@@ -4,12 +4,43 @@ where a URL's host and port meet a camera's (whose credentials it then uses)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-__all__ = ["CameraTableError", "parse_cameras", "rtsp_place"]
+__all__ = ["Camera", "CameraSource", "CameraTableError", "parse_cameras", "rtsp_place"]
 
 _CAMERA_KEYS: Final = frozenset({"name", "url", "username", "password"})
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """An RTSP source ``softphone play`` can open by name."""
+
+    name: str
+    url: str
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Camera(name={self.name!r}, url={self.url!r})"
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, password) when the camera has a username; an empty password otherwise."""
+        return (self.username, self.password or "") if self.username is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSource:
+    """Where a stream is and how to log in: what :meth:`Config.camera_source` finds."""
+
+    url: str
+    credentials: tuple[str, str] | None = None
+    camera: str | None = None  # the [[camera]] it came from, by name or by host and port
+
+    def __repr__(self) -> str:  # never show the password
+        return f"CameraSource(url={self.url!r}, camera={self.camera!r})"
 
 
 class CameraTableError(ValueError):

@@ -236,6 +236,14 @@ class FileAudio:
         pass
 
 
+def greeting_engine(greeting: Path) -> AudioEngine:
+    """The answering machine's engine for one call: ``greeting`` as its voice, then silence;
+    what the caller says is recorded by the call (CallMedia.start_recording), not here."""
+    return AudioEngine(
+        FileIO(greeting, HEADLESS_RATE), name="answering machine", tick_s=HEADLESS_TICK_S
+    )
+
+
 class DeviceAudio:
     """The sound card, shared by every call; opened at the first call, kept until the phone stops.
 

@@ -28,6 +28,8 @@ from softphone.store import (
     Recovered,
     StoreError,
     VCardProblem,
+    VoicemailRecord,
+    Voicemails,
     default_db_path,
     normalise_uri,
     read_vcard,
@@ -47,6 +49,8 @@ __all__ = [
     "Recovered",
     "StoreError",
     "VCardProblem",
+    "VoicemailRecord",
+    "Voicemails",
     "default_db_path",
     "normalise_uri",
     "read_vcard",
@@ -64,6 +68,7 @@ class Book:
     history: History
     contacts: Contacts
     messages: Messages
+    voicemails: Voicemails
 
     @property
     def recovered(self) -> Recovered | None:
@@ -78,10 +83,18 @@ class Book:
         """Open (creating or migrating) the database; raises StoreError when it cannot. Calls
         that a process which has since died left in progress are marked interrupted."""
         db = Database.open(path)
-        book = cls(db=db, history=History(db), contacts=Contacts(db), messages=Messages(db))
+        book = cls(
+            db=db,
+            history=History(db),
+            contacts=Contacts(db),
+            messages=Messages(db),
+            voicemails=Voicemails(db),
+        )
         try:
             if count := book.history.interrupt_orphans():
                 logger.info("%d calls left in progress by an ended process: interrupted", count)
+            if count := book.voicemails.complete_orphans():
+                logger.info("%d voicemails a killed process was recording: completed", count)
         except StoreError as exc:  # the history still opens; the rows wait for the next start
             logger.warning("cannot mark interrupted calls in %s: %s", db.path, exc)
         return book

@@ -13,9 +13,10 @@ from functools import partial
 from typing import Literal
 
 from softphone.media.codecs import CodecError
+from softphone.media.device import AudioDeviceError
 from softphone.phone import events as pe
 from softphone.phone.api import StreamSummary
-from softphone.phone.audio import AudioProvider
+from softphone.phone.audio import AudioProvider, greeting_engine
 from softphone.phone.call_info import CallInfo
 from softphone.phone.media import CallMedia, receive_map
 from softphone.sdp import NegotiatedMedia, SdpError, SessionDescription
@@ -65,7 +66,11 @@ class CallAudio:
             if info.audio is None:
                 self._media_calls += 1
                 info.call_number = self._media_calls
-                engine = self.provider.engine_for_call(info.call_number)
+                engine = (
+                    greeting_engine(info.greeting)
+                    if info.greeting is not None
+                    else self.provider.engine_for_call(info.call_number)
+                )
                 info.audio = CallMedia(
                     call_id=info.call_id,
                     endpoint=info.rtp,
@@ -84,7 +89,7 @@ class CallAudio:
             else:
                 info.audio.update(media, pt_map)
                 self._protect(info.audio, media)
-        except (CodecError, SdpError, OSError) as exc:
+        except (CodecError, SdpError, OSError, AudioDeviceError) as exc:
             self._emit(pe.Notice(level="error", text=f"audio could not start: {exc}"))
             return
         except SrtpError as exc:  # keys libsrtp refuses: no media rather than plain media
@@ -131,7 +136,10 @@ class CallAudio:
         info.audio.close(now)
         if info.engine is not None:
             info.engine.detach(info.audio)
-            self.provider.release(info.engine)
+            if info.greeting is not None:
+                info.engine.close()  # the answering machine's own engine
+            else:
+                self.provider.release(info.engine)
             info.engine = None
         info.audio = None
 

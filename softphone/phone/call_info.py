@@ -60,6 +60,7 @@ class CallInfo:
     sdp_problem: SdpError | None = None  # why the last offer could not be answered
     encryption_name: EncryptionName = "none"  # as negotiated; kept after the media closes
     srtp_suite_name: str | None = None
+    greeting: Path | None = None  # the answering machine took the call: this WAV is its voice
 
     @property
     def encryption(self) -> EncryptionName:

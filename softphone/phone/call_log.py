@@ -39,6 +39,8 @@ HISTORY_RESULT: Final[dict[Outcome, CallResult]] = {
     "cancelled": "cancelled",
     "missed": "missed",
     "rejected": "rejected",
+    "forwarded": "forwarded",
+    "voicemail": "voicemail",
     "failed": "failed",
 }
 

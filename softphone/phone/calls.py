@@ -191,7 +191,9 @@ class Calls:
                 status=status,
                 reason=reason,
                 phrase=phrase,
-                outcome=call_outcome(
+                outcome="voicemail"
+                if info.greeting is not None  # the answering machine took it
+                else call_outcome(
                     direction=info.direction,
                     answered=answered,
                     status=status,

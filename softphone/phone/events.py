@@ -64,6 +64,8 @@ __all__ = [
     "StreamSummary",
     "TransferProgressed",
     "Unregistered",
+    "VoicemailRecorded",
+    "VoicemailStarted",
 ]
 
 
@@ -211,6 +213,30 @@ class RecordingChanged(PhoneEvent):
     kind: ClassVar[str] = "recording"
     call_id: str
     path: str | None  # the WAV being written; None once recording stopped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailStarted(PhoneEvent):
+    """The answering machine played its greeting and records the caller into ``path`` (WAV);
+    ``received_at`` is the wall clock (time.time()) when the recording began."""
+
+    kind: ClassVar[str] = "voicemail_started"
+    call_id: str
+    account: str
+    caller: str  # the caller's URI
+    caller_name: str | None = None
+    path: str
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailRecorded(PhoneEvent):
+    """The message of ``call_id`` is complete: ``duration_s`` of the caller in ``path``."""
+
+    kind: ClassVar[str] = "voicemail_recorded"
+    call_id: str
+    path: str
+    duration_s: float
 
 
 MessageState = Literal["sending", "delivered", "failed"]

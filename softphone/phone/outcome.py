@@ -23,7 +23,9 @@ Outcome = Literal[
     "network",  # no response at all, a transport error, 502 / 503 / 504 on the way (our call)
     "cancelled",  # we hung up before the callee answered (our call, 487)
     "missed",  # the caller gave up before we answered, or nobody answered here (their call)
-    "rejected",  # we refused the call (their call: our 486 / 600 / 603)
+    "rejected",  # we refused the call (their call: our 486 / 600 / 603, do-not-disturb)
+    "forwarded",  # we sent the caller elsewhere (their call: our 3xx, phone/forwarding.py)
+    "voicemail",  # the answering machine took it (their call: phone/answering_machine.py)
     "failed",  # anything else; the status and its explanation say what
 ]
 OUTCOMES: Final = frozenset(get_args(Outcome))
@@ -39,6 +41,8 @@ OUTCOME_WORDS: Final[dict[Outcome, str]] = {
     "cancelled": "cancelled",
     "missed": "missed",
     "rejected": "rejected",
+    "forwarded": "forwarded",
+    "voicemail": "voicemail",
     "failed": "failed",
 }
 
@@ -64,6 +68,8 @@ _INCOMING: Final[dict[int, Outcome]] = {
     408: "missed",
     480: "missed",  # do-not-disturb answers 480: the call is missed, not failed
     487: "missed",
+    301: "forwarded",
+    302: "forwarded",
 }
 
 

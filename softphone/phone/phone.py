@@ -232,6 +232,7 @@ class Phone(EventReader):
             do_not_disturb=self._config.do_not_disturb,
             messaging=self._messaging,
             presence=self._presence,
+            config=self._config,
             rng=self._rng,
         )
         self._presence.bind(ua, self._accounts, sip.handle)
@@ -260,9 +261,9 @@ class Phone(EventReader):
         """Use ``accounts`` from now on, without a restart (PhoneApi.apply_accounts): each one's
         server is looked up, then the SIP core registers, re-registers or unregisters what
         changed (sip/registration.py). Calls go on with the account they began with."""
-        running = self._require()
-        wanted = tuple(accounts) or (local_account(self._bind_host),)
+        running, wanted = self._require(), tuple(accounts) or (local_account(self._bind_host),)
         self._encryption = {a.name: MediaEncryption(a.media_encryption) for a in wanted}
+        running.sip.routing.configure(wanted)
         resolved: list[AccountConfig] = []
         unresolved: dict[str, str] = {}
         for acct in wanted:
@@ -481,8 +482,9 @@ class Phone(EventReader):
         self._calls.sync_media(info, sending=True)
 
     async def reject(self, call_id: str, *, status: int = 486) -> None:
-        running = self._require()
-        self.call(call_id)
+        running, info = self._require(), self.call(call_id)
+        if status == 486 and running.sip.routing.refused_busy(info):  # forward_busy
+            return self._pump()
         try:
             running.sip.handle(running.ua.reject(call_id, status=status, now=self._now()))
         except LocalProtocolError as exc:
@@ -490,8 +492,7 @@ class Phone(EventReader):
         self._pump()
 
     async def hangup(self, call_id: str) -> None:
-        running = self._require()
-        self.call(call_id)
+        running, _ = self._require(), self.call(call_id)
         try:
             running.sip.handle(running.ua.hangup(call_id, self._now()))
         except LocalProtocolError as exc:
@@ -576,8 +577,7 @@ class Phone(EventReader):
         return self._audio.streams(self.call(call_id))
 
     def record(self, call_id: str, on: bool) -> Path | None:
-        """Start (or stop) recording the call to a stereo WAV in the recordings directory
-        (local left, remote right). Returns the file's path."""
+        """Record the call (or stop) to a stereo WAV, local left, remote right; its path."""
         return record_call(self.call(call_id), on, self._config, self._emit)
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:

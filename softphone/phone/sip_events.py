@@ -16,8 +16,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, assert_never
 
+from softphone.config import Config
 from softphone.phone import events as pe
+from softphone.phone.answering_machine import AnsweringMachine
 from softphone.phone.call_info import CallInfo
+from softphone.phone.call_routing import CallRouting
 from softphone.phone.calls import Calls
 from softphone.phone.errors import PhoneError
 from softphone.phone.messaging import Messaging
@@ -52,6 +55,7 @@ class PhoneActions(Protocol):
         self, target: str, *, account: str | None = None, headers: Sequence[tuple[str, str]] = ()
     ) -> str: ...
     async def answer(self, call_id: str) -> None: ...
+    async def hangup(self, call_id: str) -> None: ...
 
 
 def failed_over_text(event: ue.ServerFailedOver) -> str:
@@ -79,6 +83,7 @@ class SipEvents:
         do_not_disturb: bool,
         messaging: Messaging,
         presence: PresenceService,
+        config: Config,
         rng: random.Random | None = None,
     ) -> None:
         self._phone = phone
@@ -93,6 +98,14 @@ class SipEvents:
         self._do_not_disturb = do_not_disturb
         self._messaging = messaging
         self._presence = presence
+        # Forwarding and do-not-disturb per account (call_routing.py); the phone reconfigures it
+        machine = AnsweringMachine(
+            config, answer=phone.answer, hangup=phone.hangup, emit=emit, tasks=tasks
+        )
+        self.routing = CallRouting(
+            config.accounts, tasks=tasks, calls=calls.all, clock=clock, machine=machine
+        )
+        self.routing.bind(ua, self.handle)
         self._rng = rng or random.Random()
         self._flow_timers: dict[str, int | None] = {}  # account -> the Flow-Timer last granted
 
@@ -276,6 +289,9 @@ class SipEvents:
                     waiting=event.replaces_call,
                 )
             )
+        # A replacing call takes an existing call's place: never forwarded nor refused.
+        if replaced is None and self.routing.arrived(info):  # forwarded, or do not disturb
+            return
         if (self._do_not_disturb or self._presence.do_not_disturb) and replaced is None:
             self.handle(
                 self._ua.reject(
@@ -309,6 +325,7 @@ class SipEvents:
             return
         self._calls.update_tones()
         self._ua.ring(event.call_id, self._clock())
+        self.routing.ringing(info)
         if self._phone.auto_answer:
             self._tasks.spawn(self._auto_answer(event.call_id), name=f"auto-answer-{info.call_id}")
 

@@ -66,6 +66,10 @@ def _call_line(event: PhoneEvent) -> str:
             return f"calling through {server} over {t}: no answer yet ({_still(event)})"
         case pe.MuteChanged(muted=m):
             return "microphone muted" if m else "microphone on"
+        case pe.VoicemailStarted(caller=caller, caller_name=name):
+            return f"voicemail: {name or caller} is leaving a message"
+        case pe.VoicemailRecorded(duration_s=d, path=path):
+            return f"voicemail: a message of {d:.0f} s in {path}"
         case pe.RecordingChanged(path=path):
             return f"recording to {path}" if path else "recording stopped"
         case pe.IncomingCall(remote=r, display_name=name, waiting=w):
@@ -129,6 +133,8 @@ def ended_line(event: pe.CallEnded) -> str:
     from softphone.phone.outcome import OUTCOME_WORDS
     from softphone.sip.status import EXPLANATIONS
 
+    if event.outcome == "voicemail":
+        return f"the answering machine took the call ({event.duration_s:.0f} s)"
     if event.answered:
         return f"call ended after {event.duration_s:.1f} s: {event.reason}"
     sip = f"SIP {event.status} {event.phrase}" if event.phrase else ""
@@ -137,8 +143,12 @@ def ended_line(event: pe.CallEnded) -> str:
             return "call cancelled"
         case "missed":
             return f"missed call: {event.reason}"
+        case "rejected" if event.reason.startswith("do not disturb"):
+            return f"call refused: {event.reason}"
         case "rejected":
             return "call rejected" + (f" ({sip})" if sip else "")
+        case "forwarded":
+            return f"call {event.reason}"
         case "failed":
             words = EXPLANATIONS.get(event.status) or event.phrase or event.reason
         case _:

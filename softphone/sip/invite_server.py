@@ -12,6 +12,7 @@ was still ringing here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import assert_never
 
 from softphone.sip import events as ev
@@ -33,6 +34,7 @@ from softphone.sip.transaction import (
     TransportFailed,
     server_key,
 )
+from softphone.sip.uri import Uri
 
 
 class InviteServer:
@@ -86,14 +88,20 @@ class InviteServer:
         now: float,
         reason: str | None = None,
         warning: tuple[int, str] | None = None,
+        extra: Sequence[tuple[str, str]] = (),
+        why: str | None = None,
     ) -> list[ev.Event]:
+        """A final 3xx-6xx for the ringing call; ``why``: the call's end in words, in place of
+        the explained status (a redirect says where the call went)."""
         if call.state is not CallState.INCOMING or call.invite_server_tx is None:
             raise LocalProtocolError(f"cannot reject a call in state {call.state.name}")
         if not 300 <= status < 700:
             raise LocalProtocolError(f"a rejection needs a 3xx-6xx status, not {status}")
-        extra = [("Warning", warning_header(*warning))] if warning is not None else []
+        headers = [*extra]
+        if warning is not None:
+            headers.append(("Warning", warning_header(*warning)))
         resp = self._ctx.response(
-            call.invite, status, to_tag=call.local_tag, reason=reason, extra=extra
+            call.invite, status, to_tag=call.local_tag, reason=reason, extra=headers
         )
         call.apply(CallInput.REJECT)
         self._prack.final_sent(call)
@@ -102,9 +110,29 @@ class InviteServer:
             ev.CallFailed(
                 call_id=call.call_id,
                 status=status,
-                reason=explain(status, resp.reason, warning[1] if warning else None),
+                reason=why or explain(status, resp.reason, warning[1] if warning else None),
                 phrase=resp.reason,
             )
+        )
+
+    def redirect(
+        self,
+        call: Call,
+        target: Uri,
+        *,
+        now: float,
+        diversion: str | None = None,
+        why: str | None = None,
+    ) -> list[ev.Event]:
+        """Send the caller elsewhere: 302 Moved Temporarily with ``target`` in Contact (RFC 3261
+        §8.3, §21.3.3). ``diversion``: the RFC 5806 §4 reason (``unconditional``, ``user-busy``,
+        ``no-answer``), said in a Diversion header naming this account; ``why``: the call's end in
+        words (default: "forwarded to <target>")."""
+        extra = [("Contact", f"<{target}>")]
+        if diversion is not None:
+            extra.append(("Diversion", f"<{call.account.aor}>;reason={diversion};counter=1"))
+        return self.reject(
+            call, status=302, now=now, extra=extra, why=why or f"forwarded to {target}"
         )
 
     def cancelled(self, call: Call, now: float) -> list[ev.Event]:

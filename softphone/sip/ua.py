@@ -66,7 +66,7 @@ from softphone.sip.timers import TimerConfig
 from softphone.sip.transaction import ServerTransaction, server_key
 from softphone.sip.transfer import Transfer
 from softphone.sip.update import Update
-from softphone.sip.uri import SipUri
+from softphone.sip.uri import SipUri, Uri
 
 __all__ = ["Part", "UserAgent", "redact"]
 
@@ -284,13 +284,28 @@ class UserAgent:
         now: float,
         reason: str | None = None,
         warning: tuple[int, str] | None = None,
+        why: str | None = None,
     ) -> list[ev.Event]:
         """Reject an incoming call; ``warning``: (warn-code, text) for a Warning header
-        (RFC 3261 §20.43), e.g. why its SDP offer was not acceptable."""
+        (RFC 3261 §20.43), e.g. why its SDP offer was not acceptable; ``why``: the call's end
+        in words (default: the status explained)."""
         call = self._calls.require(call_id)
         return self._invite_server.reject(
-            call, status=status, now=now, reason=reason, warning=warning
+            call, status=status, now=now, reason=reason, warning=warning, why=why
         )
+
+    def redirect(
+        self,
+        call_id: str,
+        target: Uri,
+        *,
+        now: float,
+        diversion: str | None = None,
+        why: str | None = None,
+    ) -> list[ev.Event]:
+        """Forward an incoming call: 302 with ``target`` in Contact (RFC 3261 §8.3)."""
+        call = self._calls.require(call_id)
+        return self._invite_server.redirect(call, target, now=now, diversion=diversion, why=why)
 
     def hangup(self, call_id: str, now: float) -> list[ev.Event]:
         """Whatever ends this call in its state: CANCEL, a 603 rejection, or BYE."""

@@ -1,4 +1,4 @@
-"""Persistent records: contacts, call history and instant messages in one SQLite file (sqlite3 via
+"""Persistent records: contacts, call history, instant messages and voicemail in one SQLite file (sqlite3 via
 asyncio.to_thread), plus vCard import. Plain records in, plain records out; no UI imports."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from softphone.store.messages import (
 )
 from softphone.store.uris import Party, match_keys, parse_party
 from softphone.store.vcard import VCardProblem, parse_vcards, read_vcard
+from softphone.store.voicemail import VoicemailRecord, Voicemails, wav_seconds
 
 __all__ = [
     "INTERRUPTED_REASON",
@@ -43,10 +44,13 @@ __all__ = [
     "Recovered",
     "StoreError",
     "VCardProblem",
+    "VoicemailRecord",
+    "Voicemails",
     "default_db_path",
     "match_keys",
     "normalise_uri",
     "parse_party",
     "parse_vcards",
     "read_vcard",
+    "wav_seconds",
 ]

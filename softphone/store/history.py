@@ -38,6 +38,8 @@ CallResult = Literal[
     "failed",
     "busy",
     "cancelled",
+    "forwarded",  # we sent the caller elsewhere (call forwarding)
+    "voicemail",  # the answering machine took the call
     "in_progress",  # the call has not ended yet
     "interrupted",  # the program ended (was killed, crashed) before the call did
 ]

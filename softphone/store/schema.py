@@ -135,6 +135,20 @@ _MESSAGES_V4: Final = """CREATE TABLE messages (
     CHECK ((text IS NULL) <> (body IS NULL))
 )"""
 
+# Messages left on the answering machine (store/voicemail.py). owner names the process still
+# recording one (NULL once its length is known), as calls.owner does for calls in progress.
+_VOICEMAILS_V5: Final = """CREATE TABLE voicemails (
+    id INTEGER PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    account TEXT NOT NULL,
+    caller_uri TEXT NOT NULL,
+    caller_name TEXT,
+    duration_s REAL NOT NULL DEFAULT 0,
+    path TEXT NOT NULL,
+    heard INTEGER NOT NULL DEFAULT 0 CHECK (heard IN (0, 1)),
+    owner TEXT
+)"""
+
 # Forward-only: never edit a shipped entry, append a new one.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -191,6 +205,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX messages_message_id ON messages (message_id)",
             "CREATE INDEX messages_unread ON messages (peer_key) WHERE read = 0",
         ),
+    ),
+    Migration(
+        version=5,
+        description="voicemail left on the answering machine",
+        statements=(_VOICEMAILS_V5, "CREATE INDEX voicemails_at ON voicemails (received_at DESC)"),
     ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from softphone.store.db import Database, StoreError
+from softphone.store.db import SCHEMA_VERSION, Database, StoreError
 from softphone.store.history import CallRecord, History
 from softphone.store.messages import MAX_MESSAGES, MessageRecord, Messages
 
@@ -228,10 +228,11 @@ def test_a_version_3_database_gains_the_messages_table_keeping_its_calls(tmp_pat
         )
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE messages")
+    conn.execute("DROP TABLE voicemails")  # version 5
     conn.execute("DELETE FROM schema_version WHERE version > 3")
     conn.commit()
     conn.close()
     with Database.open(path) as db:
-        assert db.schema_version == 4
+        assert db.schema_version == SCHEMA_VERSION
         assert History(db).count() == 1
         assert Messages(db).add(theirs(1)).id == 1

@@ -34,6 +34,7 @@ __all__ = [
     "HistoryScreen",
     "format_duration",
     "format_when",
+    "result_text",
 ]
 
 PAGE_SIZE: Final = 200
@@ -47,11 +48,23 @@ _RESULT_COLOUR: Final[dict[str, str]] = {
     "busy": "text-warning",
     "failed": "text-warning",
     "cancelled": "foreground-darken-1",
+    "forwarded": "foreground-darken-1",
+    "voicemail": "text-error",  # a call nobody here took, as a missed one
     "in_progress": "text-accent",
     "interrupted": "text-warning",
 }
 _ARROW: Final[dict[str, str]] = {"in": "← in", "out": "→ out"}
 _CHROME: Final = 4  # the table's side margins and its vertical scrollbar
+
+
+def result_text(row: CallRecord) -> str:
+    """The result as the list shows it; a forwarded call says where to, a call refused by
+    do-not-disturb says DND (the reason column of the store holds the words)."""
+    if row.result == "forwarded" and row.reason.startswith("forwarded to "):
+        return "→ " + row.reason.removeprefix("forwarded to ")
+    if row.result == "rejected" and row.reason.startswith("do not disturb"):
+        return "DND"
+    return row.result.replace("_", " ")
 
 
 def format_when(started_at: datetime, now: datetime) -> str:
@@ -164,7 +177,7 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
             _ARROW[row.direction],
             Text(self._who(row), no_wrap=True, overflow="ellipsis"),
             format_duration(row.duration_s) if answered else "",
-            Text(row.result.replace("_", " "), style=style),
+            Text(result_text(row), style=style, no_wrap=True, overflow="ellipsis"),
             "●" if row.recording_path else "",
         )
 

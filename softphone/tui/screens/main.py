@@ -62,6 +62,7 @@ class MainScreen(MainWithScreens):
                 on_error=lambda text: self.tell(text, "warning"),
             )
         self.inbox.start()
+        self.voicemail.start()
         start_bridge(self, self.phone)
         self.set_interval(1.0, self._tick, name="call-timers")
         self._levels_timer = self.set_interval(0.1, self._poll_levels, name="levels", pause=True)
@@ -101,6 +102,7 @@ class MainScreen(MainWithScreens):
             self.call_log.observe(event, self.phone.call)
         self.inbox.observe(event)
         self.presence.observe(event)
+        self.voicemail.observe(event)
         match event:
             case pe.Registering() | pe.Registered() | pe.Unregistered():
                 self._refresh_status()
@@ -120,7 +122,14 @@ class MainScreen(MainWithScreens):
                 self.notes.waiting.discard(call_id)
                 # What we did (hung up, cancelled, rejected) or a missed call is a line; a call
                 # of ours that failed is a warning too.
-                ok = event.outcome in ("answered", "cancelled", "missed", "rejected")
+                ok = event.outcome in (
+                    "answered",
+                    "cancelled",
+                    "missed",
+                    "rejected",
+                    "forwarded",
+                    "voicemail",
+                )
                 self.tell(describe(event), "info" if ok else "warning", notify=not ok)
                 self._refresh_calls()
             case pe.CallStats(call_id=call_id, stats=stats):

@@ -56,13 +56,27 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action("y", "history", "History", "call history"),
     Action("c", "contacts", "Contacts", "contacts (with each one's presence or busy lamp)"),
     Action(
+        "w",
+        "voicemail",
+        "Voicemail",
+        "the answering machine's messages: play, heard, delete, call back",
+        show=False,  # the status bar says "(w)" beside the messages waiting
+    ),
+    Action(
         "P",
         "presence",
         "Presence",
         "your presence: available, away, busy or do not disturb, with a note",
         show=False,  # the footer is full at 160 columns; the status bar says "(P)" beside it
     ),
-    Action("s", "settings", "Settings", "accounts and settings"),
+    Action(
+        "D",
+        "toggle_dnd",
+        "DND",
+        "do not disturb on / off for every account (saved; the status bar says [DND])",
+        show=False,  # the footer is full; the status bar shows it while on
+    ),
+    Action("s", "settings", "Settings", "accounts and settings (forwarding: edit an account)"),
     Action("v", "open_stream", "Stream", "open an RTSP URL or a camera in the side pane"),
     Action("V", "toggle_pane", "Pane", "show / hide the side pane (hidden, video is not decoded)"),
     Action("x", "stop_stream", "Stop stream", "stop the stream in the side pane", show=False),
@@ -101,6 +115,7 @@ def help_sections(first: type | None = None) -> list[HelpSection]:
     for module, name, title in (
         ("history", "HistoryScreen", "History"),
         ("contacts", "ContactsScreen", "Contacts"),
+        ("voicemail", "VoicemailScreen", "Voicemail"),
         ("chat", "ChatScreen", "Messages (a conversation)"),
         ("chat", "ChatPicker", "Write a message to"),
         ("flows", "FlowsScreen", "SIP flows"),

@@ -26,6 +26,7 @@ from softphone.phone.call_log import CallLog
 from softphone.phone.errors import PhoneError
 from softphone.tui.screens.main_messages import Inbox
 from softphone.tui.screens.main_presence import PresenceWatch
+from softphone.tui.screens.main_voicemail import LocalVoicemail
 from softphone.tui.widgets.calls_table import CallsTable
 from softphone.tui.widgets.dial_bar import DialBar
 from softphone.tui.widgets.messages_log import Level, MessagesLog
@@ -72,6 +73,7 @@ class MainBase(Screen[None]):
         self.call_log: CallLog | None = None  # the history as calls happen (with a book)
         self.inbox = Inbox(self, clock=deps.clock, config=self._config)  # instant messages
         self.presence = PresenceWatch(self)  # lamps, our presence, voicemail
+        self.voicemail = LocalVoicemail(self)  # the answering machine's messages
 
     # ------------------------------------------------------------------ composition
     def compose(self) -> ComposeResult:
@@ -120,6 +122,11 @@ class MainBase(Screen[None]):
         return asyncio.get_running_loop().time()
 
     def _refresh_status(self) -> None:
+        self.status.forwarding = {
+            a.name: summary
+            for a in self._config().accounts
+            if (summary := a.forwarding.summary()) is not None
+        }
         self.status.show(self.phone.registrations)
 
     # ------------------------------------------------------------------ reporting

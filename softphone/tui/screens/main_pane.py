@@ -14,7 +14,8 @@ from typing import Final, Literal, cast
 from textual import on, work
 from textual.events import Resize
 
-from softphone.config import Camera, ConfigError, save_config
+from softphone.config import ConfigError, save_config
+from softphone.config_cameras import Camera
 from softphone.tui.screens.login import LoginAnswer, LoginScreen
 from softphone.tui.screens.main_base import AppDeps, AppShell, MainBase
 from softphone.tui.screens.prompt import PromptScreen

@@ -1,15 +1,20 @@
 """The screens the main screen opens: a call's SIP ladder, the SIP flows, the history and the
 contacts (Enter on a row calls it), the settings (accounts saved there apply to the phone at
-once; what waits for a restart is said), the help; and quitting, which lets the calls just hung
-up reach the history first.
+once; what waits for a restart is said), the help; do-not-disturb's quick key (``D``, saved in
+the config like the settings); and quitting, which lets the calls just hung up reach the
+history first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, cast
 
-from softphone.config import Config
+from textual import work
+
+from softphone.config import Config, ConfigError, default_config_path, save_config
+from softphone.config_forwarding import DND_RESPONSE_NAMES, DndResponse, with_forwarding
 from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.main_actions import help_sections
 from softphone.tui.screens.main_base import AppShell
@@ -21,6 +26,11 @@ if TYPE_CHECKING:
     from softphone.phone.devices import DeviceService
 
 __all__ = ["MainWithScreens"]
+
+
+def responses(config: Config) -> set[DndResponse]:
+    """The statuses do-not-disturb refuses calls with, over the accounts."""
+    return {a.forwarding.dnd_response for a in config.accounts}
 
 
 class MainWithScreens(MainWithCalls):
@@ -73,6 +83,9 @@ class MainWithScreens(MainWithCalls):
 
         self.app.push_screen(screen, closed)
 
+    def action_voicemail(self) -> None:
+        self.voicemail.open(self._call_back)
+
     def action_presence(self) -> None:
         self.presence.choose()
 
@@ -120,6 +133,32 @@ class MainWithScreens(MainWithCalls):
         await self.phone.apply_accounts(config.accounts)
         self._refresh_status()
 
+    def action_toggle_dnd(self) -> None:
+        """Do not disturb on for every account (off when every one has it), saved in the config
+        as the settings screen saves it, and applied to the phone at once."""
+        accounts = cast(AppShell, self.app).config.accounts
+        if not accounts:
+            self.tell("no account: add one in the settings (s) first", "warning")
+            return
+        self._save_dnd(not all(a.forwarding.do_not_disturb for a in accounts))
+
+    @work(group="config", exclusive=True)
+    async def _save_dnd(self, on: bool) -> None:
+        app = cast(AppShell, self.app)
+        config = with_forwarding(app.config, do_not_disturb=on)
+        path = self.deps.config_path or config.path or default_config_path()
+        try:
+            await asyncio.to_thread(save_config, config, path)
+        except (OSError, ConfigError) as exc:  # on for now all the same, said so
+            self.tell(f"do not disturb is not saved in {path}: {exc}", "warning")
+        self.use_config(config)
+        if on:
+            how = sorted({f"{s} {DND_RESPONSE_NAMES[s]}" for s in responses(config)})
+            self.tell(f"do not disturb: calls are refused ({', '.join(how)}); D turns it off")
+        else:
+            self.tell("do not disturb is off: calls ring again")
+        self._refresh_status()
+
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(help_sections()))
 
@@ -133,3 +172,4 @@ class MainWithScreens(MainWithCalls):
         if self.call_log is not None and not await self.call_log.settle(timeout_s):
             logger.warning("quitting before every call was written to the history")
         await self.inbox.settle(timeout_s)
+        await self.voicemail.settle(timeout_s)

@@ -35,12 +35,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
-    Checkbox,
     DataTable,
     Footer,
     Input,
@@ -53,9 +52,6 @@ from textual.widgets import (
 )
 
 from softphone.config import (
-    DEFAULT_MEDIA_ENCRYPTION,
-    MEDIA_ENCRYPTIONS,
-    TRANSPORTS,
     Config,
     ConfigError,
     config_to_dict,
@@ -64,38 +60,22 @@ from softphone.config import (
 )
 from softphone.phone.devices import DeviceChoice, DeviceService
 from softphone.phone.errors import PhoneError
+from softphone.tui.screens.account_form import PASSWORD_HINT, AccountForm, number_or_text
 from softphone.tui.screens.confirm import ConfirmDialog
 
-__all__ = ["AccountForm", "AccountsTable", "ConfirmScreen", "SettingsScreen", "needs_restart"]
+__all__ = [
+    "PASSWORD_HINT",
+    "AccountForm",
+    "AccountsTable",
+    "ConfirmScreen",
+    "SettingsScreen",
+    "needs_restart",
+]
 
 WELCOME: Final = "No config yet: add your SIP account, or press Escape for peer-to-peer calls only"
-PASSWORD_HINT: Final = "leave empty to keep the current password"
 DEFAULT_DEVICE: Final = "@default"  # the Select value for "the system's default device"
 METER_HZ: Final = 10.0
 METER_FLOOR_DBFS: Final = -60.0
-
-# Form field id -> config key, in form order (the transport is a Select, handled apart).
-_TEXT_FIELDS: Final = (
-    ("f-name", "name", "Name", "work"),
-    ("f-uri", "uri", "SIP URI", "sip:alice@example.com"),
-    ("f-display-name", "display_name", "Display name", "Alice"),
-    ("f-username", "username", "Username", "default: the URI's user"),
-    ("f-password", "password", "Password", ""),
-    ("f-registrar", "registrar", "Registrar", "sip:example.com (empty: no registration)"),
-    ("f-proxy", "proxy", "Outbound proxy", "sip:proxy.example.com (optional)"),
-    ("f-expires", "expires", "Expires (s)", "3600"),
-    ("f-tls-ca-file", "tls_ca_file", "TLS CA file", "/path/ca.pem (optional)"),
-)
-
-
-# The media_encryption values as the form shows them (the config file's words in brackets).
-_ENCRYPTION_LABELS: Final = {
-    "none": "Off (none)",
-    "srtp-optional": "SRTP when the peer can (srtp-optional)",
-    "srtp": "SRTP required (srtp)",
-    "dtls-srtp": "DTLS-SRTP required (dtls-srtp)",
-}
-
 
 # What the phone reads only when it starts (accounts apply at once), as the person calls them.
 _RESTART_FIELDS: Final = (
@@ -130,165 +110,9 @@ def _device_spec(value: object) -> str | int | None:
     return int(value) if value.isdigit() else value
 
 
-def _number_or_text(text: str) -> int | str:
-    """A whole number as int; anything else as typed, for parse_config to name the mistake."""
-    stripped = text.strip()
-    return int(stripped) if stripped.isdigit() else stripped
-
-
 def ConfirmScreen(question: str) -> ConfirmDialog:
     """The shared yes/no modal, worded for settings (Yes rather than Delete)."""
     return ConfirmDialog(question, confirm_label="Yes")
-
-
-class AccountForm(ModalScreen[dict[str, Any] | None]):
-    """Add or edit one account; dismisses with its config dict (validated) or None.
-
-    ``others`` are the other accounts' dicts: the new one is validated together with them
-    (unique names). ``account`` is the dict being edited (None: a new account); its password is
-    never put in the form, and an empty password field keeps it.
-    """
-
-    DEFAULT_CSS = """
-    AccountForm { align: center middle; }
-    AccountForm #form-box {
-        width: 76; max-width: 100%; height: auto; max-height: 100%;
-        border: thick $accent; background: $surface; padding: 0 1;
-    }
-    AccountForm #form-title { text-style: bold; }
-    AccountForm #form-fields { grid-size: 2; grid-columns: 16 1fr; grid-rows: 1; height: auto; }
-    AccountForm #form-fields Label { color: $text-muted; }
-    AccountForm #form-error { color: $text-error; height: auto; }
-    AccountForm #form-hint { color: $text-muted; }
-    AccountForm #form-buttons { height: auto; align-horizontal: right; }
-    AccountForm Button { margin: 0 1; min-width: 10; }
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "submit", "OK", show=True, priority=True),
-        Binding("escape", "cancel", "Cancel", show=True),
-    ]
-    KEYS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("Tab / Shift+Tab", "next / previous field"),
-        ("Enter / ctrl+s", "check the account and close the form"),
-        ("Escape", "cancel"),
-    )
-
-    def __init__(self, account: dict[str, Any] | None, others: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.account = account
-        self.others = others
-        self.has_password = bool(account and account.get("password"))
-
-    def compose(self) -> ComposeResult:
-        acct = self.account or {}
-        title = f"Edit account {acct['name']!r}" if acct else "New account"
-        with Vertical(id="form-box"):
-            yield Label(Text(title), id="form-title")
-            with Grid(id="form-fields"):
-                for field_id, key, label, placeholder in _TEXT_FIELDS:
-                    yield Label(label)
-                    if key == "password":
-                        yield Input(
-                            "",
-                            placeholder=PASSWORD_HINT if self.has_password else "",
-                            password=True,
-                            id=field_id,
-                            compact=True,
-                        )
-                        continue
-                    value = acct.get(key)
-                    yield Input(
-                        "" if value is None else str(value),
-                        placeholder=placeholder,
-                        id=field_id,
-                        compact=True,
-                    )
-                yield Label("Transport")
-                yield Select(
-                    [(t.upper(), t) for t in TRANSPORTS],
-                    value=str(acct.get("transport", "udp")),
-                    allow_blank=False,
-                    id="f-transport",
-                    compact=True,
-                )
-                yield Label("Calls")
-                yield Checkbox(
-                    "only through the registrar/proxy",
-                    value=bool(acct.get("only_from_proxy", False)),
-                    id="f-only-from-proxy",
-                    compact=True,
-                    tooltip="Refuse (403) calls and other requests that do not come from this "
-                    "account's registrar or outbound proxy: a direct call bypassing it rings "
-                    "nothing.",
-                )
-                yield Label("Media encryption")
-                yield Select(
-                    [(_ENCRYPTION_LABELS[e], e) for e in MEDIA_ENCRYPTIONS],
-                    value=str(acct.get("media_encryption", DEFAULT_MEDIA_ENCRYPTION)),
-                    allow_blank=False,
-                    id="f-media-encryption",
-                    compact=True,
-                )
-            if self.has_password:
-                yield Label(f"Password: {PASSWORD_HINT}.", id="form-hint")
-            yield Label("", id="form-error")
-            with Horizontal(id="form-buttons"):
-                yield Button("OK", id="form-ok", variant="primary")
-                yield Button("Cancel", id="form-cancel")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#f-name", Input).focus()
-
-    def entered(self) -> dict[str, Any]:
-        """The account as typed (empty fields left out; an empty password keeps the old one)."""
-        out: dict[str, Any] = {}
-        for field_id, key, _, _ in _TEXT_FIELDS:
-            text = self.query_one(f"#{field_id}", Input).value.strip()
-            if key == "password":
-                text = self.query_one(f"#{field_id}", Input).value  # a password may have spaces
-                if not text and self.account and self.account.get("password"):
-                    text = self.account["password"]
-            if text:
-                out[key] = _number_or_text(text) if key == "expires" else text
-        out["transport"] = self.query_one("#f-transport", Select).value
-        # set in the file; the form keeps them
-        for key in ("presence", "presence_state", "prack", "session_expires"):
-            if self.account and key in self.account:
-                out[key] = self.account[key]
-        if self.query_one("#f-only-from-proxy", Checkbox).value:
-            out["only_from_proxy"] = True
-        encryption = self.query_one("#f-media-encryption", Select).value
-        if encryption != DEFAULT_MEDIA_ENCRYPTION:
-            out["media_encryption"] = encryption
-        return out
-
-    def action_submit(self) -> None:
-        account = self.entered()
-        try:
-            parse_config({"account": [*self.others, account]})
-        except ConfigError as exc:
-            self.query_one("#form-error", Label).update(Text(str(exc).removeprefix("config: ")))
-            return
-        self.dismiss(account)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
-    @on(Button.Pressed, "#form-ok")
-    def _ok(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_submit()
-
-    @on(Button.Pressed, "#form-cancel")
-    def _cancel(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_cancel()
 
 
 class AccountsTable(DataTable[str]):
@@ -538,11 +362,11 @@ class SettingsScreen(Screen[Config | None]):
             data["account"] = copy.deepcopy(self.accounts)
         codecs = [c.strip() for c in self.query_one("#codecs", Input).value.split(",")]
         data["codecs"] = [c for c in codecs if c]
-        data["rtp_port_min"] = _number_or_text(self.query_one("#rtp-min", Input).value)
-        data["rtp_port_max"] = _number_or_text(self.query_one("#rtp-max", Input).value)
+        data["rtp_port_min"] = number_or_text(self.query_one("#rtp-min", Input).value)
+        data["rtp_port_max"] = number_or_text(self.query_one("#rtp-max", Input).value)
         sip_port = self.query_one("#sip-port", Input).value.strip()
         if sip_port:
-            data["sip_port"] = _number_or_text(sip_port)
+            data["sip_port"] = number_or_text(sip_port)
         if self.query_one("#dnd", Switch).value:
             data["do_not_disturb"] = True
         recordings = self.query_one("#recordings-dir", Input).value.strip()

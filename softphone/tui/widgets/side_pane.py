@@ -42,7 +42,8 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Label
 
-from softphone.config import Camera, Config
+from softphone.config import Config
+from softphone.config_cameras import Camera
 from softphone.phone import events as pe
 from softphone.phone.text import describe
 from softphone.tui.textual_internals import runs_in_context_of

@@ -1,4 +1,5 @@
-"""The status bar: one line per account with its registration state, at the top of the main
+"""The status bar: one line per account with its registration state and, in brackets, its
+forwarding and do-not-disturb ("[DND]", "[→ sip:bob@example.com]"), at the top of the main
 screen, how many instant messages are unread, our presence (while it is published) and the
 voicemail waiting."""
 
@@ -76,6 +77,11 @@ class StatusBar(Static):
         self.unread = 0
         self.own: OwnPresence | None = None
         self.voicemail: str | None = None
+        self._boxes: Mapping[str, Voicemail] = {}  # the provider's boxes (MWI)
+        self.local_unheard = 0  # the answering machine's messages not heard yet
+        # account -> its forwarding and do-not-disturb in short ("DND", "→ sip:bob@x"), from the
+        # config: shown after its registration
+        self.forwarding: Mapping[str, str] = {}
         self.text = "starting…"
 
     def show_presence(self, own: OwnPresence) -> None:
@@ -85,18 +91,30 @@ class StatusBar(Static):
             self.show(self._registrations)
 
     def show_voicemail(self, boxes: Mapping[str, Voicemail]) -> None:
-        """The voicemail boxes (every account's, added up); nothing is said when none waits."""
+        """The voicemail boxes (every account's, added up) and the answering machine's unheard
+        messages (:meth:`show_local_voicemail`); nothing is said when none waits."""
+        self._boxes = boxes
         waiting = [b for b in boxes.values() if b.waiting or b.new]
         line = None
-        if waiting:
+        if waiting or self.local_unheard:
             line = voicemail_text(
-                sum(b.new for b in waiting),
+                sum(b.new for b in waiting) + self.local_unheard,
                 sum(b.old for b in waiting),
                 sum(b.urgent_new for b in waiting),
             )
+            if self.local_unheard:
+                line += " (w)"
         self.voicemail = line
         if self._registrations is not None:
             self.show(self._registrations)
+
+    def show_local_voicemail(self, unheard: int) -> None:
+        """How many of the answering machine's messages are not heard yet."""
+        self.local_unheard = unheard
+        self.show_voicemail(self._boxes)
+        if self._registrations is None:
+            self.text = self.voicemail or "starting…"
+            self.update(self.text)
 
     def show(self, registrations: Mapping[str, Registration]) -> None:
         self._registrations = registrations
@@ -108,6 +126,7 @@ class StatusBar(Static):
                 self._failed_at.pop(name, None)
         lines = [
             describe_registration(reg, now_wall=now, failed_at=self._failed_at.get(name))
+            + (f" [{self.forwarding[name]}]" if name in self.forwarding else "")
             for name, reg in registrations.items()
         ]
         text = "  │  ".join(lines) if lines else "no accounts"
