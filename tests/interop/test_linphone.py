@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from softphone import lab
 from softphone.lab.linphone import CallEventKind, Linphone
 from softphone.phone import events as pe
 from softphone.phone.phone import Phone
+from softphone.sip.session_timer import has_option
 
 pytestmark = pytest.mark.interop
 
@@ -56,7 +57,7 @@ async def test_linphonec_as_transferee_sends_replaces_to_the_target(
     """Our phone alice transfers linphonec bob (held) to linphonec carol: bob calls carol with
     Replaces naming alice's call with carol, carol takes it in place of that call."""
     bob = await asyncio.to_thread(linphone_factory, "bob", auto_answer=True, sip_trace=True)
-    carol = await asyncio.to_thread(linphone_factory, "carol", sip_trace=True)
+    carol = await asyncio.to_thread(linphone_factory, "carol")
     alice = await make_phone(account(kamailio, user="alice"))
     await expect(alice, lambda e: isinstance(e, pe.Registered))
     to_bob = await alice.dial("sip:bob@lab.test")
@@ -154,3 +155,92 @@ async def test_linphonec_as_target_takes_our_replaces_without_ringing(
     )
     await linphone_event(carol, CallEventKind.ENDED, carol_mark, "alice@lab.test")
     assert bob.call(new.call_id).state == "established"
+
+
+# --------------------------------------------------------------------------- 100rel and timers
+
+
+def prack_answered(phone: Phone, call_id: str) -> str | None:
+    """The status line of the response to a PRACK our phone sent in ``call_id``, if any."""
+    for m in phone.sip_flow(call_id):
+        if m.direction == "received" and re.search(r"^CSeq: *\d+ PRACK", m.text, re.M | re.I):
+            return m.first_line
+    return None
+
+
+async def test_linphonec_answering_with_100rel_gets_our_prack(
+    kamailio: lab.Kamailio, linphone_factory: LinphoneFactory, make_phone: Callable[..., Any]
+) -> None:
+    """We call linphonec bob, which wants 100rel: its 180 is reliable (Require: 100rel and
+    RSeq, RFC 3262 §3), our phone PRACKs it and bob answers the PRACK with 200."""
+    bob = await asyncio.to_thread(linphone_factory, "bob", rel100="mandatory", sip_trace=True)
+    alice = await make_phone(account(kamailio, user="alice"))
+    await expect(alice, lambda e: isinstance(e, pe.Registered))
+    mark = bob.mark()
+    call_id = await alice.dial("sip:bob@lab.test")
+    incoming = await linphone_event(bob, CallEventKind.INCOMING, mark, "alice@lab.test")
+    await expect(alice, state(call_id, "ringing"))
+    ringing = traced(alice, call_id, "received", "SIP/2.0 180")
+    assert ringing.headers.get("RSeq") is not None
+    assert has_option(ringing, "Require", "100rel")
+    prack = traced(alice, call_id, "sent", "PRACK ")
+    assert prack.headers.get("RAck") == f"{ringing.headers.get('RSeq')} {ringing.cseq.seq} INVITE"
+    # Answer only once bob has answered the PRACK: liblinphone 5.1 refuses (501) a PRACK
+    # that arrives after its 200 to the INVITE.
+    await asyncio.to_thread(
+        bob.wait_for, r"\[server\] \[PRACK\] transaction .* to \[COMPLETED\]", XFER_S, mark
+    )
+    await asyncio.to_thread(bob.answer, incoming.call)
+    await expect(alice, state(call_id, "established"))
+    assert (prack_answered(alice, call_id) or "").startswith("SIP/2.0 200")
+    await alice.hangup(call_id)
+    await linphone_event(bob, CallEventKind.ENDED, mark, "alice@lab.test")
+
+
+async def test_linphonec_calling_with_100rel_and_a_timer_pracks_our_ringing(
+    kamailio: lab.Kamailio, linphone_factory: LinphoneFactory, make_phone: Callable[..., Any]
+) -> None:
+    """linphonec bob calls us supporting 100rel and asking for a 90 s session timer; our
+    account requires 100rel, so our 180 is reliable: bob PRACKs it, and our 200 carries the
+    session interval (RFC 4028 §9)."""
+    bob = await asyncio.to_thread(linphone_factory, "bob", rel100="mandatory", session_expires_s=90)
+    alice = await make_phone(replace(account(kamailio, user="alice"), prack="required"))
+    await expect(alice, lambda e: isinstance(e, pe.Registered))
+    mark = bob.mark()
+    await asyncio.to_thread(bob.call, "sip:alice@lab.test")
+    incoming = await expect(alice, lambda e: isinstance(e, pe.IncomingCall))
+    assert isinstance(incoming, pe.IncomingCall)
+    call_id = incoming.call_id
+    invite = traced(alice, call_id, "received", "INVITE ")
+    assert has_option(invite, "Supported", "100rel")
+    assert (invite.headers.get("Session-Expires") or "").startswith("90")
+    await linphone_event(bob, CallEventKind.RINGING, mark, "alice@lab.test")
+    ringing = traced(alice, call_id, "sent", "SIP/2.0 180")
+    assert ringing.headers.get("RSeq") is not None
+    assert has_option(ringing, "Require", "100rel")
+    prack = await prack_received(alice, call_id)
+    assert prack.headers.get("RAck") == f"{ringing.headers.get('RSeq')} {invite.cseq.seq} INVITE"
+    await alice.answer(call_id)
+    await expect(alice, state(call_id, "established"))
+    await linphone_event(bob, CallEventKind.STREAMS_RUNNING, mark, "alice@lab.test")
+    ok = [
+        m
+        for m in alice.sip_flow(call_id)
+        if m.direction == "sent"
+        and m.first_line.startswith("SIP/2.0 200")
+        and re.search(r"^CSeq: *\d+ INVITE", m.text, re.M | re.I)
+    ]
+    assert ok and re.search(r"^Session-Expires: *90\b", ok[-1].text, re.M | re.I), ok
+    await asyncio.to_thread(bob.terminate)
+    await expect(alice, ended(call_id))
+
+
+async def prack_received(phone: Phone, call_id: str) -> Any:
+    """The PRACK our phone received in ``call_id``, waiting for it (bounded) on the trace: it
+    makes no phone event of its own."""
+    async with asyncio.timeout(XFER_S):
+        while True:
+            try:
+                return traced(phone, call_id, "received", "PRACK ")
+            except AssertionError:
+                await asyncio.sleep(0.05)  # a look at the trace; bounded by the timeout above
