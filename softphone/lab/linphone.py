@@ -354,7 +354,8 @@ class Linphone:
     # -- commands (linphonec's prompt; ``help`` lists them)
 
     def command(self, line: str) -> None:
-        self.process.send_line(_check_command(line))
+        checked = _check_command(line)  # a bad line is refused even before it starts
+        self.process.send_line(checked)
 
     def call(self, uri: str) -> None:
         self.command(f"call {uri}")
