@@ -50,6 +50,12 @@ Fixtures:
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
+- ``linphone_factory`` (function): ``linphone_factory(user="bob", auto_answer=False,
+  rel100="no" | "optional" | "mandatory", session_expires_s=None, sip_trace=False) ->
+  lab.Linphone``: Linphone's console client registered to the session ``kamailio`` (UDP) before
+  it returns; ``call(uri)``, ``answer(id)``, ``terminate(id)``, ``calls()``, ``command(line)``;
+  ``wait_event(CallEventKind.X, timeout_s, peer=, since=mark())`` over the call events it
+  prints; ``sip_trace=True`` puts every SIP message it sends or receives in ``lines()``.
 - ``rtsp_lab`` (session): one shared :class:`lab.RtspServer` with every mount of ``lab.MOUNTS``:
   ``url(mount, user=, password=, scheme=)``, ``port``, ``user``/``password``, ``lines()``,
   ``mark()``, ``wait_for(regex, timeout_s, since)`` over its ``LAB <METHOD> <path> ...`` lines.

@@ -102,7 +102,7 @@ async def test_linphonec_as_transferee_sends_replaces_to_the_target(
     assert "bob@lab.test" in table and "alice@lab.test" not in table
 
 
-async def test_linphonec_as_target_takes_our_replaces_without_ringing(
+async def test_linphonec_as_target_takes_our_replaces_by_itself(
     kamailio: lab.Kamailio, linphone_factory: LinphoneFactory, make_phone: Callable[..., Any]
 ) -> None:
     """Our phone bob, transferred by our phone alice, calls linphonec carol with Replaces:
