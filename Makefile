@@ -19,8 +19,11 @@ RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
 # iproute2 and nftables: the NAT lab's network namespaces and masquerading router.
 # sip-tester (SIPp): the interop tests' scripted peer for what baresip 1.0 cannot do: reliable
 # provisional responses (PRACK), session timers and UPDATE (tests/interop/test_prack_timers.py).
+# linphone-cli (linphonec, liblinphone 5.1): the interop tests' second phone, for what baresip 1.0
+# cannot do: Replaces (attended transfer as transferee and as target), 100rel, session timers
+# (tests/interop/test_linphone.py).
 PEERS    := kamailio kamailio-tls-modules kamailio-presence-modules baresip openssl tmux jackd2 \
-            iproute2 nftables sip-tester $(RTSP_LAB)
+            iproute2 nftables sip-tester linphone-cli $(RTSP_LAB)
 # The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans
 # (the network namespaces and packet loss use iproute2 and nftables, in PEERS).
 RELIABILITY_PEERS := sip-tester sipvicious

@@ -18,6 +18,7 @@ import pytest
 
 from softphone import lab
 from softphone.lab.baresip import MediaEnc
+from softphone.lab.linphone import Rel100
 from softphone.lab.process import PeerMissing, find_binary
 
 
@@ -92,3 +93,17 @@ class BaresipFactory(Protocol):
         rtcp_mux: bool = False,
         host: str = lab.HOST,
     ) -> lab.Baresip: ...
+
+
+class LinphoneFactory(Protocol):
+    """The ``linphone_factory`` fixture: a linphonec registered to the session Kamailio."""
+
+    def __call__(
+        self,
+        user: str = "bob",
+        *,
+        auto_answer: bool = False,
+        rel100: Rel100 = "no",
+        session_expires_s: int | None = None,
+        sip_trace: bool = False,
+    ) -> lab.Linphone: ...

@@ -11,6 +11,8 @@ imports none of ``phone``, ``tui``, ``cli`` or ``bench``, and no ``softphone`` c
 - ``pki``: a throwaway CA and good, expired and wrong-name server certificates (``openssl``).
 - ``kamailio`` (+ ``kamailio.cfg.tmpl``): the registrar and proxy for ``lab.test``.
 - ``baresip``: baresip 1.0.0 as the far-end phone, driven through ``ctrl_tcp``.
+- ``linphone``: Linphone's console client ``linphonec`` (Replaces, 100rel, session timers),
+  driven through its stdin.
 - ``rtsp_server`` (+ ``gst_rtsp_server.py``, run by Debian's python3): GStreamer's RTSP server.
 - ``jack``: a JACK server with the dummy driver, a sound card paced in real time.
 - ``netns``: a home network behind an nftables NAT router, in network namespaces, with the
@@ -26,6 +28,7 @@ from __future__ import annotations
 from softphone.lab.baresip import Audio, Baresip, BaresipCtrl, Event, strip_ansi
 from softphone.lab.jack import JackServer
 from softphone.lab.kamailio import USERS, Kamailio, Transport
+from softphone.lab.linphone import Linphone
 from softphone.lab.netns import NatLab
 from softphone.lab.pki import DOMAIN, CertKind, CertPair, LabPki, make_pki
 from softphone.lab.process import HOST, LabError, LabProcess, PeerMissing, find_binary
@@ -47,6 +50,7 @@ __all__ = [
     "LabError",
     "LabPki",
     "LabProcess",
+    "Linphone",
     "MountSpec",
     "NatLab",
     "PeerMissing",

@@ -299,6 +299,8 @@ class LabProcess:
 
     Output is stdout and stderr together, unless ``stderr_path`` is given: then stderr goes to
     that file and the log holds stdout only (for children that print data on stdout).
+    ``stdin_pipe``: keep a pipe to its stdin for :meth:`send_line` (peers driven by console
+    commands); otherwise stdin is /dev/null.
     """
 
     def __init__(
@@ -310,6 +312,7 @@ class LabProcess:
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
         stderr_path: Path | None = None,
+        stdin_pipe: bool = False,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -321,7 +324,7 @@ class LabProcess:
                 argv,
                 cwd=cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
@@ -355,6 +358,19 @@ class LabProcess:
     ) -> re.Match[str]:
         return self.log.wait_for(pattern, timeout_s, since)
 
+    def send_line(self, line: str) -> None:
+        """Write ``line`` and a newline to its stdin (started with ``stdin_pipe=True``)."""
+        if "\n" in line or "\r" in line:
+            raise LabError(f"{self.name}: one line at a time, not {line!r}")
+        stdin = self.proc.stdin
+        if stdin is None:
+            raise LabError(f"{self.name}: started without a stdin pipe")
+        try:
+            stdin.write(line + "\n")
+            stdin.flush()
+        except (OSError, ValueError) as exc:  # it exited, or we closed the pipe
+            raise LabError(f"{self.name}: cannot send {line!r}: {exc}") from exc
+
     def wait_until(
         self, cond: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05
     ) -> None:
@@ -382,6 +398,8 @@ class LabProcess:
         """SIGTERM by pid, SIGKILL of its group after ``term_wait_s``; its exit code."""
         code = stop_process(self.proc, term_wait_s)
         self.log.join(2.0)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
         return code

@@ -50,6 +50,12 @@ Fixtures:
   hangs up when the file ends). ``record=True`` loads the sndfile filter (``recordings()``).
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
+- ``linphone_factory`` (function): ``linphone_factory(user="bob", auto_answer=False,
+  rel100="no" | "optional" | "mandatory", session_expires_s=None, sip_trace=False) ->
+  lab.Linphone``: Linphone's console client registered to the session ``kamailio`` (UDP) before
+  it returns; ``call(uri)``, ``answer(id)``, ``terminate(id)``, ``calls()``, ``command(line)``;
+  ``wait_event(CallEventKind.X, timeout_s, peer=, since=mark())`` over the call events it
+  prints; ``sip_trace=True`` puts every SIP message it sends or receives in ``lines()``.
 - ``rtsp_lab`` (session): one shared :class:`lab.RtspServer` with every mount of ``lab.MOUNTS``:
   ``url(mount, user=, password=, scheme=)``, ``port``, ``user``/``password``, ``lines()``,
   ``mark()``, ``wait_for(regex, timeout_s, since)`` over its ``LAB <METHOD> <path> ...`` lines.
@@ -74,10 +80,18 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from lab_support import BaresipFactory, KamailioFactory, dump, peers_required, skip_or_fail
+from lab_support import (
+    BaresipFactory,
+    KamailioFactory,
+    LinphoneFactory,
+    dump,
+    peers_required,
+    skip_or_fail,
+)
 
 from softphone import lab
 from softphone.lab.baresip import MediaEnc
+from softphone.lab.linphone import Rel100
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -242,6 +256,46 @@ def baresip_factory(
         after_failure=lambda: dump("kamailio LAB lines", kamailio.lab_lines()),
     ) as make:
         yield make
+
+
+@pytest.fixture
+def linphone_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kamailio: lab.Kamailio
+) -> Iterator[LinphoneFactory]:
+    """linphonec phones registered to the session Kamailio (``lab.Linphone``)."""
+    started: list[lab.Linphone] = []
+
+    def make(
+        user: str = "bob",
+        *,
+        auto_answer: bool = False,
+        rel100: Rel100 = "no",
+        session_expires_s: int | None = None,
+        sip_trace: bool = False,
+    ) -> lab.Linphone:
+        phone = lab.Linphone(
+            tmp_path_factory.mktemp(f"linphonec-{user}"),
+            kamailio=kamailio,
+            user=user,
+            auto_answer=auto_answer,
+            rel100=rel100,
+            session_expires_s=session_expires_s,
+            sip_trace=sip_trace,
+        )
+        started.append(phone)
+        with peers_required():
+            return phone.start()
+
+    try:
+        yield make
+    finally:
+        failed = _failed(request)
+        for phone in started:
+            if failed:
+                dump(f"linphonec {phone.user}", phone.lines(), n=150)
+            phone.stop()
+        if failed:
+            dump("kamailio LAB lines", kamailio.lab_lines())
 
 
 @pytest.fixture(scope="session")

@@ -157,3 +157,30 @@ def test_the_child_is_told_to_die_with_its_parent(tmp_path: Path) -> None:
     child = LabProcess([sys.executable, "-c", code], name="py", cwd=tmp_path)
     assert int(child.wait_for(r"^\d+$", STEP_S).group(0)) == signal.SIGTERM
     child.stop()
+
+
+def test_lines_sent_to_stdin_reach_the_child_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    child = LabProcess(
+        ["/bin/sh", "-c", 'while read -r line; do echo "got $line"; done'],
+        name="reader",
+        cwd=tmp_path,
+        stdin_pipe=True,
+    )
+    try:
+        child.send_line("call sip:bob@lab.test")
+        assert child.wait_for(r"^got call sip:bob@lab\.test$", STEP_S).group(0)
+        with pytest.raises(LabError, match="one line at a time"):
+            child.send_line("quit\nrm -rf")
+    finally:
+        child.stop()
+    with pytest.raises(LabError, match="cannot send"):
+        child.send_line("after the end")
+
+
+def test_a_child_without_a_stdin_pipe_refuses_lines(tmp_path: Path) -> None:
+    child = shell(tmp_path, "echo ready")
+    try:
+        with pytest.raises(LabError, match="without a stdin pipe"):
+            child.send_line("hello")
+    finally:
+        child.stop()
