@@ -230,6 +230,10 @@ class CallView(Protocol):
     @property
     def muted(self) -> bool: ...
     @property
+    def conference(self) -> bool:
+        """Mixed with other calls in the local conference (``join``)."""
+
+    @property
     def codec(self) -> str | None:
         """The negotiated audio codec's encoding name ("opus", "PCMU", "G722"); None before SDP."""
 
@@ -263,6 +267,7 @@ class CallSnapshot:
     codec: str | None
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
     srtp_suite: str | None = None
+    conference: bool = False
 
     @classmethod
     def of(cls, call: CallView) -> CallSnapshot:
@@ -282,6 +287,7 @@ class CallSnapshot:
             codec=call.codec,
             encryption=call.encryption,
             srtp_suite=call.srtp_suite,
+            conference=call.conference,
         )
 
 
@@ -343,6 +349,14 @@ class PhoneApi(Protocol):
         """Attended transfer (RFC 5589 §7): connect the peer of ``call_id`` (usually held) with
         the peer of ``other_call_id``, then leave both. Progress comes as TransferProgressed
         events on ``call_id``; on success both our calls end."""
+
+    async def join(self, call_id: str, other_call_id: str) -> None:
+        """A local conference: mix the two calls (resuming a held one) so that each party hears
+        the other and us; a call already in the conference brings the others along. Emits
+        ConferenceChanged."""
+
+    async def split(self, call_id: str) -> None:
+        """End the conference: ``call_id`` stays active, the other calls are put on hold."""
 
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         """Returns the method used: ``"rtp"`` (RFC 4733) or ``"info"``."""

@@ -66,6 +66,8 @@ def _call_line(event: PhoneEvent) -> str:
             return f"calling through {server} over {t}: no answer yet ({_still(event)})"
         case pe.MuteChanged(muted=m):
             return "microphone muted" if m else "microphone on"
+        case pe.ConferenceChanged(call_ids=ids):
+            return f"conference of {len(ids)} calls" if ids else "conference ended"
         case pe.RecordingChanged(path=path):
             return f"recording to {path}" if path else "recording stopped"
         case pe.IncomingCall(remote=r, display_name=name, waiting=w):

@@ -48,6 +48,8 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 
 EXPECTED_MEMBERS = {
     "attended_transfer",
+    "join",
+    "split",
     "start",
     "config_warning",
     "protect_config",
@@ -138,6 +140,7 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
         "recording_path",
         "display_name",
         "muted",
+        "conference",
         "codec",
         "encryption",
         "srtp_suite",
