@@ -69,6 +69,7 @@ class BenchCall:
     recording_path: Path | None = None
     display_name: str | None = "Echo"
     muted: bool = False
+    conference: bool = False
     codec: str | None = "opus"
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
     srtp_suite: str | None = None
