@@ -7,7 +7,9 @@ call. Waits are bounded and on conditions, no sleeps."""
 from __future__ import annotations
 
 import asyncio
+import wave
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,8 +106,8 @@ Trio = tuple[Phone, Seen, ToneAudio, ToneAudio, str, str]
 
 
 @pytest.fixture
-async def trio() -> AsyncIterator[Trio]:
-    alice = await started(seed="alice")
+async def trio(tmp_path: Path) -> AsyncIterator[Trio]:
+    alice = await started(Config(recordings_dir=tmp_path), seed="alice")
     bob_audio, carol_audio = ToneAudio(BOB_HZ), ToneAudio(CAROL_HZ)
     bob = await started(Config(codecs=("PCMU",)), audio=bob_audio, seed="bob", auto_answer=True)
     carol = await started(
@@ -141,12 +143,23 @@ async def test_join_mixes_the_far_ends_and_split_holds_the_other(trio: Trio) -> 
     await seen.until(conference({to_bob, to_carol}), "conference")
     await seen.until(state(to_bob, "established"), "the held call is resumed by the join")
     assert alice.call(to_bob).conference and alice.call(to_carol).conference
+    recording = alice.record(to_bob, True)
+    assert recording is not None
 
     bob_heard, carol_heard = await asyncio.gather(heard(bob_audio), heard(carol_audio))
+    alice.record(to_bob, False)
     assert level_at(bob_heard, CAROL_HZ) > 0.05, "bob does not hear carol"
     assert level_at(carol_heard, BOB_HZ) > 0.05, "carol does not hear bob"
     assert level_at(bob_heard, BOB_HZ) < 0.01, "bob hears himself"
     assert level_at(carol_heard, CAROL_HZ) < 0.01, "carol hears herself"
+
+    # The recording of one conferenced call: what we hear is both parties, not bob alone.
+    with wave.open(str(recording)) as wav:
+        rate = wav.getframerate()
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    remote = frames[len(frames) // 3 :, 1].astype(np.float64) / 32768
+    assert rate == HEADLESS_RATE
+    assert level_at(remote, BOB_HZ) > 0.05 and level_at(remote, CAROL_HZ) > 0.05
 
     await alice.split(to_carol)
     await seen.until(conference(set()), "split")
