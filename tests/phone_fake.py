@@ -802,9 +802,11 @@ class FakePhone(EventReader):
         info = self._fake(call_id)
         if info.state == "ended":
             raise PhoneError("the call has ended")
-        if info.muted != muted:
-            info.muted = muted
-            self.emit(pe.MuteChanged(call_id=call_id, muted=muted))
+        party = [c for c in self._calls.values() if c.conference] if info.conference else [info]
+        for leg in party:
+            if leg.muted != muted:
+                leg.muted = muted
+                self.emit(pe.MuteChanged(call_id=leg.call_id, muted=muted))
 
     def record(self, call_id: str, on: bool) -> Path | None:
         self._record("record", call_id=call_id, on=on)

@@ -17,6 +17,10 @@ Contracts the TUI may rely on (every implementation keeps them):
   ``accounts`` and ``registrations`` list the new accounts (a removed one is gone at once; its
   ``Unregistered`` may come later).
 - ``mute`` emits ``MuteChanged`` and ``record`` emits ``RecordingChanged`` (at once, in the call).
+  In a conference ``mute`` applies to every call of it (one ``MuteChanged`` each).
+- ``join``/``split`` emit ``ConferenceChanged`` at once (a party that ends or is held leaves
+  and emits it too); resuming a held call on ``join`` and holding the other on ``split`` come
+  later as call-state changes.
 - Every call-state change arrives as :class:`~softphone.phone.events.CallStateChanged`; an ended
   call is ``CallStateChanged(state="ended")`` followed by :class:`~softphone.phone.events.CallEnded`.
 - ``dial`` returns the call id after ``CallStateChanged(state="calling")`` is queued; ringing and
