@@ -18,7 +18,7 @@ from phone_support import port_of, started
 from softphone.config import Config
 from softphone.media.device import NullIO
 from softphone.phone import events as pe
-from softphone.phone.audio import HEADLESS_RATE, AudioEngine, NullAudio
+from softphone.phone.audio import HEADLESS_RATE, AudioEngine, FileAudio, NullAudio
 from softphone.phone.errors import PhoneError
 from softphone.phone.phone import Phone
 
@@ -190,3 +190,34 @@ async def test_join_refuses_what_cannot_be_mixed(trio: Trio) -> None:
         await alice.join(to_bob, "nonexistent")
     with pytest.raises(PhoneError, match="not in a conference"):
         await alice.split(to_bob)
+
+
+async def test_holding_a_party_ends_a_two_call_conference(trio: Trio) -> None:
+    alice, seen, _bob_audio, _carol_audio, to_bob, to_carol = trio
+    await alice.join(to_bob, to_carol)
+    await seen.until(conference({to_bob, to_carol}), "conference")
+    await seen.until(state(to_bob, "established"), "bob resumed")
+    await alice.hold(to_carol)
+    await seen.until(conference(set()), "a held party leaves")
+    assert not alice.call(to_bob).conference and not alice.call(to_carol).conference
+    await seen.until(state(to_carol, "held"), "carol held")
+
+
+async def test_calls_on_separate_audio_cannot_be_joined() -> None:
+    """Per-call WAV files (--play/--record) are one engine per call: nothing to mix them in."""
+    alice = await started(audio=FileAudio(None, None), seed="files")
+    bob = await started(seed="bob2", auto_answer=True)
+    carol = await started(seed="carol2", auto_answer=True)
+    port_of(alice)
+    seen = Seen(alice)
+    try:
+        to_bob = await alice.dial(f"sip:softphone@127.0.0.1:{port_of(bob)}")
+        to_carol = await alice.dial(f"sip:softphone@127.0.0.1:{port_of(carol)}")
+        await seen.until(state(to_bob, "established"), "bob answers")
+        await seen.until(state(to_carol, "established"), "carol answers")
+        with pytest.raises(PhoneError, match="separate audio"):
+            await alice.join(to_bob, to_carol)
+        assert not alice.call(to_bob).conference
+    finally:
+        for phone in (alice, bob, carol):
+            await phone.stop()
