@@ -92,6 +92,7 @@ class BaresipFactory(Protocol):
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
         host: str = lab.HOST,
+        codecs: str | None = None,
     ) -> lab.Baresip: ...
 
 

@@ -130,6 +130,7 @@ class FakeCall:
     recording_path: Path | None = None
     display_name: str | None = None
     muted: bool = False
+    conference: bool = False
     recording: bool = False
     silenced: bool = False
     dtmf_sent: str = ""
@@ -709,6 +710,37 @@ class FakePhone(EventReader):
             f"{other_call_id} replaced", lambda: self._finish(other, 200, "hung up here")
         )
 
+    async def join(self, call_id: str, other_call_id: str) -> None:
+        self._record("join", call_id=call_id, other_call_id=other_call_id)
+        self._require_started()
+        info, other = self._fake(call_id), self._fake(other_call_id)
+        if info is other:
+            raise PhoneError("a conference needs two different calls")
+        for leg in (info, other):
+            if leg.state not in ("established", "held"):
+                raise PhoneError(f"the call with {leg.remote} is not established ({leg.state})")
+        for leg in (info, other):
+            leg.conference = True
+            if leg.local_hold:
+                self._reoffer(leg.call_id, hold=False)
+        self.emit(pe.ConferenceChanged(call_ids=self._conference_ids()))
+
+    async def split(self, call_id: str) -> None:
+        self._record("split", call_id=call_id)
+        self._require_started()
+        keep = self._fake(call_id)
+        if not keep.conference:
+            raise PhoneError("this call is not in a conference")
+        for leg in self._calls.values():
+            if leg.conference:
+                leg.conference = False
+                if leg is not keep and not leg.local_hold:
+                    self._reoffer(leg.call_id, hold=True)
+        self.emit(pe.ConferenceChanged(call_ids=[]))
+
+    def _conference_ids(self) -> list[str]:
+        return [c.call_id for c in self._calls.values() if c.conference]
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         self._record("send_dtmf", call_id=call_id, digits=digits)
         self._require_started()
@@ -771,9 +803,11 @@ class FakePhone(EventReader):
         info = self._fake(call_id)
         if info.state == "ended":
             raise PhoneError("the call has ended")
-        if info.muted != muted:
-            info.muted = muted
-            self.emit(pe.MuteChanged(call_id=call_id, muted=muted))
+        party = [c for c in self._calls.values() if c.conference] if info.conference else [info]
+        for leg in party:
+            if leg.muted != muted:
+                leg.muted = muted
+                self.emit(pe.MuteChanged(call_id=leg.call_id, muted=muted))
 
     def record(self, call_id: str, on: bool) -> Path | None:
         self._record("record", call_id=call_id, on=on)
@@ -967,6 +1001,14 @@ class FakePhone(EventReader):
             return
         answered = info.established_at is not None
         self._set_state(info, "ended")
+        if info.conference:  # a party left: one call alone is no conference
+            info.conference = False
+            ids = self._conference_ids()
+            if len(ids) < 2:
+                for leg in self._calls.values():
+                    leg.conference = False
+                ids = []
+            self.emit(pe.ConferenceChanged(call_ids=ids))
         info.recording = False
         self.emit(
             pe.CallEnded(

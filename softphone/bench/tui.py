@@ -69,6 +69,7 @@ class BenchCall:
     recording_path: Path | None = None
     display_name: str | None = "Echo"
     muted: bool = False
+    conference: bool = False
     codec: str | None = "opus"
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
     srtp_suite: str | None = None
@@ -164,6 +165,12 @@ class BenchPhone(EventReader):
 
     async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
         raise PhoneError("no transfer in the bench")
+
+    async def join(self, call_id: str, other_call_id: str) -> None:
+        raise PhoneError("one call in the bench")
+
+    async def split(self, call_id: str) -> None:
+        raise PhoneError("one call in the bench")
 
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         return "rtp"

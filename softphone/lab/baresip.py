@@ -374,6 +374,8 @@ class Baresip:
 
     def account_line(self) -> str:
         answer = f"answermode={'auto' if self.auto_answer else 'manual'}"
+        if self.codecs:  # the account's own list is what its answers choose from, too
+            answer += f";audio_codecs={self.codecs}"
         if self.mediaenc is not None:
             answer += f";mediaenc={self.mediaenc}"
         # The account is a name-addr (baresip's accounts file): a display name goes before it.

@@ -17,6 +17,10 @@ Contracts the TUI may rely on (every implementation keeps them):
   ``accounts`` and ``registrations`` list the new accounts (a removed one is gone at once; its
   ``Unregistered`` may come later).
 - ``mute`` emits ``MuteChanged`` and ``record`` emits ``RecordingChanged`` (at once, in the call).
+  In a conference ``mute`` applies to every call of it (one ``MuteChanged`` each).
+- ``join``/``split`` emit ``ConferenceChanged`` at once (a party that ends or is held leaves
+  and emits it too); resuming a held call on ``join`` and holding the other on ``split`` come
+  later as call-state changes.
 - Every call-state change arrives as :class:`~softphone.phone.events.CallStateChanged`; an ended
   call is ``CallStateChanged(state="ended")`` followed by :class:`~softphone.phone.events.CallEnded`.
 - ``dial`` returns the call id after ``CallStateChanged(state="calling")`` is queued; ringing and
@@ -230,6 +234,10 @@ class CallView(Protocol):
     @property
     def muted(self) -> bool: ...
     @property
+    def conference(self) -> bool:
+        """Mixed with other calls in the local conference (``join``)."""
+
+    @property
     def codec(self) -> str | None:
         """The negotiated audio codec's encoding name ("opus", "PCMU", "G722"); None before SDP."""
 
@@ -263,6 +271,7 @@ class CallSnapshot:
     codec: str | None
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
     srtp_suite: str | None = None
+    conference: bool = False
 
     @classmethod
     def of(cls, call: CallView) -> CallSnapshot:
@@ -282,6 +291,7 @@ class CallSnapshot:
             codec=call.codec,
             encryption=call.encryption,
             srtp_suite=call.srtp_suite,
+            conference=call.conference,
         )
 
 
@@ -343,6 +353,14 @@ class PhoneApi(Protocol):
         """Attended transfer (RFC 5589 §7): connect the peer of ``call_id`` (usually held) with
         the peer of ``other_call_id``, then leave both. Progress comes as TransferProgressed
         events on ``call_id``; on success both our calls end."""
+
+    async def join(self, call_id: str, other_call_id: str) -> None:
+        """A local conference: mix the two calls (resuming a held one) so that each party hears
+        the other and us; a call already in the conference brings the others along. Emits
+        ConferenceChanged."""
+
+    async def split(self, call_id: str) -> None:
+        """End the conference: ``call_id`` stays active, the other calls are put on hold."""
 
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         """Returns the method used: ``"rtp"`` (RFC 4733) or ``"info"``."""

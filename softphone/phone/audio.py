@@ -28,6 +28,7 @@ from softphone.media.levels import LevelMeter
 from softphone.media.tones import RING, ToneGenerator
 from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import WavWriter
+from softphone.phone.mixing import Conference
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class AudioEngine:
         self.speaker_level = LevelMeter(self.sample_rate)
         self.errors: list[str] = []
         self._closed = False
+        # The calls joined in a local conference (phone/mixing.py), or None: one per engine.
+        self.conference: Conference | None = None
 
     # -- lifecycle
     def start(self) -> None:
@@ -108,6 +111,8 @@ class AudioEngine:
     def detach(self, port: AudioPort) -> None:
         if port in self._ports:
             self._ports.remove(port)
+        if self.conference is not None and port in self.conference:
+            self.conference.remove(port)
 
     @property
     def ports(self) -> int:
@@ -132,18 +137,33 @@ class AudioEngine:
             self._schedule()
 
     def pump(self, now: float) -> None:
-        """One step: microphone to ports, ports to speaker. Public so tests can walk a clock."""
+        """One step: microphone to ports, ports to speaker. Public so tests can walk a clock.
+
+        With a conference, every port renders first so that each conferenced port can send the
+        others' audio with our microphone in the same tick."""
         wanted = self.io.frames_wanted(now)  # first: it moves a paced (headless) clock to now
         mic = self.io.read()
+        ports, conference = list(self._ports), self.conference
+        out: Pcm | None = None
+        if wanted > 0:
+            out = np.zeros(wanted, dtype=np.float32)
+            rendered: dict[object, Pcm] = {}
+            for port in ports:
+                pcm = port.render(wanted, now)
+                out += pcm
+                if conference is not None and port in conference:
+                    rendered[port] = pcm
+            if conference is not None:
+                conference.mix(rendered)
         if len(mic):
             self.mic_level.update(mic)
-            for port in list(self._ports):
-                port.capture(mic, now)
-        if wanted <= 0:
+            for port in ports:
+                if conference is None or port not in conference:
+                    port.capture(mic, now)
+            if conference is not None:
+                conference.capture(mic, now)
+        if out is None:
             return
-        out = np.zeros(wanted, dtype=np.float32)
-        for port in list(self._ports):
-            out += port.render(wanted, now)
         np.clip(out, -1.0, 1.0, out=out)
         self.speaker_level.update(out)
         self.io.write(out)

@@ -18,6 +18,7 @@ from softphone.phone import events as pe
 from softphone.phone.api import StreamSummary
 from softphone.phone.audio import AudioProvider, greeting_engine
 from softphone.phone.call_info import CallInfo
+from softphone.phone.conference import LocalConference
 from softphone.phone.media import CallMedia, receive_map
 from softphone.sdp import NegotiatedMedia, SdpError, SessionDescription
 from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
@@ -53,6 +54,7 @@ class CallAudio:
         self._media_calls = 0
         self.advertised: str | None = None  # our address in SDP (the phone sets it on start)
         self._stats_handle: asyncio.TimerHandle | None = None
+        self.conference = LocalConference(calls=calls, emit=emit)
 
     def sync(self, info: CallInfo, *, sending: bool, cname: str) -> None:
         """Start or update the call's audio to match what SDP negotiated."""
@@ -125,6 +127,7 @@ class CallAudio:
         info.codec_name = info.codec
         info.encryption_name = info.encryption
         info.srtp_suite_name = info.srtp_suite
+        self.conference.leave(info)  # the other parties go on with us
         if info.audio is None:
             return
         now = self._clock()

@@ -52,6 +52,7 @@ class CallInfo:
     final_streams: tuple[StreamSummary, ...] = ()  # the RTP streams when the audio closed
     recording_path: Path | None = None
     display_name: str | None = None  # the far end's, from From (incoming) when it sent one
+    conference: bool = False  # mixed with other calls in the local conference (conference.py)
     muted: bool = False  # kept here so a mute before the audio starts still applies
     silenced: bool = False  # ringing stopped for this incoming call (silence())
     codec_name: str | None = None  # the last negotiated codec, kept after the media closes

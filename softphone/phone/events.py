@@ -33,6 +33,7 @@ __all__ = [
     "CallStateChanged",
     "CallStateName",
     "CallStats",
+    "ConferenceChanged",
     "DtmfReceived",
     "FirstFrame",
     "IncomingCall",
@@ -206,6 +207,15 @@ class MuteChanged(PhoneEvent):
     kind: ClassVar[str] = "mute"
     call_id: str
     muted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConferenceChanged(PhoneEvent):
+    """The local conference changed: ``call_ids`` are the calls mixed together now (empty once
+    it is split, or when only one call is left)."""
+
+    kind: ClassVar[str] = "conference"
+    call_ids: list[str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -145,6 +145,7 @@ class CallMedia:
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self.muted = False
+        self.mixed = False  # a conference feeds it (phone/mixing.py)
         self.sending_allowed = True  # False until the call is answered (early media: listen only)
         self.closed = False
         self._session = RtpSession(
@@ -281,14 +282,17 @@ class CallMedia:
         return self._codec.encoding if self._codec is not None else "-"
 
     # ------------------------------------------------------------------ audio port
-    def capture(self, pcm: Pcm, now: float) -> None:
-        """Microphone audio at the engine's rate: frame it, encode it, send it."""
+    def capture(self, pcm: Pcm, now: float, *, others: Pcm | None = None) -> None:
+        """Microphone audio at the engine's rate: frame it, encode it, send it. In a conference
+        (phone/mixing.py) ``others`` is what the other parties said, sent with it: mute silences
+        only our microphone, never them."""
         if self.closed or self._codec is None or self._encoder is None or self._to_codec is None:
             return
         self._poll_dtmf(now)
+        ours = np.zeros_like(pcm) if self.muted else pcm
         if self._recorder is not None:
-            self._recorder.write_local(np.zeros_like(pcm) if self.muted or not self.sends else pcm)
-        converted = self._to_codec.process(pcm)
+            self._recorder.write_local(ours if self.sends else np.zeros_like(pcm))
+        converted = self._to_codec.process(ours if others is None else ours + others)
         self._mic_buffer = (
             np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
         )
@@ -297,8 +301,6 @@ class CallMedia:
             frame = self._mic_buffer[: self._frame_samples]
             self._mic_buffer = self._mic_buffer[self._frame_samples :]
             if self.sends and not self._dtmf_sender.busy:
-                if self.muted:
-                    frame = np.zeros_like(frame)
                 payload = self._encoder.encode(frame)
                 self._session.send_rtp(
                     payload,
@@ -315,9 +317,14 @@ class CallMedia:
     def render(self, samples: int, now: float) -> Pcm:
         """``samples`` of far-end audio at the engine's rate (silence when there is none)."""
         out = self._render(samples, now)
-        if self._recorder is not None:
+        if self._recorder is not None and not self.mixed:
             self._recorder.write_remote(out)
         return out
+
+    def hear(self, pcm: Pcm) -> None:
+        """In a conference: what we hear of all its parties, the recording's remote side."""
+        if self._recorder is not None and self.mixed:
+            self._recorder.write_remote(pcm)
 
     def _render(self, samples: int, now: float) -> Pcm:
         playout, resampler = self._playout, self._to_engine

@@ -523,6 +523,12 @@ class Phone(EventReader):
         attended_transfer(ua, self._calls, call_id, other_call_id, self._now())
         self._pump()
 
+    async def join(self, call_id: str, other_call_id: str) -> None:
+        await self._audio.conference.join(self.call(call_id), self.call(other_call_id), self.resume)
+
+    async def split(self, call_id: str) -> None:
+        await self._audio.conference.split(self.call(call_id), self.hold)
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         """Send DTMF digits: RFC 4733 events when the peer offered telephone-event, else SIP INFO.
         Returns the method used ("rtp" or "info")."""
@@ -546,15 +552,9 @@ class Phone(EventReader):
         return "info"
 
     def mute(self, call_id: str, muted: bool) -> None:
-        """Mute (or unmute) our microphone in this call; kept when the audio starts later."""
-        info = self.call(call_id)
-        if info.state == "ended":
-            raise PhoneError("the call has ended")
-        if info.audio is not None:
-            info.audio.muted = muted
-        if info.muted != muted:
-            info.muted = muted
-            self._emit(pe.MuteChanged(call_id=call_id, muted=muted))
+        """Mute (or unmute) our microphone in this call (in a conference: to all its parties,
+        who still hear each other); kept when the audio starts later."""
+        self._audio.conference.mute(self.call(call_id), muted)
 
     def silence(self, call_id: str) -> None:
         """Stop ringing for this incoming call; it stays ringing for the caller until answered,
@@ -635,6 +635,8 @@ class Phone(EventReader):
         if info.state not in ("established", "held"):
             raise PhoneError("the call is not established")
         info.local_hold = hold
+        if hold:
+            self._audio.conference.leave(info)  # a held party is no longer mixed in
         offer = self._calls.offer(info, hold=hold)
         try:
             ua.reoffer(call_id, sdp=bytes(offer), now=self._now())

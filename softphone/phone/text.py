@@ -70,6 +70,8 @@ def _call_line(event: PhoneEvent) -> str:
             return f"voicemail: {name or caller} is leaving a message"
         case pe.VoicemailRecorded(duration_s=d, path=path):
             return f"voicemail: a message of {d:.0f} s in {path}"
+        case pe.ConferenceChanged(call_ids=ids):
+            return f"conference of {len(ids)} calls" if ids else "conference ended"
         case pe.RecordingChanged(path=path):
             return f"recording to {path}" if path else "recording stopped"
         case pe.IncomingCall(remote=r, display_name=name, waiting=w):

@@ -207,6 +207,12 @@ class ThreadedPhone(EventReader):
     async def attended_transfer(self, call_id: str, other_call_id: str) -> None:
         await self._run(self.inner.attended_transfer(call_id, other_call_id))
 
+    async def join(self, call_id: str, other_call_id: str) -> None:
+        await self._run(self.inner.join(call_id, other_call_id))
+
+    async def split(self, call_id: str) -> None:
+        await self._run(self.inner.split(call_id))
+
     async def send_dtmf(self, call_id: str, digits: str) -> str:
         return await self._run(self.inner.send_dtmf(call_id, digits))
 

@@ -205,6 +205,7 @@ def _baresips(
         mediaenc: MediaEnc | None = None,
         rtcp_mux: bool = False,
         host: str = lab.HOST,
+        codecs: str | None = None,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{where}-{user}"),
@@ -223,6 +224,7 @@ def _baresips(
             publish_s=publish_s,
             mediaenc=mediaenc,
             rtcp_mux=rtcp_mux,
+            codecs=codecs,
             host=placed.get("host", host),
             netns=placed.get("netns"),
         )

@@ -48,6 +48,8 @@ def _call_as_view(info: CallInfo, fake: FakeCall) -> tuple[CallView, CallView]:
 
 EXPECTED_MEMBERS = {
     "attended_transfer",
+    "join",
+    "split",
     "start",
     "config_warning",
     "protect_config",
@@ -138,6 +140,7 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
         "recording_path",
         "display_name",
         "muted",
+        "conference",
         "codec",
         "encryption",
         "srtp_suite",
@@ -870,3 +873,61 @@ async def test_threaded_phone_hands_the_ui_snapshots_the_phone_thread_leaves_alo
             registrations["other"] = registrations["local"]  # type: ignore[index]
     finally:
         await phone.stop()
+
+
+async def test_fake_matches_a_real_phone_for_join_and_split() -> None:
+    """From the join on: ConferenceChanged, the held call resumed; split: ConferenceChanged and
+    the other call held. Call ids are numbered in order of appearance."""
+    alice = await started(Config(), seed="conf-a")
+    peers = [await started(Config(), seed=f"conf-{n}", auto_answer=True) for n in "bc"]
+    port_of(alice)
+    targets = [f"sip:softphone@127.0.0.1:{port_of(p)}" for p in peers]
+    try:
+        seen: list[pe.PhoneEvent] = []
+        to_bob = await alice.dial(targets[0])
+        await until(alice, seen, is_state("established"))
+        await alice.hold(to_bob)
+        await until(alice, seen, is_state("held"))
+        to_carol = await alice.dial(targets[1])
+        await until(alice, seen, is_state("established"))
+        real: list[pe.PhoneEvent] = []
+        await alice.join(to_bob, to_carol)
+        await until(alice, real, is_state("established"))
+        await alice.split(to_carol)
+        await until(alice, real, is_state("held"))
+    finally:
+        for phone in (alice, *peers):
+            await phone.stop()
+
+    fake = FakePhone(media_encryption="sdes")
+    await fake.start()
+    fake_bob = await fake.dial(targets[0])
+    fake.settle()
+    await fake.hold(fake_bob)
+    fake.settle()
+    fake_carol = await fake.dial(targets[1])
+    fake.settle()
+    fake.drain()
+    await fake.join(fake_bob, fake_carol)
+    fake.settle()
+    await fake.split(fake_carol)
+    fake.settle()
+
+    def named(events: list[pe.PhoneEvent], bob: str, carol: str) -> list[tuple[str, object]]:
+        names = {bob: "bob", carol: "carol"}
+        return [
+            (type(e).__name__, [names[c] for c in e.call_ids])
+            if isinstance(e, pe.ConferenceChanged)
+            else (type(e).__name__, (names[e.call_id], e.state))
+            for e in events
+            if isinstance(e, pe.ConferenceChanged | pe.CallStateChanged)
+        ]
+
+    expected = [
+        ("ConferenceChanged", ["bob", "carol"]),
+        ("CallStateChanged", ("bob", "established")),
+        ("ConferenceChanged", []),
+        ("CallStateChanged", ("bob", "held")),
+    ]
+    assert named(real, to_bob, to_carol) == expected
+    assert named(fake.drain(), fake_bob, fake_carol) == expected

@@ -644,3 +644,46 @@ async def test_an_encrypted_call_shows_a_lock_in_the_list_and_the_quality_panel(
             ),
             what="the lock in the quality panel",
         )
+
+
+async def test_conference_key_joins_two_calls_and_splits_them() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(120, 30)) as pilot:
+        to_bob = await established(pilot, app, phone)
+        await pilot.press("escape")
+        await pilot.press("d", *"sip:carol@example.test", "enter")
+        await until(pilot, lambda: len(phone.dialled) == 2, what="second dial")
+        phone.settle()
+        to_carol = str(phone.calls[1].call_id)
+        await until(pilot, lambda: _rows(app).count("established") == 2, what="two calls up")
+        await phone.hold(to_bob)
+        phone.settle()
+        await until(pilot, lambda: "held" in _rows(app), what="bob held")
+        assert app.main.check_action("conference", ()), "the footer offers the conference key"
+        app.main.calls_table.focus()
+        app.main.calls_table.select_call(to_carol)
+        await pilot.press("j")
+        await until(pilot, lambda: phone.made("join") != [], what="join")
+        assert phone.made("join") == [{"call_id": to_carol, "other_call_id": to_bob}]
+        phone.settle()  # the join resumes the held call
+        await until(pilot, lambda: _rows(app).count("conf") == 2, what="both rows in conference")
+        await until(pilot, lambda: _rows(app).count("established") == 2, what="bob resumed")
+        await pilot.press("j")
+        await until(pilot, lambda: phone.made("split") != [], what="split")
+        assert phone.made("split") == [{"call_id": to_carol}]
+        phone.settle()
+        await until(pilot, lambda: "conf" not in _rows(app), what="no conference")
+        assert phone.call(to_bob).state == "held" and phone.call(to_carol).state == "established"
+
+
+async def test_conference_key_needs_two_calls() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await established(pilot, app, phone)
+        assert not app.main.check_action("conference", ()), "no conference key for one call"
+        app.main.calls_table.focus()
+        await pilot.press("j")
+        await pilot.pause()
+        assert phone.made("join") == []

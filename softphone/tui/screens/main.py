@@ -135,7 +135,7 @@ class MainScreen(MainWithScreens):
             case pe.CallStats(call_id=call_id, stats=stats):
                 self.notes.quality.setdefault(call_id, QualityHistory()).add(stats)
                 self._refresh_quality()
-            case pe.MuteChanged():
+            case pe.MuteChanged() | pe.ConferenceChanged():
                 self._refresh_calls()
             case pe.RecordingChanged(call_id=call_id, path=path):
                 if path is None:

@@ -37,6 +37,13 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "transfer the selected call: to the other call when there is one (attended), or to a"
         " target you type (blind)",
     ),
+    Action(
+        "j",
+        "conference",
+        "Conf",
+        "conference: join the selected call with the other call (both hear each other and"
+        " you); in a conference, split it (the selected call stays, the other is held)",
+    ),
     Action("d,slash", "focus_dial", "Dial", "go to the dial bar"),
     Action("T", "trace", "Trace", "SIP ladder of the selected call"),
     Action(

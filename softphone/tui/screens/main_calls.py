@@ -1,6 +1,7 @@
 """The main screen's calls: an incoming call (the modal, a contact's name and a door station's
 camera, call waiting), the dial bar, the calls list with the quality panel beside it, and the
-keys that act on the selected call (answer, hang up, hold, mute, record, transfer, DTMF).
+keys that act on the selected call (answer, hang up, hold, mute, record, transfer, conference,
+DTMF).
 
 Call waiting: a second incoming call while a call is up gets a notification and the row's
 ``waiting`` flag, not the modal (it would steal the keys of the call in progress).
@@ -58,6 +59,7 @@ class MainWithCalls(MainWithPane):
         self.notes = CallNotes()
         self._levels_timer: Timer | None = None
         self._incoming: IncomingScreen | None = None
+        self._conference_key = False  # two calls are up: the conference key is in the footer
 
     # ------------------------------------------------------------------ incoming calls
     def _call_state(self, call_id: str, state: str) -> None:
@@ -133,6 +135,8 @@ class MainWithCalls(MainWithPane):
                 flags.append("held")
             if call.remote_hold:
                 flags.append("held-by-peer")
+            if call.conference:
+                flags.append("conf")
             if call.muted:
                 flags.append("muted")
             if call.call_id in self.notes.recording:
@@ -155,6 +159,10 @@ class MainWithCalls(MainWithPane):
                 )
             )
         self.calls_table.show_rows(rows)
+        conference_key = sum(c.state in AUDIO_STATES for c in self.live_calls()) >= 2
+        if conference_key != self._conference_key:
+            self._conference_key = conference_key
+            self.refresh_bindings()  # the footer shows "Conf" only when it can act
         self._refresh_quality()
         if self._levels_timer is not None:
             if any(c.state in AUDIO_STATES for c in self.live_calls()):
@@ -362,6 +370,34 @@ class MainWithCalls(MainWithPane):
             ),
             attended,
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The conference key, like a desk phone's soft key, is there only with two calls up."""
+        if action == "conference":
+            return self._conference_key
+        return super().check_action(action, parameters)
+
+    def action_conference(self) -> None:
+        """Like a desk phone's conference key: join the selected call with the other call that
+        is up (held or not); in a conference, split it, keeping the selected call active."""
+        call = self._need_call()
+        if call is None:
+            return
+        if call.conference:
+            self.tell("conference split")
+            self._act(self.phone.split(call.call_id), "split")
+            return
+        others = [
+            c
+            for c in self.phone.calls
+            if c.call_id != call.call_id and c.state in AUDIO_STATES and not c.conference
+        ]
+        others += [c for c in self.phone.calls if c.call_id != call.call_id and c.conference]
+        if call.state not in AUDIO_STATES or not others:
+            self.app.notify("A conference needs two calls that are up.", severity="warning")
+            return
+        self.tell(f"conference: {call.remote} with {others[0].remote}")
+        self._act(self.phone.join(call.call_id, others[0].call_id), "conference")
 
     def on_key(self, event: Key) -> None:
         """Digits, * and # send DTMF in the selected call while the dial bar is not focused."""
