@@ -25,8 +25,8 @@ from textual.widgets import DataTable
 
 from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, CallRecord, StoreError
-from softphone.phone.errors import PhoneError
 from softphone.tui.screens.confirm import ConfirmDialog
+from softphone.tui.screens.playback import Playback
 from softphone.tui.screens.searchable import WRITE_GROUP, Cell, SearchableTableScreen
 
 __all__ = [
@@ -147,7 +147,7 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
         self.phone = phone
         self._now = now
         self.open_chat = open_chat  # (the party's URI, its name)
-        self.playing: Path | None = None
+        self.playback = Playback(phone, self.notify)
         self._names: dict[str, str | None] = {}  # remote URI -> contact name (None: no contact)
 
     @property
@@ -252,25 +252,15 @@ class HistoryScreen(SearchableTableScreen[CallRecord]):
 
     @work(exclusive=True, group="history-play")
     async def _play(self, path: Path) -> None:
-        if not await asyncio.to_thread(path.is_file):
-            self.notify(f"recording {path} is gone", severity="error")
-            return
-        self.playing = path
-        self.notify(f"Playing {path.name} (p or x stops)")
-        try:
-            await self.phone.play_file(path)
-        except PhoneError as exc:
-            self.notify(str(exc), severity="error")
-        finally:
-            if self.playing == path:
-                self.playing = None
+        if await self.playback.present(path, f"recording {path} is gone"):
+            await self.playback.play(path, f"Playing {path.name} (p or x stops)")
+
+    @property
+    def playing(self) -> Path | None:
+        return self.playback.playing
 
     def action_stop(self) -> None:
-        self.playing = None
-        try:
-            self.phone.stop_playback()
-        except PhoneError as exc:
-            self.notify(str(exc), severity="error")
+        self.playback.stop()
 
     def action_clear_all(self) -> None:
         if not self.records:

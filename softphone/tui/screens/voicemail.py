@@ -21,9 +21,9 @@ from textual.widgets import DataTable
 
 from softphone.phone.api import PhoneApi
 from softphone.phone.book import Book, StoreError, VoicemailRecord
-from softphone.phone.errors import PhoneError
 from softphone.phone.voicemail_log import delete_message
 from softphone.tui.screens.history import format_duration, format_when
+from softphone.tui.screens.playback import Playback
 from softphone.tui.screens.searchable import WRITE_GROUP, Cell, SearchableTableScreen
 
 __all__ = ["VoicemailScreen"]
@@ -74,7 +74,7 @@ class VoicemailScreen(SearchableTableScreen[VoicemailRecord]):
         self.phone = phone
         self.on_change = on_change
         self._now = now
-        self.playing: Path | None = None
+        self.playback = Playback(phone, self.notify)
 
     @property
     def messages(self) -> list[VoicemailRecord]:
@@ -141,27 +141,20 @@ class VoicemailScreen(SearchableTableScreen[VoicemailRecord]):
     @work(exclusive=True, group="voicemail-play")
     async def _play(self, message: VoicemailRecord) -> None:
         path = Path(message.path)
-        if not await asyncio.to_thread(path.is_file):
-            self.notify(f"the message's file {path} is gone", severity="error")
+        if not await self.playback.present(path, f"the message's file {path} is gone"):
             return
-        self.playing = path
-        self.notify(f"Playing the message from {message.caller_name or message.caller_uri}")
         if not message.heard:
             await self._set_heard(message, True)
-        try:
-            await self.phone.play_file(path)
-        except PhoneError as exc:
-            self.notify(str(exc), severity="error")
-        finally:
-            if self.playing == path:
-                self.playing = None
+        await self.playback.play(
+            path, f"Playing the message from {message.caller_name or message.caller_uri}"
+        )
+
+    @property
+    def playing(self) -> Path | None:
+        return self.playback.playing
 
     def action_stop(self) -> None:
-        self.playing = None
-        try:
-            self.phone.stop_playback()
-        except PhoneError as exc:
-            self.notify(str(exc), severity="error")
+        self.playback.stop()
 
     def action_toggle_heard(self) -> None:
         message = self.selected()
