@@ -8,7 +8,7 @@ the side effects next to their code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Final
@@ -216,12 +216,16 @@ class Call:
     prack_client: PrackClient = field(default_factory=PrackClient)  # RFC 3262 §4, as caller
     prack_server: PrackServer | None = None  # RFC 3262 §3, as callee: our 1xx are reliable
     session: SessionTimer = field(default_factory=SessionTimer)  # RFC 4028
+    # Told when the call reaches TERMINATED (Calls keeps its live calls apart with it).
+    on_terminated: Callable[[Call], object] | None = field(default=None, repr=False, compare=False)
 
     def apply(self, inp: CallInput) -> CallState:
         nxt = CALL_TRANSITIONS.get((self.state, inp))
         if nxt is None:
             raise LocalProtocolError(f"call {self.call_id}: {inp.name} in {self.state.name}")
         self.state = nxt
+        if nxt is CallState.TERMINATED and self.on_terminated is not None:
+            self.on_terminated(self)
         return nxt
 
     def end(self, event: ev.Event) -> list[ev.Event]:
@@ -238,11 +242,14 @@ class Call:
 
 class Calls:
     """Every call the user agent knows, by Call-ID and by dialog (§12: Call-ID, local tag,
-    remote tag). A call stays findable by its dialog after it ends, until forgotten."""
+    remote tag). A call stays findable by its dialog after it ends, until forgotten: for 32 s
+    after its last transaction (RFC 3261 Timers J and L), so under load the ended calls far
+    outnumber the live ones, which :meth:`live` lists without walking the others."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, Call] = {}
         self._by_dialog: dict[tuple[str, str, str], Call] = {}
+        self._live: dict[str, Call] = {}
 
     def __iter__(self) -> Iterator[Call]:
         return iter(list(self._by_id.values()))
@@ -259,11 +266,23 @@ class Calls:
             raise LocalProtocolError(f"no call {call_id!r}")
         return call
 
+    def live(self) -> list[Call]:
+        """The calls not yet TERMINATED."""
+        return list(self._live.values())
+
     def add(self, call: Call) -> None:
         self._by_id[call.call_id] = call
+        if call.state is not CallState.TERMINATED:
+            self._live[call.call_id] = call
+        call.on_terminated = self._terminated
+
+    def _terminated(self, call: Call) -> None:
+        if self._live.get(call.call_id) is call:
+            del self._live[call.call_id]
 
     def remove(self, call: Call) -> None:
         del self._by_id[call.call_id]
+        self._terminated(call)
         if call.dialog is not None:
             self._by_dialog.pop(call.dialog.id, None)
 

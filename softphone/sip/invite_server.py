@@ -191,7 +191,9 @@ class InviteServer:
         ctx.own_server_transaction(server_key(req), call)
         ctx.send_response(tx, ctx.response(req, 100), now)
         waiting = any(
-            c.state in (CallState.CONFIRMED, CallState.ANSWERED) for c in ctx.calls if c is not call
+            c.state in (CallState.CONFIRMED, CallState.ANSWERED)
+            for c in ctx.calls.live()
+            if c is not call
         )
         return [
             ev.IncomingCall(

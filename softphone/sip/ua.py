@@ -198,7 +198,7 @@ class UserAgent:
         return self._registrations.hop(account)
 
     def active_calls(self) -> list[str]:
-        return [c.call_id for c in self._calls if c.state is not CallState.TERMINATED]
+        return [c.call_id for c in self._calls.live()]
 
     # ------------------------------------------------------------------ the SipCore protocol
     def messages_to_send(self) -> list[tuple[bytes, Address]]:
