@@ -77,7 +77,7 @@ def _fuzz_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", action="append", metavar="NAME", help="repeatable; default all")
     p.add_argument("--runs", type=int, default=1_000_000, metavar="N", help="inputs per target")
     p.add_argument(
-        "--max-time", type=float, default=1800.0, metavar="S", help="per target (default 1800)"
+        "--max-time", type=float, default=2700.0, metavar="S", help="per target (default 2700)"
     )
     p.add_argument("--corpus", type=Path, default=Path("tests/fuzz"), metavar="DIR")
     p.add_argument("--no-save", action="store_true", help="do not add the inputs found to --corpus")
