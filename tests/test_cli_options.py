@@ -179,10 +179,11 @@ def test_dial_to_a_registrar_that_is_down_says_why_and_gives_up_at_its_timeout(
     server = f"{HOST}:{port}"
     lines = result.stderr.splitlines()
     assert f"registering alice to {server} over udp" in lines
-    assert (
-        f"registering alice to {server} over udp: no answer yet (retrying; gives up in 30 s)"
-        in (lines)
-    )
+    # The notice comes 2 s after the REGISTER, when Timer F (32 s) has 30 s to go: a little
+    # less when a loaded machine runs the deadline late.
+    notice = f"registering alice to {server} over udp: no answer yet (retrying; gives up in "
+    (gives_up,) = [line.removeprefix(notice) for line in lines if line.startswith(notice)]
+    assert gives_up.endswith(" s)") and 25 <= int(gives_up.removesuffix(" s)")) <= 30, gives_up
     assert lines[-1] == (
         f"softphone: no answer from {server} over udp in 4 s (--timeout): is the registrar or "
         "proxy up, and on that port and transport?"

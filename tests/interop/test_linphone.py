@@ -138,15 +138,17 @@ async def test_linphonec_as_target_takes_our_replaces_by_itself(
     invite = traced(bob, new.call_id, "sent", "INVITE ")
     assert (invite.headers.get("Replaces") or "").startswith(f"{to_carol};")
     # carol took bob's call in, connected it, and nobody told her to answer (linphonec echoes
-    # the commands it reads: her only "answer" was for alice's call, before the mark).
+    # the commands it reads: her only "answer" was for alice's call; its echo may come out
+    # after the mark on a loaded machine, so the whole output is counted).
     received = [m.first_line for m in bob.sip_flow(new.call_id) if m.direction == "received"]
     assert any(line.startswith("SIP/2.0 200") for line in received), received
     await linphone_event(carol, CallEventKind.STREAMS_RUNNING, carol_mark, "bob@lab.test")
     kinds = [e.kind for e in carol.events(carol_mark) if "bob@lab.test" in e.peer]
     assert kinds[:2] == [CallEventKind.INCOMING, CallEventKind.CONNECTED], kinds
-    assert not any(
-        line.removeprefix("linphonec> ").startswith("answer") for line in carol.lines()[carol_mark:]
-    )
+    answers = [
+        line for line in carol.lines() if line.removeprefix("linphonec> ").startswith("answer")
+    ]
+    assert len(answers) == 1, answers
     # carol hung up on alice (RFC 3891 §3), and alice's transfer finished.
     await expect(alice, ended(to_carol), timeout_s=XFER_S)
     assert any(
