@@ -298,7 +298,9 @@ async def test_enter_on_ok_saves_the_new_account_at_once(tmp_path: Path) -> None
             password="pw",
             registrar="sip:home.test",
         )
-        form_of(app).query_one("#form-ok", Button).focus()
+        ok = form_of(app).query_one("#form-ok", Button)
+        ok.focus()
+        await until(pilot, lambda: ok.has_focus, what="OK focused")  # Enter must reach it
         await pilot.press("enter")
         await until(pilot, lambda: len(saved) == 1, what="the accounts saved")
         assert isinstance(app.screen, SettingsScreen) and app.results == []  # it stays open
@@ -518,11 +520,17 @@ async def test_only_from_proxy_is_a_checkbox_that_is_saved_and_shown_again(tmp_p
     assert "only_from_proxy = true" in path.read_text()
 
 
-async def test_editing_an_account_keeps_its_prack_and_session_timer(tmp_path: Path) -> None:
-    """The form has no fields for them (they are set in the file): an edit must not drop them."""
-    data = {
-        "account": [{**TWO_ACCOUNTS["account"][1], "prack": "required", "session_expires": 600}]
+async def test_editing_an_account_keeps_what_the_form_has_no_field_for(tmp_path: Path) -> None:
+    """prack, the session timer, the STUN server, the binding check, presence: set in the file,
+    not in the form, so an edit must keep them."""
+    file_only = {
+        "prack": "required",
+        "session_expires": 600,
+        "stun_server": "stun.example.com:3478",
+        "binding_check": 45,
+        "presence": False,
     }
+    data = {"account": [{**TWO_ACCOUNTS["account"][1], **file_only}]}
     config, path = config_file(tmp_path, data)
     app = Host(lambda: SettingsScreen(config, path=path, devices=FakeDevices()))
     async with app.run_test(size=(100, 40)) as pilot:
@@ -536,3 +544,5 @@ async def test_editing_an_account_keeps_its_prack_and_session_timer(tmp_path: Pa
         await until(pilot, lambda: len(app.results) == 1, what="saved")
     lab = load_config(path).account("lab")
     assert (lab.display_name, lab.prack, lab.session_expires) == ("Lab Alice", "required", 600)
+    assert (lab.stun_server, lab.binding_check) == ("stun.example.com:3478", 45)
+    assert lab.presence is False

@@ -65,6 +65,12 @@ _VOICEMAIL_FIELDS: Final = (
     ("f-voicemail-max", "voicemail_max", "Message max (min)", "3"),
 )
 _NUMBERS: Final = frozenset({"forward_no_answer_after", "voicemail_after", "voicemail_max"})
+# Every key the form has a field for; an emptied field removes its key, the others are kept.
+_FORM_KEYS: Final = frozenset(
+    {key for _, key, _, _ in (*_TEXT_FIELDS, *_FORWARD_FIELDS, *_VOICEMAIL_FIELDS)}
+    | {"transport", "only_from_proxy", "media_encryption", "voicemail", "do_not_disturb"}
+    | {"do_not_disturb_response"}
+)
 
 
 # The media_encryption values as the form shows them (the config file's words in brackets).
@@ -237,10 +243,6 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
             if text:
                 out[key] = number_or_text(text) if key == "expires" else text
         out["transport"] = self.query_one("#f-transport", Select).value
-        # set in the file; the form keeps them
-        for key in ("presence", "presence_state", "prack", "session_expires"):
-            if self.account and key in self.account:
-                out[key] = self.account[key]
         if self.query_one("#f-only-from-proxy", Checkbox).value:
             out["only_from_proxy"] = True
         encryption = self.query_one("#f-media-encryption", Select).value
@@ -256,7 +258,10 @@ class AccountForm(ModalScreen[dict[str, Any] | None]):
             out["do_not_disturb"] = True
         if (response := self.query_one("#f-dnd-response", Select).value) != 486:
             out["do_not_disturb_response"] = response
-        return out
+        # What the form has no field for (set in the file: presence, prack, stun_server,
+        # binding_check, the TLS certificate, ...) is kept as it was: an edit never drops it.
+        kept = {k: v for k, v in (self.account or {}).items() if k not in _FORM_KEYS}
+        return {**out, **kept}
 
     def action_submit(self) -> None:
         account = self.entered()
