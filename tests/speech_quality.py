@@ -18,6 +18,14 @@ Signal = npt.NDArray[np.float64]
 SPEECH = Path(__file__).resolve().parent / "data" / "audio" / "speech16k.wav"
 
 
+# What the speech tests ask of a call: speech that arrives and can be understood. Unloaded,
+# calls here score 3.6-4.3 (P.862); broken or one-way audio scores 1-1.5. `make test` runs the
+# interop tests beside the unit tests on two shared cores, where the jitter buffer's
+# time-stretching around scheduling delays has cost up to 1.3 (Opus 2.62, PCMU 3.39, SRTP 2.83
+# seen in CI runs). Quality itself is measured by the benchmarks (softphone bench call), not here.
+CLEAR_SPEECH = 2.5
+
+
 def read_wav(path: Path) -> tuple[Signal, int]:
     with wave.open(str(path)) as w:
         rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from lab_support import BaresipFactory
-from speech_quality import SPEECH, read_wav, score, speech_at
+from speech_quality import CLEAR_SPEECH, SPEECH, read_wav, score, speech_at
 from test_softphone_sip import ended, expect, state
 
 from softphone import lab
@@ -43,7 +43,7 @@ TALK_PACKETS = 250  # 5 s of 20 ms packets: enough speech to score
 # which a loaded machine delays (11 packets seen in CI). 500 ms of it; a mapping that failed
 # would drop the whole call's (TALK_PACKETS and more).
 EARLY_PACKETS = 25
-PESQ_MIN = 3.0  # PCMU narrowband; loss-free speech through G.711 scores ~4
+PESQ_MIN = CLEAR_SPEECH  # PCMU narrowband; loss-free speech through G.711 scores ~4
 
 
 def nat_account(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from phone_support import expect, port_of
-from speech_quality import SPEECH, score
+from speech_quality import CLEAR_SPEECH, SPEECH, score
 
 from softphone.config import Account, Config, MediaEncryptionName
 from softphone.phone import events as pe
@@ -25,7 +25,7 @@ from softphone.sdp import LocalSecurity, MediaEncryption
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
 
-PESQ_WB_FLOOR = 3.0  # Opus wideband on a clean loopback scores ~3.6; broken audio ~1
+PESQ_WB_FLOOR = CLEAR_SPEECH  # Opus wideband on a clean loopback scores ~3.6; broken audio ~1
 
 
 @pytest.fixture
