@@ -66,3 +66,39 @@ def free_port(host: str = "127.0.0.1") -> int:
                 except OSError:
                     continue
                 return port
+
+
+Predicate = Callable[[pe.PhoneEvent], bool]
+SEEN_STEP_S = 10.0
+
+
+class Seen:
+    """Every event of one phone, kept, so that a wait can look at what came before it too."""
+
+    def __init__(self, phone: Phone, step_s: float = SEEN_STEP_S) -> None:
+        self.phone = phone
+        self.step_s = step_s
+        self.events: list[pe.PhoneEvent] = []
+
+    async def until(self, predicate: Predicate, what: str) -> pe.PhoneEvent:
+        """The first event (kept or new) matching ``predicate``; ``what`` names the wait."""
+        index = 0
+        try:
+            async with asyncio.timeout(self.step_s):
+                while True:
+                    while index < len(self.events):
+                        event = self.events[index]
+                        index += 1
+                        if predicate(event):
+                            return event
+                    self.events.append(await self.phone.next_event())
+        except TimeoutError:
+            raise AssertionError(f"no event for: {what}; saw {self.events}") from None
+
+
+def state(call_id: str, name: str) -> Predicate:
+    return lambda e: isinstance(e, pe.CallStateChanged) and e.call_id == call_id and e.state == name
+
+
+def ended(call_id: str) -> Predicate:
+    return lambda e: isinstance(e, pe.CallEnded) and e.call_id == call_id

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from phone_support import port_of, started
+from phone_support import Seen, ended, port_of, started, state
 
 from softphone.phone import events as pe
 from softphone.phone import sip_events
@@ -16,38 +16,6 @@ from softphone.phone.errors import PhoneError
 from softphone.phone.phone import Phone
 
 STEP_S = 10.0
-Predicate = Callable[[pe.PhoneEvent], bool]
-
-
-class Seen:
-    """Every event of one phone, kept, so that a wait can look at what came before it too."""
-
-    def __init__(self, phone: Phone) -> None:
-        self.phone = phone
-        self.events: list[pe.PhoneEvent] = []
-
-    async def until(self, predicate: Predicate, what: str) -> pe.PhoneEvent:
-        """The first event (kept or new) matching ``predicate``; ``what`` names the wait."""
-        index = 0
-        try:
-            async with asyncio.timeout(STEP_S):
-                while True:
-                    while index < len(self.events):
-                        event = self.events[index]
-                        index += 1
-                        if predicate(event):
-                            return event
-                    self.events.append(await self.phone.next_event())
-        except TimeoutError:
-            raise AssertionError(f"no event for: {what}; saw {self.events}") from None
-
-
-def state(call_id: str, name: str) -> Predicate:
-    return lambda e: isinstance(e, pe.CallStateChanged) and e.call_id == call_id and e.state == name
-
-
-def ended(call_id: str) -> Predicate:
-    return lambda e: isinstance(e, pe.CallEnded) and e.call_id == call_id
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from phone_support import port_of, started
+from phone_support import Predicate, Seen, port_of, started, state
 
 from softphone.config import Config
 from softphone.media.device import NullIO
@@ -24,7 +24,6 @@ from softphone.phone.phone import Phone
 
 STEP_S = 10.0
 BOB_HZ, CAROL_HZ = 440.0, 1300.0
-Predicate = Callable[[pe.PhoneEvent], bool]
 
 
 class ToneIO(NullIO):
@@ -72,30 +71,6 @@ def level_at(pcm: np.ndarray, hz: float) -> float:
     spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm)))) / (len(pcm) / 4)
     freqs = np.fft.rfftfreq(len(pcm), 1 / HEADLESS_RATE)
     return float(spectrum[np.abs(freqs - hz) < 20].max())
-
-
-class Seen:
-    def __init__(self, phone: Phone) -> None:
-        self.phone = phone
-        self.events: list[pe.PhoneEvent] = []
-
-    async def until(self, predicate: Predicate, what: str) -> pe.PhoneEvent:
-        index = 0
-        try:
-            async with asyncio.timeout(STEP_S):
-                while True:
-                    while index < len(self.events):
-                        event = self.events[index]
-                        index += 1
-                        if predicate(event):
-                            return event
-                    self.events.append(await self.phone.next_event())
-        except TimeoutError:
-            raise AssertionError(f"no event for: {what}; saw {self.events}") from None
-
-
-def state(call_id: str, name: str) -> Predicate:
-    return lambda e: isinstance(e, pe.CallStateChanged) and e.call_id == call_id and e.state == name
 
 
 def conference(ids: set[str]) -> Predicate:
