@@ -68,7 +68,12 @@ def dump(title: str, lines: list[str], n: int = 60) -> None:
 class KamailioFactory(Protocol):
     """The ``kamailio_factory`` fixture: another Kamailio serving the given TLS certificate."""
 
-    def __call__(self, tls_cert: lab.CertKind = "good", presence: bool = False) -> lab.Kamailio: ...
+    def __call__(
+        self,
+        tls_cert: lab.CertKind = "good",
+        presence: bool = False,
+        client_certificates: bool = False,
+    ) -> lab.Kamailio: ...
 
 
 class BaresipFactory(Protocol):

@@ -98,6 +98,7 @@ class Kamailio:
         flow_timer_s: int = 0,
         nat_aliases: bool = True,
         presence: bool = False,
+        client_certificates: bool = False,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
@@ -106,13 +107,15 @@ class Kamailio:
         where the phone's Contact says (a registrar that relies on the phone to name an address
         it can be reached at). ``presence``: load the presence modules (PUBLISH, SUBSCRIBE and
         NOTIFY for presence, dialog and message-summary; dialog states from the calls it
-        proxies), their tables in db_text."""
+        proxies), their tables in db_text. ``client_certificates``: its TLS server demands a
+        client certificate signed by the lab CA (mutual TLS, as some providers do)."""
         self.host = host
         self.netns = netns
         self.flow_timer_s = flow_timer_s
         self.nat_aliases = nat_aliases
         self.workdir = workdir
         self.presence = presence
+        self.client_certificates = client_certificates
         self.pki = pki
         self.tls_cert: CertKind = tls_cert
         self.ca_file: Path = pki.ca_file
@@ -147,8 +150,13 @@ class Kamailio:
         server = self.pki.server(self.tls_cert)
         tls_cfg = self.workdir / "tls.cfg"
         tls_cfg.write_text(
-            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
-            f"certificate = {server.cert}\nprivate_key = {server.key}\n\n"
+            "[server:default]\nmethod = TLSv1.2+\n"
+            + (
+                f"verify_certificate = yes\nrequire_certificate = yes\nca_list = {self.ca_file}\n"
+                if self.client_certificates
+                else "verify_certificate = no\nrequire_certificate = no\n"
+            )
+            + f"certificate = {server.cert}\nprivate_key = {server.key}\n\n"
             f"[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
         )
         v6 = f"listen=udp:[::1]:{port}" if self.udp6_port is not None else "# no [::1] on this host"

@@ -273,8 +273,17 @@ class Phone(EventReader):
                 unresolved[acct.name] = str(exc)
         if not resolved:
             resolved = [await self._account_config(local_account(self._bind_host))]
-        if any(a.transport == "tls" for a in resolved):
-            add_tls_listener(running.transport, running.ua, self._advertised)
+        await add_tls_listener(
+            running.transport,
+            running.ua,
+            accounts=wanted,
+            data_dir=self._data_dir or default_data_dir(),
+            bind_host=self._bind_host,
+            sip_port=self._sip_port,
+            tls_port=self._tls_port,
+            advertised=self._advertised,
+            emit=self._emit,
+        )
         self._client_tls = client_tls(wanted, resolved)
         self._public_media.configure(wanted)
         hops_before = {a.outbound for a in self._accounts.values()}

@@ -153,12 +153,15 @@ def kamailio_factory(
 ) -> Iterator[KamailioFactory]:
     started: list[lab.Kamailio] = []
 
-    def make(tls_cert: lab.CertKind = "good", presence: bool = False) -> lab.Kamailio:
+    def make(
+        tls_cert: lab.CertKind = "good", presence: bool = False, client_certificates: bool = False
+    ) -> lab.Kamailio:
         proxy = lab.Kamailio(
             tmp_path_factory.mktemp(f"kamailio-{tls_cert}"),
             lab_pki,
             tls_cert=tls_cert,
             presence=presence,
+            client_certificates=client_certificates,
         )
         started.append(proxy)
         with peers_required():
