@@ -20,6 +20,8 @@ imports none of ``phone``, ``tui``, ``cli`` or ``bench``, and no ``softphone`` c
   "internet" (``NatLab``, ``Router``).
 - ``coturn``: coturn as the STUN/TURN server on that "internet", and STUN Binding and TURN
   Allocate probes.
+- ``rtpengine``: rtpengine as a provider's media relay beside Kamailio
+  (``Kamailio(rtpengine=...)``), and its ng control protocol.
 
 Errors: :class:`LabError` when a peer fails to start, misbehaves, or a wait for it times out;
 its subclass :class:`PeerMissing` when a peer is not installed. Whoever uses the lab decides what
@@ -36,6 +38,7 @@ from softphone.lab.linphone import Linphone
 from softphone.lab.netns import NatLab, Router
 from softphone.lab.pki import DOMAIN, CertKind, CertPair, LabPki, make_pki
 from softphone.lab.process import HOST, LabError, LabProcess, PeerMissing, find_binary
+from softphone.lab.rtpengine import RtpEngine
 from softphone.lab.rtsp_server import MOUNTS, MountSpec, RtspServer, VideoFormat
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "NatLab",
     "PeerMissing",
     "Router",
+    "RtpEngine",
     "RtspServer",
     "Transport",
     "VideoFormat",

@@ -98,6 +98,7 @@ class Kamailio:
         flow_timer_s: int = 0,
         nat_aliases: bool = True,
         presence: bool = False,
+        rtpengine: str | None = None,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
@@ -106,7 +107,13 @@ class Kamailio:
         where the phone's Contact says (a registrar that relies on the phone to name an address
         it can be reached at). ``presence``: load the presence modules (PUBLISH, SUBSCRIBE and
         NOTIFY for presence, dialog and message-summary; dialog states from the calls it
-        proxies), their tables in db_text."""
+        proxies), their tables in db_text. ``rtpengine``: the ng socket of an rtpengine
+        (``udp:HOST:PORT``, :attr:`softphone.lab.rtpengine.RtpEngine.ng_socket`) that anchors
+        the media of every call it proxies (``LAB RTPENGINE OFFER`` / ``ANSWER`` / ``DELETE``
+        lines)."""
+        if rtpengine is not None and not re.fullmatch(r"udp6?:[0-9A-Za-z.:\[\]-]+:\d+", rtpengine):
+            raise LabError(f"an rtpengine ng socket is udp:HOST:PORT, not {rtpengine!r}")
+        self.rtpengine = rtpengine
         self.host = host
         self.netns = netns
         self.flow_timer_s = flow_timer_s
@@ -164,11 +171,20 @@ class Kamailio:
             "TLS_CFG": str(tls_cfg),
             "DBDIR": str(dbdir),
             "CTL": str(self.ctl_path),
+            "RTPENGINE_SOCK": self.rtpengine or f"udp:{self.host}:2223",  # unused without it
         }
         text = template_text()
-        if self.presence:
+        defines = [
+            name
+            for name, wanted in (
+                ("WITH_PRESENCE", self.presence),
+                ("WITH_RTPENGINE", self.rtpengine is not None),
+            )
+            if wanted
+        ]
+        if defines:
             first, _, rest = text.partition("\n")
-            text = f"{first}\n#!define WITH_PRESENCE\n{rest}"
+            text = first + "\n" + "".join(f"#!define {d}\n" for d in defines) + rest
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
         if "@@" in text:

@@ -4,10 +4,10 @@ Namespaces joined by veth pairs (documentation ranges, never the host's interfac
 is one Ethernet segment (a bridge), so the routers reach each other directly, as two homes do
 across the internet:
 
-    home (192.168.1.100) --lan0/int0-- nat (192.168.1.1 | 203.0.113.1) --ext0/wan0--+ br0 (wan)
-                                                                                     |  203.0.113.10 registrar
-    home2 (192.168.2.100) --lan0/int0-- nat2 (192.168.2.1 | 203.0.113.2) --ext0/wan1-+  203.0.113.20 far-end phone
-                                                             turn (203.0.113.30) --eth0/wan2-+
+    home  192.168.1.100 -lan0/int0- nat  192.168.1.1 | 203.0.113.1 -ext0/wan0-+
+    home2 192.168.2.100 -lan0/int0- nat2 192.168.2.1 | 203.0.113.2 -ext0/wan1-+- br0 (wan)
+    relay 203.0.113.30 (TURN), 203.0.113.40 (rtpengine) ------- eth0/wan2-+  203.0.113.10 registrar
+                                                                               203.0.113.20 far end
 
 - ``home``: the softphone's side; default route via its router. ``home2`` and ``nat2`` (router
   B) exist only when asked for (``NatLab.create(second_router=...)``).
@@ -21,10 +21,11 @@ across the internet:
   masquerade keeps the source port when it can), or ``random`` (``masquerade
   random,fully-random``: a new random public port for each destination, a "symmetric" NAT that
   only a relay gets through).
-- ``turn``: a host of its own on the wan for the STUN/TURN server (coturn). Of its own, because
-  a packet between two addresses of one namespace leaves from the address it goes to, whatever
-  the route's source says: a far-end phone beside coturn would reach the relay from coturn's
-  address, not its own, and find no TURN permission for it.
+- ``relay``: a host of its own on the wan for the media relays: the STUN/TURN server (coturn,
+  ``TURN_HOST``) and the provider's media relay (rtpengine, ``RTPENGINE_HOST``). Of its own,
+  because a packet between two addresses of one namespace leaves from the address it goes to,
+  whatever the route's source says: a far-end phone beside coturn would reach the relay from
+  coturn's address, not its own, and find no TURN permission for it.
 - ``wan``: the "internet": Kamailio, baresip, rtpengine. It routes 192.168.0.0/16 back
   through router A (192.168.2.0/24 through router B), so media sent to a private address reaches
   a router and is dropped there, as the internet would drop it. Its route's source is the
@@ -65,6 +66,7 @@ __all__ = [
     "ROUTER2_WAN",
     "ROUTER_LAN",
     "ROUTER_WAN",
+    "RTPENGINE_HOST",
     "TURN_HOST",
     "Mapping",
     "NatLab",
@@ -77,6 +79,7 @@ __all__ = [
 REGISTRAR_HOST: Final = "203.0.113.10"
 FAR_HOST: Final = "203.0.113.20"
 TURN_HOST: Final = "203.0.113.30"
+RTPENGINE_HOST: Final = "203.0.113.40"
 ROUTER_WAN: Final = "203.0.113.1"
 ROUTER_LAN: Final = "192.168.1.1"
 HOME_HOST: Final = "192.168.1.100"
@@ -159,7 +162,7 @@ def remove_stale() -> list[str]:
     ip = find_binary("ip", "iproute2")
     removed: list[str] = []
     for entry in NETNS_DIR.iterdir():
-        found = re.fullmatch(rf"{PREFIX}(\d+)-\d+-(wan|turn|nat2?|home2?)", entry.name)
+        found = re.fullmatch(rf"{PREFIX}(\d+)-\d+-(wan|relay|nat2?|home2?)", entry.name)
         if found is None or _pid_alive(int(found.group(1))):
             continue
         with contextlib.suppress(LabError):
@@ -283,7 +286,7 @@ class NatLab:
     :meth:`dropped` are its); ``second`` is router B and its home, or None."""
 
     wan: str
-    turn: str
+    relay: str
     router: Router
     second: Router | None
     udp_timeout_s: int
@@ -291,6 +294,7 @@ class NatLab:
     registrar_host: ClassVar[str] = REGISTRAR_HOST
     far_host: ClassVar[str] = FAR_HOST
     turn_host: ClassVar[str] = TURN_HOST
+    rtpengine_host: ClassVar[str] = RTPENGINE_HOST
     router_wan: ClassVar[str] = ROUTER_WAN
     home_host: ClassVar[str] = HOME_HOST
 
@@ -312,7 +316,7 @@ class NatLab:
 
     @property
     def namespaces(self) -> tuple[str, ...]:
-        return (self.wan, self.turn, *[ns for r in self.routers for ns in (r.nat, r.home)])
+        return (self.wan, self.relay, *[ns for r in self.routers for ns in (r.nat, r.home)])
 
     @classmethod
     def create(
@@ -359,7 +363,7 @@ class NatLab:
             )
         lab = cls(
             wan=f"{base}-wan",
-            turn=f"{base}-turn",
+            relay=f"{base}-relay",
             router=router,
             second=second,
             udp_timeout_s=udp_timeout_s,
@@ -378,10 +382,13 @@ class NatLab:
                     for host in (REGISTRAR_HOST, FAR_HOST)
                 ],
                 [ip, "-n", wan, "link", "set", "br0", "up"],
-                [ip, "-n", wan, *f"link add wan2 type veth peer eth0 netns {lab.turn}".split()],
+                [ip, "-n", wan, *f"link add wan2 type veth peer eth0 netns {lab.relay}".split()],
                 [ip, "-n", wan, "link", "set", "wan2", "master", "br0"],
-                [ip, "-n", lab.turn, "addr", "add", f"{TURN_HOST}/24", "dev", "eth0"],
-                *[[ip, "-n", lab.turn, "link", "set", dev, "up"] for dev in ("lo", "eth0")],
+                *[
+                    [ip, "-n", lab.relay, "addr", "add", f"{host}/24", "dev", "eth0"]
+                    for host in (TURN_HOST, RTPENGINE_HOST)
+                ],
+                *[[ip, "-n", lab.relay, "link", "set", dev, "up"] for dev in ("lo", "eth0")],
                 [ip, "-n", wan, "link", "set", "wan2", "up"],
             ]
             for r in lab.routers:

@@ -459,11 +459,12 @@ def nat_baresip_factory(
 def nat_coturn(
     request: pytest.FixtureRequest, nat_lab: lab.NatLab, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[lab.Coturn]:
-    """coturn on the wan, a host of its own (``nat_lab.turn``: 203.0.113.30), port 3478, UDP and TCP:
-    STUN, and TURN with long-term credentials in realm ``lab.test`` (the lab's SIP users:
-    alice/alicepw, bob/bobpw, carol/carolpw, dave/davepw), relayed ports 50000-50099."""
+    """coturn on the wan, on a host of its own (namespace ``nat_lab.relay``, address
+    ``nat_lab.turn_host`` 203.0.113.30), port 3478, UDP and TCP: STUN, and TURN with long-term
+    credentials in realm ``lab.test`` (the lab's SIP users: alice/alicepw, bob/bobpw,
+    carol/carolpw, dave/davepw), relayed ports 50000-50099."""
     server = lab.Coturn(
-        tmp_path_factory.mktemp("coturn"), host=nat_lab.turn_host, netns=nat_lab.turn
+        tmp_path_factory.mktemp("coturn"), host=nat_lab.turn_host, netns=nat_lab.relay
     )
     with peers_required():
         server.start()

@@ -1,6 +1,6 @@
 """The NAT lab's pieces that need no namespace or peer: each router mapping's nftables rules,
-coturn's command line, the TURN Allocate's MESSAGE-INTEGRITY (RFC 5769's long-term sample), and
-baresip's media NAT account parameters."""
+coturn's command line, the TURN Allocate's MESSAGE-INTEGRITY (RFC 5769's long-term sample),
+baresip's media NAT account parameters, and the bencoding of rtpengine's ng protocol."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from softphone.lab.coturn import (
 )
 from softphone.lab.netns import NatLab, _ruleset
 from softphone.lab.process import LabError
+from softphone.lab.rtpengine import bdecode, bencode
 from softphone.stun import BINDING_REQUEST, StunMessage
 
 
@@ -107,3 +108,22 @@ def test_baresip_refuses_media_nat_without_a_server_or_with_unquotable_settings(
         Baresip(tmp_path, medianat="ice")
     with pytest.raises(LabError, match="accounts file can hold"):
         Baresip(tmp_path, medianat="turn", stun_server="turn:h:3478", stun_password='pw";x')
+
+
+def test_ng_commands_are_bencoded_with_sorted_keys_and_answers_decode() -> None:
+    command = {"command": "query", "call-id": "abc@h", "flags": ["a", "b"], "n": -3}
+    encoded = bencode(command)
+    assert encoded == b"d7:call-id5:abc@h7:command5:query5:flagsl1:a1:be1:ni-3ee"
+    assert bdecode(encoded) == command
+    assert bdecode(b"d6:result2:ok4:datad5:bytes3:\xff\x00\x01ee") == {
+        "result": "ok",
+        "data": {"bytes": b"\xff\x00\x01"},
+    }
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"i12", b"ix3e", b"5:abc", b"d1:ae", b"di1ei2ee", b"l1:a", b"3:abcX", b"-1:"]
+)
+def test_malformed_bencoding_is_a_lab_error(data: bytes) -> None:
+    with pytest.raises(LabError, match="bencode"):
+        bdecode(data)
