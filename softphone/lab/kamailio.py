@@ -99,6 +99,7 @@ class Kamailio:
         nat_aliases: bool = True,
         presence: bool = False,
         rtpengine: str | None = None,
+        nat_contacts: bool = False,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
@@ -110,7 +111,10 @@ class Kamailio:
         proxies), their tables in db_text. ``rtpengine``: the ng socket of an rtpengine
         (``udp:HOST:PORT``, :attr:`softphone.lab.rtpengine.RtpEngine.ng_socket`) that anchors
         the media of every call it proxies (``LAB RTPENGINE OFFER`` / ``ANSWER`` / ``DELETE``
-        lines)."""
+        lines). ``nat_contacts``: a UDP client whose Contact names a private address is reached
+        where its packets came from (its binding and its dialogs' Contacts; ``LAB NAT-CONTACT``
+        lines), for phones behind a NAT that do not say where they are reached (baresip 1.0)."""
+        self.nat_contacts = nat_contacts
         if rtpengine is not None and not re.fullmatch(r"udp6?:[0-9A-Za-z.:\[\]-]+:\d+", rtpengine):
             raise LabError(f"an rtpengine ng socket is udp:HOST:PORT, not {rtpengine!r}")
         self.rtpengine = rtpengine
@@ -179,6 +183,7 @@ class Kamailio:
             for name, wanted in (
                 ("WITH_PRESENCE", self.presence),
                 ("WITH_RTPENGINE", self.rtpengine is not None),
+                ("WITH_NAT_CONTACTS", self.nat_contacts),
             )
             if wanted
         ]

@@ -393,15 +393,19 @@ class NatLab:
             ]
             for r in lab.routers:
                 steps += r.steps(ip, wan, sysctl)
-            # The more specific route wins: router B's home through router B.
-            steps += [
-                [ip, "-n", wan, "route", "add", r.lan_prefix, "via", r.wan_address]
-                for r in lab.routers[1:]
-            ]
-            steps += [
-                [ip, "-n", wan, "route", "add", "192.168.0.0/16", "via", ROUTER_WAN],
-                [ip, "-n", wan, *f"route replace 203.0.113.0/24 dev br0 src {FAR_HOST}".split()],
-            ]
+            # Private addresses lead to a router that drops what is sent there, as the internet
+            # would (a relay told to send to a private ICE candidate must not get "network
+            # unreachable": coturn ends the allocation on it). The more specific route wins:
+            # router B's home through router B.
+            for ns in (wan, lab.relay):
+                steps += [
+                    [ip, "-n", ns, "route", "add", r.lan_prefix, "via", r.wan_address]
+                    for r in lab.routers[1:]
+                ]
+                steps.append([ip, "-n", ns, "route", "add", "192.168.0.0/16", "via", ROUTER_WAN])
+            steps.append(
+                [ip, "-n", wan, *f"route replace 203.0.113.0/24 dev br0 src {FAR_HOST}".split()]
+            )
             for argv in steps:
                 _run(argv)
             for r in lab.routers:

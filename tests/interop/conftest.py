@@ -409,11 +409,20 @@ def nat_lab(request: pytest.FixtureRequest) -> Iterator[lab.NatLab]:
 
 @pytest.fixture(scope="module")
 def nat_kamailio(
-    nat_lab: lab.NatLab, tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
+    request: pytest.FixtureRequest,
+    nat_lab: lab.NatLab,
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_pki: lab.LabPki,
 ) -> Iterator[lab.Kamailio]:
     """Kamailio on the wan side, answering STUN on its UDP port, telling clients to keep their
     flows alive every ``NAT_FLOW_TIMER_S`` (below the router's UDP timeout), and not patching
-    the Contacts of TCP/TLS dialogs with nathelper aliases."""
+    the Contacts of TCP/TLS dialogs with nathelper aliases. Parametrize it indirectly with
+    ``{"nat_contacts": True}`` to have it reach UDP phones whose Contact names a private address
+    (baresip behind a router) where their packets came from."""
+    options: dict[str, object] = dict(getattr(request, "param", None) or {})
+    nat_contacts = bool(options.pop("nat_contacts", False))
+    if options:
+        raise ValueError(f"nat_kamailio: unknown options {sorted(options)}")
     proxy = lab.Kamailio(
         tmp_path_factory.mktemp("kamailio-nat"),
         lab_pki,
@@ -421,6 +430,7 @@ def nat_kamailio(
         netns=nat_lab.wan,
         flow_timer_s=NAT_FLOW_TIMER_S,
         nat_aliases=False,  # the phone must name an address it is reached at (test_nat.py)
+        nat_contacts=nat_contacts,
     )
     with peers_required():
         proxy.start()

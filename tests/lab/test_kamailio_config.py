@@ -91,3 +91,14 @@ def test_with_rtpengine_every_offer_and_answer_goes_through_it(
         assert call in text
     with pytest.raises(kamailio.LabError, match="udp:HOST:PORT"):
         Kamailio(tmp_path, pki, rtpengine='udp:x:1"; loadmodule "evil')
+
+
+def test_nat_contacts_are_fixed_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamailio, "_mpath", lambda: "/usr/lib/kamailio/modules/")
+    pki = fake_pki(tmp_path / "pki")
+    assert "#!define WITH_NAT_CONTACTS" not in Kamailio(tmp_path, pki).render_config()
+    text = Kamailio(tmp_path, pki, nat_contacts=True).render_config()
+    assert text.startswith("#!KAMAILIO\n#!define WITH_NAT_CONTACTS\n")
+    assert "fix_nated_contact();" in text
