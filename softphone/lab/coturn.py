@@ -135,7 +135,8 @@ class TurnAnswer:
 
 
 def long_term_key(user: str, realm: str, password: str) -> bytes:
-    """RFC 8489 §9.2.2: MD5(username ":" realm ":" password) (ASCII names, no SASLprep)."""
+    """RFC 8489 §9.2.2: MD5(username ":" realm ":" password), UTF-8, without the OpaqueString
+    preparation (the lab's names and passwords are plain ASCII)."""
     return hashlib.md5(f"{user}:{realm}:{password}".encode(), usedforsecurity=False).digest()
 
 
