@@ -99,6 +99,8 @@ class Kamailio:
         nat_aliases: bool = True,
         presence: bool = False,
         client_certificates: bool = False,
+        rtpengine: str | None = None,
+        nat_contacts: bool = False,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
@@ -108,7 +110,16 @@ class Kamailio:
         it can be reached at). ``presence``: load the presence modules (PUBLISH, SUBSCRIBE and
         NOTIFY for presence, dialog and message-summary; dialog states from the calls it
         proxies), their tables in db_text. ``client_certificates``: its TLS server demands a
-        client certificate signed by the lab CA (mutual TLS, as some providers do)."""
+        client certificate signed by the lab CA (mutual TLS, as some providers do). ``rtpengine``: the ng socket of an rtpengine
+        (``udp:HOST:PORT``, :attr:`softphone.lab.rtpengine.RtpEngine.ng_socket`) that anchors
+        the media of every call it proxies (``LAB RTPENGINE OFFER`` / ``ANSWER`` / ``DELETE``
+        lines). ``nat_contacts``: a UDP client whose Contact names a private address is reached
+        where its packets came from (its binding and its dialogs' Contacts; ``LAB NAT-CONTACT``
+        lines), for phones behind a NAT that do not say where they are reached (baresip 1.0)."""
+        self.nat_contacts = nat_contacts
+        if rtpengine is not None and not re.fullmatch(r"udp6?:[0-9A-Za-z.:\[\]-]+:\d+", rtpengine):
+            raise LabError(f"an rtpengine ng socket is udp:HOST:PORT, not {rtpengine!r}")
+        self.rtpengine = rtpengine
         self.host = host
         self.netns = netns
         self.flow_timer_s = flow_timer_s
@@ -172,11 +183,21 @@ class Kamailio:
             "TLS_CFG": str(tls_cfg),
             "DBDIR": str(dbdir),
             "CTL": str(self.ctl_path),
+            "RTPENGINE_SOCK": self.rtpengine or f"udp:{self.host}:2223",  # unused without it
         }
         text = template_text()
-        if self.presence:
+        defines = [
+            name
+            for name, wanted in (
+                ("WITH_PRESENCE", self.presence),
+                ("WITH_RTPENGINE", self.rtpengine is not None),
+                ("WITH_NAT_CONTACTS", self.nat_contacts),
+            )
+            if wanted
+        ]
+        if defines:
             first, _, rest = text.partition("\n")
-            text = f"{first}\n#!define WITH_PRESENCE\n{rest}"
+            text = first + "\n" + "".join(f"#!define {d}\n" for d in defines) + rest
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
         if "@@" in text:
