@@ -4,12 +4,14 @@ when one side does not do ICE; "no media path" when no pair works."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aioice import stun
 from phone_support import expect, port_of
 from speech_quality import CLEAR_SPEECH, SPEECH, score
 
@@ -34,6 +36,7 @@ async def make(tmp_path: Path) -> AsyncIterator[Start]:
         name: str,
         *,
         ice: bool,
+        nat: NatTraversal | None = None,
         encryption: MediaEncryptionName = "srtp-optional",
         audio: AudioProvider | None = None,
         auto_answer: bool = True,
@@ -42,7 +45,7 @@ async def make(tmp_path: Path) -> AsyncIterator[Start]:
             name=name,
             uri=SipUri(user=name, host="127.0.0.1"),
             media_encryption=encryption,
-            nat=NatTraversal(ice=ice),
+            nat=nat or NatTraversal(ice=ice),
         )
         phone = Phone(
             Config(accounts=(account,), codecs=("opus", "pcmu")),
@@ -177,3 +180,76 @@ async def test_no_media_path_ends_the_call(make: Start) -> None:
     assert isinstance(theirs, pe.CallEnded) and theirs.stats is not None
     assert theirs.stats["packets_received"] == 0
     assert alice.call(call_id).state == "ended"
+
+
+class RefusingTurnServer(asyncio.DatagramProtocol):
+    """A TURN server that refuses every Allocate with 401, as one does for a wrong password
+    (RFC 8656 §7.2, RFC 8489 §9.2.4: the realm and nonce come back, the credentials never fit)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.allocations = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = stun.parse_message(data)
+        if request.message_method != stun.Method.ALLOCATE or self.transport is None:
+            return
+        self.allocations += 1
+        response = stun.Message(
+            message_method=stun.Method.ALLOCATE,
+            message_class=stun.Class.ERROR,
+            transaction_id=request.transaction_id,
+        )
+        response.attributes["ERROR-CODE"] = (401, "Unauthorized")
+        response.attributes["REALM"] = "lab.test"
+        response.attributes["NONCE"] = b"abcdefgh"
+        self.transport.sendto(bytes(response), addr)
+
+
+async def test_wrong_turn_credentials_are_said_once_and_calls_go_on(make: Start) -> None:
+    loop = asyncio.get_running_loop()
+    transport, turn = await loop.create_datagram_endpoint(
+        RefusingTurnServer, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        nat = NatTraversal(
+            turn_server=f"127.0.0.1:{port}", turn_username="alice", turn_password="wrong"
+        )
+        bob = await make("bob", ice=True)
+        alice = await make("alice", ice=True, nat=nat)
+        notices: list[str] = []
+        bob_at = f"sip:bob@127.0.0.1:{port_of(bob)}"
+        for n in range(2):
+            call_id = await alice.dial(bob_at)
+            while True:  # the notices that come before the call is up
+                event = await expect(
+                    alice,
+                    lambda e: (
+                        isinstance(e, pe.Notice)
+                        or (isinstance(e, pe.CallStateChanged) and e.state == "established")
+                    ),
+                )
+                if isinstance(event, pe.Notice):
+                    notices.append(event.text)
+                    continue
+                break
+            if n == 0:  # the first call's media flows on the host pair
+                stats = await expect(alice, received_at_least(25), timeout_s=15)
+                assert isinstance(stats, pe.CallStats)
+                assert stats.stats["ice"] == "connected"
+                assert stats.stats["ice_pair"] == "host/host"
+            assert not any("typ relay" in c for c in candidates(alice.call(call_id).local_sdp))
+            await alice.hangup(call_id)
+            await expect(alice, lambda e: isinstance(e, pe.CallEnded))
+        turn_notices = [n for n in notices if "TURN server" in n]
+        assert turn_notices == [
+            f"TURN server 127.0.0.1:{port} gave no relay address for alice: check turn_username"
+            " and turn_password (or the server does not answer); calls go on without a relay"
+        ]
+        assert turn.allocations >= 4  # both calls asked (with and without credentials)
+    finally:
+        transport.close()
