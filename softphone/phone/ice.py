@@ -11,7 +11,8 @@ an ICE agent (transport/ice.py) on the call's RTP sockets.
   background. An answer without ICE means a peer that does not do it: plain RTP from our
   default candidate to its c=/m= (RFC 8445 §5.1.4, the fallback).
 - Checks that find no pair within ``CONNECT_TIMEOUT_S`` end the call with the reason
-  "no media path", not with silence.
+  "no media path", not with silence; consent that expires later (RFC 7675: the far end stopped
+  answering on the selected pair) ends it with "media path lost".
 - A TURN server that gives no relay candidate (wrong ``turn_username``/``turn_password``, or
   silence) is said once per account and server, and the calls go on with the other candidates.
 """
@@ -36,7 +37,7 @@ from softphone.transport.ice import IceEndpoint
 from softphone.transport.resolver import DnsBackend
 from softphone.transport.rtp import RtpEndpoint
 
-__all__ = ["CONNECT_TIMEOUT_S", "NO_MEDIA_PATH", "CallIce", "IceSettings"]
+__all__ = ["CONNECT_TIMEOUT_S", "MEDIA_PATH_LOST", "NO_MEDIA_PATH", "CallIce", "IceSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ CONNECT_TIMEOUT_S: Final = 10.0
 """How long the checks may take once both sides' candidates are known. RFC 8445 leaves it to
 the agent; aioice's own transactions give up only after ~40 s, far past a caller's patience."""
 NO_MEDIA_PATH: Final = "no media path"
+MEDIA_PATH_LOST: Final = "media path lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +207,22 @@ class CallIce:
                 return
             logger.info("call %s: ICE failed: %r", info.call_id, exc)
             ice.state = "failed"
-            info.end_reason = NO_MEDIA_PATH
-            self._emit(
-                pe.Notice(level="error", text=f"call with {info.remote}: {NO_MEDIA_PATH} (ICE)")
-            )
-            try:
-                await self._hangup(info.call_id)
-            except Exception:  # the call may have ended meanwhile
-                logger.info("hang-up after ICE failure of %s failed", info.call_id, exc_info=True)
+            await self._fail(info, NO_MEDIA_PATH)
             return
         logger.info("call %s: ICE connected over %s", info.call_id, ice.selected_types())
+        await ice.lost()
+        if info.state != "ended" and info.ice is ice:
+            # RFC 7675 §5.1: no consent, no sending; a call that cannot send is over.
+            ice.state = "failed"
+            await self._fail(info, MEDIA_PATH_LOST)
+
+    async def _fail(self, info: CallInfo, reason: str) -> None:
+        info.end_reason = reason
+        self._emit(pe.Notice(level="error", text=f"call with {info.remote}: {reason} (ICE)"))
+        try:
+            await self._hangup(info.call_id)
+        except Exception:  # the call may have ended meanwhile
+            logger.info("hang-up after ICE failure of %s failed", info.call_id, exc_info=True)
 
     def close(self, info: CallInfo) -> None:
         """The call ended: close its agent (the RTP sockets are closed beside)."""

@@ -329,6 +329,12 @@ class IceEndpoint:
             raise
         self.state = "connected"
 
+    async def lost(self) -> None:
+        """Return when the connection has closed: our :meth:`close`, or consent to send
+        expired (RFC 7675: the far end stopped answering the checks that aioice sends every
+        ~5 s on the selected pair)."""
+        await self._connection.get_event()  # ConnectionClosed is aioice's only event
+
     def selected_types(self) -> tuple[str, str] | None:
         """The selected pair of component 1 as (local type, remote type)."""
         pair = self._connection.selected(1)

@@ -253,3 +253,25 @@ async def test_wrong_turn_credentials_are_said_once_and_calls_go_on(make: Start)
         assert turn.allocations >= 4  # both calls asked (with and without credentials)
     finally:
         transport.close()
+
+
+async def test_consent_lost_ends_the_call(make: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 7675: consent checks every 0.2 s instead of 5 s; six unanswered ones end it.
+    monkeypatch.setattr("aioice.ice.CONSENT_INTERVAL", 0.2)
+    monkeypatch.setattr("aioice.stun.RETRY_RTO", 0.1)
+    bob = await make("bob", ice=True)
+    alice = await make("alice", ice=True)
+    call_id = await alice.dial(f"sip:bob@127.0.0.1:{port_of(bob)}")
+    await established(alice)
+    stats = await expect(alice, received_at_least(1), timeout_s=15)
+    assert isinstance(stats, pe.CallStats) and stats.stats["ice"] == "connected"
+    info = bob.call(bob.calls[0].call_id)
+    assert info.rtp is not None
+    info.rtp.stun_sink = None  # bob stops answering checks (his sockets still take RTP)
+    notice = await expect(
+        alice, lambda e: isinstance(e, pe.Notice) and "media path lost" in e.text, timeout_s=15
+    )
+    assert isinstance(notice, pe.Notice) and notice.level == "error"
+    ended = await expect(alice, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(ended, pe.CallEnded) and ended.reason == "media path lost"
+    assert alice.call(call_id).state == "ended"
