@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from softphone.bench.call_peers import SoftphoneDial, stopping
-from softphone.bench.call_setup import SetupTime, summary
+from softphone.bench.call_setup import SetupTime, legs_of, summary
 from softphone.lab.baresip import Baresip
 from softphone.lab.coturn import Coturn
 from softphone.lab.kamailio import USERS, Kamailio
@@ -205,6 +206,7 @@ def _wait_measured(
 def run_topology(topology: Topology, workdir: Path, calls: int, tag: int) -> dict[str, Any]:
     """``calls`` calls by each caller to one auto-answering baresip, in ``topology``."""
     measured: dict[str, list[float]] = {"softphone": [], "baresip": []}
+    legs: dict[str, list[tuple[float, float]]] = {"softphone": [], "baresip": []}
     with _lab(topology, workdir, tag) as lab:
         sniffers = (
             PacketSniffer(lab.caller_ns, name="caller-sniffer"),
@@ -256,6 +258,7 @@ def run_topology(topology: Topology, workdir: Path, calls: int, tag: int) -> dic
                     dial.start()
                     found = _wait_measured(lab, sniffers, "softphone")
                 measured["softphone"].append(found.both_ways_ms or 0.0)
+                legs["softphone"].append(legs_of(found))
 
                 for sniffer in sniffers:
                     sniffer.clear()
@@ -267,12 +270,21 @@ def run_topology(topology: Topology, workdir: Path, calls: int, tag: int) -> dic
                     caller.hangup()
                     caller.wait_event("CALL_CLOSED", timeout_s=CALL_TIMEOUT_S, since=mark)
                 measured["baresip"].append(found.both_ways_ms or 0.0)
+                legs["baresip"].append(legs_of(found))
     result: dict[str, Any] = {
         "topology": topology.name,
         "description": topology.description,
         "calls_per_caller": calls,
         "softphone": summary(measured["softphone"]),
         "baresip": summary(measured["baresip"]),
+        "legs_ms": {
+            who: {
+                "to_callee_median": round(statistics.median(t[0] for t in legs[who]), 1),
+                "to_caller_median": round(statistics.median(t[1] for t in legs[who]), 1),
+            }
+            for who in legs
+            if legs[who]
+        },
         "softphone_ms": [round(t, 1) for t in measured["softphone"]],
         "baresip_ms": [round(t, 1) for t in measured["baresip"]],
     }
@@ -299,8 +311,11 @@ def report(result: dict[str, Any]) -> str:
         for who in ("softphone", "baresip"):
             figures = row[who]
             ratio = row["median_ratio"] if who == "softphone" else ""
+            legs = row["legs_ms"].get(who, {})
             lines.append(
                 f"  {row['topology']:<10} {who:<10} {figures['median_ms']!s:>10}"
                 f" {figures['p90_ms']!s:>8} {ratio!s:>6}"
+                f"   (first media at the callee {legs.get('to_callee_median')} ms,"
+                f" at the caller {legs.get('to_caller_median')} ms)"
             )
     return "\n".join(lines)
