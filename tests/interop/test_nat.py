@@ -41,6 +41,8 @@ TALK_PACKETS = 250  # 5 s of 20 ms packets: enough speech to score
 # which a loaded machine delays (11 packets seen in CI). 500 ms of it; a mapping that failed
 # would drop the whole call's (TALK_PACKETS and more).
 EARLY_PACKETS = 25
+# Mid-call drops allowed (dropped_while_talking): the far end's RTCP before ours.
+RTCP_BEFORE_OURS = 3
 PESQ_MIN = CLEAR_SPEECH  # PCMU narrowband; loss-free speech through G.711 scores ~4
 
 
@@ -122,7 +124,7 @@ async def test_calling_out_from_behind_the_router_is_heard_both_ways(
     public = alice.call(call_id).media_address
     assert public is not None and public.source == learned_from
     assert public.host == nat_lab.router_wan
-    await expect(alice, sent_at_least(call_id, TALK_PACKETS), timeout_s=20)
+    dropped_in_call = await dropped_while_talking(alice, call_id, nat_lab)
     await alice.hangup(call_id)
     end = await expect(alice, ended(call_id))
     assert isinstance(end, pe.CallEnded)
@@ -137,8 +139,20 @@ async def test_calling_out_from_behind_the_router_is_heard_both_ways(
     assert alice_pesq >= PESQ_MIN, f"one-way audio: the router dropped {dropped_now} packets"
     assert bob_pesq >= PESQ_MIN
     # baresip starts sending as it answers: its first packets reach the router before ours
-    # opened the way, and are dropped there. Not more than those.
-    assert dropped_now <= EARLY_PACKETS
+    # opened the way, and are dropped there. Nothing after but RTCP before ours.
+    assert dropped_in_call <= RTCP_BEFORE_OURS, f"the router dropped {dropped_in_call} mid-call"
+
+
+async def dropped_while_talking(alice: Any, call_id: str, nat_lab: lab.NatLab) -> int:
+    """What the router dropped from the wan side between our 50th packet (a second in: our
+    media has opened the way) and our TALK_PACKETS-th. What the far end sent before ours left
+    is dropped by design, and how much depends on how loaded the machine is; after, nothing
+    should be, but for the far end's RTCP reports to our RTCP port before our first report
+    opened that one (one every ~5 s): a mapping lost mid-call would drop ~50 packets a second."""
+    await expect(alice, sent_at_least(call_id, 50), timeout_s=20)
+    before = nat_lab.dropped()
+    await expect(alice, sent_at_least(call_id, TALK_PACKETS), timeout_s=20)
+    return nat_lab.dropped() - before
 
 
 def router_has_probe(nat_lab: lab.NatLab, port: int) -> bool:
@@ -195,7 +209,7 @@ async def test_called_after_registering_and_after_idling_past_the_routers_udp_ti
     await idle_past_the_routers_udp_timeout(nat_lab)
     dropped = nat_lab.dropped()
     second = await bob_calls(alice, bob)  # the INVITE still finds its way in
-    await expect(alice, sent_at_least(second, TALK_PACKETS), timeout_s=20)
+    dropped_in_call = await dropped_while_talking(alice, second, nat_lab)
     since = bob.mark()
     await alice.hangup(second)
     await expect(alice, ended(second))
@@ -206,7 +220,7 @@ async def test_called_after_registering_and_after_idling_past_the_routers_udp_ti
     dropped_now = nat_lab.dropped() - dropped
     print(f"called after idling: alice heard {alice_pesq:.2f}, bob heard {bob_pesq:.2f}")
     assert alice_pesq >= PESQ_MIN and bob_pesq >= PESQ_MIN
-    assert dropped_now <= EARLY_PACKETS
+    assert dropped_in_call <= RTCP_BEFORE_OURS, f"{dropped_now} dropped, {dropped_in_call} mid-call"
     bindings = [line for line in nat_kamailio.lines()[mark:] if "LAB BINDINGS alice" in line]
     assert bindings and all(" count=1 " in line for line in bindings), bindings
 

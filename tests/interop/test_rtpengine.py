@@ -20,11 +20,12 @@ from speech_quality import SPEECH, speech_at
 from test_nat import (
     EARLY_PACKETS,
     PESQ_MIN,
+    RTCP_BEFORE_OURS,
     TALK_PACKETS,
     bob_heard,
+    dropped_while_talking,
     heard,
     nat_account,
-    sent_at_least,
 )
 from test_softphone_sip import ended, expect, state
 
@@ -115,7 +116,7 @@ async def test_calling_out_through_the_providers_media_relay_is_heard_both_ways(
     mark, dropped = nat_kamailio.mark(), nat_lab.dropped()
     call_id = await alice.dial(bob.aor)
     await expect(alice, state(call_id, "established"))
-    await expect(alice, sent_at_least(call_id, TALK_PACKETS), timeout_s=20)
+    dropped_in_call = await dropped_while_talking(alice, call_id, nat_lab)
     listing = await asyncio.to_thread(rtpengine.ng, {"command": "list"})
     calls = listing.get("calls")
     assert isinstance(calls, list) and len(calls) == 1, listing
@@ -139,4 +140,9 @@ async def test_calling_out_through_the_providers_media_relay_is_heard_both_ways(
     assert by_address[nat_lab.router_wan] >= TALK_PACKETS - EARLY_PACKETS
     assert by_address[nat_lab.far_host] >= TALK_PACKETS - EARLY_PACKETS
     assert alice_pesq >= PESQ_MIN and bob_pesq >= PESQ_MIN
-    assert nat_lab.dropped() - dropped <= EARLY_PACKETS
+    # rtpengine sends bob's RTP on as soon as it has it: what reaches the router before ours
+    # opened the way is dropped (more when the machine is loaded); nothing after but RTCP
+    # before ours.
+    assert dropped_in_call <= RTCP_BEFORE_OURS, (
+        f"{nat_lab.dropped() - dropped} dropped, {dropped_in_call} mid-call"
+    )
