@@ -88,33 +88,48 @@ class Reporter:
     ) -> None:
         self.as_json = as_json
         self._out, self._err = out, err
+        # Lines of a batch (flush=False) not written yet: one write per stream per batch, since
+        # a stream may write through (PYTHONUNBUFFERED) and then each write is a system call.
+        self._pending_out: list[str] = []
+        self._pending_err: list[str] = []
 
     def event(self, event: PhoneEvent, *, line: bool = True, flush: bool = True) -> None:
         """The event as JSON (with --json) and, unless ``line`` is False, as a human line.
         ``flush=False`` leaves the output buffered until :meth:`flush`: a command writing a
         batch of events flushes once (listen with many calls keeps up with its events)."""
         if self.as_json:
-            self._out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+            self._pending_out.append(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
         if line:
             from softphone.phone.text import describe
 
             text = describe(event)
             if text:
-                self._err.write(text + "\n")
+                self._pending_err.append(text + "\n")
         if flush:
             self.flush()
 
+    def _write_pending(self) -> None:
+        if self._pending_out:
+            text, self._pending_out = "".join(self._pending_out), []
+            self._out.write(text)
+        if self._pending_err:
+            text, self._pending_err = "".join(self._pending_err), []
+            self._err.write(text)
+
     def say(self, text: str) -> None:
         if text:
+            self._write_pending()  # in the order it was said
             self._err.write(text + "\n")
             self._err.flush()
 
     def flush(self) -> None:
+        self._write_pending()
         if self.as_json:
             self._out.flush()
         self._err.flush()
 
     def json(self, payload: dict[str, Any]) -> None:
         if self.as_json:
+            self._write_pending()
             self._out.write(json.dumps(payload, separators=(",", ":")) + "\n")
             self._out.flush()

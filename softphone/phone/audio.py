@@ -25,6 +25,7 @@ import numpy as np
 
 from softphone.media.device import AudioDeviceError, AudioIO, FileIO, NullIO, open_device
 from softphone.media.levels import LevelMeter
+from softphone.media.silence import silent_block
 from softphone.media.tones import RING, ToneGenerator
 from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import WavWriter
@@ -146,6 +147,9 @@ class AudioEngine:
         others' audio with our microphone in the same tick."""
         wanted = self.io.frames_wanted(now)  # first: it moves a paced (headless) clock to now
         mic = self.io.read()
+        if mic.ndim == 1 and len(mic) and mic.dtype == np.float32 and not mic.any():
+            # Checked once here rather than by every call (media/silence.py).
+            mic = silent_block(len(mic))
         ports, conference = list(self._ports), self.conference
         out: Pcm | None = None
         if wanted > 0:
