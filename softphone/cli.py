@@ -418,7 +418,8 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
 
     stop = Stop()
     loop = asyncio.get_running_loop()
-    with _interrupts(stop):
+    # Events are written by threads: a slow reader of them never holds up the calls.
+    with _interrupts(stop), reporter.written_by_threads():
         history = await CommandHistory.open(reporter)
         try:
             phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
