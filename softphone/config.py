@@ -47,6 +47,8 @@ Audio keys (all optional, top level)::
     ring_device = "speakers"          # where incoming calls ring (default: output_device)
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
     voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
+    echo_cancellation = true          # echo canceller, noise suppressor, automatic gain on the
+                                      # sound card (default true; never for --play/--record)
 
 Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;
 a URL on the same host and port uses its credentials)::
@@ -74,6 +76,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from softphone.config_audio import (
+    AUDIO_KEYS,
+    DEFAULT_ECHO_CANCELLATION,
+    AudioOptionError,
+    audio_options_to_dict,
+    parse_audio_options,
+)
 from softphone.config_calls import (
     DEFAULT_PRACK,
     DEFAULT_SESSION_EXPIRES_S,
@@ -219,6 +228,7 @@ class Config:
     ring_device: DeviceSpec = None
     recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
     voicemail_dir: Path | None = None  # None: default_data_dir() / "voicemail"
+    echo_cancellation: bool = DEFAULT_ECHO_CANCELLATION  # on the sound card (config_audio.py)
     cameras: tuple[Camera, ...] = ()
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
@@ -332,6 +342,7 @@ _GLOBAL_KEYS: Final = frozenset(
         "recordings_dir",
         "voicemail_dir",
         "camera",
+        *AUDIO_KEYS,
     }
 )
 
@@ -407,6 +418,10 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
             raise ConfigError(f"{where}: {key} must be a directory path")
         dirs[key] = None if value is None else _expanded(value, f"{where}: {key}")
     try:
+        echo_cancellation = parse_audio_options(data)
+    except AudioOptionError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
         cameras = tuple(
             Camera(
                 name=str(c["name"]),
@@ -433,6 +448,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         ring_device=devices["ring_device"],
         recordings_dir=dirs["recordings_dir"],
         voicemail_dir=dirs["voicemail_dir"],
+        echo_cancellation=echo_cancellation,
         cameras=cameras,
         path=path,
         extra=extra,
@@ -658,6 +674,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for key in ("recordings_dir", "voicemail_dir"):
         if getattr(config, key) is not None:
             out[key] = str(getattr(config, key))
+    out.update(audio_options_to_dict(config.echo_cancellation))
     accounts = []
     for a in config.accounts:
         entry: dict[str, Any] = {"name": a.name, "uri": str(a.uri)}
