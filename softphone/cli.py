@@ -216,10 +216,12 @@ def _queued(phone: Phone, limit: int) -> list[pe.PhoneEvent]:
 
 async def _drain(phone: Phone, reporter: Reporter, history: CommandHistory) -> None:
     """Every event left in the phone's queue (the phone has stopped), written and flushed."""
-    while (event := phone.next_event_nowait()) is not None:
-        reporter.event(event, flush=False)
-        history.observe(event, phone)
-    reporter.flush()
+    try:
+        while (event := phone.next_event_nowait()) is not None:
+            reporter.event(event, flush=False)
+            history.observe(event, phone)
+    finally:
+        reporter.flush()  # what was reported so far is written even if observing failed
 
 
 async def _settle_registration(
@@ -416,7 +418,8 @@ async def run_listen(config: Config, args: argparse.Namespace, reporter: Reporte
 
     stop = Stop()
     loop = asyncio.get_running_loop()
-    with _interrupts(stop):
+    # Events are written by threads: a slow reader of them never holds up the calls.
+    with _interrupts(stop), reporter.written_by_threads():
         history = await CommandHistory.open(reporter)
         try:
             phone = await _start(config, args, reporter, auto_answer=args.auto_answer)
@@ -467,10 +470,12 @@ async def _listen(
         # With many calls events come in bursts: take what is queued with it and
         # write it with one flush, so the output keeps up with the phone.
         batch = [event, *_queued(phone, LISTEN_BATCH)]
-        for event in batch:
-            reporter.event(event, flush=False)
-            history.observe(event, phone)
-        reporter.flush()
+        try:
+            for event in batch:
+                reporter.event(event, flush=False)
+                history.observe(event, phone)
+        finally:
+            reporter.flush()  # the batch so far is written even if observing an event failed
         for event in batch:
             if isinstance(event, pe.IncomingCall) and args.reject is not None:
                 try:

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from softphone.media.polyphase import Downsampler, Upsampler, whole_factor
+from softphone.media.silence import is_known_silence
 
 Pcm: TypeAlias = npt.NDArray[np.float32]
 
@@ -96,6 +97,7 @@ class Resampler:
 
     def process(self, pcm: npt.NDArray[np.floating]) -> Pcm:
         """Convert the next block (1-D); returns whatever output is ready (may be empty)."""
+        silent = is_known_silence(pcm)  # the engine's shared silence: no need to read it
         block = np.ascontiguousarray(pcm, dtype=np.float32).reshape(-1)
         self.samples_in += block.shape[0]
         if self.is_identity:
@@ -103,7 +105,7 @@ class Resampler:
             return block
         if block.shape[0] == 0:
             return _EMPTY
-        if block.any():
+        if not silent and block.any():
             self._zeros_in = 0
             if self._zeros_held:  # the zeros short of a period, in their place before it
                 block = np.concatenate((np.zeros(self._zeros_held, dtype=np.float32), block))

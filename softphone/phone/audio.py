@@ -27,6 +27,7 @@ import numpy as np
 from softphone.media.device import AudioDeviceError, AudioIO, FileIO, NullIO, open_device
 from softphone.media.echo import EchoCanceller
 from softphone.media.levels import LevelMeter
+from softphone.media.silence import silent_block
 from softphone.media.tones import RING, ToneGenerator
 from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import WavWriter
@@ -154,6 +155,10 @@ class AudioEngine:
         mic = self.io.read()
         if (echo := self.echo) is not None:
             mic = echo.capture(mic)
+        if mic.ndim == 1 and len(mic) and mic.dtype == np.float32 and not mic.any():
+            # Checked once here rather than by every call (media/silence.py); after the
+            # canceller, since what it leaves is what the calls send.
+            mic = silent_block(len(mic))
         ports, conference = list(self._ports), self.conference
         out: Pcm | None = None
         if wanted > 0:

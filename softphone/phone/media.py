@@ -35,6 +35,7 @@ from softphone.media.codecs import (
 )
 from softphone.media.playout import Playout
 from softphone.media.resample import Resampler
+from softphone.media.silence import silent_block
 from softphone.media.wav import StereoRecorder
 from softphone.phone.api import StreamSummary
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
@@ -292,9 +293,9 @@ class CallMedia:
         if self.closed or self._codec is None or self._encoder is None or self._to_codec is None:
             return
         self._poll_dtmf(now)
-        ours = np.zeros_like(pcm) if self.muted else pcm
+        ours = silent_block(len(pcm)) if self.muted else pcm
         if self._recorder is not None:
-            self._recorder.write_local(ours if self.sends else np.zeros_like(pcm))
+            self._recorder.write_local(ours if self.sends else silent_block(len(pcm)))
         converted = self._to_codec.process(ours if others is None else ours + others)
         self._mic_buffer = (
             np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
@@ -513,16 +514,14 @@ class CallMedia:
                 self._timer = None
             return
         # RTCP reports, and a DTMF digit whose end packets were all lost (reported on timeout).
-        deadlines = [
-            t
-            for t in (
-                self._session.get_timer(),
-                self._dtmf_receiver.next_deadline(),
-                self.protection.get_timer() if self.protection is not None else None,
-            )
-            if t is not None
-        ]
-        at = min(deadlines) if deadlines else None
+        # The earliest, without building a list: this runs for every packet sent.
+        at = self._session.get_timer()
+        for t in (
+            self._dtmf_receiver.next_deadline(),
+            self.protection.get_timer() if self.protection is not None else None,
+        ):
+            if t is not None and (at is None or t < at):
+                at = t
         # Called for every packet sent: a timer already set for the same deadline stays (a new
         # handle per packet left the loop's heap full of cancelled ones).
         if self._timer is not None and at is not None and self._timer.when() == at:

@@ -189,6 +189,23 @@ class RtpPacket:
         return b"".join(parts)
 
 
+def plain_rtp_bytes(
+    *, payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool, payload: bytes
+) -> bytes:
+    """``bytes(RtpPacket(...))`` for a packet with no CSRC, extension or padding (what a call
+    sends 50 times a second), without building the packet: the same checks, the same octets.
+    A phone with 80 calls up sends 4,000 of these a second."""
+    if not (0 <= payload_type <= 0x7F and 0 <= sequence <= _U16):
+        _check_range("payload_type", payload_type, 7)
+        _check_range("sequence", sequence, 16)
+    if not (0 <= timestamp <= _U32 and 0 <= ssrc <= _U32):
+        _check_range("timestamp", timestamp, 32)
+        _check_range("ssrc", ssrc, 32)
+    # §5.1: V=2, P=0, X=0, CC=0 | M, PT | sequence | timestamp | SSRC
+    header = _FIXED.pack(RTP_VERSION << 6, marker << 7 | payload_type, sequence, timestamp, ssrc)
+    return header + payload
+
+
 # --- RTCP (RFC 3550 §6.4-§6.6) -------------------------------------------------------------------
 def _rtcp_header(count: int, packet_type: int, body: bytes) -> bytes:
     """Common header (RFC 3550 §6.4.1): length is the packet size in 32-bit words minus one."""

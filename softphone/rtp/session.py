@@ -47,6 +47,7 @@ from softphone.rtp.packet import (
     RtpPacket,
     is_rtcp,
     parse_rtcp,
+    plain_rtp_bytes,
 )
 from softphone.rtp.report import delay_since_last_sr, receiver_report, report_block, sender_report
 from softphone.rtp.source import (
@@ -327,7 +328,7 @@ class RtpSession:
         if destination is None:
             return
         timestamp = (self._timestamp_base + media_ticks) & _U32
-        packet = RtpPacket(
+        data = plain_rtp_bytes(
             payload_type=payload_type,
             sequence=self._next_seq,
             timestamp=timestamp,
@@ -336,7 +337,7 @@ class RtpSession:
             payload=payload,
         )
         self._next_seq = (self._next_seq + 1) % RTP_SEQ_MOD
-        self._outbox.append((bytes(packet), destination, False))
+        self._outbox.append((data, destination, False))
         self._packets_sent += 1
         self._octets_sent += len(payload)  # §6.4.1: payload octets only
         self._last_sent = (timestamp, now, clock_rate)

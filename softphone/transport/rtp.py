@@ -53,6 +53,8 @@ class RtpPortError(OSError):
 class RtpEndpoint:
     def __init__(self, rtp_sock: socket.socket, rtcp_sock: socket.socket, session_id: int) -> None:
         self._socks = (rtp_sock, rtcp_sock)
+        # Read once: ``socket.family`` builds an enum on every read, and send() needs it per packet.
+        self._dual_stack = rtp_sock.family == socket.AF_INET6
         self.host: str = rtp_sock.getsockname()[0]
         self.port: int = rtp_sock.getsockname()[1]
         self.rtcp_port: int = rtcp_sock.getsockname()[1]
@@ -152,7 +154,7 @@ class RtpEndpoint:
         if self._closed or len(self._attached) < 2:
             return  # not attached yet (the first loop iteration) or closed
         sock = self._socks[1 if via_rtcp else 0]
-        if sock.family == socket.AF_INET6 and ":" not in addr[0]:
+        if self._dual_stack and ":" not in addr[0]:
             # A dual-stack socket (bound to "::") reaches IPv4 peers at their mapped address.
             addr = (f"::ffff:{addr[0]}", addr[1])
         try:

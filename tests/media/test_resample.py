@@ -203,3 +203,38 @@ def test_whole_factor_upsampling_leaves_no_images_of_the_speech_band() -> None:
     freqs = np.fft.rfftfreq(len(y), 1 / 48000)
     assert dominant_hz(y, 48000) == pytest.approx(3000, abs=0.5)
     assert 20 * np.log10(spectrum[freqs > 4500].max() / spectrum.max()) < -70
+
+
+@pytest.mark.parametrize(("in_rate", "out_rate"), [(8000, 48000), (48000, 8000), (16000, 48000)])
+def test_resamplers_share_their_taps_but_not_their_state(in_rate: int, out_rate: int) -> None:
+    # The filter taps are made once per factor and shared, read-only, by every resampler: two
+    # calls resampling at once, block by block interleaved, each get what one alone would.
+    x, y = sine(440, in_rate, 0.3), sine(1000, in_rate, 0.3, amplitude=0.3)
+    block = in_rate // 50
+    alone_x = in_blocks(Resampler(in_rate, out_rate), x, block)
+    alone_y = in_blocks(Resampler(in_rate, out_rate), y, block)
+    rx, ry = Resampler(in_rate, out_rate), Resampler(in_rate, out_rate)
+    parts_x, parts_y = [], []
+    for i in range(0, len(x), block):
+        parts_x.append(rx.process(x[i : i + block]))
+        parts_y.append(ry.process(y[i : i + block]))
+    assert np.array_equal(np.concatenate([*parts_x, rx.flush()]), alone_x)
+    assert np.array_equal(np.concatenate([*parts_y, ry.flush()]), alone_y)
+    taps_x, taps_y = rx._poly._taps, ry._poly._taps  # type: ignore[union-attr]
+    assert taps_x is taps_y and not taps_x.flags.writeable
+
+
+def test_shared_taps_are_the_filter_each_resampler_made_for_itself() -> None:
+    # The cached taps against the formula they came from (a Kaiser-windowed sinc, each
+    # phase normalised to unity gain): caching changed where they live, not what they are.
+    from softphone.media.polyphase import HALF_TAPS, Downsampler, Upsampler, _kernel
+
+    j = np.arange(2 * HALF_TAPS)[:, None]
+    p = np.arange(6)[None, :]
+    up = _kernel(p / 6 + HALF_TAPS - 1 - j)
+    assert np.array_equal(
+        Upsampler(6)._taps, (up / up.sum(axis=0, keepdims=True)).astype(np.float32)
+    )
+    offsets = (HALF_TAPS * 6 - 1 - np.arange(2 * HALF_TAPS * 6 - 1)) / 6
+    down = _kernel(offsets)
+    assert np.array_equal(Downsampler(6)._taps, (down / down.sum()).astype(np.float32))

@@ -23,6 +23,7 @@ from softphone.rtp.packet import (
     SdesItemType,
     is_rtcp,
     parse_rtcp,
+    plain_rtp_bytes,
 )
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "rtp"
@@ -294,3 +295,41 @@ def test_rtcp_parse_raises_only_parse_errors(data: bytes, reduced_size: bool) ->
 )
 def test_rtp_built_packets_round_trip(packet: RtpPacket) -> None:
     assert RtpPacket.parse(bytes(packet)) == packet
+
+
+# --- the sending shortcut -------------------------------------------------------------------------
+@FAST
+@given(
+    payload_type=st.integers(0, 127),
+    sequence=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFF_FFFF),
+    ssrc=st.integers(0, 0xFFFF_FFFF),
+    marker=st.booleans(),
+    payload=st.binary(max_size=200),
+)
+def test_plain_rtp_bytes_are_the_packets_octets(
+    payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool, payload: bytes
+) -> None:
+    fields = dict(payload_type=payload_type, sequence=sequence, timestamp=timestamp, ssrc=ssrc)
+    data = plain_rtp_bytes(**fields, marker=marker, payload=payload)
+    assert data == bytes(RtpPacket(**fields, marker=marker, payload=payload))
+    assert RtpPacket.parse(data) == RtpPacket(**fields, marker=marker, payload=payload)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "bits"),
+    [
+        ("payload_type", 128, 7),
+        ("payload_type", -1, 7),
+        ("sequence", 0x10000, 16),
+        ("timestamp", 1 << 32, 32),
+        ("ssrc", -1, 32),
+    ],
+)
+def test_plain_rtp_bytes_refuse_what_the_packet_refuses(name: str, value: int, bits: int) -> None:
+    fields = {"payload_type": 0, "sequence": 1, "timestamp": 2, "ssrc": 3, name: value}
+    message = f"{name} must fit in {bits} bits, got {value}"
+    with pytest.raises(RtpError, match=message):
+        RtpPacket(**fields)
+    with pytest.raises(RtpError, match=message):
+        plain_rtp_bytes(**fields, marker=False, payload=b"")
