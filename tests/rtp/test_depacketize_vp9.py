@@ -5,6 +5,7 @@ loss, damage and key frames."""
 from __future__ import annotations
 
 import pytest
+from rtp_captures import load_capture
 from video_support import Wire, decode, encode
 
 from softphone.rtp.depacketize import PayloadError, make_depacketizer
@@ -205,3 +206,17 @@ def test_a_middle_packet_without_a_beginning_is_damage(frames: list[tuple[bytes,
     dep.push(packet(b"\x0c" + key, marker=False))  # one whole frame, picture goes on
     assert dep.push(packet(b"\x80\x00" + key, seq=2)) == []  # no B, and the picture id differs
     assert dep.dropped_units == 1
+
+
+def test_ffmpeg_packets_give_every_frame() -> None:
+    """FFmpeg's own RTP packetiser (another implementation of the RFC), captured once on
+    127.0.0.1 into tests/data/rtp/depack_ffmpeg_vp9.bin (`ffmpeg -f lavfi -i
+    testsrc2=size=160x120:rate=10 -frames:v 8 -c:v libvpx-vp9 -g 4 ... -f rtp
+    rtp://127.0.0.1:PORT?pkt_size=300`): 8 frames, key frames every 4, all decodable."""
+    capture = load_capture("vp9")
+    assert len(capture.packets) > 40  # frames over several packets
+    dep = make_depacketizer(capture.encoding, capture.clock_rate, capture.fmtp)
+    units = [u for p in capture.packets for u in dep.push(p)] + dep.flush()
+    assert [u.keyframe for u in units] == [True, False, False, False] * 2
+    assert dep.dropped_units == 0 and dep.picture_size == (160, 120)
+    assert len(decode("vp9", [u.data for u in units])) == 8

@@ -449,6 +449,8 @@ DEPACKETIZERS: Final[dict[str, tuple[str, int, dict[str, str], str]]] = {
     ),
     "depack_latm": ("MP4A-LATM", 44100, {"cpresent": "0", "config": "400024103fc0"}, "latm"),
     "depack_audio": ("L16", 16000, {}, "pcmu"),
+    "depack_vp8": ("VP8", 90000, {}, "vp8"),
+    "depack_vp9": ("VP9", 90000, {}, "vp9"),
 }
 
 
