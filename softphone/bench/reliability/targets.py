@@ -31,6 +31,7 @@ from softphone.auth import errors as auth_errors
 from softphone.auth.basic import BasicChallenge
 from softphone.auth.challenge import choose_challenge
 from softphone.rtp import packet as rtp_packet
+from softphone.rtp import video_feedback
 from softphone.rtp.depacketize import Depacketizer, UnsupportedCodec, make_depacketizer
 from softphone.rtp.dtmf import DtmfReceiver
 from softphone.rtp.errors import RtpParseError
@@ -373,9 +374,23 @@ def _rtp_packet(data: bytes) -> None:
 
 
 def _rtcp(data: bytes) -> None:
+    """Compound RTCP, and the video feedback in it: what parses serialises and reads the same
+    (a NACK as the same set of sequence numbers: its entries may be regrouped)."""
     reduced = bool(data[:1]) and data[0] & 1 == 1
     for item in rtp_packet.parse_rtcp(data[1:], reduced_size=reduced):
         rtp_packet.parse_rtcp(bytes(item), reduced_size=True)
+        feedback = video_feedback.parse_feedback(item)
+        if feedback is None:
+            continue
+        again = video_feedback.parse_feedback(
+            rtp_packet.parse_rtcp(bytes(feedback), reduced_size=True)[0]
+        )
+        if isinstance(feedback, video_feedback.Nack) and isinstance(again, video_feedback.Nack):
+            same = set(feedback.lost) == set(again.lost)
+        else:
+            same = again == feedback
+        if not same:
+            raise ContractBroken(f"{feedback!r} reads back as {again!r}")
 
 
 def _rtp_session(data: bytes) -> None:
@@ -541,7 +556,7 @@ def _targets() -> dict[str, FuzzTarget]:
         ),
         FuzzTarget("rtsp_url", "rtsp.url.RtspUrl.parse", (rtsp_errors.ParseError,), _rtsp_url, 512),
         FuzzTarget("rtp_packet", "rtp.RtpPacket.parse", (RtpParseError,), _rtp_packet, 2048),
-        FuzzTarget("rtcp", "rtp.parse_rtcp", (RtpParseError,), _rtcp, 2048),
+        FuzzTarget("rtcp", "rtp.parse_rtcp + video feedback", (RtpParseError,), _rtcp, 2048),
         FuzzTarget("rtp_session", "rtp.RtpSession.receive_datagram", (), _rtp_session, 8192),
     ]
     targets += [
