@@ -42,9 +42,9 @@ from softphone.rtsp import errors as rtsp_errors
 from softphone.rtsp import events as rtsp_events
 from softphone.rtsp.message import NEED_DATA, InterleavedFrame, RtspConnection
 from softphone.rtsp.url import RtspUrl
-from softphone.sdp import negotiation
+from softphone.sdp import negotiation, video
 from softphone.sdp.errors import SdpError, SdpParseError
-from softphone.sdp.session import SessionDescription
+from softphone.sdp.session import MediaDescription, SessionDescription
 from softphone.sip import errors as sip_errors
 from softphone.sip import events as sip_events
 from softphone.sip.account import AccountConfig
@@ -185,6 +185,8 @@ _OFFER_MEDIA: Final = negotiation.LocalMedia(
     ),
 )
 
+_VIDEO: Final = video.LocalVideo(address="192.0.2.1", port=40002, can_send=True)
+
 
 def ua_setup() -> tuple[UserAgent, list[bytes]]:
     """A user agent that has sent a REGISTER and an INVITE (seeded: the same bytes every time),
@@ -300,6 +302,11 @@ def _sdp(data: bytes) -> None:
     except SdpError:
         pass
     offer = negotiation.create_offer(_OFFER_MEDIA, session_id=1, session_version=1)
+    for index, m in enumerate(sdp.media):
+        if m.media.lower() == "video":  # a video offer is answered, never refused with a raise
+            section, _ = video.answer_video(sdp, m, _VIDEO)
+            MediaDescription.parse_media_line(section.lines()[0][2:])
+            video.apply_video_answer(sdp, m, sdp, index)
     negotiation.apply_answer(offer, sdp)
 
 
