@@ -189,8 +189,8 @@ def test_truncated_h264_never_raises_and_the_next_keyframe_recovers() -> None:
 
 
 def test_unknown_codecs_and_mismatched_units_raise_media_error() -> None:
-    with pytest.raises(MediaError, match="no video decoder for 'vp8'"):
-        VideoDecoder("vp8")
+    with pytest.raises(MediaError, match="no video decoder for 'theora'"):
+        VideoDecoder("theora")
     with pytest.raises(MediaError, match="no audio decoder for 'g729'"):
         AudioDecoder("g729", sample_rate=8000)
     with pytest.raises(MediaError, match="hevc unit was given to the h264 decoder"):
