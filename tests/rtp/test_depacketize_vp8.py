@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from rtp_captures import load_capture
+from rtp_captures import DATA, Capture, load_capture
 from video_support import Wire, decode, encode
 
 from softphone.rtp.depacketize import PayloadError, make_depacketizer
@@ -192,3 +192,16 @@ def test_ffmpeg_packets_give_every_frame() -> None:
     assert [u.keyframe for u in units] == [True, False, False, False] * 2
     assert dep.dropped_units == 0 and dep.picture_size == (160, 120)
     assert len(decode("vp8", [u.data for u in units])) == 8
+
+
+def test_baresip_packets_give_every_frame() -> None:
+    """baresip 1.0's own vp8 module (fakevideo source, 320x240 at 15/s), captured once on
+    127.0.0.1 into tests/data/rtp/depack_baresip_vp8.bin (the way
+    tests/interop/test_video_baresip.py calls it): one key frame, then inter frames; the last frame is cut short by the end of the capture: no marker, dropped by flush."""
+    capture = load_capture("vp8", path=DATA / "depack_baresip_vp8.bin")
+    assert isinstance(capture, Capture) and capture.encoding == "VP8"
+    dep = make_depacketizer(capture.encoding, capture.clock_rate, capture.fmtp)
+    units = [u for p in capture.packets for u in dep.push(p)] + dep.flush()
+    assert len(units) == 60 and [u.keyframe for u in units] == [True] + [False] * 59
+    assert dep.dropped_units == 1 and dep.picture_size == (320, 240)
+    assert len(decode("vp8", [u.data for u in units])) == 60

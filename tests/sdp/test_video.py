@@ -22,9 +22,8 @@ from softphone.sdp.video import (
 # A baresip-style offer, written by hand (tests/data/sdp/baresip_video_offer.sdp): audio PCMU +
 # telephone-event (101, the number VP9 reuses in the video stream: RFC 3264 allows it), video
 # VP8 and VP9 with max-fs, PLI for every format, b=AS for the video.
-BARESIP_OFFER = (
-    Path(__file__).parent.parent / "data" / "sdp" / "baresip_video_offer.sdp"
-).read_text()
+DATA = Path(__file__).parent.parent / "data" / "sdp"
+BARESIP_OFFER = (DATA / "baresip_video_offer.sdp").read_text()
 
 
 def local(**kw: object) -> LocalVideo:
@@ -115,6 +114,18 @@ def test_a_baresip_offer_is_answered_with_its_numbers_and_the_shared_feedback() 
         + "\r\n"
     )
     assert again.media[0].rtpmaps()[100].encoding == "VP8"
+
+
+def test_a_real_baresip_offer_is_answered() -> None:
+    """baresip 1.0.0's INVITE body (modules vp8 + fakevideo), captured once on 127.0.0.1: one
+    VP8 format, a=rtcp-fb:* nack pli, framerate, ssrc and content lines we pass over."""
+    offer = SessionDescription.parse((DATA / "baresip_vp8_offer.sdp").read_bytes())
+    section, result = answer_video(offer, offer.media[1], local(can_send=False))
+    assert section.formats == ["96"] and section.direction is Direction.RECVONLY
+    assert "a=rtcp-fb:96 nack pli" in lines(section)
+    assert result is not None and result.codec is not None
+    assert (result.codec.encoding, result.codec.feedback) == ("VP8", {"nack pli"})
+    assert result.remote_rtcp_port == offer.media[1].port + 1
 
 
 @pytest.mark.parametrize(

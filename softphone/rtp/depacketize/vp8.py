@@ -247,7 +247,12 @@ class Vp8Depacketizer:
         return out
 
     def flush(self) -> list[AccessUnit]:
-        return self._finish()
+        """End of stream: a frame still without its marker is dropped, not returned. RFC 7741
+        §4.1 makes senders mark the last packet, and nothing else shows whether the frame is
+        whole (a stream cut in the middle of a frame would hand the decoder half of one)."""
+        if self._ts is not None:
+            self._discard()
+        return []
 
     # --- internals -------------------------------------------------------------------------
     def _reset(self) -> None:
