@@ -37,6 +37,7 @@ from softphone.rtp.dtmf import DtmfReceiver
 from softphone.rtp.errors import RtpParseError
 from softphone.rtp.reorder import ReorderBuffer
 from softphone.rtp.session import RtpPacketReceived, RtpSession
+from softphone.rtp.video_receiver import VideoReceiver
 from softphone.rtsp import client as rtsp_client
 from softphone.rtsp import errors as rtsp_errors
 from softphone.rtsp import events as rtsp_events
@@ -447,6 +448,38 @@ def _depacketizer(encoding: str, clock_rate: int, fmtp: dict[str, str]) -> Calla
     return feed
 
 
+def _video_receiver(data: bytes) -> None:
+    """A call's video receiver (VP8, every feedback negotiated): datagrams as they arrive, an
+    RTT that comes and goes, and the feedback it sends must be RTCP we can read (a compound
+    headed by an RR, then NACK/PLI)."""
+    receiver = VideoReceiver(
+        make_depacketizer("VP8", 90000, {}),
+        our_ssrc=0x5EED,
+        feedback=frozenset({"nack", "nack pli", "ccm fir"}),
+    )
+    now = 0.0
+    for i, datagram in enumerate(datagrams(data)):
+        now = i * 0.005
+        try:
+            packet = rtp_packet.RtpPacket.parse(datagram)
+        except RtpParseError:
+            continue
+        receiver.receive(packet, now)
+        if i % 4 == 3:
+            receiver.poll(now)
+            out = receiver.rtcp_to_send(now, rtt_s=None if i % 8 == 3 else 0.02)
+            if out is not None:
+                try:
+                    items = rtp_packet.parse_rtcp(out)
+                    feedback = [video_feedback.parse_feedback(item) for item in items[1:]]
+                except RtpParseError as exc:
+                    raise ContractBroken(f"the receiver sent unreadable RTCP: {exc}") from exc
+                if None in feedback:
+                    raise ContractBroken(f"the receiver sent RTCP that is not feedback: {out!r}")
+    receiver.poll(now + 1.0)
+    receiver.rtcp_to_send(now + 1.0)
+
+
 # The fmtp lines of the captures in tests/data/rtp (FFmpeg's packetisers).
 DEPACKETIZERS: Final[dict[str, tuple[str, int, dict[str, str], str]]] = {
     "depack_h264": (
@@ -572,6 +605,9 @@ def _targets() -> dict[str, FuzzTarget]:
         )
         for name, spec in DEPACKETIZERS.items()
     ]
+    targets.append(
+        FuzzTarget("video_receiver", "rtp.VideoReceiver (VP8)", (), _video_receiver, 16384)
+    )
     targets += [
         FuzzTarget("digest", "auth: challenges, choice, Authorization", (), _digest, 2048),
         FuzzTarget("vcard", "store.vcard import", (UnicodeDecodeError,), _vcard, 8192),
