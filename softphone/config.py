@@ -69,7 +69,6 @@ history and recordings: directories 0700, files 0600, and existing ones are tigh
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -95,6 +94,14 @@ from softphone.config_forwarding import (
     ForwardingError,
     forwarding_to_dict,
     parse_forwarding,
+)
+from softphone.config_nat import (
+    NAT_KEYS,
+    NatError,
+    NatTraversal,
+    nat_to_dict,
+    parse_host_port,
+    parse_nat,
 )
 from softphone.files import write_file
 
@@ -176,6 +183,8 @@ class Account:
     # "HOST[:PORT]" (port 3478 by default): where to ask for our public address (RFC 8489) for
     # the SDP when behind a NAT.
     stun_server: str | None = None
+    # ICE and TURN (config_nat.py)
+    nat: NatTraversal = field(default_factory=NatTraversal)
     media_encryption: MediaEncryptionName = DEFAULT_MEDIA_ENCRYPTION
     # forwarding and do-not-disturb (config_forwarding.py)
     forwarding: Forwarding = field(default_factory=Forwarding)
@@ -302,6 +311,7 @@ _ACCOUNT_KEYS: Final = frozenset(
         "prack",
         "session_expires",
         "stun_server",
+        *NAT_KEYS,
         "media_encryption",
         *FORWARDING_KEYS,
     }
@@ -491,6 +501,10 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         not isinstance(stun_server, str) or parse_host_port(stun_server) is None
     ):
         raise ConfigError(f'{label}: stun_server must be "HOST[:PORT]" (not {stun_server!r})')
+    try:
+        nat = parse_nat(raw)
+    except NatError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
     encryption = raw.get("media_encryption", DEFAULT_MEDIA_ENCRYPTION)
     if encryption not in MEDIA_ENCRYPTIONS:
         raise ConfigError(
@@ -521,6 +535,7 @@ def _parse_account(raw: Mapping[str, Any], index: int, where: str) -> Account:
         prack=prack,
         session_expires=session_expires,
         stun_server=stun_server,
+        nat=nat,
         media_encryption=encryption,
         forwarding=forwarding,
     )
@@ -564,17 +579,6 @@ def _expanded(text: str, label: str) -> Path:
     except RuntimeError:
         user = text.split("/", 1)[0]
         raise ConfigError(f"{label}: {user!r} is not a user with a home directory") from None
-
-
-def parse_host_port(text: str, default_port: int = 3478) -> tuple[str, int] | None:
-    """``HOST[:PORT]`` (an IPv6 literal in brackets) as (host, port), or None when malformed."""
-    found = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+))(?::(\d{1,5}))?\s*", text)
-    if found is None:
-        return None
-    port = int(found.group(3)) if found.group(3) else default_port
-    if not 0 < port < 65536:
-        return None
-    return found.group(1) or found.group(2), port
 
 
 def _sip_uri(value: object, label: str, *, required: bool = False) -> SipUri | None:
@@ -684,6 +688,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             entry["session_expires"] = a.session_expires
         if a.stun_server is not None:
             entry["stun_server"] = a.stun_server
+        entry.update(nat_to_dict(a.nat))
         if a.media_encryption != DEFAULT_MEDIA_ENCRYPTION:
             entry["media_encryption"] = a.media_encryption
         entry.update(forwarding_to_dict(a.forwarding))

@@ -46,7 +46,9 @@ def make_private(path: Path) -> None:
 
 
 def _holds_password(config: Config) -> bool:
-    if any(a.password for a in config.accounts) or any(c.password for c in config.cameras):
+    if any(a.password or a.nat.turn_password for a in config.accounts) or any(
+        c.password for c in config.cameras
+    ):
         return True
     for camera in config.cameras:
         try:

@@ -17,7 +17,7 @@ from typing import NoReturn, Protocol
 import pytest
 
 from softphone import lab
-from softphone.lab.baresip import MediaEnc
+from softphone.lab.baresip import MediaEnc, MediaNat
 from softphone.lab.linphone import Rel100
 from softphone.lab.process import PeerMissing, find_binary
 
@@ -68,7 +68,12 @@ def dump(title: str, lines: list[str], n: int = 60) -> None:
 class KamailioFactory(Protocol):
     """The ``kamailio_factory`` fixture: another Kamailio serving the given TLS certificate."""
 
-    def __call__(self, tls_cert: lab.CertKind = "good", presence: bool = False) -> lab.Kamailio: ...
+    def __call__(
+        self,
+        tls_cert: lab.CertKind = "good",
+        presence: bool = False,
+        client_certificates: bool = False,
+    ) -> lab.Kamailio: ...
 
 
 class BaresipFactory(Protocol):
@@ -93,6 +98,10 @@ class BaresipFactory(Protocol):
         rtcp_mux: bool = False,
         host: str = lab.HOST,
         codecs: str | None = None,
+        medianat: MediaNat | None = None,
+        stun_server: str | None = None,
+        stun_user: str | None = None,
+        stun_password: str | None = None,
     ) -> lab.Baresip: ...
 
 

@@ -1,8 +1,9 @@
-"""``softphone bench cpu|latency|device``: the audio performance benchmarks of real calls.
+"""``softphone bench cpu|latency|device|setup``: the performance benchmarks of real calls.
 
     softphone bench cpu     [--seconds 60] [--speech REF.wav] [--srtp] [--workdir DIR] [--json]
     softphone bench latency [--clicks 30] [--interval-ms 400] [--codec NAME ...] [--json]
     softphone bench device  [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
+    softphone bench setup   [--calls 10] [--workdir DIR] [--json]
 
 - ``cpu`` (call_cpu.py): CPU seconds of a full-duplex Opus call, softphone vs baresip, and
   baresip vs baresip, in the same run. ``--srtp`` (call_srtp.py): softphone's CPU in the same
@@ -10,6 +11,8 @@
 - ``latency`` (call_latency.py): mouth-to-ear delay on loopback from audio timestamps, per
   codec, against the 60 ms budget.
 - ``device`` (call_device.py): xruns and pace of the PortAudio path on JACK's dummy driver.
+- ``setup`` (call_setup.py): INVITE to the first audio both ways, read off the wire, softphone
+  and baresip calling the same baresip.
 
 Everything runs on 127.0.0.1; every process started is stopped by its pid. ``bench/cli.py``
 hooks these in with :func:`add_commands` and :func:`run`. Exit status: 0 done, 1 a target
@@ -27,7 +30,7 @@ from typing import Any, Final, TextIO
 
 from softphone.bench.workdir import add_output_options, workdir
 
-COMMANDS: Final = ("cpu", "latency", "device")
+COMMANDS: Final = ("cpu", "latency", "device", "setup")
 DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
@@ -35,7 +38,7 @@ EXIT_ERROR = 2
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``cpu``, ``latency`` and ``device`` to ``softphone bench``'s subparsers."""
+    """Add ``cpu``, ``latency``, ``device`` and ``setup`` to ``softphone bench``'s subparsers."""
     cpu = subparsers.add_parser("cpu", help="CPU of a full-duplex Opus call, softphone vs baresip")
     _seconds(cpu)
     _speech(cpu)
@@ -73,6 +76,18 @@ def add_commands(subparsers: Any) -> None:
     _seconds(device)
     _speech(device)
     add_output_options(device, keeps="configs and peer logs")
+
+    setup = subparsers.add_parser(
+        "setup", help="INVITE to first audio both ways, softphone vs baresip (needs root)"
+    )
+    setup.add_argument(
+        "--calls",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="calls by each caller (default 10)",
+    )
+    add_output_options(setup, keeps="configs and peer logs")
 
 
 def _seconds(p: argparse.ArgumentParser) -> None:
@@ -132,6 +147,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     try:
         if args.command == "latency":
             return _latency(args, stream)
+        if args.command == "setup":
+            return _setup(args, stream)
         if not args.speech.is_file():
             print(
                 f"softphone bench: {args.speech}: no such file (give --speech REF.wav)",
@@ -201,3 +218,12 @@ def _device(args: argparse.Namespace, out: TextIO) -> int:
         report = run_device(where, args.speech.resolve(), args.seconds)
     _emit(args, out, report.to_json(), report.table())
     return EXIT_OK if report.xruns == 0 else EXIT_TARGET_MISSED
+
+
+def _setup(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.call_setup import report, run
+
+    with workdir(args.workdir, prefix="softphone-bench-") as where:
+        result = run(where, args.calls)
+    _emit(args, out, {"benchmark": "setup", **result}, report(result))
+    return EXIT_OK

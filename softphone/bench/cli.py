@@ -5,7 +5,7 @@
                            --out LOG.npz [--audio-out OUT.wav]
     softphone bench jitter-report --trace TRACES.npz --speech REF.wav [--codec opus|pcmu]
                                   [--profile NAME ...]
-    softphone bench cpu|latency|device ...            (bench/call.py)
+    softphone bench cpu|latency|device|setup ...      (bench/call.py)
     softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
     softphone bench tui [--seconds S]                 (bench/tui.py)
     softphone bench reliability seeds|fuzz|load|scan|faults|soak|all ...  (bench/reliability)

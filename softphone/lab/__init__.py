@@ -15,8 +15,13 @@ imports none of ``phone``, ``tui``, ``cli`` or ``bench``, and no ``softphone`` c
   driven through its stdin.
 - ``rtsp_server`` (+ ``gst_rtsp_server.py``, run by Debian's python3): GStreamer's RTSP server.
 - ``jack``: a JACK server with the dummy driver, a sound card paced in real time.
-- ``netns``: a home network behind an nftables NAT router, in network namespaces, with the
-  registrar and the far-end phone on a documentation "internet" (``NatLab``).
+- ``netns``: home networks behind nftables NAT routers (one, or two with their own mappings),
+  in network namespaces, with the registrar and the far-end phone on a documentation
+  "internet" (``NatLab``, ``Router``).
+- ``coturn``: coturn as the STUN/TURN server on that "internet", and STUN Binding and TURN
+  Allocate probes.
+- ``rtpengine``: rtpengine as a provider's media relay beside Kamailio
+  (``Kamailio(rtpengine=...)``), and its ng control protocol.
 
 Errors: :class:`LabError` when a peer fails to start, misbehaves, or a wait for it times out;
 its subclass :class:`PeerMissing` when a peer is not installed. Whoever uses the lab decides what
@@ -26,12 +31,14 @@ a missing peer means (the tests skip outside CI and fail in it; the benchmarks e
 from __future__ import annotations
 
 from softphone.lab.baresip import Audio, Baresip, BaresipCtrl, Event, strip_ansi
+from softphone.lab.coturn import Coturn
 from softphone.lab.jack import JackServer
 from softphone.lab.kamailio import USERS, Kamailio, Transport
 from softphone.lab.linphone import Linphone
-from softphone.lab.netns import NatLab
+from softphone.lab.netns import NatLab, Router
 from softphone.lab.pki import DOMAIN, CertKind, CertPair, LabPki, make_pki
 from softphone.lab.process import HOST, LabError, LabProcess, PeerMissing, find_binary
+from softphone.lab.rtpengine import RtpEngine
 from softphone.lab.rtsp_server import MOUNTS, MountSpec, RtspServer, VideoFormat
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "BaresipCtrl",
     "CertKind",
     "CertPair",
+    "Coturn",
     "Event",
     "JackServer",
     "Kamailio",
@@ -54,6 +62,8 @@ __all__ = [
     "MountSpec",
     "NatLab",
     "PeerMissing",
+    "Router",
+    "RtpEngine",
     "RtspServer",
     "Transport",
     "VideoFormat",

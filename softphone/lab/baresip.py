@@ -50,6 +50,7 @@ __all__ = [
     "BaresipCtrl",
     "Event",
     "MediaEnc",
+    "MediaNat",
     "NetstringDecoder",
     "strip_ansi",
 ]
@@ -60,6 +61,8 @@ Event = dict[str, Any]
 Audio = Literal["tone"] | Path | str
 # baresip 1.0's media encryption names (account parameter ``mediaenc``).
 MediaEnc = Literal["srtp", "srtp-mand", "srtp-mandf", "dtls_srtp", "dtls_srtpf"]
+# baresip 1.0's media NAT traversal (account parameter ``medianat``, each its own module).
+MediaNat = Literal["stun", "turn", "ice"]
 
 
 def strip_ansi(text: str) -> str:
@@ -290,6 +293,10 @@ class Baresip:
         rtcp_mux: bool = False,
         presence: bool = False,
         publish_s: int = 60,
+        medianat: MediaNat | None = None,
+        stun_server: str | None = None,
+        stun_user: str | None = None,
+        stun_password: str | None = None,
     ) -> None:
         """``host``: the address it listens and advertises on, inside ``netns`` when given
         (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
@@ -305,7 +312,11 @@ class Baresip:
         and accept rtcp-mux (RFC 5761). ``presence``: load the ``presence`` module: it publishes
         its own state every ``publish_s`` (open, or closed after :meth:`presence_offline`) and
         subscribes to the presence of each of ``contacts`` (:meth:`contact_status` reads what it
-        learnt)."""
+        learnt). ``medianat``: media NAT traversal through ``stun_server`` (``stun:HOST:PORT``,
+        or ``turn:HOST:PORT`` with ``stun_user`` and ``stun_password``, long-term credentials):
+        ``stun`` puts the server-reflexive address in the SDP, ``turn`` a relayed one, ``ice``
+        offers ICE candidates (RFC 8445; host, server-reflexive, and relayed with a ``turn:``
+        server) and checks them."""
         self.workdir = workdir
         self.host = host
         self.netns = netns
@@ -331,6 +342,15 @@ class Baresip:
         self.with_console = console
         self.mediaenc = mediaenc
         self.rtcp_mux = rtcp_mux
+        if medianat is not None and stun_server is None:
+            raise LabError(f"medianat={medianat} needs a stun_server")
+        for value in (stun_server, stun_user, stun_password):
+            if value is not None and re.search(r'[\s;"<>]', value):
+                raise LabError(f"a STUN/TURN setting the accounts file can hold, not {value!r}")
+        self.medianat: MediaNat | None = medianat
+        self.stun_server = stun_server
+        self.stun_user = stun_user
+        self.stun_password = stun_password
         self.cons_port = 0
         self._console: BaresipConsole | None = None
         self.sip_port = 0
@@ -378,6 +398,12 @@ class Baresip:
             answer += f";audio_codecs={self.codecs}"
         if self.mediaenc is not None:
             answer += f";mediaenc={self.mediaenc}"
+        if self.medianat is not None:
+            answer += f';medianat={self.medianat};stunserver="{self.stun_server}"'
+            if self.stun_user is not None:
+                answer += f";stunuser={self.stun_user}"
+            if self.stun_password is not None:
+                answer += f";stunpass={self.stun_password}"
         # The account is a name-addr (baresip's accounts file): a display name goes before it.
         name = "" if self.display_name is None else f'"{self.display_name}" '
         if self.kamailio is None:
@@ -413,6 +439,8 @@ class Baresip:
         filters = ["sndfile.so"] if self.record else []
         if self.mediaenc is not None:
             filters.append("dtls_srtp.so" if self.mediaenc.startswith("dtls") else "srtp.so")
+        if self.medianat is not None:
+            filters.append(f"{self.medianat}.so")
         tls = (
             f"sip_cafile\t\t{self.kamailio.ca_file}\n"
             f"sip_certificate\t\t{self.kamailio.pki.good.combined}\n"

@@ -98,6 +98,9 @@ class Kamailio:
         flow_timer_s: int = 0,
         nat_aliases: bool = True,
         presence: bool = False,
+        client_certificates: bool = False,
+        rtpengine: str | None = None,
+        nat_contacts: bool = False,
     ) -> None:
         """``host``: the address it listens on (and the one ``netns`` gives it, when it runs
         inside a namespace of :mod:`softphone.lab.netns`). ``flow_timer_s``: the ``Flow-Timer``
@@ -106,13 +109,24 @@ class Kamailio:
         where the phone's Contact says (a registrar that relies on the phone to name an address
         it can be reached at). ``presence``: load the presence modules (PUBLISH, SUBSCRIBE and
         NOTIFY for presence, dialog and message-summary; dialog states from the calls it
-        proxies), their tables in db_text."""
+        proxies), their tables in db_text. ``client_certificates``: its TLS server demands a
+        client certificate signed by the lab CA (mutual TLS, as some providers do). ``rtpengine``: the ng socket of an rtpengine
+        (``udp:HOST:PORT``, :attr:`softphone.lab.rtpengine.RtpEngine.ng_socket`) that anchors
+        the media of every call it proxies (``LAB RTPENGINE OFFER`` / ``ANSWER`` / ``DELETE``
+        lines). ``nat_contacts``: a UDP client whose Contact names a private address is reached
+        where its packets came from (its binding and its dialogs' Contacts; ``LAB NAT-CONTACT``
+        lines), for phones behind a NAT that do not say where they are reached (baresip 1.0)."""
+        self.nat_contacts = nat_contacts
+        if rtpengine is not None and not re.fullmatch(r"udp6?:[0-9A-Za-z.:\[\]-]+:\d+", rtpengine):
+            raise LabError(f"an rtpengine ng socket is udp:HOST:PORT, not {rtpengine!r}")
+        self.rtpengine = rtpengine
         self.host = host
         self.netns = netns
         self.flow_timer_s = flow_timer_s
         self.nat_aliases = nat_aliases
         self.workdir = workdir
         self.presence = presence
+        self.client_certificates = client_certificates
         self.pki = pki
         self.tls_cert: CertKind = tls_cert
         self.ca_file: Path = pki.ca_file
@@ -147,8 +161,13 @@ class Kamailio:
         server = self.pki.server(self.tls_cert)
         tls_cfg = self.workdir / "tls.cfg"
         tls_cfg.write_text(
-            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
-            f"certificate = {server.cert}\nprivate_key = {server.key}\n\n"
+            "[server:default]\nmethod = TLSv1.2+\n"
+            + (
+                f"verify_certificate = yes\nrequire_certificate = yes\nca_list = {self.ca_file}\n"
+                if self.client_certificates
+                else "verify_certificate = no\nrequire_certificate = no\n"
+            )
+            + f"certificate = {server.cert}\nprivate_key = {server.key}\n\n"
             f"[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
         )
         v6 = f"listen=udp:[::1]:{port}" if self.udp6_port is not None else "# no [::1] on this host"
@@ -164,11 +183,21 @@ class Kamailio:
             "TLS_CFG": str(tls_cfg),
             "DBDIR": str(dbdir),
             "CTL": str(self.ctl_path),
+            "RTPENGINE_SOCK": self.rtpengine or f"udp:{self.host}:2223",  # unused without it
         }
         text = template_text()
-        if self.presence:
+        defines = [
+            name
+            for name, wanted in (
+                ("WITH_PRESENCE", self.presence),
+                ("WITH_RTPENGINE", self.rtpengine is not None),
+                ("WITH_NAT_CONTACTS", self.nat_contacts),
+            )
+            if wanted
+        ]
+        if defines:
             first, _, rest = text.partition("\n")
-            text = f"{first}\n#!define WITH_PRESENCE\n{rest}"
+            text = first + "\n" + "".join(f"#!define {d}\n" for d in defines) + rest
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
         if "@@" in text:

@@ -87,7 +87,10 @@ class AudioEngine:
             self._record_path.parent.mkdir(parents=True, exist_ok=True)
             self._recorder = WavWriter(self._record_path, self.sample_rate, 1)
         self.io.start()
-        self._next_at = self._loop.time()
+        # The first tick runs at once: it starts a headless device's clock, so that the first
+        # 20 ms frame of microphone is there and sent one tick later, not two (a call's first
+        # RTP went out 40 ms after the answer).
+        self._next_at = self._loop.time() - self.tick_s
         self._schedule()
 
     def close(self) -> None:

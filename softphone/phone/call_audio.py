@@ -75,7 +75,7 @@ class CallAudio:
                 )
                 info.audio = CallMedia(
                     call_id=info.call_id,
-                    endpoint=info.rtp,
+                    endpoint=info.ice or info.rtp,
                     media=media,
                     pt_map=pt_map,
                     engine_rate=engine.sample_rate,

@@ -15,6 +15,7 @@ from softphone.phone.audio import AudioEngine
 from softphone.phone.media import CallMedia
 from softphone.phone.nat import MediaAddress
 from softphone.sdp import LocalSecurity, NegotiatedMedia, SdpError, SessionDescription
+from softphone.transport.ice import IceEndpoint
 from softphone.transport.rtp import RtpEndpoint
 
 __all__ = ["CallInfo", "EncryptionName"]
@@ -35,6 +36,8 @@ class CallInfo:
     # Where the far end reaches our RTP (the public address behind a NAT: phone/nat.py); None
     # until learned, then the SDP's c= and m= for every offer and answer of the call.
     media_address: MediaAddress | None = None
+    ice: IceEndpoint | None = None  # the call's ICE agent when it does ICE (phone/ice.py)
+    end_reason: str | None = None  # why we ended it, when the SIP side's reason would not say
     offer: SessionDescription | None = None  # our last offer, waiting for its answer
     media: NegotiatedMedia | None = None
     session_version: int = 0

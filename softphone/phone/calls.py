@@ -16,6 +16,7 @@ from softphone.phone import events as pe
 from softphone.phone.call_audio import CallAudio
 from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
+from softphone.phone.ice import CallIce
 from softphone.phone.offer_answer import OfferAnswer
 from softphone.phone.outcome import call_outcome
 from softphone.sdp import Direction, SdpError, SecurityRefused, SessionDescription
@@ -41,6 +42,7 @@ class Calls:
         clock: Callable[[], float],
         open_rtp: Callable[[], RtpEndpoint],
         forget_ended: Callable[[], None],
+        ice: CallIce,
     ) -> None:
         self._calls: dict[str, CallInfo] = {}
         self._sdp = sdp
@@ -49,6 +51,7 @@ class Calls:
         self._clock = clock
         self._open_rtp = open_rtp
         self._forget_ended = forget_ended
+        self._ice = ice
         self._closing: set[RtpEndpoint] = set()  # closed before their sockets were attached
         self._ended = asyncio.Event()  # set by every call that ends (wait_ended)
 
@@ -123,6 +126,7 @@ class Calls:
 
     def sync_media(self, info: CallInfo, *, sending: bool) -> None:
         """Start or update the call's audio to match what SDP negotiated."""
+        self._ice.start(info)
         self._audio.sync(info, sending=sending, cname=f"{info.account}@{self._sdp.address}")
 
     def update_hold_state(self, info: CallInfo) -> None:
@@ -177,9 +181,11 @@ class Calls:
         if info.state == "ended":
             return
         duration = self._clock() - info.established_at if info.established_at is not None else 0.0
+        reason = info.end_reason or reason
         self.set_state(info, "ended")
         self._ended.set()
         self._audio.stop(info)
+        self._ice.close(info)
         if info.rtp is not None:
             self.close_rtp(info.rtp)
             info.rtp = None
@@ -236,10 +242,11 @@ class Calls:
         """The phone stops: every call's audio and sockets close (the SIP side hung up)."""
         for info in self._calls.values():
             self._audio.stop(info)
+            self._ice.close(info)
             if info.rtp is not None:
                 self.close_rtp(info.rtp)
 
     async def wait_closed(self) -> None:
         """Wait for the endpoints closed so far to end their set-up task."""
         closing, self._closing = self._closing, set()
-        await asyncio.gather(*(rtp.wait_closed() for rtp in closing))
+        await asyncio.gather(*(rtp.wait_closed() for rtp in closing), self._ice.wait_closed())

@@ -43,6 +43,7 @@ from softphone.rtp.packet import RtpPacket
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.sdp import Direction, NegotiatedMedia, SessionDescription
 from softphone.srtp import MediaProtection
+from softphone.transport.ice import IceEndpoint
 from softphone.transport.rtp import RtpEndpoint
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class MediaStats:
     srtp_replay_drops: int = 0  # received packets dropped: replayed
     srtp_dropped: int = 0  # received packets dropped: malformed, or before the keys
     encryption_error: str | None = None  # a DTLS-SRTP handshake that failed
+    ice: str = "off"  # "checking" | "connected" | "failed"; "off": no ICE (transport/ice.py)
+    ice_pair: str | None = None  # the selected pair's "local type/remote type": "srflx/host"
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -127,7 +130,7 @@ class CallMedia:
         self,
         *,
         call_id: str,
-        endpoint: RtpEndpoint,
+        endpoint: RtpEndpoint | IceEndpoint,
         media: NegotiatedMedia,
         pt_map: Mapping[int, tuple[str, int]],
         engine_rate: int,
@@ -552,6 +555,8 @@ class CallMedia:
         protection = self.protection
         srtp = protection.stats() if protection is not None else {}
         loss = s.loss_percent + 100.0 * late / (played + late)
+        endpoint = self._endpoint
+        ice = endpoint.summary() if isinstance(endpoint, IceEndpoint) else ("off", None)
         estimate = estimate_mos(
             codec=self.codec_name,
             one_way_delay_ms=one_way,
@@ -584,6 +589,8 @@ class CallMedia:
             srtp_replay_drops=srtp.get("srtp_replay_drops", 0),
             srtp_dropped=srtp.get("srtp_dropped", 0),
             encryption_error=protection.failure if protection is not None else None,
+            ice=ice[0],
+            ice_pair=ice[1],
         )
 
     def streams(self, now: float, *, advertised: str | None = None) -> list[StreamSummary]:

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from softphone.config import Account, parse_host_port
+from softphone.config import Account
+from softphone.config_nat import parse_host_port
 from softphone.sip.account import is_ip_literal
 from softphone.stun import BindingFailed, BindingSucceeded, BindingTransaction
 from softphone.transport.resolver import DnsBackend, ResolveError

@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.errors import NetworkError, PhoneError
+from softphone.phone.tls import listener_context
 from softphone.sip.account import AccountConfig
 from softphone.sip.address import DEFAULT_PORTS, Address, TransportName
 from softphone.sip.ua import UserAgent
@@ -156,12 +158,38 @@ def unresolved_account(acct: Account) -> AccountConfig:
     )
 
 
-def add_tls_listener(transport: SipTransport, ua: UserAgent, advertised: str) -> None:
-    """An account added at run time uses TLS: advertise it as :func:`listen` does at start (on
-    the UDP/TCP port; TLS is client-only)."""
-    port = next((a.port for a in transport.listeners() if a.transport == "udp"), None)
-    if port is not None:
-        ua.add_listener(Address("tls", advertised, port))
+async def add_tls_listener(
+    transport: SipTransport,
+    ua: UserAgent,
+    *,
+    accounts: Sequence[Account],
+    data_dir: Path,
+    bind_host: str,
+    sip_port: int | None,
+    tls_port: int | None,
+    advertised: str,
+    emit: Callable[[pe.PhoneEvent], None],
+) -> None:
+    """Accounts changed at run time: listen on TLS as :func:`listen` does at start when one of
+    them now wants it, so that a peer or a registrar that opens its own TLS connection to our
+    Contact (RFC 3261 §18.2.1) finds someone there. A listener that cannot be made (the port
+    taken, an unusable certificate) is said once, and the account stays client-only: TLS is
+    advertised on the UDP port and requests come back over our own connection (RFC 5626)."""
+    if any(a.transport == "tls" for a in transport.listeners()):
+        return
+    context: ssl.SSLContext | None = None
+    try:
+        context = await listener_context(accounts, data_dir, advertised, emit)
+        if context is not None:
+            transport.use_tls_server_context(context)
+            await _listen_tls(transport, ua, bind_host, tls_port, sip_port, advertised, emit)
+            return
+    except PhoneError as exc:
+        emit(pe.Notice(level="warning", text=f"no TLS listener, TLS is client-only: {exc}"))
+    if any(a.transport == "tls" for a in accounts):
+        port = next((a.port for a in transport.listeners() if a.transport == "udp"), None)
+        if port is not None:
+            ua.add_listener(Address("tls", advertised, port))
 
 
 def local_account(bind_host: str) -> Account:
@@ -270,7 +298,7 @@ async def _listen_tls(
                 level="warning", text=f"port {wanted}/tls is in use; using {address.port} instead"
             )
         )
-    ua.add_listener(Address("tls", advertised, address.port))
+    ua.replace_listener(Address("tls", advertised, address.port))
     emit(pe.Listening(transport="tls", host=address.host, port=address.port, fallback=moved))
 
 

@@ -85,6 +85,7 @@ class OfferAnswer:
         *,
         encryption: Callable[[str], MediaEncryption] = lambda _: MediaEncryption.SRTP_OPTIONAL,
         certificate: Callable[[], DtlsCertificate] | None = None,
+        ice: Callable[[CallInfo], list[tuple[str, str | None]]] = lambda _: [],
     ) -> None:
         self.codecs = codecs
         self.address = address
@@ -93,6 +94,14 @@ class OfferAnswer:
         self.alternate_address: str | None = None
         self._encryption = encryption
         self._certificate = certificate
+        self._ice = ice
+
+    def _with_ice(self, info: CallInfo, sdp: SessionDescription) -> SessionDescription:
+        """The call's ICE attributes (phone/ice.py) added to its audio stream (RFC 8839 §5)."""
+        audio = sdp.first_media("audio")
+        if audio is not None and audio.port != 0:
+            audio.attributes.extend(self._ice(info))
+        return sdp
 
     def _security(self, info: CallInfo, offer: SessionDescription | None) -> LocalSecurity:
         """The call's keys, made once per call so that re-offers keep them (RFC 4568 §7.1.4
@@ -171,6 +180,7 @@ class OfferAnswer:
             session_id=info.rtp.session_id,
             session_version=info.session_version,
         )
+        self._with_ice(info, offer)
         info.local_sdp = offer
         return offer
 
@@ -210,6 +220,7 @@ class OfferAnswer:
             info.sdp_problem = exc
             return None
         info.sdp_problem = None
+        self._with_ice(info, answer)
         info.media = media
         info.local_sdp = answer
         info.remote_sdp = offer_sdp

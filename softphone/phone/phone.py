@@ -49,6 +49,7 @@ from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
+from softphone.phone.ice import CallIce
 from softphone.phone.messaging import Messaging
 from softphone.phone.nat import MediaAddress, PublicMedia
 from softphone.phone.network import (
@@ -160,10 +161,12 @@ class Phone(EventReader):
             calls=lambda: self._calls,
             certificate=self._certificate,
         )
+        self._ice = CallIce(self._dns, emit=self._emit, hangup=self.hangup, tasks=self._tasks)
         self._sdp = OfferAnswer(
             codec_specs(config.codecs),
             encryption=lambda name: self._encryption.get(name, MediaEncryption.SRTP_OPTIONAL),
             certificate=self._certificate,
+            ice=self._ice.attributes,
         )
         self._calls = Calls(
             sdp=self._sdp,
@@ -172,6 +175,7 @@ class Phone(EventReader):
             clock=self._now,
             open_rtp=self._open_rtp_now,
             forget_ended=self._forget_ended_calls,
+            ice=self._ice,
         )
         self._trace = SipTrace(time.time)
         self._messaging = Messaging(calls=self._calls.all, emit=self._emit)
@@ -188,6 +192,7 @@ class Phone(EventReader):
     async def start(self) -> None:
         accounts = self._config.accounts or (local_account(self._bind_host),)
         self._public_media.configure(accounts)
+        self._ice.configure(accounts)
         if self._instance_id is None:
             self._instance_id = await asyncio.to_thread(
                 stable_instance_id, self._data_dir or default_data_dir()
@@ -273,10 +278,20 @@ class Phone(EventReader):
                 unresolved[acct.name] = str(exc)
         if not resolved:
             resolved = [await self._account_config(local_account(self._bind_host))]
-        if any(a.transport == "tls" for a in resolved):
-            add_tls_listener(running.transport, running.ua, self._advertised)
+        await add_tls_listener(
+            running.transport,
+            running.ua,
+            accounts=wanted,
+            data_dir=self._data_dir or default_data_dir(),
+            bind_host=self._bind_host,
+            sip_port=self._sip_port,
+            tls_port=self._tls_port,
+            advertised=self._advertised,
+            emit=self._emit,
+        )
         self._client_tls = client_tls(wanted, resolved)
         self._public_media.configure(wanted)
+        self._ice.configure(wanted)
         hops_before = {a.outbound for a in self._accounts.values()}
         changes = running.ua.update_accounts(resolved, self._now())
         self._accounts.clear()  # the dict SipEvents reads: changed in place
@@ -412,7 +427,7 @@ class Phone(EventReader):
             started_at=self._now(),
             rtp=rtp,
         )
-        info.media_address = await self._media_address(acct.name, rtp)
+        info.media_address = await self._media_address(info, rtp)
         offer = self._calls.offer(info)
         try:
             call_id = ua.invite(
@@ -465,7 +480,7 @@ class Phone(EventReader):
             raise PhoneError("this call is not ringing")
         if info.media_address is None:
             rtp = self._calls.ensure_rtp(info)
-            info.media_address = await self._media_address(info.account, rtp)
+            info.media_address = await self._media_address(info, rtp)
             if ua.call_state(call_id) is not CallState.INCOMING:  # cancelled meanwhile
                 raise PhoneError("this call is not ringing")
         sdp = self._calls.answer_offer(info, info.remote_sdp)
@@ -682,10 +697,15 @@ class Phone(EventReader):
             loop, self._bind_host, self._config.rtp_port_min, self._config.rtp_port_max, self._rng
         )
 
-    async def _media_address(self, account: str, rtp: RtpEndpoint) -> MediaAddress:
-        registered = self._require().ua.registered_contact(account)
+    async def _media_address(self, info: CallInfo, rtp: RtpEndpoint) -> MediaAddress:
+        """ICE's default candidate when the call does ICE (phone/ice.py), else nat.py's."""
+        offer = info.remote_sdp if info.direction == "incoming" else None
+        found = await self._ice.prepare(info, rtp, host=self._advertised, offer_sdp=offer)
+        if found is not None:
+            return found
+        registered = self._require().ua.registered_contact(info.account)
         return await self._public_media.address(
-            account,
+            info.account,
             rtp,
             advertised=self._advertised,
             registered_host=registered.host if registered is not None else None,

@@ -44,6 +44,7 @@ from softphone.sip.headers import Via
 from softphone.sip.message import SipMessage, SipRequest, SipResponse
 from softphone.sip.timers import TimerConfig
 from softphone.sip.transaction import (
+    AWAITING_FINAL,
     ClientTransaction,
     ResponseReceived,
     ServerTransaction,
@@ -400,6 +401,17 @@ class Plumbing:
         for skey, stx in list(self.server_tx.items()):
             if stx.source == dest:
                 events += self.server_events(skey, stx.transport_error(reason, now), now)
+        return events
+
+    def flow_failed(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
+        """The connection to ``dest`` is gone: our requests on it that still wait for a final
+        response can no longer get one (§18.1.2: it comes back over the same connection), so
+        they fail as a transport error (§17.1.4) now, not when Timer B or F fires. Those that
+        have their final response, and the server side, are left to their timers."""
+        events: list[ev.Event] = []
+        for ckey, ctx in list(self.client_tx.items()):
+            if ctx.dest == dest and ctx.state in AWAITING_FINAL:
+                events += self.client_events(ckey, ctx, ctx.transport_error(reason, now), now)
         return events
 
     def client_events(

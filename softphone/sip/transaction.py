@@ -174,6 +174,9 @@ NON_INVITE_SERVER: Final[Table] = {
     (S.COMPLETED, I.TRANSPORT_ERROR): S.TERMINATED,
 }
 
+AWAITING_FINAL: Final = frozenset({State.CALLING, State.TRYING, State.PROCEEDING})
+"""A client transaction in these states has not had its final response."""
+
 TABLES: Final[Mapping[tuple[Literal["client", "server"], Kind], Table]] = {
     ("client", "invite"): INVITE_CLIENT,
     ("client", "non-invite"): NON_INVITE_CLIENT,

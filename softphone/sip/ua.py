@@ -153,6 +153,11 @@ class UserAgent:
         """A local address we receive on; it goes into Via sent-by and Contact (§18.1.1)."""
         self._core.listeners.setdefault(address.transport, address)
 
+    def replace_listener(self, address: Address) -> None:
+        """A listener bound later takes the place of what was advertised for its transport
+        (TLS named on the UDP port while client-only, then a TLS listener of its own)."""
+        self._core.listeners[address.transport] = address
+
     def account(self, name: str | None = None) -> AccountConfig:
         if name is None:
             return next(iter(self._accounts.values()))
@@ -214,11 +219,13 @@ class UserAgent:
         return self._core.transport_error(dest, reason, now)
 
     def flow_closed(self, dest: Address, reason: str, now: float) -> list[ev.Event]:
-        """The TCP/TLS connection to ``dest`` closed (``reason``): registrations on it register
-        again over a new one (RFC 5626 §4.4; sip/registration.py)."""
+        """The TCP/TLS connection to ``dest`` closed (``reason``): requests on it still waiting
+        for their final response fail now (plumbing.py ``flow_failed``), and registrations on it
+        register again over a new one (RFC 5626 §4.4; sip/registration.py)."""
         logger.info("connection to %s closed: %s", dest, reason)
+        events = self._core.flow_failed(dest, reason, now)
         self._registrations.flow_closed(dest, now)
-        return []
+        return events
 
     def receive_message(self, data: bytes, source: Address, now: float) -> list[ev.Event]:
         if wire.isEnabledFor(logging.DEBUG):

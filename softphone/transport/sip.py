@@ -215,6 +215,11 @@ class SipTransport:
                 f"cannot listen on {transport} on {host}: {exc.strerror or exc}"
             ) from exc
 
+    def use_tls_server_context(self, context: ssl.SSLContext) -> None:
+        """The certificate a TLS listener bound from now on presents (an account on TLS was
+        added at run time); listeners already bound keep theirs."""
+        self._tls_server_context = context
+
     async def unlisten(self, address: Address) -> None:
         """Close one listener bound by ``listen`` (for retrying a UDP/TCP port pair)."""
         for entry in [e for e in self._udp if e[0] == address]:
@@ -518,6 +523,8 @@ class SipTransport:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
                 logger.info("connection to %s failed: %s", conn.address, exc)
+                if isinstance(exc, ssl.SSLError):
+                    return describe_tls_error(exc, conn.address)
                 return f"failed: {exc}"
             if not data:
                 logger.info("connection to %s closed by the peer", conn.address)

@@ -176,5 +176,12 @@ def describe_tls_error(exc: BaseException, address: Address) -> str:
         return f"{where} failed: {problem}. {TRUST_HINT}"
     if isinstance(exc, ssl.SSLError):
         detail = getattr(exc, "reason", None) or exc
+        if "CERTIFICATE_REQUIRED" in str(detail).upper():
+            # TLS 1.3 ends the handshake before the server checks ours: its alert arrives on
+            # the first read, after the request went out.
+            return (
+                f"{where} failed: {address.host_port} asks for a client certificate (mutual"
+                " TLS); set tls_certificate and tls_private_key for this account"
+            )
         return f"{where} failed during the TLS handshake: {detail}"
     return f"{where} failed: {exc}"

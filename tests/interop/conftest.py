@@ -90,7 +90,7 @@ from lab_support import (
 )
 
 from softphone import lab
-from softphone.lab.baresip import MediaEnc
+from softphone.lab.baresip import MediaEnc, MediaNat
 from softphone.lab.linphone import Rel100
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
@@ -153,12 +153,15 @@ def kamailio_factory(
 ) -> Iterator[KamailioFactory]:
     started: list[lab.Kamailio] = []
 
-    def make(tls_cert: lab.CertKind = "good", presence: bool = False) -> lab.Kamailio:
+    def make(
+        tls_cert: lab.CertKind = "good", presence: bool = False, client_certificates: bool = False
+    ) -> lab.Kamailio:
         proxy = lab.Kamailio(
             tmp_path_factory.mktemp(f"kamailio-{tls_cert}"),
             lab_pki,
             tls_cert=tls_cert,
             presence=presence,
+            client_certificates=client_certificates,
         )
         started.append(proxy)
         with peers_required():
@@ -206,6 +209,10 @@ def _baresips(
         rtcp_mux: bool = False,
         host: str = lab.HOST,
         codecs: str | None = None,
+        medianat: MediaNat | None = None,
+        stun_server: str | None = None,
+        stun_user: str | None = None,
+        stun_password: str | None = None,
     ) -> lab.Baresip:
         phone = lab.Baresip(
             tmp_path_factory.mktemp(f"baresip-{where}-{user}"),
@@ -225,6 +232,10 @@ def _baresips(
             mediaenc=mediaenc,
             rtcp_mux=rtcp_mux,
             codecs=codecs,
+            medianat=medianat,
+            stun_server=stun_server,
+            stun_user=stun_user,
+            stun_password=stun_password,
             host=placed.get("host", host),
             netns=placed.get("netns"),
         )
@@ -368,16 +379,31 @@ def _netns_permitted() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def nat_lab() -> Iterator[lab.NatLab]:
+def nat_lab(request: pytest.FixtureRequest) -> Iterator[lab.NatLab]:
     """A home network behind an nftables masquerade router (``softphone.lab.netns``): the wan
-    namespace holds the registrar (203.0.113.10) and the far-end phone (203.0.113.20), the home
-    namespace the softphone (192.168.1.100). Endpoint-independent mapping, UDP conntrack timeout
-    6 s. Skipped where namespaces cannot be made, failed in CI."""
+    namespace holds the registrar (203.0.113.10), the far-end phone (203.0.113.20) and the
+    STUN/TURN server's address (203.0.113.30), the home namespace the softphone (192.168.1.100).
+    Endpoint-independent mapping, UDP conntrack timeout 6 s. Parametrize it indirectly for
+    router A's ``mapping``, a second router (``second_router``: its mapping; its home is
+    192.168.2.100 behind 203.0.113.2) and the routers' ``udp_timeout_s``:
+    ``@pytest.mark.parametrize("nat_lab", [{"second_router": "random"}], indirect=True)``.
+    Skipped where namespaces cannot be made, failed in CI."""
+    options: dict[str, object] = dict(getattr(request, "param", None) or {})
+    mapping = options.pop("mapping", "endpoint-independent")
+    second = options.pop("second_router", None)
+    udp_timeout_s = int(str(options.pop("udp_timeout_s", NAT_UDP_TIMEOUT_S)))
+    if options:
+        raise ValueError(f"nat_lab: unknown options {sorted(options)}")
     why = _netns_permitted()
     if why is not None:
         skip_or_fail(f"the NAT lab cannot run here: {why}")
     with peers_required():
-        topology = lab.NatLab.create(udp_timeout_s=NAT_UDP_TIMEOUT_S, tag=next(_NAT_TAGS))
+        topology = lab.NatLab.create(
+            udp_timeout_s=udp_timeout_s,
+            tag=next(_NAT_TAGS),
+            mapping=mapping,  # type: ignore[arg-type]  # checked by NatLab.create
+            second_router=second,  # type: ignore[arg-type]
+        )
     try:
         yield topology
     finally:
@@ -386,11 +412,20 @@ def nat_lab() -> Iterator[lab.NatLab]:
 
 @pytest.fixture(scope="module")
 def nat_kamailio(
-    nat_lab: lab.NatLab, tmp_path_factory: pytest.TempPathFactory, lab_pki: lab.LabPki
+    request: pytest.FixtureRequest,
+    nat_lab: lab.NatLab,
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_pki: lab.LabPki,
 ) -> Iterator[lab.Kamailio]:
     """Kamailio on the wan side, answering STUN on its UDP port, telling clients to keep their
     flows alive every ``NAT_FLOW_TIMER_S`` (below the router's UDP timeout), and not patching
-    the Contacts of TCP/TLS dialogs with nathelper aliases."""
+    the Contacts of TCP/TLS dialogs with nathelper aliases. Parametrize it indirectly with
+    ``{"nat_contacts": True}`` to have it reach UDP phones whose Contact names a private address
+    (baresip behind a router) where their packets came from."""
+    options: dict[str, object] = dict(getattr(request, "param", None) or {})
+    nat_contacts = bool(options.pop("nat_contacts", False))
+    if options:
+        raise ValueError(f"nat_kamailio: unknown options {sorted(options)}")
     proxy = lab.Kamailio(
         tmp_path_factory.mktemp("kamailio-nat"),
         lab_pki,
@@ -398,6 +433,7 @@ def nat_kamailio(
         netns=nat_lab.wan,
         flow_timer_s=NAT_FLOW_TIMER_S,
         nat_aliases=False,  # the phone must name an address it is reached at (test_nat.py)
+        nat_contacts=nat_contacts,
     )
     with peers_required():
         proxy.start()
@@ -428,5 +464,82 @@ def nat_baresip_factory(
         after_failure=after_failure,
         host=nat_lab.far_host,
         netns=nat_lab.wan,
+    ) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def nat_coturn(
+    request: pytest.FixtureRequest, nat_lab: lab.NatLab, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[lab.Coturn]:
+    """coturn on the wan, on a host of its own (namespace ``nat_lab.relay``, address
+    ``nat_lab.turn_host`` 203.0.113.30), port 3478, UDP and TCP: STUN, and TURN with long-term
+    credentials in realm ``lab.test`` (the lab's SIP users: alice/alicepw, bob/bobpw,
+    carol/carolpw, dave/davepw), relayed ports 50000-50099."""
+    server = lab.Coturn(
+        tmp_path_factory.mktemp("coturn"), host=nat_lab.turn_host, netns=nat_lab.relay
+    )
+    with peers_required():
+        server.start()
+    try:
+        yield server
+    finally:
+        if _failed(request):
+            dump("coturn", server.lines())
+        server.stop()
+
+
+def _home_baresips(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    nat_lab: lab.NatLab,
+    nat_kamailio: lab.Kamailio,
+    router: lab.Router,
+    where: str,
+) -> contextlib.AbstractContextManager[BaresipFactory]:
+    def after_failure() -> None:
+        dump("kamailio (wan) LAB lines", nat_kamailio.lab_lines())
+        for r in nat_lab.routers:
+            print(f"router {r.wan_address} dropped {r.dropped()}; mappings: {r.udp_mappings()}")
+
+    return _baresips(
+        request,
+        tmp_path_factory,
+        nat_kamailio,
+        where=where,
+        after_failure=after_failure,
+        host=router.home_host,
+        netns=router.home,
+    )
+
+
+@pytest.fixture
+def home_baresip_factory(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    nat_lab: lab.NatLab,
+    nat_kamailio: lab.Kamailio,
+) -> Iterator[BaresipFactory]:
+    """``baresip_factory`` behind router A: at 192.168.1.100 in ``nat_lab.home``, registered to
+    nat_kamailio (through the router: its Contact names its private address)."""
+    with _home_baresips(
+        request, tmp_path_factory, nat_lab, nat_kamailio, nat_lab.router, "home"
+    ) as make:
+        yield make
+
+
+@pytest.fixture
+def home2_baresip_factory(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    nat_lab: lab.NatLab,
+    nat_kamailio: lab.Kamailio,
+) -> Iterator[BaresipFactory]:
+    """``baresip_factory`` behind router B (nat_lab parametrized with ``second_router``): at
+    192.168.2.100 in ``nat_lab.second.home``, registered to nat_kamailio."""
+    if nat_lab.second is None:
+        raise ValueError('home2_baresip_factory needs nat_lab with {"second_router": ...}')
+    with _home_baresips(
+        request, tmp_path_factory, nat_lab, nat_kamailio, nat_lab.second, "home2"
     ) as make:
         yield make

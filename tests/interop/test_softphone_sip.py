@@ -5,6 +5,7 @@ what it challenged and relayed, and baresip's ctrl_tcp events."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -319,6 +320,38 @@ async def test_tls_certificate_problems_are_explained(
     event = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
     assert isinstance(event, pe.RegistrationFailed)
     assert words in event.reason and "tls_ca_file" in event.reason
+
+
+async def test_a_registrar_that_demands_a_client_certificate_gets_ours(
+    kamailio_factory: KamailioFactory, lab_pki: lab.LabPki, make_phone: Callable[..., Any]
+) -> None:
+    """Mutual TLS (RFC 3261 §26.3.2.2 leaves it to the servers; some providers require it): with
+    ``tls_certificate``/``tls_private_key`` we register and call through it; without, the
+    registration fails in words instead of hanging."""
+    strict = await asyncio.to_thread(kamailio_factory, "good", client_certificates=True)
+    plain = account(strict, "tls")
+    refused = await make_phone(plain)
+    event = await expect(refused, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
+    assert isinstance(event, pe.RegistrationFailed) and "certificate" in event.reason
+
+    mine = account(strict, "tls", user="carol")
+    mutual = dataclasses.replace(
+        mine, tls_certificate=lab_pki.good.cert, tls_private_key=lab_pki.good.key
+    )
+    phone = await make_phone(mutual, auto_answer=True)
+    registered = await expect(phone, lambda e: isinstance(e, pe.Registered | pe.RegistrationFailed))
+    assert isinstance(registered, pe.Registered), registered
+    # A call over that connection, relayed by the strict server back to us, completes.
+    caller = await make_phone(
+        dataclasses.replace(
+            plain, tls_certificate=lab_pki.good.cert, tls_private_key=lab_pki.good.key
+        )
+    )
+    await expect(caller, lambda e: isinstance(e, pe.Registered))
+    call_id = await caller.dial(f"sips:carol@{lab.DOMAIN}")
+    await expect(caller, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    await caller.hangup(call_id)
+    await expect(phone, lambda e: isinstance(e, pe.CallEnded))
 
 
 # --- several accounts, IPv6 ----------------------------------------------------------------------

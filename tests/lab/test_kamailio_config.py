@@ -40,6 +40,7 @@ def test_the_template_is_package_data_with_placeholders() -> None:
         "TLS_CFG",
         "DBDIR",
         "CTL",
+        "RTPENGINE_SOCK",
     }
 
 
@@ -73,3 +74,31 @@ def test_a_kamailio_on_another_address_listens_there_and_can_ask_for_keep_alives
     assert "127.0.0.1" not in text and proxy.udp6_port is None
     assert 'append_to_reply("Flow-Timer: 4\\r\\n")' in text
     assert proxy.outbound_uri("tcp") == "sip:203.0.113.10:41000;transport=tcp"
+
+
+def test_with_rtpengine_every_offer_and_answer_goes_through_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamailio, "_mpath", lambda: "/usr/lib/kamailio/modules/")
+    pki = fake_pki(tmp_path / "pki")
+    plain = Kamailio(tmp_path, pki).render_config()
+    assert "#!define WITH_RTPENGINE" not in plain
+    anchored = Kamailio(tmp_path, pki, rtpengine="udp:203.0.113.40:2223", presence=True)
+    text = anchored.render_config()
+    assert text.startswith("#!KAMAILIO\n#!define WITH_PRESENCE\n#!define WITH_RTPENGINE\n")
+    assert 'modparam("rtpengine", "rtpengine_sock", "udp:203.0.113.40:2223")' in text
+    for call in ("rtpengine_offer(", "rtpengine_answer(", "rtpengine_delete("):
+        assert call in text
+    with pytest.raises(kamailio.LabError, match="udp:HOST:PORT"):
+        Kamailio(tmp_path, pki, rtpengine='udp:x:1"; loadmodule "evil')
+
+
+def test_nat_contacts_are_fixed_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamailio, "_mpath", lambda: "/usr/lib/kamailio/modules/")
+    pki = fake_pki(tmp_path / "pki")
+    assert "#!define WITH_NAT_CONTACTS" not in Kamailio(tmp_path, pki).render_config()
+    text = Kamailio(tmp_path, pki, nat_contacts=True).render_config()
+    assert text.startswith("#!KAMAILIO\n#!define WITH_NAT_CONTACTS\n")
+    assert "fix_nated_contact();" in text

@@ -101,6 +101,37 @@ async def test_a_direct_sips_call_to_a_self_signed_listener_completes(
     assert f"sips:bob@127.0.0.1:{port}" in contacts  # our answer's Contact: our TLS listener
 
 
+async def test_an_account_on_tls_added_at_run_time_gets_a_listener_that_takes_calls(
+    phones: list[Phone], tmp_path: Path
+) -> None:
+    udp = Account(name="bob", uri=SipUri(user="bob", host="127.0.0.1"))
+    bob, bob_seen = await start(phones, udp, tmp_path / "bob", auto_answer=True)
+    assert not any(isinstance(e, pe.Listening) and e.transport == "tls" for e in bob_seen)
+
+    await bob.apply_accounts([tls_account("bob")])
+    applied = []
+    while (event := bob.next_event_nowait()) is not None:
+        applied.append(event)
+    port = tls_port(applied)  # listening now, with a certificate made and said so
+    assert any(isinstance(e, pe.Notice) and "self-signed" in e.text for e in applied)
+    await bob.apply_accounts([tls_account("bob")])  # the same again: no second listener
+    assert not any(isinstance(e, pe.Listening) for e in iter(bob.next_event_nowait, None))
+
+    alice_account = tls_account("alice", tls_ca_file=tmp_path / "bob" / LISTENER_CERTIFICATE)
+    alice, _ = await start(phones, alice_account, tmp_path / "alice")
+    call_id = await alice.dial(f"sips:bob@127.0.0.1:{port}")
+    await expect(alice, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    incoming = await expect(bob, lambda e: isinstance(e, pe.IncomingCall))
+    assert isinstance(incoming, pe.IncomingCall)
+    await alice.hangup(call_id)
+    ended = await expect(bob, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(ended, pe.CallEnded) and ended.answered
+    # Our answer's Contact names the new listener, not the UDP port TLS was advertised on.
+    flow = bob.sip_flow(incoming.call_id)
+    assert all(m.remote.startswith("tls:") for m in flow)
+    assert any(f"Contact: <sips:bob@127.0.0.1:{port}>" in m.text for m in flow)
+
+
 async def test_the_certificate_is_made_once_and_reused_without_a_notice(
     phones: list[Phone], tmp_path: Path
 ) -> None:

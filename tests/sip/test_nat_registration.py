@@ -117,6 +117,31 @@ def test_a_closed_flow_registers_again_at_once_then_backs_off() -> None:
     assert ua.messages_to_send() == []
 
 
+def test_a_request_on_a_connection_that_breaks_fails_at_once_in_words() -> None:
+    """A TLS 1.3 server that wants a client certificate says so after the handshake, on the
+    first read: the REGISTER already went out, and its answer can never come back over that
+    connection (RFC 3261 §18.1.2). It fails then, with the reason, not after Timer F."""
+    ua = alice()
+    ua.register("alice", 0.0)
+    ((_, dest),) = ua.messages_to_send()
+    assert ua.flow_closed(Address("tls", "203.0.113.99", 5061), "closed", 0.5) == []
+    events = ua.flow_closed(dest, "the server asks for a client certificate", 0.5)
+    failed = [e for e in events if isinstance(e, ev.RegistrationFailed)]
+    assert len(failed) == 1 and "client certificate" in failed[0].reason
+    # Nothing waits for the old transaction any more: the next timer is the retry, not Timer F.
+    at = ua.get_timer()
+    assert at is not None and at >= 0.5 + REGISTER_RETRY_MIN_S / 2
+    # A request that has its final response is not failed again.
+    registrar = Registrar(public=PUBLIC)
+    ua2 = alice()
+    ua2.register("alice", 0.0)
+    exchange(ua2, registrar, 0.0)
+    assert not any(
+        isinstance(e, ev.RegistrationFailed)
+        for e in ua2.flow_closed(Address("tls", "203.0.113.10", 5061), "closed by the peer", 1.0)
+    )
+
+
 @pytest.mark.parametrize(
     ("flow_timer", "low", "high"), [(None, KEEPALIVE_UDP_S, KEEPALIVE_UDP_S), (10, 8.0, 10.0)]
 )

@@ -10,7 +10,15 @@ from tui_support import until
 
 from softphone.config import Config
 from softphone.tui.app import make_app
-from softphone.tui.widgets.quality import BARS, SCALES, MetricSpark, Scale, bar_levels, grade
+from softphone.tui.widgets.quality import (
+    BARS,
+    SCALES,
+    MetricSpark,
+    Scale,
+    bar_levels,
+    grade,
+    ice_text,
+)
 
 SCALE = {s.key: s for s in SCALES}
 TOP = len(BARS) - 1
@@ -90,3 +98,10 @@ async def test_the_panel_draws_on_fixed_scales_in_grade_colours() -> None:
         drawn = [seg for seg in strip if seg.text.strip()]
         assert drawn and all(seg.style == bad for seg in drawn)
         assert bad.color is not None and bad != loss.get_component_rich_style("metric-spark--good")
+
+
+def test_ice_text_names_the_selected_pair_or_the_state() -> None:
+    assert ice_text({"ice": "connected", "ice_pair": "relay/host"}) == "ICE relay/host"
+    assert ice_text({"ice": "checking", "ice_pair": None}) == "ICE checking"
+    assert ice_text({"ice": "failed", "ice_pair": None}) == "ICE failed"
+    assert ice_text({"ice": "off"}) == ice_text({}) == ""  # plain calls say nothing

@@ -42,6 +42,7 @@ __all__ = [
     "Scale",
     "bar_levels",
     "grade",
+    "ice_text",
     "level_bar",
 ]
 
@@ -128,6 +129,15 @@ def lock_text(encryption: str, suite: str | None) -> str:
     if method is None:
         return ""
     return " ".join(p for p in (LOCK, method, suite) if p)
+
+
+def ice_text(stats: Mapping[str, object]) -> str:
+    """ "ICE relay/host" (the selected pair's local and remote candidate types), "ICE checking"
+    or "ICE failed" for a call that does ICE (RFC 8445); "" for one that does not."""
+    state, pair = stats.get("ice"), stats.get("ice_pair")
+    if state in (None, "off"):
+        return ""
+    return f"ICE {pair}" if state == "connected" and pair else f"ICE {state}"
 
 
 def _value_text(value: object, unit: str) -> str:
@@ -255,7 +265,8 @@ class QualityPanel(Vertical):
         if history is None:
             self.border_title = "Call quality · no call selected"
         else:
-            self.border_title = " · ".join(p for p in ("Call quality", title, lock) if p)
+            ice = ice_text(history.latest)
+            self.border_title = " · ".join(p for p in ("Call quality", title, lock, ice) if p)
         for scale in SCALES:
             latest = history.latest.get(scale.key) if history is not None else None
             self.query_one(f"#label-{scale.key}", Label).update(
