@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from softphone import __version__
+from softphone.cli_video import add_video_options
 from softphone.report import ExitCode, Reporter, exit_code_table
 
 DIAL_TIMEOUT_S = 30.0
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def network_options(p: argparse.ArgumentParser) -> None:
+    def network_options(p: argparse.ArgumentParser, *, answering: bool = False) -> None:
         _global_options(p, _applying_to("dial"))
         p.add_argument(
             "--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk"
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="do not open a sound device: send silence, play nothing",
         )
+        add_video_options(p, answering=answering)
 
     dial = sub.add_parser(
         "dial",
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on, the answering machine's messages come as 'voicemail_started' and "
         "'voicemail_recorded' lines (softphone voicemail lists them).",
     )
-    network_options(listen)
+    network_options(listen, answering=True)
     answering = listen.add_mutually_exclusive_group()
     answering.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
     answering.add_argument(

@@ -47,6 +47,7 @@ Audio keys (all optional, top level)::
     ring_device = "speakers"          # where incoming calls ring (default: output_device)
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
     voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
+    video_device = "/dev/video0"      # the camera of video calls (default: a test pattern)
 
 Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;
 a URL on the same host and port uses its credentials)::
@@ -220,6 +221,7 @@ class Config:
     recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
     voicemail_dir: Path | None = None  # None: default_data_dir() / "voicemail"
     cameras: tuple[Camera, ...] = ()
+    video_device: str | None = None  # a V4L2 camera for video calls (/dev/video0)
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
 
@@ -332,6 +334,7 @@ _GLOBAL_KEYS: Final = frozenset(
         "recordings_dir",
         "voicemail_dir",
         "camera",
+        "video_device",
     }
 )
 
@@ -418,6 +421,9 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         )
     except CameraTableError as exc:
         raise ConfigError(str(exc)) from None
+    video_device = data.get("video_device")
+    if video_device is not None and (not isinstance(video_device, str) or not video_device):
+        raise ConfigError(f"{where}: video_device must be a device path such as /dev/video0")
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
         accounts=accounts,
@@ -434,6 +440,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         recordings_dir=dirs["recordings_dir"],
         voicemail_dir=dirs["voicemail_dir"],
         cameras=cameras,
+        video_device=video_device,
         path=path,
         extra=extra,
     )
@@ -652,7 +659,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         out["do_not_disturb"] = True
     if config.codecs != DEFAULT_CODECS:
         out["codecs"] = list(config.codecs)
-    for key in ("input_device", "output_device", "ring_device"):
+    for key in ("input_device", "output_device", "ring_device", "video_device"):
         if getattr(config, key) is not None:
             out[key] = getattr(config, key)
     for key in ("recordings_dir", "voicemail_dir"):

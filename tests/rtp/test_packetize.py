@@ -57,6 +57,16 @@ def test_vp9_key_frames_carry_the_scalability_structure() -> None:
     assert later[0].scalability is None
 
 
+def test_vp9_without_the_inter_flag_leaves_p_clear_for_baresip_1_0() -> None:
+    key, inter = encode("vp9", 2, gop=10)
+    packetizer = Vp9Packetizer(inter_flag=False)
+    descs = [
+        vp9_descriptor(p.payload) for f in (key[0], inter[0]) for p in packetizer.packetize(f, 0)
+    ]
+    assert not any(d.inter_predicted for d in descs)
+    assert [d.picture_id for d in descs] == [0, 1]  # the rest as before
+
+
 def test_vp9_refuses_what_is_not_vp9() -> None:
     with pytest.raises(PacketizeError, match="not a VP9 frame"):
         Vp9Packetizer().packetize(b"\x00\x01\x02", 0)

@@ -6,6 +6,10 @@ indices, no reference list), B on the first packet and E on the last. The first 
 frame carries the scalability structure (V = 1, §4.2.1) with the picture size (N_S = 0, Y = 1),
 which lets a receiver size its output before decoding.
 
+``inter_flag=False`` leaves P at 0 on every picture, as baresip 1.0's own sender does: its
+receiver reads a P_DIFF octet whenever P is set, flexible mode or not (RFC 9628 §4.2 has that
+octet only with F = 1), so it cannot decode an RFC-conformant inter frame.
+
 A superframe (libvpx's hidden alt-ref frame with the frame that shows, VP9 spec Annex B) goes out
 as one frame, index included: receivers that concatenate the payloads of a picture hand their
 decoder what the encoder wrote, and ours splits and rebuilds it.
@@ -26,11 +30,14 @@ SS_SIZE: Final = 5  # | N_S |Y|G|-|-|-|, WIDTH, HEIGHT
 class Vp9Packetizer:
     """Frames -> RFC 9628 payloads. ``picture_id`` is the id of the next picture (15 bits)."""
 
-    def __init__(self, *, max_payload: int = 1200, picture_id: int = 0) -> None:
+    def __init__(
+        self, *, max_payload: int = 1200, picture_id: int = 0, inter_flag: bool = True
+    ) -> None:
         if max_payload <= DESCRIPTOR_SIZE + SS_SIZE:
             raise PacketizeError(f"max_payload {max_payload} leaves no room after the descriptor")
         self.max_payload = max_payload
         self.picture_id = picture_id & 0x7FFF
+        self.inter_flag = inter_flag
 
     def packetize(self, frame: bytes, timestamp: int) -> list[RtpPayload]:
         if not frame:
@@ -48,7 +55,8 @@ class Vp9Packetizer:
         chunks = even_chunks(frame, self.max_payload - DESCRIPTOR_SIZE - len(ss))
         payloads = []
         for i, chunk in enumerate(chunks):
-            flags = 0x80 | (0 if header.keyframe else 0x40)  # I, P
+            inter = self.inter_flag and not header.keyframe
+            flags = 0x80 | (0x40 if inter else 0)  # I, P
             flags |= (0x08 if i == 0 else 0) | (0x04 if i == len(chunks) - 1 else 0)  # B, E
             extra = ss if i == 0 else b""
             if extra:

@@ -1,0 +1,260 @@
+"""Video in the phone's calls: the ``m=video`` of each offer and answer (sdp/video.py) and each
+call's video stream (phone/video_stream.py) on an RTP socket pair of its own.
+
+The audio's offer/answer (phone/offer_answer.py) makes the session description; this module adds
+or answers the video section in it, and reads the video of an answer to our offer:
+
+- Offer (RFC 3264 §5): an ``m=video`` after the audio when the call wants video (``dial
+  --video``: :attr:`VideoSettings.offer`; or a key in the TUI, by re-INVITE:
+  :meth:`CallVideo.want`). Once a call's SDP has had video, every later offer keeps the
+  section (§8: m= lines are never removed), with port 0 when video is turned off (§8.2).
+- Answer (§6): a peer's ``m=video`` is taken, sendrecv when we have a source, receive-only
+  when we have none (§6.1); port 0 for what sdp/video.py cannot take.
+- The streams start, change and stop with the call's audio (phone/calls.py ``sync_media``).
+
+SRTP is not applied to video yet: the section is offered as plain ``RTP/AVP`` (sdp/video.py
+``VIDEO_PROTOS``), and a peer that insists on SRTP for video refuses it with port 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from softphone.media.errors import MediaError
+from softphone.phone import events as pe
+from softphone.phone.call_info import CallInfo
+from softphone.sdp import SdpError, SessionDescription
+from softphone.sdp.session import Connection, MediaDescription
+from softphone.sdp.video import (
+    LocalVideo,
+    answer_video,
+    apply_video_answer,
+    rejected_video,
+    video_offer_section,
+)
+from softphone.transport.rtp import RtpEndpoint
+
+if TYPE_CHECKING:  # PyAV is loaded with the first call that has video
+    from softphone.media.video import Rgb
+    from softphone.phone.video_stream import VideoStream
+
+__all__ = ["EMPTY_STATS", "CallVideo", "VideoSettings"]
+
+logger = logging.getLogger(__name__)
+
+EMPTY_STATS: dict[str, object] = {
+    "video_codec": None,
+    "video_frames_sent": 0,
+    "video_frames_received": 0,
+    "video_fps": 0.0,
+    "video_width": None,
+    "video_height": None,
+}
+_PLAIN_PROTOS = ("RTP/AVP", "RTP/AVPF")
+
+SourceKind = Literal["pattern", "file", "camera"]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSettings:
+    """What the phone sends as video. ``source`` None: nothing (video offers are answered
+    receive-only); ``path``: the file (looped) or the camera device. ``offer``: outgoing calls
+    offer video (``dial --video``); without it only the peer's offer brings video."""
+
+    source: SourceKind | None = None
+    path: str | None = None
+    offer: bool = False
+    width: int = 320
+    height: int = 240
+    fps: int = 15
+    start_bitrate_bps: int = 400_000
+    min_bitrate_bps: int = 100_000
+    max_bitrate_bps: int = 1_500_000
+
+    @property
+    def can_send(self) -> bool:
+        return self.source is not None
+
+
+def _video_index(sdp: SessionDescription | None) -> int | None:
+    if sdp is None:
+        return None
+    return next((i for i, m in enumerate(sdp.media) if m.media.lower() == "video"), None)
+
+
+def _tool(sdp: bytes | None) -> str | None:
+    """The peer's ``a=tool`` (RFC 8866 §6.3): its name and version."""
+    try:
+        return SessionDescription.parse(sdp).attribute("tool") if sdp else None
+    except SdpError:
+        return None
+
+
+class CallVideo:
+    """Every call's video. ``open_rtp`` opens an RTP socket pair now."""
+
+    def __init__(
+        self,
+        settings: VideoSettings,
+        *,
+        rng: random.Random,
+        emit: Callable[[pe.PhoneEvent], None],
+        open_rtp: Callable[[], RtpEndpoint],
+    ) -> None:
+        self.settings = settings
+        self._rng = rng
+        self._emit = emit
+        self._open_rtp = open_rtp
+        self._streams: dict[str, VideoStream] = {}  # by Call-ID, while a call has video
+        self.address = "127.0.0.1"  # our advertised address, the audio's (set by OfferAnswer)
+
+    # ------------------------------------------------------------------ wishes
+    def want(self, info: CallInfo, on: bool) -> None:
+        """Video on or off in the call's next offer."""
+        info.video_wanted = on
+
+    def _wanted(self, info: CallInfo) -> bool:
+        if info.video_wanted is None:
+            info.video_wanted = self.settings.offer
+        return info.video_wanted
+
+    def _local(self, info: CallInfo, proto: str) -> LocalVideo:
+        if info.video_rtp is None:
+            info.video_rtp = self._open_rtp()
+        return LocalVideo(
+            address=self.address,
+            port=info.video_rtp.port,
+            can_send=self.settings.can_send,
+            max_bitrate_kbps=self.settings.max_bitrate_bps // 1000,
+            proto=proto if proto in _PLAIN_PROTOS else "RTP/AVP",
+        )
+
+    def _address_for(self, sdp: SessionDescription) -> str | None:
+        """A c= for the video section when the session's is not our video socket's address."""
+        ours = self.address
+        session = sdp.connection.address if sdp.connection is not None else None
+        return None if session == ours else ours
+
+    # ------------------------------------------------------------------ SDP
+    def offer(self, info: CallInfo, offer: SessionDescription) -> None:
+        """Add our ``m=video`` to the call's new offer (see the module docstring)."""
+        had_video = _video_index(info.local_sdp) is not None or info.video_media is not None
+        wanted = self._wanted(info)
+        if not wanted and not had_video:
+            return
+        audio = offer.media[0] if offer.media else None
+        taken = {int(f) for f in audio.formats if f.isdigit()} if audio is not None else set()
+        try:
+            local = self._local(info, audio.proto if audio is not None else "RTP/AVP")
+            section = video_offer_section(
+                local, taken_payload_types=taken, address=self._address_for(offer)
+            )
+        except (SdpError, OSError) as exc:
+            self._emit(pe.Notice(level="warning", text=f"video is not offered: {exc}"))
+            return
+        if not wanted:
+            section = MediaDescription("video", 0, section.proto, list(section.formats))
+        offer.media.append(section)
+
+    def answer(self, info: CallInfo, offer: SessionDescription, answer: SessionDescription) -> None:
+        """Answer the offer's ``m=video`` (rejected by the audio's answer) in ``answer``."""
+        index = _video_index(offer)
+        if index is None or index >= len(answer.media):
+            info.video_media = None
+            return
+        m = offer.media[index]
+        if m.port == 0:
+            info.video_media = None
+            return
+        try:
+            local = self._local(info, m.proto)
+        except OSError as exc:
+            self._emit(pe.Notice(level="warning", text=f"video refused: {exc}"))
+            answer.media[index] = rejected_video(m)
+            info.video_media = None
+            return
+        section, negotiated = answer_video(offer, m, local)
+        if negotiated is not None:
+            address = self._address_for(answer)
+            if address is not None:
+                section.connection = Connection.for_address(address)
+        answer.media[index] = section
+        info.video_media = negotiated
+        info.video_wanted = negotiated is not None
+
+    def answered(self, info: CallInfo, offer: SessionDescription, answer_sdp: bytes) -> None:
+        """The peer's answer to our last offer: the video it settles (None: none)."""
+        index = _video_index(offer)
+        if index is None or offer.media[index].port == 0:
+            info.video_media = None
+            return
+        try:
+            answer = SessionDescription.parse(answer_sdp)
+            info.video_media = apply_video_answer(offer, offer.media[index], answer, index)
+        except SdpError as exc:
+            self._emit(pe.Notice(level="warning", text=f"unusable video answer: {exc}"))
+            info.video_media = None
+
+    # ------------------------------------------------------------------ streams
+    def sync(self, info: CallInfo, *, sending: bool, cname: str) -> None:
+        """Start, update or stop the call's video to match what SDP settled."""
+        negotiated = info.video_media
+        if negotiated is None or info.video_rtp is None or info.state == "ended":
+            self._close_stream(info)
+            return
+        from softphone.phone.video_stream import VideoStream
+
+        stream = self._streams.get(info.call_id)
+        try:
+            if stream is None:
+                stream = self._streams[info.call_id] = VideoStream(
+                    endpoint=info.video_rtp,
+                    negotiated=negotiated,
+                    settings=self.settings,
+                    rng=self._rng,
+                    cname=cname,
+                    on_notice=lambda text: self._emit(pe.Notice(level="warning", text=text)),
+                    peer_tool=_tool(info.remote_sdp),
+                )
+            elif stream.negotiated != negotiated:
+                stream.update(negotiated)
+            if sending:
+                stream.allow_sending(True)
+            elif info.state not in ("established", "held"):
+                stream.allow_sending(False)
+        except (MediaError, SdpError, OSError) as exc:
+            self._emit(pe.Notice(level="error", text=f"video could not start: {exc}"))
+
+    def stream(self, call_id: str) -> VideoStream | None:
+        """The call's running video stream, if it has one."""
+        return self._streams.get(call_id)
+
+    def picture(self, call_id: str, width: int, height: int) -> Rgb | None:
+        """The call's video to draw in ``width`` x ``height`` pixels (phone/video_stream.py
+        ``VideoStream.picture``): the far end with our self-view; None without video."""
+        stream = self._streams.get(call_id)
+        return stream.picture(width, height) if stream is not None else None
+
+    def _close_stream(self, info: CallInfo) -> None:
+        stream = self._streams.pop(info.call_id, None)
+        if stream is not None:
+            info.video_final = stream.stats()
+            stream.close()
+
+    def stop(self, info: CallInfo) -> RtpEndpoint | None:
+        """The call ended: its video stream closes; returns its sockets for the caller to close
+        (phone/calls.py waits for endpoints still being set up)."""
+        self._close_stream(info)
+        rtp, info.video_rtp = info.video_rtp, None
+        return rtp
+
+    def stats(self, info: CallInfo) -> dict[str, object]:
+        """The call's ``video_*`` statistics, now or as they were when its video closed."""
+        stream = self._streams.get(info.call_id)
+        if stream is not None:
+            return stream.stats()
+        return dict(info.video_final or EMPTY_STATS)

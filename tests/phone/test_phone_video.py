@@ -1,0 +1,135 @@
+"""Two Phones on 127.0.0.1 in video calls (phone/video.py, phone/video_stream.py): the test
+pattern each side sends is decoded by the other, its frame counter going up; a side without a
+source answers receive-only; video added and taken away by re-INVITE; the ``video_*`` stats."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import av
+import pytest
+from phone_support import expect, port_of
+
+from softphone.config import Config
+from softphone.media.video_source import read_counter
+from softphone.phone import events as pe
+from softphone.phone.audio import NullAudio
+from softphone.phone.call_info import CallInfo
+from softphone.phone.phone import Phone
+from softphone.phone.video import VideoSettings
+from softphone.sdp import SessionDescription
+from softphone.transport.resolver import StubBackend
+
+Start = Callable[..., Awaitable[Phone]]
+PATTERN = VideoSettings(source="pattern", offer=True)
+
+
+@pytest.fixture
+async def make() -> AsyncIterator[Start]:
+    made: list[Phone] = []
+
+    async def start(name: str, video: VideoSettings | None, *, auto_answer: bool = True) -> Phone:
+        phone = Phone(
+            Config(codecs=("pcmu",)),
+            bind_host="127.0.0.1",
+            sip_port=0,
+            rng=random.Random(name),
+            dns=StubBackend(),
+            auto_answer=auto_answer,
+            audio=NullAudio(),
+            video=video,
+        )
+        await phone.start()
+        made.append(phone)
+        return phone
+
+    yield start
+    for phone in made:
+        await phone.stop()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 8.0) -> None:
+    """Wait for ``condition`` (checked every 20 ms), at most ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def received(phone: Phone, call_id: str) -> int:
+    stats = phone.call_stats(call_id) or {}
+    return int(stats.get("video_frames_received") or 0)  # type: ignore[call-overload]
+
+
+def their_call(phone: Phone) -> CallInfo:
+    return next(c for c in phone.calls if c.state != "ended")
+
+
+async def call(a: Phone, b: Phone) -> tuple[str, str]:
+    call_id = await a.dial(f"sip:softphone@127.0.0.1:{port_of(b)}")
+    await expect(a, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established")
+    return call_id, their_call(b).call_id
+
+
+def counter(phone: Phone, call_id: str) -> int:
+    """The pattern's frame counter in the last picture the phone received (drawn with our
+    self-view in the corner, away from the counter's blocks)."""
+    rgb = phone.video_picture(call_id, 320, 240)
+    assert rgb is not None and rgb.shape == (240, 320, 3)
+    return read_counter(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+
+
+async def test_each_side_decodes_the_others_moving_pattern(make: Start) -> None:
+    a = await make("a", PATTERN)
+    b = await make("b", VideoSettings(source="pattern"))
+    ours, theirs = await call(a, b)
+    await until(lambda: received(a, ours) >= 10 and received(b, theirs) >= 10)
+    first = (counter(a, ours), counter(b, theirs))
+    await until(lambda: received(a, ours) >= 20 and received(b, theirs) >= 20)
+    later = (counter(a, ours), counter(b, theirs))
+    assert later[0] > first[0] and later[1] > first[1]  # the pictures move, in order
+    stats = a.call_stats(ours)
+    assert stats is not None
+    assert stats["video_codec"] == "VP8"  # our first choice, the answerer's too
+    assert (stats["video_width"], stats["video_height"]) == (320, 240)
+    assert int(stats["video_frames_sent"]) >= 20  # type: ignore[call-overload]
+    assert 5.0 <= float(stats["video_fps"]) <= 16.0  # type: ignore[arg-type]
+    local = a.call(ours).local_sdp
+    assert local is not None and [m.media for m in local.media] == ["audio", "video"]
+    await a.hangup(ours)
+    ended = await expect(a, lambda e: isinstance(e, pe.CallEnded))
+    assert isinstance(ended, pe.CallEnded) and ended.stats is not None
+    assert int(ended.stats["video_frames_received"]) >= 20  # type: ignore[call-overload]
+    assert a.call(ours).video_rtp is None and a.video_picture(ours, 320, 240) is None
+
+
+async def test_a_side_without_a_source_answers_receive_only(make: Start) -> None:
+    a = await make("a", PATTERN)
+    b = await make("b", None)
+    ours, theirs = await call(a, b)
+    await until(lambda: received(b, theirs) >= 5)
+    answer = SessionDescription.parse(a.call(ours).remote_sdp or b"")
+    video = answer.first_media("video")
+    assert video is not None and answer.direction_of(video).value == "recvonly"
+    assert received(a, ours) == 0
+    stats_b = b.call_stats(theirs)
+    assert stats_b is not None and stats_b["video_frames_sent"] == 0
+
+
+async def test_video_is_added_and_removed_by_reinvite(make: Start) -> None:
+    a = await make("a", VideoSettings(source="pattern"))  # a source, but no video offered
+    b = await make("b", VideoSettings(source="pattern"))
+    ours, theirs = await call(a, b)
+    assert a.video_picture(ours, 320, 240) is None
+    local = a.call(ours).local_sdp
+    assert local is not None and [m.media for m in local.media] == ["audio"]
+    await a.set_video(ours, True)
+    await until(lambda: received(a, ours) >= 5 and received(b, theirs) >= 5)
+    await a.set_video(ours, False)
+    await until(lambda: a.call(ours).video_media is None and b.call(theirs).video_media is None)
+    assert a.video_picture(ours, 320, 240) is None
+    local = a.call(ours).local_sdp
+    assert local is not None and [(m.media, m.port) for m in local.media][1] == ("video", 0)
+    stats = a.call_stats(ours)
+    assert stats is not None and int(stats["video_frames_received"]) >= 5  # type: ignore[call-overload]
