@@ -71,6 +71,7 @@ class CallInfo:
     video_wanted: bool | None = None
     video_rtp: RtpEndpoint | None = None
     video_media: NegotiatedVideo | None = None
+    video_security: LocalSecurity | None = None  # our video SDES keys, apart from the audio's
     video_final: dict[str, object] | None = None
 
     @property

@@ -12,14 +12,17 @@ or answers the video section in it, and reads the video of an answer to our offe
   when we have none (§6.1); port 0 for what sdp/video.py cannot take.
 - The streams start, change and stop with the call's audio (phone/calls.py ``sync_media``).
 
-SRTP is not applied to video yet: the section is offered as plain ``RTP/AVP`` (sdp/video.py
-``VIDEO_PROTOS``), and a peer that insists on SRTP for video refuses it with port 0.
+Encryption follows the call's account (its ``media_encryption``): with SDES the video section
+carries keys of its own (RFC 4568, made per call like the audio's) and the stream is SRTP
+(srtp/protection.py); an answer or offer that does not meet the policy leaves the call without
+video rather than with plain video. DTLS-SRTP video is not done yet: such calls are audio only.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -27,7 +30,21 @@ from typing import TYPE_CHECKING, Literal
 from softphone.media.errors import MediaError
 from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
-from softphone.sdp import SdpError, SessionDescription
+from softphone.sdp import (
+    LocalSecurity,
+    MediaEncryption,
+    NegotiatedSecurity,
+    SdpError,
+    SecurityRefused,
+    SessionDescription,
+)
+from softphone.sdp.crypto import SUITES, CryptoAttribute
+from softphone.sdp.security import (
+    WARN_TRANSPORT,
+    answer_security,
+    answered_security,
+    offer_security,
+)
 from softphone.sdp.session import Connection, MediaDescription
 from softphone.sdp.video import (
     LocalVideo,
@@ -36,6 +53,7 @@ from softphone.sdp.video import (
     rejected_video,
     video_offer_section,
 )
+from softphone.srtp import SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
 if TYPE_CHECKING:  # PyAV is loaded with the first call that has video
@@ -54,7 +72,6 @@ EMPTY_STATS: dict[str, object] = {
     "video_width": None,
     "video_height": None,
 }
-_PLAIN_PROTOS = ("RTP/AVP", "RTP/AVPF")
 
 SourceKind = Literal["pattern", "file", "camera"]
 
@@ -109,8 +126,28 @@ class CallVideo:
         self._rng = rng
         self._emit = emit
         self._open_rtp = open_rtp
-        self._streams: dict[str, VideoStream] = {}  # by Call-ID, while a call has video
         self.address = "127.0.0.1"  # our advertised address, the audio's (set by OfferAnswer)
+        self._streams: dict[str, VideoStream] = {}  # by Call-ID, while a call has video
+        self._protected: dict[str, NegotiatedSecurity | None] = {}  # what SDP settled
+
+    def _security(self, info: CallInfo) -> LocalSecurity | None:
+        """The call's video keys (None: plain RTP): made once per call (RFC 4568 §6.1), apart
+        from the audio's, under the policy of the call's audio. Raises SecurityRefused for
+        DTLS-SRTP."""
+        policy = info.local_security.policy if info.local_security else MediaEncryption.NONE
+        if policy is MediaEncryption.DTLS_SRTP:
+            raise SecurityRefused(
+                "video with DTLS-SRTP is not supported yet", warning_code=WARN_TRANSPORT
+            )
+        if policy is MediaEncryption.NONE:
+            return None
+        if info.video_security is None or info.video_security.policy is not policy:
+            crypto = tuple(
+                CryptoAttribute(tag, suite.name, secrets.token_bytes(suite.key_salt_length))
+                for tag, suite in enumerate(SUITES.values(), start=1)
+            )
+            info.video_security = LocalSecurity(policy, crypto)
+        return info.video_security
 
     # ------------------------------------------------------------------ wishes
     def want(self, info: CallInfo, on: bool) -> None:
@@ -130,7 +167,7 @@ class CallVideo:
             port=info.video_rtp.port,
             can_send=self.settings.can_send,
             max_bitrate_kbps=self.settings.max_bitrate_bps // 1000,
-            proto=proto if proto in _PLAIN_PROTOS else "RTP/AVP",
+            proto=proto,
         )
 
     def _address_for(self, sdp: SessionDescription) -> str | None:
@@ -149,10 +186,12 @@ class CallVideo:
         audio = offer.media[0] if offer.media else None
         taken = {int(f) for f in audio.formats if f.isdigit()} if audio is not None else set()
         try:
-            local = self._local(info, audio.proto if audio is not None else "RTP/AVP")
+            proto, security = offer_security(self._security(info))
+            local = self._local(info, proto)
             section = video_offer_section(
                 local, taken_payload_types=taken, address=self._address_for(offer)
             )
+            section.attributes[-1:-1] = security  # the keys before the direction
         except (SdpError, OSError) as exc:
             self._emit(pe.Notice(level="warning", text=f"video is not offered: {exc}"))
             return
@@ -171,8 +210,9 @@ class CallVideo:
             info.video_media = None
             return
         try:
+            _, keys, protected = answer_security(offer, m, self._security(info))
             local = self._local(info, m.proto)
-        except OSError as exc:
+        except (SdpError, OSError) as exc:
             self._emit(pe.Notice(level="warning", text=f"video refused: {exc}"))
             answer.media[index] = rejected_video(m)
             info.video_media = None
@@ -182,6 +222,8 @@ class CallVideo:
             address = self._address_for(answer)
             if address is not None:
                 section.connection = Connection.for_address(address)
+            section.attributes[-1:-1] = keys
+            self._protected[info.call_id] = protected
         answer.media[index] = section
         info.video_media = negotiated
         info.video_wanted = negotiated is not None
@@ -195,6 +237,10 @@ class CallVideo:
         try:
             answer = SessionDescription.parse(answer_sdp)
             info.video_media = apply_video_answer(offer, offer.media[index], answer, index)
+            if info.video_media is not None:
+                self._protected[info.call_id] = answered_security(
+                    offer, offer.media[index], answer, answer.media[index], self._security(info)
+                )
         except SdpError as exc:
             self._emit(pe.Notice(level="warning", text=f"unusable video answer: {exc}"))
             info.video_media = None
@@ -219,14 +265,21 @@ class CallVideo:
                     cname=cname,
                     on_notice=lambda text: self._emit(pe.Notice(level="warning", text=text)),
                     peer_tool=_tool(info.remote_sdp),
+                    security=self._protected.get(info.call_id),
                 )
             elif stream.negotiated != negotiated:
-                stream.update(negotiated)
+                stream.update(negotiated, self._protected.get(info.call_id))
             if sending:
                 stream.allow_sending(True)
             elif info.state not in ("established", "held"):
                 stream.allow_sending(False)
-        except (MediaError, SdpError, OSError) as exc:
+        except (
+            MediaError,
+            SdpError,
+            OSError,
+            SrtpError,
+        ) as exc:  # never plain where SRTP was agreed
+            self._close_stream(info)
             self._emit(pe.Notice(level="error", text=f"video could not start: {exc}"))
 
     def stream(self, call_id: str) -> VideoStream | None:
@@ -249,6 +302,7 @@ class CallVideo:
         """The call ended: its video stream closes; returns its sockets for the caller to close
         (phone/calls.py waits for endpoints still being set up)."""
         self._close_stream(info)
+        self._protected.pop(info.call_id, None)
         rtp, info.video_rtp = info.video_rtp, None
         return rtp
 

@@ -43,7 +43,9 @@ from softphone.rtp.send_rate import SendRateController
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.rtp.video_receiver import VideoReceiver
 from softphone.rtp.video_sender import VideoSenderFeedback
+from softphone.sdp import NegotiatedSecurity
 from softphone.sdp.video import NegotiatedVideo, NegotiatedVideoCodec
+from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
 if TYPE_CHECKING:
@@ -83,6 +85,10 @@ def _rgb(frame: VideoFrame, width: int, height: int) -> Rgb:
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"cannot scale our picture: {exc}") from exc
     return np.ascontiguousarray(array, dtype=np.uint8).reshape(height, width, 3)
+
+
+def _no_certificate() -> DtlsCertificate:
+    raise SrtpError("video is protected with SDES only")
 
 
 def _reads_p_diff_always(tool: str | None) -> bool:
@@ -159,8 +165,11 @@ class VideoStream:
         cname: str,
         on_notice: Callable[[str], None] = lambda _: None,
         peer_tool: str | None = None,
+        security: NegotiatedSecurity | None = None,
     ) -> None:
-        """``peer_tool``: the peer's SDP ``a=tool`` (a known peer's quirks)."""
+        """``peer_tool``: the peer's SDP ``a=tool`` (a known peer's quirks); ``security``: the
+        SDES keys SDP settled (SRTP), None for plain RTP. Raises SrtpError for keys libsrtp
+        refuses."""
         self._loop = asyncio.get_running_loop()
         self._endpoint = endpoint
         self._settings = settings
@@ -177,6 +186,7 @@ class VideoStream:
             clock_rates={c.payload_type: CLOCK for c in negotiated.receive_codecs},
             now=now,
         )
+        self._protection = self._protect(security, negotiated.rtcp_mux)
         self._receiver: VideoReceiver | None = None
         self._decoder: VideoDecoder | None = None
         self._receive_pt: int | None = None
@@ -208,8 +218,20 @@ class VideoStream:
             return None
         return (n.remote_address, n.remote_rtcp_port)
 
-    def update(self, negotiated: NegotiatedVideo) -> None:
-        """A re-offer settled new terms: new addresses, codec or direction."""
+    @staticmethod
+    def _protect(security: NegotiatedSecurity | None, rtcp_mux: bool) -> MediaProtection | None:
+        if security is None:
+            return None
+        if security.method != "sdes":
+            raise SrtpError("video is protected with SDES only")
+        return MediaProtection(security, rtcp_mux=rtcp_mux, certificate=_no_certificate)
+
+    def update(self, negotiated: NegotiatedVideo, security: NegotiatedSecurity | None) -> None:
+        """A re-offer settled new terms: new addresses, codec, direction or keys."""
+        if security is None or self._protection is None:
+            self._protection = self._protect(security, negotiated.rtcp_mux)
+        else:
+            self._protection.update(security, rtcp_mux=negotiated.rtcp_mux, now=self._now())
         old, self.negotiated = self.negotiated, negotiated
         if (old.remote_address, old.remote_port, old.rtcp_mux) != (
             negotiated.remote_address,
@@ -314,6 +336,11 @@ class VideoStream:
         if self.closed:
             return
         now = arrival
+        if self._protection is not None:
+            plain = self._protection.incoming(data, addr, via_rtcp, now)
+            if plain is None:  # dropped and counted there
+                return
+            data = plain
         for event in self._session.receive_datagram(data, addr, now, on_rtcp_port=via_rtcp):
             match event:
                 case RtpPacketReceived(packet=packet, now=at):
@@ -403,6 +430,11 @@ class VideoStream:
                     sender.feedback.sent(RtpPacket.parse(data), now)
                 except RtpParseError:
                     pass
+            if self._protection is not None:
+                protected = self._protection.outgoing(data, via_rtcp)
+                if protected is None:
+                    continue
+                data = protected
             self._endpoint.send(data, dest, via_rtcp)
         self._arm_timer()
 
@@ -491,6 +523,7 @@ class VideoStream:
                 self._receiver.keyframe_requests if self._receiver is not None else 0
             ),
             "video_nacks_sent": self._receiver.nacks_sent if self._receiver is not None else 0,
+            "video_encryption": self._protection.method if self._protection else "none",
         }
 
     def close(self) -> None:

@@ -95,8 +95,12 @@ async def test_each_side_decodes_the_others_moving_pattern(make: Start) -> None:
     assert (stats["video_width"], stats["video_height"]) == (320, 240)
     assert int(stats["video_frames_sent"]) >= 20  # type: ignore[call-overload]
     assert 5.0 <= float(stats["video_fps"]) <= 16.0  # type: ignore[arg-type]
+    # SRTP as the audio's (SDES, keys of its own: RFC 4568 §6.1)
+    assert stats["encryption"] == stats["video_encryption"] == "sdes"
     local = a.call(ours).local_sdp
     assert local is not None and [m.media for m in local.media] == ["audio", "video"]
+    keys = [set(m.attribute_all("crypto")) for m in local.media]
+    assert keys[0] and keys[1] and not keys[0] & keys[1]
     await a.hangup(ours)
     ended = await expect(a, lambda e: isinstance(e, pe.CallEnded))
     assert isinstance(ended, pe.CallEnded) and ended.stats is not None
