@@ -31,6 +31,12 @@ def add_video_options(p: argparse.ArgumentParser, *, answering: bool) -> None:
         "(a video offer is always taken, receive-only without this)",
     )
     p.add_argument(
+        "--video-record",
+        metavar="OUT.mkv",
+        help="write the video received in calls to this Matroska file as it comes (the next "
+        "calls: OUT-2.mkv, OUT-3.mkv ...)",
+    )
+    p.add_argument(
         "--video-file",
         type=_video_file,
         metavar="PATH",
@@ -42,11 +48,12 @@ def video_settings(config: Config, args: argparse.Namespace) -> VideoSettings:
     """What the phone sends as video, from the command line and the config."""
     from softphone.phone.video import VideoSettings
 
+    record = getattr(args, "video_record", None)
     video_file = getattr(args, "video_file", None)
     if video_file is not None:
-        return VideoSettings(source="file", path=video_file, offer=True)
+        return VideoSettings(source="file", path=video_file, offer=True, record=record)
     if not getattr(args, "video", False):
-        return VideoSettings()
+        return VideoSettings(record=record)
     if config.video_device is not None:
-        return VideoSettings(source="camera", path=config.video_device, offer=True)
-    return VideoSettings(source="pattern", offer=True)
+        return VideoSettings(source="camera", path=config.video_device, offer=True, record=record)
+    return VideoSettings(source="pattern", offer=True, record=record)

@@ -91,6 +91,10 @@ class CallInfo:
         return self.srtp_suite_name
 
     @property
+    def has_video(self) -> bool:
+        return self.video_media is not None
+
+    @property
     def codec(self) -> str | None:
         if self.media is not None and self.media.codec is not None:
             return self.media.codec.encoding

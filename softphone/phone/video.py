@@ -25,6 +25,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from softphone.media.errors import MediaError
@@ -88,6 +89,7 @@ class VideoSettings:
     width: int = 320
     height: int = 240
     fps: int = 15
+    record: str | None = None  # --video-record: the received video of calls, to Matroska
     start_bitrate_bps: int = 400_000
     min_bitrate_bps: int = 100_000
     max_bitrate_bps: int = 1_500_000
@@ -128,6 +130,7 @@ class CallVideo:
         self._open_rtp = open_rtp
         self.address = "127.0.0.1"  # our advertised address, the audio's (set by OfferAnswer)
         self._streams: dict[str, VideoStream] = {}  # by Call-ID, while a call has video
+        self._recorded = 0  # calls whose video --video-record took
         self._protected: dict[str, NegotiatedSecurity | None] = {}  # what SDP settled
 
     def _security(self, info: CallInfo) -> LocalSecurity | None:
@@ -267,6 +270,8 @@ class CallVideo:
                     peer_tool=_tool(info.remote_sdp),
                     security=self._protected.get(info.call_id),
                 )
+                if self.settings.record is not None:
+                    stream.record(self._record_path(info))
             elif stream.negotiated != negotiated:
                 stream.update(negotiated, self._protected.get(info.call_id))
             if sending:
@@ -281,6 +286,24 @@ class CallVideo:
         ) as exc:  # never plain where SRTP was agreed
             self._close_stream(info)
             self._emit(pe.Notice(level="error", text=f"video could not start: {exc}"))
+
+    def _record_path(self, info: CallInfo) -> Path:
+        """``--video-record PATH`` for the first call with video, PATH-2, -3... for the next."""
+        assert self.settings.record is not None
+        self._recorded += 1
+        path = Path(self.settings.record)
+        return path if self._recorded == 1 else path.with_stem(f"{path.stem}-{self._recorded}")
+
+    def record(self, info: CallInfo, path: Path | None) -> None:
+        """Record the call's received video to ``path`` (Matroska) beside its audio recording;
+        None stops. A call without video has nothing to record."""
+        stream = self._streams.get(info.call_id)
+        if stream is None:
+            return
+        try:
+            stream.record(path)
+        except (MediaError, OSError) as exc:
+            self._emit(pe.Notice(level="warning", text=f"cannot record the video: {exc}"))
 
     def stream(self, call_id: str) -> VideoStream | None:
         """The call's running video stream, if it has one."""

@@ -8,7 +8,10 @@ Sending (when SDP lets us and a source is configured):
     FIR), resends (NACK) and a bitrate (loss, REMB, TMMBR) that the encoder follows.
 Receiving:
     socket -> RtpSession (SSRC, loss, RTCP reports) -> VideoReceiver (NACK, reorder,
-    depacketiser, PLI/FIR) -> VideoDecoder -> the last picture, kept for the front ends.
+    depacketiser, PLI/FIR) -> VideoDecoder -> the last picture, kept for the front ends
+    (:meth:`VideoStream.picture`: with our self-view), and the access units to a Matroska
+    recording when one runs (media/record.py, no re-encoding).
+With SDES keys the socket side is SRTP (srtp/protection.py), as for the call's audio.
 
 Everything runs on the loop: at the sizes of a call (320x240..640x360, 15 fps) libvpx encodes a
 picture in a few milliseconds. PyAV's errors (a broken stream) never end the call: the decoder
@@ -22,6 +25,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import av
@@ -29,6 +33,7 @@ import numpy as np
 from av.video.frame import VideoFrame
 
 from softphone.media.errors import MediaError
+from softphone.media.record import RecordedStream, StreamRecorder
 from softphone.media.video import DecodedPicture, VideoDecoder, fit
 from softphone.media.video_encode import VideoEncoder
 from softphone.media.video_source import FileSource, TestPattern, open_camera
@@ -204,6 +209,8 @@ class VideoStream:
         self.unknown_payload_types = 0
         self.last_picture: DecodedPicture | None = None
         self.picture_listeners: list[Callable[[DecodedPicture], None]] = []
+        self._recorder: StreamRecorder | None = None
+        self.recording: Path | None = None
         self.codec_name = negotiated.codec.encoding if negotiated.codec is not None else None
         endpoint.timed_sink = self._on_datagram
 
@@ -397,11 +404,38 @@ class VideoStream:
             self._receive_pt = packet.payload_type
         self._decode(self._receiver.receive(packet, now), now)
 
+    def record(self, path: Path | None) -> None:
+        """Write the video we receive to Matroska at ``path`` as it comes (media/record.py: no
+        re-encoding, from the next key frame); None stops and finishes the file."""
+        recorder, self._recorder, self.recording = self._recorder, None, None
+        if recorder is not None:
+            recorder.close()
+        if path is None:
+            return
+        codec = self.negotiated.codec
+        name = _codec_name(codec) if codec is not None else "vp8"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._recorder = StreamRecorder(path, [RecordedStream(codec=name, clock_rate=CLOCK)])
+        self.recording = path
+        if self._receiver is not None:  # it starts at a key frame: ask for one now
+            self._receiver.request_keyframe()
+
+    def _record(self, unit: AccessUnit) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        try:
+            recorder.write(0, unit)
+        except MediaError as exc:
+            self.record(None)
+            self._on_notice(f"video recording stopped: {exc}")
+
     def _decode(self, units: list[AccessUnit], now: float) -> None:
         decoder, receiver = self._decoder, self._receiver
         if decoder is None or receiver is None:
             return
         for unit in units:
+            self._record(unit)
             errors = decoder.errors + decoder.corrupt
             pictures = decoder.decode(unit)
             if decoder.errors + decoder.corrupt > errors:
@@ -537,6 +571,7 @@ class VideoStream:
         except Exception:  # the BYE is a courtesy: never let it break a hang-up
             logger.exception("video RTCP BYE failed")
         self.closed = True
+        self.record(None)
         for handle in (self._timer, self._tick):
             if handle is not None:
                 handle.cancel()

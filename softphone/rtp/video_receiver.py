@@ -89,6 +89,11 @@ class VideoReceiver:
         """The decoder rejected a unit this receiver gave out: ask for a key frame."""
         self._decode_failed = True
 
+    def request_keyframe(self) -> None:
+        """Something new starts from here (a recording): ask for a key frame, as after a
+        failed decode."""
+        self._decode_failed = True
+
     @property
     def keyframe_needed(self) -> bool:
         nack_gave_up = self._nack is not None and self._nack.keyframe_needed

@@ -2,9 +2,10 @@
 is answered by sdp/video.py, its RTP depacketised by rtp/depacketize/ and decoded by
 media/video.py, and our PLI (RFC 4585 §6.3.1) brings a key frame.
 
-The phone layer does not make video calls yet, so the test plays the callee itself: a UDP
-socket that answers baresip's INVITE with 200 OK and our SDP, and two more for the video's RTP
-and RTCP. baresip (standalone, no registrar) dials it through ctrl_tcp.
+The test plays the callee on raw sockets (the phone's own video calls are
+tests/interop/test_video_calls.py), so that it sees every packet and decides when the PLI goes:
+a UDP socket that answers baresip's INVITE with 200 OK and our SDP, and two more for the
+video's RTP and RTCP. baresip (standalone, no registrar) dials it through ctrl_tcp.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import av
 import pytest
 from cli_support import make_env
 from lab_support import dump, peers_required
-from phone_support import expect, port_of
+from phone_support import expect, free_port, port_of
 
 from softphone import lab
 from softphone.config import Config
@@ -185,3 +185,34 @@ def test_dial_video_json_reports_video_stats(bob: lab.Baresip, tmp_path: Path) -
     assert stats["video_frames_received"] >= FRAMES and stats["video_frames_sent"] >= FRAMES
     assert (stats["video_width"], stats["video_height"]) == (320, 240)
     assert stats["video_fps"] > 5
+
+
+@pytest.mark.parametrize("bob", [("vp8", False)], indirect=True, ids=["vp8"])
+def test_listen_video_answers_with_video_and_records_it(bob: lab.Baresip, tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "in.mkv"
+    argv = [sys.executable, "-m", "softphone", "listen", "--auto-answer", "--video", "--no-audio"]
+    argv += ["--bind", "127.0.0.1", "--sip-port", str(port), "--duration", "4", "--json"]
+    argv += ["--video-record", str(out)]
+    proc = subprocess.Popen(
+        argv, env=make_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # bounded by --duration: listen exits on its own
+            if '"listening"' in line and '"udp"' in line:
+                break
+        bob.dial(f"sip:softphone@127.0.0.1:{port}")
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    stats = next(e for e in events if e.get("event") == "call_ended")["stats"]
+    assert stats["video_codec"] == "VP8" and stats["video_frames_sent"] >= FRAMES
+    assert stats["video_frames_received"] >= FRAMES
+    with av.open(str(out)) as container:
+        frames = [(f.width, f.height) for f in container.decode(video=0)]
+    assert len(frames) >= FRAMES and set(frames) == {(320, 240)}  # baresip's fakevideo

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import av
 import pytest
@@ -30,9 +31,15 @@ PATTERN = VideoSettings(source="pattern", offer=True)
 async def make() -> AsyncIterator[Start]:
     made: list[Phone] = []
 
-    async def start(name: str, video: VideoSettings | None, *, auto_answer: bool = True) -> Phone:
+    async def start(
+        name: str,
+        video: VideoSettings | None,
+        *,
+        auto_answer: bool = True,
+        config: Config | None = None,
+    ) -> Phone:
         phone = Phone(
-            Config(codecs=("pcmu",)),
+            config or Config(codecs=("pcmu",)),
             bind_host="127.0.0.1",
             sip_port=0,
             rng=random.Random(name),
@@ -137,3 +144,27 @@ async def test_video_is_added_and_removed_by_reinvite(make: Start) -> None:
     assert local is not None and [(m.media, m.port) for m in local.media][1] == ("video", 0)
     stats = a.call_stats(ours)
     assert stats is not None and int(stats["video_frames_received"]) >= 5  # type: ignore[call-overload]
+
+
+def recorded_counters(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [read_counter(frame) for frame in container.decode(video=0)]
+
+
+async def test_received_video_is_recorded_to_matroska(make: Start, tmp_path: Path) -> None:
+    """--video-record (VideoSettings.record) for every call, and Phone.record: an .mkv beside
+    the call's WAV; each decodes to the sender's pattern, its counter going up frame by frame."""
+    a = await make("a", PATTERN, config=Config(codecs=("pcmu",), recordings_dir=tmp_path / "rec"))
+    b = await make("b", VideoSettings(source="pattern", record=str(tmp_path / "in.mkv")))
+    ours, theirs = await call(a, b)
+    await until(lambda: received(a, ours) >= 3)
+    wav = a.record(ours, True)
+    assert wav is not None
+    await until(lambda: received(a, ours) >= 25 and received(b, theirs) >= 25)
+    assert a.record(ours, False) == wav
+    await a.hangup(ours)
+    await expect(a, lambda e: isinstance(e, pe.CallEnded))
+    for path in (tmp_path / "in.mkv", wav.with_suffix(".mkv")):
+        counters = recorded_counters(path)
+        assert len(counters) >= 10, path
+        assert counters == sorted(counters) and counters[-1] - counters[0] == len(counters) - 1
