@@ -13,9 +13,12 @@ Receiving:
     recording when one runs (media/record.py, no re-encoding).
 With SDES keys the socket side is SRTP (srtp/protection.py), as for the call's audio.
 
-Everything runs on the loop: at the sizes of a call (320x240..640x360, 15 fps) libvpx encodes a
-picture in a few milliseconds. PyAV's errors (a broken stream) never end the call: the decoder
-counts them and the receiver asks for a key frame.
+The source is read and each picture encoded on a worker thread of the sender: PyAV lets the GIL
+go while libvpx or x264 work (a VP8 key frame at 640x360 takes up to 40 ms here, the loop's
+longest wait meanwhile stayed at 2 ms), and a camera's read blocks until its next picture. The
+rest (packets, RTCP, decoding: well under a millisecond a picture) runs on the loop. PyAV's
+errors (a broken stream) never end the call: the decoder counts them and the receiver asks for
+a key frame.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -35,7 +40,7 @@ from av.video.frame import VideoFrame
 from softphone.media.errors import MediaError
 from softphone.media.record import RecordedStream, StreamRecorder
 from softphone.media.video import DecodedPicture, VideoDecoder, fit
-from softphone.media.video_encode import VideoEncoder
+from softphone.media.video_encode import EncodedFrame, VideoEncoder
 from softphone.media.video_source import FileSource, TestPattern, open_camera
 from softphone.phone.video import VideoSettings
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
@@ -150,10 +155,28 @@ class _Sender:
         self.ticks = -1
         self.pictures = 0  # source pictures taken
         self.last_frame: VideoFrame | None = None
+        # The source is read and the encoder runs on a thread of the sender's own (PyAV lets
+        # the GIL go while libvpx/x264 work; a camera's read blocks): the loop keeps the audio.
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-encode")
+        self.busy = False  # a picture is being encoded: a tick that comes meanwhile is skipped
+        self.bitrate: tuple[int, float] | None = None  # asked for, applied before the next
+
+    def take_and_encode(self, ticks: int) -> tuple[VideoFrame, list[EncodedFrame]]:
+        """On the worker: the next picture, encoded (MediaError when the source ended)."""
+        if self.bitrate is not None:
+            bps, at = self.bitrate
+            self.bitrate = None
+            self.encoder.set_bitrate(bps, at)
+        picture = self.source.read()
+        if picture is None:
+            raise MediaError("the video source ended")
+        return picture, self.encoder.encode(picture, ticks & 0xFFFF_FFFF)
 
     def close(self) -> None:
+        """After what the worker does now: the source closes, the worker ends."""
         if isinstance(self.source, FileSource):
-            self.source.close()
+            self.worker.submit(self.source.close)
+        self.worker.shutdown(wait=False)
 
 
 class VideoStream:
@@ -296,21 +319,40 @@ class VideoStream:
 
     # ------------------------------------------------------------------ sending
     def _send_picture(self) -> None:
+        """A tick of the source's clock: the next picture goes to the encoding worker."""
         self._tick = None
         sender = self._sender
         if sender is None or self.closed:
             return
         now = self._now()
+        if not sender.busy:
+            sender.busy = True
+            sender.ticks = max(round((now - sender.started) * CLOCK), sender.ticks + 1)
+            job = self._loop.run_in_executor(sender.worker, sender.take_and_encode, sender.ticks)
+            job.add_done_callback(partial(self._encoded, sender))
+        # The next picture at its own time on the source's clock; a late loop (or a slow
+        # encoder) skips pictures, never bunches them up.
+        sender.pictures += 1
+        period = 1.0 / sender.fps
+        due = sender.started + sender.pictures * period
+        if due < now:
+            sender.pictures = int((now - sender.started) / period) + 1
+            due = sender.started + sender.pictures * period
+        self._tick = self._loop.call_at(due, self._send_picture)
+
+    def _encoded(
+        self, sender: _Sender, job: asyncio.Future[tuple[VideoFrame, list[EncodedFrame]]]
+    ) -> None:
+        """Back on the loop: the encoded picture is packetised and sent."""
+        sender.busy = False
+        if sender is not self._sender or self.closed or job.cancelled():
+            return
+        now = self._now()
         try:
-            picture = sender.source.read()
-            if picture is None:
-                raise MediaError("the video source ended")
-            sender.pictures += 1
+            picture, frames = job.result()
             sender.last_frame = picture
-            ticks = max(round((now - sender.started) * CLOCK), sender.ticks + 1)
-            sender.ticks = ticks
             codec = sender.codec
-            for frame in sender.encoder.encode(picture, ticks & 0xFFFF_FFFF):
+            for frame in frames:
                 for payload in sender.packetizer.packetize(frame.data, frame.timestamp):
                     self._session.send_rtp(
                         payload.payload,
@@ -324,17 +366,7 @@ class VideoStream:
             self._send_failed = True
             self._stop_sending()
             self._on_notice(f"video sending stopped: {exc}")
-            self._flush()
-            return
         self._flush()
-        # The next picture at its own time on the source's clock; a late loop skips, never
-        # bunches pictures up.
-        period = 1.0 / sender.fps
-        due = sender.started + sender.pictures * period
-        if due < now:
-            sender.pictures = int((now - sender.started) / period) + 1
-            due = sender.started + sender.pictures * period
-        self._tick = self._loop.call_at(due, self._send_picture)
 
     # ------------------------------------------------------------------ receiving
     def _on_datagram(
@@ -374,11 +406,8 @@ class VideoStream:
             self._session.send_raw(bytes(packet), rtcp=False)
         if actions.keyframe:
             sender.encoder.request_keyframe()
-        if actions.bitrate_bps is not None:
-            try:
-                sender.encoder.set_bitrate(actions.bitrate_bps, now)
-            except MediaError as exc:
-                self._on_notice(f"video bitrate change failed: {exc}")
+        if actions.bitrate_bps is not None:  # the worker applies it before the next picture
+            sender.bitrate = (actions.bitrate_bps, now)
         if actions.rtcp is not None:
             self._session.send_raw(actions.rtcp, rtcp=True)
 
