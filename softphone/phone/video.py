@@ -163,12 +163,15 @@ class CallVideo:
         return info.video_wanted
 
     def _local(self, info: CallInfo, proto: str) -> LocalVideo:
+        """Our side of the call's video; inactive while we hold the call (the audio goes
+        sendonly for music on hold; a held party sees nothing, our camera included)."""
         if info.video_rtp is None:
             info.video_rtp = self._open_rtp()
         return LocalVideo(
             address=self.address,
             port=info.video_rtp.port,
-            can_send=self.settings.can_send,
+            can_send=self.settings.can_send and not info.local_hold,
+            can_receive=not info.local_hold,
             max_bitrate_kbps=self.settings.max_bitrate_bps // 1000,
             proto=proto,
         )

@@ -168,3 +168,22 @@ async def test_received_video_is_recorded_to_matroska(make: Start, tmp_path: Pat
         counters = recorded_counters(path)
         assert len(counters) >= 10, path
         assert counters == sorted(counters) and counters[-1] - counters[0] == len(counters) - 1
+
+
+async def test_hold_makes_the_video_inactive_and_resume_brings_it_back(make: Start) -> None:
+    a = await make("a", PATTERN)
+    b = await make("b", VideoSettings(source="pattern"))
+    ours, theirs = await call(a, b)
+    await until(lambda: received(b, theirs) >= 3)
+    await a.hold(ours)
+    await until(lambda: a.call(ours).state == "held")
+    local = a.call(ours).local_sdp
+    assert local is not None and local.direction_of(local.media[1]).value == "inactive"
+    media = b.call(theirs).video_media
+    assert media is not None and media.direction.value == "inactive"
+    sent = int(b.call_stats(theirs)["video_frames_sent"])  # type: ignore[index, call-overload]
+    await a.resume(ours)
+    await until(lambda: a.call(ours).state == "established")
+    await until(
+        lambda: received(a, ours) >= 3 and int(b.call_stats(theirs)["video_frames_sent"]) > sent
+    )  # type: ignore[index, call-overload]
