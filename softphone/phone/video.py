@@ -48,6 +48,7 @@ from softphone.sdp.security import (
 )
 from softphone.sdp.session import Connection, MediaDescription
 from softphone.sdp.video import (
+    DEFAULT_CODECS,
     LocalVideo,
     answer_video,
     apply_video_answer,
@@ -90,6 +91,7 @@ class VideoSettings:
     height: int = 240
     fps: int = 15
     record: str | None = None  # --video-record: the received video of calls, to Matroska
+    codecs: tuple[str, ...] = ("VP8", "VP9", "H264")  # offered and answered, in this order
     start_bitrate_bps: int = 400_000
     min_bitrate_bps: int = 100_000
     max_bitrate_bps: int = 1_500_000
@@ -172,6 +174,12 @@ class CallVideo:
             port=info.video_rtp.port,
             can_send=self.settings.can_send and not info.local_hold,
             can_receive=not info.local_hold,
+            codecs=tuple(
+                codec
+                for name in self.settings.codecs
+                for codec in DEFAULT_CODECS
+                if codec.name == name.upper()
+            ),
             max_bitrate_kbps=self.settings.max_bitrate_bps // 1000,
             proto=proto,
         )

@@ -14,7 +14,7 @@ import pytest
 from phone_support import expect, port_of
 
 from softphone.config import Config
-from softphone.media.video_source import read_counter
+from softphone.media.video_source import TestPattern, read_counter
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.call_info import CallInfo
@@ -187,3 +187,50 @@ async def test_hold_makes_the_video_inactive_and_resume_brings_it_back(make: Sta
     await until(
         lambda: received(a, ours) >= 3 and int(b.call_stats(theirs)["video_frames_sent"]) > sent
     )  # type: ignore[index, call-overload]
+
+
+@pytest.mark.parametrize("codec", ["VP9", "H264"])
+async def test_each_codec_carries_the_pattern(make: Start, codec: str) -> None:
+    """VP8 is the first choice (above); VP9 and H.264 (packetization-mode 1 first) when the
+    answerer takes only that one."""
+    a = await make("a", PATTERN)
+    b = await make("b", VideoSettings(source="pattern", codecs=(codec,)))
+    ours, theirs = await call(a, b)
+    await until(lambda: received(a, ours) >= 10 and received(b, theirs) >= 10)
+    first = (counter(a, ours), counter(b, theirs))
+    await until(lambda: received(a, ours) >= 20 and received(b, theirs) >= 20)
+    later = (counter(a, ours), counter(b, theirs))
+    assert later[0] > first[0] and later[1] > first[1]
+    assert a.call_stats(ours)["video_codec"] == codec  # type: ignore[index]
+    media = a.call(ours).video_media
+    assert media is not None and media.codec is not None
+    if codec == "H264":
+        assert media.codec.fmtp.get("packetization-mode") == "1"
+
+
+def pattern_clip(path: Path, frames: int) -> Path:
+    """A VP8 WebM of the test pattern's first ``frames`` pictures."""
+    source = TestPattern(320, 240)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(frames):
+            container.mux(stream.encode(source.read()))
+        container.mux(stream.encode(None))
+    return path
+
+
+async def test_a_video_file_is_sent_in_a_loop(make: Start, tmp_path: Path) -> None:
+    clip = pattern_clip(tmp_path / "clip.webm", 8)
+    a = await make("a", VideoSettings(source="file", path=str(clip), offer=True))
+    b = await make("b", None)
+    _, theirs = await call(a, b)
+    seen: set[int] = set()
+
+    def looped() -> bool:
+        if received(b, theirs):
+            seen.add(counter(b, theirs))
+        return received(b, theirs) >= 20
+
+    await until(looped)  # 20 pictures from a file of 8: it started again, twice
+    assert seen <= set(range(8)) and len(seen) >= 3
