@@ -346,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stats-out", type=Path, help=argparse.SUPPRESS
     )  # the viewer's counters at exit, for `softphone bench`
     devices = sub.add_parser(
-        "devices", help="list sound devices", description="List the sound devices PortAudio sees."
+        "devices",
+        help="list sound devices and cameras",
+        description="List the cameras (V4L2) and the sound devices PortAudio sees.",
     )
     _global_options(devices, _applying_to("devices"))
     from softphone.cli_forwarding import add_parsers
@@ -605,8 +607,14 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
 
 
 def _devices() -> int:
+    from softphone.media.cameras import list_cameras
     from softphone.media.device import AudioDeviceError, list_devices
 
+    cameras = list_cameras()
+    for camera in cameras:
+        print(f'camera  {camera.device}  {camera.name}  (video_device = "{camera.device}")')
+    if not cameras:
+        print("No cameras found (video calls send a moving test pattern: dial --video).")
     try:
         devices = list_devices()
     except AudioDeviceError as exc:
