@@ -169,7 +169,11 @@ class Phone(EventReader):
         )
         self._ice = CallIce(self._dns, emit=self._emit, hangup=self.hangup, tasks=self._tasks)
         self._video = CallVideo(
-            video or VideoSettings(), rng=self._rng, emit=self._emit, open_rtp=self._open_rtp_now
+            video or VideoSettings(),
+            rng=self._rng,
+            emit=self._emit,
+            open_rtp=self._open_rtp_now,
+            certificate=self._certificate,
         )
         self._audio.extra_stats = self._video.stats
         self._sdp = OfferAnswer(

@@ -13,9 +13,10 @@ or answers the video section in it, and reads the video of an answer to our offe
 - The streams start, change and stop with the call's audio (phone/calls.py ``sync_media``).
 
 Encryption follows the call's account (its ``media_encryption``): with SDES the video section
-carries keys of its own (RFC 4568, made per call like the audio's) and the stream is SRTP
-(srtp/protection.py); an answer or offer that does not meet the policy leaves the call without
-video rather than with plain video. DTLS-SRTP video is not done yet: such calls are audio only.
+carries keys of its own (RFC 4568, made per call like the audio's), with DTLS-SRTP the audio's
+certificate fingerprint and a handshake of its own on the video's port (RFC 5764 §4.1); the
+stream is SRTP (srtp/protection.py). An answer or offer that does not meet the policy leaves
+the call without video rather than with plain video.
 """
 
 from __future__ import annotations
@@ -36,12 +37,10 @@ from softphone.sdp import (
     MediaEncryption,
     NegotiatedSecurity,
     SdpError,
-    SecurityRefused,
     SessionDescription,
 )
 from softphone.sdp.crypto import SUITES, CryptoAttribute
 from softphone.sdp.security import (
-    WARN_TRANSPORT,
     answer_security,
     answered_security,
     offer_security,
@@ -55,7 +54,7 @@ from softphone.sdp.video import (
     rejected_video,
     video_offer_section,
 )
-from softphone.srtp import SrtpError
+from softphone.srtp import DtlsCertificate, SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
 if TYPE_CHECKING:  # PyAV is loaded with the first call that has video
@@ -125,34 +124,36 @@ class CallVideo:
         rng: random.Random,
         emit: Callable[[pe.PhoneEvent], None],
         open_rtp: Callable[[], RtpEndpoint],
+        certificate: Callable[[], DtlsCertificate] | None = None,
     ) -> None:
         self.settings = settings
         self._rng = rng
         self._emit = emit
         self._open_rtp = open_rtp
+        self._certificate = certificate  # DTLS-SRTP's, the audio's
         self.address = "127.0.0.1"  # our advertised address, the audio's (set by OfferAnswer)
         self._streams: dict[str, VideoStream] = {}  # by Call-ID, while a call has video
         self._recorded = 0  # calls whose video --video-record took
         self._protected: dict[str, NegotiatedSecurity | None] = {}  # what SDP settled
 
     def _security(self, info: CallInfo) -> LocalSecurity | None:
-        """The call's video keys (None: plain RTP): made once per call (RFC 4568 §6.1), apart
-        from the audio's, under the policy of the call's audio. Raises SecurityRefused for
-        DTLS-SRTP."""
-        policy = info.local_security.policy if info.local_security else MediaEncryption.NONE
-        if policy is MediaEncryption.DTLS_SRTP:
-            raise SecurityRefused(
-                "video with DTLS-SRTP is not supported yet", warning_code=WARN_TRANSPORT
-            )
-        if policy is MediaEncryption.NONE:
+        """The call's video keys (None: plain RTP), under the policy of the call's audio: SDES
+        keys of its own, made once per call (RFC 4568 §6.1), and the audio's certificate
+        fingerprint for DTLS-SRTP (the video runs a handshake of its own, RFC 5764 §4.1)."""
+        audio = info.local_security
+        if audio is None or audio.policy is MediaEncryption.NONE:
             return None
-        if info.video_security is None or info.video_security.policy is not policy:
+        video = info.video_security
+        if video is None or video.policy is not audio.policy:
             crypto = tuple(
                 CryptoAttribute(tag, suite.name, secrets.token_bytes(suite.key_salt_length))
                 for tag, suite in enumerate(SUITES.values(), start=1)
             )
-            info.video_security = LocalSecurity(policy, crypto)
-        return info.video_security
+            video = LocalSecurity(audio.policy, crypto)
+        if video.fingerprint != audio.fingerprint:
+            video = LocalSecurity(video.policy, video.crypto, audio.fingerprint)
+        info.video_security = video
+        return video
 
     # ------------------------------------------------------------------ wishes
     def want(self, info: CallInfo, on: bool) -> None:
@@ -280,6 +281,7 @@ class CallVideo:
                     on_notice=lambda text: self._emit(pe.Notice(level="warning", text=text)),
                     peer_tool=_tool(info.remote_sdp),
                     security=self._protected.get(info.call_id),
+                    certificate=self._certificate,
                 )
                 if self.settings.record is not None:
                     stream.record(self._record_path(info))

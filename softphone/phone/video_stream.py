@@ -98,7 +98,7 @@ def _rgb(frame: VideoFrame, width: int, height: int) -> Rgb:
 
 
 def _no_certificate() -> DtlsCertificate:
-    raise SrtpError("video is protected with SDES only")
+    raise SrtpError("DTLS-SRTP needs a certificate and none was given")
 
 
 def _reads_p_diff_always(tool: str | None) -> bool:
@@ -194,6 +194,7 @@ class VideoStream:
         on_notice: Callable[[str], None] = lambda _: None,
         peer_tool: str | None = None,
         security: NegotiatedSecurity | None = None,
+        certificate: Callable[[], DtlsCertificate] | None = None,
     ) -> None:
         """``peer_tool``: the peer's SDP ``a=tool`` (a known peer's quirks); ``security``: the
         SDES keys SDP settled (SRTP), None for plain RTP. Raises SrtpError for keys libsrtp
@@ -214,6 +215,7 @@ class VideoStream:
             clock_rates={c.payload_type: CLOCK for c in negotiated.receive_codecs},
             now=now,
         )
+        self._certificate = certificate
         self._protection = self._protect(security, negotiated.rtcp_mux)
         self._receiver: VideoReceiver | None = None
         self._decoder: VideoDecoder | None = None
@@ -248,13 +250,17 @@ class VideoStream:
             return None
         return (n.remote_address, n.remote_rtcp_port)
 
-    @staticmethod
-    def _protect(security: NegotiatedSecurity | None, rtcp_mux: bool) -> MediaProtection | None:
+    def _protect(
+        self, security: NegotiatedSecurity | None, rtcp_mux: bool
+    ) -> MediaProtection | None:
+        """SRTP as SDP settled; a DTLS-SRTP handshake starts now (a client's ClientHello)."""
         if security is None:
             return None
-        if security.method != "sdes":
-            raise SrtpError("video is protected with SDES only")
-        return MediaProtection(security, rtcp_mux=rtcp_mux, certificate=_no_certificate)
+        protection = MediaProtection(
+            security, rtcp_mux=rtcp_mux, certificate=self._certificate or _no_certificate
+        )
+        protection.start(self._now())
+        return protection
 
     def update(self, negotiated: NegotiatedVideo, security: NegotiatedSecurity | None) -> None:
         """A re-offer settled new terms: new addresses, codec, direction or keys."""
@@ -377,7 +383,8 @@ class VideoStream:
         now = arrival
         if self._protection is not None:
             plain = self._protection.incoming(data, addr, via_rtcp, now)
-            if plain is None:  # dropped and counted there
+            if plain is None:  # a DTLS record (answered in _flush), or dropped and counted
+                self._flush()
                 return
             data = plain
         for event in self._session.receive_datagram(data, addr, now, on_rtcp_port=via_rtcp):
@@ -495,17 +502,32 @@ class VideoStream:
                     pass
             if self._protection is not None:
                 protected = self._protection.outgoing(data, via_rtcp)
-                if protected is None:
+                if protected is None:  # no keys yet (the DTLS-SRTP handshake runs)
                     continue
                 data = protected
             self._endpoint.send(data, dest, via_rtcp)
+        if self._protection is not None:
+            self._send_records(self._protection)
         self._arm_timer()
+
+    def _send_records(self, protection: MediaProtection) -> None:
+        """DTLS records to where the peer's came from, else to its signalled ports."""
+        n = self.negotiated
+        for record, via_rtcp, source in protection.datagrams_to_send():
+            to = source
+            if to is None and n.remote_address:
+                port = n.remote_rtcp_port if via_rtcp and n.remote_rtcp_port else n.remote_port
+                to = (n.remote_address, port)
+            if to is not None:
+                self._endpoint.send(record, to, via_rtcp)
 
     def _arm_timer(self) -> None:
         if self.closed:
             return
         receiver = self._receiver
         times = [self._session.get_timer()]
+        if self._protection is not None:
+            times.append(self._protection.get_timer())
         if receiver is not None:
             times.append(receiver.next_deadline(self._rtt_s))
         at = min((t for t in times if t is not None), default=None)
@@ -521,6 +543,8 @@ class VideoStream:
         self._timer = None
         now = self._now()
         self._session.handle_timer(now)
+        if self._protection is not None:
+            self._protection.handle_timer(now)  # DTLS retransmissions
         if self._receiver is not None:
             self._decode(self._receiver.poll(now), now)
         self._flush()
@@ -596,6 +620,8 @@ class VideoStream:
         self._stop_sending()
         try:
             self._session.bye(now)
+            if self._protection is not None:
+                self._protection.close()  # DTLS close_notify
             self._flush()
         except Exception:  # the BYE is a courtesy: never let it break a hang-up
             logger.exception("video RTCP BYE failed")

@@ -40,8 +40,11 @@ from softphone.sdp.h264_profile import ProfileLevelId, answer_profile_level_id
 from softphone.sdp.session import Connection, Direction, MediaDescription, SessionDescription
 
 VIDEO_CLOCK_RATE: Final = 90000  # RFC 7741 §6.1, RFC 9628 §6, RFC 6184 §8.1
-# SDES-SRTP profiles too: their keys are sdp/security.py's business, the caller's (phone/video.py).
-VIDEO_PROTOS: Final = frozenset({"RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"})
+# SRTP profiles too (SDES, DTLS-SRTP): their keys are sdp/security.py's business, the caller's
+# (phone/video.py).
+VIDEO_PROTOS: Final = frozenset(
+    {"RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"}
+)
 FIRST_DYNAMIC_PT: Final = 96
 LAST_DYNAMIC_PT: Final = 127
 FEEDBACK: Final = ("nack", "nack pli", "ccm fir", "goog-remb")

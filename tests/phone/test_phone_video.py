@@ -13,7 +13,7 @@ import av
 import pytest
 from phone_support import expect, port_of
 
-from softphone.config import Config
+from softphone.config import Account, Config, MediaEncryptionName
 from softphone.media.video_source import TestPattern, read_counter
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
@@ -21,6 +21,7 @@ from softphone.phone.call_info import CallInfo
 from softphone.phone.phone import Phone
 from softphone.phone.video import VideoSettings
 from softphone.sdp import SessionDescription
+from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
 
 Start = Callable[..., Awaitable[Phone]]
@@ -37,6 +38,7 @@ async def make() -> AsyncIterator[Start]:
         *,
         auto_answer: bool = True,
         config: Config | None = None,
+        data_dir: Path | None = None,
     ) -> Phone:
         phone = Phone(
             config or Config(codecs=("pcmu",)),
@@ -47,6 +49,7 @@ async def make() -> AsyncIterator[Start]:
             auto_answer=auto_answer,
             audio=NullAudio(),
             video=video,
+            data_dir=data_dir,
         )
         await phone.start()
         made.append(phone)
@@ -234,3 +237,32 @@ async def test_a_video_file_is_sent_in_a_loop(make: Start, tmp_path: Path) -> No
 
     await until(looped)  # 20 pictures from a file of 8: it started again, twice
     assert seen <= set(range(8)) and len(seen) >= 3
+
+
+@pytest.mark.parametrize("encryption", ["dtls-srtp", "srtp"])
+async def test_video_is_encrypted_as_the_audio(
+    make: Start, tmp_path: Path, encryption: MediaEncryptionName
+) -> None:
+    """DTLS-SRTP: a handshake of its own on the video's port (RFC 5764 §4.1) with the audio's
+    certificate; SDES inside RTP/SAVP: keys of its own. Pictures flow both ways either way."""
+
+    def config(name: str) -> Config:
+        account = Account(
+            name=name, uri=SipUri(user="softphone", host="127.0.0.1"), media_encryption=encryption
+        )
+        return Config(accounts=(account,), codecs=("pcmu",))
+
+    a = await make("a", PATTERN, config=config("a"), data_dir=tmp_path / "a")
+    b = await make(
+        "b", VideoSettings(source="pattern"), config=config("b"), data_dir=tmp_path / "b"
+    )
+    ours, theirs = await call(a, b)
+    await until(lambda: received(a, ours) >= 10 and received(b, theirs) >= 10)
+    method = "dtls-srtp" if encryption == "dtls-srtp" else "sdes"
+    for phone, call_id in ((a, ours), (b, theirs)):
+        stats = phone.call_stats(call_id) or {}
+        assert stats["encryption"] == stats["video_encryption"] == method
+    local = a.call(ours).local_sdp
+    assert local is not None
+    want = "UDP/TLS/RTP/SAVP" if method == "dtls-srtp" else "RTP/SAVP"
+    assert [m.proto for m in local.media] == [want, want]
