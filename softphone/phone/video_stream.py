@@ -217,6 +217,7 @@ class VideoStream:
         )
         self._certificate = certificate
         self._protection = self._protect(security, negotiated.rtcp_mux)
+        self._dropped_before_keys = False
         self._receiver: VideoReceiver | None = None
         self._decoder: VideoDecoder | None = None
         self._receive_pt: int | None = None
@@ -503,7 +504,12 @@ class VideoStream:
             if self._protection is not None:
                 protected = self._protection.outgoing(data, via_rtcp)
                 if protected is None:  # no keys yet (the DTLS-SRTP handshake runs)
+                    self._dropped_before_keys |= not via_rtcp
                     continue
+                if self._dropped_before_keys and not via_rtcp and sender is not None:
+                    # The key frame went out before the keys: the receiver needs another.
+                    self._dropped_before_keys = False
+                    sender.encoder.request_keyframe()
                 data = protected
             self._endpoint.send(data, dest, via_rtcp)
         if self._protection is not None:

@@ -27,12 +27,13 @@ from lab_support import dump, peers_required
 from phone_support import expect, free_port, port_of
 
 from softphone import lab
-from softphone.config import Config
+from softphone.config import Account, Config, MediaEncryptionName
 from softphone.media.video_source import read_counter
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.phone import Phone
 from softphone.phone.video import VideoSettings
+from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
 
 pytestmark = pytest.mark.interop
@@ -51,9 +52,13 @@ def baresip_config(codec: str) -> str:
 
 @pytest.fixture
 def bob(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[lab.Baresip]:
-    codec, auto_answer = request.param
+    codec, auto_answer, *encryption = request.param
     phone = lab.Baresip(
-        tmp_path / "bob", codecs="PCMU", extra_config=baresip_config(codec), auto_answer=auto_answer
+        tmp_path / "bob",
+        codecs="PCMU",
+        extra_config=baresip_config(codec),
+        auto_answer=auto_answer,
+        mediaenc=encryption[0] if encryption else None,
     )
     with peers_required():
         phone.start()
@@ -67,12 +72,18 @@ def bob(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[lab.Baresip]
 
 
 @pytest.fixture
-async def ours() -> AsyncIterator[Callable[..., Phone]]:
+async def ours(tmp_path: Path) -> AsyncIterator[Callable[..., Phone]]:
     made: list[Phone] = []
 
-    async def start(*, auto_answer: bool = False) -> Phone:
+    async def start(
+        *, auto_answer: bool = False, encryption: MediaEncryptionName | None = None
+    ) -> Phone:
+        accounts = ()
+        if encryption is not None:
+            uri = SipUri(user="softphone", host="127.0.0.1")
+            accounts = (Account(name="a", uri=uri, media_encryption=encryption),)
         phone = Phone(
-            Config(codecs=("pcmu",)),
+            Config(accounts=accounts, codecs=("pcmu",)),
             bind_host="127.0.0.1",
             sip_port=0,
             rng=random.Random(7),
@@ -80,6 +91,7 @@ async def ours() -> AsyncIterator[Callable[..., Phone]]:
             auto_answer=auto_answer,
             audio=NullAudio(),
             video=VideoSettings(source="pattern", offer=True),
+            data_dir=tmp_path / "data",
         )
         await phone.start()
         made.append(phone)
@@ -216,3 +228,30 @@ def test_listen_video_answers_with_video_and_records_it(bob: lab.Baresip, tmp_pa
     with av.open(str(out)) as container:
         frames = [(f.width, f.height) for f in container.decode(video=0)]
     assert len(frames) >= FRAMES and set(frames) == {(320, 240)}  # baresip's fakevideo
+
+
+@pytest.mark.parametrize(
+    ("bob", "encryption", "method"),
+    [
+        (("vp8", True, "srtp-mand"), "srtp", "sdes"),
+        (("vp8", True, "dtls_srtp"), "dtls-srtp", "dtls-srtp"),
+    ],
+    indirect=["bob"],
+    ids=["sdes", "dtls-srtp"],
+)
+async def test_we_call_baresip_with_encrypted_video(
+    bob: lab.Baresip,
+    ours: Callable[..., Phone],
+    tmp_path: Path,
+    encryption: MediaEncryptionName,
+    method: str,
+) -> None:
+    """baresip's srtp (RTP/SAVP, SDES) and dtls_srtp (a handshake per stream) protect its video
+    too: each side still decodes the other's."""
+    phone = await ours(encryption=encryption)  # type: ignore[misc]
+    call_id = await phone.dial(bob.uri)
+    await expect(
+        phone, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established", STEP_S
+    )
+    await both_ways(phone, call_id, bob, "vp8", tmp_path)
+    assert stat(phone, call_id, "video_encryption") == method
