@@ -617,11 +617,9 @@ class Phone(EventReader):
         return self._audio.streams(self.call(call_id))
 
     def record(self, call_id: str, on: bool) -> Path | None:
-        """Record the call (or stop) to a stereo WAV, local left, remote right, and its video
-        to Matroska beside it; the WAV's path."""
-        path = record_call(info := self.call(call_id), on, self._config, self._emit)
-        self._video.record(info, path.with_suffix(".mkv") if on and path else None)
-        return path
+        """Record the call (or stop) to a stereo WAV, local left, remote right (its video to
+        Matroska beside it); its path."""
+        return record_call(self.call(call_id), on, self._config, self._emit, self._video)
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         return self._audio.stats(self.call(call_id))
