@@ -11,6 +11,9 @@ or answers the video section in it, and reads the video of an answer to our offe
 - Answer (§6): a peer's ``m=video`` is taken, sendrecv when we have a source, receive-only
   when we have none (§6.1); port 0 for what sdp/video.py cannot take.
 - The streams start, change and stop with the call's audio (phone/calls.py ``sync_media``).
+- Behind a NAT the video's address is the public host the audio's STUN or registrar found
+  (phone/nat.py) with the video socket's own ports: right for routers that keep source ports.
+  Video does not do ICE yet (a call that does ICE sends its video to the signalled address).
 
 Encryption follows the call's account (its ``media_encryption``): with SDES the video section
 carries keys of its own (RFC 4568, made per call like the audio's), with DTLS-SRTP the audio's
@@ -171,7 +174,7 @@ class CallVideo:
         if info.video_rtp is None:
             info.video_rtp = self._open_rtp()
         return LocalVideo(
-            address=self.address,
+            address=self._host(info),
             port=info.video_rtp.port,
             can_send=self.settings.can_send and not info.local_hold,
             can_receive=not info.local_hold,
@@ -185,9 +188,18 @@ class CallVideo:
             proto=proto,
         )
 
-    def _address_for(self, sdp: SessionDescription) -> str | None:
+    def _host(self, info: CallInfo) -> str:
+        """Where the far end reaches our video: the public host the audio's STUN or registrar
+        found (phone/nat.py), with the video socket's own ports (right for routers that keep
+        source ports, as most do); else our advertised address."""
+        public = info.media_address
+        if public is not None and public.source in ("stun", "registrar"):
+            return public.host
+        return self.address
+
+    def _address_for(self, info: CallInfo, sdp: SessionDescription) -> str | None:
         """A c= for the video section when the session's is not our video socket's address."""
-        ours = self.address
+        ours = self._host(info)
         session = sdp.connection.address if sdp.connection is not None else None
         return None if session == ours else ours
 
@@ -204,7 +216,7 @@ class CallVideo:
             proto, security = offer_security(self._security(info))
             local = self._local(info, proto)
             section = video_offer_section(
-                local, taken_payload_types=taken, address=self._address_for(offer)
+                local, taken_payload_types=taken, address=self._address_for(info, offer)
             )
             section.attributes[-1:-1] = security  # the keys before the direction
         except (SdpError, OSError) as exc:
@@ -234,7 +246,7 @@ class CallVideo:
             return
         section, negotiated = answer_video(offer, m, local)
         if negotiated is not None:
-            address = self._address_for(answer)
+            address = self._address_for(info, answer)
             if address is not None:
                 section.connection = Connection.for_address(address)
             section.attributes[-1:-1] = keys
