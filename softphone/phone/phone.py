@@ -451,6 +451,8 @@ class Phone(EventReader):
             )
         except LocalProtocolError as exc:
             rtp.close()
+            if info.video_rtp is not None:  # the offer had video
+                info.video_rtp.close()
             raise PhoneError(str(exc)) from None
         info.call_id = call_id
         self._calls.add(info)
