@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="do not open a sound device: send silence, play nothing",
         )
+        p.add_argument(
+            "--no-echo-cancellation",
+            action="store_true",
+            help="the sound card's microphone as it is: no echo cancellation, noise suppression"
+            " or automatic gain (the config's echo_cancellation = false)",
+        )
         add_video_options(p, answering=answering)
 
     dial = sub.add_parser(
@@ -545,6 +551,10 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
         print(f"softphone: config error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     setup_logging(args.log_file, args.log_level)
+    if getattr(args, "no_echo_cancellation", False):
+        from dataclasses import replace
+
+        config = replace(config, echo_cancellation=False)
     if args.command in CONFIG_COMMANDS:
         from softphone.cli_forwarding import run
 

@@ -48,6 +48,8 @@ Audio keys (all optional, top level)::
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
     voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
     video_device = "/dev/video0"      # the camera of video calls (default: a test pattern)
+    echo_cancellation = true          # echo canceller, noise suppressor, automatic gain on the
+                                      # sound card (default true; never for --play/--record)
 
 Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;
 a URL on the same host and port uses its credentials)::
@@ -75,6 +77,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from softphone.config_audio import (
+    AUDIO_KEYS,
+    DEFAULT_ECHO_CANCELLATION,
+    AudioOptionError,
+    audio_options_to_dict,
+    parse_audio_options,
+)
 from softphone.config_calls import (
     DEFAULT_PRACK,
     DEFAULT_SESSION_EXPIRES_S,
@@ -220,6 +229,7 @@ class Config:
     ring_device: DeviceSpec = None
     recordings_dir: Path | None = None  # None: default_data_dir() / "recordings"
     voicemail_dir: Path | None = None  # None: default_data_dir() / "voicemail"
+    echo_cancellation: bool = DEFAULT_ECHO_CANCELLATION  # on the sound card (config_audio.py)
     cameras: tuple[Camera, ...] = ()
     video_device: str | None = None  # a V4L2 camera for video calls (/dev/video0)
     path: Path | None = None
@@ -335,6 +345,7 @@ _GLOBAL_KEYS: Final = frozenset(
         "voicemail_dir",
         "camera",
         "video_device",
+        *AUDIO_KEYS,
     }
 )
 
@@ -410,6 +421,10 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
             raise ConfigError(f"{where}: {key} must be a directory path")
         dirs[key] = None if value is None else _expanded(value, f"{where}: {key}")
     try:
+        echo_cancellation = parse_audio_options(data)
+    except AudioOptionError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
         cameras = tuple(
             Camera(
                 name=str(c["name"]),
@@ -439,6 +454,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         ring_device=devices["ring_device"],
         recordings_dir=dirs["recordings_dir"],
         voicemail_dir=dirs["voicemail_dir"],
+        echo_cancellation=echo_cancellation,
         cameras=cameras,
         video_device=video_device,
         path=path,
@@ -665,6 +681,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for key in ("recordings_dir", "voicemail_dir"):
         if getattr(config, key) is not None:
             out[key] = str(getattr(config, key))
+    out.update(audio_options_to_dict(config.echo_cancellation))
     accounts = []
     for a in config.accounts:
         entry: dict[str, Any] = {"name": a.name, "uri": str(a.uri)}

@@ -19,7 +19,8 @@ dial -> calling, [step] ringing, [step] established; answer -> [step] establishe
 hold/resume -> [step] held/established; hangup of a ringing outgoing call -> [step] 487
 "cancelled"; of an established one -> [step] 200 "hung up here"; reject/hangup of a ringing incoming call
 -> at once; transfer -> [steps] 202 Accepted, 100 Trying, 200 OK (final), then the call ends;
-mute/record -> MuteChanged/RecordingChanged at once (only when the state changes); start with
+mute/record -> MuteChanged/RecordingChanged at once (only when the state changes);
+set_echo_cancellation -> EchoCancellationChanged at once (on at start: a sound card); start with
 registrars -> Registering at once, [step] Registered; apply_accounts -> Registering at once for a
 new or changed account with a registrar, [step] Registered; a removed registered one [step]
 Unregistered; send_message -> MessageStatusChanged "sending" at once, [step] "delivered" 200 OK
@@ -198,6 +199,7 @@ class FakePhone(EventReader):
         self.media_encryption = media_encryption
         self.now = 0.0
         self.started = False
+        self._echo_cancellation = True  # a sound card, the config's default
         self.calls_made: list[tuple[str, dict[str, object]]] = []
         self.emitted: list[pe.PhoneEvent] = []  # everything ever published, in order
         self.registered: dict[str, bool] = {}
@@ -824,6 +826,15 @@ class FakePhone(EventReader):
             if leg.muted != muted:
                 leg.muted = muted
                 self.emit(pe.MuteChanged(call_id=leg.call_id, muted=muted))
+
+    @property
+    def echo_cancellation(self) -> bool:
+        return self._echo_cancellation
+
+    def set_echo_cancellation(self, on: bool) -> None:
+        self._record("set_echo_cancellation", on=on)
+        self._echo_cancellation = on
+        self.emit(pe.EchoCancellationChanged(on=on))
 
     def record(self, call_id: str, on: bool) -> Path | None:
         self._record("record", call_id=call_id, on=on)

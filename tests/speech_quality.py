@@ -97,6 +97,7 @@ def score(
     mode: str,
     seconds: float = 8.0,
     skip_s: float = 0.5,
+    max_lag_s: float = 3.0,
 ) -> Score:
     """P.862 (mode "wb" at 16 kHz, "nb" at 8 kHz) of ``seconds`` of the recording, aligned."""
     from pesq import pesq
@@ -105,7 +106,7 @@ def score(
     ref, ref_rate = read_wav(reference_path)
     rec, rec_rate = read_wav(recording_path)
     ref, rec = resample(ref, ref_rate, rate), resample(rec, rec_rate, rate)
-    lag = align(ref, rec, rate)
+    lag = align(ref, rec, rate, max_lag_s)
     start = int(skip_s * rate)
     length = int(seconds * rate)
     if lag >= 0:

@@ -196,3 +196,21 @@ def test_dial_to_a_registrar_that_is_down_says_why_and_gives_up_at_its_timeout(
     # The call was tried all the same (a call does not need the registration).
     assert any(e["event"] == "call_state" and e["state"] == "calling" for e in events)
     assert 4.0 <= elapsed < 4.0 + 5.0  # bounded by --timeout (plus start-up and clean-up)
+
+
+def test_no_echo_cancellation_turns_it_off_for_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+
+    async def listen(config: Config, args: object, reporter: object) -> int:
+        seen.append(config.echo_cancellation)
+        return 0
+
+    monkeypatch.setattr("softphone.cli.run_listen", listen)
+    config = tmp_path / "softphone.toml"
+    save_config(Config(), config)
+    common = ["listen", "--config", str(config), "--log-file", str(tmp_path / "l.log")]
+    assert main([*common, "--no-echo-cancellation"]) == 0
+    assert main(common) == 0
+    assert seen == [False, True]  # the config's default is on

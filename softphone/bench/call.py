@@ -3,7 +3,8 @@
     softphone bench cpu     [--seconds 60] [--speech REF.wav] [--srtp] [--workdir DIR] [--json]
     softphone bench latency [--clicks 30] [--interval-ms 400] [--codec NAME ...] [--json]
     softphone bench device  [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
-    softphone bench setup   [--calls 10] [--workdir DIR] [--json]
+    softphone bench setup   [--calls 10] [--topology loopback|ice-host|ice-srflx|ice-relay|ice]
+                            [--workdir DIR] [--json]
 
 - ``cpu`` (call_cpu.py): CPU seconds of a full-duplex Opus call, softphone vs baresip, and
   baresip vs baresip, in the same run. ``--srtp`` (call_srtp.py): softphone's CPU in the same
@@ -86,6 +87,14 @@ def add_commands(subparsers: Any) -> None:
         default=10,
         metavar="N",
         help="calls by each caller (default 10)",
+    )
+    setup.add_argument(
+        "--topology",
+        choices=("loopback", "ice-host", "ice-srflx", "ice-relay", "ice"),
+        default="loopback",
+        help="loopback without ICE (default), or ICE in the NAT lab: host candidates, through"
+        " two routers (server-reflexive), through two random-mapping routers (TURN relay), or"
+        " 'ice' for all three",
     )
     add_output_options(setup, keeps="configs and peer logs")
 
@@ -221,6 +230,15 @@ def _device(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _setup(args: argparse.Namespace, out: TextIO) -> int:
+    if args.topology != "loopback":
+        from softphone.bench import call_setup_ice
+
+        names = tuple(call_setup_ice.TOPOLOGIES) if args.topology == "ice" else (args.topology,)
+        with workdir(args.workdir, prefix="softphone-bench-") as where:
+            result = call_setup_ice.run(where, args.calls, names)
+        _emit(args, out, {"benchmark": "setup", **result}, call_setup_ice.report(result))
+        return EXIT_OK
+
     from softphone.bench.call_setup import report, run
 
     with workdir(args.workdir, prefix="softphone-bench-") as where:

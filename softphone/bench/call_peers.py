@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from softphone.lab.netns import netns_argv
 from softphone.lab.process import HOST, LabError, LabProcess
 from softphone.media.resample import resample
 from softphone.media.wav import WavWriter, read_wav
@@ -96,10 +97,19 @@ class SoftphoneDial:
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         media_encryption: str | None = None,
+        account: str | None = None,
+        bind: str = HOST,
+        netns: str | None = None,
     ) -> None:
         """``media_encryption``: dial from a peer-to-peer account with that setting (its DTLS
-        certificate goes in ``workdir``); None: no account, as a fresh install dials."""
+        certificate goes in ``workdir``); None: no account, as a fresh install dials.
+        ``account``: an ``[[account]]`` table of the config instead (TOML). ``bind``: the
+        address it binds, inside namespace ``netns`` when given."""
         self.media_encryption = media_encryption
+        self.account = account
+        self.bind = bind
+        self.netns = netns
+        self.exit_wait_s = 3.0
         self.workdir = workdir
         self.uri = uri
         self.play = play
@@ -135,6 +145,8 @@ class SoftphoneDial:
                 **(self.env or os.environ),
                 "XDG_DATA_HOME": str(self.workdir / "data"),
             }
+        elif self.account is not None:
+            text += self.account
         config.write_text(text)
         argv = [
             sys.executable,
@@ -147,7 +159,7 @@ class SoftphoneDial:
             "dial",
             self.uri,
             "--bind",
-            HOST,
+            self.bind,
             "--sip-port",
             "0",
             "--json",
@@ -156,7 +168,7 @@ class SoftphoneDial:
         if self.play is not None:
             argv += ["--play", str(self.play)]
         self._process = LabProcess(
-            argv,
+            netns_argv(self.netns, argv),
             name="softphone",
             cwd=self.workdir,
             env=self.env,
@@ -184,9 +196,10 @@ class SoftphoneDial:
         return event
 
     def stop(self) -> None:
+        """Wait ``exit_wait_s`` for it to end by itself, then SIGTERM (it hangs up first)."""
         if self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.proc.wait(timeout=3.0)
+                self._process.proc.wait(timeout=self.exit_wait_s)
             self._process.stop()
             self._process = None
 

@@ -117,7 +117,7 @@ def _wait_measured(sniffer: PacketSniffer, callee: tuple[str, int], what: str) -
     raise LabError(f"{what}: no audio both ways within {CALL_TIMEOUT_S:g} s of the INVITE")
 
 
-def _legs(found: SetupTime) -> tuple[float, float]:
+def legs_of(found: SetupTime) -> tuple[float, float]:
     return (found.leg_ms(found.at_callee) or 0.0, found.leg_ms(found.at_caller) or 0.0)
 
 
@@ -148,7 +148,7 @@ def run(workdir: Path, calls: int) -> dict[str, Any]:
                 dial.start()
                 found = _wait_measured(sniffer, target, "softphone")
             measured["softphone"].append(found.both_ways_ms or 0.0)
-            legs["softphone"].append(_legs(found))
+            legs["softphone"].append(legs_of(found))
 
             sniffer.clear()
             mark = caller.mark()
@@ -159,7 +159,7 @@ def run(workdir: Path, calls: int) -> dict[str, Any]:
                 caller.hangup()
                 caller.wait_event("CALL_CLOSED", timeout_s=CALL_TIMEOUT_S, since=mark)
             measured["baresip"].append(found.both_ways_ms or 0.0)
-            legs["baresip"].append(_legs(found))
+            legs["baresip"].append(legs_of(found))
     result: dict[str, Any] = {
         "topology": "loopback, no NAT, no ICE",
         "calls_per_caller": calls,

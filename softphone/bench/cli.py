@@ -8,6 +8,7 @@
     softphone bench cpu|latency|device|setup ...      (bench/call.py)
     softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
     softphone bench tui [--seconds S]                 (bench/tui.py)
+    softphone bench echo [--delay-ms MS ...] [--json] (bench/echo.py)
     softphone bench reliability seeds|fuzz|load|scan|faults|soak|all ...  (bench/reliability)
 
 ``main(argv)`` takes everything after ``bench`` and returns the exit status (0 ok, 1 a target
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from softphone.bench import call, rtsp
+from softphone.bench import call, echo, rtsp
 from softphone.bench.reliability import cli as reliability
 
 EXIT_OK = 0
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this profile (repeatable; default: all in the file)",
     )
     call.add_commands(sub)
+    echo.add_commands(sub)
     rtsp.add_commands(sub)
     reliability.add_commands(sub)
     tui = sub.add_parser(
@@ -96,6 +98,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return call.run(args, out=out)
     if args.command in rtsp.COMMANDS:
         return rtsp.run(args, out=out)
+    if args.command in echo.COMMANDS:
+        return echo.run(args, out=out)
     if args.command == reliability.COMMAND:
         return reliability.run(args, out=out)
     if args.command == "tui":

@@ -31,12 +31,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 from softphone.lab.kamailio import USERS
 from softphone.lab.netns import entered, netns_argv
 from softphone.lab.pki import DOMAIN
-from softphone.lab.process import HOST, LabError, LabProcess, find_binary
+from softphone.lab.process import HOST, LabError, LabProcess, OneProcessPeer, find_binary
 from softphone.stun import (
     XOR_MAPPED_ADDRESS,
     BindingFailed,
@@ -225,8 +225,10 @@ def turn_allocate(
 # --------------------------------------------------------------------------- the server
 
 
-class Coturn:
+class Coturn(OneProcessPeer):
     """``turnserver`` on ``host``:``port`` (UDP and TCP), inside ``netns`` when given."""
+
+    peer_name: ClassVar[str] = "coturn"
 
     def __init__(
         self,
@@ -326,27 +328,3 @@ class Coturn:
         except (LabError, OSError):
             return False
         return True
-
-    def alive(self) -> bool:
-        return self._process is not None and self._process.alive()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def stop(self) -> int | None:
-        """SIGTERM by pid (SIGKILL after a bounded wait); its output stays readable."""
-        return self._process.stop() if self._process is not None else None
-
-    def lines(self) -> list[str]:
-        return self._process.lines() if self._process is not None else []
-
-    def mark(self) -> int:
-        return len(self.lines())
-
-    def wait_for(
-        self, pattern: str | re.Pattern[str], timeout_s: float = 5.0, since: int = 0
-    ) -> re.Match[str]:
-        if self._process is None:
-            raise LabError("coturn was never started")
-        return self._process.wait_for(pattern, timeout_s, since)

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, ClassVar, Final, TypeVar
 
 __all__ = [
     "HOST",
@@ -403,3 +403,35 @@ class LabProcess:
                 with contextlib.suppress(OSError):
                     stream.close()
         return code
+
+
+class OneProcessPeer:
+    """What a peer that runs as one :class:`LabProcess` answers about it (its output stays
+    readable after it stops). ``peer_name`` names it in errors."""
+
+    peer_name: ClassVar[str] = "the peer"
+    _process: LabProcess | None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> int | None:
+        """SIGTERM by pid (SIGKILL after a bounded wait); its output stays readable."""
+        return self._process.stop() if self._process is not None else None
+
+    def lines(self) -> list[str]:
+        return self._process.lines() if self._process is not None else []
+
+    def mark(self) -> int:
+        return len(self.lines())
+
+    def wait_for(
+        self, pattern: str | re.Pattern[str], timeout_s: float = 5.0, since: int = 0
+    ) -> re.Match[str]:
+        if self._process is None:
+            raise LabError(f"{self.peer_name} was never started")
+        return self._process.wait_for(pattern, timeout_s, since)

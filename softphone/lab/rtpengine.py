@@ -23,10 +23,10 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 from softphone.lab.netns import entered, netns_argv
-from softphone.lab.process import HOST, LabError, LabProcess, find_binary
+from softphone.lab.process import HOST, LabError, LabProcess, OneProcessPeer, find_binary
 
 __all__ = ["NG_PORT", "Bencoded", "RtpEngine", "bdecode", "bencode"]
 
@@ -92,8 +92,10 @@ def _decode(data: bytes, at: int) -> tuple[Bencoded, int]:
         return raw, end
 
 
-class RtpEngine:
+class RtpEngine(OneProcessPeer):
     """``rtpengine`` on ``host`` (media and ng control), inside ``netns`` when given."""
+
+    peer_name: ClassVar[str] = "rtpengine"
 
     def __init__(
         self,
@@ -195,27 +197,3 @@ class RtpEngine:
         if answer.get("result") != "ok":
             raise LabError(f"rtpengine: query {call_id}: {answer}")
         return answer
-
-    def alive(self) -> bool:
-        return self._process is not None and self._process.alive()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def stop(self) -> int | None:
-        """SIGTERM by pid (SIGKILL after a bounded wait); its output stays readable."""
-        return self._process.stop() if self._process is not None else None
-
-    def lines(self) -> list[str]:
-        return self._process.lines() if self._process is not None else []
-
-    def mark(self) -> int:
-        return len(self.lines())
-
-    def wait_for(
-        self, pattern: str | re.Pattern[str], timeout_s: float = 5.0, since: int = 0
-    ) -> re.Match[str]:
-        if self._process is None:
-            raise LabError("rtpengine was never started")
-        return self._process.wait_for(pattern, timeout_s, since)

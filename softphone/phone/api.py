@@ -17,6 +17,7 @@ Contracts the TUI may rely on (every implementation keeps them):
   ``accounts`` and ``registrations`` list the new accounts (a removed one is gone at once; its
   ``Unregistered`` may come later).
 - ``mute`` emits ``MuteChanged`` and ``record`` emits ``RecordingChanged`` (at once, in the call).
+  ``set_echo_cancellation`` emits ``EchoCancellationChanged`` at once.
   In a conference ``mute`` applies to every call of it (one ``MuteChanged`` each).
 - ``join``/``split`` emit ``ConferenceChanged`` at once (a party that ends or is held leaves
   and emits it too); resuming a held call on ``join`` and holding the other on ``split`` come
@@ -395,6 +396,17 @@ class PhoneApi(Protocol):
         a message too big."""
 
     def mute(self, call_id: str, muted: bool) -> None: ...
+
+    @property
+    def echo_cancellation(self) -> bool:
+        """Echo cancellation (with noise suppression and automatic gain) is on for the sound
+        card's microphone. Always False when the phone plays and records files."""
+
+    def set_echo_cancellation(self, on: bool) -> None:
+        """Switch echo cancellation on or off, for the calls up too; emits
+        ``EchoCancellationChanged``. PhoneError when it cannot be turned on (no sound card,
+        or the canceller cannot run here: the message says why)."""
+
     def record(self, call_id: str, on: bool) -> Path | None:
         """Start or stop recording; returns the WAV file's path."""
 

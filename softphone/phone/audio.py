@@ -7,7 +7,8 @@ speaker wants now, mixed. The device (or, headless, the loop clock) sets the pac
 
 An ``AudioProvider`` decides which engine a call uses:
 - ``DeviceAudio``: one engine on the configured sound device, shared by all calls (the held
-  call's port is simply silent); when there is no device, a notice and a silent engine.
+  call's port is simply silent), with echo cancellation when asked (phone/echo_control.py);
+  when there is no device, a notice and a silent engine.
 - ``FileAudio``: per call, a WAV file as the microphone and a WAV file recording what the
   listener would hear (``--play`` / ``--record``); the n-th call records to ``OUT-n.wav``.
 - ``NullAudio``: silence in, nothing out (headless, tests).
@@ -24,10 +25,12 @@ from typing import Protocol
 import numpy as np
 
 from softphone.media.device import AudioDeviceError, AudioIO, FileIO, NullIO, open_device
+from softphone.media.echo import EchoCanceller
 from softphone.media.levels import LevelMeter
 from softphone.media.tones import RING, ToneGenerator
 from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import WavWriter
+from softphone.phone.echo_control import EchoControl
 from softphone.phone.mixing import Conference
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,9 @@ class AudioEngine:
         self._closed = False
         # The calls joined in a local conference (phone/mixing.py), or None: one per engine.
         self.conference: Conference | None = None
+        # Echo cancellation between what the speaker plays and the microphone (sound card only;
+        # phone/echo_control.py puts it here and takes it away).
+        self.echo: EchoCanceller | None = None
 
     # -- lifecycle
     def start(self) -> None:
@@ -146,6 +152,8 @@ class AudioEngine:
         others' audio with our microphone in the same tick."""
         wanted = self.io.frames_wanted(now)  # first: it moves a paced (headless) clock to now
         mic = self.io.read()
+        if (echo := self.echo) is not None:
+            mic = echo.capture(mic)
         ports, conference = list(self._ports), self.conference
         out: Pcm | None = None
         if wanted > 0:
@@ -168,6 +176,8 @@ class AudioEngine:
         if out is None:
             return
         np.clip(out, -1.0, 1.0, out=out)
+        if echo is not None:
+            echo.render(out)
         self.speaker_level.update(out)
         self.io.write(out)
         if self._recorder is not None:
@@ -281,6 +291,7 @@ class DeviceAudio:
         *,
         on_problem: Callable[[str], None],
         ring_device: str | int | None = None,
+        echo_cancellation: bool = False,
     ) -> None:
         self._input = input_device
         self._output = output_device
@@ -290,6 +301,7 @@ class DeviceAudio:
         self._ring_engine: AudioEngine | None = None
         self._ringback_port: TonePort | None = None
         self._ring_port: TonePort | None = None
+        self.echo = EchoControl(echo_cancellation, on_problem)
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
         if self._engine is None:
@@ -297,6 +309,7 @@ class DeviceAudio:
                 io: AudioIO = open_device(self._input, self._output)
                 self._engine = AudioEngine(io, name="device")
                 self._engine.start()
+                self.echo.attach(self._engine)
             except AudioDeviceError as exc:
                 self._on_problem(f"no audio device, calls are silent: {exc}")
                 self._engine = AudioEngine(

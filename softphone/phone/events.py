@@ -35,6 +35,7 @@ __all__ = [
     "CallStats",
     "ConferenceChanged",
     "DtmfReceived",
+    "EchoCancellationChanged",
     "FirstFrame",
     "IncomingCall",
     "LampName",
@@ -207,6 +208,15 @@ class MuteChanged(PhoneEvent):
     kind: ClassVar[str] = "mute"
     call_id: str
     muted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EchoCancellationChanged(PhoneEvent):
+    """Echo cancellation (with noise suppression and automatic gain) on the sound card's
+    microphone was switched on or off (``set_echo_cancellation``); the calls up have it now."""
+
+    kind: ClassVar[str] = "echo_cancellation"
+    on: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -50,6 +50,7 @@ from softphone.phone.audio import AudioProvider, DeviceAudio
 from softphone.phone.call_audio import CallAudio
 from softphone.phone.call_info import CallInfo
 from softphone.phone.calls import Calls
+from softphone.phone.echo_control import echo_enabled, switch_echo
 from softphone.phone.errors import AddressError, PhoneError
 from softphone.phone.event_queue import EventReader
 from softphone.phone.ice import CallIce
@@ -160,6 +161,7 @@ class Phone(EventReader):
                 config.output_device,
                 on_problem=self._audio_problem,
                 ring_device=config.ring_device,
+                echo_cancellation=config.echo_cancellation,
             ),
             rng=self._rng,
             emit=self._emit,
@@ -592,6 +594,14 @@ class Phone(EventReader):
             raise PhoneError(str(exc)) from None
         self._pump()
         return "info"
+
+    @property
+    def echo_cancellation(self) -> bool:
+        return echo_enabled(self._audio.provider)
+
+    def set_echo_cancellation(self, on: bool) -> None:
+        switch_echo(self._audio.provider, on)  # phone/echo_control.py
+        self._emit(pe.EchoCancellationChanged(on=on))
 
     def mute(self, call_id: str, muted: bool) -> None:
         """Mute (or unmute) our microphone in this call (in a conference: to all its parties,

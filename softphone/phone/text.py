@@ -66,6 +66,8 @@ def _call_line(event: PhoneEvent) -> str:
             return f"calling through {server} over {t}: no answer yet ({_still(event)})"
         case pe.MuteChanged(muted=m):
             return "microphone muted" if m else "microphone on"
+        case pe.EchoCancellationChanged(on=on):
+            return f"echo cancellation {'on' if on else 'off'}"
         case pe.VoicemailStarted(caller=caller, caller_name=name):
             return f"voicemail: {name or caller} is leaving a message"
         case pe.VoicemailRecorded(duration_s=d, path=path):

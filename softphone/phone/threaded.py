@@ -237,6 +237,13 @@ class ThreadedPhone(EventReader):
     def record(self, call_id: str, on: bool) -> Path | None:
         return self._sync(self.inner.record, call_id, on)
 
+    @property
+    def echo_cancellation(self) -> bool:
+        return self._sync(lambda: self.inner.echo_cancellation)
+
+    def set_echo_cancellation(self, on: bool) -> None:
+        self._sync(self.inner.set_echo_cancellation, on)
+
     def silence(self, call_id: str) -> None:
         self._sync(self.inner.silence, call_id)
 

@@ -11,17 +11,19 @@ transport, so that
 - server-reflexive candidates are the STUN server's view of those very sockets.
 
 A relay candidate (RFC 8656) has aioice's own socket to the TURN server; what the relay brings
-arrives through the connection's ``data_received`` and goes to the same sink.
+from a peer goes to the same sink with that peer's address (a relay's protocol of our own: aioice's
+hands the data on without it).
 
 :class:`IceEndpoint` looks like the RtpEndpoint to phone/media.py (``host``, ``port``,
-``timed_sink``, ``send``). Until a pair is nominated nothing is sent (RFC 8445 §12.1: media goes
-on a valid pair); after it, every datagram goes on the selected pair of its component, whatever
-address the RTP session names. When the far end does not do ICE, :meth:`IceEndpoint.use_plain`
+``timed_sink``, ``send``). Until a component's pair is nominated nothing is sent on it (RFC 8445
+§12.1: media goes on a valid pair); after it, every datagram goes on the selected pair of its
+component, whatever address the RTP session names. When the far end does not do ICE, :meth:`IceEndpoint.use_plain`
 sends from the default candidate to the address its SDP gave (RFC 8445 §5.1.4: the default
 candidate is what a peer without ICE uses).
 
 aioice gives no public accessor for the selected pair, nor a way to bring one's own sockets:
-:class:`_Connection` reads ``_nominated`` and overrides gathering, as aiortc does; aioice is
+:class:`_Connection` reads ``_nominated`` and overrides gathering, as aiortc does, and
+re-sends a pending check's request (a STUN transaction's private fields); aioice is
 pinned below 1.0 for this.
 """
 
@@ -35,7 +37,7 @@ from typing import Any, Final, Literal
 
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
-from aioice.ice import StunProtocol, relayed_candidate, server_reflexive_candidate
+from aioice.ice import CandidatePair, StunProtocol, relayed_candidate, server_reflexive_candidate
 
 from softphone.sdp.ice import IceCandidate
 from softphone.transport.rtp import RtpEndpoint, TimedDatagramSink
@@ -105,18 +107,37 @@ class _SocketTransport(asyncio.DatagramTransport):
                 self._protocol.connection_lost(None)
 
 
+class _RelayProtocol(StunProtocol):
+    """A relayed candidate's protocol: what the relay brings from a peer that is not STUN
+    (RFC 7983: first byte above 3) goes to the call with that peer's address, which aioice's
+    own protocol drops; the call latches onto it and answers it through the relay."""
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if isinstance(data, bytes) and data and data[0] > 3:
+            receiver = self.receiver
+            if isinstance(receiver, _Connection):
+                receiver.relayed(data, (str(addr[0]), int(addr[1])), self.local_candidate.component)
+                return
+        super().datagram_received(data, addr)
+
+
 class _Connection(Connection):
     """aioice's Connection with the call's sockets as host candidates (module docstring), and
     relayed data handed straight to a sink."""
 
     def __init__(
-        self, endpoint: RtpEndpoint, host: str, relayed: Callable[[bytes, int], None], **kw: Any
+        self,
+        endpoint: RtpEndpoint,
+        host: str,
+        relayed: Callable[[bytes, tuple[str, int], int], None],
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self._endpoint = endpoint
         self._host = host
-        self._relayed = relayed
+        self.relayed = relayed
         self.turn_failed = False
+        self.on_nominated: Callable[[int], None] | None = None
 
     async def gather_candidates(self) -> None:
         """Gather like aioice, on our sockets (RFC 8445 §5.1.1): host, then server-reflexive and
@@ -163,7 +184,7 @@ class _Connection(Connection):
                         relayed_candidate(
                             component=component,
                             hide_related_address=False,
-                            protocol_factory=lambda: StunProtocol(self),
+                            protocol_factory=lambda: _RelayProtocol(self),
                             turn_server=self.turn_server,
                             turn_username=self.turn_username,
                             turn_password=self.turn_password,
@@ -189,9 +210,41 @@ class _Connection(Connection):
             self.turn_failed = self.turn_server is not None and relays == 0
         self._local_candidates_end = True
 
+    def check_incoming(self, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        super().check_incoming(message, addr, protocol)
+        # RFC 8445 §7.3.1.4: a check from the far end on a pair whose own check is in progress
+        # triggers a check of that pair at once. aioice waits for the pending request's next
+        # retransmission instead (up to 1.6 s later); behind a router that filters by address,
+        # that retransmission is the first of ours to get through (the far end's check just
+        # opened the way), so the pair waited for nothing. Sending the pending request again
+        # now is that triggered check: its answer completes the same transaction.
+        for pair in self._check_list:
+            if (
+                pair.protocol is protocol
+                and pair.remote_addr == addr
+                and pair.state == CandidatePair.State.IN_PROGRESS
+            ):
+                for transaction in list(protocol.transactions.values()):
+                    request = getattr(transaction, "_Transaction__request", None)
+                    if (
+                        request is not None
+                        and getattr(transaction, "_Transaction__addr", None) == addr
+                    ):
+                        protocol.send_stun(request, addr)
+
+    def check_complete(self, pair: CandidatePair) -> None:
+        super().check_complete(pair)
+        if (
+            self.on_nominated is not None
+            and pair.nominated
+            and self._nominated.get(pair.component) is pair
+        ):
+            self.on_nominated(pair.component)
+
     def data_received(self, data: bytes, component: int) -> None:
-        # Only the relay's protocol gets here: the sockets' own media never reaches aioice.
-        self._relayed(data, component)
+        # The sockets' own media never reaches aioice, and the relays' goes to ``relayed`` with
+        # its source (_RelayProtocol): nothing else is media.
+        logger.debug("ICE: %d bytes of unexpected data on component %d", len(data), component)
 
     def selected(self, component: int) -> Any:
         return self._nominated.get(component)
@@ -232,6 +285,13 @@ class IceEndpoint:
             use_ipv4=":" not in host,
         )
         self._close_task: asyncio.Task[None] | None = None
+        self._held: dict[int, tuple[bytes, tuple[str, int], bool]] = {}
+        self._connection.on_nominated = self._nominated
+
+    def _nominated(self, component: int) -> None:
+        held = self._held.pop(component, None)
+        if held is not None and self.state == "checking":
+            self.send(*held)
 
     # ---------------------------------------------------------------- the RtpEndpoint face
     @property
@@ -254,26 +314,42 @@ class IceEndpoint:
     def send(self, data: bytes, addr: tuple[str, int], via_rtcp: bool = False) -> None:
         component = 2 if via_rtcp else 1
         if self._plain:
-            default = self._default_protocol(component) or self._default_protocol(1)
-            if default is not None:
-                default.transport.sendto(data, addr)
+            # From the default candidate: a relay's is its own protocol; a host or
+            # server-reflexive one is the call's socket itself.
+            relay = self._relay_protocol(component)
+            if relay is not None:
+                relay.transport.sendto(data, addr)
+            else:
+                self.rtp.send(data, addr, via_rtcp)
             return
-        if self.state != "connected":
-            return  # RFC 8445 §12.1: media only on a valid pair
-        pair = self._connection.selected(component) or self._connection.selected(1)
+        if self.state == "connected":
+            pair = self._connection.selected(component) or self._connection.selected(1)
+        elif self.state == "checking":
+            # RFC 8445 §12.1: media may flow on a component as soon as it has a nominated pair,
+            # before the other component's checks end (the far end's RTCP component took 3 s
+            # more, through two routers, and our speech waited for it).
+            pair = self._connection.selected(component)
+            if pair is None:
+                # The newest datagram waits for the pair and goes the moment it is nominated:
+                # a call's first frame, ready a few ms before the checks end, cost 20 ms more
+                # (the next frame's) when dropped.
+                self._held[component] = (data, addr, via_rtcp)
+                return
+        else:
+            return
         if pair is not None:
             pair.protocol.transport.sendto(data, pair.remote_addr)
 
-    def _relayed(self, data: bytes, component: int) -> None:
+    def _relayed(self, data: bytes, source: tuple[str, int], component: int) -> None:
         sink = self._timed_sink
-        if sink is None:
-            return
-        pair = self._connection.selected(component)
-        source = pair.remote_addr if pair is not None else ("0.0.0.0", 0)
-        sink(data, source, component == 2, self._loop.time())
+        if sink is not None:
+            sink(data, source, component == 2, self._loop.time())
 
-    def _default_protocol(self, component: int) -> Any:
+    def _relay_protocol(self, component: int) -> Any:
+        """The relay's protocol when the default candidate of ``component`` is relayed."""
         default = self._connection.get_default_candidate(component)
+        if default is None or default.type != "relay":
+            return None
         for protocol in self._connection._protocols:
             if protocol.local_candidate is default:
                 return protocol

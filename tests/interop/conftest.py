@@ -75,9 +75,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import random
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab_support import (
@@ -90,8 +92,13 @@ from lab_support import (
 )
 
 from softphone import lab
+from softphone.config import Account, Config
 from softphone.lab.baresip import MediaEnc, MediaNat
 from softphone.lab.linphone import Rel100
+from softphone.lab.netns import entered
+from softphone.phone.audio import AudioProvider
+from softphone.phone.phone import Phone
+from softphone.transport.resolver import StubBackend
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -543,3 +550,30 @@ def home2_baresip_factory(
         request, tmp_path_factory, nat_lab, nat_kamailio, nat_lab.second, "home2"
     ) as make:
         yield make
+
+
+@pytest.fixture
+async def home_phone(nat_lab: lab.NatLab) -> AsyncIterator[Callable[..., Any]]:
+    """Phones in the home namespace: this thread enters it for the test (the phone's sockets,
+    made now or later, are the home network's), and leaves it after the phones stopped."""
+    phones: list[Phone] = []
+    with entered(nat_lab.home):
+
+        async def make(acct: Account, audio: AudioProvider, *, auto_answer: bool = False) -> Phone:
+            phone = Phone(
+                Config(accounts=(acct,), codecs=("PCMU",)),
+                bind_host="0.0.0.0",  # the advertised address is the route's source, as at home
+                sip_port=0,
+                rng=random.Random(len(phones)),
+                dns=StubBackend(a={lab.DOMAIN: [nat_lab.registrar_host]}),
+                auto_answer=auto_answer,
+                audio=audio,
+                instance_id=f"00000000-0000-4000-8000-{len(phones) + 1:012d}",
+            )
+            await phone.start()
+            phones.append(phone)
+            return phone
+
+        yield make
+        for phone in phones:
+            await phone.stop()

@@ -26,7 +26,6 @@ from test_nat import (
     nat_account,
     sent_at_least,
 )
-from test_nat import home_phone as home_phone  # the fixture, for this module's tests too
 from test_softphone_sip import ended, expect, state
 
 from softphone import lab

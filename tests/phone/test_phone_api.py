@@ -73,6 +73,8 @@ EXPECTED_MEMBERS = {
     "send_dtmf",
     "send_message",
     "mute",
+    "echo_cancellation",
+    "set_echo_cancellation",
     "record",
     "accounts",
     "registrations",

@@ -267,7 +267,16 @@ async def test_consent_lost_ends_the_call(make: Start, monkeypatch: pytest.Monke
     assert isinstance(stats, pe.CallStats) and stats.stats["ice"] == "connected"
     info = bob.call(bob.calls[0].call_id)
     assert info.rtp is not None
-    info.rtp.stun_sink = None  # bob stops answering checks (his sockets still take RTP)
+    # Bob stops answering checks (his sockets still take RTP, and the answers to his own checks:
+    # were his consent to expire too, he might hang up first and the call end otherwise).
+    answers = info.rtp.stun_sink
+    assert answers is not None
+
+    def no_requests(data: bytes, addr: tuple[str, int], via_rtcp: bool) -> None:
+        if int.from_bytes(data[:2], "big") & 0x0110:  # RFC 8489 §5: a response's class bits
+            answers(data, addr, via_rtcp)
+
+    info.rtp.stun_sink = no_requests
     notice = await expect(
         alice, lambda e: isinstance(e, pe.Notice) and "media path lost" in e.text, timeout_s=15
     )

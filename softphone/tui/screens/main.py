@@ -148,7 +148,7 @@ class MainScreen(MainWithScreens):
                 self._refresh_calls()
             case pe.Notice(level=level, text=text):
                 self.tell(text, level)
-            case pe.TransferProgressed() | pe.DtmfReceived():
+            case pe.TransferProgressed() | pe.DtmfReceived() | pe.EchoCancellationChanged():
                 self.tell(describe(event))
             case _:
                 # PhoneEvent is an open family (the player adds its own events): Listening and

@@ -90,6 +90,14 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "do not disturb on / off for every account (saved; the status bar says [DND])",
         show=False,  # the footer is full; the status bar shows it while on
     ),
+    Action(
+        "e",
+        "toggle_echo",
+        "Echo cancellation",
+        "echo cancellation (with noise suppression and automatic gain) on / off for the sound"
+        " card, the calls up too (saved in the config)",
+        show=False,  # the footer is full
+    ),
     Action("s", "settings", "Settings", "accounts and settings (forwarding: edit an account)"),
     Action("v", "open_stream", "Stream", "open an RTSP URL or a camera in the side pane"),
     Action("V", "toggle_pane", "Pane", "show / hide the side pane (hidden, video is not decoded)"),

@@ -1,7 +1,7 @@
 """The screens the main screen opens: a call's SIP ladder, the SIP flows, the history and the
 contacts (Enter on a row calls it), the settings (accounts saved there apply to the phone at
 once; what waits for a restart is said), the help; do-not-disturb's quick key (``D``, saved in
-the config like the settings); and quitting, which lets the calls just hung up reach the
+the config like the settings) and echo cancellation's (``e``, the same); and quitting, which lets the calls just hung up reach the
 history first.
 """
 
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from textual import work
 
 from softphone.config import Config, ConfigError, default_config_path, save_config
 from softphone.config_forwarding import DND_RESPONSE_NAMES, DndResponse, with_forwarding
+from softphone.phone.errors import PhoneError
 from softphone.tui.screens.help import HelpScreen
 from softphone.tui.screens.main_actions import help_sections
 from softphone.tui.screens.main_base import AppShell
@@ -158,6 +160,28 @@ class MainWithScreens(MainWithCalls):
         else:
             self.tell("do not disturb is off: calls ring again")
         self._refresh_status()
+
+    def action_toggle_echo(self) -> None:
+        """Echo cancellation on or off now (for the calls up too), then saved in the config as
+        the settings screen saves it. When it cannot run here, the reason and nothing saved."""
+        on = not self.phone.echo_cancellation
+        try:
+            self.phone.set_echo_cancellation(on)
+        except PhoneError as exc:
+            self.tell(str(exc), "warning")
+            return
+        self._save_echo(on)
+
+    @work(group="config", exclusive=True)
+    async def _save_echo(self, on: bool) -> None:
+        app = cast(AppShell, self.app)
+        config = replace(app.config, echo_cancellation=on)
+        path = self.deps.config_path or config.path or default_config_path()
+        try:
+            await asyncio.to_thread(save_config, config, path)
+        except (OSError, ConfigError) as exc:  # switched all the same, said so
+            self.tell(f"echo cancellation is not saved in {path}: {exc}", "warning")
+        app.config = config
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(help_sections()))
