@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from softphone import __version__
+from softphone.cli_video import add_video_options
 from softphone.report import ExitCode, Reporter, exit_code_table
 
 DIAL_TIMEOUT_S = 30.0
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def network_options(p: argparse.ArgumentParser) -> None:
+    def network_options(p: argparse.ArgumentParser, *, answering: bool = False) -> None:
         _global_options(p, _applying_to("dial"))
         p.add_argument(
             "--duration", type=_seconds, metavar="S", help="hang up after S seconds of talk"
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the sound card's microphone as it is: no echo cancellation, noise suppression"
             " or automatic gain (the config's echo_cancellation = false)",
         )
+        add_video_options(p, answering=answering)
 
     dial = sub.add_parser(
         "dial",
@@ -229,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on, the answering machine's messages come as 'voicemail_started' and "
         "'voicemail_recorded' lines (softphone voicemail lists them).",
     )
-    network_options(listen)
+    network_options(listen, answering=True)
     answering = listen.add_mutually_exclusive_group()
     answering.add_argument("--auto-answer", action="store_true", help="answer every incoming call")
     answering.add_argument(
@@ -350,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stats-out", type=Path, help=argparse.SUPPRESS
     )  # the viewer's counters at exit, for `softphone bench`
     devices = sub.add_parser(
-        "devices", help="list sound devices", description="List the sound devices PortAudio sees."
+        "devices",
+        help="list sound devices and cameras",
+        description="List the cameras (V4L2) and the sound devices PortAudio sees.",
     )
     _global_options(devices, _applying_to("devices"))
     from softphone.cli_forwarding import add_parsers
@@ -613,8 +617,14 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
 
 
 def _devices() -> int:
+    from softphone.media.cameras import list_cameras
     from softphone.media.device import AudioDeviceError, list_devices
 
+    cameras = list_cameras()
+    for camera in cameras:
+        print(f'camera  {camera.device}  {camera.name}  (video_device = "{camera.device}")')
+    if not cameras:
+        print("No cameras found (video calls send a moving test pattern: dial --video).")
     try:
         devices = list_devices()
     except AudioDeviceError as exc:

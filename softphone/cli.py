@@ -105,11 +105,17 @@ async def _start(
         audio = FileAudio(args.play, args.record)
     elif args.no_audio:
         audio = NullAudio()
+    from softphone.cli_video import video_settings
     from softphone.phone.errors import NetworkError, PhoneError  # not imported by `play`
     from softphone.phone.phone import Phone
 
     phone = Phone(
-        config, bind_host=args.bind, sip_port=args.sip_port, auto_answer=auto_answer, audio=audio
+        config,
+        bind_host=args.bind,
+        sip_port=args.sip_port,
+        auto_answer=auto_answer,
+        audio=audio,
+        video=video_settings(config, args),
     )
     try:
         await phone.start()

@@ -47,6 +47,7 @@ Audio keys (all optional, top level)::
     ring_device = "speakers"          # where incoming calls ring (default: output_device)
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
     voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
+    video_device = "/dev/video0"      # the camera of video calls (default: a test pattern)
     echo_cancellation = true          # echo canceller, noise suppressor, automatic gain on the
                                       # sound card (default true; never for --play/--record)
 
@@ -230,6 +231,7 @@ class Config:
     voicemail_dir: Path | None = None  # None: default_data_dir() / "voicemail"
     echo_cancellation: bool = DEFAULT_ECHO_CANCELLATION  # on the sound card (config_audio.py)
     cameras: tuple[Camera, ...] = ()
+    video_device: str | None = None  # a V4L2 camera for video calls (/dev/video0)
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys we do not know, kept on save
 
@@ -342,6 +344,7 @@ _GLOBAL_KEYS: Final = frozenset(
         "recordings_dir",
         "voicemail_dir",
         "camera",
+        "video_device",
         *AUDIO_KEYS,
     }
 )
@@ -433,6 +436,9 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         )
     except CameraTableError as exc:
         raise ConfigError(str(exc)) from None
+    video_device = data.get("video_device")
+    if video_device is not None and (not isinstance(video_device, str) or not video_device):
+        raise ConfigError(f"{where}: video_device must be a device path such as /dev/video0")
     extra = {k: v for k, v in data.items() if k not in _GLOBAL_KEYS}
     return Config(
         accounts=accounts,
@@ -450,6 +456,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
         voicemail_dir=dirs["voicemail_dir"],
         echo_cancellation=echo_cancellation,
         cameras=cameras,
+        video_device=video_device,
         path=path,
         extra=extra,
     )
@@ -668,7 +675,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         out["do_not_disturb"] = True
     if config.codecs != DEFAULT_CODECS:
         out["codecs"] = list(config.codecs)
-    for key in ("input_device", "output_device", "ring_device"):
+    for key in ("input_device", "output_device", "ring_device", "video_device"):
         if getattr(config, key) is not None:
             out[key] = getattr(config, key)
     for key in ("recordings_dir", "voicemail_dir"):

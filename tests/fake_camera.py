@@ -74,8 +74,8 @@ class FakeCamera:
         return f"rtsp://{HOST}:{self.port}{path}"
 
     def sdp(self, path: str) -> bytes:
-        if path.startswith("/vp8"):
-            media = "m=video 0 RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\na=control:trackID=1\r\n"
+        if path.startswith("/av1"):  # a codec the player does not play
+            media = "m=video 0 RTP/AVP 100\r\na=rtpmap:100 AV1/90000\r\na=control:trackID=1\r\n"
         else:
             media = f"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n{self.fmtp}\r\na=control:trackID=1\r\n"
         return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n" + media).encode()

@@ -45,6 +45,9 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.api import (
@@ -142,6 +145,8 @@ class FakeCall:
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"  # a test sets it to show the lock
     srtp_suite: str | None = None
     session_expires_s: int | None = None  # RFC 4028: the default account's 1800 once answered
+    has_video: bool = False  # set_video turns it on and off
+    picture: npt.NDArray[np.uint8] | None = None  # what video_picture gives while has_video
 
     @property
     def codec(self) -> str | None:
@@ -665,6 +670,17 @@ class FakePhone(EventReader):
             self._schedule(f"{call_id} 487", lambda: self._finish(info, 487, "cancelled"))
         else:
             self._schedule(f"{call_id} BYE 200", lambda: self._finish(info, 200, "hung up here"))
+
+    async def set_video(self, call_id: str, on: bool) -> None:
+        self._record("set_video", call_id=call_id, on=on)
+        info = self._fake(call_id)
+        if info.state not in ("established", "held"):
+            raise PhoneError("the call is not established")
+        info.has_video = on
+
+    def video_picture(self, call_id: str, width: int, height: int) -> npt.NDArray[np.uint8] | None:
+        info = self._fake(call_id)
+        return info.picture if info.has_video else None
 
     async def hold(self, call_id: str) -> None:
         self._record("hold", call_id=call_id)

@@ -26,8 +26,10 @@ class Capture:
     packets: list[RtpPacket]
 
 
-def load_capture(name: str) -> Capture:
-    head, _, body = (DATA / f"depack_ffmpeg_{name}.bin").read_bytes().partition(b"\n\n")
+def load_capture(name: str, path: Path | None = None) -> Capture:
+    """tests/data/rtp/depack_ffmpeg_<name>.bin, or another capture of that layout at ``path``."""
+    path = path or DATA / f"depack_ffmpeg_{name}.bin"
+    head, _, body = path.read_bytes().partition(b"\n\n")
     encoding, rate, fmtp, fmtp_line = "", 0, {}, ""
     for line in head.decode().splitlines():
         if line.startswith("a=rtpmap:"):

@@ -391,6 +391,11 @@ def test_devices_lists_what_portaudio_lists_or_says_there_are_none(tmp_path: Pat
 
     result = run(softphone(tmp_path / "d.log", "devices"), make_env(tmp_path), tmp_path)
     assert "Traceback" not in result.stderr
+    from softphone.media.cameras import list_cameras
+
+    cameras = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("camera")]
+    assert cameras == [c.device for c in list_cameras()]
+    assert ("No cameras found" in result.stdout) == (cameras == [])
     if (missing := portaudio_available()) is not None:
         assert result.returncode == 1 and missing in result.stderr
         return

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from softphone.config import Account, Config
 from softphone.phone import events as pe
@@ -73,6 +74,7 @@ class BenchCall:
     codec: str | None = "opus"
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
     srtp_suite: str | None = None
+    has_video: bool = False
 
 
 class BenchPhone(EventReader):
@@ -159,6 +161,12 @@ class BenchPhone(EventReader):
 
     async def resume(self, call_id: str) -> None:
         raise PhoneError("no hold in the bench")
+
+    async def set_video(self, call_id: str, on: bool) -> None:
+        raise PhoneError("no call video in the bench (its video is the pane's stream)")
+
+    def video_picture(self, call_id: str, width: int, height: int) -> npt.NDArray[np.uint8] | None:
+        return None
 
     async def transfer(self, call_id: str, target: str) -> None:
         raise PhoneError("no transfer in the bench")

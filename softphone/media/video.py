@@ -95,6 +95,8 @@ VIDEO_CODECS: Final[Mapping[str, VideoCodec]] = {
     "hevc": VideoCodec(
         decoder="hevc", nal_type=_hevc_nal_type, parameter_sets=frozenset({32, 33, 34})
     ),
+    "vp8": VideoCodec(decoder="vp8"),  # RFC 7741 frames as libvpx writes them
+    "vp9": VideoCodec(decoder="vp9"),  # RFC 9628 frames (superframes for spatial layers)
     "mjpeg": VideoCodec(decoder="mjpeg"),  # RFC 2435 frames rebuilt as complete JFIF images
     "mpeg4": VideoCodec(decoder="mpeg4"),  # RFC 6416 MP4V-ES (config in extradata)
 }

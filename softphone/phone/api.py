@@ -48,6 +48,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from softphone.config import Account
 from softphone.phone.events import (
     CallStateName,
@@ -250,6 +253,10 @@ class CallView(Protocol):
     def srtp_suite(self) -> str | None:
         """The SRTP suite ("AES_CM_128_HMAC_SHA1_80"...); None for plain RTP or before keys."""
 
+    @property
+    def has_video(self) -> bool:
+        """SDP settled a video stream for the call (``set_video`` adds or removes it)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallSnapshot:
@@ -273,6 +280,7 @@ class CallSnapshot:
     encryption: Literal["none", "sdes", "dtls-srtp"] = "none"
     srtp_suite: str | None = None
     conference: bool = False
+    has_video: bool = False
 
     @classmethod
     def of(cls, call: CallView) -> CallSnapshot:
@@ -293,6 +301,7 @@ class CallSnapshot:
             encryption=call.encryption,
             srtp_suite=call.srtp_suite,
             conference=call.conference,
+            has_video=call.has_video,
         )
 
 
@@ -346,6 +355,13 @@ class PhoneApi(Protocol):
     async def reject(self, call_id: str, *, status: int = 486) -> None: ...
     async def hangup(self, call_id: str) -> None: ...
     async def hold(self, call_id: str) -> None: ...
+    async def set_video(self, call_id: str, on: bool) -> None:
+        """Add video to the call, or take it away, by re-INVITE."""
+
+    def video_picture(self, call_id: str, width: int, height: int) -> npt.NDArray[np.uint8] | None:
+        """The call's video for a ``width`` x ``height`` pixel box: the far end's picture
+        (aspect kept) with our self-view in its corner; None without video."""
+
     async def resume(self, call_id: str) -> None: ...
     async def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer (REFER); progress comes as TransferProgressed events."""

@@ -55,6 +55,8 @@ class CallAudio:
         self.advertised: str | None = None  # our address in SDP (the phone sets it on start)
         self._stats_handle: asyncio.TimerHandle | None = None
         self.conference = LocalConference(calls=calls, emit=emit)
+        # More statistics of a call to report with its audio's (the video's: phone/video.py).
+        self.extra_stats: Callable[[CallInfo], dict[str, object]] = lambda _: {}
 
     def sync(self, info: CallInfo, *, sending: bool, cname: str) -> None:
         """Start or update the call's audio to match what SDP negotiated."""
@@ -132,7 +134,7 @@ class CallAudio:
             return
         now = self._clock()
         try:
-            info.final_stats = info.audio.stats(now).to_json()
+            info.final_stats = info.audio.stats(now).to_json() | self.extra_stats(info)
             info.final_streams = tuple(info.audio.streams(now, advertised=self.advertised))
         except Exception:  # stats are a nicety: never let them break a hang-up
             logger.exception("final stats failed")
@@ -150,7 +152,7 @@ class CallAudio:
         """The call's statistics now, or its last ones once the audio has closed."""
         if info.audio is None:
             return info.final_stats
-        return info.audio.stats(self._clock()).to_json()
+        return info.audio.stats(self._clock()).to_json() | self.extra_stats(info)
 
     def streams(self, info: CallInfo) -> list[StreamSummary]:
         """The call's RTP streams now, or as they were when its audio closed."""
@@ -194,7 +196,7 @@ class CallAudio:
         active = [info for info in self._calls() if info.audio is not None]
         for info in active:
             assert info.audio is not None
-            stats = info.audio.stats(now).to_json()
+            stats = info.audio.stats(now).to_json() | self.extra_stats(info)
             if info.engine is not None:
                 stats["mic_dbfs"] = round(info.engine.mic_level.last.rms_dbfs, 1)
                 stats["speaker_dbfs"] = round(info.engine.speaker_level.last.rms_dbfs, 1)

@@ -15,6 +15,7 @@ from softphone.phone.audio import AudioEngine
 from softphone.phone.media import CallMedia
 from softphone.phone.nat import MediaAddress
 from softphone.sdp import LocalSecurity, NegotiatedMedia, SdpError, SessionDescription
+from softphone.sdp.video import NegotiatedVideo
 from softphone.transport.ice import IceEndpoint
 from softphone.transport.rtp import RtpEndpoint
 
@@ -65,6 +66,13 @@ class CallInfo:
     encryption_name: EncryptionName = "none"  # as negotiated; kept after the media closes
     srtp_suite_name: str | None = None
     greeting: Path | None = None  # the answering machine took the call: this WAV is its voice
+    # Video (phone/video.py, which keeps the running stream): wanted in our offers (None: as
+    # the settings say), its sockets, what SDP settled, its last statistics once it closed.
+    video_wanted: bool | None = None
+    video_rtp: RtpEndpoint | None = None
+    video_media: NegotiatedVideo | None = None
+    video_security: LocalSecurity | None = None  # our video SDES keys, apart from the audio's
+    video_final: dict[str, object] | None = None
 
     @property
     def encryption(self) -> EncryptionName:
@@ -81,6 +89,10 @@ class CallInfo:
         if self.media is not None and self.media.security is not None:
             return self.media.security.suite
         return self.srtp_suite_name
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_media is not None
 
     @property
     def codec(self) -> str | None:

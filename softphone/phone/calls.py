@@ -19,6 +19,7 @@ from softphone.phone.errors import PhoneError
 from softphone.phone.ice import CallIce
 from softphone.phone.offer_answer import OfferAnswer
 from softphone.phone.outcome import call_outcome
+from softphone.phone.video import CallVideo
 from softphone.sdp import Direction, SdpError, SecurityRefused, SessionDescription
 from softphone.transport.rtp import RtpEndpoint
 
@@ -43,6 +44,7 @@ class Calls:
         open_rtp: Callable[[], RtpEndpoint],
         forget_ended: Callable[[], None],
         ice: CallIce,
+        video: CallVideo,
     ) -> None:
         self._calls: dict[str, CallInfo] = {}
         self._sdp = sdp
@@ -52,6 +54,7 @@ class Calls:
         self._open_rtp = open_rtp
         self._forget_ended = forget_ended
         self._ice = ice
+        self._video = video
         self._closing: set[RtpEndpoint] = set()  # closed before their sockets were attached
         self._ended = asyncio.Event()  # set by every call that ends (wait_ended)
 
@@ -127,7 +130,9 @@ class Calls:
     def sync_media(self, info: CallInfo, *, sending: bool) -> None:
         """Start or update the call's audio to match what SDP negotiated."""
         self._ice.start(info)
-        self._audio.sync(info, sending=sending, cname=f"{info.account}@{self._sdp.address}")
+        cname = f"{info.account}@{self._sdp.address}"
+        self._audio.sync(info, sending=sending, cname=cname)
+        self._video.sync(info, sending=sending, cname=cname)
 
     def update_hold_state(self, info: CallInfo) -> None:
         media = info.media
@@ -185,6 +190,7 @@ class Calls:
         self.set_state(info, "ended")
         self._ended.set()
         self._audio.stop(info)
+        self._stop_video(info)
         self._ice.close(info)
         if info.rtp is not None:
             self.close_rtp(info.rtp)
@@ -219,6 +225,11 @@ class Calls:
         self._forget_ended()
 
     # ------------------------------------------------------------------ closing
+    def _stop_video(self, info: CallInfo) -> None:
+        rtp = self._video.stop(info)
+        if rtp is not None:
+            self.close_rtp(rtp)
+
     def close_rtp(self, rtp: RtpEndpoint) -> None:
         """Close an endpoint; one whose sockets were still being attached is waited for in
         :meth:`wait_closed`."""
@@ -242,6 +253,7 @@ class Calls:
         """The phone stops: every call's audio and sockets close (the SIP side hung up)."""
         for info in self._calls.values():
             self._audio.stop(info)
+            self._stop_video(info)
             self._ice.close(info)
             if info.rtp is not None:
                 self.close_rtp(info.rtp)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from softphone.media.codecs import available_codecs
 from softphone.phone.call_info import CallInfo
+from softphone.phone.video import CallVideo  # av is imported lazily there
 from softphone.sdp import (
     CodecSpec,
     Direction,
@@ -86,6 +87,7 @@ class OfferAnswer:
         encryption: Callable[[str], MediaEncryption] = lambda _: MediaEncryption.SRTP_OPTIONAL,
         certificate: Callable[[], DtlsCertificate] | None = None,
         ice: Callable[[CallInfo], list[tuple[str, str | None]]] = lambda _: [],
+        video: CallVideo | None = None,
     ) -> None:
         self.codecs = codecs
         self.address = address
@@ -95,6 +97,7 @@ class OfferAnswer:
         self._encryption = encryption
         self._certificate = certificate
         self._ice = ice
+        self.video = video  # the m=video of offers and answers (phone/video.py)
 
     def _with_ice(self, info: CallInfo, sdp: SessionDescription) -> SessionDescription:
         """The call's ICE attributes (phone/ice.py) added to its audio stream (RFC 8839 §5)."""
@@ -181,6 +184,9 @@ class OfferAnswer:
             session_version=info.session_version,
         )
         self._with_ice(info, offer)
+        if self.video is not None:
+            self.video.address = self.address
+            self.video.offer(info, offer)
         info.local_sdp = offer
         return offer
 
@@ -194,6 +200,8 @@ class OfferAnswer:
                 info.offer, SessionDescription.parse(sdp), info.local_security
             )
             info.remote_sdp = sdp
+            if self.video is not None:
+                self.video.answered(info, info.offer, sdp)
         except SdpError as exc:
             return exc
         return None
@@ -221,6 +229,9 @@ class OfferAnswer:
             return None
         info.sdp_problem = None
         self._with_ice(info, answer)
+        if self.video is not None:
+            self.video.address = self.address
+            self.video.answer(info, offer, answer)
         info.media = media
         info.local_sdp = answer
         info.remote_sdp = offer_sdp

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from softphone.config import Account, Config, default_data_dir
 from softphone.config_privacy import exposed_password, make_private
 from softphone.media.codecs import unavailable_reasons
@@ -75,6 +78,7 @@ from softphone.phone.tasks import TaskSet
 from softphone.phone.tls import ClientTls, client_tls, listener_context
 from softphone.phone.trace import SipTrace
 from softphone.phone.transfers import attended_transfer
+from softphone.phone.video import CallVideo, VideoSettings
 from softphone.sdp import MediaEncryption, MediaRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
@@ -121,10 +125,12 @@ class Phone(EventReader):
         audio: AudioProvider | None = None,
         instance_id: str | None = None,
         data_dir: Path | None = None,
+        video: VideoSettings | None = None,
     ) -> None:
         """``instance_id``: this phone's RFC 5626 instance (a UUID); by default the one kept
         in the data directory, the same across restarts. ``data_dir``: where the DTLS
-        certificate is kept (default: the XDG data directory)."""
+        certificate is kept (default: the XDG data directory). ``video``: what calls send as
+        video and whether they offer it (phone/video.py); by default none, received only."""
         self._config = config
         self._instance_id = instance_id
         self._data_dir = data_dir
@@ -164,11 +170,20 @@ class Phone(EventReader):
             certificate=self._certificate,
         )
         self._ice = CallIce(self._dns, emit=self._emit, hangup=self.hangup, tasks=self._tasks)
+        self._video = CallVideo(
+            video or VideoSettings(),
+            rng=self._rng,
+            emit=self._emit,
+            open_rtp=self._open_rtp_now,
+            certificate=self._certificate,
+        )
+        self._audio.extra_stats = self._video.stats
         self._sdp = OfferAnswer(
             codec_specs(config.codecs),
             encryption=lambda name: self._encryption.get(name, MediaEncryption.SRTP_OPTIONAL),
             certificate=self._certificate,
             ice=self._ice.attributes,
+            video=self._video,
         )
         self._calls = Calls(
             sdp=self._sdp,
@@ -178,6 +193,7 @@ class Phone(EventReader):
             open_rtp=self._open_rtp_now,
             forget_ended=self._forget_ended_calls,
             ice=self._ice,
+            video=self._video,
         )
         self._trace = SipTrace(time.time)
         self._messaging = Messaging(calls=self._calls.all, emit=self._emit)
@@ -437,6 +453,8 @@ class Phone(EventReader):
             )
         except LocalProtocolError as exc:
             rtp.close()
+            if info.video_rtp is not None:  # the offer had video
+                info.video_rtp.close()
             raise PhoneError(str(exc)) from None
         info.call_id = call_id
         self._calls.add(info)
@@ -522,6 +540,15 @@ class Phone(EventReader):
     async def resume(self, call_id: str) -> None:
         await self._reoffer(call_id, hold=False)
 
+    async def set_video(self, call_id: str, on: bool) -> None:
+        """Add video to the call or take it away, by re-INVITE (phone/video.py)."""
+        self._video.want(self.call(call_id), on)
+        await self._reoffer(call_id, hold=self.call(call_id).local_hold)
+
+    def video_picture(self, call_id: str, width: int, height: int) -> npt.NDArray[np.uint8] | None:
+        """The call's video for a ``width`` x ``height`` pixel box, with our self-view."""
+        return self._video.picture(self.call(call_id).call_id, width, height)
+
     async def transfer(self, call_id: str, target: str) -> None:
         ua, info = self._require().ua, self.call(call_id)
         acct = self._account(info.account)
@@ -602,8 +629,9 @@ class Phone(EventReader):
         return self._audio.streams(self.call(call_id))
 
     def record(self, call_id: str, on: bool) -> Path | None:
-        """Record the call (or stop) to a stereo WAV, local left, remote right; its path."""
-        return record_call(self.call(call_id), on, self._config, self._emit)
+        """Record the call (or stop) to a stereo WAV, local left, remote right (its video to
+        Matroska beside it); its path."""
+        return record_call(self.call(call_id), on, self._config, self._emit, self._video)
 
     def call_stats(self, call_id: str) -> dict[str, object] | None:
         return self._audio.stats(self.call(call_id))

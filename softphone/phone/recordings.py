@@ -1,7 +1,7 @@
 """Call recordings: where they go, what they are called, turning one on and off.
 
-A recording is a stereo WAV (local left, remote right) named by the time it started and the
-party, in the recordings directory: by default under the data directory, which also holds the
+A recording is a stereo WAV (local left, remote right), and the video of a video call beside it
+in Matroska (phone/video.py), named by the time it started and the party, in the recordings directory: by default under the data directory, which also holds the
 call history, so both are made (or tightened to) 0700 before the first recording.
 """
 
@@ -17,6 +17,7 @@ from softphone.files import PRIVATE_DIR_MODE, private_dir
 from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
 from softphone.phone.errors import PhoneError
+from softphone.phone.video import CallVideo
 
 __all__ = ["new_recording_path", "record_call", "recordings_dir"]
 
@@ -45,9 +46,23 @@ def new_recording_path(config: Config, remote: str) -> Path:
 
 
 def record_call(
+    info: CallInfo,
+    on: bool,
+    config: Config,
+    emit: Callable[[pe.PhoneEvent], None],
+    video: CallVideo | None = None,
+) -> Path | None:
+    """Start (or stop) recording the call; returns the WAV's path. ``video``: the call's
+    video goes to Matroska beside it (the same name, ``.mkv``). Raises PhoneError."""
+    path = _record_audio(info, on, config, emit)
+    if video is not None:
+        video.record(info, path.with_suffix(".mkv") if on and path is not None else None)
+    return path
+
+
+def _record_audio(
     info: CallInfo, on: bool, config: Config, emit: Callable[[pe.PhoneEvent], None]
 ) -> Path | None:
-    """Start (or stop) recording the call; returns the file's path. Raises PhoneError."""
     if info.audio is None:
         raise PhoneError("the call has no audio to record yet")
     if not on:

@@ -32,6 +32,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from softphone.config import Account
 from softphone.phone import events as pe
 from softphone.phone.api import (
@@ -243,6 +246,12 @@ class ThreadedPhone(EventReader):
 
     def silence(self, call_id: str) -> None:
         self._sync(self.inner.silence, call_id)
+
+    async def set_video(self, call_id: str, on: bool) -> None:
+        await self._run(self.inner.set_video(call_id, on))
+
+    def video_picture(self, call_id: str, width: int, height: int) -> npt.NDArray[np.uint8] | None:
+        return self._sync(self.inner.video_picture, call_id, width, height)  # a fresh array
 
     def levels(self, call_id: str) -> tuple[float, float] | None:
         return self._sync(self.inner.levels, call_id)

@@ -343,6 +343,16 @@ class RtpSession:
         self._last_sent = (timestamp, now, clock_rate)
         self._sent_since_report = True
 
+    def send_raw(self, data: bytes, *, rtcp: bool) -> None:
+        """Queue a datagram made elsewhere to where this session's RTP (or RTCP) goes: a packet
+        of ours sent again for a NACK (RFC 4585 §6.2.1: as it was), or a compound feedback
+        packet (RFC 4585 §3.1). Nothing is queued after ``bye`` or with nowhere to send."""
+        if self.link is LinkState.CLOSED:
+            return
+        destination = self._rtcp_destination() if rtcp else self._latched or self._remote_rtp
+        if destination is not None:
+            self._outbox.append((data, destination, rtcp and not self._rtcp_mux))
+
     def datagrams_to_send(self) -> list[tuple[bytes, Address, bool]]:
         """Drain the output: (data, destination, via_rtcp_socket). With rtcp-mux it is all False."""
         out, self._outbox = self._outbox, []

@@ -189,8 +189,8 @@ def test_truncated_h264_never_raises_and_the_next_keyframe_recovers() -> None:
 
 
 def test_unknown_codecs_and_mismatched_units_raise_media_error() -> None:
-    with pytest.raises(MediaError, match="no video decoder for 'vp8'"):
-        VideoDecoder("vp8")
+    with pytest.raises(MediaError, match="no video decoder for 'theora'"):
+        VideoDecoder("theora")
     with pytest.raises(MediaError, match="no audio decoder for 'g729'"):
         AudioDecoder("g729", sample_rate=8000)
     with pytest.raises(MediaError, match="hevc unit was given to the h264 decoder"):
@@ -442,6 +442,6 @@ def test_recorder_rejects_bad_paths_and_codecs_before_writing(tmp_path: Path) ->
     spec = RecordedStream(codec="h264", clock_rate=CLOCK)
     with pytest.raises(MediaError, match=r"cannot record to .*missing.*No such file"):
         StreamRecorder(tmp_path / "missing" / "rec.mkv", [spec])
-    with pytest.raises(MediaError, match="cannot record 'vp8'"):
-        StreamRecorder(tmp_path / "rec.mkv", [RecordedStream(codec="vp8", clock_rate=CLOCK)])
+    with pytest.raises(MediaError, match="cannot record 'theora'"):
+        StreamRecorder(tmp_path / "rec.mkv", [RecordedStream(codec="theora", clock_rate=CLOCK)])
     assert list(tmp_path.iterdir()) == []

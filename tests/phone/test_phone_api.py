@@ -66,6 +66,8 @@ EXPECTED_MEMBERS = {
     "reject",
     "hangup",
     "hold",
+    "set_video",
+    "video_picture",
     "resume",
     "transfer",
     "send_dtmf",
@@ -146,6 +148,7 @@ def test_protocol_lists_exactly_what_the_tui_uses() -> None:
         "codec",
         "encryption",
         "srtp_suite",
+        "has_video",
     }
 
 

@@ -103,14 +103,14 @@ async def test_auto_switches_to_tcp_when_udp_media_never_arrives() -> None:
 
 async def test_no_supported_codec_is_a_clear_refusal() -> None:
     async with FakeCamera() as camera:
-        player = Player(camera.url("/vp8"), options=PlayerOptions(transport="tcp"))
+        player = Player(camera.url("/av1"), options=PlayerOptions(transport="tcp"))
         code = await asyncio.wait_for(player.run(asyncio.Event()), 15)
         assert code == 1
         events = []
         while (event := player.next_event_nowait()) is not None:
             events.append(event)
         failed = [e for e in events if isinstance(e, pe.StreamFailed)]
-        assert failed and "no supported codec" in failed[0].reason and "VP8" in failed[0].reason
+        assert failed and "no supported codec" in failed[0].reason and "AV1" in failed[0].reason
         described = [e for e in events if isinstance(e, pe.StreamDescribed)]
         assert described and described[0].streams[0].supported is False
         assert not any(r.startswith("SETUP") for r in camera.requests)

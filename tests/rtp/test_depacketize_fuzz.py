@@ -31,6 +31,8 @@ STREAMS = [
     ("MPEG4-GENERIC", 16000, {"mode": "AAC-lbr", "config": "1408"}),
     ("MP4A-LATM", 44100, {"cpresent": "0", "config": "400024103fc0"}),
     ("PCMU", 8000, {}),
+    ("VP8", 90000, {}),
+    ("VP9", 90000, {}),
 ]
 CODECS = {
     "H264": "h264",
@@ -39,6 +41,8 @@ CODECS = {
     "MPEG4-GENERIC": "aac",
     "MP4A-LATM": "aac",
     "PCMU": "pcm_mulaw",
+    "VP8": "vp8",
+    "VP9": "vp9",
 }
 
 # Payloads that start like the real structures more often than random bytes would.
@@ -54,6 +58,11 @@ PREFIXES = [
     b"\xff\xf1",
     b"\x00\x00\x00\x00\x01\xff",
     b"\xff\xff\x05",
+    b"\x10\x10\x06\x00\x9d\x01\x2a",  # VP8: S, key frame tag, start code
+    b"\x90\xe0\x80\x01\x05",  # VP8: X, I L T K, 15-bit picture id
+    b"\x8c\x80\x01\x82\x49\x83\x42",  # VP9: I B E, picture id, key frame header
+    b"\x0a\x38\x00\x10\x00\x10\x01\x04",  # VP9: B V, scalability structure
+    b"\xf8\x01\x03\x05",  # VP9: flexible, references
 ]
 
 

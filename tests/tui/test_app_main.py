@@ -687,3 +687,23 @@ async def test_conference_key_needs_two_calls() -> None:
         await pilot.press("j")
         await pilot.pause()
         assert phone.made("join") == []
+
+
+async def test_video_key_asks_for_video_and_the_pane_draws_the_call() -> None:
+    phone = FakePhone()
+    app, _ = build(phone)
+    async with app.run_test(size=(140, 36)) as pilot:
+        call_id = await established(pilot, app, phone)
+        side = main(app).side
+        assert not side.video.display  # no video yet: the pane shows its hint
+        phone.calls[0].picture = np.full((96, 128, 3), 200, np.uint8)
+        await pilot.press("C")
+        await until(
+            pilot, lambda: phone.made("set_video") == [{"call_id": call_id, "on": True}], what="ask"
+        )
+        await until(pilot, lambda: side.video.display, what="the call's picture in the pane")
+        assert "bob@example.test" in str(side.border_title)
+        await pilot.press("C")  # and away again
+        await until(pilot, lambda: len(phone.made("set_video")) == 2, what="remove")
+        assert phone.made("set_video")[1] == {"call_id": call_id, "on": False}
+        await until(pilot, lambda: not side.video.display, what="the pane's hint back")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from phone_support import free_port
-from textual.widgets import Label
+from textual.widgets import Input, Label
 from tui_support import until
 
 from softphone.config import Account, Config
@@ -21,6 +21,7 @@ from softphone.phone.audio import NullAudio
 from softphone.phone.book import Book, Contact
 from softphone.phone.phone import Phone
 from softphone.phone.threaded import ThreadedPhone
+from softphone.phone.video import VideoSettings
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
 from softphone.tui.app import SoftphoneApp, default_player, make_app
@@ -170,3 +171,43 @@ async def test_a_door_station_contact_calls_and_its_camera_opens_in_the_side_pan
         await until(pilot, lambda: urls == [camera], what="the side pane to open the camera")
         assert app.main.side.display
     book.close()
+
+
+async def test_a_video_call_is_drawn_in_the_side_pane_and_c_takes_the_video_away(
+    tmp_path: Path,
+) -> None:
+    """A peer calls with its test pattern (offering video); we answer (receive-only: no source
+    here), the pane draws the far end; C re-INVITEs without video and the pane's hint is back."""
+    book = Book.open(tmp_path / "t.db")
+    port = free_port()
+    app = our_app(book, port, [])
+    peer = Phone(
+        Config(),
+        bind_host=HOST,
+        sip_port=0,
+        rng=random.Random("peer"),
+        dns=StubBackend(),
+        audio=NullAudio(),
+        video=VideoSettings(source="pattern", offer=True),
+    )
+    await peer.start()
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: "local" in app.main.status.text, what="the phone to start")
+            call_id = await peer.dial(f"sip:softphone@{HOST}:{port}")
+            await until(pilot, lambda: isinstance(app.screen, IncomingScreen), what="the modal")
+            await pilot.press("a")
+            side = app.main.side
+            await until(pilot, lambda: side.video.display, what="the call's video in the pane")
+            await until(pilot, lambda: side.video.rows_built > 0, what="the picture drawn")
+            assert [c.has_video for c in app.phone.calls] == [True]
+            stats = peer.call_stats(call_id) or {}
+            assert stats["video_frames_sent"] and not stats["video_frames_received"]  # recvonly
+            if isinstance(app.focused, Input):
+                await pilot.press("escape")  # out of the dial bar: single keys act
+            await pilot.press("C")
+            await until(pilot, lambda: not peer.call(call_id).has_video, what="video taken away")
+            await until(pilot, lambda: not side.video.display, what="the pane's hint back")
+    finally:
+        await peer.stop()
+        book.close()

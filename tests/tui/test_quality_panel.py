@@ -18,6 +18,7 @@ from softphone.tui.widgets.quality import (
     bar_levels,
     grade,
     ice_text,
+    video_text,
 )
 
 SCALE = {s.key: s for s in SCALES}
@@ -98,6 +99,14 @@ async def test_the_panel_draws_on_fixed_scales_in_grade_colours() -> None:
         drawn = [seg for seg in strip if seg.text.strip()]
         assert drawn and all(seg.style == bad for seg in drawn)
         assert bad.color is not None and bad != loss.get_component_rich_style("metric-spark--good")
+
+
+def test_video_text_names_codec_size_and_rate_of_a_call_with_video() -> None:
+    stats = {"video_codec": "VP8", "video_frames_sent": 30, "video_frames_received": 29}
+    stats |= {"video_width": 320, "video_height": 240, "video_fps": 15.0}
+    assert video_text(stats) == "VP8 320x240 15 fps"
+    assert video_text({"codec": "PCMU"}) == ""  # an audio call
+    assert video_text({"video_codec": "VP9", "video_frames_sent": 0}) == ""  # nothing flowed
 
 
 def test_ice_text_names_the_selected_pair_or_the_state() -> None:

@@ -316,6 +316,12 @@ def _other_seeds(data: Path) -> dict[str, list[Seed]]:
             ("minimal", b'[[account]]\nname = "a"\nuri = "sip:a@b"\n'),
         ],
     }
+    baresip = _capture_packets(data / "rtp" / "depack_baresip_vp8.bin")
+    seeds["video_receiver"] = [
+        ("baresip-vp8", framed(baresip[:40])),
+        ("baresip-vp8-holes", framed([p for i, p in enumerate(baresip[:60]) if i % 7 != 3])),
+        ("baresip-vp8-reordered", framed(baresip[1:20:2] + baresip[0:20:2])),
+    ]
     for target, (_, _, _, capture) in DEPACKETIZERS.items():
         packets = (
             _capture_packets(data / "rtp" / f"depack_ffmpeg_{capture}.bin")

@@ -31,19 +31,21 @@ from softphone.auth import errors as auth_errors
 from softphone.auth.basic import BasicChallenge
 from softphone.auth.challenge import choose_challenge
 from softphone.rtp import packet as rtp_packet
+from softphone.rtp import video_feedback
 from softphone.rtp.depacketize import Depacketizer, UnsupportedCodec, make_depacketizer
 from softphone.rtp.dtmf import DtmfReceiver
 from softphone.rtp.errors import RtpParseError
 from softphone.rtp.reorder import ReorderBuffer
 from softphone.rtp.session import RtpPacketReceived, RtpSession
+from softphone.rtp.video_receiver import VideoReceiver
 from softphone.rtsp import client as rtsp_client
 from softphone.rtsp import errors as rtsp_errors
 from softphone.rtsp import events as rtsp_events
 from softphone.rtsp.message import NEED_DATA, InterleavedFrame, RtspConnection
 from softphone.rtsp.url import RtspUrl
-from softphone.sdp import negotiation
+from softphone.sdp import negotiation, video
 from softphone.sdp.errors import SdpError, SdpParseError
-from softphone.sdp.session import SessionDescription
+from softphone.sdp.session import MediaDescription, SessionDescription
 from softphone.sip import errors as sip_errors
 from softphone.sip import events as sip_events
 from softphone.sip.account import AccountConfig
@@ -184,6 +186,8 @@ _OFFER_MEDIA: Final = negotiation.LocalMedia(
     ),
 )
 
+_VIDEO: Final = video.LocalVideo(address="192.0.2.1", port=40002, can_send=True)
+
 
 def ua_setup() -> tuple[UserAgent, list[bytes]]:
     """A user agent that has sent a REGISTER and an INVITE (seeded: the same bytes every time),
@@ -299,6 +303,11 @@ def _sdp(data: bytes) -> None:
     except SdpError:
         pass
     offer = negotiation.create_offer(_OFFER_MEDIA, session_id=1, session_version=1)
+    for index, m in enumerate(sdp.media):
+        if m.media.lower() == "video":  # a video offer is answered, never refused with a raise
+            section, _ = video.answer_video(sdp, m, _VIDEO)
+            MediaDescription.parse_media_line(section.lines()[0][2:])
+            video.apply_video_answer(sdp, m, sdp, index)
     negotiation.apply_answer(offer, sdp)
 
 
@@ -373,9 +382,23 @@ def _rtp_packet(data: bytes) -> None:
 
 
 def _rtcp(data: bytes) -> None:
+    """Compound RTCP, and the video feedback in it: what parses serialises and reads the same
+    (a NACK as the same set of sequence numbers: its entries may be regrouped)."""
     reduced = bool(data[:1]) and data[0] & 1 == 1
     for item in rtp_packet.parse_rtcp(data[1:], reduced_size=reduced):
         rtp_packet.parse_rtcp(bytes(item), reduced_size=True)
+        feedback = video_feedback.parse_feedback(item)
+        if feedback is None:
+            continue
+        again = video_feedback.parse_feedback(
+            rtp_packet.parse_rtcp(bytes(feedback), reduced_size=True)[0]
+        )
+        if isinstance(feedback, video_feedback.Nack) and isinstance(again, video_feedback.Nack):
+            same = set(feedback.lost) == set(again.lost)
+        else:
+            same = again == feedback
+        if not same:
+            raise ContractBroken(f"{feedback!r} reads back as {again!r}")
 
 
 def _rtp_session(data: bytes) -> None:
@@ -425,6 +448,38 @@ def _depacketizer(encoding: str, clock_rate: int, fmtp: dict[str, str]) -> Calla
     return feed
 
 
+def _video_receiver(data: bytes) -> None:
+    """A call's video receiver (VP8, every feedback negotiated): datagrams as they arrive, an
+    RTT that comes and goes, and the feedback it sends must be RTCP we can read (a compound
+    headed by an RR, then NACK/PLI)."""
+    receiver = VideoReceiver(
+        make_depacketizer("VP8", 90000, {}),
+        our_ssrc=0x5EED,
+        feedback=frozenset({"nack", "nack pli", "ccm fir"}),
+    )
+    now = 0.0
+    for i, datagram in enumerate(datagrams(data)):
+        now = i * 0.005
+        try:
+            packet = rtp_packet.RtpPacket.parse(datagram)
+        except RtpParseError:
+            continue
+        receiver.receive(packet, now)
+        if i % 4 == 3:
+            receiver.poll(now)
+            out = receiver.rtcp_to_send(now, rtt_s=None if i % 8 == 3 else 0.02)
+            if out is not None:
+                try:
+                    items = rtp_packet.parse_rtcp(out)
+                    feedback = [video_feedback.parse_feedback(item) for item in items[1:]]
+                except RtpParseError as exc:
+                    raise ContractBroken(f"the receiver sent unreadable RTCP: {exc}") from exc
+                if None in feedback:
+                    raise ContractBroken(f"the receiver sent RTCP that is not feedback: {out!r}")
+    receiver.poll(now + 1.0)
+    receiver.rtcp_to_send(now + 1.0)
+
+
 # The fmtp lines of the captures in tests/data/rtp (FFmpeg's packetisers).
 DEPACKETIZERS: Final[dict[str, tuple[str, int, dict[str, str], str]]] = {
     "depack_h264": (
@@ -449,6 +504,8 @@ DEPACKETIZERS: Final[dict[str, tuple[str, int, dict[str, str], str]]] = {
     ),
     "depack_latm": ("MP4A-LATM", 44100, {"cpresent": "0", "config": "400024103fc0"}, "latm"),
     "depack_audio": ("L16", 16000, {}, "pcmu"),
+    "depack_vp8": ("VP8", 90000, {}, "vp8"),
+    "depack_vp9": ("VP9", 90000, {}, "vp9"),
 }
 
 
@@ -539,7 +596,7 @@ def _targets() -> dict[str, FuzzTarget]:
         ),
         FuzzTarget("rtsp_url", "rtsp.url.RtspUrl.parse", (rtsp_errors.ParseError,), _rtsp_url, 512),
         FuzzTarget("rtp_packet", "rtp.RtpPacket.parse", (RtpParseError,), _rtp_packet, 2048),
-        FuzzTarget("rtcp", "rtp.parse_rtcp", (RtpParseError,), _rtcp, 2048),
+        FuzzTarget("rtcp", "rtp.parse_rtcp + video feedback", (RtpParseError,), _rtcp, 2048),
         FuzzTarget("rtp_session", "rtp.RtpSession.receive_datagram", (), _rtp_session, 8192),
     ]
     targets += [
@@ -548,6 +605,9 @@ def _targets() -> dict[str, FuzzTarget]:
         )
         for name, spec in DEPACKETIZERS.items()
     ]
+    targets.append(
+        FuzzTarget("video_receiver", "rtp.VideoReceiver (VP8)", (), _video_receiver, 16384)
+    )
     targets += [
         FuzzTarget("digest", "auth: challenges, choice, Authorization", (), _digest, 2048),
         FuzzTarget("vcard", "store.vcard import", (UnicodeDecodeError,), _vcard, 8192),

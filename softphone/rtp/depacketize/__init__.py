@@ -10,6 +10,8 @@ What comes out (what the decoders and the recorder of softphone.media expect):
 
 - H.264 / H.265 (``h264.py``, ``h265.py``): Annex-B with 4-byte start codes; the parameter sets
   are put in band before every key frame.
+- VP8 / VP9 (``vp8.py``, ``vp9.py``): the frame as the encoder wrote it; for VP9 a picture of
+  several spatial layers comes out as one superframe (VP9 bitstream spec Annex B).
 - MJPEG (``jpeg.py``): a complete JFIF image rebuilt from the RFC 2435 headers.
 - AAC (``aac.py``): one raw AAC frame (no ADTS) per unit, ``extradata`` = AudioSpecificConfig.
 - PCMU / PCMA / L16 / Opus (``audio.py``): the RTP payload, one unit per packet.
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from softphone.rtp.errors import RtpError
+from softphone.rtp.errors import RtpError, RtpParseError
 
 if TYPE_CHECKING:  # the RTP packet module loads with the RTP session, after PLAY
     from softphone.rtp.packet import RtpPacket
@@ -40,9 +42,9 @@ class AccessUnit:
     timestamp: int
     """RTP timestamp (clock ticks)."""
     keyframe: bool
-    """IDR (H.264) / IRAP (H.265); always True for MJPEG and audio."""
+    """IDR (H.264) / IRAP (H.265) / key frame (VP8, VP9); always True for MJPEG and audio."""
     codec: str
-    """FFmpeg's name: h264, hevc, mjpeg, aac, pcm_mulaw, pcm_alaw, pcm_s16be, opus."""
+    """FFmpeg's name: h264, hevc, vp8, vp9, mjpeg, aac, pcm_mulaw, pcm_alaw, pcm_s16be, opus."""
 
 
 class Depacketizer(Protocol):
@@ -75,6 +77,11 @@ class UnsupportedCodec(RtpError):
         self.encoding = encoding
         self.reason = reason
         super().__init__(f"no depacketiser for {encoding}" + (f" ({reason})" if reason else ""))
+
+
+class PayloadError(RtpParseError):
+    """A payload descriptor or codec header that does not parse (VP8, VP9). Raised by the
+    codec modules' parse functions; a depacketiser's ``push`` catches it and drops the frame."""
 
 
 class BitReader:
@@ -153,7 +160,7 @@ def supported_encodings() -> list[str]:
 
 
 # The codec modules import AccessUnit from this module, so they are imported after it is defined.
-from softphone.rtp.depacketize import aac, audio, h264, h265, jpeg  # noqa: E402
+from softphone.rtp.depacketize import aac, audio, h264, h265, jpeg, vp8, vp9  # noqa: E402
 
 _REGISTRY: Mapping[str, Factory] = {
     "h264": h264.H264Depacketizer.from_sdp,
@@ -165,6 +172,8 @@ _REGISTRY: Mapping[str, Factory] = {
     "pcma": audio.PayloadDepacketizer.pcma,
     "l16": audio.PayloadDepacketizer.l16,
     "opus": audio.PayloadDepacketizer.opus,
+    "vp8": vp8.Vp8Depacketizer.from_sdp,
+    "vp9": vp9.Vp9Depacketizer.from_sdp,
 }
 
 __all__ = [
@@ -172,6 +181,7 @@ __all__ = [
     "BitReader",
     "Depacketizer",
     "Factory",
+    "PayloadError",
     "UnsupportedCodec",
     "make_depacketizer",
     "supported_encodings",

@@ -38,7 +38,7 @@ from softphone.tui.bridge import start_bridge
 from softphone.tui.messages import PhoneEventReceived
 from softphone.tui.screens.main_actions import ACTIONS, MAIN_HELP
 from softphone.tui.screens.main_base import AppDeps, AppShell
-from softphone.tui.screens.main_calls import CallNotes
+from softphone.tui.screens.main_calls import CALL_VIDEO_FPS, CallNotes
 from softphone.tui.screens.main_screens import MainWithScreens
 from softphone.tui.widgets.quality import QualityHistory
 
@@ -66,6 +66,7 @@ class MainScreen(MainWithScreens):
         start_bridge(self, self.phone)
         self.set_interval(1.0, self._tick, name="call-timers")
         self._levels_timer = self.set_interval(0.1, self._poll_levels, name="levels", pause=True)
+        self.set_interval(1 / CALL_VIDEO_FPS, self._draw_call_video, name="call-video")
         if self.deps.book_problem is not None:
             self.tell(
                 f"history and contacts are not available: {self.deps.book_problem}", "warning"

@@ -31,6 +31,13 @@ ACTIONS: Final[tuple[Action, ...]] = (
     Action("m", "toggle_mute", "Mute", "mute / unmute the microphone in the selected call"),
     Action("r", "toggle_record", "Rec", "start / stop recording the selected call"),
     Action(
+        "C",
+        "toggle_video",
+        "Video",
+        "add / remove video in the selected call (re-INVITE): the far end in the side pane,"
+        " yours in its corner",
+    ),
+    Action(
         "t",
         "transfer",
         "Transfer",

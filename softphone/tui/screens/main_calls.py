@@ -1,7 +1,7 @@
 """The main screen's calls: an incoming call (the modal, a contact's name and a door station's
 camera, call waiting), the dial bar, the calls list with the quality panel beside it, and the
-keys that act on the selected call (answer, hang up, hold, mute, record, transfer, conference,
-DTMF).
+keys that act on the selected call (answer, hang up, hold, mute, record, video, transfer,
+conference, DTMF), and the selected call's video drawn in the side pane.
 
 Call waiting: a second incoming call while a call is up gets a notification and the row's
 ``waiting`` flag, not the modal (it would steal the keys of the call in progress).
@@ -34,10 +34,11 @@ from softphone.tui.widgets.quality import LOCK, QualityHistory, lock_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AUDIO_STATES", "CallNotes", "MainWithCalls"]
+__all__ = ["AUDIO_STATES", "CALL_VIDEO_FPS", "CallNotes", "MainWithCalls"]
 
 DTMF_KEYS: Final = frozenset("0123456789*#")
 AUDIO_STATES: Final = frozenset({"established", "held"})
+CALL_VIDEO_FPS: Final = 15  # how often the side pane takes a call's newest picture
 
 
 @dataclass(slots=True)
@@ -313,6 +314,27 @@ class MainWithCalls(MainWithPane):
             self.phone.mute(call.call_id, not call.muted)
         except PhoneError as exc:
             self.tell(f"mute: {exc}", "error")
+
+    def action_toggle_video(self) -> None:
+        call = self._need_call()
+        if call is None:
+            return
+        on = not call.has_video
+        self.tell("asking for video" if on else "taking video away")
+        self._act(self.phone.set_video(call.call_id, on), "video")
+
+    def _draw_call_video(self) -> None:
+        """The selected call's video in the side pane (the far end, our self-view in a corner)."""
+        call = self.selected_call()
+        rgb = None
+        if call is not None and call.has_video and call.state in AUDIO_STATES:
+            width, height = self.side.call_video_box
+            try:
+                rgb = self.phone.video_picture(call.call_id, width, height)
+            except PhoneError:
+                rgb = None
+        title = (self.notes.names.get(call.remote) or call.remote) if call is not None else ""
+        self.side.show_call_video(rgb, title)
 
     def action_toggle_record(self) -> None:
         call = self._need_call()

@@ -44,6 +44,7 @@ __all__ = [
     "grade",
     "ice_text",
     "level_bar",
+    "video_text",
 ]
 
 HISTORY_POINTS: Final = 60
@@ -138,6 +139,23 @@ def ice_text(stats: Mapping[str, object]) -> str:
     if state in (None, "off"):
         return ""
     return f"ICE {pair}" if state == "connected" and pair else f"ICE {state}"
+
+
+def video_text(stats: Mapping[str, object]) -> str:
+    """ "VP8 320x240 15 fps" for a call with video (the picture received, or sent when none
+    comes); "" for one without."""
+    codec, width, height = (
+        stats.get("video_codec"),
+        stats.get("video_width"),
+        stats.get("video_height"),
+    )
+    flowed = stats.get("video_frames_sent") or stats.get("video_frames_received")
+    if not codec or not flowed:
+        return ""
+    size = f" {width}x{height}" if width and height else ""
+    fps = stats.get("video_fps")
+    rate = f" {fps:g} fps" if isinstance(fps, int | float) else ""
+    return f"{codec}{size}{rate}"
 
 
 def _value_text(value: object, unit: str) -> str:
@@ -265,8 +283,9 @@ class QualityPanel(Vertical):
         if history is None:
             self.border_title = "Call quality · no call selected"
         else:
-            ice = ice_text(history.latest)
-            self.border_title = " · ".join(p for p in ("Call quality", title, lock, ice) if p)
+            ice, video = ice_text(history.latest), video_text(history.latest)
+            parts = ("Call quality", title, lock, ice, video)
+            self.border_title = " · ".join(p for p in parts if p)
         for scale in SCALES:
             latest = history.latest.get(scale.key) if history is not None else None
             self.query_one(f"#label-{scale.key}", Label).update(

@@ -16,6 +16,10 @@ screen asks for credentials and calls :meth:`SidePane.open` again with them, or
 :meth:`SidePane.login_cancelled`). Titles and lines use the player's ``title``, which never
 carries a password, never the text typed.
 
+A call's video (the far end with our self-view, from the phone) is drawn here too, while no
+stream plays: :meth:`SidePane.show_call_video`, called by the main screen at the video's rate;
+a stream opened meanwhile takes the pane over.
+
 While the pane is hidden (:meth:`SidePane.set_shown`) the player stops decoding video: the RTSP
 session stays up (and audio and a recording go on), so showing the pane again brings the
 picture back with the next key frame, which the player asks for at once. PAUSE is not used:
@@ -56,7 +60,8 @@ __all__ = ["PlayerFactory", "PlayerLike", "SidePane"]
 logger = logging.getLogger(__name__)
 
 STOP_WAIT_S: Final = 10.0  # a player's run ends within ~3 s of stop (TEARDOWN, decoder joins)
-HINT: Final = "No stream. Press v to open an RTSP URL or a camera's name."
+HINT: Final = "No stream. Press v to open an RTSP URL or a camera's name, C for video in a call."
+CALL_VIDEO_BOX: Final = (160, 96)
 
 
 class PlayerLike(Protocol):
@@ -165,6 +170,7 @@ class SidePane(Vertical):
         self._app: App[object] | None = None
         self._app_thread = threading.get_ident()
         self._picture_context = contextvars.copy_context()
+        self._call_video = False  # a call's picture is in the view
 
     def compose(self) -> ComposeResult:
         yield Label(HINT, id="pane-hint")
@@ -245,6 +251,7 @@ class SidePane(Vertical):
 
     def _start(self, text: str, login: Login | None) -> None:
         self._apply(PaneInput.OPEN)
+        self._call_video = False
         self.video.clear()
         try:
             player = self._factory(text, self._config(), login)
@@ -410,6 +417,35 @@ class SidePane(Vertical):
             self.video.set_overlay(player.overlay())
         except NoMatches:  # the widgets are being torn down
             pass
+
+    # --- a call's video ------------------------------------------------------------------------
+    @property
+    def call_video_box(self) -> tuple[int, int]:
+        """The pixel size a call's picture should have (before the view reported one: small)."""
+        return self._box or CALL_VIDEO_BOX
+
+    def show_call_video(self, rgb: np.ndarray | None, title: str = "") -> bool:
+        """Show a call's picture (None: the call has no video now, the pane goes back to its
+        hint); ignored while a stream plays or the pane is hidden. True when it is shown."""
+        if self.player is not None or not self.shown:
+            return False
+        try:
+            video, hint = self.video, self.query_one("#pane-hint", Label)
+        except NoMatches:  # the widgets are being torn down
+            return False
+        if rgb is None:
+            if self._call_video:
+                self._call_video = False
+                self._show_hint(HINT)
+            return False
+        if not self._call_video:
+            self._call_video = True
+            hint.display = False
+            video.display = True
+            video.set_overlay("")
+        self.border_title = f"Video · {title}" if title else "Video · call"
+        video.show(rgb)
+        return True
 
     def on_unmount(self) -> None:
         self._app = None
