@@ -80,6 +80,9 @@ class IceCandidate:
             elif name == "rport":
                 _check_port(ext, value)
                 related_port = int(ext)
+        if (related_address is None) != (related_port is None):
+            # RFC 8839 §5.1: raddr and rport go together; half of them says nothing.
+            related_address = related_port = None
         if transport.upper() != "UDP" or kind not in CANDIDATE_TYPES:
             return None
         try:

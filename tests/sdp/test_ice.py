@@ -120,3 +120,17 @@ def test_session_level_credentials_serve_the_media() -> None:
     assert ice is not None and ice.ufrag == "sess"
     # Trickle without end-of-candidates: more may come (RFC 8838), so not ended.
     assert ice.options == ("trickle",) and not ice.end_of_candidates
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    ["rport 22182", "raddr 192.168.2.100", "r\u0096ddr 192.168.2.100 rport 22182"],
+)
+def test_half_a_related_address_is_none_and_reads_back_the_same(extensions: str) -> None:
+    # Found by the sdp fuzz target: a lone rport was kept, left out when written, and the
+    # candidate we would repeat was not the one we read.
+    line = f"2 1 UDP 1845494015 203.0.113.2 20436 typ srflx {extensions}"
+    candidate = IceCandidate.parse(line)
+    assert candidate is not None
+    assert candidate.related_address is None and candidate.related_port is None
+    assert IceCandidate.parse(str(candidate)) == candidate

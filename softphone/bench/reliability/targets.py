@@ -45,6 +45,7 @@ from softphone.rtsp.message import NEED_DATA, InterleavedFrame, RtspConnection
 from softphone.rtsp.url import RtspUrl
 from softphone.sdp import negotiation, video
 from softphone.sdp.errors import SdpError, SdpParseError
+from softphone.sdp.ice import IceCandidate, IceParseError, ice_attributes, ice_of
 from softphone.sdp.session import MediaDescription, SessionDescription
 from softphone.sip import errors as sip_errors
 from softphone.sip import events as sip_events
@@ -297,6 +298,7 @@ def _sdp(data: bytes) -> None:
             [m.fmtp(pt) for pt in m.payload_types()],
             m.rtcp_port,
         )
+        _ice(sdp, m)
     try:
         answer, _ = negotiation.create_answer(sdp, _OFFER_MEDIA, session_id=1, session_version=1)
         SessionDescription.parse(bytes(answer))
@@ -309,6 +311,21 @@ def _sdp(data: bytes) -> None:
             MediaDescription.parse_media_line(section.lines()[0][2:])
             video.apply_video_answer(sdp, m, sdp, index)
     negotiation.apply_answer(offer, sdp)
+
+
+def _ice(sdp: SessionDescription, m: MediaDescription) -> None:
+    """A stream's ICE (RFC 8839) reads as IceParseError or as a description that says itself
+    again: what we would repeat of a far end's candidates is what it sent."""
+    try:
+        ice = ice_of(sdp, m)
+    except IceParseError:
+        return
+    if ice is None:
+        return
+    again = [value for name, value in ice_attributes(ice) if name == "candidate"]
+    parsed = [IceCandidate.parse(value or "") for value in again]
+    if parsed != list(ice.candidates):
+        raise ContractBroken(f"ICE candidates do not read back: {again} -> {parsed}")
 
 
 # --------------------------------------------------------------------------- RTSP
