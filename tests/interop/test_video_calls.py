@@ -148,7 +148,9 @@ async def both_ways(phone: Phone, call_id: str, bob: lab.Baresip, codec: str, tm
     sent = int(stat(phone, call_id, "video_frames_sent") or 0)  # type: ignore[call-overload]
     await until(lambda: int(stat(phone, call_id, "video_frames_sent") or 0) >= sent + 8)  # type: ignore[call-overload]
     second = await snapshot_counter(bob, tmp / "second.png")
-    assert 0 < first < second, (first, second)  # our pattern, moving, decoded by baresip
+    # Our pattern, moving, decoded by baresip (the first may be picture 0 on a loaded machine:
+    # pictures the encoder is too busy for are skipped, so fewer have gone by then).
+    assert first < second, (first, second)
 
 
 @pytest.mark.parametrize("bob", [("vp8", True), ("vp9", True)], indirect=True, ids=["vp8", "vp9"])
@@ -185,7 +187,8 @@ async def test_baresip_calls_us_with_video(
 @pytest.mark.parametrize("bob", [("vp8", True)], indirect=True, ids=["vp8"])
 def test_dial_video_json_reports_video_stats(bob: lab.Baresip, tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "softphone", "dial", bob.uri, "--video", "--no-audio"]
-    argv += ["--bind", "127.0.0.1", "--sip-port", "0", "--duration", "2", "--json"]
+    # 4 s: a loaded machine's encoder skips pictures (13 of 15 sent in 2 s was seen).
+    argv += ["--bind", "127.0.0.1", "--sip-port", "0", "--duration", "4", "--json"]
     proc = subprocess.run(
         argv, env=make_env(tmp_path), capture_output=True, text=True, timeout=30, check=False
     )
