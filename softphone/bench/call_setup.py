@@ -160,9 +160,18 @@ def run(workdir: Path, calls: int) -> dict[str, Any]:
                 caller.wait_event("CALL_CLOSED", timeout_s=CALL_TIMEOUT_S, since=mark)
             measured["baresip"].append(found.both_ways_ms or 0.0)
             legs["baresip"].append(legs_of(found))
-    result: dict[str, Any] = {
+    return {
         "topology": "loopback, no NAT, no ICE",
         "calls_per_caller": calls,
+        **comparison(measured, legs),
+    }
+
+
+def comparison(
+    measured: dict[str, list[float]], legs: dict[str, list[tuple[float, float]]]
+) -> dict[str, Any]:
+    """Each caller's summary, leg medians and times, and the softphone/baresip median ratio."""
+    result: dict[str, Any] = {
         "softphone": summary(measured["softphone"]),
         "baresip": summary(measured["baresip"]),
         "legs_ms": {

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from softphone.bench.call_peers import SoftphoneDial, stopping
-from softphone.bench.call_setup import SetupTime, legs_of, summary
+from softphone.bench.call_setup import SetupTime, comparison, legs_of
 from softphone.lab.baresip import Baresip
 from softphone.lab.coturn import Coturn
 from softphone.lab.kamailio import USERS, Kamailio
@@ -271,26 +270,12 @@ def run_topology(topology: Topology, workdir: Path, calls: int, tag: int) -> dic
                     caller.wait_event("CALL_CLOSED", timeout_s=CALL_TIMEOUT_S, since=mark)
                 measured["baresip"].append(found.both_ways_ms or 0.0)
                 legs["baresip"].append(legs_of(found))
-    result: dict[str, Any] = {
+    return {
         "topology": topology.name,
         "description": topology.description,
         "calls_per_caller": calls,
-        "softphone": summary(measured["softphone"]),
-        "baresip": summary(measured["baresip"]),
-        "legs_ms": {
-            who: {
-                "to_callee_median": round(statistics.median(t[0] for t in legs[who]), 1),
-                "to_caller_median": round(statistics.median(t[1] for t in legs[who]), 1),
-            }
-            for who in legs
-            if legs[who]
-        },
-        "softphone_ms": [round(t, 1) for t in measured["softphone"]],
-        "baresip_ms": [round(t, 1) for t in measured["baresip"]],
+        **comparison(measured, legs),
     }
-    ours, theirs = result["softphone"]["median_ms"], result["baresip"]["median_ms"]
-    result["median_ratio"] = round(ours / theirs, 2) if ours and theirs else None
-    return result
 
 
 def run(workdir: Path, calls: int, names: Iterable[str]) -> dict[str, Any]:
