@@ -22,10 +22,12 @@ The pump (the event loop side) does, every block::
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import select
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TypeAlias
@@ -45,6 +47,17 @@ Kind: TypeAlias = Literal["input", "output"]
 PORTAUDIO_MISSING: Final = "PortAudio is not installed: sudo apt-get install libportaudio2"
 SOUNDDEVICE_MISSING: Final = "the sounddevice package is not installed: pip install sounddevice"
 _WAKE: Final = b"\x00"
+# A stream that has run no callback for this long has lost its card or server: a real card
+# calls every 10-20 ms, and JACK's dummy driver every 10 ms.
+STALL_S: Final = 0.6
+STUCK_CLOSING: Final = (
+    "PortAudio is still closing the stream of the audio device that went away (its JACK host "
+    "waits up to 10 minutes for a server that has gone); restart softphone to use the device "
+    "again"
+)
+# Closers of lost streams: while one runs, PortAudio must not be re-initialised (it would close
+# that stream a second time and wait as long).
+_closers: list[threading.Thread] = []
 
 
 class AudioDeviceError(Exception):
@@ -80,12 +93,20 @@ def rescan_devices() -> None:
     PortAudio enumerates devices (and reads ``JACK_DEFAULT_SERVER``) in ``Pa_Initialize``.
     Call only while no ``DeviceIO`` is open.
     """
+    if closing_stuck():
+        raise AudioDeviceError(STUCK_CLOSING)
     sd = _sounddevice()
     try:
         sd._terminate()
         sd._initialize()
     except sd.PortAudioError as exc:
         raise AudioDeviceError(f"cannot re-initialise PortAudio: {exc}") from exc
+
+
+def closing_stuck() -> bool:
+    """True while a lost device's stream is still being closed (see ``DeviceIO.abandon``)."""
+    _closers[:] = [t for t in _closers if t.is_alive()]
+    return bool(_closers)
 
 
 # --- device listing and selection ----------------------------------------------------------
@@ -364,6 +385,8 @@ class DeviceIO(AudioIO):
         self._sd = sd
         self._stream: Any = stream
         self._closed = False
+        self._started = False
+        self._progress = (-1, 0.0)  # (callbacks seen, when they last moved)
 
     @property
     def latency_s(self) -> tuple[float, float]:
@@ -386,6 +409,56 @@ class DeviceIO(AudioIO):
             self._stream.start()
         except self._sd.PortAudioError as exc:
             raise AudioDeviceError(f"cannot start the audio stream: {exc}") from exc
+        self._started = True
+
+    def stalled(self, now: float) -> str | None:
+        """Why the started stream no longer runs (its card or sound server went away), or None.
+
+        PortAudio marks a stream inactive when its JACK server shuts down; an unplugged ALSA
+        card stops the callbacks. Either way, no callback for ``STALL_S`` of ``now`` (any
+        monotonic clock, the same at every call) is a lost device."""
+        if not self._started or self._closed:
+            return None
+        callbacks = self._exchange.callbacks
+        if callbacks != self._progress[0]:
+            self._progress = (callbacks, now)
+            return None
+        if not self._stream.active:
+            return "the audio stream stopped (its sound server or card went away)"
+        if now - self._progress[1] >= STALL_S:
+            return f"no audio from the device for {now - self._progress[1]:.1f} s"
+        return None
+
+    def abandon(self) -> None:
+        """Let a lost stream go without waiting for it.
+
+        PortAudio 19.6 (Debian 12) closes a JACK stream by waiting for the server's process
+        thread to let go of it, up to 10 minutes when the server has gone, and sounddevice's
+        exit handler would do the same at exit. The close runs on a thread of its own; while
+        it runs PortAudio is not re-initialised (``closing_stuck``), and the exit handler is
+        dropped until it has finished, so that the process can still end."""
+        if self._closed:
+            return
+        self._closed = True
+        self._exchange.wake_fd = -1  # a late callback must not write to a reused descriptor
+        self._close_pipe()
+        handler = getattr(self._sd, "_exit_handler", None)
+        if handler is not None:
+            atexit.unregister(handler)
+        closer = threading.Thread(
+            target=self._close_stream, args=(handler,), name="close lost audio stream", daemon=True
+        )
+        _closers.append(closer)
+        closer.start()
+
+    def _close_stream(self, exit_handler: Any) -> None:
+        try:
+            self._stream.abort()
+            self._stream.close()
+        except self._sd.PortAudioError as exc:
+            logger.info("closing the lost audio stream: %s", exc)
+        if exit_handler is not None:
+            atexit.register(exit_handler)
 
     def close(self) -> None:
         if self._closed:

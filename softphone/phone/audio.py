@@ -24,13 +24,23 @@ from typing import Protocol
 
 import numpy as np
 
-from softphone.media.device import AudioDeviceError, AudioIO, FileIO, NullIO, open_device
+from softphone.media.device import (
+    STUCK_CLOSING,
+    AudioDeviceError,
+    AudioIO,
+    FileIO,
+    NullIO,
+    closing_stuck,
+    open_device,
+    rescan_devices,
+)
 from softphone.media.echo import EchoCanceller
 from softphone.media.levels import LevelMeter
 from softphone.media.silence import silent_block
 from softphone.media.tones import RING, ToneGenerator
 from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import WavWriter
+from softphone.phone.device_watch import DeviceWatch
 from softphone.phone.echo_control import EchoControl
 from softphone.phone.mixing import Conference
 
@@ -84,6 +94,9 @@ class AudioEngine:
         # Echo cancellation between what the speaker plays and the microphone (sound card only;
         # phone/echo_control.py puts it here and takes it away).
         self.echo: EchoCanceller | None = None
+        # Called after every tick with the loop's time (phone/device_watch.py: a sound card that
+        # goes away mid-call).
+        self.watch: Callable[[float], None] | None = None
 
     # -- lifecycle
     def start(self) -> None:
@@ -143,8 +156,25 @@ class AudioEngine:
         except Exception as exc:  # a broken port must not stop the other calls' audio
             logger.exception("audio pump failed")
             self.errors.append(str(exc))
+        if self.watch is not None:
+            try:
+                self.watch(self._loop.time())
+            except Exception as exc:
+                logger.exception("audio device watch failed")
+                self.errors.append(str(exc))
         if not self._closed:
             self._schedule()
+
+    def replace_io(self, io: AudioIO, *, silent_because: str | None = None) -> AudioIO:
+        """Go on with ``io`` (at the engine's rate: the calls' ports keep theirs) and hand back
+        the one it replaces, neither closed nor stopped: the caller knows how to let it go."""
+        if io.sample_rate != self.sample_rate:
+            raise ValueError(f"{io.sample_rate} Hz for an engine at {self.sample_rate} Hz")
+        if self._loop is not None and not self._closed:
+            io.start()  # first: a device that will not start leaves the engine as it was
+        old, self.io = self.io, io
+        self.silent_because = silent_because
+        return old
 
     def pump(self, now: float) -> None:
         """One step: microphone to ports, ports to speaker. Public so tests can walk a clock.
@@ -307,6 +337,7 @@ class DeviceAudio:
         self._ringback_port: TonePort | None = None
         self._ring_port: TonePort | None = None
         self.echo = EchoControl(echo_cancellation, on_problem)
+        self.watch: DeviceWatch | None = None
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
         if self._engine is None:
@@ -315,12 +346,29 @@ class DeviceAudio:
                 self._engine = AudioEngine(io, name="device")
                 self._engine.start()
                 self.echo.attach(self._engine)
+                self.watch = DeviceWatch(self._engine, self._reopen, self._on_problem)
+                self._engine.watch = self.watch.check
             except AudioDeviceError as exc:
                 self._on_problem(f"no audio device, calls are silent: {exc}")
                 self._engine = AudioEngine(
                     NullIO(HEADLESS_RATE), name="null", silent_because=str(exc)
                 )
         return self._engine
+
+    def _reopen(self, sample_rate: int) -> AudioIO:
+        """The configured device again, at the rate the calls run at (device_watch.py).
+
+        PortAudio lists devices as they were at its last initialise; it is initialised again
+        to find a card that came back, unless another stream of ours is open (the ring device)
+        or a lost one is still closing."""
+        if self._ring_engine is None and not closing_stuck():
+            rescan_devices()
+        try:
+            return open_device(self._input, self._output, sample_rate=sample_rate)
+        except AudioDeviceError as exc:
+            if closing_stuck():
+                raise AudioDeviceError(STUCK_CLOSING) from exc
+            raise
 
     def _ringer(self) -> AudioEngine:
         """Where the ring tone plays: ``ring_device`` when configured, else the call device."""
