@@ -26,6 +26,7 @@ from video_call_support import STEP_S, baresip_config, both_ways, stat
 
 from softphone import lab
 from softphone.config import Account, Config, MediaEncryptionName
+from softphone.lab.baresip import MODULE_DIR
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.phone import Phone
@@ -37,13 +38,10 @@ from softphone.transport.resolver import StubBackend
 pytestmark = pytest.mark.interop
 
 PROFILE_LEVEL_ID = "42e01f"  # what baresip 1.0's avcodec writes, whatever it was offered
-# Mode 0 has no fragments (RFC 6184 §6.2): our pattern's key frame at 1280x720 has NAL units of
-# some 1,500 bytes unsliced, so these calls show that x264 cuts slices that fit a packet.
-MODE_0_SIZE = (1280, 720)
-
-
-def sent_size(mode: int) -> tuple[int, int]:
-    return MODE_0_SIZE if mode == 0 else (320, 240)
+# Our pattern's key frame at 1280x720 has NAL units of some 1,500 bytes unsliced: a packet
+# cannot hold them, so mode 1 sends FU-A fragments (RFC 6184 §5.8) and mode 0, which has none
+# (§6.2), needs x264 to cut slices that fit.
+SENT_SIZE = (1280, 720)
 
 
 @pytest.fixture
@@ -58,6 +56,8 @@ def bob(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[lab.Baresip]
         mediaenc=encryption[0] if encryption else None,
     )
     with peers_required():
+        if not (MODULE_DIR / "avcodec.so").is_file():
+            raise lab.PeerMissing("baresip's avcodec module (Debian package baresip-ffmpeg)")
         phone.start()
     try:
         yield phone
@@ -149,13 +149,13 @@ async def test_we_call_baresip_with_h264(
     bob: lab.Baresip, ours: Callable[..., Phone], tmp_path: Path, mode: int
 ) -> None:
     """We offer H.264 in one packetization mode; baresip answers it and both sides decode."""
-    phone = await ours(modes=(mode,), size=sent_size(mode))  # type: ignore[misc]
+    phone = await ours(modes=(mode,), size=SENT_SIZE)  # type: ignore[misc]
     await phone.dial(bob.uri)
     call_id = await established(phone)
     mine, theirs = negotiated(phone, call_id)
     assert mine["packetization-mode"] == theirs["packetization-mode"] == str(mode)
     assert theirs["profile-level-id"] == PROFILE_LEVEL_ID
-    await both_ways(phone, call_id, bob, "h264", tmp_path, sent_size(mode))
+    await both_ways(phone, call_id, bob, "h264", tmp_path, SENT_SIZE)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ async def test_baresip_calls_us_with_h264(
 ) -> None:
     """baresip offers H.264 in both modes (or mode 0 alone); we answer in our preferred mode
     among them (1 before 0) and both sides decode."""
-    phone = await ours(auto_answer=True, size=sent_size(mode))  # type: ignore[misc]
+    phone = await ours(auto_answer=True, size=SENT_SIZE)  # type: ignore[misc]
     bob.dial(f"sip:softphone@127.0.0.1:{port_of(phone)}")
     call_id = await established(phone)
     offer = peer_h264(phone, call_id)
@@ -180,7 +180,7 @@ async def test_baresip_calls_us_with_h264(
     # RFC 6184 §8.2.2: our answer keeps the offer's profile, at a level not above its 3.1.
     assert theirs["profile-level-id"] == PROFILE_LEVEL_ID
     assert mine["profile-level-id"] == PROFILE_LEVEL_ID
-    await both_ways(phone, call_id, bob, "h264", tmp_path, sent_size(mode))
+    await both_ways(phone, call_id, bob, "h264", tmp_path, SENT_SIZE)
 
 
 @pytest.mark.parametrize("bob", [(True, None, "srtp-mand")], indirect=True, ids=["sdes"])
