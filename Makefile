@@ -22,12 +22,16 @@ RTSP_LAB := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
 # linphone-cli (linphonec, liblinphone 5.1): the interop tests' second phone, for what baresip 1.0
 # cannot do: Replaces (attended transfer as transferee and as target), 100rel, session timers
 # (tests/interop/test_linphone.py).
+# baresip-ffmpeg: baresip's avcodec module (H.264 through FFmpeg) for the H.264 video calls
+# (tests/interop/test_video_h264.py); mediastreamer2-plugin-openh264: linphonec's H.264
+# (tests/interop/test_linphone_video.py).
 # The NAT lab's relays (tests/interop/test_nat_lab.py, test_rtpengine.py): coturn as STUN/TURN
 # server, rtpengine (userspace only, no kernel module) as a provider's media relay beside Kamailio
 # (whose rtpengine module ships in the kamailio package).
 NAT_LAB  := coturn rtpengine-daemon
 PEERS    := kamailio kamailio-tls-modules kamailio-presence-modules baresip openssl tmux jackd2 \
-            iproute2 nftables sip-tester linphone-cli $(NAT_LAB) $(RTSP_LAB)
+            iproute2 nftables sip-tester linphone-cli baresip-ffmpeg \
+            mediastreamer2-plugin-openh264 $(NAT_LAB) $(RTSP_LAB)
 # The reliability campaign's own peers: SIPp (sip-tester) drives the load, sipvicious scans
 # (the network namespaces and packet loss use iproute2 and nftables, in PEERS).
 RELIABILITY_PEERS := sip-tester sipvicious

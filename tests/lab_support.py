@@ -116,4 +116,5 @@ class LinphoneFactory(Protocol):
         rel100: Rel100 = "no",
         session_expires_s: int | None = None,
         sip_trace: bool = False,
+        video: bool = False,
     ) -> lab.Linphone: ...

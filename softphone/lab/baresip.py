@@ -281,6 +281,7 @@ class Baresip:
         audio: Audio = "tone",
         record: bool = False,
         codecs: str | None = None,
+        video_codecs: str | None = None,
         password: str | None = None,
         extra_config: str = "",
         display_name: str | None = None,
@@ -300,7 +301,9 @@ class Baresip:
     ) -> None:
         """``host``: the address it listens and advertises on, inside ``netns`` when given
         (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
-        names, e.g. ``opus/48000/1``; default: every codec module loaded). ``register`` only
+        names, e.g. ``opus/48000/1``; default: every codec module loaded). ``video_codecs``: its
+        ``video_codecs`` (codec names; baresip 1.0 takes the first codec of each name, so
+        ``H264`` is avcodec's packetization-mode 0 alone). ``register`` only
         matters with a registrar. ``display_name``: the name its From carries, as most phones
         send one. ``contacts``: URIs for its contacts file (module ``contact``), the only
         parties baresip 1.0 can send an instant message to (:meth:`send_message`).
@@ -329,6 +332,9 @@ class Baresip:
         self.audio = audio
         self.record = record
         self.codecs = codecs
+        if video_codecs is not None and re.search(r'[\s;"<>]', video_codecs):
+            raise LabError(f"video codecs the accounts file can hold, not {video_codecs!r}")
+        self.video_codecs = video_codecs
         self.extra_config = extra_config
         if display_name is not None and any(c in display_name for c in '"\\\r\n'):
             raise LabError(f"a display name the accounts file can hold, not {display_name!r}")
@@ -396,6 +402,8 @@ class Baresip:
         answer = f"answermode={'auto' if self.auto_answer else 'manual'}"
         if self.codecs:  # the account's own list is what its answers choose from, too
             answer += f";audio_codecs={self.codecs}"
+        if self.video_codecs:
+            answer += f";video_codecs={self.video_codecs}"
         if self.mediaenc is not None:
             answer += f";mediaenc={self.mediaenc}"
         if self.medianat is not None:

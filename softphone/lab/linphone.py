@@ -22,6 +22,15 @@ call state changes as lines on stdout (``-S``), which :func:`parse_event` reads:
   ``Media streams established with sip:bob@lab.test for call 1 (audio).``
   ``Call 1 with sip:bob@lab.test ended (Call terminated).``
 
+Video (``video=True``) runs headless too: linphonec's ``-C -D`` (capture and display, without
+``-V``'s preview window) with mediastreamer's ``StaticImage`` as the camera (the only one it
+lists with no camera here; Debian's "no webcam" picture at 1 picture a second) and
+``MSExtDisplay`` as the display, a filter that opens no window. It offers and accepts video on
+every call, VP8 and H.264 (OpenH264, Debian ``mediastreamer2-plugin-openh264``). Its
+``snapshot FILE`` command saves the next picture it decoded as a JPEG (:meth:`snapshot`), which
+is how a test sees what it received. With a display, mediastreamer logs an error line for each
+display method the filter lacks, some 100 a second during a call: noise, not a failure.
+
 ``sip_trace=True`` raises its log level so that every SIP message it sends or receives is in
 its output (belle-sip logs them whole), for tests that assert a header it sent.
 """
@@ -137,12 +146,14 @@ class Linphone:
         session_expires_s: int | None = None,
         sip_trace: bool = False,
         host: str = HOST,
+        video: bool = False,
     ) -> None:
         """``auto_answer``: answer every incoming call at once (``-a``). ``rel100``: what it
         says of reliable provisional responses (RFC 3262): ``optional`` puts 100rel in its
         Supported header, ``mandatory`` in Require. ``session_expires_s``: ask for session
         timers (RFC 4028) with this interval; None leaves them off. ``sip_trace``: log every
-        SIP message in full to its output."""
+        SIP message in full to its output. ``video``: offer and accept video on every call
+        (see the module docstring)."""
         if user not in USERS:
             raise LabError(f"Kamailio knows users {sorted(USERS)}, not {user!r}")
         if rel100 not in REL100_LEVELS:
@@ -160,6 +171,7 @@ class Linphone:
         self.session_expires_s = session_expires_s
         self.sip_trace = sip_trace
         self.host = host
+        self.video = video
         self.sip_port = 0
         self._process: LabProcess | None = None
 
@@ -174,8 +186,8 @@ class Linphone:
     # -- configuration
 
     def rc_text(self) -> str:
-        """liblinphone's configuration: one UDP listener on ``host``, no TCP/TLS, no video,
-        no echo canceller, the null sound card, one account at the lab Kamailio."""
+        """liblinphone's configuration: one UDP listener on ``host``, no TCP/TLS, video only
+        when asked, no echo canceller, the null sound card, one account at the lab Kamailio."""
         proxy = f"sip:{self.host}:{self.kamailio.udp_port};transport=udp"
         expires = self.session_expires_s
         sections: dict[str, dict[str, object]] = {
@@ -199,9 +211,21 @@ class Linphone:
                 **({"session_expires_value": expires} if expires is not None else {}),
             },
             "net": {"firewall_policy": 0, "nat_policy_ref": ""},
-            "rtp": {"audio_rtp_port": f"{self.sip_port + 2}-{self.sip_port + 200}"},
+            "rtp": {
+                "audio_rtp_port": f"{self.sip_port + 2}-{self.sip_port + 200}",
+                "video_rtp_port": f"{self.sip_port + 202}-{self.sip_port + 400}",
+            },
             "sound": {"echocancellation": 0},
-            "video": {"capture": 0, "display": 0, "automatically_initiate": 0},
+            "video": {
+                "enabled": int(self.video),
+                "capture": int(self.video),
+                "display": int(self.video),
+                "automatically_initiate": int(self.video),
+                "automatically_accept": int(self.video),
+                "show_local": 0,
+                "self_view": 0,
+                "displaytype": "MSExtDisplay",
+            },
             "proxy_0": {
                 "reg_proxy": f"<{proxy}>",
                 # Calls go through the registrar too, not to lab.test's (nonexistent) DNS.
@@ -229,6 +253,8 @@ class Linphone:
         argv = [binary, "-c", str(self.rc_path), "-S", "-d", "6" if self.sip_trace else "0"]
         if self.auto_answer:
             argv.append("-a")
+        if self.video:  # capture and display; -V would add a preview window as well
+            argv += ["-C", "-D"]
         timeout = shutil.which("timeout")
         if timeout is not None:  # a hard bound on its life, even if we are killed with -9
             argv = [timeout, "-s", "TERM", str(LIFETIME_S), *argv]
@@ -365,6 +391,16 @@ class Linphone:
 
     def terminate(self, call: int | None = None) -> None:
         self.command("terminate" if call is None else f"terminate {call}")
+
+    def snapshot(self, path: Path, timeout_s: float = 5.0) -> None:
+        """Save the next picture of the current call's received video to ``path`` (JPEG); it
+        says so at once, and writes the file when that picture is decoded (the caller waits
+        for a whole file)."""
+        if any(c.isspace() for c in str(path)):
+            raise LabError(f"linphonec takes a snapshot path without blanks, not {str(path)!r}")
+        mark = self.mark()
+        self.command(f"snapshot {path}")
+        self.wait_for(f"Taking video snapshot in file {re.escape(str(path))}", timeout_s, mark)
 
     def calls(self, timeout_s: float = 5.0) -> str:
         """linphonec's table of calls (``calls``). Its prompt ends no line, so the end of the

@@ -52,6 +52,7 @@ from softphone.sdp.session import Connection, MediaDescription
 from softphone.sdp.video import (
     DEFAULT_CODECS,
     LocalVideo,
+    VideoCodec,
     answer_video,
     apply_video_answer,
     rejected_video,
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # PyAV is loaded with the first call that has video
     from softphone.media.video import Rgb
     from softphone.phone.video_stream import VideoStream
 
-__all__ = ["EMPTY_STATS", "CallVideo", "VideoSettings"]
+__all__ = ["EMPTY_STATS", "CallVideo", "VideoSettings", "local_codecs"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +95,37 @@ class VideoSettings:
     fps: int = 15
     record: str | None = None  # --video-record: the received video of calls, to Matroska
     codecs: tuple[str, ...] = ("VP8", "VP9", "H264")  # offered and answered, in this order
+    # H.264's packetization modes (RFC 6184 §6.2, §6.3), offered and answered in this order.
+    h264_packetization_modes: tuple[int, ...] = (1, 0)
     start_bitrate_bps: int = 400_000
     min_bitrate_bps: int = 100_000
     max_bitrate_bps: int = 1_500_000
 
+    def __post_init__(self) -> None:
+        modes = self.h264_packetization_modes
+        if not modes or len(set(modes)) != len(modes) or not set(modes) <= {0, 1}:
+            raise ValueError(f"H.264 packetization modes are 1 and/or 0, not {modes!r}")
+
     @property
     def can_send(self) -> bool:
         return self.source is not None
+
+
+def _packetization_mode(codec: VideoCodec) -> int:
+    return int(codec.fmtp.get("packetization-mode", "0") or "0")  # RFC 6184 §8.1: 0 if absent
+
+
+def local_codecs(settings: VideoSettings) -> tuple[VideoCodec, ...]:
+    """Our video codecs in ``settings.codecs`` order; H.264 once per packetization mode of
+    ``settings.h264_packetization_modes``, in that order."""
+    out: list[VideoCodec] = []
+    for name in settings.codecs:
+        same = [codec for codec in DEFAULT_CODECS if codec.name == name.upper()]
+        if name.upper() == "H264":
+            by_mode = {_packetization_mode(codec): codec for codec in same}
+            same = [by_mode[m] for m in settings.h264_packetization_modes if m in by_mode]
+        out += same
+    return tuple(out)
 
 
 def _video_index(sdp: SessionDescription | None) -> int | None:
@@ -178,12 +203,7 @@ class CallVideo:
             port=info.video_rtp.port,
             can_send=self.settings.can_send and not info.local_hold,
             can_receive=not info.local_hold,
-            codecs=tuple(
-                codec
-                for name in self.settings.codecs
-                for codec in DEFAULT_CODECS
-                if codec.name == name.upper()
-            ),
+            codecs=local_codecs(self.settings),
             max_bitrate_kbps=self.settings.max_bitrate_bps // 1000,
             proto=proto,
         )

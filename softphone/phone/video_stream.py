@@ -129,6 +129,8 @@ class _Sender:
             max_bps=settings.max_bitrate_bps,
             start_bps=settings.start_bitrate_bps,
         )
+        # H.264 mode 0 (RFC 6184 §6.2) has no fragments: x264 cuts slices that fit a packet.
+        mode = int(codec.fmtp.get("packetization-mode", "0") or "0")
         self.encoder = VideoEncoder(
             name,
             width=settings.width,
@@ -137,9 +139,9 @@ class _Sender:
             bitrate_bps=rate.target_bps,
             min_bitrate_bps=settings.min_bitrate_bps,
             max_bitrate_bps=settings.max_bitrate_bps,
+            max_slice_bytes=MAX_PAYLOAD if name == "h264" and mode == 0 else None,
         )
         if name == "h264":
-            mode = int(codec.fmtp.get("packetization-mode", "0") or "0")
             self.packetizer: H264Packetizer | Vp8Packetizer | Vp9Packetizer = H264Packetizer(
                 max_payload=MAX_PAYLOAD, packetization_mode=mode
             )

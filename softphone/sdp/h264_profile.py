@@ -80,6 +80,21 @@ class ProfileLevelId:
             return self.profile_idc == other.profile_idc
         return self.profile is other.profile
 
+    def can_answer(self, offered: ProfileLevelId) -> bool:
+        """Whether our codec of this profile takes an offer of ``offered``'s profile (RFC 6184
+        §8.2.2: the answer names the offer's profile): the same profile, or our Constrained
+        Baseline for a Baseline offer. Constrained Baseline is Baseline with constraint_set1
+        (H.264 A.2.1.1), so what we send is a Baseline stream; what the peer sends us is read
+        by a decoder without Baseline's FMO, ASO and redundant slices, which real-time encoders
+        (OpenH264, x264) do not use. Peers offer Baseline: Linphone 5.1 writes ``42801F``, and
+        an offer without ``profile-level-id`` means Baseline (§8.1)."""
+        if self.same_profile(offered):
+            return True
+        return (
+            self.profile is H264Profile.CONSTRAINED_BASELINE
+            and offered.profile is H264Profile.BASELINE
+        )
+
     @property
     def level(self) -> float:
         """The level for ordering (level_idc, 1b as 10.5)."""
@@ -119,6 +134,6 @@ def answer_profile_level_id(
     """The ``profile-level-id`` of our answer to ``offered`` (RFC 6184 §8.2.2): the offer's
     profile, and a level not above the offer's (the lower of the two) for a sendrecv stream;
     with ``level-asymmetry-allowed=1`` on both sides (RFC 6184 §8.1), our own receive level.
-    The profiles must match (the caller checks ``same_profile``)."""
+    The profiles must agree (the caller checks ``can_answer``)."""
     level = ours if asymmetry or ours.level <= offered.level else offered
     return offered.with_level_of(level)

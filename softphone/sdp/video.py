@@ -17,9 +17,10 @@ beside it, so that the caller puts the two together:
 
 Codec matching beyond the name and the 90 kHz clock:
 
-- H.264: packetization-mode (0 when absent, RFC 6184 §8.1) must be equal, the profile the same
-  (sdp/h264_profile.py); the answer's ``profile-level-id`` has the offer's profile and a level
-  not above the offer's (§8.2.2), unless both allow level asymmetry.
+- H.264: packetization-mode (0 when absent, RFC 6184 §8.1) must be equal, the profile the same,
+  or Baseline offered to our Constrained Baseline (sdp/h264_profile.py ``can_answer``); the
+  answer's ``profile-level-id`` has the offer's profile and a level not above the offer's
+  (§8.2.2), unless both allow level asymmetry.
 - VP9: profile-id (0 when absent, RFC 9628 §6) must be equal.
 
 What the peer said it can receive (``max-fs``, ``max-fr``, the H.264 level, ``b=AS``/``b=TIAS``)
@@ -156,7 +157,7 @@ def _compatible(ours: VideoCodec, name: str, clock_rate: int, theirs: Mapping[st
             _packetization_mode(mine) == _packetization_mode(theirs)
             and their_profile is not None
             and our_profile is not None
-            and their_profile.same_profile(our_profile)
+            and our_profile.can_answer(their_profile)
         )
     if ours.name == "VP9":
         return (mine.get("profile-id") or "0") == (theirs.get("profile-id") or "0")

@@ -51,11 +51,14 @@ Fixtures:
   ``events`` holds every ctrl_tcp event; ``wait_event(type, timeout_s, predicate, since)`` counts
   past events too, so pass ``since=phone.mark()`` to wait only for new ones.
 - ``linphone_factory`` (function): ``linphone_factory(user="bob", auto_answer=False,
-  rel100="no" | "optional" | "mandatory", session_expires_s=None, sip_trace=False) ->
+  rel100="no" | "optional" | "mandatory", session_expires_s=None, sip_trace=False,
+  video=False) ->
   lab.Linphone``: Linphone's console client registered to the session ``kamailio`` (UDP) before
   it returns; ``call(uri)``, ``answer(id)``, ``terminate(id)``, ``calls()``, ``command(line)``;
   ``wait_event(CallEventKind.X, timeout_s, peer=, since=mark())`` over the call events it
-  prints; ``sip_trace=True`` puts every SIP message it sends or receives in ``lines()``.
+  prints; ``sip_trace=True`` puts every SIP message it sends or receives in ``lines()``;
+  ``video=True`` offers and takes video (VP8, H.264) headless, ``snapshot(path)`` saves the next
+  picture it decoded.
 - ``rtsp_lab`` (session): one shared :class:`lab.RtspServer` with every mount of ``lab.MOUNTS``:
   ``url(mount, user=, password=, scheme=)``, ``port``, ``user``/``password``, ``lines()``,
   ``mark()``, ``wait_for(regex, timeout_s, since)`` over its ``LAB <METHOD> <path> ...`` lines.
@@ -292,6 +295,7 @@ def linphone_factory(
         rel100: Rel100 = "no",
         session_expires_s: int | None = None,
         sip_trace: bool = False,
+        video: bool = False,
     ) -> lab.Linphone:
         phone = lab.Linphone(
             tmp_path_factory.mktemp(f"linphonec-{user}"),
@@ -301,6 +305,7 @@ def linphone_factory(
             rel100=rel100,
             session_expires_s=session_expires_s,
             sip_trace=sip_trace,
+            video=video,
         )
         started.append(phone)
         with peers_required():

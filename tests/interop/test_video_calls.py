@@ -12,7 +12,6 @@ And ``softphone dial --video --json``: the ``call_ended`` line carries the video
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import subprocess
@@ -25,10 +24,10 @@ import pytest
 from cli_support import make_env
 from lab_support import dump, peers_required
 from phone_support import expect, free_port, port_of
+from video_call_support import FRAMES, STEP_S, baresip_config, both_ways, stat
 
 from softphone import lab
 from softphone.config import Account, Config, MediaEncryptionName
-from softphone.media.video_source import read_counter
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.phone import Phone
@@ -37,17 +36,6 @@ from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
 
 pytestmark = pytest.mark.interop
-
-STEP_S = 10.0
-FRAMES = 15  # one second of baresip's 15 fps
-
-
-def baresip_config(codec: str) -> str:
-    return (
-        f"module\t\t\t{codec}.so\nmodule\t\t\tfakevideo.so\nmodule\t\t\tsnapshot.so\n"
-        "video_source\t\tfakevideo,nil\nvideo_display\t\t\nvideo_size\t\t320x240\n"
-        "video_bitrate\t\t300000\nvideo_fps\t\t15\n"
-    )
 
 
 @pytest.fixture
@@ -78,7 +66,7 @@ async def ours(tmp_path: Path) -> AsyncIterator[Callable[..., Phone]]:
     async def start(
         *, auto_answer: bool = False, encryption: MediaEncryptionName | None = None
     ) -> Phone:
-        accounts = ()
+        accounts: tuple[Account, ...] = ()
         if encryption is not None:
             uri = SipUri(user="softphone", host="127.0.0.1")
             accounts = (Account(name="a", uri=uri, media_encryption=encryption),)
@@ -102,57 +90,6 @@ async def ours(tmp_path: Path) -> AsyncIterator[Callable[..., Phone]]:
         await phone.stop()
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = STEP_S) -> None:
-    """Wait for ``condition`` (checked every 20 ms), at most ``timeout_s``."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
-def stat(phone: Phone, call_id: str, key: str) -> object:
-    return (phone.call_stats(call_id) or {}).get(key)
-
-
-def received(phone: Phone, call_id: str) -> int:
-    return int(stat(phone, call_id, "video_frames_received") or 0)  # type: ignore[call-overload]
-
-
-async def snapshot_counter(bob: lab.Baresip, path: Path) -> int:
-    """The frame counter of the next picture baresip decodes from us (snapshot module)."""
-    mark = bob.mark()
-    bob.command("snapshot_recv", str(path))
-    await asyncio.to_thread(bob.wait_for, f"png: wrote {path}", STEP_S, mark)
-    # baresip says so before it closes the file: read it once it is whole.
-    frame: av.VideoFrame | None = None
-
-    def whole() -> bool:
-        nonlocal frame
-        try:
-            with av.open(str(path)) as container:
-                frame = next(container.decode(video=0))
-        except (av.FFmpegError, StopIteration):
-            return False
-        return True
-
-    await until(whole, 2.0)
-    assert frame is not None and (frame.width, frame.height) == (320, 240)
-    return read_counter(frame)
-
-
-async def both_ways(phone: Phone, call_id: str, bob: lab.Baresip, codec: str, tmp: Path) -> None:
-    await until(lambda: received(phone, call_id) >= FRAMES)
-    stats = phone.call_stats(call_id) or {}
-    assert stats["video_codec"] == codec.upper()
-    assert (stats["video_width"], stats["video_height"]) == (320, 240)  # fakevideo's size
-    first = await snapshot_counter(bob, tmp / "first.png")
-    sent = int(stat(phone, call_id, "video_frames_sent") or 0)  # type: ignore[call-overload]
-    await until(lambda: int(stat(phone, call_id, "video_frames_sent") or 0) >= sent + 8)  # type: ignore[call-overload]
-    second = await snapshot_counter(bob, tmp / "second.png")
-    # Our pattern, moving, decoded by baresip (the first may be picture 0 on a loaded machine:
-    # pictures the encoder is too busy for are skipped, so fewer have gone by then).
-    assert first < second, (first, second)
-
-
 @pytest.mark.parametrize("bob", [("vp8", True), ("vp9", True)], indirect=True, ids=["vp8", "vp9"])
 async def test_we_call_baresip_with_video(
     bob: lab.Baresip, ours: Callable[..., Phone], tmp_path: Path
@@ -167,7 +104,7 @@ async def test_we_call_baresip_with_video(
     await phone.hangup(call_id)
     ended = await expect(phone, lambda e: isinstance(e, pe.CallEnded), STEP_S)
     assert isinstance(ended, pe.CallEnded) and ended.stats is not None
-    assert int(ended.stats["video_frames_received"]) >= FRAMES  # type: ignore[call-overload]
+    assert int(ended.stats["video_frames_received"]) >= FRAMES
 
 
 @pytest.mark.parametrize("bob", [("vp8", False), ("vp9", False)], indirect=True, ids=["vp8", "vp9"])

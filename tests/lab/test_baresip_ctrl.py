@@ -162,6 +162,13 @@ def test_a_display_name_goes_before_the_accounts_address(tmp_path: Path) -> None
         Baresip(tmp_path, display_name='say "hi"')
 
 
+def test_video_codecs_go_on_the_account_line_and_only_when_asked(tmp_path: Path) -> None:
+    assert ";video_codecs=H264;" in Baresip(tmp_path, video_codecs="H264").account_line()
+    assert "video_codecs" not in Baresip(tmp_path).account_line()
+    with pytest.raises(LabError, match="video codecs"):
+        Baresip(tmp_path, video_codecs="H264;answermode=auto")
+
+
 def test_contacts_and_the_console_are_configured_only_when_asked(tmp_path: Path) -> None:
     plain = Baresip(tmp_path, user="bob").config_text()
     assert "contact.so" not in plain and "cons.so" not in plain

@@ -77,6 +77,24 @@ def test_argv_asks_for_state_messages_and_the_log_level_and_answering(tmp_path: 
     assert traced[-3:] == ["-d", "6", "-a"]
 
 
+def test_video_is_off_unless_asked_and_then_headless(tmp_path: Path) -> None:
+    plain = phone(tmp_path)
+    assert rc(plain)["video"]["enabled"] == "0" and rc(plain)["video"]["capture"] == "0"
+    assert "-C" not in plain.argv("/usr/bin/linphonec")
+    lp = phone(tmp_path, video=True)
+    video = rc(lp)["video"]
+    assert (video["enabled"], video["capture"], video["display"]) == ("1", "1", "1")
+    assert video["automatically_initiate"] == video["automatically_accept"] == "1"
+    assert video["displaytype"] == "MSExtDisplay"  # no window
+    assert rc(lp)["rtp"]["video_rtp_port"] == "40202-40400"  # apart from the audio's
+    assert lp.argv("/usr/bin/linphonec")[-2:] == ["-C", "-D"]  # not -V: no preview window
+
+
+def test_a_snapshot_path_with_blanks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="without blanks"):
+        phone(tmp_path, video=True).snapshot(tmp_path / "a b.jpg")
+
+
 def test_it_runs_in_a_home_of_its_own_with_no_usable_sound_card(tmp_path: Path) -> None:
     assert phone(tmp_path).env()["HOME"] == str(tmp_path)
     assert "type hw" in ASOUNDRC and "card 31" in ASOUNDRC

@@ -19,7 +19,7 @@ from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.call_info import CallInfo
 from softphone.phone.phone import Phone
-from softphone.phone.video import VideoSettings
+from softphone.phone.video import VideoSettings, local_codecs
 from softphone.sdp import SessionDescription
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
@@ -266,3 +266,24 @@ async def test_video_is_encrypted_as_the_audio(
     assert local is not None
     want = "UDP/TLS/RTP/SAVP" if method == "dtls-srtp" else "RTP/SAVP"
     assert [m.proto for m in local.media] == [want, want]
+
+
+@pytest.mark.parametrize(
+    ("modes", "expected"),
+    [((1, 0), ["VP8", "H264/1", "H264/0"]), ((0,), ["VP8", "H264/0"]), ((1,), ["VP8", "H264/1"])],
+)
+def test_h264_is_offered_in_the_packetization_modes_asked_for_in_their_order(
+    modes: tuple[int, ...], expected: list[str]
+) -> None:
+    settings = VideoSettings(codecs=("VP8", "H264"), h264_packetization_modes=modes)
+    names = [
+        c.name if c.name != "H264" else f"H264/{c.fmtp['packetization-mode']}"
+        for c in local_codecs(settings)
+    ]
+    assert names == expected
+
+
+@pytest.mark.parametrize("modes", [(), (2,), (1, 1)])
+def test_packetization_modes_other_than_0_and_1_are_refused(modes: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="packetization modes"):
+        VideoSettings(h264_packetization_modes=modes)

@@ -4,12 +4,17 @@ that answers it. The endpoint is a stand-in that keeps what the stream sends."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from pathlib import Path
+
+import av
+import numpy as np
 
 from softphone.media.video_encode import VideoEncoder
 from softphone.media.video_source import TestPattern, read_counter
 from softphone.phone.video import VideoSettings
-from softphone.phone.video_stream import VideoStream
+from softphone.phone.video_stream import MAX_PAYLOAD, VideoStream
 from softphone.rtp.packet import RtpPacket
 from softphone.rtp.packetize.vp8 import Vp8Packetizer
 from softphone.sdp.session import Direction
@@ -124,3 +129,62 @@ async def test_a_broken_stream_keeps_the_last_picture_and_asks_for_a_key_frame()
     assert read_counter(stream.last_picture.frame) > last
     stream.close()
     assert endpoint.timed_sink is None
+
+
+def noise_file(path: Path, count: int = 4, width: int = 320, height: int = 240) -> Path:
+    """A short lossless video of noise: pictures no encoder fits in one packet unsliced."""
+    rng = np.random.default_rng(2)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=15)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(count):
+            picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+async def test_h264_mode_0_sends_busy_pictures_as_single_nal_unit_packets(
+    tmp_path: Path,
+) -> None:
+    """RFC 6184 §6.2: with packetization-mode 0 agreed there is no FU-A, so the encoder must
+    cut pictures into slices that fit a packet; unsliced, the first key frame stopped sending."""
+    endpoint = Endpoint()
+    fmtp = {"packetization-mode": "0", "profile-level-id": "42e01f"}
+    codec = NegotiatedVideoCodec(97, "H264", 90000, fmtp, frozenset({"nack pli"}))
+    negotiated = NegotiatedVideo(
+        remote_address=PEER[0],
+        remote_port=PEER[1],
+        remote_rtcp_port=PEER[1],
+        codec=codec,
+        receive_codecs=(codec,),
+        direction=Direction.SENDRECV,
+        rtcp_mux=True,
+        remote_bitrate_bps=None,
+    )
+    notices: list[str] = []
+    stream = VideoStream(
+        endpoint=endpoint,  # type: ignore[arg-type]
+        negotiated=negotiated,
+        settings=VideoSettings(source="file", path=str(noise_file(tmp_path / "noise.mkv"))),
+        rng=random.Random(1),
+        cname="test",
+        on_notice=notices.append,
+    )
+    try:
+        stream.allow_sending(True)
+        async with asyncio.timeout(10):  # a loaded 2-core machine encodes slowly
+            while stream.frames_sent < 3 and not notices:
+                await asyncio.sleep(0.02)
+    finally:
+        stream.close()
+    assert notices == []
+    payloads = [
+        RtpPacket.parse(data).payload
+        for data, _, _ in endpoint.sent
+        if not 192 <= data[1] <= 223  # RTCP (RFC 5761 §4: no RTP payload type there)
+    ]
+    assert max(len(p) for p in payloads) <= MAX_PAYLOAD
+    assert {p[0] & 0x1F for p in payloads} <= set(range(1, 24))  # no STAP-A, no FU-A
+    assert len(payloads) > 3 * 5  # busy pictures went out as many slices

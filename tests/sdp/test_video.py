@@ -225,6 +225,30 @@ def test_h264_packetization_mode_and_profile_must_match() -> None:
     assert fmtp is not None and fmtp["profile-level-id"] == "64001f"
 
 
+@pytest.mark.parametrize(
+    ("fmtp", "answered"),
+    [
+        ("profile-level-id=42801F; packetization-mode=1", "42801f"),  # Linphone 5.1 (OpenH264)
+        ("profile-level-id=42001f;packetization-mode=1", "42001f"),
+        ("packetization-mode=1", "42000a"),  # RFC 6184 §8.1: Baseline level 1 when absent
+    ],
+)
+def test_a_baseline_offer_is_answered_by_our_constrained_baseline(fmtp: str, answered: str) -> None:
+    """Our Constrained Baseline stream is a Baseline stream (H.264 A.2.1.1): the answer names
+    the offer's Baseline (RFC 6184 §8.2.2) at a level not above it, instead of no video."""
+    answer = h264_answer(fmtp)
+    assert answer is not None and answer["profile-level-id"] == answered
+    assert answer["packetization-mode"] == "1"
+
+
+def test_constrained_baseline_takes_baseline_but_not_the_other_way() -> None:
+    cb, baseline = ProfileLevelId.parse("42e01f"), ProfileLevelId.parse("42801f")
+    assert cb.can_answer(baseline) and cb.can_answer(cb) and baseline.can_answer(baseline)
+    assert not baseline.can_answer(cb)  # a Baseline codec of ours could use FMO or ASO
+    assert not cb.can_answer(ProfileLevelId.parse("4d001f"))  # Main
+    assert not cb.can_answer(ProfileLevelId.parse("64001f"))  # High
+
+
 def test_profile_level_id_reads_profiles_and_levels() -> None:
     assert ProfileLevelId.parse("42e01f").profile is H264Profile.CONSTRAINED_BASELINE
     assert ProfileLevelId.parse("42001f").profile is H264Profile.BASELINE
