@@ -52,12 +52,14 @@ from softphone.sdp.session import Connection, MediaDescription
 from softphone.sdp.video import (
     DEFAULT_CODECS,
     LocalVideo,
+    NegotiatedVideoCodec,
     VideoCodec,
     answer_video,
     apply_video_answer,
     rejected_video,
     video_offer_section,
 )
+from softphone.sdp.video_limits import SendFormat, send_format
 from softphone.srtp import DtlsCertificate, SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
@@ -65,7 +67,7 @@ if TYPE_CHECKING:  # PyAV is loaded with the first call that has video
     from softphone.media.video import Rgb
     from softphone.phone.video_stream import VideoStream
 
-__all__ = ["EMPTY_STATS", "CallVideo", "VideoSettings", "local_codecs"]
+__all__ = ["EMPTY_STATS", "CallVideo", "VideoSettings", "local_codecs", "sending_format"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +128,40 @@ def local_codecs(settings: VideoSettings) -> tuple[VideoCodec, ...]:
             same = [by_mode[m] for m in settings.h264_packetization_modes if m in by_mode]
         out += same
     return tuple(out)
+
+
+def sending_format(codec: NegotiatedVideoCodec, settings: VideoSettings) -> SendFormat:
+    """The size, frame rate and bitrates we send ``codec`` at: ours from ``settings``, brought
+    within what the peer can receive (its H.264 level and max-fs/max-mbps/max-br, VP8/VP9
+    max-fs/max-fr: sdp/video_limits.py). MediaError for a size that is not even."""
+    try:
+        fmt = send_format(
+            codec.limits,
+            width=settings.width,
+            height=settings.height,
+            fps=settings.fps,
+            min_bitrate_bps=settings.min_bitrate_bps,
+            start_bitrate_bps=settings.start_bitrate_bps,
+            max_bitrate_bps=settings.max_bitrate_bps,
+        )
+    except SdpError as exc:
+        raise MediaError(str(exc)) from exc
+    if (fmt.width, fmt.height, fmt.fps, fmt.max_bitrate_bps) != (
+        settings.width,
+        settings.height,
+        settings.fps,
+        settings.max_bitrate_bps,
+    ):
+        logger.info(
+            "%s to a peer that receives %s: %dx%d at %d fps, at most %d bit/s",
+            codec.encoding,
+            codec.limits,
+            fmt.width,
+            fmt.height,
+            fmt.fps,
+            fmt.max_bitrate_bps,
+        )
+    return fmt
 
 
 def _video_index(sdp: SessionDescription | None) -> int | None:

@@ -42,7 +42,7 @@ from softphone.media.record import RecordedStream, StreamRecorder
 from softphone.media.video import DecodedPicture, VideoDecoder, fit
 from softphone.media.video_encode import EncodedFrame, VideoEncoder
 from softphone.media.video_source import FileSource, TestPattern, open_camera
-from softphone.phone.video import VideoSettings
+from softphone.phone.video import VideoSettings, sending_format
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtp.errors import RtpError, RtpParseError
 from softphone.rtp.packet import RtpPacket, is_rtcp, parse_rtcp
@@ -124,21 +124,23 @@ class _Sender:
         name = _codec_name(codec)
         self.codec = codec
         self.source = open_source(settings)
+        # Within what the peer can receive: its H.264 level, max-fs, max-fr (sdp/video_limits.py).
+        fmt = sending_format(codec, settings)
         rate = SendRateController(
-            min_bps=settings.min_bitrate_bps,
-            max_bps=settings.max_bitrate_bps,
-            start_bps=settings.start_bitrate_bps,
+            min_bps=fmt.min_bitrate_bps,
+            max_bps=fmt.max_bitrate_bps,
+            start_bps=fmt.start_bitrate_bps,
         )
         # H.264 mode 0 (RFC 6184 §6.2) has no fragments: x264 cuts slices that fit a packet.
         mode = int(codec.fmtp.get("packetization-mode", "0") or "0")
         self.encoder = VideoEncoder(
             name,
-            width=settings.width,
-            height=settings.height,
-            fps=settings.fps,
+            width=fmt.width,
+            height=fmt.height,
+            fps=fmt.fps,
             bitrate_bps=rate.target_bps,
-            min_bitrate_bps=settings.min_bitrate_bps,
-            max_bitrate_bps=settings.max_bitrate_bps,
+            min_bitrate_bps=fmt.min_bitrate_bps,
+            max_bitrate_bps=fmt.max_bitrate_bps,
             max_slice_bytes=MAX_PAYLOAD if name == "h264" and mode == 0 else None,
         )
         if name == "h264":
@@ -152,7 +154,7 @@ class _Sender:
         else:
             self.packetizer = Vp8Packetizer(max_payload=MAX_PAYLOAD)
         self.feedback = VideoSenderFeedback(ssrc=ssrc, rate=rate, feedback=codec.feedback)
-        self.fps = settings.fps
+        self.fps = fmt.fps
         self.started = now
         self.ticks = -1
         self.pictures = 0  # source pictures taken

@@ -24,7 +24,8 @@ Codec matching beyond the name and the 90 kHz clock:
 - VP9: profile-id (0 when absent, RFC 9628 §6) must be equal.
 
 What the peer said it can receive (``max-fs``, ``max-fr``, the H.264 level, ``b=AS``/``b=TIAS``)
-comes back in :class:`NegotiatedVideo` for the encoder to stay within.
+comes back in :class:`NegotiatedVideo` for the encoder to stay within:
+``NegotiatedVideoCodec.limits`` reads the codec's (sdp/video_limits.py).
 
 Errors: ``SdpError`` for our own misuse (no codec to offer, two codecs on one payload type).
 A peer's offer never raises here: what we cannot use is answered with port 0.
@@ -39,6 +40,7 @@ from typing import Final
 from softphone.sdp.errors import SdpError
 from softphone.sdp.h264_profile import ProfileLevelId, answer_profile_level_id
 from softphone.sdp.session import Connection, Direction, MediaDescription, SessionDescription
+from softphone.sdp.video_limits import SendLimits, send_limits
 
 VIDEO_CLOCK_RATE: Final = 90000  # RFC 7741 §6.1, RFC 9628 §6, RFC 6184 §8.1
 # SRTP profiles too (SDES, DTLS-SRTP): their keys are sdp/security.py's business, the caller's
@@ -108,6 +110,14 @@ class NegotiatedVideoCodec:
     clock_rate: int
     fmtp: dict[str, str]
     feedback: frozenset[str]
+    # H.264 without level asymmetry: our answer's level, the lower of the two, is the one both
+    # directions use (RFC 6184 §8.2.2); None: the level of ``fmtp`` stands.
+    level_cap: ProfileLevelId | None = None
+
+    @property
+    def limits(self) -> SendLimits:
+        """What the peer can receive of this codec (sdp/video_limits.py)."""
+        return send_limits(self.encoding, self.fmtp, level_cap=self.level_cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +189,14 @@ def _answer_fmtp(ours: VideoCodec, theirs: Mapping[str, str]) -> dict[str, str]:
     if not asymmetry:
         answer.pop("level-asymmetry-allowed", None)
     return answer
+
+
+def _level_cap(answer: Mapping[str, str]) -> ProfileLevelId | None:
+    """The level both directions use when our H.264 answer does not allow asymmetry (RFC 6184
+    §8.2.2: the answer's, at most the offer's); None with asymmetry or another codec."""
+    if "profile-level-id" not in answer or answer.get("level-asymmetry-allowed") == "1":
+        return None
+    return _profile(answer)
 
 
 def _feedback(m: MediaDescription, pt: int) -> set[str]:
@@ -312,9 +330,17 @@ def answer_video(
             ):
                 continue
             feedback = tuple(fb for fb in local.feedback if fb in _feedback(m, pt))
-            chosen.append((pt, codec, _answer_fmtp(codec, theirs), feedback))
+            answer_fmtp = _answer_fmtp(codec, theirs)
+            chosen.append((pt, codec, answer_fmtp, feedback))
             negotiated.append(
-                NegotiatedVideoCodec(pt, codec.name, VIDEO_CLOCK_RATE, theirs, frozenset(feedback))
+                NegotiatedVideoCodec(
+                    pt,
+                    codec.name,
+                    VIDEO_CLOCK_RATE,
+                    theirs,
+                    frozenset(feedback),
+                    level_cap=_level_cap(answer_fmtp),
+                )
             )
             break
     if not chosen:
