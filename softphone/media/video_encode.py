@@ -21,12 +21,16 @@ every NAL unit to fit a packet: ``max_slice_bytes`` is x264's ``slice-max-size``
 picture into slices of at most that many bytes (measured: with 1,200, noise at 640x480 and
 1.5 Mbit/s gave NAL units of at most 1,191 bytes; without it a key frame was one of 139 kB).
 
+``level``: the H.264 level x264 writes in the sequence parameter set (the peer's, see
+sdp/video_limits.py); without it x264 picks one from the size, frame rate and bitrate.
+
 PyAV's errors leave as :class:`~softphone.media.errors.MediaError`.
 """
 
 from __future__ import annotations
 
 import fractions
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +43,7 @@ from softphone.media.errors import MediaError
 RTP_VIDEO_CLOCK: Final = 90000
 MIN_CHANGE: Final = 0.2
 MIN_RECONFIGURE_S: Final = 2.0
+_LEVEL: Final = re.compile(r"1b|[1-6](\.[0-3])?")  # H.264 Annex A level names
 
 _ENCODERS: Final = {
     "vp8": ("libvpx", {"deadline": "realtime", "lag-in-frames": "0", "cpu-used": "8"}),
@@ -81,6 +86,7 @@ class VideoEncoder:
         min_reconfigure_s: float = MIN_RECONFIGURE_S,
         threads: int = 2,
         max_slice_bytes: int | None = None,
+        level: str | None = None,
     ) -> None:
         if codec not in _ENCODERS:
             raise MediaError(f"no video encoder for {codec!r} (supported: {', '.join(_ENCODERS)})")
@@ -90,7 +96,10 @@ class VideoEncoder:
             raise MediaError(f"bitrate bounds {min_bitrate_bps}..{max_bitrate_bps} are not a range")
         if max_slice_bytes is not None and (codec != "h264" or max_slice_bytes <= 0):
             raise MediaError(f"a slice size limit is for h264 and positive, not {codec!r}")
+        if level is not None and (codec != "h264" or not _LEVEL.fullmatch(level)):
+            raise MediaError(f"an H.264 level is like 1, 1b or 3.1, not {level!r} for {codec}")
         self.codec = codec
+        self.level = level
         self.max_slice_bytes = max_slice_bytes
         self.width = width
         self.height = height
@@ -128,9 +137,12 @@ class VideoEncoder:
             context.bit_rate = self.bitrate_bps
             context.gop_size = max(1, round(self.keyframe_interval_s * self.fps))
             context.thread_count = self._threads
-            context.options = dict(options)
+            extra = {}
             if self.max_slice_bytes is not None:
-                context.options = {**options, "slice-max-size": str(self.max_slice_bytes)}
+                extra["slice-max-size"] = str(self.max_slice_bytes)
+            if self.level is not None:
+                extra["level"] = self.level  # x264 writes it in the SPS as given
+            context.options = {**options, **extra}
             context.open()
         except av.FFmpegError as exc:
             raise MediaError(f"cannot open the {name} encoder: {exc}") from exc

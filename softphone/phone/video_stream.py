@@ -142,6 +142,7 @@ class _Sender:
             min_bitrate_bps=fmt.min_bitrate_bps,
             max_bitrate_bps=fmt.max_bitrate_bps,
             max_slice_bytes=MAX_PAYLOAD if name == "h264" and mode == 0 else None,
+            level=fmt.h264_level if name == "h264" else None,
         )
         if name == "h264":
             self.packetizer: H264Packetizer | Vp8Packetizer | Vp9Packetizer = H264Packetizer(

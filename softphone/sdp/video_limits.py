@@ -18,7 +18,9 @@ macroblocks (the encoder pads the last row and column), and neither side may be 
 
 :func:`send_format` scales our pictures down to the largest size within those limits that keeps
 the aspect ratio (even sides, for 4:2:0), caps the frame rate at MaxMBPS over the picture's
-macroblocks (and max-fr), and the bitrate at the maximum. Fmtp values that are not whole
+macroblocks (and max-fr), the bitrate at the maximum, and names the H.264 level for the
+encoder to write in its sequence parameter set (x264 picks one from the size, frame rate and
+bitrate otherwise: level 1b for 176x132 at 15 fps and 64 kbit/s, above a level-1 peer's). Fmtp values that are not whole
 numbers are a peer's junk: they are ignored (a peer's offer never raises here).
 """
 
@@ -80,14 +82,27 @@ _VCL_FACTOR: Final[Mapping[int, int]] = {
 }
 
 
-def level_limits(profile_level_id: ProfileLevelId) -> LevelLimits:
-    """Table A-1's row for the level; a level_idc the table does not have counts as the highest
+def _level_key(profile_level_id: ProfileLevelId) -> int | str:
+    """The level's key in LEVELS; a level_idc the table does not have counts as the highest
     level below it (level 1 below all), so that we never send above what the peer named."""
     if profile_level_id.is_level_1b:
-        return LEVELS[LEVEL_1B]
+        return LEVEL_1B
     idc = profile_level_id.level_idc
-    known = [k for k in LEVELS if isinstance(k, int) and k <= idc]
-    return LEVELS[max(known)] if known else LEVELS[10]
+    return max((k for k in LEVELS if isinstance(k, int) and k <= idc), default=10)
+
+
+def level_limits(profile_level_id: ProfileLevelId) -> LevelLimits:
+    """Table A-1's row for the level (see ``_level_key`` for levels it lacks)."""
+    return LEVELS[_level_key(profile_level_id)]
+
+
+def level_name(profile_level_id: ProfileLevelId) -> str:
+    """The level as H.264 Annex A names it: "1", "1b", "1.1", "3.1", "4" ..."""
+    key = _level_key(profile_level_id)
+    if isinstance(key, str):
+        return key
+    major, minor = divmod(key, 10)
+    return f"{major}.{minor}" if minor else str(major)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +113,7 @@ class SendLimits:
     max_mbps: int | None = None  # macroblocks a second
     max_fr: float | None = None  # pictures a second
     max_bitrate_bps: int | None = None
+    h264_level: str | None = None  # the level as H.264 writes it ("1", "1b", "3.1"): for the SPS
 
     @property
     def max_side_mbs(self) -> int | None:
@@ -135,6 +151,7 @@ def h264_send_limits(
         max_fs=_raise(row.max_fs, _whole(params, "max-fs")),
         max_mbps=_raise(row.max_mbps, _whole(params, "max-mbps")),
         max_bitrate_bps=_raise(row.max_br_kbps, _whole(params, "max-br")) * factor,
+        h264_level=level_name(plid),
     )
 
 
@@ -204,6 +221,7 @@ class SendFormat:
     min_bitrate_bps: int
     start_bitrate_bps: int
     max_bitrate_bps: int
+    h264_level: str | None = None  # the level the H.264 encoder writes in its SPS
 
 
 def send_format(
@@ -236,6 +254,7 @@ def send_format(
         min_bitrate_bps=min(min_bitrate_bps, top),
         start_bitrate_bps=min(start_bitrate_bps, top),
         max_bitrate_bps=top,
+        h264_level=limits.h264_level,
     )
 
 
@@ -250,6 +269,7 @@ __all__ = [
     "frame_macroblocks",
     "h264_send_limits",
     "level_limits",
+    "level_name",
     "send_format",
     "send_limits",
     "vpx_send_limits",

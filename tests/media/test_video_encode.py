@@ -11,6 +11,7 @@ from video_support import decode
 
 from softphone.media.errors import MediaError
 from softphone.media.video_encode import VideoEncoder
+from softphone.media.video_source import TestPattern
 from softphone.rtp.depacketize.h264 import split_annex_b
 from softphone.rtp.packetize import PacketizeError
 from softphone.rtp.packetize.h264 import H264Packetizer
@@ -82,3 +83,14 @@ def test_the_slice_limit_survives_a_bitrate_change() -> None:
 def test_a_slice_limit_is_for_h264_and_positive(codec: str, limit: int) -> None:
     with pytest.raises(MediaError, match="slice size limit"):
         VideoEncoder(codec, width=320, height=240, max_slice_bytes=limit)
+
+
+def test_the_h264_level_goes_into_the_sps_and_a_bad_one_is_refused() -> None:
+    encoder = VideoEncoder("h264", width=176, height=132, fps=15, bitrate_bps=64_000, level="1")
+    frames = encoder.encode(TestPattern(176, 132).read(), 0)
+    sps = [n for f in frames for n in split_annex_b(f.data) if n[0] & 0x1F == 7]
+    assert sps and sps[0][3] == 10  # level_idc: level 1
+    with pytest.raises(MediaError, match=r"H\.264 level"):
+        VideoEncoder("h264", width=176, height=132, level="7")
+    with pytest.raises(MediaError, match=r"H\.264 level"):
+        VideoEncoder("vp8", width=176, height=132, level="1")

@@ -23,24 +23,25 @@ from softphone.sdp.video_limits import (
 )
 
 
-# (profile-level-id, MaxFS, MaxMBPS, MaxBR in bit/s): Table A-1, Baseline family (x 1000).
+# (profile-level-id, level, MaxFS, MaxMBPS, MaxBR in bit/s): Table A-1, Baseline family
+# (MaxBR x 1000, Table A-2).
 @pytest.mark.parametrize(
-    ("plid", "max_fs", "max_mbps", "max_bps"),
+    ("plid", "level", "max_fs", "max_mbps", "max_bps"),
     [
-        ("42000a", 99, 1_485, 64_000),  # 1
-        ("42f00b", 99, 1_485, 128_000),  # 1b: level_idc 11 with constraint_set3
-        ("42e00b", 396, 3_000, 192_000),  # 1.1: the same level_idc without it
-        ("42e00d", 396, 11_880, 768_000),  # 1.3
-        ("42e015", 792, 19_800, 4_000_000),  # 2.1
-        ("42e01f", 3_600, 108_000, 14_000_000),  # 3.1
-        ("4d0028", 8_192, 245_760, 20_000_000),  # 4, Main
+        ("42000a", "1", 99, 1_485, 64_000),
+        ("42f00b", "1b", 99, 1_485, 128_000),  # level_idc 11 with constraint_set3
+        ("42e00b", "1.1", 396, 3_000, 192_000),  # the same level_idc without it
+        ("42e00d", "1.3", 396, 11_880, 768_000),
+        ("42e015", "2.1", 792, 19_800, 4_000_000),
+        ("42e01f", "3.1", 3_600, 108_000, 14_000_000),
+        ("4d0028", "4", 8_192, 245_760, 20_000_000),  # Main
     ],
 )
 def test_the_level_gives_table_a1s_limits(
-    plid: str, max_fs: int, max_mbps: int, max_bps: int
+    plid: str, level: str, max_fs: int, max_mbps: int, max_bps: int
 ) -> None:
     assert h264_send_limits({"profile-level-id": plid}) == SendLimits(
-        max_fs=max_fs, max_mbps=max_mbps, max_bitrate_bps=max_bps
+        max_fs=max_fs, max_mbps=max_mbps, max_bitrate_bps=max_bps, h264_level=level
     )
 
 
@@ -58,13 +59,14 @@ def test_high_profile_bitrate_is_counted_in_units_of_1250() -> None:
 
 def test_a_level_the_table_lacks_counts_as_the_one_below() -> None:
     assert h264_send_limits({"profile-level-id": "42e01e"}).max_fs == 1_620  # 30, not 31
+    assert h264_send_limits({"profile-level-id": "42e01e"}).h264_level == "3"
     assert h264_send_limits({"profile-level-id": "42e005"}).max_fs == 99
 
 
 def test_max_fs_max_mbps_and_max_br_raise_the_level() -> None:
     params = {"profile-level-id": "42e00a", "max-fs": "396", "max-mbps": "11880", "max-br": "500"}
     assert h264_send_limits(params) == SendLimits(
-        max_fs=396, max_mbps=11_880, max_bitrate_bps=500_000
+        max_fs=396, max_mbps=11_880, max_bitrate_bps=500_000, h264_level="1"
     )
     # RFC 6184 §8.1: each MUST be at least the level's; smaller or junk values leave it.
     small = {"profile-level-id": "42e01f", "max-fs": "99", "max-mbps": "x", "max-br": "-1"}
@@ -73,7 +75,8 @@ def test_max_fs_max_mbps_and_max_br_raise_the_level() -> None:
 
 def test_a_level_cap_lowers_but_never_raises() -> None:
     cap = ProfileLevelId.parse("42e00a")
-    assert h264_send_limits({"profile-level-id": "42e01f"}, level_cap=cap).max_fs == 99
+    capped = h264_send_limits({"profile-level-id": "42e01f"}, level_cap=cap)
+    assert (capped.max_fs, capped.h264_level) == (99, "1")
     high = ProfileLevelId.parse("42e028")
     assert h264_send_limits({"profile-level-id": "42e00b"}, level_cap=high).max_fs == 396
 
@@ -132,12 +135,15 @@ def test_the_frame_rate_is_capped_by_max_mbps_and_max_fr_and_the_bitrate_by_the_
     }
     level_1 = send_format(h264_send_limits({}), width=320, height=240, **ours)
     assert (level_1.width, level_1.height, level_1.fps) == (176, 132, 15)  # 1485 / 99
+    assert level_1.h264_level == "1"
     assert (level_1.min_bitrate_bps, level_1.start_bitrate_bps, level_1.max_bitrate_bps) == (
         64_000,
         64_000,
         64_000,
     )
-    cif = send_format(h264_send_limits({"profile-level-id": "42e00b"}), width=352, height=288, **ours)
+    cif = send_format(
+        h264_send_limits({"profile-level-id": "42e00b"}), width=352, height=288, **ours
+    )
     assert (cif.width, cif.height, cif.fps, cif.max_bitrate_bps) == (352, 288, 7, 192_000)
     vp8 = send_format(SendLimits(max_fr=12.0), width=640, height=360, **ours)
     assert (vp8.width, vp8.fps, vp8.max_bitrate_bps) == (640, 12, 1_500_000)
@@ -192,4 +198,6 @@ def test_the_answer_to_our_offer_gives_the_level_we_send_at() -> None:
     )
     negotiated = apply_video_answer(offer, section, answer, 0)
     assert negotiated is not None and negotiated.codec is not None
-    assert negotiated.codec.limits == SendLimits(max_fs=99, max_mbps=1_485, max_bitrate_bps=64_000)
+    assert negotiated.codec.limits == SendLimits(
+        max_fs=99, max_mbps=1_485, max_bitrate_bps=64_000, h264_level="1"
+    )
