@@ -294,6 +294,8 @@ class CallVideo:
                     peer_tool=_tool(info.remote_sdp),
                     security=self._protected.get(info.call_id),
                     certificate=self._certificate,
+                    ntp_offset_s=info.ntp_offset_s,
+                    audio=lambda: info.audio,  # lip sync times pictures to the call's audio
                 )
                 if self.settings.record is not None:
                     stream.record(self._record_path(info))

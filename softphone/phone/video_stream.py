@@ -31,7 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import av
 import numpy as np
@@ -45,7 +45,8 @@ from softphone.media.video_source import FileSource, TestPattern, open_camera
 from softphone.phone.video import VideoSettings
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtp.errors import RtpError, RtpParseError
-from softphone.rtp.packet import RtpPacket, is_rtcp, parse_rtcp
+from softphone.rtp.lipsync import VIDEO_CLOCK, AudioPlayout, LipSync, SenderClock
+from softphone.rtp.packet import RtcpSenderReport, RtpPacket, is_rtcp, parse_rtcp
 from softphone.rtp.packetize.h264 import H264Packetizer
 from softphone.rtp.packetize.vp8 import Vp8Packetizer
 from softphone.rtp.packetize.vp9 import Vp9Packetizer
@@ -65,7 +66,7 @@ __all__ = ["VideoStream", "open_source"]
 
 logger = logging.getLogger(__name__)
 
-CLOCK: Final = 90000
+CLOCK: Final = VIDEO_CLOCK
 MAX_PAYLOAD: Final = 1200  # bytes: an RTP packet of a frame stays under a 1,280-byte path MTU
 FPS_WINDOW_S: Final = 2.0
 THUMB: Final = 4  # the self-view is a quarter of the picture's width
@@ -95,6 +96,15 @@ def _rgb(frame: VideoFrame, width: int, height: int) -> Rgb:
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"cannot scale our picture: {exc}") from exc
     return np.ascontiguousarray(array, dtype=np.uint8).reshape(height, width, 3)
+
+
+class AudioSyncSource(Protocol):
+    """The call's audio, as lip sync sees it (phone/media.py ``CallMedia``)."""
+
+    @property
+    def remote_cname(self) -> str | None: ...
+
+    def sync_point(self) -> tuple[SenderClock, AudioPlayout] | None: ...
 
 
 def _no_certificate() -> DtlsCertificate:
@@ -195,10 +205,14 @@ class VideoStream:
         peer_tool: str | None = None,
         security: NegotiatedSecurity | None = None,
         certificate: Callable[[], DtlsCertificate] | None = None,
+        ntp_offset_s: float | None = None,
+        audio: Callable[[], AudioSyncSource | None] = lambda: None,
     ) -> None:
         """``peer_tool``: the peer's SDP ``a=tool`` (a known peer's quirks); ``security``: the
-        SDES keys SDP settled (SRTP), None for plain RTP. Raises SrtpError for keys libsrtp
-        refuses."""
+        SDES keys SDP settled (SRTP), None for plain RTP. ``ntp_offset_s``: wall clock - loop
+        clock, the call's audio's (our SRs of both tell one time, RFC 3550 §6.4.1); ``audio``:
+        the call's audio now, which received pictures are timed to (lip sync). Raises SrtpError
+        for keys libsrtp refuses."""
         self._loop = asyncio.get_running_loop()
         self._endpoint = endpoint
         self._settings = settings
@@ -214,7 +228,14 @@ class VideoStream:
             rtcp_mux=negotiated.rtcp_mux,
             clock_rates={c.payload_type: CLOCK for c in negotiated.receive_codecs},
             now=now,
+            ntp_offset_s=ntp_offset_s if ntp_offset_s is not None else 0.0,
         )
+        # Our timestamps count from here, whatever sender runs (a re-offer's new encoder goes
+        # on from where the old one was, never back): tick n was captured at epoch + n / CLOCK.
+        self._epoch = now
+        self._audio = audio
+        self._peer_sr: tuple[int, int, int] | None = None  # (SSRC, NTP, RTP) of its last SR
+        self._sync: LipSync[DecodedPicture] = LipSync()
         self._certificate = certificate
         self._protection = self._protect(security, negotiated.rtcp_mux)
         self._dropped_before_keys = False
@@ -334,7 +355,7 @@ class VideoStream:
         now = self._now()
         if not sender.busy:
             sender.busy = True
-            sender.ticks = max(round((now - sender.started) * CLOCK), sender.ticks + 1)
+            sender.ticks = max(round((now - self._epoch) * CLOCK), sender.ticks + 1)
             job = self._loop.run_in_executor(sender.worker, sender.take_and_encode, sender.ticks)
             job.add_done_callback(partial(self._encoded, sender))
         # The next picture at its own time on the source's clock; a late loop (or a slow
@@ -360,6 +381,7 @@ class VideoStream:
             sender.last_frame = picture
             codec = sender.codec
             for frame in frames:
+                captured = self._epoch + frame.timestamp / CLOCK  # the tick it was read at
                 for payload in sender.packetizer.packetize(frame.data, frame.timestamp):
                     self._session.send_rtp(
                         payload.payload,
@@ -368,6 +390,7 @@ class VideoStream:
                         marker=payload.marker,
                         clock_rate=CLOCK,
                         now=now,
+                        sampled_at=captured,
                     )
         except (MediaError, RtpError) as exc:
             self._send_failed = True
@@ -392,9 +415,11 @@ class VideoStream:
             match event:
                 case RtpPacketReceived(packet=packet, now=at):
                     self._receive(packet, at)
-                case RtcpReportReceived(rtt_ms=rtt_ms):
+                case RtcpReportReceived(rtt_ms=rtt_ms, report=report):
                     if rtt_ms is not None:
                         self._rtt_s = rtt_ms / 1000.0
+                    if isinstance(report, RtcpSenderReport):
+                        self._peer_sr = (report.ssrc, report.ntp_timestamp, report.rtp_timestamp)
                 case ByeReceived():
                     pass  # the call's end comes from SIP
         if via_rtcp or is_rtcp(data):
@@ -439,6 +464,7 @@ class VideoStream:
                 depacketizer, our_ssrc=self._session.ssrc, feedback=codec.feedback
             )
             self._receive_pt = packet.payload_type
+            self._sync.clear()  # pictures of the old decoder
         self._decode(self._receiver.receive(packet, now), now)
 
     def record(self, path: Path | None) -> None:
@@ -480,12 +506,40 @@ class VideoStream:
                 receiver.decode_failed()
             for picture in pictures:
                 self.frames_received += 1
-                self.last_picture = picture
                 self._arrivals.append(now)
-                for listener in list(self.picture_listeners):
-                    listener(picture)
+                self._hold(picture, now)
         while self._arrivals and now - self._arrivals[0] > FPS_WINDOW_S:
             self._arrivals.popleft()
+        self.release(now)
+
+    def _hold(self, picture: DecodedPicture, now: float) -> None:
+        """Lip sync (rtp/lipsync.py): the picture waits until the audio captured with it
+        plays, from both streams' SRs (same CNAME: one participant's wall clock)."""
+        receiver, sr, audio = self._receiver, self._peer_sr, self._audio()
+        video: SenderClock | None = None
+        if sr is not None and receiver is not None and sr[0] == receiver.media_ssrc:
+            video = SenderClock(sr[1], sr[2], CLOCK)
+        point = audio.sync_point() if audio is not None else None
+        theirs, ours = self._session.remote_cname, audio.remote_cname if audio else None
+        self._sync.push(
+            picture,
+            picture.timestamp,
+            now,
+            video=video,
+            audio=point[0] if point is not None else None,
+            playout=point[1] if point is not None else None,
+            same_cname=theirs is None or ours is None or theirs == ours,
+        )
+
+    def release(self, now: float) -> None:
+        """The picture due at ``now`` (lip sync), if one is, becomes the one front ends draw (the
+        loop timer calls it at the next one due; drawing calls it too)."""
+        picture = self._sync.pop_due(now)
+        if picture is None:
+            return
+        self.last_picture = picture
+        for listener in list(self.picture_listeners):
+            listener(picture)
 
     # ------------------------------------------------------------------ timers and output
     def _flush(self) -> None:
@@ -536,6 +590,7 @@ class VideoStream:
             times.append(self._protection.get_timer())
         if receiver is not None:
             times.append(receiver.next_deadline(self._rtt_s))
+        times.append(self._sync.next_due())
         at = min((t for t in times if t is not None), default=None)
         if self._timer is not None and at is not None and self._timer.when() == at:
             return
@@ -553,6 +608,7 @@ class VideoStream:
             self._protection.handle_timer(now)  # DTLS retransmissions
         if self._receiver is not None:
             self._decode(self._receiver.poll(now), now)
+        self.release(now)
         self._flush()
 
     def _now(self) -> float:
@@ -573,6 +629,7 @@ class VideoStream:
         """What to draw in a ``width`` x ``height`` pixel box: the far end's last picture fitted
         in it (aspect kept), with our own as a thumbnail in its bottom-right corner; ours alone
         while nothing has come; None before either."""
+        self.release(self._now())
         far, own = self.last_picture, self.self_view if self_view else None
         if width < 2 or height < 2 or (far is None and own is None):
             return None
@@ -617,6 +674,11 @@ class VideoStream:
             ),
             "video_nacks_sent": self._receiver.nacks_sent if self._receiver is not None else 0,
             "video_encryption": self._protection.method if self._protection else "none",
+            # Lip sync: "active" while pictures are timed to the audio ("off" before both
+            # streams' SRs; "out-of-range", "mismatched": see rtp/lipsync.py), and how long the
+            # last picture was held after it was decoded.
+            "video_sync": self._sync.state.value,
+            "video_sync_ms": round(self._sync.hold_s * 1000.0, 1),
         }
 
     def close(self) -> None:

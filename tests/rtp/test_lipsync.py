@@ -3,10 +3,14 @@ walked by argument."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from softphone.rtp.lipsync import AudioPlayout, LipSync, SenderClock, SyncState
-from softphone.rtp.ntp import ntp_timestamp
+from softphone.rtp.ntp import NTP_UNIX_OFFSET_S, media_time, ntp_timestamp
+from softphone.rtp.packet import RtcpSenderReport, RtpPacket, parse_rtcp
+from softphone.rtp.session import RtpSession
 
 A0 = 123_456  # the audio's RTP timestamp at the sender's wall clock 1000.0 (8 kHz)
 V0 = 4_000_000_000  # the video's (90 kHz), near the 32-bit wrap on purpose
@@ -116,11 +120,15 @@ def test_an_absurd_sr_never_holds_beyond_the_bound() -> None:
     # An SR whose RTP timestamp is half the clock away from the pictures'.
     absurd = SenderClock(ntp_timestamp(WALL), (V0 - 2**31 + 1) % 2**32, 90000)
     sync: LipSync[str] = LipSync(max_hold_s=1.0)
-    sync.push("p", video_ts(1000.0), 50.0, video=absurd, audio=audio_sr(), playout=playout(1000.0, 50.1))
+    sync.push(
+        "p", video_ts(1000.0), 50.0, video=absurd, audio=audio_sr(), playout=playout(1000.0, 50.1)
+    )
     assert sync.hold_s <= 1.0
     assert sync.next_due() is not None and sync.next_due() <= 51.0
     zero = SenderClock(0, 0, 0)  # a clock rate of 0 says nothing
-    sync.push("q", video_ts(1000.0), 50.0, video=zero, audio=audio_sr(), playout=playout(1000.0, 50.1))
+    sync.push(
+        "q", video_ts(1000.0), 50.0, video=zero, audio=audio_sr(), playout=playout(1000.0, 50.1)
+    )
     assert sync.state is SyncState.OFF
 
 
@@ -161,7 +169,14 @@ def test_the_latest_due_picture_is_shown_and_older_ones_dropped() -> None:
 
 def test_a_picture_never_comes_back_after_a_later_one() -> None:
     sync: LipSync[str] = LipSync()
-    sync.push("held", video_ts(1000.0), 50.0, video=video_sr(), audio=audio_sr(), playout=playout(1000.0, 50.3))
+    sync.push(
+        "held",
+        video_ts(1000.0),
+        50.0,
+        video=video_sr(),
+        audio=audio_sr(),
+        playout=playout(1000.0, 50.3),
+    )
     # The SRs stop being usable (a new source): the next picture is shown at once.
     sync.push("now", video_ts(1000.04), 50.04, video=None, audio=audio_sr(), playout=None)
     assert sync.pop_due(50.04) == "now"
@@ -180,3 +195,65 @@ def test_the_queue_is_bounded() -> None:
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="max_hold_s"):
         LipSync(max_hold_s=-1.0)
+
+
+# --- sending: our SRs put our audio and video on one time line --------------------------------
+
+
+def _session(seed: int, offset: float) -> RtpSession:
+    return RtpSession(
+        rng=random.Random(seed),
+        cname="alice@192.0.2.1",
+        remote_rtp=("192.0.2.2", 4000),
+        remote_rtcp=("192.0.2.2", 4001),
+        rtcp_mux=False,
+        ntp_offset_s=offset,
+        now=0.0,
+    )
+
+
+def _first(datagrams: list[tuple[bytes, tuple[str, int], bool]], rtcp: bool) -> bytes:
+    return next(d for d, _, via_rtcp in datagrams if via_rtcp == rtcp)
+
+
+def test_our_audio_and_video_srs_map_one_capture_instant_to_one_wallclock() -> None:
+    """Audio frames are sent as they are captured; a picture is sent 40 ms after its capture
+    (encoding). Both sessions share the call's wall clock offset; each SR, taken at its own
+    time, must map the audio and the picture captured at 1.0 s to the same NTP time."""
+    offset = 1_700_000_000.0 - 5.0  # wall clock - loop clock, one for the call
+    audio, video = _session(1, offset), _session(2, offset)
+    audio_ts = video_ts_at_1s = None
+    for k in range(150):  # 3 s of 20 ms audio frames, captured and sent at k * 0.02
+        audio.send_rtp(
+            b"\0" * 160, payload_type=0, media_ticks=160 * k, clock_rate=8000, now=k * 0.02
+        )
+        packet = RtpPacket.parse(_first(audio.datagrams_to_send(), rtcp=False))
+        if k == 50:
+            audio_ts = packet.timestamp
+    for k in range(30):  # 10 pictures a second, captured at k * 0.1, sent 40 ms later
+        captured = k * 0.1
+        video.send_rtp(
+            b"\1" * 500,
+            payload_type=96,
+            media_ticks=round(captured * 90000),
+            clock_rate=90000,
+            now=captured + 0.04,
+            sampled_at=captured,
+        )
+        packet = RtpPacket.parse(_first(video.datagrams_to_send(), rtcp=False))
+        if k == 10:
+            video_ts_at_1s = packet.timestamp
+    assert audio_ts is not None and video_ts_at_1s is not None
+    reports = []
+    for session, at in ((audio, 4.013), (video, 4.377)):  # each SR at its own time
+        due = session.get_timer()
+        assert due is not None and due < at  # (the first report is due at 1.25-3.75 s)
+        session.handle_timer(at)
+        compound = parse_rtcp(_first(session.datagrams_to_send(), rtcp=True))
+        reports.append(next(p for p in compound if isinstance(p, RtcpSenderReport)))
+    a, v = reports
+    audio_wall = media_time((a.ntp_timestamp, a.rtp_timestamp), audio_ts, 8000)
+    video_wall = media_time((v.ntp_timestamp, v.rtp_timestamp), video_ts_at_1s, 90000)
+    assert audio_wall is not None and video_wall is not None
+    assert abs(audio_wall - video_wall) < 0.001  # the 40 ms of encoding are not in the map
+    assert audio_wall == pytest.approx(NTP_UNIX_OFFSET_S + offset + 1.0, abs=0.001)
