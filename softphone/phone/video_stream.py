@@ -13,12 +13,21 @@ Receiving:
     recording when one runs (media/record.py, no re-encoding).
 With SDES keys the socket side is SRTP (srtp/protection.py), as for the call's audio.
 
-The source is read and each picture encoded on a worker thread of the sender: PyAV lets the GIL
-go while libvpx or x264 work (a VP8 key frame at 640x360 takes up to 40 ms here, the loop's
-longest wait meanwhile stayed at 2 ms), and a camera's read blocks until its next picture. The
-rest (packets, RTCP, decoding: well under a millisecond a picture) runs on the loop. PyAV's
-errors (a broken stream) never end the call: the decoder counts them and the receiver asks for
-a key frame.
+The source is read and each picture encoded on a worker thread of the sender
+(phone/video_send.py): PyAV lets the GIL go while libvpx or x264 work (a VP8 key frame at
+640x360 takes up to 40 ms here, the loop's longest wait meanwhile stayed at 2 ms), and a
+camera's read blocks until its next picture. The rest (packets, RTCP, decoding: well under a
+millisecond a picture) runs on the loop. A source that fails (a camera unplugged) stops our
+picture, never the call: ``on_source_lost`` is told once.
+
+A broken far-end stream never ends the call either, nor reaches the screen: the decoder counts
+its errors, the receiver asks for a key frame (PLI, rate-limited), the last good picture stays
+until one decodes (phone/video_health.py), and ``on_picture`` is told when the picture breaks
+and when it is back. Pictures larger than ``MAX_PICTURE_PIXELS`` count as broken.
+
+Lip sync (rtp/lipsync.py): a decoded picture waits until the call's audio captured with it
+plays, from both streams' sender reports; our own SRs tell the call's one wall clock and map
+each picture's capture instant, so the far end can do the same.
 """
 
 from __future__ import annotations
@@ -28,7 +37,6 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
@@ -40,22 +48,18 @@ from av.video.frame import VideoFrame
 from softphone.media.errors import MediaError
 from softphone.media.record import RecordedStream, StreamRecorder
 from softphone.media.video import DecodedPicture, VideoDecoder, fit
-from softphone.media.video_encode import EncodedFrame, VideoEncoder
-from softphone.media.video_source import FileSource, TestPattern, open_camera
+from softphone.media.video_encode import EncodedFrame
 from softphone.phone.video import VideoSettings
+from softphone.phone.video_health import PictureHealth
+from softphone.phone.video_send import SourceLost, VideoSender, codec_name, open_source
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtp.errors import RtpError, RtpParseError
 from softphone.rtp.lipsync import VIDEO_CLOCK, AudioPlayout, LipSync, SenderClock
 from softphone.rtp.packet import RtcpSenderReport, RtpPacket, is_rtcp, parse_rtcp
-from softphone.rtp.packetize.h264 import H264Packetizer
-from softphone.rtp.packetize.vp8 import Vp8Packetizer
-from softphone.rtp.packetize.vp9 import Vp9Packetizer
-from softphone.rtp.send_rate import SendRateController
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.rtp.video_receiver import VideoReceiver
-from softphone.rtp.video_sender import VideoSenderFeedback
 from softphone.sdp import NegotiatedSecurity
-from softphone.sdp.video import NegotiatedVideo, NegotiatedVideoCodec
+from softphone.sdp.video import NegotiatedVideo
 from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
@@ -67,27 +71,9 @@ __all__ = ["VideoStream", "open_source"]
 logger = logging.getLogger(__name__)
 
 CLOCK: Final = VIDEO_CLOCK
-MAX_PAYLOAD: Final = 1200  # bytes: an RTP packet of a frame stays under a 1,280-byte path MTU
+MAX_PICTURE_PIXELS: Final = 4096 * 2304  # a bigger picture is refused (a corrupt header, a DoS)
 FPS_WINDOW_S: Final = 2.0
 THUMB: Final = 4  # the self-view is a quarter of the picture's width
-
-
-def open_source(settings: VideoSettings) -> TestPattern | FileSource:
-    """The configured source, opened; MediaError when it cannot be."""
-    match settings.source:
-        case "pattern" | None:
-            return TestPattern(settings.width, settings.height)
-        case "file":
-            if not settings.path:
-                raise MediaError("a video file source needs a path")
-            return FileSource(settings.path, loop=True)
-        case "camera":
-            return open_camera(
-                settings.path or "/dev/video0",
-                width=settings.width,
-                height=settings.height,
-                fps=settings.fps,
-            )
 
 
 def _rgb(frame: VideoFrame, width: int, height: int) -> Rgb:
@@ -111,84 +97,6 @@ def _no_certificate() -> DtlsCertificate:
     raise SrtpError("DTLS-SRTP needs a certificate and none was given")
 
 
-def _reads_p_diff_always(tool: str | None) -> bool:
-    """baresip 1.0 (its SDP's ``a=tool``) misreads VP9 inter frames (rtp/packetize/vp9.py)."""
-    return tool is not None and tool.strip().startswith("baresip 1.0.")
-
-
-def _codec_name(codec: NegotiatedVideoCodec) -> str:
-    return codec.encoding.lower()  # VP8 -> vp8 (FFmpeg's names)
-
-
-class _Sender:
-    """The sending half: source, encoder, packetiser and the feedback it obeys."""
-
-    def __init__(
-        self,
-        codec: NegotiatedVideoCodec,
-        settings: VideoSettings,
-        ssrc: int,
-        now: float,
-        peer_tool: str | None,
-    ) -> None:
-        name = _codec_name(codec)
-        self.codec = codec
-        self.source = open_source(settings)
-        rate = SendRateController(
-            min_bps=settings.min_bitrate_bps,
-            max_bps=settings.max_bitrate_bps,
-            start_bps=settings.start_bitrate_bps,
-        )
-        self.encoder = VideoEncoder(
-            name,
-            width=settings.width,
-            height=settings.height,
-            fps=settings.fps,
-            bitrate_bps=rate.target_bps,
-            min_bitrate_bps=settings.min_bitrate_bps,
-            max_bitrate_bps=settings.max_bitrate_bps,
-        )
-        if name == "h264":
-            mode = int(codec.fmtp.get("packetization-mode", "0") or "0")
-            self.packetizer: H264Packetizer | Vp8Packetizer | Vp9Packetizer = H264Packetizer(
-                max_payload=MAX_PAYLOAD, packetization_mode=mode
-            )
-        elif name == "vp9":
-            self.packetizer = Vp9Packetizer(
-                max_payload=MAX_PAYLOAD, inter_flag=not _reads_p_diff_always(peer_tool)
-            )
-        else:
-            self.packetizer = Vp8Packetizer(max_payload=MAX_PAYLOAD)
-        self.feedback = VideoSenderFeedback(ssrc=ssrc, rate=rate, feedback=codec.feedback)
-        self.fps = settings.fps
-        self.started = now
-        self.ticks = -1
-        self.pictures = 0  # source pictures taken
-        self.last_frame: VideoFrame | None = None
-        # The source is read and the encoder runs on a thread of the sender's own (PyAV lets
-        # the GIL go while libvpx/x264 work; a camera's read blocks): the loop keeps the audio.
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-encode")
-        self.busy = False  # a picture is being encoded: a tick that comes meanwhile is skipped
-        self.bitrate: tuple[int, float] | None = None  # asked for, applied before the next
-
-    def take_and_encode(self, ticks: int) -> tuple[VideoFrame, list[EncodedFrame]]:
-        """On the worker: the next picture, encoded (MediaError when the source ended)."""
-        if self.bitrate is not None:
-            bps, at = self.bitrate
-            self.bitrate = None
-            self.encoder.set_bitrate(bps, at)
-        picture = self.source.read()
-        if picture is None:
-            raise MediaError("the video source ended")
-        return picture, self.encoder.encode(picture, ticks & 0xFFFF_FFFF)
-
-    def close(self) -> None:
-        """After what the worker does now: the source closes, the worker ends."""
-        if isinstance(self.source, FileSource):
-            self.worker.submit(self.source.close)
-        self.worker.shutdown(wait=False)
-
-
 class VideoStream:
     """One call's video (see the module docstring). ``on_notice`` is told what goes wrong (a
     source that fails, an encoder that cannot open); the call goes on without our picture."""
@@ -202,6 +110,8 @@ class VideoStream:
         rng: random.Random,
         cname: str,
         on_notice: Callable[[str], None] = lambda _: None,
+        on_source_lost: Callable[[str], None] = lambda _: None,
+        on_picture: Callable[[bool, str], None] = lambda _broken, _reason: None,
         peer_tool: str | None = None,
         security: NegotiatedSecurity | None = None,
         certificate: Callable[[], DtlsCertificate] | None = None,
@@ -217,6 +127,9 @@ class VideoStream:
         self._endpoint = endpoint
         self._settings = settings
         self._on_notice = on_notice
+        self._on_source_lost = on_source_lost
+        self._on_picture = on_picture
+        self._health = PictureHealth()
         self._peer_tool = peer_tool
         self.negotiated = negotiated
         now = self._loop.time()
@@ -242,7 +155,7 @@ class VideoStream:
         self._receiver: VideoReceiver | None = None
         self._decoder: VideoDecoder | None = None
         self._receive_pt: int | None = None
-        self._sender: _Sender | None = None
+        self._sender: VideoSender | None = None
         self._sending_allowed = False
         self._send_failed = False
         self._rtt_s: float | None = None
@@ -327,7 +240,7 @@ class VideoStream:
             return
         if self._sender is None and n.codec is not None:
             try:
-                self._sender = _Sender(
+                self._sender = VideoSender(
                     n.codec, self._settings, self._session.ssrc, self._now(), self._peer_tool
                 )
             except MediaError as exc:
@@ -369,7 +282,7 @@ class VideoStream:
         self._tick = self._loop.call_at(due, self._send_picture)
 
     def _encoded(
-        self, sender: _Sender, job: asyncio.Future[tuple[VideoFrame, list[EncodedFrame]]]
+        self, sender: VideoSender, job: asyncio.Future[tuple[VideoFrame, list[EncodedFrame]]]
     ) -> None:
         """Back on the loop: the encoded picture is packetised and sent."""
         sender.busy = False
@@ -392,6 +305,10 @@ class VideoStream:
                         now=now,
                         sampled_at=captured,
                     )
+        except SourceLost as exc:  # the call goes on: audio, and the far end's picture
+            self._send_failed = True
+            self._stop_sending()
+            self._on_source_lost(str(exc))
         except (MediaError, RtpError) as exc:
             self._send_failed = True
             self._stop_sending()
@@ -455,7 +372,7 @@ class VideoStream:
         if self._receiver is None or self._receive_pt != packet.payload_type:
             try:
                 depacketizer = make_depacketizer(codec.encoding, CLOCK, codec.fmtp)
-                self._decoder = VideoDecoder(_codec_name(codec))
+                self._decoder = VideoDecoder(codec_name(codec))
             except (RtpError, MediaError) as exc:
                 self.unknown_payload_types += 1
                 logger.info("cannot receive %s: %s", codec.encoding, exc)
@@ -465,7 +382,10 @@ class VideoStream:
             )
             self._receive_pt = packet.payload_type
             self._sync.clear()  # pictures of the old decoder
-        self._decode(self._receiver.receive(packet, now), now)
+        units = self._receiver.receive(packet, now)
+        if not units and self._receiver.depacketizer.waiting_for_keyframe:
+            self._health.unusable(now)  # frames dropped until a key frame (PLI asked)
+        self._decode(units, now)
 
     def record(self, path: Path | None) -> None:
         """Write the video we receive to Matroska at ``path`` as it comes (media/record.py: no
@@ -476,7 +396,7 @@ class VideoStream:
         if path is None:
             return
         codec = self.negotiated.codec
-        name = _codec_name(codec) if codec is not None else "vp8"
+        name = codec_name(codec) if codec is not None else "vp8"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._recorder = StreamRecorder(path, [RecordedStream(codec=name, clock_rate=CLOCK)])
         self.recording = path
@@ -497,20 +417,34 @@ class VideoStream:
         decoder, receiver = self._decoder, self._receiver
         if decoder is None or receiver is None:
             return
+        health = self._health
         for unit in units:
             self._record(unit)
-            errors = decoder.errors + decoder.corrupt
+            errors, skipped = decoder.errors + decoder.corrupt, decoder.skipped
             pictures = decoder.decode(unit)
             if decoder.errors + decoder.corrupt > errors:
-                self.decode_errors += 1
-                receiver.decode_failed()
+                self._broken(f"a {unit.codec} frame does not decode", now)
+            elif decoder.skipped > skipped:
+                health.unusable(now)  # no key frame yet
             for picture in pictures:
-                self.frames_received += 1
-                self._arrivals.append(now)
-                self._hold(picture, now)
+                if not 0 < picture.width * picture.height <= MAX_PICTURE_PIXELS:
+                    self._broken(f"a {picture.width}x{picture.height} picture", now)
+                elif health.picture(now, keyframe=unit.keyframe):
+                    self.frames_received += 1
+                    self._arrivals.append(now)
+                    self._hold(picture, now)
         while self._arrivals and now - self._arrivals[0] > FPS_WINDOW_S:
             self._arrivals.popleft()
+        for change in health.changes():
+            self._on_picture(change.broken, change.reason)
         self.release(now)
+
+    def _broken(self, reason: str, now: float) -> None:
+        """The decoder failed: ask for a key frame, hold the last good picture."""
+        self.decode_errors += 1
+        if self._receiver is not None:
+            self._receiver.decode_failed()
+        self._health.failed(now, reason)
 
     def _hold(self, picture: DecodedPicture, now: float) -> None:
         """Lip sync (rtp/lipsync.py): the picture waits until the audio captured with it
@@ -679,6 +613,9 @@ class VideoStream:
             # last picture was held after it was decoded.
             "video_sync": self._sync.state.value,
             "video_sync_ms": round(self._sync.hold_s * 1000.0, 1),
+            # The far end's picture: "waiting", "good" or "broken" (held until a key frame).
+            "video_picture": self._health.state.name.lower(),
+            "video_decode_errors": self.decode_errors,
         }
 
     def close(self) -> None:
