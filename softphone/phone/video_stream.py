@@ -23,7 +23,7 @@ picture, never the call: ``on_source_lost`` is told once.
 A broken far-end stream never ends the call either, nor reaches the screen: the decoder counts
 its errors, the receiver asks for a key frame (PLI, rate-limited), the last good picture stays
 until one decodes (phone/video_health.py), and ``on_picture`` is told when the picture breaks
-and when it is back. Pictures larger than ``MAX_PICTURE_PIXELS`` count as broken.
+and when it is back. Pictures larger than ``MAX_PICTURE_PIXELS`` or under ``MIN_PICTURE_SIDE`` count as broken.
 
 Lip sync (rtp/lipsync.py): a decoded picture waits until the call's audio captured with it
 plays, from both streams' sender reports; our own SRs tell the call's one wall clock and map
@@ -72,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 CLOCK: Final = VIDEO_CLOCK
 MAX_PICTURE_PIXELS: Final = 4096 * 2304  # a bigger picture is refused (a corrupt header, a DoS)
+MIN_PICTURE_SIDE: Final = 16  # nor one smaller than a macroblock (a key frame's header damaged)
 FPS_WINDOW_S: Final = 2.0
 THUMB: Final = 4  # the self-view is a quarter of the picture's width
 
@@ -427,7 +428,8 @@ class VideoStream:
             elif decoder.skipped > skipped:
                 health.unusable(now)  # no key frame yet
             for picture in pictures:
-                if not 0 < picture.width * picture.height <= MAX_PICTURE_PIXELS:
+                w, h = picture.width, picture.height
+                if min(w, h) < MIN_PICTURE_SIDE or w * h > MAX_PICTURE_PIXELS:
                     self._broken(f"a {picture.width}x{picture.height} picture", now)
                 elif health.picture(now, keyframe=unit.keyframe):
                     self.frames_received += 1
