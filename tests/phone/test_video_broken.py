@@ -154,7 +154,9 @@ async def test_a_key_frame_of_the_wrong_size_is_refused_and_the_picture_kept() -
     h.stream.close()
 
 
-async def test_a_stream_without_a_key_frame_is_broken_after_a_second_and_asks_at_a_bounded_rate() -> None:
+async def test_a_stream_without_a_key_frame_is_broken_after_a_second_and_asks_at_a_bounded_rate() -> (
+    None
+):
     h = Harness()
     h.peer.picture(keyframe=True)  # the key frame is lost on the way: only inter frames come
     for _ in range(30):  # 2 s at 15 pictures a second
