@@ -109,7 +109,7 @@ class PictureHealth:
             self._unusable_since = now
         stalled = now - self._unusable_since >= self._stall_s
         event = PictureInput.STALLED if stalled else PictureInput.UNUSABLE
-        self._apply(event, now, "no key frame: waiting for one")
+        self._apply(event, now, "no key frame yet")
 
     def changes(self) -> list[PictureChange]:
         """What changed since the last call (drained)."""

@@ -162,7 +162,7 @@ async def test_a_stream_without_a_key_frame_is_broken_after_a_second_and_asks_at
     for _ in range(30):  # 2 s at 15 pictures a second
         h.deliver(h.peer.picture())
     assert h.stream.last_picture is None  # no garbage, no blank picture either
-    assert h.notes == [(True, "no key frame: waiting for one")]
+    assert h.notes == [(True, "no key frame yet")]
     assert h.stream.stats()["video_picture"] == "broken"
     assert 1 <= plis(h.endpoint) <= h.pli_bound()
     h.deliver(h.peer.picture(keyframe=True))

@@ -47,5 +47,5 @@ def test_no_key_frame_at_the_start_is_normal_for_a_moment_only() -> None:
     assert h.state is PictureState.WAITING and h.changes() == []
     h.unusable(1.0)
     assert h.state is PictureState.BROKEN
-    assert h.changes() == [PictureChange(True, "no key frame: waiting for one")]
+    assert h.changes() == [PictureChange(True, "no key frame yet")]
     assert h.picture(1.5, keyframe=True)

@@ -10,6 +10,7 @@ import random
 import pytest
 
 from softphone.media.video_source import read_counter
+from softphone.phone.phone import Phone
 from softphone.phone.video import VideoSettings
 from softphone.phone.video_stream import VideoStream
 from softphone.rtp.lipsync import AudioPlayout, SenderClock
@@ -17,6 +18,13 @@ from softphone.rtp.ntp import ntp_timestamp
 from softphone.rtp.report import sender_report
 from softphone.sdp.session import Direction
 from softphone.sdp.video import NegotiatedVideo, NegotiatedVideoCodec
+from tests.phone.test_phone_video import (  # noqa: F401 (make is a fixture)
+    PATTERN,
+    Start,
+    call,
+    make,
+    until,
+)
 from tests.phone.test_video_stream import PEER, SSRC, Endpoint, Peer
 
 T0 = 100.0  # local clock when the peer's wall clock read 1000.0
@@ -133,3 +141,22 @@ async def test_streams_of_another_cname_are_not_synchronised() -> None:
     assert run(stream, endpoint, 4, sr=True)[1:] == [1, 2, 3]
     assert stream.stats()["video_sync"] == "mismatched"
     stream.close()
+
+
+async def test_two_phones_time_each_others_pictures_to_the_audio(make: Start) -> None:  # noqa: F811
+    """End to end: our SRs (audio and video on the call's one wall clock, capture instants
+    mapped) let the other phone's lip sync turn active with a short hold. With the video's
+    SRs on another clock than the audio's, the hold would be out of range."""
+    a = await make("a", PATTERN)
+    b = await make("b", VideoSettings(source="pattern"))
+    ours, theirs = await call(a, b)
+
+    def sync(phone: Phone, call_id: str) -> tuple[object, float]:
+        stats = phone.call_stats(call_id) or {}
+        return stats.get("video_sync"), float(stats.get("video_sync_ms") or 0.0)  # type: ignore[arg-type]
+
+    # The first RTCP reports go at 1.25-3.75 s (RFC 3550 §6.3.1 with a 5 s interval).
+    await until(lambda: sync(a, ours)[0] == sync(b, theirs)[0] == "active", timeout_s=10.0)
+    holds = [sync(a, ours)[1], sync(b, theirs)[1]]
+    assert all(0.0 <= hold < 300.0 for hold in holds), holds
+    assert a.call(ours).ntp_offset_s is not None

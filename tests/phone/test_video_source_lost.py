@@ -15,6 +15,7 @@ from softphone.media.video_source import TestPattern
 from softphone.phone import events as pe
 from softphone.phone import video_send
 from softphone.phone.phone import Phone
+from softphone.phone.text import describe
 from softphone.phone.video import VideoSettings
 from tests.phone.test_phone_video import (  # noqa: F401 (make is a fixture)
     PATTERN,
@@ -108,3 +109,20 @@ async def test_a_video_file_removed_mid_call_stops_our_video(
     sent = audio_packets(a, ours, "packets_sent")
     await until(lambda: audio_packets(a, ours, "packets_sent") >= sent + 25)
     assert a.call(ours).state == "established"
+
+
+def test_the_events_in_json_and_in_words() -> None:
+    lost = pe.VideoSourceLost(call_id="c1", reason="No such device")
+    assert lost.to_json() == {
+        "event": "video_source_lost",
+        "call_id": "c1",
+        "reason": "No such device",
+    }
+    assert describe(lost) == "our video stopped: No such device (the call goes on without it)"
+    broken = pe.VideoPictureChanged(call_id="c1", broken=True, reason="no key frame")
+    assert broken.to_json()["event"] == "video_picture"
+    assert (
+        describe(broken) == "the far end's picture is broken: no key frame (asking for a key frame)"
+    )
+    back = pe.VideoPictureChanged(call_id="c1", broken=False, reason="the picture is back")
+    assert describe(back) == "the far end's picture is back"
