@@ -148,6 +148,7 @@ class Playout:
         self._out_pos = 0  # samples handed over since the start (absolute position of _head)
         self._marks: deque[tuple[int, int, int, FrameKind]] = deque()
         self._frames: deque[FramePlayed] = deque(maxlen=FRAMES_MEMORY)
+        self.last_played: FramePlayed | None = None  # the last frame of a packet handed over
         self._concealed = 0
         self._accelerated = 0
         self._expanded = 0
@@ -177,6 +178,7 @@ class Playout:
         old ones, so the jitter buffer starts afresh (RFC 3550 §8.2). Audio already decoded
         still plays; the counters go on."""
         self.jitter.reset()
+        self.last_played = None
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -208,14 +210,15 @@ class Playout:
         marks = self._marks
         while marks and marks[0][0] < end:
             position, sequence, timestamp, kind = marks.popleft()
-            self._frames.append(
-                FramePlayed(
-                    sequence=sequence,
-                    timestamp=timestamp,
-                    kind=kind,
-                    play_time=now + (position - start) / self.sample_rate,
-                )
+            played = FramePlayed(
+                sequence=sequence,
+                timestamp=timestamp,
+                kind=kind,
+                play_time=now + (position - start) / self.sample_rate,
             )
+            self._frames.append(played)
+            if kind is not FrameKind.CONCEALED:  # lip sync's playout point (rtp/lipsync.py)
+                self.last_played = played
         out = self._queue[self._head : self._head + samples].copy()
         self._head += samples
         self._out_pos = end

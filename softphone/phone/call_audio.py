@@ -84,6 +84,7 @@ class CallAudio:
                     rng=self._rng,
                     cname=cname,
                     on_dtmf=partial(self._dtmf_received, info.call_id),
+                    ntp_offset_s=info.ntp_offset_s,
                 )
                 info.engine = engine
                 info.audio.muted = info.muted

@@ -10,6 +10,7 @@ SIP event handling (phone/sip_events.py), which calls the methods here; the phon
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 from softphone.phone import events as pe
@@ -130,7 +131,9 @@ class Calls:
     def sync_media(self, info: CallInfo, *, sending: bool) -> None:
         """Start or update the call's audio to match what SDP negotiated."""
         self._ice.start(info)
-        cname = f"{info.account}@{self._sdp.address}"
+        cname = f"{info.account}@{self._sdp.address}"  # one CNAME for both (RFC 3550 §6.5.1)
+        if info.ntp_offset_s is None:
+            info.ntp_offset_s = time.time() - self._clock()
         self._audio.sync(info, sending=sending, cname=cname)
         self._video.sync(info, sending=sending, cname=cname)
 

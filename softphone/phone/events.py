@@ -66,6 +66,8 @@ __all__ = [
     "StreamSummary",
     "TransferProgressed",
     "Unregistered",
+    "VideoPictureChanged",
+    "VideoSourceLost",
     "VoicemailRecorded",
     "VoicemailStarted",
 ]
@@ -233,6 +235,27 @@ class RecordingChanged(PhoneEvent):
     kind: ClassVar[str] = "recording"
     call_id: str
     path: str | None  # the WAV being written; None once recording stopped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VideoSourceLost(PhoneEvent):
+    """Our video source failed mid-call (a camera unplugged, a file gone): the call goes on
+    with its audio and the far end's picture, without ours. Once per call."""
+
+    kind: ClassVar[str] = "video_source_lost"
+    call_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VideoPictureChanged(PhoneEvent):
+    """The far end's picture broke (``broken``: undecodable frames, no key frame, a picture
+    of an absurd size; the last good one is held and a key frame asked for) or is back."""
+
+    kind: ClassVar[str] = "video_picture"
+    call_id: str
+    broken: bool
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

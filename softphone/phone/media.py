@@ -40,7 +40,8 @@ from softphone.media.wav import StereoRecorder
 from softphone.phone.api import StreamSummary
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
 from softphone.rtp.emodel import estimate_mos
-from softphone.rtp.packet import RtpPacket
+from softphone.rtp.lipsync import AudioPlayout, SenderClock
+from softphone.rtp.packet import RtcpSenderReport, RtpPacket
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.sdp import Direction, NegotiatedMedia, SessionDescription
 from softphone.srtp import MediaProtection
@@ -139,7 +140,10 @@ class CallMedia:
         cname: str,
         on_dtmf: Callable[[str, Literal["rtp", "info"], int], None],
         on_bye: Callable[[str], None] | None = None,
+        ntp_offset_s: float | None = None,
     ) -> None:
+        """``ntp_offset_s``: wall clock - loop clock, the call's one for its every stream (the
+        sender reports of our audio and video must tell the same time, RFC 3550 §6.4.1)."""
         self.call_id = call_id
         self._endpoint = endpoint
         self._rng = rng
@@ -158,8 +162,11 @@ class CallMedia:
             remote_rtp=None,
             remote_rtcp=None,
             rtcp_mux=media.rtcp_mux,
-            ntp_offset_s=time.time() - self._loop.time(),
+            ntp_offset_s=(
+                time.time() - self._loop.time() if ntp_offset_s is None else ntp_offset_s
+            ),
         )
+        self._peer_sr: tuple[int, int, int] | None = None  # (SSRC, NTP, RTP) of its last SR
         endpoint.timed_sink = self._on_datagram
         self._media = media
         self._remote: tuple[tuple[str, int], tuple[str, int], bool] | None = None
@@ -431,6 +438,9 @@ class CallMedia:
             match event:
                 case RtpPacketReceived(packet=packet):
                     self._on_rtp(packet, now)
+                case RtcpReportReceived(report=RtcpSenderReport() as sr):
+                    self._peer_sr = (sr.ssrc, sr.ntp_timestamp, sr.rtp_timestamp)
+                    self._adapt_encoder(now)
                 case RtcpReportReceived():
                     self._adapt_encoder(now)
                 case ByeReceived(reason=reason):
@@ -543,6 +553,22 @@ class CallMedia:
         self._flush()
 
     # ------------------------------------------------------------------ stats and end
+    def sync_point(self) -> tuple[SenderClock, AudioPlayout] | None:
+        """For the video's lip sync (rtp/lipsync.py): the last SR of the source we play and
+        which of its timestamps reached the speaker when; None before both."""
+        playout, sr = self._playout, self._peer_sr
+        if playout is None or sr is None or sr[0] != self._recv_ssrc:
+            return None
+        last = playout.last_played
+        if last is None:
+            return None
+        clock = SenderClock(sr[1], sr[2], playout.codec.clock_rate)
+        return clock, AudioPlayout(last.timestamp, last.play_time)
+
+    @property
+    def remote_cname(self) -> str | None:
+        return self._session.remote_cname
+
     def stats(self, now: float) -> MediaStats:
         s = self._session.stats(now)
         p = self._playout.stats() if self._playout is not None else None

@@ -76,6 +76,12 @@ def _call_line(event: PhoneEvent) -> str:
             return f"conference of {len(ids)} calls" if ids else "conference ended"
         case pe.RecordingChanged(path=path):
             return f"recording to {path}" if path else "recording stopped"
+        case pe.VideoSourceLost(reason=reason):
+            return f"our video stopped: {reason} (the call goes on without it)"
+        case pe.VideoPictureChanged(broken=True, reason=reason):
+            return f"the far end's picture is broken: {reason} (asking for a key frame)"
+        case pe.VideoPictureChanged():
+            return "the far end's picture is back"
         case pe.IncomingCall(remote=r, display_name=name, waiting=w):
             who = f"{name} <{r}>" if name else r
             return f"incoming call from {who}" + (" (call waiting)" if w else "")

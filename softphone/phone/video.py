@@ -347,9 +347,17 @@ class CallVideo:
                     rng=self._rng,
                     cname=cname,
                     on_notice=lambda text: self._emit(pe.Notice(level="warning", text=text)),
+                    on_source_lost=lambda reason: self._emit(
+                        pe.VideoSourceLost(call_id=info.call_id, reason=reason)
+                    ),
+                    on_picture=lambda broken, reason: self._emit(
+                        pe.VideoPictureChanged(call_id=info.call_id, broken=broken, reason=reason)
+                    ),
                     peer_tool=_tool(info.remote_sdp),
                     security=self._protected.get(info.call_id),
                     certificate=self._certificate,
+                    ntp_offset_s=info.ntp_offset_s,
+                    audio=lambda: info.audio,  # lip sync times pictures to the call's audio
                 )
                 if self.settings.record is not None:
                     stream.record(self._record_path(info))

@@ -13,12 +13,21 @@ Receiving:
     recording when one runs (media/record.py, no re-encoding).
 With SDES keys the socket side is SRTP (srtp/protection.py), as for the call's audio.
 
-The source is read and each picture encoded on a worker thread of the sender: PyAV lets the GIL
-go while libvpx or x264 work (a VP8 key frame at 640x360 takes up to 40 ms here, the loop's
-longest wait meanwhile stayed at 2 ms), and a camera's read blocks until its next picture. The
-rest (packets, RTCP, decoding: well under a millisecond a picture) runs on the loop. PyAV's
-errors (a broken stream) never end the call: the decoder counts them and the receiver asks for
-a key frame.
+The source is read and each picture encoded on a worker thread of the sender
+(phone/video_send.py): PyAV lets the GIL go while libvpx or x264 work (a VP8 key frame at
+640x360 takes up to 40 ms here, the loop's longest wait meanwhile stayed at 2 ms), and a
+camera's read blocks until its next picture. The rest (packets, RTCP, decoding: well under a
+millisecond a picture) runs on the loop. A source that fails (a camera unplugged) stops our
+picture, never the call: ``on_source_lost`` is told once.
+
+A broken far-end stream never ends the call either, nor reaches the screen: the decoder counts
+its errors, the receiver asks for a key frame (PLI, rate-limited), the last good picture stays
+until one decodes (phone/video_health.py), and ``on_picture`` is told when the picture breaks
+and when it is back. Pictures larger than ``MAX_PICTURE_PIXELS`` or under ``MIN_PICTURE_SIDE`` count as broken.
+
+Lip sync (rtp/lipsync.py): a decoded picture waits until the call's audio captured with it
+plays, from both streams' sender reports; our own SRs tell the call's one wall clock and map
+each picture's capture instant, so the far end can do the same.
 """
 
 from __future__ import annotations
@@ -28,10 +37,9 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import av
 import numpy as np
@@ -40,21 +48,18 @@ from av.video.frame import VideoFrame
 from softphone.media.errors import MediaError
 from softphone.media.record import RecordedStream, StreamRecorder
 from softphone.media.video import DecodedPicture, VideoDecoder, fit
-from softphone.media.video_encode import EncodedFrame, VideoEncoder
-from softphone.media.video_source import FileSource, TestPattern, open_camera
-from softphone.phone.video import VideoSettings, sending_format
+from softphone.media.video_encode import EncodedFrame
+from softphone.phone.video import VideoSettings
+from softphone.phone.video_health import PictureHealth
+from softphone.phone.video_send import SourceLost, VideoSender, codec_name, open_source
 from softphone.rtp.depacketize import AccessUnit, make_depacketizer
 from softphone.rtp.errors import RtpError, RtpParseError
-from softphone.rtp.packet import RtpPacket, is_rtcp, parse_rtcp
-from softphone.rtp.packetize.h264 import H264Packetizer
-from softphone.rtp.packetize.vp8 import Vp8Packetizer
-from softphone.rtp.packetize.vp9 import Vp9Packetizer
-from softphone.rtp.send_rate import SendRateController
+from softphone.rtp.lipsync import VIDEO_CLOCK, AudioPlayout, LipSync, SenderClock
+from softphone.rtp.packet import RtcpSenderReport, RtpPacket, is_rtcp, parse_rtcp
 from softphone.rtp.session import ByeReceived, RtcpReportReceived, RtpPacketReceived, RtpSession
 from softphone.rtp.video_receiver import VideoReceiver
-from softphone.rtp.video_sender import VideoSenderFeedback
 from softphone.sdp import NegotiatedSecurity
-from softphone.sdp.video import NegotiatedVideo, NegotiatedVideoCodec
+from softphone.sdp.video import NegotiatedVideo
 from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
@@ -65,28 +70,11 @@ __all__ = ["VideoStream", "open_source"]
 
 logger = logging.getLogger(__name__)
 
-CLOCK: Final = 90000
-MAX_PAYLOAD: Final = 1200  # bytes: an RTP packet of a frame stays under a 1,280-byte path MTU
+CLOCK: Final = VIDEO_CLOCK
+MAX_PICTURE_PIXELS: Final = 4096 * 2304  # a bigger picture is refused (a corrupt header, a DoS)
+MIN_PICTURE_SIDE: Final = 16  # nor one smaller than a macroblock (a key frame's header damaged)
 FPS_WINDOW_S: Final = 2.0
 THUMB: Final = 4  # the self-view is a quarter of the picture's width
-
-
-def open_source(settings: VideoSettings) -> TestPattern | FileSource:
-    """The configured source, opened; MediaError when it cannot be."""
-    match settings.source:
-        case "pattern" | None:
-            return TestPattern(settings.width, settings.height)
-        case "file":
-            if not settings.path:
-                raise MediaError("a video file source needs a path")
-            return FileSource(settings.path, loop=True)
-        case "camera":
-            return open_camera(
-                settings.path or "/dev/video0",
-                width=settings.width,
-                height=settings.height,
-                fps=settings.fps,
-            )
 
 
 def _rgb(frame: VideoFrame, width: int, height: int) -> Rgb:
@@ -97,91 +85,17 @@ def _rgb(frame: VideoFrame, width: int, height: int) -> Rgb:
     return np.ascontiguousarray(array, dtype=np.uint8).reshape(height, width, 3)
 
 
+class AudioSyncSource(Protocol):
+    """The call's audio, as lip sync sees it (phone/media.py ``CallMedia``)."""
+
+    @property
+    def remote_cname(self) -> str | None: ...
+
+    def sync_point(self) -> tuple[SenderClock, AudioPlayout] | None: ...
+
+
 def _no_certificate() -> DtlsCertificate:
     raise SrtpError("DTLS-SRTP needs a certificate and none was given")
-
-
-def _reads_p_diff_always(tool: str | None) -> bool:
-    """baresip 1.0 (its SDP's ``a=tool``) misreads VP9 inter frames (rtp/packetize/vp9.py)."""
-    return tool is not None and tool.strip().startswith("baresip 1.0.")
-
-
-def _codec_name(codec: NegotiatedVideoCodec) -> str:
-    return codec.encoding.lower()  # VP8 -> vp8 (FFmpeg's names)
-
-
-class _Sender:
-    """The sending half: source, encoder, packetiser and the feedback it obeys."""
-
-    def __init__(
-        self,
-        codec: NegotiatedVideoCodec,
-        settings: VideoSettings,
-        ssrc: int,
-        now: float,
-        peer_tool: str | None,
-    ) -> None:
-        name = _codec_name(codec)
-        self.codec = codec
-        self.source = open_source(settings)
-        # Within what the peer can receive: its H.264 level, max-fs, max-fr (sdp/video_limits.py).
-        fmt = sending_format(codec, settings)
-        rate = SendRateController(
-            min_bps=fmt.min_bitrate_bps,
-            max_bps=fmt.max_bitrate_bps,
-            start_bps=fmt.start_bitrate_bps,
-        )
-        # H.264 mode 0 (RFC 6184 §6.2) has no fragments: x264 cuts slices that fit a packet.
-        mode = int(codec.fmtp.get("packetization-mode", "0") or "0")
-        self.encoder = VideoEncoder(
-            name,
-            width=fmt.width,
-            height=fmt.height,
-            fps=fmt.fps,
-            bitrate_bps=rate.target_bps,
-            min_bitrate_bps=fmt.min_bitrate_bps,
-            max_bitrate_bps=fmt.max_bitrate_bps,
-            max_slice_bytes=MAX_PAYLOAD if name == "h264" and mode == 0 else None,
-            level=fmt.h264_level if name == "h264" else None,
-        )
-        if name == "h264":
-            self.packetizer: H264Packetizer | Vp8Packetizer | Vp9Packetizer = H264Packetizer(
-                max_payload=MAX_PAYLOAD, packetization_mode=mode
-            )
-        elif name == "vp9":
-            self.packetizer = Vp9Packetizer(
-                max_payload=MAX_PAYLOAD, inter_flag=not _reads_p_diff_always(peer_tool)
-            )
-        else:
-            self.packetizer = Vp8Packetizer(max_payload=MAX_PAYLOAD)
-        self.feedback = VideoSenderFeedback(ssrc=ssrc, rate=rate, feedback=codec.feedback)
-        self.fps = fmt.fps
-        self.started = now
-        self.ticks = -1
-        self.pictures = 0  # source pictures taken
-        self.last_frame: VideoFrame | None = None
-        # The source is read and the encoder runs on a thread of the sender's own (PyAV lets
-        # the GIL go while libvpx/x264 work; a camera's read blocks): the loop keeps the audio.
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-encode")
-        self.busy = False  # a picture is being encoded: a tick that comes meanwhile is skipped
-        self.bitrate: tuple[int, float] | None = None  # asked for, applied before the next
-
-    def take_and_encode(self, ticks: int) -> tuple[VideoFrame, list[EncodedFrame]]:
-        """On the worker: the next picture, encoded (MediaError when the source ended)."""
-        if self.bitrate is not None:
-            bps, at = self.bitrate
-            self.bitrate = None
-            self.encoder.set_bitrate(bps, at)
-        picture = self.source.read()
-        if picture is None:
-            raise MediaError("the video source ended")
-        return picture, self.encoder.encode(picture, ticks & 0xFFFF_FFFF)
-
-    def close(self) -> None:
-        """After what the worker does now: the source closes, the worker ends."""
-        if isinstance(self.source, FileSource):
-            self.worker.submit(self.source.close)
-        self.worker.shutdown(wait=False)
 
 
 class VideoStream:
@@ -197,17 +111,26 @@ class VideoStream:
         rng: random.Random,
         cname: str,
         on_notice: Callable[[str], None] = lambda _: None,
+        on_source_lost: Callable[[str], None] = lambda _: None,
+        on_picture: Callable[[bool, str], None] = lambda _broken, _reason: None,
         peer_tool: str | None = None,
         security: NegotiatedSecurity | None = None,
         certificate: Callable[[], DtlsCertificate] | None = None,
+        ntp_offset_s: float | None = None,
+        audio: Callable[[], AudioSyncSource | None] = lambda: None,
     ) -> None:
         """``peer_tool``: the peer's SDP ``a=tool`` (a known peer's quirks); ``security``: the
-        SDES keys SDP settled (SRTP), None for plain RTP. Raises SrtpError for keys libsrtp
-        refuses."""
+        SDES keys SDP settled (SRTP), None for plain RTP. ``ntp_offset_s``: wall clock - loop
+        clock, the call's audio's (our SRs of both tell one time, RFC 3550 §6.4.1); ``audio``:
+        the call's audio now, which received pictures are timed to (lip sync). Raises SrtpError
+        for keys libsrtp refuses."""
         self._loop = asyncio.get_running_loop()
         self._endpoint = endpoint
         self._settings = settings
         self._on_notice = on_notice
+        self._on_source_lost = on_source_lost
+        self._on_picture = on_picture
+        self._health = PictureHealth()
         self._peer_tool = peer_tool
         self.negotiated = negotiated
         now = self._loop.time()
@@ -219,14 +142,21 @@ class VideoStream:
             rtcp_mux=negotiated.rtcp_mux,
             clock_rates={c.payload_type: CLOCK for c in negotiated.receive_codecs},
             now=now,
+            ntp_offset_s=ntp_offset_s if ntp_offset_s is not None else 0.0,
         )
+        # Our timestamps count from here, whatever sender runs (a re-offer's new encoder goes
+        # on from where the old one was, never back): tick n was captured at epoch + n / CLOCK.
+        self._epoch = now
+        self._audio = audio
+        self._peer_sr: tuple[int, int, int] | None = None  # (SSRC, NTP, RTP) of its last SR
+        self._sync: LipSync[DecodedPicture] = LipSync()
         self._certificate = certificate
         self._protection = self._protect(security, negotiated.rtcp_mux)
         self._dropped_before_keys = False
         self._receiver: VideoReceiver | None = None
         self._decoder: VideoDecoder | None = None
         self._receive_pt: int | None = None
-        self._sender: _Sender | None = None
+        self._sender: VideoSender | None = None
         self._sending_allowed = False
         self._send_failed = False
         self._rtt_s: float | None = None
@@ -311,7 +241,7 @@ class VideoStream:
             return
         if self._sender is None and n.codec is not None:
             try:
-                self._sender = _Sender(
+                self._sender = VideoSender(
                     n.codec, self._settings, self._session.ssrc, self._now(), self._peer_tool
                 )
             except MediaError as exc:
@@ -339,7 +269,7 @@ class VideoStream:
         now = self._now()
         if not sender.busy:
             sender.busy = True
-            sender.ticks = max(round((now - sender.started) * CLOCK), sender.ticks + 1)
+            sender.ticks = max(round((now - self._epoch) * CLOCK), sender.ticks + 1)
             job = self._loop.run_in_executor(sender.worker, sender.take_and_encode, sender.ticks)
             job.add_done_callback(partial(self._encoded, sender))
         # The next picture at its own time on the source's clock; a late loop (or a slow
@@ -353,7 +283,7 @@ class VideoStream:
         self._tick = self._loop.call_at(due, self._send_picture)
 
     def _encoded(
-        self, sender: _Sender, job: asyncio.Future[tuple[VideoFrame, list[EncodedFrame]]]
+        self, sender: VideoSender, job: asyncio.Future[tuple[VideoFrame, list[EncodedFrame]]]
     ) -> None:
         """Back on the loop: the encoded picture is packetised and sent."""
         sender.busy = False
@@ -365,6 +295,7 @@ class VideoStream:
             sender.last_frame = picture
             codec = sender.codec
             for frame in frames:
+                captured = self._epoch + frame.timestamp / CLOCK  # the tick it was read at
                 for payload in sender.packetizer.packetize(frame.data, frame.timestamp):
                     self._session.send_rtp(
                         payload.payload,
@@ -373,7 +304,12 @@ class VideoStream:
                         marker=payload.marker,
                         clock_rate=CLOCK,
                         now=now,
+                        sampled_at=captured,
                     )
+        except SourceLost as exc:  # the call goes on: audio, and the far end's picture
+            self._send_failed = True
+            self._stop_sending()
+            self._on_source_lost(str(exc))
         except (MediaError, RtpError) as exc:
             self._send_failed = True
             self._stop_sending()
@@ -397,9 +333,11 @@ class VideoStream:
             match event:
                 case RtpPacketReceived(packet=packet, now=at):
                     self._receive(packet, at)
-                case RtcpReportReceived(rtt_ms=rtt_ms):
+                case RtcpReportReceived(rtt_ms=rtt_ms, report=report):
                     if rtt_ms is not None:
                         self._rtt_s = rtt_ms / 1000.0
+                    if isinstance(report, RtcpSenderReport):
+                        self._peer_sr = (report.ssrc, report.ntp_timestamp, report.rtp_timestamp)
                 case ByeReceived():
                     pass  # the call's end comes from SIP
         if via_rtcp or is_rtcp(data):
@@ -435,7 +373,7 @@ class VideoStream:
         if self._receiver is None or self._receive_pt != packet.payload_type:
             try:
                 depacketizer = make_depacketizer(codec.encoding, CLOCK, codec.fmtp)
-                self._decoder = VideoDecoder(_codec_name(codec))
+                self._decoder = VideoDecoder(codec_name(codec))
             except (RtpError, MediaError) as exc:
                 self.unknown_payload_types += 1
                 logger.info("cannot receive %s: %s", codec.encoding, exc)
@@ -444,7 +382,11 @@ class VideoStream:
                 depacketizer, our_ssrc=self._session.ssrc, feedback=codec.feedback
             )
             self._receive_pt = packet.payload_type
-        self._decode(self._receiver.receive(packet, now), now)
+            self._sync.clear()  # pictures of the old decoder
+        units = self._receiver.receive(packet, now)
+        if not units and self._receiver.depacketizer.waiting_for_keyframe:
+            self._health.unusable(now)  # frames dropped until a key frame (PLI asked)
+        self._decode(units, now)
 
     def record(self, path: Path | None) -> None:
         """Write the video we receive to Matroska at ``path`` as it comes (media/record.py: no
@@ -455,7 +397,7 @@ class VideoStream:
         if path is None:
             return
         codec = self.negotiated.codec
-        name = _codec_name(codec) if codec is not None else "vp8"
+        name = codec_name(codec) if codec is not None else "vp8"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._recorder = StreamRecorder(path, [RecordedStream(codec=name, clock_rate=CLOCK)])
         self.recording = path
@@ -476,21 +418,64 @@ class VideoStream:
         decoder, receiver = self._decoder, self._receiver
         if decoder is None or receiver is None:
             return
+        health = self._health
         for unit in units:
             self._record(unit)
-            errors = decoder.errors + decoder.corrupt
+            errors, skipped = decoder.errors + decoder.corrupt, decoder.skipped
             pictures = decoder.decode(unit)
             if decoder.errors + decoder.corrupt > errors:
-                self.decode_errors += 1
-                receiver.decode_failed()
+                self._broken(f"a {unit.codec} frame does not decode", now)
+            elif decoder.skipped > skipped:
+                health.unusable(now)  # no key frame yet
             for picture in pictures:
-                self.frames_received += 1
-                self.last_picture = picture
-                self._arrivals.append(now)
-                for listener in list(self.picture_listeners):
-                    listener(picture)
+                w, h = picture.width, picture.height
+                if min(w, h) < MIN_PICTURE_SIDE or w * h > MAX_PICTURE_PIXELS:
+                    self._broken(f"a {picture.width}x{picture.height} picture", now)
+                elif health.picture(now, keyframe=unit.keyframe):
+                    self.frames_received += 1
+                    self._arrivals.append(now)
+                    self._hold(picture, now)
         while self._arrivals and now - self._arrivals[0] > FPS_WINDOW_S:
             self._arrivals.popleft()
+        for change in health.changes():
+            self._on_picture(change.broken, change.reason)
+        self.release(now)
+
+    def _broken(self, reason: str, now: float) -> None:
+        """The decoder failed: ask for a key frame, hold the last good picture."""
+        self.decode_errors += 1
+        if self._receiver is not None:
+            self._receiver.decode_failed()
+        self._health.failed(now, reason)
+
+    def _hold(self, picture: DecodedPicture, now: float) -> None:
+        """Lip sync (rtp/lipsync.py): the picture waits until the audio captured with it
+        plays, from both streams' SRs (same CNAME: one participant's wall clock)."""
+        receiver, sr, audio = self._receiver, self._peer_sr, self._audio()
+        video: SenderClock | None = None
+        if sr is not None and receiver is not None and sr[0] == receiver.media_ssrc:
+            video = SenderClock(sr[1], sr[2], CLOCK)
+        point = audio.sync_point() if audio is not None else None
+        theirs, ours = self._session.remote_cname, audio.remote_cname if audio else None
+        self._sync.push(
+            picture,
+            picture.timestamp,
+            now,
+            video=video,
+            audio=point[0] if point is not None else None,
+            playout=point[1] if point is not None else None,
+            same_cname=theirs is None or ours is None or theirs == ours,
+        )
+
+    def release(self, now: float) -> None:
+        """The picture due at ``now`` (lip sync), if one is, becomes the one front ends draw (the
+        loop timer calls it at the next one due; drawing calls it too)."""
+        picture = self._sync.pop_due(now)
+        if picture is None:
+            return
+        self.last_picture = picture
+        for listener in list(self.picture_listeners):
+            listener(picture)
 
     # ------------------------------------------------------------------ timers and output
     def _flush(self) -> None:
@@ -541,6 +526,7 @@ class VideoStream:
             times.append(self._protection.get_timer())
         if receiver is not None:
             times.append(receiver.next_deadline(self._rtt_s))
+        times.append(self._sync.next_due())
         at = min((t for t in times if t is not None), default=None)
         if self._timer is not None and at is not None and self._timer.when() == at:
             return
@@ -558,6 +544,7 @@ class VideoStream:
             self._protection.handle_timer(now)  # DTLS retransmissions
         if self._receiver is not None:
             self._decode(self._receiver.poll(now), now)
+        self.release(now)
         self._flush()
 
     def _now(self) -> float:
@@ -578,6 +565,7 @@ class VideoStream:
         """What to draw in a ``width`` x ``height`` pixel box: the far end's last picture fitted
         in it (aspect kept), with our own as a thumbnail in its bottom-right corner; ours alone
         while nothing has come; None before either."""
+        self.release(self._now())
         far, own = self.last_picture, self.self_view if self_view else None
         if width < 2 or height < 2 or (far is None and own is None):
             return None
@@ -622,6 +610,14 @@ class VideoStream:
             ),
             "video_nacks_sent": self._receiver.nacks_sent if self._receiver is not None else 0,
             "video_encryption": self._protection.method if self._protection else "none",
+            # Lip sync: "active" while pictures are timed to the audio ("off" before both
+            # streams' SRs; "out-of-range", "mismatched": see rtp/lipsync.py), and how long the
+            # last picture was held after it was decoded.
+            "video_sync": self._sync.state.value,
+            "video_sync_ms": round(self._sync.hold_s * 1000.0, 1),
+            # The far end's picture: "waiting", "good" or "broken" (held until a key frame).
+            "video_picture": self._health.state.name.lower(),
+            "video_decode_errors": self.decode_errors,
         }
 
     def close(self) -> None:

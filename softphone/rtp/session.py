@@ -246,7 +246,8 @@ class RtpSession:
         # sending
         self._packets_sent = 0
         self._octets_sent = 0
-        self._last_sent: tuple[int, float, int] | None = None  # (timestamp, now, clock_rate)
+        # (timestamp, the instant it stands for, clock_rate) of the last packet sent
+        self._last_sent: tuple[int, float, int] | None = None
         self._sent_since_report = False
         # receiving
         self._source: Source | None = None
@@ -316,9 +317,15 @@ class RtpSession:
         marker: bool = False,
         clock_rate: int,
         now: float,
+        sampled_at: float | None = None,
     ) -> None:
         """Queue one RTP packet; its timestamp is the random base + ``media_ticks`` (mod 2^32).
 
+        ``sampled_at``: the instant (same clock as ``now``) the packet's timestamp stands for,
+        when it is not ``now``: a video picture is captured, then encoded and sent tens of
+        milliseconds later. Sender reports map timestamps from that instant (RFC 3550 §6.4.1:
+        the SR's RTP timestamp is the one of the NTP instant), so the peer lines our audio and
+        video up by when they were captured, not by how long the encoder took.
         Nothing is queued when there is nowhere to send yet, or after ``bye``.
         """
         if self.link is LinkState.CLOSED:
@@ -340,7 +347,7 @@ class RtpSession:
         self._outbox.append((data, destination, False))
         self._packets_sent += 1
         self._octets_sent += len(payload)  # §6.4.1: payload octets only
-        self._last_sent = (timestamp, now, clock_rate)
+        self._last_sent = (timestamp, now if sampled_at is None else sampled_at, clock_rate)
         self._sent_since_report = True
 
     def send_raw(self, data: bytes, *, rtcp: bool) -> None:

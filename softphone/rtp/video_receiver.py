@@ -10,7 +10,7 @@ it), the depacketiser makes frames and drops damaged ones until a key frame, and
 - ``nack``: Generic NACK for lost packets (RFC 4585 §6.2.1), once per RTT each, bounded;
 - ``nack pli``: a PLI (§6.3.1) while the depacketiser waits for a key frame, after the decoder
   failed on a frame (:meth:`decode_failed`), or when NACKs were given up; at most one every
-  ``keyframe_interval_s``;
+  ``keyframe_interval_s``, a key frame in between or not;
 - ``ccm fir``: a FIR (RFC 5104 §4.3.1) instead when PLI was not negotiated; a new request gets
   a new command sequence number (§4.3.1.1), a repeat of the same request keeps it.
 
@@ -148,7 +148,9 @@ class VideoReceiver:
         for packet, lost_before in released:
             units += self.depacketizer.push(packet, lost_before=lost_before)
         if any(u.keyframe for u in units):
+            # Answered. The interval still runs from the last request: a peer whose key frames
+            # arrive broken (each one a decode failure) gets one request per interval, not one
+            # per key frame, which would let it set our feedback's rate.
             self._fir_pending = False
-            self._keyframe_asked_at = None  # answered: the next loss asks at once
         self.units += len(units)
         return units

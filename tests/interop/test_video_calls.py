@@ -7,7 +7,8 @@
   and the frame counter our test pattern draws is read back from it, twice, going up: baresip
   decodes our moving picture.
 
-And ``softphone dial --video --json``: the ``call_ended`` line carries the video statistics.
+And ``softphone dial --video --json``: the ``call_ended`` line carries the video statistics;
+lip sync turns on from baresip's sender reports.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from cli_support import make_env
 from lab_support import dump, peers_required
 from phone_support import expect, free_port, port_of
-from video_call_support import FRAMES, STEP_S, baresip_config, both_ways, stat
+from video_call_support import FRAMES, STEP_S, baresip_config, both_ways, received, stat, until
 
 from softphone import lab
 from softphone.config import Account, Config, MediaEncryptionName
@@ -32,6 +33,7 @@ from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
 from softphone.phone.phone import Phone
 from softphone.phone.video import VideoSettings
+from softphone.rtp.lipsync import MAX_HOLD_S
 from softphone.sip.uri import SipUri
 from softphone.transport.resolver import StubBackend
 
@@ -195,3 +197,30 @@ async def test_we_call_baresip_with_encrypted_video(
     )
     await both_ways(phone, call_id, bob, "vp8", tmp_path)
     assert stat(phone, call_id, "video_encryption") == method
+
+
+@pytest.mark.parametrize("bob", [("vp8", True)], indirect=True, ids=["vp8"])
+async def test_lip_sync_becomes_active_with_baresips_sender_reports(
+    bob: lab.Baresip, ours: Callable[..., Phone]
+) -> None:
+    """baresip sends SRs for its audio and its video (one CNAME): our pictures are then timed
+    to its audio (rtp/lipsync.py), held no longer than the bound."""
+    phone = await ours()  # type: ignore[misc]
+    call_id = await phone.dial(bob.uri)
+    await expect(
+        phone, lambda e: isinstance(e, pe.CallStateChanged) and e.state == "established", STEP_S
+    )
+    holds: list[float] = []
+
+    def synced() -> bool:
+        if stat(phone, call_id, "video_sync") != "active":
+            return False
+        holds.append(float(stat(phone, call_id, "video_sync_ms")))  # type: ignore[arg-type]
+        return len(holds) >= 50  # a second of pictures timed to the audio
+
+    # RFC 3550 §6.2: baresip reports every 5 s or so; both streams' SRs in at most ~2 intervals.
+    await until(synced, 3 * STEP_S)
+    assert all(0.0 <= hold <= MAX_HOLD_S * 1000 for hold in holds), holds
+    received_before = received(phone, call_id)
+    await until(lambda: received(phone, call_id) >= received_before + FRAMES)  # still moving
+    await phone.hangup(call_id)

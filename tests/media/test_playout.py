@@ -249,3 +249,27 @@ def test_stats_before_the_first_pull_have_no_playout_delay() -> None:
     assert p.stats().buffer_delay_ms == 0.0
     p.pull(160, 20_000.2)
     assert 0.0 < p.stats().buffer_delay_ms < 1000.0
+
+
+def test_the_last_frame_played_is_lip_syncs_playout_point() -> None:
+    """``last_played``: the last frame of a packet handed over and when its first sample went
+    out; concealment leaves it where it was; a new source clears it."""
+    p = playout("PCMU")
+    payloads = packets("PCMU", voiced(1.0, 8000))
+    for i, payload in enumerate(payloads[:20]):
+        p.put(sequence=i, timestamp=160 * i, payload=payload, now=0.02 * i)
+    assert p.last_played is None
+    now = 0.0
+    while now < 0.5:
+        p.pull(160, now)
+        now += 0.02
+    last = p.last_played
+    assert last is not None and last.timestamp == 160 * 19  # the last packet given
+    # Its first sample went out at a pull: the delay from arrival is the buffer's.
+    assert 0.02 * 19 < last.play_time < now
+    for _ in range(10):  # nothing more comes: concealed frames do not move the point
+        p.pull(160, now)
+        now += 0.02
+    assert p.last_played == last
+    p.new_source()
+    assert p.last_played is None

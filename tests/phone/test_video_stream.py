@@ -14,7 +14,8 @@ import numpy as np
 from softphone.media.video_encode import VideoEncoder
 from softphone.media.video_source import TestPattern, read_counter
 from softphone.phone.video import VideoSettings
-from softphone.phone.video_stream import MAX_PAYLOAD, VideoStream
+from softphone.phone.video_send import MAX_PAYLOAD
+from softphone.phone.video_stream import VideoStream
 from softphone.rtp.packet import RtpPacket
 from softphone.rtp.packetize.vp8 import Vp8Packetizer
 from softphone.sdp.session import Direction

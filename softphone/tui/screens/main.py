@@ -119,6 +119,7 @@ class MainScreen(MainWithScreens):
             case pe.CallStateChanged(call_id=call_id, state=state):
                 self._call_state(call_id, state)
             case pe.CallEnded(call_id=call_id):
+                self.notes.forget(call_id)
                 self.notes.recording.discard(call_id)
                 self.notes.waiting.discard(call_id)
                 # What we did (hung up, cancelled, rejected) or a missed call is a line; a call
@@ -148,6 +149,15 @@ class MainScreen(MainWithScreens):
                 self._refresh_calls()
             case pe.Notice(level=level, text=text):
                 self.tell(text, level)
+            case pe.VideoSourceLost(call_id=call_id):
+                self.notes.source_lost[call_id] = "our video stopped"
+                self.tell(describe(event), "warning")
+            case pe.VideoPictureChanged(call_id=call_id, broken=broken, reason=reason):
+                if broken:  # the pane's status line says it while it lasts; no pop-up
+                    self.notes.picture_broken[call_id] = f"picture broken: {reason}"
+                else:
+                    self.notes.picture_broken.pop(call_id, None)
+                self.tell(describe(event), notify=False)
             case pe.TransferProgressed() | pe.DtmfReceived() | pe.EchoCancellationChanged():
                 self.tell(describe(event))
             case _:

@@ -50,6 +50,17 @@ class CallNotes:
     recording: set[str] = field(default_factory=set)
     waiting: set[str] = field(default_factory=set)
     quality: dict[str, QualityHistory] = field(default_factory=dict)
+    # The video's status line per call: our source gone, the far end's picture broken.
+    source_lost: dict[str, str] = field(default_factory=dict)
+    picture_broken: dict[str, str] = field(default_factory=dict)
+
+    def video_note(self, call_id: str) -> str:
+        notes = (self.picture_broken.get(call_id), self.source_lost.get(call_id))
+        return " · ".join(note for note in notes if note)
+
+    def forget(self, call_id: str) -> None:
+        self.source_lost.pop(call_id, None)
+        self.picture_broken.pop(call_id, None)
 
 
 class MainWithCalls(MainWithPane):
@@ -334,7 +345,8 @@ class MainWithCalls(MainWithPane):
             except PhoneError:
                 rgb = None
         title = (self.notes.names.get(call.remote) or call.remote) if call is not None else ""
-        self.side.show_call_video(rgb, title)
+        note = self.notes.video_note(call.call_id) if call is not None else ""
+        self.side.show_call_video(rgb, title, note)
 
     def action_toggle_record(self) -> None:
         call = self._need_call()

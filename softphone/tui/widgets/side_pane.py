@@ -424,9 +424,10 @@ class SidePane(Vertical):
         """The pixel size a call's picture should have (before the view reported one: small)."""
         return self._box or CALL_VIDEO_BOX
 
-    def show_call_video(self, rgb: np.ndarray | None, title: str = "") -> bool:
+    def show_call_video(self, rgb: np.ndarray | None, title: str = "", note: str = "") -> bool:
         """Show a call's picture (None: the call has no video now, the pane goes back to its
-        hint); ignored while a stream plays or the pane is hidden. True when it is shown."""
+        hint) with ``note`` in its status line (the picture broken, our camera gone); ignored
+        while a stream plays or the pane is hidden. True when it is shown."""
         if self.player is not None or not self.shown:
             return False
         try:
@@ -442,7 +443,7 @@ class SidePane(Vertical):
             self._call_video = True
             hint.display = False
             video.display = True
-            video.set_overlay("")
+        video.set_overlay(note)
         self.border_title = f"Video · {title}" if title else "Video · call"
         video.show(rgb)
         return True
