@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=1_000_000, metavar="BPS")
     parser.add_argument("--receive-only", action="store_true", help="send no video")
+    parser.add_argument("--no-video", action="store_true", help="offer no video (audio only)")
     parser.add_argument("--timing", action="store_true", help="log sent and drawn pictures")
     parser.add_argument("--sample-every", type=float, default=0.0, metavar="S")
     parser.add_argument("--seed", type=int, default=1)
@@ -139,8 +140,8 @@ async def _run(args: argparse.Namespace, log: _Log) -> int:
         _time_the_source(log)
     w, h = args.size
     video = VideoSettings(
-        source=None if args.receive_only else "pattern",
-        offer=True,
+        source=None if args.receive_only or args.no_video else "pattern",
+        offer=not args.no_video,
         width=w,
         height=h,
         fps=args.fps,
