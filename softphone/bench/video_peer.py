@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bitrate", type=int, default=1_000_000, metavar="BPS")
     parser.add_argument("--receive-only", action="store_true", help="send no video")
     parser.add_argument("--no-video", action="store_true", help="offer no video (audio only)")
+    parser.add_argument(
+        "--still", action="store_true", help="send the pattern's first picture over and over"
+    )
     parser.add_argument("--timing", action="store_true", help="log sent and drawn pictures")
     parser.add_argument("--sample-every", type=float, default=0.0, metavar="S")
     parser.add_argument("--seed", type=int, default=1)
@@ -78,23 +81,33 @@ def _say(**event: object) -> None:
     sys.stdout.flush()
 
 
-def _time_the_source(log: _Log) -> None:
-    """Wrap the pattern the phone opens so that each picture's making is logged."""
+def _wrap_the_source(log: _Log, *, timing: bool, still: bool) -> None:
+    """Wrap the pattern the phone opens: each picture's making logged (``timing``), or one
+    still picture sent over and over (``still``, as baresip's fakevideo sends)."""
     from softphone.media.video_source import TestPattern
     from softphone.phone import video_stream
 
-    class TimedPattern(TestPattern):
+    class BenchPattern(TestPattern):
+        _still: Any = None
+
         def read(self):  # type: ignore[no-untyped-def]
             index = self.index
-            frame = super().read()
-            log.sent.append((index, time.monotonic()))
+            if still:
+                if self._still is None:
+                    self._still = self.picture(0)
+                self.index += 1
+                frame = self._still
+            else:
+                frame = super().read()
+            if timing:
+                log.sent.append((index, time.monotonic()))
             return frame
 
     original = video_stream.open_source
 
     def open_source(settings: Any) -> Any:
         if settings.source == "pattern":
-            return TimedPattern(settings.width, settings.height)
+            return BenchPattern(settings.width, settings.height)
         return original(settings)
 
     video_stream.open_source = open_source
@@ -136,8 +149,8 @@ async def _run(args: argparse.Namespace, log: _Log) -> int:
     from softphone.phone.video import VideoSettings
     from softphone.sip.uri import SipUri
 
-    if args.timing:
-        _time_the_source(log)
+    if args.timing or args.still:
+        _wrap_the_source(log, timing=args.timing, still=args.still)
     w, h = args.size
     video = VideoSettings(
         source=None if args.receive_only or args.no_video else "pattern",

@@ -315,8 +315,12 @@ class CpuCall:
         return self.caller_cpu_s / self.seconds
 
 
-def cpu_softphone(workdir: Path, bob: Baresip, seconds: float, seed: int) -> CpuCall:
-    dial = Peer(workdir, "caller", peer_argv("dial", target=bob.uri, seconds=seconds + WARM_UP_S, seed=seed))
+def cpu_softphone(
+    workdir: Path, bob: Baresip, seconds: float, seed: int, *, still: bool = False
+) -> CpuCall:
+    """``still``: send one still picture over and over, as baresip's fakevideo does."""
+    argv = peer_argv("dial", target=bob.uri, seconds=seconds + WARM_UP_S, seed=seed)
+    dial = Peer(workdir, "caller", [*argv, *(["--still"] if still else [])])
     with stopped(dial):
         dial.event("established", ESTABLISH_TIMEOUT_S)
         select_pause(WARM_UP_S)
@@ -326,7 +330,7 @@ def cpu_softphone(workdir: Path, bob: Baresip, seconds: float, seed: int) -> Cpu
         log = dial.finish(15.0)
     stats = log.get("stats") or {}
     return CpuCall(
-        caller="softphone",
+        caller="softphone (still)" if still else "softphone",
         seconds=t1 - t0,
         caller_cpu_s=a1 - a0,
         callee_cpu_s=b1 - b0,
