@@ -397,7 +397,9 @@ RUNNERS: Final = {"delay": _delay, "cpu": _cpu, "freeze": _freeze}
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = [f"{'benchmark':10s} {'softphone':>10s} {'baresip':>10s} {'ratio':>7s}  {'target':26s} result"]
+    rows = [
+        f"{'benchmark':10s} {'softphone':>10s} {'baresip':>10s} {'ratio':>7s}  {'target':26s} result"
+    ]
     for part, r in results.items():
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else "-"
         rows.append(

@@ -31,6 +31,7 @@ draw, the counter read back from the picture.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,10 +39,10 @@ from dataclasses import dataclass
 __all__ = [
     "COUNTER_MOD",
     "DelaySample",
+    "forward_waits",
     "frozen_share",
     "median",
     "pair_delays",
-    "forward_waits",
     "psnr",
     "sampled_delay",
     "wait_share",
@@ -137,7 +138,7 @@ def frozen_share(draws: Sequence[float], start: float, end: float, threshold: fl
     earlier = [t for t in draws if t <= start]
     edges = [max(earlier) if earlier else start, *inside, end]
     frozen = 0.0
-    for a, b in zip(edges, edges[1:], strict=False):
+    for a, b in itertools.pairwise(edges):
         # The picture drawn at a is stale from a + threshold until the next one (b).
         frozen += max(0.0, b - max(a + threshold, start))
     return frozen / (end - start)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -55,7 +56,9 @@ def baresip_video_config(*, size: tuple[int, int] = (WIDTH, HEIGHT), fps: int = 
     )
 
 
-def start_baresip(workdir: Path, user: str, *, host: str = HOST, netns: str | None = None) -> Baresip:
+def start_baresip(
+    workdir: Path, user: str, *, host: str = HOST, netns: str | None = None
+) -> Baresip:
     return Baresip(
         workdir,
         user=user,
@@ -76,7 +79,14 @@ class Peer:
     def __init__(self, workdir: Path, name: str, argv: list[str], netns: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{name}.json"
-        full = [sys.executable, "-m", "softphone.bench.video_peer", *argv, "--log", str(self.log_path)]
+        full = [
+            sys.executable,
+            "-m",
+            "softphone.bench.video_peer",
+            *argv,
+            "--log",
+            str(self.log_path),
+        ]
         self.process = LabProcess(
             netns_argv(netns, full),
             name=name,
@@ -182,13 +192,13 @@ def take_snapshots(bob: Baresip, workdir: Path, until: float, rng: random.Random
         sent = time.monotonic()
         bob.command("snapshot_recv", str(path))
         answered = time.monotonic()
-        pattern = f"png: wrote {path}"
-        seen = bob._process.log.search(  # type: ignore[union-attr]
-            lambda line: time.monotonic() if pattern in line else None, 3.0, since
-        )
-        if seen is None:
+        try:
+            # The wait wakes as the line comes in: the instant after it is when it was seen.
+            bob.wait_for(re.escape(f"png: wrote {path}"), 3.0, since)
+        except LabError:
             run.failed += 1
             continue
+        seen = time.monotonic()
         run.shots.append(Snapshot(sent=sent, answered=answered, seen=seen, path=path))
     return run
 
@@ -241,7 +251,14 @@ def ours_receiving(
     answer = Peer(
         workdir,
         "receiver",
-        peer_argv("answer", bind=bind, timing=True, receive_only=True, sample_every=sample_every, seed=seed),
+        peer_argv(
+            "answer",
+            bind=bind,
+            timing=True,
+            receive_only=True,
+            sample_every=sample_every,
+            seed=seed,
+        ),
         receiver_netns,
     )
     with stopped(answer):
@@ -249,7 +266,14 @@ def ours_receiving(
         dial = Peer(
             workdir,
             "sender",
-            peer_argv("dial", target=f"sip:softphone@{bind}:{port}", seconds=seconds, bind=sender_bind, timing=True, seed=seed),
+            peer_argv(
+                "dial",
+                target=f"sip:softphone@{bind}:{port}",
+                seconds=seconds,
+                bind=sender_bind,
+                timing=True,
+                seed=seed,
+            ),
             sender_netns,
         )
         with stopped(dial):
@@ -279,7 +303,9 @@ def baresip_receiving(
     dial = Peer(
         workdir,
         "sender",
-        peer_argv("dial", target=bob.uri, seconds=seconds, bind=sender_bind, timing=True, seed=seed),
+        peer_argv(
+            "dial", target=bob.uri, seconds=seconds, bind=sender_bind, timing=True, seed=seed
+        ),
         sender_netns,
     )
     with stopped(dial):
@@ -380,7 +406,9 @@ def loss_ruleset(source: str, percent: int) -> str:
 
 def nft(netns: str, *args: str, stdin: str | None = None) -> str:
     argv = netns_argv(netns, [find_binary("nft", "nftables"), *args])
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=20, check=False)
+    done = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, timeout=20, check=False
+    )
     if done.returncode != 0:
         raise LabError(f"nft {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
