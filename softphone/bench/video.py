@@ -208,20 +208,25 @@ def _cpu(where: Path, args: argparse.Namespace) -> dict[str, Any]:
     from softphone.bench import video_runs as vr
     from softphone.bench.video_metrics import median
 
-    ours: list[Any] = []
-    still: list[Any] = []
-    theirs: list[Any] = []
+    calls: dict[str, list[Any]] = {k: [] for k in ("ours", "still", "audio", "theirs", "b-audio")}
     bob = vr.start_baresip(where / "baresip-callee", "bob")
     with vr.stopped(bob):
         for i in range(args.calls):
-            ours.append(vr.cpu_softphone(where / f"softphone-{i}", bob, args.seconds, i + 1))
-            still.append(
-                vr.cpu_softphone(where / f"still-{i}", bob, args.seconds, i + 1, still=True)
+            for key, variant in (("ours", ""), ("still", "still"), ("audio", "no-video")):
+                calls[key].append(
+                    vr.cpu_softphone(
+                        where / f"softphone-{key}-{i}", bob, args.seconds, i + 1, variant=variant
+                    )
+                )
+            calls["theirs"].append(vr.cpu_baresip(where / f"baresip-{i}", bob, args.seconds))
+            calls["b-audio"].append(
+                vr.cpu_baresip(where / f"baresip-audio-{i}", bob, args.seconds, video=False)
             )
-            theirs.append(vr.cpu_baresip(where / f"baresip-caller-{i}", bob, args.seconds))
-    a = median(c.caller_per_s for c in ours)
-    a_still = median(c.caller_per_s for c in still)
-    b = median(c.caller_per_s for c in theirs)
+    m = {k: median(c.caller_per_s for c in v) for k, v in calls.items()}
+    ours, theirs = calls["ours"], calls["theirs"]
+    a, a_still, b = m["ours"], m["still"], m["theirs"]
+    # What video adds to an audio-only call of the same caller, each side.
+    video_ours, video_theirs = a - m["audio"], b - m["b-audio"]
     return {
         "unit": "CPU s per call s (caller)",
         "softphone": round(a, 3),
@@ -238,8 +243,14 @@ def _cpu(where: Path, args: argparse.Namespace) -> dict[str, Any]:
         "per_call_baresip": [round(c.caller_per_s, 3) for c in theirs],
         # The same content as baresip's fakevideo: one still picture, over and over.
         "softphone_still": round(a_still, 3),
-        "per_call_softphone_still": [round(c.caller_per_s, 3) for c in still],
+        "per_call_softphone_still": [round(c.caller_per_s, 3) for c in calls["still"]],
         "ratio_still": round(a_still / b, 3),
+        # Audio-only calls of each caller, and what video adds to them.
+        "softphone_audio_only": round(m["audio"], 3),
+        "baresip_audio_only": round(m["b-audio"], 3),
+        "softphone_video_increment": round(video_ours, 3),
+        "baresip_video_increment": round(video_theirs, 3),
+        "ratio_video_increment": round(video_ours / video_theirs, 3) if video_theirs > 0 else None,
         "ratio": round(a / b, 3),
         "target": f"<= {CPU_TARGET}",
         "met": a / b <= CPU_TARGET,
@@ -417,7 +428,10 @@ def table(results: dict[str, Any]) -> str:
         c = results["cpu"]
         rows.append(
             f"cpu: softphone sending a still picture as baresip's fakevideo does: "
-            f"{c['softphone_still']} ({c['ratio_still']:.2f}x baresip)"
+            f"{c['softphone_still']} ({c['ratio_still']:.2f}x baresip); audio-only calls: "
+            f"softphone {c['softphone_audio_only']}, baresip {c['baresip_audio_only']}; what video "
+            f"adds: softphone {c['softphone_video_increment']}, baresip "
+            f"{c['baresip_video_increment']}"
         )
     if "freeze" in results:
         f = results["freeze"]

@@ -57,13 +57,14 @@ def baresip_video_config(*, size: tuple[int, int] = (WIDTH, HEIGHT), fps: int = 
 
 
 def start_baresip(
-    workdir: Path, user: str, *, host: str = HOST, netns: str | None = None
+    workdir: Path, user: str, *, host: str = HOST, netns: str | None = None, video: bool = True
 ) -> Baresip:
+    """``video`` False: no video module (its calls are audio only)."""
     return Baresip(
         workdir,
         user=user,
         codecs="PCMU",
-        extra_config=baresip_video_config(),
+        extra_config=baresip_video_config() if video else "",
         auto_answer=True,
         host=host,
         netns=netns,
@@ -342,11 +343,12 @@ class CpuCall:
 
 
 def cpu_softphone(
-    workdir: Path, bob: Baresip, seconds: float, seed: int, *, still: bool = False
+    workdir: Path, bob: Baresip, seconds: float, seed: int, *, variant: str = ""
 ) -> CpuCall:
-    """``still``: send one still picture over and over, as baresip's fakevideo does."""
+    """``variant``: "" our moving pattern; "still": one still picture over and over, as
+    baresip's fakevideo sends; "no-video": an audio-only call (the baseline)."""
     argv = peer_argv("dial", target=bob.uri, seconds=seconds + WARM_UP_S, seed=seed)
-    dial = Peer(workdir, "caller", [*argv, *(["--still"] if still else [])])
+    dial = Peer(workdir, "caller", [*argv, *([f"--{variant}"] if variant else [])])
     with stopped(dial):
         dial.event("established", ESTABLISH_TIMEOUT_S)
         select_pause(WARM_UP_S)
@@ -356,7 +358,7 @@ def cpu_softphone(
         log = dial.finish(15.0)
     stats = log.get("stats") or {}
     return CpuCall(
-        caller="softphone (still)" if still else "softphone",
+        caller=f"softphone ({variant})" if variant else "softphone",
         seconds=t1 - t0,
         caller_cpu_s=a1 - a0,
         callee_cpu_s=b1 - b0,
@@ -365,8 +367,8 @@ def cpu_softphone(
     )
 
 
-def cpu_baresip(workdir: Path, bob: Baresip, seconds: float) -> CpuCall:
-    alice = start_baresip(workdir, "alice")
+def cpu_baresip(workdir: Path, bob: Baresip, seconds: float, *, video: bool = True) -> CpuCall:
+    alice = start_baresip(workdir, "alice", video=video)
     with stopped(alice):
         mark = len(alice.ctrl.events)
         alice.ctrl.command("dial", bob.uri)
@@ -378,7 +380,8 @@ def cpu_baresip(workdir: Path, bob: Baresip, seconds: float) -> CpuCall:
         mark = len(bob.ctrl.events)
         alice.ctrl.command("hangup")
         bob.ctrl.wait_event("CALL_CLOSED", 10.0, since=mark)
-    return CpuCall(caller="baresip", seconds=t1 - t0, caller_cpu_s=a1 - a0, callee_cpu_s=b1 - b0)
+    name = "baresip" if video else "baresip (no-video)"
+    return CpuCall(caller=name, seconds=t1 - t0, caller_cpu_s=a1 - a0, callee_cpu_s=b1 - b0)
 
 
 # --------------------------------------------------------------------------- loss in a namespace

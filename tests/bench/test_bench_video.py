@@ -207,3 +207,13 @@ def test_the_report_shows_each_part_against_its_target() -> None:
     assert "PASS" in delay_row and "0.11" in delay_row
     assert "FAIL" in freeze_row and "2.00" in freeze_row
     assert "[160.0, 200.0] ms over 40 snapshots" in text
+
+
+def test_the_peer_takes_an_even_size_only() -> None:
+    from softphone.bench.video_peer import build_parser
+
+    args = build_parser().parse_args(["dial", "sip:a@127.0.0.1", "--log", "x", "--size", "640x360"])
+    assert args.size == (640, 360) and args.fps == 30
+    for bad in ("640x361", "64x64", "wide"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["answer", "--log", "x", "--size", bad])
