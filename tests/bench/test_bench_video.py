@@ -4,6 +4,7 @@ command line; the calls themselves are the benchmark's, not the tests'."""
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import numpy as np
@@ -217,3 +218,25 @@ def test_the_peer_takes_an_even_size_only() -> None:
     for bad in ("640x361", "64x64", "wide"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["answer", "--log", "x", "--size", bad])
+
+
+def test_without_namespaces_the_freeze_part_is_refused_and_left_out_of_all(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from softphone.lab import netns_pair
+
+    monkeypatch.setattr(netns_pair, "namespaces_usable", lambda: "network namespaces need root")
+    ran: list[str] = []
+    monkeypatch.setitem(
+        video.RUNNERS, "delay", lambda where, args: ran.append("delay") or {"met": True}
+    )
+    monkeypatch.setitem(
+        video.RUNNERS, "cpu", lambda where, args: ran.append("cpu") or {"met": True}
+    )
+    assert main(["video", "--part", "freeze"], stdout=io.StringIO()) == 2
+    assert "needs namespaces: network namespaces need root" in capsys.readouterr().err
+    out = io.StringIO()
+    assert main(["video", "--json"], stdout=out) == 0
+    assert ran == ["delay", "cpu"]
+    assert "freeze left out" in capsys.readouterr().err
+    assert set(json.loads(out.getvalue())) >= {"delay", "cpu"} and "freeze" not in out.getvalue()
