@@ -15,7 +15,14 @@ machine is shared.
   most 1.5x baresip.
 - freeze: with 2 % of the video RTP dropped, the share of call time with a frozen picture (no
   new picture for more than ``--threshold-ms``) or a broken one (luma PSNR against the pattern
-  under ``BROKEN_PSNR_DB``). Target: no more than baresip.
+  picture of the counter it shows under ``BROKEN_PSNR_DB``, or a counter never sent). Ours:
+  frozen from every drawn picture's instant, broken from pictures on show at random instants
+  (~3 a second). baresip's: both from its snapshots at random instants. A snapshot is the next
+  picture baresip decodes, so its wait is the forward wait to a new picture, which over uniform
+  instants has the distribution of the picture's age (bench/video_metrics.py); it is read as
+  the time from the command's answer to baresip's "png: wrote" line, less the median of that
+  time over the calm lead-in (writing the PNG) beyond half a frame interval. Target: no more
+  than baresip.
 
 The threshold: 200 ms is six frame intervals at 30 fps, and about where the W3C WebRTC
 statistics count a freeze (``freezeCount``: a frame shown longer than max(3 x the mean frame

@@ -12,7 +12,11 @@ process started is stopped by its pid.
   it makes; baresip is asked for a snapshot of its next decoded picture at random instants
   (``snapshot_recv``, ~3 a second), whose counter bounds its delay (bench/video_metrics.py
   ``sampled_delay``). The same snapshot arithmetic is also run on our receiver's log at random
-  instants, so that both sides are shown by the one method as well.
+  instants, so that both sides are shown by the one method as well. Both end where a picture
+  is handed to be shown: ours when it becomes the picture ``VideoStream.picture`` returns,
+  baresip's in its decode filter chain (``snapshot`` is a video filter), just before its display
+  module; neither counts drawing on a screen. The sender, its encoder and the network are the
+  same for both.
 - cpu: as bench/call_cpu.py for audio: the CPU of the caller per second of established call,
   softphone calling an auto-answering baresip, then a baresip calling that same baresip.
 - freeze: the sender in namespace ``a``, the receivers in ``b``; after a calm lead-in an nftables

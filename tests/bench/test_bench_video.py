@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +241,30 @@ def test_without_namespaces_the_freeze_part_is_refused_and_left_out_of_all(
     assert ran == ["delay", "cpu"]
     assert "freeze left out" in capsys.readouterr().err
     assert set(json.loads(out.getvalue())) >= {"delay", "cpu"} and "freeze" not in out.getvalue()
+
+
+def test_baresip_waits_are_read_less_the_calm_overhead_of_writing_the_png() -> None:
+    """Calm snapshots take 10 ms (the next picture, half a frame interval on average) plus
+    25 ms of writing the PNG; under loss one waits 400 ms (a freeze) and one shows a picture
+    that is not the pattern's (broken)."""
+    from softphone.bench.video_runs import Snapshot, SnapshotRun
+
+    sent = {"sent": [[i, 100.0 + i * FRAME] for i in range(900)]}
+    loss = video._LossAt("ns", "203.0.113.1")
+    loss.at = 105.0
+
+    def shot(at: float, wait: float, counter: int, score: float) -> Snapshot:
+        return Snapshot(at, at + 0.001, at + 0.001 + wait, Path("x.png"), counter, score)
+
+    calm = [shot(101.0 + k, FRAME / 2 + 0.025, 40 * k, 50.0) for k in range(4)]
+    lossy = [
+        shot(106.0, FRAME / 2 + 0.025, 200, 49.0),
+        shot(107.0, 0.400 + 0.025, 260, 49.0),
+        shot(108.0, FRAME / 2 + 0.025, 280, 12.0),
+        shot(109.0, FRAME / 2 + 0.025, 310, 48.0),
+    ]
+    result = video._baresip_freezes(sent, SnapshotRun(shots=calm + lossy), loss, 0.2)
+    assert result["overhead_ms"] == pytest.approx(25.0, abs=0.1)
+    assert result["samples"] == 4 and result["calm_samples"] == 4
+    assert result["frozen"] == pytest.approx(0.25) and result["broken"] == pytest.approx(0.25)
+    assert result["frozen_or_broken"] == pytest.approx(0.5)
