@@ -118,6 +118,7 @@ bench: test-setup
 	-$(VENV)/bin/softphone bench tui --seconds 20
 	-$(VENV)/bin/softphone bench tui --seconds 20 --same-loop
 	-$(VENV)/bin/softphone bench rtsp-render --seconds 20
+	-$(VENV)/bin/softphone bench video --calls 3 --seconds 20
 
 # The reliability campaign (not tests: make test only replays its corpus, tests/fuzz). Fuzzing
 # runs FUZZ_RUNS inputs per target (at most FUZZ_MAX_TIME s each); the soak lasts SOAK_MINUTES
