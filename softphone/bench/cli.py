@@ -10,6 +10,7 @@
     softphone bench tui [--seconds S]                 (bench/tui.py)
     softphone bench echo [--delay-ms MS ...] [--json] (bench/echo.py)
     softphone bench video [--part delay|cpu|freeze|all] ...  (bench/video.py)
+    softphone bench quality [--calls N] [--loss clean|random|burst ...] [--json]  (bench/quality.py)
     softphone bench reliability seeds|fuzz|load|scan|faults|soak|all ...  (bench/reliability)
 
 ``main(argv)`` takes everything after ``bench`` and returns the exit status (0 ok, 1 a target
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from softphone.bench import call, echo, rtsp, video
+from softphone.bench import call, echo, quality, rtsp, video
 from softphone.bench.reliability import cli as reliability
 
 EXIT_OK = 0
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_commands(sub)
     echo.add_commands(sub)
+    quality.add_commands(sub)
     rtsp.add_commands(sub)
     video.add_commands(sub)
     reliability.add_commands(sub)
@@ -104,6 +106,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return echo.run(args, out=out)
     if args.command == video.COMMAND:
         return video.run(args, out=out)
+    if args.command in quality.COMMANDS:
+        return quality.run(args, out=out)
     if args.command == reliability.COMMAND:
         return reliability.run(args, out=out)
     if args.command == "tui":
