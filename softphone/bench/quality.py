@@ -197,7 +197,9 @@ def _span(values: list[float]) -> str:
 def table(conditions: list[Condition], *, seconds: float) -> str:
     rows = [
         f"WB-PESQ of {seconds:g} s Opus calls with baresip (medians; range in brackets); "
-        f"Opus alone {conditions[0].opus_alone:.2f}" if conditions else "no calls",
+        f"Opus alone {conditions[0].opus_alone:.2f}"
+        if conditions
+        else "no calls",
         f"{'loss':8s} {'softphone':>20s} {'baresip':>20s} {'diff':>6s}  {'target':40s} result",
     ]
     for c in conditions:

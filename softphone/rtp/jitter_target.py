@@ -73,6 +73,10 @@ class JitterConfig:
     stretch_budget: float = 0.03
     """Recent share of audio time-stretched above which only large corrections are made
     (fast accelerate, expand far below target): small ones wait until the rate falls."""
+    start_backlog_ms: float = 60.0
+    """Before playout starts, packets that queued up more than this beyond the target (their
+    arrival offsets above the fastest arrival's) are a backlog of a receiver that was not
+    reading yet, not jitter: the stale ones are dropped and playout starts at the target."""
     max_slip_ms: float = 1000.0
     """A missing packet arriving later than this behind the cursor is dropped, not slipped."""
     resync_s: float = 3.0
