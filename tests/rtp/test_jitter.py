@@ -439,3 +439,28 @@ def test_backlog_threshold_is_configurable() -> None:
     burst = [(0.45, i) for i in range(22)]
     player = simulate(burst + steady(100, start=22, base=0.45), until=3.0, jb=jb)
     assert player.jb.stats(3.0).stale == 0
+
+
+@pytest.mark.parametrize("pattern", ["random", "burst"])
+def test_a_lost_packet_costs_its_own_length_not_lateness(pattern: str) -> None:
+    # 5 % of packets never arrive (at random, or 5 in a row out of every 100). A gap that later
+    # packets prove is a loss is concealed once, for its own length: the target does not grow
+    # and nothing is stretched to undo a delay that never was.
+    rng = random.Random(3)
+    arrivals = steady(600, jitter=0.002)
+    if pattern == "random":
+        lost = {i for _, i in arrivals if rng.random() < 0.05 and i > 10}
+    else:
+        lost = {i for _, i in arrivals if 50 <= i % 100 < 55}
+    kept = [(at, i) for at, i in arrivals if i not in lost]
+    until = max(at for at, _ in kept)  # no concealment after the stream's end
+    player = simulate(kept, until=until)
+    stats = player.jb.stats(until)
+    assert stats.frames_concealed + stats.fec_frames == len(lost)
+    assert stats.late == 0 and stats.target_delay_ms < 12.0
+    concealed = sum(d.ticks for d in player.decisions if d.action in (Action.CONCEAL, Action.FEC))
+    assert concealed <= len(lost) * FRAME + FRAME  # the gaps, and at most a frame's rounding
+    stretched = [
+        d for d in player.decisions if d.action is Action.PLAY and d.stretch is not Stretch.NONE
+    ]
+    assert len(stretched) <= 2
