@@ -49,6 +49,10 @@ FRAMES_MEMORY: Final = 4096
 MAX_DECISIONS_PER_PULL: Final = 256
 PLC_GRANULE_S: Final = 0.0025
 """Concealment is asked for in 2.5 ms granules (what libopus PLC works in)."""
+PLC_MIN_PIECE_S: Final = 0.010
+"""...and in pieces of at least 10 ms where the gap allows: libopus's PLC in 5 ms pieces (one
+pull block at a time) sounds far worse than in 10 or 20 ms ones (WB-PESQ 1.79 against 2.16 for
+the same 36 frames lost out of 700)."""
 QUIET_FLOOR: Final = 10 ** (-55 / 20)
 """A frame this quiet (RMS, full scale 1) is always quiet: silence, a pause, faint noise."""
 QUIET_CEILING: Final = 10 ** (-35 / 20)
@@ -138,6 +142,7 @@ class Playout:
             frame_ticks=frame_ticks,
             config=config,
             granule_ticks=granule,
+            conceal_min_ticks=round(PLC_MIN_PIECE_S * codec.clock_rate) if codec.has_plc else 0,
             use_fec=codec.has_fec,
         )
         self._concealer = None if codec.has_plc else PitchConcealer(self.sample_rate)

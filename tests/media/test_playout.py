@@ -273,3 +273,31 @@ def test_the_last_frame_played_is_lip_syncs_playout_point() -> None:
     assert p.last_played == last
     p.new_source()
     assert p.last_played is None
+
+
+def test_opus_plc_is_asked_for_in_pieces_of_at_least_10_ms() -> None:
+    # The call's pump pulls 5 ms blocks. A lost frame concealed one block at a time asked
+    # libopus for 5 ms of PLC four times over, which it renders far worse than 10 or 20 ms at
+    # once (WB-PESQ 1.79 against 2.16 with the same 36 of 700 frames lost).
+    p = playout("opus")
+    asked: list[int] = []
+    conceal = p.decoder.conceal
+
+    def spy(samples: int) -> Pcm | None:
+        asked.append(samples)
+        return conceal(samples)
+
+    p.decoder.conceal = spy  # type: ignore[method-assign]
+    payloads = packets("opus", speech(48000)[: 48000 * 3])
+    lost = {40, 41, 42, 80, 120}  # a burst of three and two single losses
+    block = 240
+    for step in range(int(2.8 / 0.005)):
+        now = step * 0.005
+        for i, payload in enumerate(payloads):
+            at = 0.02 * i + 0.001
+            if i not in lost and now - 0.005 < at <= now:
+                p.put(sequence=i, timestamp=960 * i, payload=payload, now=at)
+        assert len(p.pull(block, now)) == block
+    assert asked, "nothing was concealed"
+    assert min(asked) >= 480, asked
+    assert sum(asked) >= 5 * 960 - 480
