@@ -5,7 +5,8 @@
 
 For every loss condition, ``--calls`` times (default 3), two calls run one after the other in
 the same run, both to the same auto-answering baresip ("bob") that plays the speech (48 kHz
-WAV, looped past the call), Opus only (baresip's ``opus/48000/1``, 32 kbit/s):
+WAV, looped past the call), Opus only (baresip's ``opus/48000/1``; both baresips encode at 32
+kbit/s mono, ``opus_bitrate``, ``opus_stereo no``, as softphone does):
 
 1. ``softphone dial --play speech.wav --record heard.wav`` calls bob: what softphone heard;
 2. a second baresip ("alice", recording with ``sndfile``) calls bob: what baresip heard.

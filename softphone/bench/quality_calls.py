@@ -88,6 +88,10 @@ def _baresip(
     net: _Network, workdir: Path, speech: Path, user: str, side: str, *, record: bool
 ) -> Baresip:
     low, high = RTP_PORTS
+    # 32 kbit/s mono, as softphone sends and as "Opus alone" is scored: left to itself baresip
+    # picks the encoder's own rate for stereo, and the calls would not compare with it.
+    opus = "opus_bitrate\t\t32000\nopus_stereo\t\tno\nopus_sprop_stereo\tno\n"
+    ports = f"rtp_ports\t\t{low}-{high}\n" if side == "b" else ""
     return Baresip(
         workdir,
         user=user,
@@ -97,7 +101,7 @@ def _baresip(
         record=record,
         host=net.host(side),
         netns=net.netns(side),
-        extra_config=f"rtp_ports\t\t{low}-{high}\n" if side == "b" else "",
+        extra_config=opus + ports,
     ).start()
 
 
