@@ -241,3 +241,22 @@ def test_misuse_and_junk_raise_codec_error() -> None:
     with pytest.raises(CodecError, match="opus decode failed"):
         decoder.decode(bytes([0x03, 0x00]))  # code 3 with a frame count of 0 (RFC 6716 §3.2.5)
     assert packet_has_fec(b"") is False and packet_has_fec(bytes([0xFC, 0xFF])) is False
+
+
+@pytest.mark.parametrize(
+    ("fmtp", "loss", "expected"),
+    [
+        ({}, 0, 32000),  # nothing lost: the target
+        ({}, 5, 35200),  # +2 % per % lost, for the FEC's share of the budget
+        ({}, 50, 48000),  # half again the target at most without a peer's limit
+        ({"maxaveragebitrate": "34000"}, 10, 34000),  # never above the peer's maximum
+    ],
+)
+def test_the_bitrate_follows_the_loss_the_far_end_reports(
+    fmtp: dict[str, str], loss: int, expected: int
+) -> None:
+    encoder = encoder_for({"useinbandfec": "1", **fmtp})
+    encoder.set_packet_loss(loss)
+    assert encoder.get(GET_BITRATE) == expected
+    encoder.set_packet_loss(0)  # the loss is over: back to the target
+    assert encoder.get(GET_BITRATE) == int(fmtp.get("maxaveragebitrate", 32000))

@@ -114,6 +114,29 @@ def target_bitrate(options: EncoderOptions) -> int:
     return wanted if peer_max is None else min(wanted, peer_max)
 
 
+LOSS_BITRATE_FACTOR: Final = 2.0
+"""Per cent of bitrate added per per cent of loss reported (up to 25 % loss): the in-band FEC
+(LBRR, a lower-rate copy of the previous frame) takes its bits out of the same budget, so
+without more of it the frames that do arrive get worse exactly when some are lost."""
+
+
+def loss_ceiling(options: EncoderOptions) -> int:
+    """How far loss may raise the bitrate: the peer's maxaveragebitrate (RFC 7587 §6.1) or, when
+    it gave none, half again our own target."""
+    peer_max = _int_param(options.fmtp, "maxaveragebitrate")
+    if peer_max is not None:
+        return min(max(peer_max, MIN_BITRATE), MAX_BITRATE)
+    return min(target_bitrate(options) * 3 // 2, MAX_BITRATE)
+
+
+def loss_bitrate(bitrate: int, loss_percent: int, ceiling: int) -> int:
+    """The bitrate for ``loss_percent`` reported lost: ``bitrate`` plus LOSS_BITRATE_FACTOR % per
+    % of loss (25 % at most counts, as libopus's own FEC rule), never above ``ceiling``."""
+    loss = min(max(loss_percent, 0), 25)
+    raised = round(bitrate * (1.0 + LOSS_BITRATE_FACTOR * loss / 100.0))
+    return max(bitrate if bitrate <= ceiling else ceiling, min(raised, ceiling))
+
+
 def max_bandwidth(options: EncoderOptions) -> int:
     """RFC 7587 §6.1 maxplaybackrate -> OPUS_SET_MAX_BANDWIDTH (RFC 6716 §2 bandwidths)."""
     rate = _int_param(options.fmtp, "maxplaybackrate")
@@ -201,7 +224,9 @@ class OpusEncoder:
         self._encoder = lib.Encoder(SAMPLE_RATE, 1, APPLICATION_VOIP)  # owns/destroys the state
         self._state = self._encoder.encoder_state
         self._out = ctypes.create_string_buffer(MAX_PACKET)
-        self._set(SET_BITRATE, target_bitrate(options))
+        self._bitrate = target_bitrate(options)
+        self._ceiling = loss_ceiling(options)
+        self._set(SET_BITRATE, self._bitrate)
         self._set(SET_MAX_BANDWIDTH, max_bandwidth(options))
         self._set(SET_INBAND_FEC, 1 if _is_on(options.fmtp, "useinbandfec") else 0)
         self._set(SET_DTX, 1 if options.dtx or _is_on(options.fmtp, "usedtx") else 0)
@@ -229,8 +254,11 @@ class OpusEncoder:
         return self._out.raw[: _check(int(size), "encode")]
 
     def set_packet_loss(self, percent: int) -> None:
-        """OPUS_SET_PACKET_LOSS_PERC: how much FEC (and robustness) to spend, 0..100."""
-        self._set(SET_PACKET_LOSS_PERC, min(max(int(percent), 0), 100))
+        """OPUS_SET_PACKET_LOSS_PERC: how much FEC (and robustness) to spend, 0..100; and the
+        bitrate for it (:func:`loss_bitrate`)."""
+        percent = min(max(int(percent), 0), 100)
+        self._set(SET_PACKET_LOSS_PERC, percent)
+        self._set(SET_BITRATE, loss_bitrate(self._bitrate, percent, self._ceiling))
 
 
 class OpusDecoder:
