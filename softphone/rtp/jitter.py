@@ -275,6 +275,7 @@ class JitterBuffer(Generic[PayloadT]):
         # row, and the next packet starts the buffer afresh instead of every packet being late.
         self._beyond_slip = 0
         self._started = False
+        self._settled_at: float | None = None  # when the target first came from statistics
 
     def reset(self) -> None:
         """Forget everything (e.g. a new SSRC): the next packet starts afresh."""
@@ -662,9 +663,10 @@ class JitterBuffer(Generic[PayloadT]):
             stretch = Stretch.FAST_ACCELERATE
         elif excess_ms <= -config.fast_excess_ms:
             stretch = Stretch.EXPAND
-        elif spaced and excess_ms >= config.speech_excess_ms and not self._delay.warming_up:
+        elif spaced and excess_ms >= config.speech_excess_ms and not self._settling(now):
             # While the statistics are young (the first second), the target is a guess and the
-            # first packets often bunch: only quiet frames move the delay down.
+            # first packets often bunch: only quiet frames move the delay down; and for a while
+            # after, so that the guess's excess goes in pauses, not in accelerated speech.
             stretch = Stretch.ACCELERATE
         elif spaced and excess_ms < -config.hysteresis_ms:
             stretch = Stretch.EXPAND
@@ -673,6 +675,15 @@ class JitterBuffer(Generic[PayloadT]):
             self._spacing_from = self._last_stretch
             self._last_stretch = now
         return stretch, quiet_ticks
+
+    def _settling(self, now: float) -> bool:
+        """The target is a guess (warming up) or came from statistics less than
+        ``settle_ms`` ago."""
+        if self._delay.warming_up:
+            return True
+        if self._settled_at is None:
+            self._settled_at = now
+        return (now - self._settled_at) * 1000.0 < self.config.settle_ms
 
     def _play_target(self, deadline: float, quantum_ticks: int) -> float:
         """The target of the play offset ``P``, given this pull's deadline ``D``.

@@ -464,3 +464,19 @@ def test_a_lost_packet_costs_its_own_length_not_lateness(pattern: str) -> None:
         d for d in player.decisions if d.action is Action.PLAY and d.stretch is not Stretch.NONE
     ]
     assert len(stretched) <= 2
+
+
+def test_the_first_guess_of_the_delay_is_worked_off_in_pauses_not_in_speech() -> None:
+    # A clean path: the first second's target is the 20 ms guess, the statistics then settle
+    # at the 10 ms floor. The 10 ms between went in one accelerated pitch period of speech just
+    # after the first second (0.06-0.13 of WB-PESQ on a clean call); pauses (every 4th frame
+    # here) take it instead.
+    player = simulate(steady(250, jitter=0.001), until=5.0)
+    accelerated = [
+        d for d in player.decisions if d.action is Action.PLAY and d.stretch is Stretch.ACCELERATE
+    ]
+    assert accelerated == []
+    assert player.quiet_ops >= 1  # ...the pauses did the work
+    assert player.jb.stats(5.0).target_delay_ms < 12.0
+    arrival = dict((i, at) for at, i in steady(250, jitter=0.001))
+    assert max(now - arrival[i] for i, now in player.played[150:]) < 0.025
