@@ -18,7 +18,8 @@ WB-PESQ (ITU-T P.862.2) scores each recording against the speech, aligned by cor
   speech through our Opus encoder and decoder at 32 kbit/s, offline, no network, no playout).
 - ``random``: 5 % of RTP packets dropped at random, ``burst``: 5 in a row out of every 100; an
   nftables rule in the caller's namespace (:func:`nft_rules`) drops them both ways (RTP only,
-  RTCP passes so that each side can report loss). The callers run in one network namespace and
+  RTCP passes so that each side can report loss). The rule is loaded afresh for every call, so
+  the burst counter starts with the call and the bursts fall on the same speech for both. The callers run in one network namespace and
   bob in another (:mod:`softphone.lab.netns_pair`), made and removed by the bench; it needs
   root. Target: softphone at least 0.3 above what baresip heard under the same loss.
 

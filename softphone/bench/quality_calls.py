@@ -47,11 +47,20 @@ class _Network:
             raise LabError(f"loss needs network namespaces: {why}")
         self.pair = NamespacePair("sp-quality").create()
         try:
-            self._nft(["-f", "-"], nft_rules(self.loss, self.pair.address("b")))
+            self.restart_rules()
         except LabError:
             self.pair.remove()
             raise
         return self
+
+    def restart_rules(self) -> None:
+        """(Re)load the drop rule before each call: a burst rule's packet counter starts at 0,
+        so its bursts hit the same stretch of the speech in every call (whichever phone
+        listens), and its counters count this call only."""
+        if self.pair is None:
+            return
+        self._nft(["-f", "-"], f"table inet {TABLE}\ndelete table inet {TABLE}\n")
+        self._nft(["-f", "-"], nft_rules(self.loss, self.pair.address("b")))
 
     def __exit__(self, *exc: object) -> None:
         if self.pair is not None:
@@ -119,6 +128,7 @@ def _softphone_call(
         bind=net.host("a"),
         netns=net.netns("a"),
     )
+    net.restart_rules()
     before = net.dropped()
     with stopping(bob, phone):
         phone.start()
@@ -163,6 +173,7 @@ def _baresip_call(
 ) -> CallScore:
     bob = _baresip(net, workdir / "bob2", speech, "bob", "b", record=False)
     alice = _baresip(net, workdir / "alice", speech, "alice", "a", record=True)
+    net.restart_rules()
     before = net.dropped()
     with stopping(bob, alice):
         alice.ctrl.command("dial", bob.uri)
