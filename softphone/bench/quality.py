@@ -213,14 +213,13 @@ def table(conditions: list[Condition], *, seconds: float) -> str:
             f"{c.target:40s} {'PASS' if c.met else 'FAIL'}"
         )
     for c in conditions:
-        for i, s in enumerate(c.softphone, 1):
-            stats = _stat_subset(s.stats)
+        for i, (ours_i, theirs_i) in enumerate(zip(c.softphone, c.baresip, strict=False), 1):
             rows.append(
-                f"  {c.loss.value} call {i}: softphone {s.pesq:.2f}, baresip "
-                f"{c.baresip[i - 1].pesq:.2f} if any; dropped to/from callers "
-                f"{s.dropped_in}/{s.dropped_out}; {stats}"
-                if i <= len(c.baresip)
-                else f"  {c.loss.value} call {i}: softphone {s.pesq:.2f}; {stats}"
+                f"  {c.loss.value} call {i}: softphone {ours_i.pesq:.2f}, baresip "
+                f"{theirs_i.pesq:.2f}; dropped toward/from the callers "
+                f"{ours_i.dropped_in}/{ours_i.dropped_out} (softphone), "
+                f"{theirs_i.dropped_in}/{theirs_i.dropped_out} (baresip); "
+                f"softphone's playout {_stat_subset(ours_i.stats)}"
             )
     return "\n".join(rows)
 
