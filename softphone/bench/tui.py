@@ -118,6 +118,13 @@ class BenchPhone(EventReader):
             )
 
     @property
+    def echo_cancellation(self) -> bool:
+        return False  # no sound card in the bench
+
+    def set_echo_cancellation(self, on: bool) -> None:
+        pass
+
+    @property
     def accounts(self) -> list[str]:
         return ["bench"]
 
