@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +53,11 @@ TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left w
 # quarter of the wake-ups (each wake-up walks every call's port: 40 calls, 8,000 a second at 5 ms).
 HEADLESS_TICK_S = 0.02
 HEADLESS_RATE = 48000
+# While a sound card is lost, PortAudio is initialised again to find it, on the event loop (no
+# other thread may touch PortAudio meanwhile). That takes a few ms here and can take hundreds
+# where ALSA probes many devices: the next rescan waits so that at most this share of the loop's
+# time goes to it (a 6 ms rescan: every retry; a 300 ms one: every 6 s).
+RESCAN_SHARE = 0.05
 
 
 class AudioPort(Protocol):
@@ -338,6 +344,7 @@ class DeviceAudio:
         self._ring_port: TonePort | None = None
         self.echo = EchoControl(echo_cancellation, on_problem)
         self.watch: DeviceWatch | None = None
+        self._next_rescan = 0.0  # monotonic time (RESCAN_SHARE)
 
     def engine_for_call(self, call_number: int) -> AudioEngine:
         if self._engine is None:
@@ -361,8 +368,11 @@ class DeviceAudio:
         PortAudio lists devices as they were at its last initialise; it is initialised again
         to find a card that came back, unless another stream of ours is open (the ring device)
         or a lost one is still closing."""
-        if self._ring_engine is None and not closing_stuck():
+        now = time.monotonic()
+        if self._ring_engine is None and not closing_stuck() and now >= self._next_rescan:
             rescan_devices()
+            cost = time.monotonic() - now
+            self._next_rescan = now + cost / RESCAN_SHARE
         try:
             return open_device(self._input, self._output, sample_rate=sample_rate)
         except AudioDeviceError as exc:

@@ -166,3 +166,43 @@ def test_stats_of_the_stand_in_start_from_zero() -> None:
     assert engine.io.stats == AudioStats(
         underruns=0, overruns=0, frames_played=0, frames_captured=0
     )
+
+
+class SlowRescans:
+    """A clock walked by hand, and PortAudio's re-initialise taking ``cost_s`` of it."""
+
+    def __init__(self, cost_s: float) -> None:
+        self.now = 100.0
+        self.cost_s = cost_s
+        self.rescans: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def rescan(self) -> None:
+        self.rescans.append(self.now)
+        self.now += self.cost_s
+
+
+@pytest.mark.parametrize(("cost_s", "expected"), [(0.006, 10), (0.3, 2)])
+def test_finding_a_lost_card_takes_at_most_a_twentieth_of_the_loop(
+    monkeypatch: pytest.MonkeyPatch, cost_s: float, expected: int
+) -> None:
+    from softphone.phone import audio as audio_module
+
+    clock = SlowRescans(cost_s)
+    monkeypatch.setattr(audio_module.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(audio_module, "rescan_devices", clock.rescan)
+
+    def missing(*_: object, **__: object) -> None:
+        raise AudioDeviceError("no output device matches 'Headset'")
+
+    monkeypatch.setattr(audio_module, "open_device", missing)
+    provider = audio_module.DeviceAudio("Headset", "Headset", on_problem=lambda _: None)
+    for _ in range(10):  # the watch's retries, one a second, for 10 s
+        with pytest.raises(AudioDeviceError, match="Headset"):
+            provider._reopen(48000)
+        clock.now += 1.0
+    assert len(clock.rescans) == expected
+    elapsed = clock.now - 100.0
+    assert len(clock.rescans) * cost_s <= audio_module.RESCAN_SHARE * elapsed + cost_s
