@@ -1,6 +1,7 @@
 """Speech quality against a reference: align a recording to what was sent, then ITU-T P.862.
 
-Independent of softphone's own media code (stdlib ``wave`` + numpy), so a bug there cannot hide
+Independent of softphone's own media code (stdlib ``wave`` + numpy, shared with
+``softphone bench quality``'s scorer in bench/quality_score.py), so a bug there cannot hide
 itself here.
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from softphone.bench.quality_score import align, fft_resample, read_pcm16
+
 Signal = npt.NDArray[np.float64]
 SPEECH = Path(__file__).resolve().parent / "data" / "audio" / "speech16k.wav"
 
@@ -26,27 +29,9 @@ SPEECH = Path(__file__).resolve().parent / "data" / "audio" / "speech16k.wav"
 CLEAR_SPEECH = 2.5
 
 
-def read_wav(path: Path) -> tuple[Signal, int]:
-    with wave.open(str(path)) as w:
-        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        raise ValueError(f"{path}: expected 16-bit PCM, got {8 * width}-bit")
-    data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    return data, rate
-
-
-def resample(x: Signal, rate: int, target: int) -> Signal:
-    """Band-limited enough for scoring: FFT resampling of the whole signal."""
-    if rate == target:
-        return x
-    n = round(len(x) * target / rate)
-    spectrum = np.fft.rfft(x)
-    keep = min(len(spectrum), n // 2 + 1)
-    out = np.fft.irfft(spectrum[:keep], n)
-    return out * (n / len(x))
+# One reader, resampler and aligner for the tests and `softphone bench quality`.
+read_wav = read_pcm16
+resample = fft_resample
 
 
 @functools.cache
@@ -70,17 +55,6 @@ def speech_at(rate: int, directory: Path) -> Path:
     """The reference speech at ``rate``: a peer that resamples poorly itself is not what we test."""
     data, source_rate = read_wav(SPEECH)
     return write_wav(directory / f"speech{rate}.wav", resample(data, source_rate, rate), rate)
-
-
-def align(reference: Signal, recording: Signal, rate: int, max_lag_s: float = 3.0) -> int:
-    """Lag (samples) at which ``reference`` best matches ``recording`` (recording[lag:] ~ reference)."""
-    n = len(recording) + len(reference)
-    size = 1 << (n - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(recording, size) * np.conj(np.fft.rfft(reference, size)), size)
-    max_lag = int(max_lag_s * rate)
-    window = np.concatenate((corr[: max_lag + 1], corr[-max_lag:]))
-    best = int(np.argmax(window))
-    return best if best <= max_lag else best - len(window)
 
 
 @dataclass(frozen=True)
