@@ -29,13 +29,17 @@ import sys
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from softphone.bench.workdir import add_output_options, workdir
+from softphone.bench.workdir import add_output_options, number, whole_number, workdir
 
 COMMANDS: Final = ("cpu", "latency", "device", "setup")
 DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
 EXIT_ERROR = 2
+
+
+_positive_int = whole_number(1, 1000)
+_positive_float = number(0, 3600, above=True)
 
 
 def add_commands(subparsers: Any) -> None:
@@ -117,26 +121,6 @@ def _speech(p: argparse.ArgumentParser) -> None:
         metavar="REF.wav",
         help=f"speech both sides send, looped (default {DEFAULT_SPEECH})",
     )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError("must be above 0 and at most 3600")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError("must be 1 to 1000")
-    return value
 
 
 def _interval(text: str) -> int:

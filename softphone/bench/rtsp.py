@@ -42,7 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from softphone.bench.workdir import add_output_options, workdir
+from softphone.bench.workdir import add_output_options, number, whole_number, workdir
 
 COMMANDS: Final = ("rtsp-first-frame", "rtsp-render")
 EXIT_OK: Final = 0
@@ -52,6 +52,10 @@ DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
 
 
 # --------------------------------------------------------------------------- command line
+
+
+_runs = whole_number(1, 200)
+_seconds = number(3, 600)
 
 
 def add_commands(subparsers: Any) -> None:
@@ -106,26 +110,6 @@ def add_commands(subparsers: Any) -> None:
         help=f"speech of the concurrent call (default {DEFAULT_SPEECH})",
     )
     add_output_options(render, keeps="logs and the viewer's stats")
-
-
-def _runs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 200:
-        raise argparse.ArgumentTypeError("must be 1 to 200")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 3 <= value <= 600:
-        raise argparse.ArgumentTypeError("must be 3 to 600")
-    return value
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from softphone.bench.workdir import add_output_options, workdir
+from softphone.bench.workdir import add_output_options, number, whole_number, workdir
 
 COMMAND: Final = "video"
 PARTS: Final = ("delay", "cpu", "freeze")
@@ -50,6 +50,10 @@ LOSS_PERCENT: Final = 2
 LEAD_IN_S: Final = 5.0  # of each freeze call before the loss starts: warm-up and calibration
 CPU_TARGET: Final = 1.5
 EXIT_OK, EXIT_MISSED, EXIT_ERROR = 0, 1, 2
+
+
+_count = whole_number(1, 1000)
+_seconds = number(8, 600, why="a warm-up and a lead-in come first")
 
 
 def add_commands(subparsers: Any) -> None:
@@ -61,26 +65,6 @@ def add_commands(subparsers: Any) -> None:
     )
     p.add_argument("--threshold-ms", type=_count, default=200, metavar="MS")
     add_output_options(p, keeps="configs, peer logs and snapshots")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError("must be 1 to 1000")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 8 <= value <= 600:
-        raise argparse.ArgumentTypeError("must be 8 to 600 (a warm-up and a lead-in come first)")
-    return value
 
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
