@@ -8,6 +8,11 @@ same looped speech (48 kHz mono WAV, so neither side resamples its microphone):
    calls a baresip (``aufile`` microphone, ``audio_codecs opus/48000/1``, auto-answer);
 2. a baresip calls another baresip configured the same way.
 
+Every baresip encodes Opus as softphone does, 32 kbit/s mono (``OPUS_AS_SOFTPHONE``): left to
+itself baresip 1.0 sends stereo CELT at ~100 kbit/s, whose encoder (libopus, complexity 10:
+155 us a 20 ms frame here) costs 0.6x the SILK/CELT hybrid both sides use at 32 kbit/s mono
+(262 us), so the ratio would compare different work.
+
 CPU time is utime+stime from /proc/PID/stat (all threads), sampled when the call is established
 and again ``seconds`` later, just before the hang-up; start-up and tear-down are not counted.
 The ratios compare softphone with baresip in the same call and with a baresip caller in the
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from softphone.bench.call_peers import SoftphoneDial, cpu_seconds, looped_wav, stopping
-from softphone.lab.baresip import Baresip, MediaEnc
+from softphone.lab.baresip import OPUS_AS_SOFTPHONE, Baresip, MediaEnc
 from softphone.lab.process import LabError
 
 ESTABLISH_TIMEOUT_S = 20.0
@@ -121,12 +126,14 @@ class CpuReport:
 
 
 def _baresip(workdir: Path, speech: Path, user: str, mediaenc: MediaEnc | None = None) -> Baresip:
-    """A baresip without registrar that answers by itself and speaks Opus only."""
+    """A baresip without registrar that answers by itself and speaks Opus only, encoded as
+    softphone encodes it (32 kbit/s mono: the same codec work on both sides of the ratio)."""
     return Baresip(
         workdir,
         user=user,
         audio=speech,
         codecs="opus/48000/1",
+        extra_config=OPUS_AS_SOFTPHONE,
         auto_answer=True,
         mediaenc=mediaenc,
         rtcp_mux=mediaenc is not None and mediaenc.startswith("dtls"),

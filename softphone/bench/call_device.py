@@ -10,7 +10,10 @@ Counted over the established call only (differences of the device's counters bet
 established moment and the hang-up): PortAudio status flags (input/output under- and overflows),
 the rings' under/overruns, callback errors, samples played as zeros because the speaker ring was
 short, and frames played against the elapsed wall-clock time (1.00 = the device ran in real time
-and the phone kept up with it).
+and the phone kept up with it). Also the CPU seconds over the same span: this process's (the
+phone, its device callbacks and the bench's twice-a-second looks; ``time.process_time``, all
+threads) and the baresip's at the other end of the call (``/proc``; headless, its ``aufile``
+microphone, encoding Opus as we do: 32 kbit/s mono).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from softphone.bench.call_peers import looped_wav
+from softphone.bench.call_peers import cpu_seconds, looped_wav
 from softphone.config import Config
-from softphone.lab.baresip import Baresip
+from softphone.lab.baresip import OPUS_AS_SOFTPHONE, Baresip
 from softphone.lab.jack import JackServer
 from softphone.lab.process import LabError
 from softphone.media.device import DeviceIO, rescan_devices
@@ -85,6 +88,8 @@ class DeviceReport:
     speaker_dbfs: float
     packets_received: int
     packets_sent: int
+    cpu_s: float = 0.0
+    peer_cpu_s: float = 0.0
 
     @property
     def xruns(self) -> int:
@@ -115,6 +120,9 @@ class DeviceReport:
             "speaker_dbfs": round(self.speaker_dbfs, 1),
             "packets_received": self.packets_received,
             "packets_sent": self.packets_sent,
+            "cpu_s": round(self.cpu_s, 3),
+            "baresip_cpu_s": round(self.peer_cpu_s, 3),
+            "ratio_cpu_vs_baresip": round(self.cpu_s / max(self.peer_cpu_s, 1e-9), 3),
         }
 
     def table(self) -> str:
@@ -133,6 +141,8 @@ class DeviceReport:
                 f"callback errors: {c.callback_errors}; callbacks: {c.callbacks}",
                 f"frames played {c.frames_played} in {self.seconds:.2f} s = {self.pace:.4f} x real time "
                 f"(captured {c.frames_captured})",
+                f"CPU s: softphone on the device {self.cpu_s:.2f}, the baresip it talked to "
+                f"(headless) {self.peer_cpu_s:.2f}; ratio {self.cpu_s / max(self.peer_cpu_s, 1e-9):.2f}",
             ]
         )
 
@@ -153,7 +163,7 @@ def _established(e: pe.PhoneEvent) -> bool:
     return isinstance(e, pe.CallStateChanged) and e.state == "established"
 
 
-async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
+async def _call_on_device(uri: str, seconds: float, peer_pid: int) -> DeviceReport:
     notices: list[str] = []
     audio = DeviceAudio(JACK_DEVICE, JACK_DEVICE, on_problem=notices.append)
     phone = Phone(
@@ -176,12 +186,14 @@ async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
             )
         io = engine.io
         before, t0 = DeviceCounters.read(io), time.monotonic()
+        cpu0, peer0 = time.process_time(), cpu_seconds(peer_pid)
         level = -200.0  # loudest 10 ms block seen at the twice-a-second looks: is sound coming out?
         while (remaining := seconds - (time.monotonic() - t0)) > 0:
             if await _expect(phone, lambda e: isinstance(e, pe.CallEnded), min(remaining, 0.5)):
                 raise LabError(f"the call ended before {seconds:.0f} s")
             level = max(level, engine.speaker_level.last.rms_dbfs)
         after, elapsed = DeviceCounters.read(io), time.monotonic() - t0
+        cpu, peer_cpu = time.process_time() - cpu0, cpu_seconds(peer_pid) - peer0
         await phone.hangup(call_id)
         ended = await _expect(phone, lambda e: isinstance(e, pe.CallEnded), 10.0)
         stats = ended.stats if isinstance(ended, pe.CallEnded) and ended.stats else {}
@@ -194,6 +206,8 @@ async def _call_on_device(uri: str, seconds: float) -> DeviceReport:
             speaker_dbfs=level,
             packets_received=int(str(stats.get("packets_received", 0))),
             packets_sent=int(str(stats.get("packets_sent", 0))),
+            cpu_s=cpu,
+            peer_cpu_s=peer_cpu,
         )
     finally:
         await phone.stop()
@@ -212,10 +226,11 @@ def run_device(workdir: Path, speech: Path, seconds: float) -> DeviceReport:
             user="bench",
             audio=wav,
             codecs="opus/48000/1",
+            extra_config=OPUS_AS_SOFTPHONE,
             auto_answer=True,
         ).start()
         try:
-            return asyncio.run(_call_on_device(bob.uri, seconds))
+            return asyncio.run(_call_on_device(bob.uri, seconds, bob.pid))
         finally:
             bob.stop()
             # PortAudio must let go of the JACK server while it still runs (its JACK host API

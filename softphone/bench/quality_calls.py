@@ -24,7 +24,7 @@ from softphone.bench.quality import (
     parse_drop_counts,
 )
 from softphone.bench.quality_score import ScoreError, score_files, scoring_seconds
-from softphone.lab.baresip import Baresip
+from softphone.lab.baresip import OPUS_AS_SOFTPHONE, Baresip
 from softphone.lab.netns_pair import NamespacePair, namespaces_usable
 from softphone.lab.process import HOST, LabError, find_binary
 
@@ -97,9 +97,6 @@ def _baresip(
     net: _Network, workdir: Path, speech: Path, user: str, side: str, *, record: bool
 ) -> Baresip:
     low, high = RTP_PORTS
-    # 32 kbit/s mono, as softphone sends and as "Opus alone" is scored: left to itself baresip
-    # picks the encoder's own rate for stereo, and the calls would not compare with it.
-    opus = "opus_bitrate\t\t32000\nopus_stereo\t\tno\nopus_sprop_stereo\tno\n"
     ports = f"rtp_ports\t\t{low}-{high}\n" if side == "b" else ""
     return Baresip(
         workdir,
@@ -110,7 +107,7 @@ def _baresip(
         record=record,
         host=net.host(side),
         netns=net.netns(side),
-        extra_config=opus + ports,
+        extra_config=OPUS_AS_SOFTPHONE + ports,
     ).start()
 
 

@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 MODULE_DIR: Final = Path("/usr/lib/baresip/modules")
+OPUS_AS_SOFTPHONE: Final = "opus_bitrate\t\t32000\nopus_stereo\t\tno\nopus_sprop_stereo\tno\n"
+"""baresip config lines that make it encode Opus as softphone does: 32 kbit/s mono. Left to
+itself, baresip 1.0 sends stereo CELT at about 100 kbit/s (libopus's own rate for stereo),
+a different codec mode with a different cost, which no comparison with us should rest on."""
 
 Event = dict[str, Any]
 Audio = Literal["tone"] | Path | str

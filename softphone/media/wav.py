@@ -4,9 +4,10 @@
   (32/64-bit) or WAVE_FORMAT_EXTENSIBLE wrapping either; any channel count, downmixed to mono
   float32 in [-1, 1). Junk raises ``WavError`` with the reason. The stdlib ``wave`` module in
   Python 3.11 reads neither float nor extensible files, hence our own chunk walker.
-- ``WavWriter``: 16-bit PCM. After every ``write()`` the RIFF and ``data`` sizes in the header
-  are rewritten in place (data first, then sizes), so a process killed at any moment leaves a
-  valid file holding everything but, at most, the last write.
+- ``WavWriter``: 16-bit PCM. The RIFF and ``data`` sizes in the header are rewritten in place
+  (data first, then sizes) after every ``write()``, or, with ``sync_s``, once that much audio
+  has been written since the last time: a process killed at any moment leaves a valid file
+  holding everything but, at most, the last write (or the last ``sync_s`` of audio).
 - ``StereoRecorder``: call recording, local (microphone) left, remote (what we play) right.
 
 Format facts: Microsoft "Multimedia Programming Interface and Data Specifications 1.0" (RIFF,
@@ -16,6 +17,7 @@ GUID whose first two bytes are the format tag).
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +33,8 @@ WAVE_FORMAT_IEEE_FLOAT: Final = 0x0003
 WAVE_FORMAT_EXTENSIBLE: Final = 0xFFFE
 _HEADER_BYTES: Final = 44  # RIFF(12) + fmt chunk(8 + 16) + data chunk header(8)
 _MAX_DATA_BYTES: Final = 0xFFFFFFFF - (_HEADER_BYTES - 8)
+RECORDING_SYNC_S: Final = 0.1
+"""How much of a call's recording a killed process may leave out of the header, at most."""
 _ALMOST_ONE: Final = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
 
 
@@ -123,7 +127,9 @@ def to_int16(pcm: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
 class WavWriter:
     """Write a 16-bit PCM WAV whose header stays valid after every ``write()``."""
 
-    def __init__(self, path: str | Path, sample_rate: int, channels: int = 1) -> None:
+    def __init__(
+        self, path: str | Path, sample_rate: int, channels: int = 1, *, sync_s: float = 0.0
+    ) -> None:
         if sample_rate <= 0 or channels <= 0:
             raise ValueError(f"bad WAV format: {channels} channels at {sample_rate} Hz")
         self.path = Path(path)
@@ -131,6 +137,10 @@ class WavWriter:
         self.channels = channels
         self.frames_written = 0
         self._data_bytes = 0
+        # A call's recorder writes every few ms: the header (two small writes and a flush of the
+        # data, three system calls) is brought up to date once per ``sync_s`` of audio instead.
+        self._sync_bytes = int(sync_s * sample_rate) * 2 * channels
+        self._synced_bytes = 0
         try:
             self._file: BinaryIO | None = self.path.open("wb")
             self._file.write(self._header())
@@ -174,24 +184,35 @@ class WavWriter:
         if self._data_bytes + len(payload) > _MAX_DATA_BYTES:
             raise WavError(f"{self.path}: WAV size limit (4 GiB) reached")
         try:
-            # Data first, then the sizes that cover it: a kill in between leaves the old, still
-            # valid sizes (the reader ignores the unaccounted tail).
             self._file.write(payload)
             self._data_bytes += len(payload)
             self.frames_written += frames.shape[0]
-            self._file.seek(4)
-            self._file.write(struct.pack("<I", _HEADER_BYTES - 8 + self._data_bytes))
-            self._file.seek(_HEADER_BYTES - 4)
-            self._file.write(struct.pack("<I", self._data_bytes))
-            self._file.seek(0, 2)
-            self._file.flush()  # hand it to the OS: survives SIGKILL (not a power cut)
+            if self._data_bytes - self._synced_bytes >= self._sync_bytes:
+                self._sync()
         except OSError as exc:
             raise WavError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
+    def _sync(self) -> None:
+        """Hand the data to the OS (it survives SIGKILL, not a power cut), then the sizes that
+        cover it: a kill in between leaves the old, still valid sizes (the reader ignores the
+        unaccounted tail). The sizes go in with pwrite: the file's position stays at the end."""
+        assert self._file is not None
+        self._file.flush()
+        fd = self._file.fileno()
+        os.pwrite(fd, struct.pack("<I", _HEADER_BYTES - 8 + self._data_bytes), 4)
+        os.pwrite(fd, struct.pack("<I", self._data_bytes), _HEADER_BYTES - 4)
+        self._synced_bytes = self._data_bytes
+
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            try:
+                if self._synced_bytes != self._data_bytes:
+                    self._sync()
+            except OSError as exc:
+                raise WavError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            finally:
+                self._file.close()
+                self._file = None
 
     def __enter__(self) -> WavWriter:
         return self
@@ -214,8 +235,10 @@ class StereoRecorder:
     stream), it is padded with zeros so memory stays bounded; ``close()`` pads the rest.
     """
 
-    def __init__(self, path: str | Path, sample_rate: int, *, max_lag_ms: int = 200) -> None:
-        self._writer = WavWriter(path, sample_rate, channels=2)
+    def __init__(
+        self, path: str | Path, sample_rate: int, *, max_lag_ms: int = 200, sync_s: float = 0.0
+    ) -> None:
+        self._writer = WavWriter(path, sample_rate, channels=2, sync_s=sync_s)
         self.sample_rate = sample_rate
         self._max_lag = sample_rate * max_lag_ms // 1000
         self._pending: tuple[list[Pcm], list[Pcm]] = ([], [])

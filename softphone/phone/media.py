@@ -36,7 +36,7 @@ from softphone.media.codecs import (
 from softphone.media.playout import Playout
 from softphone.media.resample import Resampler
 from softphone.media.silence import silent_block
-from softphone.media.wav import StereoRecorder
+from softphone.media.wav import RECORDING_SYNC_S, StereoRecorder
 from softphone.phone.api import StreamSummary
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
 from softphone.rtp.emodel import estimate_mos
@@ -344,6 +344,9 @@ class CallMedia:
         # Pull only what the speaker needs now (plus the resampler's rounding): pulling ahead of
         # the clock would ask the jitter buffer for packets before their time.
         fifo = self._out_fifo
+        if not len(fifo) and resampler.is_identity and samples >= MIN_PULL:
+            # The codec runs at the engine's rate (Opus at 48 kHz): the pull is the block.
+            return resampler.process(playout.pull(samples, now))
         for _ in range(
             8
         ):  # bounded: one pull almost always suffices; the resampler may hold back a few
@@ -364,7 +367,7 @@ class CallMedia:
         if self._recorder is not None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._recorder = StereoRecorder(path, self._engine_rate)
+        self._recorder = StereoRecorder(path, self._engine_rate, sync_s=RECORDING_SYNC_S)
         self.recording_path = path
 
     def stop_recording(self) -> Path | None:

@@ -131,6 +131,25 @@ def test_writer_header_is_valid_after_every_write(tmp_path: Path) -> None:
     assert np.max(np.abs(pcm - signal_)) <= 1 / 32768  # rounded to the nearest s16 step
 
 
+def test_a_syncing_writer_updates_the_header_once_per_interval_and_at_close(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.wav"
+    writer = WavWriter(path, 16000, channels=1, sync_s=0.05)  # 800 frames
+    block = np.full(320, 0.25, dtype=np.float32)
+    seen = []
+    for _ in range(6):
+        writer.write(block)
+        with wave.open(str(path)) as w:
+            seen.append(w.getnframes())
+    assert seen == [0, 0, 960, 960, 960, 1920]  # synced once 800 frames had gathered
+    writer.close()
+    with wave.open(str(path)) as w:
+        assert w.getnframes() == 1920
+    pcm, _ = read_wav(path)
+    assert len(pcm) == 1920 and np.allclose(pcm, 0.25, atol=1 / 32768)
+
+
 def test_writer_clips_and_checks_channels(tmp_path: Path) -> None:
     with WavWriter(tmp_path / "c.wav", 8000, channels=2) as writer:
         writer.write(np.array([[2.0, -2.0]], dtype=np.float32))
@@ -146,7 +165,7 @@ WRITER_CHILD = """
 import sys
 import numpy as np
 from softphone.media.wav import WavWriter
-writer = WavWriter(sys.argv[1], 16000, channels=1)
+writer = WavWriter(sys.argv[1], 16000, channels=1, sync_s=float(sys.argv[2]))
 block = 320
 n = 0
 while True:
@@ -157,10 +176,11 @@ while True:
 """
 
 
-def test_a_writer_killed_with_sigkill_leaves_a_readable_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync_s", [0.0, 0.1])
+def test_a_writer_killed_with_sigkill_leaves_a_readable_file(tmp_path: Path, sync_s: float) -> None:
     path = tmp_path / "killed.wav"
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER_CHILD, str(path)],
+        [sys.executable, "-c", WRITER_CHILD, str(path), str(sync_s)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -178,8 +198,10 @@ def test_a_writer_killed_with_sigkill_leaves_a_readable_file(tmp_path: Path) -> 
     with wave.open(str(path)) as w:
         frames = w.getnframes()
         data = np.frombuffer(w.readframes(frames), dtype="<i2")
-    assert frames >= 100 * 320 and frames % 320 == 0  # everything up to the kill, give or take
-    assert path.stat().st_size - 44 - frames * 2 in (0, 640)  # at most one write unaccounted
+    # Everything up to the kill, but for one write (or sync_s of audio) not yet in the header.
+    unaccounted = path.stat().st_size - 44 - frames * 2
+    assert frames % 320 == 0 and frames >= 100 * 320 - sync_s * 16000
+    assert 0 <= unaccounted <= max(640, 2 * sync_s * 16000 + 640)
     t = np.arange(frames)
     expected = np.rint(((t % 1000) / 1000.0 - 0.5).astype(np.float32) * 32768).astype(np.int16)
     assert np.array_equal(data, expected)
