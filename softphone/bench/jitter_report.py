@@ -104,20 +104,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.flush()
         paying_stretch = 100.0 * paying.stretched_ms / (len(send) * 20.0)
         pj_detail = (
-            f"{pj.p95_ms:7.1f} {pj.concealed_ms:8.0f} {pj.discarded_pct:7.2f} {pj.rejected:7d}"
+            f"{pj.p95_ms:7.1f} {pj.concealed_ms:8.0f} {pj.discarded_pct:7.2f} {pj.rejected:7d} "
+            f"{min(pj.phase_means_ms):7.1f} {max(pj.phase_means_ms):7.1f}"
             if pj is not None
-            else f"{'-':>7s} {'-':>8s} {'-':>7s} {'-':>7s}"
+            else f"{'-':>7s} {'-':>8s} {'-':>7s} {'-':>7s} {'-':>7s} {'-':>7s}"
         )
         details.append(f"{tag:30s} {paying_stretch:8.2f} {s.p95_ms:7.1f} {pj_detail}")
     print(
         "s-strch%: the stretch-paying oracle's stretched share; p95: 95th percentile "
         "mouth-to-ear; PJSIP's concealed (missing or empty frames), discarded frames' share "
-        "(how it cuts delay: it does not time-stretch) and packets refused as too late",
+        "(how it cuts delay: it does not time-stretch), packets refused as too late, and its "
+        "lowest and highest mean over the 4 phases",
         file=out,
     )
     print(
         f"{'profile':30s} {'s-strch%':>8s} {'p95':>7s} {'pj-p95':>7s} {'pj-cncl':>8s} "
-        f"{'pj-dsc%':>7s} {'pj-rejt':>7s}",
+        f"{'pj-dsc%':>7s} {'pj-rejt':>7s} {'pj-min':>7s} {'pj-max':>7s}",
         file=out,
     )
     for line in details:

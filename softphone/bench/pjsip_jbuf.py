@@ -58,7 +58,7 @@ import threading
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -120,6 +120,7 @@ class PjsipScore:
     concealed_ms: float  # MISSING + ZERO frames between the first and the last NORMAL one
     discarded_pct: float  # discarded frames' ms over the trace's duration
     rejected: int
+    phase_means_ms: tuple[float, ...] = ()  # run(): the mean at each phase of PHASES_MS
 
 
 class _Api:
@@ -189,14 +190,14 @@ class _Api:
         self.pj_caching_pool_init(ctypes.addressof(self.caching_pool), None, 0)
         self._threads = threading.local()
 
-    def _fn(self, name: str, restype: object, argtypes: list[object]) -> ctypes._CFuncPtr:
+    def _fn(self, name: str, restype: object, argtypes: list[object]) -> Any:
         try:
             fn = getattr(self.lib, name)
         except AttributeError as exc:
             raise PjsipUnavailable(f"{self.lib._name} does not export {name}") from exc
         fn.restype = restype
         fn.argtypes = argtypes
-        return fn  # type: ignore[no-any-return]
+        return fn
 
     def register_thread(self) -> None:
         """pjlib refuses calls from threads it does not know; introduce this one once."""
@@ -265,9 +266,7 @@ class JitterBuffer:
             raise PjsipUnavailable("pj_pool_create failed")
         self._name = ctypes.create_string_buffer(b"bench-jb")
         # pj_str_t {char *ptr; pj_ssize_t slen}
-        self._pj_str = (ctypes.c_void_p * 2)(
-            ctypes.addressof(self._name), len(b"bench-jb")
-        )
+        self._pj_str = (ctypes.c_void_p * 2)(ctypes.addressof(self._name), len(b"bench-jb"))
         jb = ctypes.c_void_p()
         max_frames = 500 // frame_ms
         status = self._api.create(
@@ -426,6 +425,7 @@ def run(send_ms: F64, arr_ms: F64, clock_rate: int = 48_000) -> PjsipScore:
         concealed_ms=float(np.mean([s.concealed_ms for s in scores])),
         discarded_pct=float(np.mean([s.discarded_pct for s in scores])),
         rejected=round(float(np.mean([s.rejected for s in scores]))),
+        phase_means_ms=tuple(s.mean_ms for s in scores),
     )
 
 

@@ -145,6 +145,11 @@ def test_the_report_puts_pjsip_and_the_stretch_paying_oracle_in_the_main_table(
         float(values["mean"]) / expected.mean_ms, abs=0.01
     )
     assert float(values["s-orcl"]) > 0 and float(values["s-ratio"]) > 0
+    assert len(expected.phase_means_ms) == 4
+    assert min(expected.phase_means_ms) <= expected.mean_ms <= max(expected.phase_means_ms)
+    detail = [line.split() for line in lines if line.startswith("short")][1]
+    assert float(detail[-2]) == pytest.approx(min(expected.phase_means_ms), abs=0.05)
+    assert float(detail[-1]) == pytest.approx(max(expected.phase_means_ms), abs=0.05)
     assert "PJSIP columns left empty" not in text
 
 
@@ -158,7 +163,7 @@ def test_the_report_without_pjsip_says_why_and_still_runs(
     assert status in (0, 1)
     assert "PJSIP columns left empty: no pjsua2-python here" in text
     row = next(line for line in text.splitlines() if line.startswith("short")).split()
-    assert row[13:16] == ["-", "-", "-"] and "pjsip" not in row[-1]
+    assert row[13:16] == ["-", "-", "-"] and "pjsip" not in " ".join(row[16:])
 
 
 def test_a_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
