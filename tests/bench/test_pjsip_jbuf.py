@@ -23,11 +23,11 @@ needs_pjsip = pytest.mark.skipif(
 
 
 def grouped(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Packets 3k, 3k+1, 3k+2 arrive together 50 ms after 3k was sent: when the middle one is
+    """Packets 4k to 4k+3 arrive together 50 ms after 4k was sent: when one inside a group is
     lost the buffer holds the one after it, so the hole is a MISSING frame, not an empty
     buffer (jbuf restarts its numbering at whatever arrives into an empty buffer)."""
     send = np.arange(n, dtype=np.float64) * 20.0
-    return send, (np.arange(n) // 3) * 60.0 + 50.0
+    return send, (np.arange(n) // 4) * 80.0 + 50.0
 
 
 @needs_pjsip
@@ -51,9 +51,13 @@ def test_a_clean_steady_trace_plays_every_packet_on_the_next_tick() -> None:
 @needs_pjsip
 def test_lost_packets_come_out_as_missing_frames_in_their_slots_across_the_wrap() -> None:
     send, arrival = grouped(300)
-    lost = [100, 151]  # 151 is after the RTP timestamp wrap (packet 150 at 48 kHz)
+    # The RTP timestamps wrap at packet 151, inside the group 148-151, and 149 is lost: when
+    # 151 arrives jbuf renumbers what it holds (a "sequence restart"), so the hole comes out
+    # with a number from after the wrap.
+    wrap_at = (1 << 32) - 151 * 960
+    lost = [101, 149]
     arrival[lost] = np.nan
-    log = replay(send, arrival)
+    log = replay(send, arrival, first_timestamp=wrap_at)
     assert log.counts[FrameType.MISSING] == 2
     assert not log.from_packet[lost].any()
     assert np.array_equal(log.play_ms[lost] - send[lost], [60.0, 60.0])  # concealed in turn
