@@ -25,9 +25,9 @@ Replay (causal, like :func:`softphone.bench.jitter.run`):
   jumps back, which jbuf treats as a sequence restart: it renumbers the frames it holds to
   sit just before the new one, so a hole right before the wrap with nothing buffered ahead of
   it closes up; on the bench's traces the wrap moves PJSIP's figures by at most 0.02 points).
-  RTP-level checks that come before the
-  jitter buffer in stream.c (``pjmedia_rtp_session_update``'s probation of the first packets)
-  are not replayed: every arrived packet reaches the buffer.
+  The RTP-level checks that come before the jitter buffer in stream.c
+  (``pjmedia_rtp_session_update``'s probation of the first packets) are not replayed: every
+  arrived packet reaches the buffer.
 - get: once per 20 ms tick of the receiver clock (the sound card's clock driving the conference
   bridge), ``pjmedia_jbuf_get_frame3``, after the puts of every packet that arrived by then.
   :func:`run` averages the figures over four tick phases (PHASES_MS).
