@@ -4,7 +4,7 @@
     softphone bench jitter --trace TRACES.npz --profile NAME --speech REF.wav [--codec opus|pcmu]
                            --out LOG.npz [--audio-out OUT.wav]
     softphone bench jitter-report --trace TRACES.npz --speech REF.wav [--codec opus|pcmu]
-                                  [--profile NAME ...]
+                                  [--profile NAME ...]      (bench/jitter_report.py)
     softphone bench cpu|latency|device|setup ...      (bench/call.py)
     softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
     softphone bench tui [--seconds S]                 (bench/tui.py)
