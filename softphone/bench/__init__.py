@@ -1,7 +1,8 @@
 """Benchmarks: ``softphone bench ...``; ``cli.main(argv)`` is the entry point.
 
 - ``traces``, ``jitter`` and ``oracle``: the jitter buffer and playout under seeded network
-  traces, against hindsight references (``bench traces|jitter|jitter-report``);
+  traces, against hindsight references (``bench traces|jitter|jitter-report``); ``jitter_report``
+  prints the table, with PJSIP's jitter buffer (``pjsip_jbuf``) replayed on the same traces;
 - ``call`` (with ``call_cpu``, ``call_latency``, ``call_device`` and ``call_peers``): real calls'
   CPU, mouth-to-ear latency and device xruns (``bench cpu|latency|device``);
 - ``rtsp`` (with ``rtsp_runs`` and ``rtsp_report``): the RTSP player's time to the first picture

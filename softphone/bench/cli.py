@@ -4,7 +4,7 @@
     softphone bench jitter --trace TRACES.npz --profile NAME --speech REF.wav [--codec opus|pcmu]
                            --out LOG.npz [--audio-out OUT.wav]
     softphone bench jitter-report --trace TRACES.npz --speech REF.wav [--codec opus|pcmu]
-                                  [--profile NAME ...]
+                                  [--profile NAME ...]      (bench/jitter_report.py)
     softphone bench cpu|latency|device|setup ...      (bench/call.py)
     softphone bench rtsp-first-frame|rtsp-render ...  (bench/rtsp.py)
     softphone bench tui [--seconds S]                 (bench/tui.py)
@@ -33,10 +33,6 @@ from softphone.bench.reliability import cli as reliability
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
 EXIT_USAGE = 2
-
-MAX_LATE_PCT = 1.5
-MAX_ORACLE_RATIO = 1.15
-MAX_STRETCHED_PCT = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,84 +162,9 @@ def _jitter(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
-    from softphone.bench.jitter import read_speech, run, score
-    from softphone.bench.oracle import (
-        STRETCH_PRICE,
-        budget_oracle,
-        fixed_buffer,
-        oracle,
-        stretch_oracle,
-    )
-    from softphone.bench.traces import UNSEEN_PROFILES, load_trace, profile_names
-    from softphone.media.codecs import get_codec
+    from softphone.bench import jitter_report
 
-    names = list(args.profile) if args.profile else profile_names(args.trace)
-    speech = read_speech(args.speech, get_codec(args.codec).sample_rate)
-    header = (
-        f"{'profile':30s} {'late%':>6s} {'mean':>7s} {'oracle':>7s} {'ratio':>6s} "
-        f"{'b-orcl':>7s} {'b-ratio':>7s} {'fix60':>7s} {'fix60%':>7s} {'concld':>8s} "
-        f"{'strch%':>7s}  result"
-    )
-    print(f"codec {args.codec}; ms unless marked; 'unseen' = not tuned on", file=out)
-    print(
-        "oracle/ratio: the hindsight oracle (offset may change 5 ms every packet, i.e. up to 25 % "
-        "stretched);",
-        file=out,
-    )
-    print(
-        "b-orcl/b-ratio: the same oracle held to our stretch budget (total |offset change| "
-        "<= 5 % of the trace)",
-        file=out,
-    )
-    print(header, file=out)
-    failed = 0
-    priced: list[tuple[str, float, float, float]] = []
-    for name in names:
-        send, arrival = load_trace(args.trace, name)
-        log, _ = run(send, arrival, speech, args.codec)
-        s = score(send, arrival, log)
-        best = oracle(send, arrival)
-        budget = budget_oracle(send, arrival)
-        fixed = fixed_buffer(send, arrival)
-        paying = stretch_oracle(send, arrival)
-        misses = []
-        if s.late_loss_pct > MAX_LATE_PCT:
-            misses.append("late")
-        if s.mean_ms > MAX_ORACLE_RATIO * best.mean_ms:
-            misses.append("oracle")
-        if fixed.late_fraction * 100 <= MAX_LATE_PCT and s.mean_ms >= fixed.mean_ms:
-            misses.append("fixed60")
-        if s.stretched_pct > MAX_STRETCHED_PCT:
-            misses.append("stretch")
-        failed += bool(misses)
-        verdict = "PASS" if not misses else "FAIL " + ",".join(misses)
-        if s.mean_ms > MAX_ORACLE_RATIO * budget.mean_ms:
-            verdict += " (b-oracle too)"
-        tag = name + (" (unseen)" if name in UNSEEN_PROFILES else "")
-        print(
-            f"{tag:30s} {s.late_loss_pct:6.2f} {s.mean_ms:7.1f} {best.mean_ms:7.1f} "
-            f"{s.mean_ms / best.mean_ms:6.2f} {budget.mean_ms:7.1f} "
-            f"{s.mean_ms / budget.mean_ms:7.2f} {fixed.mean_ms:7.1f} "
-            f"{100 * fixed.late_fraction:7.2f} {s.concealed_ms:8.0f} {s.stretched_pct:7.2f}  "
-            f"{verdict}",
-            file=out,
-        )
-        out.flush()
-        priced.append(
-            (tag, s.mean_ms, paying.mean_ms, 100.0 * paying.stretched_ms / (len(send) * 20.0))
-        )
-    print(
-        f"s-orcl/s-ratio: the stretch-paying oracle (1 ms of offset change costs "
-        f"{STRETCH_PRICE:.0f} ms of summed delay; late <= 1 %)",
-        file=out,
-    )
-    print(f"{'profile':30s} {'mean':>7s} {'s-orcl':>7s} {'s-ratio':>7s} {'s-strch%':>8s}", file=out)
-    for tag, mean, paying_mean, paying_stretch in priced:
-        print(
-            f"{tag:30s} {mean:7.1f} {paying_mean:7.1f} {mean / paying_mean:7.2f} {paying_stretch:8.2f}",
-            file=out,
-        )
-    return EXIT_OK if failed == 0 else EXIT_TARGET_MISSED
+    return jitter_report.run(args, out)
 
 
 if __name__ == "__main__":
