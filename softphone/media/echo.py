@@ -27,8 +27,8 @@ what the microphone captured goes through :meth:`EchoCanceller.capture` and come
 Both take float32 blocks of any length at the engine's rate; the canceller cuts them into
 10 ms frames and keeps the remainder for the next call, so capture comes out up to one frame
 (10 ms) late and in whole frames. The canceller finds the echo path's delay itself (AEC3's
-delay estimator, speex's filter tail); a known device latency (``delay_ms``) is passed on as
-a hint.
+delay estimator; speex's queue of speaker frames and its filter's tail); a known device
+latency (``delay_ms``) is passed on as a hint, which AEC3 uses and speex does not need.
 
 A failure inside the module (it reports errors as exceptions) turns the processing off for
 good: audio passes through untouched from then on and ``on_failure`` hears why, once. Calls

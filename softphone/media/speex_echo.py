@@ -12,13 +12,16 @@ loaded when a canceller is made: a machine without it gets ``EchoError`` with th
 
 The canceller object here is what ``EchoCanceller`` drives (its ``Processor``): 10 ms int16
 frames, the speaker's in ``process_reverse_stream`` and the microphone's in
-``process_stream`` (cleaned in place). Speaker frames wait in a queue until the microphone
-frame recorded at the same time comes; the filter (``tail_ms`` long) covers the echo path's
-delay and its reverberation from there. A known device delay (``set_stream_delay_ms``) holds
-the speaker's frames back by half of it, so that more of the filter's length goes to the room
-rather than the sound card's buffers: only half, because a device's latency figure is an
-estimate and an echo that comes before its reference cannot be cancelled at all. A longer filter converges more slowly: with 500 ms
-the bench's room (120 ms delay, RT60 0.3 s) took 6 s to reach 25 dB of ERLE, with 300 ms 3 s.
+``process_stream`` (cleaned in place). Speaker frames wait in a queue, one taken for each
+microphone frame: what the engine hands the speaker ahead (its buffer) stays queued, so the
+frame taken is the one the speaker plays while the microphone records. The filter
+(``tail_ms`` long) covers the rest of the echo path's delay (the device's converters, the
+air) and its reverberation. The device delay hint is not used: it counts the engine's buffer,
+which the queue already accounts for, and holding the speaker's frames back any further than
+the real delay would put the echo before its reference, where nothing can cancel it.
+
+A longer filter converges more slowly: with 500 ms the bench's room (120 ms delay, RT60
+0.3 s) took 6 s to reach 25 dB of ERLE, with 300 ms 3 s.
 """
 
 from __future__ import annotations
@@ -30,11 +33,9 @@ from typing import Any, Final
 
 SPEEX_MISSING: Final = "the speexdsp library is not installed: apt install libspeexdsp1"
 DEFAULT_TAIL_MS: Final = 300  # the echo path's delay plus an office's reverberation
-MAX_HELD_FRAMES: Final = 25  # the most the speaker's frames are held back (250 ms)
-# How far the speaker may run ahead of the microphone (frames) before its oldest frames are
-# dropped: an engine calls both once a tick, so more is a hiccup, and keeping every frame
-# would leave the reference late by that much for the rest of the call.
-MAX_LEAD_FRAMES: Final = 10
+# Speaker frames kept waiting at most (1 s): far more than any speaker buffer; only a
+# microphone that stopped delivering leaves more, and then the oldest go.
+MAX_QUEUED_FRAMES: Final = 100
 
 # speex/speex_echo.h and speex/speex_preprocess.h
 _ECHO_SET_SAMPLING_RATE: Final = 24
@@ -109,8 +110,7 @@ class SpeexCanceller:
         for request, on in ((_PP_SET_DENOISE, noise_suppression), (_PP_SET_AGC, auto_gain)):
             flag = ctypes.c_int(int(on))
             lib.speex_preprocess_ctl(self._pre, request, ctypes.byref(flag))
-        self._queue: deque[ctypes.Array[ctypes.c_int16]] = deque()
-        self._held = 0  # speaker frames held back for the device's delay
+        self._queue: deque[ctypes.Array[ctypes.c_int16]] = deque(maxlen=MAX_QUEUED_FRAMES)
         self._silence = (ctypes.c_int16 * self.samples)()
         self._out = (ctypes.c_int16 * self.samples)()
 
@@ -118,22 +118,19 @@ class SpeexCanceller:
         """A speaker frame: kept (a copy) for the microphone frame recorded with it."""
         self._check(data)
         self._queue.append((ctypes.c_int16 * self.samples).from_buffer_copy(data))
-        while len(self._queue) > self._held + MAX_LEAD_FRAMES:
-            self._queue.popleft()
 
     def process_stream(self, data: Any) -> None:
         """A microphone frame, cleaned in place. With no speaker frame waiting (the speaker
         is late, or silent), the filter sees silence as what was played."""
         self._check(data)
-        played = self._queue.popleft() if len(self._queue) > self._held else self._silence
+        played = self._queue.popleft() if self._queue else self._silence
         self._lib.speex_echo_cancellation(self._echo, data, played, self._out)
         self._lib.speex_preprocess_run(self._pre, self._out)
         ctypes.memmove(data, self._out, ctypes.sizeof(self._out))
 
     def set_stream_delay_ms(self, delay_ms: int) -> None:
-        """The sound card's delay between playing and hearing: speaker frames wait half of
-        it (the filter finds the rest of the delay within its tail)."""
-        self._held = min(max(0, delay_ms) // 20, MAX_HELD_FRAMES)
+        """Not needed here (see the module's docstring): the queue and the filter's tail
+        find the delay."""
 
     def _check(self, data: Any) -> None:
         if ctypes.sizeof(data) != 2 * self.samples:

@@ -1,6 +1,7 @@
-"""Speex's echo canceller (media/speex_echo.py) behind EchoCanceller: the delay hint, frames
-of the wrong size, and what happens where libspeexdsp is missing (the default falls back to
-WebRTC's; asking for speex by name says how to install it)."""
+"""Speex's echo canceller (media/speex_echo.py) behind EchoCanceller: the speaker's buffer
+and the filter's reach, frames of the wrong size, and what happens where libspeexdsp is
+missing (the default falls back to WebRTC's; asking for speex by name says how to install
+it)."""
 
 from __future__ import annotations
 
@@ -17,32 +18,34 @@ from softphone.media.speex_echo import SPEEX_MISSING, SpeexCanceller, SpeexError
 RATE = 16000
 
 
-def erle_db(delay_ms: int, *, hint_ms: int | None, tail_ms: int) -> float:
-    """Single talk through a pure delay: the echo's power over what is left, after 3 s."""
-    far = speech(RATE)[: 6 * RATE]
+def erle_db(delay_ms: int, *, tail_ms: int, buffered_ms: int = 0) -> float:
+    """Single talk, the echo a pure delay (``delay_ms`` after the speaker plays it): the
+    echo's power over what is left, after 3 s. ``buffered_ms``: the speaker's buffer, handed
+    in before the first microphone frame (the speaker plays it from then on), then each tick
+    the microphone's frame and the next speaker frame, as the engine does."""
+    far = speech(RATE)[: 7 * RATE]
     lag = delay_ms * RATE // 1000
     echo = np.zeros_like(far)
     echo[lag:] = 0.5 * far[:-lag]
     module = SpeexCanceller(RATE, tail_ms=tail_ms)
-    canceller = EchoCanceller(RATE, processor=(module, speex_echo.frame), delay_ms=hint_ms)
-    out = np.zeros_like(far)
-    for at in range(0, len(far), 160):
-        canceller.render(far[at : at + 160])
+    canceller = EchoCanceller(RATE, processor=(module, speex_echo.frame), delay_ms=500)
+    ahead = buffered_ms * RATE // 1000
+    canceller.render(far[:ahead])
+    out = np.zeros(6 * RATE, dtype=np.float32)
+    for at in range(0, len(out), 160):
         out[at : at + 160] = canceller.capture(echo[at : at + 160])
-    settled = slice(3 * RATE, len(far))
+        canceller.render(far[ahead + at : ahead + at + 160])
+    settled = slice(3 * RATE, len(out))
     return float(10 * np.log10(np.mean(echo[settled] ** 2) / np.mean(out[settled] ** 2)))
 
 
-def test_the_delay_hint_brings_an_echo_beyond_the_filter_into_its_reach() -> None:
-    # 200 ms of sound card delay and a 100 ms filter: out of reach until the speaker's frames
-    # are held back by half the hint (120 ms), which leaves the echo 80 ms into the filter.
-    without = erle_db(200, hint_ms=None, tail_ms=100)
-    held = erle_db(200, hint_ms=240, tail_ms=100)
-    assert without < 3.0, f"{without:.1f} dB: the filter reached past its tail?"
-    assert held > 20.0, f"only {held:.1f} dB with the speaker's frames held back"
-    # Held back too far (the cap, 250 ms, is past the echo): the echo comes before its
-    # reference and nothing is cancelled, which is why only half the hint is trusted.
-    assert erle_db(200, hint_ms=600, tail_ms=100) < 3.0
+def test_the_speakers_buffer_waits_for_the_microphone_and_the_filter_finds_the_room() -> None:
+    # 300 ms of speaker buffer, then 40 ms through the room: the queued frames stay in step
+    # with what plays, so the filter (100 ms) has only the room's 40 ms to find. The device
+    # delay hint (500 ms here) is not used: holding frames back would miss the echo.
+    assert erle_db(40, tail_ms=100, buffered_ms=300) > 20.0
+    # An echo beyond the filter's reach is not cancelled: the figure above is the filter's.
+    assert erle_db(200, tail_ms=100) < 3.0
 
 
 def test_a_frame_of_the_wrong_size_is_an_error_that_stops_the_canceller() -> None:
