@@ -4,11 +4,11 @@ A sound card's speaker is heard by its microphone; the far end would hear itself
 hundred milliseconds late. ``DeviceAudio`` (phone/audio.py) keeps one ``EchoControl``: when
 its engine opens on a real device and echo cancellation is wanted (the config's
 ``echo_cancellation``, true by default), the engine gets an ``EchoCanceller``
-(media/echo.py: WebRTC's echo canceller, noise suppressor and automatic gain) between the
-audio it plays and the microphone. ``--play``/``--record`` (FileAudio), the headless phone
+(media/echo.py: speex's echo canceller and noise suppressor, or WebRTC's where libspeexdsp
+is missing) between the audio it plays and the microphone. ``--play``/``--record`` (FileAudio), the headless phone
 (NullAudio) and a silent fallback engine have no speaker to hear: nothing is done there.
 
-When the canceller cannot run (the livekit package missing or broken), the phone says so
+When the canceller cannot run (neither libspeexdsp nor the livekit package loads), the phone says so
 once (``on_problem``: a Notice) and goes on without it; switching it on by hand then raises
 PhoneError with the same reason. Never a traceback.
 """

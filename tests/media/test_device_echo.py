@@ -29,6 +29,7 @@ async def test_the_sound_card_engine_runs_its_microphone_through_the_canceller(
         engine = audio.engine_for_call(1)
         echo = engine.echo
         assert echo is not None and engine.name == "device", (problems, engine.silent_because)
+        assert echo.backend == "speex"  # the default engine, libspeexdsp being installed
         delay = device_delay_ms(engine)
         # 2 speaker blocks (20 ms) kept queued plus PortAudio's latency on JACK (> 0)
         assert delay is not None and delay > 20
