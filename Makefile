@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 
 # Shared libraries the Python packages load at run time (opuslib -> libopus, sounddevice -> PortAudio).
-SYS_LIBS := libopus0 libportaudio2
+SYS_LIBS := libopus0 libportaudio2 libspeexdsp1
 # Real peers the interop tests run against, all on 127.0.0.1 (see tests/interop/).
 # jackd2: a paced virtual sound card (dummy driver) for the real device path.
 # GStreamer's RTSP server (run by Debian's python3 with GObject bindings) plays the cameras and

@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--no-echo-cancellation",
             action="store_true",
-            help="the sound card's microphone as it is: no echo cancellation, noise suppression"
-            " or automatic gain (the config's echo_cancellation = false)",
+            help="the sound card's microphone as it is: no echo cancellation or noise suppression"
+            " (the config's echo_cancellation = false)",
         )
         add_video_options(p, answering=answering)
 

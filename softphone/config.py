@@ -48,7 +48,7 @@ Audio keys (all optional, top level)::
     recordings_dir = "~/calls"        # default: <XDG data dir>/softphone/recordings
     voicemail_dir = "~/voicemail"     # default: <XDG data dir>/softphone/voicemail
     video_device = "/dev/video0"      # the camera of video calls (default: a test pattern)
-    echo_cancellation = true          # echo canceller, noise suppressor, automatic gain on the
+    echo_cancellation = true          # echo canceller and noise suppressor on the
                                       # sound card (default true; never for --play/--record)
 
 Cameras and media servers for ``softphone play`` (``softphone play frontdoor`` plays one by name;

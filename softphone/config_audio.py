@@ -1,7 +1,7 @@
 """The sound card's audio processing in the config file: ``echo_cancellation`` (global).
 
-    echo_cancellation = true          # the default: WebRTC's echo canceller, noise suppressor
-                                      # and automatic gain on the sound card's microphone
+    echo_cancellation = true          # the default: an echo canceller (speex's, else WebRTC's)
+                                      # and noise suppressor on the sound card's microphone
 
 Only a sound card has it: ``--play``/``--record`` files and the headless phone never process
 their audio. The TUI's ``e`` key switches it for the calls up and saves the choice here.

@@ -399,7 +399,7 @@ class PhoneApi(Protocol):
 
     @property
     def echo_cancellation(self) -> bool:
-        """Echo cancellation (with noise suppression and automatic gain) is on for the sound
+        """Echo cancellation (with noise suppression) is on for the sound
         card's microphone. Always False when the phone plays and records files."""
 
     def set_echo_cancellation(self, on: bool) -> None:

@@ -214,7 +214,7 @@ class MuteChanged(PhoneEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EchoCancellationChanged(PhoneEvent):
-    """Echo cancellation (with noise suppression and automatic gain) on the sound card's
+    """Echo cancellation (with noise suppression) on the sound card's
     microphone was switched on or off (``set_echo_cancellation``); the calls up have it now."""
 
     kind: ClassVar[str] = "echo_cancellation"

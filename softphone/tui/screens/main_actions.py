@@ -94,7 +94,7 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "e",
         "toggle_echo",
         "Echo cancellation",
-        "echo cancellation (with noise suppression and automatic gain) on / off for the sound"
+        "echo cancellation (with noise suppression) on / off for the sound"
         " card, the calls up too (saved in the config)",
         show=False,  # the footer is full
     ),
