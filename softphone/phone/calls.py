@@ -264,4 +264,8 @@ class Calls:
     async def wait_closed(self) -> None:
         """Wait for the endpoints closed so far to end their set-up task."""
         closing, self._closing = self._closing, set()
-        await asyncio.gather(*(rtp.wait_closed() for rtp in closing), self._ice.wait_closed())
+        await asyncio.gather(
+            *(rtp.wait_closed() for rtp in closing),
+            self._ice.wait_closed(),
+            self._video.wait_closed(),
+        )
