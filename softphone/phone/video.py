@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 from softphone.media.errors import MediaError
 from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
+from softphone.phone.video_ice import VideoIce, remote_video_ice
 from softphone.sdp import (
     LocalSecurity,
     MediaEncryption,
@@ -62,7 +63,6 @@ from softphone.sdp.video import (
     video_offer_section,
 )
 from softphone.sdp.video_limits import SendFormat, send_format
-from softphone.phone.video_ice import VideoIce, remote_video_ice
 from softphone.srtp import DtlsCertificate, SrtpError
 from softphone.transport.rtp import RtpEndpoint
 
@@ -238,26 +238,38 @@ class CallVideo:
         """Video on or off in the call's next offer."""
         info.video_wanted = on
 
-    async def prepare_ice(self, info: CallInfo, *, host: str, offer_sdp: bytes | None) -> None:
+    def needs_ice(self, info: CallInfo, offer_sdp: bytes | None) -> bool:
+        """Whether our offer (``offer_sdp`` None) or our answer to ``offer_sdp`` will have video
+        that has no ICE agent yet, for an account that does ICE (and, answering, an offer whose
+        video does ICE). A video already running without an agent keeps going without."""
+        ice = self._ice
+        if ice is None or info.video_ice is not None or info.call_id in self._streams:
+            return False
+        if not ice.enabled(info.account):
+            return False
+        if not offer_sdp:
+            return self._wanted(info)
+        try:
+            return remote_video_ice(offer_sdp) is not None
+        except SdpError:
+            return False  # the answer says why, or answers without video ICE
+
+    async def prepare_ice(
+        self, info: CallInfo, *, host: str | None = None, offer_sdp: bytes | None
+    ) -> None:
         """Before an offer (``offer_sdp`` None) or the answer to ``offer_sdp`` goes out: gather
-        the video's ICE candidates when the call's SDP will have video and its account does ICE
-        (phone/video_ice.py). A video already running without an agent keeps going without."""
-        if self._ice is None or info.video_ice is not None or info.call_id in self._streams:
-            return
-        if offer_sdp:
-            try:
-                if remote_video_ice(offer_sdp) is None:
-                    return
-            except SdpError:
-                return  # the answer says why, or answers without video ICE
-        elif not self._wanted(info):
+        the video's ICE candidates on ``host`` (default: our advertised address) when
+        :meth:`needs_ice` (phone/video_ice.py)."""
+        if self._ice is None or not self.needs_ice(info, offer_sdp):
             return
         if info.video_rtp is None:
             try:
                 info.video_rtp = self._open_rtp()
             except OSError:
                 return  # the offer or answer says why it has no video
-        await self._ice.prepare(info, info.video_rtp, host=host, offer_sdp=offer_sdp)
+        await self._ice.prepare(
+            info, info.video_rtp, host=host or self.address, offer_sdp=offer_sdp
+        )
 
     def _ice_failed(self, info: CallInfo, reason: str) -> None:
         """The video's checks failed or its consent expired: the video stops, the call goes

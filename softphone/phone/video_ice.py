@@ -36,7 +36,7 @@ from softphone.sdp.session import MediaDescription
 from softphone.transport.ice import IceEndpoint
 from softphone.transport.rtp import RtpEndpoint
 
-__all__ = ["VIDEO_PATH_LOST", "VIDEO_NO_PATH", "VideoIce", "remote_video_ice"]
+__all__ = ["VIDEO_NO_PATH", "VIDEO_PATH_LOST", "VideoIce", "remote_video_ice"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ class VideoIce:
         self._closing: list[IceEndpoint] = []
         self.on_failed: Callable[[CallInfo, str], None] = lambda _info, _reason: None
 
+    def enabled(self, account: str) -> bool:
+        return self._ice.enabled(account)
+
     @property
     def connect_timeout_s(self) -> float:
         return self._ice.connect_timeout_s
@@ -87,7 +90,7 @@ class VideoIce:
         """Gather the video's candidates on ``rtp`` (the call's video socket) when the call's
         account does ICE and it has no video agent yet; ``offer_sdp``: the offer we will
         answer (None: we offer), whose video must do ICE."""
-        if info.video_ice is not None or not self._ice.enabled(info.account):
+        if info.video_ice is not None or not self.enabled(info.account):
             return
         components = 1  # our offers multiplex RTCP on the video (RFC 5761)
         if offer_sdp:
