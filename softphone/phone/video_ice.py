@@ -2,8 +2,9 @@
 its own (transport/ice.py) on the video's RTP socket, beside the audio's (phone/ice.py).
 
 - RFC 8445 §5.1 / RFC 8839 §5.4: each media stream has its own candidates and, here, its own
-  ufrag and pwd in its m= section. One component: we offer ``a=rtcp-mux`` for video
-  (sdp/video.py), and answer with two only when the offer's video does not multiplex.
+  ufrag and pwd in its m= section. We offer ``a=rtcp-mux`` for video (sdp/video.py) with RTCP
+  candidates beside (RFC 5761 §5.1.3: the answer may refuse it); once it accepts, one
+  component is left. We answer with one when the offer's video multiplexes, else two.
 - Gathering (host, server-reflexive from ``stun_server``, relay from ``turn_server``) happens
   before the offer or answer that brings the video goes out (phone.py's media address step,
   and the re-INVITE that adds video: the ``C`` key, ``--video``). The video section's c=/m=
@@ -92,7 +93,9 @@ class VideoIce:
         answer (None: we offer), whose video must do ICE."""
         if info.video_ice is not None or not self.enabled(info.account):
             return
-        components = 1  # our offers multiplex RTCP on the video (RFC 5761)
+        # RFC 5761 §5.1.3: our offer has rtcp-mux, but a peer may refuse it, so it has RTCP
+        # candidates too (aioice drops the component when the answer has none for it).
+        components = 2
         if offer_sdp:
             try:
                 offer = SessionDescription.parse(offer_sdp)
