@@ -1,7 +1,8 @@
 """Two Phones on 127.0.0.1 in video calls with ICE (phone/video_ice.py): the m=video is a second
 ICE stream with its own credentials and candidates in the offer and the answer, the pictures go
 over its selected pair, a re-INVITE that adds video gathers for it and re-offers keep it, a far
-end without ICE gets the plain path, and a video whose checks fail stops while the call goes on."""
+end without ICE gets the plain path, and a video whose checks fail (or whose consent expires)
+stops while the call goes on."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from phone_support import expect, port_of
 
-from softphone.config import Account, Config
+from softphone.config import Account, Config, MediaEncryptionName
 from softphone.config_nat import NatTraversal
 from softphone.phone import events as pe
 from softphone.phone.audio import NullAudio
@@ -36,12 +37,17 @@ async def make(tmp_path: Path) -> AsyncIterator[Start]:
     made: list[Phone] = []
 
     async def start(
-        name: str, *, ice: bool = True, video: VideoSettings = PATTERN, auto_answer: bool = True
+        name: str,
+        *,
+        ice: bool = True,
+        video: VideoSettings = PATTERN,
+        encryption: MediaEncryptionName = "srtp-optional",
     ) -> Phone:
         account = Account(
             name=name,
             uri=SipUri(user=name, host="127.0.0.1"),
             nat=NatTraversal(ice=ice),
+            media_encryption=encryption,
         )
         phone = Phone(
             Config(accounts=(account,), codecs=("pcmu",)),
@@ -49,7 +55,7 @@ async def make(tmp_path: Path) -> AsyncIterator[Start]:
             sip_port=0,
             rng=random.Random(name),
             dns=StubBackend(),
-            auto_answer=auto_answer,
+            auto_answer=True,
             audio=NullAudio(),
             video=video,
             data_dir=tmp_path / name,
@@ -112,9 +118,12 @@ async def call(a: Phone, b: Phone) -> tuple[str, str]:
     return call_id, theirs
 
 
-async def test_video_runs_over_its_own_ice_stream(make: Start) -> None:
-    b = await make("b")
-    a = await make("a")
+@pytest.mark.parametrize("encryption", ["srtp-optional", "dtls-srtp"])
+async def test_video_runs_over_its_own_ice_stream(
+    make: Start, encryption: MediaEncryptionName
+) -> None:
+    b = await make("b", encryption=encryption)
+    a = await make("a", encryption=encryption)
     ours, theirs = await call(a, b)
     two_ice_streams(parsed(a.call(ours).local_sdp), {1, 2})  # the offer
     two_ice_streams(parsed(a.call(ours).remote_sdp), {1})  # the answer: rtcp-mux
@@ -123,6 +132,8 @@ async def test_video_runs_over_its_own_ice_stream(make: Start) -> None:
         assert stat(phone, call_id, "video_ice") == "connected"
         assert stat(phone, call_id, "video_ice_pair") == "host/host"
         assert stat(phone, call_id, "ice") == "connected"  # the audio's, apart
+        method = "sdes" if encryption == "srtp-optional" else "dtls-srtp"
+        assert stat(phone, call_id, "video_encryption") == method  # SRTP over the pair
     # The pictures came over the video's selected pair: its agent is what the stream sends on.
     info = a.call(ours)
     assert info.video_ice is not None and a._video.stream(ours)._endpoint is info.video_ice  # type: ignore[union-attr]
@@ -233,3 +244,30 @@ async def test_failed_video_checks_stop_the_video_and_the_call_goes_on(make: Sta
     await a.hangup(ours)
     ended = await expect(a, lambda e: isinstance(e, pe.CallEnded))
     assert isinstance(ended, pe.CallEnded) and ended.reason != "no media path"
+
+
+async def test_video_consent_lost_stops_the_video_not_the_call(
+    make: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 7675: consent checks every 0.2 s instead of 5 s; six unanswered ones end it.
+    monkeypatch.setattr("aioice.ice.CONSENT_INTERVAL", 0.2)
+    monkeypatch.setattr("aioice.stun.RETRY_RTO", 0.1)
+    b = await make("b")
+    a = await make("a")
+    ours, theirs = await call(a, b)
+    await until(lambda: received(a, ours) >= 5 and stat(a, ours, "video_ice") == "connected")
+    video_rtp = b.call(theirs).video_rtp
+    assert video_rtp is not None and video_rtp.stun_sink is not None
+    answers = video_rtp.stun_sink
+
+    def no_requests(data: bytes, addr: tuple[str, int], via_rtcp: bool) -> None:
+        if int.from_bytes(data[:2], "big") & 0x0110:  # RFC 8489 §5: a response's class bits
+            answers(data, addr, via_rtcp)
+
+    video_rtp.stun_sink = no_requests  # bob's video stops answering checks; his audio does not
+    notice = await expect(
+        a, lambda e: isinstance(e, pe.Notice) and "video path lost" in e.text, timeout_s=15
+    )
+    assert isinstance(notice, pe.Notice) and notice.level == "warning"
+    assert a.call(ours).state == "established" and a._video.stream(ours) is None
+    assert stat(a, ours, "ice") == "connected"
