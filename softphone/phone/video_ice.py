@@ -131,11 +131,17 @@ class VideoIce:
 
     @staticmethod
     def attributes(info: CallInfo) -> list[tuple[str, str | None]]:
-        """The a= lines of our ICE for the call's m=video (none when its video does no ICE)."""
+        """The a= lines of our ICE for the call's m=video (none when its video does no ICE),
+        after ``a=rtcp`` with the default RTCP candidate's port when there is one (RFC 3605
+        §2.1: a peer without ICE and without rtcp-mux sends there, and behind a NAT that need
+        not be the RTP port + 1)."""
         ice = info.video_ice
         if ice is None:
             return []
-        return ice_attributes(IceDescription(ice.ufrag, ice.pwd, tuple(ice.local_candidates())))
+        rtcp = ice.default_candidate(2)
+        out: list[tuple[str, str | None]] = [("rtcp", str(rtcp.port))] if rtcp is not None else []
+        description = IceDescription(ice.ufrag, ice.pwd, tuple(ice.local_candidates()))
+        return out + ice_attributes(description)
 
     @staticmethod
     def failed(info: CallInfo) -> bool:

@@ -107,6 +107,8 @@ def two_ice_streams(sdp: SessionDescription, video_components: set[int]) -> None
     default = next(c for c in video_ice.candidates if c.component == 1)
     assert (sdp.media_address(video), video.port) == (default.address, default.port)
     assert default.type == "host"
+    rtcp = [c.port for c in video_ice.candidates if c.component == 2]
+    assert video.rtcp_port == (rtcp[0] if rtcp else None)  # a=rtcp: the RTCP default candidate
     audio_ports = {c.port for c in audio_ice.candidates}
     assert default.port not in audio_ports  # the video's own socket
 
