@@ -400,6 +400,11 @@ class CallVideo:
         negotiated = info.video_media
         if negotiated is None or info.video_rtp is None or info.state == "ended":
             self._close_stream(info)
+            if self._ice is not None and info.state in ("established", "held"):
+                # Turned off (port 0, RFC 3264 §8.2), the stream is gone with its ICE: turned
+                # on again it is a new stream with new candidates (baresip drops a re-enabled
+                # stream's media that comes on the old ones).
+                self._ice.close(info)
             return
         from softphone.phone.video_stream import VideoStream
 

@@ -13,7 +13,8 @@ its own (transport/ice.py) on the video's RTP socket, beside the audio's (phone/
 - We answer with ICE only a video offer that has ICE; an answer whose video has none means the
   plain path for the video: from the default candidate to its c=/m=.
 - Re-offers that keep the stream keep its agent (RFC 8839 §4.4: same ufrag, pwd and candidates,
-  no ICE restart): the agent lives as long as the call's video socket.
+  no ICE restart). A video turned off (port 0) loses its agent; turned on again, it is a new
+  stream that gathers anew (on the same socket).
 - Checks that fail (or consent lost later, RFC 7675) end the video, not the call: the audio is
   what a call is for. The video stops with a notice, later offers turn it off (port 0,
   RFC 3264 §8.2), and a re-offer of video from the far end is answered with port 0.

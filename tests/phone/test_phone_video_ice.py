@@ -169,6 +169,19 @@ async def test_reinvite_adding_video_gathers_and_later_offers_keep_the_agent(mak
     held = parsed(a.call(ours).local_sdp)
     assert ice_of(held, section(held, "video")) == video_ice
     assert a.call(ours).video_ice is agent
+    # Turned off (port 0) the stream is gone; turned on again it is a new one, with new ICE.
+    await a.resume(ours)
+    await until(lambda: a.call(ours).state == "established")
+    await a.set_video(ours, False)
+    await until(lambda: a.call(ours).video_ice is None and b.call(theirs).video_ice is None)
+    await a.set_video(ours, True)
+    before = received(a, ours)
+    await until(lambda: received(a, ours) >= before + 10 and received(b, theirs) >= 10)
+    again = parsed(a.call(ours).local_sdp)
+    two_ice_streams(again, {1, 2})
+    renewed = ice_of(again, section(again, "video"))
+    assert renewed is not None and video_ice is not None and renewed.ufrag != video_ice.ufrag
+    assert stat(a, ours, "video_ice") == stat(b, theirs, "video_ice") == "connected"
 
 
 async def test_far_end_without_ice_gets_the_plain_video_path(make: Start) -> None:
