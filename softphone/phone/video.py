@@ -235,8 +235,11 @@ class CallVideo:
 
     # ------------------------------------------------------------------ wishes
     def want(self, info: CallInfo, on: bool) -> None:
-        """Video on or off in the call's next offer."""
+        """Video on or off in the call's next offer. On again after its ICE failed: a new
+        agent gathers for it (phone/video_ice.py)."""
         info.video_wanted = on
+        if on and self._ice is not None and VideoIce.failed(info):
+            self._ice.close(info)
 
     def needs_ice(self, info: CallInfo, offer_sdp: bytes | None) -> bool:
         """Whether our offer (``offer_sdp`` None) or our answer to ``offer_sdp`` will have video
@@ -400,10 +403,11 @@ class CallVideo:
         negotiated = info.video_media
         if negotiated is None or info.video_rtp is None or info.state == "ended":
             self._close_stream(info)
-            if self._ice is not None and info.state in ("established", "held"):
+            ended = info.state not in ("established", "held")  # stop() closes it then
+            if self._ice is not None and not ended and not VideoIce.failed(info):
                 # Turned off (port 0, RFC 3264 §8.2), the stream is gone with its ICE: turned
-                # on again it is a new stream with new candidates (baresip drops a re-enabled
-                # stream's media that comes on the old ones).
+                # on again it is a new stream with new candidates. (A failed agent stays: the
+                # far end's offers of video are refused while it is there.)
                 self._ice.close(info)
             return
         from softphone.phone.video_stream import VideoStream

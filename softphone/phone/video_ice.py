@@ -17,7 +17,8 @@ its own (transport/ice.py) on the video's RTP socket, beside the audio's (phone/
   stream that gathers anew (on the same socket).
 - Checks that fail (or consent lost later, RFC 7675) end the video, not the call: the audio is
   what a call is for. The video stops with a notice, later offers turn it off (port 0,
-  RFC 3264 §8.2), and a re-offer of video from the far end is answered with port 0.
+  RFC 3264 §8.2), and a re-offer of video from the far end is answered with port 0; turning
+  the video on again (the ``C`` key) gathers a new agent and tries again.
 """
 
 from __future__ import annotations

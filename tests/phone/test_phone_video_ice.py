@@ -256,6 +256,20 @@ async def test_failed_video_checks_stop_the_video_and_the_call_goes_on(make: Sta
     await until(lambda: a.call(ours).state == "held")
     assert section(parsed(a.call(ours).local_sdp), "video").port == 0
     assert b.call(theirs).state in ("held", "established")
+    # The far end's offer of video is refused while the path is known to fail.
+    await a.resume(ours)
+    await until(lambda: a.call(ours).state == "established")
+    await b.set_video(theirs, True)
+    await until(lambda: section(parsed(a.call(ours).remote_sdp), "video").port != 0)  # its offer
+    assert section(parsed(a.call(ours).local_sdp), "video").port == 0  # our answer
+    assert a.call(ours).video_media is None and stat(a, ours, "video_ice") == "failed"
+    # Turned on again here (the C key), the video gathers anew and tries again.
+    failed_agent = a.call(ours).video_ice
+    video.attributes = real  # type: ignore[method-assign]  # bob's real candidates now
+    await a.set_video(ours, True)
+    await until(lambda: a.call(ours).video_ice is not failed_agent)
+    await until(lambda: a.call(ours).video_media is not None)
+    assert stat(a, ours, "video_ice") in ("checking", "connected")
     await a.hangup(ours)
     ended = await expect(a, lambda e: isinstance(e, pe.CallEnded))
     assert isinstance(ended, pe.CallEnded) and ended.reason != "no media path"
