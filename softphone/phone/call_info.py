@@ -73,6 +73,9 @@ class CallInfo:
     video_media: NegotiatedVideo | None = None
     video_security: LocalSecurity | None = None  # our video SDES keys, apart from the audio's
     video_final: dict[str, object] | None = None
+    # The video's own ICE agent and its default candidate (phone/video_ice.py), when it does ICE.
+    video_ice: IceEndpoint | None = None
+    video_ice_address: MediaAddress | None = None
     # Wall clock - loop clock, taken once for the call: the sender reports of its audio and its
     # video tell one time (RFC 3550 §6.4.1), which is what the far end's lip sync relies on.
     ntp_offset_s: float | None = None

@@ -97,6 +97,14 @@ class Calls:
         direction = Direction.SENDONLY if info.local_hold else Direction.SENDRECV
         return self._sdp.answer(info, offer_sdp, direction)
 
+    def gathers_for(self, info: CallInfo, offer_sdp: bytes | None) -> bool:
+        """Whether answering the peer's re-offer ``offer_sdp`` must first gather candidates:
+        it adds video with ICE (phone/video_ice.py)."""
+        return self._video.needs_ice(info, offer_sdp)
+
+    async def gather(self, info: CallInfo, offer_sdp: bytes | None) -> None:
+        await self._video.prepare_ice(info, offer_sdp=offer_sdp)
+
     def offer_problem(self, info: CallInfo) -> SdpError | None:
         """Why the peer's offer in ``info.remote_sdp`` cannot be answered (checked on arrival)."""
         return self._sdp.problem(info, info.remote_sdp)
@@ -264,4 +272,8 @@ class Calls:
     async def wait_closed(self) -> None:
         """Wait for the endpoints closed so far to end their set-up task."""
         closing, self._closing = self._closing, set()
-        await asyncio.gather(*(rtp.wait_closed() for rtp in closing), self._ice.wait_closed())
+        await asyncio.gather(
+            *(rtp.wait_closed() for rtp in closing),
+            self._ice.wait_closed(),
+            self._video.wait_closed(),
+        )

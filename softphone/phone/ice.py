@@ -109,8 +109,7 @@ class CallIce:
     ) -> MediaAddress | None:
         """Gather the call's candidates; the default candidate's address for the SDP, or None
         when the call does not do ICE (the account does not, or the offer we answer has none)."""
-        settings = self._settings.get(info.account)
-        if settings is None:
+        if info.account not in self._settings:
             return None
         components = 2
         if offer_sdp:
@@ -123,32 +122,9 @@ class CallIce:
                 logger.info("offer's ICE is unusable, answering without: %s", exc)
                 return None
             components = 1 if audio.rtcp_mux else 2
-        await rtp.attached()
-        ice = IceEndpoint(
-            rtp,
-            host=host,
-            controlling=not offer_sdp,
-            components=components,
-            stun_server=await self._target(settings.stun_server),
-            turn_server=await self._target(settings.turn_server),
-            turn_username=settings.turn_username,
-            turn_password=settings.turn_password,
+        ice = await self.agent(
+            info.account, rtp, host=host, controlling=not offer_sdp, components=components
         )
-        await ice.gather()
-        if ice.turn_failed and settings.turn_server is not None:
-            key = (info.account, settings.turn_server)
-            if key not in self._turn_warned:
-                self._turn_warned.add(key)
-                self._emit(
-                    pe.Notice(
-                        level="warning",
-                        text=(
-                            f"TURN server {settings.turn_server} gave no relay address for"
-                            f" {info.account}: check turn_username and turn_password (or the"
-                            " server does not answer); calls go on without a relay"
-                        ),
-                    )
-                )
         info.ice = ice
         rtp_default = ice.default_candidate(1)
         assert rtp_default is not None  # the host candidate is always there
@@ -164,6 +140,41 @@ class CallIce:
         return MediaAddress(
             rtp_default.address, rtp_default.port, rtcp_default.port, f"ice-{rtp_default.type}"
         )
+
+    async def agent(
+        self, account: str, rtp: RtpEndpoint, *, host: str, controlling: bool, components: int
+    ) -> IceEndpoint:
+        """An agent on ``rtp``'s sockets with its candidates gathered (the account must do ICE):
+        the audio's, and the video's (phone/video_ice.py). A TURN server that gives no relay is
+        said once per account and server."""
+        settings = self._settings[account]
+        await rtp.attached()
+        ice = IceEndpoint(
+            rtp,
+            host=host,
+            controlling=controlling,
+            components=components,
+            stun_server=await self._target(settings.stun_server),
+            turn_server=await self._target(settings.turn_server),
+            turn_username=settings.turn_username,
+            turn_password=settings.turn_password,
+        )
+        await ice.gather()
+        if ice.turn_failed and settings.turn_server is not None:
+            key = (account, settings.turn_server)
+            if key not in self._turn_warned:
+                self._turn_warned.add(key)
+                self._emit(
+                    pe.Notice(
+                        level="warning",
+                        text=(
+                            f"TURN server {settings.turn_server} gave no relay address for"
+                            f" {account}: check turn_username and turn_password (or the"
+                            " server does not answer); calls go on without a relay"
+                        ),
+                    )
+                )
+        return ice
 
     async def _target(self, server: str | None) -> tuple[str, int] | None:
         if server is None or parse_host_port(server) is None:

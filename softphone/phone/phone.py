@@ -79,6 +79,7 @@ from softphone.phone.tls import ClientTls, client_tls, listener_context
 from softphone.phone.trace import SipTrace
 from softphone.phone.transfers import attended_transfer
 from softphone.phone.video import CallVideo, VideoSettings
+from softphone.phone.video_ice import VideoIce
 from softphone.sdp import MediaEncryption, MediaRefused
 from softphone.sip.account import AccountConfig, is_ip_literal
 from softphone.sip.address import Address
@@ -176,6 +177,7 @@ class Phone(EventReader):
             emit=self._emit,
             open_rtp=self._open_rtp_now,
             certificate=self._certificate,
+            ice=VideoIce(self._ice, emit=self._emit, tasks=self._tasks),
         )
         self._audio.extra_stats = self._video.stats
         self._sdp = OfferAnswer(
@@ -453,8 +455,8 @@ class Phone(EventReader):
             )
         except LocalProtocolError as exc:
             rtp.close()
-            if info.video_rtp is not None:  # the offer had video
-                info.video_rtp.close()
+            if (video_rtp := self._video.stop(info)) is not None:  # the offer had video
+                video_rtp.close()
             raise PhoneError(str(exc)) from None
         info.call_id = call_id
         self._calls.add(info)
@@ -685,6 +687,7 @@ class Phone(EventReader):
 
     async def _reoffer(self, call_id: str, *, hold: bool) -> None:
         ua, info = self._require().ua, self.call(call_id)
+        await self._video.prepare_ice(info, host=self._advertised, offer_sdp=None)
         if info.state not in ("established", "held"):
             raise PhoneError("the call is not established")
         info.local_hold = hold
@@ -738,7 +741,10 @@ class Phone(EventReader):
     async def _media_address(self, info: CallInfo, rtp: RtpEndpoint) -> MediaAddress:
         """ICE's default candidate when the call does ICE (phone/ice.py), else nat.py's."""
         offer = info.remote_sdp if info.direction == "incoming" else None
-        found = await self._ice.prepare(info, rtp, host=self._advertised, offer_sdp=offer)
+        found, _ = await asyncio.gather(  # the video's candidates too (phone/video_ice.py)
+            self._ice.prepare(info, rtp, host=self._advertised, offer_sdp=offer),
+            self._video.prepare_ice(info, host=self._advertised, offer_sdp=offer),
+        )
         if found is not None:
             return found
         registered = self._require().ua.registered_contact(info.account)

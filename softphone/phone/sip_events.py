@@ -118,6 +118,28 @@ class SipEvents:
                 logger.info("event %r raced with the call state: %s", event, exc)
         self._transport.pump()
 
+    def _answer_reoffer(self, info: CallInfo, sdp: bytes | None) -> None:
+        ua, call_id = self._ua, info.call_id
+        answer = self._calls.answer_offer(info, sdp)
+        if answer is None:
+            warning = warning_for(info.sdp_problem)
+            ua.reject_reoffer(call_id, status=488, now=self._clock(), warning=warning)
+            self._emit(pe.Notice(level="warning", text=f"re-offer refused: {info.sdp_problem}"))
+            return
+        ua.answer_reoffer(call_id, sdp=answer, now=self._clock())
+        self._calls.reoffered(info, None)
+
+    async def _gathered_reoffer(self, info: CallInfo, sdp: bytes | None) -> None:
+        """Answer the re-offer once the video's candidates are gathered (at most a few s: the
+        INVITE server transaction waits, RFC 3261 §17.2.1)."""
+        await self._calls.gather(info, sdp)
+        if info.state in ("established", "held"):
+            try:
+                self._answer_reoffer(info, sdp)
+            except LocalProtocolError as exc:  # the peer gave up on it meanwhile
+                logger.info("re-offer of %s could not be answered: %s", info.call_id, exc)
+        self._transport.pump()
+
     def _handle_one(self, event: object) -> None:
         ua, calls = self._ua, self._calls
         if not isinstance(event, ue.UaEvent):
@@ -208,20 +230,10 @@ class SipEvents:
             case ue.ReofferReceived(call_id=call_id, sdp=sdp):
                 if (info := calls.get(call_id)) is None:
                     return
-                answer = calls.answer_offer(info, sdp)
-                if answer is None:
-                    ua.reject_reoffer(
-                        call_id,
-                        status=488,
-                        now=self._clock(),
-                        warning=warning_for(info.sdp_problem),
-                    )
-                    self._emit(
-                        pe.Notice(level="warning", text=f"re-offer refused: {info.sdp_problem}")
-                    )
+                if calls.gathers_for(info, sdp):  # it adds video with ICE: candidates first
+                    self._tasks.spawn(self._gathered_reoffer(info, sdp), name=f"gather {call_id}")
                     return
-                ua.answer_reoffer(call_id, sdp=answer, now=self._clock())
-                calls.reoffered(info, None)
+                self._answer_reoffer(info, sdp)
             case ue.ReofferAnswered(call_id=call_id, sdp=sdp):
                 if (info := calls.get(call_id)) is not None:
                     calls.reoffered(info, sdp)

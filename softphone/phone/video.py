@@ -13,7 +13,9 @@ or answers the video section in it, and reads the video of an answer to our offe
 - The streams start, change and stop with the call's audio (phone/calls.py ``sync_media``).
 - Behind a NAT the video's address is the public host the audio's STUN or registrar found
   (phone/nat.py) with the video socket's own ports: right for routers that keep source ports.
-  Video does not do ICE yet (a call that does ICE sends its video to the signalled address).
+- A call whose account does ICE gives its video an ICE agent of its own (phone/video_ice.py):
+  candidates on the m=video, its default candidate in c=/m=, media on the selected pair; a
+  video whose checks fail stops, the call goes on.
 
 Encryption follows the call's account (its ``media_encryption``): with SDES the video section
 carries keys of its own (RFC 4568, made per call like the audio's), with DTLS-SRTP the audio's
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 from softphone.media.errors import MediaError
 from softphone.phone import events as pe
 from softphone.phone.call_info import CallInfo
+from softphone.phone.video_ice import VideoIce, remote_video_ice
 from softphone.sdp import (
     LocalSecurity,
     MediaEncryption,
@@ -170,6 +173,13 @@ def _video_index(sdp: SessionDescription | None) -> int | None:
     return next((i for i, m in enumerate(sdp.media) if m.media.lower() == "video"), None)
 
 
+def _ice_stats(info: CallInfo) -> dict[str, object]:
+    """``video_ice`` ("off", "checking", "connected", "failed") and ``video_ice_pair`` (the
+    selected pair's "local type/remote type")."""
+    state, pair = info.video_ice.summary() if info.video_ice is not None else ("off", None)
+    return {"video_ice": state, "video_ice_pair": pair}
+
+
 def _tool(sdp: bytes | None) -> str | None:
     """The peer's ``a=tool`` (RFC 8866 §6.3): its name and version."""
     try:
@@ -189,8 +199,12 @@ class CallVideo:
         emit: Callable[[pe.PhoneEvent], None],
         open_rtp: Callable[[], RtpEndpoint],
         certificate: Callable[[], DtlsCertificate] | None = None,
+        ice: VideoIce | None = None,
     ) -> None:
         self.settings = settings
+        self._ice = ice  # the video's ICE agents, for accounts that do ICE
+        if ice is not None:
+            ice.on_failed = self._ice_failed
         self._rng = rng
         self._emit = emit
         self._open_rtp = open_rtp
@@ -221,8 +235,51 @@ class CallVideo:
 
     # ------------------------------------------------------------------ wishes
     def want(self, info: CallInfo, on: bool) -> None:
-        """Video on or off in the call's next offer."""
+        """Video on or off in the call's next offer. On again after its ICE failed: a new
+        agent gathers for it (phone/video_ice.py)."""
         info.video_wanted = on
+        if on and self._ice is not None and VideoIce.failed(info):
+            self._ice.close(info)
+
+    def needs_ice(self, info: CallInfo, offer_sdp: bytes | None) -> bool:
+        """Whether our offer (``offer_sdp`` None) or our answer to ``offer_sdp`` will have video
+        that has no ICE agent yet, for an account that does ICE (and, answering, an offer whose
+        video does ICE). A video already running without an agent keeps going without."""
+        ice = self._ice
+        if ice is None or info.video_ice is not None or info.call_id in self._streams:
+            return False
+        if not ice.enabled(info.account):
+            return False
+        if not offer_sdp:
+            return self._wanted(info)
+        try:
+            return remote_video_ice(offer_sdp) is not None
+        except SdpError:
+            return False  # the answer says why, or answers without video ICE
+
+    async def prepare_ice(
+        self, info: CallInfo, *, host: str | None = None, offer_sdp: bytes | None
+    ) -> None:
+        """Before an offer (``offer_sdp`` None) or the answer to ``offer_sdp`` goes out: gather
+        the video's ICE candidates on ``host`` (default: our advertised address) when
+        :meth:`needs_ice` (phone/video_ice.py)."""
+        if self._ice is None or not self.needs_ice(info, offer_sdp):
+            return
+        if info.video_rtp is None:
+            try:
+                info.video_rtp = self._open_rtp()
+            except OSError:
+                return  # the offer or answer says why it has no video
+        await self._ice.prepare(
+            info, info.video_rtp, host=host or self.address, offer_sdp=offer_sdp
+        )
+
+    def _ice_failed(self, info: CallInfo, reason: str) -> None:
+        """The video's checks failed or its consent expired: the video stops, the call goes
+        on; our next offers have it off (port 0)."""
+        info.video_wanted = False
+        info.video_media = None
+        self._close_stream(info)
 
     def _wanted(self, info: CallInfo) -> bool:
         if info.video_wanted is None:
@@ -234,9 +291,10 @@ class CallVideo:
         sendonly for music on hold; a held party sees nothing, our camera included)."""
         if info.video_rtp is None:
             info.video_rtp = self._open_rtp()
+        ice = info.video_ice_address
         return LocalVideo(
             address=self._host(info),
-            port=info.video_rtp.port,
+            port=ice.rtp_port if ice is not None else info.video_rtp.port,
             can_send=self.settings.can_send and not info.local_hold,
             can_receive=not info.local_hold,
             codecs=local_codecs(self.settings),
@@ -247,7 +305,10 @@ class CallVideo:
     def _host(self, info: CallInfo) -> str:
         """Where the far end reaches our video: the public host the audio's STUN or registrar
         found (phone/nat.py), with the video socket's own ports (right for routers that keep
-        source ports, as most do); else our advertised address."""
+        source ports, as most do); else our advertised address. With ICE: the video's default
+        candidate (RFC 8445 §5.1.4)."""
+        if info.video_ice_address is not None:
+            return info.video_ice_address.host
         public = info.media_address
         if public is not None and public.source in ("stun", "registrar"):
             return public.host
@@ -280,6 +341,8 @@ class CallVideo:
             return
         if not wanted:
             section = MediaDescription("video", 0, section.proto, list(section.formats))
+        elif self._ice is not None:
+            section.attributes.extend(self._ice.attributes(info))  # RFC 8839 §5
         offer.media.append(section)
 
     def answer(self, info: CallInfo, offer: SessionDescription, answer: SessionDescription) -> None:
@@ -290,6 +353,10 @@ class CallVideo:
             return
         m = offer.media[index]
         if m.port == 0:
+            info.video_media = None
+            return
+        if VideoIce.failed(info):  # no path for video: it stays off (phone/video_ice.py)
+            answer.media[index] = rejected_video(m)
             info.video_media = None
             return
         try:
@@ -307,6 +374,8 @@ class CallVideo:
                 section.connection = Connection.for_address(address)
             section.attributes[-1:-1] = keys
             self._protected[info.call_id] = protected
+            if self._ice is not None:
+                section.attributes.extend(self._ice.attributes(info))
         answer.media[index] = section
         info.video_media = negotiated
         info.video_wanted = negotiated is not None
@@ -334,14 +403,22 @@ class CallVideo:
         negotiated = info.video_media
         if negotiated is None or info.video_rtp is None or info.state == "ended":
             self._close_stream(info)
+            ended = info.state not in ("established", "held")  # stop() closes it then
+            if self._ice is not None and not ended and not VideoIce.failed(info):
+                # Turned off (port 0, RFC 3264 §8.2), the stream is gone with its ICE: turned
+                # on again it is a new stream with new candidates. (A failed agent stays: the
+                # far end's offers of video are refused while it is there.)
+                self._ice.close(info)
             return
         from softphone.phone.video_stream import VideoStream
 
+        if self._ice is not None:
+            self._ice.start(info)
         stream = self._streams.get(info.call_id)
         try:
             if stream is None:
                 stream = self._streams[info.call_id] = VideoStream(
-                    endpoint=info.video_rtp,
+                    endpoint=info.video_ice or info.video_rtp,
                     negotiated=negotiated,
                     settings=self.settings,
                     rng=self._rng,
@@ -407,7 +484,7 @@ class CallVideo:
     def _close_stream(self, info: CallInfo) -> None:
         stream = self._streams.pop(info.call_id, None)
         if stream is not None:
-            info.video_final = stream.stats()
+            info.video_final = {**stream.stats(), **_ice_stats(info)}
             stream.close()
 
     def stop(self, info: CallInfo) -> RtpEndpoint | None:
@@ -415,12 +492,19 @@ class CallVideo:
         (phone/calls.py waits for endpoints still being set up)."""
         self._close_stream(info)
         self._protected.pop(info.call_id, None)
+        if self._ice is not None:
+            self._ice.close(info)
         rtp, info.video_rtp = info.video_rtp, None
         return rtp
+
+    async def wait_closed(self) -> None:
+        """Wait for the video ICE agents closed so far."""
+        if self._ice is not None:
+            await self._ice.wait_closed()
 
     def stats(self, info: CallInfo) -> dict[str, object]:
         """The call's ``video_*`` statistics, now or as they were when its video closed."""
         stream = self._streams.get(info.call_id)
         if stream is not None:
-            return stream.stats()
-        return dict(info.video_final or EMPTY_STATS)
+            return {**stream.stats(), **_ice_stats(info)}
+        return dict(info.video_final or {**EMPTY_STATS, **_ice_stats(info)})

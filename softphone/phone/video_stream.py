@@ -61,6 +61,7 @@ from softphone.rtp.video_receiver import VideoReceiver
 from softphone.sdp import NegotiatedSecurity
 from softphone.sdp.video import NegotiatedVideo
 from softphone.srtp import DtlsCertificate, MediaProtection, SrtpError
+from softphone.transport.ice import IceEndpoint
 from softphone.transport.rtp import RtpEndpoint
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class VideoStream:
     def __init__(
         self,
         *,
-        endpoint: RtpEndpoint,
+        endpoint: RtpEndpoint | IceEndpoint,
         negotiated: NegotiatedVideo,
         settings: VideoSettings,
         rng: random.Random,

@@ -361,6 +361,11 @@ class IceEndpoint:
         self.state = "checking"
 
     @property
+    def controlling(self) -> bool:
+        """Our role (RFC 8445 §6.1.1); one for every stream of the session."""
+        return bool(self._connection.ice_controlling)
+
+    @property
     def turn_failed(self) -> bool:
         """A TURN server was configured and gave no relay candidate (wrong credentials, or no
         answer within GATHER_TIMEOUT_S)."""

@@ -101,6 +101,7 @@ from softphone.lab.linphone import Rel100
 from softphone.lab.netns import entered
 from softphone.phone.audio import AudioProvider
 from softphone.phone.phone import Phone
+from softphone.phone.video import VideoSettings
 from softphone.transport.resolver import StubBackend
 
 # The helpers beside this file (tmux_term.py, test_softphone_sip.py's) import by module name.
@@ -564,7 +565,13 @@ async def home_phone(nat_lab: lab.NatLab) -> AsyncIterator[Callable[..., Any]]:
     phones: list[Phone] = []
     with entered(nat_lab.home):
 
-        async def make(acct: Account, audio: AudioProvider, *, auto_answer: bool = False) -> Phone:
+        async def make(
+            acct: Account,
+            audio: AudioProvider,
+            *,
+            auto_answer: bool = False,
+            video: VideoSettings | None = None,
+        ) -> Phone:
             phone = Phone(
                 Config(accounts=(acct,), codecs=("PCMU",)),
                 bind_host="0.0.0.0",  # the advertised address is the route's source, as at home
@@ -574,6 +581,7 @@ async def home_phone(nat_lab: lab.NatLab) -> AsyncIterator[Callable[..., Any]]:
                 auto_answer=auto_answer,
                 audio=audio,
                 instance_id=f"00000000-0000-4000-8000-{len(phones) + 1:012d}",
+                video=video,
             )
             await phone.start()
             phones.append(phone)

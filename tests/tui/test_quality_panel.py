@@ -107,6 +107,11 @@ def test_video_text_names_codec_size_and_rate_of_a_call_with_video() -> None:
     assert video_text(stats) == "VP8 320x240 15 fps"
     assert video_text({"codec": "PCMU"}) == ""  # an audio call
     assert video_text({"video_codec": "VP9", "video_frames_sent": 0}) == ""  # nothing flowed
+    # Video with ICE of its own (phone/video_ice.py): its pair, or its failure.
+    with_ice = stats | {"video_ice": "connected", "video_ice_pair": "host/srflx"}
+    assert video_text(with_ice) == "VP8 320x240 15 fps ICE host/srflx"
+    assert video_text(stats | {"video_ice": "off", "video_ice_pair": None}) == "VP8 320x240 15 fps"
+    assert video_text({"video_codec": "VP8", "video_ice": "failed"}) == "video ICE failed"
 
 
 def test_ice_text_names_the_selected_pair_or_the_state() -> None:

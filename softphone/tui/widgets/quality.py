@@ -143,19 +143,23 @@ def ice_text(stats: Mapping[str, object]) -> str:
 
 def video_text(stats: Mapping[str, object]) -> str:
     """ "VP8 320x240 15 fps" for a call with video (the picture received, or sent when none
-    comes); "" for one without."""
+    comes), with its own ICE when it does ICE ("VP8 320x240 15 fps ICE host/srflx"); "video
+    ICE failed" once its checks failed (the call goes on without); "" for one without."""
     codec, width, height = (
         stats.get("video_codec"),
         stats.get("video_width"),
         stats.get("video_height"),
     )
+    ice = ice_text({"ice": stats.get("video_ice"), "ice_pair": stats.get("video_ice_pair")})
+    if stats.get("video_ice") == "failed":
+        return f"video {ice}"
     flowed = stats.get("video_frames_sent") or stats.get("video_frames_received")
     if not codec or not flowed:
         return ""
     size = f" {width}x{height}" if width and height else ""
     fps = stats.get("video_fps")
     rate = f" {fps:g} fps" if isinstance(fps, int | float) else ""
-    return f"{codec}{size}{rate}"
+    return " ".join(p for p in (f"{codec}{size}{rate}", ice) if p)
 
 
 def _value_text(value: object, unit: str) -> str:
