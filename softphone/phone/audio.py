@@ -8,7 +8,8 @@ A sound card wakes the pump itself after each of its blocks (its wake-up pipe, r
 loop), so the pump runs once per block, right after the block has gone, rather than on a 5 ms
 timer (100 wake-ups a second with 10 ms blocks instead of 200); a slow timer remains for a card
 that stops calling back.
-Headless, the loop's timer is the clock, one tick per 20 ms frame.
+Headless, the loop's timer is the clock: a tick per 20 ms frame, or per 10 ms when what the
+call hears is recorded.
 
 An ``AudioProvider`` decides which engine a call uses:
 - ``DeviceAudio``: one engine on the configured sound device, shared by all calls (the held
@@ -56,9 +57,13 @@ Pcm = np.ndarray
 TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left waiting long
 # Headless, nothing waits on a device block: one tick per 20 ms RTP frame does the same work in a
 # quarter of the wake-ups (each wake-up walks every call's port: 40 calls, 8,000 a second at 5 ms).
-# A file as the microphone (--play/--record) included: `softphone bench quality` scores its clean
-# calls the same at 5, 10 and 20 ms (WB-PESQ 3.94-4.14 each), and the call's CPU falls by a fifth.
 HEADLESS_TICK_S = 0.02
+# What a call hears is recorded (--play/--record): the pump pulls 10 ms at a time, a sound card's
+# block. 20 ms pulls would cost a quarter less CPU (`softphone bench cpu`: 2.0-2.1x baresip's
+# against 2.6-2.8x at 10 ms and 2.9x at 5 ms, one run) and score the same on an idle machine,
+# but on a loaded one they concealed 70-145 ms and scored WB-PESQ 2.5-3.3 over 12 s where 5 and
+# 10 ms pulls kept 3.3-4.1 (two phones in one process beside two busy loops; a CI run failed).
+FILE_TICK_S = 0.01
 # With a device that wakes the pump after each block, the timer only looks after a device that
 # has stopped calling back (device_watch.py notices it within STALL_S).
 WOKEN_TICK_S = 0.05
@@ -142,7 +147,10 @@ class AudioEngine:
         fileno = getattr(self.io, "fileno", None)
         fd = fileno() if callable(fileno) else -1
         if isinstance(fd, int) and fd >= 0 and not self._closed:
-            self._loop.add_reader(fd, self._woken)
+            try:
+                self._loop.add_reader(fd, self._woken)
+            except NotImplementedError:  # a loop that cannot watch a pipe: the timer paces it
+                return
             self._wake_fd = fd
 
     def _woken(self) -> None:
@@ -343,7 +351,7 @@ class FileAudio:
             FileIO(self.play, HEADLESS_RATE) if self.play is not None else NullIO(HEADLESS_RATE)
         )
         record = numbered(self.record, call_number) if self.record is not None else None
-        return AudioEngine(io, record_to=record, name="file", tick_s=HEADLESS_TICK_S)
+        return AudioEngine(io, record_to=record, name="file", tick_s=FILE_TICK_S)
 
     def release(self, engine: AudioEngine) -> None:
         engine.close()
