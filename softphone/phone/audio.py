@@ -8,8 +8,8 @@ A sound card wakes the pump itself after each of its blocks (its wake-up pipe, r
 loop), so the pump runs once per block, right after the block has gone, rather than on a 5 ms
 timer (100 wake-ups a second with 10 ms blocks instead of 200); a slow timer remains for a card
 that stops calling back.
-Headless, the loop's timer is the clock: a tick per 20 ms frame, or per 10 ms when what the
-call hears is recorded.
+Headless, the loop's timer is the clock: a tick per 20 ms frame, or per 10 ms with a WAV file
+as microphone or recorder (``--play``/``--record``), whose audio is listened to.
 
 An ``AudioProvider`` decides which engine a call uses:
 - ``DeviceAudio``: one engine on the configured sound device, shared by all calls (the held
@@ -58,11 +58,12 @@ TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left w
 # Headless, nothing waits on a device block: one tick per 20 ms RTP frame does the same work in a
 # quarter of the wake-ups (each wake-up walks every call's port: 40 calls, 8,000 a second at 5 ms).
 HEADLESS_TICK_S = 0.02
-# What a call hears is recorded (--play/--record): the pump pulls 10 ms at a time, a sound card's
-# block. 20 ms pulls would cost a quarter less CPU (`softphone bench cpu`: 2.0-2.1x baresip's
-# against 2.6-2.8x at 10 ms and 2.9x at 5 ms, one run) and score the same on an idle machine,
-# but on a loaded one they concealed 70-145 ms and scored WB-PESQ 2.5-3.3 over 12 s where 5 and
-# 10 ms pulls kept 3.3-4.1 (two phones in one process beside two busy loops; a CI run failed).
+# With a WAV file as microphone or recorder (--play/--record) the pump pulls 10 ms at a time, a
+# sound card's block. 20 ms pulls would cost a quarter less CPU (`softphone bench cpu`: 2.0-2.1x
+# baresip's against 2.6-2.8x at 10 ms and 2.9x at 5 ms, one run) and score the same on an idle
+# machine, but on a loaded one they concealed 70-145 ms and scored WB-PESQ 2.5-3.3 over 12 s
+# where 5 and 10 ms pulls kept 3.3-4.1 (two phones in one process beside two busy loops; a CI
+# run failed on it).
 FILE_TICK_S = 0.01
 # With a device that wakes the pump after each block, the timer only looks after a device that
 # has stopped calling back (device_watch.py notices it within STALL_S).
