@@ -310,7 +310,7 @@ class NullAudio:
     """Silence in; what the far end says goes nowhere.
 
     Like a sound card, one engine serves every call (each call is a port on it): the pump's
-    own work (a tick every 5 ms, metering, mixing) is paid once, not once per call, which is
+    own work (a tick every 20 ms, metering, mixing) is paid once, not once per call, which is
     what lets a headless phone hold many calls at once.
     """
 

@@ -27,7 +27,8 @@ __all__ = ["RETRY_S", "DeviceWatch"]
 
 logger = logging.getLogger(__name__)
 
-CHECK_S: Final = 0.2  # how often the stream's progress is looked at (the engine ticks every 5 ms)
+# How often the stream's progress is looked at (the engine's timer ticks every 5 to 50 ms).
+CHECK_S: Final = 0.2
 RETRY_S: Final = 1.0  # how often the lost device is tried again
 
 
