@@ -14,7 +14,6 @@ prints something; nothing waits a fixed time and then hopes.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import select
@@ -255,23 +254,19 @@ class ProcessLog:
 # --------------------------------------------------------------------------- processes
 
 
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+# util-linux's setpriv (Debian: essential) sets PR_SET_PDEATHSIG and execs the peer, which keeps
+# it across the exec. It used to be set by a preexec_fn: Python code in the forked child of a
+# process with threads (PortAudio's, encoders', the log readers'), which once hung there for good,
+# on a lock another thread held at the fork, and held a CI run until it was stopped.
+_SETPRIV: Final = shutil.which("setpriv")
 
 
-# Loaded once here so the child does no dlopen() between fork and exec (other threads may hold locks).
-_LIBC: Final = _load_libc()
-_PR_SET_PDEATHSIG: Final = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Best effort: have Linux SIGTERM the child if our process dies (PR_SET_PDEATHSIG)."""
-    if _LIBC is not None:
-        with contextlib.suppress(AttributeError):
-            _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """Best effort: ``argv`` run so that Linux SIGTERMs it if the thread that started it (and so
+    our process) dies first; ``argv`` itself where setpriv is missing."""
+    if _SETPRIV is None:
+        return argv
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
 
 def stop_process(proc: subprocess.Popen[Any], term_wait_s: float = 5.0) -> int | None:
@@ -321,7 +316,7 @@ class LabProcess:
             if stderr_path is not None:
                 err = stack.enter_context(stderr_path.open("ab"))
             self.proc: subprocess.Popen[str] = subprocess.Popen(
-                argv,
+                _die_with_parent(argv),
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
@@ -331,7 +326,6 @@ class LabProcess:
                 errors="replace",
                 bufsize=1,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         assert self.proc.stdout is not None
         self.log = ProcessLog(self.proc.stdout, name, log_path)

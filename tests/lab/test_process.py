@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -147,7 +148,8 @@ def test_find_binary_looks_on_path_and_names_the_package_when_missing(
 
 
 def test_the_child_is_told_to_die_with_its_parent(tmp_path: Path) -> None:
-    """PR_SET_PDEATHSIG is set between fork and exec; the child reads it back (PR_GET_PDEATHSIG)."""
+    """PR_SET_PDEATHSIG is set (by setpriv, before the exec); the child reads it back
+    (PR_GET_PDEATHSIG)."""
     code = (
         "import ctypes\n"
         "sig = ctypes.c_int()\n"
@@ -157,6 +159,23 @@ def test_the_child_is_told_to_die_with_its_parent(tmp_path: Path) -> None:
     child = LabProcess([sys.executable, "-c", code], name="py", cwd=tmp_path)
     assert int(child.wait_for(r"^\d+$", STEP_S).group(0)) == signal.SIGTERM
     child.stop()
+
+
+def test_no_code_of_ours_runs_between_fork_and_exec(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A preexec_fn runs Python in the forked child of a process with threads, where a lock
+    another thread held at the fork can hang it for good (it once held a whole CI run)."""
+    seen: list[dict[str, object]] = []
+    real = subprocess.Popen
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs)
+        return real(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    shell(tmp_path, "echo ready").stop()
+    assert seen and all(kw.get("preexec_fn") is None for kw in seen)
 
 
 def test_lines_sent_to_stdin_reach_the_child_and_bad_ones_are_refused(tmp_path: Path) -> None:
