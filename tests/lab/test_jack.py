@@ -8,7 +8,7 @@ import pytest
 
 from softphone.lab import process
 from softphone.lab.jack import JackServer
-from softphone.lab.process import LabError, PeerMissing
+from softphone.lab.process import LabError, PeerMissing, wait_until
 
 
 @pytest.fixture
@@ -62,6 +62,8 @@ def test_the_server_is_ready_once_a_client_connects(
     try:
         server.start(timeout_s=60.0)
         assert server.alive()
+        # The line is read by the log's thread: it may come a moment after the server is up.
+        wait_until(lambda: bool(server.lines()), 10.0, "jackd's first line")
         assert server.lines() == [f"-n {server.name} -d dummy -r 44100 -p 256"]
     finally:
         server.stop()
