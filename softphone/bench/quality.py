@@ -39,7 +39,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from softphone.bench.workdir import add_output_options, workdir
+from softphone.bench.workdir import add_output_options, whole_number, workdir
 
 COMMANDS: Final = ("quality",)
 DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
@@ -228,7 +228,7 @@ def add_commands(subparsers: Any) -> None:
     quality = subparsers.add_parser(
         "quality", help="WB-PESQ of Opus calls, softphone vs baresip, clean and under loss"
     )
-    quality.add_argument("--calls", type=_positive_int, default=3, metavar="N")
+    quality.add_argument("--calls", type=whole_number(1, 100), default=3, metavar="N")
     quality.add_argument(
         "--seconds", type=float, default=14.0, metavar="S", help="talk per call (default 14)"
     )
@@ -240,13 +240,6 @@ def add_commands(subparsers: Any) -> None:
     )
     quality.add_argument("--speech", type=Path, default=DEFAULT_SPEECH, metavar="REF.wav")
     add_output_options(quality, keeps="configs, recordings and peer logs")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
 
 
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
