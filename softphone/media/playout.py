@@ -198,6 +198,7 @@ class Playout:
         self._note_pull(samples, now)
         regular = self._regular_run >= REGULAR_PULLS
         quantum = self._to_ticks(samples)
+        self.jitter.pulled(quantum)
         rounds = 0
         while self._tail - self._head < samples:
             rounds += 1

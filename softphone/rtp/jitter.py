@@ -470,6 +470,11 @@ class JitterBuffer(Generic[PayloadT]):
 
     # -- output ----------------------------------------------------------------------------------
 
+    def pulled(self, ticks: int) -> None:
+        """The playout is filling a block of ``ticks`` (once per pull): the target's floor
+        follows the block size (``JitterConfig.pull_margin_ms``)."""
+        self._delay.pulled(ticks / self.clock_rate)
+
     def next_frame(
         self,
         *,

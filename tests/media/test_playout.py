@@ -17,6 +17,7 @@ from softphone.media.codecs import (
 )
 from softphone.media.playout import Playout, cut_quiet, pad_quiet
 from softphone.rtp.jitter import FrameKind
+from softphone.rtp.jitter_target import JitterConfig
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "audio" / "speech16k.wav"
 
@@ -301,3 +302,40 @@ def test_opus_plc_is_asked_for_in_pieces_of_at_least_10_ms() -> None:
     assert asked, "nothing was concealed"
     assert min(asked) >= 480, asked
     assert sum(asked) >= 5 * 960 - 480
+
+
+@pytest.mark.parametrize("margin_ms", [0.0, JitterConfig().pull_margin_ms])
+def test_ten_ms_pulls_keep_a_pulls_margin_over_a_coarse_senders_late_packets(
+    margin_ms: float,
+) -> None:
+    # A far end that sends from a 10 ms pump (each packet 0-8 ms after the fastest) and is 6 ms
+    # later still now and then (a busy machine), heard through regular 10 ms pulls. Frames
+    # start on a pull at or after the target; here the pulls fall just after it (the worst
+    # phase: the fastest arrival 38.9 ms after media time, so 10 + 1 ms over it is 49.9 and the
+    # pull lattice has a point at 50). With only the plain 10 ms floor the late packets come
+    # after the pull that needs them (a slip: concealment, then an acceleration to undo it); a
+    # floor of the block plus the margin takes them.
+    codec = get_codec("PCMU")
+    assert codec.make_decoder is not None
+    p = Playout(
+        codec, codec.make_decoder(DecoderOptions()), config=JitterConfig(pull_margin_ms=margin_ms)
+    )
+    frame = 160
+    encoded = packets("PCMU", voiced(8.0, 8000))
+    count = len(encoded)
+    rng = np.random.default_rng(5)
+    late = 0.008 * rng.random(count) + np.where(np.arange(count) % 25 == 24, 0.006, 0.0)
+    late[0] = 0.0
+    arrivals = 0.0389 + 0.020 * np.arange(count) + late
+    k = 0
+    for step in range(790):  # 7.9 s of 10 ms pulls
+        t = step * 0.010
+        while k < count and arrivals[k] <= t:
+            p.put(sequence=k, timestamp=k * frame, payload=encoded[k], now=float(arrivals[k]))
+            k += 1
+        p.pull(80, t)
+    stats = p.stats()
+    if margin_ms > 0:
+        assert stats.concealed_ms == 0.0 and 15.0 <= stats.target_delay_ms <= 17.0
+    else:
+        assert stats.concealed_ms > 0.0  # what the margin is for

@@ -79,3 +79,35 @@ def test_the_short_cuts_give_the_plain_computations_target(seed: int) -> None:
             plain.baseline,
             plain.warming_up,
         ), n
+
+
+def _clean_target_ms(pulls: list[float]) -> float:
+    """The target over the baseline after 3 s of a clean path (every packet 30 ms after its
+    media time), the playout pulling blocks of the given sizes in turn."""
+    estimator = TargetEstimator(JitterConfig())
+    for n in range(150):
+        estimator.pulled(pulls[n % len(pulls)])
+        estimator.observe(0.030 + 0.020 * n, 0.030)
+    assert estimator.target is not None and estimator.baseline is not None
+    return (estimator.target - estimator.baseline) * 1000.0
+
+
+def test_the_floor_follows_the_playouts_pull_block() -> None:
+    config = JitterConfig()
+    # 5 ms pulls (the engine's pump): the plain floor; 10 ms (a sound card's block): the block
+    # plus the margin, because a frame must be in one pull ahead of where it plays.
+    assert _clean_target_ms([0.005]) == pytest.approx(config.min_target_ms + config.margin_ms)
+    ten = config.pull_margin_ms + 10.0 + config.margin_ms
+    assert _clean_target_ms([0.010]) == pytest.approx(ten)
+    # A late wake-up that pulls two blocks now and then moves the floor a little, not by a block.
+    mostly_ten = _clean_target_ms([0.010] * 9 + [0.020])
+    assert ten < mostly_ten < ten + 2.0
+    # Without pulls (the estimator alone, as the replay's scheduler tests use it): the plain floor.
+    plain = TargetEstimator(config)
+    plain.pulled(0.0)
+    for n in range(150):
+        plain.observe(0.030 + 0.020 * n, 0.030)
+    assert plain.target is not None and plain.baseline is not None
+    assert (plain.target - plain.baseline) * 1000.0 == pytest.approx(
+        config.min_target_ms + config.margin_ms
+    )
