@@ -584,7 +584,7 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
     import asyncio
 
     if args.command == "play":
-        from softphone.cli import run_play
+        from softphone.cli_play import run_play
 
         try:
             return run_play(config, args, Reporter(as_json=args.json), started_at=started_at)

@@ -9,7 +9,8 @@ import io
 
 from fake_camera import FakeCamera
 
-from softphone.cli import _next, _play_headless
+from softphone.cli import _next
+from softphone.cli_play import _play_headless
 from softphone.phone import events as pe
 from softphone.phone.player import Player, PlayerOptions
 from softphone.report import Reporter

@@ -6,7 +6,7 @@ its own (transport/ice.py) on the video's RTP socket, beside the audio's (phone/
   candidates beside (RFC 5761 §5.1.3: the answer may refuse it); once it accepts, one
   component is left. We answer with one when the offer's video multiplexes, else two.
 - Gathering (host, server-reflexive from ``stun_server``, relay from ``turn_server``) happens
-  before the offer or answer that brings the video goes out (phone.py's media address step,
+  before the offer or answer that brings the video goes out (call_control.py's media address step,
   and the re-INVITE that adds video: the ``C`` key, ``--video``). The video section's c=/m=
   name its default candidate (RFC 8445 §5.1.4).
 - Roles: one per session (RFC 8445 §6.1.1): the video's agent takes the audio's.

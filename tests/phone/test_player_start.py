@@ -18,7 +18,7 @@ import pytest
 from fake_camera import FakeCamera
 
 from softphone.__main__ import main
-from softphone.cli import AudioLater
+from softphone.cli_play import AudioLater
 from softphone.phone import preload
 from softphone.phone.audio import NullAudio
 from softphone.phone.player import Player
@@ -71,7 +71,8 @@ def test_the_play_path_imports_neither_pyav_nor_numpy() -> None:
     """Everything `softphone play` imports before it connects, in a fresh interpreter."""
     code = (
         "import sys, json\n"
-        "import softphone.__main__, softphone.config, softphone.cli, softphone.phone.player\n"
+        "import softphone.__main__, softphone.config, softphone.cli, softphone.cli_play,"
+        " softphone.phone.player\n"
         f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))\n"
     )
     done = subprocess.run(
