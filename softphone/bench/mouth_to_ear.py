@@ -378,7 +378,8 @@ def run_mouth_to_ear(
                         where, jack, codec, echo_cancellation=echo_cancellation, seconds=seconds
                     ) as (callers, callees, callee):
                         take, routes = _take(measurer, callers, callees, clicks=clicks, seed=seed)
-                        stats = _last_stats(callee)
+                    # The callee's stats as the call ended (the caller has hung up by now).
+                    stats = _last_stats(callee)
                     results.append(_result("softphone", codec, take, measurer.rate, routes, stats))
                 if "baresip" in pairs:
                     where = workdir / f"baresip-{codec}"
