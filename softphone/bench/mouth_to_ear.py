@@ -42,6 +42,7 @@ from typing import Any, Final
 
 import numpy as np
 
+import softphone
 from softphone.bench.m2e_clicks import MAX_GAP_S, MIN_GAP_S, click_schedule
 from softphone.bench.m2e_jack import JackMeasurer, MeasurerError, Take, jack_clients_of_process
 from softphone.lab.baresip import OPUS_AS_SOFTPHONE, Baresip
@@ -190,6 +191,10 @@ def _softphone_env(root: Path, jack: JackServer) -> dict[str, str]:
         path.mkdir(parents=True, exist_ok=True)
         env[name] = str(path)
     env["PYTHONUNBUFFERED"] = "1"
+    # The phones run the softphone this bench runs from (its cwd is elsewhere: a relative
+    # PYTHONPATH would find another one, or none).
+    tree = str(Path(softphone.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [env.get("PYTHONPATH")])])
     return {**env, **jack.client_env()}
 
 
