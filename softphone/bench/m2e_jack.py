@@ -110,10 +110,6 @@ class JackMeasurer:
         self.client.set_xrun_callback(self._xrun)
         self.client.activate()
 
-    @property
-    def name(self) -> str:
-        return str(self.client.name)
-
     def _xrun(self, delay_usecs: float) -> None:
         self.xruns += 1
 
@@ -141,17 +137,6 @@ class JackMeasurer:
         outs = self.client.get_ports(pattern, is_audio=True, is_output=True)
         return [p.name for p in ins], [p.name for p in outs]
 
-    def wait_for_ports(self, client: str, timeout_s: float) -> tuple[list[str], list[str]]:
-        """Both kinds of port of ``client``, once it has registered them (bounded wait)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            ins, outs = self.ports_of(client)
-            if ins and outs:
-                return ins, outs
-            if time.monotonic() >= deadline:
-                raise MeasurerError(f"JACK client {client!r} has no capture and playback ports")
-            time.sleep(0.05)
-
     def route(self, *, mouth_to: Iterable[str], ear_from: str, peers: Iterable[str]) -> None:
         """Cut every connection of the ports of ``peers`` (client names), then connect
         ``mouth`` to each of ``mouth_to`` and ``ear_from`` to ``ear``: the callee captures
@@ -176,14 +161,12 @@ class JackMeasurer:
             [p.name for p in self.client.get_all_connections(self.ear)],
         )
 
-    def measure(
-        self, positions: list[int], *, window: int, timeout_s: float, tail: int | None = None
-    ) -> Take:
+    def measure(self, positions: list[int], *, window: int, timeout_s: float) -> Take:
         """Write clicks at ``positions`` (future frame positions), record until ``window``
-        frames after the last one (``tail``), and pair what came back."""
+        frames after the last one, and pair what came back."""
         if not positions:
             raise MeasurerError("no clicks to write")
-        end = positions[-1] + (window if tail is None else tail)
+        end = positions[-1] + window
         start = self.frame_time
         if positions[0] <= start:
             raise MeasurerError(f"clicks must lie ahead of frame {start}, not at {positions[0]}")
