@@ -5,7 +5,7 @@
     softphone bench device  [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
     softphone bench mouth-to-ear [--clicks 20] [--seed 1] [--codec opus|PCMU ...]
                             [--pair softphone|baresip ...] [--no-echo-cancellation]
-                            [--workdir DIR] [--json]
+                            [--baresip-jitter MIN-MAX] [--workdir DIR] [--json]
     softphone bench setup   [--calls 10] [--topology loopback|ice-host|ice-srflx|ice-relay|ice]
                             [--workdir DIR] [--json]
 
@@ -113,6 +113,13 @@ def add_commands(subparsers: Any) -> None:
         action="store_true",
         help="softphone's microphone without echo cancellation (default: as configured, on)",
     )
+    m2e.add_argument(
+        "--baresip-jitter",
+        type=_packets,
+        default=(5, 10),
+        metavar="MIN-MAX",
+        help="the baresips' jitter buffer in packets (default 5-10, baresip's own default)",
+    )
     add_output_options(m2e, keeps="configs and peer logs")
 
     setup = subparsers.add_parser(
@@ -154,6 +161,17 @@ def _speech(p: argparse.ArgumentParser) -> None:
         metavar="REF.wav",
         help=f"speech both sides send, looped (default {DEFAULT_SPEECH})",
     )
+
+
+def _packets(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        pair = (int(low), int(high))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN-MAX (e.g. 5-10)") from None
+    if not 1 <= pair[0] <= pair[1] <= 50:
+        raise argparse.ArgumentTypeError("1 <= MIN <= MAX <= 50 packets")
+    return pair
 
 
 def _interval(text: str) -> int:
@@ -277,6 +295,7 @@ def _mouth_to_ear(args: argparse.Namespace, out: TextIO) -> int:
             codecs=tuple(args.codec or CODECS),
             pairs=tuple(args.pair or PAIRS),
             echo_cancellation=not args.no_echo_cancellation,
+            baresip_jitter_frames=args.baresip_jitter,
         )
     _emit(args, out, report.to_json(), report.table())
     return EXIT_OK if report.complete and report.target_met else EXIT_TARGET_MISSED

@@ -2,7 +2,7 @@
 
     softphone bench mouth-to-ear [--clicks 20] [--seed 1] [--codec opus|PCMU ...]
                                  [--pair softphone|baresip ...] [--no-echo-cancellation]
-                                 [--workdir DIR] [--json]
+                                 [--baresip-jitter MIN-MAX] [--workdir DIR] [--json]
 
 One JACK server with the dummy driver (softphone/lab/jack.py, 48 kHz, 480-frame periods) is the
 sound card of every phone in the run, and its frame clock is the one clock of every delay. For
@@ -13,7 +13,8 @@ the other, on 127.0.0.1:
   ``dial``, each with its own config (``input_device``/``output_device`` = the JACK "system"
   device through PortAudio, as a user would set it) and ``JACK_DEFAULT_SERVER``;
 - baresip calls baresip: two baresip 1.0 with the ``jack`` module, auto-answer, Opus encoded
-  as softphone does (``OPUS_AS_SOFTPHONE``), baresip's default jitter buffer (5-10 frames).
+  as softphone does (``OPUS_AS_SOFTPHONE``), with baresip's default jitter buffer (5-10
+  packets; ``--baresip-jitter MIN-MAX`` sets another).
 
 Once the call is up, the measuring client (bench/m2e_jack.py) cuts every connection the pair
 made and feeds the caller's capture port and records the callee's playback port; clicks go in
@@ -118,6 +119,7 @@ class MouthToEarReport:
     rate: int
     period: int
     echo_cancellation: bool
+    baresip_jitter_frames: tuple[int, int] = (5, 10)
 
     def result(self, pair: str, codec: str) -> PairResult | None:
         return next((r for r in self.results if r.pair == pair and r.codec == codec), None)
@@ -147,6 +149,7 @@ class MouthToEarReport:
             "card": f"JACK dummy, {self.rate} Hz, {self.period}-frame periods",
             "seed": self.seed,
             "echo_cancellation": self.echo_cancellation,
+            "baresip_jitter_buffer_packets": list(self.baresip_jitter_frames),
             "results": [r.to_json() for r in self.results],
             "ratio_ours_vs_baresip": {
                 c: (round(x, 3) if (x := self.ratio(c)) is not None else None) for c in codecs
@@ -175,7 +178,9 @@ class MouthToEarReport:
         rows.append(
             f"ms, caller's capture port to callee's playback port in JACK frames ({self.rate} Hz,"
             f" {self.period}-frame periods; the card's own buffering excluded); jb = softphone"
-            f" callee's jitter buffer; target: softphone's mean <= {TARGET_MS:.0f} ms and below"
+            f" callee's jitter buffer; baresip's jitter buffer"
+            f" {self.baresip_jitter_frames[0]}-{self.baresip_jitter_frames[1]} packets; target:"
+            f" softphone's mean <= {TARGET_MS:.0f} ms and below"
             f" baresip's: {'met' if self.target_met else 'missed'}"
         )
         return "\n".join(rows)
@@ -268,7 +273,7 @@ def softphone_pair(
 
 @contextlib.contextmanager
 def baresip_pair(
-    workdir: Path, jack: JackServer, codec: str
+    workdir: Path, jack: JackServer, codec: str, *, jitter_frames: tuple[int, int] = (5, 10)
 ) -> Iterator[tuple[list[str], list[str]]]:
     """A baresip calling a baresip, both on JACK; yields (the caller's JACK client names, the
     callee's). baresip's jack module opens one client for its source and one
@@ -277,6 +282,7 @@ def baresip_pair(
         "codecs": BARESIP_CODECS[codec],
         "extra_config": OPUS_AS_SOFTPHONE,
         "env": jack.client_env(),
+        "jitter_frames": jitter_frames,
     }
     with contextlib.ExitStack() as stack:
         bob = Baresip(
@@ -362,8 +368,10 @@ def run_mouth_to_ear(
     codecs: tuple[str, ...] = CODECS,
     pairs: tuple[str, ...] = PAIRS,
     echo_cancellation: bool = True,
+    baresip_jitter_frames: tuple[int, int] = (5, 10),
 ) -> MouthToEarReport:
-    """Every pair, for every codec, on one JACK server; the same click spacing for all."""
+    """Every pair, for every codec, on one JACK server; the same click spacing for all.
+    ``baresip_jitter_frames``: the baresips' jitter buffer in packets (default theirs)."""
     for codec in codecs:
         if codec not in BARESIP_CODECS:
             raise LabError(f"codec {codec!r}: one of {', '.join(BARESIP_CODECS)}")
@@ -388,7 +396,10 @@ def run_mouth_to_ear(
                     results.append(_result("softphone", codec, take, measurer.rate, routes, stats))
                 if "baresip" in pairs:
                     where = workdir / f"baresip-{codec}"
-                    with baresip_pair(where, jack, codec) as (callers, callees):
+                    with baresip_pair(where, jack, codec, jitter_frames=baresip_jitter_frames) as (
+                        callers,
+                        callees,
+                    ):
                         take, routes = _take(measurer, callers, callees, clicks=clicks, seed=seed)
                     results.append(_result("baresip", codec, take, measurer.rate, routes))
             rate = measurer.rate
@@ -402,4 +413,5 @@ def run_mouth_to_ear(
         rate=rate,
         period=jack.period,
         echo_cancellation=echo_cancellation,
+        baresip_jitter_frames=baresip_jitter_frames,
     )

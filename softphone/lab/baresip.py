@@ -305,6 +305,7 @@ class Baresip:
         stun_password: str | None = None,
         jack_client: str | None = None,
         env: dict[str, str] | None = None,
+        jitter_frames: tuple[int, int] = (5, 10),
     ) -> None:
         """``host``: the address it listens and advertises on, inside ``netns`` when given
         (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
@@ -330,7 +331,9 @@ class Baresip:
         ``jack``, mono float at 48 kHz) of clients of that name on the server its environment
         names (``JACK_DEFAULT_SERVER``), left unconnected (``jack_connect_ports no``); the
         ``audio`` source is then unused. ``env``: variables added to its environment (the JACK
-        server's, :meth:`softphone.lab.jack.JackServer.client_env`)."""
+        server's, :meth:`softphone.lab.jack.JackServer.client_env`). ``jitter_frames``: its jitter
+        buffer's (min, max) in packets (``jitter_buffer_delay``; 5-10 is baresip 1.0's own
+        default, the one its config template writes)."""
         self.workdir = workdir
         self.host = host
         self.netns = netns
@@ -372,6 +375,9 @@ class Baresip:
             raise LabError(f"a JACK client name of letters, digits, - and _, not {jack_client!r}")
         self.jack_client = jack_client
         self.env = dict(env or {})
+        if not 1 <= jitter_frames[0] <= jitter_frames[1]:
+            raise LabError(f"a jitter buffer of 1 <= min <= max packets, not {jitter_frames}")
+        self.jitter_frames = jitter_frames
         self.cons_port = 0
         self._console: BaresipConsole | None = None
         self.sip_port = 0
@@ -490,7 +496,7 @@ class Baresip:
             f"audio_player\t\t{player}\naudio_alert\t\t\n",
             f"ausrc_format\t\t{sample_format}\nauplay_format\t\t{sample_format}\n",
             f"rtp_tos\t\t\t0\nrtcp_mux\t\t{'yes' if self.rtcp_mux else 'no'}\n",
-            "jitter_buffer_delay\t5-10\n",
+            f"jitter_buffer_delay\t{self.jitter_frames[0]}-{self.jitter_frames[1]}\n",
             f"audio_codecs\t\t{self.codecs}\n" if self.codecs else "",
             f"net_interface\t\t{self.host}\n",
             f"dns_server\t\t{hostport(self.host, 53)}\n",

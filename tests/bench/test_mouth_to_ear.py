@@ -165,6 +165,13 @@ def test_mouth_to_ear_arguments() -> None:
     assert (args.clicks, args.seed, args.codec, args.pair, args.json) == (20, 1, None, None, False)
     args = parse(["mouth-to-ear", "--clicks", "5", "--seed", "3", "--codec", "PCMU", "--json"])
     assert (args.clicks, args.seed, args.codec, args.json) == (5, 3, ["PCMU"], True)
-    for bad in (["mouth-to-ear", "--codec", "G722"], ["mouth-to-ear", "--clicks", "0"]):
+    assert args.baresip_jitter == (5, 10)  # baresip's own default
+    assert parse(["mouth-to-ear", "--baresip-jitter", "1-10"]).baresip_jitter == (1, 10)
+    for bad in (
+        ["mouth-to-ear", "--codec", "G722"],
+        ["mouth-to-ear", "--clicks", "0"],
+        ["mouth-to-ear", "--baresip-jitter", "10-1"],
+        ["mouth-to-ear", "--baresip-jitter", "5"],
+    ):
         with pytest.raises(SystemExit):
             parse(bad)

@@ -200,6 +200,11 @@ def test_a_jack_baresip_uses_unconnected_float_jack_ports_of_its_own_name(tmp_pa
     assert "jack.so" not in plain and "jack_client_name" not in plain
     assert "audio_source\t\tausine,440\n" in plain
     assert "ausrc_format\t\ts16\n" in plain
+    assert "jitter_buffer_delay\t5-10\n" in plain  # baresip's own default
+    short = Baresip(tmp_path, jitter_frames=(1, 10)).config_text()
+    assert "jitter_buffer_delay\t1-10\n" in short
+    with pytest.raises(LabError, match="jitter buffer"):
+        Baresip(tmp_path, jitter_frames=(3, 2))
     with pytest.raises(LabError, match="JACK client name"):
         Baresip(tmp_path, jack_client="two words")
 
