@@ -114,6 +114,7 @@ bench: test-setup
 	-$(VENV)/bin/softphone bench latency
 	-$(VENV)/bin/softphone bench cpu --seconds 60
 	-$(VENV)/bin/softphone bench device --seconds 60
+	-$(VENV)/bin/softphone bench mouth-to-ear --clicks 20
 	-$(VENV)/bin/softphone bench rtsp-first-frame --runs 20 --transport tcp
 	-$(VENV)/bin/softphone bench tui --seconds 20
 	-$(VENV)/bin/softphone bench tui --seconds 20 --same-loop

@@ -3,6 +3,9 @@
     softphone bench cpu     [--seconds 60] [--speech REF.wav] [--srtp] [--workdir DIR] [--json]
     softphone bench latency [--clicks 30] [--interval-ms 400] [--codec NAME ...] [--json]
     softphone bench device  [--seconds 60] [--speech REF.wav] [--workdir DIR] [--json]
+    softphone bench mouth-to-ear [--clicks 20] [--seed 1] [--codec opus|PCMU ...]
+                            [--pair softphone|baresip ...] [--no-echo-cancellation]
+                            [--baresip-jitter MIN-MAX] [--workdir DIR] [--json]
     softphone bench setup   [--calls 10] [--topology loopback|ice-host|ice-srflx|ice-relay|ice]
                             [--workdir DIR] [--json]
 
@@ -12,6 +15,9 @@
 - ``latency`` (call_latency.py): mouth-to-ear delay on loopback from audio timestamps, per
   codec, against the 60 ms budget.
 - ``device`` (call_device.py): xruns and pace of the PortAudio path on JACK's dummy driver.
+- ``mouth-to-ear`` (mouth_to_ear.py): the same delay through a virtual sound card (JACK's
+  dummy driver), softphone calling softphone and baresip calling baresip in one run, per codec,
+  in frames of the card's clock.
 - ``setup`` (call_setup.py): INVITE to the first audio both ways, read off the wire, softphone
   and baresip calling the same baresip.
 
@@ -31,7 +37,7 @@ from typing import Any, Final, TextIO
 
 from softphone.bench.workdir import add_output_options, number, whole_number, workdir
 
-COMMANDS: Final = ("cpu", "latency", "device", "setup")
+COMMANDS: Final = ("cpu", "latency", "device", "setup", "mouth-to-ear")
 DEFAULT_SPEECH: Final = Path("tests/data/audio/speech16k.wav")
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
@@ -82,6 +88,40 @@ def add_commands(subparsers: Any) -> None:
     _speech(device)
     add_output_options(device, keeps="configs and peer logs")
 
+    m2e = subparsers.add_parser(
+        "mouth-to-ear",
+        help="mouth-to-ear delay through JACK's dummy card, softphone vs baresip, per codec",
+    )
+    m2e.add_argument(
+        "--clicks", type=_positive_int, default=20, metavar="N", help="clicks per pair and codec"
+    )
+    m2e.add_argument("--seed", type=int, default=1, help="seed of the click spacing (default 1)")
+    m2e.add_argument(
+        "--codec",
+        action="append",
+        choices=["opus", "PCMU"],
+        help="codec to measure (repeatable; default opus and PCMU)",
+    )
+    m2e.add_argument(
+        "--pair",
+        action="append",
+        choices=["softphone", "baresip"],
+        help="pair to measure (repeatable; default both)",
+    )
+    m2e.add_argument(
+        "--no-echo-cancellation",
+        action="store_true",
+        help="softphone's microphone without echo cancellation (default: as configured, on)",
+    )
+    m2e.add_argument(
+        "--baresip-jitter",
+        type=_packets,
+        default=(5, 10),
+        metavar="MIN-MAX",
+        help="the baresips' jitter buffer in packets (default 5-10, baresip's own default)",
+    )
+    add_output_options(m2e, keeps="configs and peer logs")
+
     setup = subparsers.add_parser(
         "setup", help="INVITE to first audio both ways, softphone vs baresip (needs root)"
     )
@@ -123,6 +163,17 @@ def _speech(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _packets(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        pair = (int(low), int(high))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN-MAX (e.g. 5-10)") from None
+    if not 1 <= pair[0] <= pair[1] <= 50:
+        raise argparse.ArgumentTypeError("1 <= MIN <= MAX <= 50 packets")
+    return pair
+
+
 def _interval(text: str) -> int:
     value = _positive_int(text)
     if value < 150:
@@ -142,6 +193,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             return _latency(args, stream)
         if args.command == "setup":
             return _setup(args, stream)
+        if args.command == "mouth-to-ear":
+            return _mouth_to_ear(args, stream)
         if not args.speech.is_file():
             print(
                 f"softphone bench: {args.speech}: no such file (give --speech REF.wav)",
@@ -229,3 +282,20 @@ def _setup(args: argparse.Namespace, out: TextIO) -> int:
         result = run(where, args.calls)
     _emit(args, out, {"benchmark": "setup", **result}, report(result))
     return EXIT_OK
+
+
+def _mouth_to_ear(args: argparse.Namespace, out: TextIO) -> int:
+    from softphone.bench.mouth_to_ear import CODECS, PAIRS, run_mouth_to_ear
+
+    with workdir(args.workdir, prefix="softphone-m2e-") as where:
+        report = run_mouth_to_ear(
+            where,
+            clicks=args.clicks,
+            seed=args.seed,
+            codecs=tuple(args.codec or CODECS),
+            pairs=tuple(args.pair or PAIRS),
+            echo_cancellation=not args.no_echo_cancellation,
+            baresip_jitter_frames=args.baresip_jitter,
+        )
+    _emit(args, out, report.to_json(), report.table())
+    return EXIT_OK if report.complete and report.target_met else EXIT_TARGET_MISSED

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
 import socket
@@ -302,6 +303,9 @@ class Baresip:
         stun_server: str | None = None,
         stun_user: str | None = None,
         stun_password: str | None = None,
+        jack_client: str | None = None,
+        env: dict[str, str] | None = None,
+        jitter_frames: tuple[int, int] = (5, 10),
     ) -> None:
         """``host``: the address it listens and advertises on, inside ``netns`` when given
         (:mod:`softphone.lab.netns`). ``codecs``: baresip's ``audio_codecs`` (its internal
@@ -323,7 +327,13 @@ class Baresip:
         or ``turn:HOST:PORT`` with ``stun_user`` and ``stun_password``, long-term credentials):
         ``stun`` puts the server-reflexive address in the SDP, ``turn`` a relayed one, ``ice``
         offers ICE candidates (RFC 8445; host, server-reflexive, and relayed with a ``turn:``
-        server) and checks them."""
+        server) and checks them. ``jack_client``: microphone and speaker are JACK ports (module
+        ``jack``, mono float at 48 kHz) of clients of that name on the server its environment
+        names (``JACK_DEFAULT_SERVER``), left unconnected (``jack_connect_ports no``); the
+        ``audio`` source is then unused. ``env``: variables added to its environment (the JACK
+        server's, :meth:`softphone.lab.jack.JackServer.client_env`). ``jitter_frames``: its jitter
+        buffer's (min, max) in packets (``jitter_buffer_delay``; 5-10 is baresip 1.0's own
+        default, the one its config template writes)."""
         self.workdir = workdir
         self.host = host
         self.netns = netns
@@ -361,6 +371,13 @@ class Baresip:
         self.stun_server = stun_server
         self.stun_user = stun_user
         self.stun_password = stun_password
+        if jack_client is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", jack_client):
+            raise LabError(f"a JACK client name of letters, digits, - and _, not {jack_client!r}")
+        self.jack_client = jack_client
+        self.env = dict(env or {})
+        if not 1 <= jitter_frames[0] <= jitter_frames[1]:
+            raise LabError(f"a jitter buffer of 1 <= min <= max packets, not {jitter_frames}")
+        self.jitter_frames = jitter_frames
         self.cons_port = 0
         self._console: BaresipConsole | None = None
         self.sip_port = 0
@@ -438,7 +455,18 @@ class Baresip:
         codecs = ["opus.so", "g722.so", "g711.so"]
         if MODULE_DIR.is_dir():  # g722 is optional: load only what is there
             codecs = [m for m in codecs if (MODULE_DIR / m).is_file()]
-        if self.audio == "tone":
+        player = ""
+        sample_format = "s16"
+        if self.jack_client is not None:
+            # baresip 1.0's jack module takes float samples only, at the server's rate.
+            source = (
+                "audio_source\t\tjack\nausrc_srate\t\t48000\nausrc_channels\t\t1\n"
+                "auplay_srate\t\t48000\nauplay_channels\t\t1\n"
+                f"jack_client_name\t{self.jack_client}\njack_connect_ports\tno\n"
+            )
+            player, sample_format = "jack", "float"
+            audio_modules = ["jack.so"]
+        elif self.audio == "tone":
             # ausine only makes 48 kHz: with a G.711 or G.722 call baresip must resample to
             # it, or the source fails and baresip closes the call.
             source = "audio_source\t\tausine,440\nausrc_srate\t\t48000\nausrc_channels\t\t2\n"
@@ -465,10 +493,10 @@ class Baresip:
             tls,
             f"call_local_timeout\t120\ncall_max_calls\t\t{self.max_calls}\n",
             source,
-            "audio_player\t\t\naudio_alert\t\t\n",
-            "ausrc_format\t\ts16\nauplay_format\t\ts16\n",
+            f"audio_player\t\t{player}\naudio_alert\t\t\n",
+            f"ausrc_format\t\t{sample_format}\nauplay_format\t\t{sample_format}\n",
             f"rtp_tos\t\t\t0\nrtcp_mux\t\t{'yes' if self.rtcp_mux else 'no'}\n",
-            "jitter_buffer_delay\t5-10\n",
+            f"jitter_buffer_delay\t{self.jitter_frames[0]}-{self.jitter_frames[1]}\n",
             f"audio_codecs\t\t{self.codecs}\n" if self.codecs else "",
             f"net_interface\t\t{self.host}\n",
             f"dns_server\t\t{hostport(self.host, 53)}\n",
@@ -521,6 +549,7 @@ class Baresip:
             netns_argv(self.netns, argv),
             name=f"baresip-{self.user}",
             cwd=self.workdir,
+            env={**os.environ, **self.env} if self.env else None,
             log_path=self.workdir / "baresip.log",
         )
         deadline = time.monotonic() + timeout_s

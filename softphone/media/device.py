@@ -47,6 +47,14 @@ Kind: TypeAlias = Literal["input", "output"]
 PORTAUDIO_MISSING: Final = "PortAudio is not installed: sudo apt-get install libportaudio2"
 SOUNDDEVICE_MISSING: Final = "the sounddevice package is not installed: pip install sounddevice"
 _WAKE: Final = b"\x00"
+# What the pump keeps queued for the speaker after each device block: every sample played waits
+# about this long in the ring, and the pump must refill it before the card has played it out
+# (after a 10 ms block's callback it has this much minus one block to wake up and write).
+# `softphone bench mouth-to-ear` (JACK dummy card, 10 ms blocks): two blocks (20 ms) gave 77.6
+# ms mouth-to-ear over Opus, 15 ms gave 73.2 and one block 67.8; `softphone bench device` over
+# 60 s on the shared two-core machine counted 0 xruns at 20 and 15 ms, and 2 ring underruns
+# (10 ms of zeros played) at one block, whose pump has no slack at all.
+SPEAKER_MS: Final = 15
 # A stream that has run no callback for this long has lost its card or server: a real card
 # calls every 10-20 ms, and JACK's dummy driver every 10 ms.
 STALL_S: Final = 0.6
@@ -326,8 +334,9 @@ class DeviceIO(AudioIO):
     """A sounddevice stream: duplex, or input-/output-only when one side is absent.
 
     Mono float32 at ``sample_rate`` (callers pass the device's native rate: see
-    ``open_device``), ``block_ms`` blocks. The speaker ring is kept ``target_blocks`` full by
-    ``frames_wanted``; the microphone ring holds up to ``microphone_ms`` of unread capture.
+    ``open_device``), ``block_ms`` blocks. The speaker ring is kept ``speaker_ms`` full by
+    ``frames_wanted`` (at least one block); the microphone ring holds up to ``microphone_ms``
+    of unread capture.
     """
 
     def __init__(
@@ -337,7 +346,7 @@ class DeviceIO(AudioIO):
         *,
         sample_rate: int,
         block_ms: int = 10,
-        target_blocks: int = 2,
+        speaker_ms: int = SPEAKER_MS,
         latency: str | float = "low",
         microphone_ms: int = 1000,
     ) -> None:
@@ -346,7 +355,7 @@ class DeviceIO(AudioIO):
         sd = _sounddevice()
         self.sample_rate = sample_rate
         self.block = max(1, sample_rate * block_ms // 1000)
-        self.target = self.block * target_blocks
+        self.target = max(self.block, sample_rate * speaker_ms // 1000)
         self.input_device = input_device
         self.output_device = output_device
         self._wake_r, self._wake_w = os.pipe()
@@ -481,7 +490,7 @@ class DeviceIO(AudioIO):
         self._wake_r = self._wake_w = -1
 
     def frames_wanted(self, now: float) -> int:
-        """Samples to write so the speaker ring holds ``target_blocks`` blocks again."""
+        """Samples to write so the speaker ring holds ``speaker_ms`` again."""
         if self.output_device is None:
             return 0
         return max(0, self.target - self._exchange.speaker.available())

@@ -179,6 +179,7 @@ class CallMedia:
         self._media_ticks = 0
         self._mic_buffer = np.zeros(0, dtype=np.float32)
         self._to_codec: Resampler | None = None
+        self._mic_primed = False  # the codec resampler's tail put ahead of the first frame
         self._to_engine: Resampler | None = None
         self._playout: Playout | None = None
         self._playout_codec = ""
@@ -258,6 +259,7 @@ class CallMedia:
             self._frame_ticks = codec.clock_rate * frame_ms // 1000
             self._mic_buffer = np.zeros(0, dtype=np.float32)
             self._to_codec = Resampler(self._engine_rate, codec.sample_rate)
+            self._mic_primed = False
             self._last_loss_percent = -1
 
     def _ensure_playout(self, pt: int, encoding: str) -> Playout | None:
@@ -304,6 +306,14 @@ class CallMedia:
         if self._recorder is not None:
             self._recorder.write_local(ours if self.sends else silent_block(len(pcm)))
         converted = self._to_codec.process(ours if others is None else ours + others)
+        if not self._mic_primed:
+            # The resampler holds its filter's tail back (15 samples at 8 kHz), so a frame
+            # would lack them at the end of the block that completes it and wait a whole block
+            # more (10 ms on a sound card). That much silence first puts the frame boundaries
+            # on the blocks' again: 2 ms of shift instead of a block's wait.
+            self._mic_primed = True
+            owed = np.zeros(self._to_codec.held_back, dtype=np.float32)
+            converted = np.concatenate((owed, converted)) if len(owed) else converted
         self._mic_buffer = (
             np.concatenate((self._mic_buffer, converted)) if len(self._mic_buffer) else converted
         )

@@ -183,6 +183,32 @@ def test_contacts_and_the_console_are_configured_only_when_asked(tmp_path: Path)
         Baresip(tmp_path).send_message("hi")
 
 
+def test_a_jack_baresip_uses_unconnected_float_jack_ports_of_its_own_name(tmp_path: Path) -> None:
+    """The mouth-to-ear bench's baresips: microphone and speaker on JACK under a chosen
+    client name, left unconnected for the measurer to wire; others keep their source."""
+    text = Baresip(tmp_path, user="bob", jack_client="m2e-bob").config_text()
+    for line in (
+        "audio_source\t\tjack\n",
+        "audio_player\t\tjack\n",
+        "ausrc_format\t\tfloat\nauplay_format\t\tfloat\n",
+        "ausrc_srate\t\t48000\nausrc_channels\t\t1\n",
+        "jack_client_name\tm2e-bob\njack_connect_ports\tno\n",
+        "module\t\t\tjack.so\n",
+    ):
+        assert line in text
+    plain = Baresip(tmp_path, user="bob").config_text()
+    assert "jack.so" not in plain and "jack_client_name" not in plain
+    assert "audio_source\t\tausine,440\n" in plain
+    assert "ausrc_format\t\ts16\n" in plain
+    assert "jitter_buffer_delay\t5-10\n" in plain  # baresip's own default
+    short = Baresip(tmp_path, jitter_frames=(1, 10)).config_text()
+    assert "jitter_buffer_delay\t1-10\n" in short
+    with pytest.raises(LabError, match="jitter buffer"):
+        Baresip(tmp_path, jitter_frames=(3, 2))
+    with pytest.raises(LabError, match="JACK client name"):
+        Baresip(tmp_path, jack_client="two words")
+
+
 def test_the_console_reader_waits_for_what_baresip_says_across_reads() -> None:
     """cons sends what baresip shows its user in pieces, with colours: a wait matches the
     text without them, whatever the split, and says what it saw when the match never comes."""

@@ -252,7 +252,9 @@ def test_device_io_on_jack_plays_in_real_time_without_xruns(
         io = open_device(input="system", output="system")
         assert io.sample_rate == 48000 and io.block == 480
         tone = ToneGenerator(steady_tone(1000.0, level_dbfs=-20.0), io.sample_rate)
-        io.write(tone.next(io.frames_wanted(0.0)))  # prefill before the device starts pulling
+        prefill = io.frames_wanted(0.0)
+        assert prefill == 720  # SPEAKER_MS: 15 ms queued for the speaker, a block and a half
+        io.write(tone.next(prefill))  # prefill before the device starts pulling
         io.start()
         start = time.monotonic()
         captured = 0
