@@ -4,30 +4,15 @@ sends no FEC at a loss percentage of 0, whatever ``useinbandfec`` says."""
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
-
 import numpy as np
+from call_media_support import PEER, StandInEndpoint, make_call
 
 from softphone.media.codecs import get_codec
 from softphone.media.codecs.opus import packet_has_fec
-from softphone.phone.media import CallMedia
 from softphone.rtp.packet import RtcpReceiverReport, RtcpReportBlock
-from softphone.sdp import Direction
-from softphone.sdp.negotiation import NegotiatedCodec, NegotiatedMedia
+from softphone.sdp.negotiation import NegotiatedCodec
 
-PEER = ("127.0.0.1", 40000)
 RATE = 48000
-
-
-@dataclass
-class StandInEndpoint:
-    timed_sink: object = None
-    sent: list[bytes] = field(default_factory=list)
-
-    def send(self, data: bytes, dest: tuple[str, int], via_rtcp: bool) -> None:
-        if not via_rtcp and data[1] & 0x7F == 111:
-            self.sent.append(data)
 
 
 def speech_like(seconds: float) -> np.ndarray:
@@ -41,26 +26,10 @@ def test_our_offer_asks_for_opus_fec() -> None:
 
 
 async def test_the_encoder_sends_fec_once_the_far_end_reports_loss() -> None:
-    endpoint = StandInEndpoint()
-    media = NegotiatedMedia(
-        remote_address=PEER[0],
-        remote_port=PEER[1],
-        remote_rtcp_port=PEER[1],
-        codec=NegotiatedCodec(111, "opus", 48000, 2, {"useinbandfec": "1"}),
-        telephone_event=None,
-        direction=Direction.SENDRECV,
-        rtcp_mux=True,
-        ptime_ms=20,
-    )
-    call = CallMedia(
-        call_id="c",
-        endpoint=endpoint,  # type: ignore[arg-type]
-        media=media,
-        pt_map={111: ("opus", 48000)},
+    call, endpoint = make_call(
+        NegotiatedCodec(111, "opus", 48000, 2, {"useinbandfec": "1"}),
         engine_rate=RATE,
-        rng=random.Random(1),
-        cname="test",
-        on_dtmf=lambda digit, method, ms: None,
+        endpoint=StandInEndpoint(payload_type=111),
     )
     call.sending_allowed = True
     mic = speech_like(2.0)

@@ -4,54 +4,21 @@ because the 48 -> 8 kHz resampler still holds its filter's tail."""
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
-
 import numpy as np
+from call_media_support import StandInEndpoint
+from call_media_support import make_call as make_pcmu_call
 
 from softphone.media.codecs.g711 import ulaw_to_linear
 from softphone.phone.media import CallMedia
 from softphone.rtp.packet import RtpPacket
-from softphone.sdp import Direction
-from softphone.sdp.negotiation import NegotiatedCodec, NegotiatedMedia
+from softphone.sdp.negotiation import NegotiatedCodec
 
-PEER = ("127.0.0.1", 40000)
 BLOCK = 480  # 10 ms at 48 kHz
 
 
-@dataclass
-class StandInEndpoint:
-    timed_sink: object = None
-    sent: list[bytes] = field(default_factory=list)
-
-    def send(self, data: bytes, dest: tuple[str, int], via_rtcp: bool) -> None:
-        if not via_rtcp:
-            self.sent.append(data)
-
-
 def make_call() -> tuple[CallMedia, StandInEndpoint]:
-    endpoint = StandInEndpoint()
-    media = NegotiatedMedia(
-        remote_address=PEER[0],
-        remote_port=PEER[1],
-        remote_rtcp_port=PEER[1] + 1,
-        codec=NegotiatedCodec(0, "PCMU", 8000, 1, {}),
-        telephone_event=None,
-        direction=Direction.SENDRECV,
-        rtcp_mux=False,
-        ptime_ms=20,
-    )
-    call = CallMedia(
-        call_id="c",
-        endpoint=endpoint,  # type: ignore[arg-type]
-        media=media,
-        pt_map={0: ("PCMU", 8000)},
-        engine_rate=48000,
-        rng=random.Random(1),
-        cname="test",
-        on_dtmf=lambda digit, method, ms: None,
-    )
-    return call, endpoint
+    codec = NegotiatedCodec(0, "PCMU", 8000, 1, {})
+    return make_pcmu_call(codec, engine_rate=48000, rtcp_mux=False)
 
 
 async def test_each_pcmu_frame_leaves_with_the_block_that_completes_it() -> None:

@@ -5,32 +5,19 @@ plays at once instead of after the old timeline catches up with it."""
 from __future__ import annotations
 
 import asyncio
-import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
+from call_media_support import PEER, StandInEndpoint
+from call_media_support import make_call as make_pcmu_call
 
 from softphone.media.codecs.g711 import linear_to_ulaw
 from softphone.phone.media import CallMedia
 from softphone.rtp.packet import RtpPacket
-from softphone.sdp import Direction
-from softphone.sdp.negotiation import NegotiatedCodec, NegotiatedMedia
+from softphone.sdp.negotiation import NegotiatedCodec
 
-PEER = ("127.0.0.1", 40000)
 FRAME = 160  # 20 ms of PCMU
-
-
-@dataclass
-class StandInEndpoint:
-    """What CallMedia needs of an RTP endpoint: a sink it sets, and send()."""
-
-    timed_sink: object = None
-    sent: list[bytes] = field(default_factory=list)
-
-    def send(self, data: bytes, dest: tuple[str, int], via_rtcp: bool) -> None:
-        self.sent.append(data)
 
 
 def tone_packet(ssrc: int, seq: int, ts: int, *, loud: bool) -> bytes:
@@ -41,28 +28,7 @@ def tone_packet(ssrc: int, seq: int, ts: int, *, loud: bool) -> bytes:
 
 
 def make_call() -> tuple[CallMedia, StandInEndpoint]:
-    endpoint = StandInEndpoint()
-    media = NegotiatedMedia(
-        remote_address=PEER[0],
-        remote_port=PEER[1],
-        remote_rtcp_port=PEER[1] + 1,
-        codec=NegotiatedCodec(0, "PCMU", 8000, 1, {}),
-        telephone_event=None,
-        direction=Direction.SENDRECV,
-        rtcp_mux=True,
-        ptime_ms=20,
-    )
-    call = CallMedia(
-        call_id="c",
-        endpoint=endpoint,  # type: ignore[arg-type]
-        media=media,
-        pt_map={0: ("PCMU", 8000)},
-        engine_rate=8000,
-        rng=random.Random(1),
-        cname="test",
-        on_dtmf=lambda digit, method, ms: None,
-    )
-    return call, endpoint
+    return make_pcmu_call(NegotiatedCodec(0, "PCMU", 8000, 1, {}), engine_rate=8000)
 
 
 def loudest_after_the_switch(packets: list[bytes]) -> float:
