@@ -657,7 +657,7 @@ class JitterBuffer(Generic[PayloadT]):
         excess_ms = (play_s - self._play_target(deadline, quantum_ticks)) * 1000.0
         self._stretch_rate *= self._late_decay
         quiet_ms = 0.0
-        if excess_ms >= config.quiet_min_ms or excess_ms < 0.0:
+        if abs(excess_ms) >= config.quiet_min_ms:
             quiet_ms = excess_ms
         quiet_ticks = math.floor(quiet_ms * self.clock_rate / 1000.0 + 1e-6)  # float error
         spaced = (now - self._last_stretch) * 1000.0 >= config.stretch_spacing_ms

@@ -74,9 +74,13 @@ class JitterConfig:
     """Least time between two normal time-stretches of *speech* (one pitch period each, so a
     few % of the audio at most). Quiet frames are not limited (see ``quiet_min_ms``)."""
     quiet_min_ms: float = 1.0
-    """Least excess (deadline over target) worth removing from a quiet frame. Quiet frames
-    (silence, pauses) are where delay is changed first: the playout cuts or pads them by up to
-    nearly a whole frame, which no listener hears, instead of time-stretching speech."""
+    """Least distance from the target, over or under, worth cutting from or padding into a quiet
+    frame. Quiet frames (silence, pauses) are where delay is changed first: the playout cuts or
+    pads them by up to nearly a whole frame, which no listener hears, instead of time-stretching
+    speech. Under the target it once padded for any shortfall, a few samples at a time as the
+    fastest arrival wobbled (about 30 pads in a clean 12 s call, 3-7 since); the target's 1 ms
+    margin covers such a hair. Clean Opus calls from baresip (``bench quality --calls 5 --loss
+    clean``, twice each): 8 of 10 within 0.05 of Opus alone before, 10 of 10 after."""
     late_budget: float = 0.006
     """Share of packets that may be given up as late to keep spikes from slipping the timeline:
     while the recent late rate is below it, a missing packet that arrives more than

@@ -480,3 +480,17 @@ def test_the_first_guess_of_the_delay_is_worked_off_in_pauses_not_in_speech() ->
     assert player.jb.stats(5.0).target_delay_ms < 12.0
     arrival = dict((i, at) for at, i in steady(250, jitter=0.001))
     assert max(now - arrival[i] for i, now in player.played[150:]) < 0.025
+
+
+def test_quiet_frames_are_not_cut_or_padded_for_less_than_the_least_worth_moving() -> None:
+    # A clean path whose fastest arrivals wobble by a fraction of a millisecond: the play
+    # offset sits a hair above or below its target. Moving a pause by a few samples either way
+    # buys nothing and each move is a step in the timeline: both directions wait for
+    # ``quiet_min_ms``.
+    least = JitterConfig().quiet_min_ms * CLOCK / 1000
+    jb: JitterBuffer[int] = JitterBuffer(clock_rate=CLOCK, frame_ticks=FRAME)
+    player = Player(jb)
+    player.regular = False  # the target is then D* + a block, with D*'s wobble
+    simulate(steady(500, jitter=0.0006, seed=3), until=10.0, jb=jb, player=player)
+    moves = [abs(d.quiet_ticks) for d in player.decisions if d.quiet_ticks]
+    assert moves and all(m >= least for m in moves), sorted(moves)[:10]
