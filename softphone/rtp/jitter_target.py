@@ -11,8 +11,9 @@ the packet's media time) to a :class:`TargetEstimator`, which answers with the t
   arrivals in the half-second before and the half-second after it. The baseline follows a step
   of the base delay either way within half a second, and moves with clock drift.
 - ``D* = baseline now + the 70 % quantile of those relative maxima over the last 5 s + 1 ms``,
-  bounded by a floor (at least the playout's pull block plus a margin) and a ceiling. While less than a second of statistics exists, the target
-  is at least the initial delay (the estimate is a guess then).
+  bounded by a floor (at least the playout's pull block plus a margin) and a ceiling. While
+  less than a second of statistics exists, the target is at least the initial delay (the
+  estimate is a guess then).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class JitterConfig:
     in one pull ahead of where it plays, and the far end's pump sends with the same coarseness;
     two softphones pulling 10 ms at a time on a loaded machine, 12 s calls: with a 10 ms floor
     1-5 slips (a 2.5 ms concealment and an acceleration to undo it) in every one of 5 calls and
-    WB-PESQ 3.91-4.05, with 15 ms none in 10 calls and 4.04-4.05 (Opus alone: 4.06)."""
+    WB-PESQ 3.91-4.05, with 15 ms none in 15 calls and 4.04-4.05 (Opus alone: 4.06)."""
     max_target_ms: float = 1000.0
     """Bounds of the target over the baseline."""
     settle_ms: float = 1000.0
