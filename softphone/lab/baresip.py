@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 MODULE_DIR: Final = Path("/usr/lib/baresip/modules")
+PORT_ATTEMPTS: Final = 3
+PORT_TAKEN: Final = "Address already in use"  # what baresip says when a port was taken
 OPUS_AS_SOFTPHONE: Final = "opus_bitrate\t\t32000\nopus_stereo\t\tno\nopus_sprop_stereo\tno\n"
 """baresip config lines that make it encode Opus as softphone does: 32 kbit/s mono. Left to
 itself, baresip 1.0 sends stereo CELT at about 100 kbit/s (libopus's own rate for stereo),
@@ -522,11 +524,22 @@ class Baresip:
 
     def start(self, timeout_s: float = 10.0) -> Baresip:
         """Start it (inside ``netns`` when given: its ports, control connections and
-        readiness checks are the namespace's) and wait until it is registered."""
+        readiness checks are the namespace's) and wait until it is registered.
+
+        Its ports are free ones found by binding to port 0 and letting go; another process
+        (a test run beside this one) may take one in between, and baresip then quits with
+        "Address already in use": it is started again on other ports, a bounded number of
+        times."""
         with contextlib.ExitStack() as stack:
             if self.netns is not None:
                 stack.enter_context(entered(self.netns))
-            return self._start(timeout_s)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                try:
+                    return self._start(timeout_s)
+                except LabError as exc:
+                    if attempt == PORT_ATTEMPTS or PORT_TAKEN not in str(exc):
+                        raise
+            raise AssertionError("unreachable")  # the loop returns or raises
 
     def _start(self, timeout_s: float) -> Baresip:
         binary = find_binary("baresip", "baresip")
