@@ -48,7 +48,7 @@ from softphone.bench.m2e_clicks import MAX_GAP_S, MIN_GAP_S, click_schedule
 from softphone.bench.m2e_jack import JackMeasurer, MeasurerError, Take, jack_clients_of_process
 from softphone.lab.baresip import OPUS_AS_SOFTPHONE, Baresip
 from softphone.lab.jack import JackServer
-from softphone.lab.process import HOST, LabError, LabProcess, free_port_pair
+from softphone.lab.process import HOST, LabError, LabProcess, free_port_pair, softphone_env
 
 CODECS: Final = ("opus", "PCMU")
 PAIRS: Final = ("softphone", "baresip")
@@ -190,12 +190,7 @@ class MouthToEarReport:
 
 
 def _softphone_env(root: Path, jack: JackServer) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
-        path = root / name.lower()
-        path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    env["PYTHONUNBUFFERED"] = "1"
+    env = softphone_env(root)
     # The phones run the softphone this bench runs from (its cwd is elsewhere: a relative
     # PYTHONPATH would find another one, or none).
     tree = str(Path(softphone.__file__).resolve().parent.parent)

@@ -93,6 +93,19 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def softphone_env(root: Path) -> dict[str, str]:
+    """The environment of one ``softphone`` process started by a test or a bench: its XDG
+    directories all under ``root`` (the user's own config, logs and data are never touched),
+    its output unbuffered so that its JSON events arrive as they happen."""
+    env = dict(os.environ)
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
+        path = root / name.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        env[name] = str(path)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def free_tcp_port(host: str = HOST) -> int:
     with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
