@@ -14,6 +14,15 @@ stale (out of order, or repeated) and ignored. A partial document that skips a v
 one was lost: it is not applied, and the subscriber refreshes the subscription to get full state
 (§4.1.2: "the subscriber ... SHOULD generate a refresh request").
 
+A dialog's states only move forward (§3.7.1: terminated is final), and a presence server that
+aggregates several publications for one party can list the same dialog more than once, in
+different states. Kamailio does this under load: when its pua module's PUBLISH meets "No E_Tag
+match" (412) it publishes the state again as a new publication, and the one left behind keeps
+an older state (a ``confirmed`` with its 12-hour expiry beside the ``terminated``). So within
+a document the furthest state of a dialog counts, and a dialog once seen terminated stays
+ended for as long as the documents still list it; a full document that no longer lists it
+forgets it.
+
 :func:`lamp` turns the dialogs into what a busy lamp shows: ``busy`` for a call in progress
 (confirmed, or one the party is placing), ``ringing`` for a call ringing at the party, ``idle``
 for none.
@@ -47,6 +56,7 @@ LAMPS: Final[tuple[Lamp, ...]] = get_args(Lamp)
 DialogStateName: TypeAlias = Literal["trying", "proceeding", "early", "confirmed", "terminated"]
 _STATES: Final[tuple[DialogStateName, ...]] = get_args(DialogStateName)
 _STATE_OF: Final[dict[str, DialogStateName]] = {name: name for name in _STATES}
+_RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(_STATES)}  # §3.7.1 order
 Direction: TypeAlias = Literal["initiator", "recipient"]
 _DIRECTION_OF: Final[dict[str, Direction]] = {"initiator": "initiator", "recipient": "recipient"}
 
@@ -126,6 +136,7 @@ class DialogView:
 
     version: int | None = None
     _dialogs: dict[str, DialogEntry] = field(default_factory=dict)
+    _ended: set[str] = field(default_factory=set)  # ids seen terminated and still listed
 
     @property
     def dialogs(self) -> tuple[DialogEntry, ...]:
@@ -134,6 +145,7 @@ class DialogView:
     def clear(self) -> None:
         """No dialogs, as a NOTIFY without a body says; the version stays."""
         self._dialogs = {}
+        self._ended = set()
 
     def apply(self, info: DialogInfo) -> Applied:
         last = self.version
@@ -141,13 +153,20 @@ class DialogView:
             return Applied.STALE
         if not info.full and (last is None or info.version != last + 1):
             return Applied.GAP
+        furthest: dict[str, DialogEntry] = {}
+        for entry in info.dialogs:
+            seen = furthest.get(entry.id)
+            if seen is None or _RANK[entry.state] >= _RANK[seen.state]:
+                furthest[entry.id] = entry
         if info.full:
             self._dialogs = {}
-        for entry in info.dialogs:
-            if entry.state == "terminated":
-                self._dialogs.pop(entry.id, None)
+            self._ended &= furthest.keys()
+        self._ended |= {i for i, entry in furthest.items() if entry.state == "terminated"}
+        for dialog_id, entry in furthest.items():
+            if dialog_id in self._ended:
+                self._dialogs.pop(dialog_id, None)
             else:
-                self._dialogs[entry.id] = entry
+                self._dialogs[dialog_id] = entry
         self.version = info.version
         return Applied.APPLIED
 

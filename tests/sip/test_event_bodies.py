@@ -183,6 +183,44 @@ def test_a_partial_notification_after_a_lost_one_is_a_gap_and_changes_nothing() 
     assert view.version == 9
 
 
+def test_a_stale_publication_beside_the_terminated_one_does_not_keep_the_lamp_lit() -> None:
+    # Kamailio under load (pua's PUBLISH met "No E_Tag match"): the call's dialog is listed twice,
+    # terminated and, from a publication left behind, confirmed; then the terminated one expires
+    # and the confirmed one stays for its 12 hours.
+    view = DialogView()
+    assert view.apply(DialogInfo.parse(load("kamailio_stale_beside_terminated.dialog"))) is (
+        Applied.APPLIED
+    )
+    assert view.dialogs == () and lamp(view.dialogs) == "idle"
+    assert view.apply(DialogInfo.parse(load("kamailio_stale_alone.dialog"))) is Applied.APPLIED
+    assert lamp(view.dialogs) == "idle"
+    # Once a full document no longer lists the dialog, its id is forgotten.
+    gone = b'<dialog-info version="60" state="full" entity="sip:bob@lab.test"/>'
+    view.apply(DialogInfo.parse(gone))
+    again = load("kamailio_stale_alone.dialog").replace(b'version="54"', b'version="61"')
+    view.apply(DialogInfo.parse(again))
+    assert [d.id for d in view.dialogs] == ["padi-6b1742c0-26f6-1"] and lamp(view.dialogs) == "busy"
+
+
+def test_within_a_document_the_furthest_state_of_a_dialog_counts() -> None:
+    def doc(version: int, *states: str, full: bool = True) -> DialogInfo:
+        dialogs = "".join(f'<dialog id="d"><state>{s}</state></dialog>' for s in states)
+        kind = "full" if full else "partial"
+        return DialogInfo.parse(
+            f'<dialog-info version="{version}" state="{kind}">{dialogs}</dialog-info>'.encode()
+        )
+
+    view = DialogView()
+    view.apply(doc(1, "confirmed", "early"))
+    assert [d.state for d in view.dialogs] == ["confirmed"]
+    view.apply(doc(2, "terminated", full=False))
+    view.apply(doc(3, "confirmed", full=False))  # a late word about a dialog that has ended
+    assert view.dialogs == ()
+    view.clear()  # a NOTIFY without a body: nothing is listed any more
+    view.apply(doc(4, "early"))
+    assert [d.state for d in view.dialogs] == ["early"]
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
