@@ -42,6 +42,7 @@ from softphone.lab.process import (
     free_port_pair,
     free_tcp_port,
     hostport,
+    retry_taken_port,
 )
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
 ]
 
 MODULE_DIR: Final = Path("/usr/lib/baresip/modules")
-PORT_ATTEMPTS: Final = 3
-PORT_TAKEN: Final = "Address already in use"  # what baresip says when a port was taken
 OPUS_AS_SOFTPHONE: Final = "opus_bitrate\t\t32000\nopus_stereo\t\tno\nopus_sprop_stereo\tno\n"
 """baresip config lines that make it encode Opus as softphone does: 32 kbit/s mono. Left to
 itself, baresip 1.0 sends stereo CELT at about 100 kbit/s (libopus's own rate for stereo),
@@ -533,13 +532,7 @@ class Baresip:
         with contextlib.ExitStack() as stack:
             if self.netns is not None:
                 stack.enter_context(entered(self.netns))
-            for attempt in range(1, PORT_ATTEMPTS + 1):
-                try:
-                    return self._start(timeout_s)
-                except LabError as exc:
-                    if attempt == PORT_ATTEMPTS or PORT_TAKEN not in str(exc):
-                        raise
-            raise AssertionError("unreachable")  # the loop returns or raises
+            return retry_taken_port(lambda: self._start(timeout_s))
 
     def _start(self, timeout_s: float) -> Baresip:
         binary = find_binary("baresip", "baresip")

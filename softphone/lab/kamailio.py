@@ -44,6 +44,7 @@ from softphone.lab.process import (
     can_bind,
     find_binary,
     free_port_pair,
+    retry_taken_port,
 )
 
 __all__ = ["USERS", "Kamailio", "Transport"]
@@ -206,11 +207,15 @@ class Kamailio:
 
     def start(self, timeout_s: float = 15.0, *, port: int | None = None) -> Kamailio:
         """Start it on ``port`` (UDP/TCP; TLS on the next), or on free ports, inside ``netns``
-        when given, and wait until it answers on UDP and TCP."""
+        when given, and wait until it answers on UDP and TCP. Free ports that another process
+        takes before Kamailio binds them are replaced by others (:func:`retry_taken_port`); a
+        port given is not."""
         with contextlib.ExitStack() as stack:
             if self.netns is not None:
                 stack.enter_context(entered(self.netns))  # ports and probes are the namespace's
-            return self._start(timeout_s, port)
+            if port is not None:
+                return self._start(timeout_s, port)
+            return retry_taken_port(lambda: self._start(timeout_s, None))
 
     def _start(self, timeout_s: float, port: int | None) -> Kamailio:
         binary = find_binary("kamailio", "kamailio")

@@ -49,7 +49,15 @@ from typing import Final, Literal
 
 from softphone.lab.kamailio import USERS, Kamailio
 from softphone.lab.pki import DOMAIN
-from softphone.lab.process import HOST, LabError, LabProcess, find_binary, free_port_pair
+from softphone.lab.process import (
+    HOST,
+    PORT_TAKEN,
+    LabError,
+    LabProcess,
+    find_binary,
+    free_port_pair,
+    retry_taken_port,
+)
 
 __all__ = ["CallEvent", "CallEventKind", "Linphone", "Rel100", "parse_event"]
 
@@ -269,7 +277,11 @@ class Linphone:
     # -- life cycle
 
     def start(self, timeout_s: float = 10.0) -> Linphone:
-        """Start it and wait until its account is registered."""
+        """Start it and wait until its account is registered, on other free ports when another
+        process took its SIP port first (:func:`retry_taken_port`)."""
+        return retry_taken_port(lambda: self._start(timeout_s))
+
+    def _start(self, timeout_s: float) -> Linphone:
         binary = find_binary("linphonec", "linphone-cli")
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
@@ -288,8 +300,12 @@ class Linphone:
             self._wait_registered(time.monotonic() + timeout_s)
         except LabError as exc:
             tail = process.tail()
+            # It does not quit when its port is taken: it logs so once and never registers.
+            taken = [f"{line}\n" for line in process.lines() if PORT_TAKEN in line][:1]
             self.stop()
-            raise LabError(f"{exc}\nlinphonec {self.user} output:\n{tail}") from None
+            raise LabError(
+                f"{exc}\nlinphonec {self.user} output:\n{''.join(taken)}{tail}"
+            ) from None
         return self
 
     def _wait_registered(self, deadline: float) -> None:

@@ -29,6 +29,8 @@ from typing import IO, Any, ClassVar, Final, TypeVar
 
 __all__ = [
     "HOST",
+    "PORT_ATTEMPTS",
+    "PORT_TAKEN",
     "LabError",
     "LabProcess",
     "PeerMissing",
@@ -40,6 +42,7 @@ __all__ = [
     "free_port_pair",
     "free_tcp_port",
     "hostport",
+    "retry_taken_port",
     "stop_process",
     "wait_until",
 ]
@@ -125,6 +128,25 @@ def free_port_pair(host: str = HOST) -> int:
         ):
             return port
     raise LabError(f"no free port pair on {host}")
+
+
+PORT_ATTEMPTS: Final = 3
+PORT_TAKEN: Final = "Address already in use"  # what a peer logs when its port was taken
+
+
+def retry_taken_port(start: Callable[[], T], attempts: int = PORT_ATTEMPTS) -> T:
+    """``start()``, again (up to ``attempts`` in all) while it fails with :data:`PORT_TAKEN`.
+
+    Free ports are found by binding to port 0 and letting go; another process (a test run
+    beside this one) may take one before the peer binds it, and the peer then quits. ``start``
+    picks new free ports each time; any other failure is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except LabError as exc:
+            if attempt == attempts or PORT_TAKEN not in str(exc):
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def accepts(port: int, host: str = HOST, timeout_s: float = 0.2) -> bool:
