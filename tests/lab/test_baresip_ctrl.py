@@ -226,36 +226,3 @@ def test_the_console_reader_waits_for_what_baresip_says_across_reads() -> None:
             with pytest.raises(LabError, match="never said"):
                 console.wait_for("goodbye", 0.05)
         console.close()
-
-
-@pytest.mark.parametrize(
-    ("failures", "starts", "raised"),
-    [
-        (["Address already in use"], 2, False),  # a port taken between the probe and baresip
-        (["Address already in use"] * 3, 3, True),  # bounded: the third one is the last
-        (["the process died: no such module"], 1, True),  # anything else is not retried
-    ],
-)
-def test_a_start_that_lost_its_port_to_another_process_is_tried_again_on_other_ports(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    failures: list[str],
-    starts: int,
-    raised: bool,
-) -> None:
-    phone = Baresip(tmp_path, user="bob")
-    tries: list[int] = []
-
-    def start_once(timeout_s: float) -> Baresip:
-        tries.append(1)
-        if len(tries) <= len(failures):
-            raise LabError(f"baresip bob output:\nua: init failed ({failures[len(tries) - 1]})")
-        return phone
-
-    monkeypatch.setattr(phone, "_start", start_once)
-    if raised:
-        with pytest.raises(LabError):
-            phone.start()
-    else:
-        assert phone.start() is phone
-    assert len(tries) == starts

@@ -11,7 +11,6 @@ import pytest
 from softphone.lab import kamailio
 from softphone.lab.kamailio import Kamailio, template_text
 from softphone.lab.pki import CertPair, LabPki
-from softphone.lab.process import LabError
 
 
 def fake_pki(directory: Path) -> LabPki:
@@ -103,38 +102,3 @@ def test_nat_contacts_are_fixed_only_when_asked(
     text = Kamailio(tmp_path, pki, nat_contacts=True).render_config()
     assert text.startswith("#!KAMAILIO\n#!define WITH_NAT_CONTACTS\n")
     assert "fix_nated_contact();" in text
-
-
-@pytest.mark.parametrize(
-    ("port", "failures", "starts", "raised"),
-    [
-        (None, ["bind: Address already in use"], 2, False),  # taken between probe and bind
-        (None, ["bind: Address already in use"] * 3, 3, True),  # bounded
-        (None, ["the process died: bad module"], 1, True),  # anything else is not retried
-        (5070, ["bind: Address already in use"], 1, True),  # a port asked for is not replaced
-    ],
-)
-def test_a_start_that_lost_its_free_port_is_tried_again_on_others(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    port: int | None,
-    failures: list[str],
-    starts: int,
-    raised: bool,
-) -> None:
-    server = Kamailio(tmp_path, pki=fake_pki(tmp_path))
-    asked: list[int | None] = []
-
-    def start_once(timeout_s: float, wanted: int | None) -> Kamailio:
-        asked.append(wanted)
-        if len(asked) <= len(failures):
-            raise LabError(f"kamailio output:\nERROR: <core> {failures[len(asked) - 1]}")
-        return server
-
-    monkeypatch.setattr(server, "_start", start_once)
-    if raised:
-        with pytest.raises(LabError):
-            server.start(port=port)
-    else:
-        assert server.start(port=port) is server
-    assert asked == [port] * starts

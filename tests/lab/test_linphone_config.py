@@ -148,36 +148,3 @@ def test_commands_are_single_non_empty_lines(tmp_path: Path) -> None:
         lp.command("   ")
     with pytest.raises(LabError, match="never started"):
         lp.command("calls")
-
-
-@pytest.mark.parametrize(
-    ("failures", "starts", "raised"),
-    [
-        (["belle-sip-error-udp bind() failed: Address already in use"], 2, False),
-        (["belle-sip-error-udp bind() failed: Address already in use"] * 3, 3, True),
-        (["did not register in time"], 1, True),  # a registrar that never answers: not retried
-    ],
-)
-def test_a_start_that_lost_its_sip_port_is_tried_again_on_other_ports(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    failures: list[str],
-    starts: int,
-    raised: bool,
-) -> None:
-    lp = phone(tmp_path)
-    tries: list[float] = []
-
-    def start_once(timeout_s: float) -> Linphone:
-        tries.append(timeout_s)
-        if len(tries) <= len(failures):
-            raise LabError(f"linphonec carol output:\n{failures[len(tries) - 1]}")
-        return lp
-
-    monkeypatch.setattr(lp, "_start", start_once)
-    if raised:
-        with pytest.raises(LabError):
-            lp.start(timeout_s=3.0)
-    else:
-        assert lp.start(timeout_s=3.0) is lp
-    assert tries == [3.0] * starts

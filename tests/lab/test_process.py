@@ -3,11 +3,13 @@ on a condition (or with a clear error), stop by pid reaching the child's whole g
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,3 +205,78 @@ def test_a_child_without_a_stdin_pipe_refuses_lines(tmp_path: Path) -> None:
             child.send_line("hello")
     finally:
         child.stop()
+
+
+TAKEN = "bind() on 127.0.0.1:40000: Address already in use"
+
+
+def _peer(kind: str, tmp_path: Path) -> Any:
+    """A lab peer that is never started for real: its ``_start`` is replaced by the test."""
+    from softphone.lab.baresip import Baresip
+    from softphone.lab.kamailio import Kamailio
+    from softphone.lab.linphone import Linphone
+    from softphone.lab.pki import CertPair, LabPki
+
+    if kind == "baresip":
+        return Baresip(tmp_path, user="bob")
+    pair = CertPair(cert=tmp_path / "cert.pem", key=tmp_path / "key.pem")  # never read
+    pki = LabPki(
+        ca_file=tmp_path / "ca.pem",
+        ca_key=tmp_path / "ca.key",
+        good=pair,
+        expired=pair,
+        wrong_name=pair,
+    )
+    kamailio = Kamailio(tmp_path, pki)
+    return kamailio if kind == "kamailio" else Linphone(tmp_path, kamailio=kamailio)
+
+
+@pytest.mark.parametrize("kind", ["baresip", "kamailio", "linphone"])
+@pytest.mark.parametrize(
+    ("failures", "starts", "raised"),
+    [
+        ([TAKEN], 2, False),  # another process took a free port between the probe and the bind
+        ([TAKEN] * 3, 3, True),  # bounded: the third start is the last
+        (["the process died: no such module"], 1, True),  # anything else is not retried
+    ],
+)
+def test_a_peer_that_lost_its_free_port_is_started_again_on_others(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    failures: list[str],
+    starts: int,
+    raised: bool,
+) -> None:
+    peer = _peer(kind, tmp_path)
+    tries: list[tuple[object, ...]] = []
+
+    def start_once(*args: object) -> object:
+        tries.append(args)
+        if len(tries) <= len(failures):
+            raise LabError(f"{kind} output:\n{failures[len(tries) - 1]}")
+        return peer
+
+    monkeypatch.setattr(peer, "_start", start_once)
+    if raised:
+        with pytest.raises(LabError, match=re.escape(failures[-1])):
+            peer.start(timeout_s=3.0)
+    else:
+        assert peer.start(timeout_s=3.0) is peer
+    assert len(tries) == starts and all(args[0] == 3.0 for args in tries)
+
+
+def test_a_kamailio_asked_for_a_port_is_not_moved_to_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _peer("kamailio", tmp_path)
+    asked: list[int | None] = []
+
+    def start_once(timeout_s: float, port: int | None) -> object:
+        asked.append(port)
+        raise LabError(f"kamailio output:\n{TAKEN}")
+
+    monkeypatch.setattr(server, "_start", start_once)
+    with pytest.raises(LabError, match="Address already in use"):
+        server.start(port=5070)  # a restart on the same ports: they are the point
+    assert asked == [5070]
