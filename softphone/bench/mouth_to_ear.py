@@ -48,7 +48,7 @@ from softphone.bench.m2e_clicks import MAX_GAP_S, MIN_GAP_S, click_schedule
 from softphone.bench.m2e_jack import JackMeasurer, MeasurerError, Take, jack_clients_of_process
 from softphone.lab.baresip import OPUS_AS_SOFTPHONE, Baresip
 from softphone.lab.jack import JackServer
-from softphone.lab.process import HOST, LabError, LabProcess, free_port_pair, softphone_env
+from softphone.lab.process import HOST, LabError, LabProcess, softphone_env
 
 CODECS: Final = ("opus", "PCMU")
 PAIRS: Final = ("softphone", "baresip")
@@ -238,22 +238,24 @@ def softphone_pair(
         f'codecs = ["{codec}"]\ninput_device = "{JACK_DEVICE}"\noutput_device = "{JACK_DEVICE}"\n'
         f"echo_cancellation = {'true' if echo_cancellation else 'false'}\n"
     )
+    # Port 0: each binds what the kernel gives it (a port probed free first could be taken by
+    # another process before it binds); the callee's "listening" event says which.
     common = [sys.executable, "-m", "softphone", "--config", str(config), "--bind", HOST]
-    listen_port, dial_port = free_port_pair(), free_port_pair()
+    common += ["--sip-port", "0"]
     with contextlib.ExitStack() as stack:
         callee = LabProcess(
-            [*common, "--sip-port", str(listen_port), "listen", "--auto-answer", "--json"],
+            [*common, "listen", "--auto-answer", "--json"],
             name="softphone-callee",
             cwd=workdir,
             env=_softphone_env(workdir / "callee", jack),
             log_path=workdir / "callee.log",
         )
         stack.callback(callee.stop)
-        callee.wait_for(r'"event":"listening"', CALL_TIMEOUT_S)
-        uri = f"sip:softphone@{HOST}:{listen_port}"
+        listening = callee.wait_for(r'"event":"listening".*?"port":(\d+)', CALL_TIMEOUT_S)
+        uri = f"sip:softphone@{HOST}:{listening.group(1)}"
         duration = ["--duration", f"{seconds:.0f}"]
         caller = LabProcess(
-            [*common, "--sip-port", str(dial_port), "dial", uri, "--json", *duration],
+            [*common, "dial", uri, "--json", *duration],
             name="softphone-caller",
             cwd=workdir,
             env=_softphone_env(workdir / "caller", jack),
