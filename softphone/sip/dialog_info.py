@@ -19,9 +19,12 @@ aggregates several publications for one party can list the same dialog more than
 different states. Kamailio does this under load: when its pua module's PUBLISH meets "No E_Tag
 match" (412) it publishes the state again as a new publication, and the one left behind keeps
 an older state (a ``confirmed`` with its 12-hour expiry beside the ``terminated``). So within
-a document the furthest state of a dialog counts, and a dialog once seen terminated stays
-ended for as long as the documents still list it; a full document that no longer lists it
-forgets it.
+a document the furthest state of a dialog counts. A dialog listed twice in one document and
+terminated in one of them is a publication left behind: later documents that list it only in
+its older state (once the terminated one has expired) do not bring it back, until a full
+document no longer lists it. A dialog listed once is taken as it is: Asterisk names every
+dialog of an extension after the extension, ``terminated`` while idle and ``early`` on the next
+call.
 
 :func:`lamp` turns the dialogs into what a busy lamp shows: ``busy`` for a call in progress
 (confirmed, or one the party is placing), ``ringing`` for a call ringing at the party, ``idle``
@@ -136,7 +139,7 @@ class DialogView:
 
     version: int | None = None
     _dialogs: dict[str, DialogEntry] = field(default_factory=dict)
-    _ended: set[str] = field(default_factory=set)  # ids seen terminated and still listed
+    _stale: set[str] = field(default_factory=set)  # ended, but a stale publication lists them
 
     @property
     def dialogs(self) -> tuple[DialogEntry, ...]:
@@ -145,7 +148,7 @@ class DialogView:
     def clear(self) -> None:
         """No dialogs, as a NOTIFY without a body says; the version stays."""
         self._dialogs = {}
-        self._ended = set()
+        self._stale = set()
 
     def apply(self, info: DialogInfo) -> Applied:
         last = self.version
@@ -154,16 +157,19 @@ class DialogView:
         if not info.full and (last is None or info.version != last + 1):
             return Applied.GAP
         furthest: dict[str, DialogEntry] = {}
+        listed_twice: set[str] = set()
         for entry in info.dialogs:
             seen = furthest.get(entry.id)
+            if seen is not None:
+                listed_twice.add(entry.id)
             if seen is None or _RANK[entry.state] >= _RANK[seen.state]:
                 furthest[entry.id] = entry
         if info.full:
             self._dialogs = {}
-            self._ended &= furthest.keys()
-        self._ended |= {i for i, entry in furthest.items() if entry.state == "terminated"}
+            self._stale &= furthest.keys()
+        self._stale |= {i for i in listed_twice if furthest[i].state == "terminated"}
         for dialog_id, entry in furthest.items():
-            if dialog_id in self._ended:
+            if entry.state == "terminated" or dialog_id in self._stale:
                 self._dialogs.pop(dialog_id, None)
             else:
                 self._dialogs[dialog_id] = entry

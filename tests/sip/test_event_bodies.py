@@ -202,6 +202,20 @@ def test_a_stale_publication_beside_the_terminated_one_does_not_keep_the_lamp_li
     assert [d.id for d in view.dialogs] == ["padi-6b1742c0-26f6-1"] and lamp(view.dialogs) == "busy"
 
 
+def test_asterisk_names_every_call_after_the_extension_and_each_one_lights_the_lamp() -> None:
+    # Asterisk's dialog-info has one <dialog id="EXTEN">: terminated while idle, then early,
+    # confirmed and terminated again for every call; the id coming back is the next call.
+    ringing = load("asterisk_ringing.dialog")
+    view = DialogView()
+    shown = []
+    for version, state in enumerate(["terminated", "early", "confirmed", "terminated", "early"]):
+        body = ringing.replace(b'version="0"', f'version="{version}"'.encode())
+        body = body.replace(b"<state>early</state>", f"<state>{state}</state>".encode())
+        assert view.apply(DialogInfo.parse(body)) is Applied.APPLIED
+        shown.append(lamp(view.dialogs))
+    assert shown == ["idle", "ringing", "busy", "idle", "ringing"]
+
+
 def test_within_a_document_the_furthest_state_of_a_dialog_counts() -> None:
     def doc(version: int, *states: str, full: bool = True) -> DialogInfo:
         dialogs = "".join(f'<dialog id="d"><state>{s}</state></dialog>' for s in states)
@@ -213,11 +227,16 @@ def test_within_a_document_the_furthest_state_of_a_dialog_counts() -> None:
     view = DialogView()
     view.apply(doc(1, "confirmed", "early"))
     assert [d.state for d in view.dialogs] == ["confirmed"]
-    view.apply(doc(2, "terminated", full=False))
-    view.apply(doc(3, "confirmed", full=False))  # a late word about a dialog that has ended
+    view.apply(doc(2, "confirmed", "terminated", full=False))  # ended, beside a stale one
+    assert view.dialogs == ()
+    view.apply(doc(3, "confirmed", full=False))  # the stale one alone, its twin expired
     assert view.dialogs == ()
     view.clear()  # a NOTIFY without a body: nothing is listed any more
     view.apply(doc(4, "early"))
+    assert [d.state for d in view.dialogs] == ["early"]
+    view.apply(doc(5, "terminated", "confirmed"))
+    view.apply(doc(6))  # a full document without it: forgotten
+    view.apply(doc(7, "early"))  # so the id may name a new call
     assert [d.state for d in view.dialogs] == ["early"]
 
 
