@@ -58,13 +58,14 @@ TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left w
 # Headless, nothing waits on a device block: one tick per 20 ms RTP frame does the same work in a
 # quarter of the wake-ups (each wake-up walks every call's port: 40 calls, 8,000 a second at 5 ms).
 HEADLESS_TICK_S = 0.02
-# With a WAV file as microphone or recorder (--play/--record) the pump pulls 10 ms at a time, a
-# sound card's block. 20 ms pulls would cost a quarter less CPU (`softphone bench cpu`: 2.0-2.1x
-# baresip's against 2.6-2.8x at 10 ms and 2.9x at 5 ms, one run) and score the same on an idle
-# machine, but on a loaded one they concealed 70-145 ms and scored WB-PESQ 2.5-3.3 over 12 s
-# where 5 and 10 ms pulls kept 3.3-4.1 (two phones in one process beside two busy loops; a CI
-# run failed on it).
-FILE_TICK_S = 0.01
+# With a WAV file as microphone or recorder (--play/--record) the pump pulls 20 ms at a time,
+# one RTP frame, as headless. The jitter buffer's floor follows the pull block (20 + 5 ms), so
+# calls play ~10 ms later than with 10 ms pulls. In exchange they cost less CPU: `softphone
+# bench cpu --seconds 30`, alternated, 2.33 and 2.25x baresip against 2.61 and 2.74 at 10 ms.
+# Quality held on a loaded machine (2 busy loops beside a CI run): `bench quality --calls 3`
+# 4.10-4.13 at both, and two softphones in one process 3.01-4.13 at 20 ms against 3.00-4.14 at
+# 10 ms. Before the floor followed the pull block, 20 ms pulls concealed under load.
+FILE_TICK_S = 0.02
 # With a device that wakes the pump after each block, the timer only looks after a device that
 # has stopped calling back (device_watch.py notices it within STALL_S).
 WOKEN_TICK_S = 0.05
