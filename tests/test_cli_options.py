@@ -200,9 +200,8 @@ def test_dial_to_a_registrar_that_is_down_says_why_and_gives_up_at_its_timeout(
     ]
     # The call was tried all the same (a call does not need the registration).
     assert any(e["event"] == "call_state" and e["state"] == "calling" for e in events)
-    assert (
-        TIMEOUT_S <= elapsed < TIMEOUT_S + 5.0
-    )  # bounded by --timeout (plus start-up and clean-up)
+    # Bounded by --timeout, plus start-up and clean-up.
+    assert TIMEOUT_S <= elapsed < TIMEOUT_S + 5.0
 
 
 def test_no_echo_cancellation_turns_it_off_for_the_command(

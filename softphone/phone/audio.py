@@ -57,15 +57,14 @@ Pcm = np.ndarray
 TICK_S = 0.005  # the pump runs every 5 ms: a 10 ms device block is never left waiting long
 # Headless, nothing waits on a device block: one tick per 20 ms RTP frame does the same work in a
 # quarter of the wake-ups (each wake-up walks every call's port: 40 calls, 8,000 a second at 5 ms).
+# With a WAV file as microphone or recorder (--play/--record) the pump pulls 20 ms at a time as
+# well. The jitter buffer's floor follows the pull block (20 + 5 ms), so such calls play ~10 ms
+# later than with 10 ms pulls. In exchange they cost less CPU: `softphone bench cpu --seconds
+# 30`, alternated, 2.33 and 2.25x baresip against 2.61 and 2.74 at 10 ms. Quality held on a
+# loaded machine (2 busy loops beside a CI run): `bench quality --calls 3` 4.10-4.13 at both, and
+# two softphones in one process 3.01-4.13 at 20 ms against 3.00-4.14 at 10 ms. Before the floor
+# followed the pull block, 20 ms pulls concealed under load.
 HEADLESS_TICK_S = 0.02
-# With a WAV file as microphone or recorder (--play/--record) the pump pulls 20 ms at a time,
-# one RTP frame, as headless. The jitter buffer's floor follows the pull block (20 + 5 ms), so
-# calls play ~10 ms later than with 10 ms pulls. In exchange they cost less CPU: `softphone
-# bench cpu --seconds 30`, alternated, 2.33 and 2.25x baresip against 2.61 and 2.74 at 10 ms.
-# Quality held on a loaded machine (2 busy loops beside a CI run): `bench quality --calls 3`
-# 4.10-4.13 at both, and two softphones in one process 3.01-4.13 at 20 ms against 3.00-4.14 at
-# 10 ms. Before the floor followed the pull block, 20 ms pulls concealed under load.
-FILE_TICK_S = 0.02
 # With a device that wakes the pump after each block, the timer only looks after a device that
 # has stopped calling back (device_watch.py notices it within STALL_S).
 WOKEN_TICK_S = 0.05
@@ -353,7 +352,7 @@ class FileAudio:
             FileIO(self.play, HEADLESS_RATE) if self.play is not None else NullIO(HEADLESS_RATE)
         )
         record = numbered(self.record, call_number) if self.record is not None else None
-        return AudioEngine(io, record_to=record, name="file", tick_s=FILE_TICK_S)
+        return AudioEngine(io, record_to=record, name="file", tick_s=HEADLESS_TICK_S)
 
     def release(self, engine: AudioEngine) -> None:
         engine.close()
