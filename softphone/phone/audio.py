@@ -8,8 +8,9 @@ A sound card wakes the pump itself after each of its blocks (its wake-up pipe, r
 loop), so the pump runs once per block, right after the block has gone, rather than on a 5 ms
 timer (100 wake-ups a second with 10 ms blocks instead of 200); a slow timer remains for a card
 that stops calling back.
-Headless, the loop's timer is the clock: a tick per 20 ms frame, or per 10 ms with a WAV file
-as microphone or recorder (``--play``/``--record``), whose audio is listened to.
+Headless, the loop's timer is the clock: a tick per 20 ms frame.
+A call's port has its RTP socket read by the pump, first thing in every step, rather than by
+the loop (``NetworkPort``): one wake-up per step instead of one more per packet.
 
 An ``AudioProvider`` decides which engine a call uses:
 - ``DeviceAudio``: one engine on the configured sound device, shared by all calls (the held
@@ -27,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -84,6 +85,15 @@ class AudioPort(Protocol):
     def render(self, samples: int, now: float) -> Pcm: ...
 
 
+@runtime_checkable
+class NetworkPort(AudioPort, Protocol):
+    """A port with a socket of its own (a call's RTP), which the pump reads while attached."""
+
+    def read_by_pump(self, polled: bool) -> None: ...
+
+    def poll_network(self) -> None: ...
+
+
 class AudioEngine:
     def __init__(
         self,
@@ -102,6 +112,7 @@ class AudioEngine:
         self.silent_because = silent_because
         self.sample_rate = io.sample_rate
         self._ports: list[AudioPort] = []
+        self._polled: list[NetworkPort] = []
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_fd = -1  # the device's wake-up pipe while the loop reads it
@@ -169,6 +180,9 @@ class AudioEngine:
         if self._closed:
             return
         self._closed = True
+        for port in self._polled:  # the loop reads their sockets again
+            port.read_by_pump(False)
+        self._polled.clear()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -185,10 +199,16 @@ class AudioEngine:
         if port not in self._ports:
             self._ports.append(port)
         self.start()
+        if isinstance(port, NetworkPort) and port not in self._polled and not self._closed:
+            port.read_by_pump(True)
+            self._polled.append(port)
 
     def detach(self, port: AudioPort) -> None:
         if port in self._ports:
             self._ports.remove(port)
+        if isinstance(port, NetworkPort) and port in self._polled:
+            self._polled.remove(port)
+            port.read_by_pump(False)
         if self.conference is not None and port in self.conference:
             self.conference.remove(port)
 
@@ -239,7 +259,13 @@ class AudioEngine:
 
         With a conference, every port renders first so that each conferenced port can send the
         others' audio with our microphone in the same tick."""
-        wanted = self.io.frames_wanted(now)  # first: it moves a paced (headless) clock to now
+        for network in self._polled:  # before rendering: what has come in is played
+            try:
+                network.poll_network()
+            except Exception as exc:  # one call's socket must not stop the others' audio
+                logger.exception("reading a call's RTP failed")
+                self.errors.append(str(exc))
+        wanted = self.io.frames_wanted(now)  # it moves a paced (headless) clock to now
         mic = self.io.read()
         if (echo := self.echo) is not None:
             mic = echo.capture(mic)

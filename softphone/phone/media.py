@@ -342,6 +342,13 @@ class CallMedia:
             self._recorder.write_remote(out)
         return out
 
+    def read_by_pump(self, polled: bool) -> None:
+        """While attached to an engine, its pump reads our RTP socket (transport/rtp.py)."""
+        self._endpoint.read_by_poll(polled)
+
+    def poll_network(self) -> None:
+        self._endpoint.poll()
+
     def hear(self, pcm: Pcm) -> None:
         """In a conference: what we hear of all its parties, the recording's remote side."""
         if self._recorder is not None and self.mixed:

@@ -311,6 +311,14 @@ class IceEndpoint:
         self._timed_sink = sink
         self.rtp.timed_sink = sink
 
+    def read_by_poll(self, polled: bool) -> None:
+        """As RtpEndpoint's: the checks' STUN on the RTP socket then waits for the audio pump's
+        next step too (at most 20 ms; ICE retransmits after 500 ms, RFC 8445 §14.3)."""
+        self.rtp.read_by_poll(polled)
+
+    def poll(self) -> None:
+        self.rtp.poll()
+
     def send(self, data: bytes, addr: tuple[str, int], via_rtcp: bool = False) -> None:
         component = 2 if via_rtcp else 1
         if self._plain:

@@ -140,3 +140,52 @@ async def test_a_replaced_device_is_no_longer_read_and_the_timer_paces_the_stand
     finally:
         engine.close()
     assert not loop.remove_reader(device.read_fd)  # closing let go of the pipe
+
+
+class NetworkedPort:
+    """A call's port whose RTP socket the pump reads (phone/audio.py NetworkPort)."""
+
+    def __init__(self, *, fail_poll: bool = False) -> None:
+        self.calls: list[str] = []
+        self.polled: list[bool] = []
+        self.fail_poll = fail_poll
+
+    def read_by_pump(self, polled: bool) -> None:
+        self.polled.append(polled)
+
+    def poll_network(self) -> None:
+        self.calls.append("poll")
+        if self.fail_poll:
+            raise OSError("socket gone")
+
+    def render(self, samples: int, now: float) -> np.ndarray:
+        self.calls.append("render")
+        return np.zeros(samples, dtype=np.float32)
+
+    def capture(self, pcm: np.ndarray, now: float) -> None:
+        self.calls.append("capture")
+
+
+async def test_the_pump_reads_a_calls_socket_before_it_renders_while_the_port_is_attached() -> None:
+    engine = AudioEngine(NullIO(48000), tick_s=0.02)
+    port, broken = NetworkedPort(), NetworkedPort(fail_poll=True)
+    try:
+        engine.attach(broken)
+        engine.attach(port)
+        assert port.polled == [True] and broken.polled == [True]  # the loop stops reading them
+        now = asyncio.get_running_loop().time()
+        engine.pump(now)  # starts the headless clock
+        port.calls.clear()
+        engine.pump(now + 0.04)
+        # What came in is in the jitter buffer before the speaker's block is pulled; a socket
+        # that fails costs its own call, not the others'.
+        assert port.calls[:2] == ["poll", "render"] and "capture" in port.calls
+        assert any("socket gone" in error for error in engine.errors)
+        engine.detach(port)
+        assert port.polled == [True, False]
+        port.calls.clear()
+        engine.pump(now + 0.08)
+        assert port.calls == []
+    finally:
+        engine.close()
+    assert broken.polled == [True, False]  # a closed engine hands the socket back to the loop

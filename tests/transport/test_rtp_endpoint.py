@@ -60,3 +60,69 @@ async def test_datagrams_arrive_with_the_kernels_receive_time_on_the_loop_clock(
     # Received before it was handed over, after it was sent, in order.
     assert all(before - 0.005 <= arrival <= delivered for _, _, arrival, delivered in got)
     assert rtp[0][1] <= rtp[1][1]
+
+
+async def test_a_polled_rtp_socket_waits_for_poll_and_goes_back_to_the_loop_when_let_go() -> None:
+    """The audio pump reads a call's RTP socket (read_by_poll): the loop leaves it alone
+    meanwhile, poll() hands over what came with the kernel's times, and once let go the loop
+    reads it again. The RTCP socket stays with the loop throughout."""
+    loop = asyncio.get_running_loop()
+    endpoint = await open_rtp_endpoint("127.0.0.1", 40000, 40998, random.Random("polled"))
+    got: list[tuple[bytes, bool, float]] = []
+    arrived = asyncio.Event()
+
+    def sink(data: bytes, addr: tuple[str, int], via_rtcp: bool, arrival: float) -> None:
+        got.append((data, via_rtcp, arrival))
+        arrived.set()
+
+    endpoint.timed_sink = sink
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        endpoint.read_by_poll(True)
+        sent_at = loop.time()
+        sender.sendto(b"rtp-1", ("127.0.0.1", endpoint.port))
+        sender.sendto(b"rtcp", ("127.0.0.1", endpoint.rtcp_port))
+        async with asyncio.timeout(1):
+            await arrived.wait()  # the RTCP, read by the loop
+        for _ in range(5):  # turns of the loop, each of which would have read a watched socket
+            await asyncio.sleep(0)
+        assert [(data, via_rtcp) for data, via_rtcp, _ in got] == [(b"rtcp", True)]
+
+        endpoint.poll()
+        assert [data for data, _, _ in got] == [b"rtcp", b"rtp-1"]
+        assert sent_at - 0.005 <= got[1][2] <= loop.time()  # the kernel's time, not poll's
+
+        endpoint.read_by_poll(False)
+        arrived.clear()
+        sender.sendto(b"rtp-2", ("127.0.0.1", endpoint.port))
+        async with asyncio.timeout(1):
+            await arrived.wait()
+        assert [data for data, _, _ in got] == [b"rtcp", b"rtp-1", b"rtp-2"]
+        endpoint.poll()  # not polled any more: nothing to do, nothing read twice
+        assert len(got) == 3
+    finally:
+        sender.close()
+        endpoint.close()
+
+
+async def test_an_endpoint_polled_before_its_sockets_attach_leaves_rtp_to_poll() -> None:
+    loop = asyncio.get_running_loop()
+    endpoint = RtpEndpoint.open_sync(loop, "127.0.0.1", 40000, 40998, random.Random("early-poll"))
+    endpoint.read_by_poll(True)  # before the attaching task has run
+    await endpoint.attached()
+    got: list[bytes] = []
+    endpoint.timed_sink = lambda data, addr, via_rtcp, arrival: got.append(data)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.sendto(b"rtp", ("127.0.0.1", endpoint.port))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert got == []
+        async with asyncio.timeout(1):
+            while not got:  # the datagram crosses loopback at once; bounded by the timeout
+                endpoint.poll()
+                await asyncio.sleep(0)
+        assert got == [b"rtp"]
+    finally:
+        sender.close()
+        endpoint.close()
