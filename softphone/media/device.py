@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from softphone.media.resample import ResampleError, resample
 from softphone.media.ring import Ring
+from softphone.media.silence import silent_block
 from softphone.media.wav import WavError, read_wav
 
 logger = logging.getLogger(__name__)
@@ -613,7 +614,7 @@ class NullIO(AudioIO):
         return self._capture(count)
 
     def _capture(self, count: int) -> Pcm:
-        return np.zeros(count, dtype=np.float32)
+        return silent_block(count)  # known silence: nobody reads its samples to find out
 
     @property
     def stats(self) -> AudioStats:

@@ -44,7 +44,7 @@ from softphone.media.device import (
 )
 from softphone.media.echo import EchoCanceller
 from softphone.media.levels import LevelMeter
-from softphone.media.silence import silent_block
+from softphone.media.silence import is_known_silence, silent_block
 from softphone.media.tones import RING, ToneGenerator
 from softphone.media.tones import ringback as ringback_tone
 from softphone.media.wav import RECORDING_SYNC_S, WavWriter
@@ -269,7 +269,13 @@ class AudioEngine:
         mic = self.io.read()
         if (echo := self.echo) is not None:
             mic = echo.capture(mic)
-        if mic.ndim == 1 and len(mic) and mic.dtype == np.float32 and not mic.any():
+        if (
+            mic.ndim == 1
+            and len(mic)
+            and mic.dtype == np.float32
+            and not is_known_silence(mic)
+            and not mic.any()
+        ):
             # Checked once here rather than by every call (media/silence.py); after the
             # canceller, since what it leaves is what the calls send.
             mic = silent_block(len(mic))
