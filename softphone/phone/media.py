@@ -19,7 +19,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, assert_never
 
@@ -38,6 +37,7 @@ from softphone.media.resample import Resampler
 from softphone.media.silence import silent_block
 from softphone.media.wav import RECORDING_SYNC_S, StereoRecorder
 from softphone.phone.api import StreamSummary
+from softphone.phone.media_stats import MediaStats
 from softphone.rtp.dtmf import DtmfDigitReceived, DtmfReceiver, DtmfSender
 from softphone.rtp.emodel import estimate_mos
 from softphone.rtp.lipsync import AudioPlayout, SenderClock
@@ -52,46 +52,6 @@ logger = logging.getLogger(__name__)
 
 Pcm = np.ndarray
 MIN_PULL = 32  # samples: tiny pulls only cost time
-
-
-@dataclass(frozen=True, slots=True)
-class MediaStats:
-    """What the UI and ``--json`` show about a call's audio (one snapshot)."""
-
-    codec: str
-    packets_sent: int
-    packets_received: int
-    packets_lost: int
-    loss_percent: float
-    fraction_lost: float
-    jitter_ms: float
-    rtt_ms: float | None
-    remote_loss_percent: float | None
-    remote_jitter_ms: float | None
-    jitter_buffer_ms: float
-    target_delay_ms: float
-    concealed_ms: float
-    stretched_ms: float
-    late_packets: int
-    mos: float
-    r_factor: float
-    mic_dbfs: float | None = None
-    speaker_dbfs: float | None = None
-    encryption: str = "none"  # "sdes" | "dtls-srtp"
-    srtp_suite: str | None = None
-    srtp_auth_failures: int = 0  # received packets dropped: failed authentication
-    srtp_replay_drops: int = 0  # received packets dropped: replayed
-    srtp_dropped: int = 0  # received packets dropped: malformed, or before the keys
-    encryption_error: str | None = None  # a DTLS-SRTP handshake that failed
-    ice: str = "off"  # "checking" | "connected" | "failed"; "off": no ICE (transport/ice.py)
-    ice_pair: str | None = None  # the selected pair's "local type/remote type": "srflx/host"
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key in self.__slots__:
-            value = getattr(self, key)
-            out[key] = round(value, 2) if isinstance(value, float) else value
-        return out
 
 
 def receive_map(
