@@ -159,6 +159,8 @@ class RtpEndpoint:
         rtp = self._socks[0]
         if self._closed or self._loop is None or rtp not in self._attached:
             return  # the attaching task reads the flag
+        if self._loop.is_closed():
+            return  # a phone stopping after its loop: nothing reads any more
         if polled:
             self._loop.remove_reader(rtp.fileno())
         else:

@@ -126,3 +126,19 @@ async def test_an_endpoint_polled_before_its_sockets_attach_leaves_rtp_to_poll()
     finally:
         sender.close()
         endpoint.close()
+
+
+def test_letting_go_of_a_polled_socket_after_the_loop_closed_does_nothing() -> None:
+    """A phone that stops after its loop has closed hands the socket back to no loop: no
+    RuntimeError from a closed loop."""
+    loop = asyncio.new_event_loop()
+    try:
+        endpoint = loop.run_until_complete(
+            open_rtp_endpoint("127.0.0.1", 40000, 40998, random.Random("closed-loop"))
+        )
+        endpoint.read_by_poll(True)
+    finally:
+        loop.close()
+    endpoint.read_by_poll(False)
+    endpoint.close()
+    assert not endpoint.ready
