@@ -33,6 +33,7 @@ import logging
 import random
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from typing import Final
@@ -46,11 +47,27 @@ MAX_DATAGRAM: Final = 65535
 MAX_READS_PER_WAKE: Final = 256
 """Datagrams read per wake-up at most, so that a flood cannot hold the loop."""
 _TIMESPEC: Final = struct.Struct("@ll")  # struct timespec: tv_sec, tv_nsec
-_SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", None)  # Linux
+# Python's socket module does not export SO_TIMESTAMPNS; 35 is Linux's (asm-generic/socket.h,
+# SO_TIMESTAMPNS_OLD, the one with a native struct timespec), as lab/sniff.py uses. Without it
+# every arrival was the loop's reading time, and a packet read by the pump seemed up to a step late.
+_SO_TIMESTAMPNS: Final = getattr(
+    socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None
+)
 _ANCILLARY: Final = socket.CMSG_SPACE(_TIMESPEC.size) if _SO_TIMESTAMPNS is not None else 0
 
 DatagramSink = Callable[[bytes, tuple[str, int], bool], None]
 TimedDatagramSink = Callable[[bytes, tuple[str, int], bool, float], None]
+
+
+def arrival_time(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -> float:
+    """When the kernel received a datagram, on the loop's clock: ``now`` is the loop's time and
+    ``wall`` the wall clock's, both read before the datagram; the kernel's stamp is wall-clock
+    time. Never after ``now``; ``now`` itself when the stamp is missing."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return now - max(0.0, wall - (float(seconds) + float(nanoseconds) * 1e-9))
+    return now
 
 
 class RtpPortError(OSError):
@@ -141,13 +158,9 @@ class RtpEndpoint:
             except OSError:  # ICMP errors surface here; they never end the stream
                 self.receive_errors += 1
                 continue
-            arrival = now
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                    # Kernel time is wall-clock: move it onto the loop's clock, never ahead of it.
-                    arrival = now - max(0.0, wall - (seconds + nanoseconds * 1e-9))
-            self._received(data, (str(addr[0]), int(addr[1])), via_rtcp, arrival)
+            self._received(
+                data, (str(addr[0]), int(addr[1])), via_rtcp, arrival_time(ancillary, now, wall)
+            )
 
     def read_by_poll(self, polled: bool) -> None:
         """True: the loop stops reading the RTP socket and ``poll`` drains it (the audio pump
@@ -193,6 +206,11 @@ class RtpEndpoint:
             sock.sendto(data, addr)
         except OSError:  # a full send buffer, or ICMP unreachable from a peer not listening yet
             self.send_errors += 1
+
+    @property
+    def kernel_stamps(self) -> bool:
+        """The kernel stamps what arrives (``SO_TIMESTAMPNS``): arrival times are exact."""
+        return self._stamped
 
     @property
     def ready(self) -> bool:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import struct
+import sys
 
-from softphone.transport.rtp import RtpEndpoint, open_rtp_endpoint
+import pytest
+
+from softphone.transport.rtp import RtpEndpoint, arrival_time, open_rtp_endpoint
 
 
 async def test_closing_before_the_sockets_attach_ends_the_attaching_task() -> None:
@@ -76,6 +80,10 @@ async def test_a_polled_rtp_socket_waits_for_poll_and_goes_back_to_the_loop_when
         arrived.set()
 
     endpoint.timed_sink = sink
+    if sys.platform.startswith("linux"):
+        # The kernel's stamps, not the time of the poll: a packet read by the pump a step after
+        # it came would otherwise look a step late to the jitter buffer.
+        assert endpoint.kernel_stamps
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         endpoint.read_by_poll(True)
@@ -142,3 +150,17 @@ def test_letting_go_of_a_polled_socket_after_the_loop_closed_does_nothing() -> N
     endpoint.read_by_poll(False)
     endpoint.close()
     assert not endpoint.ready
+
+
+def _stamp(seconds: float) -> list[tuple[int, int, bytes]]:
+    whole = int(seconds)
+    return [(socket.SOL_SOCKET, 35, struct.pack("@ll", whole, round((seconds - whole) * 1e9)))]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
+def test_the_kernels_wall_clock_stamp_is_moved_onto_the_loop_clock_and_never_ahead_of_it() -> None:
+    now, wall = 500.0, 1_700_000_000.0
+    assert arrival_time(_stamp(wall - 0.030), now, wall) == pytest.approx(now - 0.030, abs=1e-6)
+    assert arrival_time(_stamp(wall + 0.010), now, wall) == now  # a clock step: not the future
+    assert arrival_time([], now, wall) == now  # no stamp: read now
+    assert arrival_time([(socket.SOL_SOCKET, 35, b"\x00" * 4)], now, wall) == now  # truncated
