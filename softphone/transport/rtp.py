@@ -61,8 +61,9 @@ TimedDatagramSink = Callable[[bytes, tuple[str, int], bool, float], None]
 
 def arrival_time(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -> float:
     """When the kernel received a datagram, on the loop's clock: ``now`` is the loop's time and
-    ``wall`` the wall clock's, both read before the datagram; the kernel's stamp is wall-clock
-    time. Never after ``now``; ``now`` itself when the stamp is missing."""
+    ``wall`` the wall clock's, both read as the socket is drained (after the datagram came, before
+    it is read); the kernel's stamp is wall-clock time. Never after ``now``; ``now`` itself when
+    the stamp is missing."""
     for level, kind, value in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(value)
