@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from softphone.lab.process import LabError
+from softphone.transport.rtp import SO_TIMESTAMPNS, STAMP_SPACE, kernel_time
 
 __all__ = ["Datagram", "PacketSniffer", "is_rtp", "sip_payload"]
 
@@ -37,8 +38,6 @@ CLONE_NEWNET: Final = 0x40000000
 SIP_KEEP: Final = 4096  # bytes of a SIP datagram kept (its SDP)
 OTHER_KEEP: Final = 16  # bytes of anything else (enough to tell RTP, STUN, DTLS apart)
 MAX_DATAGRAMS: Final = 200_000  # a bound on what one run keeps
-_TIMESPEC: Final = struct.Struct("@ll")
-_SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +111,17 @@ class PacketSniffer:
         try:
             if self.netns is not None:
                 _enter(self.netns)
+            if SO_TIMESTAMPNS is None:
+                raise LabError("the sniffer needs the kernel's timestamps (Linux)")
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             sock.settimeout(0.2)
         except (OSError, LabError) as exc:
             self._error = exc
             self._ready.set()
             return
         self._ready.set()
-        ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
+        ancillary = STAMP_SPACE
         with sock:
             while not self._stopping.is_set():
                 try:
@@ -142,11 +143,8 @@ class PacketSniffer:
         if parsed is None:
             return
         src, dst, payload = parsed
-        at = 0.0
-        for level, kind, value in extra:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                at = seconds + nanoseconds * 1e-9
+        stamp = kernel_time(extra)
+        at = 0.0 if stamp is None else stamp
         keep = SIP_KEEP if sip_payload(payload) else OTHER_KEEP
         datagram = Datagram(at, pkttype == PACKET_OUTGOING, src, dst, bytes(payload[:keep]))
         with self._lock:

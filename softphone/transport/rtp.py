@@ -48,15 +48,27 @@ MAX_READS_PER_WAKE: Final = 256
 """Datagrams read per wake-up at most, so that a flood cannot hold the loop."""
 _TIMESPEC: Final = struct.Struct("@ll")  # struct timespec: tv_sec, tv_nsec
 # Python's socket module does not export SO_TIMESTAMPNS; 35 is Linux's (asm-generic/socket.h,
-# SO_TIMESTAMPNS_OLD, the one with a native struct timespec), as lab/sniff.py uses. Without it
-# every arrival was the loop's reading time, and a packet read by the pump seemed up to a step late.
-_SO_TIMESTAMPNS: Final = getattr(
+# SO_TIMESTAMPNS_OLD, the one with a native struct timespec). Without it every arrival was the
+# loop's reading time, and a packet read by the pump seemed up to a step late.
+SO_TIMESTAMPNS: Final = getattr(
     socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None
 )
-_ANCILLARY: Final = socket.CMSG_SPACE(_TIMESPEC.size) if _SO_TIMESTAMPNS is not None else 0
+"""Set on a socket (SOL_SOCKET, 1) to have each datagram stamped; None where unknown."""
+STAMP_SPACE: Final = socket.CMSG_SPACE(_TIMESPEC.size) if SO_TIMESTAMPNS is not None else 0
+"""Ancillary buffer size for ``recvmsg`` that holds the stamp."""
 
 DatagramSink = Callable[[bytes, tuple[str, int], bool], None]
 TimedDatagramSink = Callable[[bytes, tuple[str, int], bool, float], None]
+
+
+def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's receive stamp among a datagram's control messages (``recvmsg``'s third
+    item), wall-clock seconds since the epoch; None without one (``SO_TIMESTAMPNS``)."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return float(seconds) + float(nanoseconds) * 1e-9
+    return None
 
 
 def arrival_time(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -> float:
@@ -64,11 +76,8 @@ def arrival_time(ancillary: list[tuple[int, int, bytes]], now: float, wall: floa
     ``wall`` the wall clock's, both read as the socket is drained (after the datagram came, before
     it is read); the kernel's stamp is wall-clock time. Never after ``now``; ``now`` itself when
     the stamp is missing."""
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
-            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-            return now - max(0.0, wall - (float(seconds) + float(nanoseconds) * 1e-9))
-    return now
+    stamp = kernel_time(ancillary)
+    return now if stamp is None else now - max(0.0, wall - stamp)
 
 
 class RtpPortError(OSError):
@@ -98,9 +107,9 @@ class RtpEndpoint:
         self._closed = False
         self._polled = False  # the RTP socket is read by poll(), not by the loop
         for sock in self._socks:
-            if _SO_TIMESTAMPNS is not None:
+            if SO_TIMESTAMPNS is not None:
                 try:
-                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                     self._stamped = True
                 except OSError:
                     self._stamped = False
@@ -153,7 +162,7 @@ class RtpEndpoint:
             if self._closed:
                 return
             try:
-                data, ancillary, _flags, addr = sock.recvmsg(MAX_DATAGRAM, _ANCILLARY)
+                data, ancillary, _flags, addr = sock.recvmsg(MAX_DATAGRAM, STAMP_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # ICMP errors surface here; they never end the stream
